@@ -1,0 +1,54 @@
+# The two commands: `make run` and `make test`. Both bootstrap what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export CDB_DATA_DIR ?= $(CURDIR)/var
+CDB_PORT ?= 8443
+export CDB_PORT
+PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
+
+.PHONY: run test lint format openapi postgres clean help
+
+help:
+	@echo "make run    - start the service on the embedded SQLite database (dev profile)"
+	@echo "make test   - run the whole suite on PostgreSQL and SQLite"
+	@echo "make lint   - ruff and mypy"
+	@echo "make openapi - regenerate openapi.yaml from the app"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	@mkdir -p $(CDB_DATA_DIR)
+	@echo "cdb-service: dev profile, SQLite under $(CDB_DATA_DIR), port $(CDB_PORT)"
+	@echo "  curl -s http://localhost:$(CDB_PORT)/health/ready"
+	@echo "  curl -s http://localhost:$(CDB_PORT)/api/v1/code-lists/instruments"
+	@echo "  API documentation: http://localhost:$(CDB_PORT)/api/v1/schema"
+	$(BIN)/cdb-service serve --port $(CDB_PORT)
+
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; echo "PostgreSQL did not start"; exit 1
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+openapi: $(STAMP)
+	$(BIN)/cdb-service openapi --out openapi.yaml
+
+test: $(STAMP) postgres lint
+	CDB_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

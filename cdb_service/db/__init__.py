@@ -1,0 +1,1 @@
+"""Database access: engine, base model, and the revision + entry-version mechanism."""

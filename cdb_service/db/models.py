@@ -1,0 +1,17 @@
+"""Every table, imported once so that the metadata is complete (migrations, drift checks)."""
+
+from cdb_service.db.base import Base
+from cdb_service.db.revisions import EntryVersion, RegistryHead, Revision
+from cdb_service.lookup.gazetteer import GazetteerLoad, GazetteerPlace
+from cdb_service.registry.kinds import KINDS
+
+__all__ = [
+    "KINDS",
+    "Base",
+    "EntryVersion",
+    "GazetteerLoad",
+    "GazetteerPlace",
+    "RegistryHead",
+    "Revision",
+]
+metadata = Base.metadata

@@ -1,0 +1,415 @@
+"""Revisions and entry versions: the one history mechanism every kind shares.
+
+Every write is one registry revision. The revision number is taken by
+incrementing the single `registry_head` row as the first statement of the
+writing transaction; that row lock is the registry-wide write lock (on SQLite
+the database write lock plays the same part). Writers therefore commit one after
+another in revision order, and a rolled-back writer gives its number back, so
+revisions are strictly increasing and gap-free in commit order: a reader that
+has seen R and asks for what came after R cannot miss a revision that commits
+later with a smaller number.
+
+Every change of an entry appends an immutable entry version holding the full
+document; history, point-in-time reads and the change feed all read from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cdb_service.db.base import COMMON_FIELDS, GUID, Base, DateTimeUTC, EntryColumns, JsonB, utcnow
+
+
+class Operation(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class RegistryHead(Base):
+    """The single row whose lock serialises writers and whose value is the head revision."""
+
+    __tablename__ = "registry_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer)
+
+
+class Revision(Base):
+    __tablename__ = "revisions"
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    committed_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC)
+    actor: Mapped[str] = mapped_column(String(200))
+    change_count: Mapped[int] = mapped_column(Integer)
+    summary: Mapped[str | None] = mapped_column(String(500))
+
+
+class EntryVersion(Base):
+    __tablename__ = "entry_versions"
+    __table_args__ = (
+        UniqueConstraint("entry_id", "version"),
+        Index("ix_entry_versions_kind_entry", "kind", "entry_id", "version"),
+    )
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    revision: Mapped[int] = mapped_column(
+        Integer, ForeignKey("revisions.revision", ondelete="RESTRICT"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(40))
+    entry_id: Mapped[uuid.UUID] = mapped_column(GUID)
+    version: Mapped[int] = mapped_column(Integer)
+    operation: Mapped[str] = mapped_column(String(10))
+    owner: Mapped[str] = mapped_column(String(2))
+    valid_from: Mapped[dt.date | None] = mapped_column(Date)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC)
+    actor: Mapped[str] = mapped_column(String(200))
+    document: Mapped[dict[str, Any]] = mapped_column(JsonB)
+
+
+class EntryModel(EntryColumns, Base):
+    __abstract__ = True
+
+
+class Projection(Protocol):
+    """Rows derived from an entry's document, kept for indexed look-ups."""
+
+    @property
+    def model(self) -> type[Base]: ...
+
+    def rows(self, entry_id: uuid.UUID, values: Mapping[str, Any]) -> list[dict[str, Any]]: ...
+
+
+class StoredKind(Protocol):
+    """What the history mechanism needs to know about a kind."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def model(self) -> type[EntryModel]: ...
+    @property
+    def fields(self) -> tuple[str, ...]: ...
+    @property
+    def projections(self) -> tuple[Projection, ...]: ...
+
+
+def to_json_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def document_of(kind: StoredKind, row: EntryModel) -> dict[str, Any]:
+    """The full document of an entry as stored in its entry versions and served."""
+    names = (*COMMON_FIELDS, *kind.fields)
+    return {name: to_json_value(getattr(row, name)) for name in names}
+
+
+@dataclass
+class WrittenVersion:
+    kind: str
+    entry_id: uuid.UUID
+    version: int
+    operation: Operation
+    document: dict[str, Any]
+
+
+class StaleVersionError(Exception):
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"entry is at version {actual}, not {expected}")
+        self.expected = expected
+        self.actual = actual
+
+
+@dataclass
+class RevisionWriter:
+    """Appends the changes of one revision inside one transaction."""
+
+    session: AsyncSession
+    actor: str
+    revision: int
+    now: dt.datetime = field(default_factory=utcnow)
+    written: list[WrittenVersion] = field(default_factory=list)
+
+    LOCK_ROW: ClassVar[int] = 1
+
+    async def create(
+        self, kind: StoredKind, owner: str, values: Mapping[str, Any], entry_id: uuid.UUID | None
+    ) -> WrittenVersion:
+        row = kind.model(
+            id=entry_id or uuid.uuid4(),
+            owner=owner,
+            version=1,
+            revision=self.revision,
+            created_at=self.now,
+            updated_at=self.now,
+        )
+        _assign(row, values)
+        self.session.add(row)
+        await self.session.flush()
+        await self._project(kind, row.id, values)
+        return await self._append(kind, row, Operation.CREATE)
+
+    async def update(
+        self,
+        kind: StoredKind,
+        row: EntryModel,
+        values: Mapping[str, Any],
+        expected_version: int | None = None,
+    ) -> WrittenVersion:
+        _check_version(row, expected_version)
+        _assign(row, values)
+        row.version += 1
+        row.revision = self.revision
+        row.updated_at = self.now
+        await self.session.flush()
+        await self._project(kind, row.id, values)
+        return await self._append(kind, row, Operation.UPDATE)
+
+    async def delete(
+        self, kind: StoredKind, row: EntryModel, expected_version: int | None = None
+    ) -> WrittenVersion:
+        _check_version(row, expected_version)
+        row.version += 1
+        row.revision = self.revision
+        row.updated_at = self.now
+        written = await self._append(kind, row, Operation.DELETE)
+        for projection in kind.projections:
+            await self._clear(projection, row.id)
+        await self.session.delete(row)
+        await self.session.flush()
+        return written
+
+    async def _project(
+        self, kind: StoredKind, entry_id: uuid.UUID, values: Mapping[str, Any]
+    ) -> None:
+        for projection in kind.projections:
+            await self._clear(projection, entry_id)
+            rows = projection.rows(entry_id, values)
+            if rows:
+                await self.session.execute(insert(projection.model), rows)
+
+    async def _clear(self, projection: Projection, entry_id: uuid.UUID) -> None:
+        model: Any = projection.model
+        await self.session.execute(delete(model).where(model.entry_id == entry_id))
+
+    async def _append(self, kind: StoredKind, row: EntryModel, op: Operation) -> WrittenVersion:
+        document = document_of(kind, row)
+        self.session.add(
+            EntryVersion(
+                revision=self.revision,
+                kind=kind.name,
+                entry_id=row.id,
+                version=row.version,
+                operation=op.value,
+                owner=row.owner,
+                valid_from=row.valid_from,
+                valid_to=row.valid_to,
+                recorded_at=self.now,
+                actor=self.actor,
+                document=document,
+            )
+        )
+        written = WrittenVersion(kind.name, row.id, row.version, op, document)
+        self.written.append(written)
+        return written
+
+
+def _assign(row: EntryModel, values: Mapping[str, Any]) -> None:
+    for name, value in values.items():
+        setattr(row, name, value)
+
+
+def _check_version(row: EntryModel, expected: int | None) -> None:
+    if expected is not None and expected != row.version:
+        raise StaleVersionError(expected, row.version)
+
+
+@asynccontextmanager
+async def write_revision(
+    sessions: async_sessionmaker[AsyncSession],
+    actor: str,
+    summary: str | None = None,
+    *,
+    commit: bool = True,
+) -> AsyncIterator[RevisionWriter]:
+    """One revision: lock, allocate, let the caller write, then commit or give it back.
+
+    Nothing written (every change turned out to be a no-op) means no revision: the
+    transaction is rolled back and the number is reused by the next writer. With
+    `commit=False` (a dry run) everything is done and then rolled back.
+    """
+    async with sessions() as session, session.begin():
+        # First statement of the transaction: takes the registry-wide write lock.
+        revision = (
+            await session.execute(
+                update(RegistryHead)
+                .where(RegistryHead.id == RevisionWriter.LOCK_ROW)
+                .values(revision=RegistryHead.revision + 1)
+                .returning(RegistryHead.revision)
+            )
+        ).scalar_one()
+        writer = RevisionWriter(session, actor, revision)
+        # The revision row comes first: entry versions reference it.
+        record = Revision(
+            revision=revision,
+            committed_at=writer.now,
+            actor=actor,
+            change_count=0,
+            summary=summary,
+        )
+        session.add(record)
+        yield writer
+        if not writer.written or not commit:
+            await session.rollback()
+            return
+        record.change_count = len(writer.written)
+        await session.flush()
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def read_snapshot(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A read-only transaction that sees one snapshot: the head and the rows agree."""
+    async with sessions() as session, session.begin():
+        if session.get_bind().dialect.name == "postgresql":
+            await session.connection(
+                execution_options={
+                    "isolation_level": "REPEATABLE READ",
+                    "postgresql_readonly": True,
+                }
+            )
+        yield session
+
+
+async def head_revision(session: AsyncSession) -> int:
+    value = await session.scalar(
+        select(RegistryHead.revision).where(RegistryHead.id == RevisionWriter.LOCK_ROW)
+    )
+    return int(value or 0)
+
+
+def valid_on(model: Any, day: dt.date) -> Any:
+    """Legal validity: both bounds inclusive, either may be open."""
+    return and_(
+        or_(model.valid_from.is_(None), model.valid_from <= day),
+        or_(model.valid_to.is_(None), model.valid_to >= day),
+    )
+
+
+async def version_as_of(
+    session: AsyncSession, entry_id: uuid.UUID, revision: int
+) -> EntryVersion | None:
+    """The entry's last version at or before `revision`; None if it did not exist then."""
+    found = await session.scalar(
+        select(EntryVersion)
+        .where(EntryVersion.entry_id == entry_id, EntryVersion.revision <= revision)
+        .order_by(EntryVersion.version.desc())
+        .limit(1)
+    )
+    if found is None or found.operation == Operation.DELETE:
+        return None
+    return found
+
+
+async def collection_as_of(
+    session: AsyncSession,
+    kind: str,
+    revision: int,
+    *,
+    owner: str | None = None,
+    valid_at: dt.date | None = None,
+    after: uuid.UUID | None = None,
+    limit: int | None = None,
+) -> Sequence[EntryVersion]:
+    """The live entries of a kind as they stood at `revision`, in id order."""
+    latest = (
+        select(EntryVersion.entry_id, func.max(EntryVersion.version).label("version"))
+        .where(EntryVersion.kind == kind, EntryVersion.revision <= revision)
+        .group_by(EntryVersion.entry_id)
+        .subquery()
+    )
+    query = (
+        select(EntryVersion)
+        .join(
+            latest,
+            and_(
+                EntryVersion.entry_id == latest.c.entry_id,
+                EntryVersion.version == latest.c.version,
+            ),
+        )
+        .where(EntryVersion.operation != Operation.DELETE.value)
+        .order_by(EntryVersion.entry_id)
+    )
+    if owner is not None:
+        query = query.where(EntryVersion.owner == owner)
+    if valid_at is not None:
+        query = query.where(valid_on(EntryVersion, valid_at))
+    if after is not None:
+        query = query.where(EntryVersion.entry_id > after)
+    if limit is not None:
+        query = query.limit(limit)
+    return (await session.scalars(query)).all()
+
+
+async def history(session: AsyncSession, entry_id: uuid.UUID) -> Sequence[EntryVersion]:
+    """Every version of an entry, newest first (deleted entries included)."""
+    return (
+        await session.scalars(
+            select(EntryVersion)
+            .where(EntryVersion.entry_id == entry_id)
+            .order_by(EntryVersion.version.desc())
+        )
+    ).all()
+
+
+async def changes_after(
+    session: AsyncSession, revision: int, limit: int, kinds: Iterable[str] | None = None
+) -> Sequence[EntryVersion]:
+    """Entry versions after `revision` in revision order; a revision is never split.
+
+    The page holds at least `limit` versions' worth of whole revisions, so a batch
+    larger than `limit` comes as one (larger) page rather than half of it.
+    """
+    base = select(EntryVersion).where(EntryVersion.revision > revision)
+    if kinds is not None:
+        base = base.where(EntryVersion.kind.in_(list(kinds)))
+    page = base.subquery()
+    boundary = await session.scalar(
+        select(page.c.revision).order_by(page.c.revision, page.c.seq).offset(limit - 1).limit(1)
+    )
+    query = base.order_by(EntryVersion.revision, EntryVersion.seq)
+    if boundary is not None:
+        query = query.where(EntryVersion.revision <= boundary)
+    return (await session.scalars(query)).all()

@@ -1,0 +1,1 @@
+"""Recipient resolution and the reference data it resolves from."""

@@ -1,0 +1,1 @@
+"""The registry: one package per kind, and the mechanics they share."""

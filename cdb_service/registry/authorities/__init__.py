@@ -1,0 +1,17 @@
+"""Competent authorities: courts, prosecution offices, central authorities, …"""
+
+from cdb_service.registry.authorities.models import Authority
+from cdb_service.registry.authorities.schemas import AuthorityIn
+from cdb_service.registry.spec import KindSpec, Reference
+
+SPEC = KindSpec(
+    name="authorities",
+    model=Authority,
+    schema=AuthorityIn,
+    natural_key="code",
+    natural_key_global=True,
+    references=(
+        Reference("parent_id", "parent_code", "authorities", same_owner=True),
+        Reference("routing_party_id", "routing_party_name", "routing-parties"),
+    ),
+)

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from cdb_service.registry import codes
+from cdb_service.registry.fields import LanguageCode, ShortText, member_of
+from cdb_service.registry.schemas import Address, Contact, EntryIn
+
+AuthorityKind = Annotated[str, member_of("authority-kinds", codes.AUTHORITY_KINDS)]
+AuthorityCode = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Z]{2}:[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        description="CC:LOCAL, the e-CODEX finalRecipient / originalSender value",
+    ),
+]
+
+
+class AuthorityIn(EntryIn):
+    code: AuthorityCode
+    kind: AuthorityKind
+    names: dict[LanguageCode, ShortText] = Field(min_length=1)
+    address: Address | None = None
+    contacts: list[Contact] = Field(default_factory=list)
+    languages: list[LanguageCode] = Field(
+        default_factory=list, description="languages in which it accepts requests"
+    )
+    parent_id: uuid.UUID | None = None
+    parent_code: AuthorityCode | None = None
+    routing_party_id: uuid.UUID | None = None
+    routing_party_name: ShortText | None = None
+
+    @field_validator("code")
+    @classmethod
+    def _prefixed_by_owner(cls, code: str, info: ValidationInfo) -> str:
+        owner = info.data.get("owner")
+        if owner and not code.startswith(f"{owner}:"):
+            raise ValueError(f"must start with the owner's code: {owner}:…")
+        return code

@@ -1,0 +1,17 @@
+"""Jurisdiction criteria: which authority is competent, for what and where."""
+
+from cdb_service.registry.jurisdiction_criteria.models import GeoKey, JurisdictionCriterion
+from cdb_service.registry.jurisdiction_criteria.schemas import JurisdictionCriterionIn
+from cdb_service.registry.spec import KindSpec, ListProjection, Reference
+
+SPEC = KindSpec(
+    name="jurisdiction-criteria",
+    model=JurisdictionCriterion,
+    schema=JurisdictionCriterionIn,
+    natural_key="ref",
+    natural_key_global=False,
+    references=(
+        Reference("authority_id", "authority_code", "authorities", required=True, same_owner=True),
+    ),
+    projections=(ListProjection(GeoKey, "geo", ("scheme", "code", "country")),),
+)

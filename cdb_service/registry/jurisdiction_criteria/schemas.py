@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+
+from cdb_service.registry import codes
+from cdb_service.registry.fields import (
+    CountryCode,
+    Priority,
+    ShortText,
+    member_of,
+    normalise_geo_code,
+)
+from cdb_service.registry.schemas import EntryIn, Strict
+
+Instrument = Annotated[str, member_of("instruments", codes.INSTRUMENTS)]
+Competence = Annotated[str, member_of("competences", codes.COMPETENCES)]
+SubjectMatter = Annotated[str, member_of("subject-matters", codes.SUBJECT_MATTERS)]
+Stage = Annotated[str, member_of("stages", codes.STAGES)]
+GeoScheme = Annotated[str, member_of("geo-schemes", codes.GEO_SCHEMES)]
+
+
+class GeoKeyIn(Strict):
+    scheme: GeoScheme
+    code: ShortText
+    country: CountryCode
+
+    @model_validator(mode="after")
+    def _code_fits_scheme(self) -> GeoKeyIn:
+        self.code = normalise_geo_code(self.country, self.scheme, self.code)
+        return self
+
+
+class JurisdictionCriterionIn(EntryIn):
+    authority_id: uuid.UUID | None = None
+    authority_code: ShortText | None = None
+    instrument: Instrument
+    competence: Competence
+    subject_matters: list[SubjectMatter] = Field(
+        default_factory=list, description="empty means every subject matter"
+    )
+    stages: list[Stage] = Field(default_factory=list, description="empty means every stage")
+    geo: list[GeoKeyIn] = Field(min_length=1)
+    priority: Priority = Field(default=100, description="lower is preferred among equals")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _geo_country_defaults_to_owner(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("geo"), list):
+            owner = str(data.get("owner", "")).upper()
+            if owner in codes.COUNTRIES:
+                data = data | {
+                    "geo": [
+                        {"country": owner} | g if isinstance(g, dict) else g for g in data["geo"]
+                    ]
+                }
+        return data
+
+    @field_validator("geo")
+    @classmethod
+    def _distinct_keys(cls, geo: list[GeoKeyIn]) -> list[GeoKeyIn]:
+        keys = [(g.scheme, g.code) for g in geo]
+        if len(set(keys)) != len(keys):
+            raise ValueError("lists the same geo key twice")
+        return geo
+
+    @model_validator(mode="after")
+    def _geo_in_owner_country(self) -> JurisdictionCriterionIn:
+        if self.owner in codes.COUNTRIES:
+            foreign = sorted({g.country for g in self.geo} - {self.owner})
+            if foreign:
+                raise ValueError(f"geo keys of {', '.join(foreign)} in a criterion of {self.owner}")
+        if self.authority_id is None and self.authority_code is None:
+            raise ValueError("authority_id or authority_code is required")
+        return self

@@ -1,0 +1,14 @@
+"""Maintenance windows (Annex I 6.3–6.4): announced in advance, never deleted, cancelled."""
+
+from cdb_service.registry.maintenance_windows.models import MaintenanceWindow
+from cdb_service.registry.maintenance_windows.schemas import MaintenanceWindowIn
+from cdb_service.registry.spec import KindSpec
+
+SPEC = KindSpec(
+    name="maintenance-windows",
+    model=MaintenanceWindow,
+    schema=MaintenanceWindowIn,
+    natural_key="ref",
+    natural_key_global=False,
+    server_fields=("announced_at",),
+)

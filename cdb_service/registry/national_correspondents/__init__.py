@@ -1,0 +1,14 @@
+"""National correspondents for Eurojust (Regulation (EU) 2018/1727, art. 20)."""
+
+from cdb_service.registry.national_correspondents.models import NationalCorrespondent
+from cdb_service.registry.national_correspondents.schemas import NationalCorrespondentIn
+from cdb_service.registry.spec import KindSpec, Reference
+
+SPEC = KindSpec(
+    name="national-correspondents",
+    model=NationalCorrespondent,
+    schema=NationalCorrespondentIn,
+    natural_key="ref",
+    natural_key_global=False,
+    references=(Reference("authority_id", "authority_code", "authorities", same_owner=True),),
+)

@@ -1,0 +1,14 @@
+"""National members, deputies and assistants at Eurojust (Regulation (EU) 2018/1727, art. 7)."""
+
+from cdb_service.registry.national_members.models import NationalMember
+from cdb_service.registry.national_members.schemas import NationalMemberIn
+from cdb_service.registry.spec import KindSpec, Reference
+
+SPEC = KindSpec(
+    name="national-members",
+    model=NationalMember,
+    schema=NationalMemberIn,
+    natural_key="ref",
+    natural_key_global=False,
+    references=(Reference("routing_party_id", "routing_party_name", "routing-parties"),),
+)

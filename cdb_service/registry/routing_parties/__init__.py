@@ -1,0 +1,14 @@
+"""Routing parties: the e-CODEX / AS4 access points that messages are sent to."""
+
+from cdb_service.registry.routing_parties.models import PartyIdentifier, RoutingParty
+from cdb_service.registry.routing_parties.schemas import RoutingPartyIn
+from cdb_service.registry.spec import KindSpec, ListProjection
+
+SPEC = KindSpec(
+    name="routing-parties",
+    model=RoutingParty,
+    schema=RoutingPartyIn,
+    natural_key="name",
+    natural_key_global=True,
+    projections=(ListProjection(PartyIdentifier, "identifiers", ("party_id", "party_id_type")),),
+)

@@ -1,0 +1,81 @@
+"""The fields every kind's document has, and the nested shapes several kinds share."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from cdb_service.registry import codes
+from cdb_service.registry.fields import (
+    CountryCode,
+    OwnerCode,
+    Ref,
+    ShortText,
+    Text,
+    check_contact_value,
+    member_of,
+)
+
+# Fields the server sets: accepted in a PUT body (clients send back what they read)
+# and ignored, never taken from the client.
+SERVER_FIELDS = frozenset({"id", "version", "revision", "created_at", "updated_at"})
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class EntryIn(Strict):
+    """Common input of every kind."""
+
+    owner: OwnerCode
+    ref: Ref | None = Field(default=None, description="the national register's own identifier")
+    valid_from: dt.date | None = None
+    valid_to: dt.date | None = Field(default=None, description="last day of validity, inclusive")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_server_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in SERVER_FIELDS}
+        return data
+
+    @field_validator("valid_to")
+    @classmethod
+    def _validity_in_order(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        start = info.data.get("valid_from")
+        if value and start and start > value:
+            raise ValueError(f"must not be before valid_from ({start.isoformat()})")
+        return value
+
+
+ContactChannel = Annotated[str, member_of("contact-channels", codes.CONTACT_CHANNELS)]
+
+
+class Contact(Strict):
+    """A functional contact: a mailbox or switchboard, not a person."""
+
+    channel: ContactChannel = "email"
+    value: ShortText
+    label: ShortText | None = None
+
+    @model_validator(mode="after")
+    def _value_fits_channel(self) -> Contact:
+        check_contact_value(self.channel, self.value)
+        return self
+
+
+class Person(Strict):
+    """A named person: optional, left out of bulk extracts for readers (Annex I 5.5)."""
+
+    name: ShortText
+    title: ShortText | None = None
+
+
+class Address(Strict):
+    street: Text | None = None
+    postal_code: ShortText | None = None
+    city: ShortText
+    country: CountryCode

@@ -1,0 +1,471 @@
+"""The registry's service layer: every write and read of every kind goes through here.
+
+Controllers, the importer, the seeder and the CLI call these methods; each write
+is one revision (see `cdb_service.db.revisions`), validated whole before it
+commits, so a write is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cdb_service.db import revisions as rev
+from cdb_service.db.revisions import EntryModel, RevisionWriter, StaleVersionError
+from cdb_service.problems import FieldError, Problem, conflict, invalid, not_found, stale
+from cdb_service.registry.kinds import APPLY_ORDER, KINDS
+from cdb_service.registry.schemas import EntryIn
+from cdb_service.registry.spec import KindSpec
+
+MAX_PAGE = 1000
+
+
+def validate(kind: KindSpec, data: Any, loc_prefix: tuple[str | int, ...] = ()) -> EntryIn:
+    """Validate a client document; a 422 problem naming every wrong field otherwise."""
+    try:
+        return kind.schema.model_validate(data)
+    except ValidationError as error:
+        raise invalid(field_errors(error, loc_prefix)) from None
+
+
+def field_errors(error: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[FieldError]:
+    out = []
+    for e in error.errors(include_url=False):
+        msg = e["msg"].removeprefix("Value error, ")
+        out.append(FieldError((*prefix, *e["loc"]), msg, e["type"]))
+    return out
+
+
+class Change(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+    UNCHANGED = "unchanged"
+
+
+@dataclass
+class BatchItem:
+    kind: KindSpec
+    document: EntryIn
+    line: int | None = None
+
+
+@dataclass
+class DiffRow:
+    kind: str
+    key: Any
+    change: Change
+    id: uuid.UUID | None
+    fields: list[str] = field(default_factory=list)
+    line: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        row = {"kind": self.kind, "key": self.key, "change": self.change.value}
+        return row | {"id": str(self.id) if self.id else None, "fields": self.fields}
+
+
+@dataclass
+class BatchResult:
+    revision: int | None
+    diff: list[DiffRow]
+
+    def counts(self) -> dict[str, int]:
+        totals = dict.fromkeys((c.value for c in Change), 0)
+        for row in self.diff:
+            totals[row.change.value] += 1
+        return totals
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    revision: int
+    next: uuid.UUID | None
+
+
+class RegistryService:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    # --- writes -----------------------------------------------------------------------
+
+    async def create(
+        self, kind: KindSpec, document: EntryIn, actor: str, entry_id: uuid.UUID | None = None
+    ) -> dict[str, Any]:
+        async with self._writing(actor, f"create {kind.name}") as writer:
+            values = await self._prepare(writer, kind, document, None)
+            written = await writer.create(kind, document.owner, values, entry_id)
+        return written.document
+
+    async def update(
+        self,
+        kind: KindSpec,
+        entry_id: uuid.UUID,
+        document: EntryIn,
+        actor: str,
+        expected_version: int | None = None,
+    ) -> dict[str, Any]:
+        async with self._writing(actor, f"update {kind.name}") as writer:
+            row = await self._current(writer.session, kind, entry_id)
+            values = await self._prepare(writer, kind, document, row)
+            written = await writer.update(kind, row, values, expected_version)
+        return written.document
+
+    async def delete(
+        self, kind: KindSpec, entry_id: uuid.UUID, actor: str, expected_version: int | None = None
+    ) -> dict[str, Any]:
+        async with self._writing(actor, f"delete {kind.name}") as writer:
+            row = await self._current(writer.session, kind, entry_id)
+            written = await writer.delete(kind, row, expected_version)
+        return written.document
+
+    async def apply_batch(
+        self,
+        items: Sequence[BatchItem],
+        actor: str,
+        *,
+        replace_owner: str | None = None,
+        dry_run: bool = False,
+        summary: str = "batch",
+    ) -> BatchResult:
+        """Apply entries keyed by natural key as one revision, or nothing at all.
+
+        Unchanged entries write nothing; if every entry is unchanged there is no
+        revision. With `replace_owner`, that owner's entries of the batch's kinds
+        that the batch does not name are deleted in the same revision.
+        """
+        diff: list[DiffRow] = []
+        errors: list[FieldError] = []
+        async with self._writing(actor, summary, commit=not dry_run) as writer:
+            ordered = sorted(items, key=lambda i: APPLY_ORDER.index(i.kind.name))
+            ordered = _parents_first(ordered)
+            seen: dict[tuple[str, Any], int | None] = {}
+            for item in ordered:
+                prefix: tuple[str | int, ...] = ("line", item.line) if item.line else ()
+                try:
+                    diff.append(await self._apply_one(writer, item, seen))
+                except Problem as problem:
+                    errors.extend(_with_prefix(problem, prefix))
+            if replace_owner and not errors:
+                named = {(row.kind, row.id) for row in diff}
+                kinds = {item.kind.name for item in items}
+                for kind_name in reversed(APPLY_ORDER):
+                    if kind_name in kinds:
+                        diff += await self._delete_unnamed(
+                            writer, KINDS[kind_name], replace_owner, named
+                        )
+            if errors:
+                raise invalid(errors, f"{len(errors)} problem(s) in the batch; nothing was written")
+        revision = writer.revision if writer.written and not dry_run else None
+        return BatchResult(revision, diff)
+
+    async def _apply_one(
+        self, writer: RevisionWriter, item: BatchItem, seen: dict[tuple[str, Any], int | None]
+    ) -> DiffRow:
+        kind, document = item.kind, item.document
+        key = getattr(document, kind.natural_key)
+        if key is None:
+            raise invalid(
+                [FieldError((kind.natural_key,), "is required to match entries in a batch")]
+            )
+        if (kind.name, (document.owner, key)) in seen:
+            first = seen[(kind.name, (document.owner, key))]
+            raise invalid([FieldError((kind.natural_key,), f"repeats line {first}'s key {key!r}")])
+        seen[(kind.name, (document.owner, key))] = item.line
+        row = await self._by_natural_key(writer.session, kind, document.owner, key)
+        values = await self._prepare(writer, kind, document, row)
+        if row is None:
+            written = await writer.create(kind, document.owner, values, None)
+            return DiffRow(kind.name, key, Change.CREATED, written.entry_id, [], item.line)
+        changed = [name for name, value in values.items() if getattr(row, name) != value]
+        if not changed:
+            return DiffRow(kind.name, key, Change.UNCHANGED, row.id, [], item.line)
+        await writer.update(kind, row, values)
+        return DiffRow(kind.name, key, Change.UPDATED, row.id, changed, item.line)
+
+    async def _delete_unnamed(
+        self,
+        writer: RevisionWriter,
+        kind: KindSpec,
+        owner: str,
+        named: set[tuple[str, uuid.UUID | None]],
+    ) -> list[DiffRow]:
+        rows = (
+            await writer.session.scalars(
+                select(kind.model).where(kind.model.owner == owner).order_by(kind.model.id)
+            )
+        ).all()
+        out = []
+        for row in rows:
+            if (kind.name, row.id) not in named:
+                key = getattr(row, kind.natural_key)
+                await writer.delete(kind, row)
+                out.append(DiffRow(kind.name, key, Change.DELETED, row.id))
+        return out
+
+    def _writing(self, actor: str, summary: str, *, commit: bool = True) -> _Writing:
+        return _Writing(self.sessions, actor, summary, commit)
+
+    async def _current(self, session: AsyncSession, kind: KindSpec, entry_id: uuid.UUID) -> Any:
+        row = await session.get(kind.model, entry_id)
+        if row is None:
+            raise not_found(kind.name, entry_id)
+        return row
+
+    async def _by_natural_key(
+        self, session: AsyncSession, kind: KindSpec, owner: str, key: Any
+    ) -> Any:
+        model = kind.model
+        query = select(model).where(getattr(model, kind.natural_key) == key)
+        if not kind.natural_key_global:
+            query = query.where(model.owner == owner)
+        row = await session.scalar(query)
+        if row is not None and row.owner != owner:
+            raise conflict(
+                f"{kind.natural_key} {key!r} belongs to an entry of {row.owner}",
+                errors=[{"loc": [kind.natural_key], "msg": "already used by another owner"}],
+            )
+        return row
+
+    async def _prepare(
+        self, writer: RevisionWriter, kind: KindSpec, document: EntryIn, row: EntryModel | None
+    ) -> dict[str, Any]:
+        """Column values for `document`: references resolved, keys unique, owner kept."""
+        session = writer.session
+        values = kind.column_values(document)
+        errors: list[FieldError] = []
+        if row is not None and row.owner != document.owner:
+            errors.append(
+                FieldError(("owner",), f"an entry of {row.owner} cannot move to another owner")
+            )
+        for ref in kind.references:
+            try:
+                values[ref.id_field] = await self._resolve(session, kind, ref, document, row)
+            except _RefError as error:
+                errors.append(FieldError((error.field,), str(error), "reference_error"))
+        if errors:
+            raise invalid(errors)
+        key = values.get(kind.natural_key)
+        if key is not None:
+            query = select(kind.model.id).where(getattr(kind.model, kind.natural_key) == key)
+            if not kind.natural_key_global:
+                query = query.where(kind.model.owner == document.owner)
+            if row is not None:
+                query = query.where(kind.model.id != row.id)
+            if await session.scalar(query) is not None:
+                raise conflict(
+                    f"another {kind.name} entry already has {kind.natural_key} {key!r}",
+                    errors=[
+                        {"loc": [kind.natural_key], "msg": "already exists", "type": "duplicate"}
+                    ],
+                )
+        if row is None:
+            values |= {name: writer.now for name in kind.server_fields}
+        return values
+
+    async def _resolve(
+        self,
+        session: AsyncSession,
+        kind: KindSpec,
+        ref: Any,
+        document: EntryIn,
+        row: EntryModel | None,
+    ) -> uuid.UUID | None:
+        target = KINDS[ref.target]
+        by_id: uuid.UUID | None = getattr(document, ref.id_field)
+        by_key = getattr(document, ref.key_field)
+        found: Any = None
+        if by_key is not None:
+            found = await session.scalar(
+                select(target.model).where(getattr(target.model, target.natural_key) == by_key)
+            )
+            if found is None:
+                raise _RefError(
+                    ref.key_field, f"no {target.name} entry has {target.natural_key} {by_key!r}"
+                )
+            if by_id is not None and by_id != found.id:
+                raise _RefError(ref.id_field, f"names another entry than {ref.key_field}")
+        elif by_id is not None:
+            found = await session.get(target.model, by_id)
+            if found is None:
+                raise _RefError(ref.id_field, f"no {target.name} entry {by_id}")
+        elif ref.required:
+            raise _RefError(ref.id_field, f"is required (or {ref.key_field})")
+        if found is None:
+            return None
+        if ref.same_owner and found.owner != document.owner:
+            raise _RefError(
+                ref.key_field if by_key is not None else ref.id_field,
+                f"names an entry of {found.owner}; it must belong to {document.owner}",
+            )
+        if target is kind and row is not None:
+            await _no_cycle(session, kind, row.id, found)
+        return uuid.UUID(str(found.id))
+
+    # --- reads ------------------------------------------------------------------------
+
+    async def head(self) -> int:
+        async with rev.read_snapshot(self.sessions) as session:
+            return await rev.head_revision(session)
+
+    async def get(
+        self, kind: KindSpec, entry_id: uuid.UUID, revision: int | None = None
+    ) -> dict[str, Any] | None:
+        async with rev.read_snapshot(self.sessions) as session:
+            if revision is not None:
+                version = await rev.version_as_of(session, entry_id, revision)
+                if version is None or version.kind != kind.name:
+                    return None
+                return dict(version.document)
+            row = await session.get(kind.model, entry_id)
+            return rev.document_of(kind, row) if row is not None else None
+
+    async def collection(
+        self,
+        kind: KindSpec,
+        *,
+        owner: str | None = None,
+        valid_at: dt.date | None = None,
+        revision: int | None = None,
+        after: uuid.UUID | None = None,
+        limit: int = 100,
+    ) -> Page:
+        limit = max(1, min(limit, MAX_PAGE))
+        async with rev.read_snapshot(self.sessions) as session:
+            head = await rev.head_revision(session)
+            if revision is not None:
+                versions = await rev.collection_as_of(
+                    session, kind.name, revision, owner=owner, valid_at=valid_at,
+                    after=after, limit=limit + 1,
+                )  # fmt: skip
+                docs = [dict(v.document) for v in versions]
+                read_at = revision
+            else:
+                model = kind.model
+                query = select(model).order_by(model.id).limit(limit + 1)
+                if owner is not None:
+                    query = query.where(model.owner == owner)
+                if valid_at is not None:
+                    query = query.where(rev.valid_on(model, valid_at))
+                if after is not None:
+                    query = query.where(model.id > after)
+                docs = [rev.document_of(kind, r) for r in (await session.scalars(query)).all()]
+                read_at = head
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return Page(docs, read_at, uuid.UUID(docs[-1]["id"]) if more else None)
+
+    async def history(self, entry_id: uuid.UUID) -> list[dict[str, Any]]:
+        async with rev.read_snapshot(self.sessions) as session:
+            return [_version_dict(v) for v in await rev.history(session, entry_id)]
+
+    async def changes(
+        self, since: int, limit: int = 1000, kinds: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        async with rev.read_snapshot(self.sessions) as session:
+            return [_version_dict(v) for v in await rev.changes_after(session, since, limit, kinds)]
+
+
+def _version_dict(version: rev.EntryVersion) -> dict[str, Any]:
+    return {
+        "revision": version.revision,
+        "kind": version.kind,
+        "id": str(version.entry_id),
+        "version": version.version,
+        "operation": version.operation,
+        "recorded_at": rev.to_json_value(version.recorded_at),
+        "actor": version.actor,
+        "document": version.document,
+    }
+
+
+class _RefError(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+async def _no_cycle(session: AsyncSession, kind: KindSpec, entry_id: Any, parent: Any) -> None:
+    seen = set()
+    node = parent
+    while node is not None:
+        if node.id == entry_id:
+            raise _RefError("parent_id", "would make the entry its own ancestor")
+        if node.id in seen:
+            return
+        seen.add(node.id)
+        parent_id = getattr(node, "parent_id", None)
+        node = await session.get(kind.model, parent_id) if parent_id else None
+
+
+def _parents_first(items: list[BatchItem]) -> list[BatchItem]:
+    """Within a kind that references itself (authority parents), parents come first."""
+    out: list[BatchItem] = []
+    placed: set[Any] = set()
+    pending = list(items)
+    while pending:
+        rest = []
+        for item in pending:
+            parent = getattr(item.document, "parent_code", None)
+            in_batch = any(
+                i.kind is item.kind and getattr(i.document, "code", None) == parent for i in pending
+            )
+            if parent is None or parent in placed or not in_batch:
+                out.append(item)
+                placed.add(getattr(item.document, "code", None))
+            else:
+                rest.append(item)
+        if len(rest) == len(pending):  # a cycle: let validation report it
+            out += rest
+            break
+        pending = rest
+    return out
+
+
+def _with_prefix(problem: Problem, prefix: tuple[str | int, ...]) -> list[FieldError]:
+    if problem.errors:
+        return [FieldError((*prefix, *e.loc), e.msg, e.type) for e in problem.errors]
+    return [FieldError(prefix, problem.detail, problem.slug)]
+
+
+class _Writing:
+    """`write_revision` with the service's error translation around it."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], actor: str, summary: str, commit: bool
+    ) -> None:
+        self._cm = rev.write_revision(sessions, actor, summary, commit=commit)
+
+    async def __aenter__(self) -> RevisionWriter:
+        return await self._cm.__aenter__()
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        try:
+            await self._cm.__aexit__(exc_type, exc, tb)
+        except StaleVersionError as error:
+            raise stale(error.expected, error.actual) from None
+        except IntegrityError as error:
+            raise conflict(_integrity_detail(error)) from None
+        if isinstance(exc, StaleVersionError):
+            raise stale(exc.expected, exc.actual) from None
+        if isinstance(exc, IntegrityError):
+            raise conflict(_integrity_detail(exc)) from None
+        return False
+
+
+def _integrity_detail(error: IntegrityError) -> str:
+    text = str(error.orig).lower()
+    if "foreign key" in text:
+        return "the change breaks a reference: another entry still refers to this one"
+    if "unique" in text or "duplicate" in text:
+        return "the change would duplicate a unique value (a code, name, ref or party id)"
+    return "the change conflicts with the registry's integrity rules"

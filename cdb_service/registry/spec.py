@@ -1,0 +1,92 @@
+"""What the shared mechanics need to know about one kind of entry.
+
+Each kind's package declares one `KindSpec`; the service, the history mechanism
+and (later) the HTTP controllers are written once against it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import JSON
+
+from cdb_service.db.base import Base
+from cdb_service.db.revisions import EntryModel, Projection
+from cdb_service.registry.schemas import EntryIn
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A link to another entry, given by id or by the target's natural key."""
+
+    id_field: str  # e.g. authority_id
+    key_field: str  # e.g. authority_code: the natural-key spelling used by imports
+    target: str  # kind name
+    required: bool = False
+    same_owner: bool = False
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    name: str  # URL name, also the `kind` of entry versions
+    model: type[EntryModel]
+    schema: type[EntryIn]
+    # The natural key: a globally unique column (code, name) or the owner-scoped `ref`.
+    natural_key: str
+    natural_key_global: bool
+    references: tuple[Reference, ...] = ()
+    projections: tuple[Projection, ...] = ()
+    # Columns the server sets and a client cannot (e.g. announced_at).
+    server_fields: tuple[str, ...] = ()
+    fields: tuple[str, ...] = field(init=False)
+    json_fields: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        columns = self.model.__table__.columns  # type: ignore[attr-defined]
+        reference_keys = {r.key_field for r in self.references}
+        names = [
+            n
+            for n in self.schema.model_fields
+            if n not in reference_keys and n not in ("owner", "ref", "valid_from", "valid_to")
+        ]
+        names += [n for n in self.server_fields if n not in names]
+        missing = [n for n in names if n not in columns]
+        if missing:
+            raise TypeError(f"{self.name}: schema fields without a column: {missing}")
+        object.__setattr__(self, "fields", tuple(names))
+        object.__setattr__(
+            self, "json_fields", frozenset(n for n in names if isinstance(columns[n].type, JSON))
+        )
+
+    def column_values(self, document: BaseModel) -> dict[str, Any]:
+        """The validated document as column values (references not yet resolved)."""
+        as_python = document.model_dump(mode="python")
+        as_json = document.model_dump(mode="json")
+        keep = ("ref", "valid_from", "valid_to", *self.fields)
+        return {
+            name: as_json[name] if name in self.json_fields else as_python[name]
+            for name in keep
+            if name in as_python
+        }
+
+    def natural_key_of(self, values: Mapping[str, Any]) -> Any:
+        return values.get(self.natural_key)
+
+
+@dataclass(frozen=True)
+class ListProjection:
+    """One row per item of a list field, e.g. a criterion's geo keys."""
+
+    model: type[Base]
+    source: str
+    columns: tuple[str, ...]
+
+    def rows(self, entry_id: uuid.UUID, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {"entry_id": entry_id, **{c: item[c] for c in self.columns}}
+            for item in values.get(self.source) or ()
+        ]

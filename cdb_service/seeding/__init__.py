@@ -1,0 +1,1 @@
+"""The seed dataset: fictional but realistic entries for 27 member states and Eurojust."""

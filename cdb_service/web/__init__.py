@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every controller: request ids, problem details, health."""

@@ -1,0 +1,94 @@
+"""Fixtures: every registry test runs once on SQLite and once on PostgreSQL.
+
+PostgreSQL: one database per test session, migrated once, emptied between tests.
+SQLite: one migrated template file per session, copied for each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from cdb_service.db import migrate
+from cdb_service.db.models import metadata
+from cdb_service.runtime import Runtime
+from cdb_service.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("CDB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = ("sqlite", "postgresql")
+
+
+def _pg_url(database: str) -> str:
+    base, _, _ = PG_ADMIN_URL.rpartition("/")
+    return f"{base}/{database}"
+
+
+async def _pg_admin(sql: str) -> None:
+    connection = await asyncpg.connect(PG_ADMIN_URL.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    name = f"cdb_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        asyncio.run(migrate.upgrade(Settings(database_url=_pg_url(name))))
+        yield _pg_url(name)
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "cdb.sqlite3"
+    asyncio.run(migrate.upgrade(Settings(database_url=f"sqlite:///{path}")))
+    return path
+
+
+def _tables_to_empty() -> list[str]:
+    return [t.name for t in reversed(metadata.sorted_tables) if t.name != "registry_head"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    if "postgres_only" in request.keywords and request.param != "postgresql":
+        pytest.skip("PostgreSQL only")
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    if backend == "postgresql":
+        url = request.getfixturevalue("pg_database")
+        return Settings(database_url=url, data_dir=tmp_path, auto_seed=False, auto_migrate=False)
+    path = tmp_path / "cdb.sqlite3"
+    shutil.copy(request.getfixturevalue("sqlite_template"), path)
+    return Settings(
+        database_url=f"sqlite:///{path}", data_dir=tmp_path, auto_seed=False, auto_migrate=False
+    )
+
+
+@pytest.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    runtime = Runtime.open(settings)
+    if runtime.engine.dialect.name == "postgresql":
+        async with runtime.engine.begin() as connection:
+            tables = ", ".join(f'"{name}"' for name in _tables_to_empty())
+            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            await connection.execute(text("UPDATE registry_head SET revision = 0"))
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
