@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar, Router
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
 from cdb_service import __version__
 from cdb_service.db import migrate
 from cdb_service.logging import configure_logging, get_logger
+from cdb_service.problems import Problem
 from cdb_service.registry.code_list_controller import CodeListController
 from cdb_service.runtime import Runtime
+from cdb_service.security import policy
+from cdb_service.security.dev_issuer import DevIssuerController
+from cdb_service.security.gate import ApiGate, deny
 from cdb_service.settings import Settings
 from cdb_service.web.health import HealthController
 from cdb_service.web.problems import EXCEPTION_HANDLERS
@@ -22,6 +30,10 @@ from cdb_service.web.request_id import RequestIdMiddleware
 
 API_PREFIX = "/api/v1"
 log = get_logger("cdb.app")
+
+
+class ProdRefused(SystemExit):
+    pass
 
 
 async def prepare(runtime: Runtime) -> None:
@@ -36,38 +48,63 @@ async def prepare(runtime: Runtime) -> None:
         log.info("seeded", **report.summary())
 
 
+def read_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Every API route needs at least the reader role; writes ask the policy again."""
+    policy.require_read(connection.user)
+
+
+async def audit_refusals(exc: Exception, scope: Any) -> None:
+    """Refusals raised past the gate (a missing scope, another owner's entry) are audited too."""
+    if isinstance(exc, Problem) and exc.status in (401, 403):
+        await deny(scope["litestar_app"].state.runtime.sessions, scope, exc)
+
+
+def refuse_unsafe_prod(settings: Settings) -> None:
+    problems = settings.prod_problems()
+    if problems:
+        for problem in problems:
+            log.error("refusing to start in prod", reason=problem)
+        raise ProdRefused("refusing to start in prod: " + "; ".join(problems))
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings()
     configure_logging(settings.log_level)
-    holder: dict[str, Runtime] = {}
+    refuse_unsafe_prod(settings)
 
     @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
         runtime = Runtime.open(settings)
-        holder["runtime"] = runtime
+        app.state.runtime = runtime
         try:
             await prepare(runtime)
-            log.info("ready", profile=settings.profile.value, database=runtime.engine.dialect.name)
+            log.info("ready", profile=settings.profile.value, database=runtime.engine.dialect.name,
+                     tls_mode=settings.tls_mode.value)  # fmt: skip
             yield
         finally:
             await runtime.close()
 
-    def provide_runtime() -> Runtime:
-        return holder["runtime"]
+    def provide_runtime(state: State) -> Runtime:
+        runtime: Runtime = state.runtime
+        return runtime
 
-    api = Router(path=API_PREFIX, route_handlers=[CodeListController])
+    api = Router(path=API_PREFIX, route_handlers=[CodeListController], guards=[read_guard])
+    handlers: list[Any] = [HealthController, api]
+    if settings.uses_dev_issuer:
+        handlers.append(DevIssuerController)
     return Litestar(
-        route_handlers=[HealthController, api],
+        route_handlers=handlers,
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         lifespan=[lifespan],
-        middleware=[RequestIdMiddleware],
+        middleware=[RequestIdMiddleware, ApiGate],
         exception_handlers=EXCEPTION_HANDLERS,
+        after_exception=[audit_refusals],
         logging_config=None,
         openapi_config=OpenAPIConfig(
             title="cdb-service",
             version=__version__,
             description="Competent-authorities Database of JUDEX / e-CODEX",
-            path="/api/v1/schema",
+            path="/schema",
             render_plugins=[ScalarRenderPlugin()],
         ),
         debug=False,

@@ -18,21 +18,38 @@ def _print(data: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-    from cdb_service.app import create_app
+    from cdb_service.web.server import serve
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = settings.model_copy(update=overrides)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        workers=None,
-    )
+    serve(settings.model_copy(update=overrides))
     return 0
+
+
+def cmd_dev_token(args: argparse.Namespace, settings: Settings) -> int:
+    from cdb_service.security.dev import DEV_CLIENTS, DevPki, token_for
+
+    if not settings.uses_dev_issuer:
+        print("dev-token works in the dev profile only", file=sys.stderr)
+        return 2
+    if args.client not in DEV_CLIENTS:
+        print(f"unknown dev client; choose one of {', '.join(DEV_CLIENTS)}", file=sys.stderr)
+        return 2
+    pki = DevPki(settings.pki_dir).ensure()
+    issuer = settings.oidc_issuer or settings.dev_issuer_url()
+    print(token_for(pki, args.client, issuer, settings.oidc_audience, settings.owner_claim))
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from cdb_service.security.audit import verify_chain
+
+    report = asyncio.run(_with_runtime(settings, lambda rt: verify_chain(rt.sessions)))
+    if report.ok:
+        _print({"status": "ok", "events": report.checked})
+        return 0
+    _print({"status": "broken", "event": report.broken_at, "reason": report.reason,
+            "verified_before_it": report.checked})  # fmt: skip
+    return 1
 
 
 async def _with_runtime(settings: Settings, job: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -113,6 +130,15 @@ def parser() -> argparse.ArgumentParser:
     gaz.add_argument("file")
     gaz.add_argument("--country", required=True)
     gaz.set_defaults(run=cmd_gazetteer_load)
+    tok = sub.add_parser(
+        "dev-token", help="print a dev access token bound to a dev client's certificate"
+    )
+    tok.add_argument("--client", required=True)
+    tok.set_defaults(run=cmd_dev_token)
+    aud = sub.add_parser(
+        "audit-verify", help="walk the audit hash chain; name the first broken link"
+    )
+    aud.set_defaults(run=cmd_audit_verify)
     api = sub.add_parser("openapi", help="write the OpenAPI document generated from the app")
     api.add_argument("--out", default="openapi.yaml")
     api.set_defaults(run=cmd_openapi)

@@ -30,6 +30,7 @@ class Problem(Exception):
     slug: str = "about:blank"
     errors: list[FieldError] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__init__(self.detail or self.title)

@@ -15,6 +15,11 @@ class Profile(StrEnum):
     PROD = "prod"
 
 
+class TlsMode(StrEnum):
+    DIRECT = "direct"
+    PROXY = "proxy"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CDB_", extra="ignore")
 
@@ -32,6 +37,31 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     # Readiness warns when the oldest country of the gazetteer was loaded longer ago.
     gazetteer_max_age_days: int = Field(default=400, ge=1)
+
+    # --- security -------------------------------------------------------------------
+    # How client certificates arrive: the service terminates TLS itself ("direct"),
+    # or a reverse proxy did and forwards the certificate in a header ("proxy").
+    tls_mode: TlsMode = TlsMode.DIRECT
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # CA bundle(s) that client certificates must chain to (both modes).
+    client_ca_files: list[Path] = Field(default_factory=list)
+    # Addresses (or networks) whose certificate headers are believed (proxy mode).
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    oidc_issuer: str = ""
+    oidc_audience: str = "cdb-api"
+    oidc_algorithms: list[str] = Field(default_factory=lambda: ["ES256", "ES384", "RS256", "PS256"])
+    oidc_leeway_s: int = Field(default=30, ge=0, le=300)
+    oidc_jwks_ttl_s: float = Field(default=300, gt=0)
+    oidc_jwks_refetch_interval_s: float = Field(default=30, ge=0)
+    # CA bundle to trust for the issuer's own HTTPS (discovery, JWKS); empty: system CAs.
+    oidc_ca_file: Path | None = None
+    scope_claim: str = "scope"
+    owner_claim: str = "cdb_owner"
+    # RFC 8705: refuse tokens without `cnf`. Defaults to on in prod, off in dev.
+    require_bound_tokens: bool | None = None
+    # The local token issuer of the dev profile (never in prod).
+    dev_issuer: bool | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -62,3 +92,47 @@ class Settings(BaseSettings):
     @property
     def should_seed(self) -> bool:
         return self.auto_seed if self.auto_seed is not None else self.profile is Profile.DEV
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.data_dir / "pki"
+
+    @property
+    def uses_dev_issuer(self) -> bool:
+        return self.dev_issuer if self.dev_issuer is not None else self.profile is Profile.DEV
+
+    @property
+    def bound_tokens_required(self) -> bool:
+        if self.require_bound_tokens is not None:
+            return self.require_bound_tokens
+        return self.profile is Profile.PROD
+
+    def dev_issuer_url(self) -> str:
+        return f"https://localhost:{self.port}/dev-issuer"
+
+    def prod_problems(self) -> list[str]:
+        """Why this configuration must not run as `prod` (empty when it may)."""
+        if self.profile is not Profile.PROD:
+            return []
+        problems = []
+        if self.uses_dev_issuer:
+            problems.append("the dev token issuer is enabled (CDB_DEV_ISSUER)")
+        if not self.oidc_issuer:
+            problems.append("no OIDC issuer is configured (CDB_OIDC_ISSUER)")
+        if not self.database_url:
+            problems.append("the database is the embedded SQLite default (set CDB_DATABASE_URL)")
+        elif self.is_sqlite:
+            problems.append("the database is SQLite; production runs on PostgreSQL")
+        if self.should_seed:
+            problems.append("seeding on start is enabled (CDB_AUTO_SEED)")
+        if not self.client_ca_files:
+            problems.append("no client CA bundle is configured (CDB_CLIENT_CA_FILES)")
+        dev_pki = self.pki_dir.resolve()
+        files = [("CDB_TLS_CERT_FILE", self.tls_cert_file), ("CDB_TLS_KEY_FILE", self.tls_key_file)]
+        files += [("CDB_CLIENT_CA_FILES", p) for p in self.client_ca_files]
+        for name, path in files:
+            if path is not None and dev_pki in path.resolve().parents:
+                problems.append(f"{name} points into the dev PKI ({path})")
+        if self.tls_mode is TlsMode.DIRECT and not (self.tls_cert_file and self.tls_key_file):
+            problems.append("direct TLS needs CDB_TLS_CERT_FILE and CDB_TLS_KEY_FILE")
+        return problems

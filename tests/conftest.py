@@ -20,6 +20,7 @@ from sqlalchemy import text
 from cdb_service.db import migrate
 from cdb_service.db.models import metadata
 from cdb_service.runtime import Runtime
+from cdb_service.security.audit import GENESIS
 from cdb_service.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("CDB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -58,7 +59,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _tables_to_empty() -> list[str]:
-    return [t.name for t in reversed(metadata.sorted_tables) if t.name != "registry_head"]
+    heads = {"registry_head", "audit_head"}
+    return [t.name for t in reversed(metadata.sorted_tables) if t.name not in heads]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -88,6 +90,7 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
             tables = ", ".join(f'"{name}"' for name in _tables_to_empty())
             await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
             await connection.execute(text("UPDATE registry_head SET revision = 0"))
+            await connection.execute(text(f"UPDATE audit_head SET seq = 0, hash = '{GENESIS}'"))
     try:
         yield runtime
     finally:

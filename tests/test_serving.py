@@ -18,6 +18,7 @@ from litestar.testing import AsyncTestClient
 from cdb_service.app import create_app
 from cdb_service.db import migrate
 from cdb_service.settings import Settings
+from tests.tls import client_context
 
 
 def _free_port() -> int:
@@ -35,12 +36,19 @@ def _serve(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 90) -> httpx.Response:
+def _wait_ready(
+    port: int, process: subprocess.Popen[bytes], ca: Path, timeout: float = 90
+) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, "the service exited"
+        if not ca.exists():  # the service writes its dev PKI first
+            time.sleep(0.3)
+            continue
         try:
-            response = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=2)
+            response = httpx.get(
+                f"https://localhost:{port}/health/ready", timeout=2, verify=client_context(ca)
+            )
             if response.status_code == 200:
                 return response
         except httpx.TransportError:
@@ -61,8 +69,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def test_fresh_data_directory_is_migrated_seeded_and_served_then_reused(tmp_path: Path) -> None:
     data_dir, port, log = tmp_path / "var", _free_port(), tmp_path / "serve.log"
     process = _serve(data_dir, port, log)
+    pki = data_dir / "pki"
     try:
-        ready = _wait_ready(port, process)
+        ready = _wait_ready(port, process, pki / "ca.pem")
         assert ready.headers["content-type"].startswith("application/health+json")
         body = ready.json()
         assert body["status"] == "pass"
@@ -70,10 +79,23 @@ def test_fresh_data_directory_is_migrated_seeded_and_served_then_reused(tmp_path
         assert body["checks"]["registry:revision"][0]["observedValue"] == 1
         assert (data_dir / "cdb.sqlite3").exists()
 
-        listed = httpx.get(
-            f"http://127.0.0.1:{port}/api/v1/code-lists/instruments",
-            headers={"X-Request-ID": "trace-42"},
+        # The dev issuer hands a certificate-bound token to a dev client over mutual TLS.
+        tls = client_context(
+            pki / "ca.pem", pki / "client-reader.pem", pki / "client-reader-key.pem"
         )
+        with httpx.Client(base_url=f"https://localhost:{port}", verify=tls) as client:
+            issued = client.post("/dev-issuer/token", data={"grant_type": "client_credentials"})
+            assert issued.status_code == 200, issued.text
+            token = issued.json()["access_token"]
+            listed = client.get(
+                "/api/v1/code-lists/instruments",
+                headers={"X-Request-ID": "trace-42", "Authorization": f"Bearer {token}"},
+            )
+            # Without the token, the same client is refused with a problem and a challenge.
+            refused = client.get("/api/v1/code-lists/instruments")
+        assert refused.status_code == 401
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.headers["www-authenticate"].startswith("Bearer")
         assert listed.status_code == 200
         assert listed.headers["x-request-id"] == "trace-42"
         assert "eio" in {item["code"] for item in listed.json()["items"]}
@@ -87,7 +109,7 @@ def test_fresh_data_directory_is_migrated_seeded_and_served_then_reused(tmp_path
     # A second start reuses the data: no new seeding, the same revision.
     process = _serve(data_dir, port, tmp_path / "serve2.log")
     try:
-        body = _wait_ready(port, process).json()
+        body = _wait_ready(port, process, pki / "ca.pem").json()
         assert body["checks"]["registry:revision"][0]["observedValue"] == 1
     finally:
         _stop(process)
@@ -121,12 +143,10 @@ async def test_ready_fails_when_migrations_are_not_at_head(tmp_path: Path) -> No
 
 
 async def test_errors_are_problem_details(tmp_path: Path) -> None:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", auto_seed=False)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", auto_seed=False,
+                        data_dir=tmp_path)  # fmt: skip
     async with AsyncTestClient(create_app(settings)) as client:
-        response = await client.get("/api/v1/code-lists/nope")
-        assert response.status_code == 404
-        assert response.headers["content-type"] == "application/problem+json"
-        assert response.json()["status"] == 404 and "nope" in response.json()["detail"]
-        missing = await client.get("/api/v1/no-such-route")
+        missing = await client.get("/no-such-route")
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"
+        assert missing.json()["status"] == 404

@@ -4,9 +4,12 @@ from cdb_service.db.base import Base
 from cdb_service.db.revisions import EntryVersion, RegistryHead, Revision
 from cdb_service.lookup.gazetteer import GazetteerLoad, GazetteerPlace
 from cdb_service.registry.kinds import KINDS
+from cdb_service.security.audit import AuditEvent, AuditHead
 
 __all__ = [
     "KINDS",
+    "AuditEvent",
+    "AuditHead",
     "Base",
     "EntryVersion",
     "GazetteerLoad",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -261,6 +261,7 @@ async def write_revision(
     summary: str | None = None,
     *,
     commit: bool = True,
+    before_commit: Callable[[RevisionWriter], Awaitable[None]] | None = None,
 ) -> AsyncIterator[RevisionWriter]:
     """One revision: lock, allocate, let the caller write, then commit or give it back.
 
@@ -293,6 +294,8 @@ async def write_revision(
             await session.rollback()
             return
         record.change_count = len(writer.written)
+        if before_commit is not None:
+            await before_commit(writer)
         await session.flush()
 
 

@@ -25,6 +25,8 @@ from cdb_service.problems import FieldError, Problem, conflict, invalid, not_fou
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
 from cdb_service.registry.schemas import EntryIn
 from cdb_service.registry.spec import KindSpec
+from cdb_service.security import audit
+from cdb_service.security.audit import Who, as_who
 
 MAX_PAGE = 1000
 
@@ -99,9 +101,9 @@ class RegistryService:
     # --- writes -----------------------------------------------------------------------
 
     async def create(
-        self, kind: KindSpec, document: EntryIn, actor: str, entry_id: uuid.UUID | None = None
+        self, kind: KindSpec, document: EntryIn, who: Who | str, entry_id: uuid.UUID | None = None
     ) -> dict[str, Any]:
-        async with self._writing(actor, f"create {kind.name}") as writer:
+        async with self._writing(who, f"create {kind.name}") as writer:
             values = await self._prepare(writer, kind, document, None)
             written = await writer.create(kind, document.owner, values, entry_id)
         return written.document
@@ -111,19 +113,23 @@ class RegistryService:
         kind: KindSpec,
         entry_id: uuid.UUID,
         document: EntryIn,
-        actor: str,
+        who: Who | str,
         expected_version: int | None = None,
     ) -> dict[str, Any]:
-        async with self._writing(actor, f"update {kind.name}") as writer:
+        async with self._writing(who, f"update {kind.name}") as writer:
             row = await self._current(writer.session, kind, entry_id)
             values = await self._prepare(writer, kind, document, row)
             written = await writer.update(kind, row, values, expected_version)
         return written.document
 
     async def delete(
-        self, kind: KindSpec, entry_id: uuid.UUID, actor: str, expected_version: int | None = None
+        self,
+        kind: KindSpec,
+        entry_id: uuid.UUID,
+        who: Who | str,
+        expected_version: int | None = None,
     ) -> dict[str, Any]:
-        async with self._writing(actor, f"delete {kind.name}") as writer:
+        async with self._writing(who, f"delete {kind.name}") as writer:
             row = await self._current(writer.session, kind, entry_id)
             written = await writer.delete(kind, row, expected_version)
         return written.document
@@ -131,7 +137,7 @@ class RegistryService:
     async def apply_batch(
         self,
         items: Sequence[BatchItem],
-        actor: str,
+        who: Who | str,
         *,
         replace_owner: str | None = None,
         dry_run: bool = False,
@@ -145,7 +151,7 @@ class RegistryService:
         """
         diff: list[DiffRow] = []
         errors: list[FieldError] = []
-        async with self._writing(actor, summary, commit=not dry_run) as writer:
+        async with self._writing(who, summary, commit=not dry_run) as writer:
             ordered = sorted(items, key=lambda i: APPLY_ORDER.index(i.kind.name))
             ordered = _parents_first(ordered)
             seen: dict[tuple[str, Any], int | None] = {}
@@ -212,8 +218,8 @@ class RegistryService:
                 out.append(DiffRow(kind.name, key, Change.DELETED, row.id))
         return out
 
-    def _writing(self, actor: str, summary: str, *, commit: bool = True) -> _Writing:
-        return _Writing(self.sessions, actor, summary, commit)
+    def _writing(self, who: Who | str, summary: str, *, commit: bool = True) -> _Writing:
+        return _Writing(self.sessions, as_who(who), summary, commit)
 
     async def _current(self, session: AsyncSession, kind: KindSpec, entry_id: uuid.UUID) -> Any:
         row = await session.get(kind.model, entry_id)
@@ -438,28 +444,57 @@ def _with_prefix(problem: Problem, prefix: tuple[str | int, ...]) -> list[FieldE
 
 
 class _Writing:
-    """`write_revision` with the service's error translation around it."""
+    """`write_revision` with the audit event and the service's error translation around it.
+
+    A write that commits carries its audit event in the same transaction; one that
+    is refused is audited in a transaction of its own.
+    """
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], actor: str, summary: str, commit: bool
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        who: Who,
+        summary: str,
+        commit: bool,
     ) -> None:
-        self._cm = rev.write_revision(sessions, actor, summary, commit=commit)
+        self.sessions, self.who, self.summary = sessions, who, summary
+        self._cm = rev.write_revision(
+            sessions, who.subject, summary, commit=commit, before_commit=self._audit
+        )
+
+    async def _audit(self, writer: RevisionWriter) -> None:
+        targets = sorted({f"{w.kind}/{w.entry_id}" for w in writer.written})
+        await audit.append(
+            writer.session, self.who, self.summary, "ok",
+            targets[0] if len(targets) == 1 else f"{len(targets)} entries",
+            {"revision": writer.revision, "changes": len(writer.written)},
+        )  # fmt: skip
 
     async def __aenter__(self) -> RevisionWriter:
         return await self._cm.__aenter__()
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         try:
-            await self._cm.__aexit__(exc_type, exc, tb)
-        except StaleVersionError as error:
-            raise stale(error.expected, error.actual) from None
-        except IntegrityError as error:
-            raise conflict(_integrity_detail(error)) from None
-        if isinstance(exc, StaleVersionError):
-            raise stale(exc.expected, exc.actual) from None
-        if isinstance(exc, IntegrityError):
-            raise conflict(_integrity_detail(exc)) from None
+            try:
+                await self._cm.__aexit__(exc_type, exc, tb)
+            except StaleVersionError as error:
+                raise stale(error.expected, error.actual) from None
+            except IntegrityError as error:
+                raise conflict(_integrity_detail(error)) from None
+            if isinstance(exc, StaleVersionError):
+                raise stale(exc.expected, exc.actual) from None
+            if isinstance(exc, IntegrityError):
+                raise conflict(_integrity_detail(exc)) from None
+        except Problem as problem:
+            await self._refused(problem)
+            raise
+        if isinstance(exc, Problem):
+            await self._refused(exc)
         return False
+
+    async def _refused(self, problem: Problem) -> None:
+        await audit.record(self.sessions, self.who, self.summary, f"rejected-{problem.status}",
+                           None, {"detail": problem.detail[:500]})  # fmt: skip
 
 
 def _integrity_detail(error: IntegrityError) -> str:

@@ -19,7 +19,7 @@ def problem_response(problem: Problem, headers: dict[str, str] | None = None) ->
         content=problem.as_dict(),
         status_code=problem.status,
         media_type=PROBLEM_JSON,
-        headers=headers,
+        headers=problem.headers | (headers or {}),
     )
 
 

@@ -1,0 +1,159 @@
+"""The gate in front of `/api`: certificate, token, binding, then a principal.
+
+Order of checks: a client certificate (direct TLS or trusted proxy header),
+verified against the client CA bundles; a bearer token, validated; the token's
+`cnf.x5t#S256` equal to that certificate's thumbprint (RFC 8705). Every refusal
+is a problem response with `WWW-Authenticate` and an audit event.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Receive, Scope, Send
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cdb_service.logging import get_logger
+from cdb_service.problems import Problem
+from cdb_service.security import audit
+from cdb_service.security.audit import Who
+from cdb_service.security.certificates import (
+    CERT_HEADERS,
+    CertificateRejected,
+    ChainVerifier,
+    ClientCertificate,
+    ProxyAllowList,
+    from_header,
+    from_pem,
+)
+from cdb_service.security.policy import Principal, principal_from_claims
+from cdb_service.security.tokens import TokenRejected, TokenValidator
+from cdb_service.settings import Settings, TlsMode
+
+REALM = 'Bearer realm="cdb"'
+log = get_logger("cdb.security")
+
+
+def unauthorized(detail: str, error: str | None = None) -> Problem:
+    challenge = f'{REALM}, error="{error}"' if error else REALM
+    return Problem(401, "Unauthorized", detail, "unauthorized",
+                   headers={"WWW-Authenticate": challenge})  # fmt: skip
+
+
+@dataclass
+class SecurityGate:
+    settings: Settings
+    validator: TokenValidator
+    verifier: ChainVerifier
+    proxies: ProxyAllowList
+
+    def certificate(self, scope: Scope) -> ClientCertificate | None:
+        """The client certificate of this request, from whichever way it came in."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        forwarded = [(name, headers[name]) for name in CERT_HEADERS if headers.get(name)]
+        client = (scope.get("client") or ("", 0))[0]
+        if forwarded:
+            if self.settings.tls_mode is not TlsMode.PROXY or client not in self.proxies:
+                raise CertificateRejected(
+                    "a client certificate header was sent by an address that is not a trusted proxy"
+                )
+            return from_header(*forwarded[0])
+        extensions: Any = scope.get("extensions") or {}
+        chain = (extensions.get("tls") or {}).get("client_cert_chain") or []
+        return from_pem(chain[0], "tls") if chain else None
+
+    async def authenticate(self, scope: Scope) -> Principal:
+        try:
+            certificate = self.certificate(scope)
+            if certificate is None:
+                raise unauthorized("a client certificate is required (mutual TLS)")
+            self.verifier.verify(certificate)
+        except CertificateRejected as error:
+            raise unauthorized(str(error)) from None
+        scope["state"]["client_certificate"] = certificate
+        token = _bearer(scope)
+        if token is None:
+            raise unauthorized("a bearer access token is required")
+        try:
+            claims = await self.validator.validate(token)
+        except TokenRejected as error:
+            raise unauthorized(str(error), "invalid_token") from None
+        bound = (
+            (claims.get("cnf") or {}).get("x5t#S256")
+            if isinstance(claims.get("cnf"), dict)
+            else None
+        )
+        if bound is not None and bound != certificate.facts.x5t_s256:
+            raise unauthorized("the token is bound to another client certificate", "invalid_token")
+        if bound is None and self.settings.bound_tokens_required:
+            raise unauthorized("the token is not bound to a client certificate (RFC 8705)",
+                               "invalid_token")  # fmt: skip
+        return principal_from_claims(
+            claims, certificate, self.settings.owner_claim, self.settings.scope_claim
+        )
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name.lower() == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+def who_of(scope: Scope) -> Who:
+    """The best description of the caller available, authenticated or not."""
+    state = scope.get("state", {})
+    client = (scope.get("client") or ("", 0))[0] or None
+    principal = scope.get("user")
+    if isinstance(principal, Principal):
+        return principal.who(state.get("request_id"), client)
+    certificate = state.get("client_certificate")
+    return Who(
+        subject="anonymous",
+        cert_subject=certificate.facts.subject if certificate else None,
+        cert_thumbprint=certificate.facts.x5t_s256 if certificate else None,
+        request_id=state.get("request_id"),
+        source_ip=client,
+    )
+
+
+async def send_problem(send: Any, problem: Problem) -> None:
+    body = json.dumps(problem.as_dict()).encode()
+    headers = [(b"content-type", b"application/problem+json"),
+               (b"content-length", str(len(body)).encode())]  # fmt: skip
+    headers += [(k.lower().encode(), v.encode()) for k, v in problem.headers.items()]
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ApiGate:
+    """ASGI middleware: everything under /api passes the gate or gets a problem."""
+
+    def __init__(self, app: ASGIApp, prefix: str = "/api/") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        runtime: Any = scope["litestar_app"].state.runtime
+        try:
+            scope["user"] = await runtime.gate.authenticate(scope)
+        except Problem as problem:
+            await deny(runtime.sessions, scope, problem)
+            await send_problem(send, problem)
+            return
+        await self.app(scope, receive, send)
+
+
+async def deny(sessions: async_sessionmaker[AsyncSession], scope: Scope, problem: Problem) -> None:
+    """Record a refusal: every denied request is an audit event."""
+    target = f"{scope.get('method', '')} {scope.get('path', '')}"
+    await audit.record(sessions, who_of(scope), "access", f"denied-{problem.status}", target,
+                       {"reason": problem.detail})  # fmt: skip

@@ -1,0 +1,99 @@
+"""The one place that decides who may do what. Handlers ask; they never improvise.
+
+Roles come from the token: reader (`cdb.read`), administrator of owner X
+(`cdb.write` and the owner claim X), operator (`cdb.operator`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cdb_service.problems import Problem
+from cdb_service.security.audit import Who
+from cdb_service.security.certificates import ClientCertificate
+
+READ, WRITE, OPERATE = "cdb.read", "cdb.write", "cdb.operator"
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    client_id: str | None
+    scopes: frozenset[str]
+    owner: str | None
+    certificate: ClientCertificate
+
+    @property
+    def is_operator(self) -> bool:
+        return OPERATE in self.scopes
+
+    @property
+    def administers(self) -> str | None:
+        """The owner this principal administers, if any."""
+        return self.owner if WRITE in self.scopes and self.owner else None
+
+    def who(self, request_id: str | None = None, source_ip: str | None = None) -> Who:
+        return Who(
+            subject=self.subject,
+            client_id=self.client_id,
+            cert_subject=self.certificate.facts.subject,
+            cert_thumbprint=self.certificate.facts.x5t_s256,
+            request_id=request_id,
+            source_ip=source_ip,
+        )
+
+
+def principal_from_claims(
+    claims: dict[str, Any], certificate: ClientCertificate, owner_claim: str, scope_claim: str
+) -> Principal:
+    raw = claims.get(scope_claim, "")
+    scopes = frozenset(raw.split() if isinstance(raw, str) else map(str, raw or ()))
+    owner = claims.get(owner_claim)
+    return Principal(
+        subject=str(claims.get("sub") or claims.get("client_id") or "unknown"),
+        client_id=str(claims["client_id"]) if claims.get("client_id") else None,
+        scopes=scopes,
+        owner=str(owner).upper() if owner else None,
+        certificate=certificate,
+    )
+
+
+def forbidden(detail: str) -> Problem:
+    return Problem(
+        403, "Forbidden", detail, "forbidden",
+        headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
+    )  # fmt: skip
+
+
+def may_read(principal: Principal) -> bool:
+    return bool(principal.scopes & {READ, WRITE, OPERATE})
+
+
+def may_write(principal: Principal, owner: str) -> bool:
+    return principal.is_operator or principal.administers == owner
+
+
+def sees_named_persons(principal: Principal) -> bool:
+    """Annex I 5.5: named persons only for administrators and operators."""
+    return principal.is_operator or principal.administers is not None
+
+
+def require_read(principal: Principal) -> None:
+    if not may_read(principal):
+        raise forbidden("reading the registry needs the scope cdb.read")
+
+
+def require_operator(principal: Principal) -> None:
+    if not principal.is_operator:
+        raise forbidden("this needs the scope cdb.operator")
+
+
+def require_write(principal: Principal, owner: str, current_owner: str | None = None) -> None:
+    """May `principal` write an entry of `owner` (that is now of `current_owner`)?"""
+    if WRITE not in principal.scopes and not principal.is_operator:
+        raise forbidden("changing the registry needs the scope cdb.write")
+    for target in {owner, current_owner} - {None}:
+        if not may_write(principal, str(target)):
+            mine = principal.administers or "no owner"
+            raise forbidden(f"an administrator of {mine} cannot change entries of {target}")

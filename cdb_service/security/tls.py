@@ -1,0 +1,68 @@
+"""Server-side TLS: Mozilla "intermediate" choices, and the peer certificate handed to the app.
+
+uvicorn does not fill the ASGI `tls` extension; `PeerCertificateProtocol` (a thin
+subclass of uvicorn's h11 protocol, which is why uvicorn is pinned below 1.0)
+reads the verified peer certificate once per connection from the SSL object and
+adds it to every request scope of that connection as `client_cert_chain`.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+# Mozilla Server Side TLS, "intermediate" (v5.7): TLS 1.2 suites; TLS 1.3 suites are
+# OpenSSL's defaults, all of which that profile allows.
+INTERMEDIATE_CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "DHE-RSA-AES128-GCM-SHA256",
+        "DHE-RSA-AES256-GCM-SHA384",
+        "DHE-RSA-CHACHA20-POLY1305",
+    ]
+)
+
+
+def server_context(cert_file: Path, key_file: Path, client_ca_files: list[Path]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(INTERMEDIATE_CIPHERS)
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    context.load_cert_chain(cert_file, key_file)
+    for ca_file in client_ca_files:
+        context.load_verify_locations(cafile=str(ca_file))
+    # Optional at the TLS layer so that health checks need no certificate; the app
+    # demands one on /api. A certificate that is presented must verify.
+    context.verify_mode = ssl.CERT_OPTIONAL if client_ca_files else ssl.CERT_NONE
+    return context
+
+
+class PeerCertificateProtocol(H11Protocol):
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return
+        der = ssl_object.getpeercert(binary_form=True)
+        tls = {
+            "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
+            "client_cert_error": None,
+            "tls_version": ssl_object.version(),
+            "cipher_suite": (ssl_object.cipher() or ("",))[0],
+        }
+        app = self.app
+
+        async def with_tls(scope: Any, receive: Any, send: Any) -> None:
+            scope.setdefault("extensions", {})["tls"] = tls
+            await app(scope, receive, send)
+
+        self.app = with_tls

@@ -1,0 +1,167 @@
+"""OIDC access tokens: discovery, a cached JWKS, and strict JWT validation (joserfc).
+
+Only asymmetric algorithms from an explicit allow-list are accepted (so `none`
+and HS256-signed-with-the-public-key never get near a key); `iss` and `aud` must
+match exactly; `exp` and `nbf` are checked with a small leeway. An unknown `kid`
+makes the key set be fetched again, at most once per interval. A token that
+validated is remembered until it expires, so the hot path does not verify a
+signature on every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from joserfc.jwt import JWTClaimsRegistry
+
+ASYMMETRIC = frozenset(
+    {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
+)
+
+
+class TokenRejected(Exception):
+    """The token is not acceptable; the message is safe to show to the client."""
+
+
+class KeySource(Protocol):
+    async def keys(self, kid: str | None) -> KeySet: ...
+
+
+@dataclass
+class StaticKeys:
+    """A key set known in-process (the dev issuer)."""
+
+    key_set: KeySet
+
+    async def keys(self, kid: str | None) -> KeySet:
+        return self.key_set
+
+
+@dataclass
+class DiscoveredKeys:
+    """The issuer's JWKS, found through discovery, cached for `ttl` seconds."""
+
+    issuer: str
+    http: httpx.AsyncClient
+    ttl: float = 300.0
+    refetch_interval: float = 30.0
+    fetches: int = 0
+    _key_set: KeySet | None = None
+    _jwks_uri: str | None = None
+    _fetched_at: float = 0.0
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def _discover(self) -> str:
+        url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        document = (await self.http.get(url)).raise_for_status().json()
+        if document.get("issuer") != self.issuer:
+            raise TokenRejected("the identity provider's discovery document names another issuer")
+        return str(document["jwks_uri"])
+
+    async def _fetch(self) -> None:
+        self._jwks_uri = self._jwks_uri or await self._discover()
+        data = (await self.http.get(self._jwks_uri)).raise_for_status().json()
+        self._key_set = KeySet.import_key_set(data)
+        self._fetched_at = time.monotonic()
+        self.fetches += 1
+
+    async def keys(self, kid: str | None) -> KeySet:
+        async with self._lock:
+            age = time.monotonic() - self._fetched_at
+            known = self._key_set is not None and (kid is None or _has_kid(self._key_set, kid))
+            if (
+                self._key_set is None
+                or age > self.ttl
+                or (not known and age > self.refetch_interval)
+            ):
+                try:
+                    await self._fetch()
+                except (httpx.HTTPError, ValueError, KeyError) as error:
+                    if self._key_set is None:
+                        raise TokenRejected("the identity provider cannot be reached") from error
+            assert self._key_set is not None
+            return self._key_set
+
+
+def _has_kid(key_set: KeySet, kid: str) -> bool:
+    return any(key.kid == kid for key in key_set.keys)
+
+
+def _header(token: str) -> dict[str, Any]:
+    try:
+        segment = token.split(".")[0]
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, IndexError):
+        raise TokenRejected("the token is not a JWT") from None
+    if not isinstance(header, dict):
+        raise TokenRejected("the token is not a JWT")
+    return header
+
+
+@dataclass
+class TokenValidator:
+    issuer: str
+    audience: str
+    source: KeySource
+    algorithms: Collection[str] = ("ES256", "ES384", "RS256", "PS256", "EdDSA")
+    leeway: int = 30
+    cache_size: int = 10_000
+    _cache: OrderedDict[str, tuple[float, dict[str, Any]]] = field(default_factory=OrderedDict)
+
+    def __post_init__(self) -> None:
+        unsafe = set(self.algorithms) - ASYMMETRIC
+        if unsafe:
+            raise ValueError(f"only asymmetric algorithms may be allowed, not {sorted(unsafe)}")
+
+    async def validate(self, token: str) -> dict[str, Any]:
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._cache.get(digest)
+        now = time.time()
+        if cached and cached[0] > now - self.leeway:
+            self._cache.move_to_end(digest)
+            return cached[1]
+        claims = await self._verify(token, now)
+        self._cache[digest] = (float(claims["exp"]), claims)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return claims
+
+    async def _verify(self, token: str, now: float) -> dict[str, Any]:
+        header = _header(token)
+        alg = header.get("alg")
+        if alg not in self.algorithms:
+            raise TokenRejected(f"the token's algorithm {alg!r} is not accepted")
+        kid = header.get("kid")
+        key_set = await self.source.keys(kid if isinstance(kid, str) else None)
+        if isinstance(kid, str) and not _has_kid(key_set, kid):
+            raise TokenRejected("the token is signed with an unknown key")
+        try:
+            decoded = jwt.decode(token, key_set, algorithms=list(self.algorithms))
+        except (JoseError, ValueError) as error:
+            raise TokenRejected("the token's signature does not verify") from error
+        registry = JWTClaimsRegistry(
+            now=int(now),
+            leeway=self.leeway,
+            iss={"essential": True, "value": self.issuer},
+            aud={"essential": True, "value": self.audience},
+            exp={"essential": True},
+        )
+        try:
+            registry.validate(decoded.claims)
+        except JoseError as error:
+            raise TokenRejected(
+                f"the token is not valid: {error.description or error.error}"
+            ) from None
+        return dict(decoded.claims)
