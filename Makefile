@@ -9,7 +9,7 @@ CDB_PORT ?= 8443
 export CDB_PORT
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test lint format openapi postgres clean help
+.PHONY: run test lint format openapi postgres nginx clean help
 
 help:
 	@echo "make run    - start the service on the embedded SQLite database (dev profile)"
@@ -38,6 +38,12 @@ postgres:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; echo "PostgreSQL did not start"; exit 1
 
+# The reverse-proxy tests run behind a real nginx (Debian package); its own service stays off.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null)
+	-@service nginx stop >/dev/null 2>&1 || true
+
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
@@ -50,7 +56,7 @@ format: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/cdb-service openapi --out openapi.yaml
 
-test: $(STAMP) postgres lint
+test: $(STAMP) postgres nginx lint
 	CDB_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest
 
 clean:

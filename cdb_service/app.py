@@ -19,6 +19,7 @@ from cdb_service.db import migrate
 from cdb_service.logging import configure_logging, get_logger
 from cdb_service.problems import Problem
 from cdb_service.registry.code_list_controller import CodeListController
+from cdb_service.registry.controller import controllers
 from cdb_service.runtime import Runtime
 from cdb_service.security import policy
 from cdb_service.security.dev_issuer import DevIssuerController
@@ -88,7 +89,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         runtime: Runtime = state.runtime
         return runtime
 
-    api = Router(path=API_PREFIX, route_handlers=[CodeListController], guards=[read_guard])
+    api = Router(
+        path=API_PREFIX,
+        route_handlers=[CodeListController, *controllers()],
+        guards=[read_guard],
+    )
     handlers: list[Any] = [HealthController, api]
     if settings.uses_dev_issuer:
         handlers.append(DevIssuerController)

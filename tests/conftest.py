@@ -12,6 +12,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -95,3 +96,12 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
         yield runtime
     finally:
         await runtime.close()
+
+
+@pytest.fixture
+async def api(settings: Settings, runtime: Runtime) -> AsyncIterator[Any]:
+    """The app on this backend's (emptied) database, with certificate-presenting clients."""
+    from tests.api import build
+
+    async with build(settings).running() as built:
+        yield built

@@ -24,7 +24,7 @@ async def _run_writers(runtime: Runtime, writers: int, writes: int) -> set[str]:
     async def writer(w: int) -> None:
         for n in range(writes):
             doc = validate(AUTH, factories.authority(code=f"DE:W{w}-{n}"))
-            written.add((await reg.create(AUTH, doc, f"writer-{w}"))["id"])
+            written.add(((await reg.create(AUTH, doc, f"writer-{w}")).document)["id"])
 
     await asyncio.gather(*(writer(w) for w in range(writers)))
     return written

@@ -17,7 +17,7 @@ AUTH = KINDS["authorities"]
 
 async def test_create_update_delete_each_make_one_revision_and_version(runtime: Runtime) -> None:
     reg = runtime.registry
-    created = await reg.create(AUTH, validate(AUTH, factories.authority()), "alice")
+    created = (await reg.create(AUTH, validate(AUTH, factories.authority()), "alice")).document
     entry_id = created["id"]
     assert (created["version"], created["revision"]) == (1, 1)
 

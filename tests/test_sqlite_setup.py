@@ -28,7 +28,7 @@ async def test_instants_keep_their_moment_whatever_the_offset(runtime: Runtime) 
         "owner": "EC", "ref": "w1", "component": "cdb", "reason": "upgrade",
         "starts_at": "2027-03-28T01:30:00+01:00", "ends_at": "2027-03-28T04:00:00+02:00",
     })  # fmt: skip
-    created = await runtime.registry.create(kind, doc, "op")
+    created = (await runtime.registry.create(kind, doc, "op")).document
     import uuid
 
     stored = await runtime.registry.get(kind, uuid.UUID(created["id"]))

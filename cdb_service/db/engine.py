@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import event
@@ -20,12 +21,21 @@ def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.effective_database_url
     if settings.is_sqlite:
         _ensure_sqlite_dir(url)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=_json_dumps)
         _configure_sqlite(engine.sync_engine, settings.sqlite_busy_timeout_ms)
         return engine
     return create_async_engine(
-        url, pool_size=settings.db_pool_size, max_overflow=10, pool_pre_ping=True
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=10,
+        pool_pre_ping=True,
+        json_serializer=_json_dumps,
     )
+
+
+def _json_dumps(value: Any) -> str:
+    # Names stay readable in the database (and searchable with LIKE on SQLite).
+    return json.dumps(value, ensure_ascii=False)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

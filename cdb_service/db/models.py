@@ -3,6 +3,7 @@
 from cdb_service.db.base import Base
 from cdb_service.db.revisions import EntryVersion, RegistryHead, Revision
 from cdb_service.lookup.gazetteer import GazetteerLoad, GazetteerPlace
+from cdb_service.registry.idempotency import IdempotencyKey
 from cdb_service.registry.kinds import KINDS
 from cdb_service.security.audit import AuditEvent, AuditHead
 
@@ -14,6 +15,7 @@ __all__ = [
     "EntryVersion",
     "GazetteerLoad",
     "GazetteerPlace",
+    "IdempotencyKey",
     "RegistryHead",
     "Revision",
 ]

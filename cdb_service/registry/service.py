@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -22,6 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cdb_service.db import revisions as rev
 from cdb_service.db.revisions import EntryModel, RevisionWriter, StaleVersionError
 from cdb_service.problems import FieldError, Problem, conflict, invalid, not_found, stale
+from cdb_service.registry import idempotency as idempotency_keys
+from cdb_service.registry.filters import Filter
+from cdb_service.registry.idempotency import IdempotentRequest
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
 from cdb_service.registry.schemas import EntryIn
 from cdb_service.registry.spec import KindSpec
@@ -29,6 +32,7 @@ from cdb_service.security import audit
 from cdb_service.security.audit import Who, as_who
 
 MAX_PAGE = 1000
+AS_OF_CHUNK = 500
 
 
 def validate(kind: KindSpec, data: Any, loc_prefix: tuple[str | int, ...] = ()) -> EntryIn:
@@ -88,6 +92,12 @@ class BatchResult:
 
 
 @dataclass
+class Created:
+    document: dict[str, Any]
+    replayed: bool
+
+
+@dataclass
 class Page:
     items: list[dict[str, Any]]
     revision: int
@@ -101,12 +111,38 @@ class RegistryService:
     # --- writes -----------------------------------------------------------------------
 
     async def create(
-        self, kind: KindSpec, document: EntryIn, who: Who | str, entry_id: uuid.UUID | None = None
-    ) -> dict[str, Any]:
-        async with self._writing(who, f"create {kind.name}") as writer:
-            values = await self._prepare(writer, kind, document, None)
-            written = await writer.create(kind, document.owner, values, entry_id)
-        return written.document
+        self,
+        kind: KindSpec,
+        document: EntryIn,
+        who: Who | str,
+        entry_id: uuid.UUID | None = None,
+        idempotency: IdempotentRequest | None = None,
+    ) -> Created:
+        """Create an entry; with an idempotency key, a repeat returns the first result."""
+        try:
+            async with self._writing(who, f"create {kind.name}") as writer:
+                if idempotency is not None:
+                    stored = await idempotency_keys.claim(writer.session, idempotency)
+                    if stored is not None:
+                        raise idempotency_keys.Replay(stored)
+                values = await self._prepare(writer, kind, document, None)
+                written = await writer.create(kind, document.owner, values, entry_id)
+                if idempotency is not None:
+                    idempotency_keys.remember(
+                        writer.session, idempotency, kind.name, written.document
+                    )
+        except idempotency_keys.Replay as replay:
+            if replay.request_hash != idempotency.request_hash:  # type: ignore[union-attr]
+                raise invalid(
+                    [
+                        FieldError(
+                            ("header", "Idempotency-Key"),
+                            "was already used for a different request",
+                        )
+                    ]
+                ) from None
+            return Created(replay.document, replayed=True)
+        return Created(written.document, replayed=False)
 
     async def update(
         self,
@@ -128,11 +164,43 @@ class RegistryService:
         entry_id: uuid.UUID,
         who: Who | str,
         expected_version: int | None = None,
+        *,
+        cascade: bool = False,
     ) -> dict[str, Any]:
+        """Delete (tombstone) an entry; referrers block it, unless `cascade` (owner's own)."""
         async with self._writing(who, f"delete {kind.name}") as writer:
             row = await self._current(writer.session, kind, entry_id)
-            written = await writer.delete(kind, row, expected_version)
+            if expected_version is not None and expected_version != row.version:
+                raise StaleVersionError(expected_version, row.version)
+            await self._delete_with_referrers(writer, kind, row, cascade)
+            written = next(w for w in writer.written if w.entry_id == row.id)
         return written.document
+
+    async def _delete_with_referrers(
+        self, writer: RevisionWriter, kind: KindSpec, row: Any, cascade: bool
+    ) -> None:
+        referrers = await _referrers(writer.session, kind, row.id)
+        if referrers:
+            foreign = [(k, r) for k, r in referrers if r.owner != row.owner]
+            if not cascade or foreign:
+                listed = [
+                    {
+                        "kind": k.name,
+                        "id": str(r.id),
+                        "key": getattr(r, k.natural_key),
+                        "owner": r.owner,
+                    }
+                    for k, r in referrers
+                ]
+                why = "other owners' entries refer to it" if cascade else "entries refer to it"
+                raise conflict(
+                    f"cannot delete this {kind.name} entry: {len(listed)} {why}"
+                    + ("" if cascade else " (cascade=true deletes the owner's own referrers)"),
+                    referrers=listed,
+                )
+            for referrer_kind, referrer in referrers:
+                await self._delete_with_referrers(writer, referrer_kind, referrer, cascade)
+        await writer.delete(kind, row)
 
     async def apply_batch(
         self,
@@ -339,27 +407,27 @@ class RegistryService:
         self,
         kind: KindSpec,
         *,
-        owner: str | None = None,
+        filters: Mapping[str, Any] | None = None,
         valid_at: dt.date | None = None,
         revision: int | None = None,
         after: uuid.UUID | None = None,
         limit: int = 100,
     ) -> Page:
+        """One page of a kind, in id order: current state, or as it stood at `revision`."""
         limit = max(1, min(limit, MAX_PAGE))
+        wanted = [(kind.all_filters[name], value) for name, value in (filters or {}).items()]
         async with rev.read_snapshot(self.sessions) as session:
             head = await rev.head_revision(session)
             if revision is not None:
-                versions = await rev.collection_as_of(
-                    session, kind.name, revision, owner=owner, valid_at=valid_at,
-                    after=after, limit=limit + 1,
-                )  # fmt: skip
-                docs = [dict(v.document) for v in versions]
+                docs = await _documents_as_of(
+                    session, kind, revision, wanted, valid_at, after, limit
+                )
                 read_at = revision
             else:
                 model = kind.model
                 query = select(model).order_by(model.id).limit(limit + 1)
-                if owner is not None:
-                    query = query.where(model.owner == owner)
+                for flt, value in wanted:
+                    query = query.where(flt.clause(model, value))
                 if valid_at is not None:
                     query = query.where(rev.valid_on(model, valid_at))
                 if after is not None:
@@ -381,6 +449,32 @@ class RegistryService:
             return [_version_dict(v) for v in await rev.changes_after(session, since, limit, kinds)]
 
 
+async def _documents_as_of(
+    session: AsyncSession,
+    kind: KindSpec,
+    revision: int,
+    wanted: list[tuple[Filter, Any]],
+    valid_at: dt.date | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Past documents through the same filters, read in chunks until a page is full."""
+    owner = next((v for f, v in wanted if f.name == "owner"), None)
+    docs: list[dict[str, Any]] = []
+    while len(docs) <= limit:
+        chunk = await rev.collection_as_of(
+            session, kind.name, revision, owner=owner, valid_at=valid_at, after=after,
+            limit=AS_OF_CHUNK,
+        )  # fmt: skip
+        docs += [
+            dict(v.document) for v in chunk if all(f.accepts(v.document, x) for f, x in wanted)
+        ]
+        if len(chunk) < AS_OF_CHUNK:
+            break
+        after = chunk[-1].entry_id
+    return docs
+
+
 def _version_dict(version: rev.EntryVersion) -> dict[str, Any]:
     return {
         "revision": version.revision,
@@ -392,6 +486,20 @@ def _version_dict(version: rev.EntryVersion) -> dict[str, Any]:
         "actor": version.actor,
         "document": version.document,
     }
+
+
+async def _referrers(
+    session: AsyncSession, kind: KindSpec, entry_id: uuid.UUID
+) -> list[tuple[KindSpec, Any]]:
+    """Every current entry whose reference fields name this one."""
+    found: list[tuple[KindSpec, Any]] = []
+    for other in KINDS.values():
+        for ref in other.references:
+            if ref.target == kind.name:
+                column = getattr(other.model, ref.id_field)
+                rows = (await session.scalars(select(other.model).where(column == entry_id))).all()
+                found += [(other, r) for r in rows if r.id != entry_id]
+    return found
 
 
 class _RefError(Exception):

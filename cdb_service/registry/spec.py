@@ -16,6 +16,7 @@ from sqlalchemy import JSON
 
 from cdb_service.db.base import Base
 from cdb_service.db.revisions import EntryModel, Projection
+from cdb_service.registry.filters import OWNER, Filter
 from cdb_service.registry.schemas import EntryIn
 
 
@@ -42,6 +43,8 @@ class KindSpec:
     projections: tuple[Projection, ...] = ()
     # Columns the server sets and a client cannot (e.g. announced_at).
     server_fields: tuple[str, ...] = ()
+    # Query filters beyond `owner` (see registry/filters.py).
+    filters: tuple[Filter, ...] = ()
     fields: tuple[str, ...] = field(init=False)
     json_fields: frozenset[str] = field(init=False)
 
@@ -75,6 +78,10 @@ class KindSpec:
 
     def natural_key_of(self, values: Mapping[str, Any]) -> Any:
         return values.get(self.natural_key)
+
+    @property
+    def all_filters(self) -> dict[str, Filter]:
+        return {f.name: f for f in (OWNER, *self.filters)}
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from cdb_service.logging import get_logger
-from cdb_service.problems import FieldError, Problem
+from cdb_service.problems import FieldError, Problem, invalid
 
 PROBLEM_JSON = "application/problem+json"
 log = get_logger("cdb.errors")
@@ -29,23 +29,32 @@ def on_problem(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 
 
 def on_validation(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Litestar's validation errors: content errors in a body are 422, the rest 400."""
     assert isinstance(exc, ValidationException)
-    errors = []
+    body_errors: list[FieldError] = []
+    other_errors: list[FieldError] = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
-        if isinstance(item, dict):
-            key = item.get("key") or item.get("source") or "request"
-            errors.append(
-                FieldError((str(item.get("source", "")), str(key)), str(item.get("message")))
-            )
-    status = 400
-    return problem_response(
-        Problem(status, "Malformed request", str(exc.detail), "malformed-request", errors)
-    )
+        if not isinstance(item, dict):
+            continue
+        source = str(getattr(item.get("source"), "value", item.get("source") or "body"))
+        key = str(item.get("key") or "")
+        msg = str(item.get("message", "")).removeprefix("Value error, ")
+        if source == "body" and key not in ("", "request"):
+            loc = tuple(int(p) if p.isdigit() else p for p in key.split(".") if p != "[key]")
+            body_errors.append(FieldError(loc, msg))
+        else:
+            other_errors.append(FieldError((source, key) if key else (source,), msg))
+    if body_errors and not other_errors:
+        return problem_response(invalid(body_errors))
+    errors = other_errors + body_errors
+    detail = "; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors) or str(exc.detail)
+    return problem_response(Problem(400, "Malformed request", detail, "malformed-request", errors))
 
 
 def on_http(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     assert isinstance(exc, HTTPException)
-    titles = {404: "Not found", 405: "Method not allowed", 401: "Unauthorized", 403: "Forbidden"}
+    titles = {400: "Malformed request", 404: "Not found", 405: "Method not allowed",
+              401: "Unauthorized", 403: "Forbidden", 413: "Request too large"}  # fmt: skip
     title = titles.get(exc.status_code, "Request failed")
     headers = dict(exc.headers or {})
     return problem_response(Problem(exc.status_code, title, str(exc.detail)), headers)

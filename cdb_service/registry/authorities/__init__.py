@@ -2,6 +2,7 @@
 
 from cdb_service.registry.authorities.models import Authority
 from cdb_service.registry.authorities.schemas import AuthorityIn
+from cdb_service.registry.filters import Filter, Match
 from cdb_service.registry.spec import KindSpec, Reference
 
 SPEC = KindSpec(
@@ -10,6 +11,13 @@ SPEC = KindSpec(
     schema=AuthorityIn,
     natural_key="code",
     natural_key_global=True,
+    filters=(
+        Filter("code", "code"),
+        Filter("kind", "kind"),
+        Filter("q", "names", Match.TEXT),
+        Filter("routing_party_id", "routing_party_id", uuid=True),
+        Filter("parent_id", "parent_id", uuid=True),
+    ),
     references=(
         Reference("parent_id", "parent_code", "authorities", same_owner=True),
         Reference("routing_party_id", "routing_party_name", "routing-parties"),

@@ -1,5 +1,6 @@
 """Jurisdiction criteria: which authority is competent, for what and where."""
 
+from cdb_service.registry.filters import Filter
 from cdb_service.registry.jurisdiction_criteria.models import GeoKey, JurisdictionCriterion
 from cdb_service.registry.jurisdiction_criteria.schemas import JurisdictionCriterionIn
 from cdb_service.registry.spec import KindSpec, ListProjection, Reference
@@ -10,6 +11,12 @@ SPEC = KindSpec(
     schema=JurisdictionCriterionIn,
     natural_key="ref",
     natural_key_global=False,
+    filters=(
+        Filter("ref", "ref"),
+        Filter("instrument", "instrument"),
+        Filter("competence", "competence"),
+        Filter("authority_id", "authority_id", uuid=True),
+    ),
     references=(
         Reference("authority_id", "authority_code", "authorities", required=True, same_owner=True),
     ),

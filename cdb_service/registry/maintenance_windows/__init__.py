@@ -1,5 +1,6 @@
 """Maintenance windows (Annex I 6.3–6.4): announced in advance, never deleted, cancelled."""
 
+from cdb_service.registry.filters import Filter
 from cdb_service.registry.maintenance_windows.models import MaintenanceWindow
 from cdb_service.registry.maintenance_windows.schemas import MaintenanceWindowIn
 from cdb_service.registry.spec import KindSpec
@@ -10,5 +11,6 @@ SPEC = KindSpec(
     schema=MaintenanceWindowIn,
     natural_key="ref",
     natural_key_global=False,
+    filters=(Filter("ref", "ref"), Filter("component", "component")),
     server_fields=("announced_at",),
 )

@@ -1,5 +1,6 @@
 """National correspondents for Eurojust (Regulation (EU) 2018/1727, art. 20)."""
 
+from cdb_service.registry.filters import Filter
 from cdb_service.registry.national_correspondents.models import NationalCorrespondent
 from cdb_service.registry.national_correspondents.schemas import NationalCorrespondentIn
 from cdb_service.registry.spec import KindSpec, Reference
@@ -10,5 +11,11 @@ SPEC = KindSpec(
     schema=NationalCorrespondentIn,
     natural_key="ref",
     natural_key_global=False,
+    filters=(
+        Filter("ref", "ref"),
+        Filter("country", "country"),
+        Filter("type", "type"),
+        Filter("authority_id", "authority_id", uuid=True),
+    ),
     references=(Reference("authority_id", "authority_code", "authorities", same_owner=True),),
 )

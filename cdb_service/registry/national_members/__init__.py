@@ -1,5 +1,6 @@
 """National members, deputies and assistants at Eurojust (Regulation (EU) 2018/1727, art. 7)."""
 
+from cdb_service.registry.filters import Filter
 from cdb_service.registry.national_members.models import NationalMember
 from cdb_service.registry.national_members.schemas import NationalMemberIn
 from cdb_service.registry.spec import KindSpec, Reference
@@ -10,5 +11,6 @@ SPEC = KindSpec(
     schema=NationalMemberIn,
     natural_key="ref",
     natural_key_global=False,
+    filters=(Filter("ref", "ref"), Filter("country", "country"), Filter("role", "role")),
     references=(Reference("routing_party_id", "routing_party_name", "routing-parties"),),
 )

@@ -1,5 +1,6 @@
 """Routing parties: the e-CODEX / AS4 access points that messages are sent to."""
 
+from cdb_service.registry.filters import Filter, Match
 from cdb_service.registry.routing_parties.models import PartyIdentifier, RoutingParty
 from cdb_service.registry.routing_parties.schemas import RoutingPartyIn
 from cdb_service.registry.spec import KindSpec, ListProjection
@@ -10,5 +11,10 @@ SPEC = KindSpec(
     schema=RoutingPartyIn,
     natural_key="name",
     natural_key_global=True,
+    filters=(
+        Filter("name", "name"),
+        Filter("q", "name", Match.TEXT),
+        Filter("party_id", "identifiers", Match.ITEM, PartyIdentifier, "party_id"),
+    ),
     projections=(ListProjection(PartyIdentifier, "identifiers", ("party_id", "party_id_type")),),
 )

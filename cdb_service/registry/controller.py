@@ -1,0 +1,281 @@
+"""One controller shape for every kind: list, read, history, create, replace, delete.
+
+Built per kind from its `KindSpec` (see `controllers()`); no kind has a copy of
+its own. Policy decisions are asked of `security.policy`; writes go through the
+registry service, which makes each one revision.
+
+This module does not use postponed annotations: the request body type is the
+kind's schema, chosen at run time, and litestar reads it from the signature.
+"""
+
+import base64
+import binascii
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+
+from cdb_service.problems import FieldError, Problem, invalid, not_found, stale
+from cdb_service.registry.kinds import KINDS
+from cdb_service.registry.spec import KindSpec
+from cdb_service.runtime import Runtime
+from cdb_service.security import policy
+from cdb_service.security.policy import Principal
+from cdb_service.web.docs import problems
+
+PAGING = frozenset({"limit", "cursor", "valid_at", "revision"})
+PRIVATE_FIELDS = ("person",)
+
+
+def _principal(request: Request[Any, Any, Any]) -> Principal:
+    principal = request.user
+    assert isinstance(principal, Principal)
+    return principal
+
+
+def _who(request: Request[Any, Any, Any]) -> Any:
+    client = request.client.host if request.client else None
+    return _principal(request).who(request.scope["state"].get("request_id"), client)
+
+
+def visible(document: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    """Named persons only for administrators and operators (Annex I 5.5)."""
+    if policy.sees_named_persons(principal):
+        return document
+    return {k: v for k, v in document.items() if k not in PRIVATE_FIELDS}
+
+
+def etag(document: dict[str, Any]) -> str:
+    return f'"{document["version"]}"'
+
+
+def encode_cursor(revision: int, after: uuid.UUID) -> str:
+    raw = json.dumps({"r": revision, "a": str(after)}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, uuid.UUID]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return int(data["r"]), uuid.UUID(data["a"])
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        error = FieldError(("query", "cursor"), "unknown cursor")
+        raise Problem(
+            400, "Malformed request", "the cursor is not one this service gave out",
+            "malformed-request", [error],
+        ) from None  # fmt: skip
+
+
+def _filters(spec: KindSpec, request: Request[Any, Any, Any]) -> dict[str, Any]:
+    known = spec.all_filters
+    out: dict[str, Any] = {}
+    errors = []
+    for name, value in request.query_params.items():
+        if name in PAGING:
+            continue
+        flt = known.get(name)
+        if flt is None:
+            errors.append(
+                FieldError(("query", name), f"unknown parameter; filters: {', '.join(known)}")
+            )
+            continue
+        try:
+            out[name] = flt.parse(value)
+        except ValueError:
+            errors.append(FieldError(("query", name), "is not a valid id"))
+    if errors:
+        raise Problem(400, "Malformed request", "; ".join(f"{e.loc[1]}: {e.msg}" for e in errors),
+                      "malformed-request", errors)  # fmt: skip
+    return out
+
+
+def _if_match(request: Request[Any, Any, Any], current: dict[str, Any]) -> int:
+    header = request.headers.get("if-match")
+    if not header:
+        raise Problem(428, "Precondition required",
+                      "send If-Match with the ETag you read, so that no one else's change is lost",
+                      "precondition-required")  # fmt: skip
+    tags = [t.strip() for t in header.split(",")]
+    if "*" in tags or etag(current) in tags:
+        return int(current["version"])
+    raise stale(-1 if not tags else _version_of(tags[0]), int(current["version"]))
+
+
+def _version_of(tag: str) -> int:
+    try:
+        return int(tag.strip('W/"'))
+    except ValueError:
+        return -1
+
+
+async def _current(runtime: Runtime, spec: KindSpec, entry_id: uuid.UUID) -> dict[str, Any]:
+    document = await runtime.registry.get(spec, entry_id)
+    if document is None:
+        raise not_found(spec.name, entry_id)
+    return document
+
+
+def controller_for(spec: KindSpec) -> type[Controller]:
+    schema: Any = spec.schema
+    filter_doc = ", ".join(spec.all_filters)
+
+    class KindController(Controller):
+        path = f"/{spec.name}"
+        tags = [spec.name]  # noqa: RUF012
+
+        @get(
+            "/",
+            summary=f"List {spec.name}",
+            responses=problems(400, 422),
+            description=f"Filters: {filter_doc}. Keyset pages in id order; `next` is the "
+            "cursor of the following page, which reads the same revision.",
+        )
+        async def collection(
+            self,
+            request: Request[Any, Any, Any],
+            runtime: NamedDependency[Runtime],
+            limit: int = Parameter(default=100, ge=1, le=1000),
+            cursor: str | None = None,
+            valid_at: dt.date | None = Parameter(default=None, description="legal validity date"),
+            revision: int | None = Parameter(default=None, ge=0, description="as of revision"),
+        ) -> dict[str, Any]:
+            filters = _filters(spec, request)
+            after = None
+            if cursor:
+                revision, after = decode_cursor(cursor)
+            if revision is not None:
+                head = await runtime.registry.head()
+                if revision > head:
+                    raise invalid(
+                        [FieldError(("query", "revision"), f"is after the head revision {head}")]
+                    )
+            page = await runtime.registry.collection(
+                spec,
+                filters=filters,
+                valid_at=valid_at,
+                revision=revision,
+                after=after,
+                limit=limit,
+            )
+            principal = _principal(request)
+            return {
+                "items": [visible(d, principal) for d in page.items],
+                "revision": page.revision,
+                "next": encode_cursor(page.revision, page.next) if page.next else None,
+            }
+
+        @get("/{entry_id:uuid}", summary=f"One {spec.name} entry", responses=problems(404))
+        async def one(
+            self,
+            entry_id: uuid.UUID,
+            request: Request[Any, Any, Any],
+            runtime: NamedDependency[Runtime],
+            revision: int | None = Parameter(default=None, ge=0),
+        ) -> Response[Any]:
+            document = await runtime.registry.get(spec, entry_id, revision)
+            if document is None:
+                at = f" at revision {revision}" if revision is not None else ""
+                raise Problem(404, "Not found", f"no {spec.name} entry {entry_id}{at}", "not-found")
+            tag = etag(document)
+            if tag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+                return Response(None, status_code=304, headers={"ETag": tag})
+            return Response(visible(document, _principal(request)), headers={"ETag": tag})
+
+        @get(
+            "/{entry_id:uuid}/history",
+            summary="Every version, newest first",
+            responses=problems(404),
+        )
+        async def history(
+            self,
+            entry_id: uuid.UUID,
+            request: Request[Any, Any, Any],
+            runtime: NamedDependency[Runtime],
+        ) -> dict[str, Any]:
+            versions = [
+                v for v in await runtime.registry.history(entry_id) if v["kind"] == spec.name
+            ]
+            if not versions:
+                raise not_found(spec.name, entry_id)
+            principal = _principal(request)
+            return {
+                "items": [v | {"document": visible(v["document"], principal)} for v in versions]
+            }
+
+        @post("/", summary=f"Create a {spec.name} entry", responses=problems(400, 409, 422),
+              description="`Idempotency-Key` makes a retry return the first result.")  # fmt: skip
+        async def create(
+            self, data: schema, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+        ) -> Response[Any]:
+            principal = _principal(request)
+            policy.require_write(principal, data.owner)
+            key = request.headers.get("idempotency-key")
+            idempotency = None
+            if key:
+                from cdb_service.registry.idempotency import IdempotentRequest
+
+                caller = f"{principal.subject}|{principal.certificate.facts.x5t_s256}"
+                idempotency = IdempotentRequest.of(
+                    caller, key[:200], "POST", request.url.path, await request.body()
+                )
+            created = await runtime.registry.create(
+                spec, data, _who(request), idempotency=idempotency
+            )
+            document = created.document
+            headers = {
+                "Location": f"{request.url.path.rstrip('/')}/{document['id']}",
+                "ETag": etag(document),
+            }
+            if created.replayed:
+                headers["Idempotent-Replayed"] = "true"
+            return Response(visible(document, principal), status_code=201, headers=headers)
+
+        @put("/{entry_id:uuid}", summary="Replace an entry (If-Match required)",
+             responses=problems(400, 404, 409, 412, 422, 428))  # fmt: skip
+        async def replace(
+            self,
+            entry_id: uuid.UUID,
+            data: schema,
+            request: Request[Any, Any, Any],
+            runtime: NamedDependency[Runtime],
+        ) -> Response[Any]:
+            current = await _current(runtime, spec, entry_id)
+            policy.require_write(_principal(request), data.owner, current["owner"])
+            expected = _if_match(request, current)
+            document = await runtime.registry.update(spec, entry_id, data, _who(request), expected)
+            return Response(
+                visible(document, _principal(request)), headers={"ETag": etag(document)}
+            )
+
+        @delete(
+            "/{entry_id:uuid}",
+            summary="Delete an entry (If-Match required); a tombstone stays",
+            responses=problems(404, 409, 412, 428),
+            status_code=204,
+        )
+        async def remove(
+            self,
+            entry_id: uuid.UUID,
+            request: Request[Any, Any, Any],
+            runtime: NamedDependency[Runtime],
+            cascade: bool = Parameter(
+                default=False, description="also delete the owner's referrers"
+            ),
+        ) -> None:
+            current = await _current(runtime, spec, entry_id)
+            policy.require_write(_principal(request), current["owner"])
+            expected = _if_match(request, current)
+            await runtime.registry.delete(spec, entry_id, _who(request), expected, cascade=cascade)
+
+    KindController.__name__ = KindController.__qualname__ = (
+        "".join(part.title() for part in spec.name.split("-")) + "Controller"
+    )
+    return KindController
+
+
+def controllers() -> list[type[Controller]]:
+    return [controller_for(spec) for spec in KINDS.values()]
