@@ -26,6 +26,7 @@ from cdb_service.registry import idempotency as idempotency_keys
 from cdb_service.registry.filters import Filter
 from cdb_service.registry.idempotency import IdempotentRequest
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
+from cdb_service.registry.resolution import EntryIndex
 from cdb_service.registry.schemas import EntryIn
 from cdb_service.registry.spec import KindSpec
 from cdb_service.security import audit
@@ -215,20 +216,24 @@ class RegistryService:
 
         Unchanged entries write nothing; if every entry is unchanged there is no
         revision. With `replace_owner`, that owner's entries of the batch's kinds
-        that the batch does not name are deleted in the same revision.
+        that the batch does not name are deleted in the same revision. A dry run
+        does all of it and rolls back, so its diff is what the real run does.
         """
         diff: list[DiffRow] = []
         errors: list[FieldError] = []
         async with self._writing(who, summary, commit=not dry_run) as writer:
-            ordered = sorted(items, key=lambda i: APPLY_ORDER.index(i.kind.name))
-            ordered = _parents_first(ordered)
-            seen: dict[tuple[str, Any], int | None] = {}
-            for item in ordered:
-                prefix: tuple[str | int, ...] = ("line", item.line) if item.line else ()
-                try:
-                    diff.append(await self._apply_one(writer, item, seen))
-                except Problem as problem:
-                    errors.extend(_with_prefix(problem, prefix))
+            ordered = _parents_first(sorted(items, key=lambda i: APPLY_ORDER.index(i.kind.name)))
+            with writer.session.no_autoflush:
+                index = await EntryIndex.load(
+                    writer.session, [(i.kind, i.document) for i in ordered]
+                )
+                seen: dict[tuple[str, Any], int | None] = {}
+                for item in ordered:
+                    prefix: tuple[str | int, ...] = ("line", item.line) if item.line else ()
+                    try:
+                        diff.append(await self._apply_one(writer, index, item, seen))
+                    except Problem as problem:
+                        errors.extend(_with_prefix(problem, prefix))
             if replace_owner and not errors:
                 named = {(row.kind, row.id) for row in diff}
                 kinds = {item.kind.name for item in items}
@@ -243,7 +248,11 @@ class RegistryService:
         return BatchResult(revision, diff)
 
     async def _apply_one(
-        self, writer: RevisionWriter, item: BatchItem, seen: dict[tuple[str, Any], int | None]
+        self,
+        writer: RevisionWriter,
+        index: EntryIndex,
+        item: BatchItem,
+        seen: dict[tuple[str, Any], int | None],
     ) -> DiffRow:
         kind, document = item.kind, item.document
         key = getattr(document, kind.natural_key)
@@ -251,14 +260,22 @@ class RegistryService:
             raise invalid(
                 [FieldError((kind.natural_key,), "is required to match entries in a batch")]
             )
-        if (kind.name, (document.owner, key)) in seen:
-            first = seen[(kind.name, (document.owner, key))]
-            raise invalid([FieldError((kind.natural_key,), f"repeats line {first}'s key {key!r}")])
-        seen[(kind.name, (document.owner, key))] = item.line
-        row = await self._by_natural_key(writer.session, kind, document.owner, key)
-        values = await self._prepare(writer, kind, document, row)
+        marker = (kind.name, key if kind.natural_key_global else (document.owner, key))
+        if marker in seen:
+            raise invalid(
+                [FieldError((kind.natural_key,), f"repeats line {seen[marker]}'s key {key!r}")]
+            )
+        seen[marker] = item.line
+        row = index.existing(kind, document.owner, key)
+        if row is not None and row.owner != document.owner:
+            raise conflict(
+                f"{kind.natural_key} {key!r} belongs to an entry of {row.owner}",
+                errors=[{"loc": [kind.natural_key], "msg": "already used by another owner"}],
+            )
+        values = self._values(writer, index, kind, document, row)
         if row is None:
             written = await writer.create(kind, document.owner, values, None)
+            index.learn(kind, document.owner, values, written.entry_id)
             return DiffRow(kind.name, key, Change.CREATED, written.entry_id, [], item.line)
         changed = [name for name, value in values.items() if getattr(row, name) != value]
         if not changed:
@@ -295,95 +312,39 @@ class RegistryService:
             raise not_found(kind.name, entry_id)
         return row
 
-    async def _by_natural_key(
-        self, session: AsyncSession, kind: KindSpec, owner: str, key: Any
-    ) -> Any:
-        model = kind.model
-        query = select(model).where(getattr(model, kind.natural_key) == key)
-        if not kind.natural_key_global:
-            query = query.where(model.owner == owner)
-        row = await session.scalar(query)
-        if row is not None and row.owner != owner:
-            raise conflict(
-                f"{kind.natural_key} {key!r} belongs to an entry of {row.owner}",
-                errors=[{"loc": [kind.natural_key], "msg": "already used by another owner"}],
-            )
-        return row
-
     async def _prepare(
         self, writer: RevisionWriter, kind: KindSpec, document: EntryIn, row: EntryModel | None
     ) -> dict[str, Any]:
-        """Column values for `document`: references resolved, keys unique, owner kept."""
-        session = writer.session
-        values = kind.column_values(document)
-        errors: list[FieldError] = []
-        if row is not None and row.owner != document.owner:
-            errors.append(
-                FieldError(("owner",), f"an entry of {row.owner} cannot move to another owner")
+        """Column values for one entry written on its own (create or replace)."""
+        index = await EntryIndex.load(writer.session, [(kind, document)])
+        key = getattr(document, kind.natural_key)
+        other = index.existing(kind, document.owner, key) if key is not None else None
+        if other is not None and (row is None or other.id != row.id):
+            raise conflict(
+                f"another {kind.name} entry already has {kind.natural_key} {key!r}",
+                errors=[{"loc": [kind.natural_key], "msg": "already exists", "type": "duplicate"}],
             )
-        for ref in kind.references:
-            try:
-                values[ref.id_field] = await self._resolve(session, kind, ref, document, row)
-            except _RefError as error:
-                errors.append(FieldError((error.field,), str(error), "reference_error"))
+        return self._values(writer, index, kind, document, row)
+
+    def _values(
+        self,
+        writer: RevisionWriter,
+        index: EntryIndex,
+        kind: KindSpec,
+        document: EntryIn,
+        row: EntryModel | None,
+    ) -> dict[str, Any]:
+        """Column values: references resolved, the owner kept, server fields set on create."""
+        values = kind.column_values(document)
+        errors = index.resolve(kind, document, values, row.id if row is not None else None)
+        if row is not None and row.owner != document.owner:
+            moved = f"an entry of {row.owner} cannot move to another owner"
+            errors.insert(0, FieldError(("owner",), moved))
         if errors:
             raise invalid(errors)
-        key = values.get(kind.natural_key)
-        if key is not None:
-            query = select(kind.model.id).where(getattr(kind.model, kind.natural_key) == key)
-            if not kind.natural_key_global:
-                query = query.where(kind.model.owner == document.owner)
-            if row is not None:
-                query = query.where(kind.model.id != row.id)
-            if await session.scalar(query) is not None:
-                raise conflict(
-                    f"another {kind.name} entry already has {kind.natural_key} {key!r}",
-                    errors=[
-                        {"loc": [kind.natural_key], "msg": "already exists", "type": "duplicate"}
-                    ],
-                )
         if row is None:
             values |= {name: writer.now for name in kind.server_fields}
         return values
-
-    async def _resolve(
-        self,
-        session: AsyncSession,
-        kind: KindSpec,
-        ref: Any,
-        document: EntryIn,
-        row: EntryModel | None,
-    ) -> uuid.UUID | None:
-        target = KINDS[ref.target]
-        by_id: uuid.UUID | None = getattr(document, ref.id_field)
-        by_key = getattr(document, ref.key_field)
-        found: Any = None
-        if by_key is not None:
-            found = await session.scalar(
-                select(target.model).where(getattr(target.model, target.natural_key) == by_key)
-            )
-            if found is None:
-                raise _RefError(
-                    ref.key_field, f"no {target.name} entry has {target.natural_key} {by_key!r}"
-                )
-            if by_id is not None and by_id != found.id:
-                raise _RefError(ref.id_field, f"names another entry than {ref.key_field}")
-        elif by_id is not None:
-            found = await session.get(target.model, by_id)
-            if found is None:
-                raise _RefError(ref.id_field, f"no {target.name} entry {by_id}")
-        elif ref.required:
-            raise _RefError(ref.id_field, f"is required (or {ref.key_field})")
-        if found is None:
-            return None
-        if ref.same_owner and found.owner != document.owner:
-            raise _RefError(
-                ref.key_field if by_key is not None else ref.id_field,
-                f"names an entry of {found.owner}; it must belong to {document.owner}",
-            )
-        if target is kind and row is not None:
-            await _no_cycle(session, kind, row.id, found)
-        return uuid.UUID(str(found.id))
 
     # --- reads ------------------------------------------------------------------------
 
@@ -502,45 +463,22 @@ async def _referrers(
     return found
 
 
-class _RefError(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-async def _no_cycle(session: AsyncSession, kind: KindSpec, entry_id: Any, parent: Any) -> None:
-    seen = set()
-    node = parent
-    while node is not None:
-        if node.id == entry_id:
-            raise _RefError("parent_id", "would make the entry its own ancestor")
-        if node.id in seen:
-            return
-        seen.add(node.id)
-        parent_id = getattr(node, "parent_id", None)
-        node = await session.get(kind.model, parent_id) if parent_id else None
-
-
 def _parents_first(items: list[BatchItem]) -> list[BatchItem]:
     """Within a kind that references itself (authority parents), parents come first."""
     out: list[BatchItem] = []
-    placed: set[Any] = set()
+    waiting = {(i.kind.name, getattr(i.document, "code", None)) for i in items}
     pending = list(items)
     while pending:
         rest = []
         for item in pending:
             parent = getattr(item.document, "parent_code", None)
-            in_batch = any(
-                i.kind is item.kind and getattr(i.document, "code", None) == parent for i in pending
-            )
-            if parent is None or parent in placed or not in_batch:
+            if parent is None or (item.kind.name, parent) not in waiting:
                 out.append(item)
-                placed.add(getattr(item.document, "code", None))
+                waiting.discard((item.kind.name, getattr(item.document, "code", None)))
             else:
                 rest.append(item)
-        if len(rest) == len(pending):  # a cycle: let validation report it
-            out += rest
-            break
+        if len(rest) == len(pending):  # a cycle: let reference resolution report it
+            return out + rest
         pending = rest
     return out
 
