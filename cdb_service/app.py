@@ -20,6 +20,8 @@ from cdb_service.logging import configure_logging, get_logger
 from cdb_service.problems import Problem
 from cdb_service.registry.code_list_controller import CodeListController
 from cdb_service.registry.controller import controllers
+from cdb_service.registry.import_controller import ImportController
+from cdb_service.registry.routing_parties.controller import RoutingPartyActions
 from cdb_service.runtime import Runtime
 from cdb_service.security import policy
 from cdb_service.security.dev_issuer import DevIssuerController
@@ -91,7 +93,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api = Router(
         path=API_PREFIX,
-        route_handlers=[CodeListController, *controllers()],
+        route_handlers=[CodeListController, ImportController, RoutingPartyActions, *controllers()],
         guards=[read_guard],
     )
     handlers: list[Any] = [HealthController, api]

@@ -102,6 +102,60 @@ def cmd_gazetteer_load(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    from rich.progress import Progress
+
+    from cdb_service.registry.imports import parse_lines
+    from cdb_service.security.audit import Who
+
+    owner = args.owner.upper()
+    lines = (
+        sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+    ).splitlines()
+    with Progress(transient=True, console=_stderr_console()) as bar:
+        task = bar.add_task(f"validating {len(lines)} lines", total=len(lines))
+        batch = parse_lines(lines, owner, progress=lambda n: bar.update(task, completed=n))
+    batch.raise_if_invalid()
+
+    async def job(runtime: Any) -> Any:
+        with Progress(transient=True, console=_stderr_console()) as bar:
+            bar.add_task(f"applying {len(batch.items)} entries as one revision", total=None)
+            return await runtime.registry.apply_batch(
+                batch.items, Who(subject=f"cli:{getpass.getuser()}"),
+                replace_owner=owner if args.mode == "replace" else None,
+                dry_run=args.dry_run, summary=f"import {owner} ({args.mode})",
+            )  # fmt: skip
+
+    result = asyncio.run(_with_runtime(settings, job))
+    changes = [r.as_dict() for r in result.diff if r.change.value != "unchanged"]
+    summary = {"owner": owner, "mode": args.mode, "dry_run": args.dry_run}
+    _print(summary | {"revision": result.revision, "counts": result.counts(), "changes": changes})
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from cdb_service.registry.imports import export_lines
+    from cdb_service.registry.kinds import KINDS
+
+    kinds = [KINDS[k] for k in args.kind] if args.kind else list(KINDS.values())
+    owner = args.owner.upper() if args.owner else None
+    documents = asyncio.run(_with_runtime(settings, lambda rt: rt.registry.documents(kinds, owner)))
+    text = "".join(line + "\n" for line in export_lines(documents))
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text, "utf-8")
+    return 0
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.openapi import render
 
@@ -139,6 +193,17 @@ def parser() -> argparse.ArgumentParser:
         "audit-verify", help="walk the audit hash chain; name the first broken link"
     )
     aud.set_defaults(run=cmd_audit_verify)
+    imp = sub.add_parser("import", help="apply an owner's NDJSON batch as one revision")
+    imp.add_argument("file", help="NDJSON file, or - for standard input")
+    imp.add_argument("--owner", required=True)
+    imp.add_argument("--mode", choices=("merge", "replace"), default="merge")
+    imp.add_argument("--dry-run", action="store_true", help="report the diff, write nothing")
+    imp.set_defaults(run=cmd_import)
+    exp = sub.add_parser("export", help="write current entries as NDJSON in the import shape")
+    exp.add_argument("--owner")
+    exp.add_argument("--kind", action="append", help="a kind (repeatable); default: all")
+    exp.add_argument("--out", default="-")
+    exp.set_defaults(run=cmd_export)
     api = sub.add_parser("openapi", help="write the OpenAPI document generated from the app")
     api.add_argument("--out", default="openapi.yaml")
     api.set_defaults(run=cmd_openapi)

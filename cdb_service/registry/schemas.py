@@ -20,7 +20,7 @@ from cdb_service.registry.fields import (
 
 # Fields the server sets: accepted in a PUT body (clients send back what they read)
 # and ignored, never taken from the client.
-SERVER_FIELDS = frozenset({"id", "version", "revision", "created_at", "updated_at"})
+SERVER_FIELDS = frozenset({"id", "version", "revision", "created_at", "updated_at", "announced_at"})
 
 
 class Strict(BaseModel):

@@ -346,6 +346,49 @@ class RegistryService:
             values |= {name: writer.now for name in kind.server_fields}
         return values
 
+    async def rotate_certificate(
+        self, old_sha256: str, new_pem: str, principal: Any, who: Who | str
+    ) -> dict[str, Any]:
+        """Swap one certificate for its renewal in every routing party that uses it."""
+        from cdb_service.security import policy
+
+        kind = KINDS["routing-parties"]
+        async with self._writing(who, "rotate certificate") as writer:
+            rows: Sequence[Any] = (
+                await writer.session.scalars(select(kind.model).order_by(kind.model.id))
+            ).all()
+            using = [r for r in rows if any(c.get("sha256") == old_sha256 for c in r.certificates)]
+            if not using:
+                raise not_found("routing-parties", f"using a certificate with SHA-256 {old_sha256}")
+            for row in using:
+                policy.require_write(principal, row.owner)
+            index = await EntryIndex.load(writer.session, [])
+            for row in using:
+                document = rev.document_of(kind, row)
+                document["certificates"] = [
+                    {"use": c["use"], "pem": new_pem if c.get("sha256") == old_sha256 else c["pem"]}
+                    for c in document["certificates"]
+                ]
+                values = self._values(writer, index, kind, validate(kind, document), row)
+                await writer.update(kind, row, values)
+        return {"revision": writer.revision, "routing_parties": [str(r.id) for r in using]}
+
+    async def documents(
+        self, kinds: Iterable[KindSpec], owner: str | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Every current entry of these kinds (of one owner), in the order a batch applies them."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        for kind in sorted(kinds, key=lambda k: APPLY_ORDER.index(k.name)):
+            after = None
+            while True:
+                filters = {"owner": owner} if owner else {}
+                page = await self.collection(kind, filters=filters, after=after, limit=MAX_PAGE)
+                out += [(kind.name, d) for d in page.items]
+                if page.next is None:
+                    break
+                after = page.next
+        return out
+
     # --- reads ------------------------------------------------------------------------
 
     async def head(self) -> int:

@@ -1,0 +1,133 @@
+"""National batches as NDJSON: one entry per line, `{"kind": …, "document": {…}}`.
+
+Entries are matched by natural key (authority code, routing-party name, `ref`).
+
+Every line is read and validated before anything is applied, and every bad line
+is reported with its number; only a batch without errors reaches the service,
+which applies it as one revision (or, as a dry run, reports what it would do).
+Exports are written in the same shape, so an export re-imports as a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from cdb_service.problems import FieldError, Problem, invalid
+from cdb_service.registry.kinds import KINDS
+from cdb_service.registry.service import BatchItem, field_errors
+from cdb_service.registry.spec import KindSpec
+
+MAX_ERRORS = 1000
+
+
+@dataclass
+class ParsedBatch:
+    items: list[BatchItem] = field(default_factory=list)
+    errors: list[FieldError] = field(default_factory=list)
+    lines: int = 0
+
+    def raise_if_invalid(self) -> None:
+        if self.errors:
+            shown = self.errors[:MAX_ERRORS]
+            raise invalid(
+                shown,
+                f"{len(self.errors)} problem(s) in {self.lines} line(s); nothing was written"
+                + (
+                    f" (the first {MAX_ERRORS} are listed)" if len(self.errors) > MAX_ERRORS else ""
+                ),
+            )
+
+
+def parse_line(number: int, raw: str | bytes, owner: str, batch: ParsedBatch) -> None:
+    """Validate one line into `batch` (an item, or errors naming the line)."""
+    from pydantic import ValidationError
+
+    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    if not text.strip():
+        return
+    batch.lines += 1
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as error:
+        batch.errors.append(FieldError(("line", number), f"is not JSON: {error}", "json_invalid"))
+        return
+    if not isinstance(data, dict):
+        batch.errors.append(FieldError(("line", number), "must be a JSON object", "type_error"))
+        return
+    kind_name = data.get("kind")
+    kind: KindSpec | None = KINDS.get(kind_name) if isinstance(kind_name, str) else None
+    if kind is None:
+        batch.errors.append(
+            FieldError(("line", number, "kind"), f"must be one of {', '.join(KINDS)}", "kind")
+        )
+        return
+    data = data.get("document")
+    if not isinstance(data, dict):
+        batch.errors.append(FieldError(("line", number, "document"), "must be a JSON object"))
+        return
+    data.setdefault("owner", owner)
+    if str(data["owner"]).upper() != owner:
+        batch.errors.append(
+            FieldError(("line", number, "owner"), f"is {data['owner']!r}; this batch is {owner}'s")
+        )
+        return
+    try:
+        document = kind.schema.model_validate(data)
+    except ValidationError as error:
+        batch.errors.extend(field_errors(error, ("line", number)))
+        return
+    batch.items.append(BatchItem(kind, document, number))
+
+
+def parse_lines(lines: Iterable[str | bytes], owner: str,
+                progress: Callable[[int], None] | None = None) -> ParsedBatch:  # fmt: skip
+    batch = ParsedBatch()
+    for number, raw in enumerate(lines, start=1):
+        parse_line(number, raw, owner, batch)
+        if progress is not None:
+            progress(number)
+    return batch
+
+
+async def parse_stream(chunks: AsyncIterable[bytes], owner: str) -> ParsedBatch:
+    """Parse a request body as it arrives, without holding the raw body whole."""
+    batch = ParsedBatch()
+    number = 0
+    async for line in _lines(chunks):
+        number += 1
+        parse_line(number, line, owner, batch)
+    return batch
+
+
+async def _lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line
+    if pending:
+        yield pending
+
+
+def export_lines(documents: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[str]:
+    """Entries in the import shape."""
+    for kind, document in documents:
+        line = {"kind": kind, "document": document}
+        yield json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+
+
+def owner_of_batch(requested: str | None, administers: str | None, is_operator: bool) -> str:
+    owner = (requested or administers or "").upper()
+    if not owner:
+        raise Problem(
+            400,
+            "Malformed request",
+            "name the batch's owner (?owner=XX)",
+            "malformed-request",
+            [FieldError(("query", "owner"), "is required")],
+        )
+    return owner
