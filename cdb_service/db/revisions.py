@@ -44,6 +44,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from cdb_service.db.base import COMMON_FIELDS, GUID, Base, DateTimeUTC, EntryColumns, JsonB, utcnow
 
+FLUSH_EVERY = 2000
+
 
 class Operation(StrEnum):
     CREATE = "create"
@@ -163,7 +165,10 @@ class RevisionWriter:
     actor: str
     revision: int
     now: dt.datetime = field(default_factory=utcnow)
-    written: list[WrittenVersion] = field(default_factory=list)
+    # What this revision changed, as (kind, entry id, version): documents are not kept
+    # here, so that a batch of 50,000 entries does not hold 50,000 documents twice.
+    written: list[tuple[str, uuid.UUID, int]] = field(default_factory=list)
+    _fresh: list[Any] = field(default_factory=list)
     _projected: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
     _reprojected: dict[Any, set[uuid.UUID]] = field(default_factory=dict)
     _pending_kind: str | None = None
@@ -188,7 +193,7 @@ class RevisionWriter:
         _assign(row, values)
         self.session.add(row)
         self._project(kind, row.id, values, replacing=False)
-        return self._append(kind, row, Operation.CREATE)
+        return await self._append(kind, row, Operation.CREATE)
 
     async def update(
         self,
@@ -203,7 +208,7 @@ class RevisionWriter:
         row.revision = self.revision
         row.updated_at = self.now
         self._project(kind, row.id, values, replacing=True)
-        return self._append(kind, row, Operation.UPDATE)
+        return await self._append(kind, row, Operation.UPDATE)
 
     async def delete(
         self, kind: StoredKind, row: EntryModel, expected_version: int | None = None
@@ -213,7 +218,7 @@ class RevisionWriter:
         row.version += 1
         row.revision = self.revision
         row.updated_at = self.now
-        written = self._append(kind, row, Operation.DELETE)
+        written = await self._append(kind, row, Operation.DELETE)
         await self.session.delete(row)
         # Deletes go out at once and in the caller's order: referrers before their target.
         await self.session.flush()
@@ -221,7 +226,7 @@ class RevisionWriter:
 
     async def finish(self) -> None:
         """Write everything this revision added: rows and versions, then projections."""
-        await self.session.flush()
+        await self._flush_and_forget()
         for model, entry_ids in self._reprojected.items():
             table: Any = model
             for chunk in _chunks(list(entry_ids)):
@@ -242,26 +247,34 @@ class RevisionWriter:
                 projection.rows(entry_id, values)
             )
 
-    def _append(self, kind: StoredKind, row: EntryModel, op: Operation) -> WrittenVersion:
+    async def _append(self, kind: StoredKind, row: EntryModel, op: Operation) -> WrittenVersion:
         document = document_of(kind, row)
-        self.session.add(
-            EntryVersion(
-                revision=self.revision,
-                kind=kind.name,
-                entry_id=row.id,
-                version=row.version,
-                operation=op.value,
-                owner=row.owner,
-                valid_from=row.valid_from,
-                valid_to=row.valid_to,
-                recorded_at=self.now,
-                actor=self.actor,
-                document=document,
-            )
+        version = EntryVersion(
+            revision=self.revision,
+            kind=kind.name,
+            entry_id=row.id,
+            version=row.version,
+            operation=op.value,
+            owner=row.owner,
+            valid_from=row.valid_from,
+            valid_to=row.valid_to,
+            recorded_at=self.now,
+            actor=self.actor,
+            document=document,
         )
-        written = WrittenVersion(kind.name, row.id, row.version, op, document)
-        self.written.append(written)
-        return written
+        self.session.add(version)
+        self.written.append((kind.name, row.id, row.version))
+        self._fresh.append(version)
+        if len(self._fresh) >= FLUSH_EVERY:
+            await self._flush_and_forget()
+        return WrittenVersion(kind.name, row.id, row.version, op, document)
+
+    async def _flush_and_forget(self) -> None:
+        """Flush, then let go of the entry versions already written (they are never read back)."""
+        await self.session.flush()
+        for version in self._fresh:
+            self.session.expunge(version)
+        self._fresh.clear()
 
 
 def _chunks(items: list[Any], size: int = 500) -> list[list[Any]]:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import revisions as rev
-from cdb_service.db.revisions import EntryModel, RevisionWriter, StaleVersionError
+from cdb_service.db.revisions import EntryModel, RevisionWriter, StaleVersionError, WrittenVersion
 from cdb_service.problems import FieldError, Problem, conflict, invalid, not_found, stale
 from cdb_service.registry import idempotency as idempotency_keys
 from cdb_service.registry.filters import Filter
@@ -173,13 +173,12 @@ class RegistryService:
             row = await self._current(writer.session, kind, entry_id)
             if expected_version is not None and expected_version != row.version:
                 raise StaleVersionError(expected_version, row.version)
-            await self._delete_with_referrers(writer, kind, row, cascade)
-            written = next(w for w in writer.written if w.entry_id == row.id)
+            written = await self._delete_with_referrers(writer, kind, row, cascade)
         return written.document
 
     async def _delete_with_referrers(
         self, writer: RevisionWriter, kind: KindSpec, row: Any, cascade: bool
-    ) -> None:
+    ) -> WrittenVersion:
         referrers = await _referrers(writer.session, kind, row.id)
         if referrers:
             foreign = [(k, r) for k, r in referrers if r.owner != row.owner]
@@ -201,7 +200,7 @@ class RegistryService:
                 )
             for referrer_kind, referrer in referrers:
                 await self._delete_with_referrers(writer, referrer_kind, referrer, cascade)
-        await writer.delete(kind, row)
+        return await writer.delete(kind, row)
 
     async def apply_batch(
         self,
@@ -552,7 +551,7 @@ class _Writing:
         )
 
     async def _audit(self, writer: RevisionWriter) -> None:
-        targets = sorted({f"{w.kind}/{w.entry_id}" for w in writer.written})
+        targets = sorted({f"{kind}/{entry_id}" for kind, entry_id, _ in writer.written})
         await audit.append(
             writer.session, self.who, self.summary, "ok",
             targets[0] if len(targets) == 1 else f"{len(targets)} entries",
