@@ -17,6 +17,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from cdb_service import __version__
 from cdb_service.db import migrate
 from cdb_service.logging import configure_logging, get_logger
+from cdb_service.lookup.controller import ResolveController
 from cdb_service.problems import Problem
 from cdb_service.registry.code_list_controller import CodeListController
 from cdb_service.registry.controller import controllers
@@ -49,6 +50,7 @@ async def prepare(runtime: Runtime) -> None:
 
         report = await seed(runtime.registry, runtime.sessions)
         log.info("seeded", **report.summary())
+    await runtime.lookup.start()
 
 
 def read_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -93,7 +95,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     api = Router(
         path=API_PREFIX,
-        route_handlers=[CodeListController, ImportController, RoutingPartyActions, *controllers()],
+        route_handlers=[
+            CodeListController,
+            ImportController,
+            RoutingPartyActions,
+            ResolveController,
+            *controllers(),
+        ],
         guards=[read_guard],
     )
     handlers: list[Any] = [HealthController, api]

@@ -8,6 +8,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cdb_service.db.engine import create_engine, session_factory
+from cdb_service.lookup.index import IndexFollower
 from cdb_service.registry.service import RegistryService
 from cdb_service.security.certificates import ChainVerifier, ProxyAllowList
 from cdb_service.security.dev import DevPki
@@ -39,6 +40,7 @@ class Runtime:
     registry: RegistryService
     gate: SecurityGate
     http: httpx.AsyncClient
+    lookup: IndexFollower
     dev_pki: DevPki | None = field(default=None)
 
     @classmethod
@@ -65,8 +67,12 @@ class Runtime:
             settings, validator, ChainVerifier(settings.client_ca_files),
             ProxyAllowList(settings.trusted_proxies),
         )  # fmt: skip
-        return cls(settings, engine, sessions, RegistryService(sessions), gate, http, dev_pki)
+        return cls(
+            settings, engine, sessions, RegistryService(sessions), gate, http,
+            IndexFollower(sessions), dev_pki,
+        )  # fmt: skip
 
     async def close(self) -> None:
+        await self.lookup.stop()
         await self.http.aclose()
         await self.engine.dispose()

@@ -19,6 +19,8 @@ from cdb_service.runtime import Runtime
 
 HEALTH_JSON = "application/health+json"
 DB_TIMEOUT_S = 3.0
+# The lookup index follows the registry several times a second; this much lag means trouble.
+LOOKUP_STALE_S = 10.0
 
 
 def _health(status: str, checks: dict[str, list[dict[str, Any]]] | None = None) -> Response[Any]:
@@ -70,6 +72,14 @@ async def _check(runtime: Runtime, checks: dict[str, list[dict[str, Any]]]) -> N
     checks["registry:revision"] = [{"status": "pass", "observedValue": head}]
     age = (now - gazetteer_at).total_seconds() if gazetteer_at else None
     stale_after = runtime.settings.gazetteer_max_age_days * 86400
+    lookup_age = runtime.lookup.age_seconds()
+    index = runtime.lookup.index
+    checks["lookup:age"] = [{
+        "status": "pass" if lookup_age is not None and lookup_age < LOOKUP_STALE_S else "fail",
+        "observedValue": None if lookup_age is None else round(lookup_age, 3),
+        "observedUnit": "s",
+        "output": None if index is None else f"revision {index.revision}",
+    }]  # fmt: skip
     checks["gazetteer:age"] = [{
         "status": "warn" if age is None or age > stale_after else "pass",
         "observedValue": None if age is None else round(age), "observedUnit": "s",

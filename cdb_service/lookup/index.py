@@ -1,0 +1,303 @@
+"""The data recipient resolution reads, held in memory and kept in step with the registry.
+
+Each worker holds one `LookupIndex`. It is built from one consistent snapshot,
+then follows the change feed: a background task looks at the head revision a few
+times a second and applies the entry versions that came after it. Changes are
+fetched first and applied in one synchronous step, so a request never sees half
+of a revision; the index always says which revision it reflects.
+
+Memory matters at a million geo keys: keys are flat strings ("DE|postal-code|10115"),
+values a criterion's small integer (or a tuple of them), entries `__slots__` objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cdb_service.db import revisions as rev
+from cdb_service.logging import get_logger
+from cdb_service.lookup.gazetteer import GazetteerLoad, GazetteerPlace
+from cdb_service.registry.jurisdiction_criteria.models import GeoKey, JurisdictionCriterion
+from cdb_service.registry.kinds import KINDS
+
+log = get_logger("cdb.lookup")
+POLL_INTERVAL_S = 0.2
+CHANGES_PAGE = 5000
+
+
+def _date(value: Any) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(value)
+
+
+def valid_on(entry: Any, day: dt.date) -> bool:
+    return (entry.valid_from is None or entry.valid_from <= day) and (
+        entry.valid_to is None or entry.valid_to >= day
+    )
+
+
+class Criterion:
+    __slots__ = ("authority_id", "competence", "id", "instrument", "keys", "priority", "ref",
+                 "stages", "subject_matters", "valid_from", "valid_to")  # fmt: skip
+
+    def __init__(self, doc: dict[str, Any], keys: list[str]) -> None:
+        self.id = uuid.UUID(str(doc["id"]))
+        self.ref = doc.get("ref")
+        self.authority_id = uuid.UUID(str(doc["authority_id"]))
+        self.instrument = doc["instrument"]
+        self.competence = doc["competence"]
+        self.subject_matters = frozenset(doc.get("subject_matters") or ())
+        self.stages = frozenset(doc.get("stages") or ())
+        self.priority = int(doc.get("priority") or 0)
+        self.valid_from, self.valid_to = _date(doc.get("valid_from")), _date(doc.get("valid_to"))
+        self.keys = keys
+
+
+class Entry:
+    """An authority, routing party, correspondent or member: its document, and its validity."""
+
+    __slots__ = ("doc", "valid_from", "valid_to")
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+        self.valid_from, self.valid_to = _date(doc.get("valid_from")), _date(doc.get("valid_to"))
+
+
+def geo_key(country: str, scheme: str, code: str) -> str:
+    return f"{country}|{scheme}|{code}"
+
+
+@dataclass
+class Gazetteer:
+    # "DE|10115" -> index into `places`; places[i] = ((lau, nuts3), ...)
+    postal: dict[str, int] = field(default_factory=dict)
+    places: list[tuple[tuple[str, str], ...]] = field(default_factory=list)
+    lau_nuts3: dict[str, str] = field(default_factory=dict)  # "DE|11000000" -> "DE300"
+    loaded_at: dt.datetime | None = None
+
+    def places_of(self, country: str, postal_code: str) -> tuple[tuple[str, str], ...]:
+        at = self.postal.get(f"{country}|{postal_code}")
+        return self.places[at] if at is not None else ()
+
+
+@dataclass
+class LookupIndex:
+    revision: int = -1
+    criteria: list[Criterion | None] = field(default_factory=list)
+    slot_of: dict[uuid.UUID, int] = field(default_factory=dict)
+    geo: dict[str, int | tuple[int, ...]] = field(default_factory=dict)
+    authorities: dict[uuid.UUID, Entry] = field(default_factory=dict)
+    authority_by_code: dict[str, uuid.UUID] = field(default_factory=dict)
+    parties: dict[uuid.UUID, Entry] = field(default_factory=dict)
+    correspondents: dict[uuid.UUID, Entry] = field(default_factory=dict)
+    members: dict[uuid.UUID, Entry] = field(default_factory=dict)
+    gazetteer: Gazetteer = field(default_factory=Gazetteer)
+    built_at: float = field(default_factory=time.monotonic)
+    synced_at: float = field(default_factory=time.monotonic)
+
+    # --- criteria and their geo keys ----------------------------------------------------
+
+    def criteria_at(self, key: str) -> tuple[Criterion, ...]:
+        found = self.geo.get(key)
+        if found is None:
+            return ()
+        slots = (found,) if isinstance(found, int) else found
+        return tuple(c for c in (self.criteria[s] for s in slots) if c is not None)
+
+    def put_criterion(self, criterion: Criterion) -> None:
+        self.drop_criterion(criterion.id)
+        slot = len(self.criteria)
+        self.criteria.append(criterion)
+        self.slot_of[criterion.id] = slot
+        for key in criterion.keys:
+            present = self.geo.get(key)
+            if present is None:
+                self.geo[key] = slot
+            elif isinstance(present, int):
+                self.geo[key] = (present, slot)
+            else:
+                self.geo[key] = (*present, slot)
+
+    def drop_criterion(self, criterion_id: uuid.UUID) -> None:
+        slot = self.slot_of.pop(criterion_id, None)
+        if slot is None:
+            return
+        criterion = self.criteria[slot]
+        self.criteria[slot] = None
+        for key in criterion.keys if criterion else ():
+            present = self.geo.get(key)
+            if isinstance(present, int) or present is None:
+                self.geo.pop(key, None)
+            else:
+                rest = tuple(s for s in present if s != slot)
+                self.geo[key] = rest[0] if len(rest) == 1 else rest
+
+    # --- entries ------------------------------------------------------------------------
+
+    def apply(self, kind: str, entry_id: uuid.UUID, document: dict[str, Any] | None) -> None:
+        """One entry version: `document` None means the entry is gone."""
+        if kind == "jurisdiction-criteria":
+            if document is None:
+                self.drop_criterion(entry_id)
+            else:
+                keys = [geo_key(g["country"], g["scheme"], g["code"]) for g in document["geo"]]
+                self.put_criterion(Criterion(document, keys))
+            return
+        table = {
+            "authorities": self.authorities,
+            "routing-parties": self.parties,
+            "national-correspondents": self.correspondents,
+            "national-members": self.members,
+        }.get(kind)
+        if table is None:
+            return
+        if kind == "authorities":
+            old = self.authorities.get(entry_id)
+            if old is not None:
+                self.authority_by_code.pop(old.doc["code"], None)
+            if document is not None:
+                self.authority_by_code[document["code"]] = entry_id
+        if document is None:
+            table.pop(entry_id, None)
+        else:
+            table[entry_id] = Entry(document)
+
+
+# --- loading and following ------------------------------------------------------------------
+
+
+async def build(sessions: async_sessionmaker[AsyncSession]) -> LookupIndex:
+    """A whole index from one snapshot."""
+    index = LookupIndex()
+    async with rev.read_snapshot(sessions) as session:
+        index.revision = await rev.head_revision(session)
+        for name in (
+            "authorities",
+            "routing-parties",
+            "national-correspondents",
+            "national-members",
+        ):
+            kind = KINDS[name]
+            for entry in (await session.scalars(select(kind.model))).all():
+                index.apply(name, entry.id, rev.document_of(kind, entry))
+        keys: dict[uuid.UUID, list[str]] = {}
+        result = await session.execute(
+            select(GeoKey.entry_id, GeoKey.country, GeoKey.scheme, GeoKey.code)
+        )
+        for entry_id, country, scheme, code in result:
+            keys.setdefault(entry_id, []).append(geo_key(country, scheme, code))
+        kind = KINDS["jurisdiction-criteria"]
+        columns = [c for c in JurisdictionCriterion.__table__.columns if c.name != "geo"]
+        for mapping in (await session.execute(select(*columns))).mappings():
+            doc = {k: rev.to_json_value(v) for k, v in mapping.items()}
+            index.put_criterion(Criterion(doc, keys.pop(mapping["id"], [])))
+        del keys
+        index.gazetteer = await _load_gazetteer(session)
+    index.built_at = index.synced_at = time.monotonic()
+    return index
+
+
+async def _load_gazetteer(session: AsyncSession) -> Gazetteer:
+    gazetteer = Gazetteer()
+    interned: dict[tuple[tuple[str, str], ...], int] = {}
+    current: dict[str, list[tuple[str, str]]] = {}
+    query = select(GazetteerPlace.country, GazetteerPlace.postal_code, GazetteerPlace.lau,
+                   GazetteerPlace.nuts3)  # fmt: skip
+    for country, postal_code, lau, nuts3 in await session.execute(query):
+        current.setdefault(f"{country}|{postal_code}", []).append((lau, nuts3))
+        if lau:
+            gazetteer.lau_nuts3[f"{country}|{lau}"] = nuts3
+    for key, places in current.items():
+        frozen = tuple(sorted(places))
+        at = interned.get(frozen)
+        if at is None:
+            at = interned[frozen] = len(gazetteer.places)
+            gazetteer.places.append(frozen)
+        gazetteer.postal[key] = at
+    gazetteer.loaded_at = await session.scalar(select(func.max(GazetteerLoad.loaded_at)))
+    return gazetteer
+
+
+async def catch_up(index: LookupIndex, sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Apply every revision after the index's; returns how many versions were applied."""
+    applied = 0
+    while True:
+        async with rev.read_snapshot(sessions) as session:
+            head = await rev.head_revision(session)
+            if head <= index.revision:
+                index.synced_at = time.monotonic()
+                return applied
+            versions = await rev.changes_after(session, index.revision, CHANGES_PAGE)
+            loaded_at = await session.scalar(select(func.max(GazetteerLoad.loaded_at)))
+            fresh_gazetteer = (
+                await _load_gazetteer(session) if loaded_at != index.gazetteer.loaded_at else None
+            )
+        # From here to the end, no await: the whole page of revisions lands at once.
+        _apply_versions(index, versions)
+        if fresh_gazetteer is not None:
+            index.gazetteer = fresh_gazetteer
+        applied += len(versions)
+
+
+def _apply_versions(index: LookupIndex, versions: Iterable[rev.EntryVersion]) -> None:
+    last = index.revision
+    for version in versions:
+        document = None if version.operation == rev.Operation.DELETE else dict(version.document)
+        index.apply(version.kind, version.entry_id, document)
+        last = max(last, version.revision)
+    index.revision = last
+
+
+@dataclass
+class IndexFollower:
+    """Keeps one worker's index current; `/health/ready` reports its age."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    interval: float = POLL_INTERVAL_S
+    index: LookupIndex | None = None
+    _task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Build now if the database allows; otherwise keep trying in the background."""
+        await self._build()
+        self._task = asyncio.create_task(self._follow(), name="lookup-index-follower")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _build(self) -> None:
+        try:
+            self.index = await build(self.sessions)
+        except Exception as error:
+            log.warning("lookup index could not be built", error=repr(error))
+            return
+        log.info("lookup index built", revision=self.index.revision,
+                 criteria=len(self.index.slot_of), geo_keys=len(self.index.geo))  # fmt: skip
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            if self.index is None:
+                await self._build()
+                continue
+            try:
+                await catch_up(self.index, self.sessions)
+            except Exception as error:
+                log.warning("lookup index could not catch up", error=repr(error))
+
+    def age_seconds(self) -> float | None:
+        return None if self.index is None else time.monotonic() - self.index.synced_at

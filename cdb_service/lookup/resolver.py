@@ -1,0 +1,259 @@
+"""Who is competent, and where to send: resolution over the in-memory lookup index.
+
+Geographic keys are tried from the most specific to the least: postal code, the
+postal-code prefixes from longest to shortest, LAU, NUTS3, NUTS2, NUTS1, country.
+A query by postal code reaches the LAU and NUTS levels through the gazetteer.
+Each authority is listed once, at its most specific match; ties are broken by
+the criterion's priority (lower first), then by the authority's code, so the same
+query at the same revision always gets the same answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from cdb_service.lookup.index import Criterion, Entry, LookupIndex, geo_key, valid_on
+
+SPECIFICITY = ("postal-code", "postal-code-prefix", "lau", "nuts3", "nuts2", "nuts1", "country")
+
+
+@dataclass(frozen=True)
+class Query:
+    country: str
+    instrument: str
+    competence: str
+    date: dt.date
+    postal_code: str | None = None
+    lau: str | None = None
+    nuts: str | None = None
+    subject_matter: str | None = None
+    stage: str | None = None
+
+
+def candidate_keys(index: LookupIndex, query: Query) -> list[tuple[int, int, str, str]]:
+    """(specificity rank, -prefix length, scheme, code), most specific first."""
+    cc = query.country
+    out: list[tuple[int, int, str, str]] = []
+    laus: set[str] = set()
+    nuts3: set[str] = set()
+    if query.postal_code:
+        pc = query.postal_code
+        out.append((0, 0, "postal-code", pc))
+        out += [(1, -n, "postal-code-prefix", pc[:n]) for n in range(len(pc) - 1, 0, -1)]
+        for lau, n3 in index.gazetteer.places_of(cc, pc):
+            if lau:
+                laus.add(lau)
+            nuts3.add(n3)
+    if query.lau:
+        laus.add(query.lau)
+        parent = index.gazetteer.lau_nuts3.get(f"{cc}|{query.lau}")
+        if parent:
+            nuts3.add(parent)
+    out += [(2, 0, "lau", lau) for lau in sorted(laus)]
+    levels: dict[str, set[str]] = {"nuts3": set(nuts3), "nuts2": set(), "nuts1": set()}
+    if query.nuts:
+        level = len(query.nuts) - 2
+        levels[f"nuts{level}"].add(query.nuts)
+    for code in list(levels["nuts3"]):
+        levels["nuts2"].add(code[:4])
+    for code in list(levels["nuts2"]):
+        levels["nuts1"].add(code[:3])
+    for rank, scheme in ((3, "nuts3"), (4, "nuts2"), (5, "nuts1")):
+        out += [(rank, 0, scheme, code) for code in sorted(levels[scheme])]
+    out.append((6, 0, "country", cc))
+    return out
+
+
+def _fits(criterion: Criterion, query: Query) -> bool:
+    return (
+        criterion.instrument == query.instrument
+        and criterion.competence == query.competence
+        and (not criterion.subject_matters or query.subject_matter in criterion.subject_matters)
+        and (not criterion.stages or query.stage in criterion.stages)
+        and valid_on(criterion, query.date)
+    )
+
+
+def _party_live(party: Entry, day: dt.date) -> bool:
+    go_live = party.doc.get("go_live_at")
+    return valid_on(party, day) and (go_live is None or go_live[:10] <= day.isoformat())
+
+
+def resolve(index: LookupIndex, query: Query) -> dict[str, Any]:
+    best: dict[uuid.UUID, tuple[tuple[Any, ...], Criterion, str, str]] = {}
+    for rank, prefix, scheme, code in candidate_keys(index, query):
+        for criterion in index.criteria_at(geo_key(query.country, scheme, code)):
+            if not _fits(criterion, query):
+                continue
+            authority = index.authorities.get(criterion.authority_id)
+            if authority is None or not valid_on(authority, query.date):
+                continue
+            party = _party_of(index, authority)
+            if party is False or (isinstance(party, Entry) and not _party_live(party, query.date)):
+                continue  # its routing party is not valid on that date: it cannot be reached
+            order = (rank, prefix, criterion.priority, authority.doc["code"])
+            if criterion.authority_id not in best or order < best[criterion.authority_id][0]:
+                best[criterion.authority_id] = (order, criterion, scheme, code)
+    ranked = sorted(best.values(), key=lambda item: item[0])
+    matches = [
+        _match(index, criterion, scheme, code, query) for _, criterion, scheme, code in ranked
+    ]
+    body: dict[str, Any] = {
+        "revision": index.revision,
+        "query": _query_dict(query),
+        "matches": matches,
+    }
+    if not matches:
+        body["fallbacks"] = fallbacks(index, query)
+    return body
+
+
+def _party_of(index: LookupIndex, authority: Entry) -> Entry | bool | None:
+    """The authority's routing party; None if it has none, False if it is not live then."""
+    party_id = authority.doc.get("routing_party_id")
+    if party_id is None:
+        return None
+    party = index.parties.get(uuid.UUID(str(party_id)))
+    return party if party is not None else False
+
+
+def routing(index: LookupIndex, authority: Entry, day: dt.date) -> dict[str, Any] | None:
+    party = _party_of(index, authority)
+    if not isinstance(party, Entry) or not _party_live(party, day):
+        return None
+    doc = party.doc
+    identifier = doc["identifiers"][0]
+    roles = doc.get("roles") or []
+    role = next((r for r in roles if "responder" in r.lower()), roles[0] if roles else None)
+    service = (doc.get("services") or [None])[0]
+    now = dt.datetime.now(dt.UTC).isoformat()
+    expired = [
+        c["sha256"] for c in doc.get("certificates") or [] if (c.get("not_after") or "") <= now
+    ]
+    return {
+        "final_recipient": authority.doc["code"],
+        "routing_party_id": doc["id"],
+        "party_name": doc["name"],
+        "to_party": {
+            "party_id": identifier["party_id"],
+            "party_id_type": identifier["party_id_type"],
+            "role": role,
+        },
+        "endpoint_url": doc["endpoint_url"],
+        "service": service,
+        "certificate_expired": bool(expired),
+        "expired_certificates": expired,
+    }
+
+
+def authority_summary(authority: Entry) -> dict[str, Any]:
+    doc = authority.doc
+    return {
+        "id": doc["id"],
+        "code": doc["code"],
+        "kind": doc["kind"],
+        "names": doc["names"],
+        "owner": doc["owner"],
+    }
+
+
+def _match(index: LookupIndex, criterion: Criterion, scheme: str, code: str,
+           query: Query) -> dict[str, Any]:  # fmt: skip
+    authority = index.authorities[criterion.authority_id]
+    return {
+        "authority": authority_summary(authority),
+        "criterion": {
+            "id": str(criterion.id),
+            "ref": criterion.ref,
+            "priority": criterion.priority,
+        },
+        "matched_by": {"scheme": scheme, "code": code},
+        "routing": routing(index, authority, query.date),
+    }
+
+
+def fallbacks(index: LookupIndex, query: Query) -> dict[str, Any]:
+    """The state's central authority for the instrument and its national correspondent."""
+    central: list[dict[str, Any]] = []
+    for criterion in index.criteria_at(geo_key(query.country, "country", query.country)):
+        if criterion.instrument != query.instrument or criterion.competence != "central":
+            continue
+        authority = index.authorities.get(criterion.authority_id)
+        if (
+            authority is not None
+            and valid_on(criterion, query.date)
+            and valid_on(authority, query.date)
+        ):
+            central.append(
+                {
+                    "authority": authority_summary(authority),
+                    "routing": routing(index, authority, query.date),
+                }
+            )
+    central.sort(key=lambda item: item["authority"]["code"])
+    correspondents = sorted(
+        (
+            e.doc
+            for e in index.correspondents.values()
+            if e.doc["country"] == query.country
+            and e.doc["type"] == "eurojust"
+            and valid_on(e, query.date)
+        ),
+        key=lambda d: str(d.get("ref") or d["id"]),
+    )
+    return {
+        "central_authorities": central,
+        "national_correspondents": [
+            {k: v for k, v in d.items() if k != "person"} for d in correspondents
+        ],
+    }
+
+
+def _query_dict(query: Query) -> dict[str, Any]:
+    out = {k: v for k, v in query.__dict__.items() if v is not None}
+    out["date"] = query.date.isoformat()
+    return out
+
+
+def recipient(index: LookupIndex, code: str, day: dt.date) -> dict[str, Any] | None:
+    """The authority behind a finalRecipient / originalSender value, with its routing."""
+    authority_id = index.authority_by_code.get(code)
+    if authority_id is None:
+        return None
+    authority = index.authorities[authority_id]
+    return {
+        "revision": index.revision,
+        "authority": authority_summary(authority) | {"valid_on_date": valid_on(authority, day)},
+        "routing": routing(index, authority, day),
+    }
+
+
+def national_members(index: LookupIndex, country: str, day: dt.date) -> dict[str, Any]:
+    members = sorted(
+        (e for e in index.members.values() if e.doc["country"] == country and valid_on(e, day)),
+        key=lambda e: ("national-member", "deputy", "assistant").index(e.doc["role"]),
+    )
+    out = []
+    for member in members:
+        doc = {k: v for k, v in member.doc.items() if k != "person"}
+        party_id = doc.get("routing_party_id")
+        party = index.parties.get(uuid.UUID(str(party_id))) if party_id else None
+        out.append({"member": doc, "routing": _member_routing(party, doc)})
+    return {"revision": index.revision, "country": country, "members": out}
+
+
+def _member_routing(party: Entry | None, member: dict[str, Any]) -> dict[str, Any] | None:
+    if party is None:
+        return None
+    identifier = party.doc["identifiers"][0]
+    return {
+        "final_recipient": f"EJ:{member['country']}-DESK",
+        "endpoint_url": party.doc["endpoint_url"],
+        "to_party": {
+            "party_id": identifier["party_id"],
+            "party_id_type": identifier["party_id_type"],
+        },
+    }
