@@ -9,7 +9,7 @@ CDB_PORT ?= 8443
 export CDB_PORT
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test lint format openapi postgres nginx clean help
+.PHONY: run test lint format openapi postgres nginx oidc clean help
 
 help:
 	@echo "make run    - start the service on the embedded SQLite database (dev profile)"
@@ -44,6 +44,12 @@ nginx:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null)
 	-@service nginx stop >/dev/null 2>&1 || true
 
+# The token tests talk to a real OpenID provider (npm oidc-provider).
+oidc: tests/oidc/node_modules/.package-lock.json
+
+tests/oidc/node_modules/.package-lock.json: tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
+
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
@@ -56,7 +62,7 @@ format: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/cdb-service openapi --out openapi.yaml
 
-test: $(STAMP) postgres nginx lint
+test: $(STAMP) postgres nginx oidc lint
 	CDB_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest
 
 clean:

@@ -70,10 +70,11 @@ class SecurityGate:
             certificate = self.certificate(scope)
             if certificate is None:
                 raise unauthorized("a client certificate is required (mutual TLS)")
+            # Known before it is judged, so that the audit event of a refusal names it.
+            scope["state"]["client_certificate"] = certificate
             self.verifier.verify(certificate)
         except CertificateRejected as error:
             raise unauthorized(str(error)) from None
-        scope["state"]["client_certificate"] = certificate
         token = _bearer(scope)
         if token is None:
             raise unauthorized("a bearer access token is required")

@@ -130,8 +130,12 @@ class TokenValidator:
         cached = self._cache.get(digest)
         now = time.time()
         if cached and cached[0] > now - self.leeway:
-            self._cache.move_to_end(digest)
-            return cached[1]
+            # A remembered token stays good only while its key is still published.
+            kid = _header(token).get("kid")
+            if not isinstance(kid, str) or _has_kid(await self.source.keys(kid), kid):
+                self._cache.move_to_end(digest)
+                return cached[1]
+            del self._cache[digest]
         claims = await self._verify(token, now)
         self._cache[digest] = (float(claims["exp"]), claims)
         while len(self._cache) > self.cache_size:
