@@ -9,7 +9,7 @@ CDB_PORT ?= 8443
 export CDB_PORT
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test lint format openapi postgres nginx oidc clean help
+.PHONY: run test bench lint format openapi postgres nginx oidc clean help
 
 help:
 	@echo "make run    - start the service on the embedded SQLite database (dev profile)"
@@ -64,6 +64,11 @@ openapi: $(STAMP)
 
 test: $(STAMP) postgres nginx oidc lint
 	CDB_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest
+
+# Ratios measured in one run (see bench/run.py); wrk is Debian's load generator.
+bench: $(STAMP) postgres
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -53,8 +53,11 @@ async def prepare(runtime: Runtime) -> None:
     await runtime.lookup.start()
 
 
-def read_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Every API route needs at least the reader role; writes ask the policy again."""
+async def read_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Every API route needs at least the reader role; writes ask the policy again.
+
+    Async on purpose: litestar runs a sync guard in a worker thread, on every request.
+    """
     policy.require_read(connection.user)
 
 

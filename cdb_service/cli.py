@@ -21,7 +21,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.web.server import serve
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    serve(settings.model_copy(update=overrides))
+    serve(settings.model_copy(update=overrides), workers=args.workers)
     return 0
 
 
@@ -173,6 +173,7 @@ def parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (proxy mode)")
     serve.set_defaults(run=cmd_serve)
     mig = sub.add_parser("migrate", help="upgrade the database schema to head")
     mig.add_argument("--downgrade", metavar="REVISION", help="downgrade to this revision instead")

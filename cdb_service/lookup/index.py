@@ -13,11 +13,14 @@ values a criterion's small integer (or a tuple of them), entries `__slots__` obj
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import datetime as dt
+import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +35,8 @@ from cdb_service.registry.kinds import KINDS
 
 log = get_logger("cdb.lookup")
 POLL_INTERVAL_S = 0.2
+STREAM_CHUNK = 20_000
+ANSWER_CACHE_SIZE = 20_000
 CHANGES_PAGE = 5000
 
 
@@ -74,20 +79,29 @@ class Entry:
         self.valid_from, self.valid_to = _date(doc.get("valid_from")), _date(doc.get("valid_to"))
 
 
+# One letter per scheme keeps a million keys small: "DEp10115", "DEn3DE300".
+SCHEME_TAGS = {"postal-code": "p", "postal-code-prefix": "x", "lau": "l", "nuts3": "n3",
+               "nuts2": "n2", "nuts1": "n1", "country": "c"}  # fmt: skip
+
+
 def geo_key(country: str, scheme: str, code: str) -> str:
-    return f"{country}|{scheme}|{code}"
+    return (
+        sys.intern(f"{country}{SCHEME_TAGS[scheme]}{code}")
+        if scheme == "country"
+        else (f"{country}{SCHEME_TAGS[scheme]}{code}")
+    )
 
 
 @dataclass
 class Gazetteer:
-    # "DE|10115" -> index into `places`; places[i] = ((lau, nuts3), ...)
+    # "DE10115" -> index into `places`; places[i] = ((lau, nuts3), ...)
     postal: dict[str, int] = field(default_factory=dict)
     places: list[tuple[tuple[str, str], ...]] = field(default_factory=list)
-    lau_nuts3: dict[str, str] = field(default_factory=dict)  # "DE|11000000" -> "DE300"
+    lau_nuts3: dict[str, str] = field(default_factory=dict)  # "DE11000000" -> "DE300"
     loaded_at: dt.datetime | None = None
 
     def places_of(self, country: str, postal_code: str) -> tuple[tuple[str, str], ...]:
-        at = self.postal.get(f"{country}|{postal_code}")
+        at = self.postal.get(f"{country}{postal_code}")
         return self.places[at] if at is not None else ()
 
 
@@ -103,6 +117,8 @@ class LookupIndex:
     correspondents: dict[uuid.UUID, Entry] = field(default_factory=dict)
     members: dict[uuid.UUID, Entry] = field(default_factory=dict)
     gazetteer: Gazetteer = field(default_factory=Gazetteer)
+    # Every routing-party certificate's not-after, sorted: answers flag expired ones.
+    expiries: list[str] = field(default_factory=list)
     built_at: float = field(default_factory=time.monotonic)
     synced_at: float = field(default_factory=time.monotonic)
 
@@ -117,17 +133,25 @@ class LookupIndex:
 
     def put_criterion(self, criterion: Criterion) -> None:
         self.drop_criterion(criterion.id)
-        slot = len(self.criteria)
+        keys, criterion.keys = criterion.keys, []
         self.criteria.append(criterion)
-        self.slot_of[criterion.id] = slot
-        for key in criterion.keys:
-            present = self.geo.get(key)
-            if present is None:
-                self.geo[key] = slot
-            elif isinstance(present, int):
-                self.geo[key] = (present, slot)
-            else:
-                self.geo[key] = (*present, slot)
+        self.slot_of[criterion.id] = len(self.criteria) - 1
+        for key in keys:
+            self.add_key(criterion.id, key)
+
+    def add_key(self, criterion_id: uuid.UUID, key: str) -> None:
+        slot = self.slot_of.get(criterion_id)
+        criterion = self.criteria[slot] if slot is not None else None
+        if criterion is None or slot is None:
+            return
+        criterion.keys.append(key)
+        present = self.geo.get(key)
+        if present is None:
+            self.geo[key] = slot
+        elif isinstance(present, int):
+            self.geo[key] = (present, slot)
+        else:
+            self.geo[key] = (*present, slot)
 
     def drop_criterion(self, criterion_id: uuid.UUID) -> None:
         slot = self.slot_of.pop(criterion_id, None)
@@ -172,6 +196,15 @@ class LookupIndex:
             table.pop(entry_id, None)
         else:
             table[entry_id] = Entry(document)
+        if kind == "routing-parties":
+            self.expiries = sorted(
+                c["not_after"] for e in self.parties.values()
+                for c in e.doc.get("certificates") or () if c.get("not_after")
+            )  # fmt: skip
+
+    def expired_count(self, now: str) -> int:
+        """How many certificates have expired by `now` (ISO instant): changes as time passes."""
+        return bisect.bisect_right(self.expiries, now)
 
 
 # --- loading and following ------------------------------------------------------------------
@@ -191,18 +224,16 @@ async def build(sessions: async_sessionmaker[AsyncSession]) -> LookupIndex:
             kind = KINDS[name]
             for entry in (await session.scalars(select(kind.model))).all():
                 index.apply(name, entry.id, rev.document_of(kind, entry))
-        keys: dict[uuid.UUID, list[str]] = {}
-        result = await session.execute(
-            select(GeoKey.entry_id, GeoKey.country, GeoKey.scheme, GeoKey.code)
-        )
-        for entry_id, country, scheme, code in result:
-            keys.setdefault(entry_id, []).append(geo_key(country, scheme, code))
-        kind = KINDS["jurisdiction-criteria"]
+        # Criteria first (without their geo lists), then their keys streamed straight
+        # into the index: a million keys never sit in memory twice.
         columns = [c for c in JurisdictionCriterion.__table__.columns if c.name != "geo"]
         for mapping in (await session.execute(select(*columns))).mappings():
             doc = {k: rev.to_json_value(v) for k, v in mapping.items()}
-            index.put_criterion(Criterion(doc, keys.pop(mapping["id"], [])))
-        del keys
+            index.put_criterion(Criterion(doc, []))
+        query = select(GeoKey.entry_id, GeoKey.country, GeoKey.scheme, GeoKey.code)
+        stream = await session.stream(query.execution_options(yield_per=STREAM_CHUNK))
+        async for entry_id, country, scheme, code in stream:
+            index.add_key(entry_id, geo_key(country, scheme, code))
         index.gazetteer = await _load_gazetteer(session)
     index.built_at = index.synced_at = time.monotonic()
     return index
@@ -211,22 +242,35 @@ async def build(sessions: async_sessionmaker[AsyncSession]) -> LookupIndex:
 async def _load_gazetteer(session: AsyncSession) -> Gazetteer:
     gazetteer = Gazetteer()
     interned: dict[tuple[tuple[str, str], ...], int] = {}
-    current: dict[str, list[tuple[str, str]]] = {}
-    query = select(GazetteerPlace.country, GazetteerPlace.postal_code, GazetteerPlace.lau,
-                   GazetteerPlace.nuts3)  # fmt: skip
-    for country, postal_code, lau, nuts3 in await session.execute(query):
-        current.setdefault(f"{country}|{postal_code}", []).append((lau, nuts3))
+    query = select(
+        GazetteerPlace.country, GazetteerPlace.postal_code, GazetteerPlace.lau, GazetteerPlace.nuts3
+    ).order_by(GazetteerPlace.country, GazetteerPlace.postal_code)
+    stream = await session.stream(query.execution_options(yield_per=STREAM_CHUNK))
+    # Rows come ordered by postal code, so one code's places are adjacent: no second copy.
+    key, places = "", list[tuple[str, str]]()
+    async for country, postal_code, lau, nuts3 in stream:
         if lau:
-            gazetteer.lau_nuts3[f"{country}|{lau}"] = nuts3
-    for key, places in current.items():
-        frozen = tuple(sorted(places))
-        at = interned.get(frozen)
-        if at is None:
-            at = interned[frozen] = len(gazetteer.places)
-            gazetteer.places.append(frozen)
-        gazetteer.postal[key] = at
+            gazetteer.lau_nuts3.setdefault(f"{country}{lau}", nuts3)
+        here = f"{country}{postal_code}"
+        if here != key:
+            _place(gazetteer, interned, key, places)
+            key, places = here, []
+        places.append((sys.intern(lau), sys.intern(nuts3)))
+    _place(gazetteer, interned, key, places)
     gazetteer.loaded_at = await session.scalar(select(func.max(GazetteerLoad.loaded_at)))
     return gazetteer
+
+
+def _place(gazetteer: Gazetteer, interned: dict[tuple[tuple[str, str], ...], int], key: str,
+           places: list[tuple[str, str]]) -> None:  # fmt: skip
+    if not key:
+        return
+    frozen = tuple(sorted(places))
+    at = interned.get(frozen)
+    if at is None:
+        at = interned[frozen] = len(gazetteer.places)
+        gazetteer.places.append(frozen)
+    gazetteer.postal[key] = at
 
 
 async def catch_up(index: LookupIndex, sessions: async_sessionmaker[AsyncSession]) -> int:
@@ -267,6 +311,25 @@ class IndexFollower:
     interval: float = POLL_INTERVAL_S
     index: LookupIndex | None = None
     _task: asyncio.Task[None] | None = None
+    # Encoded answers of this revision: a RIS asks the same questions all day.
+    _answers: OrderedDict[Hashable, bytes] = field(default_factory=OrderedDict)
+    _answers_at: tuple[int, int, int] = (-1, 0, 0)
+
+    def answer(self, index: LookupIndex, key: Hashable, compute: Callable[[], bytes]) -> bytes:
+        """The encoded answer to `key` at the index's revision, computed once per revision."""
+        now = dt.datetime.now(dt.UTC).isoformat()
+        stamp = (index.revision, id(index.gazetteer), index.expired_count(now))
+        if stamp != self._answers_at:
+            self._answers.clear()
+            self._answers_at = stamp
+        found = self._answers.get(key)
+        if found is None:
+            found = self._answers[key] = compute()
+            if len(self._answers) > ANSWER_CACHE_SIZE:
+                self._answers.popitem(last=False)
+        else:
+            self._answers.move_to_end(key)
+        return found
 
     async def start(self) -> None:
         """Build now if the database allows; otherwise keep trying in the background."""

@@ -49,7 +49,7 @@ def candidate_keys(index: LookupIndex, query: Query) -> list[tuple[int, int, str
             nuts3.add(n3)
     if query.lau:
         laus.add(query.lau)
-        parent = index.gazetteer.lau_nuts3.get(f"{cc}|{query.lau}")
+        parent = index.gazetteer.lau_nuts3.get(f"{cc}{query.lau}")
         if parent:
             nuts3.add(parent)
     out += [(2, 0, "lau", lau) for lau in sorted(laus)]

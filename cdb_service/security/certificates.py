@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ RFC9440_HEADER = "client-cert"
 CERT_HEADERS = (NGINX_HEADER, RFC9440_HEADER)
 
 
+REVERIFY_AFTER = dt.timedelta(minutes=5)
+
+
 class CertificateRejected(Exception):
     """The presented certificate is not one we trust; the message says why."""
 
@@ -45,6 +49,7 @@ class ClientCertificate:
     via: str  # "tls" or "proxy"
 
 
+@functools.lru_cache(maxsize=4096)
 def from_pem(pem: str, via: str) -> ClientCertificate:
     try:
         certificate = x509.load_pem_x509_certificate(pem.encode())
@@ -53,6 +58,7 @@ def from_pem(pem: str, via: str) -> ClientCertificate:
     return ClientCertificate(certificate, certificate_facts(certificate), via)
 
 
+@functools.lru_cache(maxsize=4096)
 def from_header(name: str, value: str) -> ClientCertificate:
     if name == RFC9440_HEADER:
         body = value.strip()
@@ -73,8 +79,12 @@ class ProxyAllowList:
         self.networks = [ipaddress.ip_network(e, strict=False) for e in entries]
 
     def __contains__(self, address: object) -> bool:
+        return self._allowed(str(address))
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - one allow-list per process
+    def _allowed(self, address: str) -> bool:
         try:
-            ip = ipaddress.ip_address(str(address))
+            ip = ipaddress.ip_address(address)
         except ValueError:
             return False
         return any(ip in network for network in self.networks)
@@ -96,9 +106,20 @@ class ChainVerifier:
             roots += x509.load_pem_x509_certificates(path.read_bytes())
         self.roots = roots
         self._store = Store(roots) if roots else None
+        # Certificates that verified, until when the verdict may be reused.
+        self._verified: dict[str, dt.datetime] = {}
 
     def verify(self, client: ClientCertificate, now: dt.datetime | None = None) -> None:
         moment = now or dt.datetime.now(dt.UTC)
+        until = self._verified.get(client.facts.sha256)
+        if until is not None and moment < until:
+            return
+        self._verify(client, moment)
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[client.facts.sha256] = min(client.facts.not_after, moment + REVERIFY_AFTER)
+
+    def _verify(self, client: ClientCertificate, moment: dt.datetime) -> None:
         facts = client.facts
         if facts.not_after <= moment:
             raise CertificateRejected(

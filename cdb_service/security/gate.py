@@ -34,6 +34,7 @@ from cdb_service.security.tokens import TokenRejected, TokenValidator
 from cdb_service.settings import Settings, TlsMode
 
 REALM = 'Bearer realm="cdb"'
+_CERT_HEADER_BYTES = frozenset(name.encode() for name in CERT_HEADERS)
 log = get_logger("cdb.security")
 
 
@@ -52,8 +53,11 @@ class SecurityGate:
 
     def certificate(self, scope: Scope) -> ClientCertificate | None:
         """The client certificate of this request, from whichever way it came in."""
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        forwarded = [(name, headers[name]) for name in CERT_HEADERS if headers.get(name)]
+        forwarded = [
+            (name.decode("latin-1").lower(), value.decode("latin-1"))
+            for name, value in scope["headers"]
+            if value and name.lower() in _CERT_HEADER_BYTES
+        ]
         client = (scope.get("client") or ("", 0))[0]
         if forwarded:
             if self.settings.tls_mode is not TlsMode.PROXY or client not in self.proxies:

@@ -38,6 +38,10 @@ class TokenRejected(Exception):
 class KeySource(Protocol):
     async def keys(self, kid: str | None) -> KeySet: ...
 
+    def publishes(self, kid: str) -> bool:
+        """Whether the key set as last fetched still lists `kid` (no fetching)."""
+        ...
+
 
 @dataclass
 class StaticKeys:
@@ -47,6 +51,9 @@ class StaticKeys:
 
     async def keys(self, kid: str | None) -> KeySet:
         return self.key_set
+
+    def publishes(self, kid: str) -> bool:
+        return _has_kid(self.key_set, kid)
 
 
 @dataclass
@@ -76,6 +83,9 @@ class DiscoveredKeys:
         self._key_set = KeySet.import_key_set(data)
         self._fetched_at = time.monotonic()
         self.fetches += 1
+
+    def publishes(self, kid: str) -> bool:
+        return self._key_set is not None and _has_kid(self._key_set, kid)
 
     async def keys(self, kid: str | None) -> KeySet:
         async with self._lock:
@@ -118,7 +128,10 @@ class TokenValidator:
     algorithms: Collection[str] = ("ES256", "ES384", "RS256", "PS256", "EdDSA")
     leeway: int = 30
     cache_size: int = 10_000
-    _cache: OrderedDict[str, tuple[float, dict[str, Any]]] = field(default_factory=OrderedDict)
+    # sha256(token) -> (exp, kid, claims)
+    _cache: OrderedDict[str, tuple[float, str | None, dict[str, Any]]] = field(
+        default_factory=OrderedDict
+    )
 
     def __post_init__(self) -> None:
         unsafe = set(self.algorithms) - ASYMMETRIC
@@ -131,13 +144,13 @@ class TokenValidator:
         now = time.time()
         if cached and cached[0] > now - self.leeway:
             # A remembered token stays good only while its key is still published.
-            kid = _header(token).get("kid")
-            if not isinstance(kid, str) or _has_kid(await self.source.keys(kid), kid):
+            if cached[1] is None or self.source.publishes(cached[1]):
                 self._cache.move_to_end(digest)
-                return cached[1]
+                return cached[2]
             del self._cache[digest]
         claims = await self._verify(token, now)
-        self._cache[digest] = (float(claims["exp"]), claims)
+        kid = _header(token).get("kid")
+        self._cache[digest] = (float(claims["exp"]), kid if isinstance(kid, str) else None, claims)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return claims

@@ -106,12 +106,14 @@ async def seed_scale(
     keys = max(0, min(keys, MAX_SCALE))
     regions = {c["country"]: c["regions"] for c in countries(seed_dir)}
     seeded = {cc: {p for r in rs for p in r["postal_codes"]} for cc, rs in regions.items()}
-    per_country = math.ceil(keys / len(regions)) if regions else 0
     entries: list[tuple[str, dict[str, Any]]] = []
     places: dict[str, list[Place]] = {}
     remaining = keys
-    for cc in sorted(regions):
-        codes = _fresh_codes(POSTAL_CODE_SHAPES[cc], seeded[cc], min(per_country, remaining))
+    # Smallest postal-code spaces first: what a 4-digit state cannot hold, the others take.
+    by_capacity = sorted(regions, key=lambda cc: (_capacity(POSTAL_CODE_SHAPES[cc]), cc))
+    for position, cc in enumerate(by_capacity):
+        share = math.ceil(remaining / (len(by_capacity) - position))
+        codes = _fresh_codes(POSTAL_CODE_SHAPES[cc], seeded[cc], share)
         remaining -= len(codes)
         base = [
             Place(code, r["lau"], r["nuts3"], r.get("lau_name"))
@@ -132,6 +134,10 @@ async def seed_scale(
     result = await service.apply_batch(to_items(entries), SEED_ACTOR, summary=f"scale {keys}")
     loaded = await _load_gazetteer(sessions, places, f"generated scale data ({keys} keys)")
     return SeedReport(result, loaded)
+
+
+def _capacity(shape: str) -> int:
+    return math.prod({"9": 10, "A": 26, "X": 10}.get(c, 1) for c in shape)
 
 
 def _fresh_codes(shape: str, taken: set[str], wanted: int) -> list[str]:

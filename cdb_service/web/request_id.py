@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -31,7 +31,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(HEADER, b"").decode("latin-1")
-        request_id = given if _SANE.match(given) else uuid.uuid4().hex
+        request_id = given if _SANE.match(given) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import uvicorn
 
 from cdb_service.app import create_app
@@ -17,6 +20,7 @@ def build_server(settings: Settings) -> uvicorn.Server:
         host=settings.host,
         port=settings.port,
         http=PeerCertificateProtocol,
+        loop="auto",
         log_config=None,
         access_log=False,
         lifespan="on",
@@ -33,5 +37,31 @@ def build_server(settings: Settings) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-def serve(settings: Settings) -> None:
-    build_server(settings).run()
+def app_from_environment() -> Any:
+    """The app of one worker process: every worker reads the same CDB_* environment."""
+    return create_app(dev_defaults(Settings()))
+
+
+def serve(settings: Settings, workers: int = 1) -> None:
+    if workers <= 1:
+        build_server(settings).run()
+        return
+    if settings.tls_mode is TlsMode.DIRECT:
+        # uvicorn's workers build their own SSL context from its options, which cannot
+        # express our TLS policy; several workers therefore sit behind the proxy.
+        raise SystemExit("several workers need CDB_TLS_MODE=proxy (TLS ends at the proxy)")
+    os.environ |= {"CDB_HOST": settings.host, "CDB_PORT": str(settings.port)}
+    uvicorn.run(
+        "cdb_service.web.server:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        http="httptools",
+        loop="auto",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        proxy_headers=False,
+        server_header=False,
+    )

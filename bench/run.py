@@ -1,0 +1,351 @@
+"""`make bench`: throughput and memory, as ratios against references measured in the same run.
+
+Resolve: the service runs as production does (PostgreSQL, `prod` profile, proxy
+mode with the certificate in the nginx header, an OIDC issuer, several uvicorn
+workers); wrk, a separate process, drives `GET /api/v1/resolve` with a client
+certificate header and a bound token (so identity and token checks are in the
+measured path), and the same app's `/health/live` as the reference. Both at
+10,000 and at 1,000,000 geo keys; the resident memory of every worker at each.
+
+Import: a 50,000-entry national batch through `cdb-service import`, its peak
+resident memory beside that of the same command on a one-line batch.
+
+Absolute numbers depend on this machine and its neighbours; the ratios are the
+figures to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cdb_service.registry.codes import POSTAL_CODE_SHAPES  # noqa: E402
+from cdb_service.security.pki import issue, make_ca  # noqa: E402
+from cdb_service.security.x509 import certificate_facts  # noqa: E402
+from cdb_service.seeding.load import nth_postal_code  # noqa: E402
+from tests.issuer import Issuer  # noqa: E402
+
+PG = os.environ.get("CDB_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+EXE = str(Path(sys.executable).with_name("cdb-service"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sh(args: list[str], env: dict[str, str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, env=env, check=True, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+
+def admin(sql: str) -> None:
+    subprocess.run(["psql", PG, "-q", "-c", sql], check=True, capture_output=True)
+
+
+@dataclass
+class Load:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _ms(text: str) -> float:
+    found = re.match(r"([\d.]+)(us|ms|s|m)", text)
+    if found is None:
+        raise SystemExit(f"cannot read wrk's latency {text!r}")
+    value, unit = found.groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def wrk(url: str, script: Path, connections: int, seconds: int) -> Load:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        check=True, text=True, capture_output=True,
+    ).stdout  # fmt: skip
+    if "Requests/sec" not in out:
+        raise SystemExit(f"wrk said:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = int(bad.group(1)) if bad else 0
+    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    return Load(rps, p50, p99, errors)
+
+
+def lua(paths: list[str], headers: dict[str, str], path: Path) -> Path:
+    quoted = ",\n".join(json.dumps(p) for p in paths)
+    header_lines = "\n".join(
+        f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()
+    )
+    path.write_text(f"""
+{header_lines}
+local paths = {{
+{quoted}
+}}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i % #paths) + 1])
+end
+""")
+    return path
+
+
+def worker_rss_mib(parent: int) -> list[float]:
+    try:
+        children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    except OSError:
+        return []
+    out = []
+    for pid in children:
+        if b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            continue
+        status = Path(f"/proc/{pid}/status").read_text()
+        kib = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+        out.append(kib / 1024)
+    return out
+
+
+def _profile(service: Service, seconds: int) -> subprocess.Popen[bytes] | None:
+    target = os.environ.get("CDB_BENCH_PROFILE")
+    if not target:
+        return None
+    pid = service.process.pid
+    workers = Path(f"/proc/{pid}/task/{pid}/children").read_text().split() or [str(pid)]
+    command = ["py-spy", "record", "-o", target, "-f", "raw", "-d", str(seconds), "-p", workers[-1]]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def resolve_paths(keys: int, count: int = 2000) -> list[str]:
+    """Known-good queries: postal codes of the generated data, spread over the states."""
+    rng = random.Random(7)
+    countries = sorted(POSTAL_CODE_SHAPES)
+    per_country = max(1, keys // len(countries))
+    paths = []
+    for _ in range(count):
+        cc = rng.choice(countries)
+        code = nth_postal_code(POSTAL_CODE_SHAPES[cc], rng.randrange(min(per_country, 9000)))
+        paths.append(
+            f"/api/v1/resolve?country={cc}&instrument=eio&competence=execute"
+            f"&postal_code={quote(code or '')}"
+        )
+    return paths
+
+
+class Service:
+    def __init__(self, env: dict[str, str], workers: int, log: Path) -> None:
+        self.port = int(env["CDB_PORT"])
+        self.process = subprocess.Popen(
+            [EXE, "serve", "--workers", str(workers)],
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the service exited:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        raise SystemExit("the service did not become ready")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[list[str]]) -> None:
+    ca = make_ca("bench CA")
+    server = issue(ca, "127.0.0.1", ip_addresses=("127.0.0.1",), server=True)
+    client = issue(ca, "bench-reader", client=True)
+    for name, text in (("ca.pem", ca.cert_pem), ("server.pem", server.cert_pem),
+                       ("server-key.pem", server.key_pem)):  # fmt: skip
+        (tmp / name).write_text(text)
+    database = f"cdb_bench_{os.getpid()}"
+    admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    admin(f'CREATE DATABASE "{database}"')
+    db_url = PG.rsplit("/", 1)[0] + f"/{database}"
+    issuer = Issuer(tmp / "server.pem", tmp / "server-key.pem").start()
+    try:
+        env = os.environ | {
+            "CDB_PROFILE": "prod",
+            "CDB_DATABASE_URL": db_url,
+            "CDB_TLS_MODE": "proxy",
+            "CDB_HOST": "127.0.0.1",
+            "CDB_PORT": str(free_port()),
+            "CDB_DATA_DIR": str(tmp),
+            "CDB_CLIENT_CA_FILES": json.dumps([str(tmp / "ca.pem")]),
+            "CDB_OIDC_ISSUER": issuer.url,
+            "CDB_OIDC_CA_FILE": str(tmp / "ca.pem"),
+            "CDB_AUTO_MIGRATE": "false",
+            "CDB_AUTO_SEED": "false",
+            "CDB_LOG_LEVEL": "WARNING",
+            "CDB_TRUSTED_PROXIES": '["127.0.0.1/32"]',
+        }
+        sh([EXE, "migrate"], env)
+        token = issuer.token(
+            "bench-reader", "cdb.read", thumbprint=certificate_facts(client.certificate).x5t_s256
+        )
+        headers = {
+            "X-SSL-Client-Cert": quote(client.cert_pem, safe=""),
+            "Authorization": f"Bearer {token}",
+        }
+        for keys in args.sizes:
+            started = time.monotonic()
+            sh([EXE, "seed", "--scale", str(keys)], env | {"CDB_AUTO_SEED": "true"})
+            print(
+                f"  loaded {keys:,} geo keys in {time.monotonic() - started:.0f} s", file=sys.stderr
+            )
+            service = Service(env, args.workers, tmp / f"serve-{keys}.log")
+            try:
+                paths = resolve_paths(keys)
+                check = httpx.get(service.url + paths[0], headers=headers, timeout=10)
+                assert check.status_code == 200 and check.json()["matches"], check.text[:300]
+                resolve_script = lua(paths, headers, tmp / "resolve.lua")
+                live_script = lua(["/health/live"], headers, tmp / "live.lua")
+                wrk(service.url, resolve_script, args.connections, 2)  # warm-up
+                live = wrk(service.url, live_script, args.connections, args.seconds)
+                # CDB_BENCH_PROFILE=FILE: a py-spy profile of one worker during the resolve run.
+                profiler = _profile(service, args.seconds)
+                resolve = wrk(service.url, resolve_script, args.connections, args.seconds)
+                if profiler is not None:
+                    profiler.wait()
+                rss = worker_rss_mib(service.process.pid)
+            finally:
+                service.stop()
+            for name, load in (("/health/live (reference)", live), ("/api/v1/resolve", resolve)):
+                rows.append(
+                    [
+                        f"{keys:,}",
+                        name,
+                        f"{load.rps:,.0f}",
+                        f"{load.p50_ms:.1f}",
+                        f"{load.p99_ms:.1f}",
+                        f"{load.rps / live.rps:.2f}",
+                        str(load.errors),
+                        " / ".join(f"{r:.0f}" for r in rss),
+                    ]
+                )
+    finally:
+        issuer.stop()
+        admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def bench_import(tmp: Path, rows: list[list[str]], entries: int) -> None:
+    env = os.environ | {
+        "CDB_DATA_DIR": str(tmp / "import"),
+        "CDB_LOG_LEVEL": "WARNING",
+        "CDB_DATABASE_URL": "",
+    }
+    sh([EXE, "migrate"], env)
+    from tests import factories
+
+    big, small = tmp / "batch.ndjson", tmp / "one.ndjson"
+    with big.open("w") as out:
+        for n in range(entries):
+            doc = factories.authority(code=f"DE:B{n:06d}")
+            out.write(json.dumps({"kind": "authorities", "document": doc}) + "\n")
+    small.write_text(
+        json.dumps({"kind": "authorities", "document": factories.authority(code="DE:ONE")}) + "\n"
+    )
+
+    def peak(path: Path) -> tuple[float, float]:
+        """Peak RSS (MiB) and seconds of one import, measured by a fresh parent process."""
+        probe = (
+            "import resource, subprocess, sys, time; t = time.monotonic(); "
+            "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.monotonic() - t)"
+        )
+        command = [sys.executable, "-c", probe, EXE, "import", str(path), "--owner", "DE"]
+        out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+        fields = out.stdout.split()
+        return int(fields[0]) / 1024, float(fields[1])
+
+    baseline, _ = peak(small)
+    heavy, seconds = peak(big)
+    rows.append(
+        [
+            f"{entries:,}",
+            "import (SQLite, one revision)",
+            f"{entries / seconds:,.0f} entries/s",
+            "",
+            "",
+            f"{heavy / baseline:.1f}× the 1-line import",
+            "0",
+            f"peak {heavy:.0f} MiB (1 line: {baseline:.0f} MiB)",
+        ]
+    )
+
+
+def table(rows: list[list[str]]) -> str:
+    head = ["keys", "endpoint", "req/s", "p50 ms", "p99 ms", "ratio", "errors", "RSS MiB"]
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[10_000, 1_000_000]
+    )
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--import-entries", type=int, default=50_000)
+    parser.add_argument("--only", choices=("resolve", "import"))
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing (make bench installs the Debian package)")
+    rows: list[list[str]] = []
+    with tempfile.TemporaryDirectory(prefix="cdb-bench-") as name:
+        tmp = Path(name)
+        if args.only in (None, "resolve"):
+            bench_resolve(args, tmp, rows)
+        if args.only in (None, "import"):
+            bench_import(tmp, rows, args.import_entries)
+    print(
+        f"cdb-service bench: {args.workers} workers, {args.connections} connections, "
+        f"{args.seconds} s per run; ratio = req/s ÷ /health/live req/s at the same size"
+    )
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    asyncio.set_event_loop_policy(None)
+    raise SystemExit(main())
