@@ -9,7 +9,7 @@ CDB_PORT ?= 8443
 export CDB_PORT
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test bench lint format openapi postgres nginx oidc clean help
+.PHONY: run test bench lint format openapi postgres nginx oidc chromium clean help
 
 help:
 	@echo "make run    - start the service on the embedded SQLite database (dev profile)"
@@ -44,6 +44,11 @@ nginx:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null)
 	-@service nginx stop >/dev/null 2>&1 || true
 
+# The status-page test takes a screenshot in headless Chromium (Debian package).
+chromium:
+	@command -v chromium >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
 # The token tests talk to a real OpenID provider (npm oidc-provider).
 oidc: tests/oidc/node_modules/.package-lock.json
 
@@ -62,7 +67,7 @@ format: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/cdb-service openapi --out openapi.yaml
 
-test: $(STAMP) postgres nginx oidc lint
+test: $(STAMP) postgres nginx oidc chromium lint
 	CDB_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest
 
 # Ratios measured in one run (see bench/run.py); wrk is Debian's load generator.

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Router
+from litestar.config.compression import CompressionConfig
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -16,6 +17,8 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 
 from cdb_service import __version__
 from cdb_service.db import migrate
+from cdb_service.extract.controller import ExtractController, JwksController
+from cdb_service.extract.routing_controller import RoutingTableController
 from cdb_service.logging import configure_logging, get_logger
 from cdb_service.lookup.controller import ResolveController
 from cdb_service.problems import Problem
@@ -103,11 +106,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ImportController,
             RoutingPartyActions,
             ResolveController,
+            ExtractController,
+            RoutingTableController,
             *controllers(),
         ],
         guards=[read_guard],
     )
-    handlers: list[Any] = [HealthController, api]
+    handlers: list[Any] = [HealthController, JwksController, api]
     if settings.uses_dev_issuer:
         handlers.append(DevIssuerController)
     return Litestar(
@@ -124,6 +129,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             description="Competent-authorities Database of JUDEX / e-CODEX",
             path="/schema",
             render_plugins=[ScalarRenderPlugin()],
+        ),
+        compression_config=CompressionConfig(
+            backend="gzip", minimum_size=1024, gzip_compress_level=6
         ),
         debug=False,
     )

@@ -47,8 +47,14 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     if report.ok:
         _print({"status": "ok", "events": report.checked})
         return 0
-    _print({"status": "broken", "event": report.broken_at, "reason": report.reason,
-            "verified_before_it": report.checked})  # fmt: skip
+    _print(
+        {
+            "status": "broken",
+            "event": report.broken_at,
+            "reason": report.reason,
+            "verified_before_it": report.checked,
+        }
+    )
     return 1
 
 
@@ -123,10 +129,12 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         with Progress(transient=True, console=_stderr_console()) as bar:
             bar.add_task(f"applying {len(batch.items)} entries as one revision", total=None)
             return await runtime.registry.apply_batch(
-                batch.items, Who(subject=f"cli:{getpass.getuser()}"),
+                batch.items,
+                Who(subject=f"cli:{getpass.getuser()}"),
                 replace_owner=owner if args.mode == "replace" else None,
-                dry_run=args.dry_run, summary=f"import {owner} ({args.mode})",
-            )  # fmt: skip
+                dry_run=args.dry_run,
+                summary=f"import {owner} ({args.mode})",
+            )
 
     result = asyncio.run(_with_runtime(settings, job))
     changes = [r.as_dict() for r in result.diff if r.change.value != "unchanged"]
@@ -150,6 +158,53 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_verify_extract(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+    from joserfc.jwk import KeySet
+
+    from cdb_service.extract.snapshot import verify_lines
+
+    source = args.jwks
+    if source.startswith(("https://", "http://")):
+        jwks = httpx.get(source, timeout=10, verify=args.cacert or True).raise_for_status().json()
+    else:
+        jwks = json.loads(Path(source).read_text())
+    lines = Path(args.file).read_bytes().splitlines(keepends=True)
+    verdict = verify_lines(lines, KeySet.import_key_set(jwks))
+    if verdict.ok:
+        _print(
+            {
+                "status": "ok",
+                "revision": verdict.revision,
+                "entries": verdict.count,
+                "detail": verdict.detail,
+            }
+        )
+        return 0
+    where = f"line {verdict.line}: " if verdict.line else ""
+    print(f"extract does not verify: {where}{verdict.detail}", file=sys.stderr)
+    _print({"status": "failed", "line": verdict.line, "detail": verdict.detail})
+    return 1
+
+
+def cmd_rotate_keys(args: argparse.Namespace, settings: Settings) -> int:
+    import datetime as dt
+
+    from cdb_service.extract.signing import SigningKeys
+
+    keys = SigningKeys.load(settings.signing_keys_path, create=False)
+    days = args.keep_listed_days or settings.retired_key_listed_days
+    new = keys.rotate(dt.timedelta(days=days))
+    _print(
+        {
+            "current": new.kid,
+            "listed": [k["kid"] for k in keys.jwks()["keys"]],
+            "retired_listed_days": days,
+        }
+    )
+    return 0
+
+
 def _stderr_console() -> Any:
     from rich.console import Console
 
@@ -165,6 +220,12 @@ def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
     else:
         Path(args.out).write_text(text, "utf-8")
     return 0
+
+
+def cmd_probe(args: argparse.Namespace, settings: Settings) -> int:
+    from cdb_service.probe.cli import run
+
+    return run(args)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -205,6 +266,23 @@ def parser() -> argparse.ArgumentParser:
     exp.add_argument("--kind", action="append", help="a kind (repeatable); default: all")
     exp.add_argument("--out", default="-")
     exp.set_defaults(run=cmd_export)
+    ver = sub.add_parser(
+        "verify-extract", help="check a saved extract's chain, digest and signature"
+    )
+    ver.add_argument("file")
+    ver.add_argument("--jwks", required=True, help="URL or file of the service's JWKS")
+    ver.add_argument("--cacert", help="CA bundle for an https JWKS URL")
+    ver.set_defaults(run=cmd_verify_extract)
+    rot = sub.add_parser("rotate-signing-key", help="make a new signing key; keep the old listed")
+    rot.add_argument("--keep-listed-days", type=int)
+    rot.set_defaults(run=cmd_rotate_keys)
+    from cdb_service.probe.cli import add_arguments
+
+    probe = sub.add_parser(
+        "probe", help="watch a service's availability (its own process and store)"
+    )
+    add_arguments(probe)
+    probe.set_defaults(run=cmd_probe)
     api = sub.add_parser("openapi", help="write the OpenAPI document generated from the app")
     api.add_argument("--out", default="openapi.yaml")
     api.set_defaults(run=cmd_openapi)

@@ -8,13 +8,14 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cdb_service.db.engine import create_engine, session_factory
+from cdb_service.extract.signing import SigningKeys
 from cdb_service.lookup.index import IndexFollower
 from cdb_service.registry.service import RegistryService
 from cdb_service.security.certificates import ChainVerifier, ProxyAllowList
 from cdb_service.security.dev import DevPki
 from cdb_service.security.gate import SecurityGate
 from cdb_service.security.tokens import DiscoveredKeys, KeySource, StaticKeys, TokenValidator
-from cdb_service.settings import Settings
+from cdb_service.settings import Profile, Settings
 
 
 def dev_defaults(settings: Settings) -> Settings:
@@ -41,6 +42,7 @@ class Runtime:
     gate: SecurityGate
     http: httpx.AsyncClient
     lookup: IndexFollower
+    signing: SigningKeys
     dev_pki: DevPki | None = field(default=None)
 
     @classmethod
@@ -69,7 +71,9 @@ class Runtime:
         )  # fmt: skip
         return cls(
             settings, engine, sessions, RegistryService(sessions), gate, http,
-            IndexFollower(sessions), dev_pki,
+            IndexFollower(sessions),
+            SigningKeys.load(settings.signing_keys_path, create=settings.profile is Profile.DEV),
+            dev_pki,
         )  # fmt: skip
 
     async def close(self) -> None:

@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     # The local token issuer of the dev profile (never in prod).
     dev_issuer: bool | None = None
 
+    # --- extracts and the change feed -------------------------------------------------
+    # The ES256 key set that signs extracts; dev generates one under data_dir/keys.
+    signing_keys_file: Path | None = None
+    # After a rotation, the old key stays in the JWKS this long.
+    retired_key_listed_days: int = Field(default=30, ge=1)
+    # How far back `GET /changes?since=` reaches; older clients re-extract (410).
+    changes_retention_days: int = Field(default=90, ge=1)
+
     @field_validator("database_url")
     @classmethod
     def _known_driver(cls, value: str) -> str:
@@ -96,6 +104,10 @@ class Settings(BaseSettings):
     @property
     def pki_dir(self) -> Path:
         return self.data_dir / "pki"
+
+    @property
+    def signing_keys_path(self) -> Path:
+        return self.signing_keys_file or self.data_dir / "keys" / "signing-keys.json"
 
     @property
     def uses_dev_issuer(self) -> bool:
@@ -133,6 +145,8 @@ class Settings(BaseSettings):
         for name, path in files:
             if path is not None and dev_pki in path.resolve().parents:
                 problems.append(f"{name} points into the dev PKI ({path})")
+        if self.signing_keys_file is None:
+            problems.append("no signing key set is configured (CDB_SIGNING_KEYS_FILE)")
         if self.tls_mode is TlsMode.DIRECT and not (self.tls_cert_file and self.tls_key_file):
             problems.append("direct TLS needs CDB_TLS_CERT_FILE and CDB_TLS_KEY_FILE")
         return problems

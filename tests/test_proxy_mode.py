@@ -182,7 +182,11 @@ def test_nginx_supplies_a_request_id_when_the_client_sends_none(nginx: Nginx, ap
     request_id = response.headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", request_id)
     # ... and it is nginx's id (the app kept it): the nginx access log has it too.
-    assert any(line.startswith(f"{request_id} 200 ") for line in nginx.access_log.splitlines())
+    # nginx writes its log line after the response has gone out: give it a moment.
+    deadline = time.monotonic() + 5
+    while not any(line.startswith(f"{request_id} 200 ") for line in nginx.access_log.splitlines()):
+        assert time.monotonic() < deadline, "nginx's access log never showed the request id"
+        time.sleep(0.05)
 
 
 def test_the_dev_issuer_works_through_nginx(nginx: Nginx, app: App) -> None:

@@ -1,0 +1,100 @@
+"""The keys that sign extracts (and routing tables): ES256, rotated, published as a JWKS.
+
+Dev: a key pair is generated on first start under `$CDB_DATA_DIR/keys/`. Prod: the
+key set file is provisioned (CDB_SIGNING_KEYS_FILE). Rotation makes a new current
+key and keeps the old ones listed until their `listed_until`, so signatures made
+before a rotation still verify while consumers may hold them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from joserfc import jws
+from joserfc.jwk import ECKey, KeySet
+
+ALG = "ES256"
+
+
+@dataclass
+class SigningKeys:
+    path: Path
+    current: ECKey
+    keys: list[tuple[ECKey, dt.datetime | None]]  # (key, listed until; None = current)
+
+    @classmethod
+    def load(cls, path: Path, create: bool) -> SigningKeys:
+        if not path.exists():
+            if not create:
+                raise SystemExit(f"no signing keys at {path} (CDB_SIGNING_KEYS_FILE)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _save(path, _new_key(), [])
+        data = json.loads(path.read_text())
+        keys = []
+        current = None
+        for item in data["keys"]:
+            until = item.pop("listed_until", None)
+            key = ECKey.import_key(item)
+            keys.append((key, dt.datetime.fromisoformat(until) if until else None))
+            if key.kid == data["current"]:
+                current = key
+        if current is None:
+            raise SystemExit(f"{path}: the current key {data['current']!r} is not in the file")
+        return cls(path, current, keys)
+
+    def jwks(self, now: dt.datetime | None = None) -> dict[str, Any]:
+        """Current and retired public keys, retired ones while still listed."""
+        moment = now or dt.datetime.now(dt.UTC)
+        listed = [k for k, until in self.keys if until is None or until > moment]
+        return {"keys": [k.as_dict(private=False) | {"alg": ALG, "use": "sig"} for k in listed]}
+
+    def sign(self, payload: dict[str, Any]) -> str:
+        header = {"alg": ALG, "kid": self.current.kid, "typ": "cdb-extract+jws"}
+        body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+        return jws.serialize_compact(header, body, self.current, algorithms=[ALG])
+
+    def rotate(self, keep_listed: dt.timedelta) -> ECKey:
+        until = dt.datetime.now(dt.UTC) + keep_listed
+        old = [(k, u if u is not None else until) for k, u in self.keys]
+        new = _new_key()
+        _save(self.path, new, old)
+        self.current, self.keys = new, [(new, None), *old]
+        return new
+
+
+def _new_key() -> ECKey:
+    key = ECKey.generate_key("P-256", parameters={"alg": ALG, "use": "sig"})
+    key.ensure_kid()
+    return key
+
+
+def _save(path: Path, current: ECKey, retired: Sequence[tuple[ECKey, dt.datetime | None]]) -> None:
+    items: list[dict[str, Any]] = [dict(current.as_dict(private=True))]
+    for key, until in retired:
+        item: dict[str, Any] = dict(key.as_dict(private=True))
+        item["listed_until"] = until.isoformat() if until else None
+        items.append(item)
+    path.write_text(json.dumps({"current": current.kid, "keys": items}, indent=2))
+    path.chmod(0o600)
+
+
+def verify(token: str, key_set: KeySet) -> dict[str, Any]:
+    """The payload of a compact JWS made by `sign`, if a listed key verifies it."""
+    obj = jws.deserialize_compact(token, key_set, algorithms=[ALG])
+    payload: dict[str, Any] = json.loads(obj.payload)
+    return payload
+
+
+def header_of(token: str) -> dict[str, Any]:
+    import base64
+
+    segment = token.split(".")[0]
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    )
+    return decoded

@@ -1,0 +1,146 @@
+"""Working days and the maintenance rules of Annex I 6.3–6.4 (pure functions).
+
+Dates are civil dates in Europe/Brussels ("CET" in the regulation is read as the
+clock in Brussels: CET in winter, CEST in summer).
+
+* Working day: Monday to Friday and not a public holiday of the calendar in use
+  (default: the EU institutions' holidays, `seed/holidays/eu-institutions.json`;
+  `CDB_HOLIDAYS_FILE` names another file of the same shape).
+* Required notice (6.4), by planned duration d = ends_at − starts_at:
+  d ≤ 4 h → 5 working days; 4 h < d ≤ 12 h → 10; d > 12 h → 30.
+* Notice given = the number of working days D with  date(announced_at) < D ≤ date(starts_at),
+  i.e. a window starting on Monday 8 days after an announcement on the Monday before has
+  5 working days of notice (Tuesday … Monday). Met when given ≥ required.
+* Preferred hours (6.3): the window lies wholly in nights of working days, the night of
+  date D being [D 20:00, D+1 07:00) on the Brussels clock and D a working day. The night
+  from a working Friday into Saturday counts; the night from Sunday into Monday does not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+BRUSSELS = ZoneInfo("Europe/Brussels")
+HOLIDAYS_FILE = Path(__file__).resolve().parents[2] / "seed" / "holidays" / "eu-institutions.json"
+HOUR = dt.timedelta(hours=1)
+PREFERRED_FROM = dt.time(20, 0)
+PREFERRED_UNTIL = dt.time(7, 0)
+
+
+@dataclass(frozen=True)
+class Calendar:
+    holidays: frozenset[dt.date]
+    years: frozenset[int] = frozenset()
+
+    def is_working_day(self, day: dt.date) -> bool:
+        return day.weekday() < 5 and day not in self.holidays
+
+    def working_days_between(self, after: dt.date, up_to: dt.date) -> int:
+        """Working days D with after < D ≤ up_to."""
+        count, day = 0, after + dt.timedelta(days=1)
+        while day <= up_to:
+            count += self.is_working_day(day)
+            day += dt.timedelta(days=1)
+        return count
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> Calendar:
+        days = {
+            dt.date.fromisoformat(item["date"] if isinstance(item, dict) else item)
+            for items in document.get("years", {}).values()
+            for item in items
+        }
+        years = frozenset(int(y) for y in document.get("years", {}))
+        return cls(frozenset(days), years)
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> Calendar:
+        chosen = path or os.environ.get("CDB_HOLIDAYS_FILE") or HOLIDAYS_FILE
+        return _load(str(chosen))
+
+
+@lru_cache(maxsize=8)
+def _load(path: str) -> Calendar:
+    return Calendar.from_document(json.loads(Path(path).read_text("utf-8")))
+
+
+def default_calendar() -> Calendar:
+    return Calendar.load()
+
+
+def local_date(at: dt.datetime) -> dt.date:
+    return at.astimezone(BRUSSELS).date()
+
+
+def required_notice_working_days(starts_at: dt.datetime, ends_at: dt.datetime) -> int:
+    duration = ends_at - starts_at
+    if duration <= 4 * HOUR:
+        return 5
+    if duration <= 12 * HOUR:
+        return 10
+    return 30
+
+
+def notice_working_days(announced_at: dt.datetime, starts_at: dt.datetime, cal: Calendar) -> int:
+    return cal.working_days_between(local_date(announced_at), local_date(starts_at))
+
+
+def notice_met(
+    announced_at: dt.datetime, starts_at: dt.datetime, ends_at: dt.datetime, cal: Calendar
+) -> bool:
+    if announced_at >= starts_at:
+        return False
+    given = notice_working_days(announced_at, starts_at, cal)
+    return given >= required_notice_working_days(starts_at, ends_at)
+
+
+def _at(day: dt.date, time: dt.time) -> dt.datetime:
+    return dt.datetime.combine(day, time, BRUSSELS)
+
+
+def _outside_preferred(day: dt.date, cal: Calendar) -> Iterable[tuple[dt.datetime, dt.datetime]]:
+    """Daytime of date D, and the night that follows it when D is not a working day."""
+    yield _at(day, PREFERRED_UNTIL), _at(day, PREFERRED_FROM)
+    if not cal.is_working_day(day):
+        yield _at(day, PREFERRED_FROM), _at(day + dt.timedelta(days=1), PREFERRED_UNTIL)
+
+
+def within_preferred_hours(starts_at: dt.datetime, ends_at: dt.datetime, cal: Calendar) -> bool:
+    day, last = local_date(starts_at) - dt.timedelta(days=1), local_date(ends_at)
+    while day <= last:
+        for lo, hi in _outside_preferred(day, cal):
+            if lo < ends_at and starts_at < hi:
+                return False
+        day += dt.timedelta(days=1)
+    return True
+
+
+@dataclass(frozen=True)
+class Derived:
+    required_notice_working_days: int
+    notice_working_days: int
+    notice_met: bool
+    within_preferred_hours: bool
+
+
+def derive(
+    starts_at: dt.datetime,
+    ends_at: dt.datetime,
+    announced_at: dt.datetime,
+    cal: Calendar | None = None,
+) -> Derived:
+    cal = cal or default_calendar()
+    return Derived(
+        required_notice_working_days(starts_at, ends_at),
+        notice_working_days(announced_at, starts_at, cal),
+        notice_met(announced_at, starts_at, ends_at, cal),
+        within_preferred_hours(starts_at, ends_at, cal),
+    )

@@ -1,0 +1,110 @@
+"""`cdb-service probe`: run the probe, or report from its store.
+
+  cdb-service probe --target https://cdb.example:8443 --ca ca.pem --cert c.pem --key k.pem \\
+      --token-file token --store var/probe.sqlite3 --listen 127.0.0.1:9443
+  cdb-service probe report --store var/probe.sqlite3 [--format table|json|csv|prometheus]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+DEFAULT_STORE = Path("var/probe.sqlite3")
+
+
+def add_arguments(probe: argparse.ArgumentParser) -> None:
+    probe.add_argument("--target", help="base URL of the watched service (https://host:port)")
+    probe.add_argument("--store", type=Path, default=DEFAULT_STORE,
+                       help="the probe's own SQLite file (never the watched database)")  # fmt: skip
+    probe.add_argument("--ca", type=Path, help="CA certificate(s) to trust for the service")
+    probe.add_argument("--cert", type=Path, help="client certificate (PEM)")
+    probe.add_argument("--key", type=Path, help="client certificate's key (PEM)")
+    probe.add_argument("--token", help="bearer token bound to the client certificate")
+    probe.add_argument("--token-file", type=Path, help="file holding the token (re-read)")
+    probe.add_argument("--incident-token", help="operator token to post incidents to the service")
+    probe.add_argument("--incident-token-file", type=Path)
+    probe.add_argument("--lookup", help="the known-good lookup (path and query)")
+    probe.add_argument("--interval", type=float, default=30.0, help="seconds (default 30)")
+    probe.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    probe.add_argument("--latency-objective", type=float, default=1000.0, help="ms (default 1000)")
+    probe.add_argument("--windows-every", type=float, default=300.0,
+                       help="seconds between fetches of the maintenance windows")  # fmt: skip
+    probe.add_argument("--listen", help="host:port of the status page (/status, /metrics)")
+    probe.add_argument("--holidays", type=Path, help="public-holiday calendar (JSON)")
+    probe.add_argument("--max-samples", type=int, help=argparse.SUPPRESS)
+    sub = probe.add_subparsers(dest="probe_command")
+    rep = sub.add_parser("report", help="availability report from the probe's store")
+    rep.add_argument("--store", type=Path, dest="report_store")
+    rep.add_argument("--format", choices=("table", "json", "csv", "prometheus"), default="table")
+    rep.add_argument("--year", type=int, help="calendar year (Europe/Brussels); default: this one")
+    rep.add_argument("--holidays", type=Path, dest="report_holidays")
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    holidays = getattr(args, "report_holidays", None) or args.holidays
+    if holidays:
+        os.environ["CDB_HOLIDAYS_FILE"] = str(holidays)
+    if args.probe_command == "report":
+        return _report(args)
+    if not args.target:
+        print("probe: --target is required", file=sys.stderr)
+        return 2
+    from cdb_service.probe.runner import DEFAULT_LOOKUP, ProbeConfig, Prober
+    from cdb_service.probe.store import Store
+
+    config = ProbeConfig(
+        target=args.target, store=args.store, ca=args.ca, cert=args.cert, key=args.key,
+        token=args.token, token_file=args.token_file, incident_token=args.incident_token,
+        incident_token_file=args.incident_token_file, lookup=args.lookup or DEFAULT_LOOKUP,
+        interval_s=args.interval, timeout_s=args.timeout,
+        latency_objective_ms=args.latency_objective, windows_every_s=args.windows_every,
+        listen=args.listen,
+    )  # fmt: skip
+    store = Store(config.store)
+    server = None
+    if config.listen:
+        from cdb_service.probe.page import serve
+
+        server = serve(config.store, config.listen)
+    try:
+        Prober(config, store).run(args.max_samples)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            server.shutdown()
+        store.close()
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    import json
+
+    from cdb_service.probe import report
+    from cdb_service.probe.store import Store
+
+    path = args.report_store or args.store
+    if not Path(path).exists():
+        print(f"probe report: no store at {path}", file=sys.stderr)
+        return 2
+    store = Store(path)
+    try:
+        if args.format == "csv":
+            year = args.year or dt.datetime.now(dt.UTC).year
+            sys.stdout.write(report.year_csv(store, year))
+            return 0
+        picture = report.build(store, year=args.year)
+        if args.format == "json":
+            print(json.dumps(picture.as_dict(), indent=2))
+        elif args.format == "prometheus":
+            sys.stdout.write(report.prometheus(picture))
+        else:
+            sys.stdout.write(report.table(picture))
+    finally:
+        store.close()
+    return 0

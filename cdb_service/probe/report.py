@@ -1,0 +1,275 @@
+"""What the probe reports, from its own store: figures, incidents, maintenance, the day bars.
+
+One `build()` gives the whole picture as plain data; the terminal table, JSON, CSV,
+Prometheus metrics and the status page are renderings of it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from cdb_service.probe import availability as av
+from cdb_service.probe.calendar import Calendar, derive
+from cdb_service.probe.store import Store, Window
+
+DEFAULT_INTERVAL_S = 30.0
+DAYS_ON_PAGE = 90
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def excluded_spans(windows: Sequence[Window], cal: Calendar) -> list[av.Span]:
+    """Windows announced with the required notice, not cancelled, up to their planned end."""
+    return [
+        (w.starts_at, w.ends_at)
+        for w in windows
+        if not w.cancelled and derive(w.starts_at, w.ends_at, w.announced_at, cal).notice_met
+    ]
+
+
+@dataclass(frozen=True)
+class Picture:
+    now: dt.datetime
+    year: int
+    interval_s: float
+    state: str
+    last_sample: dict[str, Any] | None
+    periods: dict[str, av.Figures]
+    burn_rates: dict[str, float | None]
+    latency: dict[str, Any]
+    days: list[tuple[dt.date, av.Figures]]
+    incidents: list[dict[str, Any]]
+    maintenance: list[dict[str, Any]]
+    samples: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "generated_at": iso(self.now),
+            "target": av.TARGET,
+            "interval_s": self.interval_s,
+            "state": self.state,
+            "last_sample": self.last_sample,
+            "samples": self.samples,
+            "periods": {name: figures_dict(f) for name, f in self.periods.items()},
+            "burn_rate_30d": self.burn_rates,
+            "latency": self.latency,
+            "incidents": self.incidents,
+            "maintenance": self.maintenance,
+            "days": [{"date": d.isoformat(), **figures_dict(f)} for d, f in self.days],
+        }
+
+
+def figures_dict(f: av.Figures) -> dict[str, Any]:
+    out = asdict(f)
+    out.pop("extra")
+    out["start"], out["end"] = iso(f.start), iso(f.end)
+    out["down_h"] = f.down_s / 3600
+    out["unknown_h"] = f.unknown_s / 3600
+    out["maintenance_h"] = f.maintenance_s / 3600
+    return out
+
+
+def build(
+    store: Store,
+    now: dt.datetime | None = None,
+    year: int | None = None,
+    cal: Calendar | None = None,
+    latency_objective_ms: float | None = None,
+) -> Picture:
+    now = now or dt.datetime.now(dt.UTC)
+    cal = cal or Calendar.load()
+    year = year or now.astimezone(av.BRUSSELS).year
+    interval_s = float(store.meta("interval_s") or DEFAULT_INTERVAL_S)
+    interval = dt.timedelta(seconds=interval_s)
+    year_lo, year_hi = av.calendar_year(year)
+    lo = min(year_lo, now - dt.timedelta(days=365))
+    hi = min(max(year_hi, now), now)
+    recorded = store.samples(lo - 2 * interval, hi)
+    samples = [r.sample() for r in recorded]
+    segments = av.timeline(samples, interval, lo, hi)
+    windows = store.windows()
+    excluded = excluded_spans(windows, cal)
+    periods = {
+        f"year_{year}": av.measure(segments, excluded, year_lo, year_hi, now),
+        "rolling_30d": av.measure(segments, excluded, *av.rolling(now, 30), now),
+        "rolling_365d": av.measure(segments, excluded, *av.rolling(now, 365), now),
+    }
+    burn = {
+        "1h": av.burn_rate(segments, excluded, now, 1),
+        "6h": av.burn_rate(segments, excluded, now, 6),
+    }
+    month = [r for r in recorded if r.at >= now - dt.timedelta(days=30) and r.ok]
+    objective = latency_objective_ms or float(store.meta("latency_objective_ms") or 1000)
+    slow = sum(1 for r in month if r.latency_ms is not None and r.latency_ms > objective)
+    latency = {
+        "objective_ms": objective,
+        "successful_samples_30d": len(month),
+        "slow_samples_30d": slow,
+        "within_objective_30d": None if not month else 1 - slow / len(month),
+    }
+    last = recorded[-1] if recorded else None
+    state = _state(recorded, now, interval, excluded)
+    incidents = [i.as_dict() for i in store.incidents()]
+    maintenance = [
+        {
+            "id": w.id, "owner": w.owner, "component": w.component,
+            "starts_at": iso(w.starts_at), "ends_at": iso(w.ends_at),
+            "announced_at": iso(w.announced_at), "cancelled": w.cancelled, "reason": w.reason,
+            **asdict(derive(w.starts_at, w.ends_at, w.announced_at, cal)),
+        }
+        for w in windows
+        if w.ends_at > now
+    ]  # fmt: skip
+    return Picture(
+        now=now,
+        year=year,
+        interval_s=interval_s,
+        state=state,
+        last_sample=None
+        if last is None
+        else {
+            "at": iso(last.at),
+            "ok": last.ok,
+            "error": last.error,
+            "latency_ms": last.latency_ms,
+        },
+        periods=periods,
+        burn_rates=burn,
+        latency=latency,
+        days=av.daily(segments, excluded, now, DAYS_ON_PAGE),
+        incidents=incidents,
+        maintenance=maintenance,
+        samples=len(recorded),
+    )
+
+
+def _state(recorded: Sequence[Any], now: dt.datetime, interval: dt.timedelta,
+           excluded: Sequence[av.Span]) -> str:  # fmt: skip
+    """up, down (confirmed), suspect (one failure), maintenance, or unknown (no fresh sample)."""
+    if not recorded or now - recorded[-1].at > 2 * interval:
+        return "unknown"
+    in_window = any(lo <= now < hi for lo, hi in excluded)
+    last_two = recorded[-2:]
+    if not last_two[-1].ok:
+        if len(last_two) == 2 and not last_two[0].ok:
+            return "maintenance" if in_window else "down"
+        return "suspect"
+    return "maintenance" if in_window else "up"
+
+
+# --- renderings ---------------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.3f} %"
+
+
+def table(p: Picture) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = io.StringIO()
+    console = Console(file=out, width=120, force_terminal=False, color_system=None)
+    console.print(f"cdb probe report — {iso(p.now)} — state: {p.state.upper()} — "
+                  f"target {100 * av.TARGET:.0f} % — {p.samples} samples")  # fmt: skip
+    t = Table("period", "availability", "optimistic (U left out)", "down h", "unknown h",
+              "maintenance h", "budget h", "remaining h")  # fmt: skip
+    for name, f in p.periods.items():
+        t.add_row(name, _pct(f.availability), _pct(f.optimistic), f"{f.down_s / 3600:.3f}",
+                  f"{f.unknown_s / 3600:.3f}", f"{f.maintenance_s / 3600:.3f}",
+                  f"{f.budget_h:.2f}", f"{f.remaining_budget_h:.2f}")  # fmt: skip
+    console.print(t)
+    rates = ", ".join(f"{k}: {'n/a' if v is None else f'{v:.2f}'}" for k, v in p.burn_rates.items())
+    console.print(f"burn rate (30-day budget): {rates}")
+    lat = p.latency
+    console.print(
+        f"latency objective {lat['objective_ms']:.0f} ms: "
+        f"{lat['slow_samples_30d']} slow of {lat['successful_samples_30d']} (30 days)"
+    )
+    i = Table("incident", "started", "detected", "ended", "duration s", "description")
+    for inc in p.incidents:
+        duration = inc["duration_s"]
+        i.add_row(str(inc["id"]), inc["started_at"], inc["detected_at"], inc["ended_at"] or "OPEN",
+                  "" if duration is None else f"{duration:.1f}", inc["description"])  # fmt: skip
+    console.print(i)
+    m = Table("maintenance", "owner", "starts", "ends", "notice met", "excluded")
+    for w in p.maintenance:
+        m.add_row(w["component"], w["owner"], w["starts_at"], w["ends_at"], str(w["notice_met"]),
+                  str(w["notice_met"] and not w["cancelled"]))  # fmt: skip
+    console.print(m)
+    return out.getvalue()
+
+
+CSV_FIELDS = ("date", "availability", "optimistic", "down_s", "unknown_s", "maintenance_s",
+              "total_s")  # fmt: skip
+
+
+def year_csv(store: Store, year: int, now: dt.datetime | None = None,
+             cal: Calendar | None = None) -> str:  # fmt: skip
+    """One row per Brussels date of the year (up to today)."""
+    now = now or dt.datetime.now(dt.UTC)
+    cal = cal or Calendar.load()
+    interval = dt.timedelta(seconds=float(store.meta("interval_s") or DEFAULT_INTERVAL_S))
+    lo, hi = av.calendar_year(year)
+    until = min(hi, now)
+    samples = [r.sample() for r in store.samples(lo - 2 * interval, until)]
+    segments = av.timeline(samples, interval, lo, until)
+    excluded = excluded_spans(store.windows(), cal)
+    last_day = (until - dt.timedelta(microseconds=1)).astimezone(av.BRUSSELS).date()
+    first_day = dt.date(year, 1, 1)
+    count = max(0, (last_day - first_day).days + 1)
+    days = av.daily(segments, excluded, until - dt.timedelta(microseconds=1), count)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for day, f in days:
+        writer.writerow([day.isoformat(), f.availability, f.optimistic, f.down_s, f.unknown_s,
+                         f.maintenance_s, f.total_s])  # fmt: skip
+    return out.getvalue()
+
+
+def prometheus(p: Picture) -> str:
+    lines = []
+
+    def metric(name: str, kind: str, help_: str, values: list[tuple[str, float | None]]) -> None:
+        lines.append(f"# HELP {name} {help_}")
+        lines.append(f"# TYPE {name} {kind}")
+        for labels, value in values:
+            if value is not None:
+                lines.append(f"{name}{labels} {value}")
+
+    periods = list(p.periods.items())
+
+    def per_period(attr: str, scale: float = 1.0) -> list[tuple[str, float | None]]:
+        out: list[tuple[str, float | None]] = []
+        for name, f in periods:
+            value = getattr(f, attr)
+            out.append((f'{{period="{name}"}}', None if value is None else value * scale))
+        return out
+
+    metric("cdb_probe_up", "gauge", "1 if the latest sample succeeded, 0 if not",
+           [("", None if p.last_sample is None else float(p.last_sample["ok"]))])  # fmt: skip
+    metric("cdb_probe_availability_ratio", "gauge", "A = (T-M-D-U)/(T-M)",
+           per_period("availability"))  # fmt: skip
+    metric("cdb_probe_availability_optimistic_ratio", "gauge", "A with unknown time left out",
+           per_period("optimistic"))  # fmt: skip
+    metric("cdb_probe_downtime_seconds", "gauge", "D", per_period("down_s"))
+    metric("cdb_probe_unknown_seconds", "gauge", "U", per_period("unknown_s"))
+    metric("cdb_probe_maintenance_seconds", "gauge", "M", per_period("maintenance_s"))
+    metric("cdb_probe_error_budget_remaining_hours", "gauge", "budget minus D and U",
+           per_period("remaining_budget_h"))  # fmt: skip
+    metric("cdb_probe_burn_rate", "gauge", "error-budget burn rate against the 30-day budget",
+           [(f'{{window="{k}"}}', v) for k, v in p.burn_rates.items()])  # fmt: skip
+    metric("cdb_probe_last_latency_milliseconds", "gauge", "latency of the latest sample",
+           [("", None if p.last_sample is None else p.last_sample["latency_ms"])])  # fmt: skip
+    metric("cdb_probe_open_incidents", "gauge", "incidents the probe has open",
+           [("", float(sum(1 for i in p.incidents if i["ended_at"] is None)))])  # fmt: skip
+    metric("cdb_probe_samples", "gauge", "samples in the reported range", [("", float(p.samples))])
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,275 @@
+"""The probe loop: call the service the way a client does, record every sample, open incidents.
+
+Every interval: GET /health/ready (no credentials needed, but sent) and one known-good
+lookup (mTLS + bound token). A fresh connection per sample, so that TLS is checked every
+time (chain, host name, expiry). Outcome classes:
+  connect, tls, timeout, transport, http-5xx, health-fail, lookup-http-<status>, wrong-answer.
+A sample slower than the latency objective but under the timeout is ok (and marked slow).
+Two consecutive failed samples confirm an outage: the probe opens an incident counted from
+the first failure, and closes it at the first success.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import signal
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cdb_service.probe.store import Recorded, Store, Window
+
+log = logging.getLogger("cdb_service.probe")
+
+DEFAULT_LOOKUP = "/api/v1/resolve?country=DE&instrument=eio&competence=execute&postal_code=10115"
+
+
+@dataclass
+class ProbeConfig:
+    target: str
+    store: Path
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    token: str | None = None
+    token_file: Path | None = None
+    incident_token: str | None = None
+    incident_token_file: Path | None = None
+    lookup: str = DEFAULT_LOOKUP
+    interval_s: float = 30.0
+    timeout_s: float = 10.0
+    latency_objective_ms: float = 1000.0
+    windows_every_s: float = 300.0
+    listen: str | None = None  # host:port of the status page
+
+    def bearer(self, incident: bool = False) -> str | None:
+        token, path = (
+            (self.incident_token, self.incident_token_file)
+            if incident
+            else (self.token, self.token_file)
+        )
+        if path is not None:  # read each time: a rotated token is picked up
+            return path.read_text().strip()
+        return token
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
+        if self.cert:
+            context.load_cert_chain(str(self.cert), str(self.key) if self.key else None)
+        return context
+
+
+def _classify(error: Exception) -> str:
+    if isinstance(error, httpx.TimeoutException):
+        return "timeout"
+    chain: list[BaseException] = []
+    cause: BaseException | None = error
+    while cause is not None and len(chain) < 10:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    text = " ".join(f"{type(c).__name__} {c}" for c in chain)
+    if any(isinstance(c, ssl.SSLError) for c in chain) or "SSL" in text or "CERTIFICATE" in text:
+        return "tls"
+    if isinstance(error, httpx.ConnectError):
+        return "connect"
+    return "transport"
+
+
+class Prober:
+    def __init__(self, config: ProbeConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.windows_fetched = 0.0
+        self.stopping = False
+
+    def _client(self, timeout: float) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.config.target.rstrip("/"),
+            verify=self.config.ssl_context(),
+            timeout=httpx.Timeout(timeout),
+            headers={"User-Agent": "cdb-probe"},
+        )
+
+    def take_sample(self) -> Recorded:
+        at = dt.datetime.now(dt.UTC)
+        started = time.monotonic()
+        deadline = started + self.config.timeout_s
+        error: str | None = None
+        detail: str | None = None
+        headers = {}
+        token = self.config.bearer()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            with self._client(self.config.timeout_s) as client:
+                health = client.get("/health/ready", headers=headers)
+                if health.status_code >= 500 and health.status_code != 503:
+                    error, detail = "http-5xx", f"health {health.status_code}"
+                elif health.status_code != 200 or _health_status(health) == "fail":
+                    error, detail = "health-fail", f"health {health.status_code}"
+                else:
+                    remaining = max(0.1, deadline - time.monotonic())
+                    lookup = client.get(self.config.lookup, headers=headers, timeout=remaining)
+                    if lookup.status_code >= 500:
+                        error, detail = "http-5xx", f"lookup {lookup.status_code}"
+                    elif lookup.status_code != 200:
+                        error, detail = f"lookup-http-{lookup.status_code}", lookup.text[:200]
+                    elif not _has_matches(lookup):
+                        error, detail = "wrong-answer", lookup.text[:200]
+        except Exception as exc:  # every failure to get an answer is a sample, not a crash
+            error, detail = _classify(exc), f"{type(exc).__name__}: {exc}"[:300]
+        latency_ms = (time.monotonic() - started) * 1000
+        if error is None and latency_ms > self.config.timeout_s * 1000:
+            error, detail = "timeout", f"{latency_ms:.0f} ms"
+        slow = error is None and latency_ms > self.config.latency_objective_ms
+        return Recorded(at, error is None, error, detail, round(latency_ms, 1), slow)
+
+    def step(self) -> Recorded:
+        sample = self.take_sample()
+        self.store.record(sample)
+        self._follow_incidents(sample)
+        if sample.ok and time.monotonic() - self.windows_fetched >= self.config.windows_every_s:
+            self._refresh_windows()
+        return sample
+
+    def _follow_incidents(self, sample: Recorded) -> None:
+        current = self.store.current_incident()
+        if sample.ok:
+            if current is not None:
+                self.store.close_incident(current.id, sample.at)
+                lasted = (sample.at - current.started_at).total_seconds()
+                log.warning("probe: outage over after %.1f s (incident %s)", lasted, current.id)
+                self._notify_service(current.id)
+            return
+        if current is not None:
+            return
+        recent = self.store.last_samples(2)
+        if len(recent) == 2 and not recent[0].ok:
+            first = self._first_failure()
+            incident = self.store.open_incident(
+                first, sample.at, f"outage detected by the probe: {sample.error}",
+                sample.error, None,
+            )  # fmt: skip
+            log.error("probe: outage confirmed since %s (%s), incident %s",
+                      first.isoformat(), sample.detail, incident.id)  # fmt: skip
+            self._notify_service(incident.id)
+
+    def _first_failure(self) -> dt.datetime:
+        row = self.store.db.execute(
+            "SELECT min(at) FROM samples WHERE ok = 0 AND at > "
+            "coalesce((SELECT max(at) FROM samples WHERE ok = 1), -1e18)"
+        ).fetchone()
+        return dt.datetime.fromtimestamp(float(row[0]), dt.UTC)
+
+    def _notify_service(self, incident_id: int) -> None:
+        """Post the incident to the watched service's /api/v1/incidents when it can be reached."""
+        token = self.config.bearer(incident=True)
+        incident = self.store.incident(incident_id)
+        if not token or incident is None:
+            return
+        body = {
+            "owner": "EC",
+            "ref": f"probe-{incident.id}-{int(incident.started_at.timestamp())}",
+            "description": incident.description,
+            "started_at": incident.started_at.isoformat(),
+            "detected_at": incident.detected_at.isoformat(),
+            "expected_recovery_at": None,
+            "ended_at": incident.ended_at.isoformat() if incident.ended_at else None,
+            "source": "probe",
+        }
+        headers = {"Authorization": f"Bearer {token}"}
+        try:
+            with self._client(self.config.timeout_s) as client:
+                if incident.remote_id is None:
+                    response = client.post("/api/v1/incidents", json=body, headers=headers)
+                else:
+                    headers["If-Match"] = f'"{incident.remote_version}"'
+                    url = f"/api/v1/incidents/{incident.remote_id}"
+                    response = client.put(url, json=body, headers=headers)
+            if response.status_code in (200, 201):
+                document = response.json()
+                self.store.set_remote(incident.id, document["id"], int(document["version"]))
+            else:
+                log.warning("probe: the service refused incident %s: %s", incident.id,
+                            response.status_code)  # fmt: skip
+        except Exception as exc:
+            log.warning("probe: could not post incident %s: %s", incident.id, exc)
+
+    def _refresh_windows(self) -> None:
+        headers = {}
+        token = self.config.bearer()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        windows: list[Window] = []
+        try:
+            with self._client(self.config.timeout_s) as client:
+                params: dict[str, Any] = {"limit": 1000}
+                while True:
+                    page = client.get("/api/v1/maintenance-windows", params=params,
+                                      headers=headers)  # fmt: skip
+                    page.raise_for_status()
+                    body = page.json()
+                    windows += [_window(item) for item in body["items"]]
+                    if not body.get("next"):
+                        break
+                    params = {"limit": 1000, "cursor": body["next"]}
+        except Exception as exc:
+            log.warning("probe: could not fetch maintenance windows: %s", exc)
+            return
+        self.store.replace_windows(windows, dt.datetime.now(dt.UTC))
+        self.windows_fetched = time.monotonic()
+
+    def run(self, max_samples: int | None = None) -> None:
+        self.store.set_meta("interval_s", str(self.config.interval_s))
+        self.store.set_meta("latency_objective_ms", str(self.config.latency_objective_ms))
+        self.store.set_meta("target", self.config.target)
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        taken = 0
+        next_at = time.monotonic()
+        while not self.stopping and (max_samples is None or taken < max_samples):
+            self.step()
+            taken += 1
+            next_at += self.config.interval_s
+            now = time.monotonic()
+            if next_at < now:  # a slow sample: skip the ticks it overran, do not burst
+                next_at = now + self.config.interval_s - (now - next_at) % self.config.interval_s
+            while not self.stopping and time.monotonic() < next_at:
+                time.sleep(min(0.2, max(0.0, next_at - time.monotonic())))
+
+
+def _health_status(response: httpx.Response) -> str | None:
+    try:
+        return str(response.json().get("status"))
+    except (json.JSONDecodeError, AttributeError, ValueError):
+        return None
+
+
+def _has_matches(response: httpx.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and bool(body.get("matches"))
+
+
+def _parse(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _window(item: dict[str, Any]) -> Window:
+    return Window(
+        id=str(item["id"]),
+        owner=str(item["owner"]),
+        component=str(item["component"]),
+        starts_at=_parse(item["starts_at"]),
+        ends_at=_parse(item["ends_at"]),
+        announced_at=_parse(item["announced_at"]),
+        cancelled=bool(item.get("cancelled")),
+        reason=item.get("reason"),
+    )
