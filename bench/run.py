@@ -37,6 +37,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cdb_service.extract.signing import SigningKeys  # noqa: E402
 from cdb_service.registry.codes import POSTAL_CODE_SHAPES  # noqa: E402
 from cdb_service.security.pki import issue, make_ca  # noqa: E402
 from cdb_service.security.x509 import certificate_facts  # noqa: E402
@@ -213,7 +214,9 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[list[str]]) ->
             "CDB_AUTO_SEED": "false",
             "CDB_LOG_LEVEL": "WARNING",
             "CDB_TRUSTED_PROXIES": '["127.0.0.1/32"]',
+            "CDB_SIGNING_KEYS_FILE": str(tmp / "signing-keys.json"),
         }
+        SigningKeys.load(tmp / "signing-keys.json", create=True)  # provisioned, as in production
         sh([EXE, "migrate"], env)
         token = issuer.token(
             "bench-reader", "cdb.read", thumbprint=certificate_facts(client.certificate).x5t_s256
@@ -243,6 +246,8 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[list[str]]) ->
                 if profiler is not None:
                     profiler.wait()
                 rss = worker_rss_mib(service.process.pid)
+                if keys == max(args.sizes):
+                    bench_feeds(service, headers, live, tmp, args, db_url, rows, f"{keys:,}")
             finally:
                 service.stop()
             for name, load in (("/health/live (reference)", live), ("/api/v1/resolve", resolve)):
@@ -261,6 +266,101 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[list[str]]) ->
     finally:
         issuer.stop()
         admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+ENTRY_TABLES = (
+    "routing_parties",
+    "authorities",
+    "national_correspondents",
+    "national_members",
+    "jurisdiction_criteria",
+    "maintenance_windows",
+)
+
+
+def bench_feeds(
+    service: Service,
+    headers: dict[str, str],
+    live: Load,
+    tmp: Path,
+    args: argparse.Namespace,
+    db_url: str,
+    rows: list[list[str]],
+    size: str,
+) -> None:
+    """Routing-table 304s against /health/live; the extract against psql \\copy, and its memory."""
+    first = httpx.get(f"{service.url}/api/v1/routing-table", headers=headers, timeout=60)
+    assert first.status_code == 200, first.text[:300]
+    script = lua(
+        ["/api/v1/routing-table"],
+        headers | {"If-None-Match": first.headers["etag"]},
+        tmp / "table.lua",
+    )
+    table = wrk(service.url, script, args.connections, args.seconds)
+    rows.append(
+        [
+            size,
+            "/api/v1/routing-table 304",
+            f"{table.rps:,.0f}",
+            f"{table.p50_ms:.1f}",
+            f"{table.p99_ms:.1f}",
+            f"{table.rps / live.rps:.2f}",
+            str(table.errors),
+            "",
+        ]
+    )
+
+    before = worker_rss_mib(service.process.pid)
+    peak = list(before)
+    sampling = True
+
+    def sample() -> None:
+        while sampling:
+            for i, value in enumerate(worker_rss_mib(service.process.pid)[: len(peak)]):
+                peak[i] = max(peak[i], value)
+            time.sleep(0.02)
+
+    import threading
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.monotonic()
+    entries = 0
+    with httpx.stream(
+        "GET", f"{service.url}/api/v1/extract", headers=headers, timeout=600
+    ) as reply:
+        assert reply.status_code == 200
+        for line in reply.iter_lines():
+            entries += line.startswith('{"type":"entry"')
+    extract_s = time.monotonic() - started
+    sampling = False
+    sampler.join()
+    growth = max(p - b for p, b in zip(peak, before, strict=True)) if before else 0.0
+
+    started = time.monotonic()
+    copied = 0
+    for name in ENTRY_TABLES:
+        out = subprocess.run(
+            ["psql", db_url, "-c", f"\\copy (SELECT * FROM {name} ORDER BY id) TO STDOUT"],
+            check=True,
+            capture_output=True,
+        )
+        copied += out.stdout.count(b"\n")
+    copy_s = time.monotonic() - started
+    ours, theirs = entries / extract_s, copied / copy_s
+    rows.append([size, "psql \\copy (reference)", f"{theirs:,.0f} rows/s", "", "", "1.00", "0", ""])
+    rows.append(
+        [
+            size,
+            "/api/v1/extract",
+            f"{ours:,.0f} rows/s",
+            "",
+            "",
+            f"{ours / theirs:.2f}",
+            "0",
+            f"growth {growth:.0f} while streaming {entries:,} entries",
+        ]
+    )
 
 
 def bench_import(tmp: Path, rows: list[list[str]], entries: int) -> None:
