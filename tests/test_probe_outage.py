@@ -40,8 +40,11 @@ def _serve(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
 def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return
+        try:
+            if condition():
+                return
+        except sqlite3.OperationalError:  # the probe's store exists before its tables do
+            pass
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
 
@@ -62,13 +65,15 @@ def _rows(store: Path, sql: str) -> list[Any]:
 
 
 def _probe(root: Path, port: int, store: Path, status_port: int) -> subprocess.Popen[bytes]:
+    """The probe as the operator client: its token (bound to that certificate) posts incidents."""
     pki = root / "var" / "pki"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDB_")}
     with (root / "probe.log").open("ab") as out:
         return subprocess.Popen(
             [executable(), "probe", "--target", f"https://localhost:{port}",
-             "--ca", str(pki / "ca.pem"), "--cert", str(pki / "client-reader.pem"),
-             "--key", str(pki / "client-reader-key.pem"), "--token-file", str(root / "token"),
+             "--ca", str(pki / "ca.pem"), "--cert", str(pki / "client-operator.pem"),
+             "--key", str(pki / "client-operator-key.pem"), "--token-file", str(root / "token"),
+             "--incident-token-file", str(root / "token"),
              "--store", str(store), "--interval", str(INTERVAL), "--timeout", "2",
              "--windows-every", "1", "--lookup", LOOKUP, "--listen", f"127.0.0.1:{status_port}"],
             env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -86,8 +91,8 @@ def test_a_real_outage_is_measured_opened_closed_reported_and_survives_kill_9(
     probe: subprocess.Popen[bytes] | None = None
     try:
         _wait(lambda: _ready(port, ca), 90, "the service")
-        token = token_for(DevPki(data_dir / "pki"), "reader", Settings(port=port).dev_issuer_url(),
-                          "cdb-api", "cdb_owner")  # fmt: skip
+        token = token_for(DevPki(data_dir / "pki"), "operator",
+                          Settings(port=port).dev_issuer_url(), "cdb-api", "cdb_owner")  # fmt: skip
         (tmp_path / "token").write_text(token)
         probe = _probe(tmp_path, port, store, status_port)
         _wait(lambda: store.exists() and len(_rows(store, "SELECT 1 FROM samples WHERE ok = 1"))
@@ -115,6 +120,15 @@ def test_a_real_outage_is_measured_opened_closed_reported_and_survives_kill_9(
         measured = ended - started
         assert abs(measured - real_downtime) <= INTERVAL + 0.3, (measured, real_downtime)
         assert started < detected < ended  # confirmed by the second failure, not the first
+        # The service's copy (best effort: posted once the service answers again).
+        _wait(lambda: [c["status"] for c in _service_incidents(data_dir, port, token)]
+              == ["closed"], 20, "the service's copy")  # fmt: skip
+        copy = _service_incidents(data_dir, port, token)
+        assert _rows(store, "SELECT remote_id FROM incidents") == [(copy[0]["id"],)]
+        assert [(c["source"], c["status"], c["owner"]) for c in copy] == [("probe", "closed", "EC")]
+        assert _instant(copy[0]["started_at"]) == pytest.approx(started, abs=1e-3)
+        assert _instant(copy[0]["detected_at"]) == pytest.approx(detected, abs=1e-3)
+        assert _instant(copy[0]["ended_at"]) == pytest.approx(ended, abs=1e-3)
         failures = _rows(store, "SELECT count(*) FROM samples WHERE ok = 0")[0][0]
         assert failures >= 2
 
@@ -157,6 +171,21 @@ def test_a_real_outage_is_measured_opened_closed_reported_and_survives_kill_9(
         if probe is not None:
             stop(probe)
         stop(service)
+
+
+def _service_incidents(data_dir: Path, port: int, token: str) -> list[dict[str, Any]]:
+    pki = data_dir / "pki"
+    context = client_context(pki / "ca.pem", pki / "client-operator.pem",
+                             pki / "client-operator-key.pem")  # fmt: skip
+    response = httpx.get(f"https://localhost:{port}/api/v1/incidents", params={"source": "probe"},
+                         headers={"Authorization": f"Bearer {token}"}, verify=context,
+                         timeout=10)  # fmt: skip
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+def _instant(value: str) -> float:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def _report(store: Path, fmt: str) -> str:

@@ -168,7 +168,15 @@ class Prober:
         return dt.datetime.fromtimestamp(float(row[0]), dt.UTC)
 
     def _notify_service(self, incident_id: int) -> None:
-        """Post the incident to the watched service's /api/v1/incidents when it can be reached."""
+        """Copy the incident to the watched service's /api/v1/incidents, best effort.
+
+        The probe's own store is the record; the service copy (owner EC, `source: probe`,
+        keyed by `ref`) is created when the service can be reached. Later the probe reads
+        the copy back and sets only what it measured (`ended_at`), so that what an
+        operator added there (description, expected recovery) stays. A POST whose answer
+        was lost (409 on the next try: the `ref` exists) finds the copy by `ref`.
+        The incident token must be bound to the certificate the probe presents.
+        """
         token = self.config.bearer(incident=True)
         incident = self.store.incident(incident_id)
         if not token or incident is None:
@@ -176,6 +184,7 @@ class Prober:
         body = {
             "owner": "EC",
             "ref": f"probe-{incident.id}-{int(incident.started_at.timestamp())}",
+            "component": "cdb",
             "description": incident.description,
             "started_at": incident.started_at.isoformat(),
             "detected_at": incident.detected_at.isoformat(),
@@ -188,16 +197,20 @@ class Prober:
             with self._client(self.config.timeout_s) as client:
                 if incident.remote_id is None:
                     response = client.post("/api/v1/incidents", json=body, headers=headers)
+                    if response.status_code == 409:  # the `ref` exists: an earlier answer was lost
+                        found = _update_copy(client, headers, body, None)
+                        response = response if found is None else found
                 else:
-                    headers["If-Match"] = f'"{incident.remote_version}"'
-                    url = f"/api/v1/incidents/{incident.remote_id}"
-                    response = client.put(url, json=body, headers=headers)
+                    found = _update_copy(client, headers, body, incident.remote_id)
+                    if found is None:  # the copy is gone (another database): post it again
+                        found = client.post("/api/v1/incidents", json=body, headers=headers)
+                    response = found
             if response.status_code in (200, 201):
                 document = response.json()
                 self.store.set_remote(incident.id, document["id"], int(document["version"]))
             else:
-                log.warning("probe: the service refused incident %s: %s", incident.id,
-                            response.status_code)  # fmt: skip
+                log.warning("probe: the service refused incident %s: %s %s", incident.id,
+                            response.status_code, response.text[:200])  # fmt: skip
         except Exception as exc:
             log.warning("probe: could not post incident %s: %s", incident.id, exc)
 
@@ -241,6 +254,34 @@ class Prober:
                 next_at = now + self.config.interval_s - (now - next_at) % self.config.interval_s
             while not self.stopping and time.monotonic() < next_at:
                 time.sleep(min(0.2, max(0.0, next_at - time.monotonic())))
+
+
+def _update_copy(
+    client: httpx.Client, headers: dict[str, str], body: dict[str, Any], remote_id: str | None
+) -> httpx.Response | None:
+    """Read the service's copy (by id, or by `ref`) and PUT it back with `ended_at` set.
+
+    None when there is no such copy (any more); a refused read is returned as it is.
+    """
+    if remote_id is None:
+        params = {"owner": body["owner"], "ref": body["ref"]}
+        found = client.get("/api/v1/incidents", params=params, headers=headers)
+        if found.status_code != 200:
+            return found
+        items = found.json()["items"]
+        if not items:
+            return None
+        current = items[0]
+    else:
+        read = client.get(f"/api/v1/incidents/{remote_id}", headers=headers)
+        if read.status_code == 404:
+            return None
+        if read.status_code != 200:
+            return read
+        current = read.json()
+    changed = current | {"ended_at": body["ended_at"]}
+    return client.put(f"/api/v1/incidents/{current['id']}", json=changed,
+                      headers=headers | {"If-Match": f'"{current["version"]}"'})  # fmt: skip
 
 
 def _health_status(response: httpx.Response) -> str | None:

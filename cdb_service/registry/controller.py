@@ -17,7 +17,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, Parameter
 
 from cdb_service.problems import FieldError, Problem, invalid, not_found, stale
 from cdb_service.registry.kinds import KINDS
@@ -171,7 +171,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
         @get("/{entry_id:uuid}", summary=f"One {spec.name} entry", responses=problems(404))
         async def one(
             self,
-            entry_id: uuid.UUID,
+            entry_id: FromPath[uuid.UUID],
             request: Request[Any, Any, Any],
             runtime: NamedDependency[Runtime],
             revision: int | None = Parameter(default=None, ge=0),
@@ -192,7 +192,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
         )
         async def history(
             self,
-            entry_id: uuid.UUID,
+            entry_id: FromPath[uuid.UUID],
             request: Request[Any, Any, Any],
             runtime: NamedDependency[Runtime],
         ) -> dict[str, Any]:
@@ -209,7 +209,10 @@ def controller_for(spec: KindSpec) -> type[Controller]:
         @post("/", summary=f"Create a {spec.name} entry", responses=problems(400, 409, 422),
               description="`Idempotency-Key` makes a retry return the first result.")  # fmt: skip
         async def create(
-            self, data: schema, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+            self,
+            data: JSONBody[schema],
+            request: Request[Any, Any, Any],
+            runtime: NamedDependency[Runtime],
         ) -> Response[Any]:
             principal = _principal(request)
             policy.require_write(principal, data.owner)
@@ -238,8 +241,8 @@ def controller_for(spec: KindSpec) -> type[Controller]:
              responses=problems(400, 404, 409, 412, 422, 428))  # fmt: skip
         async def replace(
             self,
-            entry_id: uuid.UUID,
-            data: schema,
+            entry_id: FromPath[uuid.UUID],
+            data: JSONBody[schema],
             request: Request[Any, Any, Any],
             runtime: NamedDependency[Runtime],
         ) -> Response[Any]:
@@ -259,7 +262,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
         )
         async def remove(
             self,
-            entry_id: uuid.UUID,
+            entry_id: FromPath[uuid.UUID],
             request: Request[Any, Any, Any],
             runtime: NamedDependency[Runtime],
             cascade: bool = Parameter(

@@ -7,6 +7,7 @@ from typing import Final
 
 from cdb_service.registry import (
     authorities,
+    incidents,
     jurisdiction_criteria,
     maintenance_windows,
     national_correspondents,
@@ -25,6 +26,7 @@ KINDS: Final[MappingProxyType[str, KindSpec]] = MappingProxyType(
             national_members.SPEC,
             jurisdiction_criteria.SPEC,
             maintenance_windows.SPEC,
+            incidents.SPEC,
         )
     }
 )
