@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from joserfc.jwk import KeySet
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
-from cdb_service.db.revisions import Revision
+from cdb_service.db.revisions import EntryVersion, Revision
 from cdb_service.extract.signing import SigningKeys
 from cdb_service.extract.snapshot import ExtractRequest, kinds_from, stream_extract, verify_lines
 from cdb_service.registry.kinds import KINDS
@@ -44,9 +44,9 @@ async def test_feed_consumer_during_8_writers_ends_equal_to_a_fresh_extract(
     api: Api, runtime: Runtime, settings: Settings
 ) -> None:
     async def writer(reg: Any, w: int) -> None:
-        for n in range(25):
-            if n % 5 == 0:  # every fifth write is a batch of ten: one revision, ten versions
-                docs = [factories.authority(code=f"DE:W{w}-{n}-{k}") for k in range(10)]
+        for n in range(40):
+            if n % 5 == 0:  # every fifth write is a batch of twelve: one revision, 12 versions
+                docs = [factories.authority(code=f"DE:W{w}-{n}-{k}") for k in range(12)]
                 items = [BatchItem(AUTH, validate(AUTH, d), k) for k, d in enumerate(docs)]
                 await reg.apply_batch(items, f"w{w}")
             else:
@@ -91,7 +91,11 @@ async def test_feed_consumer_during_8_writers_ends_equal_to_a_fresh_extract(
     lines = await _extract(api)
     assert json.loads(lines[0])["revision"] == head
     assert consumed == _state(lines)
-    assert len(consumed) == 8 * (5 * 10 + 20)
+    assert len(consumed) == 8 * (8 * 12 + 32)
+    assert head == 8 * (40 + 11)  # 40 writes and 11 updates per writer, one revision each
+    async with runtime.sessions() as session:
+        versions = await session.scalar(select(func.count()).select_from(EntryVersion))
+    assert versions >= 1000, "the feed was exercised with at least 1,000 changes"
 
 
 async def test_an_extract_sees_one_snapshot_while_a_batch_commits(runtime: Runtime) -> None:

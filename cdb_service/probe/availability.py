@@ -33,7 +33,7 @@ Calendar years are Europe/Brussels years: 2026 begins at 2025-12-31T23:00:00Z.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -136,9 +136,8 @@ def minus(spans: Sequence[Span], holes: Sequence[Span]) -> list[Span]:
 # --- timeline ----------------------------------------------------------------------------
 
 
-def confirmed_failures(samples: Sequence[Sample]) -> list[bool]:
-    """For each sample: is it a failure within a run of ≥ 2 consecutive failures?"""
-    out = [False] * len(samples)
+def failure_runs(samples: Sequence[Sample]) -> Iterator[tuple[int, int]]:
+    """(first, past-the-last) index of each run of consecutive failed samples."""
     i = 0
     while i < len(samples):
         if samples[i].ok:
@@ -147,10 +146,16 @@ def confirmed_failures(samples: Sequence[Sample]) -> list[bool]:
         j = i
         while j < len(samples) and not samples[j].ok:
             j += 1
-        if j - i >= 2:
-            for k in range(i, j):
-                out[k] = True
+        yield i, j
         i = j
+
+
+def confirmed_failures(samples: Sequence[Sample]) -> list[bool]:
+    """For each sample: is it a failure within a run of ≥ 2 consecutive failures?"""
+    out = [False] * len(samples)
+    for i, j in failure_runs(samples):
+        if j - i >= 2:
+            out[i:j] = [True] * (j - i)
     return out
 
 
@@ -187,17 +192,9 @@ def timeline(
 def outages(samples: Sequence[Sample]) -> list[Outage]:
     """Runs of failed samples: confirmed ones (≥ 2) are outages, single ones are not."""
     out: list[Outage] = []
-    i = 0
-    while i < len(samples):
-        if samples[i].ok:
-            i += 1
-            continue
-        j = i
-        while j < len(samples) and not samples[j].ok:
-            j += 1
+    for i, j in failure_runs(samples):
         end = samples[j].at if j < len(samples) else None
         out.append(Outage(samples[i].at, end, j - i >= 2, j - i))
-        i = j
     return out
 
 
