@@ -26,7 +26,8 @@ from cdb_service.extract.signing import SigningKeys
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
 from cdb_service.registry.spec import KindSpec
 
-CHUNK = 1000
+ROWS_PER_FETCH = 100
+FLUSH_BYTES = 256 * 1024
 GENESIS = "0" * 64
 PRIVATE_FIELDS = ("person",)
 
@@ -49,13 +50,16 @@ class ExtractRequest:
 
 async def _entries_now(session: AsyncSession, kind: KindSpec, owner: str | None
                        ) -> AsyncIterator[tuple[dict[str, Any], int, int]]:  # fmt: skip
-    query = select(kind.model).order_by(kind.model.id)
+    # Plain rows, not ORM objects, a few at a time: a criterion can carry thousands of
+    # geo keys, and memory must stay flat whatever the registry holds.
+    table: Any = kind.model.__table__
+    query = select(table).order_by(table.c.id)
     if owner:
-        query = query.where(kind.model.owner == owner)
-    stream = await session.stream_scalars(query.execution_options(yield_per=CHUNK))
+        query = query.where(table.c.owner == owner)
+    stream = await session.stream(query.execution_options(yield_per=ROWS_PER_FETCH))
     async for row in stream:
-        yield rev.document_of(kind, row), row.version, row.revision
-        session.expunge(row)
+        entry: Any = row  # a Row reads like the model: the same attribute names
+        yield rev.document_of(kind, entry), row.version, row.revision
 
 
 async def _entries_then(session: AsyncSession, kind: KindSpec, owner: str | None, revision: int
@@ -63,12 +67,12 @@ async def _entries_then(session: AsyncSession, kind: KindSpec, owner: str | None
     after = None
     while True:
         versions = await rev.collection_as_of(
-            session, kind.name, revision, owner=owner, after=after, limit=CHUNK
+            session, kind.name, revision, owner=owner, after=after, limit=ROWS_PER_FETCH
         )
         for version in versions:
             yield dict(version.document), version.version, version.revision
             session.expunge(version)
-        if len(versions) < CHUNK:
+        if len(versions) < ROWS_PER_FETCH:
             return
         after = versions[-1].entry_id
 
@@ -101,6 +105,7 @@ async def stream_extract(
                 else _entries_then(session, kind, request.owner, revision)
             )
             batch: list[bytes] = []
+            size = 0
             async for document, version, last_revision in entries:
                 if not request.with_persons:
                     document = {k: v for k, v in document.items() if k not in PRIVATE_FIELDS}
@@ -118,10 +123,11 @@ async def stream_extract(
                 line = f'{body[:-1]},"chain":"{chain}"}}\n'.encode()
                 digest.update(line)
                 batch.append(line)
+                size += len(line)
                 count += 1
-                if len(batch) >= CHUNK:
+                if size >= FLUSH_BYTES:
                     yield b"".join(batch)
-                    batch = []
+                    batch, size = [], 0
             if batch:
                 yield b"".join(batch)
     sha = digest.hexdigest()
