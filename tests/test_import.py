@@ -25,8 +25,9 @@ def _ndjson(lines: list[tuple[str, dict[str, Any]]]) -> bytes:
 
 async def _post(api: Api, who: str, body: bytes, **params: Any) -> Any:
     async with api.client(who) as c:
-        return await c.post(IMPORT, content=body, params=params,
-                            headers={"content-type": "application/x-ndjson"})  # fmt: skip
+        return await c.post(
+            IMPORT, content=body, params=params, headers={"content-type": "application/x-ndjson"}
+        )
 
 
 async def test_exported_state_reimports_as_a_no_op(api: Api, runtime: Runtime) -> None:
@@ -110,14 +111,24 @@ async def test_certificate_rotation_replaces_it_everywhere_in_one_revision(
                 {"use": "signing", "pem": old}, {"use": "encryption", "pem": old}])  # fmt: skip
             parties.append((await c.post("/api/v1/routing-parties", json=body)).json())
         sha = parties[0]["certificates"][0]["sha256"]
-        rotated = await c.post("/api/v1/routing-parties/certificate-rotation",
-                               json={"replaces_sha256": sha, "pem": renewed})  # fmt: skip
+        rotated = await c.post(
+            "/api/v1/routing-parties/certificate-rotation",
+            json={"replaces_sha256": sha, "pem": renewed},
+        )
         assert rotated.status_code == 200, rotated.text
         assert rotated.json()["revision"] == 3
         after = [(await c.get(f"/api/v1/routing-parties/{p['id']}")).json() for p in parties]
-        unknown = await c.post("/api/v1/routing-parties/certificate-rotation",
-                               json={"replaces_sha256": "0" * 64, "pem": renewed})  # fmt: skip
+        unknown = await c.post(
+            "/api/v1/routing-parties/certificate-rotation",
+            json={"replaces_sha256": "0" * 64, "pem": renewed},
+        )
+        garbage = await c.post(
+            "/api/v1/routing-parties/certificate-rotation",
+            json={"replaces_sha256": sha, "pem": "not a certificate"},
+        )
     assert unknown.status_code == 404
+    assert garbage.status_code == 422
+    assert garbage.json()["errors"][0]["loc"] == ["pem"]
     for party in after:
         assert [c["use"] for c in party["certificates"]] == ["signing", "encryption"]
         assert {c["sha256"] for c in party["certificates"]} != {sha}

@@ -6,9 +6,11 @@ from typing import Any
 
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
+from cdb_service.problems import invalid
 from cdb_service.registry.routing_parties.schemas import Certificate
+from cdb_service.registry.service import field_errors
 from cdb_service.runtime import Runtime
 from cdb_service.security.policy import Principal
 from cdb_service.web.docs import problems
@@ -38,7 +40,10 @@ class RoutingPartyActions(Controller):
     ) -> dict[str, Any]:  # fmt: skip
         principal = request.user
         assert isinstance(principal, Principal)
-        renewed = Certificate.model_validate({"use": "signing", "pem": data.pem})
+        try:
+            renewed = Certificate.model_validate({"use": "signing", "pem": data.pem})
+        except ValidationError as error:
+            raise invalid(field_errors(error)) from None
         client = request.client.host if request.client else None
         result = await runtime.registry.rotate_certificate(
             data.replaces_sha256.lower(),
