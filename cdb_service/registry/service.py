@@ -179,6 +179,7 @@ class RegistryService:
     async def _delete_with_referrers(
         self, writer: RevisionWriter, kind: KindSpec, row: Any, cascade: bool
     ) -> WrittenVersion:
+        _deletable(kind)
         referrers = await _referrers(writer.session, kind, row.id)
         if referrers:
             foreign = [(k, r) for k, r in referrers if r.owner != row.owner]
@@ -297,6 +298,7 @@ class RegistryService:
         out = []
         for row in rows:
             if (kind.name, row.id) not in named:
+                _deletable(kind)
                 key = getattr(row, kind.natural_key)
                 await writer.delete(kind, row)
                 out.append(DiffRow(kind.name, key, Change.DELETED, row.id))
@@ -343,6 +345,9 @@ class RegistryService:
             raise invalid(errors)
         if row is None:
             values |= {name: writer.now for name in kind.server_fields}
+        if kind.derive is not None:
+            current = None if row is None else {n: getattr(row, n) for n in kind.fields}
+            values |= kind.derive(values, current)
         return values
 
     async def rotate_certificate(
@@ -489,6 +494,11 @@ def _version_dict(version: rev.EntryVersion) -> dict[str, Any]:
         "actor": version.actor,
         "document": version.document,
     }
+
+
+def _deletable(kind: KindSpec) -> None:
+    if kind.never_deleted is not None:
+        raise conflict(kind.never_deleted)
 
 
 async def _referrers(

@@ -7,7 +7,7 @@ and (later) the HTTP controllers are written once against it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,12 @@ class KindSpec:
     projections: tuple[Projection, ...] = ()
     # Columns the server sets and a client cannot (e.g. announced_at).
     server_fields: tuple[str, ...] = ()
+    # Columns the server derives from the entry itself (see `derive`), never from a client.
+    derived: tuple[str, ...] = ()
+    # derive(values of this write, the entry's current values or None) -> derived columns.
+    derive: Callable[[Mapping[str, Any], Mapping[str, Any] | None], dict[str, Any]] | None = None
+    # Entries of this kind stay on record: a delete is refused with this reason.
+    never_deleted: str | None = None
     # Query filters beyond `owner` (see registry/filters.py).
     filters: tuple[Filter, ...] = ()
     fields: tuple[str, ...] = field(init=False)
@@ -56,7 +62,7 @@ class KindSpec:
             for n in self.schema.model_fields
             if n not in reference_keys and n not in ("owner", "ref", "valid_from", "valid_to")
         ]
-        names += [n for n in self.server_fields if n not in names]
+        names += [n for n in (*self.server_fields, *self.derived) if n not in names]
         missing = [n for n in names if n not in columns]
         if missing:
             raise TypeError(f"{self.name}: schema fields without a column: {missing}")

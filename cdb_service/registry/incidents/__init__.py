@@ -16,7 +16,7 @@ owner, for its national components, and never EC's (the owner rules of
 """
 
 from cdb_service.registry.filters import Filter
-from cdb_service.registry.incidents.models import Incident
+from cdb_service.registry.incidents.models import Incident, derive
 from cdb_service.registry.incidents.schemas import IncidentIn
 from cdb_service.registry.spec import KindSpec
 
@@ -32,5 +32,9 @@ SPEC = KindSpec(
         Filter("status", "status"),
         Filter("source", "source"),
     ),
-    server_fields=("notified_at", "status"),
+    server_fields=("notified_at",),
+    derived=("status",),
+    derive=derive,
+    never_deleted="an incident is never deleted: close it instead "
+    '(PUT the incident with "ended_at" set to when the service recovered)',
 )

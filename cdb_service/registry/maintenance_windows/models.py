@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, String, UniqueConstraint, event
+from sqlalchemy import Boolean, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cdb_service.db.base import DateTimeUTC
@@ -29,63 +30,13 @@ class MaintenanceWindow(EntryModel):
     within_preferred_hours: Mapped[bool] = mapped_column(Boolean)
 
 
-INPUTS = ("starts_at", "ends_at", "announced_at")
 DERIVED = ("required_notice_working_days", "notice_working_days", "notice_met",
            "within_preferred_hours")  # fmt: skip
-_PENDING = "_derived_pending"
 
 
-def _compute(inputs: dict[str, Any]) -> dict[str, Any] | None:
-    from cdb_service.probe.calendar import derive
+def derive(values: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The notice and preferred-hours fields of a window (Annex I 6.3–6.4)."""
+    from cdb_service.probe.calendar import derive as notice
 
-    if any(inputs.get(name) is None for name in INPUTS):
-        return None
-    return dataclasses.asdict(
-        derive(inputs["starts_at"], inputs["ends_at"], inputs["announced_at"])
-    )
-
-
-def _current(target: MaintenanceWindow) -> dict[str, Any]:
-    return {name: target.__dict__.get(name) for name in INPUTS}
-
-
-def _on_input(name: str) -> Any:
-    def listener(target: MaintenanceWindow, value: Any, old: Any, initiator: Any) -> Any:
-        computed = _compute(_current(target) | {name: value})
-        if computed is not None:
-            target.__dict__[_PENDING] = computed
-            try:
-                for key, derived in computed.items():
-                    setattr(target, key, derived)
-            finally:
-                del target.__dict__[_PENDING]
-        return value
-
-    return listener
-
-
-def _on_derived(name: str) -> Any:
-    def listener(target: MaintenanceWindow, value: Any, old: Any, initiator: Any) -> Any:
-        # Whatever is offered (the service offers the write time for every server field),
-        # the stored value is the one derived from the window itself.
-        computed = target.__dict__.get(_PENDING) or _compute(_current(target))
-        return computed[name] if computed is not None else value
-
-    return listener
-
-
-for _name in INPUTS:
-    event.listen(getattr(MaintenanceWindow, _name), "set", _on_input(_name), retval=True)
-for _name in DERIVED:
-    event.listen(getattr(MaintenanceWindow, _name), "set", _on_derived(_name), retval=True)
-
-
-@event.listens_for(MaintenanceWindow, "before_delete")
-def _never_deleted(mapper: Any, connection: Any, target: MaintenanceWindow) -> None:
-    """An announced window stays on record: it is cancelled, not deleted."""
-    from cdb_service.problems import conflict
-
-    raise conflict(
-        "a maintenance window is never deleted: cancel it instead "
-        '(PUT the window with "cancelled": true)'
-    )
+    announced_at = values.get("announced_at") or (current or {})["announced_at"]
+    return dataclasses.asdict(notice(values["starts_at"], values["ends_at"], announced_at))
