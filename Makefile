@@ -50,10 +50,10 @@ chromium:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 # The token tests talk to a real OpenID provider (npm oidc-provider).
-oidc: tests/oidc/node_modules/.package-lock.json
+oidc: tests/support/oidc/node_modules/.package-lock.json
 
-tests/oidc/node_modules/.package-lock.json: tests/oidc/package-lock.json
-	npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
+tests/support/oidc/node_modules/.package-lock.json: tests/support/oidc/package-lock.json
+	npm ci --prefix tests/support/oidc --no-audit --no-fund --loglevel=error
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -37,12 +37,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cdb_service.extract.signing import SigningKeys  # noqa: E402
-from cdb_service.registry.codes import POSTAL_CODE_SHAPES  # noqa: E402
+from cdb_service.distribution.signing import SigningKeys  # noqa: E402
+from cdb_service.kernel.codes import POSTAL_CODE_SHAPES  # noqa: E402
 from cdb_service.security.pki import issue, make_ca  # noqa: E402
 from cdb_service.security.x509 import certificate_facts  # noqa: E402
 from cdb_service.seeding.load import nth_postal_code  # noqa: E402
-from tests.issuer import Issuer  # noqa: E402
+from tests.support.issuer import Issuer  # noqa: E402
 
 PG = os.environ.get("CDB_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 EXE = str(Path(sys.executable).with_name("cdb-service"))

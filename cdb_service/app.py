@@ -17,11 +17,12 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 
 from cdb_service import __version__
 from cdb_service.db import migrate
-from cdb_service.extract.controller import ExtractController, JwksController
-from cdb_service.extract.routing_controller import RoutingTableController
+from cdb_service.distribution.controller import ExtractController, JwksController
+from cdb_service.distribution.routing_controller import RoutingTableController
+from cdb_service.kernel.problems import Problem
 from cdb_service.logging import configure_logging, get_logger
 from cdb_service.lookup.controller import ResolveController
-from cdb_service.problems import Problem
+from cdb_service.ops.health import HealthController
 from cdb_service.registry.code_list_controller import CodeListController
 from cdb_service.registry.controller import controllers
 from cdb_service.registry.import_controller import ImportController
@@ -31,8 +32,7 @@ from cdb_service.security import policy
 from cdb_service.security.dev_issuer import DevIssuerController
 from cdb_service.security.gate import ApiGate, deny
 from cdb_service.settings import Settings
-from cdb_service.web.health import HealthController
-from cdb_service.web.problems import EXCEPTION_HANDLERS
+from cdb_service.web.error_handlers import EXCEPTION_HANDLERS
 from cdb_service.web.request_id import RequestIdMiddleware
 
 API_PREFIX = "/api/v1"

@@ -18,7 +18,7 @@ def _print(data: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from cdb_service.web.server import serve
+    from cdb_service.server import serve
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     serve(settings.model_copy(update=overrides), workers=args.workers)
@@ -162,7 +162,7 @@ def cmd_verify_extract(args: argparse.Namespace, settings: Settings) -> int:
     import httpx
     from joserfc.jwk import KeySet
 
-    from cdb_service.extract.snapshot import verify_lines
+    from cdb_service.distribution.extracts import verify_lines
 
     source = args.jwks
     if source.startswith(("https://", "http://")):
@@ -190,7 +190,7 @@ def cmd_verify_extract(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_rotate_keys(args: argparse.Namespace, settings: Settings) -> int:
     import datetime as dt
 
-    from cdb_service.extract.signing import SigningKeys
+    from cdb_service.distribution.signing import SigningKeys
 
     keys = SigningKeys.load(settings.signing_keys_path, create=False)
     days = args.keep_listed_days or settings.retired_key_listed_days
@@ -206,7 +206,7 @@ def cmd_rotate_keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_mirror(args: argparse.Namespace, settings: Settings) -> int:
-    from cdb_service.extract.mirror import ForeignDatabase, MirrorConfig, run
+    from cdb_service.mirror.runner import ForeignDatabase, MirrorConfig, run
 
     if args.token and args.token_file:
         print("mirror: give --token or --token-file, not both", file=sys.stderr)
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     from cdb_service.logging import configure_logging
 
     configure_logging(settings.log_level)
-    from cdb_service.problems import Problem
+    from cdb_service.kernel.problems import Problem
 
     try:
         result: int = args.run(args, settings)

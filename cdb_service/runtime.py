@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cdb_service.db.engine import create_engine, session_factory
-from cdb_service.extract.signing import SigningKeys
+from cdb_service.distribution.signing import SigningKeys
 from cdb_service.lookup.index import IndexFollower
 from cdb_service.registry.service import RegistryService
 from cdb_service.security.certificates import ChainVerifier, ProxyAllowList

@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from cdb_service.db.engine import create_engine
-from cdb_service.db.models import metadata
+from cdb_service.metadata import metadata
 from cdb_service.settings import Settings
 
 config = context.config

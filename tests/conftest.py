@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from cdb_service.db import migrate
-from cdb_service.db.models import metadata
+from cdb_service.metadata import metadata
 from cdb_service.runtime import Runtime
 from cdb_service.security.audit import GENESIS
 from cdb_service.settings import Settings
@@ -101,7 +101,7 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
 @pytest.fixture
 async def api(settings: Settings, runtime: Runtime) -> AsyncIterator[Any]:
     """The app on this backend's (emptied) database, with certificate-presenting clients."""
-    from tests.api import build
+    from tests.support.api import build
 
     async with build(settings).running() as built:
         yield built

@@ -12,11 +12,11 @@ from litestar.params import Parameter
 from litestar.response.base import ASGIResponse
 from litestar.serialization import encode_json
 
+from cdb_service.kernel import codes
+from cdb_service.kernel.geo import normalise_geo_code, normalise_postal_code
+from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found
 from cdb_service.lookup import resolver
 from cdb_service.lookup.index import LookupIndex
-from cdb_service.problems import FieldError, Problem, invalid, not_found
-from cdb_service.registry import codes
-from cdb_service.registry.fields import normalise_geo_code, normalise_postal_code
 from cdb_service.runtime import Runtime
 from cdb_service.web.docs import problems
 

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cdb_service.db.base import Base, DateTimeUTC, utcnow
-from cdb_service.registry.codes import COUNTRIES
-from cdb_service.registry.fields import normalise_geo_code, normalise_postal_code
+from cdb_service.kernel.codes import COUNTRIES
+from cdb_service.kernel.geo import normalise_geo_code, normalise_postal_code
 
 
 class GazetteerPlace(Base):

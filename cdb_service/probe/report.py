@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from cdb_service.kernel.calendar import Calendar, derive
 from cdb_service.probe import availability as av
-from cdb_service.probe.calendar import Calendar, derive
 from cdb_service.probe.store import Store, Window
 
 DEFAULT_INTERVAL_S = 30.0

@@ -7,8 +7,8 @@ from typing import Any
 from litestar import Controller, get
 from litestar.params import FromPath
 
-from cdb_service.problems import Problem
-from cdb_service.registry.codes import CODE_LISTS
+from cdb_service.kernel.codes import CODE_LISTS
+from cdb_service.kernel.problems import Problem
 
 
 class CodeListController(Controller):

@@ -19,7 +19,7 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
-from cdb_service.problems import FieldError, Problem, invalid, not_found, stale
+from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found, stale
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.spec import KindSpec
 from cdb_service.runtime import Runtime

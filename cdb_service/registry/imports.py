@@ -15,7 +15,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdb_service.problems import FieldError, Problem, invalid
+from cdb_service.kernel.problems import FieldError, Problem, invalid
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.service import BatchItem, field_errors
 from cdb_service.registry.spec import KindSpec

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from cdb_service.registry import codes
+from cdb_service.kernel import codes
 from cdb_service.registry.fields import (
     CountryCode,
     OwnerCode,

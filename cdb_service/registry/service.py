@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import revisions as rev
 from cdb_service.db.revisions import EntryModel, RevisionWriter, StaleVersionError, WrittenVersion
-from cdb_service.problems import FieldError, Problem, conflict, invalid, not_found, stale
+from cdb_service.kernel.problems import FieldError, Problem, conflict, invalid, not_found, stale
 from cdb_service.registry import idempotency as idempotency_keys
 from cdb_service.registry.filters import Filter
 from cdb_service.registry.idempotency import IdempotentRequest
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
-from cdb_service.registry.resolution import EntryIndex
+from cdb_service.registry.references import EntryIndex
 from cdb_service.registry.schemas import EntryIn
 from cdb_service.registry.spec import KindSpec
 from cdb_service.security import audit

@@ -11,7 +11,7 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 
-from cdb_service.problems import Problem
+from cdb_service.kernel.problems import Problem
 from cdb_service.runtime import Runtime
 from cdb_service.security.certificates import CertificateRejected
 from cdb_service.security.dev import DEV_CLIENTS, mint_token, public_jwks

@@ -16,8 +16,8 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cdb_service.kernel.problems import Problem
 from cdb_service.logging import get_logger
-from cdb_service.problems import Problem
 from cdb_service.security import audit
 from cdb_service.security.audit import Who
 from cdb_service.security.certificates import (

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cdb_service.problems import Problem
+from cdb_service.kernel.problems import Problem
 from cdb_service.security.audit import Who
 from cdb_service.security.certificates import ClientCertificate
 

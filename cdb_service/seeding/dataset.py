@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cdb_service.kernel.codes import EUROJUST, MEMBER_ROLES
 from cdb_service.lookup.gazetteer import Place
-from cdb_service.registry.codes import EUROJUST, MEMBER_ROLES
 
 SEED_DIR = Path(__file__).resolve().parents[2] / "seed"
 UNREGISTERED = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"

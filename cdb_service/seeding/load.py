@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cdb_service.kernel.codes import POSTAL_CODE_SHAPES
 from cdb_service.lookup import gazetteer
 from cdb_service.lookup.gazetteer import Place
-from cdb_service.registry.codes import POSTAL_CODE_SHAPES
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.service import BatchItem, BatchResult, RegistryService, validate
 from cdb_service.seeding.dataset import SEED_DIR, build, countries, slug

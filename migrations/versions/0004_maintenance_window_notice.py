@@ -38,7 +38,7 @@ def _backfill() -> None:
     import dataclasses
     import datetime as dt
 
-    from cdb_service.probe.calendar import derive
+    from cdb_service.kernel.calendar import derive
 
     def aware(value: dt.datetime | str) -> dt.datetime:
         if isinstance(value, str):

@@ -5,14 +5,9 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from cdb_service.registry import codes
-from cdb_service.registry.fields import (
-    CountryCode,
-    Priority,
-    ShortText,
-    member_of,
-    normalise_geo_code,
-)
+from cdb_service.kernel import codes
+from cdb_service.kernel.geo import normalise_geo_code
+from cdb_service.registry.fields import CountryCode, Priority, ShortText, member_of
 from cdb_service.registry.schemas import EntryIn, Strict
 
 Instrument = Annotated[str, member_of("instruments", codes.INSTRUMENTS)]

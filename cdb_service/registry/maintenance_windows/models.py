@@ -36,7 +36,7 @@ DERIVED = ("required_notice_working_days", "notice_working_days", "notice_met",
 
 def derive(values: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
     """The notice and preferred-hours fields of a window (Annex I 6.3–6.4)."""
-    from cdb_service.probe.calendar import derive as notice
+    from cdb_service.kernel.calendar import derive as notice
 
     announced_at = values.get("announced_at") or (current or {})["announced_at"]
     return dataclasses.asdict(notice(values["starts_at"], values["ends_at"], announced_at))

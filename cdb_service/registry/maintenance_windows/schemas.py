@@ -12,7 +12,7 @@ from pydantic import (
     model_validator,
 )
 
-from cdb_service.registry import codes
+from cdb_service.kernel import codes
 from cdb_service.registry.fields import ShortText, Text
 from cdb_service.registry.schemas import EntryIn
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from cdb_service.registry import codes
+from cdb_service.kernel import codes
 from cdb_service.registry.fields import CountryCode, LanguageCode, ShortText, member_of
 from cdb_service.registry.schemas import Contact, EntryIn, Person
 

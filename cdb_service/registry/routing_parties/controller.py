@@ -8,7 +8,7 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from pydantic import BaseModel, Field, ValidationError
 
-from cdb_service.problems import invalid
+from cdb_service.kernel.problems import invalid
 from cdb_service.registry.routing_parties.schemas import Certificate
 from cdb_service.registry.service import field_errors
 from cdb_service.runtime import Runtime

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cdb_service.registry import codes
+from cdb_service.kernel import codes
 from cdb_service.registry.fields import HttpsUrl, ShortText, member_of
 from cdb_service.registry.schemas import EntryIn, Strict
 from cdb_service.security.x509 import parse_single_certificate

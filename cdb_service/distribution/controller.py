@@ -1,0 +1,116 @@
+"""`GET /api/v1/extract`, `GET /api/v1/changes` and the signing keys' JWKS."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from litestar import Controller, Request, get
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+from litestar.response import Stream
+
+from cdb_service.distribution import feed
+from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
+from cdb_service.kernel.problems import FieldError, invalid
+from cdb_service.registry.kinds import KINDS
+from cdb_service.runtime import Runtime
+from cdb_service.security import audit, policy
+from cdb_service.security.policy import Principal
+from cdb_service.web.docs import problems
+
+NDJSON = "application/x-ndjson"
+
+
+def _principal(request: Request[Any, Any, Any]) -> Principal:
+    principal = request.user
+    assert isinstance(principal, Principal)
+    return principal
+
+
+class ExtractController(Controller):
+    tags = ["extract"]  # noqa: RUF012
+
+    @get(
+        "/extract",
+        summary="The registry as signed NDJSON from one snapshot",
+        description="First line: the snapshot (revision, kinds, owner); then one line per "
+        "entry; last line: count, SHA-256 of every byte before it and a JWS (ES256, key "
+        "in /.well-known/jwks.json). `revision=R` rebuilds a past snapshot. Gzip on request.",
+        responses=problems(400, 422),
+        media_type=NDJSON,
+    )
+    async def extract(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: NamedDependency[Runtime],
+        kinds: list[str] | None = Parameter(default=None, description="default: every kind"),
+        owner: str | None = None,
+        revision: int | None = Parameter(default=None, ge=0),
+    ) -> Stream:
+        unknown = [k for k in kinds or () if k not in KINDS]
+        if unknown:
+            raise invalid(
+                [FieldError(("query", "kinds"), f"unknown kind(s): {', '.join(unknown)}")]
+            )
+        head = await runtime.registry.head()
+        if revision is not None and revision > head:
+            raise invalid([FieldError(("query", "revision"), f"is after the head revision {head}")])
+        principal = _principal(request)
+        client = request.client.host if request.client else None
+        target = (
+            f"kinds={','.join(kinds or ['*'])} owner={owner or '*'} revision={revision or head}"
+        )
+        await audit.record(
+            runtime.sessions,
+            principal.who(request.scope["state"].get("request_id"), client),
+            "extract",
+            "ok",
+            target,
+        )
+        spec = ExtractRequest(
+            kinds_from(kinds),
+            owner.upper() if owner else None,
+            revision,
+            policy.sees_named_persons(principal),
+        )
+        return Stream(
+            stream_extract(runtime.sessions, runtime.signing, spec),
+            media_type=NDJSON,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @get(
+        "/changes",
+        summary="Entry versions after a revision, whole revisions, with long polling",
+        description="`since=R`: the versions after R in revision order; a revision is never "
+        "split across pages (a page may exceed `limit` to keep one whole). `wait=N` holds the "
+        "request up to N seconds until something newer commits. 410: R is older than the "
+        "feed keeps — take a fresh extract.",
+        responses=problems(400, 410, 422),
+    )
+    async def changes(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: NamedDependency[Runtime],
+        since: int = Parameter(ge=0),
+        limit: int = Parameter(default=1000, ge=1, le=10_000),
+        wait: int = Parameter(default=0, ge=0, le=feed.MAX_WAIT_S),
+    ) -> dict[str, Any]:
+        retention = dt.timedelta(days=runtime.settings.changes_retention_days)
+        if wait:
+            await feed.wait_for_newer(runtime.lookup, runtime.sessions, since, wait)
+        page = await feed.changes_page(runtime.sessions, since, limit, retention)
+        if not policy.sees_named_persons(_principal(request)):
+            for change in page["changes"]:
+                change["document"] = {k: v for k, v in change["document"].items() if k != "person"}
+        return page
+
+
+class JwksController(Controller):
+    path = "/.well-known"
+    tags = ["extract"]  # noqa: RUF012
+
+    @get("/jwks.json", summary="Public keys that sign extracts (current and still-listed retired)")
+    async def jwks(self, runtime: NamedDependency[Runtime]) -> dict[str, Any]:
+        return runtime.signing.jwks()

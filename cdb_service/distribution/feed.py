@@ -1,0 +1,88 @@
+"""The change feed: entry versions after a revision, whole revisions per page, long polling."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cdb_service.db import revisions as rev
+from cdb_service.db.revisions import Revision
+from cdb_service.kernel.problems import Problem
+from cdb_service.lookup.index import IndexFollower
+
+WAIT_STEP_S = 0.05
+MAX_WAIT_S = 60
+
+
+def gone(since: int) -> Problem:
+    return Problem(
+        410,
+        "Gone",
+        f"revision {since} is older than the change feed keeps; take a fresh extract "
+        "(GET /api/v1/extract) and follow the feed from its revision",
+        "revision-gone",
+        extra={"since": since},
+    )
+
+
+async def _retained(session: AsyncSession, since: int, retention: dt.timedelta) -> bool:
+    """Whether what came after `since` is still within the feed's reach."""
+    following = await session.scalar(
+        select(Revision.committed_at).where(Revision.revision == since + 1)
+    )
+    return following is None or following >= dt.datetime.now(dt.UTC) - retention
+
+
+async def wait_for_newer(lookup: IndexFollower, sessions: async_sessionmaker[AsyncSession],
+                         since: int, seconds: float) -> None:  # fmt: skip
+    """Hold until something newer than `since` commits, or `seconds` pass.
+
+    The lookup index follows the head a few times a second in memory, so waiting
+    costs no database work; without it (not built yet) the head is read directly.
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        index = lookup.index
+        if index is not None:
+            if index.revision > since:
+                return
+        else:
+            async with sessions() as session:
+                if await rev.head_revision(session) > since:
+                    return
+        await asyncio.sleep(WAIT_STEP_S)
+
+
+async def changes_page(sessions: async_sessionmaker[AsyncSession], since: int, limit: int,
+                       retention: dt.timedelta) -> dict[str, Any]:  # fmt: skip
+    async with rev.read_snapshot(sessions) as session:
+        head = await rev.head_revision(session)
+        if since > head:
+            raise Problem(
+                422,
+                "Invalid content",
+                f"since={since} is after the head revision {head}",
+                "invalid-content",
+            )
+        if since < head and not await _retained(session, since, retention):
+            raise gone(since)
+        versions = await rev.changes_after(session, since, limit)
+        changes = [
+            {
+                "revision": v.revision,
+                "kind": v.kind,
+                "id": str(v.entry_id),
+                "version": v.version,
+                "operation": v.operation,
+                "recorded_at": rev.to_json_value(v.recorded_at),
+                "document": v.document,
+            }
+            for v in versions
+        ]
+    last = changes[-1]["revision"] if changes else since
+    return {"since": since, "head": head, "next": last, "more": last < head, "changes": changes}

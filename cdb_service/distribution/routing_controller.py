@@ -1,0 +1,156 @@
+"""`GET /api/v1/routing-table`: what an e-CODEX connector polls every few minutes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from litestar import Controller, MediaType, Request, get
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+from litestar.response.base import ASGIResponse
+from litestar.serialization import encode_json
+from pydantic import BaseModel
+
+from cdb_service.db import revisions as rev
+from cdb_service.distribution import routing_table
+from cdb_service.kernel.problems import FieldError, Problem, invalid
+from cdb_service.lookup.controller import today
+from cdb_service.runtime import Runtime
+from cdb_service.web.docs import problems
+
+FORMATS = ("json", "pmode")
+XML = "application/xml"
+
+
+class IdentifierDoc(BaseModel):
+    party_id: str
+    party_id_type: str
+
+
+class ServiceDoc(BaseModel):
+    service: str
+    service_type: str | None
+    actions: list[str]
+
+
+class CertificateDoc(BaseModel):
+    use: str
+    sha256: str
+    subject: str
+    not_after: str | None
+    pem: str
+
+
+class RoutingPartyDoc(BaseModel):
+    id: str
+    name: str
+    owner: str
+    identifiers: list[IdentifierDoc]
+    endpoint_url: str
+    roles: list[str]
+    services: list[ServiceDoc]
+    certificates: list[CertificateDoc]
+    go_live_at: str | None
+    valid_from: str | None
+    valid_to: str | None
+    final_recipients: list[str]
+
+
+class RoutingTableDoc(BaseModel):
+    """format=json; with format=pmode the body is a Domibus PMode configuration (XML)."""
+
+    revision: int
+    valid_at: str
+    generated_at: str
+    parties: list[RoutingPartyDoc]
+
+
+def _etag(revision: int, form: str, day: dt.date, party: str | None) -> str:
+    # The format is part of the tag, so JSON and PMode never share one; the day too,
+    # since validity is by day and the table can change at midnight without a write;
+    # and a chosen receiving party, since it changes the PMode.
+    chosen = f"-{party}" if party else ""
+    return f'"{revision}-{form}{chosen}-{day.isoformat()}"'
+
+
+def _matches(request: Request[Any, Any, Any], tag: str) -> bool:
+    for name, value in request.scope["headers"]:
+        if name.lower() == b"if-none-match":
+            offered = [t.strip() for t in value.decode("latin-1").split(",")]
+            if tag in offered or "*" in offered:
+                return True
+    return False
+
+
+class RoutingTableController(Controller):
+    path = "/routing-table"
+    tags = ["routing-table"]  # noqa: RUF012
+
+    @get(
+        "/",
+        summary="Every routing party with the recipients it serves (JSON or a Domibus PMode)",
+        description=(
+            "Annex I 7.2(c). `format=json` (default) lists every routing party valid today "
+            "with its identifiers, endpoint, roles, services, certificates and the "
+            "finalRecipient codes it serves; `format=pmode` is a Domibus PMode configuration "
+            "(XML) whose own party is `party` (default: the first by name). `ETag` follows "
+            "the registry revision; `If-None-Match` gives 304."
+        ),
+        responses={
+            200: ResponseSpec(
+                data_container=RoutingTableDoc,
+                description="the routing table (JSON), or with format=pmode a PMode (XML)",
+                generate_examples=False,
+            ),
+            304: ResponseSpec(data_container=None, description="unchanged since the ETag"),
+            **problems(404, 422),
+        },
+    )
+    async def routing_table(
+        self,
+        request: Request[Any, Any, Any],
+        format: str = Parameter(
+            default="json", description="json (default) or pmode (Domibus PMode XML)"
+        ),
+        party: str | None = Parameter(
+            default=None,
+            description="format=pmode: the receiving party's name (default: the first by name)",
+        ),
+    ) -> ASGIResponse:
+        if format not in FORMATS:
+            raise invalid([FieldError(("query", "format"), f"{format!r} is not json or pmode")])
+        runtime: Runtime = request.app.state.runtime
+        day = today()
+        chosen = party if format == "pmode" else None
+        # A 200's tag comes from the head read in the same snapshot as its body, so no
+        # connector ever holds a tag older than its table. A 304 is decided first against
+        # the in-memory lookup index's revision, which follows the head within a second:
+        # it costs no database work at all, and a change is at most that second late.
+        index = runtime.lookup.index
+        if index is not None and _matches(request, _etag(index.revision, format, day, chosen)):
+            return ASGIResponse(
+                status_code=304, headers={"ETag": _etag(index.revision, format, day, chosen)}
+            )
+        async with rev.read_snapshot(runtime.sessions) as session:
+            revision = await rev.head_revision(session)
+            tag = _etag(revision, format, day, chosen)
+            if _matches(request, tag):
+                return ASGIResponse(status_code=304, headers={"ETag": tag})
+            table = await routing_table.read_table(session, day)
+        headers = {"ETag": tag, "Cache-Control": "no-cache"}
+        if format == "json":
+            body = routing_table.as_json(table, dt.datetime.now(dt.UTC))
+            return ASGIResponse(body=encode_json(body), media_type=MediaType.JSON, headers=headers)
+        names = table.party_names()
+        if not names:
+            raise Problem(
+                404, "Not found", "no routing party is valid today: there is no PMode to build",
+                "not-found",
+            )  # fmt: skip
+        if party is not None and party not in names:
+            raise invalid(
+                [FieldError(("query", "party"), f"{party!r} is not a routing party valid today")]
+            )
+        xml = routing_table.as_pmode(table, party or names[0])
+        return ASGIResponse(body=xml, media_type=XML, headers=headers)

@@ -1,0 +1,1 @@
+"""The mirror: a client-side replica of the registry that resolves offline."""

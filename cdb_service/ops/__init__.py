@@ -1,0 +1,1 @@
+"""Operations endpoints: liveness, readiness (they look at every part of the service)."""

@@ -1,0 +1,75 @@
+"""Migrations go up, down and up again, and the models agree with them (no drift)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from cdb_service.db import migrate
+from cdb_service.db.engine import create_engine
+from cdb_service.metadata import metadata
+from cdb_service.settings import Settings
+from tests.conftest import PG_ADMIN_URL, _pg_admin, _pg_url
+
+
+async def _drift(settings: Settings) -> list[object]:
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": True}), metadata
+                )
+            )
+    finally:
+        await engine.dispose()
+
+
+async def _tables(settings: Settings) -> set[str]:
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            names = await connection.run_sync(lambda sync: set(sync.dialect.get_table_names(sync)))
+            return set(names) - {"alembic_version"}
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def fresh_pg() -> Settings:  # type: ignore[misc]
+    name = "cdb_migrations_test"
+    await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    yield Settings(database_url=_pg_url(name))
+    await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_postgresql_upgrade_downgrade_upgrade_without_drift(fresh_pg: Settings) -> None:
+    assert PG_ADMIN_URL
+    await migrate.upgrade(fresh_pg)
+    assert set(metadata.tables) == await _tables(fresh_pg)
+    assert await _drift(fresh_pg) == []
+    await migrate.downgrade(fresh_pg, "base")
+    assert await _tables(fresh_pg) == set()
+    await migrate.upgrade(fresh_pg)
+    assert await _drift(fresh_pg) == []
+    engine = create_engine(fresh_pg)
+    try:
+        assert await migrate.at_head(engine)
+        async with engine.connect() as connection:
+            head = await connection.scalar(text("SELECT revision FROM registry_head WHERE id = 1"))
+        assert head == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_models_and_migrations_agree(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    await migrate.upgrade(settings)
+    assert await _drift(settings) == []
+    await migrate.downgrade(settings, "base")
+    assert await _tables(settings) == set()

@@ -1,0 +1,220 @@
+"""Extracts and the change feed, as a connector that must never miss a change uses them."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from joserfc.jwk import KeySet
+from sqlalchemy import func, select, update
+
+from cdb_service.db.revisions import EntryVersion, Revision
+from cdb_service.distribution.extracts import (
+    ExtractRequest,
+    kinds_from,
+    stream_extract,
+    verify_lines,
+)
+from cdb_service.distribution.signing import SigningKeys
+from cdb_service.registry.kinds import KINDS
+from cdb_service.registry.service import BatchItem, validate
+from cdb_service.runtime import Runtime
+from cdb_service.settings import Settings
+from tests.support import factories
+from tests.support.api import Api
+
+AUTH = KINDS["authorities"]
+
+
+async def _extract(api: Api, **params: Any) -> list[bytes]:
+    async with api.client("reader") as c:
+        response = await c.get("/api/v1/extract", params=params)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    return response.content.splitlines(keepends=True)
+
+
+def _state(lines: list[bytes]) -> dict[str, dict[str, Any]]:
+    entries = [json.loads(line) for line in lines[1:-1]]
+    return {e["id"]: e["document"] for e in entries}
+
+
+async def test_feed_consumer_during_8_writers_ends_equal_to_a_fresh_extract(
+    api: Api, runtime: Runtime, settings: Settings
+) -> None:
+    async def writer(reg: Any, w: int) -> None:
+        for n in range(40):
+            if n % 5 == 0:  # every fifth write is a batch of twelve: one revision, 12 versions
+                docs = [factories.authority(code=f"DE:W{w}-{n}-{k}") for k in range(12)]
+                items = [BatchItem(AUTH, validate(AUTH, d), k) for k, d in enumerate(docs)]
+                await reg.apply_batch(items, f"w{w}")
+            else:
+                doc = validate(AUTH, factories.authority(code=f"DE:W{w}-{n}"))
+                created = (await reg.create(AUTH, doc, f"w{w}")).document
+                if n % 3 == 0:
+                    body = factories.authority(code=f"DE:W{w}-{n}", names={"en": "Renamed"})
+                    await reg.update(AUTH, _uuid(created["id"]), validate(AUTH, body), f"w{w}")
+
+    async def writers() -> None:
+        # Their own runtime and event loop: the in-process test client holds the test's
+        # loop for the length of each (long-polling) request, as no real server would.
+        own = Runtime.open(settings)
+        try:
+            await asyncio.gather(*(writer(own.registry, w) for w in range(8)))
+        finally:
+            await own.close()
+
+    consumed: dict[str, dict[str, Any]] = {}
+    revisions: list[int] = []
+    writing = asyncio.create_task(asyncio.to_thread(asyncio.run, writers()))
+    since = 0
+    async with api.client("reader") as c:
+        while True:
+            params = {"since": since, "limit": 7, "wait": 1}
+            page = (await c.get("/api/v1/changes", params=params)).json()
+            by_revision: dict[int, int] = {}
+            for change in page["changes"]:
+                by_revision[change["revision"]] = by_revision.get(change["revision"], 0) + 1
+                if change["operation"] == "delete":
+                    consumed.pop(change["id"], None)
+                else:
+                    consumed[change["id"]] = change["document"]
+            revisions.extend(sorted(by_revision))
+            since = page["next"]
+            if writing.done() and not page["more"] and since == await runtime.registry.head():
+                break
+            await asyncio.sleep(0)
+    await writing
+    head = await runtime.registry.head()
+    assert revisions == list(range(1, head + 1)), "a revision was missed, split or repeated"
+    lines = await _extract(api)
+    assert json.loads(lines[0])["revision"] == head
+    assert consumed == _state(lines)
+    assert len(consumed) == 8 * (8 * 12 + 32)
+    assert head == 8 * (40 + 11)  # 40 writes and 11 updates per writer, one revision each
+    async with runtime.sessions() as session:
+        versions = await session.scalar(select(func.count()).select_from(EntryVersion))
+    assert versions >= 1000, "the feed was exercised with at least 1,000 changes"
+
+
+async def test_an_extract_sees_one_snapshot_while_a_batch_commits(runtime: Runtime) -> None:
+    await runtime.registry.create(AUTH, validate(AUTH, factories.authority(code="DE:BEFORE")), "a")
+    request = ExtractRequest(kinds_from(None))
+    stream = stream_extract(runtime.sessions, runtime.signing, request)
+    first = await anext(stream)  # the snapshot is taken
+    batch = [
+        BatchItem(AUTH, validate(AUTH, factories.authority(code=f"DE:B{n}")), n) for n in range(20)
+    ]
+    assert (await runtime.registry.apply_batch(batch, "importer")).revision == 2
+    lines = [first] + [line async for chunk in stream for line in chunk.splitlines(keepends=True)]
+    codes = [json.loads(line)["document"]["code"] for line in lines[1:-1]]
+    assert codes == ["DE:BEFORE"]
+    assert json.loads(lines[0])["revision"] == 1
+    after = [
+        line
+        async for chunk in stream_extract(runtime.sessions, runtime.signing, request)
+        for line in chunk.splitlines(keepends=True)
+    ]
+    assert len(after) == 2 + 21
+
+
+async def test_past_snapshots_owner_and_kinds(api: Api, runtime: Runtime) -> None:
+    created = (
+        await runtime.registry.create(AUTH, validate(AUTH, factories.authority()), "a")
+    ).document
+    french = factories.authority(owner="FR", code="FR:C")
+    await runtime.registry.create(AUTH, validate(AUTH, french), "a")
+    await runtime.registry.delete(AUTH, _uuid(created["id"]), "a")
+    past = _state(await _extract(api, revision=1))
+    assert [d["code"] for d in past.values()] == ["DE:COURT-1"]
+    now = _state(await _extract(api, kinds=["authorities"], owner="FR"))
+    assert [d["code"] for d in now.values()] == ["FR:C"]
+    async with api.client("reader") as c:
+        bad = await c.get("/api/v1/extract", params={"kinds": "planets"})
+        zipped = await c.get("/api/v1/extract", headers={"Accept-Encoding": "gzip"})
+    assert bad.status_code == 422
+    assert zipped.headers.get("content-encoding") == "gzip"
+
+
+async def test_tampering_is_found_by_line_and_retired_keys_verify_while_listed(
+    api: Api, runtime: Runtime, tmp_path: Path
+) -> None:
+    for n in range(5):
+        await runtime.registry.create(
+            AUTH, validate(AUTH, factories.authority(code=f"DE:T{n}")), "a"
+        )
+    lines = await _extract(api)
+    async with api.client() as c:
+        jwks = (await c.get("/.well-known/jwks.json")).json()
+    assert verify_lines(lines, KeySet.import_key_set(jwks)).ok
+    for number in range(1, len(lines) + 1):
+        tampered = list(lines)
+        line = tampered[number - 1]
+        if number < len(lines):  # any edit to a data line, even a harmless-looking one
+            tampered[number - 1] = line.replace(b"{", b"{ ", 1)
+        else:  # the trailer: claim one entry fewer
+            tampered[number - 1] = line.replace(b'"count":5', b'"count":4')
+        assert tampered[number - 1] != line
+        verdict = verify_lines(tampered, KeySet.import_key_set(jwks))
+        assert not verdict.ok
+        assert verdict.line == number, (number, verdict)
+    # Rotation: the old key stays listed, and the old extract still verifies with it.
+    keys = SigningKeys.load(api.settings.signing_keys_path, create=False)
+    keys.rotate(dt.timedelta(days=1))
+    listed = keys.jwks()
+    assert len(listed["keys"]) == 2
+    assert verify_lines(lines, KeySet.import_key_set(listed)).ok
+    after_listing = keys.jwks(now=dt.datetime.now(dt.UTC) + dt.timedelta(days=2))
+    verdict = verify_lines(lines, KeySet.import_key_set(after_listing))
+    assert not verdict.ok and "does not list" in verdict.detail
+    # The command line says the same, naming the line.
+    saved, jwks_file = tmp_path / "extract.ndjson", tmp_path / "jwks.json"
+    broken = list(lines)
+    broken[2] = broken[2].replace(b"DE:T", b"DE:X")
+    saved.write_bytes(b"".join(broken))
+    jwks_file.write_text(json.dumps(listed))
+    exe = str(Path(sys.executable).with_name("cdb-service"))
+    env = os.environ | {"CDB_LOG_LEVEL": "WARNING"}
+    command = [exe, "verify-extract", str(saved), "--jwks", str(jwks_file)]
+    result = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 1
+    assert "line 3" in result.stderr
+    saved.write_bytes(b"".join(lines))
+    ok = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+
+
+async def test_a_since_older_than_the_feed_keeps_is_410(api: Api, runtime: Runtime) -> None:
+    for n in range(3):
+        await runtime.registry.create(
+            AUTH, validate(AUTH, factories.authority(code=f"DE:O{n}")), "a"
+        )
+    async with runtime.sessions() as session, session.begin():
+        old = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
+        await session.execute(
+            update(Revision).where(Revision.revision <= 2).values(committed_at=old)
+        )
+    async with api.client("reader") as c:
+        gone = await c.get("/api/v1/changes", params={"since": 0})
+        fine = await c.get("/api/v1/changes", params={"since": 2})
+        current = await c.get("/api/v1/changes", params={"since": 3})
+        waited = await c.get("/api/v1/changes", params={"since": 3, "wait": 1})
+    assert gone.status_code == 410
+    assert "extract" in gone.json()["detail"]
+    assert [ch["revision"] for ch in fine.json()["changes"]] == [3]
+    assert current.json()["changes"] == [] and current.json()["next"] == 3
+    assert waited.status_code == 200 and waited.json()["changes"] == []
+
+
+def _uuid(value: str):  # type: ignore[no-untyped-def]
+    import uuid
+
+    return uuid.UUID(value)

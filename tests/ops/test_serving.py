@@ -1,0 +1,152 @@
+"""The path `make run` takes, as a real process; readiness; request ids in JSON logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from cdb_service.app import create_app
+from cdb_service.db import migrate
+from cdb_service.settings import Settings
+from tests.support.tls import client_context
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = os.environ | {"CDB_DATA_DIR": str(data_dir), "CDB_PORT": str(port), "CDB_PROFILE": "dev"}
+    env.pop("CDB_DATABASE_URL", None)
+    exe = shutil.which("cdb-service") or str(Path(sys.executable).with_name("cdb-service"))
+    return subprocess.Popen(
+        [exe, "serve"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+
+
+def _wait_ready(
+    port: int, process: subprocess.Popen[bytes], ca: Path, timeout: float = 90
+) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the service exited"
+        if not ca.exists():  # the service writes its dev PKI first
+            time.sleep(0.3)
+            continue
+        try:
+            response = httpx.get(
+                f"https://localhost:{port}/health/ready", timeout=2, verify=client_context(ca)
+            )
+            if response.status_code == 200:
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("not ready in time")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.mark.slow
+def test_fresh_data_directory_is_migrated_seeded_and_served_then_reused(tmp_path: Path) -> None:
+    data_dir, port, log = tmp_path / "var", _free_port(), tmp_path / "serve.log"
+    process = _serve(data_dir, port, log)
+    pki = data_dir / "pki"
+    try:
+        ready = _wait_ready(port, process, pki / "ca.pem")
+        assert ready.headers["content-type"].startswith("application/health+json")
+        body = ready.json()
+        assert body["status"] == "pass"
+        assert body["checks"]["database:migrations"][0]["observedValue"] == "head"
+        assert body["checks"]["registry:revision"][0]["observedValue"] == 1
+        assert (data_dir / "cdb.sqlite3").exists()
+
+        # The dev issuer hands a certificate-bound token to a dev client over mutual TLS.
+        tls = client_context(
+            pki / "ca.pem", pki / "client-reader.pem", pki / "client-reader-key.pem"
+        )
+        with httpx.Client(base_url=f"https://localhost:{port}", verify=tls) as client:
+            issued = client.post("/dev-issuer/token", data={"grant_type": "client_credentials"})
+            assert issued.status_code == 200, issued.text
+            token = issued.json()["access_token"]
+            listed = client.get(
+                "/api/v1/code-lists/instruments",
+                headers={"X-Request-ID": "trace-42", "Authorization": f"Bearer {token}"},
+            )
+            # Without the token, the same client is refused with a problem and a challenge.
+            refused = client.get("/api/v1/code-lists/instruments")
+        assert refused.status_code == 401
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        assert listed.status_code == 200
+        assert listed.headers["x-request-id"] == "trace-42"
+        assert "eio" in {item["code"] for item in listed.json()["items"]}
+    finally:
+        _stop(process)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    access = [e for e in lines if e.get("event") == "request" and e.get("request_id") == "trace-42"]
+    assert access and access[0]["status"] == 200
+    assert any(e.get("event") == "seeded" for e in lines)
+
+    # A second start reuses the data: no new seeding, the same revision.
+    process = _serve(data_dir, port, tmp_path / "serve2.log")
+    try:
+        body = _wait_ready(port, process, pki / "ca.pem").json()
+        assert body["checks"]["registry:revision"][0]["observedValue"] == 1
+    finally:
+        _stop(process)
+    assert "seeded" not in (tmp_path / "serve2.log").read_text()
+
+
+async def test_ready_fails_with_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"postgresql://postgres@127.0.0.1:{_free_port()}/nowhere",
+        auto_migrate=False, auto_seed=False, data_dir=tmp_path,
+    )  # fmt: skip
+    async with AsyncTestClient(create_app(settings)) as client:
+        response = await client.get("/health/ready")
+        assert response.status_code == 503
+        assert response.headers["content-type"].startswith("application/health+json")
+        assert response.json()["status"] == "fail"
+        live = await client.get("/health/live")
+        assert live.status_code == 200
+
+
+async def test_ready_fails_when_migrations_are_not_at_head(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", auto_migrate=False, auto_seed=False
+    )
+    await migrate.upgrade(settings)
+    await migrate.downgrade(settings, "base")
+    async with AsyncTestClient(create_app(settings)) as client:
+        response = await client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database:migrations"][0]["status"] == "fail"
+
+
+async def test_errors_are_problem_details(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", auto_seed=False,
+                        data_dir=tmp_path)  # fmt: skip
+    async with AsyncTestClient(create_app(settings)) as client:
+        missing = await client.get("/no-such-route")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert missing.json()["status"] == 404

@@ -1,0 +1,278 @@
+"""TLS mode "proxy", as deployed: the real service behind the real nginx config.
+
+One `cdb-service serve` (dev profile, CDB_TLS_MODE=proxy, plain HTTP on 127.0.0.1)
+and one nginx built from `deploy/nginx/cdb-service.conf` in front of it, for the
+whole module. nginx terminates TLS with the dev server certificate, accepts any
+client certificate and forwards it; the app decides. Directly at the app, the
+certificate headers count only from the trusted proxy address (127.0.0.1 here),
+never from another one (127.0.0.2).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from cdb_service.security.dev import DevPki, token_for
+from cdb_service.security.pki import issue, make_ca
+from cdb_service.settings import Settings
+from tests.support.nginx import Nginx, free_port, requires_nginx, running_nginx, stop
+from tests.support.tls import client_context
+
+pytestmark = [requires_nginx, pytest.mark.slow]
+
+PROXY = "127.0.0.1"  # the only trusted proxy address; nginx connects from here
+STRANGER = "127.0.0.2"  # another loopback address: not a trusted proxy
+INSTRUMENTS = "/api/v1/code-lists/instruments"
+PROBLEM = "application/problem+json"
+
+
+@dataclass
+class App:
+    port: int
+    pki: DevPki
+    log: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{PROXY}:{self.port}"
+
+    def token(self, client: str) -> str:
+        issuer = Settings(port=self.port).dev_issuer_url()
+        return token_for(self.pki, client, issuer, "cdb-api", "cdb_owner")
+
+    def pem(self, client: str) -> str:
+        return self.pki.client_cert(client).read_text()
+
+
+def _serve_proxy_mode(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDB_")}
+    env |= {
+        "CDB_PROFILE": "dev",
+        "CDB_DATA_DIR": str(data_dir),
+        "CDB_PORT": str(port),
+        "CDB_HOST": PROXY,
+        "CDB_TLS_MODE": "proxy",
+        "CDB_TRUSTED_PROXIES": f'["{PROXY}/32"]',
+    }
+    exe = shutil.which("cdb-service") or str(Path(sys.executable).with_name("cdb-service"))
+    return subprocess.Popen([exe, "serve"], env=env, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def _wait_ready(
+    port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 90
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the service exited:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"http://{PROXY}:{port}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the service was not ready in time:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    root = tmp_path_factory.mktemp("proxy-app")
+    port, log = free_port(), root / "serve.log"
+    process = _serve_proxy_mode(root / "var", port, log)
+    try:
+        _wait_ready(port, process, log)
+        yield App(port, DevPki(root / "var" / "pki"), log)
+    finally:
+        stop(process)
+
+
+@pytest.fixture(scope="module")
+def nginx(app: App, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
+    root = tmp_path_factory.mktemp("nginx")
+    with running_nginx(root, upstream=f"{PROXY}:{app.port}", cert=app.pki.server_cert,
+                       key=app.pki.server_key) as running:  # fmt: skip
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stranger_pem(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A client certificate (and key) from a CA the service does not trust."""
+    root = tmp_path_factory.mktemp("stranger")
+    ca = make_ca("Some other CA", organisation="elsewhere")
+    client = issue(ca, "reader", organisation="elsewhere", client=True)
+    cert, key = root / "client.pem", root / "client-key.pem"
+    cert.write_text(client.cert_pem)
+    key.write_text(client.key_pem)
+    return cert, key
+
+
+def through_nginx(nginx: Nginx, app: App, client: str | None) -> httpx.Client:
+    """An HTTPS client of nginx that presents dev client `client`'s certificate (or none)."""
+    pki = app.pki
+    if client is None:
+        tls = client_context(pki.ca)
+    else:
+        tls = client_context(pki.ca, pki.client_cert(client), pki.client_key(client))
+    return httpx.Client(base_url=nginx.base_url, verify=tls, timeout=10)
+
+
+def direct(app: App, source: str) -> httpx.Client:
+    """A plain-HTTP client of the app itself, connecting from loopback address `source`."""
+    transport = httpx.HTTPTransport(local_address=source)
+    return httpx.Client(base_url=app.base_url, transport=transport, timeout=10)
+
+
+def nginx_header(pem: str) -> str:
+    """What nginx sends as `$ssl_client_escaped_cert`: the PEM, URL-encoded."""
+    return quote(pem, safe="")
+
+
+def rfc9440_header(pem: str) -> str:
+    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
+    return f":{base64.b64encode(der).decode()}:"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_unauthorized(response: httpx.Response) -> str:
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == PROBLEM
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    body = response.json()
+    assert body["status"] == 401
+    return str(body["detail"])
+
+
+# --- through nginx ------------------------------------------------------------------
+
+
+def test_certificate_and_bound_token_through_nginx_are_served(nginx: Nginx, app: App) -> None:
+    with through_nginx(nginx, app, "reader") as client:
+        response = client.get(
+            INSTRUMENTS, headers=bearer(app.token("reader")) | {"X-Request-ID": "via-nginx-1"}
+        )
+    assert response.status_code == 200, response.text
+    assert "eio" in {item["code"] for item in response.json()["items"]}
+    # The client's request id travels through nginx to the app and back.
+    assert response.headers["x-request-id"] == "via-nginx-1"
+
+
+def test_nginx_supplies_a_request_id_when_the_client_sends_none(nginx: Nginx, app: App) -> None:
+    with through_nginx(nginx, app, "reader") as client:
+        response = client.get(INSTRUMENTS, headers=bearer(app.token("reader")))
+    assert response.status_code == 200, response.text
+    request_id = response.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+    # ... and it is nginx's id (the app kept it): the nginx access log has it too.
+    # nginx writes its log line after the response has gone out: give it a moment.
+    deadline = time.monotonic() + 5
+    while not any(line.startswith(f"{request_id} 200 ") for line in nginx.access_log.splitlines()):
+        assert time.monotonic() < deadline, "nginx's access log never showed the request id"
+        time.sleep(0.05)
+
+
+def test_the_dev_issuer_works_through_nginx(nginx: Nginx, app: App) -> None:
+    with through_nginx(nginx, app, "reader") as client:
+        issued = client.post("/dev-issuer/token", data={"grant_type": "client_credentials"})
+        assert issued.status_code == 200, issued.text
+        listed = client.get(INSTRUMENTS, headers=bearer(issued.json()["access_token"]))
+    assert listed.status_code == 200, listed.text
+
+
+def test_health_through_nginx_needs_no_certificate(nginx: Nginx, app: App) -> None:
+    with through_nginx(nginx, app, None) as client:
+        assert client.get("/health/ready").status_code == 200
+
+
+def test_no_client_certificate_through_nginx_is_a_401_problem(nginx: Nginx, app: App) -> None:
+    # Even a valid token does not stand in for the certificate.
+    with through_nginx(nginx, app, None) as client:
+        detail = assert_unauthorized(client.get(INSTRUMENTS, headers=bearer(app.token("reader"))))
+    assert "client certificate is required" in detail
+
+
+def test_a_certificate_from_another_ca_through_nginx_is_a_401_problem(
+    nginx: Nginx, app: App, stranger_pem: tuple[Path, Path]
+) -> None:
+    cert, key = stranger_pem
+    tls = client_context(app.pki.ca, cert, key)
+    # nginx (optional_no_ca) lets the handshake through; the app refuses.
+    with httpx.Client(base_url=nginx.base_url, verify=tls, timeout=10) as client:
+        response = client.get(INSTRUMENTS, headers=bearer(app.token("reader")))
+    assert "trusted CA" in assert_unauthorized(response)
+
+
+@pytest.mark.parametrize("header", ["X-SSL-Client-Cert", "Client-Cert"])
+def test_a_forged_certificate_header_next_to_a_real_certificate_is_overwritten(
+    nginx: Nginx, app: App, header: str
+) -> None:
+    """The caller holds reader's certificate and claims admin-de's in a header: no."""
+    forged = app.pem("admin-de")
+    value = nginx_header(forged) if header == "X-SSL-Client-Cert" else rfc9440_header(forged)
+    with through_nginx(nginx, app, "reader") as client:
+        response = client.get(INSTRUMENTS, headers=bearer(app.token("admin-de")) | {header: value})
+    # nginx replaced the header with the certificate actually presented (reader's),
+    # so the admin-de token is bound to another certificate than the one presented.
+    assert "bound to another client certificate" in assert_unauthorized(response)
+
+
+@pytest.mark.parametrize("header", ["X-SSL-Client-Cert", "Client-Cert"])
+def test_a_forged_certificate_header_without_a_certificate_is_dropped(
+    nginx: Nginx, app: App, header: str
+) -> None:
+    """No certificate on the connection, admin-de's in a header: nginx drops the header."""
+    forged = app.pem("admin-de")
+    value = nginx_header(forged) if header == "X-SSL-Client-Cert" else rfc9440_header(forged)
+    with through_nginx(nginx, app, None) as client:
+        response = client.get(INSTRUMENTS, headers=bearer(app.token("admin-de")) | {header: value})
+    assert "client certificate is required" in assert_unauthorized(response)
+
+
+# --- directly at the app: the allow-list decides --------------------------------------
+
+
+def _as_a_proxy_would_send(app: App, header: str, client: str) -> dict[str, str]:
+    pem = app.pem(client)
+    value = nginx_header(pem) if header == "X-SSL-Client-Cert" else rfc9440_header(pem)
+    return bearer(app.token(client)) | {header: value}
+
+
+@pytest.mark.parametrize("header", ["X-SSL-Client-Cert", "Client-Cert"])
+def test_a_certificate_header_from_an_untrusted_address_is_a_401_problem(
+    app: App, header: str
+) -> None:
+    with direct(app, STRANGER) as client:
+        response = client.get(INSTRUMENTS, headers=_as_a_proxy_would_send(app, header, "reader"))
+    assert "not a trusted proxy" in assert_unauthorized(response)
+
+
+@pytest.mark.parametrize("header", ["X-SSL-Client-Cert", "Client-Cert"])
+def test_the_same_certificate_header_from_the_trusted_proxy_address_is_believed(
+    app: App, header: str
+) -> None:
+    with direct(app, PROXY) as client:
+        response = client.get(INSTRUMENTS, headers=_as_a_proxy_would_send(app, header, "reader"))
+    assert response.status_code == 200, response.text
+
+
+def test_health_from_an_untrusted_address_needs_no_certificate(app: App) -> None:
+    with direct(app, STRANGER) as client:
+        assert client.get("/health/ready").status_code == 200

@@ -1,0 +1,222 @@
+// Test OpenID provider for cdb-service: issues client-credentials JWT access
+// tokens bound to the client's TLS certificate (RFC 8705, cnf.x5t#S256).
+//
+//   node tests/support/oidc/provider.mjs --port 8455 --issuer https://127.0.0.1:8455 \
+//     --tls-cert server.pem --tls-key server-key.pem --jwks jwks.json \
+//     --clients clients.json --audience cdb-api [--ttl 600]
+//
+// Prints exactly one line "READY <issuer>" on stdout once listening; all
+// library notices go to stderr. Exits 0 on SIGTERM / SIGINT.
+
+import { readFileSync } from 'node:fs';
+import * as https from 'node:https';
+import * as querystring from 'node:querystring';
+import { parseArgs } from 'node:util';
+
+import Provider, { errors } from 'oidc-provider';
+
+// oidc-provider prints its NOTICEs with console.info (stdout); keep stdout for
+// the single READY line only.
+console.info = (...args) => console.error(...args);
+console.log = (...args) => console.error(...args);
+
+// Bare audiences such as "cdb-api" are not absolute URIs, which RFC 8707 and
+// oidc-provider require for `resource`. Internally the resource indicator is
+// RESOURCE_PREFIX + audience; a request carrying resource=<audience> is
+// rewritten to it before the provider sees the body. The token's `aud` is the
+// bare audience either way.
+const RESOURCE_PREFIX = 'urn:cdb:resource:';
+const BODY_LIMIT = 56 * 1024;
+
+function fail(message) {
+  process.stderr.write(`provider.mjs: ${message}\n`);
+  process.exit(2);
+}
+
+function readJSON(path, what) {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    return fail(`cannot read ${what} ${path}: ${err.message}`);
+  }
+}
+
+const { values: args } = parseArgs({
+  options: {
+    port: { type: 'string' },
+    issuer: { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    jwks: { type: 'string' },
+    clients: { type: 'string' },
+    audience: { type: 'string' },
+    ttl: { type: 'string', default: '600' },
+  },
+  strict: true,
+});
+
+for (const name of ['port', 'issuer', 'tls-cert', 'tls-key', 'jwks', 'clients', 'audience']) {
+  if (!args[name]) fail(`missing --${name}`);
+}
+
+const port = Number.parseInt(args.port, 10);
+if (!Number.isInteger(port) || port <= 0 || port > 65535) fail(`bad --port ${args.port}`);
+const ttl = Number.parseInt(args.ttl, 10);
+if (!Number.isInteger(ttl) || ttl <= 0) fail(`bad --ttl ${args.ttl}`);
+
+const { issuer, audience } = args;
+const resourceIndicator = URL.parse(audience) ? audience : `${RESOURCE_PREFIX}${audience}`;
+
+const jwks = readJSON(args.jwks, '--jwks');
+if (!jwks || !Array.isArray(jwks.keys) || jwks.keys.length === 0) {
+  fail('--jwks must be a JSON object {"keys": [...]} with at least one private JWK');
+}
+const signingKid = jwks.keys[0].kid;
+if (typeof signingKid !== 'string' || !signingKid) fail('the first --jwks key needs a kid');
+
+const clients = readJSON(args.clients, '--clients');
+if (!Array.isArray(clients)) fail('--clients must be a JSON array of client metadata objects');
+
+// Every scope any client may hold must be known to the provider.
+const scopes = new Set(['openid']);
+for (const client of clients) {
+  if (typeof client.scope === 'string') {
+    client.scope.split(' ').filter(Boolean).forEach((s) => scopes.add(s));
+  }
+}
+
+function toPEM(der) {
+  const b64 = der.toString('base64').match(/.{1,64}/g).join('\n');
+  return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
+}
+
+const configuration = {
+  clients,
+  jwks,
+  scopes: [...scopes],
+  extraClientMetadata: {
+    properties: ['cdb_owner'],
+    validator(ctx, key, value) {
+      if (key === 'cdb_owner' && value !== undefined && typeof value !== 'string') {
+        throw new errors.InvalidClientMetadata('cdb_owner must be a string');
+      }
+    },
+  },
+  async extraTokenClaims(ctx, token) {
+    const client = token.client ?? ctx?.oidc?.client;
+    if (client && typeof client.cdb_owner === 'string') {
+      return { cdb_owner: client.cdb_owner };
+    }
+    return undefined;
+  },
+  // the only keys are ES256 ones; the library default (RS256) would reject every client
+  clientDefaults: { id_token_signed_response_alg: 'ES256' },
+  clientBasedCORS: () => false,
+  ttl: {
+    ClientCredentials: ttl,
+    AccessToken: ttl,
+  },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    mTLS: {
+      enabled: true,
+      certificateBoundAccessTokens: true,
+      getCertificate(ctx) {
+        const socket = ctx.socket;
+        if (!socket || typeof socket.getPeerCertificate !== 'function') return undefined;
+        const peer = socket.getPeerCertificate(true);
+        if (!peer || !peer.raw) return undefined;
+        return toPEM(peer.raw);
+      },
+    },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: () => resourceIndicator,
+      async getResourceServerInfo(ctx, indicator, client) {
+        if (indicator !== resourceIndicator) {
+          throw new errors.InvalidTarget(`unknown resource ${indicator}`);
+        }
+        return {
+          // scopes this client may hold at this resource server
+          scope: client.scope ?? [...scopes].filter((s) => s !== 'openid').join(' '),
+          audience,
+          accessTokenTTL: ttl,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'ES256', kid: signingKid } },
+        };
+      },
+    },
+  },
+};
+
+let provider;
+try {
+  provider = new Provider(issuer, configuration);
+} catch (err) {
+  fail(`invalid configuration: ${err.message}`);
+}
+
+// Map resource=<bare audience> to the internal resource indicator.
+provider.use(async (ctx, next) => {
+  if (
+    ctx.method === 'POST'
+    && resourceIndicator !== audience
+    && ctx.is('application/x-www-form-urlencoded')
+  ) {
+    const chunks = [];
+    let size = 0;
+    for await (const chunk of ctx.req) {
+      size += chunk.length;
+      if (size > BODY_LIMIT) ctx.throw(413, 'request entity too large');
+      chunks.push(chunk);
+    }
+    const params = querystring.parse(Buffer.concat(chunks).toString('utf8'));
+    if (params.resource !== undefined) {
+      const map = (r) => (r === audience ? resourceIndicator : r);
+      params.resource = Array.isArray(params.resource)
+        ? params.resource.map(map)
+        : map(params.resource);
+    }
+    // oidc-provider falls back to req.body when the stream was consumed.
+    ctx.req.body = querystring.stringify(params);
+  }
+  await next();
+});
+
+// That fallback logs a one-time warning meant for real body parsers; drop it.
+const warn = console.warn;
+console.warn = (...args) => {
+  if (typeof args[0] === 'string' && args[0].includes('already parsed request body detected')) return;
+  warn(...args);
+};
+
+provider.on('server_error', (ctx, err) => {
+  process.stderr.write(`server_error: ${err.stack ?? err}\n`);
+});
+for (const event of ['grant.error', 'discovery.error', 'jwks.error']) {
+  provider.on(event, (ctx, err) => {
+    process.stderr.write(`${event}: ${err.error ?? err.name}: ${err.error_detail ?? err.error_description ?? err.message}\n`);
+  });
+}
+
+const server = https.createServer({
+  cert: readFileSync(args['tls-cert']),
+  key: readFileSync(args['tls-key']),
+  requestCert: true,
+  rejectUnauthorized: false,
+}, provider.callback());
+
+server.on('error', (err) => fail(`server error: ${err.message}`));
+
+server.listen(port, '127.0.0.1', () => {
+  process.stdout.write(`READY ${issuer}\n`);
+});
+
+function shutdown() {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
