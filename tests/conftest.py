@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import text
 
 from cdb_service.db import migrate
+from cdb_service.kernel.hash_chain import GENESIS
 from cdb_service.metadata import metadata
 from cdb_service.runtime import Runtime
-from cdb_service.security.audit import GENESIS
 from cdb_service.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("CDB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -42,7 +42,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cdb_service.db.base import COMMON_FIELDS, GUID, Base, DateTimeUTC, EntryColumns, JsonB, utcnow
+from cdb_service.db.base import GUID, Base, DateTimeUTC, EntryColumns, JsonB, utcnow
+from cdb_service.db.documents import document_of
 
 FLUSH_EVERY = 2000
 
@@ -118,22 +119,6 @@ class StoredKind(Protocol):
     def fields(self) -> tuple[str, ...]: ...
     @property
     def projections(self) -> tuple[Projection, ...]: ...
-
-
-def to_json_value(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value
-
-
-def document_of(kind: StoredKind, row: EntryModel) -> dict[str, Any]:
-    """The full document of an entry as stored in its entry versions and served."""
-    names = (*COMMON_FIELDS, *kind.fields)
-    return {name: to_json_value(getattr(row, name)) for name in names}
 
 
 @dataclass

@@ -22,22 +22,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import revisions as rev
+from cdb_service.db.documents import document_of
 from cdb_service.distribution.signing import SigningKeys
+from cdb_service.kernel import hash_chain
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
 from cdb_service.registry.spec import KindSpec
 
 ROWS_PER_FETCH = 100
 FLUSH_BYTES = 256 * 1024
-GENESIS = "0" * 64
 PRIVATE_FIELDS = ("person",)
 
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def chain_next(previous: str, text: str) -> str:
-    return hashlib.sha256(f"{previous}\n{text}".encode()).hexdigest()
 
 
 @dataclass
@@ -59,7 +56,7 @@ async def _entries_now(session: AsyncSession, kind: KindSpec, owner: str | None
     stream = await session.stream(query.execution_options(yield_per=ROWS_PER_FETCH))
     async for row in stream:
         entry: Any = row  # a Row reads like the model: the same attribute names
-        yield rev.document_of(kind, entry), row.version, row.revision
+        yield document_of(kind, entry), row.version, row.revision
 
 
 async def _entries_then(session: AsyncSession, kind: KindSpec, owner: str | None, revision: int
@@ -81,7 +78,7 @@ async def stream_extract(
     sessions: async_sessionmaker[AsyncSession], keys: SigningKeys, request: ExtractRequest
 ) -> AsyncIterator[bytes]:
     digest = hashlib.sha256()
-    chain = GENESIS
+    chain = hash_chain.GENESIS
     count = 0
     async with rev.read_snapshot(sessions) as session:
         head = await rev.head_revision(session)
@@ -94,7 +91,7 @@ async def stream_extract(
             "owner": request.owner,
         }
         body = _dumps(header)
-        chain = chain_next(chain, body)
+        chain = hash_chain.link(chain, body)
         line = f'{body[:-1]},"chain":"{chain}"}}\n'.encode()
         digest.update(line)
         yield line
@@ -119,7 +116,7 @@ async def stream_extract(
                         "document": document,
                     }
                 )
-                chain = chain_next(chain, body)
+                chain = hash_chain.link(chain, body)
                 line = f'{body[:-1]},"chain":"{chain}"}}\n'.encode()
                 digest.update(line)
                 batch.append(line)
@@ -160,14 +157,14 @@ def verify_lines(lines: list[bytes], key_set: Any) -> Verdict:
     if len(lines) < 2:
         return Verdict(False, "too short to be an extract (no snapshot line or no trailer)")
     digest = hashlib.sha256()
-    chain = GENESIS
+    chain = hash_chain.GENESIS
     for number, raw in enumerate(lines[:-1], start=1):
         digest.update(raw)
         text = raw.decode("utf-8", "replace").rstrip("\n")
         body, marker, given = text.rpartition(',"chain":"')
         if not marker:
             return Verdict(False, "has no chain value", number)
-        chain = chain_next(chain, body + "}")
+        chain = hash_chain.link(chain, body + "}")
         if given.rstrip('"}') != chain:
             return Verdict(False, "was changed (its chain value does not match)", number)
     try:

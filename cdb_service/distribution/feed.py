@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cdb_service.db import documents
 from cdb_service.db import revisions as rev
 from cdb_service.db.revisions import Revision
 from cdb_service.kernel.problems import Problem
@@ -79,7 +80,7 @@ async def changes_page(sessions: async_sessionmaker[AsyncSession], since: int, l
                 "id": str(v.entry_id),
                 "version": v.version,
                 "operation": v.operation,
-                "recorded_at": rev.to_json_value(v.recorded_at),
+                "recorded_at": documents.to_json_value(v.recorded_at),
                 "document": v.document,
             }
             for v in versions

@@ -21,7 +21,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cdb_service.db import documents
 from cdb_service.db import revisions as rev
+from cdb_service.db.documents import document_of
 from cdb_service.registry.authorities.models import Authority
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.national_members.models import NationalMember
@@ -83,7 +85,7 @@ async def read_table(session: AsyncSession, day: dt.date) -> RoutingTable:
         for party_id, country in members:
             if party_id is not None:
                 recipients[party_id].add(desk_code(country))
-    parties = [_party_json(rev.document_of(kind, row), sorted(recipients[row.id])) for row in rows]
+    parties = [_party_json(document_of(kind, row), sorted(recipients[row.id])) for row in rows]
     return RoutingTable(revision, day, parties)
 
 
@@ -127,7 +129,7 @@ def as_json(table: RoutingTable, generated_at: dt.datetime) -> dict[str, Any]:
     return {
         "revision": table.revision,
         "valid_at": table.day.isoformat(),
-        "generated_at": rev.to_json_value(generated_at),
+        "generated_at": documents.to_json_value(generated_at),
         "parties": table.parties,
     }
 

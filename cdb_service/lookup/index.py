@@ -27,7 +27,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cdb_service.db import documents
 from cdb_service.db import revisions as rev
+from cdb_service.db.documents import document_of
 from cdb_service.logging import get_logger
 from cdb_service.lookup.gazetteer import GazetteerLoad, GazetteerPlace
 from cdb_service.registry.jurisdiction_criteria.models import GeoKey, JurisdictionCriterion
@@ -223,12 +225,12 @@ async def build(sessions: async_sessionmaker[AsyncSession]) -> LookupIndex:
         ):
             kind = KINDS[name]
             for entry in (await session.scalars(select(kind.model))).all():
-                index.apply(name, entry.id, rev.document_of(kind, entry))
+                index.apply(name, entry.id, document_of(kind, entry))
         # Criteria first (without their geo lists), then their keys streamed straight
         # into the index: a million keys never sit in memory twice.
         columns = [c for c in JurisdictionCriterion.__table__.columns if c.name != "geo"]
         for mapping in (await session.execute(select(*columns))).mappings():
-            doc = {k: rev.to_json_value(v) for k, v in mapping.items()}
+            doc = {k: documents.to_json_value(v) for k, v in mapping.items()}
             index.put_criterion(Criterion(doc, []))
         query = select(GeoKey.entry_id, GeoKey.country, GeoKey.scheme, GeoKey.code)
         stream = await session.stream(query.execution_options(yield_per=STREAM_CHUNK))

@@ -71,7 +71,7 @@ from sqlalchemy import Date, DateTime, Table, Uuid, delete, insert, select, text
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cdb_service.db import migrate
+from cdb_service.db import documents, migrate
 from cdb_service.db import revisions as rev
 from cdb_service.db.base import DateTimeUTC, utcnow
 from cdb_service.db.engine import create_engine, session_factory
@@ -602,7 +602,7 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
         "mirror": {
             "revision": index.revision if index is not None else None,
             "source": status.source_head,
-            "last_contact": rev.to_json_value(status.last_contact),
+            "last_contact": documents.to_json_value(status.last_contact),
             "last_error": status.last_error,
             "extracts": status.extracts,
         },

@@ -19,7 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cdb_service.db import documents
 from cdb_service.db import revisions as rev
+from cdb_service.db.documents import document_of
 from cdb_service.db.revisions import EntryModel, RevisionWriter, StaleVersionError, WrittenVersion
 from cdb_service.kernel.problems import FieldError, Problem, conflict, invalid, not_found, stale
 from cdb_service.registry import idempotency as idempotency_keys
@@ -368,7 +370,7 @@ class RegistryService:
                 policy.require_write(principal, row.owner)
             index = await EntryIndex.load(writer.session, [])
             for row in using:
-                document = rev.document_of(kind, row)
+                document = document_of(kind, row)
                 document["certificates"] = [
                     {"use": c["use"], "pem": new_pem if c.get("sha256") == old_sha256 else c["pem"]}
                     for c in document["certificates"]
@@ -409,7 +411,7 @@ class RegistryService:
                     return None
                 return dict(version.document)
             row = await session.get(kind.model, entry_id)
-            return rev.document_of(kind, row) if row is not None else None
+            return document_of(kind, row) if row is not None else None
 
     async def collection(
         self,
@@ -440,7 +442,7 @@ class RegistryService:
                     query = query.where(rev.valid_on(model, valid_at))
                 if after is not None:
                     query = query.where(model.id > after)
-                docs = [rev.document_of(kind, r) for r in (await session.scalars(query)).all()]
+                docs = [document_of(kind, r) for r in (await session.scalars(query)).all()]
                 read_at = head
         more = len(docs) > limit
         docs = docs[:limit]
@@ -490,7 +492,7 @@ def _version_dict(version: rev.EntryVersion) -> dict[str, Any]:
         "id": str(version.entry_id),
         "version": version.version,
         "operation": version.operation,
-        "recorded_at": rev.to_json_value(version.recorded_at),
+        "recorded_at": documents.to_json_value(version.recorded_at),
         "actor": version.actor,
         "document": version.document,
     }

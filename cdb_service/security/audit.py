@@ -10,7 +10,6 @@ get consecutive sequence numbers and a consistent chain.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
@@ -21,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cdb_service.db.base import Base, DateTimeUTC, JsonB, utcnow
+from cdb_service.kernel import hash_chain
 from cdb_service.logging import get_logger
 
-GENESIS = "0" * 64
 log = get_logger("cdb.audit")
 
 
@@ -79,7 +78,7 @@ _CONTENT = ("seq", "at", "subject", "client_id", "cert_subject", "cert_thumbprin
 
 def event_hash(prev_hash: str, content: dict[str, Any]) -> str:
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(f"{prev_hash}\n{canonical}".encode()).hexdigest()
+    return hash_chain.link(prev_hash, canonical)
 
 
 def _content(event: AuditEvent) -> dict[str, Any]:
@@ -163,7 +162,7 @@ async def _events(session: AsyncSession, batch: int = 1000) -> AsyncIterator[Aud
 
 async def verify_chain(sessions: async_sessionmaker[AsyncSession]) -> ChainReport:
     """Walk the chain from the start; the first event that does not fit is named."""
-    checked, prev, expected_seq = 0, GENESIS, 1
+    checked, prev, expected_seq = 0, hash_chain.GENESIS, 1
     async with sessions() as session:
         async for event in _events(session):
             if event.seq != expected_seq:

@@ -33,6 +33,7 @@ import pytest
 from sqlalchemy import select, text, update
 
 from cdb_service.db import revisions as rev
+from cdb_service.db.documents import document_of
 from cdb_service.db.engine import create_engine, session_factory
 from cdb_service.distribution import feed
 from cdb_service.kernel import codes
@@ -239,7 +240,7 @@ async def mirror_entries(sessions: Any) -> tuple[int, Entries]:
         head = await rev.head_revision(session)
         for kind in KINDS.values():
             for row in (await session.scalars(select(kind.model))).all():
-                document = {k: v for k, v in rev.document_of(kind, row).items() if k != "person"}
+                document = {k: v for k, v in document_of(kind, row).items() if k != "person"}
                 out[document["id"]] = (kind.name, row.version, row.revision, document)
     return head, out
 

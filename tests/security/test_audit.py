@@ -20,12 +20,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
+from cdb_service.kernel.hash_chain import GENESIS
 from cdb_service.kernel.problems import Problem
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.service import validate
 from cdb_service.runtime import Runtime
 from cdb_service.security import audit
-from cdb_service.security.audit import GENESIS, AuditEvent, Who, event_hash, verify_chain
+from cdb_service.security.audit import AuditEvent, Who, event_hash, verify_chain
 from cdb_service.settings import Settings
 from tests.support import factories
 
