@@ -14,7 +14,7 @@ PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 help:
 	@echo "make run    - start the service on the embedded SQLite database (dev profile)"
 	@echo "make test   - run the whole suite on PostgreSQL and SQLite"
-	@echo "make lint   - ruff and mypy"
+	@echo "make lint   - ruff, mypy and the import layers (import-linter)"
 	@echo "make openapi - regenerate openapi.yaml from the app"
 
 $(STAMP): pyproject.toml
@@ -59,6 +59,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -1,4 +1,8 @@
-"""create_app(settings): wires the runtime, routes, middleware and error handling."""
+"""create_app(settings): the composition root.
+
+Builds the services, puts each part in the app state, mounts every context's routes
+and registers every context's dependencies, middleware and error handlers.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +13,33 @@ from typing import Any
 from litestar import Litestar, Router
 from litestar.config.compression import CompressionConfig
 from litestar.connection import ASGIConnection
-from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
 from cdb_service import __version__
 from cdb_service.db import migrate
+from cdb_service.distribution import deps as distribution_deps
 from cdb_service.distribution.controller import ExtractController, JwksController
 from cdb_service.distribution.routing_controller import RoutingTableController
 from cdb_service.kernel.problems import Problem
 from cdb_service.logging import configure_logging, get_logger
+from cdb_service.lookup import deps as lookup_deps
 from cdb_service.lookup.controller import ResolveController
 from cdb_service.ops.health import HealthController
+from cdb_service.registry import deps as registry_deps
 from cdb_service.registry.code_list_controller import CodeListController
 from cdb_service.registry.controller import controllers
 from cdb_service.registry.import_controller import ImportController
 from cdb_service.registry.routing_parties.controller import RoutingPartyActions
-from cdb_service.runtime import Runtime
+from cdb_service.security import deps as security_deps
 from cdb_service.security import policy
 from cdb_service.security.dev_issuer import DevIssuerController
 from cdb_service.security.gate import ApiGate, deny
+from cdb_service.services import Services
 from cdb_service.settings import Settings
+from cdb_service.web import deps as web_deps
+from cdb_service.web.deps import component
 from cdb_service.web.error_handlers import EXCEPTION_HANDLERS
 from cdb_service.web.request_id import RequestIdMiddleware
 
@@ -43,17 +51,26 @@ class ProdRefused(SystemExit):
     pass
 
 
-async def prepare(runtime: Runtime) -> None:
+DEPENDENCIES = {
+    **web_deps.DEPENDENCIES,
+    **security_deps.DEPENDENCIES,
+    **registry_deps.DEPENDENCIES,
+    **lookup_deps.DEPENDENCIES,
+    **distribution_deps.DEPENDENCIES,
+}
+
+
+async def prepare(services: Services) -> None:
     """Dev conveniences on start: migrate, and seed an empty registry."""
-    settings = runtime.settings
+    settings = services.settings
     if settings.should_migrate:
         await migrate.upgrade(settings)
-    if settings.should_seed and await runtime.registry.head() == 0:
+    if settings.should_seed and await services.reads.head() == 0:
         from cdb_service.seeding.load import seed
 
-        report = await seed(runtime.registry, runtime.sessions)
+        report = await seed(services.batches, services.sessions)
         log.info("seeded", **report.summary())
-    await runtime.lookup.start()
+    await services.lookup.start()
 
 
 async def read_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -67,7 +84,7 @@ async def read_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRout
 async def audit_refusals(exc: Exception, scope: Any) -> None:
     """Refusals raised past the gate (a missing scope, another owner's entry) are audited too."""
     if isinstance(exc, Problem) and exc.status in (401, 403):
-        await deny(scope["litestar_app"].state.runtime.sessions, scope, exc)
+        await deny(component(scope, "sessions"), scope, exc)
 
 
 def refuse_unsafe_prod(settings: Settings) -> None:
@@ -85,19 +102,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        runtime = Runtime.open(settings)
-        app.state.runtime = runtime
+        services = Services.open(settings)
+        app.state.update(services.as_state())
         try:
-            await prepare(runtime)
-            log.info("ready", profile=settings.profile.value, database=runtime.engine.dialect.name,
+            await prepare(services)
+            log.info("ready", profile=settings.profile.value, database=services.engine.dialect.name,
                      tls_mode=settings.tls_mode.value)  # fmt: skip
             yield
         finally:
-            await runtime.close()
-
-    def provide_runtime(state: State) -> Runtime:
-        runtime: Runtime = state.runtime
-        return runtime
+            await services.close()
 
     api = Router(
         path=API_PREFIX,
@@ -117,7 +130,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         handlers.append(DevIssuerController)
     return Litestar(
         route_handlers=handlers,
-        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        dependencies=DEPENDENCIES,
         lifespan=[lifespan],
         middleware=[RequestIdMiddleware, ApiGate],
         exception_handlers=EXCEPTION_HANDLERS,

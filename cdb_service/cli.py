@@ -1,4 +1,8 @@
-"""`cdb-service` command line: serve, migrate, seed, gazetteer loads, OpenAPI export."""
+"""`cdb-service` command line.
+
+serve, migrate, seed, gazetteer-load, dev-token, audit-verify, import, export,
+verify-extract, rotate-signing-key, mirror, probe (and `probe report`), openapi.
+"""
 
 from __future__ import annotations
 
@@ -43,7 +47,7 @@ def cmd_dev_token(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.security.audit import verify_chain
 
-    report = asyncio.run(_with_runtime(settings, lambda rt: verify_chain(rt.sessions)))
+    report = asyncio.run(_with_services(settings, lambda s: verify_chain(s.sessions)))
     if report.ok:
         _print({"status": "ok", "events": report.checked})
         return 0
@@ -58,14 +62,14 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     return 1
 
 
-async def _with_runtime(settings: Settings, job: Callable[[Any], Awaitable[Any]]) -> Any:
-    from cdb_service.runtime import Runtime
+async def _with_services(settings: Settings, job: Callable[[Any], Awaitable[Any]]) -> Any:
+    from cdb_service.services import Services
 
-    runtime = Runtime.open(settings)
+    services = Services.open(settings)
     try:
-        return await job(runtime)
+        return await job(services)
     finally:
-        await runtime.close()
+        await services.close()
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -81,15 +85,15 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.seeding.load import seed, seed_scale
 
-    async def job(runtime: Any) -> Any:
-        report = await seed(runtime.registry, runtime.sessions)
+    async def job(services: Any) -> Any:
+        report = await seed(services.batches, services.sessions)
         out = {"seed": report.summary()}
         if args.scale:
-            scaled = await seed_scale(runtime.registry, runtime.sessions, args.scale)
+            scaled = await seed_scale(services.batches, services.sessions, args.scale)
             out["scale"] = scaled.summary()
         return out
 
-    _print(asyncio.run(_with_runtime(settings, job)))
+    _print(asyncio.run(_with_services(settings, job)))
     return 0
 
 
@@ -99,12 +103,12 @@ def cmd_gazetteer_load(args: argparse.Namespace, settings: Settings) -> int:
     country = args.country.upper()
     places = gazetteer.read_tercet(Path(args.file).read_text("utf-8-sig"), country)
 
-    async def job(runtime: Any) -> int:
+    async def job(services: Any) -> int:
         return await gazetteer.replace_country(
-            runtime.sessions, country, places, Path(args.file).name
+            services.sessions, country, places, Path(args.file).name
         )
 
-    _print({"country": country, "places": asyncio.run(_with_runtime(settings, job))})
+    _print({"country": country, "places": asyncio.run(_with_services(settings, job))})
     return 0
 
 
@@ -125,10 +129,10 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         batch = parse_lines(lines, owner, progress=lambda n: bar.update(task, completed=n))
     batch.raise_if_invalid()
 
-    async def job(runtime: Any) -> Any:
+    async def job(services: Any) -> Any:
         with Progress(transient=True, console=_stderr_console()) as bar:
             bar.add_task(f"applying {len(batch.items)} entries as one revision", total=None)
-            return await runtime.registry.apply_batch(
+            return await services.batches.apply(
                 batch.items,
                 Who(subject=f"cli:{getpass.getuser()}"),
                 replace_owner=owner if args.mode == "replace" else None,
@@ -136,7 +140,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 summary=f"import {owner} ({args.mode})",
             )
 
-    result = asyncio.run(_with_runtime(settings, job))
+    result = asyncio.run(_with_services(settings, job))
     changes = [r.as_dict() for r in result.diff if r.change.value != "unchanged"]
     summary = {"owner": owner, "mode": args.mode, "dry_run": args.dry_run}
     _print(summary | {"revision": result.revision, "counts": result.counts(), "changes": changes})
@@ -149,7 +153,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
     kinds = [KINDS[k] for k in args.kind] if args.kind else list(KINDS.values())
     owner = args.owner.upper() if args.owner else None
-    documents = asyncio.run(_with_runtime(settings, lambda rt: rt.registry.documents(kinds, owner)))
+    documents = asyncio.run(_with_services(settings, lambda s: s.reads.documents(kinds, owner)))
     text = "".join(line + "\n" for line in export_lines(documents))
     if args.out == "-":
         sys.stdout.write(text)

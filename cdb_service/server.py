@@ -8,13 +8,13 @@ from typing import Any
 import uvicorn
 
 from cdb_service.app import create_app
-from cdb_service.runtime import dev_defaults
+from cdb_service.security.dev import with_dev_defaults
 from cdb_service.security.tls import PeerCertificateProtocol, server_context
 from cdb_service.settings import Settings, TlsMode
 
 
 def build_server(settings: Settings) -> uvicorn.Server:
-    settings = dev_defaults(settings)
+    settings = with_dev_defaults(settings)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -39,7 +39,7 @@ def build_server(settings: Settings) -> uvicorn.Server:
 
 def app_from_environment() -> Any:
     """The app of one worker process: every worker reads the same CDB_* environment."""
-    return create_app(dev_defaults(Settings()))
+    return create_app(with_dev_defaults(Settings()))
 
 
 def serve(settings: Settings, workers: int = 1) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from cdb_service.db import migrate
 from cdb_service.kernel.hash_chain import GENESIS
 from cdb_service.metadata import metadata
-from cdb_service.runtime import Runtime
+from cdb_service.services import Services
 from cdb_service.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("CDB_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -84,22 +84,22 @@ def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Se
 
 
 @pytest.fixture
-async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    runtime = Runtime.open(settings)
-    if runtime.engine.dialect.name == "postgresql":
-        async with runtime.engine.begin() as connection:
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    services = Services.open(settings)
+    if services.engine.dialect.name == "postgresql":
+        async with services.engine.begin() as connection:
             tables = ", ".join(f'"{name}"' for name in _tables_to_empty())
             await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
             await connection.execute(text("UPDATE registry_head SET revision = 0"))
             await connection.execute(text(f"UPDATE audit_head SET seq = 0, hash = '{GENESIS}'"))
     try:
-        yield runtime
+        yield services
     finally:
-        await runtime.close()
+        await services.close()
 
 
 @pytest.fixture
-async def api(settings: Settings, runtime: Runtime) -> AsyncIterator[Any]:
+async def api(settings: Settings, services: Services) -> AsyncIterator[Any]:
     """The app on this backend's (emptied) database, with certificate-presenting clients."""
     from tests.support.api import build
 

@@ -5,27 +5,26 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Stream
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.distribution import feed
 from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
+from cdb_service.distribution.signing import SigningKeys
 from cdb_service.kernel.problems import FieldError, invalid
+from cdb_service.lookup.index import IndexFollower
 from cdb_service.registry.kinds import KINDS
-from cdb_service.runtime import Runtime
+from cdb_service.registry.reads import EntryReads
 from cdb_service.security import audit, policy
+from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
+from cdb_service.settings import Settings
 from cdb_service.web.docs import problems
 
 NDJSON = "application/x-ndjson"
-
-
-def _principal(request: Request[Any, Any, Any]) -> Principal:
-    principal = request.user
-    assert isinstance(principal, Principal)
-    return principal
 
 
 class ExtractController(Controller):
@@ -42,8 +41,11 @@ class ExtractController(Controller):
     )
     async def extract(
         self,
-        request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        reads: NamedDependency[EntryReads],
+        sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+        signing: NamedDependency[SigningKeys],
+        principal: NamedDependency[Principal],
+        who: NamedDependency[Who],
         kinds: list[str] | None = Parameter(default=None, description="default: every kind"),
         owner: str | None = None,
         revision: int | None = Parameter(default=None, ge=0),
@@ -53,29 +55,17 @@ class ExtractController(Controller):
             raise invalid(
                 [FieldError(("query", "kinds"), f"unknown kind(s): {', '.join(unknown)}")]
             )
-        head = await runtime.registry.head()
+        head = await reads.head()
         if revision is not None and revision > head:
             raise invalid([FieldError(("query", "revision"), f"is after the head revision {head}")])
-        principal = _principal(request)
-        client = request.client.host if request.client else None
         target = (
             f"kinds={','.join(kinds or ['*'])} owner={owner or '*'} revision={revision or head}"
         )
-        await audit.record(
-            runtime.sessions,
-            principal.who(request.scope["state"].get("request_id"), client),
-            "extract",
-            "ok",
-            target,
-        )
-        spec = ExtractRequest(
-            kinds_from(kinds),
-            owner.upper() if owner else None,
-            revision,
-            policy.sees_named_persons(principal),
-        )
+        await audit.record(sessions, who, "extract", "ok", target)
+        chosen_owner = owner.upper() if owner else None
+        spec = ExtractRequest(kinds_from(kinds), chosen_owner, revision, principal)
         return Stream(
-            stream_extract(runtime.sessions, runtime.signing, spec),
+            stream_extract(sessions, signing, spec),
             media_type=NDJSON,
             headers={"Cache-Control": "no-store"},
         )
@@ -91,19 +81,21 @@ class ExtractController(Controller):
     )
     async def changes(
         self,
-        request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        settings: NamedDependency[Settings],
+        sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+        lookup: NamedDependency[IndexFollower],
+        principal: NamedDependency[Principal],
         since: int = Parameter(ge=0),
         limit: int = Parameter(default=1000, ge=1, le=10_000),
         wait: int = Parameter(default=0, ge=0, le=feed.MAX_WAIT_S),
     ) -> dict[str, Any]:
-        retention = dt.timedelta(days=runtime.settings.changes_retention_days)
+        retention = dt.timedelta(days=settings.changes_retention_days)
         if wait:
-            await feed.wait_for_newer(runtime.lookup, runtime.sessions, since, wait)
-        page = await feed.changes_page(runtime.sessions, since, limit, retention)
-        if not policy.sees_named_persons(_principal(request)):
-            for change in page["changes"]:
-                change["document"] = {k: v for k, v in change["document"].items() if k != "person"}
+            await feed.wait_for_newer(lookup, sessions, since, wait)
+        page = await feed.changes_page(sessions, since, limit, retention)
+        for change in page["changes"]:
+            private = KINDS[change["kind"]].private_fields
+            change["document"] = policy.redact(change["document"], private, principal)
         return page
 
 
@@ -112,5 +104,5 @@ class JwksController(Controller):
     tags = ["extract"]  # noqa: RUF012
 
     @get("/jwks.json", summary="Public keys that sign extracts (current and still-listed retired)")
-    async def jwks(self, runtime: NamedDependency[Runtime]) -> dict[str, Any]:
-        return runtime.signing.jwks()
+    async def jwks(self, signing: NamedDependency[SigningKeys]) -> dict[str, Any]:
+        return signing.jwks()

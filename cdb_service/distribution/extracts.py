@@ -27,10 +27,11 @@ from cdb_service.distribution.signing import SigningKeys
 from cdb_service.kernel import hash_chain
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
 from cdb_service.registry.spec import KindSpec
+from cdb_service.security import policy
+from cdb_service.security.policy import Principal
 
 ROWS_PER_FETCH = 100
 FLUSH_BYTES = 256 * 1024
-PRIVATE_FIELDS = ("person",)
 
 
 def _dumps(value: Any) -> str:
@@ -42,7 +43,8 @@ class ExtractRequest:
     kinds: list[KindSpec]
     owner: str | None = None
     revision: int | None = None
-    with_persons: bool = False
+    # Who reads it: private fields (named persons) only for those the policy lets see them.
+    reader: Principal | None = None
 
 
 async def _entries_now(session: AsyncSession, kind: KindSpec, owner: str | None
@@ -104,8 +106,7 @@ async def stream_extract(
             batch: list[bytes] = []
             size = 0
             async for document, version, last_revision in entries:
-                if not request.with_persons:
-                    document = {k: v for k, v in document.items() if k not in PRIVATE_FIELDS}
+                document = policy.redact(document, kind.private_fields, request.reader)
                 body = _dumps(
                     {
                         "type": "entry",

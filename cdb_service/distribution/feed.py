@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cdb_service.db import documents
 from cdb_service.db import revisions as rev
 from cdb_service.db.revisions import Revision
 from cdb_service.kernel.problems import Problem
 from cdb_service.lookup.index import IndexFollower
+from cdb_service.registry.reads import change_of
 
 WAIT_STEP_S = 0.05
 MAX_WAIT_S = 60
@@ -72,18 +72,6 @@ async def changes_page(sessions: async_sessionmaker[AsyncSession], since: int, l
             )
         if since < head and not await _retained(session, since, retention):
             raise gone(since)
-        versions = await rev.changes_after(session, since, limit)
-        changes = [
-            {
-                "revision": v.revision,
-                "kind": v.kind,
-                "id": str(v.entry_id),
-                "version": v.version,
-                "operation": v.operation,
-                "recorded_at": documents.to_json_value(v.recorded_at),
-                "document": v.document,
-            }
-            for v in versions
-        ]
+        changes = [change_of(v) for v in await rev.changes_after(session, since, limit)]
     last = changes[-1]["revision"] if changes else since
     return {"since": since, "head": head, "next": last, "more": last < head, "changes": changes}

@@ -5,18 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from litestar import Controller, MediaType, Request, get
+from litestar import Controller, Request, get
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.response.base import ASGIResponse
 from litestar.serialization import encode_json
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import revisions as rev
 from cdb_service.distribution import routing_table
+from cdb_service.kernel.calendar import today
 from cdb_service.kernel.problems import FieldError, Problem, invalid
-from cdb_service.lookup.controller import today
-from cdb_service.runtime import Runtime
+from cdb_service.lookup.deps import lookup_of
+from cdb_service.web.conditional import conditional, none_match, not_modified
+from cdb_service.web.deps import component
 from cdb_service.web.docs import problems
 
 FORMATS = ("json", "pmode")
@@ -74,15 +77,6 @@ def _etag(revision: int, form: str, day: dt.date, party: str | None) -> str:
     return f'"{revision}-{form}{chosen}-{day.isoformat()}"'
 
 
-def _matches(request: Request[Any, Any, Any], tag: str) -> bool:
-    for name, value in request.scope["headers"]:
-        if name.lower() == b"if-none-match":
-            offered = [t.strip() for t in value.decode("latin-1").split(",")]
-            if tag in offered or "*" in offered:
-                return True
-    return False
-
-
 class RoutingTableController(Controller):
     path = "/routing-table"
     tags = ["routing-table"]  # noqa: RUF012
@@ -120,28 +114,27 @@ class RoutingTableController(Controller):
     ) -> ASGIResponse:
         if format not in FORMATS:
             raise invalid([FieldError(("query", "format"), f"{format!r} is not json or pmode")])
-        runtime: Runtime = request.app.state.runtime
         day = today()
         chosen = party if format == "pmode" else None
         # A 200's tag comes from the head read in the same snapshot as its body, so no
         # connector ever holds a tag older than its table. A 304 is decided first against
         # the in-memory lookup index's revision, which follows the head within a second:
         # it costs no database work at all, and a change is at most that second late.
-        index = runtime.lookup.index
-        if index is not None and _matches(request, _etag(index.revision, format, day, chosen)):
-            return ASGIResponse(
-                status_code=304, headers={"ETag": _etag(index.revision, format, day, chosen)}
-            )
-        async with rev.read_snapshot(runtime.sessions) as session:
+        index = lookup_of(request.scope).index
+        if index is not None:
+            tag = _etag(index.revision, format, day, chosen)
+            if none_match(request.scope, tag):
+                return not_modified(tag)
+        sessions: async_sessionmaker[AsyncSession] = component(request.scope, "sessions")
+        async with rev.read_snapshot(sessions) as session:
             revision = await rev.head_revision(session)
             tag = _etag(revision, format, day, chosen)
-            if _matches(request, tag):
-                return ASGIResponse(status_code=304, headers={"ETag": tag})
+            if none_match(request.scope, tag):
+                return not_modified(tag)
             table = await routing_table.read_table(session, day)
-        headers = {"ETag": tag, "Cache-Control": "no-cache"}
         if format == "json":
             body = routing_table.as_json(table, dt.datetime.now(dt.UTC))
-            return ASGIResponse(body=encode_json(body), media_type=MediaType.JSON, headers=headers)
+            return conditional(request.scope, tag, encode_json(body))
         names = table.party_names()
         if not names:
             raise Problem(
@@ -153,4 +146,4 @@ class RoutingTableController(Controller):
                 [FieldError(("query", "party"), f"{party!r} is not a routing party valid today")]
             )
         xml = routing_table.as_pmode(table, party or names[0])
-        return ASGIResponse(body=xml, media_type=XML, headers=headers)
+        return conditional(request.scope, tag, xml, XML)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cdb_service.db import documents
 from cdb_service.db import revisions as rev
 from cdb_service.db.documents import document_of
+from cdb_service.kernel import codes
 from cdb_service.registry.authorities.models import Authority
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.national_members.models import NationalMember
@@ -48,11 +49,6 @@ class RoutingTable:
 
     def party_names(self) -> list[str]:
         return [p["name"] for p in self.parties]
-
-
-def desk_code(country: str) -> str:
-    """The finalRecipient of a national desk at Eurojust."""
-    return f"EJ:{country}-DESK"
 
 
 async def read_table(session: AsyncSession, day: dt.date) -> RoutingTable:
@@ -84,7 +80,7 @@ async def read_table(session: AsyncSession, day: dt.date) -> RoutingTable:
         )
         for party_id, country in members:
             if party_id is not None:
-                recipients[party_id].add(desk_code(country))
+                recipients[party_id].add(codes.desk_code(country))
     parties = [_party_json(document_of(kind, row), sorted(recipients[row.id])) for row in rows]
     return RoutingTable(revision, day, parties)
 

@@ -76,6 +76,11 @@ def default_calendar() -> Calendar:
     return Calendar.load()
 
 
+def today() -> dt.date:
+    """Today on the Brussels clock: the default date of look-ups and routing tables."""
+    return dt.datetime.now(BRUSSELS).date()
+
+
 def local_date(at: dt.datetime) -> dt.date:
     return at.astimezone(BRUSSELS).date()
 

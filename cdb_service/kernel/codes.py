@@ -28,6 +28,12 @@ EUROJUST: Final = "EJ"
 COMMISSION: Final = "EC"
 OWNERS: Final = MappingProxyType({**COUNTRIES, EUROJUST: "Eurojust"})
 
+
+def desk_code(country: str) -> str:
+    """The finalRecipient of a national desk at Eurojust."""
+    return f"EJ:{country}-DESK"
+
+
 LANGUAGES: Final = MappingProxyType(
     {
         "bg": "Bulgarian", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek",

@@ -4,31 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from litestar import Controller, MediaType, Request, get
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response.base import ASGIResponse
 from litestar.serialization import encode_json
 
 from cdb_service.kernel import codes
+from cdb_service.kernel.calendar import today
 from cdb_service.kernel.geo import normalise_geo_code, normalise_postal_code
 from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found
 from cdb_service.lookup import resolver
-from cdb_service.lookup.index import LookupIndex
-from cdb_service.runtime import Runtime
+from cdb_service.lookup.deps import lookup_of
+from cdb_service.lookup.index import IndexFollower, LookupIndex
+from cdb_service.web.conditional import conditional
 from cdb_service.web.docs import problems
 
-BRUSSELS = ZoneInfo("Europe/Brussels")
 
-
-def today() -> dt.date:
-    return dt.datetime.now(BRUSSELS).date()
-
-
-def _index(runtime: Runtime) -> LookupIndex:
-    index = runtime.lookup.index
+def _index(lookup: IndexFollower) -> LookupIndex:
+    index = lookup.index
     if index is None:
         raise Problem(503, "Not ready", "the lookup data is still loading", "not-ready")
     return index
@@ -89,17 +84,6 @@ def build_query(country: str | None, instrument: str | None, competence: str | N
     )
 
 
-def _conditional(request: Request[Any, Any, Any], tag: str, body: bytes) -> ASGIResponse:
-    # Raw header scan: building litestar's Headers costs more than the whole look-up.
-    for name, value in request.scope["headers"]:
-        if name.lower() == b"if-none-match" and tag in value.decode("latin-1").replace(
-            " ", ""
-        ).split(","):
-            return ASGIResponse(status_code=304, headers={"ETag": tag})
-    headers = {"ETag": tag, "Cache-Control": "no-cache"}
-    return ASGIResponse(body=body, media_type=MediaType.JSON, headers=headers)
-
-
 class ResolveController(Controller):
     path = "/resolve"
     tags = ["resolve"]  # noqa: RUF012
@@ -125,13 +109,12 @@ class ResolveController(Controller):
         query = build_query(
             country, instrument, competence, postal_code, lau, nuts, subject_matter, stage, date
         )
-        # The hottest route: the runtime straight from the app state, not through DI.
-        runtime: Runtime = request.app.state.runtime
-        index = _index(runtime)
-        body = runtime.lookup.answer(
+        lookup = lookup_of(request.scope)  # the hottest route: see web.deps.component
+        index = _index(lookup)
+        body = lookup.answer(
             index, ("resolve", query), lambda: encode_json(resolver.resolve(index, query))
         )
-        return _conditional(request, f'"{index.revision}:{query.date.isoformat()}"', body)
+        return conditional(request.scope, f'"{index.revision}:{query.date.isoformat()}"', body)
 
     @get(
         "/recipient/{code:str}",
@@ -142,15 +125,16 @@ class ResolveController(Controller):
         self,
         code: str,
         request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        lookup: NamedDependency[IndexFollower],
         date: dt.date | None = None,
     ) -> ASGIResponse:
-        index = _index(runtime)
+        index = _index(lookup)
         day = date or today()
         body = resolver.recipient(index, code, day)
         if body is None:
             raise not_found("authorities", f"with code {code!r}")
-        return _conditional(request, f'"{index.revision}:{day.isoformat()}"', encode_json(body))
+        tag = f'"{index.revision}:{day.isoformat()}"'
+        return conditional(request.scope, tag, encode_json(body))
 
     @get(
         "/national-member",
@@ -160,7 +144,7 @@ class ResolveController(Controller):
     async def national_member(
         self,
         request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        lookup: NamedDependency[IndexFollower],
         country: str | None = None,
         date: dt.date | None = None,
     ) -> ASGIResponse:
@@ -168,7 +152,8 @@ class ResolveController(Controller):
         cc = _code(errors, "country", country.upper() if country else None, codes.COUNTRIES)
         if errors:
             raise invalid(errors)
-        index = _index(runtime)
+        index = _index(lookup)
         day = date or today()
         body = resolver.national_members(index, cc, day)
-        return _conditional(request, f'"{index.revision}:{day.isoformat()}"', encode_json(body))
+        tag = f'"{index.revision}:{day.isoformat()}"'
+        return conditional(request.scope, tag, encode_json(body))

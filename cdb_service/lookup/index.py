@@ -121,7 +121,6 @@ class LookupIndex:
     gazetteer: Gazetteer = field(default_factory=Gazetteer)
     # Every routing-party certificate's not-after, sorted: answers flag expired ones.
     expiries: list[str] = field(default_factory=list)
-    built_at: float = field(default_factory=time.monotonic)
     synced_at: float = field(default_factory=time.monotonic)
 
     # --- criteria and their geo keys ----------------------------------------------------
@@ -237,7 +236,7 @@ async def build(sessions: async_sessionmaker[AsyncSession]) -> LookupIndex:
         async for entry_id, country, scheme, code in stream:
             index.add_key(entry_id, geo_key(country, scheme, code))
         index.gazetteer = await _load_gazetteer(session)
-    index.built_at = index.synced_at = time.monotonic()
+    index.synced_at = time.monotonic()
     return index
 
 

@@ -15,9 +15,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from cdb_service.kernel import codes
 from cdb_service.lookup.index import Criterion, Entry, LookupIndex, geo_key, valid_on
-
-SPECIFICITY = ("postal-code", "postal-code-prefix", "lau", "nuts3", "nuts2", "nuts1", "country")
+from cdb_service.registry.kinds import KINDS
+from cdb_service.security.policy import redact
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ def fallbacks(index: LookupIndex, query: Query) -> dict[str, Any]:
     return {
         "central_authorities": central,
         "national_correspondents": [
-            {k: v for k, v in d.items() if k != "person"} for d in correspondents
+            redact(d, KINDS["national-correspondents"].private_fields, None) for d in correspondents
         ],
     }
 
@@ -238,7 +239,7 @@ def national_members(index: LookupIndex, country: str, day: dt.date) -> dict[str
     )
     out = []
     for member in members:
-        doc = {k: v for k, v in member.doc.items() if k != "person"}
+        doc = redact(member.doc, KINDS["national-members"].private_fields, None)
         party_id = doc.get("routing_party_id")
         party = index.parties.get(uuid.UUID(str(party_id))) if party_id else None
         out.append({"member": doc, "routing": _member_routing(party, doc)})
@@ -250,7 +251,7 @@ def _member_routing(party: Entry | None, member: dict[str, Any]) -> dict[str, An
         return None
     identifier = party.doc["identifiers"][0]
     return {
-        "final_recipient": f"EJ:{member['country']}-DESK",
+        "final_recipient": codes.desk_code(member["country"]),
         "endpoint_url": party.doc["endpoint_url"],
         "to_party": {
             "party_id": identifier["party_id"],

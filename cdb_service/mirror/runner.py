@@ -66,7 +66,6 @@ from typing import Any, cast
 import httpx
 from litestar import Litestar, Request, Response, Router, get
 from litestar.datastructures import State
-from litestar.di import Provide
 from sqlalchemy import Date, DateTime, Table, Uuid, delete, insert, select, text, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -78,6 +77,7 @@ from cdb_service.db.engine import create_engine, session_factory
 from cdb_service.db.revisions import EntryVersion, RegistryHead, Revision
 from cdb_service.distribution.extracts import verify_lines
 from cdb_service.logging import get_logger
+from cdb_service.lookup import deps as lookup_deps
 from cdb_service.lookup import index as lookup
 from cdb_service.lookup.controller import ResolveController
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
@@ -614,13 +614,10 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
 def serving_app(state: MirrorRuntime) -> Litestar:
     """Read-only, credential-free resolve routes for loopback clients (see the docstring)."""
 
-    def provide_runtime() -> Any:
-        return state
-
     return Litestar(
         route_handlers=[Router(path="/api/v1", route_handlers=[ResolveController]), live, ready],
-        state=State({"runtime": state}),
-        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        state=State({"runtime": state, lookup_deps.STATE_KEY: state.lookup}),
+        dependencies=lookup_deps.DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,
         openapi_config=None,

@@ -10,12 +10,14 @@ from typing import Any
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cdb_service import __version__
 from cdb_service.db import migrate
 from cdb_service.db.revisions import head_revision
 from cdb_service.lookup.gazetteer import oldest_load
-from cdb_service.runtime import Runtime
+from cdb_service.lookup.index import IndexFollower
+from cdb_service.settings import Settings
 
 HEALTH_JSON = "application/health+json"
 DB_TIMEOUT_S = 3.0
@@ -39,11 +41,17 @@ class HealthController(Controller):
         return _health("pass")
 
     @get("/ready", summary="Ready to serve: database, migrations, lookup data")
-    async def ready(self, runtime: NamedDependency[Runtime]) -> Response[Any]:
+    async def ready(
+        self,
+        settings: NamedDependency[Settings],
+        engine: NamedDependency[AsyncEngine],
+        sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+        lookup: NamedDependency[IndexFollower],
+    ) -> Response[Any]:
         checks: dict[str, list[dict[str, Any]]] = {}
         try:
             async with asyncio.timeout(DB_TIMEOUT_S):
-                await _check(runtime, checks)
+                await _check(settings, engine, sessions, lookup, checks)
         except Exception as error:
             checks["database:responseTime"] = [{"status": "fail", "output": type(error).__name__}]
         statuses = {c["status"] for items in checks.values() for c in items}
@@ -51,29 +59,35 @@ class HealthController(Controller):
         return _health(overall, checks)
 
 
-async def _check(runtime: Runtime, checks: dict[str, list[dict[str, Any]]]) -> None:
+async def _check(
+    settings: Settings,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    lookup: IndexFollower,
+    checks: dict[str, list[dict[str, Any]]],
+) -> None:
     now = dt.datetime.now(dt.UTC)
     started = time.perf_counter()
-    async with runtime.sessions() as session:
+    async with sessions() as session:
         await session.execute(text("SELECT 1"))
     checks["database:responseTime"] = [{
         "status": "pass", "observedValue": round((time.perf_counter() - started) * 1000, 1),
         "observedUnit": "ms", "time": now.isoformat(),
     }]  # fmt: skip
-    at_head = await migrate.at_head(runtime.engine)
+    at_head = await migrate.at_head(engine)
     checks["database:migrations"] = [
         {"status": "pass" if at_head else "fail", "observedValue": "head" if at_head else "behind"}
     ]
     if not at_head:
         return
-    async with runtime.sessions() as session:
+    async with sessions() as session:
         head = await head_revision(session)
         gazetteer_at = await oldest_load(session)
     checks["registry:revision"] = [{"status": "pass", "observedValue": head}]
     age = (now - gazetteer_at).total_seconds() if gazetteer_at else None
-    stale_after = runtime.settings.gazetteer_max_age_days * 86400
-    lookup_age = runtime.lookup.age_seconds()
-    index = runtime.lookup.index
+    stale_after = settings.gazetteer_max_age_days * 86400
+    lookup_age = lookup.age_seconds()
+    index = lookup.index
     checks["lookup:age"] = [{
         "status": "pass" if lookup_age is not None and lookup_age < LOOKUP_STALE_S else "fail",
         "observedValue": None if lookup_age is None else round(lookup_age, 3),

@@ -88,10 +88,6 @@ class Figures:
     target: float = TARGET
     extra: dict[str, float | None] = field(default_factory=dict)
 
-    @property
-    def meets_target(self) -> bool | None:
-        return None if self.availability is None else self.availability >= self.target
-
 
 # --- spans ------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,9 +178,6 @@ class Store:
             for r in reversed(rows)
         ]
 
-    def sample_count(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM samples").fetchone()[0])
-
     # --- maintenance windows (a copy of the watched service's) ---------------------------
 
     def replace_windows(self, windows: Sequence[Window], fetched_at: dt.datetime) -> None:
@@ -270,7 +267,3 @@ class Store:
     def meta(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return default if row is None else str(row[0])
-
-
-def read_only(path: Path | str) -> closing[Store]:
-    return closing(Store(path))

@@ -1,17 +1,14 @@
 """One controller shape for every kind: list, read, history, create, replace, delete.
 
 Built per kind from its `KindSpec` (see `controllers()`); no kind has a copy of
-its own. Policy decisions are asked of `security.policy`; writes go through the
-registry service, which makes each one revision.
+its own. Policy decisions (who may write, what a caller may see) are asked of
+`security.policy`; writes go through `EntryWrites`, which makes each one revision.
 
 This module does not use postponed annotations: the request body type is the
 kind's schema, chosen at run time, and litestar reads it from the signature.
 """
 
-import base64
-import binascii
 import datetime as dt
-import json
 import uuid
 from typing import Any
 
@@ -20,54 +17,23 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
 from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found, stale
+from cdb_service.registry.idempotency import IdempotentRequest
 from cdb_service.registry.kinds import KINDS
+from cdb_service.registry.reads import EntryReads
 from cdb_service.registry.spec import KindSpec
-from cdb_service.runtime import Runtime
+from cdb_service.registry.writes import EntryWrites
 from cdb_service.security import policy
+from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
+from cdb_service.web.conditional import none_match
 from cdb_service.web.docs import problems
+from cdb_service.web.pagination import decode_cursor, encode_cursor
 
 PAGING = frozenset({"limit", "cursor", "valid_at", "revision"})
-PRIVATE_FIELDS = ("person",)
-
-
-def _principal(request: Request[Any, Any, Any]) -> Principal:
-    principal = request.user
-    assert isinstance(principal, Principal)
-    return principal
-
-
-def _who(request: Request[Any, Any, Any]) -> Any:
-    client = request.client.host if request.client else None
-    return _principal(request).who(request.scope["state"].get("request_id"), client)
-
-
-def visible(document: dict[str, Any], principal: Principal) -> dict[str, Any]:
-    """Named persons only for administrators and operators (Annex I 5.5)."""
-    if policy.sees_named_persons(principal):
-        return document
-    return {k: v for k, v in document.items() if k not in PRIVATE_FIELDS}
 
 
 def etag(document: dict[str, Any]) -> str:
     return f'"{document["version"]}"'
-
-
-def encode_cursor(revision: int, after: uuid.UUID) -> str:
-    raw = json.dumps({"r": revision, "a": str(after)}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, uuid.UUID]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return int(data["r"]), uuid.UUID(data["a"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        error = FieldError(("query", "cursor"), "unknown cursor")
-        raise Problem(
-            400, "Malformed request", "the cursor is not one this service gave out",
-            "malformed-request", [error],
-        ) from None  # fmt: skip
 
 
 def _filters(spec: KindSpec, request: Request[Any, Any, Any]) -> dict[str, Any]:
@@ -112,8 +78,8 @@ def _version_of(tag: str) -> int:
         return -1
 
 
-async def _current(runtime: Runtime, spec: KindSpec, entry_id: uuid.UUID) -> dict[str, Any]:
-    document = await runtime.registry.get(spec, entry_id)
+async def _current(reads: EntryReads, spec: KindSpec, entry_id: uuid.UUID) -> dict[str, Any]:
+    document = await reads.get(spec, entry_id)
     if document is None:
         raise not_found(spec.name, entry_id)
     return document
@@ -137,7 +103,8 @@ def controller_for(spec: KindSpec) -> type[Controller]:
         async def collection(
             self,
             request: Request[Any, Any, Any],
-            runtime: NamedDependency[Runtime],
+            reads: NamedDependency[EntryReads],
+            principal: NamedDependency[Principal],
             limit: int = Parameter(default=100, ge=1, le=1000),
             cursor: str | None = None,
             valid_at: dt.date | None = Parameter(default=None, description="legal validity date"),
@@ -148,12 +115,12 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             if cursor:
                 revision, after = decode_cursor(cursor)
             if revision is not None:
-                head = await runtime.registry.head()
+                head = await reads.head()
                 if revision > head:
                     raise invalid(
                         [FieldError(("query", "revision"), f"is after the head revision {head}")]
                     )
-            page = await runtime.registry.collection(
+            page = await reads.collection(
                 spec,
                 filters=filters,
                 valid_at=valid_at,
@@ -161,9 +128,8 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                 after=after,
                 limit=limit,
             )
-            principal = _principal(request)
             return {
-                "items": [visible(d, principal) for d in page.items],
+                "items": [policy.redact(d, spec.private_fields, principal) for d in page.items],
                 "revision": page.revision,
                 "next": encode_cursor(page.revision, page.next) if page.next else None,
             }
@@ -173,17 +139,19 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             self,
             entry_id: FromPath[uuid.UUID],
             request: Request[Any, Any, Any],
-            runtime: NamedDependency[Runtime],
+            reads: NamedDependency[EntryReads],
+            principal: NamedDependency[Principal],
             revision: int | None = Parameter(default=None, ge=0),
         ) -> Response[Any]:
-            document = await runtime.registry.get(spec, entry_id, revision)
+            document = await reads.get(spec, entry_id, revision)
             if document is None:
                 at = f" at revision {revision}" if revision is not None else ""
                 raise Problem(404, "Not found", f"no {spec.name} entry {entry_id}{at}", "not-found")
             tag = etag(document)
-            if tag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+            if none_match(request.scope, tag):
                 return Response(None, status_code=304, headers={"ETag": tag})
-            return Response(visible(document, _principal(request)), headers={"ETag": tag})
+            visible = policy.redact(document, spec.private_fields, principal)
+            return Response(visible, headers={"ETag": tag})
 
         @get(
             "/{entry_id:uuid}/history",
@@ -193,17 +161,17 @@ def controller_for(spec: KindSpec) -> type[Controller]:
         async def history(
             self,
             entry_id: FromPath[uuid.UUID],
-            request: Request[Any, Any, Any],
-            runtime: NamedDependency[Runtime],
+            reads: NamedDependency[EntryReads],
+            principal: NamedDependency[Principal],
         ) -> dict[str, Any]:
-            versions = [
-                v for v in await runtime.registry.history(entry_id) if v["kind"] == spec.name
-            ]
+            versions = [v for v in await reads.history(entry_id) if v["kind"] == spec.name]
             if not versions:
                 raise not_found(spec.name, entry_id)
-            principal = _principal(request)
             return {
-                "items": [v | {"document": visible(v["document"], principal)} for v in versions]
+                "items": [
+                    v | {"document": policy.redact(v["document"], spec.private_fields, principal)}
+                    for v in versions
+                ]
             }
 
         @post("/", summary=f"Create a {spec.name} entry", responses=problems(400, 409, 422),
@@ -212,22 +180,19 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             self,
             data: JSONBody[schema],
             request: Request[Any, Any, Any],
-            runtime: NamedDependency[Runtime],
+            writes: NamedDependency[EntryWrites],
+            principal: NamedDependency[Principal],
+            who: NamedDependency[Who],
         ) -> Response[Any]:
-            principal = _principal(request)
             policy.require_write(principal, data.owner)
             key = request.headers.get("idempotency-key")
             idempotency = None
             if key:
-                from cdb_service.registry.idempotency import IdempotentRequest
-
                 caller = f"{principal.subject}|{principal.certificate.facts.x5t_s256}"
                 idempotency = IdempotentRequest.of(
                     caller, key[:200], "POST", request.url.path, await request.body()
                 )
-            created = await runtime.registry.create(
-                spec, data, _who(request), idempotency=idempotency
-            )
+            created = await writes.create(spec, data, who, idempotency=idempotency)
             document = created.document
             headers = {
                 "Location": f"{request.url.path.rstrip('/')}/{document['id']}",
@@ -235,7 +200,8 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             }
             if created.replayed:
                 headers["Idempotent-Replayed"] = "true"
-            return Response(visible(document, principal), status_code=201, headers=headers)
+            visible = policy.redact(document, spec.private_fields, principal)
+            return Response(visible, status_code=201, headers=headers)
 
         @put("/{entry_id:uuid}", summary="Replace an entry (If-Match required)",
              responses=problems(400, 404, 409, 412, 422, 428))  # fmt: skip
@@ -244,15 +210,17 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             entry_id: FromPath[uuid.UUID],
             data: JSONBody[schema],
             request: Request[Any, Any, Any],
-            runtime: NamedDependency[Runtime],
+            reads: NamedDependency[EntryReads],
+            writes: NamedDependency[EntryWrites],
+            principal: NamedDependency[Principal],
+            who: NamedDependency[Who],
         ) -> Response[Any]:
-            current = await _current(runtime, spec, entry_id)
-            policy.require_write(_principal(request), data.owner, current["owner"])
+            current = await _current(reads, spec, entry_id)
+            policy.require_write(principal, data.owner, current["owner"])
             expected = _if_match(request, current)
-            document = await runtime.registry.update(spec, entry_id, data, _who(request), expected)
-            return Response(
-                visible(document, _principal(request)), headers={"ETag": etag(document)}
-            )
+            document = await writes.update(spec, entry_id, data, who, expected)
+            visible = policy.redact(document, spec.private_fields, principal)
+            return Response(visible, headers={"ETag": etag(document)})
 
         @delete(
             "/{entry_id:uuid}",
@@ -264,15 +232,18 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             self,
             entry_id: FromPath[uuid.UUID],
             request: Request[Any, Any, Any],
-            runtime: NamedDependency[Runtime],
+            reads: NamedDependency[EntryReads],
+            writes: NamedDependency[EntryWrites],
+            principal: NamedDependency[Principal],
+            who: NamedDependency[Who],
             cascade: bool = Parameter(
                 default=False, description="also delete the owner's referrers"
             ),
         ) -> None:
-            current = await _current(runtime, spec, entry_id)
-            policy.require_write(_principal(request), current["owner"])
+            current = await _current(reads, spec, entry_id)
+            policy.require_write(principal, current["owner"])
             expected = _if_match(request, current)
-            await runtime.registry.delete(spec, entry_id, _who(request), expected, cascade=cascade)
+            await writes.delete(spec, entry_id, who, expected, cascade=cascade)
 
     KindController.__name__ = KindController.__qualname__ = (
         "".join(part.title() for part in spec.name.split("-")) + "Controller"

@@ -8,9 +8,10 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 
+from cdb_service.registry.batches import Batches
 from cdb_service.registry.imports import owner_of_batch, parse_stream
-from cdb_service.runtime import Runtime
 from cdb_service.security import policy
+from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
 from cdb_service.web.docs import problems
 
@@ -35,21 +36,20 @@ class ImportController(Controller):
     async def apply(
         self,
         request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
+        batches: NamedDependency[Batches],
+        principal: NamedDependency[Principal],
+        who: NamedDependency[Who],
         mode: Literal["merge", "replace"] = "merge",
         dry_run: bool = False,
         owner: str | None = Parameter(default=None, description="default: the caller's owner"),
     ) -> dict[str, Any]:
-        principal = request.user
-        assert isinstance(principal, Principal)
         batch_owner = owner_of_batch(owner, principal.administers, principal.is_operator)
         policy.require_write(principal, batch_owner)
         batch = await parse_stream(request.stream(), batch_owner)
         batch.raise_if_invalid()
-        client = request.client.host if request.client else None
-        result = await runtime.registry.apply_batch(
+        result = await batches.apply(
             batch.items,
-            principal.who(request.scope["state"].get("request_id"), client),
+            who,
             replace_owner=batch_owner if mode == "replace" else None,
             dry_run=dry_run,
             summary=f"import {batch_owner} ({mode})",

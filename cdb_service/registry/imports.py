@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cdb_service.kernel.problems import FieldError, Problem, invalid
+from cdb_service.registry.batches import BatchItem
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.service import BatchItem, field_errors
 from cdb_service.registry.spec import KindSpec
+from cdb_service.registry.validation import field_errors
 
 MAX_ERRORS = 1000
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -18,9 +18,10 @@ from cdb_service.registry.fields import (
     member_of,
 )
 
-# Fields the server sets: accepted in a PUT body (clients send back what they read)
-# and ignored, never taken from the client.
-SERVER_FIELDS = frozenset({"id", "version", "revision", "created_at", "updated_at", "announced_at"})
+# Fields the server sets on every kind: accepted in a PUT body (clients send back what
+# they read) and ignored, never taken from the client. A kind's own server-set and
+# derived fields are declared on its KindSpec, which hands them to its schema.
+COMMON_SERVER_FIELDS = frozenset({"id", "version", "revision", "created_at", "updated_at"})
 
 
 class Strict(BaseModel):
@@ -29,6 +30,8 @@ class Strict(BaseModel):
 
 class EntryIn(Strict):
     """Common input of every kind."""
+
+    server_set: ClassVar[frozenset[str]] = frozenset()
 
     owner: OwnerCode
     ref: Ref | None = Field(default=None, description="the national register's own identifier")
@@ -39,7 +42,8 @@ class EntryIn(Strict):
     @classmethod
     def _drop_server_fields(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            return {k: v for k, v in data.items() if k not in SERVER_FIELDS}
+            ignored = COMMON_SERVER_FIELDS | cls.server_set
+            return {k: v for k, v in data.items() if k not in ignored}
         return data
 
     @field_validator("valid_to")

@@ -1,7 +1,7 @@
 """What the shared mechanics need to know about one kind of entry.
 
-Each kind's package declares one `KindSpec`; the service, the history mechanism
-and (later) the HTTP controllers are written once against it.
+Each kind's package declares one `KindSpec`; the services, the history mechanism,
+the generic controller, extracts and the feed are written once against it.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class KindSpec:
     natural_key_global: bool
     references: tuple[Reference, ...] = ()
     projections: tuple[Projection, ...] = ()
-    # Columns the server sets and a client cannot (e.g. announced_at).
+    # Columns the server sets once, on creation, and a client cannot (e.g. announced_at).
     server_fields: tuple[str, ...] = ()
     # Columns the server derives from the entry itself (see `derive`), never from a client.
     derived: tuple[str, ...] = ()
@@ -51,6 +51,9 @@ class KindSpec:
     never_deleted: str | None = None
     # Query filters beyond `owner` (see registry/filters.py).
     filters: tuple[Filter, ...] = ()
+    # Fields only administrators and operators see (named persons, Annex I 5.5): every
+    # response, extract and feed page goes through `security.policy.redact` with these.
+    private_fields: tuple[str, ...] = ()
     fields: tuple[str, ...] = field(init=False)
     json_fields: frozenset[str] = field(init=False)
 
@@ -67,6 +70,8 @@ class KindSpec:
         if missing:
             raise TypeError(f"{self.name}: schema fields without a column: {missing}")
         object.__setattr__(self, "fields", tuple(names))
+        # What the server sets may be sent back as it was read; the schema drops it.
+        self.schema.server_set = frozenset((*self.server_fields, *self.derived))
         object.__setattr__(
             self, "json_fields", frozenset(n for n in names if isinstance(columns[n].type, JSON))
         )
@@ -81,9 +86,6 @@ class KindSpec:
             for name in keep
             if name in as_python
         }
-
-    def natural_key_of(self, values: Mapping[str, Any]) -> Any:
-        return values.get(self.natural_key)
 
     @property
     def all_filters(self) -> dict[str, Filter]:

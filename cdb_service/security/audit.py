@@ -38,9 +38,6 @@ class Who:
     source_ip: str | None = None
 
 
-SYSTEM = Who(subject="system")
-
-
 def as_who(who: Who | str) -> Who:
     return who if isinstance(who, Who) else Who(subject=who)
 

@@ -19,8 +19,9 @@ from cryptography import x509
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
 
-from cdb_service.security.pki import issue, make_ca
+from cdb_service.security.pki import PkiFiles, issue, make_ca, write_private
 from cdb_service.security.x509 import certificate_facts
+from cdb_service.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -39,73 +40,32 @@ DEV_CLIENTS = {
 
 
 @dataclass(frozen=True)
-class DevPki:
-    root: Path
-
-    @property
-    def ca(self) -> Path:
-        return self.root / "ca.pem"
-
-    @property
-    def server_cert(self) -> Path:
-        return self.root / "server.pem"
-
-    @property
-    def server_key(self) -> Path:
-        return self.root / "server-key.pem"
+class DevPki(PkiFiles):
+    """The dev profile's PKI under `$CDB_DATA_DIR/pki`, and the dev issuer's signing keys."""
 
     @property
     def issuer_keys(self) -> Path:
         return self.root / "issuer-jwks.json"
 
-    def client_cert(self, name: str) -> Path:
-        return self.root / f"client-{name}.pem"
-
-    def client_key(self, name: str) -> Path:
-        return self.root / f"client-{name}-key.pem"
-
     def ensure(self) -> DevPki:
         """Create what is missing; keep what exists (tokens and trust survive restarts)."""
-        self.root.mkdir(parents=True, exist_ok=True)
         if not self.ca.exists():
-            ca = make_ca("cdb-service dev CA")
-            _write(self.root / "ca-key.pem", ca.key_pem)
-            _write(self.ca, ca.cert_pem)
-        ca = _load_ca(self.root)
+            self.write_ca(make_ca("cdb-service dev CA"))
+        ca = self.load_ca()
         if not self.server_cert.exists():
-            server = issue(ca, "localhost", dns_names=("localhost",),
-                           ip_addresses=("127.0.0.1", "::1"), server=True)  # fmt: skip
-            _write(self.server_key, server.key_pem)
-            _write(self.server_cert, server.cert_pem)
+            self.write_server(issue(ca, "localhost", dns_names=("localhost",),
+                                    ip_addresses=("127.0.0.1", "::1"), server=True))  # fmt: skip
         for name in DEV_CLIENTS:
             if not self.client_cert(name).exists():
-                client = issue(ca, name, client=True)
-                _write(self.client_key(name), client.key_pem)
-                _write(self.client_cert(name), client.cert_pem)
+                self.write_client(name, issue(ca, name, client=True))
         if not self.issuer_keys.exists():
             key = ECKey.generate_key("P-256", parameters={"alg": "ES256", "use": "sig"})
             key.ensure_kid()
-            _write(self.issuer_keys, json.dumps({"keys": [key.as_dict(private=True)]}))
+            write_private(self.issuer_keys, json.dumps({"keys": [key.as_dict(private=True)]}))
         return self
 
     def signing_keys(self) -> KeySet:
         return KeySet.import_key_set(json.loads(self.issuer_keys.read_text()))
-
-
-def _write(path: Path, text: str) -> None:
-    path.write_text(text)
-    if "PRIVATE" in text or '"d"' in text:
-        path.chmod(0o600)
-
-
-def _load_ca(root: Path) -> Any:
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    from cdb_service.security.pki import Issued
-
-    certificate = x509.load_pem_x509_certificate((root / "ca.pem").read_bytes())
-    key = load_pem_private_key((root / "ca-key.pem").read_bytes(), password=None)
-    return Issued(certificate, key)  # type: ignore[arg-type]
 
 
 def public_jwks(keys: KeySet) -> dict[str, Any]:
@@ -147,3 +107,18 @@ def token_for(pki: DevPki, client: str, issuer: str, audience: str, owner_claim:
         owner=spec.owner, thumbprint=certificate_facts(certificate).x5t_s256,
         owner_claim=owner_claim,
     )  # fmt: skip
+
+
+def with_dev_defaults(settings: Settings) -> Settings:
+    """Dev profile: fill what is not configured with the generated local PKI and issuer."""
+    if not settings.uses_dev_issuer:
+        return settings
+    pki = DevPki(settings.pki_dir).ensure()
+    updates: dict[str, object] = {}
+    if not settings.client_ca_files:
+        updates["client_ca_files"] = [pki.ca]
+    if settings.tls_cert_file is None:
+        updates |= {"tls_cert_file": pki.server_cert, "tls_key_file": pki.server_key}
+    if not settings.oidc_issuer:
+        updates["oidc_issuer"] = settings.dev_issuer_url()
+    return settings.model_copy(update=updates)

@@ -12,9 +12,10 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 
 from cdb_service.kernel.problems import Problem
-from cdb_service.runtime import Runtime
 from cdb_service.security.certificates import CertificateRejected
-from cdb_service.security.dev import DEV_CLIENTS, mint_token, public_jwks
+from cdb_service.security.dev import DEV_CLIENTS, DevPki, mint_token, public_jwks
+from cdb_service.security.gate import SecurityGate
+from cdb_service.settings import Settings
 
 LIFETIME_S = 3600
 
@@ -29,8 +30,8 @@ class DevIssuerController(Controller):
     include_in_schema = False
 
     @get("/.well-known/openid-configuration")
-    async def discovery(self, runtime: NamedDependency[Runtime]) -> dict[str, Any]:
-        issuer = runtime.settings.oidc_issuer
+    async def discovery(self, settings: NamedDependency[Settings]) -> dict[str, Any]:
+        issuer = settings.oidc_issuer
         return {
             "issuer": issuer,
             "jwks_uri": f"{issuer}/jwks.json",
@@ -42,32 +43,33 @@ class DevIssuerController(Controller):
         }
 
     @get("/jwks.json")
-    async def jwks(self, runtime: NamedDependency[Runtime]) -> dict[str, Any]:
-        assert runtime.dev_pki is not None
-        return public_jwks(runtime.dev_pki.signing_keys())
+    async def jwks(self, dev_pki: NamedDependency[DevPki]) -> dict[str, Any]:
+        return public_jwks(dev_pki.signing_keys())
 
     @post("/token", status_code=200)
     async def token(
-        self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime]
+        self,
+        request: Request[Any, Any, Any],
+        settings: NamedDependency[Settings],
+        gate: NamedDependency[SecurityGate],
+        dev_pki: NamedDependency[DevPki],
     ) -> dict[str, Any]:
-        assert runtime.dev_pki is not None
         form = await request.form()
         if form.get("grant_type") != "client_credentials":
             raise _oauth_error(400, "unsupported_grant_type", "only client_credentials is offered")
         try:
-            certificate = runtime.gate.certificate(request.scope)
+            certificate = gate.certificate(request.scope)
             if certificate is None:
                 raise CertificateRejected("present your dev client certificate (tls_client_auth)")
-            runtime.gate.verifier.verify(certificate)
+            gate.verifier.verify(certificate)
         except CertificateRejected as error:
             raise _oauth_error(401, "invalid_client", str(error)) from None
         name = certificate.facts.subject.split("CN=")[-1].split(",")[0]
         client = DEV_CLIENTS.get(name)
         if client is None:
             raise _oauth_error(401, "invalid_client", f"{name!r} is not a dev client")
-        settings = runtime.settings
         token = mint_token(
-            runtime.dev_pki.signing_keys(), issuer=settings.oidc_issuer,
+            dev_pki.signing_keys(), issuer=settings.oidc_issuer,
             audience=settings.oidc_audience, client=name, scope=client.scope, owner=client.owner,
             thumbprint=certificate.facts.x5t_s256, lifetime_s=LIFETIME_S,
             owner_claim=settings.owner_claim,

@@ -32,6 +32,7 @@ from cdb_service.security.certificates import (
 from cdb_service.security.policy import Principal, principal_from_claims
 from cdb_service.security.tokens import TokenRejected, TokenValidator
 from cdb_service.settings import Settings, TlsMode
+from cdb_service.web.deps import component
 
 REALM = 'Bearer realm="cdb"'
 _CERT_HEADER_BYTES = frozenset(name.encode() for name in CERT_HEADERS)
@@ -147,11 +148,11 @@ class ApiGate:
         if scope["type"] != ScopeType.HTTP or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
-        runtime: Any = scope["litestar_app"].state.runtime
+        gate: SecurityGate = component(scope, "gate")
         try:
-            scope["user"] = await runtime.gate.authenticate(scope)
+            scope["user"] = await gate.authenticate(scope)
         except Problem as problem:
-            await deny(runtime.sessions, scope, problem)
+            await deny(component(scope, "sessions"), scope, problem)
             await send_problem(send, problem)
             return
         await self.app(scope, receive, send)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -100,3 +102,62 @@ def issue(
     if alt_names:
         builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
     return Issued(builder.sign(ca.key, hashes.SHA256()), key)
+
+
+@dataclass(frozen=True)
+class PkiFiles:
+    """One folder of PEM files: a CA (and its key), a server certificate, named clients.
+
+    The dev profile's PKI and the tests' PKI are laid out by this one class, so a
+    path that works against `make run` works in a test and the other way round.
+    """
+
+    root: Path
+
+    @property
+    def ca(self) -> Path:
+        return self.root / "ca.pem"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.root / "ca-key.pem"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.root / "server.pem"
+
+    @property
+    def server_key(self) -> Path:
+        return self.root / "server-key.pem"
+
+    def client_cert(self, name: str) -> Path:
+        return self.root / f"client-{name}.pem"
+
+    def client_key(self, name: str) -> Path:
+        return self.root / f"client-{name}-key.pem"
+
+    def write_ca(self, ca: Issued) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_private(self.ca_key, ca.key_pem)
+        self.ca.write_text(ca.cert_pem)
+
+    def load_ca(self) -> Issued:
+        certificate = x509.load_pem_x509_certificate(self.ca.read_bytes())
+        key = load_pem_private_key(self.ca_key.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{self.ca_key}: not an EC private key")
+        return Issued(certificate, key)
+
+    def write_server(self, issued: Issued) -> None:
+        write_private(self.server_key, issued.key_pem)
+        self.server_cert.write_text(issued.cert_pem)
+
+    def write_client(self, name: str, issued: Issued) -> None:
+        write_private(self.client_key(name), issued.key_pem)
+        self.client_cert(name).write_text(issued.cert_pem)
+
+
+def write_private(path: Path, text: str) -> None:
+    """A private key (or key set), readable by its owner only."""
+    path.write_text(text)
+    path.chmod(0o600)

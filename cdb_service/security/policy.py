@@ -6,6 +6,7 @@ Roles come from the token: reader (`cdb.read`), administrator of owner X
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,14 +80,23 @@ def sees_named_persons(principal: Principal) -> bool:
     return principal.is_operator or principal.administers is not None
 
 
+def redact(
+    document: dict[str, Any], private_fields: Iterable[str], principal: Principal | None
+) -> dict[str, Any]:
+    """A document as this caller may see it: a kind's private fields (named persons) are
+    left out unless the caller is an administrator or operator (Annex I 5.5).
+
+    `principal` None is an answer that is the same for every caller (resolve answers).
+    """
+    hidden = set(private_fields)
+    if not hidden or (principal is not None and sees_named_persons(principal)):
+        return document
+    return {k: v for k, v in document.items() if k not in hidden}
+
+
 def require_read(principal: Principal) -> None:
     if not may_read(principal):
         raise forbidden("reading the registry needs the scope cdb.read")
-
-
-def require_operator(principal: Principal) -> None:
-    if not principal.is_operator:
-        raise forbidden("this needs the scope cdb.operator")
 
 
 def require_write(principal: Principal, owner: str, current_owner: str | None = None) -> None:

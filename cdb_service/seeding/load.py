@@ -1,4 +1,4 @@
-"""Load the seed dataset (and, for scale tests, a generated one) through the registry service."""
+"""Load the seed dataset (and, for scale tests, a generated one) as registry batches."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cdb_service.kernel.codes import POSTAL_CODE_SHAPES
 from cdb_service.lookup import gazetteer
 from cdb_service.lookup.gazetteer import Place
+from cdb_service.registry.batches import Batches, BatchItem, BatchResult
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.service import BatchItem, BatchResult, RegistryService, validate
+from cdb_service.registry.validation import validate
 from cdb_service.seeding.dataset import SEED_DIR, build, countries, slug
 
 SEED_ACTOR = "seed"
@@ -42,12 +43,12 @@ def to_items(entries: list[tuple[str, dict[str, Any]]]) -> list[BatchItem]:
 
 
 async def seed(
-    service: RegistryService,
+    batches: Batches,
     sessions: async_sessionmaker[AsyncSession],
     seed_dir: Path = SEED_DIR,
 ) -> SeedReport:
     data = build(seed_dir)
-    result = await service.apply_batch(to_items(data.entries), SEED_ACTOR, summary="seed data")
+    result = await batches.apply(to_items(data.entries), SEED_ACTOR, summary="seed data")
     loaded = await _load_gazetteer(sessions, data.gazetteer, "seed sample gazetteer")
     return SeedReport(result, loaded)
 
@@ -93,7 +94,7 @@ def nth_postal_code(shape: str, n: int) -> str | None:
 
 
 async def seed_scale(
-    service: RegistryService,
+    batches: Batches,
     sessions: async_sessionmaker[AsyncSession],
     keys: int,
     seed_dir: Path = SEED_DIR,
@@ -131,7 +132,7 @@ async def seed_scale(
             }))  # fmt: skip
             places[cc] += [Place(c, region["lau"], region["nuts3"], region.get("lau_name"))
                            for c in chunk]  # fmt: skip
-    result = await service.apply_batch(to_items(entries), SEED_ACTOR, summary=f"scale {keys}")
+    result = await batches.apply(to_items(entries), SEED_ACTOR, summary=f"scale {keys}")
     loaded = await _load_gazetteer(sessions, places, f"generated scale data ({keys} keys)")
     return SeedReport(result, loaded)
 

@@ -17,10 +17,6 @@ HEADER = b"x-request-id"
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-def request_id_of(scope: Scope) -> str:
-    return str(scope.get("state", {}).get("request_id", ""))
-
-
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

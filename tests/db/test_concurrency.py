@@ -3,40 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 
 import pytest
 from sqlalchemy import select
 
 from cdb_service.db.revisions import Revision
+from cdb_service.distribution import feed
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.service import validate
-from cdb_service.runtime import Runtime
+from cdb_service.registry.validation import validate
+from cdb_service.services import Services
 from tests.support import factories
 
 AUTH = KINDS["authorities"]
+RETENTION = dt.timedelta(days=30)
 
 
-async def _run_writers(runtime: Runtime, writers: int, writes: int) -> set[str]:
-    reg = runtime.registry
+async def _run_writers(services: Services, writers: int, writes: int) -> set[str]:
     written: set[str] = set()
 
     async def writer(w: int) -> None:
         for n in range(writes):
             doc = validate(AUTH, factories.authority(code=f"DE:W{w}-{n}"))
-            written.add(((await reg.create(AUTH, doc, f"writer-{w}")).document)["id"])
+            written.add(((await services.writes.create(AUTH, doc, f"writer-{w}")).document)["id"])
 
     await asyncio.gather(*(writer(w) for w in range(writers)))
     return written
 
 
-async def _poll_changes(runtime: Runtime, stop: asyncio.Event) -> list[tuple[int, str]]:
+async def _poll_changes(services: Services, stop: asyncio.Event) -> list[tuple[int, str]]:
     """A feed consumer: asks for what came after the last revision it saw, over and over."""
     seen: list[tuple[int, str]] = []
     last = 0
     while True:
         done = stop.is_set()
-        page = await runtime.registry.changes(last, limit=50)
+        page = (await feed.changes_page(services.sessions, last, 50, RETENTION))["changes"]
         for change in page:
             seen.append((change["revision"], change["id"]))
         if page:
@@ -48,15 +50,15 @@ async def _poll_changes(runtime: Runtime, stop: asyncio.Event) -> list[tuple[int
 
 @pytest.mark.postgres_only
 async def test_eight_writers_make_800_consecutive_revisions_and_the_reader_misses_none(
-    runtime: Runtime,
+    services: Services,
 ) -> None:
     stop = asyncio.Event()
-    reader = asyncio.create_task(_poll_changes(runtime, stop))
-    written = await _run_writers(runtime, writers=8, writes=100)
+    reader = asyncio.create_task(_poll_changes(services, stop))
+    written = await _run_writers(services, writers=8, writes=100)
     stop.set()
     seen = await reader
 
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
         rows = (await session.execute(select(Revision.revision, Revision.committed_at))).all()
     revisions = sorted(r.revision for r in rows)
     assert revisions == list(range(1, 801))
@@ -69,9 +71,9 @@ async def test_eight_writers_make_800_consecutive_revisions_and_the_reader_misse
     assert {i for _, i in seen} == written
 
 
-async def test_concurrent_writers_on_either_database_stay_gap_free(runtime: Runtime) -> None:
-    written = await _run_writers(runtime, writers=4, writes=15)
+async def test_concurrent_writers_on_either_database_stay_gap_free(services: Services) -> None:
+    written = await _run_writers(services, writers=4, writes=15)
     assert len(written) == 60
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
         revisions = sorted((await session.scalars(select(Revision.revision))).all())
     assert revisions == list(range(1, 61))

@@ -7,71 +7,77 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from cdb_service.db.revisions import EntryVersion, Revision
+from cdb_service.distribution import feed
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.service import validate
-from cdb_service.runtime import Runtime
+from cdb_service.registry.validation import validate
+from cdb_service.services import Services
 from tests.support import factories
 
 AUTH = KINDS["authorities"]
+RETENTION = dt.timedelta(days=30)
 
 
-async def test_create_update_delete_each_make_one_revision_and_version(runtime: Runtime) -> None:
-    reg = runtime.registry
-    created = (await reg.create(AUTH, validate(AUTH, factories.authority()), "alice")).document
+async def test_create_update_delete_each_make_one_revision_and_version(services: Services) -> None:
+    reads, writes = services.reads, services.writes
+    created = (await writes.create(AUTH, validate(AUTH, factories.authority()), "alice")).document
     entry_id = created["id"]
     assert (created["version"], created["revision"]) == (1, 1)
 
     renamed = factories.authority(names={"de": "Amtsgericht Zwei"})
-    updated = await reg.update(AUTH, _uuid(entry_id), validate(AUTH, renamed), "bob", 1)
+    updated = await writes.update(AUTH, _uuid(entry_id), validate(AUTH, renamed), "bob", 1)
     assert (updated["version"], updated["revision"]) == (2, 2)
 
-    deleted = await reg.delete(AUTH, _uuid(entry_id), "carol", 2)
+    deleted = await writes.delete(AUTH, _uuid(entry_id), "carol", 2)
     assert (deleted["version"], deleted["revision"]) == (3, 3)
-    assert await reg.head() == 3
-    assert await reg.get(AUTH, _uuid(entry_id)) is None
+    assert await reads.head() == 3
+    assert await reads.get(AUTH, _uuid(entry_id)) is None
 
-    history = await reg.history(_uuid(entry_id))
+    history = await reads.history(_uuid(entry_id))
     assert [(h["version"], h["operation"], h["actor"]) for h in history] == [
         (3, "delete", "carol"),
         (2, "update", "bob"),
         (1, "create", "alice"),
     ]
     # Point in time: each past revision returns exactly the state it had.
-    assert (await reg.get(AUTH, _uuid(entry_id), revision=1))["names"] == {
+    assert (await reads.get(AUTH, _uuid(entry_id), revision=1))["names"] == {
         "de": "Amtsgericht Eins",
         "en": "Local Court One",
     }
-    assert (await reg.get(AUTH, _uuid(entry_id), revision=2))["names"] == {"de": "Amtsgericht Zwei"}
-    assert await reg.get(AUTH, _uuid(entry_id), revision=3) is None
-    assert await reg.get(AUTH, _uuid(entry_id), revision=0) is None
+    assert (await reads.get(AUTH, _uuid(entry_id), revision=2))["names"] == {
+        "de": "Amtsgericht Zwei"
+    }
+    assert await reads.get(AUTH, _uuid(entry_id), revision=3) is None
+    assert await reads.get(AUTH, _uuid(entry_id), revision=0) is None
 
 
-async def test_collection_as_of_revision_and_valid_at(runtime: Runtime) -> None:
-    reg = runtime.registry
+async def test_collection_as_of_revision_and_valid_at(services: Services) -> None:
+    reads, writes = services.reads, services.writes
     future = factories.authority(code="DE:NEW", valid_from="2027-01-01")
     retired = factories.authority(code="DE:OLD", valid_to="2026-12-31")
-    await reg.create(AUTH, validate(AUTH, retired), "a")
-    await reg.create(AUTH, validate(AUTH, future), "a")
+    await writes.create(AUTH, validate(AUTH, retired), "a")
+    await writes.create(AUTH, validate(AUTH, future), "a")
 
     def codes(page: object) -> list[str]:
         return sorted(item["code"] for item in page.items)  # type: ignore[attr-defined]
 
-    assert codes(await reg.collection(AUTH)) == ["DE:NEW", "DE:OLD"]
-    assert codes(await reg.collection(AUTH, revision=1)) == ["DE:OLD"]
-    assert codes(await reg.collection(AUTH, valid_at=dt.date(2026, 12, 31))) == ["DE:OLD"]
-    assert codes(await reg.collection(AUTH, valid_at=dt.date(2027, 1, 1))) == ["DE:NEW"]
-    assert codes(await reg.collection(AUTH, revision=2, valid_at=dt.date(2027, 6, 1))) == ["DE:NEW"]
-    assert (await reg.collection(AUTH, revision=1)).revision == 1
+    assert codes(await reads.collection(AUTH)) == ["DE:NEW", "DE:OLD"]
+    assert codes(await reads.collection(AUTH, revision=1)) == ["DE:OLD"]
+    assert codes(await reads.collection(AUTH, valid_at=dt.date(2026, 12, 31))) == ["DE:OLD"]
+    assert codes(await reads.collection(AUTH, valid_at=dt.date(2027, 1, 1))) == ["DE:NEW"]
+    assert codes(await reads.collection(AUTH, revision=2, valid_at=dt.date(2027, 6, 1))) == [
+        "DE:NEW"
+    ]
+    assert (await reads.collection(AUTH, revision=1)).revision == 1
 
 
-async def test_pagination_by_id_walks_every_entry_once(runtime: Runtime) -> None:
-    reg = runtime.registry
+async def test_pagination_by_id_walks_every_entry_once(services: Services) -> None:
+    reads, writes = services.reads, services.writes
     for n in range(7):
-        await reg.create(AUTH, validate(AUTH, factories.authority(code=f"DE:C{n}")), "a")
+        await writes.create(AUTH, validate(AUTH, factories.authority(code=f"DE:C{n}")), "a")
     seen: list[str] = []
     after = None
     while True:
-        page = await reg.collection(AUTH, after=after, limit=3)
+        page = await reads.collection(AUTH, after=after, limit=3)
         seen += [item["code"] for item in page.items]
         if page.next is None:
             break
@@ -79,26 +85,26 @@ async def test_pagination_by_id_walks_every_entry_once(runtime: Runtime) -> None
     assert sorted(seen) == [f"DE:C{n}" for n in range(7)]
 
 
-async def test_changes_after_never_split_a_revision(runtime: Runtime) -> None:
-    from cdb_service.registry.service import BatchItem
+async def test_changes_after_never_split_a_revision(services: Services) -> None:
+    from cdb_service.registry.batches import BatchItem
 
-    reg = runtime.registry
-    await reg.create(AUTH, validate(AUTH, factories.authority(code="DE:A")), "a")
+    writes, batches = services.writes, services.batches
+    await writes.create(AUTH, validate(AUTH, factories.authority(code="DE:A")), "a")
     batch = [
         BatchItem(AUTH, validate(AUTH, factories.authority(code=f"DE:B{n}")), n) for n in range(5)
     ]
-    result = await reg.apply_batch(batch, "importer")
+    result = await batches.apply(batch, "importer")
     assert result.revision == 2
-    page = await reg.changes(0, limit=2)
+    page = (await feed.changes_page(services.sessions, 0, 2, RETENTION))["changes"]
     # Revision 1 has one version; the limit falls inside revision 2, which comes whole.
     assert [c["revision"] for c in page] == [1, 2, 2, 2, 2, 2]
-    assert await reg.changes(2, limit=10) == []
+    assert (await feed.changes_page(services.sessions, 2, 10, RETENTION))["changes"] == []
 
 
-async def test_batch_is_one_revision_and_a_no_op_batch_is_none(runtime: Runtime) -> None:
-    from cdb_service.registry.service import BatchItem
+async def test_batch_is_one_revision_and_a_no_op_batch_is_none(services: Services) -> None:
+    from cdb_service.registry.batches import BatchItem
 
-    reg = runtime.registry
+    batches = services.batches
     items = [
         BatchItem(
             KINDS["routing-parties"],
@@ -112,13 +118,13 @@ async def test_batch_is_one_revision_and_a_no_op_batch_is_none(runtime: Runtime)
             3,
         ),
     ]
-    first = await reg.apply_batch(items, "importer")
+    first = await batches.apply(items, "importer")
     assert first.revision == 1
     assert first.counts()["created"] == 3
-    again = await reg.apply_batch(items, "importer")
+    again = await batches.apply(items, "importer")
     assert again.revision is None
     assert again.counts()["unchanged"] == 3
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Revision)) == 1
         assert await session.scalar(select(func.count()).select_from(EntryVersion)) == 3
 

@@ -8,30 +8,30 @@ import pytest
 from sqlalchemy import text
 
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.service import validate
-from cdb_service.runtime import Runtime
+from cdb_service.registry.validation import validate
+from cdb_service.services import Services
 
 
-async def test_sqlite_pragmas(runtime: Runtime) -> None:
-    if runtime.engine.dialect.name != "sqlite":
+async def test_sqlite_pragmas(services: Services) -> None:
+    if services.engine.dialect.name != "sqlite":
         pytest.skip("SQLite only")
-    async with runtime.engine.connect() as connection:
+    async with services.engine.connect() as connection:
         assert await connection.scalar(text("PRAGMA foreign_keys")) == 1
         assert await connection.scalar(text("PRAGMA journal_mode")) == "wal"
         assert await connection.scalar(text("PRAGMA busy_timeout")) == 30_000
         assert await connection.scalar(text("PRAGMA synchronous")) == 2  # FULL
 
 
-async def test_instants_keep_their_moment_whatever_the_offset(runtime: Runtime) -> None:
+async def test_instants_keep_their_moment_whatever_the_offset(services: Services) -> None:
     kind = KINDS["maintenance-windows"]
     doc = validate(kind, {
         "owner": "EC", "ref": "w1", "component": "cdb", "reason": "upgrade",
         "starts_at": "2027-03-28T01:30:00+01:00", "ends_at": "2027-03-28T04:00:00+02:00",
     })  # fmt: skip
-    created = (await runtime.registry.create(kind, doc, "op")).document
+    created = (await services.writes.create(kind, doc, "op")).document
     import uuid
 
-    stored = await runtime.registry.get(kind, uuid.UUID(created["id"]))
+    stored = await services.reads.get(kind, uuid.UUID(created["id"]))
     assert stored is not None
     assert stored["starts_at"] == "2027-03-28T00:30:00Z"
     assert stored["ends_at"] == "2027-03-28T02:00:00Z"

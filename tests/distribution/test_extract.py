@@ -22,9 +22,10 @@ from cdb_service.distribution.extracts import (
     verify_lines,
 )
 from cdb_service.distribution.signing import SigningKeys
+from cdb_service.registry.batches import BatchItem
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.service import BatchItem, validate
-from cdb_service.runtime import Runtime
+from cdb_service.registry.validation import validate
+from cdb_service.services import Services
 from cdb_service.settings import Settings
 from tests.support import factories
 from tests.support.api import Api
@@ -46,27 +47,29 @@ def _state(lines: list[bytes]) -> dict[str, dict[str, Any]]:
 
 
 async def test_feed_consumer_during_8_writers_ends_equal_to_a_fresh_extract(
-    api: Api, runtime: Runtime, settings: Settings
+    api: Api, services: Services, settings: Settings
 ) -> None:
-    async def writer(reg: Any, w: int) -> None:
+    async def writer(own: Services, w: int) -> None:
         for n in range(40):
             if n % 5 == 0:  # every fifth write is a batch of twelve: one revision, 12 versions
                 docs = [factories.authority(code=f"DE:W{w}-{n}-{k}") for k in range(12)]
                 items = [BatchItem(AUTH, validate(AUTH, d), k) for k, d in enumerate(docs)]
-                await reg.apply_batch(items, f"w{w}")
+                await own.batches.apply(items, f"w{w}")
             else:
                 doc = validate(AUTH, factories.authority(code=f"DE:W{w}-{n}"))
-                created = (await reg.create(AUTH, doc, f"w{w}")).document
+                created = (await own.writes.create(AUTH, doc, f"w{w}")).document
                 if n % 3 == 0:
                     body = factories.authority(code=f"DE:W{w}-{n}", names={"en": "Renamed"})
-                    await reg.update(AUTH, _uuid(created["id"]), validate(AUTH, body), f"w{w}")
+                    await own.writes.update(
+                        AUTH, _uuid(created["id"]), validate(AUTH, body), f"w{w}"
+                    )
 
     async def writers() -> None:
-        # Their own runtime and event loop: the in-process test client holds the test's
+        # Their own services and event loop: the in-process test client holds the test's
         # loop for the length of each (long-polling) request, as no real server would.
-        own = Runtime.open(settings)
+        own = Services.open(settings)
         try:
-            await asyncio.gather(*(writer(own.registry, w) for w in range(8)))
+            await asyncio.gather(*(writer(own, w) for w in range(8)))
         finally:
             await own.close()
 
@@ -87,50 +90,50 @@ async def test_feed_consumer_during_8_writers_ends_equal_to_a_fresh_extract(
                     consumed[change["id"]] = change["document"]
             revisions.extend(sorted(by_revision))
             since = page["next"]
-            if writing.done() and not page["more"] and since == await runtime.registry.head():
+            if writing.done() and not page["more"] and since == await services.reads.head():
                 break
             await asyncio.sleep(0)
     await writing
-    head = await runtime.registry.head()
+    head = await services.reads.head()
     assert revisions == list(range(1, head + 1)), "a revision was missed, split or repeated"
     lines = await _extract(api)
     assert json.loads(lines[0])["revision"] == head
     assert consumed == _state(lines)
     assert len(consumed) == 8 * (8 * 12 + 32)
     assert head == 8 * (40 + 11)  # 40 writes and 11 updates per writer, one revision each
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
         versions = await session.scalar(select(func.count()).select_from(EntryVersion))
     assert versions >= 1000, "the feed was exercised with at least 1,000 changes"
 
 
-async def test_an_extract_sees_one_snapshot_while_a_batch_commits(runtime: Runtime) -> None:
-    await runtime.registry.create(AUTH, validate(AUTH, factories.authority(code="DE:BEFORE")), "a")
+async def test_an_extract_sees_one_snapshot_while_a_batch_commits(services: Services) -> None:
+    await services.writes.create(AUTH, validate(AUTH, factories.authority(code="DE:BEFORE")), "a")
     request = ExtractRequest(kinds_from(None))
-    stream = stream_extract(runtime.sessions, runtime.signing, request)
+    stream = stream_extract(services.sessions, services.signing, request)
     first = await anext(stream)  # the snapshot is taken
     batch = [
         BatchItem(AUTH, validate(AUTH, factories.authority(code=f"DE:B{n}")), n) for n in range(20)
     ]
-    assert (await runtime.registry.apply_batch(batch, "importer")).revision == 2
+    assert (await services.batches.apply(batch, "importer")).revision == 2
     lines = [first] + [line async for chunk in stream for line in chunk.splitlines(keepends=True)]
     codes = [json.loads(line)["document"]["code"] for line in lines[1:-1]]
     assert codes == ["DE:BEFORE"]
     assert json.loads(lines[0])["revision"] == 1
     after = [
         line
-        async for chunk in stream_extract(runtime.sessions, runtime.signing, request)
+        async for chunk in stream_extract(services.sessions, services.signing, request)
         for line in chunk.splitlines(keepends=True)
     ]
     assert len(after) == 2 + 21
 
 
-async def test_past_snapshots_owner_and_kinds(api: Api, runtime: Runtime) -> None:
+async def test_past_snapshots_owner_and_kinds(api: Api, services: Services) -> None:
     created = (
-        await runtime.registry.create(AUTH, validate(AUTH, factories.authority()), "a")
+        await services.writes.create(AUTH, validate(AUTH, factories.authority()), "a")
     ).document
     french = factories.authority(owner="FR", code="FR:C")
-    await runtime.registry.create(AUTH, validate(AUTH, french), "a")
-    await runtime.registry.delete(AUTH, _uuid(created["id"]), "a")
+    await services.writes.create(AUTH, validate(AUTH, french), "a")
+    await services.writes.delete(AUTH, _uuid(created["id"]), "a")
     past = _state(await _extract(api, revision=1))
     assert [d["code"] for d in past.values()] == ["DE:COURT-1"]
     now = _state(await _extract(api, kinds=["authorities"], owner="FR"))
@@ -143,10 +146,10 @@ async def test_past_snapshots_owner_and_kinds(api: Api, runtime: Runtime) -> Non
 
 
 async def test_tampering_is_found_by_line_and_retired_keys_verify_while_listed(
-    api: Api, runtime: Runtime, tmp_path: Path
+    api: Api, services: Services, tmp_path: Path
 ) -> None:
     for n in range(5):
-        await runtime.registry.create(
+        await services.writes.create(
             AUTH, validate(AUTH, factories.authority(code=f"DE:T{n}")), "a"
         )
     lines = await _extract(api)
@@ -192,12 +195,12 @@ async def test_tampering_is_found_by_line_and_retired_keys_verify_while_listed(
     assert ok.returncode == 0, ok.stderr
 
 
-async def test_a_since_older_than_the_feed_keeps_is_410(api: Api, runtime: Runtime) -> None:
+async def test_a_since_older_than_the_feed_keeps_is_410(api: Api, services: Services) -> None:
     for n in range(3):
-        await runtime.registry.create(
+        await services.writes.create(
             AUTH, validate(AUTH, factories.authority(code=f"DE:O{n}")), "a"
         )
-    async with runtime.sessions() as session, session.begin():
+    async with services.sessions() as session, session.begin():
         old = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
         await session.execute(
             update(Revision).where(Revision.revision <= 2).values(committed_at=old)

@@ -16,9 +16,9 @@ from sqlalchemy import event
 
 from cdb_service.distribution.routing_table import Names, sanitise
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.service import validate
-from cdb_service.runtime import Runtime
+from cdb_service.registry.validation import validate
 from cdb_service.seeding.load import seed
+from cdb_service.services import Services
 from tests.support import factories
 from tests.support.api import Api
 
@@ -47,9 +47,9 @@ def _valid(schema: etree.XMLSchema, body: bytes) -> etree._Element:
     return document
 
 
-async def _create(runtime: Runtime, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+async def _create(services: Services, kind: str, body: dict[str, Any]) -> dict[str, Any]:
     spec = KINDS[kind]
-    return (await runtime.registry.create(spec, validate(spec, body), "test")).document
+    return (await services.writes.create(spec, validate(spec, body), "test")).document
 
 
 async def _get(api: Api, **params: Any) -> Any:
@@ -62,9 +62,9 @@ def _parties(document: etree._Element) -> list[str]:
 
 
 async def test_pmode_of_the_seed_data_validates(
-    api: Api, runtime: Runtime, pmode_schema: etree.XMLSchema
+    api: Api, services: Services, pmode_schema: etree.XMLSchema
 ) -> None:
-    await seed(runtime.registry, runtime.sessions)
+    await seed(services.batches, services.sessions)
     response = await _get(api, format="pmode")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/xml")
@@ -96,10 +96,10 @@ async def test_pmode_of_the_seed_data_validates(
 
 
 async def test_pmode_of_a_single_party_validates(
-    api: Api, runtime: Runtime, pmode_schema: etree.XMLSchema
+    api: Api, services: Services, pmode_schema: etree.XMLSchema
 ) -> None:
     await _create(
-        runtime,
+        services,
         "routing-parties",
         factories.routing_party(
             identifiers=[
@@ -133,13 +133,13 @@ async def test_pmode_of_a_single_party_validates(
         assert [p.get("name") for p in process.iter("responderParty")] == ["de-ap"]
 
 
-async def test_json_lists_the_recipients_each_party_serves(api: Api, runtime: Runtime) -> None:
-    await seed(runtime.registry, runtime.sessions)
+async def test_json_lists_the_recipients_each_party_serves(api: Api, services: Services) -> None:
+    await seed(services.batches, services.sessions)
     response = await _get(api)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
-    assert body["revision"] == await runtime.registry.head()
+    assert body["revision"] == await services.reads.head()
     parties = body["parties"]
     names = [p["name"] for p in parties]
     assert names == sorted(names) and len(names) == 28
@@ -171,9 +171,9 @@ async def test_json_lists_the_recipients_each_party_serves(api: Api, runtime: Ru
     assert ej == sorted(ej)
 
 
-async def test_party_and_format_parameters(api: Api, runtime: Runtime) -> None:
-    await _create(runtime, "routing-parties", factories.routing_party(name="b-ap"))
-    await _create(runtime, "routing-parties", factories.routing_party(name="a-ap"))
+async def test_party_and_format_parameters(api: Api, services: Services) -> None:
+    await _create(services, "routing-parties", factories.routing_party(name="b-ap"))
+    await _create(services, "routing-parties", factories.routing_party(name="a-ap"))
     response = await _get(api, format="pmode")
     assert etree.fromstring(response.content).get("party") == "a-ap"
     response = await _get(api, format="pmode", party="b-ap")
@@ -197,13 +197,17 @@ async def test_pmode_of_an_empty_registry_is_404(api: Api) -> None:
 
 
 @contextmanager
-def _statements(runtime: Runtime) -> Iterator[list[str]]:
+def _statements(app_state: Any) -> Iterator[list[str]]:
+    """Statements the app runs meanwhile, except the lookup follower's own polling
+    (it reads the head every 200 ms whatever the requests do)."""
     seen: list[str] = []
 
     def record(*args: Any) -> None:
-        seen.append(str(args[2]).lower())
+        task = asyncio.current_task()
+        if task is None or task.get_name() != "lookup-index-follower":
+            seen.append(str(args[2]).lower())
 
-    engine = runtime.engine.sync_engine
+    engine = app_state.engine.sync_engine
     event.listen(engine, "before_cursor_execute", record)
     try:
         yield seen
@@ -211,28 +215,28 @@ def _statements(runtime: Runtime) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-async def _index_at(runtime: Runtime, revision: int) -> None:
+async def _index_at(app_state: Any, revision: int) -> None:
     """Wait (briefly) until the app's lookup index has followed the registry to `revision`."""
     for _ in range(100):
-        index = runtime.lookup.index
+        index = app_state.lookup.index
         if index is not None and index.revision >= revision:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the lookup index did not follow the registry")
 
 
-async def test_etag_if_none_match_and_a_write(api: Api, runtime: Runtime) -> None:
-    await _create(runtime, "routing-parties", factories.routing_party())
+async def test_etag_if_none_match_and_a_write(api: Api, services: Services) -> None:
+    await _create(services, "routing-parties", factories.routing_party())
     json_tag = (await _get(api)).headers["etag"]
     pmode_tag = (await _get(api, format="pmode")).headers["etag"]
-    head = await runtime.registry.head()
+    head = await services.reads.head()
     assert json_tag.startswith(f'"{head}-') and pmode_tag.startswith(f'"{head}-')
     assert json_tag != pmode_tag
 
-    app_runtime: Runtime = api.app.state.runtime
-    await _index_at(app_runtime, head)
+    app_state = api.app.state  # the running app's parts, each under its name
+    await _index_at(app_state, head)
     async with api.client("reader") as c:
-        with _statements(app_runtime) as statements:
+        with _statements(app_state) as statements:
             response = await c.get(URL, headers={"If-None-Match": json_tag})
         assert response.status_code == 304 and response.content == b""
         assert response.headers["etag"] == json_tag
@@ -244,8 +248,8 @@ async def test_etag_if_none_match_and_a_write(api: Api, runtime: Runtime) -> Non
         response = await c.get(URL, params={"format": "pmode"}, headers={"If-None-Match": json_tag})
         assert response.status_code == 200  # the JSON tag is not the PMode's
 
-        await _create(runtime, "authorities", factories.authority(routing_party_name="de-ap"))
-        await _index_at(app_runtime, await runtime.registry.head())
+        await _create(services, "authorities", factories.authority(routing_party_name="de-ap"))
+        await _index_at(app_state, await services.reads.head())
         response = await c.get(URL, headers={"If-None-Match": json_tag})
         assert response.status_code == 200
         assert response.headers["etag"] != json_tag
@@ -254,17 +258,17 @@ async def test_etag_if_none_match_and_a_write(api: Api, runtime: Runtime) -> Non
 
 
 async def test_a_party_whose_validity_ended_is_left_out(
-    api: Api, runtime: Runtime, pmode_schema: etree.XMLSchema
+    api: Api, services: Services, pmode_schema: etree.XMLSchema
 ) -> None:
     yesterday = dt.date.today() - dt.timedelta(days=2)
-    await _create(runtime, "routing-parties", factories.routing_party())
+    await _create(services, "routing-parties", factories.routing_party())
     await _create(
-        runtime,
+        services,
         "routing-parties",
         factories.routing_party(owner="FR", name="fr-ap", valid_to=yesterday.isoformat()),
     )
     await _create(
-        runtime,
+        services,
         "routing-parties",
         factories.routing_party(
             owner="FR", name="fr-future", valid_from=(yesterday + dt.timedelta(days=30)).isoformat()

@@ -12,8 +12,8 @@ import pytest
 from cdb_service.lookup.gazetteer import Place, replace_country
 from cdb_service.lookup.index import IndexFollower
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.service import validate
-from cdb_service.runtime import Runtime
+from cdb_service.registry.validation import validate
+from cdb_service.services import Services
 from tests.support import factories
 from tests.support.api import Api
 
@@ -24,31 +24,31 @@ GEO = {
 }  # fmt: skip
 
 
-async def _create(runtime: Runtime, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+async def _create(services: Services, kind: str, body: dict[str, Any]) -> dict[str, Any]:
     spec = KINDS[kind]
-    return (await runtime.registry.create(spec, validate(spec, body), "test")).document
+    return (await services.writes.create(spec, validate(spec, body), "test")).document
 
 
-async def _scenario(runtime: Runtime, party: dict[str, Any] | None = None) -> None:
-    await replace_country(runtime.sessions, "DE", [Place("10115", "11000000", "DE300")], "test")
-    await _create(runtime, "routing-parties", party or factories.routing_party())
+async def _scenario(services: Services, party: dict[str, Any] | None = None) -> None:
+    await replace_country(services.sessions, "DE", [Place("10115", "11000000", "DE300")], "test")
+    await _create(services, "routing-parties", party or factories.routing_party())
 
 
-async def _authority(runtime: Runtime, code: str, **extra: Any) -> dict[str, Any]:
+async def _authority(services: Services, code: str, **extra: Any) -> dict[str, Any]:
     body = factories.authority(code=code, routing_party_name="de-ap") | extra
-    return await _create(runtime, "authorities", body)
+    return await _create(services, "authorities", body)
 
 
-async def _criterion(runtime: Runtime, ref: str, code: str, geo: list[tuple[str, str]],
+async def _criterion(services: Services, ref: str, code: str, geo: list[tuple[str, str]],
                      **extra: Any) -> dict[str, Any]:  # fmt: skip
     body = factories.criterion(ref=ref, authority_code=code,
                                geo=[{"scheme": s, "code": c} for s, c in geo]) | extra  # fmt: skip
-    return await _create(runtime, "jurisdiction-criteria", body)
+    return await _create(services, "jurisdiction-criteria", body)
 
 
-async def _resolve(api: Api, runtime: Runtime, **params: Any) -> dict[str, Any]:
+async def _resolve(api: Api, services: Services, **params: Any) -> dict[str, Any]:
     """Resolve once the app's index has caught up with the registry head."""
-    head = await runtime.registry.head()
+    head = await services.reads.head()
     query = {"country": "DE", "instrument": "eio", "competence": "execute"} | params
     async with api.client("reader") as c:
         for _ in range(100):
@@ -64,17 +64,17 @@ def _codes(body: dict[str, Any]) -> list[str]:
     return [m["authority"]["code"] for m in body["matches"]]
 
 
-async def test_most_specific_first_through_the_gazetteer(api: Api, runtime: Runtime) -> None:
-    await _scenario(runtime)
+async def test_most_specific_first_through_the_gazetteer(api: Api, services: Services) -> None:
+    await _scenario(services)
     order = ["country", "nuts1", "nuts2", "nuts3", "lau", "postal-code-prefix", "postal-code"]
     for n, scheme in enumerate(order):  # created least specific first, so order is earned
-        await _authority(runtime, f"DE:{n}-{scheme.upper()}")
+        await _authority(services, f"DE:{n}-{scheme.upper()}")
         await _criterion(
-            runtime, f"c-{scheme}", f"DE:{n}-{scheme.upper()}", [(scheme, GEO[scheme])]
+            services, f"c-{scheme}", f"DE:{n}-{scheme.upper()}", [(scheme, GEO[scheme])]
         )
-    await _authority(runtime, "DE:PREFIX-2")
-    await _criterion(runtime, "c-prefix-2", "DE:PREFIX-2", [("postal-code-prefix", "10")])
-    body = await _resolve(api, runtime, postal_code="10115")
+    await _authority(services, "DE:PREFIX-2")
+    await _criterion(services, "c-prefix-2", "DE:PREFIX-2", [("postal-code-prefix", "10")])
+    body = await _resolve(api, services, postal_code="10115")
     assert _codes(body) == [
         "DE:6-POSTAL-CODE", "DE:5-POSTAL-CODE-PREFIX", "DE:PREFIX-2", "DE:4-LAU", "DE:3-NUTS3",
         "DE:2-NUTS2", "DE:1-NUTS1", "DE:0-COUNTRY",
@@ -85,65 +85,67 @@ async def test_most_specific_first_through_the_gazetteer(api: Api, runtime: Runt
     assert first["routing"]["to_party"]["party_id"] == "de-ap"
     assert first["routing"]["endpoint_url"] == "https://de-ap.example.eu/msh"
     # By NUTS alone, only NUTS and country levels apply.
-    by_nuts = await _resolve(api, runtime, nuts="DE30")
+    by_nuts = await _resolve(api, services, nuts="DE30")
     assert _codes(by_nuts) == ["DE:2-NUTS2", "DE:1-NUTS1", "DE:0-COUNTRY"]
     # Postal codes are normalised: "10 115" is 10115.
-    assert _codes(await _resolve(api, runtime, postal_code="10 115")) == _codes(body)
+    assert _codes(await _resolve(api, services, postal_code="10 115")) == _codes(body)
 
 
-async def test_priority_then_code_decide_among_equals(api: Api, runtime: Runtime) -> None:
-    await _scenario(runtime)
+async def test_priority_then_code_decide_among_equals(api: Api, services: Services) -> None:
+    await _scenario(services)
     for code, priority in (("DE:B", 5), ("DE:A", 5), ("DE:C", 1)):
-        await _authority(runtime, code)
-        await _criterion(runtime, f"c-{code}", code, [("nuts3", "DE300")], priority=priority)
-    answers = [_codes(await _resolve(api, runtime, postal_code="10115")) for _ in range(3)]
+        await _authority(services, code)
+        await _criterion(services, f"c-{code}", code, [("nuts3", "DE300")], priority=priority)
+    answers = [_codes(await _resolve(api, services, postal_code="10115")) for _ in range(3)]
     assert answers == [["DE:C", "DE:A", "DE:B"]] * 3
 
 
-async def test_validity_dates_of_criterion_authority_and_party(api: Api, runtime: Runtime) -> None:
-    await _scenario(runtime)
-    await _create(runtime, "routing-parties",
+async def test_validity_dates_of_criterion_authority_and_party(
+    api: Api, services: Services
+) -> None:
+    await _scenario(services)
+    await _create(services, "routing-parties",
                   factories.routing_party(name="de-ap-2027", valid_from="2027-01-01"))  # fmt: skip
-    await _authority(runtime, "DE:NEW-CRITERION")
+    await _authority(services, "DE:NEW-CRITERION")
     await _criterion(
-        runtime, "c1", "DE:NEW-CRITERION", [("country", "DE")], valid_from="2027-01-01"
+        services, "c1", "DE:NEW-CRITERION", [("country", "DE")], valid_from="2027-01-01"
     )
-    await _authority(runtime, "DE:RETIRED", valid_to="2026-12-31")
-    await _criterion(runtime, "c2", "DE:RETIRED", [("country", "DE")])
-    await _create(runtime, "authorities", factories.authority(
+    await _authority(services, "DE:RETIRED", valid_to="2026-12-31")
+    await _criterion(services, "c2", "DE:RETIRED", [("country", "DE")])
+    await _create(services, "authorities", factories.authority(
         code="DE:NEW-PARTY", routing_party_name="de-ap-2027"))  # fmt: skip
-    await _criterion(runtime, "c3", "DE:NEW-PARTY", [("country", "DE")])
-    before = await _resolve(api, runtime, date="2026-12-31")
-    after = await _resolve(api, runtime, date="2027-01-01")
+    await _criterion(services, "c3", "DE:NEW-PARTY", [("country", "DE")])
+    before = await _resolve(api, services, date="2026-12-31")
+    after = await _resolve(api, services, date="2027-01-01")
     assert _codes(before) == ["DE:RETIRED"]
     assert _codes(after) == ["DE:NEW-CRITERION", "DE:NEW-PARTY"]
 
 
-async def test_subject_matter_and_stage_filters(api: Api, runtime: Runtime) -> None:
-    await _scenario(runtime)
-    await _authority(runtime, "DE:TERROR")
-    await _criterion(runtime, "t", "DE:TERROR", [("country", "DE")],
+async def test_subject_matter_and_stage_filters(api: Api, services: Services) -> None:
+    await _scenario(services)
+    await _authority(services, "DE:TERROR")
+    await _criterion(services, "t", "DE:TERROR", [("country", "DE")],
                      subject_matters=["terrorism"], stages=["investigation"])  # fmt: skip
-    await _authority(runtime, "DE:ANY")
-    await _criterion(runtime, "a", "DE:ANY", [("country", "DE")])
-    assert _codes(await _resolve(api, runtime)) == ["DE:ANY"]
-    both = await _resolve(api, runtime, subject_matter="terrorism", stage="investigation")
+    await _authority(services, "DE:ANY")
+    await _criterion(services, "a", "DE:ANY", [("country", "DE")])
+    assert _codes(await _resolve(api, services)) == ["DE:ANY"]
+    both = await _resolve(api, services, subject_matter="terrorism", stage="investigation")
     assert _codes(both) == ["DE:ANY", "DE:TERROR"]
-    assert _codes(await _resolve(api, runtime, subject_matter="terrorism", stage="trial")) == [
+    assert _codes(await _resolve(api, services, subject_matter="terrorism", stage="trial")) == [
         "DE:ANY"
     ]
-    assert _codes(await _resolve(api, runtime, subject_matter="fraud")) == ["DE:ANY"]
+    assert _codes(await _resolve(api, services, subject_matter="fraud")) == ["DE:ANY"]
 
 
-async def test_no_match_is_empty_with_fallbacks_apart(api: Api, runtime: Runtime) -> None:
-    await _scenario(runtime)
-    await _authority(runtime, "DE:CENTRAL", kind="central-authority")
-    await _criterion(runtime, "central", "DE:CENTRAL", [("country", "DE")], competence="central")
-    await _create(runtime, "national-correspondents", {
+async def test_no_match_is_empty_with_fallbacks_apart(api: Api, services: Services) -> None:
+    await _scenario(services)
+    await _authority(services, "DE:CENTRAL", kind="central-authority")
+    await _criterion(services, "central", "DE:CENTRAL", [("country", "DE")], competence="central")
+    await _create(services, "national-correspondents", {
         "owner": "DE", "ref": "nc", "country": "DE", "type": "eurojust",
         "contact": {"channel": "email", "value": "nc@justiz.example.de"},
         "person": {"name": "A. Person"}})  # fmt: skip
-    body = await _resolve(api, runtime, postal_code="10115")
+    body = await _resolve(api, services, postal_code="10115")
     assert body["matches"] == []
     assert [f["authority"]["code"] for f in body["fallbacks"]["central_authorities"]] == [
         "DE:CENTRAL"
@@ -152,23 +154,23 @@ async def test_no_match_is_empty_with_fallbacks_apart(api: Api, runtime: Runtime
     assert "person" not in body["fallbacks"]["national_correspondents"][0]
 
 
-async def test_expired_certificate_is_flagged(api: Api, runtime: Runtime) -> None:
+async def test_expired_certificate_is_flagged(api: Api, services: Services) -> None:
     now = dt.datetime.now(dt.UTC)
     from cdb_service.security.pki import issue, make_ca
 
     short = issue(make_ca("short"), "ap", not_before=now - dt.timedelta(days=1),
                   not_after=now + dt.timedelta(seconds=2)).cert_pem  # fmt: skip
     await _scenario(
-        runtime, factories.routing_party(certificates=[{"use": "signing", "pem": short}])
+        services, factories.routing_party(certificates=[{"use": "signing", "pem": short}])
     )
-    await _authority(runtime, "DE:X")
-    await _criterion(runtime, "x", "DE:X", [("country", "DE")])
-    fresh = await _resolve(api, runtime)
+    await _authority(services, "DE:X")
+    await _criterion(services, "x", "DE:X", [("country", "DE")])
+    fresh = await _resolve(api, services)
     assert fresh["matches"][0]["routing"]["certificate_expired"] is False
     await asyncio.sleep(
         max(0.0, (now + dt.timedelta(seconds=3) - dt.datetime.now(dt.UTC)).total_seconds())
     )
-    stale = await _resolve(api, runtime)
+    stale = await _resolve(api, services)
     assert stale["matches"][0]["routing"]["certificate_expired"] is True
 
 
@@ -190,11 +192,11 @@ async def test_bad_codes_are_422_naming_the_field(api: Api) -> None:
             assert ["query", name] in [e["loc"] for e in response.json()["errors"]]
 
 
-async def test_etag_and_reverse_lookups(api: Api, runtime: Runtime) -> None:
-    await _scenario(runtime)
-    await _authority(runtime, "DE:R")
-    await _criterion(runtime, "r", "DE:R", [("country", "DE")])
-    await _resolve(api, runtime)
+async def test_etag_and_reverse_lookups(api: Api, services: Services) -> None:
+    await _scenario(services)
+    await _authority(services, "DE:R")
+    await _criterion(services, "r", "DE:R", [("country", "DE")])
+    await _resolve(api, services)
     async with api.client("reader") as c:
         query = {"country": "DE", "instrument": "eio", "competence": "execute"}
         first = await c.get(RESOLVE, params=query)
@@ -207,14 +209,14 @@ async def test_etag_and_reverse_lookups(api: Api, runtime: Runtime) -> None:
 
 
 @pytest.mark.postgres_only
-async def test_a_write_is_visible_to_every_worker_within_a_second(runtime: Runtime) -> None:
-    workers = [IndexFollower(runtime.sessions), IndexFollower(runtime.sessions)]
+async def test_a_write_is_visible_to_every_worker_within_a_second(services: Services) -> None:
+    workers = [IndexFollower(services.sessions), IndexFollower(services.sessions)]
     for worker in workers:
         await worker.start()
     try:
-        await _scenario(runtime)
-        await _authority(runtime, "DE:SEEN")
-        written = await runtime.registry.head()
+        await _scenario(services)
+        await _authority(services, "DE:SEEN")
+        written = await services.reads.head()
         started = time.monotonic()
         while any(w.index is None or w.index.revision < written for w in workers):
             assert time.monotonic() - started < 1.0, "a worker lagged more than a second"

@@ -47,9 +47,9 @@ from cdb_service.mirror.runner import (
     tls_context,
 )
 from cdb_service.registry.kinds import KINDS
-from cdb_service.runtime import Runtime
 from cdb_service.security.dev import DevPki, token_for
 from cdb_service.seeding import dataset
+from cdb_service.services import Services
 from cdb_service.settings import Settings
 from tests.support.nginx import free_port
 from tests.support.service_process import executable, service_env, stop
@@ -301,29 +301,29 @@ class Shim(httpx.AsyncBaseTransport):
 
 
 async def test_refused_extract_410_422_divergence_and_a_foreign_database(
-    source: Source, settings: Settings, runtime: Runtime
+    source: Source, settings: Settings, services: Services
 ) -> None:
     shim = Shim(source)
     config = source.config(settings.database_url)
     client = SourceClient(config, transport=shim)
-    mirror = Mirror(config, runtime.sessions, client)
+    mirror = Mirror(config, services.sessions, client)
     writer = Writer.of(source)
     try:
         # A changed line: the chain gives it away, nothing is applied.
         shim.tamper = True
         with pytest.raises(ExtractRefused, match="line 6"):
             await mirror.sync_once()
-        assert await mirror_entries(runtime.sessions) == (0, {})
+        assert await mirror_entries(services.sessions) == (0, {})
 
         shim.tamper = False
         await mirror.sync()
-        assert_same(await mirror_entries(runtime.sessions), source_entries(source))
+        assert_same(await mirror_entries(services.sessions), source_entries(source))
 
         # Followed by the feed: no new extract.
         await asyncio.to_thread(writer.burst, 5)
         await mirror.sync()
         assert shim.extracts == 2
-        assert_same(await mirror_entries(runtime.sessions), source_entries(source))
+        assert_same(await mirror_entries(services.sessions), source_entries(source))
 
         # 410: the feed no longer reaches the mirror's revision -> a fresh extract.
         head, _ = await mirror.local_state()
@@ -332,19 +332,19 @@ async def test_refused_extract_410_422_divergence_and_a_foreign_database(
         await mirror.sync()
         shim.gone_up_to = None
         assert shim.extracts == 3
-        assert_same(await mirror_entries(runtime.sessions), source_entries(source))
+        assert_same(await mirror_entries(services.sessions), source_entries(source))
 
         # The mirror's own head past the source's: the source says 422 -> a fresh extract.
-        async with runtime.sessions() as session, session.begin():
+        async with services.sessions() as session, session.begin():
             await session.execute(update(rev.RegistryHead).values(revision=10_000))
         await mirror.sync()
         assert shim.extracts == 4
-        assert_same(await mirror_entries(runtime.sessions), source_entries(source))
+        assert_same(await mirror_entries(services.sessions), source_entries(source))
 
         # A row that is not the source's version: its next change shows the divergence.
         entry_id, _ = writer.created[0]  # the one `delete` removes next
         criteria = KINDS["jurisdiction-criteria"].model
-        async with runtime.sessions() as session, session.begin():
+        async with services.sessions() as session, session.begin():
             await session.execute(
                 update(criteria).where(criteria.id == uuid.UUID(entry_id)).values(version=99)
             )
@@ -355,10 +355,10 @@ async def test_refused_extract_410_422_divergence_and_a_foreign_database(
             await mirror.apply_revision(head, head + 1, page["changes"])
         await mirror.sync()
         assert shim.extracts == 5
-        assert_same(await mirror_entries(runtime.sessions), source_entries(source))
+        assert_same(await mirror_entries(services.sessions), source_entries(source))
 
         # Revisions someone else wrote: a registry of its own, never touched.
-        async with runtime.sessions() as session, session.begin():
+        async with services.sessions() as session, session.begin():
             await session.execute(text("UPDATE revisions SET actor = 'cli:someone'"))
         with pytest.raises(ForeignDatabase):
             await mirror.sync_once()

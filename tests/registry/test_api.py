@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import func, select
 
+from cdb_service.distribution import feed
+from cdb_service.registry.batches import BatchItem
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.service import BatchItem, validate
-from cdb_service.runtime import Runtime
+from cdb_service.registry.validation import validate
 from cdb_service.security.audit import AuditEvent
+from cdb_service.services import Services
 from tests.support import factories
 from tests.support.api import Api
 
@@ -126,7 +129,7 @@ async def test_point_in_time_reads_and_history(api: Api) -> None:
         assert future.status_code == 422
 
 
-async def test_owner_scoping_on_every_write_route(api: Api, runtime: Runtime) -> None:
+async def test_owner_scoping_on_every_write_route(api: Api, services: Services) -> None:
     fr = await _create(api, "admin-fr", "authorities",
                        factories.authority(owner="FR", code="FR:COURT-1"))  # fmt: skip
     url = f"{V1}/authorities/{fr['id']}"
@@ -144,7 +147,7 @@ async def test_owner_scoping_on_every_write_route(api: Api, runtime: Runtime) ->
     async with api.client("reader") as c:
         assert (await c.get(url)).json() == fr
         assert (await c.get(f"{V1}/authorities", params={"owner": "FR"})).json()["items"] == [fr]
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
         denied = await session.scalar(
             select(func.count()).select_from(AuditEvent).where(AuditEvent.outcome == "denied-403")
         )
@@ -165,7 +168,7 @@ async def test_reader_cannot_write_and_named_persons_stay_hidden(api: Api) -> No
 
 
 async def test_referenced_authority_is_409_naming_referrers_unless_cascade(
-    api: Api, runtime: Runtime
+    api: Api, services: Services
 ) -> None:
     authority = await _create(api, "admin-de", "authorities", factories.authority())
     criterion = await _create(api, "admin-de", "jurisdiction-criteria", factories.criterion())
@@ -179,7 +182,8 @@ async def test_referenced_authority_is_409_naming_referrers_unless_cascade(
         cascaded = await c.delete(url, params={"cascade": "true"}, headers={"If-Match": '"1"'})
         assert cascaded.status_code == 204
         assert (await c.get(f"{V1}/jurisdiction-criteria/{criterion['id']}")).status_code == 404
-        changes = await runtime.registry.changes(2, limit=10)
+        page = await feed.changes_page(services.sessions, 2, 10, dt.timedelta(days=30))
+        changes = page["changes"]
     assert {(c["kind"], c["operation"]) for c in changes} == {
         ("jurisdiction-criteria", "delete"),
         ("authorities", "delete"),
@@ -206,19 +210,19 @@ async def test_bad_input_is_a_clear_4xx(api: Api) -> None:
 
 
 async def test_pagination_walks_10000_entries_once_while_writes_happen(
-    api: Api, runtime: Runtime
+    api: Api, services: Services
 ) -> None:
     spec = KINDS["authorities"]
     items = [BatchItem(spec, validate(spec, factories.authority(code=f"DE:P{n:05d}")), n)
              for n in range(10_000)]  # fmt: skip
-    await runtime.registry.apply_batch(items, "loader")
+    await services.batches.apply(items, "loader")
     stop = asyncio.Event()
 
     async def writer() -> None:
         n = 0
         while not stop.is_set():
             doc = validate(spec, factories.authority(code=f"DE:NEW{n}"))
-            await runtime.registry.create(spec, doc, "writer")
+            await services.writes.create(spec, doc, "writer")
             n += 1
             await asyncio.sleep(0)
 

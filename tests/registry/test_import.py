@@ -11,8 +11,8 @@ from typing import Any
 
 from cdb_service.registry.imports import export_lines
 from cdb_service.registry.kinds import KINDS
-from cdb_service.runtime import Runtime
 from cdb_service.seeding.load import seed
+from cdb_service.services import Services
 from tests.support import factories
 from tests.support.api import Api
 
@@ -30,27 +30,29 @@ async def _post(api: Api, who: str, body: bytes, **params: Any) -> Any:
         )
 
 
-async def test_exported_state_reimports_as_a_no_op(api: Api, runtime: Runtime) -> None:
-    await seed(runtime.registry, runtime.sessions)
-    exported = await runtime.registry.documents(KINDS.values(), "DE")
+async def test_exported_state_reimports_as_a_no_op(api: Api, services: Services) -> None:
+    await seed(services.batches, services.sessions)
+    exported = await services.reads.documents(KINDS.values(), "DE")
     assert {kind for kind, _ in exported} >= {"authorities", "jurisdiction-criteria"}
     response = await _post(api, "admin-de", _ndjson(exported))
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["revision"] is None
     assert body["counts"] == {"created": 0, "updated": 0, "deleted": 0, "unchanged": len(exported)}
-    assert await runtime.registry.head() == 1
+    assert await services.reads.head() == 1
 
 
-async def test_one_bad_line_in_5000_writes_nothing_and_is_named(api: Api, runtime: Runtime) -> None:
+async def test_one_bad_line_in_5000_writes_nothing_and_is_named(
+    api: Api, services: Services
+) -> None:
     lines = [("authorities", factories.authority(code=f"DE:B{n:04d}")) for n in range(5000)]
     lines[3210] = ("authorities", factories.authority(code="DE:B3210", kind="tribunal"))
     response = await _post(api, "admin-de", _ndjson(lines))
     assert response.status_code == 422
     errors = response.json()["errors"]
     assert [e["loc"] for e in errors] == [["line", 3211, "kind"]]
-    assert await runtime.registry.head() == 0
-    assert (await runtime.registry.collection(KINDS["authorities"])).items == []
+    assert await services.reads.head() == 0
+    assert (await services.reads.collection(KINDS["authorities"])).items == []
 
 
 async def test_unparseable_and_foreign_lines_are_reported_each(api: Api) -> None:
@@ -65,7 +67,7 @@ async def test_unparseable_and_foreign_lines_are_reported_each(api: Api) -> None
 
 
 async def test_dry_run_diff_equals_the_real_run_and_replace_removes_what_is_gone(
-    api: Api, runtime: Runtime
+    api: Api, services: Services
 ) -> None:
     first = [("authorities", factories.authority(code=f"DE:R{n}")) for n in range(4)]
     assert (await _post(api, "admin-de", _ndjson(first))).json()["revision"] == 1
@@ -74,7 +76,7 @@ async def test_dry_run_diff_equals_the_real_run_and_replace_removes_what_is_gone
               ("authorities", factories.authority(code="DE:R9"))]  # fmt: skip
     dry = (await _post(api, "admin-de", _ndjson(second), mode="replace", dry_run="true")).json()
     assert dry["revision"] is None and dry["dry_run"] is True
-    assert await runtime.registry.head() == 1
+    assert await services.reads.head() == 1
     real = (await _post(api, "admin-de", _ndjson(second), mode="replace")).json()
     assert real["revision"] == 2
 
@@ -87,21 +89,21 @@ async def test_dry_run_diff_equals_the_real_run_and_replace_removes_what_is_gone
     ]  # fmt: skip
     assert dry["counts"] == real["counts"] == {"created": 1, "updated": 1, "deleted": 2,
                                                "unchanged": 1}  # fmt: skip
-    codes = sorted(
-        a["code"] for a in (await runtime.registry.collection(KINDS["authorities"])).items
-    )
+    codes = sorted(a["code"] for a in (await services.reads.collection(KINDS["authorities"])).items)
     assert codes == ["DE:R0", "DE:R1", "DE:R9"]
 
 
-async def test_an_administrator_imports_for_its_own_owner_only(api: Api, runtime: Runtime) -> None:
+async def test_an_administrator_imports_for_its_own_owner_only(
+    api: Api, services: Services
+) -> None:
     lines = _ndjson([("authorities", factories.authority(owner="FR", code="FR:A"))])
     response = await _post(api, "admin-de", lines, owner="FR")
     assert response.status_code == 403
-    assert await runtime.registry.head() == 0
+    assert await services.reads.head() == 0
 
 
 async def test_certificate_rotation_replaces_it_everywhere_in_one_revision(
-    api: Api, runtime: Runtime
+    api: Api, services: Services
 ) -> None:
     old, renewed = factories.certificate_pem(30, "old"), factories.certificate_pem(400, "new")
     async with api.client("admin-de") as c:

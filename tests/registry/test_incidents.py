@@ -17,9 +17,9 @@ from cdb_service.kernel.problems import Problem
 from cdb_service.probe.runner import ProbeConfig, Prober
 from cdb_service.probe.store import Store
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.service import validate
-from cdb_service.runtime import Runtime
+from cdb_service.registry.validation import validate
 from cdb_service.security.audit import AuditEvent
+from cdb_service.services import Services
 from tests.support.api import Api, As
 
 V1 = "/api/v1"
@@ -49,7 +49,7 @@ async def _ids(c: As, **params: str) -> list[str]:
 
 
 async def test_an_operator_opens_updates_and_closes_an_incident_never_deleting_it(
-    api: Api, runtime: Runtime
+    api: Api, services: Services
 ) -> None:
     before = dt.datetime.now(UTC) - dt.timedelta(seconds=1)
     async with api.client("operator") as c:
@@ -115,7 +115,7 @@ async def test_an_operator_opens_updates_and_closes_an_incident_never_deleting_i
         assert await _ids(c) == [first["id"]]
         assert (await c.post(URL, json=_incident(ref="inc-2"))).status_code == 403
 
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
         events = (await session.scalars(select(AuditEvent).order_by(AuditEvent.seq))).all()
     writes = [(e.action, e.outcome) for e in events if "incidents" in e.action]
     assert writes == [("create incidents", "ok"), *[("update incidents", "ok")] * 3,

@@ -11,27 +11,27 @@ from cdb_service.kernel.codes import COUNTRIES, MEMBER_ROLES
 from cdb_service.lookup.gazetteer import GazetteerPlace
 from cdb_service.registry.jurisdiction_criteria.models import GeoKey
 from cdb_service.registry.kinds import KINDS
-from cdb_service.runtime import Runtime
 from cdb_service.seeding.load import nth_postal_code, seed, seed_scale
+from cdb_service.services import Services
 
 
-async def _all(runtime: Runtime, kind: str) -> list[dict]:  # type: ignore[type-arg]
-    return (await runtime.registry.collection(KINDS[kind], limit=1000)).items
+async def _all(services: Services, kind: str) -> list[dict]:  # type: ignore[type-arg]
+    return (await services.reads.collection(KINDS[kind], limit=1000)).items
 
 
 async def test_seed_covers_every_state_and_a_second_run_creates_no_revision(
-    runtime: Runtime,
+    services: Services,
 ) -> None:
-    first = await seed(runtime.registry, runtime.sessions)
+    first = await seed(services.batches, services.sessions)
     assert first.batch.revision == 1
-    second = await seed(runtime.registry, runtime.sessions)
+    second = await seed(services.batches, services.sessions)
     assert second.batch.revision is None
     assert second.batch.counts()["created"] == second.batch.counts()["updated"] == 0
     assert second.gazetteer_countries_loaded == 0
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Revision)) == 1
 
-    authorities = await _all(runtime, "authorities")
+    authorities = await _all(services, "authorities")
     kinds_by_owner = Counter((a["owner"], a["kind"]) for a in authorities)
     for cc in COUNTRIES:
         assert kinds_by_owner[(cc, "central-authority")] == 1, cc
@@ -43,37 +43,37 @@ async def test_seed_covers_every_state_and_a_second_run_creates_no_revision(
     el_court = next(a for a in authorities if a["code"].startswith("EL:COURT-"))
     assert any("\u0370" <= ch <= "\u03ff" for ch in el_court["names"]["el"])
 
-    criteria = await _all(runtime, "jurisdiction-criteria")
+    criteria = await _all(services, "jurisdiction-criteria")
     schemes = {g["scheme"] for c in criteria for g in c["geo"]}
     assert {"country", "nuts2", "nuts3", "postal-code", "postal-code-prefix", "lau"} <= schemes
     instruments = {c["instrument"] for c in criteria}
     assert {"eio", "eaw", "freezing-confiscation", "eurojust-art21", "maintenance"} <= instruments
 
-    members = await _all(runtime, "national-members")
+    members = await _all(services, "national-members")
     assert Counter((m["country"], m["role"]) for m in members) == Counter(
         {(cc, role): 1 for cc in COUNTRIES for role in MEMBER_ROLES}
     )
     assert all(m["owner"] == "EJ" for m in members)
-    correspondents = await _all(runtime, "national-correspondents")
+    correspondents = await _all(services, "national-correspondents")
     assert {c["country"] for c in correspondents} == set(COUNTRIES)
-    parties = await _all(runtime, "routing-parties")
+    parties = await _all(services, "routing-parties")
     assert len(parties) == len(COUNTRIES) + 1
     assert all(p["certificates"] and p["certificates"][0]["sha256"] for p in parties)
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
         countries = await session.scalars(select(GazetteerPlace.country).distinct())
         assert set(countries) == set(COUNTRIES)
 
 
-async def test_scale_generates_about_n_keys_deterministically(runtime: Runtime) -> None:
-    await seed(runtime.registry, runtime.sessions)
-    async with runtime.sessions() as session:
+async def test_scale_generates_about_n_keys_deterministically(services: Services) -> None:
+    await seed(services.batches, services.sessions)
+    async with services.sessions() as session:
         before = await session.scalar(select(func.count()).select_from(GeoKey))
-    report = await seed_scale(runtime.registry, runtime.sessions, 5000)
+    report = await seed_scale(services.batches, services.sessions, 5000)
     assert report.batch.revision == 2
-    async with runtime.sessions() as session:
+    async with services.sessions() as session:
         after = await session.scalar(select(func.count()).select_from(GeoKey))
     assert after - before == 5000
-    again = await seed_scale(runtime.registry, runtime.sessions, 5000)
+    again = await seed_scale(services.batches, services.sessions, 5000)
     assert again.batch.revision is None
     assert again.gazetteer_countries_loaded == 0
 

@@ -23,10 +23,10 @@ from sqlalchemy import select, text
 from cdb_service.kernel.hash_chain import GENESIS
 from cdb_service.kernel.problems import Problem
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.service import validate
-from cdb_service.runtime import Runtime
+from cdb_service.registry.validation import validate
 from cdb_service.security import audit
 from cdb_service.security.audit import AuditEvent, Who, event_hash, verify_chain
+from cdb_service.services import Services
 from cdb_service.settings import Settings
 from tests.support import factories
 
@@ -45,35 +45,35 @@ EXPECTED = [  # (seq, action, outcome, subject) of the history below
 ]
 
 
-async def _history(runtime: Runtime) -> None:
-    reg = runtime.registry
-    await reg.create(AUTH, validate(AUTH, factories.authority(code="DE:A")), ADMIN_DE)
+async def _history(services: Services) -> None:
+    writes = services.writes
+    await writes.create(AUTH, validate(AUTH, factories.authority(code="DE:A")), ADMIN_DE)
     with pytest.raises(Problem) as refused:  # the same code again: refused, and audited
-        await reg.create(AUTH, validate(AUTH, factories.authority(code="DE:A")), ADMIN_DE)
+        await writes.create(AUTH, validate(AUTH, factories.authority(code="DE:A")), ADMIN_DE)
     assert refused.value.status == 409
-    await reg.create(AUTH, validate(AUTH, factories.authority(code="DE:B")), ADMIN_DE)
+    await writes.create(AUTH, validate(AUTH, factories.authority(code="DE:B")), ADMIN_DE)
     # A refusal as the gate records it (gate.deny → audit.record, its own transaction).
-    await audit.record(runtime.sessions, READER, "access", "denied-403",
+    await audit.record(services.sessions, READER, "access", "denied-403",
                        "POST /api/v1/authorities",
                        {"reason": "changing the registry needs the scope cdb.write"})  # fmt: skip
 
 
-async def _events(runtime: Runtime) -> list[AuditEvent]:
-    async with runtime.sessions() as session:
+async def _events(services: Services) -> list[AuditEvent]:
+    async with services.sessions() as session:
         return list((await session.scalars(select(AuditEvent).order_by(AuditEvent.seq))).all())
 
 
-async def _sql(runtime: Runtime, statement: str, **params: Any) -> None:
-    async with runtime.engine.begin() as connection:
+async def _sql(services: Services, statement: str, **params: Any) -> None:
+    async with services.engine.begin() as connection:
         result = await connection.execute(text(statement), params)
         assert result.rowcount == 1  # type: ignore[attr-defined]
 
 
 async def test_every_write_and_refusal_is_a_linked_event_and_the_chain_verifies(
-    runtime: Runtime,
+    services: Services,
 ) -> None:
-    await _history(runtime)
-    events = await _events(runtime)
+    await _history(services)
+    events = await _events(services)
     assert [(e.seq, e.action, e.outcome, e.subject) for e in events] == EXPECTED
     first = events[0]
     assert (first.client_id, first.cert_subject, first.cert_thumbprint, first.source_ip) == (
@@ -87,13 +87,13 @@ async def test_every_write_and_refusal_is_a_linked_event_and_the_chain_verifies(
     assert [e.prev_hash for e in events] == [GENESIS] + [e.hash for e in events[:-1]]
     assert len({e.hash for e in events}) == len(events)
 
-    report = await verify_chain(runtime.sessions)
+    report = await verify_chain(services.sessions)
     assert report.ok, report
     assert report.checked == 4
 
 
-async def test_an_empty_trail_verifies(runtime: Runtime) -> None:
-    report = await verify_chain(runtime.sessions)
+async def test_an_empty_trail_verifies(services: Services) -> None:
+    report = await verify_chain(services.sessions)
     assert (report.ok, report.checked) == (True, 0)
 
 
@@ -101,41 +101,43 @@ async def test_an_empty_trail_verifies(runtime: Runtime) -> None:
     ("column", "value"),
     [("outcome", "ok"), ("subject", "someone-else"), ("cert_thumbprint", "another-thumbprint")],
 )
-async def test_a_changed_event_is_named(runtime: Runtime, column: str, value: str) -> None:
-    await _history(runtime)
+async def test_a_changed_event_is_named(services: Services, column: str, value: str) -> None:
+    await _history(services)
     # Event 2 is the refused write: make it look like a success, or like someone else's.
-    await _sql(runtime, f"UPDATE audit_events SET {column} = :value WHERE seq = 2", value=value)
-    report = await verify_chain(runtime.sessions)
+    await _sql(services, f"UPDATE audit_events SET {column} = :value WHERE seq = 2", value=value)
+    report = await verify_chain(services.sessions)
     assert (report.ok, report.broken_at, report.checked) == (False, 2, 1)
     assert "changed" in str(report.reason)
 
 
 async def test_a_changed_event_with_a_recomputed_hash_breaks_the_next_link(
-    runtime: Runtime,
+    services: Services,
 ) -> None:
     """Whoever edits a row and re-hashes it (the algorithm is no secret) breaks event 3."""
-    await _history(runtime)
-    [second] = [e for e in await _events(runtime) if e.seq == 2]
+    await _history(services)
+    [second] = [e for e in await _events(services) if e.seq == 2]
     second.outcome = "ok"  # a detached copy; the row is changed by SQL below
     forged = event_hash(second.prev_hash, audit._content(second))
-    await _sql(runtime, "UPDATE audit_events SET outcome = 'ok', hash = :h WHERE seq = 2", h=forged)
-    report = await verify_chain(runtime.sessions)
+    await _sql(
+        services, "UPDATE audit_events SET outcome = 'ok', hash = :h WHERE seq = 2", h=forged
+    )
+    report = await verify_chain(services.sessions)
     assert (report.ok, report.broken_at, report.checked) == (False, 3, 2)
     assert "link" in str(report.reason)
 
 
-async def test_a_removed_last_event_is_detected(runtime: Runtime) -> None:
-    await _history(runtime)
-    await _sql(runtime, "DELETE FROM audit_events WHERE seq = 4")
-    report = await verify_chain(runtime.sessions)
+async def test_a_removed_last_event_is_detected(services: Services) -> None:
+    await _history(services)
+    await _sql(services, "DELETE FROM audit_events WHERE seq = 4")
+    report = await verify_chain(services.sessions)
     assert (report.ok, report.broken_at, report.checked) == (False, 4, 3)
     assert "removed" in str(report.reason)
 
 
-async def test_a_removed_event_in_the_middle_is_detected(runtime: Runtime) -> None:
-    await _history(runtime)
-    await _sql(runtime, "DELETE FROM audit_events WHERE seq = 2")
-    report = await verify_chain(runtime.sessions)
+async def test_a_removed_event_in_the_middle_is_detected(services: Services) -> None:
+    await _history(services)
+    await _sql(services, "DELETE FROM audit_events WHERE seq = 2")
+    report = await verify_chain(services.sessions)
     assert (report.ok, report.broken_at, report.checked) == (False, 2, 1)
     assert "missing" in str(report.reason)
 
@@ -162,13 +164,13 @@ async def _audit_verify(settings: Settings, tmp_path: Path) -> tuple[int, dict[s
 
 
 async def test_the_audit_verify_command(
-    runtime: Runtime, settings: Settings, tmp_path: Path
+    services: Services, settings: Settings, tmp_path: Path
 ) -> None:
-    await _history(runtime)
+    await _history(services)
     code, report = await _audit_verify(settings, tmp_path)
     assert (code, report) == (0, {"status": "ok", "events": 4})
 
-    await _sql(runtime, "UPDATE audit_events SET outcome = 'ok' WHERE seq = 2")
+    await _sql(services, "UPDATE audit_events SET outcome = 'ok' WHERE seq = 2")
     code, report = await _audit_verify(settings, tmp_path)
     assert code == 1
     assert report["status"] == "broken"

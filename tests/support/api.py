@@ -15,8 +15,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from cdb_service.app import create_app
-from cdb_service.runtime import dev_defaults
-from cdb_service.security.dev import DevPki, token_for
+from cdb_service.security.dev import DevPki, token_for, with_dev_defaults
 from cdb_service.settings import Settings
 
 IDENTITY = "x-test-identity"
@@ -61,10 +60,10 @@ class As:
 
 
 class Api:
-    """One app (one lifespan, one runtime) and clients that speak to it as someone."""
+    """One app (one lifespan, one services) and clients that speak to it as someone."""
 
     def __init__(self, app: Litestar, settings: Settings) -> None:
-        self.app, self.settings = app, dev_defaults(settings)
+        self.app, self.settings = app, with_dev_defaults(settings)
         self.pki = DevPki(self.settings.pki_dir)
         self.http: AsyncTestClient[Litestar] | None = None
 
@@ -92,6 +91,6 @@ class Api:
 def build(settings: Settings) -> Api:
     settings = settings.model_copy(update={"dev_issuer": True})
     app = create_app(settings)
-    DevPki(dev_defaults(settings).pki_dir).ensure()
-    with_peer_certificates(app, DevPki(dev_defaults(settings).pki_dir))
+    DevPki(with_dev_defaults(settings).pki_dir).ensure()
+    with_peer_certificates(app, DevPki(with_dev_defaults(settings).pki_dir))
     return Api(app, settings)

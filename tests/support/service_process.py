@@ -31,7 +31,7 @@ from urllib.parse import quote
 import httpx
 from cryptography import x509
 
-from cdb_service.security.pki import Issued, issue, make_ca
+from cdb_service.security.pki import PkiFiles, issue, make_ca
 from cdb_service.security.x509 import certificate_facts
 from tests.support.nginx import free_port
 from tests.support.tls import client_context
@@ -43,26 +43,15 @@ PROBLEM = "application/problem+json"
 
 
 @dataclass(frozen=True)
-class Pki:
-    root: Path
-
-    @property
-    def ca(self) -> Path:
-        return self.root / "ca.pem"
-
-    @property
-    def server_cert(self) -> Path:
-        return self.root / "server.pem"
-
-    @property
-    def server_key(self) -> Path:
-        return self.root / "server-key.pem"
+class Pki(PkiFiles):
+    """The tests' own PKI, in the dev PKI's layout: named clients, plus `expired` and
+    `stranger` (see `make_pki`)."""
 
     def cert(self, name: str) -> Path:
-        return self.root / f"{name}.pem"
+        return self.client_cert(name)
 
     def key(self, name: str) -> Path:
-        return self.root / f"{name}-key.pem"
+        return self.client_key(name)
 
     def pem(self, name: str) -> str:
         return self.cert(name).read_text()
@@ -88,37 +77,29 @@ class Pki:
         return quote(self.pem(name), safe="")
 
 
-def _write(root: Path, name: str, issued: Issued) -> None:
-    (root / f"{name}.pem").write_text(issued.cert_pem)
-    (root / f"{name}-key.pem").write_text(issued.key_pem)
-    (root / f"{name}-key.pem").chmod(0o600)
-
-
 EXPIRED = "expired"
 STRANGER = "stranger"
 
 
 def make_pki(root: Path, clients: tuple[str, ...]) -> Pki:
     """A CA, a server certificate, `clients`, plus `expired` (same CA) and `stranger`."""
-    root.mkdir(parents=True, exist_ok=True)
+    pki = Pki(root)
     now = dt.datetime.now(dt.UTC)
     ca = make_ca("cdb test CA", organisation="cdb tests", not_before=now - dt.timedelta(days=60))
-    (root / "ca.pem").write_text(ca.cert_pem)
-    server = issue(ca, "localhost", organisation="cdb tests", dns_names=("localhost",),
-                   ip_addresses=("127.0.0.1",), server=True)  # fmt: skip
-    (root / "server.pem").write_text(server.cert_pem)
-    (root / "server-key.pem").write_text(server.key_pem)
+    pki.write_ca(ca)
+    pki.write_server(issue(ca, "localhost", organisation="cdb tests", dns_names=("localhost",),
+                           ip_addresses=("127.0.0.1",), server=True))  # fmt: skip
     for name in clients:
-        _write(root, name, issue(ca, name, organisation="cdb tests", client=True))
+        pki.write_client(name, issue(ca, name, organisation="cdb tests", client=True))
     # Issued by the trusted CA and otherwise fine, but its validity ended yesterday.
     expired = issue(ca, "expired-client", organisation="cdb tests", client=True,
                     not_before=now - dt.timedelta(days=30),
                     not_after=now - dt.timedelta(days=1))  # fmt: skip
-    _write(root, EXPIRED, expired)
+    pki.write_client(EXPIRED, expired)
     # A well-formed, valid client certificate of a CA the service was never told about.
     other_ca = make_ca("Some other CA", organisation="elsewhere")
-    _write(root, STRANGER, issue(other_ca, "reader", organisation="elsewhere", client=True))
-    return Pki(root)
+    pki.write_client(STRANGER, issue(other_ca, "reader", organisation="elsewhere", client=True))
+    return pki
 
 
 # --- the service process ----------------------------------------------------------------

@@ -11,8 +11,6 @@ from cdb_service.db.base import DateTimeUTC
 from cdb_service.db.revisions import EntryModel
 
 OPEN, CLOSED = "open", "closed"
-STATUSES = (OPEN, CLOSED)
-SOURCES = ("operator", "probe")
 
 
 class Incident(EntryModel):
@@ -33,10 +31,6 @@ class Incident(EntryModel):
     status: Mapped[str] = mapped_column(String(10), index=True)
 
 
-def status_of(ended_at: dt.datetime | None) -> str:
-    return OPEN if ended_at is None else CLOSED
-
-
 def derive(values: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
     """`status` follows `ended_at`; `detected_at`, when not given, is kept as it was or,
     on creation, is the time the incident was recorded (`notified_at`)."""
@@ -45,4 +39,7 @@ def derive(values: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict
         values.get("detected_at") or before.get("detected_at")
         or values.get("notified_at") or before.get("notified_at")
     )  # fmt: skip
-    return {"status": status_of(values.get("ended_at")), "detected_at": detected_at}
+    return {
+        "status": OPEN if values.get("ended_at") is None else CLOSED,
+        "detected_at": detected_at,
+    }

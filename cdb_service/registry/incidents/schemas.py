@@ -1,16 +1,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from cdb_service.registry.fields import ShortText, Text
 from cdb_service.registry.maintenance_windows.schemas import AwareDatetime, WindowOwner
 from cdb_service.registry.schemas import EntryIn
-
-# Set by the server; read back with the incident, they may be sent again and are ignored.
-SERVER_SET = frozenset({"notified_at", "status"})
 
 
 class IncidentIn(EntryIn):
@@ -35,13 +32,6 @@ class IncidentIn(EntryIn):
         description="Annex I 6.10: required while an operator's incident is open "
         "(an estimate: update it as it changes)",
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_server_set(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if k not in SERVER_SET}
-        return data
 
     @field_validator("detected_at", "ended_at")
     @classmethod

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -9,16 +9,11 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from cdb_service.kernel import codes
 from cdb_service.registry.fields import ShortText, Text
 from cdb_service.registry.schemas import EntryIn
-
-DERIVED_FIELDS = frozenset(
-    {"required_notice_working_days", "notice_working_days", "notice_met", "within_preferred_hours"}
-)
 
 
 def _known_owner(value: str) -> str:
@@ -50,14 +45,6 @@ class MaintenanceWindowIn(EntryIn):
     ends_at: AwareDatetime
     reason: Text
     cancelled: bool = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_derived_fields(cls, data: Any) -> Any:
-        """Derived fields read back with the window may be sent again; the server sets them."""
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if k not in DERIVED_FIELDS}
-        return data
 
     @field_validator("ends_at")
     @classmethod

@@ -18,4 +18,5 @@ SPEC = KindSpec(
         Filter("authority_id", "authority_id", uuid=True),
     ),
     references=(Reference("authority_id", "authority_code", "authorities", same_owner=True),),
+    private_fields=("person",),
 )

@@ -13,4 +13,5 @@ SPEC = KindSpec(
     natural_key_global=False,
     filters=(Filter("ref", "ref"), Filter("country", "country"), Filter("role", "role")),
     references=(Reference("routing_party_id", "routing_party_name", "routing-parties"),),
+    private_fields=("person",),
 )

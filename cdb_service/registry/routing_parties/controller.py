@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, post
+from litestar import Controller, post
 from litestar.di import NamedDependency
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.kernel.problems import invalid
+from cdb_service.registry.routing_parties.rotation import rotate_certificate
 from cdb_service.registry.routing_parties.schemas import Certificate
-from cdb_service.registry.service import field_errors
-from cdb_service.runtime import Runtime
+from cdb_service.registry.validation import field_errors
+from cdb_service.security import policy
+from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
 from cdb_service.web.docs import problems
 
@@ -35,20 +38,17 @@ class RoutingPartyActions(Controller):
         responses=problems(400, 404, 422),
     )
     async def rotate(
-        self, data: CertificateRotation, request: Request[Any, Any, Any],
-        runtime: NamedDependency[Runtime],
-    ) -> dict[str, Any]:  # fmt: skip
-        principal = request.user
-        assert isinstance(principal, Principal)
+        self,
+        data: CertificateRotation,
+        sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+        principal: NamedDependency[Principal],
+        who: NamedDependency[Who],
+    ) -> dict[str, Any]:
         try:
             renewed = Certificate.model_validate({"use": "signing", "pem": data.pem})
         except ValidationError as error:
             raise invalid(field_errors(error)) from None
-        client = request.client.host if request.client else None
-        result = await runtime.registry.rotate_certificate(
-            data.replaces_sha256.lower(),
-            renewed.pem,
-            principal,
-            principal.who(request.scope["state"].get("request_id"), client),
-        )
-        return result
+        return await rotate_certificate(
+            sessions, data.replaces_sha256.lower(), renewed.pem, who,
+            authorize=lambda owner: policy.require_write(principal, owner),
+        )  # fmt: skip

@@ -1,8 +1,14 @@
-"""What a running app holds: settings, the engine, the session factory and the services."""
+"""What a running service holds, built once from the settings by the composition root.
+
+`create_app` puts each part in the app state under its field name; handlers never
+see this class: each context's `deps.py` hands them the parts they ask for. The
+command line and the tests build it the same way to work on a database directly.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -10,44 +16,33 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from cdb_service.db.engine import create_engine, session_factory
 from cdb_service.distribution.signing import SigningKeys
 from cdb_service.lookup.index import IndexFollower
-from cdb_service.registry.service import RegistryService
+from cdb_service.registry.batches import Batches
+from cdb_service.registry.reads import EntryReads
+from cdb_service.registry.writes import EntryWrites
 from cdb_service.security.certificates import ChainVerifier, ProxyAllowList
-from cdb_service.security.dev import DevPki
+from cdb_service.security.dev import DevPki, with_dev_defaults
 from cdb_service.security.gate import SecurityGate
 from cdb_service.security.tokens import DiscoveredKeys, KeySource, StaticKeys, TokenValidator
 from cdb_service.settings import Profile, Settings
 
 
-def dev_defaults(settings: Settings) -> Settings:
-    """Dev profile: fill what is not configured with the generated local PKI."""
-    if not settings.uses_dev_issuer:
-        return settings
-    pki = DevPki(settings.pki_dir).ensure()
-    updates: dict[str, object] = {}
-    if not settings.client_ca_files:
-        updates["client_ca_files"] = [pki.ca]
-    if settings.tls_cert_file is None:
-        updates |= {"tls_cert_file": pki.server_cert, "tls_key_file": pki.server_key}
-    if not settings.oidc_issuer:
-        updates["oidc_issuer"] = settings.dev_issuer_url()
-    return settings.model_copy(update=updates)
-
-
 @dataclass
-class Runtime:
+class Services:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    registry: RegistryService
+    reads: EntryReads
+    writes: EntryWrites
+    batches: Batches
     gate: SecurityGate
     http: httpx.AsyncClient
     lookup: IndexFollower
     signing: SigningKeys
-    dev_pki: DevPki | None = field(default=None)
+    dev_pki: DevPki | None = None
 
     @classmethod
-    def open(cls, settings: Settings) -> Runtime:
-        settings = dev_defaults(settings)
+    def open(cls, settings: Settings) -> Services:
+        settings = with_dev_defaults(settings)
         engine = create_engine(settings)
         sessions = session_factory(engine)
         verify: str | bool = str(settings.oidc_ca_file) if settings.oidc_ca_file else True
@@ -70,11 +65,15 @@ class Runtime:
             ProxyAllowList(settings.trusted_proxies),
         )  # fmt: skip
         return cls(
-            settings, engine, sessions, RegistryService(sessions), gate, http,
-            IndexFollower(sessions),
+            settings, engine, sessions, EntryReads(sessions), EntryWrites(sessions),
+            Batches(sessions), gate, http, IndexFollower(sessions),
             SigningKeys.load(settings.signing_keys_path, create=settings.profile is Profile.DEV),
             dev_pki,
         )  # fmt: skip
+
+    def as_state(self) -> dict[str, Any]:
+        """Every part under its own name: the keys the contexts' `deps.py` read."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     async def close(self) -> None:
         await self.lookup.stop()

@@ -1,0 +1,149 @@
+"""Reads of every kind: one entry, pages of a kind, history, and whole owners for export.
+
+Every read is one snapshot (`read_snapshot`). Current state comes from the kind's
+table; anything "as of revision R" and all history comes from the append-only
+entry versions, through the same filters (see `filters.py`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cdb_service.db import documents
+from cdb_service.db import revisions as rev
+from cdb_service.db.documents import document_of
+from cdb_service.registry.filters import Filter
+from cdb_service.registry.kinds import APPLY_ORDER
+from cdb_service.registry.spec import KindSpec
+
+MAX_PAGE = 1000
+AS_OF_CHUNK = 500
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    revision: int
+    next: uuid.UUID | None
+
+
+def change_of(version: rev.EntryVersion) -> dict[str, Any]:
+    """An entry version as the change feed serves it (and history, which adds the actor)."""
+    return {
+        "revision": version.revision,
+        "kind": version.kind,
+        "id": str(version.entry_id),
+        "version": version.version,
+        "operation": version.operation,
+        "recorded_at": documents.to_json_value(version.recorded_at),
+        "document": version.document,
+    }
+
+
+class EntryReads:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def head(self) -> int:
+        async with rev.read_snapshot(self.sessions) as session:
+            return await rev.head_revision(session)
+
+    async def get(
+        self, kind: KindSpec, entry_id: uuid.UUID, revision: int | None = None
+    ) -> dict[str, Any] | None:
+        async with rev.read_snapshot(self.sessions) as session:
+            if revision is not None:
+                version = await rev.version_as_of(session, entry_id, revision)
+                if version is None or version.kind != kind.name:
+                    return None
+                return dict(version.document)
+            row = await session.get(kind.model, entry_id)
+            return document_of(kind, row) if row is not None else None
+
+    async def collection(
+        self,
+        kind: KindSpec,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        valid_at: dt.date | None = None,
+        revision: int | None = None,
+        after: uuid.UUID | None = None,
+        limit: int = 100,
+    ) -> Page:
+        """One page of a kind, in id order: current state, or as it stood at `revision`."""
+        limit = max(1, min(limit, MAX_PAGE))
+        wanted = [(kind.all_filters[name], value) for name, value in (filters or {}).items()]
+        async with rev.read_snapshot(self.sessions) as session:
+            head = await rev.head_revision(session)
+            if revision is not None:
+                docs = await _documents_as_of(
+                    session, kind, revision, wanted, valid_at, after, limit
+                )
+                read_at = revision
+            else:
+                model = kind.model
+                query = select(model).order_by(model.id).limit(limit + 1)
+                for flt, value in wanted:
+                    query = query.where(flt.clause(model, value))
+                if valid_at is not None:
+                    query = query.where(rev.valid_on(model, valid_at))
+                if after is not None:
+                    query = query.where(model.id > after)
+                docs = [document_of(kind, r) for r in (await session.scalars(query)).all()]
+                read_at = head
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return Page(docs, read_at, uuid.UUID(docs[-1]["id"]) if more else None)
+
+    async def history(self, entry_id: uuid.UUID) -> list[dict[str, Any]]:
+        async with rev.read_snapshot(self.sessions) as session:
+            return [change_of(v) | {"actor": v.actor} for v in await rev.history(session, entry_id)]
+
+    async def documents(
+        self, kinds: Iterable[KindSpec], owner: str | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Every current entry of these kinds (of one owner), in the order a batch applies them."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        for kind in sorted(kinds, key=lambda k: APPLY_ORDER.index(k.name)):
+            after = None
+            while True:
+                filters = {"owner": owner} if owner else {}
+                page = await self.collection(kind, filters=filters, after=after, limit=MAX_PAGE)
+                out += [(kind.name, d) for d in page.items]
+                if page.next is None:
+                    break
+                after = page.next
+        return out
+
+
+async def _documents_as_of(
+    session: AsyncSession,
+    kind: KindSpec,
+    revision: int,
+    wanted: list[tuple[Filter, Any]],
+    valid_at: dt.date | None,
+    after: uuid.UUID | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Past documents through the same filters, read in chunks until a page is full."""
+    owner = next((v for f, v in wanted if f.name == "owner"), None)
+    docs: list[dict[str, Any]] = []
+    while len(docs) <= limit:
+        chunk = await rev.collection_as_of(
+            session, kind.name, revision, owner=owner, valid_at=valid_at, after=after,
+            limit=AS_OF_CHUNK,
+        )  # fmt: skip
+        docs += [
+            dict(v.document) for v in chunk if all(f.accepts(v.document, x) for f, x in wanted)
+        ]
+        if len(chunk) < AS_OF_CHUNK:
+            break
+        after = chunk[-1].entry_id
+    return docs

@@ -1,0 +1,44 @@
+"""The caller as handlers see it: the principal the gate authenticated, and who for audit."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from cdb_service.security.audit import Who
+from cdb_service.security.dev import DevPki
+from cdb_service.security.gate import SecurityGate
+from cdb_service.security.policy import Principal
+
+
+def principal_of(request: Request[Any, Any, Any]) -> Principal:
+    """The authenticated caller; every route under /api has passed the gate."""
+    principal = request.user
+    if not isinstance(principal, Principal):  # a route mounted outside the gate by mistake
+        raise RuntimeError("no authenticated principal on an API route")
+    return principal
+
+
+def who_of_request(request: Request[Any, Any, Any]) -> Who:
+    client = request.client.host if request.client else None
+    return principal_of(request).who(request.scope["state"].get("request_id"), client)
+
+
+def provide_gate(state: State) -> SecurityGate:
+    return cast(SecurityGate, state.gate)
+
+
+def provide_dev_pki(state: State) -> DevPki:
+    """Only the dev issuer asks for it, and it is mounted only when the dev PKI exists."""
+    return cast(DevPki, state.dev_pki)
+
+
+DEPENDENCIES = {
+    "principal": Provide(principal_of, sync_to_thread=False),
+    "who": Provide(who_of_request, sync_to_thread=False),
+    "gate": Provide(provide_gate, sync_to_thread=False),
+    "dev_pki": Provide(provide_dev_pki, sync_to_thread=False),
+}
