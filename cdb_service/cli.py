@@ -21,6 +21,14 @@ def _print(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
+def _emit(text: str, out: str) -> None:
+    """`-` is standard output; anything else a file path."""
+    if out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(out).write_text(text, "utf-8")
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.server import serve
 
@@ -155,10 +163,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     owner = args.owner.upper() if args.owner else None
     documents = asyncio.run(_with_services(settings, lambda s: s.reads.documents(kinds, owner)))
     text = "".join(line + "\n" for line in export_lines(documents))
-    if args.out == "-":
-        sys.stdout.write(text)
-    else:
-        Path(args.out).write_text(text, "utf-8")
+    _emit(text, args.out)
     return 0
 
 
@@ -245,10 +250,7 @@ def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.openapi import render
 
     text = render()
-    if args.out == "-":
-        sys.stdout.write(text)
-    else:
-        Path(args.out).write_text(text, "utf-8")
+    _emit(text, args.out)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from typing import Any
 
 from sqlalchemy import func, select
@@ -165,6 +166,53 @@ async def test_reader_cannot_write_and_named_persons_stay_hidden(api: Api) -> No
         as_reader = (await c.get(f"{V1}/national-members/{created['id']}")).json()
     assert refused.status_code == 403
     assert "person" not in as_reader
+
+
+async def test_named_persons_are_hidden_from_readers_on_every_surface(api: Api) -> None:
+    """Annex I 5.5: one rule (the kind's private fields, the policy) for entries, pages,
+    history, the change feed and extracts; administrators and operators see them."""
+    member = {"owner": "EJ", "ref": "EJ-FR-NM", "country": "FR", "role": "national-member",
+              "contact": {"channel": "email", "value": "fr@eurojust.example.eu"},
+              "person": {"name": "B. Example"}}  # fmt: skip
+    created = await _create(api, "admin-ej", "national-members", member)
+    url = f"{V1}/national-members/{created['id']}"
+
+    async def surfaces(client: str) -> list[Any]:
+        async with api.client(client) as c:
+            page = (await c.get(f"{V1}/national-members")).json()["items"]
+            history = (await c.get(f"{url}/history")).json()["items"]
+            feed = (await c.get(f"{V1}/changes", params={"since": 0})).json()["changes"]
+            extract = (await c.get(f"{V1}/extract", params={"kinds": "national-members"})).text
+        lines = [json.loads(line) for line in extract.splitlines()[1:-1]]
+        return [
+            (await _get_json(api, client, url)),
+            page[0],
+            history[0]["document"],
+            feed[0]["document"],
+            lines[0]["document"],
+        ]
+
+    assert all("person" not in document for document in await surfaces("reader"))
+    for client in ("admin-ej", "operator"):
+        seen = await surfaces(client)
+        assert all(d["person"] == {"name": "B. Example", "title": None} for d in seen), client
+
+
+async def _get_json(api: Api, client: str, url: str) -> Any:
+    async with api.client(client) as c:
+        return (await c.get(url)).json()
+
+
+async def test_if_none_match_lists_weak_tags_and_star(api: Api) -> None:
+    created = await _create(api, "admin-de", "authorities", factories.authority())
+    url = f"{V1}/authorities/{created['id']}"
+    async with api.client("reader") as c:
+        for held in ('"1"', 'W/"1"', '"7", "1"', "*"):
+            response = await c.get(url, headers={"If-None-Match": held})
+            assert response.status_code == 304, held
+            assert response.headers["etag"] == '"1"'
+        stale = await c.get(url, headers={"If-None-Match": '"2"'})
+        assert stale.status_code == 200 and stale.json()["id"] == created["id"]
 
 
 async def test_referenced_authority_is_409_naming_referrers_unless_cascade(
