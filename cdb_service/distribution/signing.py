@@ -1,4 +1,4 @@
-"""The keys that sign extracts (and routing tables): ES256, rotated, published as a JWKS.
+"""The keys that sign extracts: ES256, rotated, published as a JWKS.
 
 Dev: a key pair is generated on first start under `$CDB_DATA_DIR/keys/`. Prod: the
 key set file is provisioned (CDB_SIGNING_KEYS_FILE). Rotation makes a new current

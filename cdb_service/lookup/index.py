@@ -6,8 +6,9 @@ times a second and applies the entry versions that came after it. Changes are
 fetched first and applied in one synchronous step, so a request never sees half
 of a revision; the index always says which revision it reflects.
 
-Memory matters at a million geo keys: keys are flat strings ("DE|postal-code|10115"),
-values a criterion's small integer (or a tuple of them), entries `__slots__` objects.
+Memory matters at a million geo keys: keys are flat strings (country, a one- or
+two-letter scheme tag, the code: "DEp10115", "DEn3DE300"; see `geo_key`), values a
+criterion's small integer (or a tuple of them), entries `__slots__` objects.
 """
 
 from __future__ import annotations
