@@ -389,6 +389,7 @@ class Run:
     peak_mib: float
     seconds: float
     entries: int = 0
+    geo_keys: int = 0
 
 
 def peak_rss(command: list[str], env: dict[str, str]) -> Run:
@@ -442,9 +443,10 @@ def bench_mirror(env: dict[str, str], tmp: Path, issuer: Issuer, client: Issued,
 
     with closing(sqlite3.connect(database)) as db:
         run.entries = int(db.execute("SELECT count(*) FROM entry_versions").fetchone()[0])
+        run.geo_keys = int(db.execute("SELECT count(*) FROM criterion_geo_keys").fetchone()[0])
     database.unlink()
-    print(f"  mirrored {label}: {run.entries:,} entries in {run.seconds:.0f} s, "
-          f"peak {run.peak_mib:.0f} MiB", file=sys.stderr)  # fmt: skip
+    print(f"  mirrored {label}: {run.entries:,} entries ({run.geo_keys:,} geo keys) in "
+          f"{run.seconds:.0f} s, peak {run.peak_mib:.0f} MiB", file=sys.stderr)  # fmt: skip
     return run
 
 
@@ -458,7 +460,8 @@ def mirror_row(size: str, big: Run, baseline: Run) -> list[str]:
         "",
         f"growth {growth:.0f} MiB",
         "0",
-        f"peak {big.peak_mib:.0f} (seed data only: {baseline.peak_mib:.0f}), {big.seconds:.0f} s",
+        f"peak {big.peak_mib:.0f} (seed data only: {baseline.peak_mib:.0f}); "
+        f"{big.geo_keys:,} geo keys in {big.seconds:.0f} s",
     ]
 
 
