@@ -13,10 +13,12 @@ stand beside the service and talk HTTP to it.
 
 from __future__ import annotations
 
+import argparse
 import ssl
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -62,6 +64,15 @@ class BearerToken(httpx.Auth):
 NO_TOKEN = BearerToken()
 
 
+def _options(
+    base_url: str,
+    auth: BearerToken,
+    timeout: httpx.Timeout,
+    headers: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    return {"base_url": base_url.rstrip("/"), "auth": auth, "timeout": timeout, "headers": headers}
+
+
 def async_client(
     base_url: str,
     tls: TlsIdentity,
@@ -72,14 +83,9 @@ def async_client(
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
     """For a long-lived asynchronous caller (the mirror). `transport` replaces the network."""
-    return httpx.AsyncClient(
-        base_url=base_url.rstrip("/"),
-        verify=tls.ssl_context() if transport is None else True,
-        auth=auth,
-        timeout=timeout,
-        headers=headers,
-        transport=transport,
-    )
+    verify = tls.ssl_context() if transport is None else True
+    options = _options(base_url, auth, timeout, headers)
+    return httpx.AsyncClient(verify=verify, transport=transport, **options)
 
 
 def client(
@@ -91,10 +97,25 @@ def client(
     headers: Mapping[str, str] | None = None,
 ) -> httpx.Client:
     """For a synchronous caller (the probe: a fresh client, so TLS is checked every sample)."""
-    return httpx.Client(
-        base_url=base_url.rstrip("/"),
-        verify=tls.ssl_context(),
-        auth=auth,
-        timeout=timeout,
-        headers=headers,
-    )
+    return httpx.Client(verify=tls.ssl_context(), **_options(base_url, auth, timeout, headers))
+
+
+# --- the command-line options every outbound caller takes -------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """--ca, --cert, --key, --token, --token-file (the mirror's and the probe's)."""
+    parser.add_argument("--ca", type=Path, help="CA certificate(s) to trust for the service")
+    parser.add_argument("--cert", type=Path, help="client certificate (PEM)")
+    parser.add_argument("--key", type=Path, help="client certificate's key (PEM)")
+    parser.add_argument("--token", help="bearer token bound to the client certificate")
+    parser.add_argument("--token-file", type=Path, help="file holding the token (re-read)")
+
+
+def argument_mistake(args: argparse.Namespace) -> str | None:
+    """A user's mistake in those options, as one line; None when there is none."""
+    if args.token and args.token_file:
+        return "give --token or --token-file, not both"
+    if bool(args.cert) != bool(args.key):
+        return "--cert and --key go together"
+    return None

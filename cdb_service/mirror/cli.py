@@ -11,7 +11,8 @@ import asyncio
 import json
 import ssl
 import sys
-from pathlib import Path
+
+from cdb_service import outbound
 
 DEFAULT_SERVE_PORT = 8444
 
@@ -20,11 +21,7 @@ def add_arguments(mirror: argparse.ArgumentParser) -> None:
     mirror.add_argument("--from", dest="source", required=True, help="the service's base URL")
     mirror.add_argument("--into", required=True,
                         help="database URL: sqlite:///path or postgresql://…")  # fmt: skip
-    mirror.add_argument("--ca", type=Path, help="CA certificate(s) to trust for the service")
-    mirror.add_argument("--cert", type=Path, help="client certificate (PEM)")
-    mirror.add_argument("--key", type=Path, help="client certificate's key (PEM)")
-    mirror.add_argument("--token", help="bearer token bound to the client certificate")
-    mirror.add_argument("--token-file", type=Path, help="file holding the token (re-read)")
+    outbound.add_arguments(mirror)
     mirror.add_argument("--poll", type=float, default=10.0,
                         help="seconds a feed request waits for news; retry delay")  # fmt: skip
     mirror.add_argument("--once", action="store_true",
@@ -38,10 +35,9 @@ def add_arguments(mirror: argparse.ArgumentParser) -> None:
 
 
 def _mistake(args: argparse.Namespace) -> str | None:
-    if args.token and args.token_file:
-        return "give --token or --token-file, not both"
-    if bool(args.cert) != bool(args.key):
-        return "--cert and --key go together"
+    mistake = outbound.argument_mistake(args)
+    if mistake:
+        return mistake
     if args.serve_port is not None and not args.serve:
         return "--serve-port needs --serve"
     if args.once and args.serve:
