@@ -85,10 +85,11 @@ class Prober:
         self.windows_fetched = 0.0
         self.stopping = False
 
-    def _client(self, timeout: float, auth: outbound.BearerToken) -> httpx.Client:
+    def _client(self, timeout: float) -> httpx.Client:
         # The fields are read at each call: a fresh client per sample checks TLS every time.
+        # Each request names its token (`auth=`): the sample's or the incident one.
         return outbound.client(
-            self.config.target, self.config.tls, auth,
+            self.config.target, self.config.tls,
             timeout=httpx.Timeout(timeout), headers={"User-Agent": "cdb-probe"},
         )  # fmt: skip
 
@@ -101,15 +102,15 @@ class Prober:
         # Read before the sample: an unreadable token file is the probe's fault, not an outage.
         auth = outbound.BearerToken(self.config.sample_bearer.value())
         try:
-            with self._client(self.config.timeout_s, auth) as client:
-                health = client.get("/health/ready")
+            with self._client(self.config.timeout_s) as client:
+                health = client.get("/health/ready", auth=auth)
                 if health.status_code >= 500 and health.status_code != 503:
                     error, detail = "http-5xx", f"health {health.status_code}"
                 elif health.status_code != 200 or _health_status(health) == "fail":
                     error, detail = "health-fail", f"health {health.status_code}"
                 else:
                     remaining = max(0.1, deadline - time.monotonic())
-                    lookup = client.get(self.config.lookup, timeout=remaining)
+                    lookup = client.get(self.config.lookup, timeout=remaining, auth=auth)
                     if lookup.status_code >= 500:
                         error, detail = "http-5xx", f"lookup {lookup.status_code}"
                     elif lookup.status_code != 200:
@@ -189,16 +190,16 @@ class Prober:
         try:
             if auth.value() is None:
                 return
-            with self._client(self.config.timeout_s, auth) as client:
+            with self._client(self.config.timeout_s) as client:
                 if incident.remote_id is None:
-                    response = client.post("/api/v1/incidents", json=body)
+                    response = client.post("/api/v1/incidents", json=body, auth=auth)
                     if response.status_code == 409:  # the `ref` exists: an earlier answer was lost
-                        found = _update_copy(client, body, None)
+                        found = _update_copy(client, auth, body, None)
                         response = response if found is None else found
                 else:
-                    found = _update_copy(client, body, incident.remote_id)
+                    found = _update_copy(client, auth, body, incident.remote_id)
                     if found is None:  # the copy is gone (another database): post it again
-                        found = client.post("/api/v1/incidents", json=body)
+                        found = client.post("/api/v1/incidents", json=body, auth=auth)
                     response = found
             if response.status_code in (200, 201):
                 document = response.json()
@@ -212,10 +213,11 @@ class Prober:
     def _refresh_windows(self) -> None:
         windows: list[Window] = []
         try:
-            with self._client(self.config.timeout_s, self.config.sample_bearer) as client:
+            auth = self.config.sample_bearer
+            with self._client(self.config.timeout_s) as client:
                 params: dict[str, Any] = {"limit": 1000}
                 while True:
-                    page = client.get("/api/v1/maintenance-windows", params=params)
+                    page = client.get("/api/v1/maintenance-windows", params=params, auth=auth)
                     page.raise_for_status()
                     body = page.json()
                     windows += [_window(item) for item in body["items"]]
@@ -247,7 +249,7 @@ class Prober:
 
 
 def _update_copy(
-    client: httpx.Client, body: dict[str, Any], remote_id: str | None
+    client: httpx.Client, auth: httpx.Auth, body: dict[str, Any], remote_id: str | None
 ) -> httpx.Response | None:
     """Read the service's copy (by id, or by `ref`) and PUT it back with `ended_at` set.
 
@@ -255,7 +257,7 @@ def _update_copy(
     """
     if remote_id is None:
         params = {"owner": body["owner"], "ref": body["ref"]}
-        found = client.get("/api/v1/incidents", params=params)
+        found = client.get("/api/v1/incidents", params=params, auth=auth)
         if found.status_code != 200:
             return found
         items = found.json()["items"]
@@ -263,14 +265,14 @@ def _update_copy(
             return None
         current = items[0]
     else:
-        read = client.get(f"/api/v1/incidents/{remote_id}")
+        read = client.get(f"/api/v1/incidents/{remote_id}", auth=auth)
         if read.status_code == 404:
             return None
         if read.status_code != 200:
             return read
         current = read.json()
     changed = current | {"ended_at": body["ended_at"]}
-    return client.put(f"/api/v1/incidents/{current['id']}", json=changed,
+    return client.put(f"/api/v1/incidents/{current['id']}", json=changed, auth=auth,
                       headers={"If-Match": f'"{current["version"]}"'})  # fmt: skip
 
 
