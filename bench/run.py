@@ -10,6 +10,11 @@ measured path), and the same app's `/health/live` as the reference. Both at
 Import: a 50,000-entry national batch through `cdb-service import`, its peak
 resident memory beside that of the same command on a one-line batch.
 
+Mirror: a real `cdb-service mirror --once` process takes the largest registry's
+extract over mutual TLS (from the same database served in direct-TLS mode) into a
+fresh SQLite file; its peak resident memory beside that of the same command
+mirroring the seed-only registry (the growth is what the extract's size costs).
+
 Absolute numbers depend on this machine and its neighbours; the ratios are the
 figures to compare.
 """
@@ -39,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from cdb_service.distribution.signing import SigningKeys  # noqa: E402
 from cdb_service.kernel.codes import POSTAL_CODE_SHAPES  # noqa: E402
-from cdb_service.security.pki import issue, make_ca  # noqa: E402
+from cdb_service.security.pki import Issued, issue, make_ca  # noqa: E402
 from cdb_service.security.x509 import certificate_facts  # noqa: E402
 from cdb_service.seeding.load import nth_postal_code  # noqa: E402
 from tests.support.issuer import Issuer  # noqa: E402
@@ -155,8 +160,13 @@ def resolve_paths(keys: int, count: int = 2000) -> list[str]:
 
 
 class Service:
-    def __init__(self, env: dict[str, str], workers: int, log: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], workers: int, log: Path, ca: Path | None = None
+    ) -> None:
+        """`ca`: the service terminates TLS itself (direct mode), trusted with this CA."""
         self.port = int(env["CDB_PORT"])
+        self.scheme = "https" if ca else "http"
+        verify: str | bool = str(ca) if ca else True
         self.process = subprocess.Popen(
             [EXE, "serve", "--workers", str(workers)],
             env=env,
@@ -168,7 +178,8 @@ class Service:
             if self.process.poll() is not None:
                 raise SystemExit(f"the service exited:\n{log.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200:
+                ready = httpx.get(f"{self.url}/health/ready", timeout=2, verify=verify)
+                if ready.status_code == 200:
                     return
             except httpx.TransportError:
                 pass
@@ -177,7 +188,7 @@ class Service:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         self.process.terminate()
@@ -192,7 +203,8 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[list[str]]) ->
     server = issue(ca, "127.0.0.1", ip_addresses=("127.0.0.1",), server=True)
     client = issue(ca, "bench-reader", client=True)
     for name, text in (("ca.pem", ca.cert_pem), ("server.pem", server.cert_pem),
-                       ("server-key.pem", server.key_pem)):  # fmt: skip
+                       ("server-key.pem", server.key_pem), ("client.pem", client.cert_pem),
+                       ("client-key.pem", client.key_pem)):  # fmt: skip
         (tmp / name).write_text(text)
     database = f"cdb_bench_{os.getpid()}"
     admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -225,12 +237,21 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[list[str]]) ->
             "X-SSL-Client-Cert": quote(client.cert_pem, safe=""),
             "Authorization": f"Bearer {token}",
         }
+        mirror = args.only in (None, "mirror")
+        if mirror:  # the reference: the same command mirroring the seed data alone
+            sh([EXE, "seed"], env | {"CDB_AUTO_SEED": "true"})
+            baseline = bench_mirror(env, tmp, issuer, client, "seed data")
         for keys in args.sizes:
             started = time.monotonic()
             sh([EXE, "seed", "--scale", str(keys)], env | {"CDB_AUTO_SEED": "true"})
             print(
                 f"  loaded {keys:,} geo keys in {time.monotonic() - started:.0f} s", file=sys.stderr
             )
+            if mirror and keys == max(args.sizes):
+                big = bench_mirror(env, tmp, issuer, client, f"{keys:,} keys")
+                rows.append(mirror_row(f"{keys:,}", big, baseline))
+            if args.only == "mirror":
+                continue
             service = Service(env, args.workers, tmp / f"serve-{keys}.log")
             try:
                 paths = resolve_paths(keys)
@@ -363,6 +384,87 @@ def bench_feeds(
     )
 
 
+@dataclass
+class Run:
+    peak_mib: float
+    seconds: float
+    entries: int = 0
+    geo_keys: int = 0
+
+
+def peak_rss(command: list[str], env: dict[str, str]) -> Run:
+    """Peak RSS (MiB) and seconds of one command, measured by a fresh parent process."""
+    probe = (
+        "import resource, subprocess, sys, time; t = time.monotonic(); "
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "sys.stderr.write(done.stderr[-3000:]); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.monotonic() - t, "
+        "done.returncode)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, *command], env=env, check=True,
+                         capture_output=True, text=True)  # fmt: skip
+    kib, seconds, code = out.stdout.split()
+    if code != "0":
+        raise SystemExit(f"{' '.join(command[:2])} failed ({code}):\n{out.stderr}")
+    return Run(int(kib) / 1024, float(seconds))
+
+
+def bench_mirror(env: dict[str, str], tmp: Path, issuer: Issuer, client: Issued, label: str) -> Run:
+    """`cdb-service mirror --once` into a fresh SQLite file, over mTLS with a bound token.
+
+    The bench database is served a second time, in direct-TLS mode (one worker), so
+    that the mirror presents its certificate in the handshake as it does in production.
+    """
+    direct = env | {
+        "CDB_TLS_MODE": "direct",
+        "CDB_TLS_CERT_FILE": str(tmp / "server.pem"),
+        "CDB_TLS_KEY_FILE": str(tmp / "server-key.pem"),
+        "CDB_PORT": str(free_port()),
+    }
+    slug = re.sub(r"\W+", "-", label)
+    service = Service(direct, 1, tmp / f"serve-direct-{slug}.log", ca=tmp / "ca.pem")
+    database = tmp / f"mirror-{slug}.sqlite3"
+    try:
+        thumbprint = certificate_facts(client.certificate).x5t_s256
+        token = tmp / "mirror-token"
+        token.write_text(issuer.token("bench-mirror", "cdb.read", thumbprint=thumbprint,
+                                      lifetime_s=3600))  # fmt: skip
+        command = [
+            EXE, "mirror", "--from", service.url, "--into", f"sqlite:///{database}",
+            "--ca", str(tmp / "ca.pem"), "--cert", str(tmp / "client.pem"),
+            "--key", str(tmp / "client-key.pem"), "--token-file", str(token), "--once",
+        ]  # fmt: skip
+        quiet = {k: v for k, v in os.environ.items() if not k.startswith("CDB_")}
+        run = peak_rss(command, quiet | {"CDB_LOG_LEVEL": "WARNING"})
+    finally:
+        service.stop()
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(database)) as db:
+        run.entries = int(db.execute("SELECT count(*) FROM entry_versions").fetchone()[0])
+        run.geo_keys = int(db.execute("SELECT count(*) FROM criterion_geo_keys").fetchone()[0])
+    database.unlink()
+    print(f"  mirrored {label}: {run.entries:,} entries ({run.geo_keys:,} geo keys) in "
+          f"{run.seconds:.0f} s, peak {run.peak_mib:.0f} MiB", file=sys.stderr)  # fmt: skip
+    return run
+
+
+def mirror_row(size: str, big: Run, baseline: Run) -> list[str]:
+    growth = big.peak_mib - baseline.peak_mib
+    return [
+        size,
+        "mirror --once (extract into SQLite)",
+        f"{big.entries / big.seconds:,.0f} entries/s",
+        "",
+        "",
+        f"growth {growth:.0f} MiB",
+        "0",
+        f"peak {big.peak_mib:.0f} (seed data only: {baseline.peak_mib:.0f}); "
+        f"{big.geo_keys:,} geo keys in {big.seconds:.0f} s",
+    ]
+
+
 def bench_import(tmp: Path, rows: list[list[str]], entries: int) -> None:
     env = os.environ | {
         "CDB_DATA_DIR": str(tmp / "import"),
@@ -370,7 +472,7 @@ def bench_import(tmp: Path, rows: list[list[str]], entries: int) -> None:
         "CDB_DATABASE_URL": "",
     }
     sh([EXE, "migrate"], env)
-    from tests import factories
+    from tests.support import factories
 
     big, small = tmp / "batch.ndjson", tmp / "one.ndjson"
     with big.open("w") as out:
@@ -382,16 +484,8 @@ def bench_import(tmp: Path, rows: list[list[str]], entries: int) -> None:
     )
 
     def peak(path: Path) -> tuple[float, float]:
-        """Peak RSS (MiB) and seconds of one import, measured by a fresh parent process."""
-        probe = (
-            "import resource, subprocess, sys, time; t = time.monotonic(); "
-            "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.monotonic() - t)"
-        )
-        command = [sys.executable, "-c", probe, EXE, "import", str(path), "--owner", "DE"]
-        out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
-        fields = out.stdout.split()
-        return int(fields[0]) / 1024, float(fields[1])
+        run = peak_rss([EXE, "import", str(path), "--owner", "DE"], env)
+        return run.peak_mib, run.seconds
 
     baseline, _ = peak(small)
     heavy, seconds = peak(big)
@@ -427,14 +521,16 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--import-entries", type=int, default=50_000)
-    parser.add_argument("--only", choices=("resolve", "import"))
+    parser.add_argument(
+        "--only", choices=("resolve", "import", "mirror"), help="mirror: seed, serve, mirror"
+    )
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if args.only in (None, "resolve") and shutil.which("wrk") is None:
         raise SystemExit("wrk is missing (make bench installs the Debian package)")
     rows: list[list[str]] = []
     with tempfile.TemporaryDirectory(prefix="cdb-bench-") as name:
         tmp = Path(name)
-        if args.only in (None, "resolve"):
+        if args.only in (None, "resolve", "mirror"):
             bench_resolve(args, tmp, rows)
         if args.only in (None, "import"):
             bench_import(tmp, rows, args.import_entries)

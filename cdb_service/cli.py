@@ -215,29 +215,9 @@ def cmd_rotate_keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_mirror(args: argparse.Namespace, settings: Settings) -> int:
-    from cdb_service.mirror.runner import ForeignDatabase, MirrorConfig, run
+    from cdb_service.mirror.cli import run
 
-    if args.token and args.token_file:
-        print("mirror: give --token or --token-file, not both", file=sys.stderr)
-        return 2
-    if bool(args.cert) != bool(args.key):
-        print("mirror: --cert and --key go together", file=sys.stderr)
-        return 2
-    if args.serve_port is not None and not args.serve:
-        print("mirror: --serve-port needs --serve", file=sys.stderr)
-        return 2
-    config = MirrorConfig(
-        source=args.source, into=args.into, ca=args.ca, cert=args.cert, key=args.key,
-        token=args.token, token_file=args.token_file, poll_s=args.poll,
-        serve_port=(args.serve_port or 8444) if args.serve else None,
-        seed_gazetteer=args.seed_gazetteer, apply_delay_s=args.apply_delay,
-    )  # fmt: skip
-    try:
-        asyncio.run(run(config))
-    except ForeignDatabase as error:
-        print(f"mirror: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run(args)
 
 
 def _stderr_console() -> Any:
@@ -308,32 +288,17 @@ def parser() -> argparse.ArgumentParser:
     rot = sub.add_parser("rotate-signing-key", help="make a new signing key; keep the old listed")
     rot.add_argument("--keep-listed-days", type=int)
     rot.set_defaults(run=cmd_rotate_keys)
+    from cdb_service.mirror.cli import add_arguments as mirror_arguments
+
     mir = sub.add_parser(
         "mirror",
         help="keep a local copy of a service's registry (extract, then the change feed)",
         description="Extract, verify and load, then follow the change feed revision by "
         "revision; resumes after a crash, re-extracts on 410. With --serve, answers "
-        "/api/v1/resolve on 127.0.0.1 (plain HTTP, read-only, no credentials).",
+        "/api/v1/resolve on 127.0.0.1 (plain HTTP, read-only, no credentials); with "
+        "--once, catches up and exits.",
     )
-    mir.add_argument("--from", dest="source", required=True, help="the service's base URL")
-    mir.add_argument("--into", required=True, help="database URL: sqlite:///path or postgresql://…")
-    mir.add_argument("--ca", type=Path, help="CA certificate(s) to trust for the service")
-    mir.add_argument("--cert", type=Path, help="client certificate (PEM)")
-    mir.add_argument("--key", type=Path, help="client certificate's key (PEM)")
-    mir.add_argument("--token", help="bearer token bound to the client certificate")
-    mir.add_argument("--token-file", type=Path, help="file holding the token (re-read)")
-    mir.add_argument(
-        "--poll",
-        type=float,
-        default=10.0,
-        help="seconds a feed request waits for news; retry delay",
-    )
-    mir.add_argument("--serve", action="store_true", help="also answer /api/v1/resolve locally")
-    mir.add_argument("--serve-port", type=int, help="port on 127.0.0.1 (default 8444)")
-    mir.add_argument(
-        "--seed-gazetteer", action="store_true", help="load the dev profile's sample gazetteer"
-    )
-    mir.add_argument("--apply-delay", type=float, default=0.0, help=argparse.SUPPRESS)
+    mirror_arguments(mir)
     mir.set_defaults(run=cmd_mirror)
     from cdb_service.probe.cli import add_arguments
 

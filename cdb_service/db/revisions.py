@@ -11,13 +11,27 @@ later with a smaller number.
 
 Every change of an entry appends an immutable entry version holding the full
 document; history, point-in-time reads and the change feed all read from it.
+
+Two writers use this mechanism, and only they write `registry_head`, `revisions`
+and `entry_versions`: `write_revision` here (the service: it allocates the next
+number) and `db/replica.py` (a mirror: it records its source's revisions as they
+are). Both take the lock with `lock_registry` and record versions with
+`version_values`; a test (tests/db/test_writers.py) keeps other modules out.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -46,6 +60,8 @@ from cdb_service.db.base import GUID, Base, DateTimeUTC, EntryColumns, JsonB, ut
 from cdb_service.db.documents import document_of
 
 FLUSH_EVERY = 2000
+# Rows per INSERT statement when writing in bulk (projections, a replica's rows).
+INSERT_CHUNK = 5000
 
 
 class Operation(StrEnum):
@@ -217,35 +233,29 @@ class RevisionWriter:
             for chunk in _chunks(list(entry_ids)):
                 await self.session.execute(delete(table).where(table.entry_id.in_(chunk)))
         for model, rows in self._projected.items():
-            for start in range(0, len(rows), 5000):
-                await self.session.execute(insert(model), rows[start : start + 5000])
+            await insert_rows(self.session, model, rows)
         self._projected.clear()
         self._reprojected.clear()
 
     def _project(
         self, kind: StoredKind, entry_id: uuid.UUID, values: Mapping[str, Any], replacing: bool
     ) -> None:
-        for projection in kind.projections:
+        for model, rows in projection_rows(kind, entry_id, values):
             if replacing:
-                self._reprojected.setdefault(projection.model, set()).add(entry_id)
-            self._projected.setdefault(projection.model, []).extend(
-                projection.rows(entry_id, values)
-            )
+                self._reprojected.setdefault(model, set()).add(entry_id)
+            self._projected.setdefault(model, []).extend(rows)
 
     async def _append(self, kind: StoredKind, row: EntryModel, op: Operation) -> WrittenVersion:
         document = document_of(kind, row)
         version = EntryVersion(
-            revision=self.revision,
-            kind=kind.name,
-            entry_id=row.id,
-            version=row.version,
-            operation=op.value,
-            owner=row.owner,
-            valid_from=row.valid_from,
-            valid_to=row.valid_to,
-            recorded_at=self.now,
-            actor=self.actor,
-            document=document,
+            **version_values(
+                kind.name,
+                document,
+                revision=self.revision,
+                operation=op,
+                recorded_at=self.now,
+                actor=self.actor,
+            )
         )
         self.session.add(version)
         self.written.append((kind.name, row.id, row.version))
@@ -260,6 +270,77 @@ class RevisionWriter:
         for version in self._fresh:
             self.session.expunge(version)
         self._fresh.clear()
+
+
+def projection_rows(
+    kind: StoredKind, entry_id: uuid.UUID, values: Mapping[str, Any]
+) -> Iterator[tuple[type[Base], list[dict[str, Any]]]]:
+    """The rows each of the kind's projections derives from an entry's values (or document)."""
+    for projection in kind.projections:
+        yield projection.model, projection.rows(entry_id, values)
+
+
+def version_values(
+    kind: str,
+    document: Mapping[str, Any],
+    *,
+    revision: int,
+    operation: Operation | str,
+    recorded_at: dt.datetime,
+    actor: str,
+) -> dict[str, Any]:
+    """The columns of the entry version that records `document`.
+
+    Id, version, owner and validity are read from the document itself, so that a
+    version row and the document it holds cannot disagree, whoever writes it.
+    """
+    return {
+        "revision": revision,
+        "kind": kind,
+        "entry_id": uuid.UUID(str(document["id"])),
+        "version": int(document["version"]),
+        "operation": Operation(operation).value,
+        "owner": document["owner"],
+        "valid_from": _date(document.get("valid_from")),
+        "valid_to": _date(document.get("valid_to")),
+        "recorded_at": recorded_at,
+        "actor": actor,
+        "document": dict(document),
+    }
+
+
+def _date(value: Any) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(value)
+
+
+async def insert_rows(session: AsyncSession, model: Any, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Bulk INSERT in statements of `INSERT_CHUNK` rows (a few statements, not one per row)."""
+    for start in range(0, len(rows), INSERT_CHUNK):
+        await session.execute(insert(model), list(rows[start : start + INSERT_CHUNK]))
+
+
+async def lock_registry(session: AsyncSession, *, allocate: bool) -> int:
+    """The first statement of every writing transaction: the registry-wide write lock.
+
+    It updates the single `registry_head` row, whose row lock serialises writers
+    (on SQLite the database write lock does). With `allocate` the head moves to
+    the next revision and that number is returned (the service's writes). Without,
+    the head is locked as it is and returned: a replica's next revision comes
+    from its source, not from here.
+    """
+    new = RegistryHead.revision + 1 if allocate else RegistryHead.revision
+    return int(
+        (
+            await session.execute(
+                update(RegistryHead)
+                .where(RegistryHead.id == RevisionWriter.LOCK_ROW)
+                .values(revision=new)
+                .returning(RegistryHead.revision)
+            )
+        ).scalar_one()
+    )
 
 
 def _chunks(items: list[Any], size: int = 500) -> list[list[Any]]:
@@ -293,14 +374,7 @@ async def write_revision(
     """
     async with sessions() as session, session.begin():
         # First statement of the transaction: takes the registry-wide write lock.
-        revision = (
-            await session.execute(
-                update(RegistryHead)
-                .where(RegistryHead.id == RevisionWriter.LOCK_ROW)
-                .values(revision=RegistryHead.revision + 1)
-                .returning(RegistryHead.revision)
-            )
-        ).scalar_one()
+        revision = await lock_registry(session, allocate=True)
         writer = RevisionWriter(session, actor, revision)
         # The revision row comes first: entry versions reference it.
         record = Revision(

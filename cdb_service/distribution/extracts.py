@@ -149,47 +149,87 @@ class Verdict:
     count: int | None = None
 
 
-def verify_lines(lines: list[bytes], key_set: Any) -> Verdict:
-    """Check a saved extract: every line's chain, the digest, and the signature."""
-    from joserfc.errors import JoseError
+class ExtractVerifier:
+    """Checks an extract line by line, as it arrives: the one verification code path.
 
-    from cdb_service.distribution.signing import header_of, verify
+    Feed every line but the last to `line` (the snapshot line first), then the last
+    one to `trailer` with the source's key set. `line` checks the chain at once, so
+    a changed line is named by number while the extract is still being read; only
+    `trailer` authenticates
+    (the digest of every byte before it, the count, and the JWS against the
+    source's keys), so whatever a caller did with the lines stays provisional
+    until `trailer` says ok. Memory: one digest and one chain value.
+    """
 
-    if len(lines) < 2:
-        return Verdict(False, "too short to be an extract (no snapshot line or no trailer)")
-    digest = hashlib.sha256()
-    chain = hash_chain.GENESIS
-    for number, raw in enumerate(lines[:-1], start=1):
-        digest.update(raw)
+    def __init__(self) -> None:
+        self.lines = 0
+        self.revision: int | None = None
+        self._digest = hashlib.sha256()
+        self._chain = hash_chain.GENESIS
+
+    def line(self, raw: bytes) -> Verdict | None:
+        """A snapshot or entry line: None when its chain holds, else the failing verdict."""
+        self.lines += 1
+        self._digest.update(raw)
         text = raw.decode("utf-8", "replace").rstrip("\n")
         body, marker, given = text.rpartition(',"chain":"')
         if not marker:
-            return Verdict(False, "has no chain value", number)
-        chain = hash_chain.link(chain, body + "}")
-        if given.rstrip('"}') != chain:
-            return Verdict(False, "was changed (its chain value does not match)", number)
-    try:
-        trailer = json.loads(lines[-1])
-    except ValueError:
-        return Verdict(False, "the trailer is not JSON", len(lines))
-    if trailer.get("type") != "trailer":
-        return Verdict(False, "the last line is not a trailer (truncated?)", len(lines))
-    if trailer.get("sha256") != digest.hexdigest():
-        return Verdict(
-            False, "the digest of the lines before the trailer does not match", len(lines)
-        )
-    if trailer.get("count") != len(lines) - 2:
-        return Verdict(False, "the trailer's count does not match the lines", len(lines))
-    kid = header_of(str(trailer.get("jws", "x.y.z"))).get("kid")
-    if kid not in {k.kid for k in key_set.keys}:
-        return Verdict(False, f"signed by key {kid!r}, which the JWKS does not list", len(lines))
-    try:
-        payload = verify(trailer["jws"], key_set)
-    except (JoseError, ValueError) as error:
-        return Verdict(False, f"the signature does not verify ({error})", len(lines))
-    if payload.get("sha256") != trailer["sha256"] or payload.get("count") != trailer["count"]:
-        return Verdict(False, "the signed digest or count differs from the trailer's", len(lines))
-    revision = json.loads(lines[0]).get("revision")
-    if payload.get("revision") != revision:
-        return Verdict(False, "the signed revision differs from the snapshot line's", 1)
-    return Verdict(True, f"signed by {kid}", None, revision, trailer["count"])
+            return Verdict(False, "has no chain value", self.lines)
+        self._chain = hash_chain.link(self._chain, body + "}")
+        if given.rstrip('"}') != self._chain:
+            return Verdict(False, "was changed (its chain value does not match)", self.lines)
+        if self.lines == 1:
+            try:
+                header = json.loads(raw)
+                self.revision = header.get("revision") if isinstance(header, dict) else None
+            except ValueError:
+                return Verdict(False, "the snapshot line is not JSON", 1)
+        return None
+
+    def trailer(self, raw: bytes, key_set: Any) -> Verdict:
+        """The last line: the verdict on the whole extract, against the source's JWKS.
+
+        The keys are asked for at the end, as a client reads them once the extract is
+        in: a key rotated in meanwhile is listed by then.
+        """
+        from joserfc.errors import JoseError
+
+        from cdb_service.distribution.signing import header_of, verify
+
+        at = self.lines + 1
+        if self.lines < 1:
+            return Verdict(False, "too short to be an extract (no snapshot line or no trailer)")
+        try:
+            trailer = json.loads(raw)
+        except ValueError:
+            return Verdict(False, "the trailer is not JSON", at)
+        if not isinstance(trailer, dict) or trailer.get("type") != "trailer":
+            return Verdict(False, "the last line is not a trailer (truncated?)", at)
+        if trailer.get("sha256") != self._digest.hexdigest():
+            return Verdict(False, "the digest of the lines before the trailer does not match", at)
+        if trailer.get("count") != self.lines - 1:
+            return Verdict(False, "the trailer's count does not match the lines", at)
+        kid = header_of(str(trailer.get("jws", "x.y.z"))).get("kid")
+        if kid not in {k.kid for k in key_set.keys}:
+            return Verdict(False, f"signed by key {kid!r}, which the JWKS does not list", at)
+        try:
+            payload = verify(trailer["jws"], key_set)
+        except (JoseError, ValueError) as error:
+            return Verdict(False, f"the signature does not verify ({error})", at)
+        if payload.get("sha256") != trailer["sha256"] or payload.get("count") != trailer["count"]:
+            return Verdict(False, "the signed digest or count differs from the trailer's", at)
+        if payload.get("revision") != self.revision:
+            return Verdict(False, "the signed revision differs from the snapshot line's", 1)
+        return Verdict(True, f"signed by {kid}", None, self.revision, trailer["count"])
+
+
+def verify_lines(lines: list[bytes], key_set: Any) -> Verdict:
+    """Check a saved extract: every line's chain, the digest, and the signature."""
+    if len(lines) < 2:
+        return Verdict(False, "too short to be an extract (no snapshot line or no trailer)")
+    verifier = ExtractVerifier()
+    for raw in lines[:-1]:
+        failed = verifier.line(raw)
+        if failed is not None:
+            return failed
+    return verifier.trailer(lines[-1], key_set)

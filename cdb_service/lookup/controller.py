@@ -22,6 +22,11 @@ from cdb_service.web.conditional import conditional
 from cdb_service.web.docs import problems
 
 
+def _etag(index: LookupIndex, day: dt.date) -> str:
+    """An answer depends on the registry revision and the day asked about (validity)."""
+    return f'"{index.revision}:{day.isoformat()}"'
+
+
 def _index(lookup: IndexFollower) -> LookupIndex:
     index = lookup.index
     if index is None:
@@ -114,7 +119,7 @@ class ResolveController(Controller):
         body = lookup.answer(
             index, ("resolve", query), lambda: encode_json(resolver.resolve(index, query))
         )
-        return conditional(request.scope, f'"{index.revision}:{query.date.isoformat()}"', body)
+        return conditional(request.scope, _etag(index, query.date), body)
 
     @get(
         "/recipient/{code:str}",
@@ -133,8 +138,7 @@ class ResolveController(Controller):
         body = resolver.recipient(index, code, day)
         if body is None:
             raise not_found("authorities", f"with code {code!r}")
-        tag = f'"{index.revision}:{day.isoformat()}"'
-        return conditional(request.scope, tag, encode_json(body))
+        return conditional(request.scope, _etag(index, day), encode_json(body))
 
     @get(
         "/national-member",
@@ -155,5 +159,4 @@ class ResolveController(Controller):
         index = _index(lookup)
         day = date or today()
         body = resolver.national_members(index, cc, day)
-        tag = f'"{index.revision}:{day.isoformat()}"'
-        return conditional(request.scope, tag, encode_json(body))
+        return conditional(request.scope, _etag(index, day), encode_json(body))

@@ -12,6 +12,8 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+from cdb_service import outbound
+
 DEFAULT_STORE = Path("var/probe.sqlite3")
 
 
@@ -19,11 +21,7 @@ def add_arguments(probe: argparse.ArgumentParser) -> None:
     probe.add_argument("--target", help="base URL of the watched service (https://host:port)")
     probe.add_argument("--store", type=Path, default=DEFAULT_STORE,
                        help="the probe's own SQLite file (never the watched database)")  # fmt: skip
-    probe.add_argument("--ca", type=Path, help="CA certificate(s) to trust for the service")
-    probe.add_argument("--cert", type=Path, help="client certificate (PEM)")
-    probe.add_argument("--key", type=Path, help="client certificate's key (PEM)")
-    probe.add_argument("--token", help="bearer token bound to the client certificate")
-    probe.add_argument("--token-file", type=Path, help="file holding the token (re-read)")
+    outbound.add_arguments(probe)
     probe.add_argument("--incident-token", help="operator token to post incidents to the service")
     probe.add_argument("--incident-token-file", type=Path)
     probe.add_argument("--lookup", help="the known-good lookup (path and query)")
@@ -53,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
         return _report(args)
     if not args.target:
         print("probe: --target is required", file=sys.stderr)
+        return 2
+    mistake = outbound.argument_mistake(args)
+    if mistake:
+        print(f"probe: {mistake}", file=sys.stderr)
         return 2
     from cdb_service.probe.runner import DEFAULT_LOOKUP, ProbeConfig, Prober
     from cdb_service.probe.store import Store

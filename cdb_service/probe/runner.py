@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from cdb_service import outbound
 from cdb_service.probe.store import Recorded, Store, Window
 
 log = logging.getLogger("cdb_service.probe")
@@ -48,21 +49,17 @@ class ProbeConfig:
     windows_every_s: float = 300.0
     listen: str | None = None  # host:port of the status page
 
-    def bearer(self, incident: bool = False) -> str | None:
-        token, path = (
-            (self.incident_token, self.incident_token_file)
-            if incident
-            else (self.token, self.token_file)
-        )
-        if path is not None:  # read each time: a rotated token is picked up
-            return path.read_text().strip()
-        return token
+    @property
+    def tls(self) -> outbound.TlsIdentity:
+        return outbound.TlsIdentity(self.ca, self.cert, self.key)
 
-    def ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
-        if self.cert:
-            context.load_cert_chain(str(self.cert), str(self.key) if self.key else None)
-        return context
+    @property
+    def sample_bearer(self) -> outbound.BearerToken:
+        return outbound.BearerToken(self.token, self.token_file)
+
+    @property
+    def incident_bearer(self) -> outbound.BearerToken:
+        return outbound.BearerToken(self.incident_token, self.incident_token_file)
 
 
 def _classify(error: Exception) -> str:
@@ -89,12 +86,12 @@ class Prober:
         self.stopping = False
 
     def _client(self, timeout: float) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.config.target.rstrip("/"),
-            verify=self.config.ssl_context(),
-            timeout=httpx.Timeout(timeout),
-            headers={"User-Agent": "cdb-probe"},
-        )
+        # The fields are read at each call: a fresh client per sample checks TLS every time.
+        # Each request names its token (`auth=`): the sample's or the incident one.
+        return outbound.client(
+            self.config.target, self.config.tls,
+            timeout=httpx.Timeout(timeout), headers={"User-Agent": "cdb-probe"},
+        )  # fmt: skip
 
     def take_sample(self) -> Recorded:
         at = dt.datetime.now(dt.UTC)
@@ -102,20 +99,18 @@ class Prober:
         deadline = started + self.config.timeout_s
         error: str | None = None
         detail: str | None = None
-        headers = {}
-        token = self.config.bearer()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
+        # Read before the sample: an unreadable token file is the probe's fault, not an outage.
+        auth = outbound.BearerToken(self.config.sample_bearer.value())
         try:
             with self._client(self.config.timeout_s) as client:
-                health = client.get("/health/ready", headers=headers)
+                health = client.get("/health/ready", auth=auth)
                 if health.status_code >= 500 and health.status_code != 503:
                     error, detail = "http-5xx", f"health {health.status_code}"
                 elif health.status_code != 200 or _health_status(health) == "fail":
                     error, detail = "health-fail", f"health {health.status_code}"
                 else:
                     remaining = max(0.1, deadline - time.monotonic())
-                    lookup = client.get(self.config.lookup, headers=headers, timeout=remaining)
+                    lookup = client.get(self.config.lookup, timeout=remaining, auth=auth)
                     if lookup.status_code >= 500:
                         error, detail = "http-5xx", f"lookup {lookup.status_code}"
                     elif lookup.status_code != 200:
@@ -177,9 +172,9 @@ class Prober:
         was lost (409 on the next try: the `ref` exists) finds the copy by `ref`.
         The incident token must be bound to the certificate the probe presents.
         """
-        token = self.config.bearer(incident=True)
+        auth = self.config.incident_bearer
         incident = self.store.incident(incident_id)
-        if not token or incident is None:
+        if incident is None:
             return
         body = {
             "owner": "EC",
@@ -192,18 +187,19 @@ class Prober:
             "ended_at": incident.ended_at.isoformat() if incident.ended_at else None,
             "source": "probe",
         }
-        headers = {"Authorization": f"Bearer {token}"}
         try:
+            if auth.value() is None:
+                return
             with self._client(self.config.timeout_s) as client:
                 if incident.remote_id is None:
-                    response = client.post("/api/v1/incidents", json=body, headers=headers)
+                    response = client.post("/api/v1/incidents", json=body, auth=auth)
                     if response.status_code == 409:  # the `ref` exists: an earlier answer was lost
-                        found = _update_copy(client, headers, body, None)
+                        found = _update_copy(client, auth, body, None)
                         response = response if found is None else found
                 else:
-                    found = _update_copy(client, headers, body, incident.remote_id)
+                    found = _update_copy(client, auth, body, incident.remote_id)
                     if found is None:  # the copy is gone (another database): post it again
-                        found = client.post("/api/v1/incidents", json=body, headers=headers)
+                        found = client.post("/api/v1/incidents", json=body, auth=auth)
                     response = found
             if response.status_code in (200, 201):
                 document = response.json()
@@ -215,17 +211,13 @@ class Prober:
             log.warning("probe: could not post incident %s: %s", incident.id, exc)
 
     def _refresh_windows(self) -> None:
-        headers = {}
-        token = self.config.bearer()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
         windows: list[Window] = []
         try:
+            auth = self.config.sample_bearer
             with self._client(self.config.timeout_s) as client:
                 params: dict[str, Any] = {"limit": 1000}
                 while True:
-                    page = client.get("/api/v1/maintenance-windows", params=params,
-                                      headers=headers)  # fmt: skip
+                    page = client.get("/api/v1/maintenance-windows", params=params, auth=auth)
                     page.raise_for_status()
                     body = page.json()
                     windows += [_window(item) for item in body["items"]]
@@ -257,7 +249,7 @@ class Prober:
 
 
 def _update_copy(
-    client: httpx.Client, headers: dict[str, str], body: dict[str, Any], remote_id: str | None
+    client: httpx.Client, auth: httpx.Auth, body: dict[str, Any], remote_id: str | None
 ) -> httpx.Response | None:
     """Read the service's copy (by id, or by `ref`) and PUT it back with `ended_at` set.
 
@@ -265,7 +257,7 @@ def _update_copy(
     """
     if remote_id is None:
         params = {"owner": body["owner"], "ref": body["ref"]}
-        found = client.get("/api/v1/incidents", params=params, headers=headers)
+        found = client.get("/api/v1/incidents", params=params, auth=auth)
         if found.status_code != 200:
             return found
         items = found.json()["items"]
@@ -273,15 +265,15 @@ def _update_copy(
             return None
         current = items[0]
     else:
-        read = client.get(f"/api/v1/incidents/{remote_id}", headers=headers)
+        read = client.get(f"/api/v1/incidents/{remote_id}", auth=auth)
         if read.status_code == 404:
             return None
         if read.status_code != 200:
             return read
         current = read.json()
     changed = current | {"ended_at": body["ended_at"]}
-    return client.put(f"/api/v1/incidents/{current['id']}", json=changed,
-                      headers=headers | {"If-Match": f'"{current["version"]}"'})  # fmt: skip
+    return client.put(f"/api/v1/incidents/{current['id']}", json=changed, auth=auth,
+                      headers={"If-Match": f'"{current["version"]}"'})  # fmt: skip
 
 
 def _health_status(response: httpx.Response) -> str | None:

@@ -37,15 +37,11 @@ from cdb_service.db.documents import document_of
 from cdb_service.db.engine import create_engine, session_factory
 from cdb_service.distribution import feed
 from cdb_service.kernel import codes
-from cdb_service.mirror.runner import (
-    Diverged,
-    ExtractRefused,
-    ForeignDatabase,
-    Mirror,
-    MirrorConfig,
-    SourceClient,
-    tls_context,
-)
+from cdb_service.mirror.config import MirrorConfig
+from cdb_service.mirror.errors import Diverged, ExtractRefused, ForeignDatabase
+from cdb_service.mirror.follower import Follower
+from cdb_service.mirror.source import SourceClient
+from cdb_service.mirror.store import ReplicaStore
 from cdb_service.registry.kinds import KINDS
 from cdb_service.security.dev import DevPki, token_for
 from cdb_service.seeding import dataset
@@ -273,7 +269,7 @@ class Shim(httpx.AsyncBaseTransport):
     """The real source behind a transport that can tamper an extract or say 410."""
 
     def __init__(self, source: Source) -> None:
-        self.inner = httpx.AsyncHTTPTransport(verify=tls_context(source.config("")))
+        self.inner = httpx.AsyncHTTPTransport(verify=source.config("").tls.ssl_context())
         self.tamper = False
         self.gone_up_to: int | None = None
         self.extracts = 0
@@ -306,7 +302,7 @@ async def test_refused_extract_410_422_divergence_and_a_foreign_database(
     shim = Shim(source)
     config = source.config(settings.database_url)
     client = SourceClient(config, transport=shim)
-    mirror = Mirror(config, services.sessions, client)
+    mirror = Follower(config, ReplicaStore(services.sessions, config.actor), client)
     writer = Writer.of(source)
     try:
         # A changed line: the chain gives it away, nothing is applied.
@@ -326,7 +322,7 @@ async def test_refused_extract_410_422_divergence_and_a_foreign_database(
         assert_same(await mirror_entries(services.sessions), source_entries(source))
 
         # 410: the feed no longer reaches the mirror's revision -> a fresh extract.
-        head, _ = await mirror.local_state()
+        head, _ = await mirror.store.local_state()
         await asyncio.to_thread(writer.burst, 3)
         shim.gone_up_to = head
         await mirror.sync()
@@ -349,10 +345,10 @@ async def test_refused_extract_410_422_divergence_and_a_foreign_database(
                 update(criteria).where(criteria.id == uuid.UUID(entry_id)).values(version=99)
             )
         await asyncio.to_thread(writer.delete)
-        head, _ = await mirror.local_state()
+        head, _ = await mirror.store.local_state()
         page = await client.changes(head, 0)
         with pytest.raises(Diverged, match="the mirror has version 99"):
-            await mirror.apply_revision(head, head + 1, page["changes"])
+            await mirror.store.apply_revision(head, head + 1, page["changes"])
         await mirror.sync()
         assert shim.extracts == 5
         assert_same(await mirror_entries(services.sessions), source_entries(source))

@@ -1,0 +1,129 @@
+"""The sync loop: take an extract when needed, follow the feed, re-extract when it breaks.
+
+A 410 (the feed no longer reaches back to the mirror's revision), a 422 (the
+mirror's revision is after the source's head: the source was restored from an
+older backup) and a change that does not fit the mirror's rows (`Diverged`) all
+end in a fresh extract. An unreachable or refusing source is retried, never fatal;
+a database that is not a mirror is (`ForeignDatabase`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+from dataclasses import dataclass, field
+
+import httpx
+
+from cdb_service.db.base import utcnow
+from cdb_service.logging import get_logger
+from cdb_service.lookup import index as lookup
+from cdb_service.mirror.config import MirrorConfig
+from cdb_service.mirror.errors import Diverged, ExtractRefused, FeedGone, ForeignDatabase
+from cdb_service.mirror.source import SourceClient
+from cdb_service.mirror.store import ReplicaStore
+
+log = get_logger("cdb.mirror")
+
+
+@dataclass
+class Status:
+    """What the mirror's `/health/ready` reports."""
+
+    source_head: int | None = None
+    last_contact: dt.datetime | None = None
+    last_error: str | None = None
+    extracts: int = 0
+
+
+@dataclass
+class Follower:
+    config: MirrorConfig
+    store: ReplicaStore
+    client: SourceClient
+    # With `--serve`: the lookup index the local resolve routes answer from.
+    index: lookup.IndexFollower | None = None
+    status: Status = field(default_factory=Status)
+
+    async def sync_once(self, wait: float = 0) -> int:
+        """Extract if needed, then one page of the feed; returns the mirror's head."""
+        if await self.store.needs_extract():
+            return await self.reextract()
+        head, _ = await self.store.local_state()
+        try:
+            page = await self.client.changes(head, wait)
+        except FeedGone as gone:
+            log.warning("re-extracting", reason=str(gone), head=head)
+            return await self.reextract()
+        self._contact(int(page["head"]))
+        for revision, group in itertools.groupby(page["changes"], key=lambda c: c["revision"]):
+            try:
+                await self.store.apply_revision(head, int(revision), list(group))
+            except Diverged as error:
+                log.warning("the mirror diverged; re-extracting", reason=str(error),
+                            revision=revision)  # fmt: skip
+                return await self.reextract()
+            head = int(revision)
+            if self.config.apply_delay_s:
+                await asyncio.sleep(self.config.apply_delay_s)
+        await self._refresh_index()
+        return head
+
+    async def sync(self) -> int:
+        """Apply pages until nothing more is waiting (the source's head as last seen)."""
+        while True:
+            head = await self.sync_once()
+            source = self.status.source_head
+            if source is not None and head >= source:
+                return head
+
+    async def reextract(self) -> int:
+        """A fresh extract, streamed into the database; the old copy stays if it is refused."""
+        async with self.client.extract() as lines:
+            loaded = await self.store.load_extract(lines, self.client.jwks)
+        self.status.extracts += 1
+        self._contact(loaded.revision)
+        log.info("extract applied", revision=loaded.revision, entries=loaded.entries,
+                 detail=loaded.detail)  # fmt: skip
+        if self.index is not None:
+            # A fresh index from the fresh snapshot; until it is built the old one answers.
+            self.index.index = await lookup.build(self.store.sessions)
+        return loaded.revision
+
+    def _contact(self, source_head: int) -> None:
+        self.status.source_head = source_head
+        self.status.last_contact = utcnow()
+        self.status.last_error = None
+
+    async def _refresh_index(self) -> None:
+        if self.index is None:
+            return
+        if self.index.index is None:
+            self.index.index = await lookup.build(self.store.sessions)
+        else:
+            await lookup.catch_up(self.index.index, self.store.sessions)
+
+    async def run(self) -> None:
+        """Follow the source until cancelled; an unreachable source is retried, never fatal."""
+        delay = min(self.config.poll_s, 5.0)
+        while True:
+            try:
+                await self.sync_once(wait=self.config.poll_s)
+                continue
+            except (ForeignDatabase, asyncio.CancelledError):
+                raise
+            except ExtractRefused as error:
+                log.error("extract refused; nothing applied", reason=str(error))
+                self.status.last_error = f"extract refused: {error}"
+            except httpx.HTTPStatusError as error:
+                log.warning("the source refused", status=error.response.status_code,
+                            url=str(error.request.url))  # fmt: skip
+                self.status.last_error = f"HTTP {error.response.status_code}"
+            except (httpx.HTTPError, OSError) as error:
+                log.warning("the source is unreachable", error=repr(error))
+                self.status.last_error = repr(error)
+            with contextlib.suppress(Exception):
+                await self._refresh_index()  # e.g. a gazetteer loaded meanwhile
+            await asyncio.sleep(delay)
