@@ -10,7 +10,7 @@ from litestar.di import Provide
 
 from cdb_service.security.audit import Who
 from cdb_service.security.dev import DevPki
-from cdb_service.security.gate import SecurityGate
+from cdb_service.security.gate import SecurityGate, who_of
 from cdb_service.security.policy import Principal
 
 
@@ -23,8 +23,9 @@ def principal_of(request: Request[Any, Any, Any]) -> Principal:
 
 
 def who_of_request(request: Request[Any, Any, Any]) -> Who:
-    client = request.client.host if request.client else None
-    return principal_of(request).who(request.scope["state"].get("request_id"), client)
+    """Who acts, for the audit trail: the same description the gate's refusals use."""
+    principal_of(request)  # an API route: the caller is authenticated
+    return who_of(request.scope)
 
 
 def provide_gate(state: State) -> SecurityGate:
