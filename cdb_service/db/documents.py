@@ -46,6 +46,13 @@ def document_of(kind: Documented, row: Any) -> dict[str, Any]:
     return {name: to_json_value(getattr(row, name)) for name in names}
 
 
+def date_of(value: Any) -> dt.date | None:
+    """A document's date (ISO text), or a date already; None stays None."""
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(value)
+
+
 def table_of(kind: Documented) -> Table:
     return cast(Table, kind.model.__table__)
 
@@ -63,7 +70,7 @@ def _python(column: Any, value: Any) -> Any:
     if isinstance(kind, DateTimeUTC | DateTime):
         return dt.datetime.fromisoformat(value)
     if isinstance(kind, Date):
-        return dt.date.fromisoformat(value)
+        return date_of(value)
     if isinstance(kind, Uuid):
         return uuid.UUID(str(value))
     return value

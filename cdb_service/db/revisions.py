@@ -57,7 +57,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cdb_service.db.base import GUID, Base, DateTimeUTC, EntryColumns, JsonB, utcnow
-from cdb_service.db.documents import document_of
+from cdb_service.db.documents import date_of, document_of
 
 FLUSH_EVERY = 2000
 # Rows per INSERT statement when writing in bulk (projections, a replica's rows).
@@ -301,18 +301,12 @@ def version_values(
         "version": int(document["version"]),
         "operation": Operation(operation).value,
         "owner": document["owner"],
-        "valid_from": _date(document.get("valid_from")),
-        "valid_to": _date(document.get("valid_to")),
+        "valid_from": date_of(document.get("valid_from")),
+        "valid_to": date_of(document.get("valid_to")),
         "recorded_at": recorded_at,
         "actor": actor,
         "document": dict(document),
     }
-
-
-def _date(value: Any) -> dt.date | None:
-    if value is None or isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(value)
 
 
 async def insert_rows(session: AsyncSession, model: Any, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import documents
 from cdb_service.db import revisions as rev
-from cdb_service.db.documents import document_of
+from cdb_service.db.documents import date_of, document_of
 from cdb_service.logging import get_logger
 from cdb_service.lookup.gazetteer import GazetteerLoad, GazetteerPlace
 from cdb_service.registry.jurisdiction_criteria.models import GeoKey, JurisdictionCriterion
@@ -41,12 +41,6 @@ POLL_INTERVAL_S = 0.2
 STREAM_CHUNK = 20_000
 ANSWER_CACHE_SIZE = 20_000
 CHANGES_PAGE = 5000
-
-
-def _date(value: Any) -> dt.date | None:
-    if value is None or isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(value)
 
 
 def valid_on(entry: Any, day: dt.date) -> bool:
@@ -68,7 +62,10 @@ class Criterion:
         self.subject_matters = frozenset(doc.get("subject_matters") or ())
         self.stages = frozenset(doc.get("stages") or ())
         self.priority = int(doc.get("priority") or 0)
-        self.valid_from, self.valid_to = _date(doc.get("valid_from")), _date(doc.get("valid_to"))
+        self.valid_from, self.valid_to = (
+            date_of(doc.get("valid_from")),
+            date_of(doc.get("valid_to")),
+        )
         self.keys = keys
 
 
@@ -79,7 +76,10 @@ class Entry:
 
     def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = doc
-        self.valid_from, self.valid_to = _date(doc.get("valid_from")), _date(doc.get("valid_to"))
+        self.valid_from, self.valid_to = (
+            date_of(doc.get("valid_from")),
+            date_of(doc.get("valid_to")),
+        )
 
 
 # One letter per scheme keeps a million keys small: "DEp10115", "DEn3DE300".
@@ -343,6 +343,18 @@ class IndexFollower:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    async def refresh(self) -> None:
+        """Catch up with the database now; build the index first if there is none yet."""
+        if self.index is None:
+            self.index = await build(self.sessions)
+        else:
+            await catch_up(self.index, self.sessions)
+
+    async def rebuild(self) -> None:
+        """A fresh index from a fresh snapshot (the data was replaced); the old one answers
+        until the new one is whole."""
+        self.index = await build(self.sessions)
 
     async def _build(self) -> None:
         try:

@@ -88,8 +88,7 @@ class Follower:
         log.info("extract applied", revision=loaded.revision, entries=loaded.entries,
                  detail=loaded.detail)  # fmt: skip
         if self.index is not None:
-            # A fresh index from the fresh snapshot; until it is built the old one answers.
-            self.index.index = await lookup.build(self.store.sessions)
+            await self.index.rebuild()
         return loaded.revision
 
     def _contact(self, source_head: int) -> None:
@@ -98,12 +97,8 @@ class Follower:
         self.status.last_error = None
 
     async def _refresh_index(self) -> None:
-        if self.index is None:
-            return
-        if self.index.index is None:
-            self.index.index = await lookup.build(self.store.sessions)
-        else:
-            await lookup.catch_up(self.index.index, self.store.sessions)
+        if self.index is not None:
+            await self.index.refresh()
 
     async def run(self) -> None:
         """Follow the source until cancelled; an unreachable source is retried, never fatal."""

@@ -76,7 +76,7 @@ async def run(config: MirrorConfig) -> None:
         head, _ = await follower.store.local_state()
         log.info("mirror starting", source=config.source, head=head, serve=config.serve_port)
         if index is not None and not await follower.store.needs_extract():
-            index.index = await lookup.build(sessions)  # serve what is there at once
+            await index.rebuild()  # serve what is there at once
         following = asyncio.create_task(follower.run(), name="mirror-follower")
         server: Any = None
 
