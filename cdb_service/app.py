@@ -27,6 +27,7 @@ from cdb_service.logging import configure_logging, get_logger
 from cdb_service.lookup import deps as lookup_deps
 from cdb_service.lookup.controller import ResolveController
 from cdb_service.ops.health import HealthController
+from cdb_service.ops.landing import LandingController
 from cdb_service.registry import deps as registry_deps
 from cdb_service.registry.code_list_controller import CodeListController
 from cdb_service.registry.controller import controllers
@@ -41,6 +42,7 @@ from cdb_service.settings import Settings
 from cdb_service.web import deps as web_deps
 from cdb_service.web.deps import component
 from cdb_service.web.error_handlers import EXCEPTION_HANDLERS
+from cdb_service.web.pages import AssetController
 from cdb_service.web.request_id import RequestIdMiddleware
 
 API_PREFIX = "/api/v1"
@@ -73,12 +75,16 @@ async def prepare(services: Services) -> None:
     await services.lookup.start()
 
 
-async def read_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Every API route needs at least the reader role; writes ask the policy again.
+async def role_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Every API route needs at least the reader role, and every unsafe method a writer,
+    before its body is read: a reader's 10 MB body is refused, not validated. Which owner
+    a write may touch is asked again once the entry is known.
 
     Async on purpose: litestar runs a sync guard in a worker thread, on every request.
     """
     policy.require_read(connection.user)
+    if connection.scope.get("method") not in policy.SAFE_METHODS:
+        policy.require_writer(connection.user)
 
 
 async def audit_refusals(exc: Exception, scope: Any) -> None:
@@ -90,8 +96,6 @@ async def audit_refusals(exc: Exception, scope: Any) -> None:
 def refuse_unsafe_prod(settings: Settings) -> None:
     problems = settings.prod_problems()
     if problems:
-        for problem in problems:
-            log.error("refusing to start in prod", reason=problem)
         raise ProdRefused("refusing to start in prod: " + "; ".join(problems))
 
 
@@ -123,9 +127,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RoutingTableController,
             *controllers(),
         ],
-        guards=[read_guard],
+        guards=[role_guard],
     )
-    handlers: list[Any] = [HealthController, JwksController, api]
+    handlers: list[Any] = [LandingController, AssetController, HealthController, JwksController,
+                           api]  # fmt: skip
     if settings.uses_dev_issuer:
         handlers.append(DevIssuerController)
     return Litestar(

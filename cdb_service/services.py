@@ -60,6 +60,11 @@ class Services:
             settings.oidc_issuer, settings.oidc_audience, source,
             settings.oidc_algorithms, settings.oidc_leeway_s,
         )  # fmt: skip
+        if settings.uses_dev_issuer:
+            validator.renew_hint = (
+                "get one from this service with `cdb-service dev-token --client NAME`"
+                " (it finds the running dev service by itself)"
+            )
         gate = SecurityGate(
             settings, validator, ChainVerifier(settings.client_ca_files),
             ProxyAllowList(settings.trusted_proxies),

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8443, ge=1, le=65535)
     log_level: str = "INFO"
+    # Where the uptime probe publishes its status page; the landing page links to it.
+    status_page_url: str = ""
     # Apply migrations and load the seed data on start (dev convenience; off in prod).
     auto_migrate: bool | None = None
     auto_seed: bool | None = None

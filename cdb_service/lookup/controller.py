@@ -34,14 +34,15 @@ def _index(lookup: IndexFollower) -> LookupIndex:
     return index
 
 
-def _code(
-    errors: list[FieldError], name: str, value: str | None, allowed: Any, hint: str = ""
-) -> str:
+def _code(errors: list[FieldError], name: str, value: str | None, code_list: str,
+          hint: str = "") -> str:  # fmt: skip
     if value is None:
         errors.append(FieldError(("query", name), "is required"))
         return ""
-    if value not in allowed:
-        errors.append(FieldError(("query", name), f"{value!r} is not a known code{hint}"))
+    values = codes.CODE_LISTS[code_list]
+    if value not in values:
+        errors.append(FieldError(("query", name), codes.unknown_code(value, code_list, values,
+                                                                     hint)))  # fmt: skip
     return value
 
 
@@ -50,15 +51,14 @@ def build_query(country: str | None, instrument: str | None, competence: str | N
                 subject_matter: str | None, stage: str | None,
                 date: dt.date | None) -> resolver.Query:  # fmt: skip
     errors: list[FieldError] = []
-    cc = _code(
-        errors, "country", country.upper() if country else None, codes.COUNTRIES, " (EL for Greece)"
-    )
-    _code(errors, "instrument", instrument, codes.INSTRUMENTS)
-    _code(errors, "competence", competence, codes.COMPETENCES)
+    cc = _code(errors, "country", country.upper() if country else None, "countries",
+               "; Greece is EL")  # fmt: skip
+    _code(errors, "instrument", instrument, "instruments")
+    _code(errors, "competence", competence, "competences")
     if subject_matter is not None:
-        _code(errors, "subject_matter", subject_matter, codes.SUBJECT_MATTERS)
+        _code(errors, "subject_matter", subject_matter, "subject-matters")
     if stage is not None:
-        _code(errors, "stage", stage, codes.STAGES)
+        _code(errors, "stage", stage, "stages")
     normalised: dict[str, str | None] = {"postal_code": None, "lau": None, "nuts": None}
     if cc in codes.COUNTRIES:
         for name, value in (("postal_code", postal_code), ("lau", lau), ("nuts", nuts)):
@@ -153,7 +153,7 @@ class ResolveController(Controller):
         date: dt.date | None = None,
     ) -> ASGIResponse:
         errors: list[FieldError] = []
-        cc = _code(errors, "country", country.upper() if country else None, codes.COUNTRIES)
+        cc = _code(errors, "country", country.upper() if country else None, "countries")
         if errors:
             raise invalid(errors)
         index = _index(lookup)

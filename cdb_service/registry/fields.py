@@ -18,10 +18,7 @@ from cdb_service.kernel import codes
 def member_of(code_list: str, values: Mapping[str, str], hint: str = "") -> AfterValidator:
     def check(value: str) -> str:
         if value not in values:
-            raise ValueError(
-                f"{value!r} is not in the code list {code_list!r}{hint}"
-                f" (GET /api/v1/code-lists/{code_list})"
-            )
+            raise ValueError(codes.unknown_code(value, code_list, values, hint))
         return value
 
     return AfterValidator(check)

@@ -74,7 +74,10 @@ class SecurityGate:
         try:
             certificate = self.certificate(scope)
             if certificate is None:
-                raise unauthorized("a client certificate is required (mutual TLS)")
+                raise unauthorized(
+                    "a client certificate is required (mutual TLS): present the certificate "
+                    "your token was issued for (curl: --cert CERT.pem --key KEY.pem)"
+                )
             # Known before it is judged, so that the audit event of a refusal names it.
             scope["state"]["client_certificate"] = certificate
             self.verifier.verify(certificate)
@@ -82,7 +85,9 @@ class SecurityGate:
             raise unauthorized(str(error)) from None
         token = _bearer(scope)
         if token is None:
-            raise unauthorized("a bearer access token is required")
+            raise unauthorized(
+                "a bearer access token is required: send the header 'Authorization: Bearer <token>'"
+            )
         try:
             claims = await self.validator.validate(token)
         except TokenRejected as error:
@@ -93,13 +98,24 @@ class SecurityGate:
             else None
         )
         if bound is not None and bound != certificate.facts.x5t_s256:
-            raise unauthorized("the token is bound to another client certificate", "invalid_token")
+            raise unauthorized(
+                f"the token is bound to another client certificate (x5t#S256 {_short(bound)}), "
+                f"not to the one presented ({certificate.facts.subject}, x5t#S256 "
+                f"{_short(certificate.facts.x5t_s256)}); present the certificate the token "
+                "was issued for, or get a token for this certificate",
+                "invalid_token",
+            )
         if bound is None and self.settings.bound_tokens_required:
             raise unauthorized("the token is not bound to a client certificate (RFC 8705)",
                                "invalid_token")  # fmt: skip
         return principal_from_claims(
             claims, certificate, self.settings.owner_claim, self.settings.scope_claim
         )
+
+
+def _short(thumbprint: object) -> str:
+    text = str(thumbprint)
+    return text if len(text) <= 16 else text[:12] + "…"
 
 
 def _bearer(scope: Scope) -> str | None:

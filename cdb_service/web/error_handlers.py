@@ -39,6 +39,14 @@ def on_validation(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         source = str(getattr(item.get("source"), "value", item.get("source") or "body"))
         key = str(item.get("key") or "")
         msg = str(item.get("message", "")).removeprefix("Value error, ")
+        if source == "body" and key == "data" and msg == "'data'":
+            # What litestar reports when there is no body at all.
+            return problem_response(Problem(
+                422, "Invalid content", "the request body is empty; send a JSON document "
+                "(Content-Type: application/json)", "invalid-content",
+                [FieldError(("body",), "the request body is empty")]))  # fmt: skip
+        if source == "body" and not key and msg.startswith("Input should be a valid dict"):
+            msg = "the request body must be a JSON object"
         if source == "body" and key not in ("", "request"):
             loc = tuple(int(p) if p.isdigit() else p for p in key.split(".") if p != "[key]")
             body_errors.append(FieldError(loc, msg))
