@@ -14,6 +14,7 @@ from litestar import Litestar, Router
 from litestar.config.compression import CompressionConfig
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
@@ -38,14 +39,15 @@ from cdb_service.security import policy
 from cdb_service.security.dev_issuer import DevIssuerController
 from cdb_service.security.gate import ApiGate, deny
 from cdb_service.services import Services
-from cdb_service.settings import Settings
+from cdb_service.settings import Settings, TlsMode
 from cdb_service.web import deps as web_deps
-from cdb_service.web.deps import component
 from cdb_service.web.error_handlers import EXCEPTION_HANDLERS
 from cdb_service.web.pages import AssetController
+from cdb_service.web.perimeter import Perimeter
 from cdb_service.web.request_id import RequestIdMiddleware
 
 API_PREFIX = "/api/v1"
+MAX_ENTRY_BYTES = 2 * 1024 * 1024
 log = get_logger("cdb.app")
 
 
@@ -73,6 +75,7 @@ async def prepare(services: Services) -> None:
         report = await seed(services.batches, services.sessions)
         log.info("seeded", **report.summary())
     await services.lookup.start()
+    services.gate.refusals.start(services.sessions)
 
 
 async def role_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -90,7 +93,7 @@ async def role_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRout
 async def audit_refusals(exc: Exception, scope: Any) -> None:
     """Refusals raised past the gate (a missing scope, another owner's entry) are audited too."""
     if isinstance(exc, Problem) and exc.status in (401, 403):
-        await deny(component(scope, "sessions"), scope, exc)
+        await deny(scope, exc)
 
 
 def refuse_unsafe_prod(settings: Settings) -> None:
@@ -137,7 +140,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=handlers,
         dependencies=DEPENDENCIES,
         lifespan=[lifespan],
-        middleware=[RequestIdMiddleware, ApiGate],
+        middleware=[
+            RequestIdMiddleware,
+            DefineMiddleware(Perimeter, hsts=settings.tls_mode is TlsMode.DIRECT),
+            ApiGate,
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         after_exception=[audit_refusals],
         logging_config=None,
@@ -152,4 +159,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             backend="gzip", minimum_size=1024, gzip_compress_level=6
         ),
         debug=False,
+        # Every entry fits with room to spare; the import route allows more (documented).
+        request_max_body_size=MAX_ENTRY_BYTES,
     )

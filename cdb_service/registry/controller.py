@@ -16,6 +16,7 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
+from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found, stale
 from cdb_service.registry.idempotency import IdempotentRequest
 from cdb_service.registry.kinds import KINDS
@@ -108,7 +109,9 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             limit: int = Parameter(default=100, ge=1, le=1000),
             cursor: str | None = None,
             valid_at: dt.date | None = Parameter(default=None, description="legal validity date"),
-            revision: int | None = Parameter(default=None, ge=0, description="as of revision"),
+            revision: int | None = Parameter(
+                default=None, ge=0, le=MAX_REVISION, description="as of revision"
+            ),
         ) -> dict[str, Any]:
             filters = _filters(spec, request)
             after = None
@@ -141,7 +144,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
-            revision: int | None = Parameter(default=None, ge=0),
+            revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
         ) -> Response[Any]:
             document = await reads.get(spec, entry_id, revision)
             if document is None:

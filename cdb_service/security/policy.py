@@ -51,7 +51,13 @@ def principal_from_claims(
     claims: dict[str, Any], certificate: ClientCertificate, owner_claim: str, scope_claim: str
 ) -> Principal:
     raw = claims.get(scope_claim, "")
-    scopes = frozenset(raw.split() if isinstance(raw, str) else map(str, raw or ()))
+    # A string (RFC 8693 style) or a list of strings; anything else grants nothing.
+    if isinstance(raw, str):
+        scopes = frozenset(raw.split())
+    elif isinstance(raw, list):
+        scopes = frozenset(item for item in raw if isinstance(item, str))
+    else:
+        scopes = frozenset()
     owner = claims.get(owner_claim)
     return Principal(
         subject=str(claims.get("sub") or claims.get("client_id") or "unknown"),
