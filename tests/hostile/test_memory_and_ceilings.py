@@ -57,7 +57,11 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
     root = tmp_path_factory.mktemp("hostile")
     data = root / "var"
     env = {"PATH": os.environ["PATH"], "CDB_DATA_DIR": str(data)}
-    for command in (["migrate"], ["seed", "--scale", "100000"], ["dev-token", "--client", "reader"]):
+    for command in (
+        ["migrate"],
+        ["seed", "--scale", "100000"],
+        ["dev-token", "--client", "reader"],
+    ):
         subprocess.run([executable(), *command], env=env, check=True, capture_output=True)
     variables = {"CDB_MAX_EXTRACTS_PER_CLIENT": "2", "CDB_MAX_EXTRACTS": "4"}
     with running_service(root, variables, ca=data / "pki" / "ca.pem") as service:
