@@ -30,6 +30,7 @@ _TEXT = {
     409: "Conflict: a duplicate natural key, or entries still refer to it",
     410: "That revision is no longer retained",
     412: "If-Match names a version that is no longer current",
+    415: "Unsupported media type (the body is not in a format this route reads)",
     422: "Invalid content; `errors` names each field",
     428: "If-Match is required",
     503: "Not ready",
