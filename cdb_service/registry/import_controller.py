@@ -42,17 +42,22 @@ class ImportController(Controller):
         mode: Literal["merge", "replace"] = "merge",
         dry_run: bool = False,
         owner: str | None = Parameter(default=None, description="default: the caller's owner"),
+        first: int | None = Parameter(
+            default=None, ge=0, description="list only the first N changes (`by_kind` counts all)"
+        ),
     ) -> dict[str, Any]:
         batch_owner = owner_of_batch(owner, principal.administers, principal.is_operator)
         policy.require_write(principal, batch_owner)
         batch = await parse_stream(request.stream(), batch_owner)
-        batch.raise_if_invalid()
         result = await batches.apply(
             batch.items,
             who,
             replace_owner=batch_owner if mode == "replace" else None,
             dry_run=dry_run,
             summary=f"import {batch_owner} ({mode})",
+            prior_errors=batch.errors,
+            broken=batch.broken,
+            complete=not batch.unidentified,
         )
         return {
             "owner": batch_owner,
@@ -60,5 +65,6 @@ class ImportController(Controller):
             "dry_run": dry_run,
             "revision": result.revision,
             "counts": result.counts(),
-            "changes": [row.as_dict() for row in result.diff if row.change.value != "unchanged"],
+            "by_kind": result.counts_by_kind(),
+            "changes": result.changes(first),
         }

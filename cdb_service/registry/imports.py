@@ -11,6 +11,7 @@ Exports are written in the same shape, so an export re-imports as a no-op.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,12 @@ class ParsedBatch:
     items: list[BatchItem] = field(default_factory=list)
     errors: list[FieldError] = field(default_factory=list)
     lines: int = 0
+    # (kind, natural key) of entries whose line did not validate: references to them
+    # are not reported again as references to nothing (see Batches.apply).
+    broken: set[tuple[str, Any]] = field(default_factory=set)
+    # Lines whose entry is unknown (not JSON, no kind): replace mode cannot tell what the
+    # batch still names, so its deletions are not checked until they are fixed.
+    unidentified: int = 0
 
     def raise_if_invalid(self) -> None:
         if self.errors:
@@ -44,19 +51,18 @@ class ParsedBatch:
 
 def parse_line(number: int, raw: str | bytes, owner: str, batch: ParsedBatch) -> None:
     """Validate one line into `batch` (an item, or errors naming the line)."""
-    from pydantic import ValidationError
-
-    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-    if not text.strip():
+    if not raw.strip():
         return
     batch.lines += 1
     try:
-        data = json.loads(text)
+        data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         batch.errors.append(FieldError(("line", number), f"is not JSON: {error}", "json_invalid"))
+        batch.unidentified += 1
         return
     if not isinstance(data, dict):
         batch.errors.append(FieldError(("line", number), "must be a JSON object", "type_error"))
+        batch.unidentified += 1
         return
     kind_name = data.get("kind")
     kind: KindSpec | None = KINDS.get(kind_name) if isinstance(kind_name, str) else None
@@ -64,23 +70,53 @@ def parse_line(number: int, raw: str | bytes, owner: str, batch: ParsedBatch) ->
         batch.errors.append(
             FieldError(("line", number, "kind"), f"must be one of {', '.join(KINDS)}", "kind")
         )
+        batch.unidentified += 1
         return
     data = data.get("document")
     if not isinstance(data, dict):
         batch.errors.append(FieldError(("line", number, "document"), "must be a JSON object"))
+        batch.unidentified += 1
         return
+    add_document(batch, kind, data, owner, ("line", number), number)
+
+
+def add_document(
+    batch: ParsedBatch,
+    kind: KindSpec,
+    data: dict[str, Any],
+    owner: str,
+    where: tuple[str | int, ...],
+    line: int,
+) -> None:
+    """Validate one entry's document (from a line or a spreadsheet row) into `batch`."""
+    from pydantic import ValidationError
+
+    natural = data.get(kind.natural_key)
+    label = f"{kind.name} {natural}" if isinstance(natural, str) and natural else None
     data.setdefault("owner", owner)
     if str(data["owner"]).upper() != owner:
         batch.errors.append(
-            FieldError(("line", number, "owner"), f"is {data['owner']!r}; this batch is {owner}'s")
+            FieldError(
+                (*where, "owner"), f"is {data['owner']!r}; this batch is {owner}'s", "owner", label
+            )
         )
+        return
+    try:
+        entry_id = uuid.UUID(str(data["id"])) if data.get("id") else None
+    except ValueError:
+        batch.errors.append(FieldError((*where, "id"), "is not an entry id", "uuid", label))
         return
     try:
         document = kind.schema.model_validate(data)
     except ValidationError as error:
-        batch.errors.extend(field_errors(error, ("line", number)))
+        batch.errors.extend(
+            FieldError(e.loc, e.msg, e.type, label) for e in field_errors(error, where)
+        )
+        if isinstance(natural, str):
+            batch.broken.add((kind.name, natural.strip()))
         return
-    batch.items.append(BatchItem(kind, document, number))
+    where_kept = None if where == ("line", line) else where
+    batch.items.append(BatchItem(kind, document, line, entry_id, where_kept))
 
 
 def parse_lines(lines: Iterable[str | bytes], owner: str,

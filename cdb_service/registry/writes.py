@@ -157,7 +157,7 @@ async def _delete_with_referrers(
     writer: RevisionWriter, kind: KindSpec, row: Any, cascade: bool
 ) -> WrittenVersion:
     ensure_deletable(kind)
-    referrers = await _referrers(writer.session, kind, row.id)
+    referrers = await referrers_of(writer.session, kind, row.id)
     if referrers:
         foreign = [(k, r) for k, r in referrers if r.owner != row.owner]
         if not cascade or foreign:
@@ -177,7 +177,7 @@ async def _delete_with_referrers(
     return await writer.delete(kind, row)
 
 
-async def _referrers(
+async def referrers_of(
     session: AsyncSession, kind: KindSpec, entry_id: uuid.UUID
 ) -> list[tuple[KindSpec, Any]]:
     """Every current entry whose reference fields name this one."""
