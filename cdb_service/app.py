@@ -30,7 +30,7 @@ from cdb_service.ops.health import HealthController
 from cdb_service.registry import deps as registry_deps
 from cdb_service.registry.code_list_controller import CodeListController
 from cdb_service.registry.controller import controllers
-from cdb_service.registry.import_controller import ImportController
+from cdb_service.registry.import_controller import ExportController, ImportController
 from cdb_service.registry.routing_parties.controller import RoutingPartyActions
 from cdb_service.security import deps as security_deps
 from cdb_service.security import policy
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             CodeListController,
             ImportController,
+            ExportController,
             RoutingPartyActions,
             ResolveController,
             ExtractController,

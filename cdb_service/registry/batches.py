@@ -141,7 +141,7 @@ class Batches:
                 index = await EntryIndex.load(
                     writer.session, [(i.kind, i.document) for i in ordered]
                 )
-                seen: dict[tuple[str, Any], int | None] = {}
+                seen: dict[tuple[str, Any], tuple[str | int, ...]] = {}
                 for item in ordered:
                     try:
                         diff.append(await _apply_one(writer, index, item, seen))
@@ -204,7 +204,7 @@ async def _apply_one(
     writer: RevisionWriter,
     index: EntryIndex,
     item: BatchItem,
-    seen: dict[tuple[str, Any], int | None],
+    seen: dict[tuple[str, Any], tuple[str | int, ...]],
 ) -> DiffRow:
     kind, document = item.kind, item.document
     key = item.key
@@ -216,10 +216,9 @@ async def _apply_one(
         row = index.existing(kind, document.owner, key)
     if marker in seen:
         again = key if key is not None else item.entry_id
-        raise invalid(
-            [FieldError((kind.natural_key,), f"repeats line {seen[marker]}'s key {again!r}")]
-        )
-    seen[marker] = item.line
+        first = " ".join(map(str, seen[marker]))
+        raise invalid([FieldError((kind.natural_key,), f"repeats the key {again!r} of {first}")])
+    seen[marker] = item.location
     if row is not None and row.owner != document.owner:
         raise conflict(
             f"{kind.natural_key} {key!r} belongs to an entry of {row.owner}",
