@@ -230,7 +230,8 @@ async def _apply_one(
         written = await writer.create(kind, document.owner, values, None)
         index.learn(kind, document.owner, values, written.entry_id)
         return DiffRow(kind.name, key, Change.CREATED, written.entry_id, [], item.line)
-    changed = [name for name, value in values.items() if getattr(row, name) != value]
+    # The search text is derived from the other fields: on its own it is not a change.
+    changed = [n for n, value in values.items() if n != "search" and getattr(row, n) != value]
     if not changed:
         return DiffRow(kind.name, key, Change.UNCHANGED, row.id, [], item.line)
     await writer.update(kind, row, values)

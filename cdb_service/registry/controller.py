@@ -22,7 +22,7 @@ from cdb_service.kernel.json_documents import field_changes, json_patch, merge_p
 from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found, stale
 from cdb_service.registry.idempotency import IdempotentRequest
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.reads import EntryReads
+from cdb_service.registry.reads import EntryReads, Sort
 from cdb_service.registry.spec import KindSpec
 from cdb_service.registry.validation import validate
 from cdb_service.registry.writes import EntryWrites
@@ -31,9 +31,9 @@ from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
 from cdb_service.web.conditional import none_match
 from cdb_service.web.docs import problems
-from cdb_service.web.pagination import decode_cursor, encode_cursor
+from cdb_service.web.pagination import decode_sorted_cursor, encode_cursor
 
-PAGING = frozenset({"limit", "cursor", "valid_at", "revision"})
+PAGING = frozenset({"limit", "cursor", "valid_at", "revision", "sort", "count"})
 # What every write changes: left out of diffs, which show what an administrator changed.
 BOOKKEEPING = frozenset({"version", "revision", "created_at", "updated_at"})
 MERGE_PATCH = "application/merge-patch+json"
@@ -64,6 +64,23 @@ def _filters(spec: KindSpec, request: Request[Any, Any, Any]) -> dict[str, Any]:
         raise Problem(400, "Malformed request", "; ".join(f"{e.loc[1]}: {e.msg}" for e in errors),
                       "malformed-request", errors)  # fmt: skip
     return out
+
+
+def _sorts(spec: KindSpec) -> set[str]:
+    return {"id", spec.natural_key, "ref", "updated_at"}
+
+
+def _sort(spec: KindSpec, text: str | None, revision: int | None, count: bool) -> Sort | None:
+    if revision is not None and (text or count):
+        name = "sort" if text else "count"
+        raise invalid([FieldError(("query", name), "applies to current entries, not `revision`")])
+    if text is None or text == "id":
+        return None
+    order = Sort.parse(text)
+    if order.field not in _sorts(spec) or order.field == "id":
+        allowed = ", ".join(sorted(_sorts(spec) - {"id"}))
+        raise invalid([FieldError(("query", "sort"), f"sorts by one of {allowed} (or -field)")])
+    return order
 
 
 def _if_match(request: Request[Any, Any, Any], current: dict[str, Any]) -> int:
@@ -156,8 +173,12 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             "/",
             summary=f"List {spec.name}",
             responses=problems(400, 422),
-            description=f"Filters: {filter_doc}. Keyset pages in id order; `next` is the "
-            "cursor of the following page, which reads the same revision.",
+            description=f"Filters: {filter_doc}. `q` finds entries by any text (names in "
+            "every language, address, code, ref, party id), ignoring case and accents. Keyset "
+            "pages in id order; `next` is the cursor of the following page, which reads the "
+            f"same revision. `sort` ({', '.join(sorted(_sorts(spec)))}; `-` descending) orders "
+            "current entries (not with `revision`); a sorted walk reads the current state on "
+            "each page. `count=true` adds `total`, the number of matching current entries.",
         )
         async def collection(
             self,
@@ -168,11 +189,20 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             cursor: str | None = None,
             valid_at: dt.date | None = Parameter(default=None, description="legal validity date"),
             revision: int | None = Parameter(default=None, ge=0, description="as of revision"),
+            sort: str | None = Parameter(default=None, description="field; `-field` descending"),
+            count: bool = Parameter(default=False, description="add `total`"),
         ) -> dict[str, Any]:
             filters = _filters(spec, request)
-            after = None
+            order = _sort(spec, sort, revision, count)
+            after, after_value = None, None
             if cursor:
-                revision, after = decode_cursor(cursor)
+                pinned, after, carried = decode_sorted_cursor(cursor)
+                if order is None:
+                    revision = pinned
+                elif not isinstance(carried, list) or carried[:1] != [sort]:
+                    raise invalid([FieldError(("query", "cursor"), "belongs to another sort")])
+                else:
+                    after_value = carried[1]
             if revision is not None:
                 head = await reads.head()
                 if revision > head:
@@ -186,12 +216,18 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                 revision=revision,
                 after=after,
                 limit=limit,
+                sort=order,
+                after_value=after_value,
             )
-            return {
+            carried = [sort, page.next_value] if order is not None else None
+            out = {
                 "items": [policy.redact(d, spec.private_fields, principal) for d in page.items],
                 "revision": page.revision,
-                "next": encode_cursor(page.revision, page.next) if page.next else None,
+                "next": encode_cursor(page.revision, page.next, carried) if page.next else None,
             }
+            if count:
+                out["total"], _ = await reads.count(spec, filters=filters, valid_at=valid_at)
+            return out
 
         @get("/{entry_id:uuid}", summary=f"One {spec.name} entry", responses=problems(404))
         async def one(

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db.revisions import EntryModel, RevisionWriter, StaleVersionError, WrittenVersion
+from cdb_service.kernel.folding import search_text
 from cdb_service.kernel.problems import FieldError, conflict, invalid, not_found
 from cdb_service.registry import idempotency as idempotency_keys
 from cdb_service.registry.idempotency import IdempotentRequest
@@ -145,6 +146,7 @@ def column_values(
     if kind.derive is not None:
         current = None if row is None else {n: getattr(row, n) for n in kind.fields}
         values |= kind.derive(values, current)
+    values["search"] = search_text(values)
     return values
 
 

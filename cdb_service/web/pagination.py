@@ -11,19 +11,29 @@ import base64
 import binascii
 import json
 import uuid
+from typing import Any
 
 from cdb_service.kernel.problems import FieldError, Problem
 
 
-def encode_cursor(revision: int, after: uuid.UUID) -> str:
-    raw = json.dumps({"r": revision, "a": str(after)}, separators=(",", ":")).encode()
+def encode_cursor(revision: int, after: uuid.UUID, sort_value: Any = None) -> str:
+    """`sort_value`: the last entry's value of the sort field, for pages in another order."""
+    data: dict[str, Any] = {"r": revision, "a": str(after)}
+    if sort_value is not None:
+        data["s"] = sort_value
+    raw = json.dumps(data, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[int, uuid.UUID]:
+    revision, after, _ = decode_sorted_cursor(cursor)
+    return revision, after
+
+
+def decode_sorted_cursor(cursor: str) -> tuple[int, uuid.UUID, Any]:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return int(data["r"]), uuid.UUID(data["a"])
+        return int(data["r"]), uuid.UUID(data["a"]), data.get("s")
     except (ValueError, KeyError, TypeError, binascii.Error):
         error = FieldError(("query", "cursor"), "unknown cursor")
         raise Problem(
