@@ -27,6 +27,7 @@ from cdb_service.logging import configure_logging, get_logger
 from cdb_service.lookup import deps as lookup_deps
 from cdb_service.lookup.controller import ResolveController
 from cdb_service.ops.health import HealthController
+from cdb_service.quality.controller import QualityController
 from cdb_service.registry import deps as registry_deps
 from cdb_service.registry.code_list_controller import CodeListController
 from cdb_service.registry.controller import controllers
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CodeListController,
             ImportController,
             ExportController,
+            QualityController,
             RoutingPartyActions,
             ResolveController,
             ExtractController,

@@ -1,6 +1,6 @@
 """`cdb-service` command line.
 
-serve, migrate, seed, gazetteer-load, dev-token, audit-verify, import, export,
+serve, migrate, seed, gazetteer-load, dev-token, audit-verify, import, export, quality,
 verify-extract, rotate-signing-key, mirror, probe (and `probe report`), openapi.
 """
 
@@ -233,6 +233,33 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_quality(args: argparse.Namespace, settings: Settings) -> int:
+    import datetime as dt
+
+    from cdb_service.kernel import codes
+    from cdb_service.kernel.calendar import today
+    from cdb_service.quality.report import as_csv
+    from cdb_service.quality.service import owner_report
+
+    owner = args.owner.upper()
+    if owner not in codes.OWNERS:
+        return _user_error(f"{args.owner!r} is not an owner code (a member state, or EJ)")
+    try:
+        day = dt.date.fromisoformat(args.date) if args.date else today()
+    except ValueError:
+        return _user_error(f"--date {args.date!r} is not a date (YYYY-MM-DD)")
+    review = args.review_days or settings.quality_review_days
+    body = asyncio.run(
+        _with_services(settings, lambda s: owner_report(s.reads, owner, day, review))
+    )
+    text = as_csv(body) if args.format == "csv" else json.dumps(body, indent=2) + "\n"
+    try:
+        _emit(text, args.out)
+    except OSError as error:
+        return _user_error(f"cannot write {args.out}: {error.strerror or error}")
+    return 0
+
+
 def cmd_verify_extract(args: argparse.Namespace, settings: Settings) -> int:
     import httpx
     from joserfc.jwk import KeySet
@@ -351,6 +378,13 @@ def parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", choices=("ndjson", "csv", "xlsx"), help="default: from --out")
     exp.add_argument("--out", default="-", help="file, - (stdout), or a directory for CSV")
     exp.set_defaults(run=cmd_export)
+    qua = sub.add_parser("quality", help="an owner's data-quality findings (Annex I 7.6)")
+    qua.add_argument("--owner", required=True)
+    qua.add_argument("--format", choices=("json", "csv"), default="json")
+    qua.add_argument("--date", help="as of this day (YYYY-MM-DD); default: today")
+    qua.add_argument("--review-days", type=int, help="review period (CDB_QUALITY_REVIEW_DAYS)")
+    qua.add_argument("--out", default="-")
+    qua.set_defaults(run=cmd_quality)
     ver = sub.add_parser(
         "verify-extract", help="check a saved extract's chain, digest and signature"
     )
