@@ -17,7 +17,7 @@ from cdb_service.registry.imports import owner_of_batch, parse_stream
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.reads import EntryReads
 from cdb_service.registry.spec import KindSpec
-from cdb_service.security import policy
+from cdb_service.security import audit, policy
 from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
 from cdb_service.web.docs import problems
@@ -120,6 +120,7 @@ class ExportController(Controller):
         self,
         reads: NamedDependency[EntryReads],
         principal: NamedDependency[Principal],
+        who: NamedDependency[Who],
         owner: str | None = Parameter(default=None, description="default: the caller's owner"),
         kind: list[str] | None = Parameter(default=None, description="kinds; default: all"),
         format: Literal["ndjson", "csv", "xlsx"] = "ndjson",
@@ -127,6 +128,10 @@ class ExportController(Controller):
         policy.require_read(principal)
         batch_owner = owner_of_batch(owner, principal.administers, principal.is_operator)
         kinds = [k for k in (_kind(n) for n in kind or ()) if k] or list(KINDS.values())
+        # A bulk read, audited like an extract.
+        names = ",".join(k.name for k in kinds) if kind else "*"
+        await audit.record(reads.sessions, who, "export", "ok",
+                           f"owner={batch_owner} kinds={names} format={format}")  # fmt: skip
         by_kind = await exports.documents_by_kind(reads, kinds, batch_owner)
         by_kind = {
             name: [policy.redact(d, KINDS[name].private_fields, principal) for d in docs]

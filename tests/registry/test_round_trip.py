@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import load_workbook
+from sqlalchemy import select
 
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.spreadsheets import XLSX_MEDIA_TYPE
+from cdb_service.security.audit import AuditEvent
 from cdb_service.seeding.load import seed
 from cdb_service.services import Services
 from tests.support import factories
@@ -80,7 +82,11 @@ async def test_an_api_created_window_survives_export_and_import_in_every_format(
             assert result["counts"]["updated"] == result["counts"]["created"] == 0, kind
             total += result["counts"]["unchanged"]
         assert total == len(lines)
-
+    async with services.sessions() as session:
+        exported = (await session.scalars(
+            select(AuditEvent.target).where(AuditEvent.action == "export"))).all()  # fmt: skip
+    assert "owner=FR kinds=* format=xlsx" in exported and len(exported) == 2 + len(KINDS)
+    async with api.client("admin-fr") as c:
         # An edited spreadsheet row is an update of that entry and of nothing else.
         csv = await c.get(f"{V1}/export", params={"owner": "FR", "format": "csv",
                                                  "kind": "authorities"})  # fmt: skip
