@@ -37,6 +37,8 @@ from cdb_service.lookup.resolver import Query, candidate_keys, routing
 SEVERITIES = ("error", "warning", "info")
 CERTIFICATE_STEPS = ((0, "error"), (30, "error"), (60, "warning"), (90, "info"))
 FIRST_PLACES = 20
+# Records of events (announced windows, incidents), not standing facts: never "due for review".
+EVENTS = frozenset({"maintenance-windows", "incidents"})
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,8 @@ def currency_rules(inputs: Inputs) -> Iterable[Finding]:
         days=inputs.review_days
     )
     for kind, docs in inputs.documents.items():
+        if kind in EVENTS:
+            continue
         for doc in docs:
             updated = dt.datetime.fromisoformat(str(doc["updated_at"]))
             if updated < limit and _valid_now_or_later(doc, inputs.today):

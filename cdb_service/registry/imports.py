@@ -3,8 +3,9 @@
 Entries are matched by natural key (authority code, routing-party name, `ref`).
 
 Every line is read and validated before anything is applied, and every bad line
-is reported with its number; only a batch without errors reaches the service,
-which applies it as one revision (or, as a dry run, reports what it would do).
+is reported with its number; the service then checks the valid lines too (references,
+duplicates, replace mode) and reports every problem together (`Batches.apply`), or
+applies the batch as one revision (or, as a dry run, reports what it would do).
 Exports are written in the same shape, so an export re-imports as a no-op.
 """
 
@@ -16,13 +17,11 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdb_service.kernel.problems import FieldError, Problem, invalid
+from cdb_service.kernel.problems import FieldError, Problem
 from cdb_service.registry.batches import BatchItem
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.spec import KindSpec
 from cdb_service.registry.validation import field_errors
-
-MAX_ERRORS = 1000
 
 
 @dataclass
@@ -36,17 +35,6 @@ class ParsedBatch:
     # Lines whose entry is unknown (not JSON, no kind): replace mode cannot tell what the
     # batch still names, so its deletions are not checked until they are fixed.
     unidentified: int = 0
-
-    def raise_if_invalid(self) -> None:
-        if self.errors:
-            shown = self.errors[:MAX_ERRORS]
-            raise invalid(
-                shown,
-                f"{len(self.errors)} problem(s) in {self.lines} line(s); nothing was written"
-                + (
-                    f" (the first {MAX_ERRORS} are listed)" if len(self.errors) > MAX_ERRORS else ""
-                ),
-            )
 
 
 def parse_line(number: int, raw: str | bytes, owner: str, batch: ParsedBatch) -> None:

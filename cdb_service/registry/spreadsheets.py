@@ -16,7 +16,9 @@ table of its own here:
   `parent_code`, `authority_code`), never by its id, so that a row can be edited
   by someone who knows the court's code and not its UUID.
 
-An empty cell is an absent field (it takes its default). Server-set and derived
+An empty cell is an absent field (it takes its default). A CSV cell that a spreadsheet
+program would run as a formula (`=`, `+`, `-`, `@` first) is written after an apostrophe,
+which reading removes; XLSX cells are typed as text. Server-set and derived
 fields (version, revision, timestamps, certificate fingerprints, …) are not
 columns: they are recomputed. Reading a spreadsheet produces the same batch items
 as NDJSON lines, located by sheet and row, so validation and application are the
@@ -169,10 +171,16 @@ def write_csv(kind: KindSpec, documents: Sequence[Mapping[str, Any]], key_of: Ke
     return out.getvalue()
 
 
+# A CSV cell starting with one of these is a formula to a spreadsheet program (CSV
+# injection): it is written with a leading apostrophe, which reading removes again.
+_FORMULA_START = ("=", "+", "-", "@")
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def write_xlsx(by_kind: Mapping[str, Sequence[Mapping[str, Any]]], key_of: KeyOf) -> bytes:
@@ -208,6 +216,8 @@ def _parse_cell(column: Column, raw: Any) -> Any:
         raw = raw.strip()
         if raw == "":
             return None
+        if raw.startswith("'") and raw[1:2] in _FORMULA_START:
+            raw = raw[1:]
     if column.shape == "list":
         text = str(raw)
         if text.startswith("["):
