@@ -21,7 +21,7 @@ from cdb_service.kernel.problems import FieldError, Problem, conflict, invalid
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
 from cdb_service.registry.references import EntryIndex
 from cdb_service.registry.schemas import EntryIn
-from cdb_service.registry.spec import KindSpec
+from cdb_service.registry.spec import KindSpec, ListProjection
 from cdb_service.registry.unit_of_work import UnitOfWork
 from cdb_service.registry.writes import column_values, referrers_of
 from cdb_service.security.audit import Who
@@ -142,11 +142,16 @@ class Batches:
                     writer.session, [(i.kind, i.document) for i in ordered]
                 )
                 seen: dict[tuple[str, Any], tuple[str | int, ...]] = {}
+                applied: list[tuple[BatchItem, uuid.UUID | None]] = []
                 for item in ordered:
                     try:
-                        diff.append(await _apply_one(writer, index, item, seen))
+                        row = await _apply_one(writer, index, item, seen)
                     except Problem as problem:
                         errors.extend(_located(problem, item, broken))
+                        continue
+                    diff.append(row)
+                    applied.append((item, row.id))
+                errors += await _unique_item_conflicts(writer.session, applied)
             if replace_owner and complete:
                 kept = _Kept(
                     ids={(row.kind, row.id) for row in diff},
@@ -236,6 +241,56 @@ async def _apply_one(
         return DiffRow(kind.name, key, Change.UNCHANGED, row.id, [], item.line)
     await writer.update(kind, row, values)
     return DiffRow(kind.name, key, Change.UPDATED, row.id, changed, item.line)
+
+
+async def _unique_item_conflicts(
+    session: Any, applied: Sequence[tuple[BatchItem, uuid.UUID | None]]
+) -> list[FieldError]:
+    """Items of unique list projections (party ids) named twice, in the batch or by an entry
+    outside it: found now, with the line, rather than as a bare integrity error at commit.
+
+    The projection tables still hold the state before the batch (projections are written
+    when the revision finishes), so an entry of the batch is compared with its new items.
+    """
+    errors: list[FieldError] = []
+    in_batch = {entry_id for _, entry_id in applied}
+    for kind in KINDS.values():
+        for projection in kind.projections:
+            if not isinstance(projection, ListProjection) or not projection.unique:
+                continue
+            claimed: dict[tuple[Any, ...], BatchItem] = {}
+            for item, entry_id in applied:
+                if item.kind is not kind:
+                    continue
+                values = item.document.model_dump(mode="json")
+                for row in projection.rows(entry_id or uuid.uuid4(), values):
+                    key = tuple(row[c] for c in projection.columns)
+                    first = claimed.setdefault(key, item)
+                    if first is not item:
+                        where = " ".join(map(str, first.location)) or first.label
+                        errors.append(FieldError(
+                            (*item.location, projection.source),
+                            f"{' '.join(map(str, key))} is also named by {first.label} ({where})",
+                            "duplicate", item.label,
+                        ))  # fmt: skip
+            model: Any = projection.model
+            column = getattr(model, projection.columns[0])
+            firsts = sorted({key[0] for key in claimed})
+            for start in range(0, len(firsts), 500):
+                query = select(model).where(column.in_(firsts[start : start + 500]))
+                for found in (await session.scalars(query)).all():
+                    key = tuple(getattr(found, c) for c in projection.columns)
+                    claimant = claimed.get(key)
+                    if claimant is None or found.entry_id in in_batch:
+                        continue
+                    other = await session.get(kind.model, found.entry_id)
+                    name = getattr(other, kind.natural_key, None) if other else found.entry_id
+                    errors.append(FieldError(
+                        (*claimant.location, projection.source),
+                        f"{' '.join(map(str, key))} already names {kind.name} {name}",
+                        "duplicate", claimant.label,
+                    ))  # fmt: skip
+    return errors
 
 
 async def _row_by_id(writer: RevisionWriter, item: BatchItem) -> Any:

@@ -99,6 +99,8 @@ class ListProjection:
     model: type[Base]
     source: str
     columns: tuple[str, ...]
+    # The columns name one entry only (an AS4 party id): a batch checks it before writing.
+    unique: bool = False
 
     def rows(self, entry_id: uuid.UUID, values: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [

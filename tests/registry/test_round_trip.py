@@ -203,3 +203,24 @@ def test_the_cli_round_trips_xlsx_and_csv_and_says_what_is_wrong_in_one_line(
     broken = run("import", str(fake), "--owner", "RO")
     assert broken.returncode == 2 and "not an XLSX workbook" in broken.stderr
     assert "Traceback" not in missing.stderr + wrong.stderr + broken.stderr
+
+
+async def test_party_ids_named_twice_are_found_before_anything_is_written(api: Api) -> None:
+    async with api.client("admin-de") as c:
+        party = await c.post(f"{V1}/routing-parties", json=factories.routing_party())
+        assert party.status_code == 201
+        lines = [
+            factories.routing_party(name="de-ap-2", identifiers=[{"party_id": "de-ap"}]),
+            factories.routing_party(name="de-ap-3", identifiers=[{"party_id": "x-1"}]),
+            factories.routing_party(name="de-ap-4", identifiers=[{"party_id": "x-1"}]),
+        ]
+        body = "\n".join(json.dumps({"kind": "routing-parties", "document": d}) for d in lines)
+        response = await c.post(f"{V1}/import", content=body.encode())
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert [(e["loc"], e["entry"]) for e in errors] == [
+        (["line", 1, "identifiers"], "routing-parties de-ap-2"),
+        (["line", 3, "identifiers"], "routing-parties de-ap-4"),
+    ]
+    assert "already names routing-parties de-ap" in errors[0]["msg"]
+    assert "also named by routing-parties de-ap-3 (line 2)" in errors[1]["msg"]

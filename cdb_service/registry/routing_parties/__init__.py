@@ -15,5 +15,7 @@ SPEC = KindSpec(
         Filter("name", "name"),
         Filter("party_id", "identifiers", Match.ITEM, PartyIdentifier, "party_id"),
     ),
-    projections=(ListProjection(PartyIdentifier, "identifiers", ("party_id", "party_id_type")),),
+    projections=(
+        ListProjection(PartyIdentifier, "identifiers", ("party_id", "party_id_type"), unique=True),
+    ),
 )
