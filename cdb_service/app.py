@@ -16,7 +16,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 
 from cdb_service import __version__
 from cdb_service.db import migrate
@@ -29,10 +29,11 @@ from cdb_service.lookup import deps as lookup_deps
 from cdb_service.lookup.controller import ResolveController
 from cdb_service.ops.health import HealthController
 from cdb_service.ops.landing import LandingController
+from cdb_service.quality.controller import QualityController
 from cdb_service.registry import deps as registry_deps
 from cdb_service.registry.code_list_controller import CodeListController
 from cdb_service.registry.controller import controllers
-from cdb_service.registry.import_controller import ImportController
+from cdb_service.registry.import_controller import ExportController, ImportController
 from cdb_service.registry.routing_parties.controller import RoutingPartyActions
 from cdb_service.security import deps as security_deps
 from cdb_service.security import policy
@@ -41,6 +42,7 @@ from cdb_service.security.gate import ApiGate, deny
 from cdb_service.services import Services
 from cdb_service.settings import Settings, TlsMode
 from cdb_service.web import deps as web_deps
+from cdb_service.web.api_docs import OfflineApiDocs
 from cdb_service.web.error_handlers import EXCEPTION_HANDLERS
 from cdb_service.web.pages import AssetController
 from cdb_service.web.perimeter import Perimeter
@@ -124,6 +126,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             CodeListController,
             ImportController,
+            ExportController,
+            QualityController,
             RoutingPartyActions,
             ResolveController,
             ExtractController,
@@ -153,7 +157,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version=__version__,
             description="Competent-authorities Database of JUDEX / e-CODEX",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin()],
+            render_plugins=[
+                OfflineApiDocs(),
+                JsonRenderPlugin(path="/openapi.json"),
+                YamlRenderPlugin(path=["/openapi.yaml", "/openapi.yml"]),
+            ],
         ),
         compression_config=CompressionConfig(
             backend="gzip", minimum_size=1024, gzip_compress_level=6

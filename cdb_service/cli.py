@@ -1,6 +1,6 @@
 """`cdb-service` command line.
 
-serve, migrate, seed, gazetteer-load, dev-token, audit-verify, import, export,
+serve, migrate, seed, gazetteer-load, dev-token, audit-verify, import, export, quality,
 verify-extract, rotate-signing-key, mirror, probe (and `probe report`), openapi.
 """
 
@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from cdb_service.mistakes import EXIT_MISTAKE, UserMistake, explain
 from cdb_service.settings import Settings
@@ -152,50 +152,144 @@ def cmd_gazetteer_load(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _user_error(message: str) -> NoReturn:
+    """A user's mistake (a missing file, a wrong format): one line, exit status 2 (main)."""
+    raise UserMistake(message)
+
+
+def _problem_lines(problem: Any) -> int:
+    """A refused batch: its summary, then one line per problem (line or row, entry, field)."""
+    print(f"cdb-service: {problem.detail}", file=sys.stderr)
+    for error in problem.errors:
+        where = " ".join(str(p) for p in error.loc)
+        entry = f" [{error.entry}]" if error.entry else ""
+        print(f"  {where}{entry}: {error.msg}", file=sys.stderr)
+    return 2
+
+
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     import getpass
 
     from rich.progress import Progress
 
-    from cdb_service.registry.imports import parse_lines
+    from cdb_service.kernel.problems import Problem
+    from cdb_service.registry import exports
+    from cdb_service.registry.kinds import KINDS
     from cdb_service.security.audit import Who
 
     owner = args.owner.upper()
-    lines = (
-        sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
-    ).splitlines()
-    with Progress(transient=True, console=_stderr_console()) as bar:
-        task = bar.add_task(f"validating {len(lines)} lines", total=len(lines))
-        batch = parse_lines(lines, owner, progress=lambda n: bar.update(task, completed=n))
-    batch.raise_if_invalid()
+    try:
+        fmt = args.format or ("ndjson" if args.file == "-" else exports.format_of_file(args.file))
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        stem = Path(args.file).stem
+        kind = KINDS.get(args.kind or stem) if fmt == "csv" else None
+        if fmt == "csv" and kind is None:
+            return _user_error(f"{args.file}: name the kind of this CSV file (--kind, or call "
+                               f"the file <kind>.csv; kinds: {', '.join(KINDS)})")  # fmt: skip
+        with Progress(transient=True, console=_stderr_console()) as bar:
+            bar.add_task(f"validating {args.file}", total=None)
+            batch = exports.parse_upload(data, fmt, owner, kind)
+    except OSError as error:
+        return _user_error(f"cannot read {args.file}: {error.strerror or error}")
+    except exports.FormatError as error:
+        return _user_error(str(error))
 
     async def job(services: Any) -> Any:
         with Progress(transient=True, console=_stderr_console()) as bar:
-            bar.add_task(f"applying {len(batch.items)} entries as one revision", total=None)
+            bar.add_task(f"checking {len(batch.items)} entries", total=None)
             return await services.batches.apply(
                 batch.items,
                 Who(subject=f"cli:{getpass.getuser()}"),
                 replace_owner=owner if args.mode == "replace" else None,
                 dry_run=args.dry_run,
                 summary=f"import {owner} ({args.mode})",
+                prior_errors=batch.errors,
+                unlisted_errors=batch.error_count - len(batch.errors),
+                broken=batch.broken,
+                complete=not batch.unidentified,
             )
 
-    result = asyncio.run(_with_services(settings, job))
-    changes = [r.as_dict() for r in result.diff if r.change.value != "unchanged"]
+    try:
+        result = asyncio.run(_with_services(settings, job))
+    except Problem as problem:
+        return _problem_lines(problem)
     summary = {"owner": owner, "mode": args.mode, "dry_run": args.dry_run}
-    _print(summary | {"revision": result.revision, "counts": result.counts(), "changes": changes})
+    first = None if args.all_changes else args.first
+    _print(
+        summary
+        | {"revision": result.revision, "counts": result.counts(),
+           "by_kind": result.counts_by_kind(), "changes": result.changes(first)}
+    )  # fmt: skip
     return 0
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from cdb_service.registry.imports import export_lines
+    from cdb_service.registry import exports
     from cdb_service.registry.kinds import KINDS
 
+    unknown = [k for k in args.kind or () if k not in KINDS]
+    if unknown:
+        return _user_error(f"unknown kind {unknown[0]!r}; kinds: {', '.join(KINDS)}")
     kinds = [KINDS[k] for k in args.kind] if args.kind else list(KINDS.values())
     owner = args.owner.upper() if args.owner else None
-    documents = asyncio.run(_with_services(settings, lambda s: s.reads.documents(kinds, owner)))
-    text = "".join(line + "\n" for line in export_lines(documents))
-    _emit(text, args.out)
+    fmt = args.format
+    if fmt is None:
+        fmt = "ndjson" if args.out == "-" else exports.format_of_file(args.out)
+
+    async def job(services: Any) -> dict[str, bytes]:
+        by_kind = await exports.documents_by_kind(services.reads, kinds, owner)
+        if fmt != "csv":
+            return {args.out: await exports.render(services.reads, by_kind, fmt)}
+        # CSV: one file per kind; several kinds go into the directory --out names.
+        out = {}
+        for kind in kinds:
+            one = {kind.name: by_kind.get(kind.name, [])}
+            target = args.out if len(kinds) == 1 else str(Path(args.out) / f"{kind.name}.csv")
+            out[target] = await exports.render(services.reads, one, "csv")
+        return out
+
+    if fmt == "csv" and len(kinds) > 1 and args.out == "-":
+        return _user_error("CSV holds one kind per file: give --kind, or --out DIRECTORY")
+    try:
+        files = asyncio.run(_with_services(settings, job))
+    except exports.FormatError as error:
+        return _user_error(str(error))
+    try:
+        for target, body in files.items():
+            if target == "-":
+                sys.stdout.buffer.write(body)
+            else:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                Path(target).write_bytes(body)
+    except OSError as error:
+        return _user_error(f"cannot write {error.filename or args.out}: {error.strerror or error}")
+    return 0
+
+
+def cmd_quality(args: argparse.Namespace, settings: Settings) -> int:
+    import datetime as dt
+
+    from cdb_service.kernel import codes
+    from cdb_service.kernel.calendar import today
+    from cdb_service.quality.report import as_csv
+    from cdb_service.quality.service import owner_report
+
+    owner = args.owner.upper()
+    if owner not in codes.OWNERS:
+        return _user_error(f"{args.owner!r} is not an owner code (a member state, or EJ)")
+    try:
+        day = dt.date.fromisoformat(args.date) if args.date else today()
+    except ValueError:
+        return _user_error(f"--date {args.date!r} is not a date (YYYY-MM-DD)")
+    review = args.review_days or settings.quality_review_days
+    body = asyncio.run(
+        _with_services(settings, lambda s: owner_report(s.reads, owner, day, review))
+    )
+    text = as_csv(body) if args.format == "csv" else json.dumps(body, indent=2) + "\n"
+    try:
+        _emit(text, args.out)
+    except OSError as error:
+        return _user_error(f"cannot write {args.out}: {error.strerror or error}")
     return 0
 
 
@@ -206,12 +300,16 @@ def cmd_verify_extract(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.distribution.extracts import verify_lines
 
     source = args.jwks
+    jwks: Any  # checked below, then handed to joserfc as it came
     if source.startswith(("https://", "http://")):
         jwks = httpx.get(source, timeout=10, verify=args.cacert or True).raise_for_status().json()
     else:
         jwks = json.loads(Path(source).read_text())
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise UserMistake(f"{source} is not a JWKS (a JSON object with a 'keys' list)")
     lines = Path(args.file).read_bytes().splitlines(keepends=True)
-    verdict = verify_lines(lines, KeySet.import_key_set(jwks))
+    published: Any = jwks
+    verdict = verify_lines(lines, KeySet.import_key_set(published))
     if verdict.ok:
         _print(
             {
@@ -303,17 +401,31 @@ def parser() -> argparse.ArgumentParser:
         "audit-verify", help="walk the audit hash chain; name the first broken link"
     )
     aud.set_defaults(run=cmd_audit_verify)
-    imp = sub.add_parser("import", help="apply an owner's NDJSON batch as one revision")
-    imp.add_argument("file", help="NDJSON file, or - for standard input")
+    imp = sub.add_parser(
+        "import", help="apply an owner's batch (NDJSON, CSV, XLSX) as one revision"
+    )
+    imp.add_argument("file", help="*.ndjson, *.csv (one kind) or *.xlsx; - for NDJSON on stdin")
     imp.add_argument("--owner", required=True)
     imp.add_argument("--mode", choices=("merge", "replace"), default="merge")
     imp.add_argument("--dry-run", action="store_true", help="report the diff, write nothing")
+    imp.add_argument("--format", choices=("ndjson", "csv", "xlsx"), help="default: from the name")
+    imp.add_argument("--kind", help="the kind of a CSV file (default: the file's name)")
+    imp.add_argument("--first", type=int, default=50, help="list the first N changes (50)")
+    imp.add_argument("--all-changes", action="store_true", help="list every change")
     imp.set_defaults(run=cmd_import)
-    exp = sub.add_parser("export", help="write current entries as NDJSON in the import shape")
+    exp = sub.add_parser("export", help="write current entries in the import shape")
     exp.add_argument("--owner")
     exp.add_argument("--kind", action="append", help="a kind (repeatable); default: all")
-    exp.add_argument("--out", default="-")
+    exp.add_argument("--format", choices=("ndjson", "csv", "xlsx"), help="default: from --out")
+    exp.add_argument("--out", default="-", help="file, - (stdout), or a directory for CSV")
     exp.set_defaults(run=cmd_export)
+    qua = sub.add_parser("quality", help="an owner's data-quality findings (Annex I 7.6)")
+    qua.add_argument("--owner", required=True)
+    qua.add_argument("--format", choices=("json", "csv"), default="json")
+    qua.add_argument("--date", help="as of this day (YYYY-MM-DD); default: today")
+    qua.add_argument("--review-days", type=int, help="review period (CDB_QUALITY_REVIEW_DAYS)")
+    qua.add_argument("--out", default="-")
+    qua.set_defaults(run=cmd_quality)
     ver = sub.add_parser(
         "verify-extract", help="check a saved extract's chain, digest and signature"
     )

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     # How far back `GET /changes?since=` reaches; older clients re-extract (410).
     changes_retention_days: int = Field(default=90, ge=1)
 
+    # --- data quality (Annex I 7.6) ---------------------------------------------------
+    # An entry unchanged for longer than this is listed for review ("current").
+    quality_review_days: int = Field(default=365, ge=1)
+
     @field_validator("database_url")
     @classmethod
     def _known_driver(cls, value: str) -> str:

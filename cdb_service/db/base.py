@@ -5,7 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import JSON, Date, DateTime, Dialect, Integer, MetaData, String, TypeDecorator, Uuid
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Dialect,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    Uuid,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -59,6 +70,10 @@ class EntryColumns:
     valid_to: Mapped[dt.date | None] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC)
+    # The entry's text folded for search (`kernel.folding.search_text`): case and accents
+    # folded in Python, so that `q` matches the same on PostgreSQL and SQLite. Not part
+    # of the document; derived again on every write.
+    search: Mapped[str | None] = mapped_column(Text)
 
 
 COMMON_FIELDS = (

@@ -34,15 +34,18 @@ class SigningKeys:
                 raise SystemExit(f"no signing keys at {path} (CDB_SIGNING_KEYS_FILE)")
             path.parent.mkdir(parents=True, exist_ok=True)
             _save(path, _new_key(), [])
-        data = json.loads(path.read_text())
         keys = []
         current = None
-        for item in data["keys"]:
-            until = item.pop("listed_until", None)
-            key = ECKey.import_key(item)
-            keys.append((key, dt.datetime.fromisoformat(until) if until else None))
-            if key.kid == data["current"]:
-                current = key
+        try:
+            data = json.loads(path.read_text())
+            for item in data["keys"]:
+                until = item.pop("listed_until", None)
+                key = ECKey.import_key(item)
+                keys.append((key, dt.datetime.fromisoformat(until) if until else None))
+                if key.kid == data["current"]:
+                    current = key
+        except (ValueError, KeyError, TypeError) as error:
+            raise SystemExit(f"{path} is not a signing key set ({error!r:.80})") from None
         if current is None:
             raise SystemExit(f"{path}: the current key {data['current']!r} is not in the file")
         return cls(path, current, keys)

@@ -58,6 +58,19 @@ AUTHORITY_KINDS: Final = MappingProxyType(
     }
 )
 
+# The EU official languages of each member state (those its authorities' names are
+# expected in, with English: the data-quality report asks for at least one of them).
+OFFICIAL_LANGUAGES: Final = MappingProxyType(
+    {
+        "AT": ("de",), "BE": ("nl", "fr", "de"), "BG": ("bg",), "CY": ("el",), "CZ": ("cs",),
+        "DE": ("de",), "DK": ("da",), "EE": ("et",), "EL": ("el",), "ES": ("es",),
+        "FI": ("fi", "sv"), "FR": ("fr",), "HR": ("hr",), "HU": ("hu",), "IE": ("ga", "en"),
+        "IT": ("it",), "LT": ("lt",), "LU": ("fr", "de"), "LV": ("lv",), "MT": ("mt", "en"),
+        "NL": ("nl",), "PL": ("pl",), "PT": ("pt",), "RO": ("ro",), "SE": ("sv",),
+        "SI": ("sl",), "SK": ("sk",),
+    }
+)  # fmt: skip
+
 INSTRUMENTS: Final = MappingProxyType(
     {
         "eio": "European Investigation Order (Directive 2014/41/EU)",

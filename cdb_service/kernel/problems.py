@@ -17,9 +17,13 @@ class FieldError:
     loc: tuple[str | int, ...]
     msg: str
     type: str = "value_error"
+    # The entry a batch error concerns ("authorities DE:COURT-1"), where a batch line
+    # number alone would send the administrator hunting through the file.
+    entry: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"loc": list(self.loc), "msg": self.msg, "type": self.type}
+        out = {"loc": list(self.loc), "msg": self.msg, "type": self.type}
+        return out | {"entry": self.entry} if self.entry else out
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sqlite3
 import ssl
 import sys
 from pathlib import Path
@@ -101,7 +102,11 @@ def _report(args: argparse.Namespace) -> int:
     if not Path(path).exists():
         print(f"probe report: no store at {path}", file=sys.stderr)
         return 2
-    store = Store(path)
+    try:
+        store = Store(path)
+    except sqlite3.DatabaseError as error:
+        print(f"probe report: {path} is not a probe store ({error})", file=sys.stderr)
+        return 2
     try:
         if args.format == "csv":
             year = args.year or dt.datetime.now(dt.UTC).year

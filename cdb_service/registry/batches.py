@@ -6,8 +6,9 @@ the work and rolls back, so its diff is exactly what the real run would do.
 
 from __future__ import annotations
 
+import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -16,13 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db.revisions import RevisionWriter
-from cdb_service.kernel.problems import FieldError, Problem, conflict, invalid
+from cdb_service.kernel.problems import MAX_FIELD_ERRORS, FieldError, Problem, conflict, invalid
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
 from cdb_service.registry.references import EntryIndex
 from cdb_service.registry.schemas import EntryIn
-from cdb_service.registry.spec import KindSpec
+from cdb_service.registry.spec import KindSpec, ListProjection
 from cdb_service.registry.unit_of_work import UnitOfWork
-from cdb_service.registry.writes import column_values, ensure_deletable
+from cdb_service.registry.writes import column_values, referrers_of
 from cdb_service.security.audit import Who
 
 
@@ -33,11 +34,34 @@ class Change(StrEnum):
     UNCHANGED = "unchanged"
 
 
+MAX_ERRORS = MAX_FIELD_ERRORS  # listed in a refusal; every problem is counted
+
+
 @dataclass
 class BatchItem:
     kind: KindSpec
     document: EntryIn
     line: int | None = None
+    # The `id` an exported entry carried: it matches an entry that has no natural key
+    # (e.g. a maintenance window created through the API without a `ref`).
+    entry_id: uuid.UUID | None = None
+    # Where the item came from, when not a line: ("sheet", kind, "row", n) for spreadsheets.
+    where: tuple[str | int, ...] | None = None
+
+    @property
+    def key(self) -> Any:
+        return getattr(self.document, self.kind.natural_key)
+
+    @property
+    def location(self) -> tuple[str | int, ...]:
+        if self.where is not None:
+            return self.where
+        return ("line", self.line) if self.line else ()
+
+    @property
+    def label(self) -> str:
+        key = self.key if self.key is not None else self.entry_id
+        return f"{self.kind.name} {key}" if key is not None else self.kind.name
 
 
 @dataclass
@@ -65,6 +89,19 @@ class BatchResult:
             totals[row.change.value] += 1
         return totals
 
+    def counts_by_kind(self) -> dict[str, dict[str, int]]:
+        """Per kind and operation: the summary an administrator reads before the details."""
+        out: dict[str, dict[str, int]] = {}
+        for row in self.diff:
+            totals = out.setdefault(row.kind, dict.fromkeys((c.value for c in Change), 0))
+            totals[row.change.value] += 1
+        return out
+
+    def changes(self, first: int | None = None) -> list[dict[str, Any]]:
+        """The changes (unchanged entries left out), the first `first` of them if given."""
+        rows = (row for row in self.diff if row.change is not Change.UNCHANGED)
+        return [row.as_dict() for row in itertools.islice(rows, first)]
+
 
 class Batches:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -78,95 +115,242 @@ class Batches:
         replace_owner: str | None = None,
         dry_run: bool = False,
         summary: str = "batch",
+        prior_errors: Sequence[FieldError] = (),
+        unlisted_errors: int = 0,
+        broken: Collection[tuple[str, Any]] = (),
+        complete: bool = True,
     ) -> BatchResult:
         """Apply entries keyed by natural key as one revision, or nothing at all.
 
         Unchanged entries write nothing; if every entry is unchanged there is no
         revision. With `replace_owner`, that owner's entries of the batch's kinds
         that the batch does not name are deleted in the same revision.
+
+        Every problem is found in one pass: `prior_errors` are those of lines that did
+        not parse, `unlisted_errors` how many more there were (counted, not kept); the
+        rest of the batch is still checked, and nothing is written;
+        `broken` names the (kind, natural key) of those lines, so that references to
+        them are not reported a second time as references to nothing. `complete` False
+        (some line's entry is unknown) skips the replace-mode deletions and their checks.
         """
         diff: list[DiffRow] = []
-        errors: list[FieldError] = []
-        async with UnitOfWork(self.sessions, who, summary, commit=not dry_run) as writer:
+        errors: list[FieldError] = list(prior_errors)
+        broken = set(broken)
+        commit = not dry_run and not errors
+        async with UnitOfWork(self.sessions, who, summary, commit=commit) as writer:
             ordered = parents_first(sorted(items, key=lambda i: APPLY_ORDER.index(i.kind.name)))
             with writer.session.no_autoflush:
                 index = await EntryIndex.load(
                     writer.session, [(i.kind, i.document) for i in ordered]
                 )
-                seen: dict[tuple[str, Any], int | None] = {}
+                seen: dict[tuple[str, Any], tuple[str | int, ...]] = {}
+                applied: list[tuple[BatchItem, uuid.UUID | None]] = []
                 for item in ordered:
-                    prefix: tuple[str | int, ...] = ("line", item.line) if item.line else ()
                     try:
-                        diff.append(await _apply_one(writer, index, item, seen))
+                        row = await _apply_one(writer, index, item, seen)
                     except Problem as problem:
-                        errors.extend(_with_prefix(problem, prefix))
-            if replace_owner and not errors:
-                named = {(row.kind, row.id) for row in diff}
+                        errors.extend(_located(problem, item, broken))
+                        continue
+                    diff.append(row)
+                    applied.append((item, row.id))
+                errors += await _unique_item_conflicts(writer.session, applied)
+            if replace_owner and complete:
+                kept = _Kept(
+                    ids={(row.kind, row.id) for row in diff},
+                    keys={(i.kind.name, i.key) for i in items if i.key is not None} | broken,
+                    lines={(row.kind, row.id): row.line for row in diff if row.line},
+                )
                 kinds = {item.kind.name for item in items}
                 for kind_name in reversed(APPLY_ORDER):
                     if kind_name in kinds:
-                        diff += await _delete_unnamed(
-                            writer, KINDS[kind_name], replace_owner, named
+                        gone, conflicts = await _delete_unnamed(
+                            writer, KINDS[kind_name], replace_owner, kept
                         )
-            if errors:
-                raise invalid(errors, f"{len(errors)} problem(s) in the batch; nothing was written")
+                        diff += gone
+                        errors += conflicts
+            if errors or unlisted_errors:
+                errors.sort(key=_in_file_order)
+                total = len(errors) + unlisted_errors
+                more = f" (the first {MAX_ERRORS} are listed)" if total > MAX_ERRORS else ""
+                refusal = invalid(
+                    errors[:MAX_ERRORS],
+                    f"{total} problem(s) in the batch; nothing was written{more}",
+                )
+                refusal.extra["errors_total"] = total
+                raise refusal
         revision = writer.revision if writer.written and not dry_run else None
         return BatchResult(revision, diff)
+
+
+@dataclass
+class _Kept:
+    """What a replace-mode batch names: its entries stay (matched, or broken lines)."""
+
+    ids: set[tuple[str, uuid.UUID | None]]
+    keys: set[tuple[str, Any]]
+    lines: dict[tuple[str, uuid.UUID | None], int | None]
+
+
+def _in_file_order(error: FieldError) -> tuple[int, int, str]:
+    """Errors by where they are in the file: line (or row) numbers first, the rest after."""
+    numbers = [p for p in error.loc if isinstance(p, int)]
+    return (0 if numbers else 1, numbers[0] if numbers else 0, str(error.loc))
+
+
+def _located(problem: Problem, item: BatchItem, broken: set[tuple[str, Any]]) -> list[FieldError]:
+    """The problem's errors at the item's line, naming its entry; references to entries of
+    lines that did not parse are dropped (those lines are reported already)."""
+    out = []
+    for error in _with_prefix(problem, ()):
+        if error.type == "reference_error" and error.loc:
+            ref = next((r for r in item.kind.references if r.key_field == error.loc[0]), None)
+            if ref and (ref.target, getattr(item.document, ref.key_field)) in broken:
+                continue
+        out.append(FieldError((*item.location, *error.loc), error.msg, error.type, item.label))
+    return out
 
 
 async def _apply_one(
     writer: RevisionWriter,
     index: EntryIndex,
     item: BatchItem,
-    seen: dict[tuple[str, Any], int | None],
+    seen: dict[tuple[str, Any], tuple[str | int, ...]],
 ) -> DiffRow:
     kind, document = item.kind, item.document
-    key = getattr(document, kind.natural_key)
+    key = item.key
     if key is None:
-        raise invalid([FieldError((kind.natural_key,), "is required to match entries in a batch")])
-    marker = (kind.name, key if kind.natural_key_global else (document.owner, key))
+        row = await _row_by_id(writer, item)
+        marker: tuple[str, Any] = (kind.name, ("id", row.id))
+    else:
+        marker = (kind.name, key if kind.natural_key_global else (document.owner, key))
+        row = index.existing(kind, document.owner, key)
     if marker in seen:
-        raise invalid(
-            [FieldError((kind.natural_key,), f"repeats line {seen[marker]}'s key {key!r}")]
-        )
-    seen[marker] = item.line
-    row = index.existing(kind, document.owner, key)
+        again = key if key is not None else item.entry_id
+        first = " ".join(map(str, seen[marker]))
+        raise invalid([FieldError((kind.natural_key,), f"repeats the key {again!r} of {first}")])
+    seen[marker] = item.location
     if row is not None and row.owner != document.owner:
         raise conflict(
             f"{kind.natural_key} {key!r} belongs to an entry of {row.owner}",
             errors=[{"loc": [kind.natural_key], "msg": "already used by another owner"}],
         )
+    key = key if key is not None else str(row.id)
     values = column_values(writer, index, kind, document, row)
     if row is None:
         written = await writer.create(kind, document.owner, values, None)
         index.learn(kind, document.owner, values, written.entry_id)
         return DiffRow(kind.name, key, Change.CREATED, written.entry_id, [], item.line)
-    changed = [name for name, value in values.items() if getattr(row, name) != value]
+    # The search text is derived from the other fields: on its own it is not a change.
+    changed = [n for n, value in values.items() if n != "search" and getattr(row, n) != value]
     if not changed:
         return DiffRow(kind.name, key, Change.UNCHANGED, row.id, [], item.line)
     await writer.update(kind, row, values)
     return DiffRow(kind.name, key, Change.UPDATED, row.id, changed, item.line)
 
 
+async def _unique_item_conflicts(
+    session: Any, applied: Sequence[tuple[BatchItem, uuid.UUID | None]]
+) -> list[FieldError]:
+    """Items of unique list projections (party ids) named twice, in the batch or by an entry
+    outside it: found now, with the line, rather than as a bare integrity error at commit.
+
+    The projection tables still hold the state before the batch (projections are written
+    when the revision finishes), so an entry of the batch is compared with its new items.
+    """
+    errors: list[FieldError] = []
+    in_batch = {entry_id for _, entry_id in applied}
+    for kind in KINDS.values():
+        for projection in kind.projections:
+            if not isinstance(projection, ListProjection) or not projection.unique:
+                continue
+            claimed: dict[tuple[Any, ...], BatchItem] = {}
+            for item, entry_id in applied:
+                if item.kind is not kind:
+                    continue
+                values = item.document.model_dump(mode="json")
+                for row in projection.rows(entry_id or uuid.uuid4(), values):
+                    key = tuple(row[c] for c in projection.columns)
+                    first = claimed.setdefault(key, item)
+                    if first is not item:
+                        where = " ".join(map(str, first.location)) or first.label
+                        errors.append(FieldError(
+                            (*item.location, projection.source),
+                            f"{' '.join(map(str, key))} is also named by {first.label} ({where})",
+                            "duplicate", item.label,
+                        ))  # fmt: skip
+            model: Any = projection.model
+            column = getattr(model, projection.columns[0])
+            firsts = sorted({key[0] for key in claimed})
+            for start in range(0, len(firsts), 500):
+                query = select(model).where(column.in_(firsts[start : start + 500]))
+                for found in (await session.scalars(query)).all():
+                    key = tuple(getattr(found, c) for c in projection.columns)
+                    claimant = claimed.get(key)
+                    if claimant is None or found.entry_id in in_batch:
+                        continue
+                    other = await session.get(kind.model, found.entry_id)
+                    name = getattr(other, kind.natural_key, None) if other else found.entry_id
+                    errors.append(FieldError(
+                        (*claimant.location, projection.source),
+                        f"{' '.join(map(str, key))} already names {kind.name} {name}",
+                        "duplicate", claimant.label,
+                    ))  # fmt: skip
+    return errors
+
+
+async def _row_by_id(writer: RevisionWriter, item: BatchItem) -> Any:
+    """The entry an exported line without a natural key names by its id."""
+    kind = item.kind
+    if item.entry_id is None:
+        raise invalid([FieldError((kind.natural_key,), "is required to match entries in a "
+                                  "batch (or the id of an exported entry)")])  # fmt: skip
+    row = await writer.session.get(kind.model, item.entry_id)
+    if row is None or row.owner != item.document.owner:
+        raise invalid([FieldError(("id",), f"no current {kind.name} entry of "
+                                  f"{item.document.owner} has this id; give the entry a "
+                                  f"{kind.natural_key} to create it")])  # fmt: skip
+    return row
+
+
 async def _delete_unnamed(
-    writer: RevisionWriter,
-    kind: KindSpec,
-    owner: str,
-    named: set[tuple[str, uuid.UUID | None]],
-) -> list[DiffRow]:
+    writer: RevisionWriter, kind: KindSpec, owner: str, kept: _Kept
+) -> tuple[list[DiffRow], list[FieldError]]:
+    """Delete the owner's entries the batch no longer names; a remaining referrer is an
+    error naming it (and its line, when the batch has it), not a bare integrity error."""
     rows = (
         await writer.session.scalars(
             select(kind.model).where(kind.model.owner == owner).order_by(kind.model.id)
         )
     ).all()
-    out = []
+    out: list[DiffRow] = []
+    errors: list[FieldError] = []
     for row in rows:
-        if (kind.name, row.id) not in named:
-            ensure_deletable(kind)
-            key = getattr(row, kind.natural_key)
-            await writer.delete(kind, row)
-            out.append(DiffRow(kind.name, key, Change.DELETED, row.id))
-    return out
+        key = getattr(row, kind.natural_key)
+        if (kind.name, row.id) in kept.ids or (key is not None and (kind.name, key) in kept.keys):
+            continue
+        if kind.never_deleted is not None:
+            name = f"{kind.name} {key or row.id}"
+            errors.append(FieldError(("entries", kind.name, str(key or row.id)),
+                                     f"is not in the batch, and {kind.never_deleted}",
+                                     "replace_conflict", name))  # fmt: skip
+            continue
+        referrers = await referrers_of(writer.session, kind, row.id)
+        if referrers:
+            for other, referrer in referrers:
+                other_key = getattr(referrer, other.natural_key) or referrer.id
+                line = kept.lines.get((other.name, referrer.id))
+                loc = ("line", line) if line else ("entries", other.name, str(other_key))
+                errors.append(FieldError(
+                    loc,
+                    f"refers to {kind.name} {key or row.id}, which replace mode would delete "
+                    "(the batch no longer names it): keep it in the batch or change this entry",
+                    "replace_conflict",
+                    f"{other.name} {other_key} ({referrer.owner})",
+                ))  # fmt: skip
+            continue
+        await writer.delete(kind, row)
+        out.append(DiffRow(kind.name, key, Change.DELETED, row.id))
+    return out, errors
 
 
 def parents_first(items: list[BatchItem]) -> list[BatchItem]:

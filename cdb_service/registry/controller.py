@@ -1,4 +1,5 @@
-"""One controller shape for every kind: list, read, history, create, replace, delete.
+"""One controller shape for every kind: list, read, history, diff, create, replace, patch,
+revert, delete.
 
 Built per kind from its `KindSpec` (see `controllers()`); no kind has a copy of
 its own. Policy decisions (who may write, what a caller may see) are asked of
@@ -9,28 +10,34 @@ kind's schema, chosen at run time, and litestar reads it from the signature.
 """
 
 import datetime as dt
+import json
 import uuid
 from typing import Any
 
-from litestar import Controller, Request, Response, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
 from cdb_service.db.revisions import MAX_REVISION
+from cdb_service.kernel.json_documents import field_changes, json_patch, merge_patch
 from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found, stale
 from cdb_service.registry.idempotency import IdempotentRequest
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.reads import EntryReads
+from cdb_service.registry.reads import EntryReads, Sort
 from cdb_service.registry.spec import KindSpec
+from cdb_service.registry.validation import validate
 from cdb_service.registry.writes import EntryWrites
 from cdb_service.security import policy
 from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
 from cdb_service.web.conditional import none_match
 from cdb_service.web.docs import problems
-from cdb_service.web.pagination import decode_cursor, encode_cursor
+from cdb_service.web.pagination import decode_sorted_cursor, encode_cursor
 
-PAGING = frozenset({"limit", "cursor", "valid_at", "revision"})
+PAGING = frozenset({"limit", "cursor", "valid_at", "revision", "sort", "count"})
+# What every write changes: left out of diffs, which show what an administrator changed.
+BOOKKEEPING = frozenset({"version", "revision", "created_at", "updated_at"})
+MERGE_PATCH = "application/merge-patch+json"
 
 
 def etag(document: dict[str, Any]) -> str:
@@ -60,6 +67,23 @@ def _filters(spec: KindSpec, request: Request[Any, Any, Any]) -> dict[str, Any]:
     return out
 
 
+def _sorts(spec: KindSpec) -> set[str]:
+    return {"id", spec.natural_key, "ref", "updated_at"}
+
+
+def _sort(spec: KindSpec, text: str | None, revision: int | None, count: bool) -> Sort | None:
+    if revision is not None and (text or count):
+        name = "sort" if text else "count"
+        raise invalid([FieldError(("query", name), "applies to current entries, not `revision`")])
+    if text is None or text == "id":
+        return None
+    order = Sort.parse(text)
+    if order.field not in _sorts(spec) or order.field == "id":
+        allowed = ", ".join(sorted(_sorts(spec) - {"id"}))
+        raise invalid([FieldError(("query", "sort"), f"sorts by one of {allowed} (or -field)")])
+    return order
+
+
 def _if_match(request: Request[Any, Any, Any], current: dict[str, Any]) -> int:
     header = request.headers.get("if-match")
     if not header:
@@ -86,6 +110,58 @@ async def _current(reads: EntryReads, spec: KindSpec, entry_id: uuid.UUID) -> di
     return document
 
 
+def _as_input(spec: KindSpec, document: dict[str, Any], changed: set[str] | None = None
+              ) -> dict[str, Any]:  # fmt: skip
+    """A stored document as the body of a write: references by id, unless the change names
+    the reference by its natural key instead (then the old id would contradict it)."""
+    data = dict(document)
+    for ref in spec.references:
+        if changed is not None and ref.key_field in changed and ref.id_field not in changed:
+            data.pop(ref.id_field, None)
+    return data
+
+
+async def _merge_patch_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in (MERGE_PATCH, "application/json"):
+        detail = f"send the patch as {MERGE_PATCH} (RFC 7396)"
+        raise Problem(415, "Unsupported media type", detail, "unsupported-media-type")
+    try:
+        body = json.loads(await request.body())
+    except ValueError as error:
+        raise Problem(400, "Malformed request", f"the body is not JSON: {error}",
+                      "malformed-request") from None  # fmt: skip
+    if not isinstance(body, dict):
+        raise invalid([FieldError(("body",), "must be a JSON object (the fields to change)")])
+    return body
+
+
+async def _version_document(
+    reads: EntryReads,
+    spec: KindSpec,
+    entry_id: uuid.UUID,
+    version: int | None,
+    revision: int | None,
+    name: str,
+) -> dict[str, Any]:
+    """One version of an entry, named by its number or by a registry revision."""
+    versions = [v for v in await reads.history(entry_id) if v["kind"] == spec.name]
+    if not versions:
+        raise not_found(spec.name, entry_id)
+    if version is not None:
+        found = next((v for v in versions if v["version"] == version), None)
+        what = f"version {version}"
+    elif revision is not None:
+        found = next((v for v in versions if v["revision"] <= revision), None)
+        what = f"revision {revision}"
+    else:
+        found, what = versions[0], "the current version"
+    if found is None or found["operation"] == "delete":
+        raise invalid([FieldError(("query", name), f"{spec.name} entry {entry_id} has no "
+                                  f"document at {what}")])  # fmt: skip
+    return dict(found["document"])
+
+
 def controller_for(spec: KindSpec) -> type[Controller]:
     schema: Any = spec.schema
     filter_doc = ", ".join(spec.all_filters)
@@ -98,8 +174,12 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             "/",
             summary=f"List {spec.name}",
             responses=problems(400, 422),
-            description=f"Filters: {filter_doc}. Keyset pages in id order; `next` is the "
-            "cursor of the following page, which reads the same revision.",
+            description=f"Filters: {filter_doc}. `q` finds entries by any text (names in "
+            "every language, address, code, ref, party id), ignoring case and accents. Keyset "
+            "pages in id order; `next` is the cursor of the following page, which reads the "
+            f"same revision. `sort` ({', '.join(sorted(_sorts(spec)))}; `-` descending) orders "
+            "current entries (not with `revision`); a sorted walk reads the current state on "
+            "each page. `count=true` adds `total`, the number of matching current entries.",
         )
         async def collection(
             self,
@@ -112,11 +192,20 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             revision: int | None = Parameter(
                 default=None, ge=0, le=MAX_REVISION, description="as of revision"
             ),
+            sort: str | None = Parameter(default=None, description="field; `-field` descending"),
+            count: bool = Parameter(default=False, description="add `total`"),
         ) -> dict[str, Any]:
             filters = _filters(spec, request)
-            after = None
+            order = _sort(spec, sort, revision, count)
+            after, after_value = None, None
             if cursor:
-                revision, after = decode_cursor(cursor)
+                pinned, after, carried = decode_sorted_cursor(cursor)
+                if order is None:
+                    revision = pinned
+                elif not isinstance(carried, list) or carried[:1] != [sort]:
+                    raise invalid([FieldError(("query", "cursor"), "belongs to another sort")])
+                else:
+                    after_value = carried[1]
             if revision is not None:
                 head = await reads.head()
                 if revision > head:
@@ -130,12 +219,18 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                 revision=revision,
                 after=after,
                 limit=limit,
+                sort=order,
+                after_value=after_value,
             )
-            return {
+            carried = [sort, page.next_value] if order is not None else None
+            out = {
                 "items": [policy.redact(d, spec.private_fields, principal) for d in page.items],
                 "revision": page.revision,
-                "next": encode_cursor(page.revision, page.next) if page.next else None,
+                "next": encode_cursor(page.revision, page.next, carried) if page.next else None,
             }
+            if count:
+                out["total"], _ = await reads.count(spec, filters=filters, valid_at=valid_at)
+            return out
 
         @get("/{entry_id:uuid}", summary=f"One {spec.name} entry", responses=problems(404))
         async def one(
@@ -224,6 +319,97 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             document = await writes.update(spec, entry_id, data, who, expected)
             visible = policy.redact(document, spec.private_fields, principal)
             return Response(visible, headers={"ETag": etag(document)})
+
+        @patch("/{entry_id:uuid}", summary="Change some fields (Merge Patch, If-Match required)",
+               description="RFC 7396: the body names only the fields to change; `null` "
+               "removes a field (it takes its default). Every other field and every reference "
+               "stays as it was. The result is validated whole, like a PUT.",
+               responses=problems(400, 404, 409, 412, 415, 422, 428))  # fmt: skip
+        async def change(
+            self,
+            entry_id: FromPath[uuid.UUID],
+            request: Request[Any, Any, Any],
+            reads: NamedDependency[EntryReads],
+            writes: NamedDependency[EntryWrites],
+            principal: NamedDependency[Principal],
+            who: NamedDependency[Who],
+        ) -> Response[Any]:
+            body = await _merge_patch_body(request)
+            current = await _current(reads, spec, entry_id)
+            policy.require_write(principal, current["owner"])
+            expected = _if_match(request, current)
+            patched = merge_patch(_as_input(spec, current, set(body)), body)
+            data = validate(spec, patched)
+            policy.require_write(principal, data.owner, current["owner"])
+            document = await writes.update(spec, entry_id, data, who, expected)
+            visible = policy.redact(document, spec.private_fields, principal)
+            return Response(visible, headers={"ETag": etag(document)})
+
+        @post("/{entry_id:uuid}/revert", status_code=200,
+              summary="Make an earlier version current again (If-Match required)",
+              description="Writes the document of `version` (or of the entry as it stood at "
+              "`revision`) as a new version, in one new revision; the history keeps both.",
+              responses=problems(400, 404, 409, 412, 422, 428))  # fmt: skip
+        async def revert(
+            self,
+            entry_id: FromPath[uuid.UUID],
+            request: Request[Any, Any, Any],
+            reads: NamedDependency[EntryReads],
+            writes: NamedDependency[EntryWrites],
+            principal: NamedDependency[Principal],
+            who: NamedDependency[Who],
+            version: int | None = Parameter(
+                default=None, ge=1, le=MAX_REVISION, description="version to restore"
+            ),
+            revision: int | None = Parameter(
+                default=None, ge=0, le=MAX_REVISION, description="or: as of revision"
+            ),
+        ) -> Response[Any]:
+            if (version is None) == (revision is None):
+                raise invalid([FieldError(("query", "version"), "give version or revision")])
+            current = await _current(reads, spec, entry_id)
+            policy.require_write(principal, current["owner"])
+            expected = _if_match(request, current)
+            old = await _version_document(reads, spec, entry_id, version, revision, "version")
+            data = validate(spec, _as_input(spec, old))
+            document = await writes.update(spec, entry_id, data, who, expected)
+            visible = policy.redact(document, spec.private_fields, principal)
+            return Response(visible, headers={"ETag": etag(document)})
+
+        @get("/{entry_id:uuid}/diff", summary="What changed between two versions",
+             description="`from` / `to` are version numbers (or `from_revision` / "
+             "`to_revision` registry revisions); `to` defaults to the current version. "
+             "`patch` is an RFC 6902 JSON Patch from one to the other, `fields` the same "
+             "field by field; bookkeeping (version, revision, timestamps) is left out.",
+             responses=problems(400, 404, 422))  # fmt: skip
+        async def diff(
+            self,
+            entry_id: FromPath[uuid.UUID],
+            reads: NamedDependency[EntryReads],
+            principal: NamedDependency[Principal],
+            from_version: int | None = Parameter(query="from", default=None, ge=1, le=MAX_REVISION),
+            to_version: int | None = Parameter(query="to", default=None, ge=1, le=MAX_REVISION),
+            from_revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
+            to_revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
+        ) -> dict[str, Any]:
+            if from_version is None and from_revision is None:
+                raise invalid([FieldError(("query", "from"), "give from or from_revision")])
+            before = policy.redact(
+                await _version_document(reads, spec, entry_id, from_version, from_revision, "from"),
+                spec.private_fields, principal,
+            )  # fmt: skip
+            after = policy.redact(
+                await _version_document(reads, spec, entry_id, to_version, to_revision, "to"),
+                spec.private_fields, principal,
+            )  # fmt: skip
+            strip = {k: v for k, v in before.items() if k not in BOOKKEEPING}
+            then = {k: v for k, v in after.items() if k not in BOOKKEEPING}
+            return {
+                "from": {"version": before["version"], "revision": before["revision"]},
+                "to": {"version": after["version"], "revision": after["revision"]},
+                "patch": json_patch(strip, then),
+                "fields": field_changes(strip, then),
+            }
 
         @delete(
             "/{entry_id:uuid}",

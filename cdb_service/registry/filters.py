@@ -17,11 +17,13 @@ from typing import Any
 from sqlalchemy import String, cast, exists, select
 
 from cdb_service.db.base import Base
+from cdb_service.kernel.folding import fold, search_text
 
 
 class Match(StrEnum):
     EQUAL = "equal"  # the field equals the value
     TEXT = "text"  # the value occurs in the field's text, case-insensitive
+    FOLDED = "folded"  # the value occurs in the entry's search text, case and accents folded
     ITEM = "item"  # some item of a projected list has `column` equal to the value
 
 
@@ -40,6 +42,8 @@ class Filter:
         return raw.strip().upper() if self.field in ("owner", "country") else raw.strip()
 
     def clause(self, model: Any, value: Any) -> Any:
+        if self.match is Match.FOLDED:
+            return getattr(model, self.field).like(f"%{_escape(fold(value))}%", escape="\\")
         if self.match is Match.TEXT:
             return cast(getattr(model, self.field), String).ilike(
                 f"%{_escape(value)}%", escape="\\"
@@ -54,6 +58,8 @@ class Filter:
         return getattr(model, self.field) == value
 
     def accepts(self, document: Mapping[str, Any], value: Any) -> bool:
+        if self.match is Match.FOLDED:
+            return fold(str(value)) in search_text(document)
         found = document.get(self.field)
         if self.match is Match.TEXT:
             return str(value).lower() in json.dumps(found, ensure_ascii=False).lower()
@@ -67,3 +73,5 @@ def _escape(text: str) -> str:
 
 
 OWNER = Filter("owner", "owner")
+# Every kind: names in every language, addresses, codes, refs, party ids (see search_text).
+SEARCH = Filter("q", "search", Match.FOLDED)

@@ -3,19 +3,21 @@
 Entries are matched by natural key (authority code, routing-party name, `ref`).
 
 Every line is read and validated before anything is applied, and every bad line
-is reported with its number; only a batch without errors reaches the service,
-which applies it as one revision (or, as a dry run, reports what it would do).
+is reported with its number; the service then checks the valid lines too (references,
+duplicates, replace mode) and reports every problem together (`Batches.apply`), or
+applies the batch as one revision (or, as a dry run, reports what it would do).
 Exports are written in the same shape, so an export re-imports as a no-op.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdb_service.kernel.problems import MAX_FIELD_ERRORS, FieldError, Problem, invalid
+from cdb_service.kernel.problems import MAX_FIELD_ERRORS, FieldError, Problem
 from cdb_service.registry.batches import BatchItem
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.spec import KindSpec
@@ -23,7 +25,7 @@ from cdb_service.registry.validation import field_errors
 
 # Errors kept to report; beyond, they are only counted: a batch of junk costs the
 # service the memory of these, not of every line.
-MAX_ERRORS = MAX_FIELD_ERRORS
+MAX_KEPT_ERRORS = MAX_FIELD_ERRORS
 MAX_LINE_BYTES = 2 * 1024 * 1024  # an entry's own limit (MAX_ENTRY_BYTES)
 
 
@@ -33,51 +35,40 @@ class ParsedBatch:
     errors: list[FieldError] = field(default_factory=list)
     error_count: int = 0
     lines: int = 0
+    # (kind, natural key) of entries whose line did not validate: references to them
+    # are not reported again as references to nothing (see Batches.apply).
+    broken: set[tuple[str, Any]] = field(default_factory=set)
+    # Lines whose entry is unknown (not JSON, no kind): replace mode cannot tell what the
+    # batch still names, so its deletions are not checked until they are fixed.
+    unidentified: int = 0
 
     def note(self, *errors: FieldError) -> None:
         self.error_count += len(errors)
-        room = MAX_ERRORS - len(self.errors)
+        room = MAX_KEPT_ERRORS - len(self.errors)
         if room > 0:
             self.errors.extend(errors[:room])
-
-    def raise_if_invalid(self) -> None:
-        if self.error_count:
-            problem = invalid(
-                self.errors,
-                f"{self.error_count} problem(s) in {self.lines} line(s); nothing was written"
-                + (
-                    f" (the first {MAX_ERRORS} are listed)" if self.error_count > MAX_ERRORS else ""
-                ),
-            )
-            problem.extra["errors_total"] = self.error_count
-            raise problem
 
 
 def parse_line(number: int, raw: str | bytes | None, owner: str, batch: ParsedBatch) -> None:
     """Validate one line into `batch` (an item, or errors naming the line)."""
-    from pydantic import ValidationError
-
     if raw is None:
         batch.lines += 1
         batch.note(FieldError(("line", number), f"is longer than {MAX_LINE_BYTES} bytes"))
+        batch.unidentified += 1
         return
-    try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-    except UnicodeDecodeError as error:
-        batch.lines += 1
-        batch.note(FieldError(("line", number), f"is not UTF-8 (byte {error.start})", "utf8"))
-        return
-    if not text.strip():
+    if not raw.strip():
         return
     batch.lines += 1
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as error:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
         reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:200]
         batch.note(FieldError(("line", number), f"is not JSON: {reason}", "json_invalid"))
+        batch.unidentified += 1
         return
     if not isinstance(data, dict):
         batch.note(FieldError(("line", number), "must be a JSON object", "type_error"))
+        batch.unidentified += 1
         return
     kind_name = data.get("kind")
     kind: KindSpec | None = KINDS.get(kind_name) if isinstance(kind_name, str) else None
@@ -85,23 +76,51 @@ def parse_line(number: int, raw: str | bytes | None, owner: str, batch: ParsedBa
         batch.note(
             FieldError(("line", number, "kind"), f"must be one of {', '.join(KINDS)}", "kind")
         )
+        batch.unidentified += 1
         return
     data = data.get("document")
     if not isinstance(data, dict):
         batch.note(FieldError(("line", number, "document"), "must be a JSON object"))
+        batch.unidentified += 1
         return
+    add_document(batch, kind, data, owner, ("line", number), number)
+
+
+def add_document(
+    batch: ParsedBatch,
+    kind: KindSpec,
+    data: dict[str, Any],
+    owner: str,
+    where: tuple[str | int, ...],
+    line: int,
+) -> None:
+    """Validate one entry's document (from a line or a spreadsheet row) into `batch`."""
+    from pydantic import ValidationError
+
+    natural = data.get(kind.natural_key)
+    label = f"{kind.name} {natural}" if isinstance(natural, str) and natural else None
     data.setdefault("owner", owner)
     if str(data["owner"]).upper() != owner:
         batch.note(
-            FieldError(("line", number, "owner"), f"is {data['owner']!r}; this batch is {owner}'s")
+            FieldError(
+                (*where, "owner"), f"is {data['owner']!r}; this batch is {owner}'s", "owner", label
+            )
         )
+        return
+    try:
+        entry_id = uuid.UUID(str(data["id"])) if data.get("id") else None
+    except ValueError:
+        batch.note(FieldError((*where, "id"), "is not an entry id", "uuid", label))
         return
     try:
         document = kind.schema.model_validate(data)
     except ValidationError as error:
-        batch.note(*field_errors(error, ("line", number)))
+        batch.note(*(FieldError(e.loc, e.msg, e.type, label) for e in field_errors(error, where)))
+        if isinstance(natural, str):
+            batch.broken.add((kind.name, natural.strip()))
         return
-    batch.items.append(BatchItem(kind, document, number))
+    where_kept = None if where == ("line", line) else where
+    batch.items.append(BatchItem(kind, document, line, entry_id, where_kept))
 
 
 def parse_lines(lines: Iterable[str | bytes], owner: str,
@@ -145,10 +164,7 @@ async def _lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes | None]:
                 skipping = False
             else:
                 pending += chunk[start:end]
-                if len(pending) > MAX_LINE_BYTES:
-                    yield None
-                else:
-                    yield bytes(pending)
+                yield None if len(pending) > MAX_LINE_BYTES else bytes(pending)
             pending.clear()
             start = end + 1
     if pending and not skipping:

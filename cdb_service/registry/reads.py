@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import documents
@@ -32,6 +32,36 @@ class Page:
     items: list[dict[str, Any]]
     revision: int
     next: uuid.UUID | None
+    # In a sorted walk, the last entry's sort value (the cursor carries it with `next`).
+    next_value: Any = None
+
+
+@dataclass(frozen=True)
+class Sort:
+    """A page order other than id: a column, ascending or descending, id breaking ties."""
+
+    field: str
+    descending: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Sort:
+        return cls(text.lstrip("-"), text.startswith("-"))
+
+    def value_of(self, document: Mapping[str, Any]) -> Any:
+        value = document.get(self.field)
+        return "" if value is None else value
+
+    def column(self, model: Any) -> Any:
+        column = getattr(model, self.field)
+        # Text columns may be empty (ref): NULL sorts as '' so that keyset pages compare.
+        return func.coalesce(column, "") if self.field != "updated_at" else column
+
+    def keyset(self, model: Any, value: Any, after: uuid.UUID) -> Any:
+        column = self.column(model)
+        if self.field == "updated_at" and isinstance(value, str):
+            value = dt.datetime.fromisoformat(value)
+        beyond = column < value if self.descending else column > value
+        return or_(beyond, and_(column == value, model.id > after))
 
 
 def change_of(version: rev.EntryVersion) -> dict[str, Any]:
@@ -76,8 +106,11 @@ class EntryReads:
         revision: int | None = None,
         after: uuid.UUID | None = None,
         limit: int = 100,
+        sort: Sort | None = None,
+        after_value: Any = None,
     ) -> Page:
-        """One page of a kind, in id order: current state, or as it stood at `revision`."""
+        """One page of a kind, in id order (or `sort`, current state only): current state,
+        or as it stood at `revision`."""
         limit = max(1, min(limit, MAX_PAGE))
         wanted = [(kind.all_filters[name], value) for name, value in (filters or {}).items()]
         async with rev.read_snapshot(self.sessions) as session:
@@ -89,18 +122,37 @@ class EntryReads:
                 read_at = revision
             else:
                 model = kind.model
-                query = select(model).order_by(model.id).limit(limit + 1)
-                for flt, value in wanted:
-                    query = query.where(flt.clause(model, value))
-                if valid_at is not None:
-                    query = query.where(rev.valid_on(model, valid_at))
-                if after is not None:
-                    query = query.where(model.id > after)
+                query = _current_query(kind, wanted, valid_at).limit(limit + 1)
+                if sort is None:
+                    query = query.order_by(model.id)
+                    if after is not None:
+                        query = query.where(model.id > after)
+                else:
+                    column = sort.column(model)
+                    query = query.order_by(column.desc() if sort.descending else column, model.id)
+                    if after is not None:
+                        query = query.where(sort.keyset(model, after_value, after))
                 docs = [document_of(kind, r) for r in (await session.scalars(query)).all()]
                 read_at = head
         more = len(docs) > limit
         docs = docs[:limit]
-        return Page(docs, read_at, uuid.UUID(docs[-1]["id"]) if more else None)
+        if not more:
+            return Page(docs, read_at, None)
+        last = docs[-1]
+        return Page(docs, read_at, uuid.UUID(last["id"]), sort.value_of(last) if sort else None)
+
+    async def count(
+        self,
+        kind: KindSpec,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        valid_at: dt.date | None = None,
+    ) -> tuple[int, int]:
+        """How many current entries match, and the revision that count is of."""
+        wanted = [(kind.all_filters[name], value) for name, value in (filters or {}).items()]
+        query = _current_query(kind, wanted, valid_at).with_only_columns(func.count())
+        async with rev.read_snapshot(self.sessions) as session:
+            return int(await session.scalar(query) or 0), await rev.head_revision(session)
 
     async def history(self, entry_id: uuid.UUID) -> list[dict[str, Any]]:
         async with rev.read_snapshot(self.sessions) as session:
@@ -121,6 +173,18 @@ class EntryReads:
                     break
                 after = page.next
         return out
+
+
+def _current_query(
+    kind: KindSpec, wanted: list[tuple[Filter, Any]], valid_at: dt.date | None
+) -> Any:
+    model = kind.model
+    query = select(model)
+    for flt, value in wanted:
+        query = query.where(flt.clause(model, value))
+    if valid_at is not None:
+        query = query.where(rev.valid_on(model, valid_at))
+    return query
 
 
 async def _documents_as_of(

@@ -6,8 +6,10 @@ import datetime as dt
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from cdb_service.kernel import codes
+from cdb_service.kernel.geo import normalise_postal_code
 from cdb_service.registry.fields import (
     CountryCode,
     OwnerCode,
@@ -83,3 +85,16 @@ class Address(Strict):
     postal_code: ShortText | None = None
     city: ShortText
     country: CountryCode
+
+    @model_validator(mode="after")
+    def _postal_code_of_its_country(self) -> Address:
+        # Checked against the country's syntax (the same rule as geo keys and look-ups) but
+        # kept as written: an address is printed on letters, where "75 001" may be wanted.
+        if self.postal_code is not None:
+            try:
+                normalise_postal_code(self.country, self.postal_code)
+            except ValueError as error:
+                raise PydanticCustomError(
+                    "postal_code", "postal_code: {why}", {"why": str(error)}
+                ) from None
+        return self

@@ -16,7 +16,7 @@ from sqlalchemy import JSON
 
 from cdb_service.db.base import Base
 from cdb_service.db.revisions import EntryModel, Projection
-from cdb_service.registry.filters import OWNER, Filter
+from cdb_service.registry.filters import OWNER, SEARCH, Filter
 from cdb_service.registry.schemas import EntryIn
 
 
@@ -89,7 +89,7 @@ class KindSpec:
 
     @property
     def all_filters(self) -> dict[str, Filter]:
-        return {f.name: f for f in (OWNER, *self.filters)}
+        return {f.name: f for f in (OWNER, SEARCH, *self.filters)}
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,8 @@ class ListProjection:
     model: type[Base]
     source: str
     columns: tuple[str, ...]
+    # The columns name one entry only (an AS4 party id): a batch checks it before writing.
+    unique: bool = False
 
     def rows(self, entry_id: uuid.UUID, values: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [

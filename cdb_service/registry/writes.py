@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db.revisions import EntryModel, RevisionWriter, StaleVersionError, WrittenVersion
+from cdb_service.kernel.folding import search_text
 from cdb_service.kernel.problems import FieldError, conflict, invalid, not_found
 from cdb_service.registry import idempotency as idempotency_keys
 from cdb_service.registry.idempotency import IdempotentRequest
@@ -145,6 +146,7 @@ def column_values(
     if kind.derive is not None:
         current = None if row is None else {n: getattr(row, n) for n in kind.fields}
         values |= kind.derive(values, current)
+    values["search"] = search_text(values)
     return values
 
 
@@ -157,7 +159,7 @@ async def _delete_with_referrers(
     writer: RevisionWriter, kind: KindSpec, row: Any, cascade: bool
 ) -> WrittenVersion:
     ensure_deletable(kind)
-    referrers = await _referrers(writer.session, kind, row.id)
+    referrers = await referrers_of(writer.session, kind, row.id)
     if referrers:
         foreign = [(k, r) for k, r in referrers if r.owner != row.owner]
         if not cascade or foreign:
@@ -177,7 +179,7 @@ async def _delete_with_referrers(
     return await writer.delete(kind, row)
 
 
-async def _referrers(
+async def referrers_of(
     session: AsyncSession, kind: KindSpec, entry_id: uuid.UUID
 ) -> list[tuple[KindSpec, Any]]:
     """Every current entry whose reference fields name this one."""

@@ -31,6 +31,7 @@ _TEXT = {
     410: "That revision is no longer retained",
     412: "If-Match names a version that is no longer current",
     413: "The body is larger than this route accepts",
+    415: "Unsupported media type (the body is not in a format this route reads)",
     422: "Invalid content; `errors` names each field",
     428: "If-Match is required",
     429: "Too many requests from this client; `Retry-After` says when to come back",

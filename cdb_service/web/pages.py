@@ -23,12 +23,21 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'none'"
 )
+# For any other HTML the service answers (the API documentation): its own scripts and
+# data, never inline code, never another origin.
+SCRIPTED_PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 PAGE_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-_ASSET_TYPES = {".css": "text/css", ".svg": "image/svg+xml"}
+_ASSET_TYPES = {".css": "text/css", ".svg": "image/svg+xml", ".js": "text/javascript",
+                ".png": "image/png"}  # fmt: skip
+# Of the installed Swagger UI, only what /schema loads.
+_SWAGGER_UI = frozenset({"swagger-ui-bundle.js", "swagger-ui.css"})
 
 
 @cache
@@ -41,14 +50,17 @@ def _environment() -> Environment:
     )
 
 
+def render_template(template: str, context: dict[str, Any]) -> str:
+    return _environment().get_template(template).render(**context)
+
+
 def html_page(template: str, context: dict[str, Any], status_code: int = 200) -> Response[str]:
-    body = _environment().get_template(template).render(**context)
-    return Response(body, status_code=status_code, media_type="text/html",
-                    headers=PAGE_HEADERS)  # fmt: skip
+    return Response(render_template(template, context), status_code=status_code,
+                    media_type="text/html", headers=PAGE_HEADERS)  # fmt: skip
 
 
-def _asset(name: str) -> Response[bytes]:
-    path = ASSETS / name
+def _asset(name: str, folder: Path = ASSETS) -> Response[bytes]:
+    path = folder / name
     kind = _ASSET_TYPES.get(path.suffix)
     if kind is None or path.name != name or not path.is_file():
         raise NotFoundException(f"no asset {name!r}")
@@ -70,3 +82,12 @@ class AssetController(Controller):
     @get("/assets/{name:str}", responses=problems(404))
     async def asset(self, name: str) -> Response[bytes]:
         return _asset(name)
+
+    @get("/assets/swagger-ui/{name:str}", responses=problems(404))
+    async def swagger_ui(self, name: str) -> Response[bytes]:
+        """The API documentation's renderer, from the installed swagger-ui-py wheel."""
+        import swagger_ui
+
+        if name not in _SWAGGER_UI:
+            raise NotFoundException(f"no asset {name!r}")
+        return _asset(name, Path(swagger_ui.__file__).parent / "static")

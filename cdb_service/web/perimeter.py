@@ -19,10 +19,12 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from cdb_service.kernel.problems import FieldError, Problem
 from cdb_service.kernel.text import unprintable
+from cdb_service.web.pages import SCRIPTED_PAGE_POLICY
 
 MAX_PATH = 2048
 MAX_QUERY = 8192
 HSTS = b"max-age=31536000"
+HTML_POLICY = SCRIPTED_PAGE_POLICY.encode()
 # Public answers: the same for every caller, never with named persons.
 _REVALIDATED = ("/api/v1/resolve", "/api/v1/routing-table", "/api/v1/extract", "/api/v1/changes")
 
@@ -95,6 +97,10 @@ class Perimeter:
                 headers += [h for h in self.fixed if h[0] not in names]
                 if cache is not None and b"cache-control" not in names:
                     headers.append((b"cache-control", cache))
+                if b"content-security-policy" not in names and any(
+                    n.lower() == b"content-type" and v.startswith(b"text/html") for n, v in headers
+                ):
+                    headers.append((b"content-security-policy", HTML_POLICY))
                 message = cast(Message, {**message, "headers": headers})
             await send(message)
 

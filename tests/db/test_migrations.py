@@ -73,3 +73,38 @@ async def test_sqlite_models_and_migrations_agree(tmp_path: Path) -> None:
     assert await _drift(settings) == []
     await migrate.downgrade(settings, "base")
     assert await _tables(settings) == set()
+
+
+async def _backfilled(settings: Settings) -> None:
+    """Entries written before the search column get their search text from the migration,
+    the same text a write gives them: re-importing them changes nothing."""
+    from cdb_service.seeding.load import seed
+    from cdb_service.services import Services
+
+    await migrate.upgrade(settings)
+    services = Services.open(settings)
+    try:
+        await seed(services.batches, services.sessions)
+        await migrate.downgrade(settings, "0005")
+        await migrate.upgrade(settings)
+        async with services.engine.connect() as connection:
+            text_of = await connection.scalar(
+                text("SELECT search FROM authorities WHERE code = 'DE:COURT-MUNCHEN'")
+            )
+            missing = await connection.scalar(
+                text("SELECT count(*) FROM jurisdiction_criteria WHERE search IS NULL")
+            )
+        assert "landgericht munchen i" in text_of and missing == 0
+        again = await seed(services.batches, services.sessions)
+        assert again.batch.revision is None
+    finally:
+        await services.close()
+
+
+async def test_sqlite_search_text_backfill(tmp_path: Path) -> None:
+    await _backfilled(Settings(database_url=f"sqlite:///{tmp_path / 'b.sqlite3'}",
+                               data_dir=tmp_path, auto_seed=False))  # fmt: skip
+
+
+async def test_postgresql_search_text_backfill(fresh_pg: Settings, tmp_path: Path) -> None:
+    await _backfilled(fresh_pg.model_copy(update={"data_dir": tmp_path, "auto_seed": False}))

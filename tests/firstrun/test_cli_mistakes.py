@@ -21,7 +21,7 @@ from tests.support.issuer import Issuer
 from tests.support.nginx import free_port
 from tests.support.service_process import executable, make_pki
 
-MISSING = "/nonexistent/cdb-newcomer/file.ndjson"
+MISSING = "/nonexistent/cdb-newcomer/file.ndjson"  # must stay absent (checked below)
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,18 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
 
 
 def cases(p: dict[str, str]) -> list[Case]:
+    assert not Path(MISSING).parent.exists(), "a command created the missing path's folder"
     Path(p["file"]).write_text("")
+    # An output path that cannot be made: its folder would be inside a file.
+    unwritable = f"{p['file']}/out/file.ndjson"
     Path(p["tercet"]).write_text("NUTS3;CODE\nDE300;10115\n")
     db = {"CDB_DATABASE_URL": p["closed_db"]}
     under_a_file = {"CDB_DATABASE_URL": f"sqlite:///{p['file']}/cdb.sqlite3"}
-    mirror = ["mirror", "--into", f"sqlite:///{p['data']}/mirror.sqlite3", "--once",
-              "--token", "t"]  # fmt: skip
+
+    def mirror(into: str) -> list[str]:
+        return ["mirror", "--into", f"sqlite:///{p['data']}/{into}.sqlite3", "--once",
+                "--token", "t"]  # fmt: skip
+
     return [
         Case("serve/missing", ["serve", "--port", str(free_port())],
              {"CDB_TLS_CERT_FILE": MISSING, "CDB_TLS_KEY_FILE": MISSING}, MISSING),
@@ -93,8 +99,11 @@ def cases(p: dict[str, str]) -> list[Case]:
         Case("import/missing", ["import", MISSING, "--owner", "FR"], {}, MISSING),
         Case("import/unreachable", ["import", p["file"], "--owner", "FR"], db,
              "CDB_DATABASE_URL"),
-        Case("export/missing", ["export", "--out", MISSING], {}, MISSING),
+        Case("export/missing", ["export", "--out", unwritable], {}, p["file"]),
         Case("export/unreachable", ["export"], db, "CDB_DATABASE_URL"),
+        Case("quality/missing", ["quality", "--owner", "FR", "--out", unwritable], {},
+             unwritable),
+        Case("quality/unreachable", ["quality", "--owner", "FR"], db, "CDB_DATABASE_URL"),
         Case("verify-extract/missing", ["verify-extract", MISSING, "--jwks", MISSING], {},
              MISSING),
         Case("verify-extract/unreachable",
@@ -104,16 +113,16 @@ def cases(p: dict[str, str]) -> list[Case]:
              ["verify-extract", p["file"], "--jwks", p["private_ca_url"]], {}, "--cacert"),
         Case("rotate-signing-key/missing", ["rotate-signing-key"],
              {"CDB_SIGNING_KEYS_FILE": MISSING}, MISSING),
-        Case("mirror/missing", [*mirror, "--from", p["closed_url"], "--ca", MISSING], {},
+        Case("mirror/missing", [*mirror("a"), "--from", p["closed_url"], "--ca", MISSING], {},
              MISSING),
-        Case("mirror/unreachable", [*mirror, "--from", p["closed_url"]], {}, "cannot reach"),
-        Case("mirror/private CA without --ca", [*mirror, "--from", p["private_ca_url"]], {},
+        Case("mirror/unreachable", [*mirror("b"), "--from", p["closed_url"]], {}, "cannot reach"),
+        Case("mirror/private CA without --ca", [*mirror("c"), "--from", p["private_ca_url"]], {},
              "--ca"),
         Case("probe/missing", ["probe", "--target", p["closed_url"], "--ca", MISSING,
                                "--store", f"{p['data']}/probe.sqlite3", "--max-samples", "1"],
              {}, MISSING),
         Case("probe report/missing", ["probe", "report", "--store", MISSING], {}, MISSING),
-        Case("openapi/missing", ["openapi", "--out", MISSING], {}, MISSING),
+        Case("openapi/missing", ["openapi", "--out", unwritable], {}, unwritable),
     ]  # fmt: skip
 
 

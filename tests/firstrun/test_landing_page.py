@@ -86,3 +86,37 @@ def test_the_page_reads_well_in_chromium(fresh_checkout: Checkout, width: int,
     assert not foreign, f"the page loaded from elsewhere: {foreign}"
     assert shot.stat().st_size > 10_000
     shutil.copy(shot, Path(f"/tmp/cdb-landing-{width}.png"))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (make chromium)")
+def test_the_api_documentation_renders_offline_in_chromium(fresh_checkout: Checkout,
+                                                           tmp_path: Path) -> None:  # fmt: skip
+    """/schema draws every route from the service's own files: nothing from a CDN."""
+    from playwright.sync_api import sync_playwright
+
+    shot = tmp_path / "api-docs.png"
+    requested: list[str] = []
+    failed: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                             args=["--no-sandbox", "--disable-gpu"])  # fmt: skip
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                          ignore_https_errors=True)  # fmt: skip
+            page = context.new_page()
+            page.on("request", lambda r: requested.append(r.url))
+            page.on("response", lambda r: failed.append(f"{r.status} {r.url}")
+                    if r.status >= 400 else None)  # fmt: skip
+            page.on("console", lambda m: failed.append(m.text)
+                    if m.type == "error" and "Security Policy" in m.text else None)  # fmt: skip
+            page.goto(f"{fresh_checkout.url}/schema")
+            page.locator(".swagger-ui .info .title").wait_for(timeout=30_000)
+            assert "cdb-service" in page.locator(".swagger-ui .info .title").inner_text()
+            page.get_by_text("/api/v1/resolve", exact=True).first.wait_for(timeout=10_000)
+            page.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    foreign = [url for url in requested if not url.startswith(fresh_checkout.url)]
+    assert not foreign, f"the documentation loaded from elsewhere: {foreign}"
+    assert not failed, failed
+    shutil.copy(shot, Path("/tmp/cdb-api-docs.png"))

@@ -158,5 +158,6 @@ def test_import_command_reports_and_dry_runs(tmp_path: Path) -> None:
     bad.write_text('{"kind": "authorities", "document": {"code": "DE:X"}}\n')
     failed = subprocess.run([exe, "import", str(bad), "--owner", "DE"], env=env,
                             capture_output=True, text=True)  # fmt: skip
-    assert failed.returncode == 1
-    assert '"line"' in failed.stderr and "kind" in failed.stderr
+    assert failed.returncode == 2
+    assert "line 1 kind [authorities DE:X]: Field required" in failed.stderr
+    assert "Traceback" not in failed.stderr

@@ -11,6 +11,7 @@ never from another one (127.0.0.2).
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -276,3 +277,45 @@ def test_the_same_certificate_header_from_the_trusted_proxy_address_is_believed(
 def test_health_from_an_untrusted_address_needs_no_certificate(app: App) -> None:
     with direct(app, STRANGER) as client:
         assert client.get("/health/ready").status_code == 200
+
+
+def _raw_through_nginx(nginx: Nginx, app: App, request: bytes) -> tuple[int, str, str]:
+    """Send bytes as they are (no client library tidies them) and read the answer."""
+    import socket
+
+    context = client_context(app.pki.ca)
+    with (
+        socket.create_connection(("127.0.0.1", nginx.port)) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(request)
+        answer = b""
+        while chunk := tls.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    content_type = next((h.split(":", 1)[1].strip() for h in lines[1:]
+                         if h.lower().startswith("content-type:")), "")  # fmt: skip
+    return int(lines[0].split()[1]), content_type, body.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nBad Header\r\n\r\n", 400),
+        (b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+         414),
+        (b"POST /api/v1/import HTTP/1.1\r\nHost: localhost\r\nContent-Length: 20000000\r\n"
+         b"Connection: close\r\n\r\n", 413),
+        (b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"b" * 40_000
+         + b"\r\nConnection: close\r\n\r\n", 400),
+    ],
+    ids=["malformed header", "URI too long", "body too large", "header too large"],
+)  # fmt: skip
+def test_nginx_answers_its_own_refusals_as_problems(
+    nginx: Nginx, app: App, request_bytes: bytes, status: int
+) -> None:
+    got, content_type, body = _raw_through_nginx(nginx, app, request_bytes)
+    assert got == status, body[:300]
+    assert content_type == PROBLEM, body[:300]
+    assert json.loads(body)["status"] == status

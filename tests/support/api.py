@@ -55,6 +55,9 @@ class As:
     async def put(self, url: str, **kwargs: Any) -> Any:
         return await self.request("PUT", url, **kwargs)
 
+    async def patch(self, url: str, **kwargs: Any) -> Any:
+        return await self.request("PATCH", url, **kwargs)
+
     async def delete(self, url: str, **kwargs: Any) -> Any:
         return await self.request("DELETE", url, **kwargs)
 

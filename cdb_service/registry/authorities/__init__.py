@@ -2,7 +2,7 @@
 
 from cdb_service.registry.authorities.models import Authority
 from cdb_service.registry.authorities.schemas import AuthorityIn
-from cdb_service.registry.filters import Filter, Match
+from cdb_service.registry.filters import Filter
 from cdb_service.registry.spec import KindSpec, Reference
 
 SPEC = KindSpec(
@@ -14,7 +14,6 @@ SPEC = KindSpec(
     filters=(
         Filter("code", "code"),
         Filter("kind", "kind"),
-        Filter("q", "names", Match.TEXT),
         Filter("routing_party_id", "routing_party_id", uuid=True),
         Filter("parent_id", "parent_id", uuid=True),
     ),

@@ -13,8 +13,9 @@ SPEC = KindSpec(
     natural_key_global=True,
     filters=(
         Filter("name", "name"),
-        Filter("q", "name", Match.TEXT),
         Filter("party_id", "identifiers", Match.ITEM, PartyIdentifier, "party_id"),
     ),
-    projections=(ListProjection(PartyIdentifier, "identifiers", ("party_id", "party_id_type")),),
+    projections=(
+        ListProjection(PartyIdentifier, "identifiers", ("party_id", "party_id_type"), unique=True),
+    ),
 )

@@ -1,0 +1,60 @@
+"""Text folded for searching: one rule, used for stored search text and for queries alike."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+
+def fold(text: str) -> str:
+    """Text for searching: case and accents folded away (`München` → `munchen`).
+
+    NFKD splits accented letters into a base letter and combining marks, which are
+    dropped; the few letters that do not decompose (ß, ø, ł, đ, æ, œ, ı, þ) are
+    spelled out, so that an administrator typing plain ASCII finds them.
+    """
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return plain.translate(_NOT_DECOMPOSED)
+
+
+_NOT_DECOMPOSED = str.maketrans(
+    {"ß": "ss", "ø": "o", "ł": "l", "đ": "d", "æ": "ae", "œ": "oe", "ı": "i", "þ": "th", "ð": "d"}
+)
+
+
+# Not searched: bookkeeping, ids, instants and certificate bodies (noise, and large).
+_NOT_SEARCHED = frozenset(
+    {"id", "owner", "version", "revision", "valid_from", "valid_to", "search", "pem",
+     "sha256", "not_after"}
+)  # fmt: skip
+
+
+def _searched(name: str) -> bool:
+    return name not in _NOT_SEARCHED and not name.endswith(("_id", "_at"))
+
+
+def search_text(values: Mapping[str, Any]) -> str:
+    """The folded text an entry is found by: every text value of its fields, at any depth
+    (names in every language, the address, codes, refs, party ids, contacts).
+
+    Keys are walked in sorted order, so that the same entry gives the same text whether
+    it comes from a write's values, a stored document or a database row (the migration
+    that fills it for existing entries).
+    """
+    parts: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, Mapping):
+            for name in sorted(value):
+                if _searched(str(name)):
+                    walk(value[name])
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(values)
+    return fold(" | ".join(parts))

@@ -1,0 +1,59 @@
+"""`GET /api/v1/quality`: an owner's data-quality findings, as JSON or CSV."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+
+from cdb_service.kernel.calendar import today
+from cdb_service.quality.report import as_csv
+from cdb_service.quality.service import owner_report
+from cdb_service.registry.imports import owner_of_batch
+from cdb_service.registry.reads import EntryReads
+from cdb_service.security import policy
+from cdb_service.security.policy import Principal
+from cdb_service.settings import Settings
+from cdb_service.web.docs import problems
+
+
+class QualityController(Controller):
+    path = "/quality"
+    tags = ["quality"]  # noqa: RUF012
+
+    @get(
+        "/",
+        summary="An owner's data-quality findings (Annex I 7.6: complete, exact, current)",
+        description="Findings with severity (error, warning, info), the entry, and what to do: "
+        "unroutable authorities, criteria on retired authorities, unused routing parties, "
+        "certificates expiring within 30/60/90 days, missing names and contacts, coverage of "
+        "the state's postal codes per instrument and competence, unbroken ties, entries due "
+        "for review. Each finding's `id` is stable across reports. Administrators of the "
+        "owner and operators.",
+        responses=problems(400),
+        media_type="application/json",
+    )
+    async def quality(
+        self,
+        reads: NamedDependency[EntryReads],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+        owner: str | None = Parameter(default=None, description="default: the caller's owner"),
+        format: Literal["json", "csv"] = "json",
+        date: dt.date | None = Parameter(default=None, description="as of; default: today"),
+        review_days: int | None = Parameter(default=None, ge=1, description="review period"),
+    ) -> Response[Any]:
+        wanted = owner_of_batch(owner, principal.administers, principal.is_operator)
+        if not policy.may_write(principal, wanted):
+            raise policy.forbidden(
+                f"the quality report of {wanted} is for its administrators and operators"
+            )
+        body = await owner_report(
+            reads, wanted, date or today(), review_days or settings.quality_review_days
+        )
+        if format == "csv":
+            return Response(as_csv(body).encode(), media_type="text/csv")
+        return Response(body)

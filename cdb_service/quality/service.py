@@ -1,0 +1,23 @@
+"""The report's inputs gathered in one place, for the API and the CLI alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from cdb_service.lookup.index import build
+from cdb_service.quality.report import Inputs, report
+from cdb_service.registry.exports import documents_by_kind
+from cdb_service.registry.kinds import KINDS
+from cdb_service.registry.reads import EntryReads
+
+
+async def owner_report(
+    reads: EntryReads, owner: str, today: dt.date, review_days: int
+) -> dict[str, Any]:
+    # A lookup index of its own, built from one snapshot: coverage and ties see the
+    # gazetteer as loaded now (a worker's follower picks up a reload only on rebuild),
+    # and a report (rare) costs no pause to the index that answers /resolve.
+    index = await build(reads.sessions)
+    documents = await documents_by_kind(reads, KINDS.values(), owner)
+    return report(Inputs(owner, today, review_days, documents, index))
