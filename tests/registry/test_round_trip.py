@@ -191,7 +191,7 @@ def test_the_cli_round_trips_xlsx_and_csv_and_says_what_is_wrong_in_one_line(
     missing = run("import", str(tmp_path / "nope.ndjson"), "--owner", "RO")
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [
-        f"cdb-service: cannot read {tmp_path / 'nope.ndjson'}: No such file or directory"
+        f"cdb-service import: cannot read {tmp_path / 'nope.ndjson'}: No such file or directory"
     ]
     odd = tmp_path / "batch.txt"
     odd.write_text("{}")

@@ -1,0 +1,102 @@
+"""The app's own OpenAPI document, fuzzed: no answer is a 5xx, and every answer matches
+the schema its route declares.
+
+Schemathesis (PyPI) generates requests for every operation of the committed
+`openapi.yaml` (a test elsewhere keeps it equal to the app's). They go over real TLS
+with real certificates and bound tokens, as a reader and as an administrator, to a
+real service on SQLite and one on PostgreSQL. A bounded number of examples per
+operation keeps it within CI's time; `derandomize` makes a failure repeatable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
+
+from tests.conftest import PG_ADMIN_URL
+from tests.support.service_process import Service, executable, running_service
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = schemathesis.openapi.from_path(REPO / "openapi.yaml")
+EXAMPLES = int(os.environ.get("CDB_FUZZ_EXAMPLES", "3"))
+
+
+@dataclass
+class Target:
+    service: Service
+    pki: Path
+    tokens: dict[str, str]
+
+
+def _token(service: Service, client: str) -> str:
+    env = {"PATH": os.environ["PATH"], "CDB_DATA_DIR": str(service.data_dir),
+           "CDB_PORT": str(service.port)}  # fmt: skip
+    done = subprocess.run([executable(), "dev-token", "--client", client], env=env,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return done.stdout.strip()
+
+
+async def _admin(sql: str) -> None:
+    connection = await asyncpg.connect(PG_ADMIN_URL.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Target]:  # fmt: skip
+    root = tmp_path_factory.mktemp(f"fuzz-{request.param}")
+    data = root / "var"
+    variables = {"CDB_RATE_LIMITS": "false"}
+    database = None
+    if request.param == "postgresql":
+        database = f"cdb_fuzz_{uuid.uuid4().hex[:8]}"
+        asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
+        base, _, _ = PG_ADMIN_URL.rpartition("/")
+        variables["CDB_DATABASE_URL"] = f"{base}/{database}"
+    env = {"PATH": os.environ["PATH"], "CDB_DATA_DIR": str(data)} | variables
+    subprocess.run([executable(), "dev-token", "--client", "reader"], env=env, check=True,
+                   capture_output=True)  # the dev PKI, before the service trusts it  # fmt: skip
+    try:
+        with running_service(root, variables, ca=data / "pki" / "ca.pem") as service:
+            tokens = {who: _token(service, who) for who in ("reader", "admin-de")}
+            yield Target(service, data / "pki", tokens)
+    finally:
+        if database:
+            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["reader", "admin-de"])
+def caller(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@SCHEMA.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))  # fmt: skip
+def test_no_5xx_and_answers_match_the_schema(case: Any, served: Target, caller: str) -> None:
+    pki = served.pki
+    headers = {"Authorization": f"Bearer {served.tokens[caller]}"}
+    response = case.call(
+        base_url=served.service.base_url, headers=headers, verify=str(pki / "ca.pem"),
+        cert=(str(pki / f"client-{caller}.pem"), str(pki / f"client-{caller}-key.pem")),
+        timeout=60,
+    )  # fmt: skip
+    case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
