@@ -293,3 +293,37 @@ def test_presented_chain_validates_against_the_dev_ca_for_localhost(service: Ser
         _handshake(service.port, ssl.create_default_context(), hostname="localhost")
     with pytest.raises(ssl.SSLCertVerificationError):
         _handshake(service.port, trusting, hostname="not-localhost.example")
+
+
+def test_sslyze_finds_mozilla_intermediate_compliant_but_for_the_private_ca(
+    service: Service,
+) -> None:
+    """sslyze (PyPI) scans the service as an outside auditor would and checks it against
+    Mozilla's intermediate profile. The one finding allowed: the dev CA is nobody's
+    trust store's, so the chain is "not trusted"."""
+    from sslyze import Scanner, ServerNetworkLocation, ServerScanRequest
+    from sslyze.mozilla_tls_profile.tls_config_checker import (
+        SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER,
+        MozillaTlsConfiguration,
+        ServerNotCompliantWithTlsConfiguration,
+        TlsConfigurationEnum,
+        check_server_against_tls_configuration,
+    )
+
+    scanner = Scanner()
+    scanner.queue_scans([ServerScanRequest(
+        server_location=ServerNetworkLocation("localhost", service.port, ip_address=HOST),
+        scan_commands=SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER,
+    )])  # fmt: skip
+    [result] = list(scanner.get_results())
+    intermediate = MozillaTlsConfiguration.get(TlsConfigurationEnum.MOZILLA_INTERMEDIATE)
+    try:
+        check_server_against_tls_configuration(result, intermediate)
+        issues: dict[str, str] = {}
+    except ServerNotCompliantWithTlsConfiguration as error:
+        issues = error.issues
+    others = {name: text for name, text in issues.items() if name != "certificate_path_validation"}
+    assert not others, others
+    curves = result.scan_result.elliptic_curves.result  # type: ignore[union-attr]
+    offered = {curve.name for curve in curves.supported_curves}
+    assert offered <= {"X25519", "secp256r1", "secp384r1"}, offered  # prime256v1 is secp256r1
