@@ -18,7 +18,9 @@ async def test_sqlite_pragmas(services: Services) -> None:
     async with services.engine.connect() as connection:
         assert await connection.scalar(text("PRAGMA foreign_keys")) == 1
         assert await connection.scalar(text("PRAGMA journal_mode")) == "wal"
-        assert await connection.scalar(text("PRAGMA busy_timeout")) == 30_000
+        # The lock timeout of both databases (`CDB_DB_LOCK_TIMEOUT_S`).
+        lock_ms = int(services.settings.db_lock_timeout_s * 1000)
+        assert await connection.scalar(text("PRAGMA busy_timeout")) == lock_ms
         assert await connection.scalar(text("PRAGMA synchronous")) == 2  # FULL
 
 
