@@ -34,8 +34,7 @@ class Settings(BaseSettings):
     auto_migrate: bool | None = None
     auto_seed: bool | None = None
     db_pool_size: int = Field(default=10, ge=1)
-    # Bounded waits on the database (both drivers). A request never waits longer than
-    # `db_budget_s` (connect + statements + lock waits) before it is answered with a 503.
+    # Bounded waits on the database (both drivers); a wait that runs out is a 503 problem.
     # Connect: opening a connection, and waiting for a free one in the pool.
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
     # One statement (asyncpg's command timeout client-side, statement_timeout server-side;
@@ -43,8 +42,6 @@ class Settings(BaseSettings):
     db_statement_timeout_s: float = Field(default=10.0, gt=0)
     # Waiting for a row or table lock (PostgreSQL lock_timeout, SQLite busy_timeout).
     db_lock_timeout_s: float = Field(default=10.0, gt=0)
-    # The whole database part of one request; past it the request is answered with a 503.
-    db_budget_s: float = Field(default=15.0, gt=0)
     # /health/ready answers within this, whatever the database does (checks that have not
     # finished by then fail as timeouts).
     ready_budget_s: float = Field(default=2.0, gt=0)
@@ -108,6 +105,16 @@ class Settings(BaseSettings):
         elif scheme == "sqlite":
             scheme = "sqlite+aiosqlite"
         return f"{scheme}://{rest}"
+
+    @property
+    def db_budget_s(self) -> float:
+        """How long a request waits on a database that has stopped answering, at most.
+
+        The first wait that runs out ends the request: a pooled connection that has
+        stalled costs one statement timeout (its pre-ping), a fresh one a connect
+        timeout. A database that is slow but answering is bounded per statement.
+        """
+        return self.db_connect_timeout_s + self.db_statement_timeout_s
 
     @property
     def is_sqlite(self) -> bool:
