@@ -36,14 +36,20 @@ SLACK_S = 0.5  # scheduling on a busy 2-core machine; far below the 20 s hang th
 
 
 @pytest.fixture
-async def proxied(settings: Settings, services: Services) -> AsyncIterator[tuple[Api, ThreadedStallProxy]]:
+async def proxied(
+    settings: Settings, services: Services
+) -> AsyncIterator[tuple[Api, ThreadedStallProxy]]:
     """The app on the (emptied) test database, reached only through a stall proxy."""
     parts = urlsplit(settings.database_url)
     proxy = ThreadedStallProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-    netloc = f"{parts.username}@127.0.0.1:{proxy.port}" if parts.username else f"127.0.0.1:{proxy.port}"
+    netloc = (
+        f"{parts.username}@127.0.0.1:{proxy.port}" if parts.username else f"127.0.0.1:{proxy.port}"
+    )
     url = urlunsplit(parts._replace(netloc=netloc))
     try:
-        async with build(settings.model_copy(update={"database_url": url, **BUDGETS})).running() as api:
+        async with build(
+            settings.model_copy(update={"database_url": url, **BUDGETS})
+        ).running() as api:
             yield api, proxy
     finally:
         proxy.close()

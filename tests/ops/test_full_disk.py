@@ -66,7 +66,9 @@ async def test_a_full_disk_gives_503_fails_readiness_and_recovers_in_place(
         http = api.http
         assert http is not None
         for n in range(3):
-            created = await admin.post(f"{V1}/authorities", json=factories.authority(code=f"DE:D-{n}"))
+            created = await admin.post(
+                f"{V1}/authorities", json=factories.authority(code=f"DE:D-{n}")
+            )
             assert created.status_code == 201, created.text
             acknowledged.append(created.json()["id"])
         assert (await http.get("/health/ready")).status_code == 200

@@ -55,7 +55,9 @@ class StallProxy:
             sock = writer.get_extra_info("socket")
             if sock is not None:
                 with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    sock.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                    )
             writer.close()
         self._writers.clear()
 
@@ -97,7 +99,9 @@ class ThreadedStallProxy:
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="stall-proxy")
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="stall-proxy"
+        )
         self._thread.start()
         self._proxy = self._call(StallProxy(upstream_host, upstream_port).start())
         self.port = self._proxy.port
