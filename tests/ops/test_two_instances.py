@@ -54,7 +54,9 @@ def test_min_revision_reads_your_write_through_the_other_instance_and_revisions_
                 for attempt in range(TRIES):
                     body = _editable(current.json())
                     body["names"] = body["names"] | {"en": f"Court, try {attempt}"}
-                    written = writer.put(url, json=body, headers={"If-Match": current.headers["etag"]})
+                    written = writer.put(
+                        url, json=body, headers={"If-Match": current.headers["etag"]}
+                    )
                     assert written.status_code == 200, written.text
                     revision = int(written.headers["cdb-revision"])
                     assert revision == written.json()["revision"]

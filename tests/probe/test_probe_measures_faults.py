@@ -84,7 +84,9 @@ def test_hang_readiness_only_failure_and_crash_are_each_reported_as_their_length
                 with live.client("reader") as reader, live.anonymous() as anonymous:
                     assert anonymous.get("/health/ready").status_code == 503
                     assert reader.get(LOOKUP).status_code == 200  # served from memory
-                opened = float(rows(store, "SELECT started_at FROM incidents ORDER BY id DESC")[0][0])
+                opened = float(
+                    rows(store, "SELECT started_at FROM incidents ORDER BY id DESC")[0][0]
+                )
                 time.sleep(max(0.0, opened + FAULT_S - time.time()))
             finally:
                 live.proxy.resume()
