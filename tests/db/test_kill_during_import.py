@@ -90,8 +90,8 @@ def test_kill_9_mid_import_leaves_no_trace_and_consumes_no_revision(
         )
 
         big = _batch(tmp_path / "big.ndjson", "BIG-", ENTRIES)
-        importing = subprocess.Popen([*run, "import", str(big), "--owner", "DE"], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        importing = subprocess.Popen([*run, "import", str(big), "--owner", "DE"], env=env, **quiet)
         deadline = time.monotonic() + 120
         while not _writing(backend, url, query):
             assert importing.poll() is None, "the import ended before it was caught writing"
