@@ -13,6 +13,8 @@ import os
 import socket
 
 from sqlalchemy import String, delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -36,8 +38,13 @@ async def check_write(sessions: async_sessionmaker[AsyncSession]) -> None:
         # Rows of processes gone for a day are cleared on the way (restarts add rows).
         stale = now - dt.timedelta(days=1)
         await session.execute(
-            delete(WriteCheck).where(
-                (WriteCheck.instance == INSTANCE) | (WriteCheck.checked_at < stale)
+            delete(WriteCheck).where(WriteCheck.checked_at < stale, WriteCheck.instance != INSTANCE)
+        )
+        # An upsert: two readiness checks of one process at once must not collide.
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        statement = insert(WriteCheck).values(instance=INSTANCE, checked_at=now)
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[WriteCheck.instance], set_={"checked_at": now}
             )
         )
-        session.add(WriteCheck(instance=INSTANCE, checked_at=now))
