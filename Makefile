@@ -26,12 +26,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	@mkdir -p $(CDB_DATA_DIR)
 	@echo "cdb-service: dev profile, SQLite and dev PKI under $(CDB_DATA_DIR), https://localhost:$(CDB_PORT)"
-	@echo "Call it from another terminal (dev clients: reader admin-de admin-fr admin-ej operator):"
-	@echo '  P=$(CDB_DATA_DIR)/pki; TOKEN=$$(CDB_PORT=$(CDB_PORT) $(BIN)/cdb-service dev-token --client reader)'
+	@echo "Call it from another terminal, as pasted (dev clients: reader admin-de admin-fr admin-ej operator):"
+	@echo '  P=$(CDB_DATA_DIR)/pki; TOKEN=$$(CDB_DATA_DIR=$(CDB_DATA_DIR) $(CURDIR)/$(BIN)/cdb-service dev-token --client reader)'
 	@echo '  curl --cacert $$P/ca.pem --cert $$P/client-reader.pem --key $$P/client-reader-key.pem \'
 	@echo '       -H "Authorization: Bearer $$TOKEN" https://localhost:$(CDB_PORT)/api/v1/code-lists/instruments'
-	@echo "  health (no credentials): curl --cacert $(CDB_DATA_DIR)/pki/ca.pem https://localhost:$(CDB_PORT)/health/ready"
-	@echo "  API documentation: https://localhost:$(CDB_PORT)/schema"
+	@echo "Health, no credentials: curl --cacert $(CDB_DATA_DIR)/pki/ca.pem https://localhost:$(CDB_PORT)/health/ready"
+	@echo "Front page and API documentation: https://localhost:$(CDB_PORT)/ and https://localhost:$(CDB_PORT)/schema"
 	$(BIN)/cdb-service serve --port $(CDB_PORT)
 
 postgres:

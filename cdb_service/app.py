@@ -14,6 +14,7 @@ from litestar import Litestar, Router
 from litestar.config.compression import CompressionConfig
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
@@ -27,6 +28,7 @@ from cdb_service.logging import configure_logging, get_logger
 from cdb_service.lookup import deps as lookup_deps
 from cdb_service.lookup.controller import ResolveController
 from cdb_service.ops.health import HealthController
+from cdb_service.ops.landing import LandingController
 from cdb_service.registry import deps as registry_deps
 from cdb_service.registry.code_list_controller import CodeListController
 from cdb_service.registry.controller import controllers
@@ -37,13 +39,15 @@ from cdb_service.security import policy
 from cdb_service.security.dev_issuer import DevIssuerController
 from cdb_service.security.gate import ApiGate, deny
 from cdb_service.services import Services
-from cdb_service.settings import Settings
+from cdb_service.settings import Settings, TlsMode
 from cdb_service.web import deps as web_deps
-from cdb_service.web.deps import component
 from cdb_service.web.error_handlers import EXCEPTION_HANDLERS
+from cdb_service.web.pages import AssetController
+from cdb_service.web.perimeter import Perimeter
 from cdb_service.web.request_id import RequestIdMiddleware
 
 API_PREFIX = "/api/v1"
+MAX_ENTRY_BYTES = 2 * 1024 * 1024
 log = get_logger("cdb.app")
 
 
@@ -71,27 +75,30 @@ async def prepare(services: Services) -> None:
         report = await seed(services.batches, services.sessions)
         log.info("seeded", **report.summary())
     await services.lookup.start()
+    services.gate.refusals.start(services.sessions)
 
 
-async def read_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Every API route needs at least the reader role; writes ask the policy again.
+async def role_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Every API route needs at least the reader role, and every unsafe method a writer,
+    before its body is read: a reader's 10 MB body is refused, not validated. Which owner
+    a write may touch is asked again once the entry is known.
 
     Async on purpose: litestar runs a sync guard in a worker thread, on every request.
     """
     policy.require_read(connection.user)
+    if connection.scope.get("method") not in policy.SAFE_METHODS:
+        policy.require_writer(connection.user)
 
 
 async def audit_refusals(exc: Exception, scope: Any) -> None:
     """Refusals raised past the gate (a missing scope, another owner's entry) are audited too."""
     if isinstance(exc, Problem) and exc.status in (401, 403):
-        await deny(component(scope, "sessions"), scope, exc)
+        await deny(scope, exc)
 
 
 def refuse_unsafe_prod(settings: Settings) -> None:
     problems = settings.prod_problems()
     if problems:
-        for problem in problems:
-            log.error("refusing to start in prod", reason=problem)
         raise ProdRefused("refusing to start in prod: " + "; ".join(problems))
 
 
@@ -123,16 +130,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RoutingTableController,
             *controllers(),
         ],
-        guards=[read_guard],
+        guards=[role_guard],
     )
-    handlers: list[Any] = [HealthController, JwksController, api]
+    handlers: list[Any] = [LandingController, AssetController, HealthController, JwksController,
+                           api]  # fmt: skip
     if settings.uses_dev_issuer:
         handlers.append(DevIssuerController)
     return Litestar(
         route_handlers=handlers,
         dependencies=DEPENDENCIES,
         lifespan=[lifespan],
-        middleware=[RequestIdMiddleware, ApiGate],
+        middleware=[
+            RequestIdMiddleware,
+            DefineMiddleware(Perimeter, hsts=settings.tls_mode is TlsMode.DIRECT),
+            ApiGate,
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         after_exception=[audit_refusals],
         logging_config=None,
@@ -147,4 +159,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             backend="gzip", minimum_size=1024, gzip_compress_level=6
         ),
         debug=False,
+        # Every entry fits with room to spare; the import route allows more (documented).
+        request_max_body_size=MAX_ENTRY_BYTES,
     )

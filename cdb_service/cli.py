@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from cdb_service.mistakes import EXIT_MISTAKE, UserMistake, explain
 from cdb_service.settings import Settings
 
 
@@ -30,25 +31,53 @@ def _emit(text: str, out: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from cdb_service.server import serve
+    from cdb_service.server import preflight, serve
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    serve(settings.model_copy(update=overrides), workers=args.workers)
+    settings = settings.model_copy(update=overrides)
+    preflight(settings)
+    serve(settings, workers=args.workers)
     return 0
+
+
+def _dev_issuer(settings: Settings) -> str:
+    """The issuer a dev token must name: configured, else the running dev service's own."""
+    from cdb_service.ops import running
+
+    if settings.oidc_issuer:
+        return settings.oidc_issuer
+    found = running.find(settings.data_dir)
+    if "port" in settings.model_fields_set or found is None:
+        if found is None:
+            print(f"note: no dev service is running on {settings.data_dir}/; this token is for "
+                  f"one on port {settings.port} (set CDB_PORT if it will run elsewhere)",
+                  file=sys.stderr)  # fmt: skip
+        return settings.dev_issuer_url()
+    return found.issuer
 
 
 def cmd_dev_token(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.security.dev import DEV_CLIENTS, DevPki, token_for
 
     if not settings.uses_dev_issuer:
-        print("dev-token works in the dev profile only", file=sys.stderr)
-        return 2
+        raise UserMistake("dev-token works in the dev profile only (CDB_PROFILE=dev)")
     if args.client not in DEV_CLIENTS:
-        print(f"unknown dev client; choose one of {', '.join(DEV_CLIENTS)}", file=sys.stderr)
-        return 2
+        raise UserMistake(f"unknown dev client {args.client!r}; choose one of "
+                          f"{', '.join(DEV_CLIENTS)}")  # fmt: skip
     pki = DevPki(settings.pki_dir).ensure()
-    issuer = settings.oidc_issuer or settings.dev_issuer_url()
+    issuer = _dev_issuer(settings)
     print(token_for(pki, args.client, issuer, settings.oidc_audience, settings.owner_claim))
+    return 0
+
+
+def cmd_dev_url(args: argparse.Namespace, settings: Settings) -> int:
+    from cdb_service.ops import running
+
+    found = running.find(settings.data_dir)
+    if found is None:
+        raise UserMistake(f"no dev service is running on {settings.data_dir}/; start one with "
+                          "`make run` (or `cdb-service serve`)")  # fmt: skip
+    print(found.url)
     return 0
 
 
@@ -109,7 +138,10 @@ def cmd_gazetteer_load(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.lookup import gazetteer
 
     country = args.country.upper()
-    places = gazetteer.read_tercet(Path(args.file).read_text("utf-8-sig"), country)
+    try:
+        places = gazetteer.read_tercet(Path(args.file).read_text("utf-8-sig"), country)
+    except gazetteer.GazetteerError as error:
+        raise UserMistake(f"{args.file}: {error}") from None
 
     async def job(services: Any) -> int:
         return await gazetteer.replace_country(
@@ -261,8 +293,12 @@ def parser() -> argparse.ArgumentParser:
     tok = sub.add_parser(
         "dev-token", help="print a dev access token bound to a dev client's certificate"
     )
-    tok.add_argument("--client", required=True)
+    tok.add_argument("--client", required=True, help="reader, admin-de, admin-fr, admin-ej or "
+                     "operator")  # fmt: skip
     tok.set_defaults(run=cmd_dev_token)
+    url = sub.add_parser("dev-url", help="print the URL of the dev service running on this "
+                         "data directory")  # fmt: skip
+    url.set_defaults(run=cmd_dev_url)
     aud = sub.add_parser(
         "audit-verify", help="walk the audit hash chain; name the first broken link"
     )
@@ -315,18 +351,33 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = Settings()
+    from cdb_service.kernel.problems import Problem
     from cdb_service.logging import configure_logging
 
-    configure_logging(settings.log_level)
-    from cdb_service.kernel.problems import Problem
-
     try:
+        settings = Settings()
+        configure_logging(settings.log_level)
         result: int = args.run(args, settings)
     except Problem as problem:
         print(json.dumps(problem.as_dict(), indent=2, ensure_ascii=False), file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
+    except SystemExit as stop:
+        if not isinstance(stop.code, str):
+            raise
+        return _mistake(args, stop.code)
+    except Exception as error:
+        line = explain(error)
+        if line is None:
+            raise
+        return _mistake(args, line)
     return result
+
+
+def _mistake(args: argparse.Namespace, line: str) -> int:
+    print(f"cdb-service {args.command}: {line}", file=sys.stderr)
+    return EXIT_MISTAKE
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ stand beside the service and talk HTTP to it.
 from __future__ import annotations
 
 import argparse
+import errno
 import ssl
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ class TlsIdentity:
     key: Path | None = None
 
     def ssl_context(self) -> ssl.SSLContext:
+        # The ssl module names no file in its errors; a wrong path should say which.
+        for path in (self.ca, self.cert, self.key):
+            if path is not None and not Path(path).is_file():
+                raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
         # A fresh context each time: certificate files replaced on disk are read anew.
         context = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
         if self.cert is not None:

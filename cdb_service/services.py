@@ -22,8 +22,11 @@ from cdb_service.registry.writes import EntryWrites
 from cdb_service.security.certificates import ChainVerifier, ProxyAllowList
 from cdb_service.security.dev import DevPki, with_dev_defaults
 from cdb_service.security.gate import SecurityGate
+from cdb_service.security.rate_limits import Buckets, RateLimits
+from cdb_service.security.refusals import RefusalTrail
 from cdb_service.security.tokens import DiscoveredKeys, KeySource, StaticKeys, TokenValidator
 from cdb_service.settings import Profile, Settings
+from cdb_service.web.ceilings import Ceiling, Ceilings
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Services:
     http: httpx.AsyncClient
     lookup: IndexFollower
     signing: SigningKeys
+    ceilings: Ceilings
     dev_pki: DevPki | None = None
 
     @classmethod
@@ -60,15 +64,31 @@ class Services:
             settings.oidc_issuer, settings.oidc_audience, source,
             settings.oidc_algorithms, settings.oidc_leeway_s,
         )  # fmt: skip
+        if settings.uses_dev_issuer:
+            validator.renew_hint = (
+                "get one from this service with `cdb-service dev-token --client NAME`"
+                " (it finds the running dev service by itself)"
+            )
+        limits = RateLimits(
+            Buckets(settings.rate_limit_per_client, settings.rate_limit_burst),
+            Buckets(settings.rate_limit_anonymous, settings.rate_limit_anonymous_burst),
+            enabled=settings.rate_limits,
+        )
         gate = SecurityGate(
             settings, validator, ChainVerifier(settings.client_ca_files),
-            ProxyAllowList(settings.trusted_proxies),
+            ProxyAllowList(settings.trusted_proxies), limits,
+            RefusalTrail(settings.audit_refusal_window_s),
         )  # fmt: skip
+        ceilings = Ceilings(
+            Ceiling("full extracts", settings.max_extracts, settings.max_extracts_per_client),
+            Ceiling("long polls", settings.max_long_polls, settings.max_long_polls_per_client),
+            Ceiling("imports", settings.max_imports, settings.max_imports_per_client),
+        )
         return cls(
             settings, engine, sessions, EntryReads(sessions), EntryWrites(sessions),
             Batches(sessions), gate, http, IndexFollower(sessions),
             SigningKeys.load(settings.signing_keys_path, create=settings.profile is Profile.DEV),
-            dev_pki,
+            ceilings, dev_pki,
         )  # fmt: skip
 
     def as_state(self) -> dict[str, Any]:
@@ -76,6 +96,7 @@ class Services:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     async def close(self) -> None:
+        await self.gate.refusals.stop(self.sessions)
         await self.lookup.stop()
         await self.http.aclose()
         await self.engine.dispose()

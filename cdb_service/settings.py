@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8443, ge=1, le=65535)
     log_level: str = "INFO"
+    # Where the uptime probe publishes its status page; the landing page links to it.
+    status_page_url: str = ""
     # Apply migrations and load the seed data on start (dev convenience; off in prod).
     auto_migrate: bool | None = None
     auto_seed: bool | None = None
@@ -79,6 +81,25 @@ class Settings(BaseSettings):
     require_bound_tokens: bool | None = None
     # The local token issuer of the dev profile (never in prod).
     dev_issuer: bool | None = None
+
+    # --- limits (documented in the README) -------------------------------------------
+    # Requests per second (and burst) per client certificate, per worker.
+    rate_limit_per_client: float = Field(default=1000, gt=0)
+    rate_limit_burst: int = Field(default=2000, ge=1)
+    # Refused requests per second (and burst) per source address without valid credentials.
+    rate_limit_anonymous: float = Field(default=5, gt=0)
+    rate_limit_anonymous_burst: int = Field(default=50, ge=1)
+    rate_limits: bool = True
+    # Repeats of one refusal (source, status, reason) within this window are one audit
+    # event with a count; 0 writes every refusal as it happens.
+    audit_refusal_window_s: float = Field(default=60, ge=0)
+    # Expensive work at once, per worker: in all, and per client.
+    max_extracts: int = Field(default=4, ge=1)
+    max_extracts_per_client: int = Field(default=2, ge=1)
+    max_long_polls: int = Field(default=500, ge=1)
+    max_long_polls_per_client: int = Field(default=20, ge=1)
+    max_imports: int = Field(default=2, ge=1)
+    max_imports_per_client: int = Field(default=1, ge=1)
 
     # --- extracts and the change feed -------------------------------------------------
     # The ES256 key set that signs extracts; dev generates one under data_dir/keys.

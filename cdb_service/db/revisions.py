@@ -70,6 +70,10 @@ class Operation(StrEnum):
     DELETE = "delete"
 
 
+# Revisions are 32-bit signed integers in the database: a larger one is no revision at all.
+MAX_REVISION = 2**31 - 1
+
+
 class RegistryHead(Base):
     """The single row whose lock serialises writers and whose value is the head revision."""
 

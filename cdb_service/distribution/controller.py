@@ -11,6 +11,7 @@ from litestar.params import Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.distribution import feed
 from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
 from cdb_service.distribution.signing import SigningKeys
@@ -22,6 +23,7 @@ from cdb_service.security import audit, policy
 from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
+from cdb_service.web.ceilings import Ceilings
 from cdb_service.web.consistency import MIN_REVISION_DOC, require_revision
 from cdb_service.web.docs import problems
 
@@ -37,7 +39,7 @@ class ExtractController(Controller):
         description="First line: the snapshot (revision, kinds, owner); then one line per "
         "entry; last line: count, SHA-256 of every byte before it and a JWS (ES256, key "
         "in /.well-known/jwks.json). `revision=R` rebuilds a past snapshot. Gzip on request.",
-        responses=problems(400, 422),
+        responses=problems(400, 422, 429, 503),
         media_type=NDJSON,
     )
     async def extract(
@@ -47,11 +49,14 @@ class ExtractController(Controller):
         signing: NamedDependency[SigningKeys],
         principal: NamedDependency[Principal],
         who: NamedDependency[Who],
+        ceilings: NamedDependency[Ceilings],
         settings: NamedDependency[Settings],
         kinds: list[str] | None = Parameter(default=None, description="default: every kind"),
         owner: str | None = None,
-        revision: int | None = Parameter(default=None, ge=0),
-        min_revision: int | None = Parameter(default=None, ge=0, description=MIN_REVISION_DOC),
+        revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
+        min_revision: int | None = Parameter(
+            default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
+        ),
     ) -> Stream:
         unknown = [k for k in kinds or () if k not in KINDS]
         if unknown:
@@ -67,11 +72,13 @@ class ExtractController(Controller):
         target = (
             f"kinds={','.join(kinds or ['*'])} owner={owner or '*'} revision={revision or head}"
         )
-        await audit.record(sessions, who, "extract", "ok", target)
         chosen_owner = owner.upper() if owner else None
         spec = ExtractRequest(kinds_from(kinds), chosen_owner, revision, principal)
+        client = principal.certificate.facts.x5t_s256
+        body = ceilings.extracts.held_while(client, stream_extract(sessions, signing, spec))
+        await audit.record(sessions, who, "extract", "ok", target)
         return Stream(
-            stream_extract(sessions, signing, spec),
+            body,
             media_type=NDJSON,
             headers={"Cache-Control": "no-store"},
         )
@@ -83,7 +90,7 @@ class ExtractController(Controller):
         "split across pages (a page may exceed `limit` to keep one whole). `wait=N` holds the "
         "request up to N seconds until something newer commits. 410: R is older than the "
         "feed keeps — take a fresh extract.",
-        responses=problems(400, 410, 422),
+        responses=problems(400, 410, 422, 429, 503),
     )
     async def changes(
         self,
@@ -92,16 +99,20 @@ class ExtractController(Controller):
         lookup: NamedDependency[IndexFollower],
         reads: NamedDependency[EntryReads],
         principal: NamedDependency[Principal],
-        since: int = Parameter(ge=0),
+        ceilings: NamedDependency[Ceilings],
+        since: int = Parameter(ge=0, le=MAX_REVISION),
         limit: int = Parameter(default=1000, ge=1, le=10_000),
         wait: int = Parameter(default=0, ge=0, le=feed.MAX_WAIT_S),
-        min_revision: int | None = Parameter(default=None, ge=0, description=MIN_REVISION_DOC),
+        min_revision: int | None = Parameter(
+            default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
+        ),
     ) -> dict[str, Any]:
         await require_revision(min_revision, reads.reached, settings.min_revision_wait_s,
                                settings.retry_after_s)  # fmt: skip
         retention = dt.timedelta(days=settings.changes_retention_days)
         if wait:
-            await feed.wait_for_newer(lookup, sessions, since, wait)
+            async with ceilings.long_polls.slot(principal.certificate.facts.x5t_s256):
+                await feed.wait_for_newer(lookup, sessions, since, wait)
         page = await feed.changes_page(sessions, since, limit, retention)
         for change in page["changes"]:
             private = KINDS[change["kind"]].private_fields

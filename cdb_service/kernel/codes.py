@@ -7,7 +7,9 @@ value (a new instrument) comes with a release that knows how to route it.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
@@ -183,6 +185,22 @@ CODE_LISTS: Final = MappingProxyType(
         "contact-channels": CONTACT_CHANNELS,
     }
 )
+
+_LISTED_UP_TO = 30
+
+
+def unknown_code(value: object, code_list: str, values: Mapping[str, str], hint: str = "") -> str:
+    """Why `value` is refused, and what would be accepted: the allowed values when the
+    list is short enough to read in one line, otherwise the closest ones and where the
+    whole list is served."""
+    allowed = sorted(values)
+    text = f"{value!r} is not in the code list {code_list!r}{hint}"
+    if len(allowed) <= _LISTED_UP_TO:
+        return f"{text}; allowed: {', '.join(allowed)}"
+    close = difflib.get_close_matches(str(value), allowed, n=3, cutoff=0.5)
+    maybe = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"{text}{maybe} (all values: GET /api/v1/code-lists/{code_list})"
+
 
 # Postal code shapes in canonical form (upper case, no spaces, no country prefix):
 # 9 a digit, A a letter, X a letter or digit, anything else itself.

@@ -51,14 +51,20 @@ class Problem(Exception):
         return body | self.extra
 
 
+# A refusal lists this many field errors at most, and says how many there were: a
+# body with 200,000 bad values gets a short answer, not one larger than the body.
+MAX_FIELD_ERRORS = 100
+_IN_DETAIL = 5
+
+
 def invalid(errors: list[FieldError], detail: str = "") -> Problem:
-    return Problem(
-        422,
-        "Invalid content",
-        detail or "; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors),
-        "invalid-content",
-        errors,
-    )
+    shown = errors[:MAX_FIELD_ERRORS]
+    if not detail:
+        detail = "; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors[:_IN_DETAIL])
+        if len(errors) > _IN_DETAIL:
+            detail += f"; and {len(errors) - _IN_DETAIL} more (see errors)"
+    extra = {"errors_total": len(errors)} if len(errors) > len(shown) else {}
+    return Problem(422, "Invalid content", detail, "invalid-content", shown, extra=extra)
 
 
 def not_found(kind: str, key: object) -> Problem:

@@ -11,6 +11,7 @@ from litestar.params import Parameter
 from litestar.response.base import ASGIResponse
 from litestar.serialization import encode_json
 
+from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.kernel import codes
 from cdb_service.kernel.calendar import today
 from cdb_service.kernel.geo import normalise_geo_code, normalise_postal_code
@@ -47,14 +48,15 @@ async def _reach(request: Request[Any, Any, Any], lookup: IndexFollower,
                            settings.retry_after_s)  # fmt: skip
 
 
-def _code(
-    errors: list[FieldError], name: str, value: str | None, allowed: Any, hint: str = ""
-) -> str:
+def _code(errors: list[FieldError], name: str, value: str | None, code_list: str,
+          hint: str = "") -> str:  # fmt: skip
     if value is None:
         errors.append(FieldError(("query", name), "is required"))
         return ""
-    if value not in allowed:
-        errors.append(FieldError(("query", name), f"{value!r} is not a known code{hint}"))
+    values = codes.CODE_LISTS[code_list]
+    if value not in values:
+        errors.append(FieldError(("query", name), codes.unknown_code(value, code_list, values,
+                                                                     hint)))  # fmt: skip
     return value
 
 
@@ -63,15 +65,14 @@ def build_query(country: str | None, instrument: str | None, competence: str | N
                 subject_matter: str | None, stage: str | None,
                 date: dt.date | None) -> resolver.Query:  # fmt: skip
     errors: list[FieldError] = []
-    cc = _code(
-        errors, "country", country.upper() if country else None, codes.COUNTRIES, " (EL for Greece)"
-    )
-    _code(errors, "instrument", instrument, codes.INSTRUMENTS)
-    _code(errors, "competence", competence, codes.COMPETENCES)
+    cc = _code(errors, "country", country.upper() if country else None, "countries",
+               "; Greece is EL")  # fmt: skip
+    _code(errors, "instrument", instrument, "instruments")
+    _code(errors, "competence", competence, "competences")
     if subject_matter is not None:
-        _code(errors, "subject_matter", subject_matter, codes.SUBJECT_MATTERS)
+        _code(errors, "subject_matter", subject_matter, "subject-matters")
     if stage is not None:
-        _code(errors, "stage", stage, codes.STAGES)
+        _code(errors, "stage", stage, "stages")
     normalised: dict[str, str | None] = {"postal_code": None, "lau": None, "nuts": None}
     if cc in codes.COUNTRIES:
         for name, value in (("postal_code", postal_code), ("lau", lau), ("nuts", nuts)):
@@ -123,7 +124,9 @@ class ResolveController(Controller):
         subject_matter: str | None = None,
         stage: str | None = None,
         date: dt.date | None = Parameter(default=None, description="default: today in Brussels"),
-        min_revision: int | None = Parameter(default=None, ge=0, description=MIN_REVISION_DOC),
+        min_revision: int | None = Parameter(
+            default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
+        ),
     ) -> ASGIResponse:
         query = build_query(
             country, instrument, competence, postal_code, lau, nuts, subject_matter, stage, date
@@ -147,7 +150,9 @@ class ResolveController(Controller):
         request: Request[Any, Any, Any],
         lookup: NamedDependency[IndexFollower],
         date: dt.date | None = None,
-        min_revision: int | None = Parameter(default=None, ge=0, description=MIN_REVISION_DOC),
+        min_revision: int | None = Parameter(
+            default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
+        ),
     ) -> ASGIResponse:
         await _reach(request, lookup, min_revision)
         index = _index(lookup)
@@ -168,11 +173,13 @@ class ResolveController(Controller):
         lookup: NamedDependency[IndexFollower],
         country: str | None = None,
         date: dt.date | None = None,
-        min_revision: int | None = Parameter(default=None, ge=0, description=MIN_REVISION_DOC),
+        min_revision: int | None = Parameter(
+            default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
+        ),
     ) -> ASGIResponse:
         await _reach(request, lookup, min_revision)
         errors: list[FieldError] = []
-        cc = _code(errors, "country", country.upper() if country else None, codes.COUNTRIES)
+        cc = _code(errors, "country", country.upper() if country else None, "countries")
         if errors:
             raise invalid(errors)
         index = _index(lookup)

@@ -13,6 +13,7 @@ import ssl
 import sys
 
 from cdb_service import outbound
+from cdb_service.mistakes import explain
 
 DEFAULT_SERVE_PORT = 8444
 
@@ -82,13 +83,14 @@ def run(args: argparse.Namespace) -> int:
     except MirrorError as error:
         return _say(str(error), 1)
     except httpx.HTTPStatusError as error:
-        return _say(f"the source answered {error.response.status_code} for {error.request.url}", 1)
+        # Refused credentials or a wrong --from: the user's to fix, like any other mistake.
+        return _say(f"the source answered {error.response.status_code} for {error.request.url}", 2)
     except httpx.HTTPError as error:
-        return _say(f"cannot reach the source: {error!r}", 1)
+        return _say(explain(error) or f"cannot reach the source: {error!r}", 2)
     except SQLAlchemyError as error:
         return _say(f"the mirror database: {error}", 1)
     except OSError as error:
-        return _say(str(error), 1)
+        return _say(explain(error) or str(error), 2)
     except KeyboardInterrupt:
         return 130
     return 0

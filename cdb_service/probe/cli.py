@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import ssl
 import sys
 from pathlib import Path
 
@@ -76,6 +77,12 @@ def run(args: argparse.Namespace) -> int:
         latency_objective_ms=args.latency_objective, windows_every_s=args.windows_every,
         listen=args.listen,
     )  # fmt: skip
+    try:
+        config.tls.ssl_context()
+    except (OSError, ssl.SSLError) as error:
+        # A wrong path is the operator's mistake, not an outage of the service watched.
+        print(f"probe: cannot use the TLS files (--ca, --cert, --key): {error}", file=sys.stderr)
+        return 2
     store = Store(config.store)
     server = None
     if config.listen:

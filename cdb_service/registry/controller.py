@@ -16,6 +16,7 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
+from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found, stale
 from cdb_service.registry.idempotency import IdempotentRequest
 from cdb_service.registry.kinds import KINDS
@@ -117,8 +118,12 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             limit: int = Parameter(default=100, ge=1, le=1000),
             cursor: str | None = None,
             valid_at: dt.date | None = Parameter(default=None, description="legal validity date"),
-            revision: int | None = Parameter(default=None, ge=0, description="as of revision"),
-            min_revision: int | None = Parameter(default=None, ge=0, description=MIN_REVISION_DOC),
+            revision: int | None = Parameter(
+                default=None, ge=0, le=MAX_REVISION, description="as of revision"
+            ),
+            min_revision: int | None = Parameter(
+                default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
+            ),
         ) -> dict[str, Any]:
             filters = _filters(spec, request)
             await _reach(reads, settings, min_revision)
@@ -153,8 +158,10 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
             settings: NamedDependency[Settings],
-            revision: int | None = Parameter(default=None, ge=0),
-            min_revision: int | None = Parameter(default=None, ge=0, description=MIN_REVISION_DOC),
+            revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
+            min_revision: int | None = Parameter(
+                default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
+            ),
         ) -> Response[Any]:
             await _reach(reads, settings, min_revision)
             document = await reads.get(spec, entry_id, revision)
@@ -178,7 +185,9 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
             settings: NamedDependency[Settings],
-            min_revision: int | None = Parameter(default=None, ge=0, description=MIN_REVISION_DOC),
+            min_revision: int | None = Parameter(
+                default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
+            ),
         ) -> dict[str, Any]:
             await _reach(reads, settings, min_revision)
             versions = [v for v in await reads.history(entry_id) if v["kind"] == spec.name]

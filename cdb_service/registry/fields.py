@@ -13,15 +13,13 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 from cdb_service.kernel import codes
+from cdb_service.kernel.text import unprintable
 
 
 def member_of(code_list: str, values: Mapping[str, str], hint: str = "") -> AfterValidator:
     def check(value: str) -> str:
         if value not in values:
-            raise ValueError(
-                f"{value!r} is not in the code list {code_list!r}{hint}"
-                f" (GET /api/v1/code-lists/{code_list})"
-            )
+            raise ValueError(codes.unknown_code(value, code_list, values, hint))
         return value
 
     return AfterValidator(check)
@@ -42,10 +40,32 @@ LanguageCode = Annotated[
     BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
     member_of("languages", codes.LANGUAGES),
 ]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _printable(allow: str) -> AfterValidator:
+    """Text that every database stores and every XML document can carry: no controls but
+    `allow`, no lone surrogates, no non-characters."""
+
+    def check(value: str) -> str:
+        bad = unprintable(value, allow)
+        if bad is not None:
+            raise ValueError(f"must not contain the character U+{ord(bad):04X}")
+        return value
+
+    return AfterValidator(check)
+
+
+# Free text may break lines; names and codes may not.
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), _printable("\n\t")
+]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), _printable("")
+]
 Ref = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^\S+$")
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^\S+$"),
+    _printable(""),
 ]
 Priority = Annotated[int, Field(ge=0, le=10_000)]
 

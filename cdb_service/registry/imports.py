@@ -15,70 +15,91 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdb_service.kernel.problems import FieldError, Problem, invalid
+from cdb_service.kernel.problems import MAX_FIELD_ERRORS, FieldError, Problem, invalid
 from cdb_service.registry.batches import BatchItem
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.spec import KindSpec
 from cdb_service.registry.validation import field_errors
 
-MAX_ERRORS = 1000
+# Errors kept to report; beyond, they are only counted: a batch of junk costs the
+# service the memory of these, not of every line.
+MAX_ERRORS = MAX_FIELD_ERRORS
+MAX_LINE_BYTES = 2 * 1024 * 1024  # an entry's own limit (MAX_ENTRY_BYTES)
 
 
 @dataclass
 class ParsedBatch:
     items: list[BatchItem] = field(default_factory=list)
     errors: list[FieldError] = field(default_factory=list)
+    error_count: int = 0
     lines: int = 0
 
+    def note(self, *errors: FieldError) -> None:
+        self.error_count += len(errors)
+        room = MAX_ERRORS - len(self.errors)
+        if room > 0:
+            self.errors.extend(errors[:room])
+
     def raise_if_invalid(self) -> None:
-        if self.errors:
-            shown = self.errors[:MAX_ERRORS]
-            raise invalid(
-                shown,
-                f"{len(self.errors)} problem(s) in {self.lines} line(s); nothing was written"
+        if self.error_count:
+            problem = invalid(
+                self.errors,
+                f"{self.error_count} problem(s) in {self.lines} line(s); nothing was written"
                 + (
-                    f" (the first {MAX_ERRORS} are listed)" if len(self.errors) > MAX_ERRORS else ""
+                    f" (the first {MAX_ERRORS} are listed)" if self.error_count > MAX_ERRORS else ""
                 ),
             )
+            problem.extra["errors_total"] = self.error_count
+            raise problem
 
 
-def parse_line(number: int, raw: str | bytes, owner: str, batch: ParsedBatch) -> None:
+def parse_line(number: int, raw: str | bytes | None, owner: str, batch: ParsedBatch) -> None:
     """Validate one line into `batch` (an item, or errors naming the line)."""
     from pydantic import ValidationError
 
-    text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    if raw is None:
+        batch.lines += 1
+        batch.note(FieldError(("line", number), f"is longer than {MAX_LINE_BYTES} bytes"))
+        return
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as error:
+        batch.lines += 1
+        batch.note(FieldError(("line", number), f"is not UTF-8 (byte {error.start})", "utf8"))
+        return
     if not text.strip():
         return
     batch.lines += 1
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as error:
-        batch.errors.append(FieldError(("line", number), f"is not JSON: {error}", "json_invalid"))
+    except (ValueError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:200]
+        batch.note(FieldError(("line", number), f"is not JSON: {reason}", "json_invalid"))
         return
     if not isinstance(data, dict):
-        batch.errors.append(FieldError(("line", number), "must be a JSON object", "type_error"))
+        batch.note(FieldError(("line", number), "must be a JSON object", "type_error"))
         return
     kind_name = data.get("kind")
     kind: KindSpec | None = KINDS.get(kind_name) if isinstance(kind_name, str) else None
     if kind is None:
-        batch.errors.append(
+        batch.note(
             FieldError(("line", number, "kind"), f"must be one of {', '.join(KINDS)}", "kind")
         )
         return
     data = data.get("document")
     if not isinstance(data, dict):
-        batch.errors.append(FieldError(("line", number, "document"), "must be a JSON object"))
+        batch.note(FieldError(("line", number, "document"), "must be a JSON object"))
         return
     data.setdefault("owner", owner)
     if str(data["owner"]).upper() != owner:
-        batch.errors.append(
+        batch.note(
             FieldError(("line", number, "owner"), f"is {data['owner']!r}; this batch is {owner}'s")
         )
         return
     try:
         document = kind.schema.model_validate(data)
     except ValidationError as error:
-        batch.errors.extend(field_errors(error, ("line", number)))
+        batch.note(*field_errors(error, ("line", number)))
         return
     batch.items.append(BatchItem(kind, document, number))
 
@@ -103,15 +124,35 @@ async def parse_stream(chunks: AsyncIterable[bytes], owner: str) -> ParsedBatch:
     return batch
 
 
-async def _lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    pending = b""
+async def _lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes | None]:
+    """The body's lines as they arrive; None for a line longer than MAX_LINE_BYTES, which
+    is skipped rather than held (and each byte is looked at once, however long it is)."""
+    pending = bytearray()
+    skipping = False
     async for chunk in chunks:
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
-            yield line
-    if pending:
-        yield pending
+        start = 0
+        while True:
+            end = chunk.find(b"\n", start)
+            if end < 0:
+                if not skipping:
+                    pending += chunk[start:]
+                    if len(pending) > MAX_LINE_BYTES:
+                        pending.clear()
+                        skipping = True
+                        yield None
+                break
+            if skipping:
+                skipping = False
+            else:
+                pending += chunk[start:end]
+                if len(pending) > MAX_LINE_BYTES:
+                    yield None
+                else:
+                    yield bytes(pending)
+            pending.clear()
+            start = end + 1
+    if pending and not skipping:
+        yield bytes(pending)
 
 
 def export_lines(documents: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[str]:

@@ -84,6 +84,15 @@ def _content(event: AuditEvent) -> dict[str, Any]:
     return values
 
 
+def _fit(column: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    length = getattr(AuditEvent.__table__.c[column].type, "length", None)
+    if length and len(value) > length:
+        return value[: length - 1] + "…"
+    return value
+
+
 async def append(
     session: AsyncSession,
     who: Who,
@@ -101,13 +110,15 @@ async def append(
             .returning(AuditHead.seq, AuditHead.hash)
         )
     ).one()
-    who_fields = asdict(who)
+    # Client-supplied text is cut to its column rather than failing the event (and with
+    # it the refusal it records).
+    who_fields = {name: _fit(name, value) for name, value in asdict(who).items()}
     event = AuditEvent(
         seq=seq,
         at=utcnow(),
-        action=action,
-        target=target,
-        outcome=outcome,
+        action=_fit("action", action),
+        target=_fit("target", target),
+        outcome=_fit("outcome", outcome),
         detail=detail,
         prev_hash=prev,
         hash="",

@@ -8,17 +8,14 @@ is a problem response with `WWW-Authenticate` and an audit event.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.kernel.problems import Problem
 from cdb_service.logging import get_logger
-from cdb_service.security import audit
 from cdb_service.security.audit import Who
 from cdb_service.security.certificates import (
     CERT_HEADERS,
@@ -30,9 +27,12 @@ from cdb_service.security.certificates import (
     from_pem,
 )
 from cdb_service.security.policy import Principal, principal_from_claims
+from cdb_service.security.rate_limits import RateLimits
+from cdb_service.security.refusals import RefusalTrail
 from cdb_service.security.tokens import TokenRejected, TokenValidator
 from cdb_service.settings import Settings, TlsMode
 from cdb_service.web.deps import component
+from cdb_service.web.perimeter import send_problem
 
 REALM = 'Bearer realm="cdb"'
 _CERT_HEADER_BYTES = frozenset(name.encode() for name in CERT_HEADERS)
@@ -51,6 +51,8 @@ class SecurityGate:
     validator: TokenValidator
     verifier: ChainVerifier
     proxies: ProxyAllowList
+    limits: RateLimits | None = None
+    refusals: RefusalTrail = field(default_factory=RefusalTrail)
 
     def certificate(self, scope: Scope) -> ClientCertificate | None:
         """The client certificate of this request, from whichever way it came in."""
@@ -70,11 +72,42 @@ class SecurityGate:
         chain = (extensions.get("tls") or {}).get("client_cert_chain") or []
         return from_pem(chain[0], "tls") if chain else None
 
+    def source_address(self, scope: Scope) -> str | None:
+        """The client's address: the peer's, or in proxy mode the one a trusted proxy
+        forwards (nginx sets `X-Forwarded-For` to the address it saw, see deploy/nginx)."""
+        peer = (scope.get("client") or ("", 0))[0] or None
+        if self.settings.tls_mode is TlsMode.PROXY and peer and peer in self.proxies:
+            for name, value in scope["headers"]:
+                if name.lower() == b"x-forwarded-for":
+                    forwarded = value.decode("latin-1").split(",")[-1].strip()
+                    return forwarded[:64] or peer
+        return peer
+
     async def authenticate(self, scope: Scope) -> Principal:
+        source = scope["state"].get("source_ip") or "unknown"
+        if self.limits is None:
+            return await self._authenticate(scope)
+        try:
+            presented = self.certificate(scope)
+        except CertificateRejected:
+            presented = None
+        self.limits.before_authentication(source, presented.facts.x5t_s256 if presented else None)
+        try:
+            principal = await self._authenticate(scope)
+        except Problem:
+            self.limits.after_refusal(source)
+            raise
+        self.limits.for_client(principal.certificate.facts.x5t_s256)
+        return principal
+
+    async def _authenticate(self, scope: Scope) -> Principal:
         try:
             certificate = self.certificate(scope)
             if certificate is None:
-                raise unauthorized("a client certificate is required (mutual TLS)")
+                raise unauthorized(
+                    "a client certificate is required (mutual TLS): present the certificate "
+                    "your token was issued for (curl: --cert CERT.pem --key KEY.pem)"
+                )
             # Known before it is judged, so that the audit event of a refusal names it.
             scope["state"]["client_certificate"] = certificate
             self.verifier.verify(certificate)
@@ -82,7 +115,9 @@ class SecurityGate:
             raise unauthorized(str(error)) from None
         token = _bearer(scope)
         if token is None:
-            raise unauthorized("a bearer access token is required")
+            raise unauthorized(
+                "a bearer access token is required: send the header 'Authorization: Bearer <token>'"
+            )
         try:
             claims = await self.validator.validate(token)
         except TokenRejected as error:
@@ -93,13 +128,24 @@ class SecurityGate:
             else None
         )
         if bound is not None and bound != certificate.facts.x5t_s256:
-            raise unauthorized("the token is bound to another client certificate", "invalid_token")
+            raise unauthorized(
+                f"the token is bound to another client certificate (x5t#S256 {_short(bound)}), "
+                f"not to the one presented ({certificate.facts.subject}, x5t#S256 "
+                f"{_short(certificate.facts.x5t_s256)}); present the certificate the token "
+                "was issued for, or get a token for this certificate",
+                "invalid_token",
+            )
         if bound is None and self.settings.bound_tokens_required:
             raise unauthorized("the token is not bound to a client certificate (RFC 8705)",
                                "invalid_token")  # fmt: skip
         return principal_from_claims(
             claims, certificate, self.settings.owner_claim, self.settings.scope_claim
         )
+
+
+def _short(thumbprint: object) -> str:
+    text = str(thumbprint)
+    return text if len(text) <= 16 else text[:12] + "…"
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -114,7 +160,7 @@ def _bearer(scope: Scope) -> str | None:
 def who_of(scope: Scope) -> Who:
     """The best description of the caller available, authenticated or not."""
     state = scope.get("state", {})
-    client = (scope.get("client") or ("", 0))[0] or None
+    client = state.get("source_ip") or (scope.get("client") or ("", 0))[0] or None
     principal = scope.get("user")
     if isinstance(principal, Principal):
         return principal.who(state.get("request_id"), client)
@@ -126,15 +172,6 @@ def who_of(scope: Scope) -> Who:
         request_id=state.get("request_id"),
         source_ip=client,
     )
-
-
-async def send_problem(send: Any, problem: Problem) -> None:
-    body = json.dumps(problem.as_dict()).encode()
-    headers = [(b"content-type", b"application/problem+json"),
-               (b"content-length", str(len(body)).encode())]  # fmt: skip
-    headers += [(k.lower().encode(), v.encode()) for k, v in problem.headers.items()]
-    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 class ApiGate:
@@ -149,17 +186,19 @@ class ApiGate:
             await self.app(scope, receive, send)
             return
         gate: SecurityGate = component(scope, "gate")
+        scope.setdefault("state", {})["source_ip"] = gate.source_address(scope)
         try:
             scope["user"] = await gate.authenticate(scope)
         except Problem as problem:
-            await deny(component(scope, "sessions"), scope, problem)
+            await deny(scope, problem)
             await send_problem(send, problem)
             return
         await self.app(scope, receive, send)
 
 
-async def deny(sessions: async_sessionmaker[AsyncSession], scope: Scope, problem: Problem) -> None:
-    """Record a refusal: every denied request is an audit event."""
+async def deny(scope: Scope, problem: Problem) -> None:
+    """Record a refusal in the audit trail (repeats of one source and reason are counted)."""
+    gate: SecurityGate = component(scope, "gate")
     target = f"{scope.get('method', '')} {scope.get('path', '')}"
-    await audit.record(sessions, who_of(scope), "access", f"denied-{problem.status}", target,
-                       {"reason": problem.detail})  # fmt: skip
+    await gate.refusals.record(component(scope, "sessions"), who_of(scope), target,
+                               problem.status, problem.detail)  # fmt: skip

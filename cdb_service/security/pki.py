@@ -31,6 +31,9 @@ class Issued:
         ).decode()
 
 
+LEAF_DAYS = 365
+
+
 def _name(common_name: str, organisation: str) -> x509.Name:
     return x509.Name(
         [
@@ -80,7 +83,8 @@ def issue(
 
     key = ec.generate_private_key(ec.SECP256R1())
     start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
-    end = not_after or min(start + dt.timedelta(days=825), ca.certificate.not_valid_after_utc)
+    # A year at most: what Mozilla's TLS profiles (and browsers) accept for a leaf.
+    end = not_after or min(start + dt.timedelta(days=LEAF_DAYS), ca.certificate.not_valid_after_utc)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name, organisation))

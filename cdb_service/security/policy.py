@@ -15,6 +15,8 @@ from cdb_service.security.audit import Who
 from cdb_service.security.certificates import ClientCertificate
 
 READ, WRITE, OPERATE = "cdb.read", "cdb.write", "cdb.operator"
+# Methods that change nothing; every other method on the API needs a writer.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,13 @@ def principal_from_claims(
     claims: dict[str, Any], certificate: ClientCertificate, owner_claim: str, scope_claim: str
 ) -> Principal:
     raw = claims.get(scope_claim, "")
-    scopes = frozenset(raw.split() if isinstance(raw, str) else map(str, raw or ()))
+    # A string (RFC 8693 style) or a list of strings; anything else grants nothing.
+    if isinstance(raw, str):
+        scopes = frozenset(raw.split())
+    elif isinstance(raw, list):
+        scopes = frozenset(item for item in raw if isinstance(item, str))
+    else:
+        scopes = frozenset()
     owner = claims.get(owner_claim)
     return Principal(
         subject=str(claims.get("sub") or claims.get("client_id") or "unknown"),
@@ -94,15 +102,28 @@ def redact(
     return {k: v for k, v in document.items() if k not in hidden}
 
 
+def _holds(principal: Principal) -> str:
+    scopes = " ".join(sorted(principal.scopes)) or "no scope"
+    return f"the token of {principal.subject[:80]!r} has {scopes}"
+
+
 def require_read(principal: Principal) -> None:
     if not may_read(principal):
-        raise forbidden("reading the registry needs the scope cdb.read")
+        raise forbidden(f"reading the registry needs the scope {READ}; {_holds(principal)}")
+
+
+def require_writer(principal: Principal) -> None:
+    """May `principal` change anything at all? Asked before a request body is read."""
+    if WRITE not in principal.scopes and not principal.is_operator:
+        raise forbidden(
+            f"changing the registry needs the scope {WRITE} and an owner claim; "
+            f"{_holds(principal)} (a reader may only read)"
+        )
 
 
 def require_write(principal: Principal, owner: str, current_owner: str | None = None) -> None:
     """May `principal` write an entry of `owner` (that is now of `current_owner`)?"""
-    if WRITE not in principal.scopes and not principal.is_operator:
-        raise forbidden("changing the registry needs the scope cdb.write")
+    require_writer(principal)
     for target in {owner, current_owner} - {None}:
         if not may_write(principal, str(target)):
             mine = principal.administers or "no owner"

@@ -38,6 +38,10 @@ def server_context(cert_file: Path, key_file: Path, client_ca_files: list[Path])
     context.set_ciphers(INTERMEDIATE_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    # Mozilla intermediate allows X25519, prime256v1 and secp384r1 only. Python 3.11 can
+    # name one group (there is no set_groups), so the service offers prime256v1, the one
+    # every client speaks; a client that guessed X25519 is asked again (one round trip).
+    context.set_ecdh_curve("prime256v1")
     context.load_cert_chain(cert_file, key_file)
     for ca_file in client_ca_files:
         context.load_verify_locations(cafile=str(ca_file))

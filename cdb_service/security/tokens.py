@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import hashlib
 import json
 import time
@@ -33,6 +34,12 @@ ASYMMETRIC = frozenset(
 
 class TokenRejected(Exception):
     """The token is not acceptable; the message is safe to show to the client."""
+
+
+def _shown(value: object) -> str:
+    """A client-supplied claim, quoted and cut short, for a refusal's detail."""
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 class KeySource(Protocol):
@@ -109,15 +116,20 @@ def _has_kid(key_set: KeySet, kid: str) -> bool:
     return any(key.kid == kid for key in key_set.keys)
 
 
-def _header(token: str) -> dict[str, Any]:
+def _segment(token: str, index: int) -> dict[str, Any]:
+    """One JSON segment of a compact JWT, unverified (for choosing a key, or explaining)."""
     try:
-        segment = token.split(".")[0]
-        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, IndexError):
-        raise TokenRejected("the token is not a JWT") from None
-    if not isinstance(header, dict):
-        raise TokenRejected("the token is not a JWT")
-    return header
+        segment = token.split(".")[index]
+        value = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, IndexError, RecursionError):
+        raise TokenRejected("the token is not a JWT (header.payload.signature)") from None
+    if not isinstance(value, dict):
+        raise TokenRejected("the token is not a JWT (header.payload.signature)")
+    return value
+
+
+def _header(token: str) -> dict[str, Any]:
+    return _segment(token, 0)
 
 
 @dataclass
@@ -127,6 +139,8 @@ class TokenValidator:
     source: KeySource
     algorithms: Collection[str] = ("ES256", "ES384", "RS256", "PS256", "EdDSA")
     leeway: int = 30
+    # What a client should do to get an acceptable token, appended to refusals it can fix.
+    renew_hint: str = "ask your identity provider for a new access token"
     cache_size: int = 10_000
     # sha256(token) -> (exp, kid, claims)
     _cache: OrderedDict[str, tuple[float, str | None, dict[str, Any]]] = field(
@@ -157,6 +171,8 @@ class TokenValidator:
 
     async def _verify(self, token: str, now: float) -> dict[str, Any]:
         header = _header(token)
+        # Another issuer's token would fail on its key; saying which issuer is more use.
+        self._check_issuer(_segment(token, 1))
         alg = header.get("alg")
         if alg not in self.algorithms:
             raise TokenRejected(f"the token's algorithm {alg!r} is not accepted")
@@ -168,6 +184,7 @@ class TokenValidator:
             decoded = jwt.decode(token, key_set, algorithms=list(self.algorithms))
         except (JoseError, ValueError) as error:
             raise TokenRejected("the token's signature does not verify") from error
+        self._explain(decoded.claims, now)
         registry = JWTClaimsRegistry(
             now=int(now),
             leeway=self.leeway,
@@ -182,3 +199,43 @@ class TokenValidator:
                 f"the token is not valid: {error.description or error.error}"
             ) from None
         return dict(decoded.claims)
+
+    def _check_issuer(self, claims: dict[str, Any]) -> None:
+        issuer = claims.get("iss")
+        if issuer != self.issuer:
+            raise TokenRejected(
+                f"the token was issued by {_shown(issuer)}, but this service accepts tokens "
+                f"issued by {self.issuer!r}; {self.renew_hint}"
+            )
+
+    def _explain(self, claims: dict[str, Any], now: float) -> None:
+        """The common refusals in plain words: which claim, what it says, what was expected."""
+        self._check_issuer(claims)
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if self.audience not in audiences:
+            raise TokenRejected(
+                f"the token is meant for the audience {_shown(audience)}, but this service's "
+                f"audience is {self.audience!r}; {self.renew_hint}"
+            )
+        expiry = claims.get("exp")
+        if not isinstance(expiry, int | float) or isinstance(expiry, bool):
+            raise TokenRejected("the token has no expiry time (exp)")
+        if expiry < now - self.leeway:
+            when = _utc(expiry)
+            raise TokenRejected(
+                f"the token expired at {when} ({int(now - expiry)} s ago); {self.renew_hint}"
+            )
+        not_before = claims.get("nbf")
+        if isinstance(not_before, int | float) and not_before > now + self.leeway:
+            raise TokenRejected(
+                f"the token is not valid before {_utc(not_before)}; check the clocks of the "
+                "issuer and this client"
+            )
+
+
+def _utc(timestamp: float) -> str:
+    try:
+        return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        return f"{timestamp!r} (not a time)"

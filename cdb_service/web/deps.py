@@ -16,6 +16,7 @@ from litestar.types import Scope
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cdb_service.settings import Settings
+from cdb_service.web.ceilings import Ceilings
 
 
 def component(scope: Scope, name: str) -> Any:
@@ -41,7 +42,12 @@ def provide_sessions(state: State) -> async_sessionmaker[AsyncSession]:
     return cast(async_sessionmaker[AsyncSession], state.sessions)
 
 
+def provide_ceilings(state: State) -> Ceilings:
+    return cast(Ceilings, state.ceilings)
+
+
 DEPENDENCIES = {
+    "ceilings": Provide(provide_ceilings, sync_to_thread=False),
     "settings": Provide(provide_settings, sync_to_thread=False),
     "engine": Provide(provide_engine, sync_to_thread=False),
     "sessions": Provide(provide_sessions, sync_to_thread=False),

@@ -30,9 +30,11 @@ _TEXT = {
     409: "Conflict: a duplicate natural key, or entries still refer to it",
     410: "That revision is no longer retained",
     412: "If-Match names a version that is no longer current",
+    413: "The body is larger than this route accepts",
     422: "Invalid content; `errors` names each field",
     428: "If-Match is required",
-    503: "Not ready",
+    429: "Too many requests from this client; `Retry-After` says when to come back",
+    503: "Not ready, or busy; `Retry-After` says when to come back",
 }
 
 

@@ -8,7 +8,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from cdb_service.db.faults import DatabaseFault, Fault, FaultKind, classify
-from cdb_service.kernel.problems import FieldError, Problem, invalid
+from cdb_service.kernel.problems import MAX_FIELD_ERRORS, FieldError, Problem, invalid
 from cdb_service.logging import get_logger
 
 PROBLEM_JSON = "application/problem+json"
@@ -40,16 +40,36 @@ def on_validation(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         source = str(getattr(item.get("source"), "value", item.get("source") or "body"))
         key = str(item.get("key") or "")
         msg = str(item.get("message", "")).removeprefix("Value error, ")
+        if source == "body" and key == "data" and msg == "'data'":
+            # What litestar reports when there is no body at all.
+            return problem_response(Problem(
+                422, "Invalid content", "the request body is empty; send a JSON document "
+                "(Content-Type: application/json)", "invalid-content",
+                [FieldError(("body",), "the request body is empty")]))  # fmt: skip
+        if source == "body" and not key and msg.startswith("Input should be a valid dict"):
+            msg = "the request body must be a JSON object"
         if source == "body" and key not in ("", "request"):
-            loc = tuple(int(p) if p.isdigit() else p for p in key.split(".") if p != "[key]")
+            loc = tuple(_index_or_name(p) for p in key.split(".") if p != "[key]")
             body_errors.append(FieldError(loc, msg))
         else:
             other_errors.append(FieldError((source, key) if key else (source,), msg))
     if body_errors and not other_errors:
         return problem_response(invalid(body_errors))
-    errors = other_errors + body_errors
-    detail = "; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors) or str(exc.detail)
-    return problem_response(Problem(400, "Malformed request", detail, "malformed-request", errors))
+    errors = (other_errors + body_errors)[:MAX_FIELD_ERRORS]
+    detail = "; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors[:5])
+    return problem_response(Problem(400, "Malformed request", detail or str(exc.detail),
+                                    "malformed-request", errors))  # fmt: skip
+
+
+def _index_or_name(part: str) -> str | int:
+    # ASCII digits only: a key such as "¹" is a digit to str.isdigit() but not to int().
+    return int(part) if part.isascii() and part.isdigit() else part[:100]
+
+
+def on_recursion(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Raised while parsing input nested deeper than any document of ours."""
+    return problem_response(Problem(400, "Malformed request", "the JSON is nested too deeply",
+                                    "malformed-request"))  # fmt: skip
 
 
 def on_http(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -125,6 +145,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     DatabaseFault: on_database_fault,
     ValidationException: on_validation,
     HTTPException: on_http,
+    RecursionError: on_recursion,
     Exception: on_unexpected,
 }
 

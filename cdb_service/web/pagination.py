@@ -20,11 +20,19 @@ def encode_cursor(revision: int, after: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+MAX_CURSOR = 200  # what encode_cursor gives out is about 80 characters
+
+
 def decode_cursor(cursor: str) -> tuple[int, uuid.UUID]:
     try:
+        if len(cursor) > MAX_CURSOR:
+            raise ValueError("too long")
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return int(data["r"]), uuid.UUID(data["a"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
+        revision = data["r"]
+        if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+            raise ValueError("not a revision")
+        return revision, uuid.UUID(data["a"])
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
         error = FieldError(("query", "cursor"), "unknown cursor")
         raise Problem(
             400, "Malformed request", "the cursor is not one this service gave out",

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cdb_service.distribution import feed
 from cdb_service.registry.batches import BatchItem
@@ -148,11 +148,15 @@ async def test_owner_scoping_on_every_write_route(api: Api, services: Services) 
     async with api.client("reader") as c:
         assert (await c.get(url)).json() == fr
         assert (await c.get(f"{V1}/authorities", params={"owner": "FR"})).json()["items"] == [fr]
+    # Every attempt is in the trail: at once, or as a count of repeats of the same attempt
+    # once its window is written.
+    await api.app.state.gate.refusals.flush(services.sessions, everything=True)
     async with services.sessions() as session:
-        denied = await session.scalar(
-            select(func.count()).select_from(AuditEvent).where(AuditEvent.outcome == "denied-403")
-        )
-    assert denied == 4
+        denied = (
+            await session.scalars(select(AuditEvent).where(AuditEvent.outcome == "denied-403"))
+        ).all()
+    assert sum((e.detail or {}).get("repeated", 1) for e in denied) == 4
+    assert {e.target for e in denied} == {f"POST {V1}/authorities", f"PUT {url}", f"DELETE {url}"}
 
 
 async def test_reader_cannot_write_and_named_persons_stay_hidden(api: Api) -> None:

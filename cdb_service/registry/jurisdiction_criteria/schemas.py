@@ -17,6 +17,9 @@ Stage = Annotated[str, member_of("stages", codes.STAGES)]
 GeoScheme = Annotated[str, member_of("geo-schemes", codes.GEO_SCHEMES)]
 
 
+MAX_GEO_KEYS = 20_000
+
+
 class GeoKeyIn(Strict):
     scheme: GeoScheme
     code: ShortText
@@ -37,7 +40,8 @@ class JurisdictionCriterionIn(EntryIn):
         default_factory=list, description="empty means every subject matter"
     )
     stages: list[Stage] = Field(default_factory=list, description="empty means every stage")
-    geo: list[GeoKeyIn] = Field(min_length=1)
+    # A court's district in postal codes or municipalities; a whole country is one key.
+    geo: list[GeoKeyIn] = Field(min_length=1, max_length=MAX_GEO_KEYS)
     priority: Priority = Field(default=100, description="lower is preferred among equals")
 
     @model_validator(mode="before")

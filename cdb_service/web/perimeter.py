@@ -1,0 +1,109 @@
+"""The perimeter every request passes before any route sees it, and every answer leaves by.
+
+In: a request line of bounded length (414 beyond it) whose query parameters are
+valid UTF-8 without control characters (400 naming the parameter), so that a NUL
+or a megabyte of path never reaches a database or the audit trail.
+Out: `X-Content-Type-Options: nosniff` everywhere, HSTS on the service's own TLS
+port, and `Cache-Control: no-store` on API answers that may carry named persons or
+credentials (public lookups keep `private, no-cache` so that their ETags pay off).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+from urllib.parse import parse_qsl
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from cdb_service.kernel.problems import FieldError, Problem
+from cdb_service.kernel.text import unprintable
+
+MAX_PATH = 2048
+MAX_QUERY = 8192
+HSTS = b"max-age=31536000"
+# Public answers: the same for every caller, never with named persons.
+_REVALIDATED = ("/api/v1/resolve", "/api/v1/routing-table", "/api/v1/extract", "/api/v1/changes")
+
+
+def _query_problem(raw: bytes) -> Problem | None:
+    try:
+        text = raw.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        return Problem(400, "Malformed request", "the query string is not UTF-8",
+                       "malformed-request", [FieldError(("query",), "not UTF-8")])  # fmt: skip
+    for name, value in pairs:
+        bad = unprintable(name) or unprintable(value)
+        if bad is not None:
+            where = name if unprintable(name) is None else "?"
+            return Problem(
+                400, "Malformed request",
+                f"query parameter {where[:40]!r} holds the character U+{ord(bad):04X}, "
+                "which no parameter accepts", "malformed-request",
+                [FieldError(("query", where[:40]), f"holds U+{ord(bad):04X}")],
+            )  # fmt: skip
+    return None
+
+
+def check_request_line(scope: Scope) -> Problem | None:
+    path = (scope.get("raw_path") or scope.get("path", "").encode()).partition(b"?")[0]
+    if len(path) > MAX_PATH:
+        return Problem(414, "URI too long", f"the path is longer than {MAX_PATH} bytes",
+                       "uri-too-long")  # fmt: skip
+    query: bytes = scope.get("query_string", b"")
+    if len(query) > MAX_QUERY:
+        return Problem(414, "URI too long", f"the query string is longer than {MAX_QUERY} "
+                       "bytes", "uri-too-long")  # fmt: skip
+    return _query_problem(query) if query else None
+
+
+async def send_problem(send: Send, problem: Problem,
+                       extra: list[tuple[bytes, bytes]] | None = None) -> None:  # fmt: skip
+    """A problem answered from middleware, before (or instead of) any route."""
+    body = json.dumps(problem.as_dict()).encode()
+    headers = [(b"content-type", b"application/problem+json"),
+               (b"content-length", str(len(body)).encode()), *(extra or [])]  # fmt: skip
+    headers += [(k.lower().encode(), v.encode()) for k, v in problem.headers.items()]
+    start = {"type": "http.response.start", "status": problem.status, "headers": headers}
+    await send(cast(Message, start))
+    await send(cast(Message, {"type": "http.response.body", "body": body}))
+
+
+class Perimeter:
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
+        self.app = app
+        self.fixed: list[tuple[bytes, bytes]] = [(b"x-content-type-options", b"nosniff")]
+        if hsts:
+            self.fixed.append((b"strict-transport-security", HSTS))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        problem = check_request_line(scope)
+        cache = _cache_control(scope.get("path", ""))
+        if problem is not None:
+            await send_problem(send, problem, [*self.fixed, (b"cache-control", b"no-store")])
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers: list[Any] = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers += [h for h in self.fixed if h[0] not in names]
+                if cache is not None and b"cache-control" not in names:
+                    headers.append((b"cache-control", cache))
+                message = cast(Message, {**message, "headers": headers})
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def _cache_control(path: str) -> bytes | None:
+    if not path.startswith(("/api/", "/dev-issuer")):
+        return None
+    if path.startswith(_REVALIDATED):
+        return b"private, no-cache"
+    return b"no-store"

@@ -1,0 +1,151 @@
+"""A user's mistake at the command line gets one line and exit status 2, never a traceback.
+
+Every subcommand is run as a separate `cdb-service` process, with a path that does not
+exist and with a URL (or database) that does not answer. A few rows are left out on
+purpose, named in `NOT_APPLICABLE` with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from cdb_service.cli import parser
+from tests.support.issuer import Issuer
+from tests.support.nginx import free_port
+from tests.support.service_process import executable, make_pki
+
+MISSING = "/nonexistent/cdb-newcomer/file.ndjson"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    says: str = ""  # a fragment the one line must contain
+
+
+NOT_APPLICABLE = {
+    # The probe's job is to record a service that does not answer: that is an outage
+    # measured, not a mistake (its missing-file row is below).
+    ("probe", "unreachable"),
+    # These take no URL and reach no database.
+    ("dev-token", "unreachable"), ("dev-url", "unreachable"), ("openapi", "unreachable"),
+    ("rotate-signing-key", "unreachable"),
+    # These read no file the user names; their own mistakes have rows of their own.
+    ("dev-token", "missing"), ("dev-url", "missing"),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    root = tmp_path_factory.mktemp("newcomer")
+    pki = make_pki(root / "pki", ("someone",))
+    closed = free_port()
+    # A migrated registry, so that the rows about an output path get as far as writing.
+    env = {"PATH": os.environ["PATH"], "CDB_DATA_DIR": str(root / "data")}
+    subprocess.run([executable(), "migrate"], env=env, check=True, capture_output=True)
+    with Issuer(pki.server_cert, pki.server_key).running() as private_ca_server:
+        yield {
+            "data": str(root / "data"),
+            "closed_db": f"postgresql://postgres@127.0.0.1:{closed}/cdb",
+            "closed_url": f"https://127.0.0.1:{closed}",
+            "private_ca_url": f"{private_ca_server.url}/jwks",
+            "file": str(root / "empty.ndjson"),
+            "tercet": str(root / "pc2025_DE_NUTS-2024_v1.0.csv"),
+        }
+
+
+def cases(p: dict[str, str]) -> list[Case]:
+    Path(p["file"]).write_text("")
+    Path(p["tercet"]).write_text("NUTS3;CODE\nDE300;10115\n")
+    db = {"CDB_DATABASE_URL": p["closed_db"]}
+    under_a_file = {"CDB_DATABASE_URL": f"sqlite:///{p['file']}/cdb.sqlite3"}
+    mirror = ["mirror", "--into", f"sqlite:///{p['data']}/mirror.sqlite3", "--once",
+              "--token", "t"]  # fmt: skip
+    return [
+        Case("serve/missing", ["serve", "--port", str(free_port())],
+             {"CDB_TLS_CERT_FILE": MISSING, "CDB_TLS_KEY_FILE": MISSING}, MISSING),
+        Case("serve/unreachable", ["serve", "--port", str(free_port())], db, "database"),
+        Case("migrate/missing", ["migrate"], under_a_file, "not a directory"),
+        Case("migrate/unreachable", ["migrate"], db, "CDB_DATABASE_URL"),
+        Case("seed/missing", ["seed"], under_a_file, "not a directory"),
+        Case("seed/unreachable", ["seed"], db, "CDB_DATABASE_URL"),
+        Case("gazetteer-load/missing", ["gazetteer-load", MISSING, "--country", "DE"], {},
+             MISSING),
+        Case("gazetteer-load/unreachable", ["gazetteer-load", p["tercet"], "--country", "DE"], db,
+             "CDB_DATABASE_URL"),
+        Case("gazetteer-load/not a TERCET file", ["gazetteer-load", p["file"], "--country",
+                                                  "DE"], {}, "TERCET"),
+        Case("dev-token/wrong profile", ["dev-token", "--client", "reader"],
+             {"CDB_PROFILE": "prod"}, "dev profile only"),
+        Case("dev-token/unknown client", ["dev-token", "--client", "admin"], {}, "admin-de"),
+        Case("dev-url/nothing running", ["dev-url"], {}, "make run"),
+        Case("audit-verify/missing", ["audit-verify"], under_a_file, "not a directory"),
+        Case("audit-verify/unreachable", ["audit-verify"], db, "CDB_DATABASE_URL"),
+        Case("import/missing", ["import", MISSING, "--owner", "FR"], {}, MISSING),
+        Case("import/unreachable", ["import", p["file"], "--owner", "FR"], db,
+             "CDB_DATABASE_URL"),
+        Case("export/missing", ["export", "--out", MISSING], {}, MISSING),
+        Case("export/unreachable", ["export"], db, "CDB_DATABASE_URL"),
+        Case("verify-extract/missing", ["verify-extract", MISSING, "--jwks", MISSING], {},
+             MISSING),
+        Case("verify-extract/unreachable",
+             ["verify-extract", p["file"], "--jwks", p["closed_url"] + "/jwks"], {},
+             "cannot reach"),
+        Case("verify-extract/private CA without --cacert",
+             ["verify-extract", p["file"], "--jwks", p["private_ca_url"]], {}, "--cacert"),
+        Case("rotate-signing-key/missing", ["rotate-signing-key"],
+             {"CDB_SIGNING_KEYS_FILE": MISSING}, MISSING),
+        Case("mirror/missing", [*mirror, "--from", p["closed_url"], "--ca", MISSING], {},
+             MISSING),
+        Case("mirror/unreachable", [*mirror, "--from", p["closed_url"]], {}, "cannot reach"),
+        Case("mirror/private CA without --ca", [*mirror, "--from", p["private_ca_url"]], {},
+             "--ca"),
+        Case("probe/missing", ["probe", "--target", p["closed_url"], "--ca", MISSING,
+                               "--store", f"{p['data']}/probe.sqlite3", "--max-samples", "1"],
+             {}, MISSING),
+        Case("probe/timeout longer than the interval",
+             ["probe", "--target", p["closed_url"], "--store", f"{p['data']}/probe.sqlite3",
+              "--interval", "1", "--timeout", "2"], {}, "must not exceed --interval (1 s)"),
+        Case("probe report/missing", ["probe", "report", "--store", MISSING], {}, MISSING),
+        Case("openapi/missing", ["openapi", "--out", MISSING], {}, MISSING),
+    ]  # fmt: skip
+
+
+def _run(case: Case, data: str) -> tuple[Case, subprocess.CompletedProcess[str]]:
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
+           "CDB_DATA_DIR": data} | case.env  # fmt: skip
+    done = subprocess.run([executable(), *case.argv], env=env, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    return case, done
+
+
+def test_every_subcommand_is_covered(places: dict[str, str]) -> None:
+    """A new subcommand must get its rows here (or a reason in NOT_APPLICABLE)."""
+    commands = parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    rows = [case.name for case in cases(places)]
+    for command in commands:
+        for way in ("missing", "unreachable"):
+            has_row = any(row.startswith(f"{command}/{way}") for row in rows)
+            assert has_row or (command, way) in NOT_APPLICABLE, f"{command} has no {way} row"
+
+
+def test_each_mistake_is_one_line_and_exit_2(places: dict[str, str]) -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda c: _run(c, places["data"]), cases(places)))
+    failures = []
+    for case, done in results:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        ok = (done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr
+              and case.says in lines[0])  # fmt: skip
+        if not ok:
+            failures.append(f"{case.name}: exit {done.returncode}, stderr {done.stderr[-600:]!r}")
+    assert not failures, "\n".join(failures)

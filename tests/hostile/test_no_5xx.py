@@ -1,0 +1,130 @@
+"""Every malformed or hostile input the issue found answered 5xx now gets its 4xx problem,
+on both databases, and changes nothing."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from cdb_service.security.dev import mint_token
+from cdb_service.security.x509 import certificate_facts
+from tests.support import factories
+
+V1 = "/api/v1"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _token(api: Any, client: str = "reader", **changes: Any) -> str:
+    s = api.settings
+    cert = x509.load_pem_x509_certificate(api.pki.client_cert(client).read_bytes())
+    claims: dict[str, Any] = {
+        "issuer": s.oidc_issuer, "audience": s.oidc_audience, "client": client,
+        "scope": "cdb.read", "owner": None, "owner_claim": s.owner_claim,
+        "thumbprint": certificate_facts(cert).x5t_s256,
+    }  # fmt: skip
+    return mint_token(api.pki.signing_keys(), **(claims | changes))
+
+
+def _cursor(raw: str) -> str:
+    return _b64(raw.encode())
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def _window(starts: str, ends: str) -> dict[str, Any]:
+    return {"owner": "EC", "component": "cdb", "reason": "upgrade", "starts_at": starts,
+            "ends_at": ends}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    who: str | None
+    method: str
+    url: str
+    body: Any = None
+    raw: bytes | None = None
+    token: Callable[[Any], str] | None = None
+    headers: dict[str, str] | None = None
+    status: tuple[int, ...] = (400, 422)
+
+
+CASES = [
+    Case("JWT header nested 100,000 deep", "reader", "GET", f"{V1}/authorities",
+         token=lambda api: _b64(DEEP.encode()) + ".e30.sig", status=(401,)),
+    Case("JWT payload nested 100,000 deep", "reader", "GET", f"{V1}/authorities",
+         token=lambda api: _b64(b'{"alg":"ES256"}') + "." + _b64(DEEP.encode()) + ".sig",
+         status=(401,)),
+    Case("scope claim that is a number", "reader", "GET", f"{V1}/authorities",
+         token=lambda api: _token(api, scope=5), status=(401, 403)),
+    Case("body key '¹'", "admin-de", "POST", f"{V1}/authorities",
+         body=factories.authority("DE", "DE:X-1") | {"¹": 1}),
+    Case("body nested 100,000 deep", "admin-de", "POST", f"{V1}/authorities",
+         raw=DEEP.encode()),
+    Case("cursor with Infinity", "reader", "GET",
+         f"{V1}/authorities?cursor=" + _cursor('{"r":Infinity,"a":"' + str(uuid.uuid4()) + '"}')),
+    Case("cursor that is an object", "reader", "GET",
+         f"{V1}/authorities?cursor=" + _cursor('{"r":{},"a":{}}')),
+    Case("cursor nested deep", "reader", "GET",
+         f"{V1}/authorities?cursor=" + _cursor(DEEP[:2500] + DEEP[-2500:])),
+    Case("cursor of 20 kB", "reader", "GET", f"{V1}/authorities?cursor=" + "A" * 20_000,
+         status=(400, 414)),
+    Case("revision 2**63 on an entry", "reader", "GET",
+         f"{V1}/authorities/{uuid.uuid4()}?revision={2**63}", status=(400, 404, 422)),
+    Case("revision 2**31 on a list", "reader", "GET", f"{V1}/authorities?revision={2**31}",
+         status=(400, 404, 422)),
+    Case("extract at revision 2**63", "reader", "GET", f"{V1}/extract?revision={2**63}",
+         status=(400, 404, 410, 422)),
+    Case("changes since 2**63", "reader", "GET", f"{V1}/changes?since={2**63}",
+         status=(400, 404, 410, 422)),
+    Case("maintenance window in year 1 at +14:00", "operator", "POST",
+         f"{V1}/maintenance-windows",
+         body=_window("0001-01-01T00:00:00+14:00", "0001-01-01T02:00:00+14:00")),
+    Case("maintenance window in year 9999 at -14:00", "operator", "POST",
+         f"{V1}/maintenance-windows",
+         body=_window("9999-12-31T20:00:00-14:00", "9999-12-31T23:59:59-14:00")),
+    Case("incident in year 1", "operator", "POST", f"{V1}/incidents",
+         body={"owner": "EC", "component": "cdb", "description": "x",
+               "started_at": "0001-01-01T00:00:00+14:00"}),
+    Case("NUL in a name", "admin-de", "POST", f"{V1}/authorities",
+         body=factories.authority("DE", "DE:X-2", names={"de": "Amts\u0000gericht"})),
+    Case("lone surrogate in a name", "admin-de", "POST", f"{V1}/authorities",
+         raw=json.dumps(factories.authority("DE", "DE:X-3")).replace(
+             "Amtsgericht Eins", "Amts\\ud800gericht").encode()),
+    Case("NUL in a filter", "reader", "GET", f"{V1}/authorities?code=DE%00X"),
+    Case("NUL in a search", "reader", "GET", f"{V1}/authorities?q=M%00nchen"),
+    Case("path of 4,000 characters without a certificate", None, "GET",
+         f"{V1}/code-lists/" + "a" * 4000, status=(404, 414)),
+    Case("path of 1,500 characters without a certificate (audited, cut short)", None, "GET",
+         f"{V1}/code-lists/" + "a" * 1500, status=(401,)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+async def test_hostile_input_gets_a_4xx_problem(api: Any, services: Any, case: Case) -> None:
+    before = await services.reads.head()
+    headers = dict(case.headers or {})
+    if case.raw is not None:
+        headers["Content-Type"] = "application/json"
+    async with api.client(case.who, token=case.token(api) if case.token else None) as client:
+        kwargs: dict[str, Any] = {"headers": headers}
+        if case.body is not None:
+            kwargs["json"] = case.body
+        if case.raw is not None:
+            kwargs["content"] = case.raw
+        answer = await client.request(case.method, case.url, **kwargs)
+    assert answer.status_code in case.status, f"{answer.status_code}: {answer.text[:500]}"
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert len(answer.content) < 64 * 1024
+    assert await services.reads.head() == before
