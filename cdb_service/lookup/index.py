@@ -110,6 +110,38 @@ class Gazetteer:
 
 
 @dataclass
+class Freshness:
+    """How far behind the registry an index is, as the time a seen revision has waited.
+
+    `checked_at`: when the follower last read the head (monotonic clock).
+    `behind_since`: when it first saw a revision it has not applied; None once it has
+    applied everything it has seen. Under steady writes the head never stands still,
+    yet an index that applies each revision within a poll is fresh: its lag is how
+    long a revision waits (to within one poll interval, the time before it is seen),
+    not the time since the head last stood still.
+    """
+
+    checked_at: float
+    behind_since: float | None = None
+
+    def saw(self, head: int, applied: int, now: float) -> None:
+        """A look at the head: `applied` is the revision the index reflects."""
+        self.checked_at = now
+        if head <= applied:
+            self.behind_since = None
+        elif self.behind_since is None:
+            self.behind_since = now
+
+    def caught_up_to(self, head: int, applied: int) -> None:
+        """Revisions were applied; everything up to the head last seen is in."""
+        if applied >= head:
+            self.behind_since = None
+
+    def lag(self, now: float) -> float:
+        return 0.0 if self.behind_since is None else max(0.0, now - self.behind_since)
+
+
+@dataclass
 class LookupIndex:
     revision: int = -1
     criteria: list[Criterion | None] = field(default_factory=list)
@@ -123,18 +155,7 @@ class LookupIndex:
     gazetteer: Gazetteer = field(default_factory=Gazetteer)
     # Every routing-party certificate's not-after, sorted: answers flag expired ones.
     expiries: list[str] = field(default_factory=list)
-    # Freshness (monotonic clock). `checked_at`: the last time the follower read the head.
-    # `behind_since`: when it first saw a revision it has not applied yet; None when it
-    # has applied everything it has seen. Under steady writes the head never stands
-    # still, yet the index is fresh: what matters is how long a revision waits.
-    checked_at: float = field(default_factory=time.monotonic)
-    behind_since: float | None = None
-
-    def lag_seconds(self, now: float | None = None) -> float:
-        """How long the oldest revision seen and not yet applied has waited (0: none)."""
-        if self.behind_since is None:
-            return 0.0
-        return max(0.0, (now or time.monotonic()) - self.behind_since)
+    freshness: Freshness = field(default_factory=lambda: Freshness(time.monotonic()))
 
     # --- criteria and their geo keys ----------------------------------------------------
 
@@ -249,7 +270,7 @@ async def build(sessions: async_sessionmaker[AsyncSession]) -> LookupIndex:
         async for entry_id, country, scheme, code in stream:
             index.add_key(entry_id, geo_key(country, scheme, code))
         index.gazetteer = await _load_gazetteer(session)
-    index.checked_at = time.monotonic()
+    index.freshness = Freshness(time.monotonic())
     return index
 
 
@@ -293,13 +314,9 @@ async def catch_up(index: LookupIndex, sessions: async_sessionmaker[AsyncSession
     while True:
         async with rev.read_snapshot(sessions) as session:
             head = await rev.head_revision(session)
-            seen = time.monotonic()
-            index.checked_at = seen
+            index.freshness.saw(head, index.revision, time.monotonic())
             if head <= index.revision:
-                index.behind_since = None
                 return applied
-            if index.behind_since is None:
-                index.behind_since = seen
             versions = await rev.changes_after(session, index.revision, CHANGES_PAGE)
             loaded_at = await session.scalar(select(func.max(GazetteerLoad.loaded_at)))
             fresh_gazetteer = (
@@ -309,8 +326,7 @@ async def catch_up(index: LookupIndex, sessions: async_sessionmaker[AsyncSession
         _apply_versions(index, versions)
         if fresh_gazetteer is not None:
             index.gazetteer = fresh_gazetteer
-        if index.revision >= head:
-            index.behind_since = None  # caught up with everything this look saw
+        index.freshness.caught_up_to(head, index.revision)
         applied += len(versions)
 
 
@@ -402,7 +418,8 @@ class IndexFollower:
         if self.index is None:
             return None
         now = time.monotonic()
-        return self.index.lag_seconds(now), now - self.index.checked_at
+        fresh = self.index.freshness
+        return fresh.lag(now), now - fresh.checked_at
 
     async def reached(self, revision: int, wait_s: float) -> bool:
         """Wait, at most `wait_s` s, until this worker's index has applied `revision`.
