@@ -2,6 +2,7 @@
 
 from cdb_service.db.base import Base
 from cdb_service.db.revisions import EntryVersion, RegistryHead, Revision
+from cdb_service.db.write_check import WriteCheck
 from cdb_service.lookup.gazetteer import GazetteerLoad, GazetteerPlace
 from cdb_service.registry.idempotency import IdempotencyKey
 from cdb_service.registry.kinds import KINDS
@@ -18,5 +19,6 @@ __all__ = [
     "IdempotencyKey",
     "RegistryHead",
     "Revision",
+    "WriteCheck",
 ]
 metadata = Base.metadata

@@ -109,4 +109,7 @@ def explain(error: BaseException) -> str | None:
         return _file(error)
     if isinstance(error, ConnectionError | TimeoutError):
         return f"cannot connect ({error}); check CDB_DATABASE_URL and that the database runs"
+    if error.__cause__ is not None:
+        # A wrapper (a database fault raised `from` the driver's error): explain its cause.
+        return explain(error.__cause__)
     return None

@@ -35,8 +35,25 @@ class Settings(BaseSettings):
     # Apply migrations and load the seed data on start (dev convenience; off in prod).
     auto_migrate: bool | None = None
     auto_seed: bool | None = None
-    sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
+    # Bounded waits on the database (both drivers); a wait that runs out is a 503 problem.
+    # Connect: opening a connection, and waiting for a free one in the pool.
+    db_connect_timeout_s: float = Field(default=5.0, gt=0)
+    # One statement (asyncpg's command timeout client-side, statement_timeout server-side;
+    # an interrupt on SQLite): also what a silently lost connection costs at most.
+    db_statement_timeout_s: float = Field(default=10.0, gt=0)
+    # Waiting for a row or table lock (PostgreSQL lock_timeout, SQLite busy_timeout).
+    db_lock_timeout_s: float = Field(default=10.0, gt=0)
+    # /health/ready answers within this, whatever the database does (checks that have not
+    # finished by then fail as timeouts).
+    ready_budget_s: float = Field(default=2.0, gt=0)
+    # Readiness fails when the lookup index has left a seen revision unapplied this long,
+    # or has not looked at the head for this long.
+    lookup_max_lag_s: float = Field(default=10.0, gt=0)
+    # `min_revision=R` waits at most this long for this worker to reach R, then 503.
+    min_revision_wait_s: float = Field(default=5.0, ge=0)
+    # What a 503 tells clients to wait before retrying (Retry-After, seconds).
+    retry_after_s: int = Field(default=5, ge=1)
     # Readiness warns when the oldest country of the gazetteer was loaded longer ago.
     gazetteer_max_age_days: int = Field(default=400, ge=1)
 
@@ -113,6 +130,16 @@ class Settings(BaseSettings):
         elif scheme == "sqlite":
             scheme = "sqlite+aiosqlite"
         return f"{scheme}://{rest}"
+
+    @property
+    def db_budget_s(self) -> float:
+        """How long a request waits on a database that has stopped answering, at most.
+
+        The first wait that runs out ends the request: a pooled connection that has
+        stalled costs one statement timeout (its pre-ping), a fresh one a connect
+        timeout. A database that is slow but answering is bounded per statement.
+        """
+        return self.db_connect_timeout_s + self.db_statement_timeout_s
 
     @property
     def is_sqlite(self) -> bool:

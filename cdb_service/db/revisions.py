@@ -177,6 +177,9 @@ class RevisionWriter:
     _projected: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
     _reprojected: dict[Any, set[uuid.UUID]] = field(default_factory=dict)
     _pending_kind: str | None = None
+    # Set once everything is written and COMMIT is next: a fault from here on may have
+    # struck after the database made the revision durable (see `db.faults`).
+    committing: bool = False
 
     LOCK_ROW: ClassVar[int] = 1
 
@@ -394,6 +397,7 @@ async def write_revision(
         if before_commit is not None:
             await before_commit(writer)
         await session.flush()
+        writer.committing = True
 
 
 # --- reading --------------------------------------------------------------------------------

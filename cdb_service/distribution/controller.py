@@ -24,6 +24,7 @@ from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
 from cdb_service.web.ceilings import Ceilings
+from cdb_service.web.consistency import MIN_REVISION_DOC, require_revision
 from cdb_service.web.docs import problems
 
 NDJSON = "application/x-ndjson"
@@ -49,15 +50,22 @@ class ExtractController(Controller):
         principal: NamedDependency[Principal],
         who: NamedDependency[Who],
         ceilings: NamedDependency[Ceilings],
+        settings: NamedDependency[Settings],
         kinds: list[str] | None = Parameter(default=None, description="default: every kind"),
         owner: str | None = None,
         revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
+        min_revision: int | None = Parameter(
+            default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
+        ),
     ) -> Stream:
         unknown = [k for k in kinds or () if k not in KINDS]
         if unknown:
             raise invalid(
                 [FieldError(("query", "kinds"), f"unknown kind(s): {', '.join(unknown)}")]
             )
+        # The snapshot is the database's, shared by every worker: wait on it, not the index.
+        await require_revision(min_revision, reads.reached, settings.min_revision_wait_s,
+                               settings.retry_after_s)  # fmt: skip
         head = await reads.head()
         if revision is not None and revision > head:
             raise invalid([FieldError(("query", "revision"), f"is after the head revision {head}")])
@@ -89,12 +97,18 @@ class ExtractController(Controller):
         settings: NamedDependency[Settings],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         lookup: NamedDependency[IndexFollower],
+        reads: NamedDependency[EntryReads],
         principal: NamedDependency[Principal],
         ceilings: NamedDependency[Ceilings],
         since: int = Parameter(ge=0, le=MAX_REVISION),
         limit: int = Parameter(default=1000, ge=1, le=10_000),
         wait: int = Parameter(default=0, ge=0, le=feed.MAX_WAIT_S),
+        min_revision: int | None = Parameter(
+            default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
+        ),
     ) -> dict[str, Any]:
+        await require_revision(min_revision, reads.reached, settings.min_revision_wait_s,
+                               settings.retry_after_s)  # fmt: skip
         retention = dt.timedelta(days=settings.changes_retention_days)
         if wait:
             async with ceilings.long_polls.slot(principal.certificate.facts.x5t_s256):

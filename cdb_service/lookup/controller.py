@@ -11,6 +11,7 @@ from litestar.params import Parameter
 from litestar.response.base import ASGIResponse
 from litestar.serialization import encode_json
 
+from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.kernel import codes
 from cdb_service.kernel.calendar import today
 from cdb_service.kernel.geo import normalise_geo_code, normalise_postal_code
@@ -18,7 +19,10 @@ from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found
 from cdb_service.lookup import resolver
 from cdb_service.lookup.deps import lookup_of
 from cdb_service.lookup.index import IndexFollower, LookupIndex
+from cdb_service.settings import Settings
 from cdb_service.web.conditional import conditional
+from cdb_service.web.consistency import MIN_REVISION_DOC, require_revision
+from cdb_service.web.deps import component
 from cdb_service.web.docs import problems
 
 
@@ -32,6 +36,16 @@ def _index(lookup: IndexFollower) -> LookupIndex:
     if index is None:
         raise Problem(503, "Not ready", "the lookup data is still loading", "not-ready")
     return index
+
+
+async def _reach(request: Request[Any, Any, Any], lookup: IndexFollower,
+                 min_revision: int | None) -> None:  # fmt: skip
+    """Hold the answer until this worker's index has applied `min_revision` (bounded)."""
+    if min_revision is None:
+        return
+    settings: Settings = component(request.scope, "settings")
+    await require_revision(min_revision, lookup.reached, settings.min_revision_wait_s,
+                           settings.retry_after_s)  # fmt: skip
 
 
 def _code(errors: list[FieldError], name: str, value: str | None, code_list: str,
@@ -110,11 +124,15 @@ class ResolveController(Controller):
         subject_matter: str | None = None,
         stage: str | None = None,
         date: dt.date | None = Parameter(default=None, description="default: today in Brussels"),
+        min_revision: int | None = Parameter(
+            default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
+        ),
     ) -> ASGIResponse:
         query = build_query(
             country, instrument, competence, postal_code, lau, nuts, subject_matter, stage, date
         )
         lookup = lookup_of(request.scope)  # the hottest route: see web.deps.component
+        await _reach(request, lookup, min_revision)
         index = _index(lookup)
         body = lookup.answer(
             index, ("resolve", query), lambda: encode_json(resolver.resolve(index, query))
@@ -132,7 +150,11 @@ class ResolveController(Controller):
         request: Request[Any, Any, Any],
         lookup: NamedDependency[IndexFollower],
         date: dt.date | None = None,
+        min_revision: int | None = Parameter(
+            default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
+        ),
     ) -> ASGIResponse:
+        await _reach(request, lookup, min_revision)
         index = _index(lookup)
         day = date or today()
         body = resolver.recipient(index, code, day)
@@ -151,7 +173,11 @@ class ResolveController(Controller):
         lookup: NamedDependency[IndexFollower],
         country: str | None = None,
         date: dt.date | None = None,
+        min_revision: int | None = Parameter(
+            default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
+        ),
     ) -> ASGIResponse:
+        await _reach(request, lookup, min_revision)
         errors: list[FieldError] = []
         cc = _code(errors, "country", country.upper() if country else None, "countries")
         if errors:

@@ -41,6 +41,7 @@ POLL_INTERVAL_S = 0.2
 STREAM_CHUNK = 20_000
 ANSWER_CACHE_SIZE = 20_000
 CHANGES_PAGE = 5000
+WAIT_STEP_S = 0.05
 
 
 def valid_on(entry: Any, day: dt.date) -> bool:
@@ -109,6 +110,38 @@ class Gazetteer:
 
 
 @dataclass
+class Freshness:
+    """How far behind the registry an index is, as the time a seen revision has waited.
+
+    `checked_at`: when the follower last read the head (monotonic clock).
+    `behind_since`: when it first saw a revision it has not applied; None once it has
+    applied everything it has seen. Under steady writes the head never stands still,
+    yet an index that applies each revision within a poll is fresh: its lag is how
+    long a revision waits (to within one poll interval, the time before it is seen),
+    not the time since the head last stood still.
+    """
+
+    checked_at: float
+    behind_since: float | None = None
+
+    def saw(self, head: int, applied: int, now: float) -> None:
+        """A look at the head: `applied` is the revision the index reflects."""
+        self.checked_at = now
+        if head <= applied:
+            self.behind_since = None
+        elif self.behind_since is None:
+            self.behind_since = now
+
+    def caught_up_to(self, head: int, applied: int) -> None:
+        """Revisions were applied; everything up to the head last seen is in."""
+        if applied >= head:
+            self.behind_since = None
+
+    def lag(self, now: float) -> float:
+        return 0.0 if self.behind_since is None else max(0.0, now - self.behind_since)
+
+
+@dataclass
 class LookupIndex:
     revision: int = -1
     criteria: list[Criterion | None] = field(default_factory=list)
@@ -122,7 +155,7 @@ class LookupIndex:
     gazetteer: Gazetteer = field(default_factory=Gazetteer)
     # Every routing-party certificate's not-after, sorted: answers flag expired ones.
     expiries: list[str] = field(default_factory=list)
-    synced_at: float = field(default_factory=time.monotonic)
+    freshness: Freshness = field(default_factory=lambda: Freshness(time.monotonic()))
 
     # --- criteria and their geo keys ----------------------------------------------------
 
@@ -237,7 +270,7 @@ async def build(sessions: async_sessionmaker[AsyncSession]) -> LookupIndex:
         async for entry_id, country, scheme, code in stream:
             index.add_key(entry_id, geo_key(country, scheme, code))
         index.gazetteer = await _load_gazetteer(session)
-    index.synced_at = time.monotonic()
+    index.freshness = Freshness(time.monotonic())
     return index
 
 
@@ -281,8 +314,8 @@ async def catch_up(index: LookupIndex, sessions: async_sessionmaker[AsyncSession
     while True:
         async with rev.read_snapshot(sessions) as session:
             head = await rev.head_revision(session)
+            index.freshness.saw(head, index.revision, time.monotonic())
             if head <= index.revision:
-                index.synced_at = time.monotonic()
                 return applied
             versions = await rev.changes_after(session, index.revision, CHANGES_PAGE)
             loaded_at = await session.scalar(select(func.max(GazetteerLoad.loaded_at)))
@@ -293,6 +326,7 @@ async def catch_up(index: LookupIndex, sessions: async_sessionmaker[AsyncSession
         _apply_versions(index, versions)
         if fresh_gazetteer is not None:
             index.gazetteer = fresh_gazetteer
+        index.freshness.caught_up_to(head, index.revision)
         applied += len(versions)
 
 
@@ -316,6 +350,8 @@ class IndexFollower:
     # Encoded answers of this revision: a RIS asks the same questions all day.
     _answers: OrderedDict[Hashable, bytes] = field(default_factory=OrderedDict)
     _answers_at: tuple[int, int, int] = (-1, 0, 0)
+    # One catch-up at a time per worker: the poller and on-demand waits share it.
+    _catching_up: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def answer(self, index: LookupIndex, key: Hashable, compute: Callable[[], bytes]) -> bytes:
         """The encoded answer to `key` at the index's revision, computed once per revision."""
@@ -372,9 +408,43 @@ class IndexFollower:
                 await self._build()
                 continue
             try:
-                await catch_up(self.index, self.sessions)
+                async with self._catching_up:
+                    await catch_up(self.index, self.sessions)
             except Exception as error:
                 log.warning("lookup index could not catch up", error=repr(error))
 
-    def age_seconds(self) -> float | None:
-        return None if self.index is None else time.monotonic() - self.index.synced_at
+    def freshness(self) -> tuple[float, float] | None:
+        """(lag, seconds since the head was last read); None while there is no index."""
+        if self.index is None:
+            return None
+        now = time.monotonic()
+        fresh = self.index.freshness
+        return fresh.lag(now), now - fresh.checked_at
+
+    async def reached(self, revision: int, wait_s: float) -> bool:
+        """Wait, at most `wait_s` s, until this worker's index has applied `revision`.
+
+        Catches up itself rather than waiting for the next poll: a client that just
+        wrote through another worker is served as soon as the database allows.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            index = self.index
+            if index is not None and index.revision >= revision:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                async with asyncio.timeout(remaining):
+                    async with self._catching_up:
+                        if self.index is None or self.index.revision < revision:
+                            await self.refresh()
+            except TimeoutError:
+                return self.index is not None and self.index.revision >= revision
+            except Exception as error:  # the database: keep the bounded wait, report below
+                log.warning("lookup index could not catch up on demand", error=repr(error))
+                await asyncio.sleep(min(WAIT_STEP_S, max(0.0, deadline - time.monotonic())))
+                continue
+            if self.index is not None and self.index.revision < revision:
+                await asyncio.sleep(min(WAIT_STEP_S, max(0.0, deadline - time.monotonic())))

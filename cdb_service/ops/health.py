@@ -1,10 +1,20 @@
-"""Liveness and readiness in `application/health+json` (draft-inadarei-api-health-check)."""
+"""Liveness and readiness in `application/health+json` (draft-inadarei-api-health-check).
+
+Readiness says whether this instance can serve what clients come for, and says it
+within `ready_budget_s` whatever the database does: each database check runs as its
+own task, and one that has not finished by the deadline fails as a timeout (it is
+left to finish in the background rather than awaited; a stalled connection must not
+stall the answer). The checks: the database answers, it takes a write (a full disk
+lets reads through and refuses every write), migrations are at head, and the lookup
+index is fresh — it has applied every revision it has seen within `lookup_max_lag_s`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Controller, Response, get
@@ -14,22 +24,31 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cdb_service import __version__
 from cdb_service.db import migrate
+from cdb_service.db.faults import classify
 from cdb_service.db.revisions import head_revision
+from cdb_service.db.write_check import check_write
+from cdb_service.logging import get_logger
 from cdb_service.lookup.gazetteer import oldest_load
 from cdb_service.lookup.index import IndexFollower
 from cdb_service.settings import Settings
 
 HEALTH_JSON = "application/health+json"
-DB_TIMEOUT_S = 3.0
-# The lookup index follows the registry several times a second; this much lag means trouble.
-LOOKUP_STALE_S = 10.0
+Checks = dict[str, list[dict[str, Any]]]
+log = get_logger("cdb.health")
+# Checks abandoned at the deadline, kept referenced until they end (asyncio holds tasks weakly).
+_abandoned: set[asyncio.Task[Any]] = set()
 
 
-def _health(status: str, checks: dict[str, list[dict[str, Any]]] | None = None) -> Response[Any]:
+def _health(
+    status: str, checks: Checks | None = None, retry_after: int | None = None
+) -> Response[Any]:
     body: dict[str, Any] = {"status": status, "version": "1", "releaseId": __version__}
     if checks:
         body["checks"] = checks
-    return Response(body, media_type=HEALTH_JSON, status_code=503 if status == "fail" else 200)
+    failed = status == "fail"
+    headers = {"Retry-After": str(retry_after)} if failed and retry_after else {}
+    return Response(body, media_type=HEALTH_JSON, status_code=503 if failed else 200,
+                    headers=headers)  # fmt: skip
 
 
 class HealthController(Controller):
@@ -40,7 +59,7 @@ class HealthController(Controller):
     async def live(self) -> Response[Any]:
         return _health("pass")
 
-    @get("/ready", summary="Ready to serve: database, migrations, lookup data")
+    @get("/ready", summary="Ready to serve: database reads and writes, migrations, lookup data")
     async def ready(
         self,
         settings: NamedDependency[Settings],
@@ -48,53 +67,106 @@ class HealthController(Controller):
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         lookup: NamedDependency[IndexFollower],
     ) -> Response[Any]:
-        checks: dict[str, list[dict[str, Any]]] = {}
-        try:
-            async with asyncio.timeout(DB_TIMEOUT_S):
-                await _check(settings, engine, sessions, lookup, checks)
-        except Exception as error:
-            checks["database:responseTime"] = [{"status": "fail", "output": type(error).__name__}]
+        checks: Checks = {}
+        deadline = time.monotonic() + settings.ready_budget_s
+        await _database_checks(settings, engine, sessions, checks, deadline)
+        checks["lookup:age"] = [_lookup_check(settings, lookup)]
         statuses = {c["status"] for items in checks.values() for c in items}
         overall = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
-        return _health(overall, checks)
+        return _health(overall, checks, settings.retry_after_s)
 
 
-async def _check(
-    settings: Settings,
-    engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
-    lookup: IndexFollower,
-    checks: dict[str, list[dict[str, Any]]],
-) -> None:
-    now = dt.datetime.now(dt.UTC)
+async def _bounded(work: Callable[[], Awaitable[Any]], deadline: float) -> tuple[Any, str | None]:
+    """(result, None), or (None, why it failed) — by the deadline at the latest."""
     started = time.perf_counter()
-    async with sessions() as session:
-        await session.execute(text("SELECT 1"))
-    checks["database:responseTime"] = [{
-        "status": "pass", "observedValue": round((time.perf_counter() - started) * 1000, 1),
-        "observedUnit": "ms", "time": now.isoformat(),
-    }]  # fmt: skip
-    at_head = await migrate.at_head(engine)
-    checks["database:migrations"] = [
-        {"status": "pass" if at_head else "fail", "observedValue": "head" if at_head else "behind"}
+    task = asyncio.ensure_future(work())
+    done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+    if not done:
+        task.cancel()
+        _abandoned.add(task)
+        task.add_done_callback(_forget)
+        return None, f"timeout after {time.perf_counter() - started:.1f} s"
+    error = task.exception()
+    if error is not None:
+        fault = classify(error)
+        return None, fault.kind.value if fault else type(error).__name__
+    return task.result(), None
+
+
+def _forget(task: asyncio.Task[Any]) -> None:
+    _abandoned.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("abandoned readiness check ended", error=repr(task.exception()))
+
+
+async def _database_checks(settings: Settings, engine: AsyncEngine,
+                           sessions: async_sessionmaker[AsyncSession], checks: Checks,
+                           deadline: float) -> None:  # fmt: skip
+    now = dt.datetime.now(dt.UTC)
+
+    async def select_one() -> float:
+        started = time.perf_counter()
+        async with sessions() as session:
+            await session.execute(text("SELECT 1"))
+        return round((time.perf_counter() - started) * 1000, 1)
+
+    elapsed, error = await _bounded(select_one, deadline)
+    checks["database:responseTime"] = [
+        {"status": "fail", "output": error}
+        if error
+        else {
+            "status": "pass",
+            "observedValue": elapsed,
+            "observedUnit": "ms",
+            "time": now.isoformat(),
+        }
     ]
-    if not at_head:
+    if error:
         return
-    async with sessions() as session:
-        head = await head_revision(session)
-        gazetteer_at = await oldest_load(session)
+    at_head, error = await _bounded(lambda: migrate.at_head(engine), deadline)
+    checks["database:migrations"] = [
+        {"status": "fail", "output": error}
+        if error
+        else {
+            "status": "pass" if at_head else "fail",
+            "observedValue": "head" if at_head else "behind",
+        }
+    ]
+    if error or not at_head:
+        return
+    _, error = await _bounded(lambda: check_write(sessions), deadline)
+    checks["database:writable"] = [
+        {"status": "fail", "output": error} if error else {"status": "pass"}
+    ]
+
+    async def registry() -> tuple[int, dt.datetime | None]:
+        async with sessions() as session:
+            return await head_revision(session), await oldest_load(session)
+
+    found, error = await _bounded(registry, deadline)
+    if error:
+        checks["registry:revision"] = [{"status": "fail", "output": error}]
+        return
+    head, gazetteer_at = found
     checks["registry:revision"] = [{"status": "pass", "observedValue": head}]
     age = (now - gazetteer_at).total_seconds() if gazetteer_at else None
     stale_after = settings.gazetteer_max_age_days * 86400
-    lookup_age = lookup.age_seconds()
-    index = lookup.index
-    checks["lookup:age"] = [{
-        "status": "pass" if lookup_age is not None and lookup_age < LOOKUP_STALE_S else "fail",
-        "observedValue": None if lookup_age is None else round(lookup_age, 3),
-        "observedUnit": "s",
-        "output": None if index is None else f"revision {index.revision}",
-    }]  # fmt: skip
     checks["gazetteer:age"] = [{
         "status": "warn" if age is None or age > stale_after else "pass",
         "observedValue": None if age is None else round(age), "observedUnit": "s",
     }]  # fmt: skip
+
+
+def _lookup_check(settings: Settings, lookup: IndexFollower) -> dict[str, Any]:
+    """Fresh: every revision the index has seen is applied, or has waited less than the limit."""
+    fresh = lookup.freshness()
+    index = lookup.index
+    if fresh is None or index is None:
+        return {"status": "fail", "observedValue": None, "observedUnit": "s",
+                "output": "the lookup index is not built yet"}  # fmt: skip
+    lag, since_look = fresh
+    limit = settings.lookup_max_lag_s
+    ok = lag < limit and since_look < limit
+    output = f"revision {index.revision}; head last read {since_look:.1f} s ago"
+    return {"status": "pass" if ok else "fail", "observedValue": round(lag, 3),
+            "observedUnit": "s", "output": output}  # fmt: skip

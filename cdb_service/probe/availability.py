@@ -28,6 +28,12 @@ Figures for a period P = [start, end) (`measure`), T = |P ∩ [.., now)|:
   1.0 spends the budget exactly by the end of the period, 14.4 over 1 h spends 2 % of a
   30-day budget in that hour.
 Calendar years are Europe/Brussels years: 2026 begins at 2025-12-31T23:00:00Z.
+
+Monitoring since (`monitored_from`, the probe's first sample): time before it was not
+monitored at all. It is neither downtime nor unknown: a period is measured from
+max(start, monitored_from), and the time before is reported apart (`not_monitored_s`),
+so that a probe installed in November does not report the year's first ten months as
+lost. A gap after monitoring began stays unknown (the probe's absence counts against us).
 """
 
 from __future__ import annotations
@@ -87,6 +93,8 @@ class Figures:
     remaining_budget_h: float
     target: float = TARGET
     extra: dict[str, float | None] = field(default_factory=dict)
+    not_monitored_s: float = 0.0  # of [start, now): before monitoring began
+    monitored_from: dt.datetime | None = None
 
 
 # --- spans ------------------------------------------------------------------------------
@@ -208,11 +216,17 @@ def measure(
     end: dt.datetime,
     now: dt.datetime,
     target: float = TARGET,
+    monitored_from: dt.datetime | None = None,
 ) -> Figures:
-    """The figures of period [start, end) as observed up to `now`."""
+    """The figures of period [start, end) as observed up to `now` (and since `monitored_from`)."""
     observed_end = max(start, min(end, now))
+    period_start = start
+    not_monitored = 0.0
+    if monitored_from is not None and monitored_from > start:
+        start = min(monitored_from, observed_end)
+        not_monitored = (start - period_start).total_seconds()
     windows = union(excluded)
-    m_all = clip(windows, start, end)
+    m_all = clip(windows, period_start, end)
     m = clip(windows, start, observed_end)
     total, m_s = (observed_end - start).total_seconds(), length_s(m)
 
@@ -224,9 +238,9 @@ def measure(
     # Time inside [start, observed_end) that no segment covers is unknown too.
     covered = union((s.start, s.end) for s in segments)
     u_s += length_s(minus(minus([(start, observed_end)], covered), m)) if total > 0 else 0.0
-    budget_h = (1 - target) * ((end - start).total_seconds() - length_s(m_all)) / 3600
+    budget_h = (1 - target) * ((end - period_start).total_seconds() - length_s(m_all)) / 3600
     return Figures(
-        start=start,
+        start=period_start,
         end=end,
         total_s=total,
         maintenance_s=m_s,
@@ -237,6 +251,8 @@ def measure(
         budget_h=budget_h,
         remaining_budget_h=budget_h - (d_s + u_s) / 3600,
         target=target,
+        not_monitored_s=not_monitored,
+        monitored_from=monitored_from,
     )
 
 
@@ -257,10 +273,11 @@ def burn_rate(
     now: dt.datetime,
     hours: float,
     target: float = TARGET,
+    monitored_from: dt.datetime | None = None,
 ) -> float | None:
     """Error-budget burn rate over the last `hours` (see the module docstring)."""
     lo = now - dt.timedelta(hours=hours)
-    f = measure(segments, excluded, lo, now, now, target)
+    f = measure(segments, excluded, lo, now, now, target, monitored_from)
     if f.availability is None:
         return None
     return (1 - f.availability) / (1 - target)
@@ -272,6 +289,7 @@ def daily(
     now: dt.datetime,
     days: int,
     target: float = TARGET,
+    monitored_from: dt.datetime | None = None,
 ) -> list[tuple[dt.date, Figures]]:
     """One figure per Brussels date, the last `days` dates up to today, oldest first."""
     today = now.astimezone(BRUSSELS).date()
@@ -283,5 +301,5 @@ def daily(
         hi = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), BRUSSELS).astimezone(
             dt.UTC
         )
-        out.append((day, measure(segments, windows, lo, hi, now, target)))
+        out.append((day, measure(segments, windows, lo, hi, now, target, monitored_from)))
     return out

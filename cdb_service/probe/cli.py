@@ -28,7 +28,8 @@ def add_arguments(probe: argparse.ArgumentParser) -> None:
     probe.add_argument("--incident-token-file", type=Path)
     probe.add_argument("--lookup", help="the known-good lookup (path and query)")
     probe.add_argument("--interval", type=float, default=30.0, help="seconds (default 30)")
-    probe.add_argument("--timeout", type=float, default=10.0, help="seconds (default 10)")
+    probe.add_argument("--timeout", type=float, default=10.0,
+                       help="seconds (default 10); at most --interval")  # fmt: skip
     probe.add_argument("--latency-objective", type=float, default=1000.0, help="ms (default 1000)")
     probe.add_argument("--windows-every", type=float, default=300.0,
                        help="seconds between fetches of the maintenance windows")  # fmt: skip
@@ -53,6 +54,14 @@ def run(args: argparse.Namespace) -> int:
         return _report(args)
     if not args.target:
         print("probe: --target is required", file=sys.stderr)
+        return 2
+    if args.interval <= 0 or args.timeout <= 0:
+        print("probe: --interval and --timeout must be positive", file=sys.stderr)
+        return 2
+    if args.timeout > args.interval:
+        # Samples keep a fixed schedule: one may not outlast the interval it stands for.
+        print(f"probe: --timeout ({args.timeout:g} s) must not exceed --interval "
+              f"({args.interval:g} s)", file=sys.stderr)  # fmt: skip
         return 2
     mistake = outbound.argument_mistake(args)
     if mistake:

@@ -39,13 +39,16 @@ def _pct(value: float | None) -> str:
 
 
 def svg(p: report.Picture) -> str:
+    """The 90 day bars. A viewBox, so that the picture scales down to a phone's width."""
     width, bar_w, gap, bar_h = 1100, 10, 2, 60
     left = 20
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="170" '
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} 170" '
+             f'width="{width}" height="170" class="days" preserveAspectRatio="xMinYMin meet" '
              f'role="img" aria-label="availability per day, last 90 days">']  # fmt: skip
     for i, (day, f) in enumerate(p.days):
         x = left + i * (bar_w + gap)
-        title = f"{day.isoformat()}: {_pct(f.availability)}"
+        state = "not monitored" if f.total_s <= 0 else _pct(f.availability)
+        title = f"{day.isoformat()}: {state}"
         parts.append(
             f'<rect x="{x}" y="30" width="{bar_w}" height="{bar_h}" fill="{day_colour(f)}" '
             f'class="day"><title>{escape(title)}</title></rect>'
@@ -60,7 +63,8 @@ def svg(p: report.Picture) -> str:
         )
     parts.append('<text x="20" y="20" font-size="15" fill="#111">Availability per day, last '
                  f"{len(p.days)} days (Europe/Brussels)</text>")  # fmt: skip
-    legend = [(GREEN, "≥ 99.9 %"), (YELLOW, "≥ 99 %"), (RED, "< 99 %"), (GREY, "no data")]
+    legend = [(GREEN, "≥ 99.9 %"), (YELLOW, "≥ 99 %"), (RED, "< 99 %"),
+              (GREY, "no data / not monitored")]  # fmt: skip
     for i, (colour, label) in enumerate(legend):
         x = left + i * 130
         parts.append(f'<rect x="{x}" y="130" width="14" height="14" fill="{colour}"/>')
@@ -70,61 +74,106 @@ def svg(p: report.Picture) -> str:
 
 
 def _recovery(at: str | None) -> str:
-    return f" — expected recovery {escape(at)}" if at else ""
+    return f" — expected recovery {escape(report.brussels(at))}" if at else ""
 
 
-def _seconds(value: float | None) -> str:
-    return "ongoing" if value is None else f"{value:.0f} s"
+def _lasted(incident: dict[str, Any], now: dt.datetime) -> str:
+    """How long an incident lasted, or has lasted so far."""
+    if incident["ended_at"] is not None:
+        return report.duration(incident["duration_s"])
+    started = dt.datetime.fromisoformat(incident["started_at"].replace("Z", "+00:00"))
+    return f"{report.duration((now - started).total_seconds())} so far"
+
+
+def _burn(p: report.Picture) -> str:
+    """Burn rates against the 30-day budget; flagged only when above 1 (the budget runs out)."""
+    parts = []
+    for window, rate in p.burn_rates.items():
+        if rate is None:
+            parts.append(f"{window}: no data")
+        elif rate > 1:
+            parts.append(f'<b class="alarm">{window}: {rate:.2f}</b>')
+        else:
+            parts.append(f"{window}: {rate:.2f}")
+    return " · ".join(parts)
 
 
 def html(p: report.Picture) -> str:
     year = p.periods[f"year_{p.year}"]
     month = p.periods["rolling_30d"]
     colour = STATE_COLOURS.get(p.state, GREY)
+    b = report.brussels
     open_incidents = [i for i in p.incidents if i["ended_at"] is None]
     incidents = "".join(
-        f"<li><b>since {escape(i['started_at'])}</b> — {escape(i['description'])}"
-        f"{_recovery(i['expected_recovery_at'])}</li>"
+        f"<li><b>since {escape(b(i['started_at']))}</b> ({_lasted(i, p.now)}) — "
+        f"{escape(i['description'])}{_recovery(i['expected_recovery_at'])}</li>"
         for i in open_incidents
     ) or "<li>none</li>"  # fmt: skip
     maintenance = "".join(
-        f"<li>{escape(w['component'])} ({escape(w['owner'])}): {escape(w['starts_at'])} → "
-        f"{escape(w['ends_at'])}{' — cancelled' if w['cancelled'] else ''}"
+        f"<li>{escape(w['component'])} ({escape(w['owner'])}): {escape(b(w['starts_at']))} → "
+        f"{escape(b(w['ends_at']))}{' — cancelled' if w['cancelled'] else ''}"
+        f"{' — ' + escape(w['reason']) if w['reason'] else ''}"
         f"{'' if w['notice_met'] else ' — notice NOT met: counted as downtime'}</li>"
         for w in p.maintenance
     ) or "<li>none announced</li>"  # fmt: skip
     recent = "".join(
-        f"<li>{escape(i['started_at'])} → {escape(i['ended_at'] or 'ongoing')} "
-        f"({_seconds(i['duration_s'])})</li>"
+        f"<li>{escape(b(i['started_at']))} → "
+        f"{escape(b(i['ended_at'])) if i['ended_at'] else 'ongoing'} ({_lasted(i, p.now)})</li>"
         for i in p.incidents[-5:][::-1]
     ) or "<li>none</li>"  # fmt: skip
+    since = p.monitoring_since
+    monitoring = (
+        f"monitoring since {escape(b(since))}" if since is not None else "not monitored yet"
+    )
+    before = (
+        f"<br><small>Before {escape(b(since))}: not monitored (not counted).</small>"
+        if since is not None and year.not_monitored_s > 0
+        else ""
+    )
+    last = (p.last_sample or {}).get("at")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="30">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>CDB status: {escape(p.state)}</title>
 <style>
-body {{ font-family: sans-serif; margin: 20px; color: #111; }}
+body {{ font-family: sans-serif; margin: 16px; color: #111; line-height: 1.35; }}
 .state {{ display: inline-block; padding: 8px 18px; color: #fff; background: {colour};
           font-size: 26px; font-weight: bold; border-radius: 6px; }}
-.figures td {{ padding: 2px 14px 2px 0; font-size: 16px; }}
-.cols {{ display: flex; gap: 40px; }}
+.head {{ display: flex; flex-wrap: wrap; align-items: center; gap: 8px 16px; }}
+.figures {{ display: flex; flex-wrap: wrap; gap: 10px 28px; margin: 14px 0; font-size: 16px; }}
+.figures > div {{ flex: 0 1 auto; }}
+/* On a phone the bars keep a readable size and scroll sideways inside their own box;
+   rtl starts the box scrolled to its right end: today. The page itself never overflows. */
+.chart {{ overflow-x: auto; direction: rtl; max-width: 1100px; }}
+.chart svg.days {{ direction: ltr; width: 100%; min-width: 720px; height: auto; display: block; }}
+.cols {{ display: flex; flex-wrap: wrap; gap: 0 40px; }}
+.cols > div {{ flex: 1 1 260px; min-width: 0; }}
+ul {{ padding-left: 20px; }}
+li {{ overflow-wrap: anywhere; margin: 3px 0; }}
+.alarm {{ color: {RED}; }}
 h2 {{ font-size: 17px; margin: 14px 0 4px; }}
+.note {{ color: #555; font-size: 12px; }}
 </style></head><body>
-<div><span class="state">CDB is {escape(p.state.upper())}</span>
- <span style="margin-left:16px">last sample {escape(str((p.last_sample or {}).get("at")))},
- every {p.interval_s:g} s</span></div>
-<table class="figures"><tr>
-<td>Year {p.year}: <b>{_pct(year.availability)}</b> (without unknown: {_pct(year.optimistic)})</td>
-<td>30 days: <b>{_pct(month.availability)}</b></td>
-<td>Target 99 % — error budget left this year: <b>{year.remaining_budget_h:.2f} h</b>
- of {year.budget_h:.2f} h</td></tr></table>
-{svg(p)}
+<div class="head"><span class="state">CDB is {escape(p.state.upper())}</span>
+ <span>last sample {escape(b(last)) if last else "none yet"}, every {p.interval_s:g} s;
+ {monitoring}</span></div>
+<div class="figures">
+<div>Year {p.year}: <b>{_pct(year.availability)}</b>
+ (without unknown: {_pct(year.optimistic)}){before}</div>
+<div>30 days: <b>{_pct(month.availability)}</b></div>
+<div>Target 99 % — error budget left this year: <b>{year.remaining_budget_h:.2f} h</b>
+ of {year.budget_h:.2f} h</div>
+<div>Burn rate (30-day budget): {_burn(p)}</div>
+</div>
+<div class="chart">{svg(p)}</div>
 <div class="cols">
 <div><h2>Open incidents</h2><ul>{incidents}</ul></div>
 <div><h2>Upcoming maintenance</h2><ul>{maintenance}</ul></div>
 <div><h2>Recent incidents</h2><ul>{recent}</ul></div>
 </div>
-<p style="color:#555;font-size:12px">Generated {escape(report.iso(p.now) or "")} by the probe.
-Unknown time (no samples) counts against availability; only maintenance announced with the
+<p class="note">Generated {escape(b(p.now))} by the probe. Times are Europe/Brussels
+(CET/CEST). Availability counts from the first sample (monitoring since); after it, unknown
+time (no samples) counts against availability; only maintenance announced with the
 required notice is excluded, and only up to its planned end.</p>
 </body></html>
 """

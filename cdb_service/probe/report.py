@@ -25,6 +25,32 @@ def iso(value: dt.datetime | None) -> str | None:
     return None if value is None else value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def brussels(value: dt.datetime | str | None) -> str:
+    """An instant as people in the Commission read it: Brussels time, to the second, zone named."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value.astimezone(av.BRUSSELS).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def duration(seconds: float | None) -> str:
+    """A duration a person reads at a glance: 33 s, 4 min 05 s, 2 h 03 min, 3 d 4 h."""
+    if seconds is None:
+        return "—"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
+
+
 def excluded_spans(windows: Sequence[Window], cal: Calendar) -> list[av.Span]:
     """Windows announced with the required notice, not cancelled, up to their planned end."""
     return [
@@ -48,10 +74,12 @@ class Picture:
     incidents: list[dict[str, Any]]
     maintenance: list[dict[str, Any]]
     samples: int
+    monitoring_since: dt.datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "generated_at": iso(self.now),
+            "monitoring_since": iso(self.monitoring_since),
             "target": av.TARGET,
             "interval_s": self.interval_s,
             "state": self.state,
@@ -70,6 +98,8 @@ def figures_dict(f: av.Figures) -> dict[str, Any]:
     out = asdict(f)
     out.pop("extra")
     out["start"], out["end"] = iso(f.start), iso(f.end)
+    out["monitored_from"] = iso(f.monitored_from)
+    out["not_monitored_h"] = f.not_monitored_s / 3600
     out["down_h"] = f.down_s / 3600
     out["unknown_h"] = f.unknown_s / 3600
     out["maintenance_h"] = f.maintenance_s / 3600
@@ -96,14 +126,19 @@ def build(
     segments = av.timeline(samples, interval, lo, hi)
     windows = store.windows()
     excluded = excluded_spans(windows, cal)
+    # Before the first sample nothing was monitored: not downtime, not counted (see
+    # `availability`). With no sample yet, nothing is measured at all.
+    since = store.first_sample_at() or now
     periods = {
-        f"year_{year}": av.measure(segments, excluded, year_lo, year_hi, now),
-        "rolling_30d": av.measure(segments, excluded, *av.rolling(now, 30), now),
-        "rolling_365d": av.measure(segments, excluded, *av.rolling(now, 365), now),
-    }
+        f"year_{year}": av.measure(segments, excluded, year_lo, year_hi, now, monitored_from=since),
+        "rolling_30d": av.measure(segments, excluded, *av.rolling(now, 30), now,
+                                  monitored_from=since),
+        "rolling_365d": av.measure(segments, excluded, *av.rolling(now, 365), now,
+                                   monitored_from=since),
+    }  # fmt: skip
     burn = {
-        "1h": av.burn_rate(segments, excluded, now, 1),
-        "6h": av.burn_rate(segments, excluded, now, 6),
+        "1h": av.burn_rate(segments, excluded, now, 1, monitored_from=since),
+        "6h": av.burn_rate(segments, excluded, now, 6, monitored_from=since),
     }
     month = [r for r in recorded if r.at >= now - dt.timedelta(days=30) and r.ok]
     objective = latency_objective_ms or float(store.meta("latency_objective_ms") or 1000)
@@ -143,7 +178,8 @@ def build(
         periods=periods,
         burn_rates=burn,
         latency=latency,
-        days=av.daily(segments, excluded, now, DAYS_ON_PAGE),
+        days=av.daily(segments, excluded, now, DAYS_ON_PAGE, monitored_from=since),
+        monitoring_since=store.first_sample_at(),
         incidents=incidents,
         maintenance=maintenance,
         samples=len(recorded),
@@ -177,8 +213,9 @@ def table(p: Picture) -> str:
 
     out = io.StringIO()
     console = Console(file=out, width=120, force_terminal=False, color_system=None)
-    console.print(f"cdb probe report — {iso(p.now)} — state: {p.state.upper()} — "
-                  f"target {100 * av.TARGET:.0f} % — {p.samples} samples")  # fmt: skip
+    console.print(f"cdb probe report — {brussels(p.now)} — state: {p.state.upper()} — "
+                  f"target {100 * av.TARGET:.0f} % — {p.samples} samples — "
+                  f"monitoring since {brussels(p.monitoring_since)}")  # fmt: skip
     t = Table("period", "availability", "optimistic (U left out)", "down h", "unknown h",
               "maintenance h", "budget h", "remaining h")  # fmt: skip
     for name, f in p.periods.items():
@@ -196,13 +233,15 @@ def table(p: Picture) -> str:
     i = Table("incident", "started", "detected", "ended", "duration s", "description")
     for inc in p.incidents:
         duration = inc["duration_s"]
-        i.add_row(str(inc["id"]), inc["started_at"], inc["detected_at"], inc["ended_at"] or "OPEN",
+        i.add_row(str(inc["id"]), brussels(inc["started_at"]), brussels(inc["detected_at"]),
+                  brussels(inc["ended_at"]) if inc["ended_at"] else "OPEN",
                   "" if duration is None else f"{duration:.1f}", inc["description"])  # fmt: skip
     console.print(i)
-    m = Table("maintenance", "owner", "starts", "ends", "notice met", "excluded")
+    m = Table("maintenance", "owner", "starts", "ends", "notice met", "excluded", "reason")
     for w in p.maintenance:
-        m.add_row(w["component"], w["owner"], w["starts_at"], w["ends_at"], str(w["notice_met"]),
-                  str(w["notice_met"] and not w["cancelled"]))  # fmt: skip
+        m.add_row(w["component"], w["owner"], brussels(w["starts_at"]), brussels(w["ends_at"]),
+                  str(w["notice_met"]), str(w["notice_met"] and not w["cancelled"]),
+                  w["reason"] or "")  # fmt: skip
     console.print(m)
     return out.getvalue()
 
@@ -222,10 +261,12 @@ def year_csv(store: Store, year: int, now: dt.datetime | None = None,
     samples = [r.sample() for r in store.samples(lo - 2 * interval, until)]
     segments = av.timeline(samples, interval, lo, until)
     excluded = excluded_spans(store.windows(), cal)
+    since = store.first_sample_at() or until
     last_day = (until - dt.timedelta(microseconds=1)).astimezone(av.BRUSSELS).date()
     first_day = dt.date(year, 1, 1)
     count = max(0, (last_day - first_day).days + 1)
-    days = av.daily(segments, excluded, until - dt.timedelta(microseconds=1), count)
+    days = av.daily(segments, excluded, until - dt.timedelta(microseconds=1), count,
+                    monitored_from=since)  # fmt: skip
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_FIELDS)

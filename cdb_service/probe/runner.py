@@ -7,6 +7,14 @@ time (chain, host name, expiry). Outcome classes:
 A sample slower than the latency objective but under the timeout is ok (and marked slow).
 Two consecutive failed samples confirm an outage: the probe opens an incident counted from
 the first failure, and closes it at the first success.
+
+Samples keep a fixed schedule whatever the service does: tick k is due at start + k·interval,
+each sample runs in a worker thread and gets at most min(timeout, interval); one that has no
+answer by then is recorded as a failure ("timeout") at its own scheduled instant, and the
+next tick starts on time. A hung service is therefore seen as down sample after sample,
+never as a gap (a gap is unknown time, and only the probe's own absence makes one).
+Notifying the service and fetching maintenance windows run in a thread of their own, so
+they never hold a tick either.
 """
 
 from __future__ import annotations
@@ -17,6 +25,9 @@ import logging
 import signal
 import ssl
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +39,8 @@ from cdb_service.probe.store import Recorded, Store, Window
 
 log = logging.getLogger("cdb_service.probe")
 
+# A sample's own timeouts end it; this covers the thread's scheduling, not the service.
+SAMPLE_GRACE_S = 0.05
 DEFAULT_LOOKUP = "/api/v1/resolve?country=DE&instrument=eio&competence=execute&postal_code=10115"
 
 
@@ -84,6 +97,7 @@ class Prober:
         self.store = store
         self.windows_fetched = 0.0
         self.stopping = False
+        self._side: ThreadPoolExecutor | None = None
 
     def _client(self, timeout: float) -> httpx.Client:
         # The fields are read at each call: a fresh client per sample checks TLS every time.
@@ -93,16 +107,21 @@ class Prober:
             timeout=httpx.Timeout(timeout), headers={"User-Agent": "cdb-probe"},
         )  # fmt: skip
 
-    def take_sample(self) -> Recorded:
-        at = dt.datetime.now(dt.UTC)
+    @property
+    def budget_s(self) -> float:
+        """What one sample may take: its timeout, and never more than the interval."""
+        return min(self.config.timeout_s, self.config.interval_s)
+
+    def take_sample(self, at: dt.datetime | None = None) -> Recorded:
+        at = at or dt.datetime.now(dt.UTC)
         started = time.monotonic()
-        deadline = started + self.config.timeout_s
+        deadline = started + self.budget_s
         error: str | None = None
         detail: str | None = None
         # Read before the sample: an unreadable token file is the probe's fault, not an outage.
         auth = outbound.BearerToken(self.config.sample_bearer.value())
         try:
-            with self._client(self.config.timeout_s) as client:
+            with self._client(self.budget_s) as client:
                 health = client.get("/health/ready", auth=auth)
                 if health.status_code >= 500 and health.status_code != 503:
                     error, detail = "http-5xx", f"health {health.status_code}"
@@ -120,18 +139,29 @@ class Prober:
         except Exception as exc:  # every failure to get an answer is a sample, not a crash
             error, detail = _classify(exc), f"{type(exc).__name__}: {exc}"[:300]
         latency_ms = (time.monotonic() - started) * 1000
-        if error is None and latency_ms > self.config.timeout_s * 1000:
+        if error is None and latency_ms > self.budget_s * 1000:
             error, detail = "timeout", f"{latency_ms:.0f} ms"
         slow = error is None and latency_ms > self.config.latency_objective_ms
         return Recorded(at, error is None, error, detail, round(latency_ms, 1), slow)
 
-    def step(self) -> Recorded:
-        sample = self.take_sample()
+    def step(self, at: dt.datetime | None = None) -> Recorded:
+        """One sample, now (or for the tick due at `at`), recorded and followed up."""
+        return self._record(self.take_sample(at))
+
+    def _record(self, sample: Recorded) -> Recorded:
         self.store.record(sample)
         self._follow_incidents(sample)
         if sample.ok and time.monotonic() - self.windows_fetched >= self.config.windows_every_s:
-            self._refresh_windows()
+            self.windows_fetched = time.monotonic()
+            self._aside(self._refresh_windows)
         return sample
+
+    def _aside(self, work: Callable[[], None]) -> None:
+        """Run `work` off the sampling loop (in tests without `run`, inline)."""
+        if self._side is None:
+            work()
+        else:
+            self._side.submit(work)
 
     def _follow_incidents(self, sample: Recorded) -> None:
         current = self.store.current_incident()
@@ -153,7 +183,7 @@ class Prober:
             )  # fmt: skip
             log.error("probe: outage confirmed since %s (%s), incident %s",
                       first.isoformat(), sample.detail, incident.id)  # fmt: skip
-            self._notify_service(incident.id)
+            self._aside(lambda: self._notify_service(incident.id))
 
     def _first_failure(self) -> dt.datetime:
         row = self.store.db.execute(
@@ -232,20 +262,45 @@ class Prober:
 
     def run(self, max_samples: int | None = None) -> None:
         self.store.set_meta("interval_s", str(self.config.interval_s))
+        self.store.set_meta("timeout_s", str(self.budget_s))
         self.store.set_meta("latency_objective_ms", str(self.config.latency_objective_ms))
         self.store.set_meta("target", self.config.target)
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
-        taken = 0
-        next_at = time.monotonic()
-        while not self.stopping and (max_samples is None or taken < max_samples):
-            self.step()
-            taken += 1
-            next_at += self.config.interval_s
-            now = time.monotonic()
-            if next_at < now:  # a slow sample: skip the ticks it overran, do not burst
-                next_at = now + self.config.interval_s - (now - next_at) % self.config.interval_s
-            while not self.stopping and time.monotonic() < next_at:
-                time.sleep(min(0.2, max(0.0, next_at - time.monotonic())))
+        interval = self.config.interval_s
+        # Samples that overran keep finishing in the background (bounded by their own
+        # timeouts), so a few workers are enough for a service that hangs.
+        workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="probe-sample")
+        self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probe-notify")
+        start = time.monotonic()
+        tick = 0
+        try:
+            while not self.stopping and (max_samples is None or tick < max_samples):
+                due = start + tick * interval
+                while not self.stopping and time.monotonic() < due:
+                    time.sleep(min(0.2, max(0.0, due - time.monotonic())))
+                if self.stopping:
+                    break
+                at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.monotonic() - due)
+                pending = workers.submit(self.take_sample, at)
+                try:
+                    sample = pending.result(timeout=self.budget_s + SAMPLE_GRACE_S)
+                except FutureTimeout:
+                    sample = Recorded(at, False, "timeout",
+                                      f"no answer within {self.budget_s:g} s",
+                                      round(self.budget_s * 1000, 1), False)  # fmt: skip
+                self._record(sample)
+                tick += 1
+                behind = time.monotonic() - (start + tick * interval)
+                if behind > interval:
+                    # The probe itself was held (suspended, starved): the ticks it missed
+                    # were not observed, so they stay a gap (unknown), not invented samples.
+                    missed = int(behind // interval)
+                    log.warning("probe: %d tick(s) missed by the probe itself", missed)
+                    tick += missed
+        finally:
+            workers.shutdown(wait=False, cancel_futures=True)
+            self._side.shutdown(wait=False, cancel_futures=True)
+            self._side = None
 
 
 def _update_copy(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -129,19 +130,23 @@ class Store:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA busy_timeout=10000")
         self.db.executescript(SCHEMA)
+        # The sampling loop and the notifier thread share the connection: one transaction
+        # at a time.
+        self._lock = threading.RLock()
 
     def close(self) -> None:
         self.db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
     # --- samples -----------------------------------------------------------------------
 
@@ -167,6 +172,11 @@ class Store:
             Recorded(instant(r[0]), bool(r[1]), r[2], r[3], r[4], bool(r[5]))  # type: ignore[arg-type]
             for r in rows
         ]
+
+    def first_sample_at(self) -> dt.datetime | None:
+        """When monitoring began: the first sample this store holds."""
+        row = self.db.execute("SELECT min(at) FROM samples").fetchone()
+        return instant(row[0]) if row else None
 
     def last_samples(self, n: int) -> list[Recorded]:
         rows = self.db.execute(

@@ -30,11 +30,13 @@ from cdb_service.registry.writes import EntryWrites
 from cdb_service.security import policy
 from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
+from cdb_service.settings import Settings
 from cdb_service.web.conditional import none_match
+from cdb_service.web.consistency import MIN_REVISION_DOC, REVISION_HEADER, require_revision
 from cdb_service.web.docs import problems
 from cdb_service.web.pagination import decode_sorted_cursor, encode_cursor
 
-PAGING = frozenset({"limit", "cursor", "valid_at", "revision", "sort", "count"})
+PAGING = frozenset({"limit", "cursor", "valid_at", "revision", "sort", "count", "min_revision"})
 # What every write changes: left out of diffs, which show what an administrator changed.
 BOOKKEEPING = frozenset({"version", "revision", "created_at", "updated_at"})
 MERGE_PATCH = "application/merge-patch+json"
@@ -101,6 +103,12 @@ def _version_of(tag: str) -> int:
         return int(tag.strip('W/"'))
     except ValueError:
         return -1
+
+
+async def _reach(reads: EntryReads, settings: Settings, min_revision: int | None) -> None:
+    await require_revision(
+        min_revision, reads.reached, settings.min_revision_wait_s, settings.retry_after_s
+    )
 
 
 async def _current(reads: EntryReads, spec: KindSpec, entry_id: uuid.UUID) -> dict[str, Any]:
@@ -186,6 +194,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
+            settings: NamedDependency[Settings],
             limit: int = Parameter(default=100, ge=1, le=1000),
             cursor: str | None = None,
             valid_at: dt.date | None = Parameter(default=None, description="legal validity date"),
@@ -194,8 +203,12 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             ),
             sort: str | None = Parameter(default=None, description="field; `-field` descending"),
             count: bool = Parameter(default=False, description="add `total`"),
+            min_revision: int | None = Parameter(
+                default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
+            ),
         ) -> dict[str, Any]:
             filters = _filters(spec, request)
+            await _reach(reads, settings, min_revision)
             order = _sort(spec, sort, revision, count)
             after, after_value = None, None
             if cursor:
@@ -239,8 +252,13 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
+            settings: NamedDependency[Settings],
             revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
+            min_revision: int | None = Parameter(
+                default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
+            ),
         ) -> Response[Any]:
+            await _reach(reads, settings, min_revision)
             document = await reads.get(spec, entry_id, revision)
             if document is None:
                 at = f" at revision {revision}" if revision is not None else ""
@@ -261,7 +279,12 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             entry_id: FromPath[uuid.UUID],
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
+            settings: NamedDependency[Settings],
+            min_revision: int | None = Parameter(
+                default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
+            ),
         ) -> dict[str, Any]:
+            await _reach(reads, settings, min_revision)
             versions = [v for v in await reads.history(entry_id) if v["kind"] == spec.name]
             if not versions:
                 raise not_found(spec.name, entry_id)
@@ -295,6 +318,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             headers = {
                 "Location": f"{request.url.path.rstrip('/')}/{document['id']}",
                 "ETag": etag(document),
+                REVISION_HEADER: str(document["revision"]),
             }
             if created.replayed:
                 headers["Idempotent-Replayed"] = "true"
@@ -318,7 +342,8 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             expected = _if_match(request, current)
             document = await writes.update(spec, entry_id, data, who, expected)
             visible = policy.redact(document, spec.private_fields, principal)
-            return Response(visible, headers={"ETag": etag(document)})
+            headers = {"ETag": etag(document), REVISION_HEADER: str(document["revision"])}
+            return Response(visible, headers=headers)
 
         @patch("/{entry_id:uuid}", summary="Change some fields (Merge Patch, If-Match required)",
                description="RFC 7396: the body names only the fields to change; `null` "
@@ -428,11 +453,12 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             cascade: bool = Parameter(
                 default=False, description="also delete the owner's referrers"
             ),
-        ) -> None:
+        ) -> Response[None]:
             current = await _current(reads, spec, entry_id)
             policy.require_write(principal, current["owner"])
             expected = _if_match(request, current)
-            await writes.delete(spec, entry_id, who, expected, cascade=cascade)
+            gone = await writes.delete(spec, entry_id, who, expected, cascade=cascade)
+            return Response(None, status_code=204, headers={REVISION_HEADER: str(gone["revision"])})
 
     KindController.__name__ = KindController.__qualname__ = (
         "".join(part.title() for part in spec.name.split("-")) + "Controller"

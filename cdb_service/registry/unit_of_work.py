@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import revisions as rev
+from cdb_service.db.faults import DatabaseFault, classify
 from cdb_service.db.revisions import RevisionWriter, StaleVersionError
 from cdb_service.kernel.problems import Problem, conflict, stale
 from cdb_service.security import audit
@@ -43,9 +44,28 @@ class UnitOfWork:
         )  # fmt: skip
 
     async def __aenter__(self) -> RevisionWriter:
-        return await self._cm.__aenter__()
+        try:
+            self._writer = await self._cm.__aenter__()
+        except Exception as error:
+            _raise_fault(error, maybe_applied=False)
+            raise
+        return self._writer
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        try:
+            await self._exit(exc_type, exc, tb)
+        except Problem:
+            raise
+        except Exception as error:
+            # Only a fault met during COMMIT leaves the outcome open; before it, the
+            # transaction was rolled back (or died with its connection): not applied.
+            _raise_fault(error, maybe_applied=self._writer.committing)
+            raise
+        if exc is not None and not isinstance(exc, Problem):
+            _raise_fault(exc, maybe_applied=False)
+        return False
+
+    async def _exit(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
             try:
                 await self._cm.__aexit__(exc_type, exc, tb)
@@ -62,11 +82,19 @@ class UnitOfWork:
             raise
         if isinstance(exc, Problem):
             await self._refused(exc)
-        return False
 
     async def _refused(self, problem: Problem) -> None:
         await audit.record(self.sessions, self.who, self.summary, f"rejected-{problem.status}",
                            None, {"detail": problem.detail[:500]})  # fmt: skip
+
+
+def _raise_fault(error: BaseException, *, maybe_applied: bool) -> None:
+    """Re-raise a database fault as `DatabaseFault` (HTTP 503); anything else passes."""
+    if isinstance(error, DatabaseFault):
+        raise error
+    fault = classify(error)
+    if fault is not None:
+        raise DatabaseFault(fault, maybe_applied=maybe_applied) from error
 
 
 def _integrity_detail(error: IntegrityError) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from cdb_service.db.faults import DatabaseFault, Fault, FaultKind, classify
 from cdb_service.kernel.problems import MAX_FIELD_ERRORS, FieldError, Problem, invalid
 from cdb_service.logging import get_logger
 
@@ -80,7 +81,59 @@ def on_http(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return problem_response(Problem(exc.status_code, title, str(exc.detail)), headers)
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DEFAULT_RETRY_AFTER_S = 5
+_FAULT_TITLES = {
+    FaultKind.UNAVAILABLE: "the database cannot be reached",
+    FaultKind.TIMEOUT: "the database did not answer within the service's time budget",
+    FaultKind.STORAGE_FULL: "the database's storage is full",
+}
+
+
+def unavailable(
+    request: Request[Any, Any, Any], fault: Fault, maybe_applied: bool | None
+) -> Problem:
+    """The 503 for a database fault, telling a writer whether to worry about a retry.
+
+    `maybe_applied`: False — the write certainly did not happen; True — it may have
+    (the fault struck during COMMIT); None — the request was not a write at all.
+    """
+    retry_after = _retry_after(request)
+    extra: dict[str, Any] = {"reason": fault.kind.value, "retry_after_s": retry_after}
+    detail = f"{_FAULT_TITLES[fault.kind]}; try again in {retry_after} s."
+    if maybe_applied is not None:
+        extra["write"] = "may-have-applied" if maybe_applied else "not-applied"
+        if maybe_applied:
+            detail += (" The write may have been applied: read the entry (or the change feed) "
+                       "before repeating it, or repeat it with the same Idempotency-Key, which "
+                       "returns the first result instead of a duplicate.")  # fmt: skip
+        else:
+            detail += " The write was not applied; it is safe to repeat it."
+    return Problem(503, "Service unavailable", detail, fault.kind.value, extra=extra,
+                   headers={"Retry-After": str(retry_after)})  # fmt: skip
+
+
+def _retry_after(request: Request[Any, Any, Any]) -> int:
+    settings = request.app.state.get("settings")
+    return int(getattr(settings, "retry_after_s", DEFAULT_RETRY_AFTER_S))
+
+
+def on_database_fault(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    assert isinstance(exc, DatabaseFault)
+    log.warning("database fault in a write", path=request.url.path, fault=exc.fault.kind.value,
+                reason=exc.fault.reason, maybe_applied=exc.maybe_applied)  # fmt: skip
+    return problem_response(unavailable(request, exc.fault, exc.maybe_applied))
+
+
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    fault = classify(exc)
+    if fault is not None:
+        # Outside a unit of work nobody tracked whether a commit was under way: a write
+        # request is told it may have applied (the safe assumption), a read nothing.
+        write = None if request.method in SAFE_METHODS else True
+        log.warning("database fault", path=request.url.path, fault=fault.kind.value,
+                    reason=fault.reason)  # fmt: skip
+        return problem_response(unavailable(request, fault, write))
     log.error("unhandled error", path=request.url.path, exc_info=exc)
     return problem_response(
         Problem(500, "Internal error", "the server failed; the request id names it in the logs")
@@ -89,6 +142,7 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[A
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     Problem: on_problem,
+    DatabaseFault: on_database_fault,
     ValidationException: on_validation,
     HTTPException: on_http,
     RecursionError: on_recursion,

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from cdb_service.db.faults import FaultKind, classify
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.validation import validate
 from cdb_service.services import Services
+from cdb_service.settings import Settings
 
 
 async def test_sqlite_pragmas(services: Services) -> None:
@@ -18,7 +23,9 @@ async def test_sqlite_pragmas(services: Services) -> None:
     async with services.engine.connect() as connection:
         assert await connection.scalar(text("PRAGMA foreign_keys")) == 1
         assert await connection.scalar(text("PRAGMA journal_mode")) == "wal"
-        assert await connection.scalar(text("PRAGMA busy_timeout")) == 30_000
+        # The lock timeout of both databases (`CDB_DB_LOCK_TIMEOUT_S`).
+        lock_ms = int(services.settings.db_lock_timeout_s * 1000)
+        assert await connection.scalar(text("PRAGMA busy_timeout")) == lock_ms
         assert await connection.scalar(text("PRAGMA synchronous")) == 2  # FULL
 
 
@@ -37,3 +44,24 @@ async def test_instants_keep_their_moment_whatever_the_offset(services: Services
     assert stored["ends_at"] == "2027-03-28T02:00:00Z"
     announced = dt.datetime.fromisoformat(stored["announced_at"])
     assert abs(announced - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
+
+
+async def test_a_runaway_statement_is_interrupted_at_the_statement_timeout(tmp_path: Path) -> None:
+    """SQLite has no server to cancel a query: a progress handler stops it at its deadline."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+                        db_statement_timeout_s=0.3)  # fmt: skip
+    services = Services.open(settings)
+    endless = ("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) "
+               "SELECT count(*) FROM n")  # fmt: skip
+    try:
+        async with services.engine.connect() as connection:
+            started = time.monotonic()
+            with pytest.raises(OperationalError) as raised:
+                await connection.execute(text(endless))
+            assert time.monotonic() - started < 0.3 + 2  # stopped, not run to the end (never)
+            fault = classify(raised.value)
+            assert fault is not None and fault.kind is FaultKind.TIMEOUT
+            # The connection is usable again: the deadline belongs to one statement.
+            assert await connection.scalar(text("SELECT 1")) == 1
+    finally:
+        await services.close()

@@ -121,6 +121,9 @@ def cases(p: dict[str, str]) -> list[Case]:
         Case("probe/missing", ["probe", "--target", p["closed_url"], "--ca", MISSING,
                                "--store", f"{p['data']}/probe.sqlite3", "--max-samples", "1"],
              {}, MISSING),
+        Case("probe/timeout longer than the interval",
+             ["probe", "--target", p["closed_url"], "--store", f"{p['data']}/probe.sqlite3",
+              "--interval", "1", "--timeout", "2"], {}, "must not exceed --interval (1 s)"),
         Case("probe report/missing", ["probe", "report", "--store", MISSING], {}, MISSING),
         Case("openapi/missing", ["openapi", "--out", unwritable], {}, unwritable),
     ]  # fmt: skip

@@ -74,7 +74,7 @@ def _probe(root: Path, port: int, store: Path, status_port: int) -> subprocess.P
              "--ca", str(pki / "ca.pem"), "--cert", str(pki / "client-operator.pem"),
              "--key", str(pki / "client-operator-key.pem"), "--token-file", str(root / "token"),
              "--incident-token-file", str(root / "token"),
-             "--store", str(store), "--interval", str(INTERVAL), "--timeout", "2",
+             "--store", str(store), "--interval", str(INTERVAL), "--timeout", str(INTERVAL),
              "--windows-every", "1", "--lookup", LOOKUP, "--listen", f"127.0.0.1:{status_port}"],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import shutil
 import struct
 import subprocess
+import threading
 import zlib
 from contextlib import closing
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -57,9 +62,40 @@ def test_the_page_and_metrics_show_days_state_incidents_and_maintenance(tmp_path
     assert colours[-1] == page.GREEN
     assert colours[0] == page.GREY  # no data 90 days ago
     html = page.html(picture)
-    assert "CDB is UP" in html and "upgrade" not in html  # reasons stay off the front page
+    assert "CDB is UP" in html and "upgrade" in html  # the maintenance reason is shown
     assert "cdb (EC)" in html and "error budget left" in html
     assert picture.state == "up"
+    # Times read in Brussels, to the second, zone named; durations in words, not "ongoing".
+    started = report.brussels(picture.incidents[0]["started_at"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T", started)
+    assert f"{started} → " in html and "(3 h 00 min)" in html
+    assert "ongoing" not in html
+
+
+def test_a_fresh_probe_reports_100_percent_since_monitoring_began(tmp_path: Path) -> None:
+    """Installed today, three good samples: no lost year, no negative budget, no alarm."""
+    now = dt.datetime.now(dt.UTC)
+    first = now - dt.timedelta(seconds=90)
+    with closing(Store(tmp_path / "p.sqlite3")) as store:
+        store.set_meta("interval_s", "30")
+        assert report.build(store, now).monitoring_since is None  # nothing measured yet
+        for k in range(3):
+            store.record(
+                Recorded(first + dt.timedelta(seconds=30 * k), True, None, None, 9.0, False)
+            )
+        picture = report.build(store, now)
+    year = picture.periods[f"year_{picture.year}"]
+    assert picture.monitoring_since == first
+    assert year.availability == 1.0 and year.down_s == 0 and year.unknown_s == 0
+    assert year.not_monitored_s > 0  # the year before the probe: apart, not downtime
+    assert year.remaining_budget_h == year.budget_h > 80  # 1 % of a year, untouched
+    assert all(rate == 0 for rate in picture.burn_rates.values())
+    html = page.html(picture)
+    assert f"Year {picture.year}: <b>100.000 %</b>" in html
+    assert f"monitoring since {report.brussels(first)}" in html
+    assert "alarm" not in html.split("</style>")[1]
+    days = [page.day_colour(f) for _, f in picture.days]
+    assert days[-1] == page.GREEN and set(days[:-2]) == {page.GREY}  # not monitored before
 
 
 def _png_pixels(path: Path) -> tuple[int, int, list[tuple[int, int, int]]]:
@@ -113,34 +149,84 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+CHECK_PAGE = """<!doctype html><html><body><pre id="result">pending</pre>
+<iframe id="f" src="/status" style="border:0;width:{width}px;height:800px"></iframe>
+<script>
+document.getElementById("f").addEventListener("load", () => {{
+  const d = document.getElementById("f").contentDocument.documentElement;
+  document.getElementById("result").textContent =
+    JSON.stringify({{scrollWidth: d.scrollWidth, clientWidth: d.clientWidth}});
+}});
+</script></body></html>"""
+
+
+def _serve_for_chromium(store_path: Path) -> ThreadingHTTPServer:
+    """/status (the page as the probe renders it) and /check?w=N on one origin, so that
+    the check page may measure the status page in an N px wide frame."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/check"):
+                body = CHECK_PAGE.format(width=int(self.path.split("w=")[1]))
+            else:
+                with closing(Store(store_path)) as store:
+                    body = page.html(report.build(store))
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _chromium_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(_chromium()), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'chromium'}", *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(_chromium() is None, reason="Debian chromium is not installed "
                     "(make test installs it)")  # fmt: skip
-def test_the_status_page_renders_in_headless_chromium_with_its_bars(tmp_path: Path) -> None:
+def test_the_status_page_renders_in_headless_chromium_at_360_and_1280_px(tmp_path: Path) -> None:
     now = dt.datetime.now(dt.UTC)
     _synthetic_store(tmp_path / "p.sqlite3", now)
-    port = free_port()
-    server = page.serve(tmp_path / "p.sqlite3", f"127.0.0.1:{port}")
-    shot = tmp_path / "status.png"
+    server = _serve_for_chromium(tmp_path / "p.sqlite3")
+    base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
-        url = f"http://127.0.0.1:{port}/status"
-        assert httpx.get(url, timeout=10).status_code == 200
-        done = subprocess.run(
-            [str(_chromium()), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}",
-             f"--screenshot={shot}", "--window-size=1200,800", url],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert shot.exists(), done.stderr[-2000:]
+        assert httpx.get(f"{base}/status", timeout=10).status_code == 200
+        for width in (360, 1280):
+            shot = tmp_path / f"status-{width}.png"
+            done = _chromium_run(tmp_path, f"--screenshot={shot}", f"--window-size={width},900",
+                                 f"{base}/status")  # fmt: skip
+            assert shot.exists(), done.stderr[-2000:]
+            shutil.copy(shot, Path(f"/tmp/cdb-status-{width}.png"))
+            # No horizontal overflow: measured by Chromium itself, in a frame that wide.
+            dom = _chromium_run(tmp_path, "--virtual-time-budget=5000", "--dump-dom",
+                                f"{base}/check?w={width}").stdout  # fmt: skip
+            found = re.search(r'<pre id="result">(\{.*?\})</pre>', dom.replace("&quot;", '"'))
+            assert found, dom[-2000:]
+            measured = json.loads(found.group(1))
+            assert measured["scrollWidth"] <= measured["clientWidth"] == width, (width, measured)
     finally:
         server.shutdown()
-    width, height, pixels = _png_pixels(shot)
-    assert (width, height) == (1200, 800)
+    width, height, pixels = _png_pixels(tmp_path / "status-1280.png")
+    assert (width, height) == (1280, 900)
     counts = {name: sum(1 for p in pixels if p == colour)
               for name, colour in (("green", GREEN), ("red", RED), ("grey", GREY))}  # fmt: skip
     # Bars are 10 × 60 px: about 40 green days, one red, about 50 grey (no data) days.
     assert counts["green"] >= 30 * 600, counts
     assert 600 <= counts["red"] <= 3 * 600, counts
     assert counts["grey"] >= 40 * 600, counts
-    shutil.copy(shot, Path("/tmp/cdb-status-screenshot.png"))
+    narrow, _, _ = _png_pixels(tmp_path / "status-360.png")
+    assert narrow == 360
