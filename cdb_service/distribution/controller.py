@@ -65,7 +65,7 @@ class ExtractController(Controller):
             )
         # The snapshot is the database's, shared by every worker: wait on it, not the index.
         await require_revision(min_revision, reads.reached, settings.min_revision_wait_s,
-                               settings.retry_after_s)  # fmt: skip
+                               settings.retry_after_s, reads.head)  # fmt: skip
         head = await reads.head()
         if revision is not None and revision > head:
             raise invalid([FieldError(("query", "revision"), f"is after the head revision {head}")])
@@ -108,7 +108,7 @@ class ExtractController(Controller):
         ),
     ) -> dict[str, Any]:
         await require_revision(min_revision, reads.reached, settings.min_revision_wait_s,
-                               settings.retry_after_s)  # fmt: skip
+                               settings.retry_after_s, reads.head)  # fmt: skip
         retention = dt.timedelta(days=settings.changes_retention_days)
         if wait:
             async with ceilings.long_polls.slot(principal.certificate.facts.x5t_s256):

@@ -45,7 +45,7 @@ async def _reach(request: Request[Any, Any, Any], lookup: IndexFollower,
         return
     settings: Settings = component(request.scope, "settings")
     await require_revision(min_revision, lookup.reached, settings.min_revision_wait_s,
-                           settings.retry_after_s)  # fmt: skip
+                           settings.retry_after_s, lookup.database_head)  # fmt: skip
 
 
 def _code(errors: list[FieldError], name: str, value: str | None, code_list: str,

@@ -107,8 +107,9 @@ def _version_of(tag: str) -> int:
 
 async def _reach(reads: EntryReads, settings: Settings, min_revision: int | None) -> None:
     await require_revision(
-        min_revision, reads.reached, settings.min_revision_wait_s, settings.retry_after_s
-    )
+        min_revision, reads.reached, settings.min_revision_wait_s, settings.retry_after_s,
+        reads.head,
+    )  # fmt: skip
 
 
 async def _current(reads: EntryReads, spec: KindSpec, entry_id: uuid.UUID) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.problems import FieldError, Problem, invalid
 
 REVISION_HEADER = "CDB-Revision"
 MIN_REVISION_DOC = (
@@ -36,9 +36,18 @@ async def require_revision(
     reached: Callable[[int, float], Awaitable[bool]],
     wait_s: float,
     retry_after: int,
+    head: Callable[[], Awaitable[int]],
 ) -> None:
-    """Return once `reached(R, wait_s)` says yes; raise the 503 problem otherwise."""
+    """Return once `reached(R, wait_s)` says yes; raise the 503 problem otherwise.
+
+    A revision after the database's head has been written by no one (a client learns R
+    only from a committed write): that is the client's mistake, 422 at once, not a wait
+    and a 503."""
     if min_revision is None:
         return
+    latest = await head()
+    if min_revision > latest:
+        reason = f"is after the head revision {latest}: no write has made it"
+        raise invalid([FieldError(("query", "min_revision"), reason)])
     if not await reached(min_revision, wait_s):
         raise not_reached(min_revision, retry_after)

@@ -60,7 +60,10 @@ def fresh_checkout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checkou
     printed = root / "make-run.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDB_") and k != "MAKEFLAGS"}
     with printed.open("wb") as out:
-        process = subprocess.Popen(["make", "--no-print-directory", "run", f"CDB_PORT={port}"],
+        # -o: never rebuild the shared virtual environment from this linked checkout (a
+        # reinstall here would point the editable install at a temporary directory).
+        process = subprocess.Popen(["make", "--no-print-directory", "-o", ".venv/.installed",
+                                    "run", f"CDB_PORT={port}"],
                                    cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)  # fmt: skip
     checkout = Checkout(root, port, printed)

@@ -46,6 +46,12 @@ class Dev:
                                 self.pki / f"client-{client}-key.pem")  # fmt: skip
         return context
 
+    def grew(self, before: int, what: str, answer_bytes: int) -> int:
+        """RSS growth since `before`, printed for the record (pytest -s shows it)."""
+        growth = self.rss() - before
+        print(f"\n{what}: RSS +{growth / MiB:.1f} MiB, answer {answer_bytes} bytes")
+        return growth
+
     def rss(self) -> int:
         status = Path(f"/proc/{self.service.process.pid}/status").read_text()
         kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))
@@ -80,7 +86,7 @@ def test_a_readers_10_mb_invalid_body_is_refused_before_it_is_read(dev: Dev) -> 
     answer = _post(dev, "reader", "/api/v1/jurisdiction-criteria", body, "application/json")
     assert answer.status_code == 403, answer.text[:300]
     assert len(answer.content) < ANSWER_BOUND
-    assert dev.rss() - before < GROWTH_BOUND
+    assert dev.grew(before, "reader, 10 MB invalid body", len(answer.content)) < GROWTH_BOUND
 
 
 def test_an_administrators_10_mb_invalid_criterion_is_too_large(dev: Dev) -> None:
@@ -88,7 +94,7 @@ def test_an_administrators_10_mb_invalid_criterion_is_too_large(dev: Dev) -> Non
     before = dev.rss()
     answer = _post(dev, "admin-de", "/api/v1/jurisdiction-criteria", body, "application/json")
     assert answer.status_code == 413, answer.text[:300]
-    assert dev.rss() - before < GROWTH_BOUND
+    assert dev.grew(before, "administrator, 10 MB criterion", len(answer.content)) < GROWTH_BOUND
 
 
 def test_an_administrators_10_mb_junk_import_has_a_short_answer_and_bounded_memory(
@@ -103,7 +109,7 @@ def test_an_administrators_10_mb_junk_import_has_a_short_answer_and_bounded_memo
     problem = answer.json()
     assert problem["errors_total"] > 250_000 and len(problem["errors"]) == 100
     assert len(answer.content) < ANSWER_BOUND
-    assert dev.rss() - before < GROWTH_BOUND
+    assert dev.grew(before, "administrator, 10 MB junk import", len(answer.content)) < GROWTH_BOUND
 
 
 def _open_extract(dev: Dev, token: str) -> tuple[ssl.SSLSocket, int, str]:
@@ -130,7 +136,7 @@ def test_20_concurrent_full_extracts_by_one_client_meet_the_ceiling(dev: Dev) ->
         assert statuses[:2] == [200, 200], statuses
         refused = [(status, retry) for _, status, retry in opened[2:]]
         assert all(status in (429, 503) and int(retry) >= 1 for status, retry in refused), refused
-        assert dev.rss() - before < GROWTH_BOUND
+        assert dev.grew(before, "20 concurrent full extracts", 0) < GROWTH_BOUND
     finally:
         for conn, _, _ in opened:
             conn.close()

@@ -67,10 +67,10 @@ def test_min_revision_reads_your_write_through_the_other_instance_and_revisions_
                              if m["authority"]["id"] == authority_id]  # fmt: skip
                     assert names == [f"Court, try {attempt}"], (attempt, names)
                     current = written
-                # A revision nobody has written yet: a bounded wait, then 503 with Retry-After.
+                # A revision nobody has written: the client's mistake, 422 naming the head.
                 ahead = reader.get(f"{LOOKUP}&min_revision={revision + 1000}")
-                assert ahead.status_code == 503 and "retry-after" in ahead.headers
-                assert ahead.json()["min_revision"] == revision + 1000
+                assert ahead.status_code == 422, ahead.text
+                assert "after the head revision" in ahead.json()["detail"]
 
             # Writers on both instances at once: one line of revisions, no gap.
             stop_at = time.monotonic() + 3
