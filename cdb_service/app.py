@@ -17,7 +17,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
-from cdb_service import __version__
+from cdb_service import __version__, metrics
 from cdb_service.db import migrate
 from cdb_service.distribution import deps as distribution_deps
 from cdb_service.distribution.controller import ExtractController, JwksController
@@ -28,6 +28,7 @@ from cdb_service.lookup import deps as lookup_deps
 from cdb_service.lookup.controller import ResolveController
 from cdb_service.ops.health import HealthController
 from cdb_service.ops.landing import LandingController
+from cdb_service.ops.metrics import MetricsController
 from cdb_service.registry import deps as registry_deps
 from cdb_service.registry.code_list_controller import CodeListController
 from cdb_service.registry.controller import controllers
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             await services.close()
+            metrics.worker_exited()
 
     api = Router(
         path=API_PREFIX,
@@ -130,7 +132,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         guards=[role_guard],
     )
     handlers: list[Any] = [LandingController, AssetController, HealthController, JwksController,
-                           api]  # fmt: skip
+                           MetricsController, api]  # fmt: skip
     if settings.uses_dev_issuer:
         handlers.append(DevIssuerController)
     return Litestar(

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     auto_seed: bool | None = None
     sqlite_busy_timeout_ms: int = Field(default=30_000, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
+    # Who may scrape GET /metrics without credentials (addresses or networks).
+    metrics_allowed: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     # Readiness warns when the oldest country of the gazetteer was loaded longer ago.
     gazetteer_max_age_days: int = Field(default=400, ge=1)
 

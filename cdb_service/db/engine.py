@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from cdb_service.db.pool_metrics import observe_pool
 from cdb_service.settings import Settings
 
 
@@ -23,14 +24,17 @@ def create_engine(settings: Settings) -> AsyncEngine:
         _ensure_sqlite_dir(url)
         engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=_json_dumps)
         _configure_sqlite(engine.sync_engine, settings.sqlite_busy_timeout_ms)
+        observe_pool(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=10,
         pool_pre_ping=True,
         json_serializer=_json_dumps,
     )
+    observe_pool(engine)
+    return engine
 
 
 def _json_dumps(value: Any) -> str:

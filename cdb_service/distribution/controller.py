@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Controller, get
@@ -11,6 +12,7 @@ from litestar.params import Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cdb_service import metrics
 from cdb_service.distribution import feed
 from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
 from cdb_service.distribution.signing import SigningKeys
@@ -65,7 +67,7 @@ class ExtractController(Controller):
         chosen_owner = owner.upper() if owner else None
         spec = ExtractRequest(kinds_from(kinds), chosen_owner, revision, principal)
         return Stream(
-            stream_extract(sessions, signing, spec),
+            _counted(stream_extract(sessions, signing, spec)),
             media_type=NDJSON,
             headers={"Cache-Control": "no-store"},
         )
@@ -91,12 +93,20 @@ class ExtractController(Controller):
     ) -> dict[str, Any]:
         retention = dt.timedelta(days=settings.changes_retention_days)
         if wait:
-            await feed.wait_for_newer(lookup, sessions, since, wait)
+            with metrics.IN_FLIGHT.labels("long_poll").track_inprogress():
+                await feed.wait_for_newer(lookup, sessions, since, wait)
         page = await feed.changes_page(sessions, since, limit, retention)
         for change in page["changes"]:
             private = KINDS[change["kind"]].private_fields
             change["document"] = policy.redact(change["document"], private, principal)
         return page
+
+
+async def _counted(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """An extract is in flight while it streams, not while its handler runs."""
+    with metrics.IN_FLIGHT.labels("extract").track_inprogress():
+        async for line in lines:
+            yield line
 
 
 class JwksController(Controller):
