@@ -97,6 +97,21 @@ AUDIT_EVENTS = Counter(
     "Audit events written, by outcome",
     ["outcome"],
 )
+READY = Gauge(
+    "cdb_ready",
+    "1 when the latest readiness check passed (or warned), 0 when it failed",
+    multiprocess_mode="min",
+)
+CERTIFICATES_EXPIRED = Gauge(
+    "cdb_routing_party_certificates_expired",
+    "Routing-party certificates in the registry whose not-after has passed",
+    multiprocess_mode="max",
+)
+CERTIFICATE_NEXT_EXPIRY = Gauge(
+    "cdb_routing_party_certificate_next_expiry_timestamp_seconds",
+    "The soonest not-after of a routing-party certificate still valid",
+    multiprocess_mode="min",
+)
 SIGNING_KEY_CREATED = Gauge(
     "cdb_signing_key_created_timestamp_seconds",
     "When the current extract-signing key was made (absent when the key file does not say)",

@@ -251,6 +251,11 @@ def _record(index: LookupIndex, head: int) -> None:
     loaded = index.gazetteer.loaded_at
     if loaded is not None:
         metrics.GAZETTEER_LOADED.set(loaded.timestamp())
+    expired = index.expired_count(dt.datetime.now(dt.UTC).isoformat())
+    metrics.CERTIFICATES_EXPIRED.set(expired)
+    if expired < len(index.expiries):
+        soonest = dt.datetime.fromisoformat(index.expiries[expired])
+        metrics.CERTIFICATE_NEXT_EXPIRY.set(soonest.timestamp())
 
 
 async def _load_gazetteer(session: AsyncSession) -> Gazetteer:

@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from cdb_service import __version__
+from cdb_service import __version__, metrics
 from cdb_service.db import migrate
 from cdb_service.db.revisions import head_revision
 from cdb_service.lookup.gazetteer import oldest_load
@@ -56,6 +56,7 @@ class HealthController(Controller):
             checks["database:responseTime"] = [{"status": "fail", "output": type(error).__name__}]
         statuses = {c["status"] for items in checks.values() for c in items}
         overall = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
+        metrics.READY.set(overall != "fail")
         return _health(overall, checks)
 
 
