@@ -7,6 +7,7 @@ from typing import Any
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from cdb_service.db.outage import database_unavailable
 from cdb_service.kernel.problems import FieldError, Problem, invalid
 from cdb_service.logging import get_logger
 
@@ -68,7 +69,18 @@ def on_http(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return problem_response(Problem(exc.status_code, title, str(exc.detail)), headers)
 
 
+# How long a client should wait before retrying a write during a failover.
+RETRY_AFTER_S = 5
+
+
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if database_unavailable(exc):
+        log.warning("database unavailable", path=request.url.path, error=repr(exc))
+        return problem_response(Problem(
+            503, "Service unavailable", "the registry database cannot be reached (a failover "
+            "may be under way); if this was a write, it was applied whole or not at all: retry "
+            "with the same Idempotency-Key and you get its one result",
+            headers={"Retry-After": str(RETRY_AFTER_S)}))  # fmt: skip
     log.error("unhandled error", path=request.url.path, exc_info=exc)
     return problem_response(
         Problem(500, "Internal error", "the server failed; the request id names it in the logs")
