@@ -1,7 +1,8 @@
 """`cdb-service` command line.
 
 serve, migrate, seed, gazetteer-load, dev-token, audit-verify, import, export,
-verify-extract, verify-restore, rotate-signing-key, mirror, probe (and `probe report`), openapi.
+verify-extract, verify-restore, certificates, rotate-signing-key, mirror, probe (and
+`probe report`), openapi.
 """
 
 from __future__ import annotations
@@ -251,6 +252,20 @@ def cmd_verify_restore(args: argparse.Namespace, settings: Settings) -> int:
     return 1
 
 
+def cmd_certificates(args: argparse.Namespace, settings: Settings) -> int:
+    import datetime as dt
+
+    from cdb_service.registry.kinds import KINDS
+    from cdb_service.registry.routing_parties.expiry import expiring
+
+    parties = asyncio.run(_with_services(
+        settings, lambda s: s.reads.documents([KINDS["routing-parties"]])))  # fmt: skip
+    found = expiring(parties, dt.timedelta(days=args.within_days), dt.datetime.now(dt.UTC))
+    _print({"within_days": args.within_days, "certificates": found})
+    # Non-zero when there is something to act on: a timer's OnFailure= then tells someone.
+    return 1 if found else 0
+
+
 def cmd_rotate_keys(args: argparse.Namespace, settings: Settings) -> int:
     import datetime as dt
 
@@ -350,6 +365,10 @@ def parser() -> argparse.ArgumentParser:
     res.add_argument("--jwks", help="URL or file of the JWKS that signed it")
     res.add_argument("--cacert", help="CA bundle for an https JWKS URL")
     res.set_defaults(run=cmd_verify_restore)
+    crt = sub.add_parser("certificates", help="routing-party certificates expiring within N days "
+                         "(exit 1 when there are any)")  # fmt: skip
+    crt.add_argument("--within-days", type=int, default=30, metavar="N")
+    crt.set_defaults(run=cmd_certificates)
     rot = sub.add_parser("rotate-signing-key", help="make a new signing key; keep the old listed")
     rot.add_argument("--keep-listed-days", type=int)
     rot.set_defaults(run=cmd_rotate_keys)

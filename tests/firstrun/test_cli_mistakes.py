@@ -107,6 +107,8 @@ def cases(p: dict[str, str]) -> list[Case]:
         Case("verify-restore/unreachable", ["verify-restore"], db, "CDB_DATABASE_URL"),
         Case("verify-restore/extract without its keys", ["verify-restore", "--extract",
                                                          p["file"]], {}, "--jwks"),
+        Case("certificates/missing", ["certificates"], under_a_file, "not a directory"),
+        Case("certificates/unreachable", ["certificates"], db, "CDB_DATABASE_URL"),
         Case("rotate-signing-key/missing", ["rotate-signing-key"],
              {"CDB_SIGNING_KEYS_FILE": MISSING}, MISSING),
         Case("mirror/missing", [*mirror, "--from", p["closed_url"], "--ca", MISSING], {},
