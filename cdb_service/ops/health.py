@@ -54,10 +54,23 @@ class HealthController(Controller):
                 await _check(settings, engine, sessions, lookup, checks)
         except Exception as error:
             checks["database:responseTime"] = [{"status": "fail", "output": type(error).__name__}]
+            checks.setdefault("lookup:age", [_stale_index(lookup)])
         statuses = {c["status"] for items in checks.values() for c in items}
         overall = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
         metrics.READY.set(overall != "fail")
         return _health(overall, checks)
+
+
+def _stale_index(lookup: IndexFollower) -> dict[str, Any]:
+    """Without the database the index stops following it: /resolve still answers, from
+    the revision named here, and readiness says how old that answer is."""
+    age, index = lookup.age_seconds(), lookup.index
+    return {
+        "status": "warn" if age is not None and age < LOOKUP_STALE_S else "fail",
+        "observedValue": None if age is None else round(age, 3), "observedUnit": "s",
+        "output": "no index" if index is None else
+        f"revision {index.revision}, not following the database",
+    }  # fmt: skip
 
 
 async def _check(

@@ -112,6 +112,7 @@ class Log:
     attempted: list[list[str]] = field(default_factory=list)
     resolves: list[tuple[float, int, int | None]] = field(default_factory=list)
     ready: list[tuple[float, int]] = field(default_factory=list)
+    stale_index: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -167,10 +168,13 @@ def _resolve_steadily(stage: Stage, log: Log) -> None:
 def _watch_ready(stage: Stage, log: Log) -> None:
     while not log.stop.is_set():
         try:
-            status = httpx.get(f"{stage.services[0].base_url}/health/ready", timeout=5).status_code
+            answer = httpx.get(f"{stage.services[0].base_url}/health/ready", timeout=5)
+            status, body = answer.status_code, answer.json()
         except httpx.TransportError:
-            status = 0
+            status, body = 0, {}
         log.ready.append((time.monotonic(), status))
+        if status == 503:
+            log.stale_index.append(body["checks"]["lookup:age"][0].get("output", ""))
         time.sleep(0.2)
 
 
@@ -213,6 +217,8 @@ def test_losing_the_primary_loses_no_acknowledged_write_and_writes_resume(stage:
     assert all(t > killed_at for t, _, _ in failures), failures[:3]
     # Readiness said so while there was no primary, and recovers.
     assert any(s == 503 for t, s in log.ready if killed_at < t < promoted_at), log.ready
+    # ... and that the look-ups it still answers come from an index no longer following.
+    assert log.stale_index and all("not following" in o for o in log.stale_index)
     for service in stage.services:
         wait_until(lambda s=service: httpx.get(f"{s.base_url}/health/ready").status_code == 200,
                    15, "readiness after the promotion")  # fmt: skip
