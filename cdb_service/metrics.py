@@ -11,6 +11,10 @@ time, so whichever worker answers `/metrics` reports the whole service. The mode
 chosen when prometheus-client is first imported, as the library itself does:
 `serve` sets the variable before it starts the workers (`prepare_multiprocess`).
 
+Gauges count live workers only (`live*` modes): a worker that stopped takes its
+last values with it (`worker_exited`), so a restarted worker's stale index
+revision does not linger in the minimum.
+
 Ages are exported as timestamps (`..._timestamp_seconds`) rather than seconds:
 a worker records when something happened, and `time() - metric` in PromQL is the
 age at any scrape, whichever worker answers it.
@@ -52,23 +56,23 @@ REFUSED = Counter(
 INDEX_REVISION = Gauge(
     "cdb_lookup_index_revision",
     "Registry revision the lookup index answers from (lowest across workers)",
-    multiprocess_mode="min",
+    multiprocess_mode="livemin",
 )
 INDEX_SYNCED = Gauge(
     "cdb_lookup_index_synced_timestamp_seconds",
     "When the lookup index last caught up with the database (oldest across workers)",
-    multiprocess_mode="min",
+    multiprocess_mode="livemin",
 )
 HEAD_REVISION = Gauge(
     "cdb_registry_head_revision",
     "The database's head revision as last seen by a worker; minus the index revision "
     "it is the feed lag",
-    multiprocess_mode="max",
+    multiprocess_mode="livemax",
 )
 GAZETTEER_LOADED = Gauge(
     "cdb_gazetteer_loaded_timestamp_seconds",
     "When the newest gazetteer load the index holds was made",
-    multiprocess_mode="min",
+    multiprocess_mode="livemin",
 )
 POOL_CONNECTIONS = Gauge(
     "cdb_db_pool_connections",
@@ -100,22 +104,22 @@ AUDIT_EVENTS = Counter(
 READY = Gauge(
     "cdb_ready",
     "1 when the latest readiness check passed (or warned), 0 when it failed",
-    multiprocess_mode="min",
+    multiprocess_mode="livemin",
 )
 CERTIFICATES_EXPIRED = Gauge(
     "cdb_routing_party_certificates_expired",
     "Routing-party certificates in the registry whose not-after has passed",
-    multiprocess_mode="max",
+    multiprocess_mode="livemax",
 )
 CERTIFICATE_NEXT_EXPIRY = Gauge(
     "cdb_routing_party_certificate_next_expiry_timestamp_seconds",
     "The soonest not-after of a routing-party certificate still valid",
-    multiprocess_mode="min",
+    multiprocess_mode="livemin",
 )
 SIGNING_KEY_CREATED = Gauge(
     "cdb_signing_key_created_timestamp_seconds",
     "When the current extract-signing key was made (absent when the key file does not say)",
-    multiprocess_mode="max",
+    multiprocess_mode="livemax",
 )
 
 
