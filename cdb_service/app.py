@@ -28,7 +28,7 @@ from cdb_service.lookup import deps as lookup_deps
 from cdb_service.lookup.controller import ResolveController
 from cdb_service.ops.health import HealthController
 from cdb_service.ops.landing import LandingController
-from cdb_service.ops.metrics import MetricsController
+from cdb_service.ops.metrics import MetricsController, record_server_certificate
 from cdb_service.registry import deps as registry_deps
 from cdb_service.registry.code_list_controller import CodeListController
 from cdb_service.registry.controller import controllers
@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = Services.open(settings)
         app.state.update(services.as_state())
+        record_server_certificate(services.settings)
         try:
             await prepare(services)
             log.info("ready", profile=settings.profile.value, database=services.engine.dialect.name,

@@ -116,6 +116,11 @@ CERTIFICATE_NEXT_EXPIRY = Gauge(
     "The soonest not-after of a routing-party certificate still valid",
     multiprocess_mode="livemin",
 )
+SERVER_CERTIFICATE_NOT_AFTER = Gauge(
+    "cdb_server_certificate_not_after_timestamp_seconds",
+    "When the TLS server certificate the service presents (direct mode) expires",
+    multiprocess_mode="livemin",
+)
 SIGNING_KEY_CREATED = Gauge(
     "cdb_signing_key_created_timestamp_seconds",
     "When the current extract-signing key was made (absent when the key file does not say)",

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from cryptography import x509
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 
 from cdb_service import metrics
 from cdb_service.kernel.problems import Problem
 from cdb_service.security.certificates import ProxyAllowList
-from cdb_service.settings import Settings
+from cdb_service.security.x509 import certificate_facts
+from cdb_service.settings import Settings, TlsMode
 from cdb_service.web.docs import problems
 
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
@@ -44,6 +46,15 @@ class MetricsController(Controller):
                       "CDB_METRICS_ALLOWED, or scrape from an address in it")  # fmt: skip
             raise Problem(403, "Forbidden", detail)
         return Response(metrics.exposition(), media_type=EXPOSITION)
+
+
+def record_server_certificate(settings: Settings) -> None:
+    """In direct mode the service presents its own certificate: its expiry is an alert.
+    (Behind nginx, the proxy's certificate is watched where nginx runs.)"""
+    if settings.tls_mode is TlsMode.DIRECT and settings.tls_cert_file is not None:
+        pem = settings.tls_cert_file.read_bytes()
+        facts = certificate_facts(x509.load_pem_x509_certificate(pem))
+        metrics.SERVER_CERTIFICATE_NOT_AFTER.set(facts.not_after.timestamp())
 
 
 _lists: dict[tuple[str, ...], ProxyAllowList] = {}
