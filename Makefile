@@ -9,7 +9,7 @@ CDB_PORT ?= 8443
 export CDB_PORT
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test bench lint format openapi postgres nginx oidc chromium clean help
+.PHONY: run test bench lint format openapi postgres nginx oidc chromium deploy-tools clean help
 
 help:
 	@echo "make run    - start the service on the embedded SQLite database (dev profile)"
@@ -49,6 +49,20 @@ chromium:
 	@command -v chromium >/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# deploy/ is checked by the tools that apply it: promtool (Debian prometheus, whose own
+# service stays off), PostgreSQL's server binaries for the failover and restore
+# tests, systemd-analyze, and kubectl (kustomize; Debian kubernetes-client if none).
+deploy-tools:
+	@command -v promtool >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null)
+	-@service prometheus stop >/dev/null 2>&1 || true
+	@ls /usr/lib/postgresql/*/bin/pg_basebackup >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)
+	@command -v systemd-analyze >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null)
+	@command -v kubectl >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null)
+
 # The token tests talk to a real OpenID provider (npm oidc-provider).
 oidc: tests/support/oidc/node_modules/.package-lock.json
 
@@ -68,7 +82,7 @@ format: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/cdb-service openapi --out openapi.yaml
 
-test: $(STAMP) postgres nginx oidc chromium lint
+test: $(STAMP) postgres nginx oidc chromium deploy-tools lint
 	CDB_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest
 
 # Ratios measured in one run (see bench/run.py); wrk is Debian's load generator.

@@ -18,7 +18,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 
-from cdb_service import __version__
+from cdb_service import __version__, metrics
 from cdb_service.db import migrate
 from cdb_service.distribution import deps as distribution_deps
 from cdb_service.distribution.controller import ExtractController, JwksController
@@ -29,6 +29,7 @@ from cdb_service.lookup import deps as lookup_deps
 from cdb_service.lookup.controller import ResolveController
 from cdb_service.ops.health import HealthController
 from cdb_service.ops.landing import LandingController
+from cdb_service.ops.metrics import MetricsController, record_server_certificate
 from cdb_service.quality.controller import QualityController
 from cdb_service.registry import deps as registry_deps
 from cdb_service.registry.code_list_controller import CodeListController
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = Services.open(settings)
         app.state.update(services.as_state())
+        record_server_certificate(services.settings)
         try:
             await prepare(services)
             log.info("ready", profile=settings.profile.value, database=services.engine.dialect.name,
@@ -120,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             await services.close()
+            metrics.worker_exited()
 
     api = Router(
         path=API_PREFIX,
@@ -137,7 +140,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         guards=[role_guard],
     )
     handlers: list[Any] = [LandingController, AssetController, HealthController, JwksController,
-                           api]  # fmt: skip
+                           MetricsController, api]  # fmt: skip
     if settings.uses_dev_issuer:
         handlers.append(DevIssuerController)
     return Litestar(

@@ -1,7 +1,8 @@
 """`cdb-service` command line.
 
-serve, migrate, seed, gazetteer-load, dev-token, audit-verify, import, export, quality,
-verify-extract, rotate-signing-key, mirror, probe (and `probe report`), openapi.
+serve, migrate, seed, gazetteer-load, dev-token, dev-url, audit-verify, import, export,
+quality, verify-extract, verify-restore, certificates, rotate-signing-key, mirror, probe
+(and `probe report`), openapi.
 """
 
 from __future__ import annotations
@@ -293,23 +294,27 @@ def cmd_quality(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_verify_extract(args: argparse.Namespace, settings: Settings) -> int:
+def _key_set(source: str, cacert: str | None) -> Any:
+    """The JWKS that verifies extracts, from the service's URL or a saved file."""
     import httpx
     from joserfc.jwk import KeySet
 
-    from cdb_service.distribution.extracts import verify_lines
-
-    source = args.jwks
     jwks: Any  # checked below, then handed to joserfc as it came
     if source.startswith(("https://", "http://")):
-        jwks = httpx.get(source, timeout=10, verify=args.cacert or True).raise_for_status().json()
+        jwks = httpx.get(source, timeout=10, verify=cacert or True).raise_for_status().json()
     else:
         jwks = json.loads(Path(source).read_text())
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
         raise UserMistake(f"{source} is not a JWKS (a JSON object with a 'keys' list)")
-    lines = Path(args.file).read_bytes().splitlines(keepends=True)
     published: Any = jwks
-    verdict = verify_lines(lines, KeySet.import_key_set(published))
+    return KeySet.import_key_set(published)
+
+
+def cmd_verify_extract(args: argparse.Namespace, settings: Settings) -> int:
+    from cdb_service.distribution.extracts import verify_lines
+
+    lines = Path(args.file).read_bytes().splitlines(keepends=True)
+    verdict = verify_lines(lines, _key_set(args.jwks, args.cacert))
     if verdict.ok:
         _print(
             {
@@ -324,6 +329,39 @@ def cmd_verify_extract(args: argparse.Namespace, settings: Settings) -> int:
     print(f"extract does not verify: {where}{verdict.detail}", file=sys.stderr)
     _print({"status": "failed", "line": verdict.line, "detail": verdict.detail})
     return 1
+
+
+def cmd_verify_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from cdb_service.ops.restore_check import as_report, verify_restore
+
+    if bool(args.extract) != bool(args.jwks):
+        raise UserMistake("--extract and --jwks go together: the extract's signature is checked "
+                          "with the service's keys")  # fmt: skip
+    lines = Path(args.extract).read_bytes().splitlines(keepends=True) if args.extract else None
+    key_set = _key_set(args.jwks, args.cacert) if args.jwks else None
+    checks = asyncio.run(_with_services(
+        settings, lambda s: verify_restore(s.engine, s.sessions, lines, key_set)))  # fmt: skip
+    report = as_report(checks)
+    _print(report)
+    if report["status"] == "ok":
+        return 0
+    failed = next(c for c in checks if not c.ok)
+    print(f"restore does not verify: {failed.name}: {failed.detail}", file=sys.stderr)
+    return 1
+
+
+def cmd_certificates(args: argparse.Namespace, settings: Settings) -> int:
+    import datetime as dt
+
+    from cdb_service.registry.kinds import KINDS
+    from cdb_service.registry.routing_parties.expiry import expiring
+
+    parties = asyncio.run(_with_services(
+        settings, lambda s: s.reads.documents([KINDS["routing-parties"]])))  # fmt: skip
+    found = expiring(parties, dt.timedelta(days=args.within_days), dt.datetime.now(dt.UTC))
+    _print({"within_days": args.within_days, "certificates": found})
+    # Non-zero when there is something to act on: a timer's OnFailure= then tells someone.
+    return 1 if found else 0
 
 
 def cmd_rotate_keys(args: argparse.Namespace, settings: Settings) -> int:
@@ -433,6 +471,16 @@ def parser() -> argparse.ArgumentParser:
     ver.add_argument("--jwks", required=True, help="URL or file of the service's JWKS")
     ver.add_argument("--cacert", help="CA bundle for an https JWKS URL")
     ver.set_defaults(run=cmd_verify_extract)
+    res = sub.add_parser("verify-restore", help="check a restored database: migrations, gap-free "
+                         "and whole revisions, audit chain, state = extract")  # fmt: skip
+    res.add_argument("--extract", help="a signed extract of revision R to compare the state at R")
+    res.add_argument("--jwks", help="URL or file of the JWKS that signed it")
+    res.add_argument("--cacert", help="CA bundle for an https JWKS URL")
+    res.set_defaults(run=cmd_verify_restore)
+    crt = sub.add_parser("certificates", help="routing-party certificates expiring within N days "
+                         "(exit 1 when there are any)")  # fmt: skip
+    crt.add_argument("--within-days", type=int, default=30, metavar="N")
+    crt.set_defaults(run=cmd_certificates)
     rot = sub.add_parser("rotate-signing-key", help="make a new signing key; keep the old listed")
     rot.add_argument("--keep-listed-days", type=int)
     rot.set_defaults(run=cmd_rotate_keys)

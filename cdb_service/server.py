@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 from sqlalchemy import text
 
+from cdb_service import metrics
 from cdb_service.app import create_app
 from cdb_service.db.engine import create_engine
 from cdb_service.mistakes import UserMistake
@@ -102,6 +103,8 @@ def _serve(settings: Settings, workers: int) -> None:
         # express our TLS policy; several workers therefore sit behind the proxy.
         raise SystemExit("several workers need CDB_TLS_MODE=proxy (TLS ends at the proxy)")
     os.environ |= {"CDB_HOST": settings.host, "CDB_PORT": str(settings.port)}
+    # The workers' metrics meet in files; any worker's /metrics then reports them all.
+    metrics.prepare_multiprocess(settings.data_dir / "metrics")
     uvicorn.run(
         "cdb_service.server:app_from_environment",
         factory=True,

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     min_revision_wait_s: float = Field(default=5.0, ge=0)
     # What a 503 tells clients to wait before retrying (Retry-After, seconds).
     retry_after_s: int = Field(default=5, ge=1)
+    # Who may scrape GET /metrics without credentials (addresses or networks).
+    metrics_allowed: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     # Readiness warns when the oldest country of the gazetteer was loaded longer ago.
     gazetteer_max_age_days: int = Field(default=400, ge=1)
 
@@ -126,8 +128,8 @@ class Settings(BaseSettings):
         url = self.database_url or f"sqlite:///{self.data_dir / 'cdb.sqlite3'}"
         scheme, _, rest = url.partition("://")
         if scheme in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"):
-            scheme = "postgresql+asyncpg"
-        elif scheme == "sqlite":
+            return f"postgresql+asyncpg://{multi_host(rest)}"
+        if scheme == "sqlite":
             scheme = "sqlite+aiosqlite"
         return f"{scheme}://{rest}"
 
@@ -202,3 +204,23 @@ class Settings(BaseSettings):
         if self.tls_mode is TlsMode.DIRECT and not (self.tls_cert_file and self.tls_key_file):
             problems.append("direct TLS needs CDB_TLS_CERT_FILE and CDB_TLS_KEY_FILE")
         return problems
+
+
+def multi_host(rest: str) -> str:
+    """libpq's multi-host form (`user@h1:5432,h2:5432/db`) in SQLAlchemy's (`user@/db?host=h1:5432&
+    host=h2:5432`), aimed at whichever host accepts writes unless the URL says otherwise.
+
+    High availability on PostgreSQL replication: each new connection tries the hosts
+    in order and keeps the first that is the primary (`target_session_attrs`), so after
+    a failover the pool finds the promoted standby by itself.
+    """
+    authority, _, tail = rest.partition("/")
+    credentials, at, hosts = authority.rpartition("@")
+    if "," not in hosts:
+        return rest
+    database, _, query = tail.partition("?")
+    params = [f"host={h}" for h in hosts.split(",") if h]
+    if "target_session_attrs=" not in query:
+        params.append("target_session_attrs=read-write")
+    joined = "&".join([p for p in (query,) if p] + params)
+    return f"{credentials}{at}/{database}?{joined}"

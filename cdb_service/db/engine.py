@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util.concurrency import await_
 
+from cdb_service.db.pool_metrics import observe_pool
 from cdb_service.settings import Settings
 
 
@@ -35,9 +36,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         _configure_sqlite(
             engine.sync_engine, settings.db_lock_timeout_s, settings.db_statement_timeout_s
         )
+        observe_pool(engine)
         return engine
     statement_ms = int(settings.db_statement_timeout_s * 1000)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=10,
@@ -58,6 +60,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
             },
         },
     )
+    observe_pool(engine)
+    return engine
 
 
 def _json_dumps(value: Any) -> str:

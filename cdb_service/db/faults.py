@@ -31,6 +31,12 @@ class Fault:
 _SQLSTATE_TIMEOUT = {"57014", "55P03"}  # statement_timeout / query cancelled; lock_timeout
 _SQLSTATE_FULL = {"53100"}  # disk_full
 _SQLSTATE_CLASSES_UNAVAILABLE = ("08", "53", "57", "58")  # connection, resources, shutdown, I/O
+# A read-only transaction: the host that answered is a standby, or a primary demoted
+# under us (a failover under way).
+_SQLSTATE_READ_ONLY = "25006"
+# asyncpg's own errors for a lost or unsuitable connection (they carry no SQLSTATE).
+_ASYNCPG_UNAVAILABLE = {"ConnectionDoesNotExistError", "InterfaceError",
+                        "TargetServerAttributeNotMatched", "ClientCannotConnectError"}  # fmt: skip
 # sqlite3 error names (Python 3.11+ `.sqlite_errorname`).
 _SQLITE_TIMEOUT = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_INTERRUPT"}
 _SQLITE_FULL = {"SQLITE_FULL"}
@@ -59,7 +65,10 @@ def classify(error: BaseException) -> Fault | None:
                 return Fault(FaultKind.STORAGE_FULL, reason)
             if sqlstate in _SQLSTATE_TIMEOUT:
                 return Fault(FaultKind.TIMEOUT, reason)
-            if sqlstate.startswith(_SQLSTATE_CLASSES_UNAVAILABLE):
+            if (
+                sqlstate.startswith(_SQLSTATE_CLASSES_UNAVAILABLE)
+                or sqlstate == _SQLSTATE_READ_ONLY
+            ):
                 return Fault(FaultKind.UNAVAILABLE, reason)
         name = getattr(item, "sqlite_errorname", None)
         if isinstance(name, str):
@@ -77,9 +86,9 @@ def classify(error: BaseException) -> Fault | None:
             return Fault(FaultKind.UNAVAILABLE, reason)
         if isinstance(item, sa_exc.DBAPIError) and item.connection_invalidated:
             return Fault(FaultKind.UNAVAILABLE, reason)
-        if type(item).__name__ in ("ConnectionDoesNotExistError", "InterfaceError") and type(
-            item
-        ).__module__.startswith("asyncpg"):
+        if type(item).__name__ in _ASYNCPG_UNAVAILABLE and type(item).__module__.startswith(
+            "asyncpg"
+        ):
             return Fault(FaultKind.UNAVAILABLE, reason)
     return None
 

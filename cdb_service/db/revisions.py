@@ -22,6 +22,7 @@ are). Both take the lock with `lock_registry` and record versions with
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections.abc import (
     AsyncIterator,
@@ -56,6 +57,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from cdb_service import metrics
 from cdb_service.db.base import GUID, Base, DateTimeUTC, EntryColumns, JsonB, utcnow
 from cdb_service.db.documents import date_of, document_of
 
@@ -332,16 +334,18 @@ async def lock_registry(session: AsyncSession, *, allocate: bool) -> int:
     from its source, not from here.
     """
     new = RegistryHead.revision + 1 if allocate else RegistryHead.revision
-    return int(
-        (
-            await session.execute(
-                update(RegistryHead)
-                .where(RegistryHead.id == RevisionWriter.LOCK_ROW)
-                .values(revision=new)
-                .returning(RegistryHead.revision)
-            )
-        ).scalar_one()
-    )
+    started = time.perf_counter()
+    locked = (
+        await session.execute(
+            update(RegistryHead)
+            .where(RegistryHead.id == RevisionWriter.LOCK_ROW)
+            .values(revision=new)
+            .returning(RegistryHead.revision)
+        )
+    ).scalar_one()
+    # Writers queue on this row: the wait is what concurrent writes cost each other.
+    metrics.LOCK_WAIT_SECONDS.observe(time.perf_counter() - started)
+    return int(locked)
 
 
 def _chunks(items: list[Any], size: int = 500) -> list[list[Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Controller, get
@@ -11,6 +12,7 @@ from litestar.params import Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cdb_service import metrics
 from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.distribution import feed
 from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
@@ -75,7 +77,9 @@ class ExtractController(Controller):
         chosen_owner = owner.upper() if owner else None
         spec = ExtractRequest(kinds_from(kinds), chosen_owner, revision, principal)
         client = principal.certificate.facts.x5t_s256
-        body = ceilings.extracts.held_while(client, stream_extract(sessions, signing, spec))
+        body = ceilings.extracts.held_while(
+            client, _counted(stream_extract(sessions, signing, spec))
+        )
         await audit.record(sessions, who, "extract", "ok", target)
         return Stream(
             body,
@@ -111,13 +115,22 @@ class ExtractController(Controller):
                                settings.retry_after_s, reads.head)  # fmt: skip
         retention = dt.timedelta(days=settings.changes_retention_days)
         if wait:
-            async with ceilings.long_polls.slot(principal.certificate.facts.x5t_s256):
-                await feed.wait_for_newer(lookup, sessions, since, wait)
+            client = principal.certificate.facts.x5t_s256
+            with metrics.IN_FLIGHT.labels("long_poll").track_inprogress():
+                async with ceilings.long_polls.slot(client):
+                    await feed.wait_for_newer(lookup, sessions, since, wait)
         page = await feed.changes_page(sessions, since, limit, retention)
         for change in page["changes"]:
             private = KINDS[change["kind"]].private_fields
             change["document"] = policy.redact(change["document"], private, principal)
         return page
+
+
+async def _counted(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """An extract is in flight while it streams, not while its handler runs."""
+    with metrics.IN_FLIGHT.labels("extract").track_inprogress():
+        async for line in lines:
+            yield line
 
 
 class JwksController(Controller):

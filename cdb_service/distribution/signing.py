@@ -18,6 +18,8 @@ from typing import Any
 from joserfc import jws
 from joserfc.jwk import ECKey, KeySet
 
+from cdb_service import metrics
+
 ALG = "ES256"
 
 
@@ -36,10 +38,14 @@ class SigningKeys:
             _save(path, _new_key(), [])
         keys = []
         current = None
+        created: dict[str, str] = {}
         try:
             data = json.loads(path.read_text())
             for item in data["keys"]:
                 until = item.pop("listed_until", None)
+                made = item.pop("created_at", None)
+                if made:
+                    created[item.get("kid", "")] = made
                 key = ECKey.import_key(item)
                 keys.append((key, dt.datetime.fromisoformat(until) if until else None))
                 if key.kid == data["current"]:
@@ -48,6 +54,9 @@ class SigningKeys:
             raise SystemExit(f"{path} is not a signing key set ({error!r:.80})") from None
         if current is None:
             raise SystemExit(f"{path}: the current key {data['current']!r} is not in the file")
+        made = created.get(current.kid or "")
+        if made:
+            metrics.SIGNING_KEY_CREATED.set(dt.datetime.fromisoformat(made).timestamp())
         return cls(path, current, keys)
 
     def jwks(self, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -67,6 +76,7 @@ class SigningKeys:
         new = _new_key()
         _save(self.path, new, old)
         self.current, self.keys = new, [(new, None), *old]
+        metrics.SIGNING_KEY_CREATED.set_to_current_time()
         return new
 
 
@@ -77,7 +87,9 @@ def _new_key() -> ECKey:
 
 
 def _save(path: Path, current: ECKey, retired: Sequence[tuple[ECKey, dt.datetime | None]]) -> None:
-    items: list[dict[str, Any]] = [dict(current.as_dict(private=True))]
+    # The current key's birth is kept with it: its age is a metric and an alert.
+    made = dt.datetime.now(dt.UTC).isoformat()
+    items: list[dict[str, Any]] = [dict(current.as_dict(private=True)) | {"created_at": made}]
     for key, until in retired:
         item: dict[str, Any] = dict(key.as_dict(private=True))
         item["listed_until"] = until.isoformat() if until else None

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cdb_service import metrics
 from cdb_service.db import documents
 from cdb_service.db import revisions as rev
 from cdb_service.db.documents import date_of, document_of
@@ -271,7 +272,23 @@ async def build(sessions: async_sessionmaker[AsyncSession]) -> LookupIndex:
             index.add_key(entry_id, geo_key(country, scheme, code))
         index.gazetteer = await _load_gazetteer(session)
     index.freshness = Freshness(time.monotonic())
+    _record(index, index.revision)
     return index
+
+
+def _record(index: LookupIndex, head: int) -> None:
+    """The figures an operator watches: what the index answers from, and how fresh."""
+    metrics.INDEX_REVISION.set(index.revision)
+    metrics.INDEX_SYNCED.set_to_current_time()
+    metrics.HEAD_REVISION.set(head)
+    loaded = index.gazetteer.loaded_at
+    if loaded is not None:
+        metrics.GAZETTEER_LOADED.set(loaded.timestamp())
+    expired = index.expired_count(dt.datetime.now(dt.UTC).isoformat())
+    metrics.CERTIFICATES_EXPIRED.set(expired)
+    if expired < len(index.expiries):
+        soonest = dt.datetime.fromisoformat(index.expiries[expired])
+        metrics.CERTIFICATE_NEXT_EXPIRY.set(soonest.timestamp())
 
 
 async def _load_gazetteer(session: AsyncSession) -> Gazetteer:
@@ -316,6 +333,7 @@ async def catch_up(index: LookupIndex, sessions: async_sessionmaker[AsyncSession
             head = await rev.head_revision(session)
             index.freshness.saw(head, index.revision, time.monotonic())
             if head <= index.revision:
+                _record(index, head)
                 return applied
             versions = await rev.changes_after(session, index.revision, CHANGES_PAGE)
             loaded_at = await session.scalar(select(func.max(GazetteerLoad.loaded_at)))

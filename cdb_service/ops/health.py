@@ -22,7 +22,7 @@ from litestar.di import NamedDependency
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from cdb_service import __version__
+from cdb_service import __version__, metrics
 from cdb_service.db import migrate
 from cdb_service.db.faults import classify
 from cdb_service.db.revisions import head_revision
@@ -70,9 +70,20 @@ class HealthController(Controller):
         checks: Checks = {}
         deadline = time.monotonic() + settings.ready_budget_s
         await _database_checks(settings, engine, sessions, checks, deadline)
-        checks["lookup:age"] = [_lookup_check(settings, lookup)]
+        index_check = _lookup_check(settings, lookup)
+        database_down = any(c["status"] == "fail" for name, items in checks.items()
+                            if name.startswith("database") for c in items)  # fmt: skip
+        if database_down and lookup.index is not None:
+            # /resolve still answers from memory: say from which revision, and that the
+            # index cannot follow a database it cannot reach.
+            index_check["output"] = (
+                f"revision {lookup.index.revision}, not following the database; "
+                + index_check["output"]
+            )
+        checks["lookup:age"] = [index_check]
         statuses = {c["status"] for items in checks.values() for c in items}
         overall = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
+        metrics.READY.set(overall != "fail")
         return _health(overall, checks, settings.retry_after_s)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import BigInteger, Integer, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from cdb_service import metrics
 from cdb_service.db.base import Base, DateTimeUTC, JsonB, utcnow
 from cdb_service.kernel import hash_chain
 from cdb_service.logging import get_logger
@@ -128,6 +129,7 @@ async def append(
     session.add(event)
     await session.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=event.hash))
     log.info("audit", **{k: v for k, v in _content(event).items() if k != "at"})
+    metrics.AUDIT_EVENTS.labels(outcome).inc()
     return event
 
 

@@ -11,6 +11,7 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from cdb_service import metrics
 from cdb_service.logging import get_logger
 
 HEADER = b"x-request-id"
@@ -44,11 +45,23 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            _observe(scope, status["code"], elapsed)
             self.log.info(
                 "request",
                 method=scope.get("method"),
                 path=scope.get("path"),
                 status=status["code"],
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(elapsed * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _observe(scope: Scope, status: int, seconds: float) -> None:
+    """One sample per request, labelled by the route's template (not the path: ids
+    would make a series per entry); requests no route matched share one label."""
+    route = scope.get("path_template") or "unmatched"  # type: ignore[typeddict-item]
+    code = metrics.status_class(status)
+    metrics.REQUEST_SECONDS.labels(route, scope.get("method", ""), code).observe(seconds)
+    if status in (401, 403, 429):
+        metrics.REFUSED.labels(str(status)).inc()

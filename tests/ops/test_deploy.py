@@ -1,0 +1,219 @@
+"""`deploy/` as an operator would apply it, checked by the tools that will apply it.
+
+Kubernetes: the base and the production overlay rendered by kustomize (`kubectl
+kustomize`), every object validated against Kubernetes' own schemas
+(kubernetes-validate, strict: an unknown field is an error) and every
+CloudNativePG object against the CRD schemas in `shared/external/cloudnative-pg/`;
+then what the issue asks of them, and that every Secret and ConfigMap a pod mounts
+is one the runbook tells the operator to create. systemd: `systemd-analyze verify`
+accepts the units (warnings count as failures). Prometheus: `promtool check rules`
+and `promtool test rules` on the alerting rules, burn-rate test included.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+SYSTEMD = ROOT / "deploy" / "systemd"
+RULES = ROOT / "deploy" / "prometheus"
+CNPG_CRDS = ROOT.parent / "shared" / "external" / "cloudnative-pg"
+KUBERNETES = "1.31.0"
+# Created by CloudNativePG itself for the cluster's application user.
+MADE_BY_OPERATOR = {"cdb-db-app"}
+
+
+def _kubectl() -> str | None:
+    return shutil.which("kubectl")
+
+
+def _render(directory: Path) -> list[dict[str, Any]]:
+    kubectl = _kubectl()
+    if kubectl is None:
+        pytest.skip("kubectl is not installed (it renders kustomize; `make test` installs it)")
+    out = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) → the CRD's openAPIV3Schema, for every CloudNativePG kind."""
+    if not CNPG_CRDS.is_dir():
+        pytest.skip(f"no CloudNativePG CRDs at {CNPG_CRDS}")
+    schemas = {}
+    for path in CNPG_CRDS.glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            schemas[(f"{group}/{version['name']}", kind)] = version["schema"]["openAPIV3Schema"]
+    return schemas
+
+
+def _validate(objects: list[dict[str, Any]]) -> None:
+    crds = _crd_schemas()
+    for obj in objects:
+        key = (obj["apiVersion"], obj["kind"])
+        name = f"{obj['kind']}/{obj['metadata']['name']}"
+        if obj["apiVersion"].startswith("postgresql.cnpg.io/"):
+            assert key in crds, f"{name}: no CRD for {key}"
+            errors = sorted(jsonschema.Draft7Validator(crds[key]).iter_errors(obj), key=str)
+            assert not errors, f"{name}: {[e.message for e in errors]}"
+        else:
+            try:
+                kubernetes_validate.validate(obj, KUBERNETES, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                raise AssertionError(f"{name}: {error.message} at {list(error.path)}") from None
+
+
+def _by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+@pytest.fixture(scope="module")
+def production() -> list[dict[str, Any]]:
+    return _render(K8S / "overlays" / "production")
+
+
+def test_base_and_production_validate_against_kubernetes_and_cloudnativepg_schemas(
+    production: list[dict[str, Any]],
+) -> None:
+    _validate(_render(K8S / "base"))
+    _validate(production)
+    _validate([d for d in yaml.safe_load_all((K8S / "secrets.example.yaml").read_text()) if d])
+    assert {o["metadata"].get("namespace") for o in production if o["kind"] != "Namespace"} == {
+        "cdb"
+    }
+
+
+def test_the_validators_refuse_a_broken_object(production: list[dict[str, Any]]) -> None:
+    deployment = copy.deepcopy(_by_kind(production, "Deployment")["cdb-service"])
+    deployment["spec"]["replicas"] = "three"
+    with pytest.raises(AssertionError, match="cdb-service"):
+        _validate([deployment])
+    cluster = copy.deepcopy(_by_kind(production, "Cluster")["cdb-db"])
+    cluster["spec"]["postgresql"]["synchronous"]["method"] = "all"
+    with pytest.raises(AssertionError, match="cdb-db"):
+        _validate([cluster])
+
+
+def test_the_service_runs_as_the_issue_asks(production: list[dict[str, Any]]) -> None:
+    deployment = _by_kind(production, "Deployment")["cdb-service"]
+    spec = deployment["spec"]
+    assert spec["replicas"] >= 3
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    spread = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}
+    assert {"topology.kubernetes.io/zone", "kubernetes.io/hostname"} <= spread
+    labels = spec["template"]["metadata"]["labels"]
+    (budget,) = _by_kind(production, "PodDisruptionBudget").values()
+    assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert 2 <= budget["spec"]["minAvailable"] < spec["replicas"]
+    config = _by_kind(production, "ConfigMap")["cdb-service-config"]["data"]
+    assert config["CDB_PROFILE"] == "prod" and config["CDB_AUTO_MIGRATE"] == "false"
+    job = _by_kind(production, "Job")["cdb-migrate"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+    probe = _by_kind(production, "Deployment")["cdb-probe"]["spec"]
+    assert probe["replicas"] == 1 and probe["strategy"]["type"] == "Recreate"
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in probe["template"]["spec"]["volumes"]
+              if "persistentVolumeClaim" in v}  # fmt: skip
+    assert claims <= set(_by_kind(production, "PersistentVolumeClaim")) and claims
+    policies = _by_kind(production, "NetworkPolicy")
+    assert {"Ingress", "Egress"} <= set(policies["cdb-service"]["spec"]["policyTypes"])
+
+
+def test_the_database_is_a_replicated_archived_cloudnativepg_cluster(
+    production: list[dict[str, Any]],
+) -> None:
+    cluster = _by_kind(production, "Cluster")["cdb-db"]["spec"]
+    assert cluster["instances"] == 3
+    assert cluster["postgresql"]["synchronous"]["number"] >= 1
+    assert cluster["postgresql"]["synchronous"]["dataDurability"] == "required"
+    assert cluster["backup"]["barmanObjectStore"]["wal"]  # WAL archived continuously
+    (backup,) = _by_kind(production, "ScheduledBackup").values()
+    assert backup["spec"]["cluster"]["name"] == "cdb-db"
+    # The service reaches the primary through the -rw service the operator maintains.
+    env = _by_kind(production, "Deployment")["cdb-service"]["spec"]["template"]["spec"]
+    url = next(e for e in env["containers"][0]["env"] if e["name"] == "CDB_DATABASE_URL")
+    assert url["valueFrom"]["secretKeyRef"]["name"] == "cdb-db-app"
+
+
+def test_every_secret_and_config_map_a_pod_needs_is_documented(
+    production: list[dict[str, Any]],
+) -> None:
+    example = [d for d in yaml.safe_load_all((K8S / "secrets.example.yaml").read_text()) if d]
+    known = {o["metadata"]["name"] for o in [*production, *example]
+             if o["kind"] in ("Secret", "ConfigMap")} | MADE_BY_OPERATOR  # fmt: skip
+    needed: set[str] = set()
+    for obj in production:
+        if obj["kind"] not in ("Deployment", "Job"):
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        for volume in pod.get("volumes", []):
+            needed |= {volume[k].get("secretName") or volume[k].get("name")
+                       for k in ("secret", "configMap") if k in volume}  # fmt: skip
+        for container in pod["containers"]:
+            needed |= {e["configMapRef"]["name"] for e in container.get("envFrom", [])}
+            needed |= {e["valueFrom"]["secretKeyRef"]["name"] for e in container.get("env", [])
+                       if "secretKeyRef" in e.get("valueFrom", {})}  # fmt: skip
+    assert needed - known == set()
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    for name in needed - MADE_BY_OPERATOR - {"cdb-service-config"}:
+        assert name in runbook, f"docs/operations.md does not say how to create {name}"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_systemd_units_verify_cleanly(tmp_path: Path) -> None:
+    # The units name the installed binary; here, this checkout's (verify needs it to exist).
+    binary = str(Path(sys.executable).with_name("cdb-service"))
+    units = sorted([*SYSTEMD.glob("*.service"), *SYSTEMD.glob("*.timer")])
+    assert {u.name for u in units} >= {"cdb-service.service", "cdb-probe.service",
+                                       "cdb-mirror.service", "cdb-reports.timer"}  # fmt: skip
+    for unit in units:
+        text = unit.read_text().replace("/opt/cdb-service/bin/cdb-service", binary)
+        (tmp_path / unit.name).write_text(text)
+        if unit.suffix == ".service" and "[Install]" in text:
+            for line in ("ProtectSystem=strict", "NoNewPrivileges=yes", "PrivateTmp=yes",
+                         "StateDirectory=", "User="):  # fmt: skip
+                assert line in text, f"{unit.name} lacks {line}"
+    checked = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                              *[str(tmp_path / u.name) for u in units]],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    # systemd only warns about a bad directive and ignores it: a warning is a failure here.
+    assert checked.returncode == 0 and not (checked.stdout + checked.stderr).strip(), (
+        checked.stdout + checked.stderr
+    )
+
+
+NO_PROMTOOL = "promtool is not installed (Debian: prometheus; `make test` installs it)"
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason=NO_PROMTOOL)
+def test_alerting_rules_check_and_their_burn_rate_tests_pass() -> None:
+    for command in (
+        ["check", "rules", "cdb-alerts.yaml"],
+        ["test", "rules", "cdb-alerts.test.yaml"],
+    ):
+        done = subprocess.run(["promtool", *command], cwd=RULES, capture_output=True, text=True,
+                              check=False)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+    tests = yaml.safe_load((RULES / "cdb-alerts.test.yaml").read_text())
+    tested = {t["alertname"] for case in tests["tests"] for t in case.get("alert_rule_test", [])}
+    assert "CdbErrorBudgetFastBurn" in tested
