@@ -121,6 +121,12 @@ SERVER_CERTIFICATE_NOT_AFTER = Gauge(
     "When the TLS server certificate the service presents (direct mode) expires",
     multiprocess_mode="livemin",
 )
+QUALITY_FINDINGS = Gauge(
+    "cdb_quality_findings",
+    "Findings of an owner's latest data-quality report (GET /quality, cdb-service quality)",
+    ["owner", "severity"],
+    multiprocess_mode="livemax",
+)
 SIGNING_KEY_CREATED = Gauge(
     "cdb_signing_key_created_timestamp_seconds",
     "When the current extract-signing key was made (absent when the key file does not say)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from cdb_service import metrics
 from cdb_service.lookup.index import build
 from cdb_service.quality.report import Inputs, report
 from cdb_service.registry.exports import documents_by_kind
@@ -20,4 +21,7 @@ async def owner_report(
     # and a report (rare) costs no pause to the index that answers /resolve.
     index = await build(reads.sessions)
     documents = await documents_by_kind(reads, KINDS.values(), owner)
-    return report(Inputs(owner, today, review_days, documents, index))
+    body = report(Inputs(owner, today, review_days, documents, index))
+    for severity, count in body["summary"].items():
+        metrics.QUALITY_FINDINGS.labels(owner, severity).set(count)
+    return body

@@ -153,3 +153,24 @@ def test_the_quality_command(tmp_path: Path) -> None:
     assert out.stdout.splitlines()[1].split(",")[2] == "coverage-gap"
     wrong = run("quality", "--owner", "XX")
     assert wrong.returncode == 2 and wrong.stderr.strip().count("\n") == 0
+
+
+async def test_the_latest_report_of_an_owner_is_counted_in_metrics(
+    api: Api, services: Services
+) -> None:
+    """An operator's dashboard follows the counts per owner and severity over time."""
+    from prometheus_client import REGISTRY, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    await seed(services.batches, services.sessions)
+    async with api.client("operator") as c:
+        ro = await _report(c, owner="RO")
+    exported = {
+        (sample.labels["owner"], sample.labels["severity"]): sample.value
+        for family in text_string_to_metric_families(generate_latest(REGISTRY).decode())
+        if family.name == "cdb_quality_findings"
+        for sample in family.samples
+    }
+    for severity, count in ro["summary"].items():
+        assert exported[("RO", severity)] == count
+    assert exported[("RO", "warning")] == 1
