@@ -112,6 +112,12 @@ async def _reach(reads: EntryReads, settings: Settings, min_revision: int | None
     )  # fmt: skip
 
 
+def _written(document: dict[str, Any]) -> dict[str, str]:
+    """Every write's answer: the new version's ETag and the revision it made (for
+    `min_revision` on a read through another worker)."""
+    return {"ETag": etag(document), REVISION_HEADER: str(document["revision"])}
+
+
 async def _current(reads: EntryReads, spec: KindSpec, entry_id: uuid.UUID) -> dict[str, Any]:
     document = await reads.get(spec, entry_id)
     if document is None:
@@ -316,11 +322,8 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                 )
             created = await writes.create(spec, data, who, idempotency=idempotency)
             document = created.document
-            headers = {
-                "Location": f"{request.url.path.rstrip('/')}/{document['id']}",
-                "ETag": etag(document),
-                REVISION_HEADER: str(document["revision"]),
-            }
+            headers = {"Location": f"{request.url.path.rstrip('/')}/{document['id']}"}
+            headers |= _written(document)
             if created.replayed:
                 headers["Idempotent-Replayed"] = "true"
             visible = policy.redact(document, spec.private_fields, principal)
@@ -343,8 +346,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             expected = _if_match(request, current)
             document = await writes.update(spec, entry_id, data, who, expected)
             visible = policy.redact(document, spec.private_fields, principal)
-            headers = {"ETag": etag(document), REVISION_HEADER: str(document["revision"])}
-            return Response(visible, headers=headers)
+            return Response(visible, headers=_written(document))
 
         @patch("/{entry_id:uuid}", summary="Change some fields (Merge Patch, If-Match required)",
                description="RFC 7396: the body names only the fields to change; `null` "
@@ -369,7 +371,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             policy.require_write(principal, data.owner, current["owner"])
             document = await writes.update(spec, entry_id, data, who, expected)
             visible = policy.redact(document, spec.private_fields, principal)
-            return Response(visible, headers={"ETag": etag(document)})
+            return Response(visible, headers=_written(document))
 
         @post("/{entry_id:uuid}/revert", status_code=200,
               summary="Make an earlier version current again (If-Match required)",
@@ -400,7 +402,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             data = validate(spec, _as_input(spec, old))
             document = await writes.update(spec, entry_id, data, who, expected)
             visible = policy.redact(document, spec.private_fields, principal)
-            return Response(visible, headers={"ETag": etag(document)})
+            return Response(visible, headers=_written(document))
 
         @get("/{entry_id:uuid}/diff", summary="What changed between two versions",
              description="`from` / `to` are version numbers (or `from_revision` / "

@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import PG_ADMIN_URL, _pg_admin
 from tests.support.service_process import Service, executable, running_service
 
 pytestmark = pytest.mark.slow
@@ -51,14 +50,6 @@ def _token(service: Service, client: str) -> str:
     return done.stdout.strip()
 
 
-async def _admin(sql: str) -> None:
-    connection = await asyncpg.connect(PG_ADMIN_URL.replace("postgresql+asyncpg", "postgresql"))
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[Target]:  # fmt: skip
@@ -68,7 +59,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     database = None
     if request.param == "postgresql":
         database = f"cdb_fuzz_{uuid.uuid4().hex[:8]}"
-        asyncio.run(_admin(f'CREATE DATABASE "{database}"'))
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{database}"'))
         base, _, _ = PG_ADMIN_URL.rpartition("/")
         variables["CDB_DATABASE_URL"] = f"{base}/{database}"
     env = {"PATH": os.environ["PATH"], "CDB_DATA_DIR": str(data)} | variables
@@ -80,7 +71,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             yield Target(service, data / "pki", tokens)
     finally:
         if database:
-            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["reader", "admin-de"])

@@ -51,5 +51,12 @@ async def test_writes_carry_their_revision_and_reads_wait_for_min_revision(
         resolve_ahead = await admin.get(resolve.replace(f"={revision}", f"={revision + 5}"))
         assert resolve_ahead.status_code == 422
 
-        deleted = await admin.delete(url, headers={"If-Match": created.headers["etag"]})
-        assert deleted.status_code == 204 and deleted.headers["cdb-revision"] == "2"
+        # Every kind of write names its revision: PATCH, revert and delete too.
+        patched = await admin.request("PATCH", url, json={"names": {"de": "Neu"}},
+                                      headers={"If-Match": created.headers["etag"]})  # fmt: skip
+        assert patched.status_code == 200 and patched.headers["cdb-revision"] == "2"
+        reverted = await admin.post(f"{url}/revert?version=1",
+                                    headers={"If-Match": patched.headers["etag"]})  # fmt: skip
+        assert reverted.status_code == 200 and reverted.headers["cdb-revision"] == "3"
+        deleted = await admin.delete(url, headers={"If-Match": reverted.headers["etag"]})
+        assert deleted.status_code == 204 and deleted.headers["cdb-revision"] == "4"
