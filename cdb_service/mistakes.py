@@ -86,6 +86,8 @@ def explain(error: BaseException) -> str | None:
             f"the server's TLS certificate is not trusted ({untrusted}); if a private CA "
             "signed it, pass that CA's certificate (--cacert or --ca)"
         )
+    if isinstance(error, ssl.SSLError) and not isinstance(error, ssl.SSLCertVerificationError):
+        return f"cannot use the TLS certificate or key files ({error.reason or error})"
     if isinstance(error, httpx.HTTPStatusError):
         return f"{error.request.url} answered {error.response.status_code}"
     if isinstance(error, httpx.InvalidURL | httpx.UnsupportedProtocol):

@@ -8,6 +8,8 @@ purpose, named in `NOT_APPLICABLE` with the reason.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +54,9 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     # A migrated registry, so that the rows about an output path get as far as writing.
     env = {"PATH": os.environ["PATH"], "CDB_DATA_DIR": str(root / "data")}
     subprocess.run([executable(), "migrate"], env=env, check=True, capture_output=True)
+    # The dev PKI too, once: rows run side by side, each on its own copy of this folder.
+    subprocess.run([executable(), "dev-token", "--client", "reader"], env=env, check=True,
+                   capture_output=True)  # fmt: skip
     with Issuer(pki.server_cert, pki.server_key).running() as private_ca_server:
         yield {
             "data": str(root / "data"),
@@ -136,7 +141,9 @@ def cases(p: dict[str, str]) -> list[Case]:
     ]  # fmt: skip
 
 
-def _run(case: Case, data: str) -> tuple[Case, subprocess.CompletedProcess[str]]:
+def _run(case: Case, prepared: str) -> tuple[Case, subprocess.CompletedProcess[str]]:
+    data = f"{prepared}-{re.sub(r'[^A-Za-z0-9]+', '-', case.name)}"
+    shutil.copytree(prepared, data)
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
            "CDB_DATA_DIR": data} | case.env  # fmt: skip
     done = subprocess.run([executable(), *case.argv], env=env, capture_output=True, text=True,
