@@ -8,6 +8,7 @@ client's certificate. `prod` refuses to start with any of it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import time
 import uuid
@@ -48,7 +49,17 @@ class DevPki(PkiFiles):
         return self.root / "issuer-jwks.json"
 
     def ensure(self) -> DevPki:
-        """Create what is missing; keep what exists (tokens and trust survive restarts)."""
+        """Create what is missing; keep what exists (tokens and trust survive restarts).
+
+        One process at a time: `make run` and a `dev-token` in a second terminal on a
+        fresh data folder must not each write half of a certificate and key pair."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._create_missing()
+        return self
+
+    def _create_missing(self) -> None:
         if not self.ca.exists():
             self.write_ca(make_ca("cdb-service dev CA"))
         ca = self.load_ca()
@@ -62,7 +73,6 @@ class DevPki(PkiFiles):
             key = ECKey.generate_key("P-256", parameters={"alg": "ES256", "use": "sig"})
             key.ensure_kid()
             write_private(self.issuer_keys, json.dumps({"keys": [key.as_dict(private=True)]}))
-        return self
 
     def signing_keys(self) -> KeySet:
         return KeySet.import_key_set(json.loads(self.issuer_keys.read_text()))
