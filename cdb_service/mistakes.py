@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import ssl
 
+from cdb_service.kernel.errors import causes
+
 EXIT_MISTAKE = 2
 
 
@@ -18,19 +20,8 @@ class UserMistake(Exception):
     """Raised by a command that has found the user's mistake and can say it plainly."""
 
 
-def _cause_chain(error: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen and len(chain) < 10:
-        chain.append(current)
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return chain
-
-
 def _untrusted(error: BaseException) -> str | None:
-    chain = _cause_chain(error)
+    chain = causes(error)
     for link in chain:
         if isinstance(link, ssl.SSLCertVerificationError):
             return str(link.verify_message or link.reason or "verification failed")

@@ -14,6 +14,8 @@ from enum import StrEnum
 
 from sqlalchemy import exc as sa_exc
 
+from cdb_service.kernel.errors import causes
+
 
 class FaultKind(StrEnum):
     UNAVAILABLE = "database-unavailable"  # cannot connect, connection lost, shutting down
@@ -43,21 +45,9 @@ _SQLITE_FULL = {"SQLITE_FULL"}
 _SQLITE_UNAVAILABLE_PREFIXES = ("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY")
 
 
-def _chain(error: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    todo: list[BaseException | None] = [error]
-    while todo and len(seen) < 20:
-        item = todo.pop()
-        if item is None or any(item is s for s in seen):
-            continue
-        seen.append(item)
-        todo += [item.__cause__, item.__context__, getattr(item, "orig", None)]
-    return seen
-
-
 def classify(error: BaseException) -> Fault | None:
     """The fault behind `error`, or None when it is not the database's availability."""
-    for item in _chain(error):
+    for item in causes(error):
         reason = f"{type(item).__name__}: {item}"[:200]
         sqlstate = getattr(item, "sqlstate", None)
         if isinstance(sqlstate, str):
