@@ -65,9 +65,9 @@ class ExtractController(Controller):
             raise invalid(
                 [FieldError(("query", "kinds"), f"unknown kind(s): {', '.join(unknown)}")]
             )
-        # The snapshot is the database's, shared by every worker: wait on it, not the index.
-        await require_revision(min_revision, reads.reached, settings.min_revision_wait_s,
-                               settings.retry_after_s, reads.head)  # fmt: skip
+        # The snapshot is the database's, shared by every worker: R at most its head is there.
+        await require_revision(min_revision, reads.head, settings.min_revision_wait_s,
+                               settings.retry_after_s)  # fmt: skip
         head = await reads.head()
         if revision is not None and revision > head:
             raise invalid([FieldError(("query", "revision"), f"is after the head revision {head}")])
@@ -111,8 +111,8 @@ class ExtractController(Controller):
             default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
         ),
     ) -> dict[str, Any]:
-        await require_revision(min_revision, reads.reached, settings.min_revision_wait_s,
-                               settings.retry_after_s, reads.head)  # fmt: skip
+        await require_revision(min_revision, reads.head, settings.min_revision_wait_s,
+                               settings.retry_after_s)  # fmt: skip
         retention = dt.timedelta(days=settings.changes_retention_days)
         if wait:
             client = principal.certificate.facts.x5t_s256

@@ -44,8 +44,8 @@ async def _reach(request: Request[Any, Any, Any], lookup: IndexFollower,
     if min_revision is None:
         return
     settings: Settings = component(request.scope, "settings")
-    await require_revision(min_revision, lookup.reached, settings.min_revision_wait_s,
-                           settings.retry_after_s, lookup.database_head)  # fmt: skip
+    await require_revision(min_revision, lookup.database_head, settings.min_revision_wait_s,
+                           settings.retry_after_s, lookup.reached)  # fmt: skip
 
 
 def _code(errors: list[FieldError], name: str, value: str | None, code_list: str,

@@ -107,9 +107,8 @@ def _version_of(tag: str) -> int:
 
 async def _reach(reads: EntryReads, settings: Settings, min_revision: int | None) -> None:
     await require_revision(
-        min_revision, reads.reached, settings.min_revision_wait_s, settings.retry_after_s,
-        reads.head,
-    )  # fmt: skip
+        min_revision, reads.head, settings.min_revision_wait_s, settings.retry_after_s
+    )
 
 
 def _written(document: dict[str, Any]) -> dict[str, str]:

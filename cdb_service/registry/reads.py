@@ -7,9 +7,7 @@ entry versions, through the same filters (see `filters.py`).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -27,7 +25,6 @@ from cdb_service.registry.spec import KindSpec
 
 MAX_PAGE = 1000
 AS_OF_CHUNK = 500
-REACHED_STEP_S = 0.05
 
 
 @dataclass
@@ -87,19 +84,6 @@ class EntryReads:
     async def head(self) -> int:
         async with rev.read_snapshot(self.sessions) as session:
             return await rev.head_revision(session)
-
-    async def reached(self, revision: int, wait_s: float) -> bool:
-        """Whether the database's head reaches `revision` within `wait_s` seconds.
-
-        Entries are read from the database, which every worker shares: a committed
-        revision is there at once. Waiting covers a revision not committed yet.
-        """
-        deadline = time.monotonic() + wait_s
-        while await self.head() < revision:
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(REACHED_STEP_S)
-        return True
 
     async def get(
         self, kind: KindSpec, entry_id: uuid.UUID, revision: int | None = None

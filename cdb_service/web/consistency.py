@@ -2,10 +2,11 @@
 
 A write's answer names its revision (in the document, and `CDB-Revision` on every
 write). A client that reads through another worker passes it back as `min_revision`;
-the read waits, bounded by `Settings.min_revision_wait_s`, until what serves it
-(the database for entries, this worker's lookup index for `/resolve` and the feed)
-has reached R, and otherwise answers 503 with `Retry-After` rather than an older
-state than the client has already seen.
+a read from the database (entries, the feed, extracts), which every worker shares,
+sees R at once; a read from this worker's lookup index (`/resolve`) waits, bounded by
+`Settings.min_revision_wait_s`, until the index has applied R, and otherwise answers
+503 with `Retry-After` rather than an older state than the client has already seen.
+An R after the database's head was never written: 422.
 """
 
 from __future__ import annotations
@@ -33,21 +34,23 @@ def not_reached(revision: int, retry_after: int) -> Problem:
 
 async def require_revision(
     min_revision: int | None,
-    reached: Callable[[int, float], Awaitable[bool]],
+    head: Callable[[], Awaitable[int]],
     wait_s: float,
     retry_after: int,
-    head: Callable[[], Awaitable[int]],
+    reached: Callable[[int, float], Awaitable[bool]] | None = None,
 ) -> None:
-    """Return once `reached(R, wait_s)` says yes; raise the 503 problem otherwise.
+    """Return once what serves the read has reached `min_revision`; else a problem.
 
-    A revision after the database's head has been written by no one (a client learns R
-    only from a committed write): that is the client's mistake, 422 at once, not a wait
-    and a 503."""
+    `head` is the database's head revision. A revision after it has been written by no
+    one (a client learns R only from a committed write): the client's mistake, 422 at
+    once. Reads from the database, which every worker shares, need nothing more. A read
+    served by something that follows the database (this worker's lookup index) names
+    it as `reached(R, wait_s)`, which waits, bounded; if it runs out, 503."""
     if min_revision is None:
         return
     latest = await head()
     if min_revision > latest:
         reason = f"is after the head revision {latest}: no write has made it"
         raise invalid([FieldError(("query", "min_revision"), reason)])
-    if not await reached(min_revision, wait_s):
+    if reached is not None and not await reached(min_revision, wait_s):
         raise not_reached(min_revision, retry_after)
