@@ -84,25 +84,29 @@ class SecurityGate:
         return peer
 
     async def authenticate(self, scope: Scope) -> Principal:
-        source = scope["state"].get("source_ip") or "unknown"
-        if self.limits is None:
-            return await self._authenticate(scope)
+        # Read (and parsed) once: the rate limit and the checks below both look at it.
+        rejected: CertificateRejected | None = None
         try:
             presented = self.certificate(scope)
-        except CertificateRejected:
-            presented = None
+        except CertificateRejected as error:
+            presented, rejected = None, error
+        if self.limits is None:
+            return await self._authenticate(scope, presented, rejected)
+        source = scope["state"].get("source_ip") or "unknown"
         self.limits.before_authentication(source, presented.facts.x5t_s256 if presented else None)
         try:
-            principal = await self._authenticate(scope)
+            principal = await self._authenticate(scope, presented, rejected)
         except Problem:
             self.limits.after_refusal(source)
             raise
         self.limits.for_client(principal.certificate.facts.x5t_s256)
         return principal
 
-    async def _authenticate(self, scope: Scope) -> Principal:
+    async def _authenticate(self, scope: Scope, certificate: ClientCertificate | None,
+                            rejected: CertificateRejected | None) -> Principal:  # fmt: skip
         try:
-            certificate = self.certificate(scope)
+            if rejected is not None:
+                raise rejected
             if certificate is None:
                 raise unauthorized(
                     "a client certificate is required (mutual TLS): present the certificate "
