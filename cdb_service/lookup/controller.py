@@ -19,6 +19,7 @@ from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found
 from cdb_service.lookup import resolver
 from cdb_service.lookup.deps import lookup_of
 from cdb_service.lookup.index import IndexFollower, LookupIndex
+from cdb_service.registry.reads import EntryReads
 from cdb_service.settings import Settings
 from cdb_service.web.conditional import conditional
 from cdb_service.web.consistency import MIN_REVISION_DOC, require_revision
@@ -44,7 +45,8 @@ async def _reach(request: Request[Any, Any, Any], lookup: IndexFollower,
     if min_revision is None:
         return
     settings: Settings = component(request.scope, "settings")
-    await require_revision(min_revision, lookup.database_head, settings.min_revision_wait_s,
+    reads: EntryReads = component(request.scope, "reads")
+    await require_revision(min_revision, reads.head, settings.min_revision_wait_s,
                            settings.retry_after_s, lookup.reached)  # fmt: skip
 
 

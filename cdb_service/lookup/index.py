@@ -439,11 +439,6 @@ class IndexFollower:
         fresh = self.index.freshness
         return fresh.lag(now), now - fresh.checked_at
 
-    async def database_head(self) -> int:
-        """The registry's head revision as the database has it now (not the index's)."""
-        async with self.sessions() as session:
-            return await rev.head_revision(session)
-
     async def reached(self, revision: int, wait_s: float) -> bool:
         """Wait, at most `wait_s` s, until this worker's index has applied `revision`.
 
