@@ -76,9 +76,13 @@ def cases(p: dict[str, str]) -> list[Case]:
     Path(p["tercet"]).write_text("NUTS3;CODE\nDE300;10115\n")
     db = {"CDB_DATABASE_URL": p["closed_db"]}
     under_a_file = {"CDB_DATABASE_URL": f"sqlite:///{p['file']}/cdb.sqlite3"}
+    # What rows write (mirrors, probe stores) goes beside the prepared data folder, never
+    # into it: other rows copy that folder while these run.
+    scratch = Path(p["data"]).parent / "scratch"
+    scratch.mkdir(exist_ok=True)
 
     def mirror(into: str) -> list[str]:
-        return ["mirror", "--into", f"sqlite:///{p['data']}/{into}.sqlite3", "--once",
+        return ["mirror", "--into", f"sqlite:///{scratch}/{into}.sqlite3", "--once",
                 "--token", "t"]  # fmt: skip
 
     return [
@@ -131,10 +135,10 @@ def cases(p: dict[str, str]) -> list[Case]:
         Case("mirror/private CA without --ca", [*mirror("c"), "--from", p["private_ca_url"]], {},
              "--ca"),
         Case("probe/missing", ["probe", "--target", p["closed_url"], "--ca", MISSING,
-                               "--store", f"{p['data']}/probe.sqlite3", "--max-samples", "1"],
+                               "--store", f"{scratch}/probe.sqlite3", "--max-samples", "1"],
              {}, MISSING),
         Case("probe/timeout longer than the interval",
-             ["probe", "--target", p["closed_url"], "--store", f"{p['data']}/probe.sqlite3",
+             ["probe", "--target", p["closed_url"], "--store", f"{scratch}/probe.sqlite3",
               "--interval", "1", "--timeout", "2"], {}, "must not exceed --interval (1 s)"),
         Case("probe report/missing", ["probe", "report", "--store", MISSING], {}, MISSING),
         Case("openapi/missing", ["openapi", "--out", unwritable], {}, unwritable),
