@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import grp
 import os
 import socket
 from typing import Any
 
 import uvicorn
 from sqlalchemy import text
+from uvicorn.supervisors import Multiprocess
 
 from cdb_service import metrics
 from cdb_service.app import create_app
@@ -44,6 +46,38 @@ def build_server(settings: Settings) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
+def proxy_socket(settings: Settings) -> socket.socket:
+    """The Unix socket nginx reaches the service on in proxy mode: mode 0660, in the
+    configured group, so that no other local user can connect (and forge a certificate
+    header). A socket file left by a crash is replaced; one in use is not."""
+    path = settings.proxy_socket_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_socket():
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as other:
+            if other.connect_ex(str(path)) == 0:
+                raise UserMistake(f"{path} is in use: is the service already running? Set "
+                                  "CDB_PROXY_SOCKET to use another socket")  # fmt: skip
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    previous = os.umask(0o117)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(previous)
+    if settings.proxy_socket_group:
+        os.chown(path, -1, grp.getgrnam(settings.proxy_socket_group).gr_gid)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _sockets(settings: Settings, config: uvicorn.Config) -> list[socket.socket] | None:
+    """Proxy mode listens twice: the Unix socket for nginx, and TCP for what needs no
+    client identity (health, /metrics), where certificate headers are not believed."""
+    if settings.tls_mode is not TlsMode.PROXY:
+        return None
+    return [config.bind_socket(), proxy_socket(settings)]
+
+
 def preflight(settings: Settings) -> None:
     """What would otherwise fail inside uvicorn as a traceback, checked first and said in
     one line: the port is free, the TLS files load, the database answers."""
@@ -57,6 +91,17 @@ def preflight(settings: Settings) -> None:
                 f"cannot listen on {settings.host}:{settings.port} ({error.strerror}); is the "
                 "service already running? Set CDB_PORT to use another port"
             ) from None
+    if settings.tls_mode is TlsMode.PROXY:
+        path = settings.proxy_socket_path
+        if len(str(path).encode()) > 100:
+            raise UserMistake(f"the proxy socket path is too long for a Unix socket: {path} "
+                              "(CDB_PROXY_SOCKET, at most 100 bytes)")  # fmt: skip
+        if settings.proxy_socket_group:
+            try:
+                grp.getgrnam(settings.proxy_socket_group)
+            except KeyError:
+                raise UserMistake(f"no such group: {settings.proxy_socket_group} "
+                                  "(CDB_PROXY_SOCKET_GROUP)") from None  # fmt: skip
     if settings.tls_mode is TlsMode.DIRECT and settings.tls_cert_file and settings.tls_key_file:
         for path in (settings.tls_cert_file, settings.tls_key_file, *settings.client_ca_files):
             if not path.is_file():
@@ -95,8 +140,17 @@ def serve(settings: Settings, workers: int = 1) -> None:
 
 
 def _serve(settings: Settings, workers: int) -> None:
+    try:
+        _run(settings, workers)
+    finally:
+        if settings.tls_mode is TlsMode.PROXY and settings.proxy_socket_path.is_socket():
+            settings.proxy_socket_path.unlink()
+
+
+def _run(settings: Settings, workers: int) -> None:
     if workers <= 1:
-        build_server(settings).run()
+        server = build_server(settings)
+        server.run(sockets=_sockets(settings, server.config))
         return
     if settings.tls_mode is TlsMode.DIRECT:
         # uvicorn's workers build their own SSL context from its options, which cannot
@@ -105,13 +159,13 @@ def _serve(settings: Settings, workers: int) -> None:
     os.environ |= {"CDB_HOST": settings.host, "CDB_PORT": str(settings.port)}
     # The workers' metrics meet in files; any worker's /metrics then reports them all.
     metrics.prepare_multiprocess(settings.data_dir / "metrics")
-    uvicorn.run(
+    config = uvicorn.Config(
         "cdb_service.server:app_from_environment",
         factory=True,
         host=settings.host,
         port=settings.port,
         workers=workers,
-        http="httptools",
+        http=PeerCertificateProtocol,
         loop="auto",
         log_config=None,
         access_log=False,
@@ -119,3 +173,4 @@ def _serve(settings: Settings, workers: int) -> None:
         proxy_headers=False,
         server_header=False,
     )
+    Multiprocess(config, sockets=_sockets(settings, config) or [config.bind_socket()]).run()

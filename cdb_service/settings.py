@@ -67,8 +67,14 @@ class Settings(BaseSettings):
     tls_key_file: Path | None = None
     # CA bundle(s) that client certificates must chain to (both modes).
     client_ca_files: list[Path] = Field(default_factory=list)
-    # Addresses (or networks) whose certificate headers are believed (proxy mode).
-    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    # Proxy mode: nginx reaches the service on this Unix socket (default
+    # data_dir/cdb.sock), created 0660 and given this group, so that only nginx may
+    # connect. Certificate headers are believed on this channel alone...
+    proxy_socket: Path | None = None
+    proxy_socket_group: str | None = None
+    # ... and from these addresses (or networks), for a proxy on another host only. Empty
+    # by default: any local process can reach a TCP port, so loopback proves nothing.
+    trusted_proxies: list[str] = Field(default_factory=list)
     oidc_issuer: str = ""
     oidc_audience: str = "cdb-api"
     oidc_algorithms: list[str] = Field(default_factory=lambda: ["ES256", "ES384", "RS256", "PS256"])
@@ -154,6 +160,10 @@ class Settings(BaseSettings):
     @property
     def should_seed(self) -> bool:
         return self.auto_seed if self.auto_seed is not None else self.profile is Profile.DEV
+
+    @property
+    def proxy_socket_path(self) -> Path:
+        return self.proxy_socket or self.data_dir / "cdb.sock"
 
     @property
     def pki_dir(self) -> Path:

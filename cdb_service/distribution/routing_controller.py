@@ -18,11 +18,13 @@ from cdb_service.distribution import routing_table
 from cdb_service.kernel.calendar import today
 from cdb_service.kernel.problems import FieldError, Problem, invalid
 from cdb_service.lookup.deps import lookup_of
+from cdb_service.registry.routing_parties import pmode
 from cdb_service.web.conditional import conditional, none_match, not_modified
 from cdb_service.web.deps import component
 from cdb_service.web.docs import problems
 
 FORMATS = ("json", "pmode")
+OMITTED = "CDB-Omitted-Parties"
 XML = "application/xml"
 
 
@@ -60,6 +62,15 @@ class RoutingPartyDoc(BaseModel):
     final_recipients: list[str]
 
 
+class WarningDoc(BaseModel):
+    """A party left out of every PMode because its data cannot be expressed validly."""
+
+    party: str
+    owner: str
+    code: str
+    detail: str
+
+
 class RoutingTableDoc(BaseModel):
     """format=json; with format=pmode the body is a Domibus PMode configuration (XML)."""
 
@@ -67,6 +78,7 @@ class RoutingTableDoc(BaseModel):
     valid_at: str
     generated_at: str
     parties: list[RoutingPartyDoc]
+    warnings: list[WarningDoc]
 
 
 def _etag(revision: int, form: str, day: dt.date, party: str | None) -> str:
@@ -88,7 +100,9 @@ class RoutingTableController(Controller):
             "Annex I 7.2(c). `format=json` (default) lists every routing party valid today "
             "with its identifiers, endpoint, roles, services, certificates and the "
             "finalRecipient codes it serves; `format=pmode` is a Domibus PMode configuration "
-            "(XML) whose own party is `party` (default: the first by name). `ETag` follows "
+            "(XML) whose own party is `party` (default: the first by name), validated before it "
+            "is served: a party whose data cannot be expressed validly is left out, named in "
+            "the `CDB-Omitted-Parties` header and in the JSON form's `warnings`. `ETag` follows "
             "the registry revision; `If-None-Match` gives 304."
         ),
         responses={
@@ -145,5 +159,13 @@ class RoutingTableController(Controller):
             raise invalid(
                 [FieldError(("query", "party"), f"{party!r} is not a routing party valid today")]
             )
-        xml = routing_table.as_pmode(table, party or names[0])
-        return conditional(request.scope, tag, xml, XML)
+        receiving = party or names[0]
+        why = next((pmode.inexpressible(p) for p in table.parties
+                    if p["name"] == receiving), None)  # fmt: skip
+        if why is not None:
+            raise invalid([FieldError(("query", "party"), f"{receiving!r} cannot be expressed "
+                          f"as a valid PMode: {why}; its owner must correct it")])  # fmt: skip
+        built = routing_table.as_pmode(table, receiving)
+        # The parties left out are named in a header (and in the JSON form's warnings).
+        headers = {OMITTED: ", ".join(name for name, _ in built.omitted)} if built.omitted else {}
+        return conditional(request.scope, tag, built.xml, XML, headers)

@@ -88,6 +88,10 @@ INSTRUMENTS: Final = MappingProxyType(
     }
 )
 
+# Instruments for which Eurojust itself is the recipient: only for these may Eurojust's
+# jurisdiction criteria name member states' places (DESIGN.md, "Owner").
+EUROJUST_RECIPIENT: Final = frozenset({"eurojust-art21", "jit"})
+
 COMPETENCES: Final = MappingProxyType(
     {
         "receive": "Receives requests",
@@ -197,6 +201,11 @@ CODE_LISTS: Final = MappingProxyType(
         "certificate-uses": CERTIFICATE_USES,
         "contact-channels": CONTACT_CHANNELS,
     }
+)
+
+# Facts about some codes, served beside their labels (`GET /code-lists/{name}`).
+CODE_FLAGS: Final = MappingProxyType(
+    {"instruments": MappingProxyType({"eurojust_recipient": EUROJUST_RECIPIENT})}
 )
 
 _LISTED_UP_TO = 30

@@ -99,13 +99,21 @@ def resolve(index: LookupIndex, query: Query) -> dict[str, Any]:
             if criterion.authority_id not in best or order < best[criterion.authority_id][0]:
                 best[criterion.authority_id] = (order, criterion, scheme, code)
     ranked = sorted(best.values(), key=lambda item: item[0])
-    matches = [
-        _match(index, criterion, scheme, code, query) for _, criterion, scheme, code in ranked
-    ]
+    # Eurojust's matches are answered apart, never ranked among the member state's own
+    # authorities: Eurojust receives beside them, it does not displace them.
+    national: list[dict[str, Any]] = []
+    eurojust: list[dict[str, Any]] = []
+    for _, criterion, scheme, code in ranked:
+        owner = index.authorities[criterion.authority_id].doc["owner"]
+        (eurojust if owner == codes.EUROJUST else national).append(
+            _match(index, criterion, scheme, code, query)
+        )
+    matches = national
     body: dict[str, Any] = {
         "revision": index.revision,
         "query": _query_dict(query),
         "matches": matches,
+        "eurojust": eurojust,
     }
     if not matches:
         body["fallbacks"] = fallbacks(index, query)

@@ -6,6 +6,7 @@ Rules (Annex I 7.6: complete, exact, current):
   senders to them), routing parties that serve no one;
 - references in time: criteria pointing at retired or not-yet-valid authorities;
 - certificates expired or expiring within 30 / 60 / 90 days;
+- routing parties whose data no valid PMode can carry (left out of every PMode);
 - names missing in the state's official languages or in English; authorities without
   a contact;
 - coverage: per instrument and competence, the share of the state's gazetteer postal
@@ -33,6 +34,7 @@ from cdb_service.db.documents import date_of
 from cdb_service.kernel import codes
 from cdb_service.lookup.index import Criterion, Entry, LookupIndex, geo_key, valid_on
 from cdb_service.lookup.resolver import Query, candidate_keys, routing
+from cdb_service.registry.routing_parties import pmode
 
 SEVERITIES = ("error", "warning", "info")
 CERTIFICATE_STEPS = ((0, "error"), (30, "error"), (60, "warning"), (90, "info"))
@@ -179,6 +181,19 @@ def certificate_rules(inputs: Inputs) -> Iterable[Finding]:
                 "upload the renewed certificate (POST /routing-parties/certificate-rotation)",
                 **_entry("routing-parties", doc), discriminator=str(cert.get("sha256")),
                 detail={"use": cert.get("use"), "not_after": cert["not_after"], "days": days},
+            )  # fmt: skip
+
+
+def pmode_rules(inputs: Inputs) -> Iterable[Finding]:
+    """Parties left out of every PMode (their data cannot be expressed validly)."""
+    for doc in inputs.documents.get("routing-parties", ()):
+        why = pmode.inexpressible(dict(doc))
+        if why is not None:
+            yield Finding(
+                "inexpressible-in-pmode", "error",
+                f"{doc['name']}: left out of every PMode the connectors load: {why}",
+                "correct the party's identifiers, roles, services, actions or endpoint",
+                **_entry("routing-parties", doc),
             )  # fmt: skip
 
 
@@ -350,6 +365,7 @@ RULES = (
     routing_rules,
     validity_rules,
     certificate_rules,
+    pmode_rules,
     completeness_rules,
     currency_rules,
     geography_rules,

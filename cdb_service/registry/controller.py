@@ -15,7 +15,9 @@ import uuid
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, JSONBody, Parameter
 
 from cdb_service.db.revisions import MAX_REVISION
@@ -33,6 +35,7 @@ from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
 from cdb_service.web.conditional import none_match
 from cdb_service.web.consistency import MIN_REVISION_DOC, REVISION_HEADER, require_revision
+from cdb_service.web.deps import component
 from cdb_service.web.docs import problems
 from cdb_service.web.pagination import decode_sorted_cursor, encode_cursor
 
@@ -176,8 +179,42 @@ async def _version_document(
     return dict(found["document"])
 
 
+def _owner_first(spec: KindSpec) -> Any:
+    """A guard asking whose entry a write touches before its body is validated: another
+    owner's administrator gets the 403 (and the audit event of a denial) whatever the body
+    holds, never a 422 that would tell them about its content and leave no trace.
+
+    Both owners count: the entry's as stored, and the one the body names.
+    """
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal: Principal = connection.user
+        if principal.is_operator:
+            return
+        owners: set[str] = set()
+        entry_id = connection.path_params.get("entry_id")
+        if entry_id is not None:
+            current = await component(connection.scope, "reads").get(spec, entry_id)
+            if current is not None:
+                owners.add(current["owner"])
+        if connection.scope.get("method") in ("POST", "PUT", "PATCH"):
+            # Read once; litestar keeps it for the handler's own parsing.
+            raw = await Request(connection.scope, connection.receive).body()
+            try:
+                named = json.loads(raw).get("owner")
+            except (ValueError, AttributeError):
+                named = None  # the handler answers for a body that is not an object
+            if isinstance(named, str) and named.strip():
+                owners.add(named.strip().upper()[:8])
+        for owner in sorted(owners):
+            policy.require_write(principal, owner)
+
+    return guard
+
+
 def controller_for(spec: KindSpec) -> type[Controller]:
     schema: Any = spec.schema
+    owner_first = [_owner_first(spec)]
     filter_doc = ", ".join(spec.all_filters)
 
     class KindController(Controller):
@@ -302,6 +339,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             }
 
         @post("/", summary=f"Create a {spec.name} entry", responses=problems(400, 409, 422),
+              guards=owner_first,
               description="`Idempotency-Key` makes a retry return the first result.")  # fmt: skip
         async def create(
             self,
@@ -329,7 +367,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             return Response(visible, status_code=201, headers=headers)
 
         @put("/{entry_id:uuid}", summary="Replace an entry (If-Match required)",
-             responses=problems(400, 404, 409, 412, 422, 428))  # fmt: skip
+             responses=problems(400, 404, 409, 412, 422, 428), guards=owner_first)  # fmt: skip
         async def replace(
             self,
             entry_id: FromPath[uuid.UUID],
@@ -351,7 +389,8 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                description="RFC 7396: the body names only the fields to change; `null` "
                "removes a field (it takes its default). Every other field and every reference "
                "stays as it was. The result is validated whole, like a PUT.",
-               responses=problems(400, 404, 409, 412, 415, 422, 428))  # fmt: skip
+               responses=problems(400, 404, 409, 412, 415, 422, 428),
+               guards=owner_first)  # fmt: skip
         async def change(
             self,
             entry_id: FromPath[uuid.UUID],
@@ -376,7 +415,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
               summary="Make an earlier version current again (If-Match required)",
               description="Writes the document of `version` (or of the entry as it stood at "
               "`revision`) as a new version, in one new revision; the history keeps both.",
-              responses=problems(400, 404, 409, 412, 422, 428))  # fmt: skip
+              responses=problems(400, 404, 409, 412, 422, 428), guards=owner_first)  # fmt: skip
         async def revert(
             self,
             entry_id: FromPath[uuid.UUID],
@@ -443,6 +482,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             summary="Delete an entry (If-Match required); a tombstone stays",
             responses=problems(404, 409, 412, 428),
             status_code=204,
+            guards=owner_first,
         )
         async def remove(
             self,

@@ -67,6 +67,25 @@ Ref = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^\S+$"),
     _printable(""),
 ]
+# What e-CODEX / AS4 names things with (party ids, services, actions, roles): URNs, URLs
+# and words, never spaces or characters outside printable ASCII, which Domibus would
+# take differently or not at all.
+_IDENTIFIER = re.compile(r"^[\x21-\x7e]+$")
+
+
+def _identifier(value: str) -> str:
+    if not _IDENTIFIER.match(value):
+        bad = next(c for c in value if not _IDENTIFIER.match(c))
+        raise ValueError(f"must be printable ASCII without spaces (a URN, URL or word); "
+                         f"{bad!r} is not")  # fmt: skip
+    return value
+
+
+Identifier = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_identifier),
+]
 Priority = Annotated[int, Field(ge=0, le=10_000)]
 
 

@@ -24,6 +24,7 @@ from cdb_service.registry.schemas import EntryIn
 from cdb_service.registry.spec import KindSpec, Reference
 
 CHUNK = 500
+PARTIES = "routing-parties"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,20 @@ class Target:
     id: uuid.UUID
     owner: str
     parent_id: uuid.UUID | None = None
+    # Owners whose entries may refer to it: its own, and those a routing party shares with.
+    shared_with: frozenset[str] = frozenset()
+
+    def serves(self, owner: str) -> bool:
+        return owner == self.owner or owner in self.shared_with
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A routing party holding a certificate (see `EntryIndex.lane_errors`)."""
+
+    owner: str
+    name: str
+    id: uuid.UUID | None
 
 
 def _key(kind: KindSpec, owner: str, value: Any) -> Any:
@@ -45,6 +60,10 @@ class EntryIndex:
     by_key: dict[str, dict[Any, Target]] = field(default_factory=lambda: defaultdict(dict))
     # kind -> id -> target facts (for references by id)
     by_id: dict[str, dict[uuid.UUID, Target]] = field(default_factory=lambda: defaultdict(dict))
+    # certificate sha256 -> the routing parties holding it (loaded when a write names any)
+    holders: dict[str, list[Holder]] = field(default_factory=lambda: defaultdict(list))
+    # routing party id -> the entries of other owners that name it (for shared_with)
+    foreign_referrers: dict[uuid.UUID, list[tuple[str, str, str]]] = field(default_factory=dict)
 
     @classmethod
     async def load(
@@ -73,7 +92,42 @@ class EntryIndex:
         for name, ids in ref_ids.items():
             await index._load_ids(session, KINDS[name], ids)
         await index._load_ancestors(session)
+        parties = [d for k, d in documents if k.name == PARTIES]
+        if parties:
+            await index._load_party_lanes(session, parties)
         return index
+
+    async def _load_party_lanes(self, session: AsyncSession, parties: Sequence[EntryIn]) -> None:
+        """Who holds the certificates the write names, and which other owners' entries
+        name the parties it changes: the routing-party table is small (one row per
+        access point), so it is read whole."""
+        wanted = {c.sha256 for p in parties for c in getattr(p, "certificates", ())}
+        model: Any = KINDS[PARTIES].model
+        rows = (await session.execute(select(model.id, model.owner, model.name,
+                                             model.certificates))).all()  # fmt: skip
+        for entry_id, owner, name, certificates in rows:
+            for certificate in certificates or ():
+                if certificate.get("sha256") in wanted:
+                    self.holders[certificate["sha256"]].append(Holder(owner, name, entry_id))
+        changed = {
+            row.id: row.owner
+            for p in parties
+            if (row := self.rows[PARTIES].get(getattr(p, "name", None))) is not None
+        }
+        for party_id in changed:
+            self.foreign_referrers[party_id] = []
+        for kind in KINDS.values():
+            for ref in kind.references:
+                if ref.target != PARTIES or not changed:
+                    continue
+                id_column = getattr(kind.model, ref.id_field)
+                key_column = getattr(kind.model, kind.natural_key)
+                query = select(id_column, kind.model.owner, key_column).where(
+                    id_column.in_(list(changed))
+                )
+                for party_id, owner, key in (await session.execute(query)).all():
+                    if owner != changed[party_id]:
+                        self.foreign_referrers[party_id].append((kind.name, str(key), owner))
 
     async def _load_ids(
         self, session: AsyncSession, kind: KindSpec, ids: Iterable[uuid.UUID]
@@ -96,7 +150,8 @@ class EntryIndex:
 
     def remember(self, kind: KindSpec, row: Any) -> None:
         value = getattr(row, kind.natural_key)
-        target = Target(row.id, row.owner, getattr(row, "parent_id", None))
+        target = Target(row.id, row.owner, getattr(row, "parent_id", None),
+                        frozenset(getattr(row, "shared_with", None) or ()))  # fmt: skip
         if value is not None:
             self.rows[kind.name][_key(kind, row.owner, value)] = row
             if kind.natural_key_global:
@@ -107,7 +162,8 @@ class EntryIndex:
         self, kind: KindSpec, owner: str, values: dict[str, Any], entry_id: uuid.UUID
     ) -> None:
         """An entry created by this write: later lines may refer to it."""
-        target = Target(entry_id, owner, values.get("parent_id"))
+        target = Target(entry_id, owner, values.get("parent_id"),
+                        frozenset(values.get("shared_with") or ()))  # fmt: skip
         value = values.get(kind.natural_key)
         if value is not None and kind.natural_key_global:
             self.by_key[kind.name][value] = target
@@ -153,7 +209,11 @@ class EntryIndex:
         if found is None:
             return None
         field_name = ref.key_field if by_key is not None else ref.id_field
-        if ref.same_owner and found.owner != document.owner:
+        if not found.serves(document.owner):
+            if "shared_with" in target_kind.fields:
+                raise _RefError(field_name, f"names a party of {found.owner}, which does not "
+                                f"serve {document.owner} (its owner may add {document.owner} "
+                                "to its shared_with)")  # fmt: skip
             raise _RefError(field_name, f"names an entry of {found.owner}; "
                             f"it must belong to {document.owner}")  # fmt: skip
         if (
@@ -163,6 +223,34 @@ class EntryIndex:
         ):
             raise _RefError(field_name, "would make the entry its own ancestor")
         return found.id
+
+    def lane_errors(self, kind: KindSpec, document: EntryIn, entry_id: uuid.UUID | None
+                    ) -> list[FieldError]:  # fmt: skip
+        """What a routing party's write would take from other owners: a certificate that
+        belongs to another owner's party, or the service of an owner whose entries still
+        name it. The party's certificates are then its owner's, for the rest of the write."""
+        if kind.name != PARTIES:
+            return []
+        errors = []
+        name = getattr(document, "name", "")
+        for n, certificate in enumerate(getattr(document, "certificates", ())):
+            held = self.holders[certificate.sha256]
+            other = next((h for h in held if h.owner != document.owner), None)
+            if other is not None:
+                errors.append(FieldError(("certificates", n, "pem"), f"is the certificate of "
+                              f"{other.owner}'s routing party {other.name}; a certificate "
+                              "belongs to one owner's parties", "lane_error"))  # fmt: skip
+            held.append(Holder(document.owner, name, entry_id))
+        if entry_id is not None:
+            serves = {document.owner, *getattr(document, "shared_with", ())}
+            left = [r for r in self.foreign_referrers.get(entry_id, ()) if r[2] not in serves]
+            if left:
+                named = ", ".join(f"{k} {key} ({owner})" for k, key, owner in left[:10])
+                more = f" and {len(left) - 10} more" if len(left) > 10 else ""
+                errors.append(FieldError(("shared_with",), f"leaves out owners whose entries "
+                              f"name this party: {named}{more}; they must name another party "
+                              "first", "lane_error"))  # fmt: skip
+        return errors
 
     def _is_ancestor(self, kind: str, entry_id: uuid.UUID, start: Target) -> bool:
         node: Target | None = start

@@ -28,7 +28,6 @@ class Reference:
     key_field: str  # e.g. authority_code: the natural-key spelling used by imports
     target: str  # kind name
     required: bool = False
-    same_owner: bool = False
 
 
 @dataclass(frozen=True)

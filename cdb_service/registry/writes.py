@@ -136,6 +136,7 @@ def column_values(
     """Column values: references resolved, the owner kept, server fields set on create."""
     values = kind.column_values(document)
     errors = index.resolve(kind, document, values, row.id if row is not None else None)
+    errors += index.lane_errors(kind, document, row.id if row is not None else None)
     if row is not None and row.owner != document.owner:
         moved = f"an entry of {row.owner} cannot move to another owner"
         errors.insert(0, FieldError(("owner",), moved))

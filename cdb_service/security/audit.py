@@ -37,6 +37,8 @@ class Who:
     cert_thumbprint: str | None = None
     request_id: str | None = None
     source_ip: str | None = None
+    # The X-Request-ID the client chose, if any: its own correlation, never our id.
+    client_request_id: str | None = None
 
 
 def as_who(who: Who | str) -> Who:
@@ -62,6 +64,7 @@ class AuditEvent(Base):
     cert_thumbprint: Mapped[str | None] = mapped_column(String(100))
     source_ip: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(128))
+    client_request_id: Mapped[str | None] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(100))
     target: Mapped[str | None] = mapped_column(String(500))
     outcome: Mapped[str] = mapped_column(String(40))
@@ -82,6 +85,9 @@ def event_hash(prev_hash: str, content: dict[str, Any]) -> str:
 def _content(event: AuditEvent) -> dict[str, Any]:
     values = {name: getattr(event, name) for name in _CONTENT}
     values["at"] = event.at.astimezone(dt.UTC).isoformat()
+    # Hashed only when present: events written before the column existed still verify.
+    if event.client_request_id is not None:
+        values["client_request_id"] = event.client_request_id
     return values
 
 

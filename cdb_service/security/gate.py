@@ -29,6 +29,7 @@ from cdb_service.security.certificates import (
 from cdb_service.security.policy import Principal, principal_from_claims
 from cdb_service.security.rate_limits import RateLimits
 from cdb_service.security.refusals import RefusalTrail
+from cdb_service.security.tls import PROXY_SOCKET
 from cdb_service.security.tokens import TokenRejected, TokenValidator
 from cdb_service.settings import Settings, TlsMode
 from cdb_service.web.deps import component
@@ -61,9 +62,8 @@ class SecurityGate:
             for name, value in scope["headers"]
             if value and name.lower() in _CERT_HEADER_BYTES
         ]
-        client = (scope.get("client") or ("", 0))[0]
         if forwarded:
-            if self.settings.tls_mode is not TlsMode.PROXY or client not in self.proxies:
+            if not self.from_proxy(scope):
                 raise CertificateRejected(
                     "a client certificate header was sent by an address that is not a trusted proxy"
                 )
@@ -72,15 +72,34 @@ class SecurityGate:
         chain = (extensions.get("tls") or {}).get("client_cert_chain") or []
         return from_pem(chain[0], "tls") if chain else None
 
+    def from_proxy(self, scope: Scope) -> bool:
+        """Did this request come from the reverse proxy? Only then are its headers about
+        the client (certificate, address, request id) believed: in proxy mode, over the
+        Unix socket that only nginx may open, or from an address configured as a proxy."""
+        if self.settings.tls_mode is not TlsMode.PROXY:
+            return False
+        if PROXY_SOCKET in (scope.get("extensions") or {}):
+            return True
+        peer = (scope.get("client") or ("", 0))[0]
+        return bool(peer) and peer in self.proxies
+
     def source_address(self, scope: Scope) -> str | None:
-        """The client's address: the peer's, or in proxy mode the one a trusted proxy
-        forwards (nginx sets `X-Forwarded-For` to the address it saw, see deploy/nginx)."""
+        """The client's address: the peer's, or the one the proxy forwards (nginx sets
+        `X-Forwarded-For` to the address it saw, see deploy/nginx)."""
         peer = (scope.get("client") or ("", 0))[0] or None
-        if self.settings.tls_mode is TlsMode.PROXY and peer and peer in self.proxies:
-            for name, value in scope["headers"]:
-                if name.lower() == b"x-forwarded-for":
-                    forwarded = value.decode("latin-1").split(",")[-1].strip()
-                    return forwarded[:64] or peer
+        if self.from_proxy(scope):
+            headers = {name.lower(): value for name, value in scope["headers"]}
+            # The proxy's own addition is the last element: earlier ones the client wrote.
+            if b"x-forwarded-for" in headers:
+                forwarded = headers[b"x-forwarded-for"].decode("latin-1").split(",")[-1].strip()
+                return forwarded[:64] or peer or "proxy"
+            if b"forwarded" in headers:  # RFC 7239
+                last = headers[b"forwarded"].decode("latin-1").split(",")[-1]
+                for pair in last.split(";"):
+                    key, _, value = pair.strip().partition("=")
+                    if key.lower() == "for" and value:
+                        return value.strip('"')[:64]
+            return peer or "proxy"
         return peer
 
     async def authenticate(self, scope: Scope) -> Principal:
@@ -167,7 +186,7 @@ def who_of(scope: Scope) -> Who:
     client = state.get("source_ip") or (scope.get("client") or ("", 0))[0] or None
     principal = scope.get("user")
     if isinstance(principal, Principal):
-        return principal.who(state.get("request_id"), client)
+        return principal.who(state.get("request_id"), client, state.get("client_request_id"))
     certificate = state.get("client_certificate")
     return Who(
         subject="anonymous",
@@ -175,6 +194,7 @@ def who_of(scope: Scope) -> Who:
         cert_thumbprint=certificate.facts.x5t_s256 if certificate else None,
         request_id=state.get("request_id"),
         source_ip=client,
+        client_request_id=state.get("client_request_id"),
     )
 
 

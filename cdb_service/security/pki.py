@@ -34,9 +34,11 @@ class Issued:
 LEAF_DAYS = 365
 
 
-def _name(common_name: str, organisation: str) -> x509.Name:
+def _name(common_name: str, organisation: str, country: str | None = None) -> x509.Name:
+    country_name = [x509.NameAttribute(NameOID.COUNTRY_NAME, country)] if country else []
     return x509.Name(
         [
+            *country_name,
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
@@ -78,6 +80,7 @@ def issue(
     client: bool = False,
     not_before: dt.datetime | None = None,
     not_after: dt.datetime | None = None,
+    country: str | None = None,
 ) -> Issued:
     import ipaddress
 
@@ -87,7 +90,7 @@ def issue(
     end = not_after or min(start + dt.timedelta(days=LEAF_DAYS), ca.certificate.not_valid_after_utc)
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(common_name, organisation))
+        .subject_name(_name(common_name, organisation, country))
         .issuer_name(ca.certificate.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())

@@ -36,7 +36,8 @@ class Principal:
         """The owner this principal administers, if any."""
         return self.owner if WRITE in self.scopes and self.owner else None
 
-    def who(self, request_id: str | None = None, source_ip: str | None = None) -> Who:
+    def who(self, request_id: str | None = None, source_ip: str | None = None,
+            client_request_id: str | None = None) -> Who:  # fmt: skip
         return Who(
             subject=self.subject,
             client_id=self.client_id,
@@ -44,6 +45,7 @@ class Principal:
             cert_thumbprint=self.certificate.facts.x5t_s256,
             request_id=request_id,
             source_ip=source_ip,
+            client_request_id=client_request_id,
         )
 
 

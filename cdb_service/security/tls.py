@@ -9,6 +9,7 @@ builds on uvicorn's httptools protocol (the fast parser; httptools is a dependen
 
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -51,9 +52,20 @@ def server_context(cert_file: Path, key_file: Path, client_ca_files: list[Path])
     return context
 
 
+# Marks a request that came over the proxy-mode Unix socket (see `security.gate`).
+PROXY_SOCKET = "cdb.proxy_socket"
+
+
 class PeerCertificateProtocol(HttpToolsProtocol):
+    """uvicorn's protocol, telling the app what the transport knows: the client
+    certificate of a TLS connection, or that the connection came over a Unix socket."""
+
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family == socket.AF_UNIX:
+            self._extend(PROXY_SOCKET, {})
+            return
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is None:
             return
@@ -64,10 +76,13 @@ class PeerCertificateProtocol(HttpToolsProtocol):
             "tls_version": ssl_object.version(),
             "cipher_suite": (ssl_object.cipher() or ("",))[0],
         }
+        self._extend("tls", tls)
+
+    def _extend(self, name: str, value: dict[str, Any]) -> None:
         app = self.app
 
-        async def with_tls(scope: Any, receive: Any, send: Any) -> None:
-            scope.setdefault("extensions", {})["tls"] = tls
+        async def extended(scope: Any, receive: Any, send: Any) -> None:
+            scope.setdefault("extensions", {})[name] = value
             await app(scope, receive, send)
 
-        self.app = with_tls
+        self.app = extended

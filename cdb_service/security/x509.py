@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 
 _PRIVATE_KEY_MARKERS = ("PRIVATE KEY-----", "ENCRYPTED PRIVATE KEY")
 
@@ -23,6 +24,8 @@ class CertificateFacts:
     serial_number: str
     not_before: dt.datetime
     not_after: dt.datetime
+    # The subject's countryName (C=), if it names one.
+    country: str | None = None
 
 
 def sha256_thumbprint(der: bytes) -> str:
@@ -41,7 +44,13 @@ def certificate_facts(certificate: x509.Certificate) -> CertificateFacts:
         serial_number=format(certificate.serial_number, "x"),
         not_before=certificate.not_valid_before_utc,
         not_after=certificate.not_valid_after_utc,
+        country=_country(certificate),
     )
+
+
+def _country(certificate: x509.Certificate) -> str | None:
+    names = certificate.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)
+    return str(names[0].value).upper() if names else None
 
 
 def parse_single_certificate(pem: str, *, now: dt.datetime | None = None) -> CertificateFacts:

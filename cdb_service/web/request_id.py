@@ -1,4 +1,11 @@
-"""Every request gets an id (an incoming `X-Request-ID` is kept) and one access log line."""
+"""Every request gets the service's own id and one access log line.
+
+The id is the service's: made here, or by the reverse proxy in front (nginx's
+`$request_id`, believed only from the proxy, see `SecurityGate.from_proxy`). An id the
+client chose is kept apart as `client_request_id` (in the log and the audit trail) and
+answered in `X-Client-Request-ID`: a client cannot make two requests look like one, or
+one look like another's.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +22,23 @@ from cdb_service import metrics
 from cdb_service.logging import get_logger
 
 HEADER = b"x-request-id"
+CLIENT_HEADER = b"x-client-request-id"
 _SANE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _sane(value: bytes | None) -> str | None:
+    text = (value or b"").decode("latin-1")
+    return text if _SANE.match(text) else None
+
+
+def _ids(scope: Scope) -> tuple[str, str | None]:
+    """(the service's id, the client's id) of a request."""
+    headers = dict(scope["headers"])
+    gate = scope["litestar_app"].state.get("gate")
+    if gate is not None and gate.from_proxy(scope):
+        # nginx sends its own id and passes the client's on (deploy/nginx).
+        return _sane(headers.get(HEADER)) or os.urandom(16).hex(), _sane(headers.get(CLIENT_HEADER))
+    return os.urandom(16).hex(), _sane(headers.get(HEADER))
 
 
 class RequestIdMiddleware:
@@ -27,10 +50,12 @@ class RequestIdMiddleware:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(HEADER, b"").decode("latin-1")
-        request_id = given if _SANE.match(given) else os.urandom(16).hex()
-        scope.setdefault("state", {})["request_id"] = request_id
+        request_id, client_request_id = _ids(scope)
+        state = scope.setdefault("state", {})
+        state["request_id"], state["client_request_id"] = request_id, client_request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        if client_request_id:
+            structlog.contextvars.bind_contextvars(client_request_id=client_request_id)
         started = time.perf_counter()
         status: dict[str, Any] = {"code": 500}
 
@@ -39,6 +64,8 @@ class RequestIdMiddleware:
                 status["code"] = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((HEADER, request_id.encode()))
+                if client_request_id:
+                    headers.append((CLIENT_HEADER, client_request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -54,7 +81,7 @@ class RequestIdMiddleware:
                 status=status["code"],
                 duration_ms=round(elapsed * 1000, 2),
             )
-            structlog.contextvars.unbind_contextvars("request_id")
+            structlog.contextvars.unbind_contextvars("request_id", "client_request_id")
 
 
 def _observe(scope: Scope, status: int, seconds: float) -> None:

@@ -14,8 +14,8 @@ import pytest
 from lxml import etree
 from sqlalchemy import event
 
-from cdb_service.distribution.routing_table import Names, sanitise
 from cdb_service.registry.kinds import KINDS
+from cdb_service.registry.routing_parties.pmode import Names, sanitise
 from cdb_service.registry.validation import validate
 from cdb_service.seeding.load import seed
 from cdb_service.services import Services
@@ -172,12 +172,12 @@ async def test_json_lists_the_recipients_each_party_serves(api: Api, services: S
 
 
 async def test_party_and_format_parameters(api: Api, services: Services) -> None:
-    await _create(services, "routing-parties", factories.routing_party(name="b-ap"))
-    await _create(services, "routing-parties", factories.routing_party(name="a-ap"))
+    await _create(services, "routing-parties", factories.routing_party(name="de-b-ap"))
+    await _create(services, "routing-parties", factories.routing_party(name="de-a-ap"))
     response = await _get(api, format="pmode")
-    assert etree.fromstring(response.content).get("party") == "a-ap"
-    response = await _get(api, format="pmode", party="b-ap")
-    assert etree.fromstring(response.content).get("party") == "b-ap"
+    assert etree.fromstring(response.content).get("party") == "de-a-ap"
+    response = await _get(api, format="pmode", party="de-b-ap")
+    assert etree.fromstring(response.content).get("party") == "de-b-ap"
 
     response = await _get(api, format="pmode", party="nobody")
     assert response.status_code == 422

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import re
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from litestar.testing import AsyncTestClient
 from cdb_service.app import create_app
 from cdb_service.db import migrate
 from cdb_service.settings import Settings
+from tests.support.service_process import executable
 from tests.support.tls import client_context
 
 
@@ -30,7 +30,7 @@ def _free_port() -> int:
 def _serve(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = os.environ | {"CDB_DATA_DIR": str(data_dir), "CDB_PORT": str(port), "CDB_PROFILE": "dev"}
     env.pop("CDB_DATABASE_URL", None)
-    exe = shutil.which("cdb-service") or str(Path(sys.executable).with_name("cdb-service"))
+    exe = executable()
     return subprocess.Popen(
         [exe, "serve"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
@@ -97,12 +97,16 @@ def test_fresh_data_directory_is_migrated_seeded_and_served_then_reused(tmp_path
         assert refused.headers["content-type"] == "application/problem+json"
         assert refused.headers["www-authenticate"].startswith("Bearer")
         assert listed.status_code == 200
-        assert listed.headers["x-request-id"] == "trace-42"
+        # The client's id comes back under its own name; the service's id is its own.
+        assert listed.headers["x-client-request-id"] == "trace-42"
+        assert re.fullmatch(r"[0-9a-f]{32}", listed.headers["x-request-id"])
         assert "eio" in {item["code"] for item in listed.json()["items"]}
     finally:
         _stop(process)
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    access = [e for e in lines if e.get("event") == "request" and e.get("request_id") == "trace-42"]
+    access = [e for e in lines if e.get("event") == "request"
+              and e.get("client_request_id") == "trace-42"
+              and e.get("request_id") == listed.headers["x-request-id"]]  # fmt: skip
     assert access and access[0]["status"] == 200
     assert any(e.get("event") == "seeded" for e in lines)
 

@@ -211,8 +211,8 @@ async def test_party_ids_named_twice_are_found_before_anything_is_written(api: A
         assert party.status_code == 201
         lines = [
             factories.routing_party(name="de-ap-2", identifiers=[{"party_id": "de-ap"}]),
-            factories.routing_party(name="de-ap-3", identifiers=[{"party_id": "x-1"}]),
-            factories.routing_party(name="de-ap-4", identifiers=[{"party_id": "x-1"}]),
+            factories.routing_party(name="de-ap-3", identifiers=[{"party_id": "de-x-1"}]),
+            factories.routing_party(name="de-ap-4", identifiers=[{"party_id": "de-x-1"}]),
         ]
         body = "\n".join(json.dumps({"kind": "routing-parties", "document": d}) for d in lines)
         response = await c.post(f"{V1}/import", content=body.encode())

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from cdb_service.security.audit import AuditEvent, Who, event_hash, verify_chain
 from cdb_service.services import Services
 from cdb_service.settings import Settings
 from tests.support import factories
+from tests.support.service_process import executable
 
 AUTH = KINDS["authorities"]
 ADMIN_DE = Who(
@@ -146,7 +145,7 @@ async def test_a_removed_event_in_the_middle_is_detected(services: Services) -> 
 
 
 async def _audit_verify(settings: Settings, tmp_path: Path) -> tuple[int, dict[str, Any]]:
-    exe = shutil.which("cdb-service") or str(Path(sys.executable).with_name("cdb-service"))
+    exe = executable()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDB_")}
     env |= {"CDB_DATABASE_URL": settings.database_url, "CDB_DATA_DIR": str(tmp_path / "cli"),
             "CDB_DEV_ISSUER": "false", "CDB_LOG_LEVEL": "WARNING"}  # fmt: skip

@@ -1,11 +1,12 @@
 """TLS mode "proxy", as deployed: the real service behind the real nginx config.
 
-One `cdb-service serve` (dev profile, CDB_TLS_MODE=proxy, plain HTTP on 127.0.0.1)
-and one nginx built from `deploy/nginx/cdb-service.conf` in front of it, for the
-whole module. nginx terminates TLS with the dev server certificate, accepts any
-client certificate and forwards it; the app decides. Directly at the app, the
-certificate headers count only from the trusted proxy address (127.0.0.1 here),
-never from another one (127.0.0.2).
+One `cdb-service serve` (dev profile, CDB_TLS_MODE=proxy, with the default settings
+of that mode: a Unix socket for nginx, plain HTTP on 127.0.0.1 for health) and one
+nginx built from `deploy/nginx/cdb-service.conf` in front of it, reaching the app on
+that socket, for the whole module. nginx terminates TLS with the dev server
+certificate, accepts any client certificate and forwards it; the app decides.
+Directly at the app's TCP port, certificate headers count from no address at all:
+a local process cannot pose as nginx.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import base64
 import json
 import os
 import re
-import shutil
+import sqlite3
+import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,12 +33,13 @@ from cdb_service.security.dev import DevPki, token_for
 from cdb_service.security.pki import issue, make_ca
 from cdb_service.settings import Settings
 from tests.support.nginx import Nginx, free_port, requires_nginx, running_nginx, stop
+from tests.support.service_process import executable
 from tests.support.tls import client_context
 
 pytestmark = [requires_nginx, pytest.mark.slow]
 
-PROXY = "127.0.0.1"  # the only trusted proxy address; nginx connects from here
-STRANGER = "127.0.0.2"  # another loopback address: not a trusted proxy
+PROXY = "127.0.0.1"  # where the app's TCP port listens (and nginx's)
+STRANGER = "127.0.0.2"  # another loopback address
 INSTRUMENTS = "/api/v1/code-lists/instruments"
 PROBLEM = "application/problem+json"
 
@@ -47,6 +49,11 @@ class App:
     port: int
     pki: DevPki
     log: Path
+    data: Path
+
+    @property
+    def socket(self) -> Path:
+        return self.data / "cdb.sock"
 
     @property
     def base_url(self) -> str:
@@ -68,9 +75,9 @@ def _serve_proxy_mode(data_dir: Path, port: int, log: Path) -> subprocess.Popen[
         "CDB_PORT": str(port),
         "CDB_HOST": PROXY,
         "CDB_TLS_MODE": "proxy",
-        "CDB_TRUSTED_PROXIES": f'["{PROXY}/32"]',
+        "CDB_AUDIT_REFUSAL_WINDOW_S": "0",
     }
-    exe = shutil.which("cdb-service") or str(Path(sys.executable).with_name("cdb-service"))
+    exe = executable()
     return subprocess.Popen([exe, "serve"], env=env, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT)  # fmt: skip
 
@@ -98,7 +105,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     process = _serve_proxy_mode(root / "var", port, log)
     try:
         _wait_ready(port, process, log)
-        yield App(port, DevPki(root / "var" / "pki"), log)
+        yield App(port, DevPki(root / "var" / "pki"), log, root / "var")
     finally:
         stop(process)
 
@@ -106,7 +113,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
 @pytest.fixture(scope="module")
 def nginx(app: App, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
     root = tmp_path_factory.mktemp("nginx")
-    with running_nginx(root, upstream=f"{PROXY}:{app.port}", cert=app.pki.server_cert,
+    with running_nginx(root, upstream=f"unix:{app.socket}", cert=app.pki.server_cert,
                        key=app.pki.server_key) as running:  # fmt: skip
         yield running
 
@@ -167,27 +174,48 @@ def assert_unauthorized(response: httpx.Response) -> str:
 
 def test_certificate_and_bound_token_through_nginx_are_served(nginx: Nginx, app: App) -> None:
     with through_nginx(nginx, app, "reader") as client:
+        response = client.get(INSTRUMENTS, headers=bearer(app.token("reader")))
+    assert response.status_code == 200, response.text
+    assert "eio" in {item["code"] for item in response.json()["items"]}
+
+
+def test_the_request_id_is_nginx_s_and_the_client_s_is_kept_apart(nginx: Nginx, app: App) -> None:
+    with through_nginx(nginx, app, "reader") as client:
         response = client.get(
             INSTRUMENTS, headers=bearer(app.token("reader")) | {"X-Request-ID": "via-nginx-1"}
         )
     assert response.status_code == 200, response.text
-    assert "eio" in {item["code"] for item in response.json()["items"]}
-    # The client's request id travels through nginx to the app and back.
-    assert response.headers["x-request-id"] == "via-nginx-1"
-
-
-def test_nginx_supplies_a_request_id_when_the_client_sends_none(nginx: Nginx, app: App) -> None:
-    with through_nginx(nginx, app, "reader") as client:
-        response = client.get(INSTRUMENTS, headers=bearer(app.token("reader")))
-    assert response.status_code == 200, response.text
     request_id = response.headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+    assert response.headers["x-client-request-id"] == "via-nginx-1"
     # ... and it is nginx's id (the app kept it): the nginx access log has it too.
     # nginx writes its log line after the response has gone out: give it a moment.
     deadline = time.monotonic() + 5
     while not any(line.startswith(f"{request_id} 200 ") for line in nginx.access_log.splitlines()):
         assert time.monotonic() < deadline, "nginx's access log never showed the request id"
         time.sleep(0.05)
+
+
+def test_an_audit_event_names_the_client_address_and_both_request_ids(
+    nginx: Nginx, app: App
+) -> None:
+    """A reader's write refused through nginx, from 127.0.0.2: the event carries the
+    address nginx saw (not nginx's own, not the socket's), nginx's id and the client's."""
+    tls = client_context(app.pki.ca, app.pki.client_cert("reader"), app.pki.client_key("reader"))
+    transport = httpx.HTTPTransport(local_address=STRANGER, verify=tls)
+    with httpx.Client(base_url=nginx.base_url, transport=transport, timeout=10) as client:
+        refused = client.post(
+            "/api/v1/authorities",
+            json={},
+            headers=bearer(app.token("reader")) | {"X-Request-ID": "mine-7"},
+        )
+    assert refused.status_code == 403, refused.text
+    with sqlite3.connect(app.data / "cdb.sqlite3") as db:
+        row = db.execute(
+            "SELECT source_ip, client_request_id, outcome FROM audit_events "
+            "WHERE request_id = ?", (refused.headers["x-request-id"],),
+        ).fetchone()  # fmt: skip
+    assert row == (STRANGER, "mine-7", "denied-403")
 
 
 def test_the_dev_issuer_works_through_nginx(nginx: Nginx, app: App) -> None:
@@ -247,7 +275,7 @@ def test_a_forged_certificate_header_without_a_certificate_is_dropped(
     assert "client certificate is required" in assert_unauthorized(response)
 
 
-# --- directly at the app: the allow-list decides --------------------------------------
+# --- directly at the app: only nginx's channel is believed ---------------------------
 
 
 def _as_a_proxy_would_send(app: App, header: str, client: str) -> dict[str, str]:
@@ -256,25 +284,44 @@ def _as_a_proxy_would_send(app: App, header: str, client: str) -> dict[str, str]
     return bearer(app.token(client)) | {header: value}
 
 
+@pytest.mark.parametrize("source", [PROXY, STRANGER])
 @pytest.mark.parametrize("header", ["X-SSL-Client-Cert", "Client-Cert"])
-def test_a_certificate_header_from_an_untrusted_address_is_a_401_problem(
-    app: App, header: str
+def test_a_local_process_cannot_pose_as_nginx_at_the_tcp_port(
+    app: App, header: str, source: str
 ) -> None:
-    with direct(app, STRANGER) as client:
+    """A process on this host holding reader's stolen token and public certificate sends
+    both as nginx would, from any loopback address: refused, in the default deployment."""
+    with direct(app, source) as client:
         response = client.get(INSTRUMENTS, headers=_as_a_proxy_would_send(app, header, "reader"))
     assert "not a trusted proxy" in assert_unauthorized(response)
 
 
-@pytest.mark.parametrize("header", ["X-SSL-Client-Cert", "Client-Cert"])
-def test_the_same_certificate_header_from_the_trusted_proxy_address_is_believed(
-    app: App, header: str
-) -> None:
-    with direct(app, PROXY) as client:
-        response = client.get(INSTRUMENTS, headers=_as_a_proxy_would_send(app, header, "reader"))
+def test_the_socket_is_nginx_s_channel_and_closed_to_other_users(app: App) -> None:
+    mode = app.socket.stat().st_mode
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o660
+    # What nginx sends on it is believed (this is the channel the header is for).
+    transport = httpx.HTTPTransport(uds=str(app.socket))
+    with httpx.Client(base_url="http://cdb", transport=transport, timeout=10) as client:
+        response = client.get(
+            INSTRUMENTS, headers=_as_a_proxy_would_send(app, "X-SSL-Client-Cert", "reader")
+        )
     assert response.status_code == 200, response.text
 
 
-def test_health_from_an_untrusted_address_needs_no_certificate(app: App) -> None:
+def test_a_proxy_on_the_socket_may_name_the_client_with_rfc_7239_forwarded(app: App) -> None:
+    transport = httpx.HTTPTransport(uds=str(app.socket))
+    headers = _as_a_proxy_would_send(app, "X-SSL-Client-Cert", "reader") | {
+        "Forwarded": 'for=203.0.113.9;proto=https, for="192.0.2.7"'}  # fmt: skip
+    with httpx.Client(base_url="http://cdb", transport=transport, timeout=10) as client:
+        refused = client.post("/api/v1/authorities", json={}, headers=headers)
+    assert refused.status_code == 403, refused.text
+    with sqlite3.connect(app.data / "cdb.sqlite3") as db:
+        row = db.execute("SELECT source_ip FROM audit_events WHERE request_id = ?",
+                         (refused.headers["x-request-id"],)).fetchone()  # fmt: skip
+    assert row == ("192.0.2.7",)  # the last element: the one this proxy added
+
+
+def test_health_at_the_tcp_port_needs_no_certificate(app: App) -> None:
     with direct(app, STRANGER) as client:
         assert client.get("/health/ready").status_code == 200
 

@@ -14,11 +14,9 @@ is skipped with the reason, never passed.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -30,6 +28,7 @@ import httpx
 import pytest
 
 from cdb_service.security.tls import INTERMEDIATE_CIPHERS
+from tests.support.service_process import executable
 from tests.support.tls import client_context
 
 HOST = "127.0.0.1"
@@ -70,7 +69,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         "CDB_AUTO_SEED": "false",  # the scan needs TLS, not registry data; starts faster
     }
     env.pop("CDB_DATABASE_URL", None)
-    exe = shutil.which("cdb-service") or str(Path(sys.executable).with_name("cdb-service"))
+    exe = executable()
     log = root / "serve.log"
     process = subprocess.Popen(
         [exe, "serve"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT

@@ -10,13 +10,13 @@ from cdb_service.security.pki import Issued, issue, make_ca
 _CA: Issued | None = None
 
 
-def certificate_pem(days: int = 365, name: str = "ap.example.eu") -> str:
+def certificate_pem(days: int = 365, name: str = "ap.example.eu", country: str | None = None
+                    ) -> str:  # fmt: skip
     global _CA
     _CA = _CA or make_ca("test CA")
     now = dt.datetime.now(dt.UTC)
-    return issue(
-        _CA, name, not_before=now - dt.timedelta(days=2), not_after=now + dt.timedelta(days=days)
-    ).cert_pem
+    return issue(_CA, name, not_before=now - dt.timedelta(days=2),
+                 not_after=now + dt.timedelta(days=days), country=country).cert_pem  # fmt: skip
 
 
 def routing_party(owner: str = "DE", name: str = "de-ap", **extra: Any) -> dict[str, Any]:

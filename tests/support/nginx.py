@@ -25,7 +25,7 @@ import pytest
 DEPLOY_CONF = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "cdb-service.conf"
 PLACEHOLDERS = ("CDB_NGINX_LISTEN", "CDB_UPSTREAM", "CDB_TLS_CERT", "CDB_TLS_KEY")
 # The access log of the test nginx: enough to see which request id it forwarded.
-LOG_FORMAT = '$cdb_request_id $status "$request" $ssl_client_s_dn'
+LOG_FORMAT = '$request_id $status "$request" $ssl_client_s_dn'
 
 
 def nginx_binary() -> str | None:

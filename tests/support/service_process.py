@@ -106,7 +106,10 @@ def make_pki(root: Path, clients: tuple[str, ...]) -> Pki:
 
 
 def executable() -> str:
-    return shutil.which("cdb-service") or str(Path(sys.executable).with_name("cdb-service"))
+    """This interpreter's own `cdb-service` first: another checkout's on PATH would test
+    other code."""
+    beside = Path(sys.executable).with_name("cdb-service")
+    return str(beside) if beside.exists() else shutil.which("cdb-service") or str(beside)
 
 
 @dataclass

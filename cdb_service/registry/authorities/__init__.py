@@ -18,7 +18,7 @@ SPEC = KindSpec(
         Filter("parent_id", "parent_id", uuid=True),
     ),
     references=(
-        Reference("parent_id", "parent_code", "authorities", same_owner=True),
+        Reference("parent_id", "parent_code", "authorities"),
         Reference("routing_party_id", "routing_party_name", "routing-parties"),
     ),
 )

@@ -17,8 +17,6 @@ SPEC = KindSpec(
         Filter("competence", "competence"),
         Filter("authority_id", "authority_id", uuid=True),
     ),
-    references=(
-        Reference("authority_id", "authority_code", "authorities", required=True, same_owner=True),
-    ),
+    references=(Reference("authority_id", "authority_code", "authorities", required=True),),
     projections=(ListProjection(GeoKey, "geo", ("scheme", "code", "country")),),
 )

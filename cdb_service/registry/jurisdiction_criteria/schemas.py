@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from cdb_service.kernel import codes
 from cdb_service.kernel.geo import normalise_geo_code
@@ -65,12 +65,25 @@ class JurisdictionCriterionIn(EntryIn):
             raise ValueError("lists the same geo key twice")
         return geo
 
-    @model_validator(mode="after")
-    def _geo_in_owner_country(self) -> JurisdictionCriterionIn:
-        if self.owner in codes.COUNTRIES:
-            foreign = sorted({g.country for g in self.geo} - {self.owner})
+    @field_validator("geo")
+    @classmethod
+    def _geo_in_the_owner_s_lane(cls, geo: list[GeoKeyIn], info: ValidationInfo) -> list[GeoKeyIn]:
+        owner, instrument = info.data.get("owner"), info.data.get("instrument")
+        if owner in codes.COUNTRIES:
+            foreign = sorted({g.country for g in geo} - {owner})
             if foreign:
-                raise ValueError(f"geo keys of {', '.join(foreign)} in a criterion of {self.owner}")
+                raise ValueError(f"geo keys of {', '.join(foreign)} in a criterion of {owner}")
+        elif owner == codes.EUROJUST and instrument not in codes.EUROJUST_RECIPIENT:
+            # Eurojust receives beside member states' authorities, never instead of them.
+            raise ValueError(
+                f"Eurojust's criteria may name member states' places only for instruments "
+                f"where Eurojust is the recipient ({', '.join(sorted(codes.EUROJUST_RECIPIENT))}),"
+                f" not {instrument}"
+            )
+        return geo
+
+    @model_validator(mode="after")
+    def _names_its_authority(self) -> JurisdictionCriterionIn:
         if self.authority_id is None and self.authority_code is None:
             raise ValueError("authority_id or authority_code is required")
         return self

@@ -17,6 +17,6 @@ SPEC = KindSpec(
         Filter("type", "type"),
         Filter("authority_id", "authority_id", uuid=True),
     ),
-    references=(Reference("authority_id", "authority_code", "authorities", same_owner=True),),
+    references=(Reference("authority_id", "authority_code", "authorities"),),
     private_fields=("person",),
 )

@@ -22,6 +22,8 @@ class RoutingParty(EntryModel):
     services: Mapped[list[Any]] = mapped_column(JsonB)
     certificates: Mapped[list[Any]] = mapped_column(JsonB)
     go_live_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC)
+    # Other owners whose entries may name this party (see registry/lanes.py).
+    shared_with: Mapped[list[Any]] = mapped_column(JsonB, default=list)
 
 
 class PartyIdentifier(Base):

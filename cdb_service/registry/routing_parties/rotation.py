@@ -42,13 +42,16 @@ async def rotate_certificate(
             raise not_found(kind.name, f"using a certificate with SHA-256 {old_sha256}")
         for row in using:
             authorize(row.owner)
-        index = await EntryIndex.load(writer.session, [])
+        renewed = []
         for row in using:
             document = document_of(kind, row)
             document["certificates"] = [
                 {"use": c["use"], "pem": new_pem if c.get("sha256") == old_sha256 else c["pem"]}
                 for c in document["certificates"]
             ]
-            values = column_values(writer, index, kind, validate(kind, document), row)
-            await writer.update(kind, row, values)
+            renewed.append((row, validate(kind, document)))
+        # Loaded with the renewed documents: whose parties hold the new certificate.
+        index = await EntryIndex.load(writer.session, [(kind, doc) for _, doc in renewed])
+        for row, doc in renewed:
+            await writer.update(kind, row, column_values(writer, index, kind, doc, row))
     return {"revision": writer.revision, "routing_parties": [str(r.id) for r in using]}
