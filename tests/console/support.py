@@ -77,10 +77,17 @@ def soon_expired_certificate_pem(seconds: float) -> str:
     return old.cert_pem
 
 
-def sign_in_http(service: Service, client: str) -> httpx.Client:
+@contextmanager
+def sign_in_http(service: Service, client: str) -> Iterator[httpx.Client]:
     """A signed-in console session without a browser: the dev issuer's page, its button."""
     pki = DevPki(service.data_dir / "pki")
-    http = httpx.Client(base_url=origin(service), verify=client_context(pki.ca), timeout=30)
+    with httpx.Client(base_url=origin(service), verify=client_context(pki.ca),
+                      timeout=30) as http:  # fmt: skip
+        _sign_in(http, client)
+        yield http
+
+
+def _sign_in(http: httpx.Client, client: str) -> None:
     started = http.get("/console/auth/start", params={"next": "/console/"})
     assert started.status_code == 303, started.text
     authorize = http.get(started.headers["location"])
@@ -92,7 +99,6 @@ def sign_in_http(service: Service, client: str) -> httpx.Client:
     assert chosen.status_code == 303, chosen.text
     back = http.get(chosen.headers["location"])
     assert back.status_code == 200 and "Signed in" in back.text, back.text
-    return http
 
 
 def csrf_of(html: str) -> str:

@@ -1,0 +1,126 @@
+"""Console sessions over plain HTTP: the cookie's attributes, CSRF tokens, sign-out and the
+idle timeout, a stale edit form, and the audit trail naming the person.
+
+One dev service for the module with an idle timeout of two seconds
+(`CDB_CONSOLE_IDLE_TIMEOUT_S`), so that the timeout is seen without waiting long.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from cdb_service.security.dev import DevPki
+from tests.console.support import Api, csrf_of, sign_in_http
+from tests.support.service_process import Service, running_service
+
+pytestmark = pytest.mark.slow
+IDLE_S = 2
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("console-sessions")
+    pki = DevPki(root / "var" / "pki").ensure()
+    variables = {"CDB_CONSOLE_IDLE_TIMEOUT_S": str(IDLE_S)}
+    with running_service(root, variables, ca=pki.ca) as running:
+        yield running
+
+
+def test_the_session_cookie_is_locked_down(service: Service) -> None:
+    with sign_in_http(service, "admin-fr") as http:
+        home = http.get("/console/")
+        assert home.status_code == 200 and "administrator of FR" in home.text
+        cookie = next(c for c in http.cookies.jar if c.name == "__Host-cdb-console")
+        assert cookie.secure and cookie.path == "/"
+        assert cookie.has_nonstandard_attr("HttpOnly")
+        assert str(cookie.get_nonstandard_attr("SameSite")).lower() == "strict"
+        assert home.headers["cache-control"] == "no-store"
+        policy = home.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "script-src" not in policy
+        assert "<script" not in home.text
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(service: Service) -> None:
+    court = Api(service, "admin-fr").first("authorities", owner="FR")
+    with sign_in_http(service, "admin-fr") as http:
+        form = http.get(f"/console/authorities/{court['id']}/edit")
+        token = csrf_of(form.text)
+        fields = {"expected": str(court["version"]), "f:address.street": "Forged street 1"}
+        for sent in (fields, fields | {"csrf": "not-the-token"}):
+            refused = http.post(f"/console/authorities/{court['id']}/edit", data=sent)
+            assert refused.status_code == 403
+            assert "security token" in refused.text
+        assert (
+            Api(service, "admin-fr").first("authorities", owner="FR")["version"] == court["version"]
+        )
+        # The same form with its token goes through: the refusal was the token's alone.
+        accepted = http.post(f"/console/authorities/{court['id']}/edit",
+                             data=fields | {"csrf": token})  # fmt: skip
+        assert accepted.status_code == 303, accepted.text
+
+
+def test_after_sign_out_the_cookie_opens_nothing(service: Service) -> None:
+    with sign_in_http(service, "admin-fr") as http:
+        cookie = http.cookies.get("__Host-cdb-console")
+        home = http.get("/console/")
+        out = http.post("/console/sign-out", data={"csrf": csrf_of(home.text)})
+        assert out.status_code == 303 and out.headers["location"] == "/console/signed-out"
+        # The old cookie, sent again as a thief would: sign-in page, not the console.
+        http.cookies.set("__Host-cdb-console", str(cookie), domain="localhost")
+        again = http.get("/console/")
+        assert again.status_code == 302 and "/console/sign-in" in again.headers["location"]
+
+
+def test_an_idle_session_ends(service: Service) -> None:
+    with sign_in_http(service, "admin-fr") as http:
+        assert http.get("/console/").status_code == 200
+        time.sleep(IDLE_S + 0.5)
+        idle = http.get("/console/")
+        assert idle.status_code == 302 and "/console/sign-in" in idle.headers["location"]
+        # A form sent with the ended session says so and saves nothing.
+        sent = http.post("/console/sign-out", data={"csrf": "whatever"})
+        assert sent.status_code == 401 and "session has ended" in sent.text
+
+
+def test_a_stale_form_says_who_changed_what_and_saves_nothing(service: Service) -> None:
+    fr = Api(service, "admin-fr")
+    court = fr.first("authorities", owner="FR", q="lyon")
+    with sign_in_http(service, "admin-fr") as http:
+        form = http.get(f"/console/authorities/{court['id']}/edit")
+        token = csrf_of(form.text)
+        # Meanwhile, a colleague changes the city through the API.
+        fr.patch("authorities", court, {"languages": ["fr", "en"]})
+        sent = http.post(f"/console/authorities/{court['id']}/edit", data={
+            "csrf": token, "expected": str(court["version"]),
+            "f:address.street": "3 rue nouvelle",
+        })  # fmt: skip
+        assert sent.status_code == 409
+        assert "Someone else changed this entry" in sent.text
+        assert "languages" in sent.text and "3 rue nouvelle" in sent.text
+        now = fr.first("authorities", owner="FR", q="lyon")
+        assert now["version"] == court["version"] + 1
+        assert now["address"].get("street") != "3 rue nouvelle"
+
+
+def test_the_audit_trail_names_the_person(service: Service) -> None:
+    before = service.audit_seq()
+    court = Api(service, "admin-fr").first("authorities", owner="FR", q="marseille")
+    with sign_in_http(service, "admin-fr") as http:
+        form = http.get(f"/console/authorities/{court['id']}/edit")
+        sent = http.post(f"/console/authorities/{court['id']}/edit", data={
+            "csrf": csrf_of(form.text), "expected": str(court["version"]),
+            "f:address.street": "Place Monthyon",
+        })  # fmt: skip
+        assert sent.status_code == 303, sent.text
+        refused = http.get(
+            f"/console/authorities/{Api(service, 'admin-de').first('authorities', owner='DE')['id']}/edit"
+        )
+        assert refused.status_code == 403
+    events = service.audit_after(before)
+    write = [e for e in events if e["outcome"] == "ok" and e["subject"] == "admin-fr (admin-fr)"]
+    assert write, events
+    denied = [e for e in events if e["outcome"] != "ok" and "admin-fr" in e["subject"]]
+    assert denied, events
