@@ -77,6 +77,11 @@ def soon_expired_certificate_pem(seconds: float) -> str:
     return old.cert_pem
 
 
+def renewed_certificate_pem() -> str:
+    ca = make_ca("New AS4 CA", organisation="tests")
+    return issue(ca, "fr-new-ap", organisation="tests").cert_pem
+
+
 @contextmanager
 def sign_in_http(service: Service, client: str) -> Iterator[httpx.Client]:
     """A signed-in console session without a browser: the dev issuer's page, its button."""

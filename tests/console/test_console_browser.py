@@ -23,6 +23,7 @@ from tests.console.support import (
     Api,
     browser,
     origin,
+    renewed_certificate_pem,
     soon_expired_certificate_pem,
 )
 from tests.support.service_process import Service, running_service
@@ -63,7 +64,8 @@ def planted(service: Service) -> dict[str, str]:
     fr.patch("routing-parties", party, {"certificates": certificates})
     time.sleep(2.5)
     german = Api(service, "admin-de").first("authorities", owner="DE")
-    return {"court": created.json()["id"], "german": german["id"], "party": party["name"]}
+    return {"court": created.json()["id"], "german": german["id"], "party": party["name"],
+            "party_id": party["id"]}  # fmt: skip
 
 
 def test_a_french_administrator_corrects_a_court_and_uploads_a_batch(
@@ -77,7 +79,7 @@ def test_a_french_administrator_corrects_a_court_and_uploads_a_batch(
         page.goto(f"{base}/console/")
         assert "/console/sign-in" in page.url
         b.check("sign-in")
-        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("link", name="Sign in").click()
         page.wait_for_url("**/dev-issuer/authorize**")
         b.check("dev-issuer")
         page.get_by_role("button", name="admin-fr").click()
@@ -138,6 +140,44 @@ def test_a_french_administrator_corrects_a_court_and_uploads_a_batch(
         page.get_by_role("button", name="Apply these changes").click()
         assert "Applied as revision" in page.locator("main").inner_text()
         b.check("upload-applied")
+
+        # Retire or delete shows the referrers first; a new entry's form.
+        page.goto(f"{base}/console/authorities/{planted['court']}/delete")
+        b.check("delete")
+        page.goto(f"{base}/console/authorities/new")
+        assert page.get_by_label("names.en").is_visible()
+        b.check("create")
+
+        # Who would receive an EIO for Paris: the answer senders get, ranked, with routing.
+        page.get_by_role("link", name="Who would receive this?").click()
+        page.get_by_label("Country").select_option("FR")
+        page.get_by_label("Instrument").select_option("eio")
+        page.get_by_label("Competence").select_option("execute")
+        page.get_by_label("Postal code (optional)").fill("75001")
+        page.get_by_role("button", name="Ask").click()
+        answer = page.locator("main section").inner_text()
+        assert "FR:" in answer and "fr-justice-ap" in answer, answer
+        b.check("resolve")
+
+        # The notice rule of a planned maintenance window, for the times typed.
+        page.goto(f"{base}/console/maintenance-windows")
+        page.get_by_role("link", name="Check the notice rule").click()
+        page.get_by_label("Starts (Brussels time)").fill("2027-03-02T21:00")
+        page.get_by_label("Ends (Brussels time)").fill("2027-03-03T02:00")
+        page.get_by_role("button", name="Check the notice").click()
+        rule = page.locator("main [role=status]").inner_text()
+        assert "10 working days' notice needed" in rule and "preferred hours" in rule, rule
+        b.check("maintenance-notice")
+
+        # The expired certificate, rotated: replaced by its renewal in one revision.
+        page.goto(f"{base}/console/routing-parties/{planted['party_id']}")
+        page.get_by_role("link", name="Rotate a certificate").click()
+        old = page.locator("option", has_text="fr-old-ap").get_attribute("value")
+        page.get_by_label("Certificate to replace").select_option(str(old))
+        page.get_by_label("Renewed certificate (PEM)").fill(renewed_certificate_pem())
+        b.check("rotate")
+        page.get_by_role("button", name="Rotate").click()
+        assert "Certificate replaced in 1 routing party" in page.locator("main").inner_text()
 
         # Another owner's entry: its edit form is refused with a page that says why.
         answer = page.goto(f"{base}/console/authorities/{planted['german']}/edit")

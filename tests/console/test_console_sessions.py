@@ -115,9 +115,8 @@ def test_the_audit_trail_names_the_person(service: Service) -> None:
             "f:address.street": "Place Monthyon",
         })  # fmt: skip
         assert sent.status_code == 303, sent.text
-        refused = http.get(
-            f"/console/authorities/{Api(service, 'admin-de').first('authorities', owner='DE')['id']}/edit"
-        )
+        german = Api(service, "admin-de").first("authorities", owner="DE")
+        refused = http.get(f"/console/authorities/{german['id']}/edit")
         assert refused.status_code == 403
     events = service.audit_after(before)
     write = [e for e in events if e["outcome"] == "ok" and e["subject"] == "admin-fr (admin-fr)"]
