@@ -79,7 +79,8 @@ def _owner(user: User, asked: str | None) -> str | None:
     mine = user.principal.administers
     if user.principal.is_operator:
         wanted = (asked or "").strip().upper()
-        return wanted if wanted in codes.OWNERS else mine
+        # Operators also own the Commission's records (incidents, its maintenance).
+        return wanted if wanted in codes.OWNERS or wanted == codes.COMMISSION else mine
     return mine
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import time
+import warnings
 from collections import OrderedDict
 from typing import Any
 
 import httpx
 from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from cdb_service.security.policy import Principal, principal_from_claims
 from cdb_service.security.tokens import TokenRejected, TokenValidator
@@ -55,7 +55,13 @@ class OidcSignIn:
             self._fetched_at = time.monotonic()
         return self._metadata
 
-    def _client(self, redirect_uri: str) -> AsyncOAuth2Client:
+    def _client(self, redirect_uri: str) -> Any:
+        # Imported when first needed, its notice about a successor of httpx silenced: it
+        # would otherwise be printed by every command of the CLI, which imports the app.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from authlib.integrations.httpx_client import AsyncOAuth2Client
+
         return AsyncOAuth2Client(
             client_id=self.settings.console_client_id,
             client_secret=self.settings.console_client_secret or None,
