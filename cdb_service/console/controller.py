@@ -85,7 +85,8 @@ def _owner(user: User, asked: str | None) -> str | None:
 
 
 def _base(user: User, owner: str | None, **more: Any) -> dict[str, Any]:
-    return {"user": user, "owner": owner, "owners": codes.OWNERS, **more}
+    owners = {**codes.OWNERS, codes.COMMISSION: "European Commission"}
+    return {"user": user, "owner": owner, "owners": owners, **more}
 
 
 def _label(spec: KindSpec, document: dict[str, Any]) -> str:
