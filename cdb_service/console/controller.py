@@ -322,6 +322,16 @@ class ConsoleController(Controller):
             filters["owner"] = chosen
         if q.strip():
             filters["q"] = spec.all_filters["q"].parse(q.strip()[:200])
+        # The kind's own filters (instrument, code, component, …), as on the API.
+        chosen_filters = {}
+        for name in (f.name for f in spec.filters):
+            value = request.query_params.get(name, "").strip()[:200]
+            if value:
+                try:
+                    filters[name] = spec.all_filters[name].parse(value)
+                except ValueError:
+                    raise invalid([FieldError(("query", name), "is not a valid id")]) from None
+                chosen_filters[name] = value
         order = Sort.parse(sort) if sort in SORTS and sort else None
         cursor_id, cursor_value = None, None
         if after:
@@ -337,7 +347,7 @@ class ConsoleController(Controller):
         more = None
         if listed.next is not None:
             mark = str(listed.next) + (f"|{listed.next_value}" if order else "")
-            query = {"q": q, "sort": sort, "after": mark, "page": page_number + 1}
+            query = {"q": q, "sort": sort, "after": mark, "page": page_number + 1, **chosen_filters}
             if chosen and user.principal.is_operator:
                 query["owner"] = chosen
             more = urlencode({k: v for k, v in query.items() if v})
@@ -346,7 +356,8 @@ class ConsoleController(Controller):
         context = _base(user, chosen, spec=spec, title=TITLES.get(spec.name, spec.name),
                         rows=rows, total=total, revision=revision, q=q, sort=sort,
                         sorts=SORTS, more=more, page_number=page_number,
-                        may_create=may_create)  # fmt: skip
+                        may_create=may_create, kind_filters=[f.name for f in spec.filters],
+                        chosen_filters=chosen_filters)  # fmt: skip
         return page("list.html", context)
 
     # --- one entry -----------------------------------------------------------------

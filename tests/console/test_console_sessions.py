@@ -7,6 +7,7 @@ One dev service for the module with an idle timeout of two seconds
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -123,3 +124,32 @@ def test_the_audit_trail_names_the_person(service: Service) -> None:
     assert write, events
     denied = [e for e in events if e["outcome"] != "ok" and "admin-fr" in e["subject"]]
     assert denied, events
+
+
+def _total(html: str) -> int:
+    found = re.search(r'<p class="total" role="status">(\d+) entr', html)
+    assert found, html[:2000]
+    return int(found.group(1))
+
+
+def test_lists_search_filter_count_and_page(service: Service) -> None:
+    with sign_in_http(service, "admin-fr") as http:
+        lyon = http.get("/console/authorities", params={"q": "LYON"})
+        assert lyon.status_code == 200 and _total(lyon.text) == 2
+        assert "Tribunal judiciaire de Lyon" in lyon.text or "Lyon Judicial Court" in lyon.text
+        one = http.get("/console/authorities", params={"code": "FR:COURT-LYON", "q": "lyon"})
+        assert _total(one.text) == 1 and "FR:COURT-LYON" in one.text
+        fr = http.get("/console/authorities")
+        assert "administrator of FR" in fr.text and "DE:" not in fr.text
+    with sign_in_http(service, "operator") as http:
+        every = http.get("/console/authorities")
+        total = _total(every.text)
+        owners = set(re.findall(r"</a></td><td>([A-Z]{2})</td>", every.text))
+        assert total > 25 and len(owners) > 1, owners  # every owner's, not only one
+        mark = re.search(r'href="(/console/authorities\?[^"]*after=[^"]+)"', every.text)
+        assert mark, "no next page link"
+        second = http.get(mark.group(1).replace("&amp;", "&"))
+        assert second.status_code == 200 and "page 2" in second.text
+        first_ids = set(re.findall(r"/console/authorities/([0-9a-f-]{36})", every.text))
+        second_ids = set(re.findall(r"/console/authorities/([0-9a-f-]{36})", second.text))
+        assert second_ids and not first_ids & second_ids
