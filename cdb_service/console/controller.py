@@ -106,7 +106,7 @@ def _problem_page(request: Request[Any, Any, Any], problem: Problem) -> Response
     titles = {403: "Not allowed", 404: "Not found", 409: "Conflict", 422: "Not accepted"}
     return page("error.html", {"user": user, "owner": None, "problem": problem,
                                "heading": titles.get(problem.status, problem.title)},
-                status_code=problem.status)  # fmt: skip
+                status_code=problem.status, headers=problem.headers)  # fmt: skip
 
 
 def _to_sign_in(request: Request[Any, Any, Any], _: NotSignedIn) -> Response[Any]:
@@ -151,6 +151,12 @@ class ConsoleController(Controller):
         next_path: str | None = Parameter(query="next", default=None),
     ) -> Response[Any]:
         console = parts(request.app.state)
+        # Each start stores a pending sign-in: counted like a refused request of its
+        # address, so that a flood of starts is answered 429 and grows no table.
+        limits, source = console.gate.limits, console.gate.source_address(request.scope)
+        if limits is not None:
+            limits.before_authentication(source or "unknown", None)
+            limits.after_refusal(source or "unknown")
         redirect_uri = str(request.base_url).rstrip("/") + "/console/auth/callback"
         try:
             url, pending = await console.signin.begin(redirect_uri)

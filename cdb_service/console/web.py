@@ -113,10 +113,11 @@ def _environment() -> Environment:
 
 
 def page(template: str, context: Mapping[str, Any], status_code: int = 200,
-         cookies: list[Cookie] | None = None) -> Response[str]:  # fmt: skip
+         cookies: list[Cookie] | None = None,
+         headers: Mapping[str, str] | None = None) -> Response[str]:  # fmt: skip
     body = _environment().get_template(template).render(**context)
-    return Response(body, status_code=status_code, media_type="text/html", headers=HEADERS,
-                    cookies=cookies or [])  # fmt: skip
+    return Response(body, status_code=status_code, media_type="text/html",
+                    headers={**(headers or {}), **HEADERS}, cookies=cookies or [])  # fmt: skip
 
 
 def session_cookie(value: str, max_age: int) -> Cookie:
