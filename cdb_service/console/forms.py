@@ -48,7 +48,18 @@ def _shown(value: Any) -> str:
 def values_of(kind: KindSpec, document: Mapping[str, Any], key_of: KeyOf) -> dict[str, str]:
     """The document as the text of each column."""
     header, rows = spreadsheets.table(kind, [document], key_of)
-    return {name: _shown(value) for name, value in zip(header, next(rows), strict=True)}
+    values = {name: _shown(value) for name, value in zip(header, next(rows), strict=True)}
+    # A name in English is always offered (the quality report asks for one), beside
+    # the languages the entry already has.
+    known = spreadsheets.known_columns(kind)
+    out: dict[str, str] = {}
+    for name, value in values.items():
+        out[name] = value
+        field = name.partition(".")[0]
+        english = f"{field}.en"
+        if "." in name and english in known and english not in values and english not in out:
+            out[english] = ""
+    return out
 
 
 def fields_of(kind: KindSpec, values: Mapping[str, str]) -> list[FormField]:
