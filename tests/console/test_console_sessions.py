@@ -11,21 +11,27 @@ import re
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from cdb_service.security.dev import DevPki
-from tests.console.support import Api, csrf_of, sign_in_http
+from tests.console.support import Api, csrf_of, origin, sign_in_http
 from tests.support.service_process import Service, running_service
+from tests.support.tls import client_context
 
 pytestmark = pytest.mark.slow
 IDLE_S = 2
+BURST = 40
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("console-sessions")
     pki = DevPki(root / "var" / "pki").ensure()
-    variables = {"CDB_CONSOLE_IDLE_TIMEOUT_S": str(IDLE_S)}
+    # A small burst of refusals per address: the last test floods the sign-in start.
+    variables = {"CDB_CONSOLE_IDLE_TIMEOUT_S": str(IDLE_S),
+                 "CDB_RATE_LIMIT_ANONYMOUS_BURST": str(BURST),
+                 "CDB_RATE_LIMIT_ANONYMOUS": "0.2"}  # fmt: skip
     with running_service(root, variables, ca=pki.ca) as running:
         yield running
 
@@ -153,3 +159,39 @@ def test_lists_search_filter_count_and_page(service: Service) -> None:
         first_ids = set(re.findall(r"/console/authorities/([0-9a-f-]{36})", every.text))
         second_ids = set(re.findall(r"/console/authorities/([0-9a-f-]{36})", second.text))
         assert second_ids and not first_ids & second_ids
+
+
+def test_an_operator_records_an_incident(service: Service) -> None:
+    with sign_in_http(service, "operator") as http:
+        form = http.get("/console/incidents/new", params={"owner": "EC"})
+        assert form.status_code == 200 and "New entry: Incidents of EC" in form.text
+        sent = http.post("/console/incidents/new", data={
+            "csrf": csrf_of(form.text), "owner": "EC", "f:component": "cdb",
+            "f:description": "database failover", "f:started_at": "2026-11-29T10:00:00+01:00",
+            "f:expected_recovery_at": "not a time",
+        })  # fmt: skip
+        assert sent.status_code == 422
+        assert 'aria-invalid="true"' in sent.text and "expected_recovery_at" in sent.text
+        fixed = http.post("/console/incidents/new", data={
+            "csrf": csrf_of(sent.text), "owner": "EC", "f:component": "cdb",
+            "f:description": "database failover", "f:started_at": "2026-11-29T10:00:00+01:00",
+            "f:expected_recovery_at": "2026-11-29T12:00:00+01:00",
+        })  # fmt: skip
+        assert fixed.status_code == 303 and "/console/incidents/" in fixed.headers["location"]
+    with sign_in_http(service, "admin-fr") as http:
+        # An administrator cannot choose the Commission: the form is for her own owner.
+        form = http.get("/console/incidents/new", params={"owner": "EC"})
+        assert "Incidents of FR" in form.text and "Incidents of EC" not in form.text
+
+
+def test_a_flood_of_sign_in_starts_is_refused_and_stores_nothing_more(service: Service) -> None:
+    before = len(service.query("SELECT token_hash FROM console_sessions"))
+    pki = DevPki(service.data_dir / "pki")
+    with httpx.Client(base_url=origin(service), verify=client_context(pki.ca)) as http:
+        answers = [http.get("/console/auth/start") for _ in range(BURST + 10)]
+    codes = [a.status_code for a in answers]
+    assert set(codes) == {303, 429} and codes.count(303) <= BURST, codes
+    refused = next(a for a in answers if a.status_code == 429)
+    assert int(refused.headers["retry-after"]) >= 1 and "Too many requests" in refused.text
+    stored = len(service.query("SELECT token_hash FROM console_sessions"))
+    assert stored - before == codes.count(303)  # a refused start stores nothing
