@@ -161,6 +161,25 @@ def test_lists_search_filter_count_and_page(service: Service) -> None:
         assert second_ids and not first_ids & second_ids
 
 
+def test_retire_or_delete_shows_referrers_first(service: Service) -> None:
+    fr = Api(service, "admin-fr")
+    court = fr.first("authorities", owner="FR", q="lille")
+    with sign_in_http(service, "admin-fr") as http:
+        form = http.get(f"/console/authorities/{court['id']}/delete")
+        assert form.status_code == 200
+        assert "/console/jurisdiction-criteria/" in form.text  # its criteria refer to it
+        token = csrf_of(form.text)
+        refused = http.post(f"/console/authorities/{court['id']}/delete", data={
+            "csrf": token, "expected": str(court["version"]), "action": "delete"})  # fmt: skip
+        assert refused.status_code == 409
+        retired = http.post(f"/console/authorities/{court['id']}/delete", data={
+            "csrf": token, "expected": str(court["version"]), "action": "retire",
+            "valid_to": "2027-06-30"})  # fmt: skip
+        assert retired.status_code == 303
+    after = fr.first("authorities", owner="FR", q="lille")
+    assert after["valid_to"] == "2027-06-30" and after["version"] == court["version"] + 1
+
+
 def test_an_operator_records_an_incident(service: Service) -> None:
     with sign_in_http(service, "operator") as http:
         form = http.get("/console/incidents/new", params={"owner": "EC"})
