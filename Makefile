@@ -9,7 +9,7 @@ CDB_PORT ?= 8443
 export CDB_PORT
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test bench lint format openapi postgres nginx oidc chromium deploy-tools clean help
+.PHONY: run test bench lint format openapi postgres nginx oidc axe chromium deploy-tools clean help
 
 help:
 	@echo "make run    - start the service on the embedded SQLite database (dev profile)"
@@ -69,6 +69,12 @@ oidc: tests/support/oidc/node_modules/.package-lock.json
 tests/support/oidc/node_modules/.package-lock.json: tests/support/oidc/package-lock.json
 	npm ci --prefix tests/support/oidc --no-audit --no-fund --loglevel=error
 
+# The console's browser tests inject axe-core (npm) into every page.
+axe: tests/support/axe/node_modules/.package-lock.json
+
+tests/support/axe/node_modules/.package-lock.json: tests/support/axe/package-lock.json
+	npm ci --prefix tests/support/axe --no-audit --no-fund --loglevel=error
+
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
@@ -82,7 +88,7 @@ format: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/cdb-service openapi --out openapi.yaml
 
-test: $(STAMP) postgres nginx oidc chromium deploy-tools lint
+test: $(STAMP) postgres nginx oidc axe chromium deploy-tools lint
 	CDB_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest
 
 # Ratios measured in one run (see bench/run.py); wrk is Debian's load generator.

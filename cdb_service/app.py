@@ -19,6 +19,9 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 
 from cdb_service import __version__, metrics
+from cdb_service.console.auth import ConsoleAuth
+from cdb_service.console.entries import ConsoleEntries
+from cdb_service.console.tools import ConsoleTools
 from cdb_service.db import migrate
 from cdb_service.distribution import deps as distribution_deps
 from cdb_service.distribution.controller import ExtractController, JwksController
@@ -140,7 +143,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         guards=[role_guard],
     )
     handlers: list[Any] = [LandingController, AssetController, HealthController, JwksController,
-                           MetricsController, api]  # fmt: skip
+                           MetricsController, api, ConsoleAuth, ConsoleTools,
+                           ConsoleEntries]  # fmt: skip
     if settings.uses_dev_issuer:
         handlers.append(DevIssuerController)
     return Litestar(

@@ -1,5 +1,6 @@
 """Every table, imported once so that the metadata is complete (migrations, drift checks)."""
 
+from cdb_service.console.sessions import ConsoleSession
 from cdb_service.db.base import Base
 from cdb_service.db.revisions import EntryVersion, RegistryHead, Revision
 from cdb_service.db.write_check import WriteCheck
@@ -13,6 +14,7 @@ __all__ = [
     "AuditEvent",
     "AuditHead",
     "Base",
+    "ConsoleSession",
     "EntryVersion",
     "GazetteerLoad",
     "GazetteerPlace",

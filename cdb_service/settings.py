@@ -90,6 +90,22 @@ class Settings(BaseSettings):
     # The local token issuer of the dev profile (never in prod).
     dev_issuer: bool | None = None
 
+    # --- the administrators' console (/console/) -----------------------------------
+    # Its OpenID client at the issuer above (authorization code + PKCE); no secret: a
+    # public client.
+    console_client_id: str = "cdb-console"
+    console_client_secret: str = ""
+    console_scope: str = "openid profile cdb.read cdb.write cdb.operator"
+    # RFC 8707 `resource` sent with the requests, for providers that need it to issue
+    # an access token for this API (empty: not sent).
+    console_resource: str = ""
+    # A signed-in session ends after this long without a request, and at the latest
+    # this long after sign-in.
+    console_idle_timeout_s: int = Field(default=1800, ge=1)
+    console_absolute_timeout_s: int = Field(default=12 * 3600, ge=1)
+    # Also ask the browser for a client certificate of the client CAs.
+    console_require_client_certificate: bool = False
+
     # --- limits (documented in the README) -------------------------------------------
     # Requests per second (and burst) per client certificate, per worker.
     rate_limit_per_client: float = Field(default=1000, gt=0)

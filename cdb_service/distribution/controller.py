@@ -76,7 +76,7 @@ class ExtractController(Controller):
         )
         chosen_owner = owner.upper() if owner else None
         spec = ExtractRequest(kinds_from(kinds), chosen_owner, revision, principal)
-        client = principal.certificate.facts.x5t_s256
+        client = principal.client_key
         body = ceilings.extracts.held_while(
             client, _counted(stream_extract(sessions, signing, spec))
         )
@@ -115,7 +115,7 @@ class ExtractController(Controller):
                                settings.retry_after_s)  # fmt: skip
         retention = dt.timedelta(days=settings.changes_retention_days)
         if wait:
-            client = principal.certificate.facts.x5t_s256
+            client = principal.client_key
             with metrics.IN_FLIGHT.labels("long_poll").track_inprogress():
                 async with ceilings.long_polls.slot(client):
                     await feed.wait_for_newer(lookup, sessions, since, wait)

@@ -21,13 +21,12 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath, JSONBody, Parameter
 
 from cdb_service.db.revisions import MAX_REVISION
-from cdb_service.kernel.json_documents import field_changes, json_patch, merge_patch
 from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found, stale
+from cdb_service.registry import edits
 from cdb_service.registry.idempotency import IdempotentRequest
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.reads import EntryReads, Sort
 from cdb_service.registry.spec import KindSpec
-from cdb_service.registry.validation import validate
 from cdb_service.registry.writes import EntryWrites
 from cdb_service.security import policy
 from cdb_service.security.audit import Who
@@ -40,8 +39,6 @@ from cdb_service.web.docs import problems
 from cdb_service.web.pagination import decode_sorted_cursor, encode_cursor
 
 PAGING = frozenset({"limit", "cursor", "valid_at", "revision", "sort", "count", "min_revision"})
-# What every write changes: left out of diffs, which show what an administrator changed.
-BOOKKEEPING = frozenset({"version", "revision", "created_at", "updated_at"})
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -120,24 +117,6 @@ def _written(document: dict[str, Any]) -> dict[str, str]:
     return {"ETag": etag(document), REVISION_HEADER: str(document["revision"])}
 
 
-async def _current(reads: EntryReads, spec: KindSpec, entry_id: uuid.UUID) -> dict[str, Any]:
-    document = await reads.get(spec, entry_id)
-    if document is None:
-        raise not_found(spec.name, entry_id)
-    return document
-
-
-def _as_input(spec: KindSpec, document: dict[str, Any], changed: set[str] | None = None
-              ) -> dict[str, Any]:  # fmt: skip
-    """A stored document as the body of a write: references by id, unless the change names
-    the reference by its natural key instead (then the old id would contradict it)."""
-    data = dict(document)
-    for ref in spec.references:
-        if changed is not None and ref.key_field in changed and ref.id_field not in changed:
-            data.pop(ref.id_field, None)
-    return data
-
-
 async def _merge_patch_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in (MERGE_PATCH, "application/json"):
@@ -151,32 +130,6 @@ async def _merge_patch_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise invalid([FieldError(("body",), "must be a JSON object (the fields to change)")])
     return body
-
-
-async def _version_document(
-    reads: EntryReads,
-    spec: KindSpec,
-    entry_id: uuid.UUID,
-    version: int | None,
-    revision: int | None,
-    name: str,
-) -> dict[str, Any]:
-    """One version of an entry, named by its number or by a registry revision."""
-    versions = [v for v in await reads.history(entry_id) if v["kind"] == spec.name]
-    if not versions:
-        raise not_found(spec.name, entry_id)
-    if version is not None:
-        found = next((v for v in versions if v["version"] == version), None)
-        what = f"version {version}"
-    elif revision is not None:
-        found = next((v for v in versions if v["revision"] <= revision), None)
-        what = f"revision {revision}"
-    else:
-        found, what = versions[0], "the current version"
-    if found is None or found["operation"] == "delete":
-        raise invalid([FieldError(("query", name), f"{spec.name} entry {entry_id} has no "
-                                  f"document at {what}")])  # fmt: skip
-    return dict(found["document"])
 
 
 def _owner_first(spec: KindSpec) -> Any:
@@ -353,7 +306,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             key = request.headers.get("idempotency-key")
             idempotency = None
             if key:
-                caller = f"{principal.subject}|{principal.certificate.facts.x5t_s256}"
+                caller = f"{principal.subject}|{principal.client_key}"
                 idempotency = IdempotentRequest.of(
                     caller, key[:200], "POST", request.url.path, await request.body()
                 )
@@ -378,7 +331,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             principal: NamedDependency[Principal],
             who: NamedDependency[Who],
         ) -> Response[Any]:
-            current = await _current(reads, spec, entry_id)
+            current = await edits.current(reads, spec, entry_id)
             policy.require_write(principal, data.owner, current["owner"])
             expected = _if_match(request, current)
             document = await writes.update(spec, entry_id, data, who, expected)
@@ -401,12 +354,10 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             who: NamedDependency[Who],
         ) -> Response[Any]:
             body = await _merge_patch_body(request)
-            current = await _current(reads, spec, entry_id)
+            current = await edits.current(reads, spec, entry_id)
             policy.require_write(principal, current["owner"])
             expected = _if_match(request, current)
-            patched = merge_patch(_as_input(spec, current, set(body)), body)
-            data = validate(spec, patched)
-            policy.require_write(principal, data.owner, current["owner"])
+            data = edits.patched(spec, current, body, principal)
             document = await writes.update(spec, entry_id, data, who, expected)
             visible = policy.redact(document, spec.private_fields, principal)
             return Response(visible, headers=_written(document))
@@ -433,11 +384,10 @@ def controller_for(spec: KindSpec) -> type[Controller]:
         ) -> Response[Any]:
             if (version is None) == (revision is None):
                 raise invalid([FieldError(("query", "version"), "give version or revision")])
-            current = await _current(reads, spec, entry_id)
+            current = await edits.current(reads, spec, entry_id)
             policy.require_write(principal, current["owner"])
             expected = _if_match(request, current)
-            old = await _version_document(reads, spec, entry_id, version, revision, "version")
-            data = validate(spec, _as_input(spec, old))
+            data = await edits.reverted(reads, spec, entry_id, version, revision)
             document = await writes.update(spec, entry_id, data, who, expected)
             visible = policy.redact(document, spec.private_fields, principal)
             return Response(visible, headers=_written(document))
@@ -458,24 +408,16 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             from_revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
             to_revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
         ) -> dict[str, Any]:
-            if from_version is None and from_revision is None:
-                raise invalid([FieldError(("query", "from"), "give from or from_revision")])
-            before = policy.redact(
-                await _version_document(reads, spec, entry_id, from_version, from_revision, "from"),
-                spec.private_fields, principal,
-            )  # fmt: skip
-            after = policy.redact(
-                await _version_document(reads, spec, entry_id, to_version, to_revision, "to"),
-                spec.private_fields, principal,
-            )  # fmt: skip
-            strip = {k: v for k, v in before.items() if k not in BOOKKEEPING}
-            then = {k: v for k, v in after.items() if k not in BOOKKEEPING}
-            return {
-                "from": {"version": before["version"], "revision": before["revision"]},
-                "to": {"version": after["version"], "revision": after["revision"]},
-                "patch": json_patch(strip, then),
-                "fields": field_changes(strip, then),
-            }
+            return await edits.diff(
+                reads,
+                spec,
+                entry_id,
+                principal,
+                from_version,
+                to_version,
+                from_revision,
+                to_revision,
+            )
 
         @delete(
             "/{entry_id:uuid}",
@@ -496,7 +438,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                 default=False, description="also delete the owner's referrers"
             ),
         ) -> Response[None]:
-            current = await _current(reads, spec, entry_id)
+            current = await edits.current(reads, spec, entry_id)
             policy.require_write(principal, current["owner"])
             expected = _if_match(request, current)
             gone = await writes.delete(spec, entry_id, who, expected, cascade=cascade)

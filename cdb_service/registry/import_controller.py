@@ -61,7 +61,7 @@ class ImportController(Controller):
     ) -> dict[str, Any]:
         batch_owner = owner_of_batch(owner, principal.administers, principal.is_operator)
         policy.require_write(principal, batch_owner)
-        async with ceilings.imports.slot(principal.certificate.facts.x5t_s256):
+        async with ceilings.imports.slot(principal.client_key):
             kind_spec = _kind(kind)
             try:
                 fmt = exports.format_of_media_type(request.headers.get("content-type", ""))

@@ -150,7 +150,10 @@ class EntryReads:
     ) -> tuple[int, int]:
         """How many current entries match, and the revision that count is of."""
         wanted = [(kind.all_filters[name], value) for name, value in (filters or {}).items()]
-        query = _current_query(kind, wanted, valid_at).with_only_columns(func.count())
+        # The table stays in FROM without a filter too (else: SELECT count(*) = 1).
+        query = _current_query(kind, wanted, valid_at).with_only_columns(
+            func.count(), maintain_column_froms=True
+        )
         async with rev.read_snapshot(self.sessions) as session:
             return int(await session.scalar(query) or 0), await rev.head_revision(session)
 

@@ -232,7 +232,7 @@ def _parse_cell(column: Column, raw: Any) -> Any:
     return raw
 
 
-def _known_columns(kind: KindSpec) -> dict[str, Column]:
+def known_columns(kind: KindSpec) -> dict[str, Column]:
     """Every header a sheet of this kind may have (any language for names)."""
     _, kept = _reference_fields(kind)
     known = {c.name: c for c in columns(kind, codes.LANGUAGES)}
@@ -253,7 +253,7 @@ def read_rows(
     header = next(iterator, None)
     if header is None:
         return
-    known = _known_columns(kind)
+    known = known_columns(kind)
     names = [str(h).strip() if h is not None else "" for h in header]
     unknown = [n for n in names if n and n not in known]
     if unknown:
@@ -268,29 +268,38 @@ def read_rows(
         if all(v is None or (isinstance(v, str) and not v.strip()) for v in row):
             continue
         batch.lines += 1
-        data: dict[str, Any] = {}
-        bad = False
-        for name, raw in zip(names, row, strict=False):
-            if not name:
-                continue
-            column = known[name]
-            try:
-                value = _parse_cell(column, raw)
-            except ValueError as error:
-                batch.note(FieldError((*where, "row", number, name),
-                                               f"is not a JSON array: {error}"))  # fmt: skip
-                bad = True
-                continue
-            if value is None:
-                continue
-            if column.member is None:
-                data[column.field] = value
-            else:
-                data.setdefault(column.field, {})[column.member] = value
-        if bad:
+        data, unreadable = row_document(known, names, row)
+        for name, error in unreadable:
+            batch.note(FieldError((*where, "row", number, name), error))
+        if unreadable:
             batch.unidentified += 1
             continue
         add_document(batch, kind, data, owner, (*where, "row", number), number)
+
+
+def row_document(
+    known: Mapping[str, Column], names: Sequence[str], row: Sequence[Any]
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """One row's cells under their column names as a document, and the cells that could
+    not be read (name, why). Also the console's edit form, whose fields are these columns."""
+    data: dict[str, Any] = {}
+    unreadable = []
+    for name, raw in zip(names, row, strict=False):
+        if not name:
+            continue
+        column = known[name]
+        try:
+            value = _parse_cell(column, raw)
+        except ValueError as error:
+            unreadable.append((name, f"is not a JSON array: {error}"))
+            continue
+        if value is None:
+            continue
+        if column.member is None:
+            data[column.field] = value
+        else:
+            data.setdefault(column.field, {})[column.member] = value
+    return data, unreadable
 
 
 def read_csv(text: str, kind: KindSpec, owner: str, batch: ParsedBatch) -> None:

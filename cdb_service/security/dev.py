@@ -131,4 +131,8 @@ def with_dev_defaults(settings: Settings) -> Settings:
         updates |= {"tls_cert_file": pki.server_cert, "tls_key_file": pki.server_key}
     if not settings.oidc_issuer:
         updates["oidc_issuer"] = settings.dev_issuer_url()
+    if settings.oidc_ca_file is None and updates.get("oidc_issuer", settings.oidc_issuer) == (
+        settings.dev_issuer_url()
+    ):
+        updates["oidc_ca_file"] = pki.ca  # the console redeems its codes over HTTPS
     return settings.model_copy(update=updates)

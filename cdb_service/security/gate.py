@@ -118,7 +118,7 @@ class SecurityGate:
         except Problem:
             self.limits.after_refusal(source)
             raise
-        self.limits.for_client(principal.certificate.facts.x5t_s256)
+        self.limits.for_client(principal.client_key)
         return principal
 
     async def _authenticate(self, scope: Scope, certificate: ClientCertificate | None,

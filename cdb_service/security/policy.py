@@ -25,7 +25,17 @@ class Principal:
     client_id: str | None
     scopes: frozenset[str]
     owner: str | None
-    certificate: ClientCertificate
+    # None for a person signed in to the console without a client certificate.
+    certificate: ClientCertificate | None
+    # The name claim of a person signed in to the console, for the audit trail.
+    person: str | None = None
+
+    @property
+    def client_key(self) -> str:
+        """Whom per-client limits count: the certificate, or the signed-in person."""
+        if self.certificate is not None:
+            return self.certificate.facts.x5t_s256
+        return f"person:{self.subject}"
 
     @property
     def is_operator(self) -> bool:
@@ -38,11 +48,12 @@ class Principal:
 
     def who(self, request_id: str | None = None, source_ip: str | None = None,
             client_request_id: str | None = None) -> Who:  # fmt: skip
+        facts = self.certificate.facts if self.certificate is not None else None
         return Who(
-            subject=self.subject,
+            subject=f"{self.subject} ({self.person})" if self.person else self.subject,
             client_id=self.client_id,
-            cert_subject=self.certificate.facts.subject,
-            cert_thumbprint=self.certificate.facts.x5t_s256,
+            cert_subject=facts.subject if facts else None,
+            cert_thumbprint=facts.x5t_s256 if facts else None,
             request_id=request_id,
             source_ip=source_ip,
             client_request_id=client_request_id,
@@ -50,7 +61,11 @@ class Principal:
 
 
 def principal_from_claims(
-    claims: dict[str, Any], certificate: ClientCertificate, owner_claim: str, scope_claim: str
+    claims: dict[str, Any],
+    certificate: ClientCertificate | None,
+    owner_claim: str,
+    scope_claim: str,
+    person: str | None = None,
 ) -> Principal:
     raw = claims.get(scope_claim, "")
     # A string (RFC 8693 style) or a list of strings; anything else grants nothing.
@@ -67,6 +82,7 @@ def principal_from_claims(
         scopes=scopes,
         owner=str(owner).upper() if owner else None,
         certificate=certificate,
+        person=person,
     )
 
 

@@ -108,7 +108,7 @@ class Perimeter:
 
 
 def _cache_control(path: str) -> bytes | None:
-    if not path.startswith(("/api/", "/dev-issuer")):
+    if not path.startswith(("/api/", "/dev-issuer", "/console")):
         return None
     if path.startswith(_REVALIDATED):
         return b"private, no-cache"

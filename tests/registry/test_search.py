@@ -54,6 +54,9 @@ async def test_sort_count_and_a_sorted_walk(api: Api) -> None:
         assert (await c.get(f"{V1}/authorities", params={"q": "koln", "count": "true"})).json()[
             "total"
         ] == 1
+        # Without any filter the count is of every entry (it once counted nothing: 1).
+        everything = await c.get(f"{V1}/authorities", params={"count": "true", "limit": 1})
+        assert everything.json()["total"] == 5
         walked: list[str] = []
         params: dict[str, Any] = {"sort": "-code", "limit": 2}
         while True:

@@ -3,8 +3,10 @@
 //
 //   node tests/support/oidc/provider.mjs --port 8455 --issuer https://127.0.0.1:8455 \
 //     --tls-cert server.pem --tls-key server-key.pem --jwks jwks.json \
-//     --clients clients.json --audience cdb-api [--ttl 600]
+//     --clients clients.json --audience cdb-api [--ttl 600] [--accounts accounts.json]
 //
+// --accounts turns on people signing in (authorization code flow, the provider's own
+// login and consent pages): a JSON object {login: {name, cdb_owner}}; any password.
 // Prints exactly one line "READY <issuer>" on stdout once listening; all
 // library notices go to stderr. Exits 0 on SIGTERM / SIGINT.
 
@@ -51,6 +53,7 @@ const { values: args } = parseArgs({
     clients: { type: 'string' },
     audience: { type: 'string' },
     ttl: { type: 'string', default: '600' },
+    accounts: { type: 'string' },
   },
   strict: true,
 });
@@ -74,6 +77,7 @@ if (!jwks || !Array.isArray(jwks.keys) || jwks.keys.length === 0) {
 const signingKid = jwks.keys[0].kid;
 if (typeof signingKid !== 'string' || !signingKid) fail('the first --jwks key needs a kid');
 
+const accounts = args.accounts ? readJSON(args.accounts, '--accounts') : null;
 const clients = readJSON(args.clients, '--clients');
 if (!Array.isArray(clients)) fail('--clients must be a JSON array of client metadata objects');
 
@@ -103,12 +107,27 @@ const configuration = {
     },
   },
   async extraTokenClaims(ctx, token) {
+    // A person's owner comes from their account; a system's from its client.
+    const person = accounts && token.accountId ? accounts[token.accountId] : undefined;
+    if (person && typeof person.cdb_owner === 'string') {
+      return { cdb_owner: person.cdb_owner };
+    }
     const client = token.client ?? ctx?.oidc?.client;
     if (client && typeof client.cdb_owner === 'string') {
       return { cdb_owner: client.cdb_owner };
     }
     return undefined;
   },
+  ...(accounts ? {
+    async findAccount(ctx, sub) {
+      const person = accounts[sub];
+      if (!person) return undefined;
+      return { accountId: sub, claims: async () => ({ sub, name: person.name }) };
+    },
+    claims: { openid: ['sub'], profile: ['name'] },
+    // the ID token carries the name, not only userinfo
+    conformIdTokenClaims: false,
+  } : {}),
   // the only keys are ES256 ones; the library default (RS256) would reject every client
   clientDefaults: { id_token_signed_response_alg: 'ES256' },
   clientBasedCORS: () => false,
@@ -117,7 +136,8 @@ const configuration = {
     AccessToken: ttl,
   },
   features: {
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: Boolean(accounts) },
+    rpInitiatedLogout: { enabled: true },
     clientCredentials: { enabled: true },
     mTLS: {
       enabled: true,
@@ -159,6 +179,13 @@ try {
 
 // Map resource=<bare audience> to the internal resource indicator.
 provider.use(async (ctx, next) => {
+  if (ctx.method === 'GET' && resourceIndicator !== audience && ctx.querystring.includes('resource=')) {
+    const params = new URLSearchParams(ctx.querystring);
+    const resources = params.getAll('resource').map((r) => (r === audience ? resourceIndicator : r));
+    params.delete('resource');
+    resources.forEach((r) => params.append('resource', r));
+    ctx.querystring = params.toString();
+  }
   if (
     ctx.method === 'POST'
     && resourceIndicator !== audience

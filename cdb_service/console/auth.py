@@ -1,0 +1,115 @@
+"""Signing in (OpenID Connect, authorization code + PKCE) and out of the console."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+from litestar.response import Redirect
+
+from cdb_service.console.pages import HANDLERS, current_user, safe_next
+from cdb_service.console.signin import SignInFailed
+from cdb_service.console.web import (
+    SIGN_IN_COOKIE,
+    checked_form,
+    page,
+    parts,
+    session_cookie,
+    sign_in_cookie,
+)
+
+
+class ConsoleAuth(Controller):
+    path = "/console"
+    include_in_schema = False
+    exception_handlers = HANDLERS
+
+    @get("/sign-in")
+    async def sign_in_page(
+        self, next_path: str | None = Parameter(query="next", default=None)
+    ) -> Response[str]:
+        return page("sign-in.html", {"user": None, "next": safe_next(next_path)})
+
+    @get("/auth/start")
+    async def start(
+        self,
+        request: Request[Any, Any, Any],
+        next_path: str | None = Parameter(query="next", default=None),
+    ) -> Response[Any]:
+        console = parts(request.app.state)
+        # Each start stores a pending sign-in: counted like a refused request of its
+        # address, so that a flood of starts is answered 429 and grows no table.
+        limits, source = console.gate.limits, console.gate.source_address(request.scope)
+        if limits is not None:
+            limits.before_authentication(source or "unknown", None)
+            limits.after_refusal(source or "unknown")
+        redirect_uri = str(request.base_url).rstrip("/") + "/console/auth/callback"
+        try:
+            url, pending = await console.signin.begin(redirect_uri)
+        except SignInFailed as error:
+            return page("sign-in.html", {"user": None, "next": "/console/", "failed": str(error)},
+                        status_code=502)  # fmt: skip
+        pending["next"] = safe_next(next_path)
+        started = await console.store.begin_sign_in(pending)
+        return Redirect(url, status_code=303, cookies=[sign_in_cookie(started.token, 600)])
+
+    @get("/auth/callback")
+    async def callback(
+        self,
+        request: Request[Any, Any, Any],
+        code: str = "",
+        answer_state: str = Parameter(query="state", default=""),
+        error: str = "",
+        error_description: str = "",
+    ) -> Response[str]:
+        console = parts(request.app.state)
+        token = request.cookies.get(SIGN_IN_COOKIE, "")
+        pending = await console.store.take_sign_in(token) if token else None
+        gone = sign_in_cookie("", 0)
+        failed = None
+        if error:
+            failed = f"the identity provider said: {error} {error_description}".strip()
+        elif pending is None:
+            failed = "this sign-in has expired or was already used: start again"
+        if failed is None and pending is not None:
+            try:
+                data = await console.signin.finish(pending, code, answer_state)
+            except SignInFailed as why:
+                failed = str(why)
+        if failed is not None or pending is None:
+            return page("sign-in.html", {"user": None, "next": "/console/", "failed": failed},
+                        status_code=400, cookies=[gone])  # fmt: skip
+        session = await console.store.open(data)
+        cookie = session_cookie(session.token, console.settings.console_absolute_timeout_s)
+        # A page, not a redirect: the SameSite=Strict cookie is sent on the next navigation,
+        # which starts here, on this site (after a redirect chain begun by the provider's
+        # site, a browser would hold it back).
+        context = {"user": None, "next": pending["next"], "person": data["person"]}
+        return page("signed-in.html", context, cookies=[gone, cookie])
+
+    @post("/sign-out", status_code=200)
+    async def sign_out(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        user = await current_user(request)
+        await checked_form(request, user)
+        console = parts(request.app.state)
+        await console.store.close(user.session.token)
+        gone = session_cookie("", 0)
+        end = user.session.data.get("end_session")
+        if end:
+            back = str(request.base_url).rstrip("/") + "/console/signed-out"
+            query = urlencode({"id_token_hint": user.session.data.get("id_token") or "",
+                               "post_logout_redirect_uri": back,
+                               "client_id": console.settings.console_client_id})  # fmt: skip
+            # A page that moves on by itself, not a redirect: the CSP's form-action would
+            # stop a form's redirect to the provider's origin.
+            return page("signed-out.html", {"user": None, "provider_url": f"{end}?{query}"},
+                        cookies=[gone])  # fmt: skip
+        return Redirect("/console/signed-out", status_code=303, cookies=[gone])
+
+    @get("/signed-out")
+    async def signed_out(self) -> Response[str]:
+        return page("signed-out.html", {"user": None})
+
+    # --- home ----------------------------------------------------------------------

@@ -1,0 +1,403 @@
+"""The console's pages of entries: home, lists, an entry with its history, diff and revert,
+edit and create forms, retire or delete with its referrers, and batch upload.
+
+Every read and write goes through the API's services (`EntryReads`, `EntryWrites`,
+`registry.edits`, `Batches`) and every decision through `security.policy`; a refusal
+is a page that says what happened, never a JSON problem.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+from litestar.response import Redirect
+
+from cdb_service.console import forms
+from cdb_service.console.pages import (
+    HANDLERS,
+    context_of,
+    current_user,
+    key_of,
+    kind_of,
+    label_of,
+    owner_of,
+)
+from cdb_service.console.web import (
+    TITLES,
+    checked_form,
+    page,
+    who,
+)
+from cdb_service.kernel.problems import FieldError, Problem, invalid, stale
+from cdb_service.quality.service import owner_report
+from cdb_service.registry import edits, exports
+from cdb_service.registry.batches import Batches
+from cdb_service.registry.exports import FormatError
+from cdb_service.registry.imports import owner_of_batch
+from cdb_service.registry.kinds import KINDS
+from cdb_service.registry.reads import EntryReads, Sort
+from cdb_service.registry.routing_parties.expiry import expiring
+from cdb_service.registry.validation import validate
+from cdb_service.registry.writes import EntryWrites, referrers_of
+from cdb_service.security import policy
+from cdb_service.settings import Settings
+
+PAGE_SIZE = 25
+MAX_UPLOAD_BYTES = 8 * 1024 * 1024
+SORTS = ("", "-updated_at", "updated_at")
+EXPIRY_HORIZON = dt.timedelta(days=60)
+SEVERITY_ORDER = ("error", "warning", "info")
+
+
+class ConsoleEntries(Controller):
+    path = "/console"
+    include_in_schema = False
+    exception_handlers = HANDLERS
+
+    @get("/")
+    async def home(self, request: Request[Any, Any, Any], reads: NamedDependency[EntryReads],
+                   settings: NamedDependency[Settings], owner: str | None = None
+                   ) -> Response[str]:  # fmt: skip
+        user = await current_user(request)
+        chosen = owner_of(user, owner)
+        context = context_of(user, chosen)
+        if chosen is None:
+            return page("home.html", context)
+        counts = {}
+        for spec in KINDS.values():
+            counts[spec.name], _ = await reads.count(spec, filters={"owner": chosen})
+        today = dt.datetime.now(dt.UTC).date()
+        quality = await owner_report(reads, chosen, today, settings.quality_review_days)
+        now = dt.datetime.now(dt.UTC)
+        parties = await reads.documents([KINDS["routing-parties"]], chosen)
+        windows = [d for _, d in await reads.documents([KINDS["maintenance-windows"]], chosen)
+                   if str(d.get("ends_at") or "") >= now.isoformat()[:19]]  # fmt: skip
+        windows.sort(key=lambda d: str(d.get("starts_at")))
+        context |= {"counts": counts, "quality": quality, "severities": SEVERITY_ORDER,
+                    "certificates": expiring(parties, EXPIRY_HORIZON, now),
+                    "windows": windows[:10]}  # fmt: skip
+        return page("home.html", context)
+
+    # --- batch upload --------------------------------------------------------------
+
+    @get("/import")
+    async def upload_form(self, request: Request[Any, Any, Any], owner: str | None = None
+                          ) -> Response[str]:  # fmt: skip
+        user = await current_user(request)
+        return page("import.html", context_of(user, owner_of(user, owner)))
+
+    @post("/import", request_max_body_size=MAX_UPLOAD_BYTES * 2)
+    async def upload(self, request: Request[Any, Any, Any], batches: NamedDependency[Batches]
+                     ) -> Response[str]:  # fmt: skip
+        user = await current_user(request)
+        form = await checked_form(request, user)
+        owner = owner_of_batch(str(form.get("owner") or "") or None,
+                               user.principal.administers, user.principal.is_operator)  # fmt: skip
+        policy.require_write(user.principal, owner)
+        upload = form.get("file")
+        if isinstance(upload, UploadFile) and upload.filename:
+            data, name = await upload.read(), upload.filename
+        else:
+            try:
+                data = base64.b64decode(str(form.get("content") or ""), validate=True)
+            except (binascii.Error, ValueError):
+                data = b""
+            name = str(form.get("filename") or "")
+        context = context_of(user, owner, filename=name, kind=str(form.get("kind") or ""))
+        if not data:
+            context["failed"] = "choose a file to upload"
+            return page("import.html", context, status_code=422)
+        if len(data) > MAX_UPLOAD_BYTES:
+            context["failed"] = f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB"
+            return page("import.html", context, status_code=413)
+        apply = form.get("action") == "apply"
+        try:
+            fmt = exports.format_of_file(name)
+            kind = KINDS.get(context["kind"]) if fmt == "csv" else None
+            if fmt == "csv" and kind is None:
+                raise FormatError("a CSV file holds one kind: choose which")
+            batch = exports.parse_upload(data, fmt, owner, kind)
+        except FormatError as error:
+            context["failed"] = str(error)
+            return page("import.html", context, status_code=422)
+        mode = "replace" if form.get("mode") == "replace" else "merge"
+        try:
+            result = await batches.apply(
+                batch.items, who(request, user),
+                replace_owner=owner if mode == "replace" else None, dry_run=not apply,
+                summary=f"console import {owner} ({mode})", prior_errors=batch.errors,
+                unlisted_errors=batch.error_count - len(batch.errors), broken=batch.broken,
+                complete=not batch.unidentified,
+            )  # fmt: skip
+        except Problem as problem:
+            if problem.status not in (409, 422):
+                raise
+            context |= {"problem": problem, "mode": mode}
+            return page("import.html", context, status_code=problem.status)
+        context |= {"result": result, "applied": apply, "mode": mode,
+                    "changes": result.changes(200), "counts": result.counts(),
+                    "content": base64.b64encode(data).decode(),
+                    "digest": hashlib.sha256(data).hexdigest()[:16]}  # fmt: skip
+        return page("import.html", context)
+
+    # --- lists ---------------------------------------------------------------------
+
+    @get("/{kind_name:str}")
+    async def listing(self, request: Request[Any, Any, Any], kind_name: str,
+                      reads: NamedDependency[EntryReads], q: str = "", sort: str = "",
+                      owner: str | None = None, after: str = "",
+                      page_number: int = Parameter(query="page", default=1, ge=1, le=100_000)
+                      ) -> Response[str]:  # fmt: skip
+        user = await current_user(request)
+        spec = kind_of(kind_name)
+        chosen = owner_of(user, owner) if owner or not user.principal.is_operator else None
+        filters: dict[str, Any] = {}
+        if chosen:
+            filters["owner"] = chosen
+        if q.strip():
+            filters["q"] = spec.all_filters["q"].parse(q.strip()[:200])
+        # The kind's own filters (instrument, code, component, …), as on the API.
+        chosen_filters = {}
+        for name in (f.name for f in spec.filters):
+            value = request.query_params.get(name, "").strip()[:200]
+            if value:
+                try:
+                    filters[name] = spec.all_filters[name].parse(value)
+                except ValueError:
+                    raise invalid([FieldError(("query", name), "is not a valid id")]) from None
+                chosen_filters[name] = value
+        order = Sort.parse(sort) if sort in SORTS and sort else None
+        cursor_id, cursor_value = None, None
+        if after:
+            head, _, tail = after.partition("|")
+            try:
+                cursor_id = uuid.UUID(head)
+            except ValueError:
+                raise invalid([FieldError(("query", "after"), "is not a page mark")]) from None
+            cursor_value = tail or None
+        listed = await reads.collection(spec, filters=filters, after=cursor_id, limit=PAGE_SIZE,
+                                        sort=order, after_value=cursor_value)  # fmt: skip
+        total, revision = await reads.count(spec, filters=filters)
+        more = None
+        if listed.next is not None:
+            mark = str(listed.next) + (f"|{listed.next_value}" if order else "")
+            query = {"q": q, "sort": sort, "after": mark, "page": page_number + 1, **chosen_filters}
+            if chosen and user.principal.is_operator:
+                query["owner"] = chosen
+            more = urlencode({k: v for k, v in query.items() if v})
+        rows = [(d, label_of(spec, d)) for d in listed.items]
+        may_create = bool(chosen) and policy.may_write(user.principal, str(chosen))
+        context = context_of(user, chosen, spec=spec, title=TITLES.get(spec.name, spec.name),
+                        rows=rows, total=total, revision=revision, q=q, sort=sort,
+                        sorts=SORTS, more=more, page_number=page_number,
+                        may_create=may_create, kind_filters=[f.name for f in spec.filters],
+                        chosen_filters=chosen_filters)  # fmt: skip
+        return page("list.html", context)
+
+    # --- one entry -----------------------------------------------------------------
+
+    @get("/{kind_name:str}/{entry_id:uuid}")
+    async def entry(self, request: Request[Any, Any, Any], kind_name: str,
+                    entry_id: uuid.UUID, reads: NamedDependency[EntryReads],
+                    from_version: int | None = Parameter(query="from", default=None, ge=1),
+                    to_version: int | None = Parameter(query="to", default=None, ge=1),
+                    done: str = "") -> Response[str]:  # fmt: skip
+        user = await current_user(request)
+        spec = kind_of(kind_name)
+        document = policy.redact(await edits.current(reads, spec, entry_id), spec.private_fields,
+                                 user.principal)  # fmt: skip
+        versions = [v for v in await reads.history(entry_id) if v["kind"] == spec.name]
+        diff = None
+        if from_version is not None:
+            diff = await edits.diff(reads, spec, entry_id, user.principal, from_version,
+                                    to_version)  # fmt: skip
+        elif len(versions) > 1:
+            diff = await edits.diff(reads, spec, entry_id, user.principal,
+                                    versions[1]["version"], versions[0]["version"])  # fmt: skip
+        links = {}
+        for ref in spec.references:
+            target = document.get(ref.id_field)
+            if target:
+                links[ref.id_field] = f"/console/{ref.target}/{target}"
+        context = context_of(user, document["owner"], spec=spec, document=document,
+                        label=label_of(spec, document), versions=versions, diff=diff, links=links,
+                        title=TITLES.get(spec.name, spec.name), done=done,
+                        may_write=policy.may_write(user.principal, document["owner"]))  # fmt: skip
+        return page("entry.html", context)
+
+    @post("/{kind_name:str}/{entry_id:uuid}/revert", status_code=303)
+    async def revert(self, request: Request[Any, Any, Any], kind_name: str,
+                     entry_id: uuid.UUID, reads: NamedDependency[EntryReads],
+                     writes: NamedDependency[EntryWrites]) -> Response[Any]:  # fmt: skip
+        user = await current_user(request)
+        form = await checked_form(request, user)
+        spec = kind_of(kind_name)
+        current = await edits.current(reads, spec, entry_id)
+        policy.require_write(user.principal, current["owner"])
+        expected, version = _number(form, "expected"), _number(form, "version")
+        if expected != current["version"]:
+            raise stale(expected, int(current["version"]))
+        data = await edits.reverted(reads, spec, entry_id, version, None)
+        policy.require_write(user.principal, data.owner, current["owner"])
+        written = await writes.update(spec, entry_id, data, who(request, user), expected)
+        done = f"Version {version} is current again, as version {written['version']}."
+        return Redirect(f"/console/{spec.name}/{entry_id}?" + urlencode({"done": done}),
+                        status_code=303)  # fmt: skip
+
+    @get("/{kind_name:str}/{entry_id:uuid}/edit")
+    async def edit_form(self, request: Request[Any, Any, Any], kind_name: str,
+                        entry_id: uuid.UUID, reads: NamedDependency[EntryReads]
+                        ) -> Response[str]:  # fmt: skip
+        user = await current_user(request)
+        spec = kind_of(kind_name)
+        current = await edits.current(reads, spec, entry_id)
+        policy.require_write(user.principal, current["owner"])
+        values = forms.values_of(spec, current, await key_of(reads, spec, current))
+        return page("edit.html", context_of(user, current["owner"], spec=spec, document=current,
+                                       fields=forms.fields_of(spec, values), loose=[],
+                                       label=label_of(spec, current),
+                                       title=TITLES.get(spec.name, spec.name)))  # fmt: skip
+
+    @post("/{kind_name:str}/{entry_id:uuid}/edit", status_code=200)
+    async def edit(self, request: Request[Any, Any, Any], kind_name: str, entry_id: uuid.UUID,
+                   reads: NamedDependency[EntryReads], writes: NamedDependency[EntryWrites]
+                   ) -> Response[Any]:  # fmt: skip
+        user = await current_user(request)
+        form = await checked_form(request, user)
+        spec = kind_of(kind_name)
+        current = await edits.current(reads, spec, entry_id)
+        policy.require_write(user.principal, current["owner"])
+        expected = _number(form, "expected")
+        opened = await edits.version_document(reads, spec, entry_id, expected, None, "expected")
+        before = forms.values_of(spec, opened, await key_of(reads, spec, opened))
+        typed = forms.submitted(form)
+        body, unreadable = forms.merge_patch(spec, typed, before)
+        fields = forms.fields_of(spec, before | typed)
+        context = context_of(user, current["owner"], spec=spec, document=current, fields=fields,
+                        label=label_of(spec, current), title=TITLES.get(spec.name, spec.name),
+                        expected=expected)  # fmt: skip
+        if expected != current["version"]:
+            # Someone else wrote since the form was opened: say who changed what, keep
+            # what was typed, and let the person look again before sending.
+            context |= {"stale": await edits.diff(reads, spec, entry_id, user.principal,
+                                                  expected, None), "loose": []}  # fmt: skip
+            context["document"] = current
+            return page("edit.html", context, status_code=409)
+        if not body and not unreadable:
+            unchanged = urlencode({"done": "Nothing was changed."})
+            return Redirect(f"/console/{spec.name}/{entry_id}?{unchanged}", status_code=303)
+        try:
+            if unreadable:
+                raise invalid(unreadable)
+            data = edits.patched(spec, current, body, user.principal)
+            written = await writes.update(spec, entry_id, data, who(request, user), expected)
+        except Problem as problem:
+            if problem.status not in (409, 412, 422):
+                raise
+            context["loose"] = forms.place_errors(fields, problem.errors)
+            if not problem.errors:
+                context["loose"].append(problem.detail)
+            return page("edit.html", context, status_code=problem.status)
+        done = f"Saved as version {written['version']} (revision {written['revision']})."
+        return Redirect(f"/console/{spec.name}/{entry_id}?" + urlencode({"done": done}),
+                        status_code=303)  # fmt: skip
+
+    @get("/{kind_name:str}/new")
+    async def create_form(self, request: Request[Any, Any, Any], kind_name: str,
+                          owner: str | None = None) -> Response[str]:  # fmt: skip
+        user = await current_user(request)
+        spec = kind_of(kind_name)
+        chosen = owner_of(user, owner)
+        if chosen is None:
+            raise Problem(403, "Forbidden", "choose an owner first", "forbidden")
+        policy.require_write(user.principal, chosen)
+        values = forms.values_of(spec, {"owner": chosen}, lambda _k, _i: None)
+        return page("create.html", context_of(user, chosen, spec=spec, loose=[],
+                                         fields=forms.fields_of(spec, values),
+                                         title=TITLES.get(spec.name, spec.name)))  # fmt: skip
+
+    @post("/{kind_name:str}/new", status_code=200)
+    async def create(self, request: Request[Any, Any, Any], kind_name: str,
+                     writes: NamedDependency[EntryWrites]) -> Response[Any]:  # fmt: skip
+        user = await current_user(request)
+        form = await checked_form(request, user)
+        spec = kind_of(kind_name)
+        chosen = owner_of(user, str(form.get("owner") or ""))
+        if chosen is None:
+            raise Problem(403, "Forbidden", "choose an owner first", "forbidden")
+        policy.require_write(user.principal, chosen)
+        typed = forms.submitted(form)
+        blank = forms.values_of(spec, {"owner": chosen}, lambda _k, _i: None)
+        fields = forms.fields_of(spec, blank | typed)
+        context = context_of(user, chosen, spec=spec, fields=fields,
+                        title=TITLES.get(spec.name, spec.name))  # fmt: skip
+        document, unreadable = forms.whole_document(spec, typed, chosen)
+        try:
+            if unreadable:
+                raise invalid(unreadable)
+            data = validate(spec, document)
+            policy.require_write(user.principal, data.owner)
+            created = await writes.create(spec, data, who(request, user))
+        except Problem as problem:
+            if problem.status not in (409, 422):
+                raise
+            context["loose"] = forms.place_errors(fields, problem.errors)
+            if not problem.errors:
+                context["loose"].append(problem.detail)
+            return page("create.html", context, status_code=problem.status)
+        done = f"Created (revision {created.document['revision']})."
+        return Redirect(f"/console/{spec.name}/{created.document['id']}?" +
+                        urlencode({"done": done}), status_code=303)  # fmt: skip
+
+    @get("/{kind_name:str}/{entry_id:uuid}/delete")
+    async def delete_form(self, request: Request[Any, Any, Any], kind_name: str,
+                          entry_id: uuid.UUID, reads: NamedDependency[EntryReads]
+                          ) -> Response[str]:  # fmt: skip
+        user = await current_user(request)
+        spec = kind_of(kind_name)
+        current = await edits.current(reads, spec, entry_id)
+        policy.require_write(user.principal, current["owner"])
+        async with reads.sessions() as session:
+            found = await referrers_of(session, spec, entry_id)
+        referrers = [(other.name, row.id, getattr(row, other.natural_key, None) or row.id)
+                     for other, row in found]  # fmt: skip
+        return page("delete.html", context_of(user, current["owner"], spec=spec, document=current,
+                                         label=label_of(spec, current), referrers=referrers,
+                                         title=TITLES.get(spec.name, spec.name)))  # fmt: skip
+
+    @post("/{kind_name:str}/{entry_id:uuid}/delete", status_code=303)
+    async def delete(self, request: Request[Any, Any, Any], kind_name: str,
+                     entry_id: uuid.UUID, reads: NamedDependency[EntryReads],
+                     writes: NamedDependency[EntryWrites]) -> Response[Any]:  # fmt: skip
+        user = await current_user(request)
+        form = await checked_form(request, user)
+        spec = kind_of(kind_name)
+        current = await edits.current(reads, spec, entry_id)
+        policy.require_write(user.principal, current["owner"])
+        expected = _number(form, "expected")
+        if form.get("action") == "retire":
+            day = str(form.get("valid_to") or "")
+            data = edits.patched(spec, current, {"valid_to": day or None}, user.principal)
+            written = await writes.update(spec, entry_id, data, who(request, user), expected)
+            done = f"Valid until {day or 'further notice'}: version {written['version']}."
+            return Redirect(f"/console/{spec.name}/{entry_id}?" + urlencode({"done": done}),
+                            status_code=303)  # fmt: skip
+        await writes.delete(spec, entry_id, who(request, user), expected)
+        return Redirect(f"/console/{spec.name}?" + urlencode({"q": ""}), status_code=303)
+
+
+def _number(form: dict[str, Any], name: str) -> int:
+    try:
+        return int(str(form.get(name)))
+    except ValueError:
+        raise invalid([FieldError((name,), "is not a version number")]) from None

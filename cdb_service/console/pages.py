@@ -1,0 +1,97 @@
+"""What every console page shares: the owner it is about, its context, how an entry is
+named, and the pages that answer a refusal or an ended session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect
+
+from cdb_service.console.web import (
+    NotSignedIn,
+    User,
+    page,
+    sign_in_url,
+    signed_in,
+)
+from cdb_service.kernel import codes
+from cdb_service.kernel.problems import Problem
+from cdb_service.registry.exports import natural_keys
+from cdb_service.registry.kinds import KINDS
+from cdb_service.registry.reads import EntryReads
+from cdb_service.registry.spec import KindSpec
+
+
+def kind_of(name: str) -> KindSpec:
+    spec = KINDS.get(name)
+    if spec is None:
+        raise NotFoundException(f"no kind {name!r}")
+    return spec
+
+
+def owner_of(user: User, asked: str | None) -> str | None:
+    """The owner a page is about: an administrator's own; an operator's choice."""
+    mine = user.principal.administers
+    if user.principal.is_operator:
+        wanted = (asked or "").strip().upper()
+        # Operators also own the Commission's records (incidents, its maintenance).
+        return wanted if wanted in codes.OWNERS or wanted == codes.COMMISSION else mine
+    return mine
+
+
+def context_of(user: User, owner: str | None, **more: Any) -> dict[str, Any]:
+    owners = {**codes.OWNERS, codes.COMMISSION: "European Commission"}
+    return {"user": user, "owner": owner, "owners": owners, **more}
+
+
+def label_of(spec: KindSpec, document: dict[str, Any]) -> str:
+    names = document.get("names")
+    if isinstance(names, dict) and names:
+        first = names.get("en") or next(iter(names.values()))
+        return f"{document.get(spec.natural_key) or ''} {first}".strip()
+    return str(document.get(spec.natural_key) or document.get("name") or document["id"])
+
+
+async def key_of(reads: EntryReads, spec: KindSpec, document: dict[str, Any]) -> Any:
+    return await natural_keys(reads, {spec.name: [document]})
+
+
+def problem_page(request: Request[Any, Any, Any], problem: Problem) -> Response[str]:
+    user = request.scope.get("console_user")
+    titles = {403: "Not allowed", 404: "Not found", 409: "Conflict", 422: "Not accepted"}
+    return page("error.html", {"user": user, "owner": None, "problem": problem,
+                               "heading": titles.get(problem.status, problem.title)},
+                status_code=problem.status, headers=problem.headers)  # fmt: skip
+
+
+def to_sign_in(request: Request[Any, Any, Any], _: NotSignedIn) -> Response[Any]:
+    if request.method == "GET":
+        query = f"?{request.url.query}" if request.url.query else ""
+        return Redirect(sign_in_url(request.url.path + query))
+    return page(
+        "sign-in.html", {"user": None, "next": "/console/", "expired": True}, status_code=401
+    )
+
+
+async def current_user(request: Request[Any, Any, Any]) -> User:
+    user = await signed_in(request)
+    request.scope["console_user"] = user  # type: ignore[typeddict-unknown-key]
+    return user
+
+
+def safe_next(value: str | None) -> str:
+    """Only a console path: never a redirect to another site."""
+    if value and value.startswith("/console/") and not value.startswith("//"):
+        return value
+    return "/console/"
+
+
+# Every console controller answers a refusal with a page, and an ended session with
+# the sign-in page.
+HANDLERS: dict[int | type[Exception], Callable[[Request[Any, Any, Any], Any], Response[Any]]] = {
+    Problem: problem_page,
+    NotSignedIn: to_sign_in,
+}

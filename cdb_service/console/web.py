@@ -1,0 +1,214 @@
+"""The console's HTTP plumbing: its templates, the session cookie, CSRF, and who is asking.
+
+Cookies: the session's is `__Host-` (Secure, Path=/, no Domain), HttpOnly and
+SameSite=Strict; the pending sign-in's is SameSite=Lax, because it must come back with
+the identity provider's redirect, which is a navigation from another site. Every form
+that changes something carries the session's CSRF token, compared in constant time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from litestar import Request, Response
+from litestar.datastructures import Cookie, State
+
+from cdb_service.console.sessions import Session, SessionStore
+from cdb_service.console.signin import OidcSignIn
+from cdb_service.kernel.problems import Problem
+from cdb_service.registry.kinds import KINDS
+from cdb_service.security.gate import SecurityGate
+from cdb_service.security.policy import Principal
+from cdb_service.settings import Settings
+from cdb_service.web.pages import PAGE_HEADERS
+
+SESSION_COOKIE = "__Host-cdb-console"
+SIGN_IN_COOKIE = "__Host-cdb-console-sign-in"
+BRUSSELS = ZoneInfo("Europe/Brussels")
+_HERE = Path(__file__).parent
+# Console pages are never stored by a browser or a proxy: they show who is signed in.
+HEADERS = PAGE_HEADERS | {"Cache-Control": "no-store"}
+TITLES = {
+    "authorities": "Authorities", "national-correspondents": "National correspondents",
+    "national-members": "National members", "jurisdiction-criteria": "Jurisdiction criteria",
+    "routing-parties": "Routing parties", "maintenance-windows": "Maintenance windows",
+    "incidents": "Incidents",
+}  # fmt: skip
+
+
+class NotSignedIn(Exception):
+    """No live session: the person is sent to the sign-in page."""
+
+
+def when(value: Any) -> str:
+    """An instant in Europe/Brussels, the zone named (CET or CEST)."""
+    if value in (None, ""):
+        return ""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return str(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return str(value.astimezone(BRUSSELS).strftime("%Y-%m-%d %H:%M %Z"))
+    return str(value)
+
+
+def shown(value: Any) -> str:
+    """A value as a clerk reads it: text as is, lists and objects as JSON with accents."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def changed_rows(fields: list[dict[str, Any]]) -> list[tuple[str, Any, Any]]:
+    """A diff's changed fields, objects opened member by member (`address.street`), so that
+    the one changed line is not lost in a whole address."""
+    rows: list[tuple[str, Any, Any]] = []
+
+    def walk(path: str, before: Any, after: Any) -> None:
+        if isinstance(before, dict) and isinstance(after, dict):
+            for key in [*before, *(k for k in after if k not in before)]:
+                if before.get(key) != after.get(key):
+                    walk(f"{path}.{key}", before.get(key), after.get(key))
+        else:
+            rows.append((path, before, after))
+
+    for change in fields:
+        walk(str(change["field"]), change["from"], change["to"])
+    return rows
+
+
+@cache
+def _environment() -> Environment:
+    web_templates = _HERE.parent / "web" / "templates"
+    env = Environment(
+        loader=ChoiceLoader(
+            [FileSystemLoader(_HERE / "templates"), FileSystemLoader(web_templates)]
+        ),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = when
+    env.filters["shown"] = shown
+    env.globals["changed_rows"] = changed_rows
+    env.globals["titles"] = TITLES
+    env.globals["kinds"] = list(KINDS)
+    return env
+
+
+def page(template: str, context: Mapping[str, Any], status_code: int = 200,
+         cookies: list[Cookie] | None = None,
+         headers: Mapping[str, str] | None = None) -> Response[str]:  # fmt: skip
+    body = _environment().get_template(template).render(**context)
+    return Response(body, status_code=status_code, media_type="text/html",
+                    headers={**(headers or {}), **HEADERS}, cookies=cookies or [])  # fmt: skip
+
+
+def session_cookie(value: str, max_age: int) -> Cookie:
+    return Cookie(key=SESSION_COOKIE, value=value, path="/", secure=True, httponly=True,
+                  samesite="strict", max_age=max_age)  # fmt: skip
+
+
+def sign_in_cookie(value: str, max_age: int) -> Cookie:
+    return Cookie(key=SIGN_IN_COOKIE, value=value, path="/", secure=True, httponly=True,
+                  samesite="lax", max_age=max_age)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Parts:
+    settings: Settings
+    store: SessionStore
+    signin: OidcSignIn
+    gate: SecurityGate
+
+
+def parts(state: State) -> Parts:
+    """The console's parts, built once per worker from the service's own."""
+    found = state.get("console")
+    if found is None:
+        settings = cast(Settings, state.settings)
+        gate = cast(SecurityGate, state.gate)
+        store = SessionStore(state.sessions, dt.timedelta(seconds=settings.console_idle_timeout_s),
+                             dt.timedelta(seconds=settings.console_absolute_timeout_s))  # fmt: skip
+        found = Parts(settings, store, OidcSignIn(settings, gate.validator), gate)
+        state.console = found
+    return cast(Parts, found)
+
+
+@dataclass(frozen=True)
+class User:
+    principal: Principal
+    session: Session
+
+    @property
+    def csrf(self) -> str:
+        return self.session.csrf
+
+    @property
+    def name(self) -> str:
+        return self.principal.person or self.principal.subject
+
+
+def _require_certificate(request: Request[Any, Any, Any], console: Parts) -> None:
+    if not console.settings.console_require_client_certificate:
+        return
+    try:
+        certificate = console.gate.certificate(request.scope)
+        if certificate is not None:
+            console.gate.verifier.verify(certificate)
+            return
+    except Exception:  # a rejected certificate is refused like a missing one
+        pass
+    raise Problem(403, "Forbidden", "this console needs your client certificate: "
+                  "install it in your browser and reload the page", "forbidden")  # fmt: skip
+
+
+async def signed_in(request: Request[Any, Any, Any]) -> User:
+    """The person behind this request, or NotSignedIn."""
+    console = parts(request.app.state)
+    _require_certificate(request, console)
+    token = request.cookies.get(SESSION_COOKIE)
+    session = await console.store.find(token) if token else None
+    if session is None:
+        raise NotSignedIn()
+    principal = console.signin.principal(session.data)
+    # Refusals on the way are audited with the person's name (see app.audit_refusals).
+    request.scope["user"] = principal
+    return User(principal, session)
+
+
+async def checked_form(request: Request[Any, Any, Any], user: User) -> dict[str, Any]:
+    """The posted form, if it carries this session's CSRF token; a 403 otherwise."""
+    form = await request.form()
+    token = str(form.get("csrf") or "")
+    if not hmac.compare_digest(token.encode(), user.csrf.encode()):
+        raise Problem(403, "Forbidden", "the form was not sent from this console page (its "
+                      "security token is missing or old): open the page again and resend",
+                      "csrf")  # fmt: skip
+    return {k: v for k, v in form.multi_items() if k != "csrf"} | {}
+
+
+def who(request: Request[Any, Any, Any], user: User) -> Any:
+    console = parts(request.app.state)
+    state = request.scope.get("state", {})
+    return user.principal.who(state.get("request_id"), console.gate.source_address(request.scope))
+
+
+def sign_in_url(path: str) -> str:
+    return "/console/sign-in?next=" + quote(path, safe="/")

@@ -1,0 +1,216 @@
+"""Console sessions over plain HTTP: the cookie's attributes, CSRF tokens, sign-out and the
+idle timeout, a stale edit form, and the audit trail naming the person.
+
+One dev service for the module with an idle timeout of two seconds
+(`CDB_CONSOLE_IDLE_TIMEOUT_S`), so that the timeout is seen without waiting long.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from cdb_service.security.dev import DevPki
+from tests.console.support import Api, csrf_of, origin, sign_in_http
+from tests.support.service_process import Service, running_service
+from tests.support.tls import client_context
+
+pytestmark = pytest.mark.slow
+IDLE_S = 2
+BURST = 40
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("console-sessions")
+    pki = DevPki(root / "var" / "pki").ensure()
+    # A small burst of refusals per address: the last test floods the sign-in start.
+    variables = {"CDB_CONSOLE_IDLE_TIMEOUT_S": str(IDLE_S),
+                 "CDB_RATE_LIMIT_ANONYMOUS_BURST": str(BURST),
+                 "CDB_RATE_LIMIT_ANONYMOUS": "0.2"}  # fmt: skip
+    with running_service(root, variables, ca=pki.ca) as running:
+        yield running
+
+
+def test_the_session_cookie_is_locked_down(service: Service) -> None:
+    with sign_in_http(service, "admin-fr") as http:
+        home = http.get("/console/")
+        assert home.status_code == 200 and "administrator of FR" in home.text
+        cookie = next(c for c in http.cookies.jar if c.name == "__Host-cdb-console")
+        assert cookie.secure and cookie.path == "/"
+        assert cookie.has_nonstandard_attr("HttpOnly")
+        assert str(cookie.get_nonstandard_attr("SameSite")).lower() == "strict"
+        assert home.headers["cache-control"] == "no-store"
+        policy = home.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "script-src" not in policy
+        assert "<script" not in home.text
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(service: Service) -> None:
+    court = Api(service, "admin-fr").first("authorities", owner="FR")
+    with sign_in_http(service, "admin-fr") as http:
+        form = http.get(f"/console/authorities/{court['id']}/edit")
+        token = csrf_of(form.text)
+        fields = {"expected": str(court["version"]), "f:address.street": "Forged street 1"}
+        for sent in (fields, fields | {"csrf": "not-the-token"}):
+            refused = http.post(f"/console/authorities/{court['id']}/edit", data=sent)
+            assert refused.status_code == 403
+            assert "security token" in refused.text
+        assert (
+            Api(service, "admin-fr").first("authorities", owner="FR")["version"] == court["version"]
+        )
+        # The same form with its token goes through: the refusal was the token's alone.
+        accepted = http.post(f"/console/authorities/{court['id']}/edit",
+                             data=fields | {"csrf": token})  # fmt: skip
+        assert accepted.status_code == 303, accepted.text
+
+
+def test_after_sign_out_the_cookie_opens_nothing(service: Service) -> None:
+    with sign_in_http(service, "admin-fr") as http:
+        cookie = http.cookies.get("__Host-cdb-console")
+        home = http.get("/console/")
+        out = http.post("/console/sign-out", data={"csrf": csrf_of(home.text)})
+        assert out.status_code == 303 and out.headers["location"] == "/console/signed-out"
+        # The old cookie, sent again as a thief would: sign-in page, not the console.
+        http.cookies.set("__Host-cdb-console", str(cookie), domain="localhost")
+        again = http.get("/console/")
+        assert again.status_code == 302 and "/console/sign-in" in again.headers["location"]
+
+
+def test_an_idle_session_ends(service: Service) -> None:
+    with sign_in_http(service, "admin-fr") as http:
+        assert http.get("/console/").status_code == 200
+        time.sleep(IDLE_S + 0.5)
+        idle = http.get("/console/")
+        assert idle.status_code == 302 and "/console/sign-in" in idle.headers["location"]
+        # A form sent with the ended session says so and saves nothing.
+        sent = http.post("/console/sign-out", data={"csrf": "whatever"})
+        assert sent.status_code == 401 and "session has ended" in sent.text
+
+
+def test_a_stale_form_says_who_changed_what_and_saves_nothing(service: Service) -> None:
+    fr = Api(service, "admin-fr")
+    court = fr.first("authorities", owner="FR", q="lyon")
+    with sign_in_http(service, "admin-fr") as http:
+        form = http.get(f"/console/authorities/{court['id']}/edit")
+        token = csrf_of(form.text)
+        # Meanwhile, a colleague changes the city through the API.
+        fr.patch("authorities", court, {"languages": ["fr", "en"]})
+        sent = http.post(f"/console/authorities/{court['id']}/edit", data={
+            "csrf": token, "expected": str(court["version"]),
+            "f:address.street": "3 rue nouvelle",
+        })  # fmt: skip
+        assert sent.status_code == 409
+        assert "Someone else changed this entry" in sent.text
+        assert "languages" in sent.text and "3 rue nouvelle" in sent.text
+        now = fr.first("authorities", owner="FR", q="lyon")
+        assert now["version"] == court["version"] + 1
+        assert now["address"].get("street") != "3 rue nouvelle"
+
+
+def test_the_audit_trail_names_the_person(service: Service) -> None:
+    before = service.audit_seq()
+    court = Api(service, "admin-fr").first("authorities", owner="FR", q="marseille")
+    with sign_in_http(service, "admin-fr") as http:
+        form = http.get(f"/console/authorities/{court['id']}/edit")
+        sent = http.post(f"/console/authorities/{court['id']}/edit", data={
+            "csrf": csrf_of(form.text), "expected": str(court["version"]),
+            "f:address.street": "Place Monthyon",
+        })  # fmt: skip
+        assert sent.status_code == 303, sent.text
+        german = Api(service, "admin-de").first("authorities", owner="DE")
+        refused = http.get(f"/console/authorities/{german['id']}/edit")
+        assert refused.status_code == 403
+    events = service.audit_after(before)
+    write = [e for e in events if e["outcome"] == "ok" and e["subject"] == "admin-fr (admin-fr)"]
+    assert write, events
+    denied = [e for e in events if e["outcome"] != "ok" and "admin-fr" in e["subject"]]
+    assert denied, events
+
+
+def _total(html: str) -> int:
+    found = re.search(r'<p class="total" role="status">(\d+) entr', html)
+    assert found, html[:2000]
+    return int(found.group(1))
+
+
+def test_lists_search_filter_count_and_page(service: Service) -> None:
+    with sign_in_http(service, "admin-fr") as http:
+        lyon = http.get("/console/authorities", params={"q": "LYON"})
+        assert lyon.status_code == 200 and _total(lyon.text) == 2
+        assert "Tribunal judiciaire de Lyon" in lyon.text or "Lyon Judicial Court" in lyon.text
+        one = http.get("/console/authorities", params={"code": "FR:COURT-LYON", "q": "lyon"})
+        assert _total(one.text) == 1 and "FR:COURT-LYON" in one.text
+        fr = http.get("/console/authorities")
+        assert "administrator of FR" in fr.text and "DE:" not in fr.text
+    with sign_in_http(service, "operator") as http:
+        every = http.get("/console/authorities")
+        total = _total(every.text)
+        owners = set(re.findall(r"</a></td><td>([A-Z]{2})</td>", every.text))
+        assert total > 25 and len(owners) > 1, owners  # every owner's, not only one
+        mark = re.search(r'href="(/console/authorities\?[^"]*after=[^"]+)"', every.text)
+        assert mark, "no next page link"
+        second = http.get(mark.group(1).replace("&amp;", "&"))
+        assert second.status_code == 200 and "page 2" in second.text
+        first_ids = set(re.findall(r"/console/authorities/([0-9a-f-]{36})", every.text))
+        second_ids = set(re.findall(r"/console/authorities/([0-9a-f-]{36})", second.text))
+        assert second_ids and not first_ids & second_ids
+
+
+def test_retire_or_delete_shows_referrers_first(service: Service) -> None:
+    fr = Api(service, "admin-fr")
+    court = fr.first("authorities", owner="FR", q="lille")
+    with sign_in_http(service, "admin-fr") as http:
+        form = http.get(f"/console/authorities/{court['id']}/delete")
+        assert form.status_code == 200
+        assert "/console/jurisdiction-criteria/" in form.text  # its criteria refer to it
+        token = csrf_of(form.text)
+        refused = http.post(f"/console/authorities/{court['id']}/delete", data={
+            "csrf": token, "expected": str(court["version"]), "action": "delete"})  # fmt: skip
+        assert refused.status_code == 409
+        retired = http.post(f"/console/authorities/{court['id']}/delete", data={
+            "csrf": token, "expected": str(court["version"]), "action": "retire",
+            "valid_to": "2027-06-30"})  # fmt: skip
+        assert retired.status_code == 303
+    after = fr.first("authorities", owner="FR", q="lille")
+    assert after["valid_to"] == "2027-06-30" and after["version"] == court["version"] + 1
+
+
+def test_an_operator_records_an_incident(service: Service) -> None:
+    with sign_in_http(service, "operator") as http:
+        form = http.get("/console/incidents/new", params={"owner": "EC"})
+        assert form.status_code == 200 and "New entry: Incidents of EC" in form.text
+        sent = http.post("/console/incidents/new", data={
+            "csrf": csrf_of(form.text), "owner": "EC", "f:component": "cdb",
+            "f:description": "database failover", "f:started_at": "2026-11-29T10:00:00+01:00",
+            "f:expected_recovery_at": "not a time",
+        })  # fmt: skip
+        assert sent.status_code == 422
+        assert 'aria-invalid="true"' in sent.text and "expected_recovery_at" in sent.text
+        fixed = http.post("/console/incidents/new", data={
+            "csrf": csrf_of(sent.text), "owner": "EC", "f:component": "cdb",
+            "f:description": "database failover", "f:started_at": "2026-11-29T10:00:00+01:00",
+            "f:expected_recovery_at": "2026-11-29T12:00:00+01:00",
+        })  # fmt: skip
+        assert fixed.status_code == 303 and "/console/incidents/" in fixed.headers["location"]
+    with sign_in_http(service, "admin-fr") as http:
+        # An administrator cannot choose the Commission: the form is for her own owner.
+        form = http.get("/console/incidents/new", params={"owner": "EC"})
+        assert "Incidents of FR" in form.text and "Incidents of EC" not in form.text
+
+
+def test_a_flood_of_sign_in_starts_is_refused_and_stores_nothing_more(service: Service) -> None:
+    before = len(service.query("SELECT token_hash FROM console_sessions"))
+    pki = DevPki(service.data_dir / "pki")
+    with httpx.Client(base_url=origin(service), verify=client_context(pki.ca)) as http:
+        answers = [http.get("/console/auth/start") for _ in range(BURST + 10)]
+    codes = [a.status_code for a in answers]
+    assert set(codes) == {303, 429} and codes.count(303) <= BURST, codes
+    refused = next(a for a in answers if a.status_code == 429)
+    assert int(refused.headers["retry-after"]) >= 1 and "Too many requests" in refused.text
+    stored = len(service.query("SELECT token_hash FROM console_sessions"))
+    assert stored - before == codes.count(303)  # a refused start stores nothing

@@ -1,0 +1,50 @@
+"""The console's session table on PostgreSQL and SQLite: a token opens its session only
+while it is live, a pending sign-in is taken once, and the table keeps no token."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from sqlalchemy import select
+
+from cdb_service.console.sessions import ConsoleSession, SessionStore
+from cdb_service.services import Services
+
+
+def store(services: Services, idle_s: float = 60, absolute_s: float = 3600) -> SessionStore:
+    return SessionStore(services.sessions, dt.timedelta(seconds=idle_s),
+                        dt.timedelta(seconds=absolute_s))  # fmt: skip
+
+
+async def test_a_session_lives_until_closed(services: Services) -> None:
+    sessions = store(services)
+    opened = await sessions.open({"sub": "camille", "person": "Camille"})
+    found = await sessions.find(opened.token)
+    assert found is not None and found.data["sub"] == "camille" and found.csrf == opened.csrf
+    assert await sessions.find(opened.token + "x") is None
+    async with services.sessions() as session:
+        stored = (await session.scalars(select(ConsoleSession.token_hash))).all()
+    assert opened.token not in stored and len(stored[0]) == 64  # only its SHA-256
+    await sessions.close(opened.token)
+    assert await sessions.find(opened.token) is None
+
+
+async def test_idle_and_absolute_timeouts(services: Services) -> None:
+    idle = store(services, idle_s=0.5)
+    opened = await idle.open({"sub": "a"})
+    await asyncio.sleep(0.7)
+    assert await idle.find(opened.token) is None
+    short = store(services, idle_s=60, absolute_s=0.5)
+    opened = await short.open({"sub": "b"})
+    assert await short.find(opened.token) is not None
+    await asyncio.sleep(0.7)
+    assert await short.find(opened.token) is None
+
+
+async def test_a_pending_sign_in_is_taken_once_and_is_no_session(services: Services) -> None:
+    sessions = store(services)
+    pending = await sessions.begin_sign_in({"state": "s", "verifier": "v"})
+    assert await sessions.find(pending.token) is None  # not a way in
+    assert await sessions.take_sign_in(pending.token) == {"state": "s", "verifier": "v"}
+    assert await sessions.take_sign_in(pending.token) is None
