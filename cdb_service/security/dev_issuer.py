@@ -17,8 +17,6 @@ from cdb_service.security.dev import DEV_CLIENTS, DevPki, mint_token, public_jwk
 from cdb_service.security.gate import SecurityGate
 from cdb_service.settings import Settings
 
-LIFETIME_S = 3600
-
 
 def _oauth_error(status: int, error: str, detail: str) -> Problem:
     return Problem(status, error, detail, extra={"error": error, "error_description": detail})
@@ -68,11 +66,17 @@ class DevIssuerController(Controller):
         client = DEV_CLIENTS.get(name)
         if client is None:
             raise _oauth_error(401, "invalid_client", f"{name!r} is not a dev client")
+        named = form.get("client_id")
+        if named is not None and named != name:
+            # tls_client_auth: the certificate is the client; a request naming another is wrong
+            detail = f"client_id {named!r} does not match the certificate ({name!r})"
+            raise _oauth_error(401, "invalid_client", detail)
+        lifetime = settings.dev_token_lifetime_s
         token = mint_token(
             dev_pki.signing_keys(), issuer=settings.oidc_issuer,
             audience=settings.oidc_audience, client=name, scope=client.scope, owner=client.owner,
-            thumbprint=certificate.facts.x5t_s256, lifetime_s=LIFETIME_S,
+            thumbprint=certificate.facts.x5t_s256, lifetime_s=lifetime,
             owner_claim=settings.owner_claim,
         )  # fmt: skip
-        return {"access_token": token, "token_type": "Bearer", "expires_in": LIFETIME_S,
+        return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime,
                 "scope": client.scope}  # fmt: skip

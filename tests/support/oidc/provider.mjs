@@ -3,7 +3,10 @@
 //
 //   node tests/support/oidc/provider.mjs --port 8455 --issuer https://127.0.0.1:8455 \
 //     --tls-cert server.pem --tls-key server-key.pem --jwks jwks.json \
-//     --clients clients.json --audience cdb-api [--ttl 600]
+//     --clients clients.json --audience cdb-api [--ttl 600] [--client-ca ca.pem]
+//
+// With --client-ca, client certificates are verified against it and clients may
+// authenticate with them (RFC 8705 tls_client_auth, `tls_client_auth_subject_dn`).
 //
 // Prints exactly one line "READY <issuer>" on stdout once listening; all
 // library notices go to stderr. Exits 0 on SIGTERM / SIGINT.
@@ -51,6 +54,7 @@ const { values: args } = parseArgs({
     clients: { type: 'string' },
     audience: { type: 'string' },
     ttl: { type: 'string', default: '600' },
+    'client-ca': { type: 'string' },
   },
   strict: true,
 });
@@ -85,6 +89,18 @@ for (const client of clients) {
   }
 }
 
+// "CN=reader,O=cdb test" against the peer certificate's subject: every named attribute
+// must be there with that value.
+function subjectMatches(peer, expected) {
+  if (!peer || !peer.subject) return false;
+  return expected.split(',').every((part) => {
+    const [name, ...rest] = part.split('=');
+    const want = rest.join('=').trim();
+    const have = peer.subject[name.trim()];
+    return Array.isArray(have) ? have.includes(want) : have === want;
+  });
+}
+
 function toPEM(der) {
   const b64 = der.toString('base64').match(/.{1,64}/g).join('\n');
   return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
@@ -112,6 +128,10 @@ const configuration = {
   // the only keys are ES256 ones; the library default (RS256) would reject every client
   clientDefaults: { id_token_signed_response_alg: 'ES256' },
   clientBasedCORS: () => false,
+  clientAuthMethods: [
+    'client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'none',
+    ...(args['client-ca'] ? ['tls_client_auth'] : []),
+  ],
   ttl: {
     ClientCredentials: ttl,
     AccessToken: ttl,
@@ -122,6 +142,14 @@ const configuration = {
     mTLS: {
       enabled: true,
       certificateBoundAccessTokens: true,
+      tlsClientAuth: Boolean(args['client-ca']),
+      certificateAuthorized(ctx) {
+        return ctx.socket?.authorized === true;
+      },
+      certificateSubjectMatches(ctx, property, expected) {
+        if (property !== 'tls_client_auth_subject_dn') return false;
+        return subjectMatches(ctx.socket?.getPeerCertificate(), expected);
+      },
       getCertificate(ctx) {
         const socket = ctx.socket;
         if (!socket || typeof socket.getPeerCertificate !== 'function') return undefined;
@@ -191,6 +219,11 @@ console.warn = (...args) => {
   warn(...args);
 };
 
+// One line per token issued, so that a test can count each client's renewals.
+provider.on('grant.success', (ctx) => {
+  process.stderr.write(`grant.success ${ctx.oidc?.client?.clientId ?? '?'}\n`);
+});
+
 provider.on('server_error', (ctx, err) => {
   process.stderr.write(`server_error: ${err.stack ?? err}\n`);
 });
@@ -203,6 +236,7 @@ for (const event of ['grant.error', 'discovery.error', 'jwks.error']) {
 const server = https.createServer({
   cert: readFileSync(args['tls-cert']),
   key: readFileSync(args['tls-key']),
+  ...(args['client-ca'] ? { ca: readFileSync(args['client-ca']) } : {}),
   requestCert: true,
   rejectUnauthorized: false,
 }, provider.callback());
