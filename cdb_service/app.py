@@ -153,7 +153,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         middleware=[
             RequestIdMiddleware,
-            DefineMiddleware(Perimeter, hsts=settings.tls_mode is TlsMode.DIRECT),
+            DefineMiddleware(
+                Perimeter,
+                hsts=settings.tls_mode is TlsMode.DIRECT,
+                deprecations=settings.api_deprecations,
+            ),
             ApiGate,
         ],
         exception_handlers=EXCEPTION_HANDLERS,

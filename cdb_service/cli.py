@@ -294,14 +294,30 @@ def cmd_quality(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _key_set(source: str, cacert: str | None) -> Any:
-    """The JWKS that verifies extracts, from the service's URL or a saved file."""
+def _key_set(source: str, cacert: str | None, args: argparse.Namespace | None = None) -> Any:
+    """The JWKS that verifies extracts, from the service's URL or a saved file.
+
+    With `args` (verify-extract's): the client certificate and token they name, for a
+    JWKS behind mutual TLS; a token from an issuer is fetched with client credentials.
+    """
     import httpx
     from joserfc.jwk import KeySet
 
+    from cdb_service import outbound
+
     jwks: Any  # checked below, then handed to joserfc as it came
     if source.startswith(("https://", "http://")):
-        jwks = httpx.get(source, timeout=10, verify=cacert or True).raise_for_status().json()
+        tls = outbound.TlsIdentity(
+            Path(cacert) if cacert else None,
+            getattr(args, "cert", None),
+            getattr(args, "key", None),
+        )
+        auth = outbound.credentials_of(args, tls, scope="cdb.read") if args else outbound.NO_TOKEN
+        try:
+            with outbound.client("", tls, auth, timeout=httpx.Timeout(10)) as http:
+                jwks = http.get(source).raise_for_status().json()
+        except outbound.TokenRefused as refused:
+            raise UserMistake(str(refused)) from None
     else:
         jwks = json.loads(Path(source).read_text())
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
@@ -311,10 +327,14 @@ def _key_set(source: str, cacert: str | None) -> Any:
 
 
 def cmd_verify_extract(args: argparse.Namespace, settings: Settings) -> int:
+    from cdb_service import outbound
     from cdb_service.distribution.extracts import verify_lines
 
+    mistake = outbound.argument_mistake(args)
+    if mistake:
+        raise UserMistake(mistake)
     lines = Path(args.file).read_bytes().splitlines(keepends=True)
-    verdict = verify_lines(lines, _key_set(args.jwks, args.cacert))
+    verdict = verify_lines(lines, _key_set(args.jwks, args.cacert, args))
     if verdict.ok:
         _print(
             {
@@ -464,12 +484,18 @@ def parser() -> argparse.ArgumentParser:
     qua.add_argument("--review-days", type=int, help="review period (CDB_QUALITY_REVIEW_DAYS)")
     qua.add_argument("--out", default="-")
     qua.set_defaults(run=cmd_quality)
+    from cdb_service.outbound import add_arguments as outbound_arguments
+
     ver = sub.add_parser(
-        "verify-extract", help="check a saved extract's chain, digest and signature"
-    )
+        "verify-extract", help="check a saved extract's chain, digest and signature",
+        epilog="A JWKS URL is fetched trusting --cacert; when it sits behind mutual TLS, "
+        "--cert/--key is presented and a token sent: --token/--token-file, or one fetched "
+        "from --issuer as --client-id (OAuth 2.0 client credentials, RFC 8705).",
+    )  # fmt: skip
     ver.add_argument("file")
     ver.add_argument("--jwks", required=True, help="URL or file of the service's JWKS")
-    ver.add_argument("--cacert", help="CA bundle for an https JWKS URL")
+    ver.add_argument("--cacert", help="CA bundle for an https JWKS URL (and its issuer)")
+    outbound_arguments(ver, ca=False)
     ver.set_defaults(run=cmd_verify_extract)
     res = sub.add_parser("verify-restore", help="check a restored database: migrations, gap-free "
                          "and whole revisions, audit chain, state = extract")  # fmt: skip
@@ -485,6 +511,7 @@ def parser() -> argparse.ArgumentParser:
     rot.add_argument("--keep-listed-days", type=int)
     rot.set_defaults(run=cmd_rotate_keys)
     from cdb_service.mirror.cli import add_arguments as mirror_arguments
+    from cdb_service.outbound import CREDENTIALS_HELP
 
     mir = sub.add_parser(
         "mirror",
@@ -493,14 +520,23 @@ def parser() -> argparse.ArgumentParser:
         "revision; resumes after a crash, re-extracts on 410. With --serve, answers "
         "/api/v1/resolve on 127.0.0.1 (plain HTTP, read-only, no credentials); with "
         "--once, catches up and exits.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=CREDENTIALS_HELP + "\n\nThe mirror needs a reader's credentials.",
     )
     mirror_arguments(mir)
     mir.set_defaults(run=cmd_mirror)
     from cdb_service.probe.cli import add_arguments
 
     probe = sub.add_parser(
-        "probe", help="watch a service's availability (its own process and store)"
-    )
+        "probe", help="watch a service's availability (its own process and store)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=CREDENTIALS_HELP + "\n\nThe samples' credentials (a reader) call "
+        "/health/ready and the known-good lookup. The incident credentials (an operator, "
+        "--incident-*) post the probe's incidents to /api/v1/incidents; without them "
+        "incidents stay in --store only. An incident the service does not accept "
+        "(unreachable, 401, 403, 5xx) is queued in --store and sent again after every "
+        "sample until it is accepted, also after a restart.",
+    )  # fmt: skip
     add_arguments(probe)
     probe.set_defaults(run=cmd_probe)
     api = sub.add_parser("openapi", help="write the OpenAPI document generated from the app")

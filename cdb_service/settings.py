@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# DESIGN.md's promise: a retired API version is announced at least this long before it goes.
+MIN_DEPRECATION_NOTICE = dt.timedelta(days=365)
 
 
 class Profile(StrEnum):
@@ -18,6 +22,24 @@ class Profile(StrEnum):
 class TlsMode(StrEnum):
     DIRECT = "direct"
     PROXY = "proxy"
+
+
+class ApiDeprecation(BaseModel):
+    """A retired API version's announcement (RFC 9745 `Deprecation`, RFC 8594 `Sunset`)."""
+
+    deprecated_at: AwareDatetime
+    sunset_at: AwareDatetime
+    successor: str = Field(min_length=1, description="the successor version's URL or path")
+    info: str | None = Field(default=None, description="a page that explains the change")
+
+    @model_validator(mode="after")
+    def _notice(self) -> ApiDeprecation:
+        if self.sunset_at - self.deprecated_at < MIN_DEPRECATION_NOTICE:
+            raise ValueError(
+                "sunset_at must be at least 12 months after deprecated_at (DESIGN.md promises "
+                "clients a year's notice)"
+            )
+        return self
 
 
 class Settings(BaseSettings):
@@ -87,8 +109,9 @@ class Settings(BaseSettings):
     owner_claim: str = "cdb_owner"
     # RFC 8705: refuse tokens without `cnf`. Defaults to on in prod, off in dev.
     require_bound_tokens: bool | None = None
-    # The local token issuer of the dev profile (never in prod).
+    # The local token issuer of the dev profile (never in prod), and its tokens' lifetime.
     dev_issuer: bool | None = None
+    dev_token_lifetime_s: int = Field(default=3600, ge=10, le=86_400)
 
     # --- the administrators' console (/console/) -----------------------------------
     # Its OpenID client at the issuer above (authorization code + PKCE); no secret: a
@@ -133,9 +156,21 @@ class Settings(BaseSettings):
     # How far back `GET /changes?since=` reaches; older clients re-extract (410).
     changes_retention_days: int = Field(default=90, ge=1)
 
+    # Retired API versions by path prefix (e.g. {"/api/v1": {...}}): every answer under
+    # the prefix carries Deprecation, Sunset and a Link to the successor.
+    api_deprecations: dict[str, ApiDeprecation] = Field(default_factory=dict)
+
     # --- data quality (Annex I 7.6) ---------------------------------------------------
     # An entry unchanged for longer than this is listed for review ("current").
     quality_review_days: int = Field(default=365, ge=1)
+
+    @field_validator("api_deprecations")
+    @classmethod
+    def _api_prefixes(cls, value: dict[str, ApiDeprecation]) -> dict[str, ApiDeprecation]:
+        for prefix in value:
+            if not prefix.startswith("/api/") or prefix.endswith("/"):
+                raise ValueError(f"{prefix!r}: an API version's prefix, such as /api/v1")
+        return value
 
     @field_validator("database_url")
     @classmethod

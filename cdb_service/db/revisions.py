@@ -521,3 +521,28 @@ async def changes_after(
     if boundary is not None:
         query = query.where(EntryVersion.revision <= boundary)
     return (await session.scalars(query)).all()
+
+
+async def versions_from(
+    session: AsyncSession,
+    since: int,
+    count: int,
+    *,
+    after_seq: int | None = None,
+    kinds: Iterable[str] | None = None,
+    owner: str | None = None,
+) -> Sequence[EntryVersion]:
+    """Up to `count` entry versions after revision `since`, in revision order.
+
+    `after_seq` resumes inside revision `since + 1` after the version with that `seq`
+    (the change feed's cursor within a revision too large for one page).
+    """
+    query = select(EntryVersion).where(EntryVersion.revision > since)
+    if after_seq is not None:
+        query = query.where(or_(EntryVersion.revision > since + 1, EntryVersion.seq > after_seq))
+    if kinds is not None:
+        query = query.where(EntryVersion.kind.in_(list(kinds)))
+    if owner is not None:
+        query = query.where(EntryVersion.owner == owner)
+    query = query.order_by(EntryVersion.revision, EntryVersion.seq).limit(count)
+    return (await session.scalars(query)).all()

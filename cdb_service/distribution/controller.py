@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Stream
@@ -17,7 +17,8 @@ from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.distribution import feed
 from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
 from cdb_service.distribution.signing import SigningKeys
-from cdb_service.kernel.problems import FieldError, invalid
+from cdb_service.kernel import codes
+from cdb_service.kernel.problems import FieldError, Problem, invalid
 from cdb_service.lookup.index import IndexFollower
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.reads import EntryReads
@@ -30,6 +31,42 @@ from cdb_service.web.consistency import MIN_REVISION_DOC, require_revision
 from cdb_service.web.docs import problems
 
 NDJSON = "application/x-ndjson"
+FEED_PARAMETERS = frozenset({"since", "limit", "cursor", "kind", "owner", "wait", "min_revision"})
+CHANGES_DOC = (
+    "`since=R`: the entry versions after revision R in revision order, at most `limit` "
+    "per page. `next` is the revision to pass as `since` for the next page: every "
+    "revision up to it has been given whole (with `kind`/`owner`, every version of it "
+    "that matches). A revision larger than `limit` is split: the page then ends inside "
+    "it, `cursor` is set and `next` stays at the revision before it; ask again with "
+    "`since=<next>&cursor=<cursor>` for the rest. A follower that applies revisions "
+    "atomically holds the changes of revisions after `next` until a page's `next` "
+    "reaches them; it never sees half a revision as whole and never gets a version twice "
+    "(a restart that forgets the cursor fetches the held part again, from `next`). "
+    "`more`: another page is already waiting. `wait=N` holds the request up to N seconds "
+    "until something newer commits. `kind` (repeatable) and `owner` filter; other "
+    "parameters are refused (400). 410: R is older than the feed keeps — take a fresh "
+    "extract."
+)
+
+
+def _known_parameters(request: Request[Any, Any, Any], known: frozenset[str]) -> None:
+    """Refuse what the route does not take, as the list endpoints do: a misspelt filter
+    must not silently widen the answer."""
+    errors = [
+        FieldError(("query", name), f"unknown parameter; parameters: {', '.join(sorted(known))}")
+        for name in request.query_params
+        if name not in known
+    ]
+    if errors:
+        raise Problem(400, "Malformed request", "; ".join(f"{e.loc[1]}: {e.msg}" for e in errors),
+                      "malformed-request", errors)  # fmt: skip
+
+
+def _owner(value: str) -> str:
+    owner = value.upper()
+    if owner not in codes.OWNERS:
+        raise invalid([FieldError(("query", "owner"), f"{value!r} is not an owner")])
+    return owner
 
 
 class ExtractController(Controller):
@@ -89,15 +126,13 @@ class ExtractController(Controller):
 
     @get(
         "/changes",
-        summary="Entry versions after a revision, whole revisions, with long polling",
-        description="`since=R`: the versions after R in revision order; a revision is never "
-        "split across pages (a page may exceed `limit` to keep one whole). `wait=N` holds the "
-        "request up to N seconds until something newer commits. 410: R is older than the "
-        "feed keeps — take a fresh extract.",
+        summary="Entry versions after a revision, in pages of at most `limit`, long polling",
+        description=CHANGES_DOC,
         responses=problems(400, 410, 422, 429, 503),
     )
     async def changes(
         self,
+        request: Request[Any, Any, Any],
         settings: NamedDependency[Settings],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         lookup: NamedDependency[IndexFollower],
@@ -106,11 +141,28 @@ class ExtractController(Controller):
         ceilings: NamedDependency[Ceilings],
         since: int = Parameter(ge=0, le=MAX_REVISION),
         limit: int = Parameter(default=1000, ge=1, le=10_000),
+        cursor: str | None = Parameter(
+            default=None,
+            description="the previous page's `cursor`, with `since` = its `next`: the rest "
+            "of a revision that did not fit in it",
+        ),
+        kind: list[str] | None = Parameter(
+            default=None, description="only these kinds (repeat the parameter for several)"
+        ),
+        owner: str | None = Parameter(default=None, description="only this owner's entries"),
         wait: int = Parameter(default=0, ge=0, le=feed.MAX_WAIT_S),
         min_revision: int | None = Parameter(
             default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
         ),
     ) -> dict[str, Any]:
+        _known_parameters(request, FEED_PARAMETERS)
+        unknown = [k for k in kind or () if k not in KINDS]
+        if unknown:
+            message = f"unknown kind(s): {', '.join(unknown)}; kinds: {', '.join(KINDS)}"
+            raise invalid([FieldError(("query", "kind"), message)])
+        after_seq = feed.decode_cursor(cursor, since) if cursor is not None else None
+        query = feed.FeedQuery(since, limit, after_seq, kind or None,
+                               _owner(owner) if owner is not None else None)  # fmt: skip
         await require_revision(min_revision, reads.head, settings.min_revision_wait_s,
                                settings.retry_after_s)  # fmt: skip
         retention = dt.timedelta(days=settings.changes_retention_days)
@@ -119,7 +171,7 @@ class ExtractController(Controller):
             with metrics.IN_FLIGHT.labels("long_poll").track_inprogress():
                 async with ceilings.long_polls.slot(client):
                     await feed.wait_for_newer(lookup, sessions, since, wait)
-        page = await feed.changes_page(sessions, since, limit, retention)
+        page = await feed.changes_page(sessions, query, retention)
         for change in page["changes"]:
             private = KINDS[change["kind"]].private_fields
             change["document"] = policy.redact(change["document"], private, principal)

@@ -1,10 +1,23 @@
-"""The change feed: entry versions after a revision, whole revisions per page, long polling."""
+"""The change feed: entry versions after a revision, in pages of at most `limit`, long polling.
+
+A page ends inside a revision only when that revision does not fit: then `cursor`
+names the place inside it, and `next` stays at the revision before it, the last one
+the page (with those before it) gave whole. A follower that applies revisions
+atomically holds the changes after `next` until a page without a cursor, or one
+whose `next` has reached their revision, completes them; it never applies half a
+revision, and a restart (which forgets the cursor) only repeats the fetch.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import datetime as dt
+import json
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -12,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import revisions as rev
 from cdb_service.db.revisions import Revision
-from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.problems import FieldError, Problem, invalid
 from cdb_service.lookup.index import IndexFollower
 from cdb_service.registry.reads import change_of
 
@@ -59,8 +72,47 @@ async def wait_for_newer(lookup: IndexFollower, sessions: async_sessionmaker[Asy
         await asyncio.sleep(WAIT_STEP_S)
 
 
-async def changes_page(sessions: async_sessionmaker[AsyncSession], since: int, limit: int,
+@dataclass(frozen=True)
+class FeedQuery:
+    since: int
+    limit: int
+    after_seq: int | None = None  # from the cursor (`decode_cursor`)
+    kinds: Sequence[str] | None = None
+    owner: str | None = None
+
+
+def encode_cursor(revision: int, seq: int) -> str:
+    raw = json.dumps({"r": revision, "q": seq}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, since: int) -> int:
+    """The `seq` a cursor resumes after; it must continue revision `since + 1`."""
+    try:
+        if len(cursor) > 200:
+            raise ValueError("too long")
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        revision, seq = data["r"], data["q"]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                   for v in (revision, seq)):  # fmt: skip
+            raise ValueError("not a position")
+    except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
+        raise Problem(
+            400, "Malformed request", "the cursor is not one this service gave out",
+            "malformed-request", [FieldError(("query", "cursor"), "unknown cursor")],
+        ) from None  # fmt: skip
+    if revision != since + 1:
+        raise invalid([FieldError(
+            ("query", "cursor"),
+            f"continues revision {revision}: pass it with since={revision - 1}, the `next` "
+            "of the page that gave it",
+        )])  # fmt: skip
+    return int(seq)
+
+
+async def changes_page(sessions: async_sessionmaker[AsyncSession], query: FeedQuery,
                        retention: dt.timedelta) -> dict[str, Any]:  # fmt: skip
+    since, limit, after_seq = query.since, query.limit, query.after_seq
     async with rev.read_snapshot(sessions) as session:
         head = await rev.head_revision(session)
         if since > head:
@@ -72,6 +124,20 @@ async def changes_page(sessions: async_sessionmaker[AsyncSession], since: int, l
             )
         if since < head and not await _retained(session, since, retention):
             raise gone(since)
-        changes = [change_of(v) for v in await rev.changes_after(session, since, limit)]
-    last = changes[-1]["revision"] if changes else since
-    return {"since": since, "head": head, "next": last, "more": last < head, "changes": changes}
+        # One more than the page holds: it tells whether the page's last revision goes on.
+        rows = await rev.versions_from(session, since, limit + 1, after_seq=after_seq,
+                                       kinds=query.kinds, owner=query.owner)  # fmt: skip
+        changes = [change_of(v) for v in rows[:limit]]
+    cursor = None
+    if len(rows) <= limit:
+        # Everything up to the head was looked at (filtered out or on this page).
+        last = head
+    else:
+        following, rows = rows[limit], rows[:limit]
+        last = rows[-1].revision
+        if following.revision == last:
+            # The page ends inside revision `last`: the client has whole only those before.
+            cursor = encode_cursor(last, rows[-1].seq)
+            last -= 1
+    return {"since": since, "head": head, "next": last, "cursor": cursor,
+            "more": cursor is not None or last < head, "changes": changes}  # fmt: skip

@@ -81,12 +81,28 @@ class RoutingTableDoc(BaseModel):
     warnings: list[WarningDoc]
 
 
-def _etag(revision: int, form: str, day: dt.date, party: str | None) -> str:
-    # The format is part of the tag, so JSON and PMode never share one; the day too,
-    # since validity is by day and the table can change at midnight without a write;
-    # and a chosen receiving party, since it changes the PMode.
+WHOLE_NETWORK_DOC = (
+    "format=pmode without `party`: set to true to take the whole network's PMode anyway; "
+    "its `party` attribute then names the first party by name, a placeholder to replace "
+    "with the access point's own party before uploading"
+)
+
+
+def _etag(digest: str, form: str, party: str | None) -> str:
+    """Weak, because the body also says the revision and the time it was generated.
+
+    The tag follows the parties and their recipients only (see `RoutingTable.digest`);
+    the format and a chosen receiving party are part of it, since they change the body.
+    """
     chosen = f"-{party}" if party else ""
-    return f'"{revision}-{form}{chosen}-{day.isoformat()}"'
+    return f'W/"{digest}-{form}{chosen}"'
+
+
+def _digests(request: Request[Any, Any, Any]) -> routing_table.TableDigests:
+    digests: routing_table.TableDigests = request.app.state.setdefault(
+        "routing_table_digests", routing_table.TableDigests()
+    )
+    return digests
 
 
 class RoutingTableController(Controller):
@@ -100,10 +116,13 @@ class RoutingTableController(Controller):
             "Annex I 7.2(c). `format=json` (default) lists every routing party valid today "
             "with its identifiers, endpoint, roles, services, certificates and the "
             "finalRecipient codes it serves; `format=pmode` is a Domibus PMode configuration "
-            "(XML) whose own party is `party` (default: the first by name), validated before it "
-            "is served: a party whose data cannot be expressed validly is left out, named in "
-            "the `CDB-Omitted-Parties` header and in the JSON form's `warnings`. `ETag` follows "
-            "the registry revision; `If-None-Match` gives 304."
+            "(XML) whose own party is `party`, required unless `whole_network=true`, "
+            "validated before it is served: a party whose data cannot be expressed validly is "
+            "left out, named in the `CDB-Omitted-Parties` header and in the JSON form's "
+            "`warnings`. The weak `ETag` is a digest of the parties and the recipients they "
+            "serve: a write that changes neither (an authority's contacts, a criterion) leaves "
+            "it as it was, so a connector polling with `If-None-Match` gets 304 and reloads "
+            "nothing."
         ),
         responses={
             200: ResponseSpec(
@@ -123,29 +142,36 @@ class RoutingTableController(Controller):
         ),
         party: str | None = Parameter(
             default=None,
-            description="format=pmode: the receiving party's name (default: the first by name)",
+            description="format=pmode: the receiving party's name (the access point's own)",
         ),
+        whole_network: bool = Parameter(default=False, description=WHOLE_NETWORK_DOC),
     ) -> ASGIResponse:
         if format not in FORMATS:
             raise invalid([FieldError(("query", "format"), f"{format!r} is not json or pmode")])
+        if format == "pmode" and party is None and not whole_network:
+            raise invalid([FieldError(
+                ("query", "party"),
+                "format=pmode needs the receiving party (your access point's name); "
+                "whole_network=true takes the whole network's PMode instead",
+            )])  # fmt: skip
         day = today()
         chosen = party if format == "pmode" else None
-        # A 200's tag comes from the head read in the same snapshot as its body, so no
-        # connector ever holds a tag older than its table. A 304 is decided first against
-        # the in-memory lookup index's revision, which follows the head within a second:
-        # it costs no database work at all, and a change is at most that second late.
+        digests = _digests(request)
+        # A 200's tag is the digest of the table in its own body. A 304 is decided first
+        # from the digest this process computed at the in-memory lookup index's revision
+        # (it follows the head within a second): no database work at all, and a change is
+        # at most that second late. A revision not seen yet costs one read of the table.
         index = lookup_of(request.scope).index
-        if index is not None:
-            tag = _etag(index.revision, format, day, chosen)
+        if index is not None and (known := digests.get(index.revision, day)) is not None:
+            tag = _etag(known, format, chosen)
             if none_match(request.scope, tag):
                 return not_modified(tag)
         sessions: async_sessionmaker[AsyncSession] = component(request.scope, "sessions")
         async with rev.read_snapshot(sessions) as session:
-            revision = await rev.head_revision(session)
-            tag = _etag(revision, format, day, chosen)
-            if none_match(request.scope, tag):
-                return not_modified(tag)
             table = await routing_table.read_table(session, day)
+        digest = table.digest()
+        digests.put(table.revision, day, digest)
+        tag = _etag(digest, format, chosen)
         if format == "json":
             body = routing_table.as_json(table, dt.datetime.now(dt.UTC))
             return conditional(request.scope, tag, encode_json(body))
@@ -159,7 +185,10 @@ class RoutingTableController(Controller):
             raise invalid(
                 [FieldError(("query", "party"), f"{party!r} is not a routing party valid today")]
             )
-        receiving = party or names[0]
+        # The whole network's placeholder is the first party that a PMode can carry.
+        receiving = party or next(
+            (p["name"] for p in table.parties if pmode.inexpressible(p) is None), names[0]
+        )
         why = next((pmode.inexpressible(p) for p in table.parties
                     if p["name"] == receiving), None)  # fmt: skip
         if why is not None:

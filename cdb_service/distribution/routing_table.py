@@ -9,6 +9,8 @@ them. From it come two shapes: JSON for any client, and a Domibus PMode configur
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,37 @@ class RoutingTable:
 
     def party_names(self) -> list[str]:
         return [p["name"] for p in self.parties]
+
+    def digest(self) -> str:
+        """A digest of what a connector acts on: the parties and the recipients they serve.
+
+        It leaves out the revision and the day, so a write elsewhere (an authority's
+        phone number, a criterion) or a new day leaves it as it was, and connectors do
+        not reload a PMode that would come out the same.
+        """
+        canonical = json.dumps(self.parties, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+
+
+class TableDigests:
+    """The routing table's digest per (revision, day), as far as this process has read it.
+
+    A conditional GET at a revision already seen is answered from here without any
+    database work; the few most recent entries are kept.
+    """
+
+    KEEP = 8
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[int, dt.date], str] = {}
+
+    def get(self, revision: int, day: dt.date) -> str | None:
+        return self._known.get((revision, day))
+
+    def put(self, revision: int, day: dt.date, digest: str) -> None:
+        self._known[(revision, day)] = digest
+        while len(self._known) > self.KEEP:
+            del self._known[next(iter(self._known))]
 
 
 async def read_table(session: AsyncSession, day: dt.date) -> RoutingTable:

@@ -2,6 +2,7 @@
 
   cdb-service mirror --from https://cdb.example:8443 --into sqlite:///var/mirror.sqlite3 \\
       --ca ca.pem --cert client.pem --key client-key.pem --token-file token [--serve] [--once]
+  (or, instead of --token-file: --issuer https://idp.example --client-id cdb-mirror)
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
         serve_port=(args.serve_port or DEFAULT_SERVE_PORT) if args.serve else None,
         seed_gazetteer=args.seed_gazetteer, apply_delay_s=args.apply_delay,
     )  # fmt: skip
+    credentials = outbound.credentials_of(args, config.tls, scope="cdb.read")
+    if isinstance(credentials, outbound.ClientCredentials):
+        config.credentials = credentials
     try:
         config.settings()
     except ValidationError:
@@ -82,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
             asyncio.run(process.run(config))
     except MirrorError as error:
         return _say(str(error), 1)
+    except outbound.TokenRefused as error:
+        return _say(str(error), 2)
     except httpx.HTTPStatusError as error:
         # Refused credentials or a wrong --from: the user's to fix, like any other mistake.
         return _say(f"the source answered {error.response.status_code} for {error.request.url}", 2)

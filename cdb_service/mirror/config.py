@@ -15,6 +15,8 @@ ACTOR_PREFIX = "mirror:"
 # of up to 10 MB through its API, so this leaves room while a hostile or broken source
 # still cannot make the mirror buffer without end.
 MAX_LINE_BYTES = 16 * 1024 * 1024
+# Versions per feed page; a larger revision comes in several pages and is applied once whole.
+FEED_PAGE = 1000
 
 
 @dataclass
@@ -30,6 +32,9 @@ class MirrorConfig:
     serve_port: int | None = None
     seed_gazetteer: bool = False
     max_line_bytes: int = MAX_LINE_BYTES
+    feed_page: int = FEED_PAGE
+    # Tokens fetched from the issuer and renewed (instead of `token` / `token_file`).
+    credentials: outbound.ClientCredentials | None = None
     # Test aid: a pause after each applied revision, so that a test can kill the mirror mid-feed.
     apply_delay_s: float = 0.0
 
@@ -42,7 +47,9 @@ class MirrorConfig:
         return outbound.TlsIdentity(self.ca, self.cert, self.key)
 
     @property
-    def bearer(self) -> outbound.BearerToken:
+    def bearer(self) -> outbound.Credentials:
+        if self.credentials is not None:
+            return self.credentials
         return outbound.BearerToken(self.token, self.token_file)
 
     def settings(self) -> Settings:

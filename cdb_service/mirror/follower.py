@@ -14,9 +14,11 @@ import contextlib
 import datetime as dt
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
+from cdb_service import outbound
 from cdb_service.db.base import utcnow
 from cdb_service.logging import get_logger
 from cdb_service.lookup import index as lookup
@@ -46,22 +48,44 @@ class Follower:
     # With `--serve`: the lookup index the local resolve routes answer from.
     index: lookup.IndexFollower | None = None
     status: Status = field(default_factory=Status)
+    # A revision larger than a feed page: the part received so far, the feed's `next`
+    # before it and the cursor to the rest. Applied only once whole; kept in memory
+    # only, so a restart fetches it again from the mirror's head.
+    _held: list[dict[str, Any]] = field(default_factory=list)
+    _held_after: int | None = None
+    _cursor: str | None = None
+
+    def _forget_held(self) -> None:
+        self._held, self._held_after, self._cursor = [], None, None
 
     async def sync_once(self, wait: float = 0) -> int:
         """Extract if needed, then one page of the feed; returns the mirror's head."""
         if await self.store.needs_extract():
             return await self.reextract()
         head, _ = await self.store.local_state()
+        if self._cursor is not None and self._held_after is not None and self._held_after >= head:
+            since, cursor = self._held_after, self._cursor
+        else:
+            self._forget_held()
+            since, cursor = head, None
         try:
-            page = await self.client.changes(head, wait)
+            page = await self.client.changes(since, wait, cursor)
         except FeedGone as gone:
             log.warning("re-extracting", reason=str(gone), head=head)
             return await self.reextract()
         self._contact(int(page["head"]))
-        for revision, group in itertools.groupby(page["changes"], key=lambda c: c["revision"]):
+        whole_through = int(page["next"])
+        changes = [*self._held, *page["changes"]]
+        self._forget_held()
+        if page.get("cursor"):
+            self._held = [c for c in changes if int(c["revision"]) > whole_through]
+            self._held_after, self._cursor = whole_through, str(page["cursor"])
+            changes = [c for c in changes if int(c["revision"]) <= whole_through]
+        for revision, group in itertools.groupby(changes, key=lambda c: c["revision"]):
             try:
                 await self.store.apply_revision(head, int(revision), list(group))
             except Diverged as error:
+                self._forget_held()
                 log.warning("the mirror diverged; re-extracting", reason=str(error),
                             revision=revision)  # fmt: skip
                 return await self.reextract()
@@ -81,6 +105,7 @@ class Follower:
 
     async def reextract(self) -> int:
         """A fresh extract, streamed into the database; the old copy stays if it is refused."""
+        self._forget_held()
         async with self.client.extract() as lines:
             loaded = await self.store.load_extract(lines, self.client.jwks)
         self.status.extracts += 1
@@ -116,6 +141,9 @@ class Follower:
                 log.warning("the source refused", status=error.response.status_code,
                             url=str(error.request.url))  # fmt: skip
                 self.status.last_error = f"HTTP {error.response.status_code}"
+            except outbound.TokenRefused as error:
+                log.warning("no token from the issuer", error=str(error))
+                self.status.last_error = f"no token: {error}"
             except (httpx.HTTPError, OSError) as error:
                 log.warning("the source is unreachable", error=repr(error))
                 self.status.last_error = repr(error)

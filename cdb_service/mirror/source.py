@@ -17,7 +17,6 @@ from cdb_service import outbound
 from cdb_service.mirror.config import MirrorConfig
 from cdb_service.mirror.errors import ExtractRefused, FeedGone
 
-FEED_PAGE = 1000
 # Error bodies are problem details: small. More than this is not read.
 ERROR_BODY_BYTES = 64 * 1024
 
@@ -78,8 +77,11 @@ class SourceClient:
             await _raise_for_status(response)
             yield bounded_lines(response.aiter_bytes(), self.config.max_line_bytes)
 
-    async def changes(self, since: int, wait: float) -> dict[str, Any]:
-        params = {"since": since, "limit": FEED_PAGE, "wait": int(wait)}
+    async def changes(self, since: int, wait: float, cursor: str | None = None) -> dict[str, Any]:
+        """One feed page; `cursor` continues a revision the last page could not hold."""
+        params: dict[str, Any] = {"since": since, "limit": self.config.feed_page, "wait": int(wait)}
+        if cursor is not None:
+            params["cursor"] = cursor
         response = await self.http.get("/api/v1/changes", params=params)
         if response.status_code == 410:
             raise FeedGone(f"the feed no longer reaches back to revision {since}")

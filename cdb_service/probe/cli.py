@@ -1,7 +1,8 @@
 """`cdb-service probe`: run the probe, or report from its store.
 
   cdb-service probe --target https://cdb.example:8443 --ca ca.pem --cert c.pem --key k.pem \\
-      --token-file token --store var/probe.sqlite3 --listen 127.0.0.1:9443
+      --issuer https://idp.example --client-id cdb-probe --store var/probe.sqlite3 \\
+      --incident-client-id cdb-probe-operator --listen 127.0.0.1:9443
   cdb-service probe report --store var/probe.sqlite3 [--format table|json|csv|prometheus]
 """
 
@@ -23,9 +24,12 @@ def add_arguments(probe: argparse.ArgumentParser) -> None:
     probe.add_argument("--target", help="base URL of the watched service (https://host:port)")
     probe.add_argument("--store", type=Path, default=DEFAULT_STORE,
                        help="the probe's own SQLite file (never the watched database)")  # fmt: skip
-    outbound.add_arguments(probe)
-    probe.add_argument("--incident-token", help="operator token to post incidents to the service")
-    probe.add_argument("--incident-token-file", type=Path)
+    outbound.add_arguments(probe, what="for the samples (a reader is enough)")
+    outbound.add_arguments(
+        probe, "incident-",
+        "for posting incidents (an operator; certificate, issuer and scope default to the "
+        "sample's)",
+    )  # fmt: skip
     probe.add_argument("--lookup", help="the known-good lookup (path and query)")
     probe.add_argument("--interval", type=float, default=30.0, help="seconds (default 30)")
     probe.add_argument("--timeout", type=float, default=10.0,
@@ -63,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"probe: --timeout ({args.timeout:g} s) must not exceed --interval "
               f"({args.interval:g} s)", file=sys.stderr)  # fmt: skip
         return 2
-    mistake = outbound.argument_mistake(args)
+    if args.incident_client_id and not args.incident_issuer:
+        args.incident_issuer = args.issuer
+    mistake = outbound.argument_mistake(args) or outbound.argument_mistake(args, "incident-")
     if mistake:
         print(f"probe: {mistake}", file=sys.stderr)
         return 2
@@ -76,8 +82,15 @@ def run(args: argparse.Namespace) -> int:
         incident_token_file=args.incident_token_file, lookup=args.lookup or DEFAULT_LOOKUP,
         interval_s=args.interval, timeout_s=args.timeout,
         latency_objective_ms=args.latency_objective, windows_every_s=args.windows_every,
-        listen=args.listen,
+        listen=args.listen, incident_cert=args.incident_cert, incident_key=args.incident_key,
     )  # fmt: skip
+    sample = outbound.credentials_of(args, config.tls, scope="cdb.read")
+    incident = outbound.credentials_of(args, config.incident_tls, "incident-",
+                                       scope=args.scope or "cdb.read cdb.operator")  # fmt: skip
+    if isinstance(sample, outbound.ClientCredentials):
+        config.sample_credentials = sample
+    if isinstance(incident, outbound.ClientCredentials):
+        config.incident_credentials = incident
     try:
         config.tls.ssl_context()
     except (OSError, ssl.SSLError) as error:

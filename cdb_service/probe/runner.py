@@ -15,6 +15,11 @@ next tick starts on time. A hung service is therefore seen as down sample after 
 never as a gap (a gap is unknown time, and only the probe's own absence makes one).
 Notifying the service and fetching maintenance windows run in a thread of their own, so
 they never hold a tick either.
+
+Incidents are copied to the service from a queue kept in the probe's store: an incident
+whose present state (open, or closed) the service has not accepted is sent again after
+every sample until it is, whatever the refusal (unreachable, 401, 403, 503), and a probe
+restarted on the same store goes on with the queue it left.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import json
 import logging
 import signal
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -61,18 +67,40 @@ class ProbeConfig:
     latency_objective_ms: float = 1000.0
     windows_every_s: float = 300.0
     listen: str | None = None  # host:port of the status page
+    # Tokens fetched from the issuer (client credentials) instead of the static ones.
+    sample_credentials: outbound.ClientCredentials | None = None
+    incident_credentials: outbound.ClientCredentials | None = None
+    # The certificate incidents are posted with (their token is bound to it); default: cert.
+    incident_cert: Path | None = None
+    incident_key: Path | None = None
 
     @property
     def tls(self) -> outbound.TlsIdentity:
         return outbound.TlsIdentity(self.ca, self.cert, self.key)
 
     @property
-    def sample_bearer(self) -> outbound.BearerToken:
+    def incident_tls(self) -> outbound.TlsIdentity:
+        if self.incident_cert is None:
+            return self.tls
+        return outbound.TlsIdentity(self.ca, self.incident_cert, self.incident_key)
+
+    @property
+    def sample_bearer(self) -> outbound.Credentials:
+        if self.sample_credentials is not None:
+            return self.sample_credentials
         return outbound.BearerToken(self.token, self.token_file)
 
     @property
-    def incident_bearer(self) -> outbound.BearerToken:
+    def incident_bearer(self) -> outbound.Credentials:
+        if self.incident_credentials is not None:
+            return self.incident_credentials
         return outbound.BearerToken(self.incident_token, self.incident_token_file)
+
+    @property
+    def posts_incidents(self) -> bool:
+        return self.incident_credentials is not None or bool(
+            self.incident_token or self.incident_token_file
+        )
 
 
 def _classify(error: Exception) -> str:
@@ -98,12 +126,13 @@ class Prober:
         self.windows_fetched = 0.0
         self.stopping = False
         self._side: ThreadPoolExecutor | None = None
+        self._delivering = threading.Lock()
 
-    def _client(self, timeout: float) -> httpx.Client:
+    def _client(self, timeout: float, tls: outbound.TlsIdentity | None = None) -> httpx.Client:
         # The fields are read at each call: a fresh client per sample checks TLS every time.
         # Each request names its token (`auth=`): the sample's or the incident one.
         return outbound.client(
-            self.config.target, self.config.tls,
+            self.config.target, tls or self.config.tls,
             timeout=httpx.Timeout(timeout), headers={"User-Agent": "cdb-probe"},
         )  # fmt: skip
 
@@ -119,7 +148,19 @@ class Prober:
         error: str | None = None
         detail: str | None = None
         # Read before the sample: an unreadable token file is the probe's fault, not an outage.
-        auth = outbound.BearerToken(self.config.sample_bearer.value())
+        bearer = self.config.sample_bearer
+        auth: httpx.Auth
+        if isinstance(bearer, outbound.BearerToken):
+            auth = outbound.BearerToken(bearer.value())
+        else:
+            # From the issuer, renewed before it expires; the issuer's refusal is what a
+            # client of the service would meet too, so it is a failed sample ("token").
+            auth = bearer
+            try:
+                bearer.value()
+            except outbound.TokenRefused as refused:
+                latency_ms = round((time.monotonic() - started) * 1000, 1)
+                return Recorded(at, False, "token", str(refused)[:300], latency_ms, False)
         try:
             with self._client(self.budget_s) as client:
                 health = client.get("/health/ready", auth=auth)
@@ -151,10 +192,24 @@ class Prober:
     def _record(self, sample: Recorded) -> Recorded:
         self.store.record(sample)
         self._follow_incidents(sample)
+        if self.config.posts_incidents and self.store.undelivered():
+            self._aside(self._deliver_queued)
+        self._aside(self._renew_tokens)
         if sample.ok and time.monotonic() - self.windows_fetched >= self.config.windows_every_s:
             self.windows_fetched = time.monotonic()
             self._aside(self._refresh_windows)
         return sample
+
+    def _renew_tokens(self) -> None:
+        """Tokens from the issuer are renewed between samples, so that no sample's time
+        includes a call to the issuer (and an issuer's hiccup is retried before it counts)."""
+        ahead = 2 * self.config.interval_s + self.config.timeout_s
+        for credentials in (self.config.sample_credentials, self.config.incident_credentials):
+            if credentials is not None:
+                try:
+                    credentials.renew_ahead(ahead)
+                except outbound.TokenRefused as refused:
+                    log.warning("probe: could not renew a token: %s", refused)
 
     def _aside(self, work: Callable[[], None]) -> None:
         """Run `work` off the sampling loop (in tests without `run`, inline)."""
@@ -170,7 +225,6 @@ class Prober:
                 self.store.close_incident(current.id, sample.at)
                 lasted = (sample.at - current.started_at).total_seconds()
                 log.warning("probe: outage over after %.1f s (incident %s)", lasted, current.id)
-                self._notify_service(current.id)
             return
         if current is not None:
             return
@@ -183,7 +237,6 @@ class Prober:
             )  # fmt: skip
             log.error("probe: outage confirmed since %s (%s), incident %s",
                       first.isoformat(), sample.detail, incident.id)  # fmt: skip
-            self._aside(lambda: self._notify_service(incident.id))
 
     def _first_failure(self) -> dt.datetime:
         row = self.store.db.execute(
@@ -192,20 +245,33 @@ class Prober:
         ).fetchone()
         return dt.datetime.fromtimestamp(float(row[0]), dt.UTC)
 
-    def _notify_service(self, incident_id: int) -> None:
-        """Copy the incident to the watched service's /api/v1/incidents, best effort.
+    def _deliver_queued(self) -> None:
+        """Send every queued incident once, oldest first; one delivery round at a time."""
+        if not self._delivering.acquire(blocking=False):
+            return
+        try:
+            for incident in self.store.undelivered():
+                if self.stopping:
+                    return
+                self._notify_service(incident.id)
+        finally:
+            self._delivering.release()
+
+    def _notify_service(self, incident_id: int) -> bool:
+        """Copy the incident to the watched service's /api/v1/incidents; True once accepted.
 
         The probe's own store is the record; the service copy (owner EC, `source: probe`,
         keyed by `ref`) is created when the service can be reached. Later the probe reads
         the copy back and sets only what it measured (`ended_at`), so that what an
         operator added there (description, expected recovery) stays. A POST whose answer
         was lost (409 on the next try: the `ref` exists) finds the copy by `ref`.
-        The incident token must be bound to the certificate the probe presents.
+        The incident token is bound to the incident certificate (default: the sample's).
+        Not accepted: the incident stays queued in the store and is sent again later.
         """
         auth = self.config.incident_bearer
         incident = self.store.incident(incident_id)
         if incident is None:
-            return
+            return True
         body = {
             "owner": "EC",
             "ref": f"probe-{incident.id}-{int(incident.started_at.timestamp())}",
@@ -217,10 +283,14 @@ class Prober:
             "ended_at": incident.ended_at.isoformat() if incident.ended_at else None,
             "source": "probe",
         }
+        delivered = "open" if incident.ended_at is None else "closed"
         try:
-            if auth.value() is None:
-                return
-            with self._client(self.config.timeout_s) as client:
+            if isinstance(auth, outbound.BearerToken):
+                token = auth.value()
+                if token is None:
+                    return False
+                auth = outbound.BearerToken(token)
+            with self._client(self.config.timeout_s, self.config.incident_tls) as client:
                 if incident.remote_id is None:
                     response = client.post("/api/v1/incidents", json=body, auth=auth)
                     if response.status_code == 409:  # the `ref` exists: an earlier answer was lost
@@ -233,12 +303,16 @@ class Prober:
                     response = found
             if response.status_code in (200, 201):
                 document = response.json()
-                self.store.set_remote(incident.id, document["id"], int(document["version"]))
-            else:
-                log.warning("probe: the service refused incident %s: %s %s", incident.id,
-                            response.status_code, response.text[:200])  # fmt: skip
+                self.store.set_remote(
+                    incident.id, document["id"], int(document["version"]), delivered
+                )
+                return True
+            log.warning("probe: the service refused incident %s (queued, will retry): %s %s",
+                        incident.id, response.status_code, response.text[:200])  # fmt: skip
         except Exception as exc:
-            log.warning("probe: could not post incident %s: %s", incident.id, exc)
+            log.warning("probe: could not post incident %s (queued, will retry): %s",
+                        incident.id, exc)  # fmt: skip
+        return False
 
     def _refresh_windows(self) -> None:
         windows: list[Window] = []

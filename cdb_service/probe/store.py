@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS incidents (
     description TEXT NOT NULL,
     error TEXT,
     remote_id TEXT,
-    remote_version INTEGER
+    remote_version INTEGER,
+    delivered TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -130,9 +131,20 @@ class Store:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA busy_timeout=10000")
         self.db.executescript(SCHEMA)
+        self._upgrade()
         # The sampling loop and the notifier thread share the connection: one transaction
         # at a time.
         self._lock = threading.RLock()
+
+    def _upgrade(self) -> None:
+        """Stores written before incidents were queued: what they sent counts as delivered."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(incidents)")}
+        if "delivered" not in columns:
+            self.db.execute("ALTER TABLE incidents ADD COLUMN delivered TEXT")
+            self.db.execute(
+                "UPDATE incidents SET delivered = CASE WHEN ended_at IS NULL THEN 'open' "
+                "ELSE 'closed' END WHERE remote_id IS NOT NULL"
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -238,12 +250,20 @@ class Store:
                 "UPDATE incidents SET ended_at = ? WHERE id = ?", (ts(ended_at), incident_id)
             )
 
-    def set_remote(self, incident_id: int, remote_id: str, version: int) -> None:
+    def set_remote(self, incident_id: int, remote_id: str, version: int, delivered: str) -> None:
+        """The service accepted the incident as `delivered` ('open' or 'closed')."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE incidents SET remote_id = ?, remote_version = ? WHERE id = ?",
-                (remote_id, version, incident_id),
+                "UPDATE incidents SET remote_id = ?, remote_version = ?, delivered = ? "
+                "WHERE id = ?",
+                (remote_id, version, delivered, incident_id),
             )
+
+    def undelivered(self) -> list[Incident]:
+        """Incidents whose present state the service has not accepted yet (the queue)."""
+        return self._incidents(
+            "WHERE delivered IS NULL OR (ended_at IS NOT NULL AND delivered != 'closed')", ()
+        )
 
     def incident(self, incident_id: int) -> Incident | None:
         found = self._incidents("WHERE id = ?", (incident_id,))

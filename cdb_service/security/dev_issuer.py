@@ -33,7 +33,6 @@ from cdb_service.security.gate import SecurityGate
 from cdb_service.settings import Settings
 from cdb_service.web.pages import CONTENT_SECURITY_POLICY, html_page
 
-LIFETIME_S = 3600
 CODE_LIFETIME_S = 120
 _AUTHORIZE_FIELDS = ("client_id", "redirect_uri", "state", "nonce", "code_challenge",
                      "code_challenge_method", "scope")  # fmt: skip
@@ -95,13 +94,19 @@ class DevIssuerController(Controller):
         client = DEV_CLIENTS.get(name)
         if client is None:
             raise _oauth_error(401, "invalid_client", f"{name!r} is not a dev client")
+        named = form.get("client_id")
+        if named is not None and named != name:
+            # tls_client_auth: the certificate is the client; a request naming another is wrong
+            detail = f"client_id {named!r} does not match the certificate ({name!r})"
+            raise _oauth_error(401, "invalid_client", detail)
+        lifetime = settings.dev_token_lifetime_s
         token = mint_token(
             dev_pki.signing_keys(), issuer=settings.oidc_issuer,
             audience=settings.oidc_audience, client=name, scope=client.scope, owner=client.owner,
-            thumbprint=certificate.facts.x5t_s256, lifetime_s=LIFETIME_S,
+            thumbprint=certificate.facts.x5t_s256, lifetime_s=lifetime,
             owner_claim=settings.owner_claim,
         )  # fmt: skip
-        return {"access_token": token, "token_type": "Bearer", "expires_in": LIFETIME_S,
+        return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime,
                 "scope": client.scope}  # fmt: skip
 
     @get("/authorize")
@@ -168,15 +173,15 @@ def _redeem(form: dict[str, Any], settings: Settings, dev_pki: DevPki) -> dict[s
     keys = dev_pki.signing_keys()
     access = mint_token(
         keys, issuer=settings.oidc_issuer, audience=settings.oidc_audience, client=name,
-        scope=client.scope, owner=client.owner, thumbprint=None, lifetime_s=LIFETIME_S,
-        owner_claim=settings.owner_claim,
+        scope=client.scope, owner=client.owner, thumbprint=None,
+        lifetime_s=settings.dev_token_lifetime_s, owner_claim=settings.owner_claim,
     )  # fmt: skip
     now = int(time.time())
     identity = {"iss": settings.oidc_issuer, "aud": claims["client_id"], "sub": name,
-                "name": name, "iat": now, "exp": now + LIFETIME_S}  # fmt: skip
+                "name": name, "iat": now, "exp": now + settings.dev_token_lifetime_s}  # fmt: skip
     if claims.get("nonce"):
         identity["nonce"] = claims["nonce"]
     key = keys.keys[0]
     id_token = jwt.encode({"alg": "ES256", "kid": key.kid, "typ": "JWT"}, identity, key)
     return {"access_token": access, "id_token": id_token, "token_type": "Bearer",
-            "expires_in": LIFETIME_S, "scope": client.scope}  # fmt: skip
+            "expires_in": settings.dev_token_lifetime_s, "scope": client.scope}  # fmt: skip

@@ -19,6 +19,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from cdb_service.kernel.problems import FieldError, Problem
 from cdb_service.kernel.text import unprintable
+from cdb_service.settings import ApiDeprecation
+from cdb_service.web import deprecation
 from cdb_service.web.pages import SCRIPTED_PAGE_POLICY
 
 MAX_PATH = 2048
@@ -74,11 +76,13 @@ async def send_problem(send: Send, problem: Problem,
 
 
 class Perimeter:
-    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
+    def __init__(self, app: ASGIApp, hsts: bool = False,
+                 deprecations: dict[str, ApiDeprecation] | None = None) -> None:  # fmt: skip
         self.app = app
         self.fixed: list[tuple[bytes, bytes]] = [(b"x-content-type-options", b"nosniff")]
         if hsts:
             self.fixed.append((b"strict-transport-security", HSTS))
+        self.retired = deprecation.announcements(deprecations or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -86,15 +90,18 @@ class Perimeter:
             return
         problem = check_request_line(scope)
         cache = _cache_control(scope.get("path", ""))
+        fixed = self.fixed
+        if self.retired:
+            fixed = [*fixed, *deprecation.for_path(self.retired, scope.get("path", ""))]
         if problem is not None:
-            await send_problem(send, problem, [*self.fixed, (b"cache-control", b"no-store")])
+            await send_problem(send, problem, [*fixed, (b"cache-control", b"no-store")])
             return
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers: list[Any] = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
-                headers += [h for h in self.fixed if h[0] not in names]
+                headers += [h for h in fixed if h[0] not in names]
                 if cache is not None and b"cache-control" not in names:
                     headers.append((b"cache-control", cache))
                 if b"content-security-policy" not in names and any(

@@ -75,27 +75,41 @@ async def test_feed_consumer_during_8_writers_ends_equal_to_a_fresh_extract(
 
     consumed: dict[str, dict[str, Any]] = {}
     revisions: list[int] = []
+    seen: set[tuple[str, int]] = set()
+    held: list[dict[str, Any]] = []  # the part of a revision larger than a page
     writing = asyncio.create_task(asyncio.to_thread(asyncio.run, writers()))
-    since = 0
+    since, cursor = 0, None
     async with api.client("reader") as c:
         while True:
-            params = {"since": since, "limit": 7, "wait": 1}
+            params: dict[str, Any] = {"since": since, "limit": 7, "wait": 1}
+            if cursor:
+                params["cursor"] = cursor
             page = (await c.get("/api/v1/changes", params=params)).json()
-            by_revision: dict[int, int] = {}
+            assert len(page["changes"]) <= 7, "limit is honoured inside a large revision"
             for change in page["changes"]:
+                assert (change["id"], change["version"]) not in seen, "a version came twice"
+                seen.add((change["id"], change["version"]))
+            # a follower applies only whole revisions: those up to `next`
+            arrived = [*held, *page["changes"]]
+            whole = [ch for ch in arrived if ch["revision"] <= page["next"]]
+            held = [ch for ch in arrived if ch["revision"] > page["next"]]
+            assert not held or page["cursor"], "changes after `next` only on a split page"
+            by_revision: dict[int, int] = {}
+            for change in whole:
                 by_revision[change["revision"]] = by_revision.get(change["revision"], 0) + 1
                 if change["operation"] == "delete":
                     consumed.pop(change["id"], None)
                 else:
                     consumed[change["id"]] = change["document"]
             revisions.extend(sorted(by_revision))
-            since = page["next"]
+            since, cursor = page["next"], page["cursor"]
             if writing.done() and not page["more"] and since == await services.reads.head():
                 break
             await asyncio.sleep(0)
     await writing
     head = await services.reads.head()
     assert revisions == list(range(1, head + 1)), "a revision was missed, split or repeated"
+    assert held == []
     lines = await _extract(api)
     assert json.loads(lines[0])["revision"] == head
     assert consumed == _state(lines)
@@ -221,3 +235,56 @@ def _uuid(value: str):  # type: ignore[no-untyped-def]
     import uuid
 
     return uuid.UUID(value)
+
+
+async def test_changes_filter_by_kind_and_owner_and_refuse_unknown_parameters(
+    api: Api, services: Services
+) -> None:
+    party = KINDS["routing-parties"]
+    await services.writes.create(AUTH, validate(AUTH, factories.authority(code="DE:K1")), "a")
+    await services.writes.create(party, validate(party, factories.routing_party()), "a")
+    fr = factories.routing_party(owner="FR", name="fr-ap")
+    await services.writes.create(party, validate(party, fr), "a")
+    docs = [factories.authority(code=f"DE:K{k}") for k in range(2, 12)]
+    await services.batches.apply([BatchItem(AUTH, validate(AUTH, d), k) for k, d in
+                                  enumerate(docs)], "b")  # fmt: skip
+    async with api.client("reader") as c:
+        parties = await c.get("/api/v1/changes", params={"since": 0, "kind": "routing-parties"})
+        french = await c.get(
+            "/api/v1/changes", params={"since": 0, "kind": "routing-parties", "owner": "fr"}
+        )
+        both = await c.get(
+            "/api/v1/changes",
+            params=[("since", 0), ("kind", "routing-parties"), ("kind", "authorities")],
+        )
+        misspelt = await c.get("/api/v1/changes", params={"since": 0, "kinds": "authorities"})
+        unknown_kind = await c.get("/api/v1/changes", params={"since": 0, "kind": "parties"})
+        bad_owner = await c.get("/api/v1/changes", params={"since": 0, "owner": "XX"})
+        # the batch (revision 4, ten versions) split over pages of four
+        first = (await c.get("/api/v1/changes", params={"since": 3, "limit": 4})).json()
+        wrong_since = await c.get(
+            "/api/v1/changes", params={"since": 2, "limit": 4, "cursor": first["cursor"]}
+        )
+        forged = await c.get("/api/v1/changes", params={"since": 3, "cursor": "bm90IG1pbmU"})
+        pages = [first]
+        while pages[-1]["cursor"]:
+            params = {"since": pages[-1]["next"], "limit": 4, "cursor": pages[-1]["cursor"]}
+            pages.append((await c.get("/api/v1/changes", params=params)).json())
+    assert parties.status_code == 200, parties.text
+    assert [ch["kind"] for ch in parties.json()["changes"]] == ["routing-parties"] * 2
+    assert parties.json()["next"] == 4 and not parties.json()["more"]  # looked through the head
+    assert [ch["document"]["name"] for ch in french.json()["changes"]] == ["fr-ap"]
+    assert len(both.json()["changes"]) == 13
+    assert misspelt.status_code == 400
+    assert [e["loc"] for e in misspelt.json()["errors"]] == [["query", "kinds"]]
+    assert unknown_kind.status_code == 422
+    assert [e["loc"] for e in unknown_kind.json()["errors"]] == [["query", "kind"]]
+    assert bad_owner.status_code == 422
+    assert [e["loc"] for e in bad_owner.json()["errors"]] == [["query", "owner"]]
+    assert wrong_since.status_code == 422
+    assert [e["loc"] for e in wrong_since.json()["errors"]] == [["query", "cursor"]]
+    assert forged.status_code == 400
+    assert [len(p["changes"]) for p in pages] == [4, 4, 2]
+    assert [p["next"] for p in pages] == [3, 3, 4] and pages[-1]["cursor"] is None
+    codes = [ch["document"]["code"] for p in pages for ch in p["changes"]]
+    assert sorted(codes) == sorted(d["code"] for d in docs)  # all ten, none twice

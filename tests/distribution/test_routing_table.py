@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,14 +66,14 @@ async def test_pmode_of_the_seed_data_validates(
     api: Api, services: Services, pmode_schema: etree.XMLSchema
 ) -> None:
     await seed(services.batches, services.sessions)
-    response = await _get(api, format="pmode")
+    response = await _get(api, format="pmode", whole_network="true")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/xml")
     document = _valid(pmode_schema, response.content)
     assert document.tag == f"{NS}configuration"
     names = _parties(document)
     assert len(names) == 28 and names == sorted(names)
-    assert document.get("party") == names[0]  # default: the first by name
+    assert document.get("party") == names[0]  # the whole network's: the first by name
     assert "de-justice-ap" in names and "eurojust-ap" in names
     [id_type] = document.iter("partyIdType")
     assert id_type.get("value") == "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
@@ -115,7 +116,7 @@ async def test_pmode_of_a_single_party_validates(
             ],
         ),
     )
-    response = await _get(api, format="pmode")
+    response = await _get(api, format="pmode", party="de-ap")
     assert response.status_code == 200, response.text
     document = _valid(pmode_schema, response.content)
     assert document.get("party") == "de-ap"
@@ -174,7 +175,12 @@ async def test_json_lists_the_recipients_each_party_serves(api: Api, services: S
 async def test_party_and_format_parameters(api: Api, services: Services) -> None:
     await _create(services, "routing-parties", factories.routing_party(name="de-b-ap"))
     await _create(services, "routing-parties", factories.routing_party(name="de-a-ap"))
+    # no silent default: a connector that forgets its own party is told, not handed Austria's
     response = await _get(api, format="pmode")
+    assert response.status_code == 422
+    assert [e["loc"] for e in response.json()["errors"]] == [["query", "party"]]
+    assert "whole_network" in response.json()["errors"][0]["msg"]
+    response = await _get(api, format="pmode", whole_network="true")
     assert etree.fromstring(response.content).get("party") == "de-a-ap"
     response = await _get(api, format="pmode", party="de-b-ap")
     assert etree.fromstring(response.content).get("party") == "de-b-ap"
@@ -190,7 +196,7 @@ async def test_party_and_format_parameters(api: Api, services: Services) -> None
 
 
 async def test_pmode_of_an_empty_registry_is_404(api: Api) -> None:
-    response = await _get(api, format="pmode")
+    response = await _get(api, format="pmode", whole_network="true")
     assert response.status_code == 404
     response = await _get(api)
     assert response.status_code == 200 and response.json()["parties"] == []
@@ -228,24 +234,24 @@ async def _index_at(app_state: Any, revision: int) -> None:
 async def test_etag_if_none_match_and_a_write(api: Api, services: Services) -> None:
     await _create(services, "routing-parties", factories.routing_party())
     json_tag = (await _get(api)).headers["etag"]
-    pmode_tag = (await _get(api, format="pmode")).headers["etag"]
-    head = await services.reads.head()
-    assert json_tag.startswith(f'"{head}-') and pmode_tag.startswith(f'"{head}-')
-    assert json_tag != pmode_tag
+    pmode_tag = (await _get(api, format="pmode", party="de-ap")).headers["etag"]
+    assert json_tag.startswith('W/"') and json_tag != pmode_tag
 
     app_state = api.app.state  # the running app's parts, each under its name
-    await _index_at(app_state, head)
+    await _index_at(app_state, await services.reads.head())
     async with api.client("reader") as c:
         with _statements(app_state) as statements:
             response = await c.get(URL, headers={"If-None-Match": json_tag})
         assert response.status_code == 304 and response.content == b""
         assert response.headers["etag"] == json_tag
-        # a 304 is decided on the in-memory index's revision: no registry query at all
+        # a 304 at a revision already seen is decided in memory: no registry query at all
         registry = [s for s in statements if "registry_head" in s or "routing_parties" in s
                     or "authorities" in s or "national_members" in s]  # fmt: skip
         assert registry == []
 
-        response = await c.get(URL, params={"format": "pmode"}, headers={"If-None-Match": json_tag})
+        response = await c.get(
+            URL, params={"format": "pmode", "party": "de-ap"}, headers={"If-None-Match": json_tag}
+        )
         assert response.status_code == 200  # the JSON tag is not the PMode's
 
         await _create(services, "authorities", factories.authority(routing_party_name="de-ap"))
@@ -255,6 +261,51 @@ async def test_etag_if_none_match_and_a_write(api: Api, services: Services) -> N
         assert response.headers["etag"] != json_tag
         [party] = response.json()["parties"]
         assert party["final_recipients"] == ["DE:COURT-1"]
+
+
+async def test_etag_follows_parties_and_recipients_not_contacts(
+    api: Api, services: Services
+) -> None:
+    """A connector polling with If-None-Match reloads when routing changes, and only then."""
+    party = await _create(services, "routing-parties", factories.routing_party())
+    authority = await _create(
+        services, "authorities", factories.authority(routing_party_name="de-ap")
+    )
+    app_state = api.app.state
+
+    async def tags() -> tuple[str, str]:
+        await _index_at(app_state, await services.reads.head())
+        json_tag = (await _get(api)).headers["etag"]
+        pmode = await _get(api, format="pmode", party="de-ap")
+        assert pmode.status_code == 200, pmode.text
+        return json_tag, pmode.headers["etag"]
+
+    async def conditional(tag: str, **params: str) -> int:
+        async with api.client("reader") as c:
+            response = await c.get(URL, params=params, headers={"If-None-Match": tag})
+        return response.status_code
+
+    before = await tags()
+    # the authority's contacts change: a new revision, the same routing
+    kind = KINDS["authorities"]
+    phone = {"channel": "phone", "value": "+49 30 1234 5678"}
+    changed = {**authority, "contacts": [*authority["contacts"], phone]}
+    await services.writes.update(kind, uuid.UUID(authority["id"]), validate(kind, changed),
+                                 "test")  # fmt: skip
+    assert await services.reads.head() > authority["revision"]
+    assert await tags() == before
+    assert await conditional(before[0]) == 304
+    assert await conditional(before[1], format="pmode", party="de-ap") == 304
+
+    # a service added to the party moves both tags
+    kind = KINDS["routing-parties"]
+    more = {**party, "services": [*party["services"],
+                                  {"service": "urn:new", "actions": ["Submit"]}]}  # fmt: skip
+    await services.writes.update(kind, uuid.UUID(party["id"]), validate(kind, more), "test")
+    after = await tags()
+    assert after[0] != before[0] and after[1] != before[1]
+    assert await conditional(before[0]) == 200
+    assert await conditional(before[1], format="pmode", party="de-ap") == 200
 
 
 async def test_a_party_whose_validity_ended_is_left_out(
@@ -276,7 +327,7 @@ async def test_a_party_whose_validity_ended_is_left_out(
     )
     body = (await _get(api)).json()
     assert [p["name"] for p in body["parties"]] == ["de-ap"]
-    response = await _get(api, format="pmode")
+    response = await _get(api, format="pmode", party="de-ap")
     assert _parties(_valid(pmode_schema, response.content)) == ["de-ap"]
     response = await _get(api, format="pmode", party="fr-ap")
     assert response.status_code == 422

@@ -65,6 +65,8 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
             "private_ca_url": f"{private_ca_server.url}/jwks",
             "file": str(root / "empty.ndjson"),
             "tercet": str(root / "pc2025_DE_NUTS-2024_v1.0.csv"),
+            "cert": str(pki.cert("someone")),
+            "key": str(pki.key("someone")),
         }
 
 
@@ -134,6 +136,17 @@ def cases(p: dict[str, str]) -> list[Case]:
         Case("mirror/unreachable", [*mirror("b"), "--from", p["closed_url"]], {}, "cannot reach"),
         Case("mirror/private CA without --ca", [*mirror("c"), "--from", p["private_ca_url"]], {},
              "--ca"),
+        Case("mirror/issuer without a client id",
+             [*mirror("d")[:-2], "--from", p["closed_url"], "--issuer", p["closed_url"]], {},
+             "--issuer needs --client-id"),
+        Case("mirror/unreachable issuer",
+             [*mirror("e")[:-2], "--from", p["closed_url"], "--cert", p["cert"], "--key", p["key"],
+              "--issuer", p["closed_url"], "--client-id", "cdb-mirror"], {},
+             f"no token from {p['closed_url']}"),
+        Case("probe/incident issuer and token",
+             ["probe", "--target", p["closed_url"], "--store", f"{scratch}/probe.sqlite3",
+              "--cert", p["cert"], "--key", p["key"], "--incident-issuer", p["closed_url"],
+              "--incident-client-id", "ops", "--incident-token", "t"], {}, "not both"),
         Case("probe/missing", ["probe", "--target", p["closed_url"], "--ca", MISSING,
                                "--store", f"{scratch}/probe.sqlite3", "--max-samples", "1"],
              {}, MISSING),

@@ -206,6 +206,17 @@ class Writer:
         ndjson = {"Content-Type": "application/x-ndjson"}
         self._check(self.http.post("/api/v1/import", content=body, headers=ndjson), 200)
 
+    def head(self) -> int:
+        page = self._check(self.http.get("/api/v1/changes", params={"since": 0, "limit": 1}), 200)
+        return int(page.json()["head"])
+
+    def changing_batch(self) -> None:
+        """A batch that is a revision: one that changes nothing (the same priorities as
+        an earlier test's) would be none."""
+        before = self.head()
+        while self.head() == before:
+            self.batch()
+
     def burst(self, n: int) -> None:
         steps = (self.create, self.rename, self.delete, self.create, self.batch, self.rename,
                  self.create, self.delete)  # fmt: skip
@@ -273,6 +284,7 @@ class Shim(httpx.AsyncBaseTransport):
         self.tamper = False
         self.gone_up_to: int | None = None
         self.extracts = 0
+        self.pages: list[dict[str, Any]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
@@ -281,6 +293,10 @@ class Shim(httpx.AsyncBaseTransport):
             if since <= self.gone_up_to:
                 return httpx.Response(410, json=feed.gone(since).as_dict())
         response = await self.inner.handle_async_request(request)
+        if path == "/api/v1/changes" and response.status_code == 200:
+            body = await response.aread()
+            self.pages.append(json.loads(body))
+            return httpx.Response(200, headers={"content-type": "application/json"}, content=body)
         if path != "/api/v1/extract":
             return response
         self.extracts += 1
@@ -300,7 +316,8 @@ async def test_refused_extract_410_422_divergence_and_a_foreign_database(
     source: Source, settings: Settings, services: Services
 ) -> None:
     shim = Shim(source)
-    config = source.config(settings.database_url)
+    # Pages of 4 versions: the writer's batches (15 versions in one revision) are split.
+    config = source.config(settings.database_url, feed_page=4)
     client = SourceClient(config, transport=shim)
     mirror = Follower(config, ReplicaStore(services.sessions, config.actor), client)
     writer = Writer.of(source)
@@ -315,11 +332,20 @@ async def test_refused_extract_410_422_divergence_and_a_foreign_database(
         await mirror.sync()
         assert_same(await mirror_entries(services.sessions), source_entries(source))
 
-        # Followed by the feed: no new extract.
+        # Followed by the feed: no new extract. The batch comes over several pages and
+        # is applied once whole: no page is longer than asked, no revision is applied twice
+        # or in part (the replica writer refuses a revision at or before its head).
         await asyncio.to_thread(writer.burst, 5)
+        await asyncio.to_thread(writer.changing_batch)
+        shim.pages.clear()
         await mirror.sync()
         assert shim.extracts == 2
         assert_same(await mirror_entries(services.sessions), source_entries(source))
+        assert all(len(page["changes"]) <= 4 for page in shim.pages)
+        split = [page for page in shim.pages if page["cursor"]]
+        assert len(split) >= 3, "the 15-version batch was not split over pages"
+        versions = [(c["id"], c["version"]) for page in shim.pages for c in page["changes"]]
+        assert len(versions) == len(set(versions)), "a version came twice"
 
         # 410: the feed no longer reaches the mirror's revision -> a fresh extract.
         head, _ = await mirror.store.local_state()

@@ -120,6 +120,28 @@ async def test_certificate_rotation_replaces_it_everywhere_in_one_revision(
         assert rotated.status_code == 200, rotated.text
         assert rotated.json()["revision"] == 3
         after = [(await c.get(f"/api/v1/routing-parties/{p['id']}")).json() for p in parties]
+        # and back, with the fingerprint as `openssl x509 -fingerprint -sha256` prints it
+        new_sha = after[0]["certificates"][0]["sha256"]
+        colons = ":".join(new_sha[i : i + 2] for i in range(0, 64, 2)).upper()
+        back = await c.post(
+            "/api/v1/routing-parties/certificate-rotation",
+            json={"replaces_sha256": f"sha256 Fingerprint={colons}", "pem": old},
+        )
+        assert back.status_code == 200, back.text
+        # as a browser shows it (pairs and spaces, lowercase): the same certificate again
+        spaced = " ".join(sha[i : i + 2] for i in range(0, 64, 2))
+        again = await c.post(
+            "/api/v1/routing-parties/certificate-rotation",
+            json={"replaces_sha256": spaced, "pem": renewed},
+        )
+        assert again.status_code == 200, again.text
+        assert sorted(again.json()["routing_parties"]) == sorted(p["id"] for p in parties)
+        short = await c.post(
+            "/api/v1/routing-parties/certificate-rotation",
+            json={"replaces_sha256": colons[:-3], "pem": renewed},
+        )
+        assert short.status_code == 422
+        assert short.json()["errors"][0]["loc"] == ["replaces_sha256"]
         unknown = await c.post(
             "/api/v1/routing-parties/certificate-rotation",
             json={"replaces_sha256": "0" * 64, "pem": renewed},

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from cdb_service.kernel.problems import Problem
 from cdb_service.probe.runner import ProbeConfig, Prober
-from cdb_service.probe.store import Store
+from cdb_service.probe.store import Recorded, Store
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.validation import validate
 from cdb_service.security.audit import AuditEvent
@@ -207,7 +207,7 @@ async def test_the_probe_opens_and_closes_its_copy_keeping_what_an_operator_adde
             prober = Prober(config, store)
 
             @contextmanager
-            def client(timeout: float) -> Iterator[_SyncOver]:
+            def client(timeout: float, tls: Any = None) -> Iterator[_SyncOver]:
                 yield _SyncOver(c, loop)
 
             prober._client = client  # type: ignore[method-assign,assignment]
@@ -250,3 +250,61 @@ async def test_the_probe_opens_and_closes_its_copy_keeping_what_an_operator_adde
             assert len(await _ids(c)) == 1
     finally:
         store.close()
+
+
+async def test_an_incident_the_service_refuses_is_queued_and_delivered_later_also_after_a_restart(
+    api: Api, tmp_path: Path
+) -> None:
+    """Never lost: refused (a token without the operator role, then no service at all), the
+    incident waits in the probe's store; a probe started again on that store delivers it."""
+    path = tmp_path / "probe.sqlite3"
+    loop = asyncio.get_running_loop()
+    reachable = True
+
+    def prober_with(token: str, store: Store, c: As) -> Prober:
+        config = ProbeConfig(target="https://cdb.test", store=path, incident_token=token)
+        prober = Prober(config, store)
+
+        @contextmanager
+        def client(timeout: float, tls: Any = None) -> Iterator[_SyncOver]:
+            if not reachable:
+                raise httpx.ConnectError("connection refused")
+            yield _SyncOver(c, loop)
+
+        prober._client = client  # type: ignore[method-assign,assignment]
+        return prober
+
+    async with api.client("operator") as c:
+        store = Store(path)
+        try:
+            # A reader's token: the service answers 403 to the probe's post.
+            prober = prober_with(api.token("reader"), store, c)
+            started = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(minutes=3)
+            opened = store.open_incident(started, started, "outage detected by the probe: connect",
+                                         "connect", None)  # fmt: skip
+            await asyncio.to_thread(prober._deliver_queued)
+            assert [i.id for i in store.undelivered()] == [opened.id]
+            assert await _ids(c) == []
+            # The service is unreachable, and the outage ends meanwhile: still queued.
+            reachable = False
+            store.close_incident(opened.id, started + dt.timedelta(minutes=1))
+            await asyncio.to_thread(prober._deliver_queued)
+            assert [i.id for i in store.undelivered()] == [opened.id]
+        finally:
+            store.close()
+
+        # The probe is restarted on its store with the right credentials, the service is back.
+        reachable = True
+        store = Store(path)
+        try:
+            prober = prober_with(api.token("operator"), store, c)
+            # every recorded sample retries the queue (here inline: no `run` loop)
+            sample = Recorded(dt.datetime.now(UTC), True, None, None, 5.0, False)
+            await asyncio.to_thread(prober._record, sample)
+            assert store.undelivered() == []
+            [remote] = await _ids(c)
+            copy = (await c.get(f"{URL}/{remote}")).json()
+            assert copy["status"] == "closed"
+            assert _at(copy["ended_at"]) == started + dt.timedelta(minutes=1)
+        finally:
+            store.close()

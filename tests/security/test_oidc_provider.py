@@ -89,6 +89,11 @@ def header_of(token: str) -> dict[str, Any]:
 class Provider:
     root: Path
     pki: Pki
+    # Client metadata (default: `client_metadata()`), token lifetime (s), and the CA
+    # that client certificates are checked against for tls_client_auth.
+    clients: list[dict[str, Any]] | None = None
+    ttl: int | None = None
+    client_ca: Path | None = None
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     kid: str = ""
@@ -106,7 +111,7 @@ class Provider:
         jwks = self.root / f"jwks-{self.starts}.json"
         jwks.write_text(json.dumps({"keys": [key.as_dict(private=True)]}))
         clients = self.root / "clients.json"
-        clients.write_text(json.dumps(client_metadata()))
+        clients.write_text(json.dumps(self.clients or client_metadata()))
         log = (self.root / f"provider-{self.starts}.log").open("wb")
         command = [
             str(NODE), str(OIDC_DIR / "provider.mjs"), "--port", str(self.port),
@@ -114,6 +119,10 @@ class Provider:
             "--tls-key", str(self.pki.server_key), "--jwks", str(jwks),
             "--clients", str(clients), "--audience", "cdb-api",
         ]  # fmt: skip
+        if self.ttl is not None:
+            command += ["--ttl", str(self.ttl)]
+        if self.client_ca is not None:
+            command += ["--client-ca", str(self.client_ca)]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log)
         log.close()
         assert self.process.stdout is not None
@@ -133,9 +142,29 @@ class Provider:
                 self.process.stdout.close()
             self.process = None
 
-    def log_tail(self) -> str:
+    def log_tail(self, size: int = 3000) -> str:
         path = self.root / f"provider-{self.starts}.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+        return path.read_text(errors="replace")[-size:] if path.exists() else ""
+
+    def grants(self) -> dict[str, int]:
+        """Tokens issued so far per client id (this start of the provider)."""
+        counts: dict[str, int] = {}
+        for line in self.log_tail(10**7).splitlines():
+            if line.startswith("grant.success "):
+                client = line.split(" ", 1)[1].strip()
+                counts[client] = counts.get(client, 0) + 1
+        return counts
+
+    def token_tls(self, client_id: str, certificate: str | None = None) -> str:
+        """A token for a tls_client_auth client: its certificate is its only credential."""
+        metadata = next(c for c in self.clients or [] if c["client_id"] == client_id)
+        name = certificate or metadata["tls_client_auth_subject_dn"].removeprefix("CN=")
+        form = {"grant_type": "client_credentials", "client_id": client_id,
+                "scope": metadata["scope"]}  # fmt: skip
+        with httpx.Client(verify=self.pki.context(name), timeout=10) as http:
+            response = http.post(f"{self.url}/token", data=form)
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
 
     def token(self, client: str) -> str:
         """Client credentials over mutual TLS with the client's certificate.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
 from litestar import Controller, post
 from litestar.di import NamedDependency
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.kernel.problems import invalid
@@ -18,11 +19,26 @@ from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
 from cdb_service.web.docs import problems
 
+# What openssl prints (`sha256 Fingerprint=AB:CD:…`), what browsers show (`AB CD …` or
+# `AB:CD:…`) and bare hex, in either case.
+_LABEL = re.compile(r"^\s*(?:sha-?256\s*)?(?:fingerprint\s*)?[=:]?\s*", re.IGNORECASE)
+_SEPARATORS = re.compile(r"[\s:]+")
+
+
+def fingerprint(value: object) -> object:
+    """A SHA-256 fingerprint as the registry keeps it: 64 lowercase hex digits."""
+    if not isinstance(value, str):
+        return value
+    bare = _SEPARATORS.sub("", _LABEL.sub("", value, count=1))
+    return bare.lower() if re.fullmatch(r"[0-9a-fA-F]{64}", bare) else value
+
 
 class CertificateRotation(BaseModel):
-    replaces_sha256: str = Field(
-        pattern=r"^[0-9a-fA-F]{64}$",
-        description="SHA-256 fingerprint of the certificate to replace",
+    replaces_sha256: Annotated[str, BeforeValidator(fingerprint)] = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 fingerprint of the certificate to replace: 64 hex digits, in "
+        "either case, bare or in pairs separated by colons or spaces as openssl and browsers "
+        "print it (`AB:CD:…`); openssl's `sha256 Fingerprint=` prefix may stay",
     )
     pem: str = Field(description="the renewed certificate (PEM)")
 
@@ -49,6 +65,6 @@ class RoutingPartyActions(Controller):
         except ValidationError as error:
             raise invalid(field_errors(error)) from None
         return await rotate_certificate(
-            sessions, data.replaces_sha256.lower(), renewed.pem, who,
+            sessions, data.replaces_sha256, renewed.pem, who,
             authorize=lambda owner: policy.require_write(principal, owner),
         )  # fmt: skip

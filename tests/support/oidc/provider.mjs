@@ -3,7 +3,10 @@
 //
 //   node tests/support/oidc/provider.mjs --port 8455 --issuer https://127.0.0.1:8455 \
 //     --tls-cert server.pem --tls-key server-key.pem --jwks jwks.json \
-//     --clients clients.json --audience cdb-api [--ttl 600] [--accounts accounts.json]
+//     --clients clients.json --audience cdb-api [--ttl 600] [--client-ca ca.pem] [--accounts accounts.json]
+//
+// With --client-ca, client certificates are verified against it and clients may
+// authenticate with them (RFC 8705 tls_client_auth, `tls_client_auth_subject_dn`).
 //
 // --accounts turns on people signing in (authorization code flow, the provider's own
 // login and consent pages): a JSON object {login: {name, cdb_owner}}; any password.
@@ -54,6 +57,7 @@ const { values: args } = parseArgs({
     audience: { type: 'string' },
     ttl: { type: 'string', default: '600' },
     accounts: { type: 'string' },
+    'client-ca': { type: 'string' },
   },
   strict: true,
 });
@@ -87,6 +91,18 @@ for (const client of clients) {
   if (typeof client.scope === 'string') {
     client.scope.split(' ').filter(Boolean).forEach((s) => scopes.add(s));
   }
+}
+
+// "CN=reader,O=cdb test" against the peer certificate's subject: every named attribute
+// must be there with that value.
+function subjectMatches(peer, expected) {
+  if (!peer || !peer.subject) return false;
+  return expected.split(',').every((part) => {
+    const [name, ...rest] = part.split('=');
+    const want = rest.join('=').trim();
+    const have = peer.subject[name.trim()];
+    return Array.isArray(have) ? have.includes(want) : have === want;
+  });
 }
 
 function toPEM(der) {
@@ -131,6 +147,10 @@ const configuration = {
   // the only keys are ES256 ones; the library default (RS256) would reject every client
   clientDefaults: { id_token_signed_response_alg: 'ES256' },
   clientBasedCORS: () => false,
+  clientAuthMethods: [
+    'client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'none',
+    ...(args['client-ca'] ? ['tls_client_auth'] : []),
+  ],
   ttl: {
     ClientCredentials: ttl,
     AccessToken: ttl,
@@ -142,6 +162,14 @@ const configuration = {
     mTLS: {
       enabled: true,
       certificateBoundAccessTokens: true,
+      tlsClientAuth: Boolean(args['client-ca']),
+      certificateAuthorized(ctx) {
+        return ctx.socket?.authorized === true;
+      },
+      certificateSubjectMatches(ctx, property, expected) {
+        if (property !== 'tls_client_auth_subject_dn') return false;
+        return subjectMatches(ctx.socket?.getPeerCertificate(), expected);
+      },
       getCertificate(ctx) {
         const socket = ctx.socket;
         if (!socket || typeof socket.getPeerCertificate !== 'function') return undefined;
@@ -218,6 +246,11 @@ console.warn = (...args) => {
   warn(...args);
 };
 
+// One line per token issued, so that a test can count each client's renewals.
+provider.on('grant.success', (ctx) => {
+  process.stderr.write(`grant.success ${ctx.oidc?.client?.clientId ?? '?'}\n`);
+});
+
 provider.on('server_error', (ctx, err) => {
   process.stderr.write(`server_error: ${err.stack ?? err}\n`);
 });
@@ -230,6 +263,7 @@ for (const event of ['grant.error', 'discovery.error', 'jwks.error']) {
 const server = https.createServer({
   cert: readFileSync(args['tls-cert']),
   key: readFileSync(args['tls-key']),
+  ...(args['client-ca'] ? { ca: readFileSync(args['client-ca']) } : {}),
   requestCert: true,
   rejectUnauthorized: false,
 }, provider.callback());
