@@ -21,7 +21,11 @@ from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from cdb_service import __version__, metrics
 from cdb_service.db import migrate
 from cdb_service.distribution import deps as distribution_deps
-from cdb_service.distribution.controller import ExtractController, JwksController
+from cdb_service.distribution.controller import (
+    ExtractController,
+    GazetteerController,
+    JwksController,
+)
 from cdb_service.distribution.routing_controller import RoutingTableController
 from cdb_service.kernel.problems import Problem
 from cdb_service.logging import configure_logging, get_logger
@@ -134,6 +138,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RoutingPartyActions,
             ResolveController,
             ExtractController,
+            GazetteerController,
             RoutingTableController,
             *controllers(),
         ],

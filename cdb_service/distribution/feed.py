@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cdb_service.db import revisions as rev
 from cdb_service.db.revisions import Revision
 from cdb_service.kernel.problems import Problem
+from cdb_service.lookup import gazetteer
 from cdb_service.lookup.index import IndexFollower
 from cdb_service.registry.reads import change_of
 
@@ -45,12 +46,17 @@ async def wait_for_newer(lookup: IndexFollower, sessions: async_sessionmaker[Asy
 
     The lookup index follows the head a few times a second in memory, so waiting
     costs no database work; without it (not built yet) the head is read directly.
+    A gazetteer load ends the wait too: every page announces the gazetteer's identity,
+    and a mirror that long-polls learns of a load as soon as the index does.
     """
     deadline = time.monotonic() + seconds
+    gazetteer_at = lookup.index.gazetteer.identity if lookup.index is not None else None
     while time.monotonic() < deadline:
         index = lookup.index
         if index is not None:
-            if index.revision > since:
+            if index.revision > since or (
+                gazetteer_at is not None and index.gazetteer.identity != gazetteer_at
+            ):
                 return
         else:
             async with sessions() as session:
@@ -73,5 +79,8 @@ async def changes_page(sessions: async_sessionmaker[AsyncSession], since: int, l
         if since < head and not await _retained(session, since, retention):
             raise gone(since)
         changes = [change_of(v) for v in await rev.changes_after(session, since, limit)]
+        loads = await gazetteer.loads(session)
     last = changes[-1]["revision"] if changes else since
-    return {"since": since, "head": head, "next": last, "more": last < head, "changes": changes}
+    stamps = {load.country: gazetteer.stamp_of(load) for load in loads}
+    return {"since": since, "head": head, "next": last, "more": last < head, "changes": changes,
+            "gazetteer": gazetteer.identity(stamps)}  # fmt: skip

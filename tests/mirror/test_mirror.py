@@ -376,7 +376,7 @@ def _mirror(source: Source, root: Path, port: int, delay: float) -> subprocess.P
              "--into", f"sqlite:///{root / 'mirror.sqlite3'}",
              "--ca", str(pki.ca), "--cert", str(pki.client_cert("reader")),
              "--key", str(pki.client_key("reader")), "--token-file", str(root / "token"),
-             "--poll", "1", "--serve", "--serve-port", str(port), "--seed-gazetteer",
+             "--poll", "1", "--serve", "--serve-port", str(port),
              "--apply-delay", str(delay)],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
