@@ -90,14 +90,24 @@ def read_tercet(source: str | IO[str], country: str) -> Iterator[Place]:
 
 
 def _places(rows: Iterator[list[str]], at: dict[str, int], country: str) -> Iterator[Place]:
+    # A few thousand regions and municipalities over up to half a million rows: each
+    # distinct value is checked once (the memo is bounded by what the state has).
+    seen: dict[tuple[str, str], str] = {}
+
+    def checked(scheme: str, value: str) -> str:
+        found = seen.get((scheme, value))
+        if found is None:
+            found = seen[(scheme, value)] = normalise_geo_code(country, scheme, value)
+        return found
+
     for number, raw in enumerate(rows, start=2):
         if not any(cell.strip() for cell in raw):
             continue
         cells = [_cell(cell) for cell in raw]
         try:
             postal = normalise_postal_code(country, cells[at["CODE"]])
-            nuts3 = normalise_geo_code(country, "nuts3", cells[at["NUTS3"]])
-            lau = normalise_geo_code(country, "lau", cells[at["LAU"]]) if "LAU" in at else ""
+            nuts3 = checked("nuts3", cells[at["NUTS3"]])
+            lau = checked("lau", cells[at["LAU"]]) if "LAU" in at else ""
         except (ValueError, IndexError) as error:
             raise GazetteerError(f"line {number}: {error}") from None
         name = cells[at["LAU_NAME"]] if "LAU_NAME" in at and len(cells) > at["LAU_NAME"] else None

@@ -145,3 +145,64 @@ async def test_a_gazetteer_load_takes_effect_on_every_worker_without_a_registry_
     finally:
         for worker in workers:
             await worker.stop()
+
+
+async def test_ties_say_what_would_separate_them(api: Api, services: Services) -> None:
+    # 53111 lies in two municipalities (LAUs) of one NUTS 3 region, each with its own court.
+    await replace_country(services.sessions, "DE", [
+        Place("53111", "05314000", "DEA22"), Place("53111", "05382056", "DEA22"),
+        Place("53113", "05314000", "DEA22"),
+    ], "test")  # fmt: skip
+    await _court(services, "DE", "DE:BONN", [("lau", "05314000")])
+    await _court(services, "DE", "DE:SIEGBURG", [("lau", "05382056")])
+    await _court(services, "DE", "DE:REGION", [("nuts3", "DEA22")])
+    tied = (await _until(api, _q("DE", postal_code="53111"), lambda b: b["revision"] >= 6)).json()
+    assert _codes(tied) == ["DE:BONN", "DE:SIEGBURG", "DE:REGION"]
+    assert tied["ambiguous"] is True and tied["narrow_by"] == ["address"]
+    single = (await _until(api, _q("DE", postal_code="53113"), bool)).json()
+    assert _codes(single) == ["DE:BONN", "DE:REGION"]
+    assert single["ambiguous"] is False and single["narrow_by"] == []
+    # A priority set by the registry is a choice, not a tie.
+    await _court(services, "DE", "DE:BONN-2", [("lau", "05314000")], priority=9)
+    ranked = await _until(api, _q("DE", postal_code="53113"), lambda b: len(b["matches"]) == 3)
+    assert ranked.json()["ambiguous"] is False
+    # Only a country given, in a state whose criteria are set on places: the sender is
+    # told to add what reaches them (a postal code reaches every level).
+    await _court(services, "DE", "DE:FEDERAL", [("country", "DE")])
+    await _court(services, "DE", "DE:STREET", [("postal-code", "53111")])
+    country = (await _until(api, _q("DE"), lambda b: b["matches"])).json()
+    assert _codes(country) == ["DE:FEDERAL"] and country["ambiguous"] is False
+    assert country["narrow_by"] == ["postal_code", "lau", "nuts"]
+    by_nuts = (await _until(api, _q("DE", nuts="DEA22"), bool)).json()
+    assert by_nuts["narrow_by"] == ["postal_code", "lau"]
+    async with api.client("reader") as c:
+        reverse = (await c.get(f"{RESOLVE}/recipient/DE:BONN")).json()
+    assert reverse["ambiguous"] is False and reverse["narrow_by"] == []
+
+
+async def test_an_empty_answer_says_why(api: Api, services: Services) -> None:
+    await replace_country(services.sessions, "DE", [Place("10115", "11000000", "DE300")], "test")
+    await _create(services, "routing-parties", factories.routing_party())
+
+    async def why(**params: Any) -> dict[str, Any]:
+        response = await _until(api, _q("DE", **params), lambda b: b["revision"] >= 5)
+        body = response.json()
+        assert body["matches"] == [] and body["ambiguous"] is False, body
+        return dict(body["explanation"])
+
+    await _court(services, "DE", "DE:LATER", [("nuts3", "DE300")], valid_from="2099-01-01")
+    await _create(services, "authorities", factories.authority(
+        code="DE:RETIRED", valid_to="2020-12-31"))  # fmt: skip
+    await _create(services, "jurisdiction-criteria", factories.criterion(
+        ref="r", authority_code="DE:RETIRED", competence="receive",
+        geo=[{"scheme": "nuts3", "code": "DE300"}]))  # fmt: skip
+    assert (await why(competence="issue"))["reason"] == "no-criterion"
+    assert (await why(postal_code="10115"))["reason"] == "not-valid-on-date"
+    retired = await why(postal_code="10115", competence="receive")
+    assert retired["reason"] == "only-unroutable"
+    assert retired["candidates"] == [
+        {"code": "DE:RETIRED", "why": "the authority is not valid on that date"}
+    ]
+    elsewhere = await why(postal_code="80331", competence="receive", date="2020-06-01")
+    assert elsewhere["reason"] == "place-not-covered"
+    assert "80331 is not in DE's gazetteer" in elsewhere["detail"]

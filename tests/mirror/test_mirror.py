@@ -47,6 +47,7 @@ from cdb_service.security.dev import DevPki, token_for
 from cdb_service.seeding import dataset
 from cdb_service.services import Services
 from cdb_service.settings import Settings
+from tests.support import tercet
 from tests.support.nginx import free_port
 from tests.support.service_process import executable, service_env, stop
 from tests.support.tls import client_context
@@ -496,6 +497,30 @@ def test_killed_mid_feed_the_mirror_resumes_converges_and_resolves_like_the_sour
         assert sum(1 for a in answers if a["matches"]) > 600
         written_here = {m["criterion"]["ref"] for a in answers for m in a["matches"]}
         assert any(ref and ref.startswith("MIRROR-") for ref in written_here)
+
+        # A gazetteer loaded at the source, no registry write: the feed announces it, the
+        # mirror copies the signed extract, and answers by those postal codes agree.
+        latvia = next(f for f in tercet.fixtures() if f.country == "LV")
+        (tmp_path / "pc2024_LV.csv").write_text(latvia.text)
+        loaded = subprocess.run(
+            [executable(), "gazetteer-load", str(tmp_path / "pc2024_LV.csv"), "--country", "LV"],
+            env=service_env(source.root / "var", source.port), capture_output=True, text=True,
+        )  # fmt: skip
+        assert loaded.returncode == 0, loaded.stderr
+        with source.client("reader") as central:
+            identity = central.get("/api/v1/gazetteer").json()["identity"]
+        _wait(lambda: (_mirror_status(port) or {}).get("gazetteer") == identity, 30,
+              "the mirror to copy the source's gazetteer", log)  # fmt: skip
+        with (
+            source.client("reader") as central,
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as local,
+        ):
+            for typed in (latvia.typed, "LV-1050", "LV-9999"):
+                query = {"country": "LV", "instrument": "eio", "competence": "execute",
+                         "postal_code": typed}  # fmt: skip
+                theirs, mine = central.get("/api/v1/resolve", params=query), local.get(
+                    "/api/v1/resolve", params=query)  # fmt: skip
+                assert mine.json() == theirs.json(), query
 
         # The central service goes down hard: the mirror keeps answering, the same.
         source.process.kill()
