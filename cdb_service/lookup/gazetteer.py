@@ -139,10 +139,11 @@ async def _digest(session: AsyncSession, country: str) -> tuple[str, int]:
     query = select(GazetteerPlace.postal_code, GazetteerPlace.lau, GazetteerPlace.nuts3,
                    GazetteerPlace.lau_name).where(GazetteerPlace.country == country)  # fmt: skip
     stream = await session.stream(query.execution_options(yield_per=BATCH))
-    async for row in stream:
-        line = place_line(*row).encode()
-        total = (total + int.from_bytes(hashlib.sha256(line).digest(), "big")) % (1 << 256)
-        count += 1
+    async for chunk in stream.partitions():
+        for row in chunk:
+            line = place_line(*row).encode()
+            total = (total + int.from_bytes(hashlib.sha256(line).digest(), "big")) % (1 << 256)
+        count += len(chunk)
     return f"{total:064x}", count
 
 
@@ -238,5 +239,6 @@ async def stream_places(
     query = select(GazetteerPlace.postal_code, GazetteerPlace.lau, GazetteerPlace.nuts3,
                    GazetteerPlace.lau_name).where(GazetteerPlace.country == country)  # fmt: skip
     stream = await session.stream(query.execution_options(yield_per=BATCH))
-    async for postal_code, lau, nuts3, lau_name in stream:
-        yield postal_code, lau, nuts3, lau_name
+    async for chunk in stream.partitions():
+        for postal_code, lau, nuts3, lau_name in chunk:
+            yield postal_code, lau, nuts3, lau_name

@@ -42,6 +42,7 @@ from cdb_service.registry.kinds import KINDS
 log = get_logger("cdb.lookup")
 POLL_INTERVAL_S = 0.2
 STREAM_CHUNK = 20_000
+GAZETTEER_CHUNK = 1000
 ANSWER_CACHE_SIZE = 20_000
 CHANGES_PAGE = 5000
 WAIT_STEP_S = 0.05
@@ -327,8 +328,9 @@ async def build(sessions: async_sessionmaker[AsyncSession]) -> LookupIndex:
             index.put_criterion(Criterion(doc, []))
         query = select(GeoKey.entry_id, GeoKey.country, GeoKey.scheme, GeoKey.code)
         stream = await session.stream(query.execution_options(yield_per=STREAM_CHUNK))
-        async for entry_id, country, scheme, code in stream:
-            index.add_key(entry_id, geo_key(country, scheme, code))
+        async for chunk in stream.partitions():
+            for entry_id, country, scheme, code in chunk:
+                index.add_key(entry_id, geo_key(country, scheme, code))
         index.gazetteer = await _load_gazetteer(session)
     index.freshness = Freshness(time.monotonic())
     _record(index, index.revision)
@@ -381,16 +383,20 @@ async def _load_country(session: AsyncSession, country: str, stamp: str,
         .where(GazetteerPlace.country == country)
         .order_by(GazetteerPlace.postal_code)
     )
-    stream = await session.stream(query.execution_options(yield_per=STREAM_CHUNK))
+    # Small chunks: a worker reads a country while it answers, and each chunk is handled
+    # in one go on the event loop (half a million rows must not stall it for seconds).
+    stream = await session.stream(query.execution_options(yield_per=GAZETTEER_CHUNK))
     # Rows come ordered by postal code, so one code's places are adjacent: no second copy.
     key, places = "", list[tuple[str, str]]()
-    async for postal_code, lau, nuts3 in stream:
-        if lau:
-            here.lau_nuts3.setdefault(sys.intern(lau), sys.intern(nuts3))
-        if postal_code != key:
-            _place(here, interned, key, places)
-            key, places = postal_code, []
-        places.append((sys.intern(lau), sys.intern(nuts3)))
+    # By chunk, not by row: an async iteration per row costs more than the row's work.
+    async for chunk in stream.partitions():
+        for postal_code, lau, nuts3 in chunk:
+            if lau:
+                here.lau_nuts3.setdefault(sys.intern(lau), sys.intern(nuts3))
+            if postal_code != key:
+                _place(here, interned, key, places)
+                key, places = postal_code, []
+            places.append((sys.intern(lau), sys.intern(nuts3)))
     _place(here, interned, key, places)
     return here
 
@@ -399,7 +405,7 @@ def _place(here: CountryPlaces, interned: dict[tuple[tuple[str, str], ...], int]
            places: list[tuple[str, str]]) -> None:  # fmt: skip
     if not key:
         return
-    frozen = tuple(sorted(set(places)))
+    frozen = (places[0],) if len(places) == 1 else tuple(sorted(set(places)))
     at = interned.get(frozen)
     if at is None:
         at = interned[frozen] = len(here.places)

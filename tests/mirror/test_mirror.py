@@ -480,24 +480,6 @@ def test_killed_mid_feed_the_mirror_resumes_converges_and_resolves_like_the_sour
         assert status is not None and status["extracts"] == 0 and status["source"] == head
         assert_same(mirror_entries_in(tmp_path / "mirror.sqlite3"), source_entries(source))
 
-        # 1,000 look-ups: the same answers from both, at the same revision.
-        queries = resolve_queries()
-        answers = []
-        with (
-            source.client("reader") as central,
-            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as local,
-        ):
-            for query in queries:
-                theirs = central.get("/api/v1/resolve", params=query)
-                mine = local.get("/api/v1/resolve", params=query)
-                assert theirs.status_code == mine.status_code == 200, (query, theirs.text)
-                assert theirs.json()["revision"] == head  # the source's index is current
-                assert mine.json() == theirs.json(), query
-                answers.append(mine.json())
-        assert sum(1 for a in answers if a["matches"]) > 600
-        written_here = {m["criterion"]["ref"] for a in answers for m in a["matches"]}
-        assert any(ref and ref.startswith("MIRROR-") for ref in written_here)
-
         # A gazetteer loaded at the source, no registry write: the feed announces it, the
         # mirror copies the signed extract, and answers by those postal codes agree.
         latvia = next(f for f in tercet.fixtures() if f.country == "LV")
@@ -518,9 +500,31 @@ def test_killed_mid_feed_the_mirror_resumes_converges_and_resolves_like_the_sour
             for typed in (latvia.typed, "LV-1050", "LV-9999"):
                 query = {"country": "LV", "instrument": "eio", "competence": "execute",
                          "postal_code": typed}  # fmt: skip
+                _wait(lambda q=query: identity in central.get("/api/v1/resolve", params=q
+                                                              ).headers["etag"], 10,
+                      "the source's index to follow its own load")  # fmt: skip
                 theirs, mine = central.get("/api/v1/resolve", params=query), local.get(
                     "/api/v1/resolve", params=query)  # fmt: skip
                 assert mine.json() == theirs.json(), query
+                assert mine.headers["etag"] == theirs.headers["etag"]  # the gazetteer's in it
+
+        # 1,000 look-ups: the same answers from both, at the same revision.
+        queries = resolve_queries()
+        answers = []
+        with (
+            source.client("reader") as central,
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as local,
+        ):
+            for query in queries:
+                theirs = central.get("/api/v1/resolve", params=query)
+                mine = local.get("/api/v1/resolve", params=query)
+                assert theirs.status_code == mine.status_code == 200, (query, theirs.text)
+                assert theirs.json()["revision"] == head  # the source's index is current
+                assert mine.json() == theirs.json(), query
+                answers.append(mine.json())
+        assert sum(1 for a in answers if a["matches"]) > 600
+        written_here = {m["criterion"]["ref"] for a in answers for m in a["matches"]}
+        assert any(ref and ref.startswith("MIRROR-") for ref in written_here)
 
         # The central service goes down hard: the mirror keeps answering, the same.
         source.process.kill()
