@@ -243,7 +243,10 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[list[str]]) ->
         SigningKeys.load(tmp / "signing-keys.json", create=True)  # provisioned, as in production
         sh([EXE, "migrate"], env)
         token = issuer.token(
-            "bench-reader", "cdb.read", thumbprint=certificate_facts(client.certificate).x5t_s256
+            "bench-reader",
+            "cdb.read",
+            thumbprint=certificate_facts(client.certificate).x5t_s256,
+            lifetime_s=7200,  # the real-scale gazetteer run outlasts the default 10 minutes
         )
         headers = {
             "X-SSL-Client-Cert": quote(client.cert_pem, safe=""),
@@ -440,7 +443,10 @@ def bench_gazetteer(
     streak = 0
     with httpx.Client(headers=headers, timeout=10) as http:
         while streak < 40:
-            body = http.get(url).json()
+            answer = http.get(url)
+            if answer.status_code != 200:
+                raise SystemExit(f"resolve answered {answer.status_code}: {answer.text[:300]}")
+            body = answer.json()
             uses = any(m["matched_by"]["scheme"] in ("lau", "nuts3") for m in body["matches"])
             streak = streak + 1 if uses else 0
             if time.monotonic() - committed > 120:
