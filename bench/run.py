@@ -15,6 +15,15 @@ extract over mutual TLS (from the same database served in direct-TLS mode) into 
 fresh SQLite file; its peak resident memory beside that of the same command
 mirroring the seed-only registry (the growth is what the extract's size costs).
 
+Gazetteer (`--gazetteer N`, default 800,000): with the service running on the
+10,000-key registry, synthetic TERCET files the size of all 27 real ones together
+(N postal codes, each state's share and real shapes: Eircode routing keys, Maltese
+locality codes, `1724 TE`, `7000-674`, `LV-3281`, `398 15` …) are loaded with
+`gazetteer-load`, and criteria at NUTS 3 and LAU level are imported beside the
+postal-code ones. Reported: the load, the time from the last load's commit to
+every worker answering from it, resolve ÷ reference by postal codes that go
+through the gazetteer, p99, and each worker's resident memory.
+
 Absolute numbers depend on this machine and its neighbours; the ratios are the
 figures to compare.
 """
@@ -234,7 +243,10 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[list[str]]) ->
         SigningKeys.load(tmp / "signing-keys.json", create=True)  # provisioned, as in production
         sh([EXE, "migrate"], env)
         token = issuer.token(
-            "bench-reader", "cdb.read", thumbprint=certificate_facts(client.certificate).x5t_s256
+            "bench-reader",
+            "cdb.read",
+            thumbprint=certificate_facts(client.certificate).x5t_s256,
+            lifetime_s=7200,  # the real-scale gazetteer run outlasts the default 10 minutes
         )
         headers = {
             "X-SSL-Client-Cert": quote(client.cert_pem, safe=""),
@@ -270,6 +282,8 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[list[str]]) ->
                 if profiler is not None:
                     profiler.wait()
                 rss = worker_rss_mib(service.process.pid)
+                if args.gazetteer and keys == min(args.sizes):
+                    bench_gazetteer(service, env, headers, tmp, args, rows, f"{keys:,}")
                 if keys == max(args.sizes):
                     bench_feeds(service, headers, live, tmp, args, db_url, rows, f"{keys:,}")
             finally:
@@ -290,6 +304,196 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[list[str]]) ->
     finally:
         issuer.stop()
         admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+# Postal codes per state in Eurostat's files (pc2024, rounded; NL and PT list full codes).
+GAZETTEER_SHARE = {
+    "NL": 330_000, "PT": 170_000, "RO": 42_000, "PL": 22_000, "LT": 20_000, "ES": 11_000,
+    "SE": 10_500, "DE": 8_200, "FR": 6_300, "IT": 4_600, "LU": 4_200, "EE": 4_000,
+    "SK": 3_400, "HU": 3_100, "FI": 3_100, "BG": 3_000, "CZ": 2_700, "AT": 2_500,
+    "CY": 1_500, "EL": 1_300, "BE": 1_200, "DK": 1_100, "HR": 1_100, "LV": 1_000,
+    "SI": 500, "IE": 139, "MT": 70,
+}  # fmt: skip
+# How TERCET writes a canonical code of each shape (what `gazetteer-load` must read).
+_TERCET_FORM = {
+    "NL": lambda c: f"{c[:4]} {c[4:]}", "LV": lambda c: f"LV-{c}",
+    "CZ": lambda c: f"{c[:3]} {c[3:]}", "SK": lambda c: f"{c[:3]} {c[3:]}",
+    "SE": lambda c: f"{c[:3]} {c[3:]}",
+}  # fmt: skip
+_UNIT_SHAPE = {"IE": "A99", "MT": "AAA"}  # routing keys, locality codes
+PER_LAU = 40  # postal codes per synthetic municipality
+PER_NUTS3 = 25  # municipalities per synthetic NUTS 3 region
+
+
+def gazetteer_files(total: int, tmp: Path) -> dict[str, tuple[Path, int, list[str]]]:
+    """One TERCET file per state (`NUTS3;CODE;LAU;LAU_NAME`, values in single quotes):
+    {country: (file, rows, a few of its postal codes)}."""
+    scale = total / sum(GAZETTEER_SHARE.values())
+    out = {}
+    for cc, share in GAZETTEER_SHARE.items():
+        shape = _UNIT_SHAPE.get(cc, POSTAL_CODE_SHAPES[cc])
+        form = _TERCET_FORM.get(cc, lambda c: c)
+        count = max(1, round(share * scale))
+        path = tmp / f"pc2024_{cc}_NUTS-2024_v1.0.csv"
+        sample: list[str] = []
+        rows = 0
+        with path.open("w") as out_file:
+            out_file.write("NUTS3;CODE;LAU;LAU_NAME\n")
+            for n in range(count):
+                code = nth_postal_code(shape, n)
+                if code is None:
+                    break
+                lau = n // PER_LAU
+                nuts3 = f"{cc}{lau // PER_NUTS3 % 1000:03d}"
+                out_file.write(f"'{nuts3}';'{form(code)}';'B{lau:07d}';'Place {lau}'\n")
+                rows += 1
+                if n % max(1, count // 50) == 0:
+                    sample.append(code)
+        out[cc] = (path, rows, sample)
+    return out
+
+
+def criteria_batch(cc: str, rows: int, path: Path) -> Path:
+    """Criteria at NUTS 3 (every region) and LAU level (every fourth municipality)."""
+    laus = (rows + PER_LAU - 1) // PER_LAU
+    lines = []
+    for code, kind in ((f"{cc}:BENCH-NUTS", "court"), (f"{cc}:BENCH-LAU", "court")):
+        doc = {
+            "owner": cc,
+            "code": code,
+            "kind": kind,
+            "names": {"en": code},
+            "contacts": [{"channel": "email", "value": "bench@example.eu"}],
+            "languages": ["en"],
+        }
+        lines.append({"kind": "authorities", "document": doc})
+    regions = sorted({f"{cc}{lau // PER_NUTS3 % 1000:03d}" for lau in range(laus)})
+    for start in range(0, len(regions), 500):
+        lines.append(
+            {
+                "kind": "jurisdiction-criteria",
+                "document": {
+                    "owner": cc,
+                    "ref": f"{cc}-BENCH-NUTS-{start}",
+                    "authority_code": f"{cc}:BENCH-NUTS",
+                    "instrument": "eio",
+                    "competence": "execute",
+                    "priority": 700,
+                    "geo": [{"scheme": "nuts3", "code": r} for r in regions[start : start + 500]],
+                },
+            }
+        )
+    chosen = [f"B{lau:07d}" for lau in range(0, laus, 4)]
+    for start in range(0, len(chosen), 2000):
+        lines.append(
+            {
+                "kind": "jurisdiction-criteria",
+                "document": {
+                    "owner": cc,
+                    "ref": f"{cc}-BENCH-LAU-{start}",
+                    "authority_code": f"{cc}:BENCH-LAU",
+                    "instrument": "eio",
+                    "competence": "execute",
+                    "priority": 600,
+                    "geo": [{"scheme": "lau", "code": c} for c in chosen[start : start + 2000]],
+                },
+            }
+        )
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def bench_gazetteer(
+    service: Service,
+    env: dict[str, str],
+    headers: dict[str, str],
+    tmp: Path,
+    args: argparse.Namespace,
+    rows: list[list[str]],
+    size: str,
+) -> None:
+    files = gazetteer_files(args.gazetteer, tmp)
+    total = sum(r for _, r, _ in files.values())
+    for cc, (_, count, _) in files.items():
+        sh(
+            [
+                EXE,
+                "import",
+                str(criteria_batch(cc, count, tmp / f"criteria-{cc}.ndjson")),
+                "--owner",
+                cc,
+            ],
+            env,
+        )
+    started = time.monotonic()
+    largest = max(files, key=lambda cc: files[cc][1])
+    load_peak = 0.0
+    for cc, (path, _, _) in sorted(files.items(), key=lambda item: item[0] == largest):
+        run = peak_rss([EXE, "gazetteer-load", str(path), "--country", cc], env)
+        load_peak = max(load_peak, run.peak_mib)
+    loaded_s = time.monotonic() - started
+    committed = time.monotonic()
+    # From the last load's commit to every worker answering from it (by a code that
+    # only the gazetteer takes to its LAU): 40 answers in a row, spread over the workers.
+    probe = files[largest][2][-1]
+    url = (
+        f"{service.url}/api/v1/resolve?country={largest}&instrument=eio"
+        f"&competence=execute&postal_code={quote(probe)}"
+    )
+    streak = 0
+    with httpx.Client(headers=headers, timeout=10) as http:
+        while streak < 40:
+            answer = http.get(url)
+            if answer.status_code != 200:
+                raise SystemExit(f"resolve answered {answer.status_code}: {answer.text[:300]}")
+            body = answer.json()
+            uses = any(m["matched_by"]["scheme"] in ("lau", "nuts3") for m in body["matches"])
+            streak = streak + 1 if uses else 0
+            if time.monotonic() - committed > 120:
+                raise SystemExit(f"the gazetteer load was not followed within 120 s: {body}")
+    followed_s = time.monotonic() - committed
+    rng = random.Random(11)
+    samples = [(cc, code) for cc, (_, _, codes) in files.items() for code in codes]
+    paths = [
+        f"/api/v1/resolve?country={cc}&instrument=eio&competence=execute&postal_code={quote(code)}"
+        for cc, code in rng.sample(samples, len(samples))
+    ]
+    script = lua(paths, headers, tmp / "gazetteer.lua")
+    live_script = lua(["/health/live"], headers, tmp / "live.lua")
+    wrk(service.url, script, args.connections, 2)  # warm-up
+    live = wrk(service.url, live_script, args.connections, args.seconds)
+    resolve = wrk(service.url, script, args.connections, args.seconds)
+    rss = worker_rss_mib(service.process.pid)
+    label = f"{size} + gazetteer {total:,}"
+    rows.append(
+        [
+            label,
+            "gazetteer-load ×27",
+            f"{total / loaded_s:,.0f} rows/s",
+            "",
+            "",
+            "",
+            "0",
+            f"peak {load_peak:.0f} (one CLI process)",
+        ]
+    )
+    rows.append([label, "load → every worker answers", f"{followed_s:.1f} s", "", "", "", "0", ""])
+    for name, load in (
+        ("/health/live (reference)", live),
+        ("/api/v1/resolve via gazetteer", resolve),
+    ):
+        rows.append(
+            [
+                label,
+                name,
+                f"{load.rps:,.0f}",
+                f"{load.p50_ms:.1f}",
+                f"{load.p99_ms:.1f}",
+                f"{load.rps / live.rps:.2f}",
+                str(load.errors),
+                " / ".join(f"{r:.0f}" for r in rss),
+            ]
+        )
 
 
 ENTRY_TABLES = (
@@ -524,6 +728,12 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--import-entries", type=int, default=50_000)
+    parser.add_argument(
+        "--gazetteer",
+        type=int,
+        default=800_000,
+        help="postal codes of the real-scale gazetteer run (0: skip it)",
+    )
     parser.add_argument(
         "--only", choices=("resolve", "import", "mirror"), help="mirror: seed, serve, mirror"
     )

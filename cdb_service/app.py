@@ -24,7 +24,11 @@ from cdb_service.console.entries import ConsoleEntries
 from cdb_service.console.tools import ConsoleTools
 from cdb_service.db import migrate
 from cdb_service.distribution import deps as distribution_deps
-from cdb_service.distribution.controller import ExtractController, JwksController
+from cdb_service.distribution.controller import (
+    ExtractController,
+    GazetteerController,
+    JwksController,
+)
 from cdb_service.distribution.routing_controller import RoutingTableController
 from cdb_service.kernel.problems import Problem
 from cdb_service.logging import configure_logging, get_logger
@@ -137,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RoutingPartyActions,
             ResolveController,
             ExtractController,
+            GazetteerController,
             RoutingTableController,
             *controllers(),
         ],

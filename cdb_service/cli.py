@@ -139,17 +139,23 @@ def cmd_gazetteer_load(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.lookup import gazetteer
 
     country = args.country.upper()
+    path = Path(args.file)
     try:
-        places = gazetteer.read_tercet(Path(args.file).read_text("utf-8-sig"), country)
-    except gazetteer.GazetteerError as error:
-        raise UserMistake(f"{args.file}: {error}") from None
+        # Opened before the database is touched: a missing file is one line, not a retry.
+        source = path.open(encoding="utf-8-sig", newline="")
+    except OSError as error:
+        raise UserMistake(f"{args.file}: {error.strerror or error}") from None
 
     async def job(services: Any) -> int:
-        return await gazetteer.replace_country(
-            services.sessions, country, places, Path(args.file).name
-        )
+        return await gazetteer.replace_country(services.sessions, country, places, path.name)
 
-    _print({"country": country, "places": asyncio.run(_with_services(settings, job))})
+    with source:
+        try:
+            places = gazetteer.read_tercet(source, country)
+            count = asyncio.run(_with_services(settings, job))
+        except (gazetteer.GazetteerError, UnicodeDecodeError) as error:
+            raise UserMistake(f"{args.file}: {error}") from None
+    _print({"country": country, "places": count})
     return 0
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cdb_service import metrics
 from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.distribution import feed
+from cdb_service.distribution import gazetteer as published
 from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
 from cdb_service.distribution.signing import SigningKeys
 from cdb_service.kernel import codes
@@ -183,6 +184,52 @@ async def _counted(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     with metrics.IN_FLIGHT.labels("extract").track_inprogress():
         async for line in lines:
             yield line
+
+
+class GazetteerController(Controller):
+    path = "/gazetteer"
+    tags = ["extract"]  # noqa: RUF012
+
+    @get(
+        "/",
+        summary="Which gazetteer the service resolves with: every country's load and digest",
+        description="`identity` names the whole (the change feed announces it on every "
+        "page, and it is part of every resolve ETag); per country the digest of its "
+        "places, when and from what they were loaded.",
+        responses=problems(503),
+    )
+    async def manifest(
+        self, sessions: NamedDependency[async_sessionmaker[AsyncSession]]
+    ) -> dict[str, Any]:
+        return await published.manifest(sessions)
+
+    @get(
+        "/{country:str}",
+        summary="One country's gazetteer as a signed extract (NDJSON)",
+        description="First line: the country, its digest and load; then one line per "
+        "place (postal code, LAU, NUTS 3, LAU name); last line: count, SHA-256 of every "
+        "byte before it and a JWS, as in `/extract`.",
+        responses=problems(422, 429, 503),
+        media_type=NDJSON,
+    )
+    async def country(
+        self,
+        country: str,
+        sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+        signing: NamedDependency[SigningKeys],
+        principal: NamedDependency[Principal],
+        ceilings: NamedDependency[Ceilings],
+    ) -> Stream:
+        cc = country.upper()
+        if cc not in codes.COUNTRIES:
+            raise invalid([FieldError(("path", "country"),
+                                      codes.unknown_code(country, "countries", codes.COUNTRIES,
+                                                         "; Greece is EL"))])  # fmt: skip
+        client = principal.client_key
+        body = ceilings.extracts.held_while(
+            client, _counted(published.stream_country(sessions, signing, cc))
+        )
+        return Stream(body, media_type=NDJSON, headers={"Cache-Control": "no-store"})
 
 
 class JwksController(Controller):

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cdb_service.db import revisions as rev
 from cdb_service.db.revisions import Revision
 from cdb_service.kernel.problems import FieldError, Problem, invalid
+from cdb_service.lookup import gazetteer
 from cdb_service.lookup.index import IndexFollower
 from cdb_service.registry.reads import change_of
 
@@ -58,12 +59,17 @@ async def wait_for_newer(lookup: IndexFollower, sessions: async_sessionmaker[Asy
 
     The lookup index follows the head a few times a second in memory, so waiting
     costs no database work; without it (not built yet) the head is read directly.
+    A gazetteer load ends the wait too: every page announces the gazetteer's identity,
+    and a mirror that long-polls learns of a load as soon as the index does.
     """
     deadline = time.monotonic() + seconds
+    gazetteer_at = lookup.index.gazetteer.identity if lookup.index is not None else None
     while time.monotonic() < deadline:
         index = lookup.index
         if index is not None:
-            if index.revision > since:
+            if index.revision > since or (
+                gazetteer_at is not None and index.gazetteer.identity != gazetteer_at
+            ):
                 return
         else:
             async with sessions() as session:
@@ -128,6 +134,7 @@ async def changes_page(sessions: async_sessionmaker[AsyncSession], query: FeedQu
         rows = await rev.versions_from(session, since, limit + 1, after_seq=after_seq,
                                        kinds=query.kinds, owner=query.owner)  # fmt: skip
         changes = [change_of(v) for v in rows[:limit]]
+        loads = await gazetteer.loads(session)
     cursor = None
     if len(rows) <= limit:
         # Everything up to the head was looked at (filtered out or on this page).
@@ -139,5 +146,7 @@ async def changes_page(sessions: async_sessionmaker[AsyncSession], query: FeedQu
             # The page ends inside revision `last`: the client has whole only those before.
             cursor = encode_cursor(last, rows[-1].seq)
             last -= 1
+    stamps = {load.country: gazetteer.stamp_of(load) for load in loads}
     return {"since": since, "head": head, "next": last, "cursor": cursor,
-            "more": cursor is not None or last < head, "changes": changes}  # fmt: skip
+            "more": cursor is not None or last < head, "changes": changes,
+            "gazetteer": gazetteer.identity(stamps)}  # fmt: skip

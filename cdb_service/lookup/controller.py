@@ -28,8 +28,11 @@ from cdb_service.web.docs import problems
 
 
 def _etag(index: LookupIndex, day: dt.date) -> str:
-    """An answer depends on the registry revision and the day asked about (validity)."""
-    return f'"{index.revision}:{day.isoformat()}"'
+    """Everything an answer depends on beyond its URL: the registry revision, the
+    gazetteer (a load moves no revision), how many certificates have expired by now
+    (answers flag them), and the day asked about (validity)."""
+    expired = index.expired_count(dt.datetime.now(dt.UTC).isoformat())
+    return f'"{index.revision}:{index.gazetteer.identity}:{expired}:{day.isoformat()}"'
 
 
 def _index(lookup: IndexFollower) -> LookupIndex:

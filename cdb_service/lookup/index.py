@@ -25,21 +25,24 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service import metrics
 from cdb_service.db import documents
 from cdb_service.db import revisions as rev
 from cdb_service.db.documents import date_of, document_of
+from cdb_service.kernel.geo import postal_unit
 from cdb_service.logging import get_logger
-from cdb_service.lookup.gazetteer import GazetteerLoad, GazetteerPlace
+from cdb_service.lookup import gazetteer as gazetteer_data
+from cdb_service.lookup.gazetteer import GazetteerPlace
 from cdb_service.registry.jurisdiction_criteria.models import GeoKey, JurisdictionCriterion
 from cdb_service.registry.kinds import KINDS
 
 log = get_logger("cdb.lookup")
 POLL_INTERVAL_S = 0.2
 STREAM_CHUNK = 20_000
+GAZETTEER_CHUNK = 1000
 ANSWER_CACHE_SIZE = 20_000
 CHANGES_PAGE = 5000
 WAIT_STEP_S = 0.05
@@ -97,17 +100,59 @@ def geo_key(country: str, scheme: str, code: str) -> str:
     )
 
 
+class CountryPlaces:
+    """One country's gazetteer: postal code → its (LAU, NUTS 3) pairs, LAU → NUTS 3."""
+
+    __slots__ = ("lau_nuts3", "loaded_at", "places", "postal", "stamp")
+
+    def __init__(self, stamp: str, loaded_at: dt.datetime | None) -> None:
+        self.stamp = stamp
+        self.loaded_at = loaded_at
+        # "10115" -> index into `places`; places[i] = ((lau, nuts3), ...), shared by codes
+        self.postal: dict[str, int] = {}
+        self.places: list[tuple[tuple[str, str], ...]] = []
+        self.lau_nuts3: dict[str, str] = {}  # "11000000" -> "DE300"
+
+
+def tag_of(key: str) -> str:
+    """The scheme tag of a geo key ("p" of "DEp10115", "n3" of "DEn3DE300")."""
+    return key[2:4] if key[2] == "n" else key[2]
+
+
 @dataclass
 class Gazetteer:
-    # "DE10115" -> index into `places`; places[i] = ((lau, nuts3), ...)
-    postal: dict[str, int] = field(default_factory=dict)
-    places: list[tuple[tuple[str, str], ...]] = field(default_factory=list)
-    lau_nuts3: dict[str, str] = field(default_factory=dict)  # "DE11000000" -> "DE300"
-    loaded_at: dt.datetime | None = None
+    """Every country's places, replaced country by country as loads come in."""
+
+    countries: dict[str, CountryPlaces] = field(default_factory=dict)
+    # One name for all of it (`gazetteer.identity`): in ETags, the answer cache, the feed.
+    identity: str = "none"
+
+    @property
+    def loaded_at(self) -> dt.datetime | None:
+        times = [c.loaded_at for c in self.countries.values() if c.loaded_at is not None]
+        return max(times) if times else None
+
+    def stamps(self) -> dict[str, str]:
+        return {country: places.stamp for country, places in self.countries.items()}
 
     def places_of(self, country: str, postal_code: str) -> tuple[tuple[str, str], ...]:
-        at = self.postal.get(f"{country}{postal_code}")
-        return self.places[at] if at is not None else ()
+        """The (LAU, NUTS 3) pairs of a canonical postal code (a full Eircode by its key)."""
+        here = self.countries.get(country)
+        if here is None:
+            return ()
+        at = here.postal.get(postal_unit(country, postal_code))
+        return here.places[at] if at is not None else ()
+
+    def postal_codes(self, country: str) -> list[str]:
+        here = self.countries.get(country)
+        return list(here.postal) if here is not None else []
+
+    def nuts3_of_lau(self, country: str, lau: str) -> str | None:
+        here = self.countries.get(country)
+        return here.lau_nuts3.get(lau) if here is not None else None
+
+    def covers(self, country: str) -> bool:
+        return country in self.countries
 
 
 @dataclass
@@ -157,6 +202,11 @@ class LookupIndex:
     # Every routing-party certificate's not-after, sorted: answers flag expired ones.
     expiries: list[str] = field(default_factory=list)
     freshness: Freshness = field(default_factory=lambda: Freshness(time.monotonic()))
+    # Per (country, instrument, competence): the criteria whose keys name that country,
+    # and how many keys each scheme has there. They say why an answer is empty and
+    # which query parameters would narrow one (`resolver.narrow_by`).
+    by_purpose: dict[tuple[str, str, str], set[int]] = field(default_factory=dict)
+    levels: dict[tuple[str, str, str], dict[str, int]] = field(default_factory=dict)
 
     # --- criteria and their geo keys ----------------------------------------------------
 
@@ -181,6 +231,10 @@ class LookupIndex:
         if criterion is None or slot is None:
             return
         criterion.keys.append(key)
+        purpose = (key[:2], criterion.instrument, criterion.competence)
+        self.by_purpose.setdefault(purpose, set()).add(slot)
+        levels = self.levels.setdefault(purpose, {})
+        levels[tag_of(key)] = levels.get(tag_of(key), 0) + 1
         present = self.geo.get(key)
         if present is None:
             self.geo[key] = slot
@@ -195,7 +249,13 @@ class LookupIndex:
             return
         criterion = self.criteria[slot]
         self.criteria[slot] = None
-        for key in criterion.keys if criterion else ():
+        if criterion is None:
+            return
+        for key in criterion.keys:
+            purpose = (key[:2], criterion.instrument, criterion.competence)
+            self.by_purpose.get(purpose, set()).discard(slot)
+            levels = self.levels.get(purpose, {})
+            levels[tag_of(key)] = levels.get(tag_of(key), 1) - 1
             present = self.geo.get(key)
             if isinstance(present, int) or present is None:
                 self.geo.pop(key, None)
@@ -268,8 +328,9 @@ async def build(sessions: async_sessionmaker[AsyncSession]) -> LookupIndex:
             index.put_criterion(Criterion(doc, []))
         query = select(GeoKey.entry_id, GeoKey.country, GeoKey.scheme, GeoKey.code)
         stream = await session.stream(query.execution_options(yield_per=STREAM_CHUNK))
-        async for entry_id, country, scheme, code in stream:
-            index.add_key(entry_id, geo_key(country, scheme, code))
+        async for chunk in stream.partitions():
+            for entry_id, country, scheme, code in chunk:
+                index.add_key(entry_id, geo_key(country, scheme, code))
         index.gazetteer = await _load_gazetteer(session)
     index.freshness = Freshness(time.monotonic())
     _record(index, index.revision)
@@ -292,60 +353,95 @@ def _record(index: LookupIndex, head: int) -> None:
 
 
 async def _load_gazetteer(session: AsyncSession) -> Gazetteer:
-    gazetteer = Gazetteer()
+    return await _gazetteer_after(session, Gazetteer()) or Gazetteer()
+
+
+async def _gazetteer_after(session: AsyncSession, held: Gazetteer) -> Gazetteer | None:
+    """The gazetteer the database holds now, reusing `held`'s unchanged countries;
+    None when nothing changed. Only countries whose load changed are read."""
+    loads = {load.country: load for load in await gazetteer_data.loads(session)}
+    stamps = {country: gazetteer_data.stamp_of(load) for country, load in loads.items()}
+    if stamps == held.stamps():
+        return None
+    countries = {}
+    for country, load in loads.items():
+        kept = held.countries.get(country)
+        if kept is not None and kept.stamp == stamps[country]:
+            countries[country] = kept
+        else:
+            countries[country] = await _load_country(session, country, stamps[country],
+                                                     load.loaded_at)  # fmt: skip
+    return Gazetteer(countries, gazetteer_data.identity(stamps))
+
+
+async def _load_country(session: AsyncSession, country: str, stamp: str,
+                        loaded_at: dt.datetime) -> CountryPlaces:  # fmt: skip
+    here = CountryPlaces(stamp, loaded_at)
     interned: dict[tuple[tuple[str, str], ...], int] = {}
-    query = select(
-        GazetteerPlace.country, GazetteerPlace.postal_code, GazetteerPlace.lau, GazetteerPlace.nuts3
-    ).order_by(GazetteerPlace.country, GazetteerPlace.postal_code)
-    stream = await session.stream(query.execution_options(yield_per=STREAM_CHUNK))
+    query = (
+        select(GazetteerPlace.postal_code, GazetteerPlace.lau, GazetteerPlace.nuts3)
+        .where(GazetteerPlace.country == country)
+        .order_by(GazetteerPlace.postal_code)
+    )
+    # Small chunks: a worker reads a country while it answers, and each chunk is handled
+    # in one go on the event loop (half a million rows must not stall it for seconds).
+    stream = await session.stream(query.execution_options(yield_per=GAZETTEER_CHUNK))
     # Rows come ordered by postal code, so one code's places are adjacent: no second copy.
     key, places = "", list[tuple[str, str]]()
-    async for country, postal_code, lau, nuts3 in stream:
-        if lau:
-            gazetteer.lau_nuts3.setdefault(f"{country}{lau}", nuts3)
-        here = f"{country}{postal_code}"
-        if here != key:
-            _place(gazetteer, interned, key, places)
-            key, places = here, []
-        places.append((sys.intern(lau), sys.intern(nuts3)))
-    _place(gazetteer, interned, key, places)
-    gazetteer.loaded_at = await session.scalar(select(func.max(GazetteerLoad.loaded_at)))
-    return gazetteer
+    # By chunk, not by row: an async iteration per row costs more than the row's work.
+    async for chunk in stream.partitions():
+        for postal_code, lau, nuts3 in chunk:
+            if lau:
+                here.lau_nuts3.setdefault(sys.intern(lau), sys.intern(nuts3))
+            if postal_code != key:
+                _place(here, interned, key, places)
+                key, places = postal_code, []
+            places.append((sys.intern(lau), sys.intern(nuts3)))
+    _place(here, interned, key, places)
+    return here
 
 
-def _place(gazetteer: Gazetteer, interned: dict[tuple[tuple[str, str], ...], int], key: str,
+def _place(here: CountryPlaces, interned: dict[tuple[tuple[str, str], ...], int], key: str,
            places: list[tuple[str, str]]) -> None:  # fmt: skip
     if not key:
         return
-    frozen = tuple(sorted(places))
+    frozen = (places[0],) if len(places) == 1 else tuple(sorted(set(places)))
     at = interned.get(frozen)
     if at is None:
-        at = interned[frozen] = len(gazetteer.places)
-        gazetteer.places.append(frozen)
-    gazetteer.postal[key] = at
+        at = interned[frozen] = len(here.places)
+        here.places.append(frozen)
+    here.postal[key] = at
 
 
 async def catch_up(index: LookupIndex, sessions: async_sessionmaker[AsyncSession]) -> int:
-    """Apply every revision after the index's; returns how many versions were applied."""
+    """Apply every revision after the index's, and any gazetteer load since the last look;
+    returns how many versions were applied.
+
+    A gazetteer load writes no revision, so its loads are looked at on every poll (one
+    small read): a load takes effect within the follow interval, with no registry write.
+    """
     applied = 0
     while True:
         async with rev.read_snapshot(sessions) as session:
             head = await rev.head_revision(session)
             index.freshness.saw(head, index.revision, time.monotonic())
-            if head <= index.revision:
-                _record(index, head)
-                return applied
-            versions = await rev.changes_after(session, index.revision, CHANGES_PAGE)
-            loaded_at = await session.scalar(select(func.max(GazetteerLoad.loaded_at)))
-            fresh_gazetteer = (
-                await _load_gazetteer(session) if loaded_at != index.gazetteer.loaded_at else None
+            fresh_gazetteer = await _gazetteer_after(session, index.gazetteer)
+            versions = (
+                await rev.changes_after(session, index.revision, CHANGES_PAGE)
+                if head > index.revision
+                else []
             )
         # From here to the end, no await: the whole page of revisions lands at once.
         _apply_versions(index, versions)
         if fresh_gazetteer is not None:
             index.gazetteer = fresh_gazetteer
+            log.info("gazetteer followed", identity=fresh_gazetteer.identity,
+                     countries=len(fresh_gazetteer.countries))  # fmt: skip
         index.freshness.caught_up_to(head, index.revision)
         applied += len(versions)
+        if head <= index.revision:
+            _record(index, head)
+            return applied
 
 
 def _apply_versions(index: LookupIndex, versions: Iterable[rev.EntryVersion]) -> None:
@@ -367,14 +463,14 @@ class IndexFollower:
     _task: asyncio.Task[None] | None = None
     # Encoded answers of this revision: a RIS asks the same questions all day.
     _answers: OrderedDict[Hashable, bytes] = field(default_factory=OrderedDict)
-    _answers_at: tuple[int, int, int] = (-1, 0, 0)
+    _answers_at: tuple[int, str, int] = (-1, "", 0)
     # One catch-up at a time per worker: the poller and on-demand waits share it.
     _catching_up: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def answer(self, index: LookupIndex, key: Hashable, compute: Callable[[], bytes]) -> bytes:
         """The encoded answer to `key` at the index's revision, computed once per revision."""
         now = dt.datetime.now(dt.UTC).isoformat()
-        stamp = (index.revision, id(index.gazetteer), index.expired_count(now))
+        stamp = (index.revision, index.gazetteer.identity, index.expired_count(now))
         if stamp != self._answers_at:
             self._answers.clear()
             self._answers_at = stamp

@@ -6,6 +6,12 @@ A query by postal code reaches the LAU and NUTS levels through the gazetteer.
 Each authority is listed once, at its most specific match; ties are broken by
 the criterion's priority (lower first), then by the authority's code, so the same
 query at the same revision always gets the same answer.
+
+The code order is not a verdict: when several authorities share the best rank and
+priority the answer says so (`ambiguous`) and names what would separate them
+(`narrow_by`): a query parameter the state's criteria are finer than, or `address`
+when only the street address can (a postal code over two municipalities). An empty
+answer says why (`explanation`) and lists the fallbacks, each with its routing.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cdb_service.kernel import codes
+from cdb_service.kernel.geo import postal_unit
 from cdb_service.lookup.index import Criterion, Entry, LookupIndex, geo_key, valid_on
 from cdb_service.registry.kinds import KINDS
 from cdb_service.security.policy import redact
@@ -43,6 +50,9 @@ def candidate_keys(index: LookupIndex, query: Query) -> list[tuple[int, int, str
     if query.postal_code:
         pc = query.postal_code
         out.append((0, 0, "postal-code", pc))
+        unit = postal_unit(cc, pc)
+        if unit != pc:  # IE, MT: the routing key / locality code is a postal code too
+            out.append((0, 1, "postal-code", unit))
         out += [(1, -n, "postal-code-prefix", pc[:n]) for n in range(len(pc) - 1, 0, -1)]
         for lau, n3 in index.gazetteer.places_of(cc, pc):
             if lau:
@@ -50,7 +60,7 @@ def candidate_keys(index: LookupIndex, query: Query) -> list[tuple[int, int, str
             nuts3.add(n3)
     if query.lau:
         laus.add(query.lau)
-        parent = index.gazetteer.lau_nuts3.get(f"{cc}{query.lau}")
+        parent = index.gazetteer.nuts3_of_lau(cc, query.lau)
         if parent:
             nuts3.add(parent)
     out += [(2, 0, "lau", lau) for lau in sorted(laus)]
@@ -85,39 +95,135 @@ def _party_live(party: Entry, day: dt.date) -> bool:
 
 def resolve(index: LookupIndex, query: Query) -> dict[str, Any]:
     best: dict[uuid.UUID, tuple[tuple[Any, ...], Criterion, str, str]] = {}
+    passed_over: dict[str, str] = {}  # authority code -> why it cannot be the answer
     for rank, prefix, scheme, code in candidate_keys(index, query):
         for criterion in index.criteria_at(geo_key(query.country, scheme, code)):
             if not _fits(criterion, query):
                 continue
             authority = index.authorities.get(criterion.authority_id)
-            if authority is None or not valid_on(authority, query.date):
+            if authority is None:
+                continue
+            if not valid_on(authority, query.date):
+                passed_over[authority.doc["code"]] = "the authority is not valid on that date"
                 continue
             party = _party_of(index, authority)
             if party is False or (isinstance(party, Entry) and not _party_live(party, query.date)):
-                continue  # its routing party is not valid on that date: it cannot be reached
+                # its routing party is not valid on that date: it cannot be reached
+                passed_over[authority.doc["code"]] = "its routing party is not live on that date"
+                continue
             order = (rank, prefix, criterion.priority, authority.doc["code"])
             if criterion.authority_id not in best or order < best[criterion.authority_id][0]:
                 best[criterion.authority_id] = (order, criterion, scheme, code)
     ranked = sorted(best.values(), key=lambda item: item[0])
     # Eurojust's matches are answered apart, never ranked among the member state's own
     # authorities: Eurojust receives beside them, it does not displace them.
+    national_ranked: list[tuple[Any, ...]] = []
     national: list[dict[str, Any]] = []
     eurojust: list[dict[str, Any]] = []
-    for _, criterion, scheme, code in ranked:
+    for item in ranked:
+        _, criterion, scheme, code = item
         owner = index.authorities[criterion.authority_id].doc["owner"]
-        (eurojust if owner == codes.EUROJUST else national).append(
-            _match(index, criterion, scheme, code, query)
-        )
+        match = _match(index, criterion, scheme, code, query)
+        if owner == codes.EUROJUST:
+            eurojust.append(match)
+        else:
+            national.append(match)
+            national_ranked.append(item)
     matches = national
+    # A tie is among the national authorities only (Eurojust's matches stand apart).
+    tied = (
+        [i for i in national_ranked if i[0][:3] == national_ranked[0][0][:3]]
+        if national_ranked
+        else []
+    )
     body: dict[str, Any] = {
         "revision": index.revision,
         "query": _query_dict(query),
         "matches": matches,
         "eurojust": eurojust,
+        "ambiguous": len(tied) > 1,
+        "narrow_by": narrow_by(index, query, len(tied) > 1),
     }
     if not matches:
+        body["explanation"] = explain(index, query, passed_over)
         body["fallbacks"] = fallbacks(index, query)
     return body
+
+
+# How specific each scheme tag is (0 = a whole postal code), and which query
+# parameter reaches it: a postal code reaches every level through the gazetteer.
+_LEVEL = {"p": 0, "x": 1, "l": 2, "n3": 3, "n2": 4, "n1": 5, "c": 6}
+_REACHES = (("postal_code", 0), ("lau", 2), ("nuts", 3))
+
+
+def _given_level(query: Query) -> int:
+    if query.postal_code:
+        return 0
+    if query.lau:
+        return 2
+    if query.nuts:
+        return 3 + (5 - len(query.nuts))  # DE300 → 3, DE30 → 4, DE3 → 5
+    return 6
+
+
+def narrow_by(index: LookupIndex, query: Query, ambiguous: bool) -> list[str]:
+    """The query parameters that reach criteria finer than the query did, most precise
+    first; `address` for a tie nothing in a query can break."""
+    given = _given_level(query)
+    levels = index.levels.get((query.country, query.instrument, query.competence), {})
+    present = [_LEVEL[tag] for tag, count in levels.items() if count > 0 and tag in _LEVEL]
+    finer = [
+        name
+        for name, reach in _REACHES
+        if reach < given and any(reach <= level < given for level in present)
+    ]
+    if finer:
+        return finer
+    return ["address"] if ambiguous else []
+
+
+def explain(index: LookupIndex, query: Query, passed_over: dict[str, str]) -> dict[str, Any]:
+    """Why nothing matched, most basic reason first (a machine code and a sentence)."""
+    cc, what = query.country, f"{query.instrument}/{query.competence}"
+    slots = index.by_purpose.get((cc, query.instrument, query.competence), set())
+    criteria = [c for c in (index.criteria[s] for s in sorted(slots)) if c is not None]
+    if not criteria:
+        return {"reason": "no-criterion",
+                "detail": f"{cc} has no jurisdiction criterion for {what}"}  # fmt: skip
+    scoped = [
+        c for c in criteria
+        if (not c.subject_matters or query.subject_matter in c.subject_matters)
+        and (not c.stages or query.stage in c.stages)
+    ]  # fmt: skip
+    if not scoped:
+        return {"reason": "no-criterion",
+                "detail": f"{cc} has criteria for {what}, none for subject matter "
+                          f"{query.subject_matter or '(none given)'} and stage "
+                          f"{query.stage or '(none given)'}"}  # fmt: skip
+    if not any(valid_on(c, query.date) for c in scoped):
+        return {"reason": "not-valid-on-date",
+                "detail": f"{cc} has {len(scoped)} criteria for {what}; none is valid on "
+                          f"{query.date.isoformat()}"}  # fmt: skip
+    if passed_over:
+        return {"reason": "only-unroutable",
+                "detail": "the only authorities for this place are retired or cannot be "
+                          "reached on that date",
+                "candidates": [{"code": code, "why": why}
+                               for code, why in sorted(passed_over.items())]}  # fmt: skip
+    return {"reason": "place-not-covered", "detail": _uncovered(index, query)}
+
+
+def _uncovered(index: LookupIndex, query: Query) -> str:
+    cc = query.country
+    if query.postal_code and not index.gazetteer.places_of(cc, query.postal_code):
+        if not index.gazetteer.covers(cc):
+            return (f"no criterion for this place; no gazetteer is loaded for {cc}, so a postal "
+                    "code reaches only criteria set on postal codes")  # fmt: skip
+        return (f"no criterion for this place; postal code {query.postal_code} is not in "
+                f"{cc}'s gazetteer")  # fmt: skip
+    if query.lau and index.gazetteer.nuts3_of_lau(cc, query.lau) is None:
+        return f"no criterion for this place; LAU {query.lau} is not in {cc}'s gazetteer"
+    return "no criterion valid on that date covers this place"
 
 
 def _party_of(index: LookupIndex, authority: Entry) -> Entry | bool | None:
@@ -185,7 +291,8 @@ def _match(index: LookupIndex, criterion: Criterion, scheme: str, code: str,
 
 
 def fallbacks(index: LookupIndex, query: Query) -> dict[str, Any]:
-    """The state's central authority for the instrument and its national correspondent."""
+    """The state's central authority for the instrument and its national correspondent,
+    each in one shape: its role, the authority (where a correspondent sits), routing."""
     central: list[dict[str, Any]] = []
     for criterion in index.criteria_at(geo_key(query.country, "country", query.country)):
         if criterion.instrument != query.instrument or criterion.competence != "central":
@@ -196,12 +303,7 @@ def fallbacks(index: LookupIndex, query: Query) -> dict[str, Any]:
             and valid_on(criterion, query.date)
             and valid_on(authority, query.date)
         ):
-            central.append(
-                {
-                    "authority": authority_summary(authority),
-                    "routing": routing(index, authority, query.date),
-                }
-            )
+            central.append(_fallback("central-authority", authority, None, query.date, index))
     central.sort(key=lambda item: item["authority"]["code"])
     correspondents = sorted(
         (
@@ -213,11 +315,29 @@ def fallbacks(index: LookupIndex, query: Query) -> dict[str, Any]:
         ),
         key=lambda d: str(d.get("ref") or d["id"]),
     )
+    private = KINDS["national-correspondents"].private_fields
     return {
         "central_authorities": central,
         "national_correspondents": [
-            redact(d, KINDS["national-correspondents"].private_fields, None) for d in correspondents
+            _fallback("national-correspondent", _seat(index, d), redact(d, private, None),
+                      query.date, index)
+            for d in correspondents
         ],
+    }  # fmt: skip
+
+
+def _seat(index: LookupIndex, correspondent: dict[str, Any]) -> Entry | None:
+    seat = correspondent.get("authority_id")
+    return index.authorities.get(uuid.UUID(str(seat))) if seat else None
+
+
+def _fallback(role: str, authority: Entry | None, correspondent: dict[str, Any] | None,
+              day: dt.date, index: LookupIndex) -> dict[str, Any]:  # fmt: skip
+    return {
+        "role": role,
+        "authority": authority_summary(authority) if authority is not None else None,
+        "routing": routing(index, authority, day) if authority is not None else None,
+        "correspondent": correspondent,
     }
 
 
@@ -237,6 +357,8 @@ def recipient(index: LookupIndex, code: str, day: dt.date) -> dict[str, Any] | N
         "revision": index.revision,
         "authority": authority_summary(authority) | {"valid_on_date": valid_on(authority, day)},
         "routing": routing(index, authority, day),
+        "ambiguous": False,  # a code names one authority
+        "narrow_by": [],
     }
 
 
@@ -251,7 +373,10 @@ def national_members(index: LookupIndex, country: str, day: dt.date) -> dict[str
         party_id = doc.get("routing_party_id")
         party = index.parties.get(uuid.UUID(str(party_id))) if party_id else None
         out.append({"member": doc, "routing": _member_routing(party, doc)})
-    return {"revision": index.revision, "country": country, "members": out}
+    # Several members in the first role (two deputies and no member): the sender chooses.
+    first = [m for m in members if members and m.doc["role"] == members[0].doc["role"]]
+    return {"revision": index.revision, "country": country, "members": out,
+            "ambiguous": len(first) > 1, "narrow_by": []}  # fmt: skip
 
 
 def _member_routing(party: Entry | None, member: dict[str, Any]) -> dict[str, Any] | None:

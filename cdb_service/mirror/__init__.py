@@ -37,9 +37,11 @@ Guarantees:
   database whose revisions someone else wrote (a registry of its own); a mirror
   of another source is re-extracted.
 
-Reference data: the gazetteer is not part of extracts or the feed; load the
-source's into the mirror database with `cdb-service gazetteer-load`
-(`CDB_DATABASE_URL` pointed at it), or `--seed-gazetteer` for the dev sample.
+Reference data: every feed page announces the source's gazetteer identity; when
+it is not the mirror's, the mirror copies each changed country from the source's
+signed gazetteer extract (`GET /api/v1/gazetteer/{country}`, see
+`mirror/gazetteer.py`). Until its gazetteer is the source's, the mirror is not
+ready (`/health/ready` 503): it would resolve postal codes differently.
 
 Known limit: a feed page is read whole (a revision is applied in one transaction
 and arrives in one page), so a single very large revision (a huge batch import)

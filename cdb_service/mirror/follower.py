@@ -22,6 +22,7 @@ from cdb_service import outbound
 from cdb_service.db.base import utcnow
 from cdb_service.logging import get_logger
 from cdb_service.lookup import index as lookup
+from cdb_service.mirror import gazetteer as mirror_gazetteer
 from cdb_service.mirror.config import MirrorConfig
 from cdb_service.mirror.errors import Diverged, ExtractRefused, FeedGone, ForeignDatabase
 from cdb_service.mirror.source import SourceClient
@@ -38,6 +39,9 @@ class Status:
     last_contact: dt.datetime | None = None
     last_error: str | None = None
     extracts: int = 0
+    # The source's gazetteer identity as last announced, and the mirror's copy of it.
+    gazetteer_source: str | None = None
+    gazetteer_local: str | None = None
 
 
 @dataclass
@@ -92,6 +96,7 @@ class Follower:
             head = int(revision)
             if self.config.apply_delay_s:
                 await asyncio.sleep(self.config.apply_delay_s)
+        await self._follow_gazetteer(page.get("gazetteer"))
         await self._refresh_index()
         return head
 
@@ -115,6 +120,19 @@ class Follower:
         if self.index is not None:
             await self.index.rebuild()
         return loaded.revision
+
+    async def _follow_gazetteer(self, announced: str | None) -> None:
+        """Copy the source's gazetteer when the feed announces one the mirror lacks."""
+        if announced is None:  # a source from before gazetteers were published
+            return
+        self.status.gazetteer_source = announced
+        if self.status.gazetteer_local is None:
+            self.status.gazetteer_local = await mirror_gazetteer.local_identity(self.store.sessions)
+        if self.status.gazetteer_local != announced:
+            self.status.gazetteer_source = await mirror_gazetteer.follow(
+                self.store.sessions, self.client
+            )
+            self.status.gazetteer_local = await mirror_gazetteer.local_identity(self.store.sessions)
 
     def _contact(self, source_head: int) -> None:
         self.status.source_head = source_head

@@ -26,9 +26,8 @@ log = get_logger("cdb.mirror")
 async def prepare(config: MirrorConfig, sessions: async_sessionmaker[AsyncSession]) -> None:
     """Migrate the mirror database; load the sample gazetteer if asked.
 
-    The gazetteer is reference data, not part of extracts or the feed: a mirror that
-    resolves by postal code needs its source's, loaded with `gazetteer-load` into
-    the mirror database, or the dev profile's sample with `--seed-gazetteer`.
+    The follower copies the source's gazetteer (announced by the feed); the dev
+    sample (`--seed-gazetteer`) only serves until then.
     """
     await migrate.upgrade(config.settings())
     if config.seed_gazetteer:

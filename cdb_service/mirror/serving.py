@@ -34,20 +34,37 @@ async def live() -> dict[str, Any]:
 
 @get("/health/ready", media_type="application/health+json")
 async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
-    """Ready once an index is loaded; says which revision it serves and what the source had."""
+    """Ready once an index is loaded with the source's gazetteer; says which revision it
+    serves, what the source had, and which gazetteer each holds.
+
+    A mirror without the gazetteer, or with one the source has replaced, would resolve
+    postal codes differently from the service: it is not ready.
+    """
     index = lookup_of(request.scope).index
     status: Status = request.app.state["mirror_status"]
+    held = index.gazetteer.identity if index is not None else None
+    wanted = status.gazetteer_source
+    why = (
+        "no lookup index yet" if index is None
+        else "no gazetteer" if held == "none" and wanted != "none"
+        else f"gazetteer behind the source's ({wanted})" if wanted is not None and held != wanted
+        else None
+    )  # fmt: skip
     body = {
-        "status": "pass" if index is not None else "fail",
+        "status": "fail" if why else "pass",
         "mirror": {
             "revision": index.revision if index is not None else None,
             "source": status.source_head,
             "last_contact": to_json_value(status.last_contact),
             "last_error": status.last_error,
             "extracts": status.extracts,
+            "gazetteer": held,
+            "source_gazetteer": wanted,
         },
     }
-    return Response(body, status_code=200 if index is not None else 503,
+    if why:
+        body["output"] = why
+    return Response(body, status_code=503 if why else 200,
                     media_type="application/health+json")  # fmt: skip
 
 

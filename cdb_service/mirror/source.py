@@ -77,6 +77,23 @@ class SourceClient:
             await _raise_for_status(response)
             yield bounded_lines(response.aiter_bytes(), self.config.max_line_bytes)
 
+    async def gazetteer_manifest(self) -> dict[str, Any]:
+        response = await self.http.get("/api/v1/gazetteer")
+        response.raise_for_status()
+        manifest: dict[str, Any] = response.json()
+        return manifest
+
+    @asynccontextmanager
+    async def gazetteer(self, country: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        """One country's signed gazetteer extract, line by line (bounded like `extract`)."""
+        headers = {"Accept-Encoding": "identity"}
+        timeout = httpx.Timeout(600, connect=10)
+        async with self.http.stream(
+            "GET", f"/api/v1/gazetteer/{country}", headers=headers, timeout=timeout
+        ) as response:
+            await _raise_for_status(response)
+            yield bounded_lines(response.aiter_bytes(), self.config.max_line_bytes)
+
     async def changes(self, since: int, wait: float, cursor: str | None = None) -> dict[str, Any]:
         """One feed page; `cursor` continues a revision the last page could not hold."""
         params: dict[str, Any] = {"since": since, "limit": self.config.feed_page, "wait": int(wait)}

@@ -28,7 +28,7 @@ from cdb_service.db.faults import classify
 from cdb_service.db.revisions import head_revision
 from cdb_service.db.write_check import check_write
 from cdb_service.logging import get_logger
-from cdb_service.lookup.gazetteer import oldest_load
+from cdb_service.lookup import gazetteer
 from cdb_service.lookup.index import IndexFollower
 from cdb_service.settings import Settings
 
@@ -69,7 +69,7 @@ class HealthController(Controller):
     ) -> Response[Any]:
         checks: Checks = {}
         deadline = time.monotonic() + settings.ready_budget_s
-        await _database_checks(settings, engine, sessions, checks, deadline)
+        await _database_checks(settings, engine, sessions, checks, deadline, lookup)
         index_check = _lookup_check(settings, lookup)
         database_down = any(c["status"] == "fail" for name, items in checks.items()
                             if name.startswith("database") for c in items)  # fmt: skip
@@ -112,7 +112,7 @@ def _forget(task: asyncio.Task[Any]) -> None:
 
 async def _database_checks(settings: Settings, engine: AsyncEngine,
                            sessions: async_sessionmaker[AsyncSession], checks: Checks,
-                           deadline: float) -> None:  # fmt: skip
+                           deadline: float, lookup: IndexFollower) -> None:  # fmt: skip
     now = dt.datetime.now(dt.UTC)
 
     async def select_one() -> float:
@@ -150,22 +150,49 @@ async def _database_checks(settings: Settings, engine: AsyncEngine,
         {"status": "fail", "output": error} if error else {"status": "pass"}
     ]
 
-    async def registry() -> tuple[int, dt.datetime | None]:
+    async def registry() -> tuple[int, list[gazetteer.GazetteerLoad]]:
         async with sessions() as session:
-            return await head_revision(session), await oldest_load(session)
+            return await head_revision(session), await gazetteer.loads(session)
 
     found, error = await _bounded(registry, deadline)
     if error:
         checks["registry:revision"] = [{"status": "fail", "output": error}]
         return
-    head, gazetteer_at = found
+    head, loads = found
     checks["registry:revision"] = [{"status": "pass", "observedValue": head}]
-    age = (now - gazetteer_at).total_seconds() if gazetteer_at else None
-    stale_after = settings.gazetteer_max_age_days * 86400
-    checks["gazetteer:age"] = [{
-        "status": "warn" if age is None or age > stale_after else "pass",
-        "observedValue": None if age is None else round(age), "observedUnit": "s",
-    }]  # fmt: skip
+    checks["gazetteer:age"] = gazetteer_ages(loads, now, settings.gazetteer_max_age_days)
+    if lookup.index is not None:
+        checks["gazetteer:index"] = [_gazetteer_followed(lookup, loads)]
+
+
+def gazetteer_ages(loads: list[gazetteer.GazetteerLoad], now: dt.datetime,
+                   max_age_days: int) -> list[dict[str, Any]]:  # fmt: skip
+    """One entry per country: when its gazetteer was loaded, how long ago, how many places."""
+    if not loads:
+        why = "no gazetteer: postal codes reach only postal-code criteria"
+        return [{"status": "warn", "observedValue": None, "observedUnit": "s", "output": why}]
+    stale_after = max_age_days * 86400
+    out = []
+    for load in loads:
+        age = (now - load.loaded_at).total_seconds()
+        out.append({
+            "componentId": load.country, "status": "warn" if age > stale_after else "pass",
+            "observedValue": round(age), "observedUnit": "s", "time": load.loaded_at.isoformat(),
+            "output": f"{load.place_count} places from {load.source}",
+        })  # fmt: skip
+    return out
+
+
+def _gazetteer_followed(
+    lookup: IndexFollower, loads: list[gazetteer.GazetteerLoad]
+) -> dict[str, Any]:
+    """Whether this worker's index answers from the gazetteer the database holds now."""
+    assert lookup.index is not None
+    held = lookup.index.gazetteer.identity
+    wanted = gazetteer.identity({load.country: gazetteer.stamp_of(load) for load in loads})
+    current = held == wanted
+    output = "current" if current else f"following (the database has {wanted})"
+    return {"status": "pass" if current else "warn", "observedValue": held, "output": output}
 
 
 def _lookup_check(settings: Settings, lookup: IndexFollower) -> dict[str, Any]:

@@ -255,7 +255,7 @@ def geography_rules(inputs: Inputs, first: int = FIRST_PLACES) -> Iterable[Findi
     pairs = sorted(
         {(c["instrument"], c["competence"]) for c in criteria if _valid_now_or_later(c, day)}
     )
-    postal = [key[2:] for key in index.gazetteer.postal if key.startswith(owner)]
+    postal = index.gazetteer.postal_codes(owner)
     if not pairs or not postal:
         return
     live: dict[uuid.UUID, bool] = {}

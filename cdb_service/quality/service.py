@@ -17,7 +17,7 @@ async def owner_report(
     reads: EntryReads, owner: str, today: dt.date, review_days: int
 ) -> dict[str, Any]:
     # A lookup index of its own, built from one snapshot: coverage and ties see the
-    # gazetteer as loaded now (a worker's follower picks up a reload only on rebuild),
+    # gazetteer and the registry of one moment (not a worker's index mid-follow),
     # and a report (rare) costs no pause to the index that answers /resolve.
     index = await build(reads.sessions)
     documents = await documents_by_kind(reads, KINDS.values(), owner)

@@ -35,16 +35,17 @@ async def _run_writers(services: Services, writers: int, writes: int) -> set[str
 async def _poll_changes(services: Services, stop: asyncio.Event) -> list[tuple[int, str]]:
     """A feed consumer: asks for what came after the last revision it saw, over and over."""
     seen: list[tuple[int, str]] = []
-    last = 0
+    last, after_seq = 0, None
     while True:
         done = stop.is_set()
-        page = (await feed.changes_page(services.sessions, last, 50, RETENTION))["changes"]
-        for change in page:
-            seen.append((change["revision"], change["id"]))
-        if page:
-            last = page[-1]["revision"]
-        elif done:
+        query = feed.FeedQuery(last, 50, after_seq)
+        page = await feed.changes_page(services.sessions, query, RETENTION)
+        seen += [(change["revision"], change["id"]) for change in page["changes"]]
+        if not page["changes"] and done:
             return seen
+        # A page that ends inside a revision goes on with its cursor.
+        last = page["next"]
+        after_seq = feed.decode_cursor(page["cursor"], since=last) if page["cursor"] else None
         await asyncio.sleep(0)
 
 

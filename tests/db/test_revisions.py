@@ -85,7 +85,7 @@ async def test_pagination_by_id_walks_every_entry_once(services: Services) -> No
     assert sorted(seen) == [f"DE:C{n}" for n in range(7)]
 
 
-async def test_changes_after_never_split_a_revision(services: Services) -> None:
+async def test_a_page_inside_a_revision_never_reports_it_whole(services: Services) -> None:
     from cdb_service.registry.batches import BatchItem
 
     writes, batches = services.writes, services.batches
@@ -95,10 +95,17 @@ async def test_changes_after_never_split_a_revision(services: Services) -> None:
     ]
     result = await batches.apply(batch, "importer")
     assert result.revision == 2
-    page = (await feed.changes_page(services.sessions, 0, 2, RETENTION))["changes"]
-    # Revision 1 has one version; the limit falls inside revision 2, which comes whole.
-    assert [c["revision"] for c in page] == [1, 2, 2, 2, 2, 2]
-    assert (await feed.changes_page(services.sessions, 2, 10, RETENTION))["changes"] == []
+    first = await feed.changes_page(services.sessions, feed.FeedQuery(0, 2), RETENTION)
+    # The limit falls inside revision 2: the page holds part of it, says so with a cursor,
+    # and `next` stays at the last revision it holds whole.
+    assert [c["revision"] for c in first["changes"]] == [1, 2]
+    assert first["next"] == 1 and first["cursor"] and first["more"]
+    after_seq = feed.decode_cursor(first["cursor"], since=1)
+    rest = await feed.changes_page(services.sessions, feed.FeedQuery(1, 10, after_seq), RETENTION)
+    assert [c["revision"] for c in rest["changes"]] == [2, 2, 2, 2]
+    assert rest["next"] == 2 and rest["cursor"] is None and not rest["more"]
+    done = await feed.changes_page(services.sessions, feed.FeedQuery(2, 10), RETENTION)
+    assert done["changes"] == []
 
 
 async def test_batch_is_one_revision_and_a_no_op_batch_is_none(services: Services) -> None:

@@ -150,8 +150,16 @@ async def test_no_match_is_empty_with_fallbacks_apart(api: Api, services: Servic
     assert [f["authority"]["code"] for f in body["fallbacks"]["central_authorities"]] == [
         "DE:CENTRAL"
     ]
-    assert [c["ref"] for c in body["fallbacks"]["national_correspondents"]] == ["nc"]
-    assert "person" not in body["fallbacks"]["national_correspondents"][0]
+    correspondents = body["fallbacks"]["national_correspondents"]
+    assert [c["correspondent"]["ref"] for c in correspondents] == ["nc"]
+    assert "person" not in correspondents[0]["correspondent"]
+    # One shape for every fallback: its role, the authority, the routing.
+    fallbacks = [*body["fallbacks"]["central_authorities"], *correspondents]
+    assert [set(f) for f in fallbacks] == [{"role", "authority", "routing", "correspondent"}] * 2
+    assert body["fallbacks"]["central_authorities"][0]["routing"]["final_recipient"] == (
+        "DE:CENTRAL"
+    )
+    assert body["explanation"]["reason"] == "no-criterion"
 
 
 async def test_expired_certificate_is_flagged(api: Api, services: Services) -> None:

@@ -47,6 +47,7 @@ from cdb_service.security.dev import DevPki, token_for
 from cdb_service.seeding import dataset
 from cdb_service.services import Services
 from cdb_service.settings import Settings
+from tests.support import tercet
 from tests.support.nginx import free_port
 from tests.support.service_process import executable, service_env, stop
 from tests.support.tls import client_context
@@ -402,7 +403,7 @@ def _mirror(source: Source, root: Path, port: int, delay: float) -> subprocess.P
              "--into", f"sqlite:///{root / 'mirror.sqlite3'}",
              "--ca", str(pki.ca), "--cert", str(pki.client_cert("reader")),
              "--key", str(pki.client_key("reader")), "--token-file", str(root / "token"),
-             "--poll", "1", "--serve", "--serve-port", str(port), "--seed-gazetteer",
+             "--poll", "1", "--serve", "--serve-port", str(port),
              "--apply-delay", str(delay)],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -504,6 +505,34 @@ def test_killed_mid_feed_the_mirror_resumes_converges_and_resolves_like_the_sour
         status = _mirror_status(port)
         assert status is not None and status["extracts"] == 0 and status["source"] == head
         assert_same(mirror_entries_in(tmp_path / "mirror.sqlite3"), source_entries(source))
+
+        # A gazetteer loaded at the source, no registry write: the feed announces it, the
+        # mirror copies the signed extract, and answers by those postal codes agree.
+        latvia = next(f for f in tercet.fixtures() if f.country == "LV")
+        (tmp_path / "pc2024_LV.csv").write_text(latvia.text)
+        loaded = subprocess.run(
+            [executable(), "gazetteer-load", str(tmp_path / "pc2024_LV.csv"), "--country", "LV"],
+            env=service_env(source.root / "var", source.port), capture_output=True, text=True,
+        )  # fmt: skip
+        assert loaded.returncode == 0, loaded.stderr
+        with source.client("reader") as central:
+            identity = central.get("/api/v1/gazetteer").json()["identity"]
+        _wait(lambda: (_mirror_status(port) or {}).get("gazetteer") == identity, 30,
+              "the mirror to copy the source's gazetteer", log)  # fmt: skip
+        with (
+            source.client("reader") as central,
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as local,
+        ):
+            for typed in (latvia.typed, "LV-1050", "LV-9999"):
+                query = {"country": "LV", "instrument": "eio", "competence": "execute",
+                         "postal_code": typed}  # fmt: skip
+                _wait(lambda q=query: identity in central.get("/api/v1/resolve", params=q
+                                                              ).headers["etag"], 10,
+                      "the source's index to follow its own load")  # fmt: skip
+                theirs, mine = central.get("/api/v1/resolve", params=query), local.get(
+                    "/api/v1/resolve", params=query)  # fmt: skip
+                assert mine.json() == theirs.json(), query
+                assert mine.headers["etag"] == theirs.headers["etag"]  # the gazetteer's in it
 
         # 1,000 look-ups: the same answers from both, at the same revision.
         queries = resolve_queries()

@@ -41,7 +41,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def _fill(path: Path) -> None:
     """Write until the file system says no more (ENOSPC)."""
     chunk = b"\0" * 65536
-    with path.open("wb") as out:
+    # Unbuffered: a buffered file keeps the bytes a short write left over and fails again
+    # on close, depending on how the free space happens to divide into chunks.
+    with path.open("wb", buffering=0) as out:
         try:
             while True:
                 out.write(chunk)

@@ -234,7 +234,8 @@ async def test_referenced_authority_is_409_naming_referrers_unless_cascade(
         cascaded = await c.delete(url, params={"cascade": "true"}, headers={"If-Match": '"1"'})
         assert cascaded.status_code == 204
         assert (await c.get(f"{V1}/jurisdiction-criteria/{criterion['id']}")).status_code == 404
-        page = await feed.changes_page(services.sessions, 2, 10, dt.timedelta(days=30))
+        page = await feed.changes_page(services.sessions, feed.FeedQuery(2, 10),
+                                       dt.timedelta(days=30))  # fmt: skip
         changes = page["changes"]
     assert {(c["kind"], c["operation"]) for c in changes} == {
         ("jurisdiction-criteria", "delete"),
