@@ -38,6 +38,49 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+class SignedLines:
+    """The extract framing, for registry extracts and gazetteer extracts alike (one
+    verifier checks both): every line's JSON object carries its hash-chain link, lines
+    go out in writes of about FLUSH_BYTES, and the trailer signs the digest of every
+    line before it and the count of items."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.chain = hash_chain.GENESIS
+        self.count = 0
+        self._batch: list[bytes] = []
+        self._size = 0
+
+    def _line(self, value: Any) -> bytes:
+        body = _dumps(value)
+        self.chain = hash_chain.link(self.chain, body)
+        line = f'{body[:-1]},"chain":"{self.chain}"}}\n'.encode()
+        self.digest.update(line)
+        return line
+
+    def header(self, value: dict[str, Any]) -> bytes:
+        return self._line(value)
+
+    def item(self, value: dict[str, Any]) -> bytes | None:
+        """One counted line; a write's worth of lines once enough have gathered."""
+        line = self._line(value)
+        self.count += 1
+        self._batch.append(line)
+        self._size += len(line)
+        return self.flush() if self._size >= FLUSH_BYTES else None
+
+    def flush(self) -> bytes | None:
+        gathered, self._batch, self._size = b"".join(self._batch), [], 0
+        return gathered or None
+
+    def trailer(self, keys: SigningKeys, revision: int | None, **signed_too: Any) -> bytes:
+        sha = self.digest.hexdigest()
+        signed = {"sha256": sha, "revision": revision, "count": self.count, **signed_too}
+        trailer = {"type": "trailer", "count": self.count, "sha256": sha,
+                   "jws": keys.sign(signed)}  # fmt: skip
+        return (_dumps(trailer) + "\n").encode()
+
+
 @dataclass
 class ExtractRequest:
     kinds: list[KindSpec]
@@ -79,59 +122,38 @@ async def _entries_then(session: AsyncSession, kind: KindSpec, owner: str | None
 async def stream_extract(
     sessions: async_sessionmaker[AsyncSession], keys: SigningKeys, request: ExtractRequest
 ) -> AsyncIterator[bytes]:
-    digest = hashlib.sha256()
-    chain = hash_chain.GENESIS
-    count = 0
+    lines = SignedLines()
     async with rev.read_snapshot(sessions) as session:
         head = await rev.head_revision(session)
         revision = head if request.revision is None else request.revision
-        header = {
+        yield lines.header({
             "type": "snapshot",
             "revision": revision,
             "generated_at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
             "kinds": [k.name for k in request.kinds],
             "owner": request.owner,
-        }
-        body = _dumps(header)
-        chain = hash_chain.link(chain, body)
-        line = f'{body[:-1]},"chain":"{chain}"}}\n'.encode()
-        digest.update(line)
-        yield line
+        })  # fmt: skip
         for kind in sorted(request.kinds, key=lambda k: APPLY_ORDER.index(k.name)):
             entries = (
                 _entries_now(session, kind, request.owner)
                 if request.revision is None
                 else _entries_then(session, kind, request.owner, revision)
             )
-            batch: list[bytes] = []
-            size = 0
             async for document, version, last_revision in entries:
                 document = policy.redact(document, kind.private_fields, request.reader)
-                body = _dumps(
-                    {
-                        "type": "entry",
-                        "kind": kind.name,
-                        "id": document["id"],
-                        "version": version,
-                        "revision": last_revision,
-                        "document": document,
-                    }
-                )
-                chain = hash_chain.link(chain, body)
-                line = f'{body[:-1]},"chain":"{chain}"}}\n'.encode()
-                digest.update(line)
-                batch.append(line)
-                size += len(line)
-                count += 1
-                if size >= FLUSH_BYTES:
-                    yield b"".join(batch)
-                    batch, size = [], 0
-            if batch:
-                yield b"".join(batch)
-    sha = digest.hexdigest()
-    signed = {"sha256": sha, "revision": revision, "count": count}
-    trailer = {"type": "trailer", "count": count, "sha256": sha, "jws": keys.sign(signed)}
-    yield (_dumps(trailer) + "\n").encode()
+                written = lines.item({
+                    "type": "entry",
+                    "kind": kind.name,
+                    "id": document["id"],
+                    "version": version,
+                    "revision": last_revision,
+                    "document": document,
+                })  # fmt: skip
+                if written:
+                    yield written
+            if rest := lines.flush():
+                yield rest
+    yield lines.trailer(keys, revision)
 
 
 def kinds_from(names: Iterable[str] | None) -> list[KindSpec]:

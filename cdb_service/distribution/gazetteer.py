@@ -11,23 +11,15 @@ its digest, each further line one place.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import revisions as rev
+from cdb_service.distribution.extracts import SignedLines
 from cdb_service.distribution.signing import SigningKeys
-from cdb_service.kernel import hash_chain
 from cdb_service.lookup import gazetteer
-
-FLUSH_BYTES = 256 * 1024
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def manifest_of(loads: list[gazetteer.GazetteerLoad]) -> dict[str, Any]:
@@ -56,12 +48,10 @@ async def stream_country(
     sessions: async_sessionmaker[AsyncSession], keys: SigningKeys, country: str
 ) -> AsyncIterator[bytes]:
     """One country's places from one snapshot, framed and signed like an extract."""
-    digest = hashlib.sha256()
-    chain = hash_chain.GENESIS
-    count = 0
+    lines = SignedLines()
     async with rev.read_snapshot(sessions) as session:
         load = next((x for x in await gazetteer.loads(session) if x.country == country), None)
-        header = {
+        yield lines.header({
             "type": "gazetteer",
             "revision": None,  # reference data: not a registry revision (the signature says so)
             "country": country,
@@ -69,29 +59,12 @@ async def stream_country(
             "loaded_at": load.loaded_at.isoformat() if load else None,
             "source": load.source if load else None,
             "generated_at": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
-        }
-        body = _dumps(header)
-        chain = hash_chain.link(chain, body)
-        line = f'{body[:-1]},"chain":"{chain}"}}\n'.encode()
-        digest.update(line)
-        yield line
-        batch: list[bytes] = []
-        size = 0
+        })  # fmt: skip
         async for postal_code, lau, nuts3, lau_name in gazetteer.stream_places(session, country):
-            body = _dumps({"type": "place", "postal_code": postal_code, "lau": lau,
-                           "nuts3": nuts3, "lau_name": lau_name})  # fmt: skip
-            chain = hash_chain.link(chain, body)
-            line = f'{body[:-1]},"chain":"{chain}"}}\n'.encode()
-            digest.update(line)
-            batch.append(line)
-            size += len(line)
-            count += 1
-            if size >= FLUSH_BYTES:
-                yield b"".join(batch)
-                batch, size = [], 0
-        if batch:
-            yield b"".join(batch)
-    sha = digest.hexdigest()
-    signed = {"sha256": sha, "revision": None, "count": count, "gazetteer": country}
-    trailer = {"type": "trailer", "count": count, "sha256": sha, "jws": keys.sign(signed)}
-    yield (_dumps(trailer) + "\n").encode()
+            written = lines.item({"type": "place", "postal_code": postal_code, "lau": lau,
+                                  "nuts3": nuts3, "lau_name": lau_name})  # fmt: skip
+            if written:
+                yield written
+        if rest := lines.flush():
+            yield rest
+    yield lines.trailer(keys, None, gazetteer=country)
