@@ -4,6 +4,7 @@ audit rows, not thousands; a client's own burst is limited by its certificate.""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from sqlalchemy import func, select
@@ -61,11 +62,17 @@ async def test_a_flooding_address_does_not_lock_out_a_client_known_to_it(api: An
 
 async def test_a_client_over_its_rate_gets_429_with_retry_after(api: Any) -> None:
     gate = api.app.state.gate
-    gate.limits.clients.rate, gate.limits.clients.burst = 5.0, 10.0
+    gate.limits.clients.rate, gate.limits.clients.burst = 1.0, 10.0
     async with api.client("reader") as reader:
+        started = time.monotonic()
         answers = await asyncio.gather(*(reader.get(AUTHORITIES) for _ in range(30)))
+        elapsed = time.monotonic() - started
     statuses = [a.status_code for a in answers]
-    assert statuses.count(200) <= 11 and statuses.count(429) >= 19
+    # The burst, plus what the rate refilled while the 30 were answered (a busy machine
+    # answers them more slowly): everything beyond is refused.
+    allowed = 10 + int(elapsed * 1.0) + 1
+    assert statuses.count(200) <= allowed and statuses.count(429) >= 30 - allowed, (
+        elapsed, statuses)  # fmt: skip
     refused = next(a for a in answers if a.status_code == 429)
     assert refused.headers["retry-after"] == "1"
     assert "this client certificate" in refused.json()["detail"]
