@@ -34,6 +34,7 @@ from cdb_service.console.pages import (
 )
 from cdb_service.console.web import (
     TITLES,
+    User,
     checked_form,
     page,
     who,
@@ -47,6 +48,7 @@ from cdb_service.registry.imports import owner_of_batch
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.reads import EntryReads, Sort
 from cdb_service.registry.routing_parties.expiry import expiring
+from cdb_service.registry.spec import KindSpec
 from cdb_service.registry.validation import validate
 from cdb_service.registry.writes import EntryWrites, referrers_of
 from cdb_service.security import policy
@@ -57,6 +59,15 @@ MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 SORTS = ("", "-updated_at", "updated_at")
 EXPIRY_HORIZON = dt.timedelta(days=60)
 SEVERITY_ORDER = ("error", "warning", "info")
+
+
+async def _writable(user: User, reads: EntryReads, kind_name: str, entry_id: uuid.UUID
+                    ) -> tuple[KindSpec, dict[str, Any]]:  # fmt: skip
+    """The kind and current document of an entry this user may change (403 otherwise)."""
+    spec = kind_of(kind_name)
+    current = await edits.current(reads, spec, entry_id)
+    policy.require_write(user.principal, current["owner"])
+    return spec, current
 
 
 class ConsoleEntries(Controller):
@@ -241,9 +252,7 @@ class ConsoleEntries(Controller):
                      writes: NamedDependency[EntryWrites]) -> Response[Any]:  # fmt: skip
         user = await current_user(request)
         form = await checked_form(request, user)
-        spec = kind_of(kind_name)
-        current = await edits.current(reads, spec, entry_id)
-        policy.require_write(user.principal, current["owner"])
+        spec, current = await _writable(user, reads, kind_name, entry_id)
         expected, version = _number(form, "expected"), _number(form, "version")
         if expected != current["version"]:
             raise stale(expected, int(current["version"]))
@@ -259,9 +268,7 @@ class ConsoleEntries(Controller):
                         entry_id: uuid.UUID, reads: NamedDependency[EntryReads]
                         ) -> Response[str]:  # fmt: skip
         user = await current_user(request)
-        spec = kind_of(kind_name)
-        current = await edits.current(reads, spec, entry_id)
-        policy.require_write(user.principal, current["owner"])
+        spec, current = await _writable(user, reads, kind_name, entry_id)
         values = forms.values_of(spec, current, await key_of(reads, spec, current))
         return page("edit.html", context_of(user, current["owner"], spec=spec, document=current,
                                        fields=forms.fields_of(spec, values), loose=[],
@@ -274,9 +281,7 @@ class ConsoleEntries(Controller):
                    ) -> Response[Any]:  # fmt: skip
         user = await current_user(request)
         form = await checked_form(request, user)
-        spec = kind_of(kind_name)
-        current = await edits.current(reads, spec, entry_id)
-        policy.require_write(user.principal, current["owner"])
+        spec, current = await _writable(user, reads, kind_name, entry_id)
         expected = _number(form, "expected")
         opened = await edits.version_document(reads, spec, entry_id, expected, None, "expected")
         before = forms.values_of(spec, opened, await key_of(reads, spec, opened))
@@ -364,9 +369,7 @@ class ConsoleEntries(Controller):
                           entry_id: uuid.UUID, reads: NamedDependency[EntryReads]
                           ) -> Response[str]:  # fmt: skip
         user = await current_user(request)
-        spec = kind_of(kind_name)
-        current = await edits.current(reads, spec, entry_id)
-        policy.require_write(user.principal, current["owner"])
+        spec, current = await _writable(user, reads, kind_name, entry_id)
         async with reads.sessions() as session:
             found = await referrers_of(session, spec, entry_id)
         referrers = [(other.name, row.id, getattr(row, other.natural_key, None) or row.id)
@@ -381,9 +384,7 @@ class ConsoleEntries(Controller):
                      writes: NamedDependency[EntryWrites]) -> Response[Any]:  # fmt: skip
         user = await current_user(request)
         form = await checked_form(request, user)
-        spec = kind_of(kind_name)
-        current = await edits.current(reads, spec, entry_id)
-        policy.require_write(user.principal, current["owner"])
+        spec, current = await _writable(user, reads, kind_name, entry_id)
         expected = _number(form, "expected")
         if form.get("action") == "retire":
             day = str(form.get("valid_to") or "")
