@@ -257,7 +257,7 @@ def read_rows(
     header = next(iterator, None)
     if header is None:
         return
-    if len(header) > MAX_COLUMNS:
+    if _width(header) > MAX_COLUMNS:
         batch.note(FieldError((*where, "row", 1), f"has more than {MAX_COLUMNS} columns"))
         batch.unidentified += 1
         return
@@ -277,7 +277,7 @@ def read_rows(
         batch.unidentified += 1
         return
     for number, row in enumerate(iterator, start=2):
-        if len(row) > MAX_COLUMNS:
+        if _width(row) > MAX_COLUMNS:
             batch.lines += 1
             batch.note(FieldError((*where, "row", number), f"has more than {MAX_COLUMNS} cells"))
             batch.unidentified += 1
@@ -292,6 +292,15 @@ def read_rows(
             batch.unidentified += 1
             continue
         add_document(batch, kind, data, owner, (*where, "row", number), number)
+
+
+def _width(row: Sequence[Any]) -> int:
+    """Cells up to the last one filled in (a workbook read to a column limit pads rows
+    with empty cells up to it)."""
+    width = len(row)
+    while width and (row[width - 1] is None or row[width - 1] == ""):
+        width -= 1
+    return width
 
 
 def row_document(
