@@ -46,7 +46,7 @@ from tests.support.service_process import (
     service_env,
 )
 
-pytestmark = [requires_nginx, requires_pg_server, pytest.mark.slow]
+pytestmark = [pytest.mark.serial, requires_nginx, requires_pg_server, pytest.mark.slow]
 
 RESOLVE = "/api/v1/resolve"
 QUERY = {"country": "DE", "instrument": "eio", "competence": "execute", "postal_code": "10115"}

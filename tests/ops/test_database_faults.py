@@ -30,6 +30,8 @@ from tests.support.api import Api, As, build
 from tests.support.pg_cluster import init_primary, requires_pg_server, workspace
 from tests.support.stall_proxy import ThreadedStallProxy
 
+pytestmark = pytest.mark.serial  # measures time under load: runs alone
+
 V1 = "/api/v1"
 # Small budgets, so that the test is short; what is asserted is that they hold.
 BUDGETS = {"db_connect_timeout_s": 1.0, "db_statement_timeout_s": 1.0, "db_lock_timeout_s": 1.0,

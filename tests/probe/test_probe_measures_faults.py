@@ -30,6 +30,8 @@ from cdb_service.registry.kinds import KINDS
 from tests.support.live import LOOKUP, live_service, rows
 from tests.support.service_process import stop
 
+pytestmark = pytest.mark.serial  # measures time under load: runs alone
+
 INTERVAL = 0.5
 FAULT_S = 3.0
 # The probe's own scheduling on a busy 2-core machine; the bound asserted is one interval.

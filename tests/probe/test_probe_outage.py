@@ -26,6 +26,8 @@ from tests.support.nginx import free_port
 from tests.support.service_process import executable, service_env, stop
 from tests.support.tls import client_context
 
+pytestmark = pytest.mark.serial  # measures time under load: runs alone
+
 INTERVAL = 0.5
 POSTAL_CODE = "10115"  # seed/countries/DE.json, region 0 (Berlin)
 LOOKUP = f"/api/v1/resolve?country=DE&instrument=eio&competence=execute&postal_code={POSTAL_CODE}"

@@ -17,6 +17,8 @@ from cdb_service.settings import Settings
 from tests.support import factories
 from tests.support.api import Api, build
 
+pytestmark = pytest.mark.serial  # measures time under load: runs alone
+
 V1 = "/api/v1"
 WAIT_S = 0.3
 

@@ -35,6 +35,7 @@ from tests.support.nginx import free_port
 from tests.support.service_process import Pki, Service, executable, make_pki, running_service, stop
 
 pytestmark = [
+    pytest.mark.serial,
     pytest.mark.slow,
     pytest.mark.skipif(NODE is None, reason="node is not installed (apt-get install nodejs)"),
     pytest.mark.skipif(
