@@ -70,6 +70,7 @@ class Driver:
             "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000), "state": {},
         }  # fmt: skip
         status, body = 0, bytearray()
+        self.last_headers: list[tuple[bytes, bytes]] = []
 
         async def receive() -> dict[str, Any]:
             return {"type": "http.request", "body": b"", "more_body": False}
@@ -78,6 +79,7 @@ class Driver:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                self.last_headers = list(message["headers"])
             elif message["type"] == "http.response.body":
                 body.extend(message.get("body", b""))
 
@@ -134,6 +136,11 @@ async def main(args: argparse.Namespace, tmp: Path) -> None:
         for target in paths[: args.requests]:  # warm-up: the answer cache, JWKS, imports
             status, body = await driver.get(target, headers)
             assert status == expect, (status, body[:300])
+        if args.show:  # what the route answers, byte for byte (headers sorted)
+            for extra in ([], [(b"accept-encoding", b"gzip")]):
+                status, body = await driver.get(paths[0], headers + extra)
+                print(status, sorted(driver.last_headers), body[:200])
+            return
         profiler = cProfile.Profile()
         started = time.perf_counter()
         profiler.enable()
@@ -181,5 +188,6 @@ if __name__ == "__main__":
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--out", help="write the raw profile here (pstats)")
+    parser.add_argument("--show", action="store_true", help="print one answer and stop")
     with tempfile.TemporaryDirectory(prefix="cdb-profile-") as name:
         asyncio.run(main(parser.parse_args(), Path(name)))
