@@ -141,6 +141,7 @@ class Batches:
         # A batch with an unread line is refused: its replace-mode deletions are unsure.
         commit = not dry_run and not errors and complete
         async with UnitOfWork(self.sessions, who, summary, commit=commit) as writer:
+            writer.bulk = True  # no created row is read back before `write_pending`
             ordered = parents_first(sorted(items, key=lambda i: APPLY_ORDER.index(i.kind.name)))
             with writer.session.no_autoflush:
                 index = await EntryIndex.load(
@@ -157,6 +158,8 @@ class Batches:
                     diff.append(row)
                     applied.append((item, row.id))
                 errors += await _unique_item_conflicts(writer.session, applied)
+            # The checks below query the entry tables: what the batch created is in them.
+            await writer.write_pending()
             if replace_owner:
                 kept = _Kept(
                     ids={(row.kind, row.id) for row in diff},
