@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import json
 import os
 import pstats
 import sys
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import resolve_paths  # noqa: E402
+from run import measured_env, resolve_paths  # noqa: E402
 
 from cdb_service.distribution.signing import SigningKeys  # noqa: E402
 from cdb_service.security.pki import issue, make_ca  # noqa: E402
@@ -95,23 +94,7 @@ async def main(args: argparse.Namespace, tmp: Path) -> None:
                        ("server-key.pem", server.key_pem)):  # fmt: skip
         (tmp / name).write_text(text)
     issuer = Issuer(tmp / "server.pem", tmp / "server-key.pem").start()
-    os.environ.update(
-        {
-            "CDB_PROFILE": "prod",
-            "CDB_DATABASE_URL": args.database,
-            "CDB_TLS_MODE": "proxy",
-            "CDB_DATA_DIR": str(tmp),
-            "CDB_CLIENT_CA_FILES": json.dumps([str(tmp / "ca.pem")]),
-            "CDB_OIDC_ISSUER": issuer.url,
-            "CDB_OIDC_CA_FILE": str(tmp / "ca.pem"),
-            "CDB_AUTO_MIGRATE": "false",
-            "CDB_AUTO_SEED": "false",
-            "CDB_LOG_LEVEL": "WARNING",
-            "CDB_RATE_LIMITS": "false",
-            "CDB_TRUSTED_PROXIES": '["127.0.0.1/32"]',
-            "CDB_SIGNING_KEYS_FILE": str(tmp / "signing-keys.json"),
-        }
-    )
+    os.environ.update(measured_env(tmp, args.database, issuer.url))
     SigningKeys.load(tmp / "signing-keys.json", create=True)
     from cdb_service.app import create_app
 

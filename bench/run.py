@@ -322,6 +322,28 @@ class Service:
             self.process.kill()
 
 
+def measured_env(tmp: Path, database_url: str, issuer_url: str) -> dict[str, str]:
+    """The service as production runs it, behind a trusted proxy that passes the client
+    certificate in a header, with tokens from `issuer_url` (shared with hot_paths.py)."""
+    return {
+        "CDB_PROFILE": "prod",
+        "CDB_DATABASE_URL": database_url,
+        "CDB_TLS_MODE": "proxy",
+        "CDB_DATA_DIR": str(tmp),
+        "CDB_CLIENT_CA_FILES": json.dumps([str(tmp / "ca.pem")]),
+        "CDB_OIDC_ISSUER": issuer_url,
+        "CDB_OIDC_CA_FILE": str(tmp / "ca.pem"),
+        "CDB_AUTO_MIGRATE": "false",
+        "CDB_AUTO_SEED": "false",
+        "CDB_LOG_LEVEL": "WARNING",
+        # One client certificate drives the whole load: measure the framework, not the
+        # per-client rate limit.
+        "CDB_RATE_LIMITS": "false",
+        "CDB_TRUSTED_PROXIES": '["127.0.0.1/32"]',
+        "CDB_SIGNING_KEYS_FILE": str(tmp / "signing-keys.json"),
+    }
+
+
 def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[Row]) -> None:
     ca = make_ca("bench CA")
     server = issue(ca, "127.0.0.1", ip_addresses=("127.0.0.1",), server=True)
@@ -336,25 +358,14 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[Row]) -> None:
     db_url = PG.rsplit("/", 1)[0] + f"/{database}"
     issuer = Issuer(tmp / "server.pem", tmp / "server-key.pem").start()
     try:
-        env = os.environ | {
-            "CDB_PROFILE": "prod",
-            "CDB_DATABASE_URL": db_url,
-            "CDB_TLS_MODE": "proxy",
-            "CDB_HOST": "127.0.0.1",
-            "CDB_PORT": str(free_port()),
-            "CDB_DATA_DIR": str(tmp),
-            "CDB_CLIENT_CA_FILES": json.dumps([str(tmp / "ca.pem")]),
-            "CDB_OIDC_ISSUER": issuer.url,
-            "CDB_OIDC_CA_FILE": str(tmp / "ca.pem"),
-            "CDB_AUTO_MIGRATE": "false",
-            "CDB_AUTO_SEED": "false",
-            "CDB_LOG_LEVEL": "WARNING",
-            # One client certificate drives the whole load: measure the framework, not the
-            # per-client rate limit.
-            "CDB_RATE_LIMITS": "false",
-            "CDB_TRUSTED_PROXIES": '["127.0.0.1/32"]',
-            "CDB_SIGNING_KEYS_FILE": str(tmp / "signing-keys.json"),
-        }
+        env = (
+            os.environ
+            | measured_env(tmp, db_url, issuer.url)
+            | {
+                "CDB_HOST": "127.0.0.1",
+                "CDB_PORT": str(free_port()),
+            }
+        )
         SigningKeys.load(tmp / "signing-keys.json", create=True)  # provisioned, as in production
         sh([EXE, "migrate"], env)
         token = issuer.token(

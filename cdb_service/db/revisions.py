@@ -232,18 +232,14 @@ class RevisionWriter:
         document = document_of(kind, _Unwritten(row))
         return self._version(kind, row["id"], 1, Operation.CREATE, document)
 
+    def _values(self, kind: StoredKind, op: Operation, document: dict[str, Any]) -> dict[str, Any]:
+        """A version row of this revision, as the bulk and the per-row writes store it."""
+        return version_values(kind.name, document, revision=self.revision, operation=op,
+                              recorded_at=self.now, actor=self.actor)  # fmt: skip
+
     def _version(self, kind: StoredKind, entry_id: uuid.UUID, version: int, op: Operation,
                  document: dict[str, Any]) -> WrittenVersion:  # fmt: skip
-        self._versions.append(
-            version_values(
-                kind.name,
-                document,
-                revision=self.revision,
-                operation=op,
-                recorded_at=self.now,
-                actor=self.actor,
-            )
-        )
+        self._versions.append(self._values(kind, op, document))
         self.written.append((kind.name, entry_id, version))
         return WrittenVersion(kind.name, entry_id, version, op, document)
 
@@ -315,16 +311,7 @@ class RevisionWriter:
             if len(self._versions) >= FLUSH_EVERY:
                 await self.write_pending()
             return written
-        version = EntryVersion(
-            **version_values(
-                kind.name,
-                document,
-                revision=self.revision,
-                operation=op,
-                recorded_at=self.now,
-                actor=self.actor,
-            )
-        )
+        version = EntryVersion(**self._values(kind, op, document))
         self.session.add(version)
         self.written.append((kind.name, row.id, row.version))
         self._fresh.append(version)
