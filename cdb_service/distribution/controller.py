@@ -16,6 +16,7 @@ from cdb_service import metrics
 from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.distribution import feed
 from cdb_service.distribution import gazetteer as published
+from cdb_service.distribution.answers import ExtractLine, FeedPage, GazetteerLine
 from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
 from cdb_service.distribution.signing import SigningKeys
 from cdb_service.kernel import codes
@@ -29,7 +30,7 @@ from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
 from cdb_service.web.ceilings import Ceilings
 from cdb_service.web.consistency import MIN_REVISION_DOC, require_revision
-from cdb_service.web.docs import problems
+from cdb_service.web.docs import answer, problems
 
 NDJSON = "application/x-ndjson"
 FEED_PARAMETERS = frozenset({"since", "limit", "cursor", "kind", "owner", "wait", "min_revision"})
@@ -79,7 +80,8 @@ class ExtractController(Controller):
         description="First line: the snapshot (revision, kinds, owner); then one line per "
         "entry; last line: count, SHA-256 of every byte before it and a JWS (ES256, key "
         "in /.well-known/jwks.json). `revision=R` rebuilds a past snapshot. Gzip on request.",
-        responses=problems(400, 422, 429, 503),
+        responses=problems(400, 422, 429, 503)
+        | answer(ExtractLine, "NDJSON: one line per `ExtractLine`", media_type=NDJSON),
         media_type=NDJSON,
     )
     async def extract(
@@ -129,7 +131,7 @@ class ExtractController(Controller):
         "/changes",
         summary="Entry versions after a revision, in pages of at most `limit`, long polling",
         description=CHANGES_DOC,
-        responses=problems(400, 410, 422, 429, 503),
+        responses=problems(400, 410, 422, 429, 503) | answer(FeedPage),
     )
     async def changes(
         self,
@@ -209,7 +211,8 @@ class GazetteerController(Controller):
         description="First line: the country, its digest and load; then one line per "
         "place (postal code, LAU, NUTS 3, LAU name); last line: count, SHA-256 of every "
         "byte before it and a JWS, as in `/extract`.",
-        responses=problems(422, 429, 503),
+        responses=problems(422, 429, 503)
+        | answer(GazetteerLine, "NDJSON: one line per `GazetteerLine`", media_type=NDJSON),
         media_type=NDJSON,
     )
     async def country(

@@ -1,0 +1,84 @@
+"""The shapes of the feed page and of the extracts' NDJSON lines, for the OpenAPI document.
+
+An extract is NDJSON, which OpenAPI cannot describe line by line: its media type
+carries the schema of one line (`oneOf` the line types, told apart by `type`), and
+the operation's description says the order (header, entries, trailer).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, Literal, Union
+
+from pydantic import Field
+
+from cdb_service.registry.answers import Answer, version_model
+from cdb_service.registry.kinds import KINDS
+
+CHAIN = "this line's link in the hash chain over the lines before it"
+
+# One version model per kind, each with its `kind` as a constant: exactly one matches.
+Change: Any = Union[tuple(version_model(kind) for kind in KINDS)]  # noqa: UP007
+
+
+class FeedPage(Answer):
+    """Entry versions after `since`, in revision order; follow with `since=next`."""
+
+    since: int
+    head: int = Field(description="the registry's head revision when the page was read")
+    next: int = Field(description="pass as `since` for the next page")
+    cursor: str | None = Field(description="the rest of revision `next + 1` (with since=next)")
+    more: bool
+    changes: list[Change]  # type: ignore[valid-type]
+    gazetteer: str = Field(description="the gazetteer's identity (a load moves it)")
+
+
+class ExtractHeader(Answer):
+    type: Literal["snapshot"]
+    revision: int
+    generated_at: dt.datetime
+    kinds: list[str]
+    owner: str | None
+    chain: str = Field(description=CHAIN)
+
+
+class ExtractEntry(Answer):
+    type: Literal["entry"]
+    kind: str
+    id: uuid.UUID
+    version: int
+    revision: int
+    document: dict[str, Any] = Field(description="the entry, as `GET /{kind}/{id}` serves it")
+    chain: str = Field(description=CHAIN)
+
+
+class ExtractTrailer(Answer):
+    type: Literal["trailer"]
+    count: int = Field(description="how many entry lines came before")
+    sha256: str = Field(description="SHA-256 of every byte before this line")
+    jws: str = Field(description="compact JWS over count, sha256 and revision (ES256)")
+
+
+class GazetteerHeader(Answer):
+    type: Literal["gazetteer"]
+    revision: None
+    country: str
+    digest: str | None
+    loaded_at: dt.datetime | None
+    source: str | None
+    generated_at: dt.datetime
+    chain: str = Field(description=CHAIN)
+
+
+class GazetteerPlace(Answer):
+    type: Literal["place"]
+    postal_code: str
+    lau: str | None
+    nuts3: str
+    lau_name: str | None
+    chain: str = Field(description=CHAIN)
+
+
+ExtractLine = ExtractHeader | ExtractEntry | ExtractTrailer
+GazetteerLine = GazetteerHeader | GazetteerPlace | ExtractTrailer
