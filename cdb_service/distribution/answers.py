@@ -82,3 +82,22 @@ class GazetteerPlace(Answer):
 
 ExtractLine = ExtractHeader | ExtractEntry | ExtractTrailer
 GazetteerLine = GazetteerHeader | GazetteerPlace | ExtractTrailer
+
+
+class Jwks(Answer):
+    """RFC 7517 JWK set: the keys that sign extracts and routing tables."""
+
+    keys: list[dict[str, Any]]
+
+
+class GazetteerCountry(Answer):
+    country: str
+    digest: str
+    loaded_at: dt.datetime
+    place_count: int
+    source: str | None
+
+
+class GazetteerManifest(Answer):
+    identity: str = Field(description="names the whole gazetteer (feed pages, resolve ETags)")
+    countries: list[GazetteerCountry]

@@ -16,7 +16,13 @@ from cdb_service import metrics
 from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.distribution import feed
 from cdb_service.distribution import gazetteer as published
-from cdb_service.distribution.answers import ExtractLine, FeedPage, GazetteerLine
+from cdb_service.distribution.answers import (
+    ExtractLine,
+    FeedPage,
+    GazetteerLine,
+    GazetteerManifest,
+    Jwks,
+)
 from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
 from cdb_service.distribution.signing import SigningKeys
 from cdb_service.kernel import codes
@@ -198,7 +204,7 @@ class GazetteerController(Controller):
         description="`identity` names the whole (the change feed announces it on every "
         "page, and it is part of every resolve ETag); per country the digest of its "
         "places, when and from what they were loaded.",
-        responses=problems(503),
+        responses=problems(503) | answer(GazetteerManifest),
     )
     async def manifest(
         self, sessions: NamedDependency[async_sessionmaker[AsyncSession]]
@@ -239,6 +245,10 @@ class JwksController(Controller):
     path = "/.well-known"
     tags = ["extract"]  # noqa: RUF012
 
-    @get("/jwks.json", summary="Public keys that sign extracts (current and still-listed retired)")
+    @get(
+        "/jwks.json",
+        summary="Public keys that sign extracts (current and still-listed retired)",
+        responses=answer(Jwks),
+    )
     async def jwks(self, signing: NamedDependency[SigningKeys]) -> dict[str, Any]:
         return signing.jwks()

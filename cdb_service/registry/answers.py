@@ -169,3 +169,44 @@ Diff = TypedDict(
 
 class MergePatch(Answer):
     """RFC 7396: the fields to change; `null` removes a field (it takes its default)."""
+
+
+class CodeListNames(Answer):
+    items: list[str]
+
+
+class Code(Answer):
+    """A code and its English label; some lists add flags (`eurojust_recipient`)."""
+
+    code: str
+    label: str
+
+
+class CodeList(Answer):
+    name: str
+    items: list[Code]
+
+
+class ImportChange(Answer):
+    kind: str
+    key: Any = Field(description="the entry's natural key")
+    change: Literal["created", "updated", "deleted", "unchanged"]
+    id: uuid.UUID | None
+    fields: list[str] = Field(description="the fields an update changes")
+
+
+class ImportResult(Answer):
+    """What a batch did (or, with `dry_run`, would do): one revision or nothing."""
+
+    owner: str
+    mode: str
+    dry_run: bool
+    revision: int | None = Field(description="null for a dry run or when nothing changed")
+    counts: dict[str, int]
+    by_kind: dict[str, dict[str, int]]
+    changes: list[ImportChange]
+
+
+class CertificateRotated(Answer):
+    revision: int
+    routing_parties: list[uuid.UUID] = Field(description="the parties that used the old one")

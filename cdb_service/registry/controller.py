@@ -17,6 +17,7 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.enums import ParamType
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import FromPath, JSONBody, Parameter
@@ -40,6 +41,10 @@ from cdb_service.web.docs import QueryDoc, answer, operation, problems
 from cdb_service.web.negotiation import negotiated
 from cdb_service.web.pagination import decode_sorted_cursor, encode_cursor
 
+IF_MATCH = QueryDoc("If-Match", "the ETag you read: 428 without, 412 when it is no longer current",
+                    where=ParamType.HEADER, required=True)  # fmt: skip
+IDEMPOTENCY_KEY = QueryDoc("Idempotency-Key", "a retry with the same key returns the first result",
+                           where=ParamType.HEADER)  # fmt: skip
 PAGING = frozenset({"limit", "cursor", "valid_at", "revision", "sort", "count", "min_revision"})
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -309,7 +314,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
 
         @post("/", summary=f"Create a {spec.name} entry",
               responses=problems(400, 409, 422) | answer(entry, "Created", 201),
-              guards=owner_first,
+              operation_class=operation(query=[IDEMPOTENCY_KEY]), guards=owner_first,
               description="`Idempotency-Key` makes a retry return the first result.")  # fmt: skip
         async def create(
             self,
@@ -338,7 +343,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
 
         @put("/{entry_id:uuid}", summary="Replace an entry (If-Match required)",
              responses=problems(400, 404, 409, 412, 422, 428) | answer(entry),
-             guards=owner_first)  # fmt: skip
+             operation_class=operation(query=[IF_MATCH]), guards=owner_first)  # fmt: skip
         async def replace(
             self,
             entry_id: FromPath[uuid.UUID],
@@ -361,7 +366,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                "removes a field (it takes its default). Every other field and every reference "
                "stays as it was. The result is validated whole, like a PUT.",
                responses=problems(400, 404, 409, 412, 415, 422, 428) | answer(entry),
-               operation_class=operation(body=(MERGE_PATCH, merge_patch)),
+               operation_class=operation(body=(MERGE_PATCH, merge_patch), query=[IF_MATCH]),
                guards=owner_first)  # fmt: skip
         async def change(
             self,
@@ -386,7 +391,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
               description="Writes the document of `version` (or of the entry as it stood at "
               "`revision`) as a new version, in one new revision; the history keeps both.",
               responses=problems(400, 404, 409, 412, 422, 428) | answer(entry),
-              guards=owner_first)  # fmt: skip
+              operation_class=operation(query=[IF_MATCH]), guards=owner_first)  # fmt: skip
         async def revert(
             self,
             entry_id: FromPath[uuid.UUID],
@@ -444,6 +449,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             summary="Delete an entry (If-Match required); a tombstone stays",
             responses=problems(404, 409, 412, 428),
             status_code=204,
+            operation_class=operation(query=[IF_MATCH]),
             guards=owner_first,
         )
         async def remove(

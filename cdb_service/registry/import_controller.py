@@ -11,6 +11,7 @@ from litestar.params import Parameter
 
 from cdb_service.kernel.problems import FieldError, Problem
 from cdb_service.registry import exports
+from cdb_service.registry.answers import ImportResult
 from cdb_service.registry.batches import Batches
 from cdb_service.registry.exports import FormatError
 from cdb_service.registry.imports import owner_of_batch, parse_stream
@@ -21,7 +22,7 @@ from cdb_service.security import audit, policy
 from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
 from cdb_service.web.ceilings import Ceilings
-from cdb_service.web.docs import problems
+from cdb_service.web.docs import answer, problems
 
 # A whole member state's registry in one batch fits with room to spare (documented).
 MAX_BATCH_BYTES = 64 * 1024 * 1024
@@ -41,7 +42,7 @@ class ImportController(Controller):
         "returns the diff and writes nothing. Also CSV (`text/csv`, one kind: `kind=`) and "
         "XLSX (one sheet per kind), in the columns `GET /export` writes. Every problem of the "
         "batch is reported at once, each with its line (or sheet and row) and entry.",
-        responses=problems(400, 409, 413, 415, 422, 429, 503),
+        responses=problems(400, 409, 413, 415, 422, 429, 503) | answer(ImportResult),
         request_max_body_size=MAX_BATCH_BYTES,
     )
     async def apply(

@@ -60,7 +60,9 @@ def problems(*statuses: int) -> dict[int, Any]:
             media_type="application/problem+json",
             generate_examples=False,
         )
-        for status in (401, 403, *statuses)
+        # 400 always: the perimeter refuses malformed query strings on every route, and it
+        # replaces litestar's own 400 (a schema that is not what the service sends).
+        for status in sorted({400, 401, 403, *statuses})
     }
 
 
@@ -80,11 +82,13 @@ def answer(model: Any, description: str = "OK", status: int = 200,
 
 @dataclass(frozen=True)
 class QueryDoc:
-    """A query parameter a handler reads itself (a kind's filters), declared for clients."""
+    """A parameter a handler reads itself (a kind's filters, If-Match), declared for clients."""
 
     name: str
     description: str
     format: OpenAPIFormat | None = None
+    where: ParamType = ParamType.QUERY
+    required: bool = False
 
 
 XML_ALTERNATIVE = (
@@ -106,7 +110,7 @@ def operation(*, query: Sequence[QueryDoc] = (), body: tuple[str, Schema] | None
     class Documented(Operation):
         def __post_init__(self) -> None:
             extra = [
-                OpenAPIParameter(name=q.name, param_in=ParamType.QUERY, required=False,
+                OpenAPIParameter(name=q.name, param_in=q.where, required=q.required,
                                  description=q.description,
                                  schema=Schema(type=OpenAPIType.STRING, format=q.format))
                 for q in query
