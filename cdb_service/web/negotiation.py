@@ -19,6 +19,7 @@ from typing import Any
 from litestar import Controller, Response, get
 from litestar.datastructures import Accept
 from litestar.response.base import ASGIResponse
+from litestar.serialization import encode_json
 from litestar.types import Scope
 
 from cdb_service.kernel.problems import Problem
@@ -66,7 +67,9 @@ def negotiated(scope: Scope, data: Any, root: str, status: int = 200,
     """`data` as JSON, or as XML (root element `root`) to a client that prefers it."""
     sent = {**(headers or {}), **VARY}
     if wants_xml(scope):
-        return Response(to_xml(root, data), status_code=status, media_type=XML, headers=sent)
+        # Through JSON first: the XML carries exactly what the JSON would (UUIDs, dates).
+        body = to_xml(root, json.loads(encode_json(data)))
+        return Response(body, status_code=status, media_type=XML, headers=sent)
     return Response(data, status_code=status, headers=sent)
 
 
@@ -80,13 +83,13 @@ def negotiated_bytes(scope: Scope, tag: str, body: bytes, root: str) -> ASGIResp
 
 def problem_form(scope: Scope | None, problem: Problem) -> tuple[str, bytes]:
     """The media type and body of a problem, in the form the client prefers."""
-    body = problem.as_dict()
+    body = encode_json(problem.as_dict())
     header = _accept(scope) if scope is not None else None
     if header and "xml" in header:
         preferred = _best(header, (PROBLEM_JSON, PROBLEM_XML, JSON, XML))
         if preferred in (PROBLEM_XML, XML):
-            return PROBLEM_XML, problem_to_xml(body)
-    return PROBLEM_JSON, json.dumps(body, ensure_ascii=False).encode()
+            return PROBLEM_XML, problem_to_xml(json.loads(body))
+    return PROBLEM_JSON, body
 
 
 _XSD = files("cdb_service.web") / "xsd"
