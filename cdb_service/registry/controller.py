@@ -37,14 +37,19 @@ from cdb_service.settings import Settings
 from cdb_service.web.conditional import none_match
 from cdb_service.web.consistency import MIN_REVISION_DOC, REVISION_HEADER, require_revision
 from cdb_service.web.deps import component
-from cdb_service.web.docs import QueryDoc, answer, operation, problems
+from cdb_service.web.docs import ParameterDoc, answer, operation, problems
 from cdb_service.web.negotiation import negotiated
 from cdb_service.web.pagination import decode_sorted_cursor, encode_cursor
 
-IF_MATCH = QueryDoc("If-Match", "the ETag you read: 428 without, 412 when it is no longer current",
-                    where=ParamType.HEADER, required=True)  # fmt: skip
-IDEMPOTENCY_KEY = QueryDoc("Idempotency-Key", "a retry with the same key returns the first result",
-                           where=ParamType.HEADER)  # fmt: skip
+IF_MATCH = ParameterDoc(
+    "If-Match",
+    "the ETag you read: 428 without, 412 when it is no longer current",
+    where=ParamType.HEADER,
+    required=True,
+)
+IDEMPOTENCY_KEY = ParameterDoc(
+    "Idempotency-Key", "a retry with the same key returns the first result", where=ParamType.HEADER
+)
 PAGING = frozenset({"limit", "cursor", "valid_at", "revision", "sort", "count", "min_revision"})
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -178,7 +183,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
     filter_doc = ", ".join(spec.all_filters)
     entry = answers.document_model(spec.name)
     filters = [
-        QueryDoc(f.name, "text search" if f.name == "q" else f"filter on `{f.field}`",
+        ParameterDoc(f.name, "text search" if f.name == "q" else f"filter on `{f.field}`",
                  OpenAPIFormat.UUID if f.uuid else None)
         for f in spec.all_filters.values()
     ]  # fmt: skip
@@ -196,7 +201,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             "/",
             summary=f"List {spec.name}",
             responses=problems(400, 406, 422) | answer(answers.page_model(spec.name)),
-            operation_class=operation(query=filters, xml_root="page-answer"),
+            operation_class=operation(parameters=filters, xml_root="page-answer"),
             description=f"Filters: {filter_doc}. `q` finds entries by any text (names in "
             "every language, address, code, ref, party id), ignoring case and accents. Keyset "
             "pages in id order; `next` is the cursor of the following page, which reads the "
@@ -314,7 +319,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
 
         @post("/", summary=f"Create a {spec.name} entry",
               responses=problems(400, 409, 422) | answer(entry, "Created", 201),
-              operation_class=operation(query=[IDEMPOTENCY_KEY]), guards=owner_first,
+              operation_class=operation(parameters=[IDEMPOTENCY_KEY]), guards=owner_first,
               description="`Idempotency-Key` makes a retry return the first result.")  # fmt: skip
         async def create(
             self,
@@ -343,7 +348,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
 
         @put("/{entry_id:uuid}", summary="Replace an entry (If-Match required)",
              responses=problems(400, 404, 409, 412, 422, 428) | answer(entry),
-             operation_class=operation(query=[IF_MATCH]), guards=owner_first)  # fmt: skip
+             operation_class=operation(parameters=[IF_MATCH]), guards=owner_first)  # fmt: skip
         async def replace(
             self,
             entry_id: FromPath[uuid.UUID],
@@ -366,7 +371,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                "removes a field (it takes its default). Every other field and every reference "
                "stays as it was. The result is validated whole, like a PUT.",
                responses=problems(400, 404, 409, 412, 415, 422, 428) | answer(entry),
-               operation_class=operation(body=(MERGE_PATCH, merge_patch), query=[IF_MATCH]),
+               operation_class=operation(body=(MERGE_PATCH, merge_patch), parameters=[IF_MATCH]),
                guards=owner_first)  # fmt: skip
         async def change(
             self,
@@ -391,7 +396,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
               description="Writes the document of `version` (or of the entry as it stood at "
               "`revision`) as a new version, in one new revision; the history keeps both.",
               responses=problems(400, 404, 409, 412, 422, 428) | answer(entry),
-              operation_class=operation(query=[IF_MATCH]), guards=owner_first)  # fmt: skip
+              operation_class=operation(parameters=[IF_MATCH]), guards=owner_first)  # fmt: skip
         async def revert(
             self,
             entry_id: FromPath[uuid.UUID],
@@ -449,7 +454,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             summary="Delete an entry (If-Match required); a tombstone stays",
             responses=problems(404, 409, 412, 428),
             status_code=204,
-            operation_class=operation(query=[IF_MATCH]),
+            operation_class=operation(parameters=[IF_MATCH]),
             guards=owner_first,
         )
         async def remove(

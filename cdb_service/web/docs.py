@@ -81,7 +81,7 @@ def answer(model: Any, description: str = "OK", status: int = 200,
 
 
 @dataclass(frozen=True)
-class QueryDoc:
+class ParameterDoc:
     """A parameter a handler reads itself (a kind's filters, If-Match), declared for clients."""
 
     name: str
@@ -100,9 +100,9 @@ PROBLEM_XML_ALTERNATIVE = (
 )
 
 
-def operation(*, query: Sequence[QueryDoc] = (), body: tuple[str, Schema] | None = None,
+def operation(*, parameters: Sequence[ParameterDoc] = (), body: tuple[str, Schema] | None = None,
               xml_root: str | None = None) -> type[Operation]:  # fmt: skip
-    """An `Operation` that adds what litestar cannot see in a signature: query
+    """An `Operation` that adds what litestar cannot see in a signature: query and header
     parameters read from the request, a request body read raw, and the XML form of
     negotiated answers beside their JSON form."""
 
@@ -113,7 +113,7 @@ def operation(*, query: Sequence[QueryDoc] = (), body: tuple[str, Schema] | None
                 OpenAPIParameter(name=q.name, param_in=q.where, required=q.required,
                                  description=q.description,
                                  schema=Schema(type=OpenAPIType.STRING, format=q.format))
-                for q in query
+                for q in parameters
             ]  # fmt: skip
             if extra:
                 self.parameters = [*(self.parameters or []), *extra]
