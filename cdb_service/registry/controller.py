@@ -371,7 +371,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                "removes a field (it takes its default). Every other field and every reference "
                "stays as it was. The result is validated whole, like a PUT.",
                responses=problems(400, 404, 409, 412, 415, 422, 428) | answer(entry),
-               operation_class=operation(body=(MERGE_PATCH, merge_patch), parameters=[IF_MATCH]),
+               operation_class=operation(body={MERGE_PATCH: merge_patch}, parameters=[IF_MATCH]),
                guards=owner_first)  # fmt: skip
         async def change(
             self,

@@ -1,6 +1,6 @@
 """OpenAPI documentation pieces shared by every controller."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,7 +100,7 @@ PROBLEM_XML_ALTERNATIVE = (
 )
 
 
-def operation(*, parameters: Sequence[ParameterDoc] = (), body: tuple[str, Schema] | None = None,
+def operation(*, parameters: Sequence[ParameterDoc] = (), body: Mapping[str, Schema] | None = None,
               xml_root: str | None = None) -> type[Operation]:  # fmt: skip
     """An `Operation` that adds what litestar cannot see in a signature: query and header
     parameters read from the request, a request body read raw, and the XML form of
@@ -118,9 +118,9 @@ def operation(*, parameters: Sequence[ParameterDoc] = (), body: tuple[str, Schem
             if extra:
                 self.parameters = [*(self.parameters or []), *extra]
             if body is not None:
-                media, schema = body
                 self.request_body = RequestBody(
-                    content={media: OpenAPIMediaType(schema=schema)}, required=True
+                    content={media: OpenAPIMediaType(schema=s) for media, s in body.items()},
+                    required=True,
                 )
             if xml_root is None:
                 return
