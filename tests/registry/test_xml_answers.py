@@ -115,6 +115,9 @@ async def test_every_xml_answer_is_valid_and_carries_the_json_data(
         assert problem["errors"]
         await _both(c, schema, f"{V1}/authorities/{'0' * 8}-0000-0000-0000-{'0' * 12}", 404)
         await _both(c, schema, f"{V1}/authorities", 400, colour="blue")
+    async with api.client() as stranger:  # refused at the gate, before any route
+        refused, _ = await _both(stranger, schema, f"{V1}/authorities", 401)
+        assert refused["status"] == 401
 
 
 async def test_json_is_the_default_and_what_is_not_offered_is_406(
