@@ -11,9 +11,9 @@ import datetime as dt
 import uuid
 from typing import Any, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, create_model
 
-from cdb_service.registry.answers import Answer, version_model
+from cdb_service.registry.answers import Answer, document_model, version_model
 from cdb_service.registry.kinds import KINDS
 
 CHAIN = "this line's link in the hash chain over the lines before it"
@@ -43,14 +43,24 @@ class ExtractHeader(Answer):
     chain: str = Field(description=CHAIN)
 
 
-class ExtractEntry(Answer):
-    type: Literal["entry"]
-    kind: str
-    id: uuid.UUID
-    version: int
-    revision: int
-    document: dict[str, Any] = Field(description="the entry, as `GET /{kind}/{id}` serves it")
-    chain: str = Field(description=CHAIN)
+def _extract_entry(kind: str) -> Any:
+    """An entry line of one kind: its `kind` a constant, its document the kind's own."""
+    title = "".join(part.title() for part in kind.split("-"))
+    entry: Any = Literal["entry"]
+    return create_model(
+        f"Extract{title}Line",
+        __base__=Answer,
+        type=(entry, ...),
+        kind=(Literal[kind], ...),  # type: ignore[valid-type,arg-type]
+        id=(uuid.UUID, ...),
+        version=(int, ...),
+        revision=(int, ...),
+        document=(document_model(kind), ...),
+        chain=(str, Field(description=CHAIN)),
+    )
+
+
+ExtractEntry: Any = Union[tuple(_extract_entry(kind) for kind in KINDS)]  # noqa: UP007
 
 
 class ExtractTrailer(Answer):
@@ -80,7 +90,7 @@ class GazetteerPlace(Answer):
     chain: str = Field(description=CHAIN)
 
 
-ExtractLine = ExtractHeader | ExtractEntry | ExtractTrailer
+ExtractLine: Any = Union[ExtractHeader, ExtractEntry, ExtractTrailer]  # noqa: UP007
 GazetteerLine = GazetteerHeader | GazetteerPlace | ExtractTrailer
 
 
