@@ -88,8 +88,12 @@ format: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/cdb-service openapi --out openapi.yaml
 
+# Most tests wait on servers they started, so two at a time (a file per worker: its
+# module-scoped servers are started once) take about half the time; the tests marked
+# `serial` measure time or load and run alone afterwards, on a machine nothing else uses.
 test: $(STAMP) postgres nginx oidc axe chromium deploy-tools lint
-	CDB_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest
+	CDB_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial"
+	CDB_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -m serial
 
 # Ratios measured in one run (see bench/run.py); wrk is Debian's load generator.
 bench: $(STAMP) postgres

@@ -24,6 +24,17 @@ postal-code ones. Reported: the load, the time from the last load's commit to
 every worker answering from it, resolve ÷ reference by postal codes that go
 through the gazetteer, p99, and each worker's resident memory.
 
+How the figures are kept still: every ratio pairs a reference run with a target run
+taken right after it, `--repeats` times (default 3), alternating, and reports the
+median ratio with the lowest and highest in brackets; a neighbour's burst then hits
+both sides of a pair alike. Where the machine has two CPUs or more, each size is
+measured twice: one worker pinned to one CPU with wrk (one thread) pinned to another,
+so that neither steals the other's cycles (the steadiest figure), and the production
+shape (`--workers`, unpinned). Every figure also goes to `bench/results.json` (a list
+of rows: size, endpoint as printed, rps, p50_ms, p99_ms, ratio, rss_mib, …; `rps`
+is in the row's `unit`). `--quick`: 10,000 keys, 3 s runs, a 5,000-entry import, no
+gazetteer run, unless told otherwise (`make bench BENCH_ARGS=--quick`).
+
 Absolute numbers depend on this machine and its neighbours; the ratios are the
 figures to compare.
 """
@@ -38,11 +49,12 @@ import random
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -92,11 +104,13 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
-def wrk(url: str, script: Path, connections: int, seconds: int) -> Load:
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        check=True, text=True, capture_output=True,
-    ).stdout  # fmt: skip
+def wrk(url: str, script: Path, connections: int, seconds: int, cpu: int | None = None) -> Load:
+    """One wrk run; `cpu`: pinned to that CPU with one thread (the service has the other)."""
+    command = ["wrk", f"-t{1 if cpu is not None else 2}", f"-c{connections}", f"-d{seconds}s",
+               "--latency", "-s", str(script), url]  # fmt: skip
+    if cpu is not None:
+        command = ["taskset", "-c", str(cpu), *command]
+    out = subprocess.run(command, check=True, text=True, capture_output=True).stdout
     if "Requests/sec" not in out:
         raise SystemExit(f"wrk said:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -106,6 +120,98 @@ def wrk(url: str, script: Path, connections: int, seconds: int) -> Load:
     errors = int(bad.group(1)) if bad else 0
     errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     return Load(rps, p50, p99, errors)
+
+
+@dataclass
+class Row:
+    """One figure of the report: a line of the table and an object of bench/results.json."""
+
+    size: str
+    endpoint: str
+    rps: float | None = None  # requests/s, or the unit in `unit` (rows/s, entries/s …)
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    ratio: float | None = None  # the median of the paired ratios
+    rss_mib: list[float] = field(default_factory=list)
+    ratio_spread: tuple[float, float] | None = None  # lowest and highest paired ratio
+    runs: int = 1
+    errors: int = 0
+    unit: str = "req/s"
+    note: str = ""
+
+    def cells(self) -> list[str]:
+        rate = ""
+        if self.rps is not None:
+            rate = f"{self.rps:,.1f}" if self.rps < 100 else f"{self.rps:,.0f}"
+            rate += "" if self.unit == "req/s" else f" {self.unit}"
+        ratio = "" if self.ratio is None else f"{self.ratio:.2f}"
+        if self.ratio_spread is not None:
+            ratio += f" ({self.ratio_spread[0]:.2f}–{self.ratio_spread[1]:.2f}, n={self.runs})"
+        rss = " / ".join(f"{r:.0f}" for r in self.rss_mib)
+        return [
+            self.size,
+            self.endpoint,
+            rate,
+            "" if self.p50_ms is None else f"{self.p50_ms:.1f}",
+            "" if self.p99_ms is None else f"{self.p99_ms:.1f}",
+            ratio,
+            str(self.errors),
+            "; ".join(x for x in (rss, self.note) if x),
+        ]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+@dataclass
+class Paired:
+    """Reference and target measured in turn, `repeats` times: medians, and the spread
+    of the ratios (each target run over the reference run just before it)."""
+
+    reference: list[Load]
+    target: list[Load]
+
+    @property
+    def ratios(self) -> list[float]:
+        return [t.rps / r.rps for r, t in zip(self.reference, self.target, strict=True) if r.rps]
+
+    def rows(self, size: str, ref_name: str, name: str, rss: list[float]) -> list[Row]:
+        out = []
+        for label, loads, ratios in ((ref_name, self.reference, None), (name, self.target,
+                                                                         self.ratios)):  # fmt: skip
+            out.append(
+                Row(
+                    size,
+                    label,
+                    rps=median([x.rps for x in loads]),
+                    p50_ms=median([x.p50_ms for x in loads]),
+                    p99_ms=median([x.p99_ms for x in loads]),
+                    ratio=median(ratios) if ratios else 1.0,
+                    ratio_spread=(min(ratios), max(ratios)) if ratios else None,
+                    runs=len(loads),
+                    errors=sum(x.errors for x in loads),
+                    rss_mib=rss if ratios else [],
+                )
+            )
+        return out
+
+
+def paired(url: str, reference: Path, target: Path, args: argparse.Namespace,
+           cpu: int | None) -> Paired:  # fmt: skip
+    """Alternate reference and target runs, so that a neighbour's burst hits both alike."""
+    wrk(url, target, args.connections, 2, cpu)  # warm-up: caches, connections, JIT-free paths
+    out = Paired([], [])
+    for _ in range(args.repeats):
+        out.reference.append(wrk(url, reference, args.connections, args.seconds, cpu))
+        out.target.append(wrk(url, target, args.connections, args.seconds, cpu))
+    return out
+
+
+def cpu_plan() -> tuple[int, int] | None:
+    """(the service's CPU, wrk's CPU) when this process may use two or more; else None."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else None
 
 
 def lua(paths: list[str], headers: dict[str, str], path: Path) -> Path:
@@ -132,6 +238,8 @@ def worker_rss_mib(parent: int) -> list[float]:
         children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
     except OSError:
         return []
+    if not children:  # one worker: uvicorn serves in the process itself
+        children = [str(parent)]
     out = []
     for pid in children:
         if b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes():
@@ -170,14 +278,21 @@ def resolve_paths(keys: int, count: int = 2000) -> list[str]:
 
 class Service:
     def __init__(
-        self, env: dict[str, str], workers: int, log: Path, ca: Path | None = None
+        self,
+        env: dict[str, str],
+        workers: int,
+        log: Path,
+        ca: Path | None = None,
+        cpu: int | None = None,
     ) -> None:
-        """`ca`: the service terminates TLS itself (direct mode), trusted with this CA."""
+        """`ca`: the service terminates TLS itself (direct mode), trusted with this CA;
+        `cpu`: the service (all its workers) runs on that CPU only."""
         self.port = int(env["CDB_PORT"])
         self.scheme = "https" if ca else "http"
         verify: str | bool = str(ca) if ca else True
+        pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
         self.process = subprocess.Popen(
-            [EXE, "serve", "--workers", str(workers)],
+            [*pin, EXE, "serve", "--workers", str(workers)],
             env=env,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
@@ -207,7 +322,29 @@ class Service:
             self.process.kill()
 
 
-def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[list[str]]) -> None:
+def measured_env(tmp: Path, database_url: str, issuer_url: str) -> dict[str, str]:
+    """The service as production runs it, behind a trusted proxy that passes the client
+    certificate in a header, with tokens from `issuer_url` (shared with hot_paths.py)."""
+    return {
+        "CDB_PROFILE": "prod",
+        "CDB_DATABASE_URL": database_url,
+        "CDB_TLS_MODE": "proxy",
+        "CDB_DATA_DIR": str(tmp),
+        "CDB_CLIENT_CA_FILES": json.dumps([str(tmp / "ca.pem")]),
+        "CDB_OIDC_ISSUER": issuer_url,
+        "CDB_OIDC_CA_FILE": str(tmp / "ca.pem"),
+        "CDB_AUTO_MIGRATE": "false",
+        "CDB_AUTO_SEED": "false",
+        "CDB_LOG_LEVEL": "WARNING",
+        # One client certificate drives the whole load: measure the framework, not the
+        # per-client rate limit.
+        "CDB_RATE_LIMITS": "false",
+        "CDB_TRUSTED_PROXIES": '["127.0.0.1/32"]',
+        "CDB_SIGNING_KEYS_FILE": str(tmp / "signing-keys.json"),
+    }
+
+
+def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[Row]) -> None:
     ca = make_ca("bench CA")
     server = issue(ca, "127.0.0.1", ip_addresses=("127.0.0.1",), server=True)
     client = issue(ca, "bench-reader", client=True)
@@ -221,25 +358,14 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[list[str]]) ->
     db_url = PG.rsplit("/", 1)[0] + f"/{database}"
     issuer = Issuer(tmp / "server.pem", tmp / "server-key.pem").start()
     try:
-        env = os.environ | {
-            "CDB_PROFILE": "prod",
-            "CDB_DATABASE_URL": db_url,
-            "CDB_TLS_MODE": "proxy",
-            "CDB_HOST": "127.0.0.1",
-            "CDB_PORT": str(free_port()),
-            "CDB_DATA_DIR": str(tmp),
-            "CDB_CLIENT_CA_FILES": json.dumps([str(tmp / "ca.pem")]),
-            "CDB_OIDC_ISSUER": issuer.url,
-            "CDB_OIDC_CA_FILE": str(tmp / "ca.pem"),
-            "CDB_AUTO_MIGRATE": "false",
-            "CDB_AUTO_SEED": "false",
-            "CDB_LOG_LEVEL": "WARNING",
-            # One client certificate drives the whole load: measure the framework, not the
-            # per-client rate limit.
-            "CDB_RATE_LIMITS": "false",
-            "CDB_TRUSTED_PROXIES": '["127.0.0.1/32"]',
-            "CDB_SIGNING_KEYS_FILE": str(tmp / "signing-keys.json"),
-        }
+        env = (
+            os.environ
+            | measured_env(tmp, db_url, issuer.url)
+            | {
+                "CDB_HOST": "127.0.0.1",
+                "CDB_PORT": str(free_port()),
+            }
+        )
         SigningKeys.load(tmp / "signing-keys.json", create=True)  # provisioned, as in production
         sh([EXE, "migrate"], env)
         token = issuer.token(
@@ -267,40 +393,42 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[list[str]]) ->
                 rows.append(mirror_row(f"{keys:,}", big, baseline))
             if args.only == "mirror":
                 continue
-            service = Service(env, args.workers, tmp / f"serve-{keys}.log")
-            try:
-                paths = resolve_paths(keys)
-                check = httpx.get(service.url + paths[0], headers=headers, timeout=10)
-                assert check.status_code == 200 and check.json()["matches"], check.text[:300]
-                resolve_script = lua(paths, headers, tmp / "resolve.lua")
-                live_script = lua(["/health/live"], headers, tmp / "live.lua")
-                wrk(service.url, resolve_script, args.connections, 2)  # warm-up
-                live = wrk(service.url, live_script, args.connections, args.seconds)
-                # CDB_BENCH_PROFILE=FILE: a py-spy profile of one worker during the resolve run.
-                profiler = _profile(service, args.seconds)
-                resolve = wrk(service.url, resolve_script, args.connections, args.seconds)
-                if profiler is not None:
-                    profiler.wait()
-                rss = worker_rss_mib(service.process.pid)
-                if args.gazetteer and keys == min(args.sizes):
-                    bench_gazetteer(service, env, headers, tmp, args, rows, f"{keys:,}")
-                if keys == max(args.sizes):
-                    bench_feeds(service, headers, live, tmp, args, db_url, rows, f"{keys:,}")
-            finally:
-                service.stop()
-            for name, load in (("/health/live (reference)", live), ("/api/v1/resolve", resolve)):
-                rows.append(
-                    [
-                        f"{keys:,}",
-                        name,
-                        f"{load.rps:,.0f}",
-                        f"{load.p50_ms:.1f}",
-                        f"{load.p99_ms:.1f}",
-                        f"{load.rps / live.rps:.2f}",
-                        str(load.errors),
-                        " / ".join(f"{r:.0f}" for r in rss),
-                    ]
-                )
+            paths = resolve_paths(keys)
+            resolve_script = lua(paths, headers, tmp / "resolve.lua")
+            live_script = lua(["/health/live"], headers, tmp / "live.lua")
+            # The pinned figure first: one worker on one CPU, wrk on the other, so that
+            # neither steals the other's cycles (the steadiest ratio); then the
+            # production shape, every worker and wrk sharing every CPU.
+            plan = cpu_plan()
+            shapes: list[tuple[int, int | None, int | None, str]] = []
+            if plan is not None and not args.no_pin:
+                shapes.append((1, plan[0], plan[1], "1 worker pinned"))
+            shapes.append((args.workers, None, None, f"{args.workers} workers"))
+            for workers, service_cpu, wrk_cpu, shape in shapes:
+                service = Service(env, workers, tmp / f"serve-{keys}-{workers}.log",
+                                  cpu=service_cpu)  # fmt: skip
+                try:
+                    check = httpx.get(service.url + paths[0], headers=headers, timeout=10)
+                    assert check.status_code == 200 and check.json()["matches"], check.text[:300]
+                    # CDB_BENCH_PROFILE=FILE: a py-spy profile of one worker (first resolve run).
+                    profiler = _profile(service, args.seconds)
+                    runs = paired(service.url, live_script, resolve_script, args, wrk_cpu)
+                    if profiler is not None:
+                        profiler.wait()
+                    rss = worker_rss_mib(service.process.pid)
+                    rows += runs.rows(f"{keys:,}", f"/health/live (reference, {shape})",
+                                      f"/api/v1/resolve ({shape})", rss)  # fmt: skip
+                    last = keys == max(args.sizes)
+                    if last:
+                        bench_table(service, headers, live_script, tmp, args, rows,
+                                    f"{keys:,}", shape, wrk_cpu)  # fmt: skip
+                    if workers == args.workers:
+                        if args.gazetteer and keys == min(args.sizes):
+                            bench_gazetteer(service, env, headers, tmp, args, rows, f"{keys:,}")
+                        if last:
+                            bench_extract(service, headers, tmp, args, db_url, rows, f"{keys:,}")
+                finally:
+                    service.stop()
     finally:
         issuer.stop()
         admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -409,7 +537,7 @@ def bench_gazetteer(
     headers: dict[str, str],
     tmp: Path,
     args: argparse.Namespace,
-    rows: list[list[str]],
+    rows: list[Row],
     size: str,
 ) -> None:
     files = gazetteer_files(args.gazetteer, tmp)
@@ -460,40 +588,14 @@ def bench_gazetteer(
     ]
     script = lua(paths, headers, tmp / "gazetteer.lua")
     live_script = lua(["/health/live"], headers, tmp / "live.lua")
-    wrk(service.url, script, args.connections, 2)  # warm-up
-    live = wrk(service.url, live_script, args.connections, args.seconds)
-    resolve = wrk(service.url, script, args.connections, args.seconds)
+    runs = paired(service.url, live_script, script, args, None)
     rss = worker_rss_mib(service.process.pid)
     label = f"{size} + gazetteer {total:,}"
-    rows.append(
-        [
-            label,
-            "gazetteer-load ×27",
-            f"{total / loaded_s:,.0f} rows/s",
-            "",
-            "",
-            "",
-            "0",
-            f"peak {load_peak:.0f} (one CLI process)",
-        ]
-    )
-    rows.append([label, "load → every worker answers", f"{followed_s:.1f} s", "", "", "", "0", ""])
-    for name, load in (
-        ("/health/live (reference)", live),
-        ("/api/v1/resolve via gazetteer", resolve),
-    ):
-        rows.append(
-            [
-                label,
-                name,
-                f"{load.rps:,.0f}",
-                f"{load.p50_ms:.1f}",
-                f"{load.p99_ms:.1f}",
-                f"{load.rps / live.rps:.2f}",
-                str(load.errors),
-                " / ".join(f"{r:.0f}" for r in rss),
-            ]
-        )
+    rows.append(Row(label, "gazetteer-load ×27", rps=total / loaded_s, unit="rows/s",
+                    note=f"peak {load_peak:.0f} MiB (one CLI process)"))  # fmt: skip
+    rows.append(Row(label, "load → every worker answers", rps=followed_s, unit="s"))
+    rows += runs.rows(label, f"/health/live (reference, {args.workers} workers)",
+                      "/api/v1/resolve via gazetteer", rss)  # fmt: skip
 
 
 ENTRY_TABLES = (
@@ -506,17 +608,18 @@ ENTRY_TABLES = (
 )
 
 
-def bench_feeds(
+def bench_table(
     service: Service,
     headers: dict[str, str],
-    live: Load,
+    live_script: Path,
     tmp: Path,
     args: argparse.Namespace,
-    db_url: str,
-    rows: list[list[str]],
+    rows: list[Row],
     size: str,
+    shape: str,
+    cpu: int | None,
 ) -> None:
-    """Routing-table 304s against /health/live; the extract against psql \\copy, and its memory."""
+    """Routing-table 304s against /health/live, paired as resolve is."""
     first = httpx.get(f"{service.url}/api/v1/routing-table", headers=headers, timeout=60)
     assert first.status_code == 200, first.text[:300]
     script = lua(
@@ -524,20 +627,22 @@ def bench_feeds(
         headers | {"If-None-Match": first.headers["etag"]},
         tmp / "table.lua",
     )
-    table = wrk(service.url, script, args.connections, args.seconds)
-    rows.append(
-        [
-            size,
-            "/api/v1/routing-table 304",
-            f"{table.rps:,.0f}",
-            f"{table.p50_ms:.1f}",
-            f"{table.p99_ms:.1f}",
-            f"{table.rps / live.rps:.2f}",
-            str(table.errors),
-            "",
-        ]
-    )
+    runs = paired(service.url, live_script, script, args, cpu)
+    rows += runs.rows(size, f"/health/live (reference, {shape})",
+                      f"/api/v1/routing-table 304 ({shape})", [])[1:]  # fmt: skip
 
+
+def bench_extract(
+    service: Service,
+    headers: dict[str, str],
+    tmp: Path,
+    args: argparse.Namespace,
+    db_url: str,
+    rows: list[Row],
+    size: str,
+) -> None:
+    """The extract against psql \\copy of the same tables, in bytes/s and rows/s, paired;
+    and how much a worker's memory grows while it streams."""
     before = worker_rss_mib(service.process.pid)
     peak = list(before)
     sampling = True
@@ -552,43 +657,54 @@ def bench_feeds(
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    started = time.monotonic()
+    ours: list[tuple[float, float]] = []  # (rows/s, bytes/s)
+    theirs: list[tuple[float, float]] = []
     entries = 0
-    with httpx.stream(
-        "GET", f"{service.url}/api/v1/extract", headers=headers, timeout=600
-    ) as reply:
-        assert reply.status_code == 200
-        for line in reply.iter_lines():
-            entries += line.startswith('{"type":"entry"')
-    extract_s = time.monotonic() - started
+    for _ in range(args.repeats):
+        started = time.monotonic()
+        copied = size_copied = 0
+        for name in ENTRY_TABLES:
+            out = subprocess.run(
+                ["psql", db_url, "-c", f"\\copy (SELECT * FROM {name} ORDER BY id) TO STDOUT"],
+                check=True,
+                capture_output=True,
+            )
+            copied += out.stdout.count(b"\n")
+            size_copied += len(out.stdout)
+        copy_s = time.monotonic() - started
+        theirs.append((copied / copy_s, size_copied / copy_s))
+        started = time.monotonic()
+        entries = streamed = 0
+        with httpx.stream(
+            "GET", f"{service.url}/api/v1/extract", headers=headers, timeout=600
+        ) as reply:
+            assert reply.status_code == 200
+            for chunk in reply.iter_bytes(1 << 16):
+                streamed += len(chunk)
+                entries += chunk.count(b'{"type":"entry"')
+        extract_s = time.monotonic() - started
+        ours.append((entries / extract_s, streamed / extract_s))
     sampling = False
     sampler.join()
     growth = max(p - b for p, b in zip(peak, before, strict=True)) if before else 0.0
-
-    started = time.monotonic()
-    copied = 0
-    for name in ENTRY_TABLES:
-        out = subprocess.run(
-            ["psql", db_url, "-c", f"\\copy (SELECT * FROM {name} ORDER BY id) TO STDOUT"],
-            check=True,
-            capture_output=True,
+    for unit, i in (("rows/s", 0), ("MB/s", 1)):
+        scale = 1e-6 if i else 1.0
+        ratios = [o[i] / t[i] for o, t in zip(ours, theirs, strict=True)]
+        rows.append(Row(size, f"psql \\copy (reference, {unit})",
+                        rps=median([t[i] for t in theirs]) * scale, ratio=1.0,
+                        runs=len(theirs), unit=unit))  # fmt: skip
+        rows.append(
+            Row(
+                size,
+                f"/api/v1/extract ({unit})",
+                rps=median([o[i] for o in ours]) * scale,
+                ratio=median(ratios),
+                ratio_spread=(min(ratios), max(ratios)),
+                runs=len(ours),
+                unit=unit,
+                note=f"growth {growth:.0f} MiB while streaming {entries:,} entries",
+            )
         )
-        copied += out.stdout.count(b"\n")
-    copy_s = time.monotonic() - started
-    ours, theirs = entries / extract_s, copied / copy_s
-    rows.append([size, "psql \\copy (reference)", f"{theirs:,.0f} rows/s", "", "", "1.00", "0", ""])
-    rows.append(
-        [
-            size,
-            "/api/v1/extract",
-            f"{ours:,.0f} rows/s",
-            "",
-            "",
-            f"{ours / theirs:.2f}",
-            "0",
-            f"growth {growth:.0f} while streaming {entries:,} entries",
-        ]
-    )
 
 
 @dataclass
@@ -657,22 +773,20 @@ def bench_mirror(env: dict[str, str], tmp: Path, issuer: Issuer, client: Issued,
     return run
 
 
-def mirror_row(size: str, big: Run, baseline: Run) -> list[str]:
+def mirror_row(size: str, big: Run, baseline: Run) -> Row:
     growth = big.peak_mib - baseline.peak_mib
-    return [
+    return Row(
         size,
         "mirror --once (extract into SQLite)",
-        f"{big.entries / big.seconds:,.0f} entries/s",
-        "",
-        "",
-        f"growth {growth:.0f} MiB",
-        "0",
-        f"peak {big.peak_mib:.0f} (seed data only: {baseline.peak_mib:.0f}); "
+        rps=big.entries / big.seconds,
+        unit="entries/s",
+        rss_mib=[big.peak_mib],
+        note=f"peak (seed data only: {baseline.peak_mib:.0f}), growth {growth:.0f} MiB; "
         f"{big.geo_keys:,} geo keys in {big.seconds:.0f} s",
-    ]
+    )
 
 
-def bench_import(tmp: Path, rows: list[list[str]], entries: int) -> None:
+def bench_import(tmp: Path, rows: list[Row], entries: int) -> None:
     env = os.environ | {
         "CDB_DATA_DIR": str(tmp / "import"),
         "CDB_LOG_LEVEL": "WARNING",
@@ -697,61 +811,95 @@ def bench_import(tmp: Path, rows: list[list[str]], entries: int) -> None:
     baseline, _ = peak(small)
     heavy, seconds = peak(big)
     rows.append(
-        [
+        Row(
             f"{entries:,}",
             "import (SQLite, one revision)",
-            f"{entries / seconds:,.0f} entries/s",
-            "",
-            "",
-            f"{heavy / baseline:.1f}× the 1-line import",
-            "0",
-            f"peak {heavy:.0f} MiB (1 line: {baseline:.0f} MiB)",
-        ]
+            rps=entries / seconds,
+            unit="entries/s",
+            ratio=heavy / baseline,
+            rss_mib=[heavy],
+            note=f"{seconds:.1f} s; peak (1 line: {baseline:.0f} MiB); ratio = peak ÷ 1-line peak",
+        )
     )
 
 
-def table(rows: list[list[str]]) -> str:
-    head = ["keys", "endpoint", "req/s", "p50 ms", "p99 ms", "ratio", "errors", "RSS MiB"]
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+def table(rows: list[Row]) -> str:
+    head = ["keys", "endpoint", "rate", "p50 ms", "p99 ms", "ratio (spread, runs)", "errors",
+            "RSS MiB per worker"]  # fmt: skip
+    cells = [r.cells() for r in rows]
+    widths = [max(len(str(r[i])) for r in [head, *cells]) for i in range(len(head))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
     return "\n".join(lines)
+
+
+RESULTS = ROOT / "bench" / "results.json"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[10_000, 1_000_000]
+        "--sizes",
+        type=lambda s: [int(x) for x in s.split(",")],
+        help="geo keys of each registry (default 10000,1000000; --quick: 10000)",
     )
-    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--seconds", type=int, help="per wrk run (default 10; --quick: 3)")
+    parser.add_argument(
+        "--repeats", type=int, help="reference/target pairs per figure (default 3, at least 1)"
+    )
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--import-entries", type=int, default=50_000)
+    parser.add_argument(
+        "--import-entries",
+        type=int,
+        help="entries of the import batch (default 50000; --quick: 5000)",
+    )
     parser.add_argument(
         "--gazetteer",
         type=int,
-        default=800_000,
-        help="postal codes of the real-scale gazetteer run (0: skip it)",
+        help="postal codes of the real-scale gazetteer run (default 800000; --quick: 0, skip)",
     )
     parser.add_argument(
         "--only", choices=("resolve", "import", "mirror"), help="mirror: seed, serve, mirror"
     )
+    parser.add_argument("--no-pin", action="store_true",
+                        help="skip the 1-worker figure pinned to its own CPU")  # fmt: skip
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short run while working: smaller and shorter unless told",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the figures go (JSON)")
     args = parser.parse_args()
+    quick = args.quick
+    for name, full, short in (("sizes", [10_000, 1_000_000], [10_000]), ("seconds", 10, 3),
+                              ("repeats", 3, 3), ("import_entries", 50_000, 5_000),
+                              ("gazetteer", 800_000, 0)):  # fmt: skip
+        if getattr(args, name) is None:
+            setattr(args, name, short if quick else full)
+    args.repeats = max(1, args.repeats)
     if args.only in (None, "resolve") and shutil.which("wrk") is None:
         raise SystemExit("wrk is missing (make bench installs the Debian package)")
-    rows: list[list[str]] = []
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="cdb-bench-") as name:
         tmp = Path(name)
         if args.only in (None, "resolve", "mirror"):
             bench_resolve(args, tmp, rows)
         if args.only in (None, "import"):
             bench_import(tmp, rows, args.import_entries)
+    plan = cpu_plan()
     print(
-        f"cdb-service bench: {args.workers} workers, {args.connections} connections, "
-        f"{args.seconds} s per run; ratio = req/s ÷ /health/live req/s at the same size"
+        f"cdb-service bench: {args.connections} connections, {args.seconds} s per run, "
+        f"{args.repeats} alternating reference/target pairs per figure; ratio = the median of "
+        "target ÷ the reference run just before it (lowest–highest in brackets); "
+        + (f"pinned: service on CPU {plan[0]}, wrk on CPU {plan[1]}" if plan else "not pinned")
     )
     print(table(rows))
+    # A list of rows (size, endpoint as printed, rps, p50_ms, p99_ms, ratio, rss_mib, …);
+    # `rps` holds the row's `unit` (req/s unless it says rows/s, MB/s, entries/s or s).
+    args.out.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+    print(f"figures written to {args.out}")
     return 0
 
 

@@ -24,6 +24,7 @@ from cdb_service.console.entries import ConsoleEntries
 from cdb_service.console.tools import ConsoleTools
 from cdb_service.db import migrate
 from cdb_service.distribution import deps as distribution_deps
+from cdb_service.distribution import fast as distribution_fast
 from cdb_service.distribution.controller import (
     ExtractController,
     GazetteerController,
@@ -33,6 +34,7 @@ from cdb_service.distribution.routing_controller import RoutingTableController
 from cdb_service.kernel.problems import Problem
 from cdb_service.logging import configure_logging, get_logger
 from cdb_service.lookup import deps as lookup_deps
+from cdb_service.lookup import fast as lookup_fast
 from cdb_service.lookup.controller import ResolveController
 from cdb_service.ops.health import HealthController
 from cdb_service.ops.landing import LandingController
@@ -52,6 +54,7 @@ from cdb_service.settings import Settings, TlsMode
 from cdb_service.web import deps as web_deps
 from cdb_service.web.api_docs import OfflineApiDocs
 from cdb_service.web.error_handlers import EXCEPTION_HANDLERS
+from cdb_service.web.fast_path import FastPath
 from cdb_service.web.negotiation import XmlSchemaController
 from cdb_service.web.pages import AssetController
 from cdb_service.web.perimeter import Perimeter
@@ -59,6 +62,7 @@ from cdb_service.web.request_id import RequestIdMiddleware
 
 API_PREFIX = "/api/v1"
 MAX_ENTRY_BYTES = 2 * 1024 * 1024
+COMPRESS_FROM = 1024  # bytes: smaller answers are not worth compressing
 log = get_logger("cdb.app")
 
 
@@ -166,6 +170,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 deprecations=settings.api_deprecations,
             ),
             ApiGate,
+            # After the gate: identity and token are checked before any fast answer.
+            DefineMiddleware(
+                FastPath,
+                routes={
+                    f"{API_PREFIX}/resolve": lookup_fast.ROUTE,
+                    f"{API_PREFIX}/routing-table": distribution_fast.ROUTE,
+                },
+                compress_from=COMPRESS_FROM,
+            ),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         after_exception=[audit_refusals],
@@ -182,7 +195,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ],
         ),
         compression_config=CompressionConfig(
-            backend="gzip", minimum_size=1024, gzip_compress_level=6
+            backend="gzip", minimum_size=COMPRESS_FROM, gzip_compress_level=6
         ),
         debug=False,
         # Every entry fits with room to spare; the import route allows more (documented).

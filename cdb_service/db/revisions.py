@@ -179,6 +179,14 @@ class RevisionWriter:
     _projected: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
     _reprojected: dict[Any, set[uuid.UUID]] = field(default_factory=dict)
     _pending_kind: str | None = None
+    # Bulk mode (a batch of thousands): created rows and every entry version are kept as
+    # plain column values and written with multi-row INSERTs, not as ORM objects through
+    # the unit of work, whose per-object bookkeeping cost more than the rest of an import.
+    # Only for callers that do not read a created row back before `write_pending`.
+    bulk: bool = False
+    _created: list[dict[str, Any]] = field(default_factory=list)
+    _created_model: Any = None
+    _versions: list[dict[str, Any]] = field(default_factory=list)
     # Set once everything is written and COMMIT is next: a fault from here on may have
     # struck after the database made the revision durable (see `db.faults`).
     committing: bool = False
@@ -190,8 +198,13 @@ class RevisionWriter:
     ) -> WrittenVersion:
         if self._pending_kind not in (None, kind.name):
             # Rows of the previous kind first: the ones referenced go in before their referrers.
-            await self.session.flush()
+            await self.write_pending()
         self._pending_kind = kind.name
+        if self.bulk:
+            written = self._create_bulk(kind, owner, values, entry_id)
+            if len(self._versions) >= FLUSH_EVERY:
+                await self.write_pending()
+            return written
         row = kind.model(
             id=entry_id or uuid.uuid4(),
             owner=owner,
@@ -204,6 +217,42 @@ class RevisionWriter:
         self.session.add(row)
         self._project(kind, row.id, values, replacing=False)
         return await self._append(kind, row, Operation.CREATE)
+
+    def _create_bulk(self, kind: StoredKind, owner: str, values: Mapping[str, Any],
+                           entry_id: uuid.UUID | None) -> WrittenVersion:  # fmt: skip
+        table: Any = kind.model.__table__
+        row: dict[str, Any] = {"id": entry_id or uuid.uuid4(), "owner": owner, "version": 1,
+                               "revision": self.revision, "created_at": self.now,
+                               "updated_at": self.now}  # fmt: skip
+        row |= {name: value for name, value in values.items() if name in table.c}
+        self._created_model = kind.model
+        self._created.append(row)
+        self._project(kind, row["id"], values, replacing=False)
+        # Read as the ORM row would be before its INSERT: a column not given is None.
+        document = document_of(kind, _Unwritten(row))
+        return self._version(kind, row["id"], 1, Operation.CREATE, document)
+
+    def _values(self, kind: StoredKind, op: Operation, document: dict[str, Any]) -> dict[str, Any]:
+        """A version row of this revision, as the bulk and the per-row writes store it."""
+        return version_values(kind.name, document, revision=self.revision, operation=op,
+                              recorded_at=self.now, actor=self.actor)  # fmt: skip
+
+    def _version(self, kind: StoredKind, entry_id: uuid.UUID, version: int, op: Operation,
+                 document: dict[str, Any]) -> WrittenVersion:  # fmt: skip
+        self._versions.append(self._values(kind, op, document))
+        self.written.append((kind.name, entry_id, version))
+        return WrittenVersion(kind.name, entry_id, version, op, document)
+
+    async def write_pending(self) -> None:
+        """Everything added so far into the database (in bulk mode: created rows, the ORM's
+        changes, then the entry versions), so that the next statements see it."""
+        if self._created:
+            await insert_rows(self.session, self._created_model, self._created)
+            self._created = []
+        await self._flush_and_forget()
+        if self._versions:
+            await insert_rows(self.session, EntryVersion, self._versions)
+            self._versions = []
 
     async def update(
         self,
@@ -230,13 +279,14 @@ class RevisionWriter:
         row.updated_at = self.now
         written = await self._append(kind, row, Operation.DELETE)
         await self.session.delete(row)
-        # Deletes go out at once and in the caller's order: referrers before their target.
-        await self.session.flush()
+        # Deletes go out at once and in the caller's order: referrers before their target
+        # (after whatever was added before them).
+        await self.write_pending()
         return written
 
     async def finish(self) -> None:
         """Write everything this revision added: rows and versions, then projections."""
-        await self._flush_and_forget()
+        await self.write_pending()
         for model, entry_ids in self._reprojected.items():
             table: Any = model
             for chunk in _chunks(list(entry_ids)):
@@ -256,16 +306,12 @@ class RevisionWriter:
 
     async def _append(self, kind: StoredKind, row: EntryModel, op: Operation) -> WrittenVersion:
         document = document_of(kind, row)
-        version = EntryVersion(
-            **version_values(
-                kind.name,
-                document,
-                revision=self.revision,
-                operation=op,
-                recorded_at=self.now,
-                actor=self.actor,
-            )
-        )
+        if self.bulk:  # every version in one list, so that they keep the order they came in
+            written = self._version(kind, row.id, row.version, op, document)
+            if len(self._versions) >= FLUSH_EVERY:
+                await self.write_pending()
+            return written
+        version = EntryVersion(**self._values(kind, op, document))
         self.session.add(version)
         self.written.append((kind.name, row.id, row.version))
         self._fresh.append(version)
@@ -350,6 +396,18 @@ async def lock_registry(session: AsyncSession, *, allocate: bool) -> int:
 
 def _chunks(items: list[Any], size: int = 500) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class _Unwritten:
+    """A created row's column values read by attribute, as `document_of` reads a row."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        return self._values.get(name)
 
 
 def _assign(row: EntryModel, values: Mapping[str, Any]) -> None:

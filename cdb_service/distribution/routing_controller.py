@@ -98,9 +98,12 @@ def _etag(digest: str, form: str, party: str | None) -> str:
     return f'W/"{digest}-{form}{chosen}"'
 
 
+DIGESTS = "routing_table_digests"  # app state: this worker's table digests (`distribution.fast`)
+
+
 def _digests(request: Request[Any, Any, Any]) -> routing_table.TableDigests:
     digests: routing_table.TableDigests = request.app.state.setdefault(
-        "routing_table_digests", routing_table.TableDigests()
+        DIGESTS, routing_table.TableDigests()
     )
     return digests
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
@@ -14,9 +15,16 @@ def fold(text: str) -> str:
     dropped; the few letters that do not decompose (ß, ø, ł, đ, æ, œ, ı, þ) are
     spelled out, so that an administrator typing plain ASCII finds them.
     """
+    if text.isascii():  # nothing to decompose or spell out: the common case, at C speed
+        return text.casefold()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return plain.translate(_NOT_DECOMPOSED)
+    return decomposed.translate(_combining_dropped()).translate(_NOT_DECOMPOSED)
+
+
+@functools.cache
+def _combining_dropped() -> dict[int, None]:
+    """Every combining mark, mapped away (one `str.translate`, not a test per character)."""
+    return {code: None for code in range(0x110000) if unicodedata.combining(chr(code))}
 
 
 _NOT_DECOMPOSED = str.maketrans(

@@ -31,6 +31,8 @@ class Link:
 def links(settings: Settings) -> list[Link]:
     found = [
         Link("API documentation", "/schema", "every route, its parameters and its answers"),
+        Link("Administrators' console", "/console/",
+             "sign in to keep your state's entries complete, exact and current"),
         Link("OpenAPI document", "/schema/openapi.json",
              "the contract, for generating clients (also committed as openapi.yaml)"),
         Link("Readiness", "/health/ready",
@@ -40,7 +42,7 @@ def links(settings: Settings) -> list[Link]:
              "the public keys that sign extracts, for verifying them"),
     ]  # fmt: skip
     if settings.status_page_url:
-        found.insert(2, Link("Status page", settings.status_page_url,
+        found.insert(3, Link("Status page", settings.status_page_url,
                              "availability against the 99 % yearly target, incidents, "
                              "maintenance"))  # fmt: skip
     return found

@@ -131,13 +131,17 @@ class Batches:
         rest of the batch is still checked, and nothing is written;
         `broken` names the (kind, natural key) of those lines, so that references to
         them are not reported a second time as references to nothing. `complete` False
-        (some line's entry is unknown) skips the replace-mode deletions and their checks.
+        (some line's entry is unknown) still checks the replace-mode deletions, so that
+        their conflicts come in the same answer, but says that an unread line may name
+        the entry; such a batch is refused whatever the checks find.
         """
         diff: list[DiffRow] = []
         errors: list[FieldError] = list(prior_errors)
         broken = set(broken)
-        commit = not dry_run and not errors
+        # A batch with an unread line is refused: its replace-mode deletions are unsure.
+        commit = not dry_run and not errors and complete
         async with UnitOfWork(self.sessions, who, summary, commit=commit) as writer:
+            writer.bulk = True  # no created row is read back before `write_pending`
             ordered = parents_first(sorted(items, key=lambda i: APPLY_ORDER.index(i.kind.name)))
             with writer.session.no_autoflush:
                 index = await EntryIndex.load(
@@ -154,11 +158,14 @@ class Batches:
                     diff.append(row)
                     applied.append((item, row.id))
                 errors += await _unique_item_conflicts(writer.session, applied)
-            if replace_owner and complete:
+            # The checks below query the entry tables: what the batch created is in them.
+            await writer.write_pending()
+            if replace_owner:
                 kept = _Kept(
                     ids={(row.kind, row.id) for row in diff},
                     keys={(i.kind.name, i.key) for i in items if i.key is not None} | broken,
-                    lines={(row.kind, row.id): row.line for row in diff if row.line},
+                    where={(i.kind.name, e): i.location for i, e in applied if i.location},
+                    unsure=not complete,
                 )
                 kinds = {item.kind.name for item in items}
                 for kind_name in reversed(APPLY_ORDER):
@@ -188,7 +195,13 @@ class _Kept:
 
     ids: set[tuple[str, uuid.UUID | None]]
     keys: set[tuple[str, Any]]
-    lines: dict[tuple[str, uuid.UUID | None], int | None]
+    # Where each entry is in the file: its line, or its sheet and row.
+    where: dict[tuple[str, uuid.UUID | None], tuple[str | int, ...]]
+    # Some lines could not be read: any of them may name an entry deemed unnamed.
+    unsure: bool = False
+
+    def unless(self) -> str:
+        return " — unless a line that could not be read names it" if self.unsure else ""
 
 
 def _in_file_order(error: FieldError) -> tuple[int, int, str]:
@@ -331,19 +344,20 @@ async def _delete_unnamed(
         if kind.never_deleted is not None:
             name = f"{kind.name} {key or row.id}"
             errors.append(FieldError(("entries", kind.name, str(key or row.id)),
-                                     f"is not in the batch, and {kind.never_deleted}",
-                                     "replace_conflict", name))  # fmt: skip
+                                     f"is not in the batch, and {kind.never_deleted}"
+                                     + kept.unless(), "replace_conflict", name))  # fmt: skip
             continue
         referrers = await referrers_of(writer.session, kind, row.id)
         if referrers:
             for other, referrer in referrers:
                 other_key = getattr(referrer, other.natural_key) or referrer.id
-                line = kept.lines.get((other.name, referrer.id))
-                loc = ("line", line) if line else ("entries", other.name, str(other_key))
+                loc = kept.where.get((other.name, referrer.id), ("entries", other.name,
+                                                                 str(other_key)))  # fmt: skip
                 errors.append(FieldError(
                     loc,
                     f"refers to {kind.name} {key or row.id}, which replace mode would delete "
-                    "(the batch no longer names it): keep it in the batch or change this entry",
+                    "(the batch no longer names it): keep it in the batch or change this entry"
+                    + kept.unless(),
                     "replace_conflict",
                     f"{other.name} {other_key} ({referrer.owner})",
                 ))  # fmt: skip

@@ -39,7 +39,7 @@ class ParsedBatch:
     # are not reported again as references to nothing (see Batches.apply).
     broken: set[tuple[str, Any]] = field(default_factory=set)
     # Lines whose entry is unknown (not JSON, no kind): replace mode cannot tell what the
-    # batch still names, so its deletions are not checked until they are fixed.
+    # batch still names, so its conflicts are reported with that caveat (Batches.apply).
     unidentified: int = 0
 
     def note(self, *errors: FieldError) -> None:

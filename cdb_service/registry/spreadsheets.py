@@ -40,7 +40,7 @@ from pydantic import BaseModel
 
 from cdb_service.kernel import codes
 from cdb_service.kernel.problems import FieldError
-from cdb_service.registry.imports import ParsedBatch, add_document
+from cdb_service.registry.imports import MAX_LINE_BYTES, ParsedBatch, add_document
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
 from cdb_service.registry.spec import KindSpec
 
@@ -49,6 +49,10 @@ XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.s
 # Excel refuses longer cells; a longer value (a very long list) is kept as it is and the
 # workbook says so on import rather than truncating it silently.
 XLSX_CELL_LIMIT = 32_767
+# A kind has a few dozen columns, a few hundred with a name in every EU language; a
+# sheet or row wider than this is refused whole, so that a hostile header of a million
+# columns costs one error, not a million.
+MAX_COLUMNS = 1_000
 
 # (target kind, id) -> the target's natural key, for references written as keys.
 KeyOf = Callable[[str, str], Any]
@@ -253,18 +257,31 @@ def read_rows(
     header = next(iterator, None)
     if header is None:
         return
+    if _width(header) > MAX_COLUMNS:
+        batch.note(FieldError((*where, "row", 1), f"has more than {MAX_COLUMNS} columns"))
+        batch.unidentified += 1
+        return
     known = known_columns(kind)
     names = [str(h).strip() if h is not None else "" for h in header]
     unknown = [n for n in names if n and n not in known]
     if unknown:
         listed = ", ".join(known)
-        batch.errors += [
-            FieldError((*where, "row", 1, n), f"is not a column of {kind.name}; columns: {listed}")
-            for n in unknown
-        ]
+        batch.note(
+            *(
+                FieldError(
+                    (*where, "row", 1, n), f"is not a column of {kind.name}; columns: {listed}"
+                )
+                for n in unknown
+            )
+        )
         batch.unidentified += 1
         return
     for number, row in enumerate(iterator, start=2):
+        if _width(row) > MAX_COLUMNS:
+            batch.lines += 1
+            batch.note(FieldError((*where, "row", number), f"has more than {MAX_COLUMNS} cells"))
+            batch.unidentified += 1
+            continue
         if all(v is None or (isinstance(v, str) and not v.strip()) for v in row):
             continue
         batch.lines += 1
@@ -275,6 +292,15 @@ def read_rows(
             batch.unidentified += 1
             continue
         add_document(batch, kind, data, owner, (*where, "row", number), number)
+
+
+def _width(row: Sequence[Any]) -> int:
+    """Cells up to the last one filled in (a workbook read to a column limit pads rows
+    with empty cells up to it)."""
+    width = len(row)
+    while width and (row[width - 1] is None or row[width - 1] == ""):
+        width -= 1
+    return width
 
 
 def row_document(
@@ -303,7 +329,33 @@ def row_document(
 
 
 def read_csv(text: str, kind: KindSpec, owner: str, batch: ParsedBatch) -> None:
-    read_rows(kind, csv.reader(io.StringIO(text.lstrip("\ufeff"))), owner, batch, ())
+    rows = csv.reader(_bounded_lines(text.lstrip("\ufeff"), batch))
+    try:
+        read_rows(kind, rows, owner, batch, ())
+    except csv.Error as error:  # a cell over the csv module's own limit, a NUL
+        batch.note(FieldError(("row", rows.line_num), f"is not CSV: {error}"))
+        batch.unidentified += 1
+
+
+def _bounded_lines(text: str, batch: ParsedBatch) -> Iterator[str]:
+    """The text's lines, an over-long one given as empty (and noted), so that no row the
+    reader builds holds more than an entry's worth of cells."""
+    start, number = 0, 0
+    while start < len(text):
+        # Found, not split: an over-long line is skipped without a copy of it being made.
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        number, length, start = number + 1, end - start, end
+        if length > MAX_LINE_BYTES:
+            what = "the header's columns" if number == 1 else "an entry"
+            message = f"is longer than {MAX_LINE_BYTES} characters: too long for {what}"
+            batch.note(FieldError(("line", number), message))
+            batch.unidentified += 1
+            if number == 1:  # without its header no row can be read
+                return
+            yield "\n"
+        else:
+            yield text[end - length : end]
 
 
 def read_xlsx(data: bytes, owner: str, batch: ParsedBatch) -> None:
@@ -315,15 +367,21 @@ def read_xlsx(data: bytes, owner: str, batch: ParsedBatch) -> None:
     except Exception as error:  # openpyxl raises many types for a file that is not XLSX
         raise ValueError(f"not an XLSX workbook ({type(error).__name__})") from None
     try:
-        for title in book.sheetnames:
-            if title not in KINDS:
-                batch.errors.append(
-                    FieldError(("sheet", title), f"is not a kind; sheets: {', '.join(KINDS)}")
-                )
-                batch.unidentified += 1
-        for name in APPLY_ORDER:
-            if name in book.sheetnames:
-                rows = book[name].iter_rows(values_only=True)
-                read_rows(KINDS[name], rows, owner, batch, ("sheet", name))
+        _read_sheets(book, owner, batch)
+    except Exception as error:  # a damaged part is found only when its rows are read
+        raise ValueError(f"not a readable XLSX workbook ({type(error).__name__})") from None
     finally:
         book.close()
+
+
+def _read_sheets(book: Any, owner: str, batch: ParsedBatch) -> None:
+    for title in book.sheetnames:
+        if title not in KINDS:
+            batch.note(FieldError(("sheet", title), f"is not a kind; sheets: {', '.join(KINDS)}"))
+            batch.unidentified += 1
+    for name in APPLY_ORDER:
+        if name in book.sheetnames:
+            # One column past the limit, so that a wider sheet is seen (and refused)
+            # without reading its cells beyond it.
+            rows = book[name].iter_rows(values_only=True, max_col=MAX_COLUMNS + 1)
+            read_rows(KINDS[name], rows, owner, batch, ("sheet", name))

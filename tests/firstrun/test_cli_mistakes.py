@@ -189,3 +189,17 @@ def test_each_mistake_is_one_line_and_exit_2(places: dict[str, str]) -> None:
         if not ok:
             failures.append(f"{case.name}: exit {done.returncode}, stderr {done.stderr[-600:]!r}")
     assert not failures, "\n".join(failures)
+
+
+def test_dev_token_with_no_service_running_says_which_port_its_token_is_for(
+    tmp_path: Path,
+) -> None:
+    """A token is still printed (it is valid for a service started later on that port);
+    stderr says that none runs and how to aim it at another port."""
+    env = {"PATH": os.environ["PATH"], "CDB_DATA_DIR": str(tmp_path / "var")}
+    done = subprocess.run([executable(), "dev-token", "--client", "reader"], env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.count(".") == 2, done.stderr
+    note = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(note) == 1 and "no dev service is running" in note[0], done.stderr
+    assert "port 8443" in note[0] and "CDB_PORT" in note[0]

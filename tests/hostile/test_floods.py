@@ -7,9 +7,12 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from cdb_service.security.audit import AuditEvent
+
+pytestmark = pytest.mark.serial  # measures time under load: runs alone
 
 AUTHORITIES = "/api/v1/authorities"
 

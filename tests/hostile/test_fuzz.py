@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -90,15 +91,30 @@ def caller(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="module")
+def sessions(served: Target) -> Iterator[dict[str, requests.Session]]:
+    """One kept-alive connection per caller: a TLS handshake per generated request
+    would be most of the suite's time (the coverage phase sends a few hundred)."""
+    opened: dict[str, requests.Session] = {}
+    for who in ("reader", "admin-de"):
+        session = requests.Session()
+        session.verify = str(served.pki / "ca.pem")
+        session.cert = (str(served.pki / f"client-{who}.pem"),
+                        str(served.pki / f"client-{who}-key.pem"))  # fmt: skip
+        opened[who] = session
+    yield opened
+    for session in opened.values():
+        session.close()
+
+
 @SCHEMA.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))  # fmt: skip
-def test_no_5xx_and_answers_match_the_schema(case: Any, served: Target, caller: str) -> None:
-    pki = served.pki
+def test_no_5xx_and_answers_match_the_schema(
+    case: Any, served: Target, caller: str, sessions: dict[str, requests.Session]
+) -> None:
     headers = {"Authorization": f"Bearer {served.tokens[caller]}"}
-    response = case.call(
-        base_url=served.service.base_url, headers=headers, verify=str(pki / "ca.pem"),
-        cert=(str(pki / f"client-{caller}.pem"), str(pki / f"client-{caller}-key.pem")),
-        timeout=60,
-    )  # fmt: skip
+    session = sessions[caller]
+    response = case.call(base_url=served.service.base_url, session=session, headers=headers,
+                         verify=session.verify, cert=session.cert, timeout=60)  # fmt: skip
     case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])

@@ -97,6 +97,27 @@ CASES = [
     Case("incident in year 1", "operator", "POST", f"{V1}/incidents",
          body={"owner": "EC", "component": "cdb", "description": "x",
                "started_at": "0001-01-01T00:00:00+14:00"}),
+    Case("incident in year 9999 at -14:00", "operator", "POST", f"{V1}/incidents",
+         body={"owner": "EC", "component": "cdb", "description": "x",
+               "started_at": "9999-12-31T23:00:00-14:00"}),
+    Case("import line of invalid UTF-8", "admin-de", "POST", f"{V1}/import?dry_run=true",
+         raw=b'{"kind":"authorities","document":{"code":"\xff\xfe"}}\n',
+         headers={"Content-Type": "application/x-ndjson"}, status=(422,)),
+    Case("import line nested 100,000 deep", "admin-de", "POST", f"{V1}/import?dry_run=true",
+         raw=DEEP.encode() + b"\n", headers={"Content-Type": "application/x-ndjson"},
+         status=(422,)),
+    Case("CSV cell over the CSV reader's own limit", "admin-de", "POST",
+         f"{V1}/import?dry_run=true&kind=authorities",
+         raw=b'code,names.de\nDE:X-9,"' + b"x" * 200_000 + b'"\n',
+         headers={"Content-Type": "text/csv"}, status=(422,)),
+    Case("CSV of a million columns", "admin-de", "POST",
+         f"{V1}/import?dry_run=true&kind=authorities",
+         raw=b",".join(b"c%d" % n for n in range(1_000_000)) + b"\n",
+         headers={"Content-Type": "text/csv"}, status=(422,)),
+    Case("XLSX that is a damaged zip", "admin-de", "POST", f"{V1}/import?dry_run=true",
+         raw=b"PK\x03\x04" + b"\x00" * 200,
+         headers={"Content-Type": "application/vnd.openxmlformats-officedocument"
+                                  ".spreadsheetml.sheet"}, status=(415, 422)),
     Case("NUL in a name", "admin-de", "POST", f"{V1}/authorities",
          body=factories.authority("DE", "DE:X-2", names={"de": "Amts\u0000gericht"})),
     Case("lone surrogate in a name", "admin-de", "POST", f"{V1}/authorities",
@@ -116,7 +137,7 @@ async def test_hostile_input_gets_a_4xx_problem(api: Any, services: Any, case: C
     before = await services.reads.head()
     headers = dict(case.headers or {})
     if case.raw is not None:
-        headers["Content-Type"] = "application/json"
+        headers.setdefault("Content-Type", "application/json")
     async with api.client(case.who, token=case.token(api) if case.token else None) as client:
         kwargs: dict[str, Any] = {"headers": headers}
         if case.body is not None:
@@ -128,3 +149,57 @@ async def test_hostile_input_gets_a_4xx_problem(api: Any, services: Any, case: C
     assert answer.headers["content-type"].startswith("application/problem+json")
     assert len(answer.content) < 64 * 1024
     assert await services.reads.head() == before
+
+
+async def test_revisions_out_of_range_on_an_existing_entry(api: Any) -> None:
+    async with api.client("admin-de") as admin:
+        created = await admin.post(f"{V1}/authorities", json=factories.authority("DE", "DE:R-1"))
+        assert created.status_code == 201, created.text
+    entry = created.json()["id"]
+    async with api.client("reader") as reader:
+        for revision in (2**31, 2**63, -1):
+            answer = await reader.get(f"{V1}/authorities/{entry}?revision={revision}")
+            assert answer.status_code in (400, 404, 422), (revision, answer.text[:300])
+            assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_field_errors_are_capped_and_counted(api: Any) -> None:
+    keys = [{"scheme": "postal-code", "code": "?"} for _ in range(300)]
+    async with api.client("admin-de") as admin:
+        answer = await admin.post(f"{V1}/jurisdiction-criteria",
+                                  json=factories.criterion(geo=keys))  # fmt: skip
+    assert answer.status_code == 422, answer.text[:300]
+    problem = answer.json()
+    assert len(problem["errors"]) == 100 and problem["errors_total"] >= 300, problem["detail"]
+
+
+async def test_more_geo_keys_than_a_criterion_may_hold_is_422_naming_geo(api: Any) -> None:
+    keys = [{"scheme": "postal-code", "code": f"{n:05d}"} for n in range(20_001)]
+    async with api.client("admin-de") as admin:
+        answer = await admin.post(f"{V1}/jurisdiction-criteria",
+                                  json=factories.criterion(geo=keys))  # fmt: skip
+    assert answer.status_code == 422, answer.text[:300]
+    assert [e["loc"][-1] for e in answer.json()["errors"]] == ["geo"], answer.text[:500]
+
+
+async def test_a_long_path_refused_before_authentication_is_audited_cut_short(
+    api: Any, services: Any
+) -> None:
+    from sqlalchemy import select
+
+    from cdb_service.security.audit import AuditEvent
+
+    path = f"{V1}/code-lists/" + "a" * 1500
+    long_id = "r" * 5000
+    async with api.client(None) as stranger:
+        answer = await stranger.get(path, headers={"X-Request-ID": long_id})
+    assert answer.status_code == 401, answer.text[:300]
+    assert answer.headers.get("x-client-request-id") is None  # not echoed, not stored
+    await api.app.state.gate.refusals.flush(services.sessions, everything=True)
+    async with services.sessions() as session:
+        events = (await session.scalars(select(AuditEvent))).all()
+    refused = [e for e in events if e.target and f"{V1}/code-lists/aaa" in e.target]
+    assert len(refused) == 1, [(e.action, (e.target or "")[:80]) for e in events]
+    target = refused[0].target or ""
+    assert len(target) <= 500 and target.endswith("…"), "cut short, and says so"
+    assert refused[0].client_request_id is None

@@ -13,6 +13,7 @@ and `promtool test rules` on the alerting rules, burn-rate test included.
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
+from cdb_service.kernel import codes
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -200,6 +203,36 @@ def test_systemd_units_verify_cleanly(tmp_path: Path) -> None:
     assert checked.returncode == 0 and not (checked.stdout + checked.stderr).strip(), (
         checked.stdout + checked.stderr
     )
+
+
+def test_the_reports_timer_runs_every_owner_s_quality_report_then_the_certificates(
+    tmp_path: Path,
+) -> None:
+    """What cdb-reports.service runs, run here as systemd would run it (its `$$` made a
+    shell `$`, its paths this checkout's and a scratch directory's) for two owners."""
+    text = (SYSTEMD / "cdb-reports.service").read_text().replace("\\\n", " ")
+    starts = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith("ExecStart=")]
+    (listed,) = [x for x in text.splitlines() if x.startswith('Environment="CDB_REPORT_OWNERS=')]
+    owners = listed.strip('"').split("=", 2)[2].split()
+    assert sorted(owners) == sorted(codes.OWNERS)
+    # The certificate report's exit status (1: some expire) is the unit's: it runs last.
+    assert len(starts) == 2 and starts[1].endswith("cdb-service certificates --within-days 30")
+    exe = str(Path(sys.executable).with_name("cdb-service"))
+    env = os.environ | {"CDB_DATA_DIR": str(tmp_path), "CDB_LOG_LEVEL": "WARNING",
+                        "CDB_REPORT_OWNERS": "FR EJ"}  # fmt: skip
+    env.pop("CDB_DATABASE_URL", None)
+    subprocess.run([exe, "migrate"], env=env, check=True, capture_output=True)
+    reports = tmp_path / "reports"
+    reports.mkdir()  # StateDirectory= makes it
+    loop = (starts[0].replace("$$", "$").replace("/opt/cdb-service/bin/cdb-service", exe)
+            .replace("/var/lib/cdb/reports", str(reports)))  # fmt: skip
+    assert loop.startswith("/bin/sh -c '") and loop.endswith("'")
+    done = subprocess.run(["/bin/sh", "-c", loop[len("/bin/sh -c '") : -1]], env=env,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in reports.iterdir()) == ["quality-EJ.csv", "quality-FR.csv"]
+    header = (reports / "quality-FR.csv").read_text().splitlines()[0]
+    assert header == "id,severity,rule,kind,key,entry_id,message,action"
 
 
 NO_PROMTOOL = "promtool is not installed (Debian: prometheus; `make test` installs it)"

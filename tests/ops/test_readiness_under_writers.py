@@ -20,6 +20,8 @@ from cdb_service.probe.store import Store
 from tests.support import factories
 from tests.support.live import live_service, rows
 
+pytestmark = pytest.mark.serial  # measures time under load: runs alone
+
 WRITERS = 8
 SECONDS = 30.0
 

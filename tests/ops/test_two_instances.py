@@ -22,6 +22,8 @@ from tests.support.live import LOOKUP, Live, live_service
 from tests.support.nginx import free_port
 from tests.support.service_process import stop
 
+pytestmark = pytest.mark.serial  # measures time under load: runs alone
+
 TRIES = 100
 
 

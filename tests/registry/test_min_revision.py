@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
+from cdb_service.lookup import index as index_module
+from cdb_service.lookup.index import IndexFollower, LookupIndex
 from cdb_service.services import Services
 from cdb_service.settings import Settings
 from tests.support import factories
 from tests.support.api import Api, build
+
+pytestmark = pytest.mark.serial  # measures time under load: runs alone
 
 V1 = "/api/v1"
 WAIT_S = 0.3
@@ -60,3 +67,53 @@ async def test_writes_carry_their_revision_and_reads_wait_for_min_revision(
         assert reverted.status_code == 200 and reverted.headers["cdb-revision"] == "3"
         deleted = await admin.delete(url, headers={"If-Match": reverted.headers["etag"]})
         assert deleted.status_code == 204 and deleted.headers["cdb-revision"] == "4"
+
+
+async def test_a_read_the_index_cannot_serve_in_time_is_a_503_and_the_feed_is_not_held(
+    api_short_wait: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This worker's index is held back (its catch-up hangs, as on a stalled database):
+    a resolve that must show R waits its bound, then 503 with Retry-After; the feed and
+    the extract read the database, which has R: 200. Released, the same resolve is served."""
+    api = api_short_wait
+    follower: IndexFollower = api.app.state["lookup"]
+    caught_up = index_module.catch_up
+    # The app runs on its own event loop: thread events cross it, asyncio ones do not.
+    entered, release = threading.Event(), threading.Event()
+
+    async def held_back(index: LookupIndex, sessions: Any) -> int:
+        entered.set()
+        await asyncio.to_thread(release.wait, 30)
+        return await caught_up(index, sessions)
+
+    monkeypatch.setattr(index_module, "catch_up", held_back)
+    # The follower's next poll hangs holding the catch-up: from now on the index stays.
+    assert await asyncio.to_thread(entered.wait, 10)
+    try:
+        async with api.client("admin-de") as admin:
+            created = await admin.post(f"{V1}/authorities", json=factories.authority())
+            revision = int(created.headers["cdb-revision"])
+            assert follower.index is not None and follower.index.revision < revision
+            resolve = (f"{V1}/resolve?country=DE&instrument=eio&competence=execute"
+                       f"&min_revision={revision}")  # fmt: skip
+            started = time.monotonic()
+            held = await admin.get(resolve)
+            waited = time.monotonic() - started
+            assert held.status_code == 503, held.text
+            assert held.headers["content-type"].startswith("application/problem+json")
+            assert held.headers["retry-after"] == "4"
+            assert held.json()["min_revision"] == revision
+            assert WAIT_S <= waited < WAIT_S + 2, waited
+            feed = await admin.get(f"{V1}/changes?since=0&min_revision={revision}")
+            assert feed.status_code == 200, feed.text
+            assert [c["revision"] for c in feed.json()["changes"]] == [revision]
+            extract = await admin.get(f"{V1}/extract?min_revision={revision}")
+            assert extract.status_code == 200, extract.text
+            assert created.json()["id"] in extract.text
+
+            release.set()
+            served = await admin.get(resolve)
+            assert served.status_code == 200, served.text
+            assert served.json()["revision"] >= revision
+    finally:
+        release.set()

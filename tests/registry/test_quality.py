@@ -116,6 +116,52 @@ async def test_the_report_names_each_planted_defect_and_nothing_spurious(
     assert after["summary"]["error"] == 3 and after["summary"]["info"] == 0
 
 
+async def test_each_rule_names_its_entry_with_its_severity(api: Api) -> None:
+    """Routing, validity, completeness and the certificate tiers, each planted once on an
+    owner with no other data (no gazetteer: coverage and ties have nothing to say)."""
+    next_month = (dt.date.today() + dt.timedelta(days=40)).isoformat()
+    # Days left counted from the report's day: 15, 45 and 75 fall in the 30, 60, 90 tiers
+    # whichever side of midnight the test runs.
+    certificates = [{"use": "signing", "pem": factories.certificate_pem(days, f"t{days}")}
+                    for days in (15, 45, 75)]  # fmt: skip
+    async with api.client("admin-fr") as c:
+        await _created(c, "routing-parties", factories.routing_party(owner="FR", name="fr-ap"))
+        await _created(c, "routing-parties", factories.routing_party(
+            owner="FR", name="fr-spare-ap", certificates=certificates))  # fmt: skip
+        linked = {"routing_party_name": "fr-ap"}
+        await _created(c, "authorities", _court("FR:COMPLETE", **linked))
+        await _created(c, "authorities", _court("FR:NEW", valid_from=next_month, **linked))
+        await _created(c, "jurisdiction-criteria", factories.criterion(
+            owner="FR", ref="crit-early", authority_code="FR:NEW",
+            geo=[{"scheme": "postal-code", "code": "75001"}]))  # fmt: skip
+        await _created(
+            c, "authorities", _court("FR:ENGLISH", **linked) | {"names": {"en": "Court"}}
+        )
+        await _created(c, "authorities", _court("FR:MUTE", **linked) | {"contacts": []})
+        body = await _report(c)
+    found = {(f["rule"], f["severity"], f["kind"], f["key"]): f for f in body["findings"]}
+    tiers = sorted((f["detail"]["days"] // 30, f["severity"], f["message"])
+                   for f in body["findings"] if f["rule"] == "certificate-expiry")  # fmt: skip
+    assert set(found) == {
+        ("unused-routing-party", "warning", "routing-parties", "fr-spare-ap"),
+        ("criterion-before-authority", "warning", "jurisdiction-criteria", "crit-early"),
+        ("name-missing", "warning", "authorities", "FR:ENGLISH"),
+        ("contact-missing", "warning", "authorities", "FR:MUTE"),
+        ("certificate-expiry", "error", "routing-parties", "fr-spare-ap"),
+        ("certificate-expiry", "warning", "routing-parties", "fr-spare-ap"),
+        ("certificate-expiry", "info", "routing-parties", "fr-spare-ap"),
+    }  # fmt: skip
+    assert [(t[0], t[1]) for t in tiers] == [(0, "error"), (1, "warning"), (2, "info")]
+    for (_, _, message), limit in zip(tiers, ("30", "60", "90"), strict=True):
+        assert f"expires within {limit} days" in message
+    assert found[("name-missing", "warning", "authorities", "FR:ENGLISH")]["detail"] == {
+        "missing": ["fr"]
+    }
+    early = found[("criterion-before-authority", "warning", "jurisdiction-criteria", "crit-early")]
+    assert early["detail"] == {"authority": "FR:NEW", "valid_from": next_month}
+    assert body["summary"] == {"error": 1, "warning": 5, "info": 1}  # each once, no more
+
+
 async def test_who_may_read_it_csv_and_review_period(api: Api, services: Services) -> None:
     await seed(services.batches, services.sessions)
     async with api.client("admin-de") as c:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
 from sqlalchemy import select
 
 from cdb_service.registry.kinds import KINDS
@@ -104,11 +104,19 @@ async def test_an_api_created_window_survives_export_and_import_in_every_format(
 async def test_every_problem_of_a_batch_is_reported_at_once_with_its_line(
     api: Api, services: Services
 ) -> None:
+    gln = {"party_id": "4012345000009",
+           "party_id_type": "urn:oasis:names:tc:ebcore:partyid-type:iso6523:0088"}  # fmt: skip
+    async with api.client("admin-fr") as c:
+        # France's access point holds a registered party id (GLN): unique registry-wide.
+        party = await c.post(f"{V1}/routing-parties", json=factories.routing_party(
+            owner="FR", name="fr-ap", identifiers=[{"party_id": "fr-ap"}, gln]))  # fmt: skip
+        assert party.status_code == 201, party.text
     async with api.client("admin-de") as c:
-        party = await c.post(f"{V1}/routing-parties", json=factories.routing_party())
-        assert party.status_code == 201
+        for name in ("de-ap", "de-ap-2"):
+            party = await c.post(f"{V1}/routing-parties", json=factories.routing_party(name=name))
+            assert party.status_code == 201
         court = await c.post(
-            f"{V1}/authorities", json=factories.authority(routing_party_name="de-ap")
+            f"{V1}/authorities", json=factories.authority(routing_party_name="de-ap-2")
         )
         assert court.status_code == 201
 
@@ -124,22 +132,31 @@ async def test_every_problem_of_a_batch_is_reported_at_once_with_its_line(
         line("authorities", factories.authority(code="DE:TWICE")),  # 5: duplicate
         # 6: refers to line 2's authority, which is broken: reported once, at line 2.
         line(crit, factories.criterion(ref="c2", authority_code="DE:BAD")),
+        # 7: conflict with an existing entry outside the batch: France's party holds the GLN.
+        line("routing-parties", factories.routing_party(identifiers=[{"party_id": "de-ap"}, gln])),
+        # 8: replace mode: the court stays and still names de-ap-2, which the batch drops.
+        line("authorities", factories.authority(routing_party_name="de-ap-2")),
     ]
     async with api.client("admin-de") as c:
         response = await c.post(f"{V1}/import", content=b"\n".join(lines),
+                                params={"mode": "replace"},
                                 headers={"content-type": "application/x-ndjson"})  # fmt: skip
     assert response.status_code == 422
     errors = response.json()["errors"]
-    assert [(e["loc"][:2], e["type"]) for e in errors] == [
-        (["line", 1], "json_invalid"),
-        (["line", 2], "value_error"),
-        (["line", 3], "reference_error"),
-        (["line", 5], "value_error"),
+    assert [(e["loc"], e["type"], e.get("entry")) for e in errors] == [
+        (["line", 1], "json_invalid", None),
+        (["line", 2, "kind"], "value_error", "authorities DE:BAD"),
+        (["line", 3, "authority_code"], "reference_error", "jurisdiction-criteria crit-1"),
+        (["line", 5, "code"], "value_error", "authorities DE:TWICE"),
+        (["line", 7, "identifiers"], "duplicate", "routing-parties de-ap"),
+        (["line", 8], "replace_conflict", "authorities DE:COURT-1 (DE)"),
     ]  # fmt: skip
-    assert errors[1]["loc"] == ["line", 2, "kind"] and errors[1]["entry"] == "authorities DE:BAD"
-    assert errors[2]["entry"] == "jurisdiction-criteria crit-1"
     assert "repeats the key 'DE:TWICE' of line 4" in errors[3]["msg"]
-    assert await services.reads.head() == 2  # nothing written
+    assert "already names routing-parties fr-ap" in errors[4]["msg"]
+    assert "refers to routing-parties de-ap-2, which replace mode would delete" in errors[5]["msg"]
+    # Line 1 could have named de-ap-2: the conflict is reported now, and says so.
+    assert errors[5]["msg"].endswith("unless a line that could not be read names it")
+    assert await services.reads.head() == 4  # nothing written
 
 
 async def test_a_replace_conflict_names_the_line_and_the_referring_entry(api: Api) -> None:
@@ -160,6 +177,98 @@ async def test_a_replace_conflict_names_the_line_and_the_referring_entry(api: Ap
     assert error["loc"] == ["line", 2]
     assert error["entry"] == "authorities DE:COURT-1 (DE)"
     assert "refers to routing-parties de-ap-2, which replace mode would delete" in error["msg"]
+
+
+def _cells(book: Workbook, sheet: str, key_column: str) -> dict[Any, dict[str, Any]]:
+    """Each data row of a sheet as {key: {"row": its number, column: cell}} for editing."""
+    ws = book[sheet]
+    header = [c.value for c in ws[1]]
+    out = {}
+    for number, row in enumerate(ws.iter_rows(min_row=2), start=2):
+        cells = dict(zip(header, row, strict=True))
+        out[cells[key_column].value] = {"row": number} | cells
+    return out
+
+
+def _xlsx(book: Workbook) -> bytes:
+    data = io.BytesIO()
+    book.save(data)
+    return data.getvalue()
+
+
+async def test_a_dry_run_sums_up_and_spreadsheet_problems_name_their_sheet_and_row(
+    api: Api,
+) -> None:
+    crit = "jurisdiction-criteria"
+    setup = [("routing-parties", factories.routing_party()),
+             ("routing-parties", factories.routing_party(name="de-ap-2")),
+             ("authorities", factories.authority(routing_party_name="de-ap-2")),
+             ("authorities", factories.authority(code="DE:COURT-2", routing_party_name="de-ap")),
+             (crit, factories.criterion(ref="crit-1")),
+             (crit, factories.criterion(ref="crit-2", authority_code="DE:COURT-2"))]  # fmt: skip
+    body = "\n".join(json.dumps({"kind": k, "document": d}) for k, d in setup).encode()
+    async with api.client("admin-de") as c:
+        assert (await c.post(f"{V1}/import", content=body)).status_code == 200
+        exported = await c.get(f"{V1}/export", params={"format": "xlsx"})
+    assert exported.status_code == 200
+
+    # An administrator's edits in the workbook: one court renamed, one criterion dropped,
+    # one added. The dry run counts per kind and operation and lists the first change only.
+    book = load_workbook(io.BytesIO(exported.content))
+    _cells(book, "authorities", "code")["DE:COURT-2"]["names.en"].value = "Local Court Two"
+    criteria = book[crit]
+    criteria.delete_rows(_cells(book, crit, "ref")["crit-2"]["row"])
+    added = {
+        "owner": "DE",
+        "ref": "crit-3",
+        "authority_code": "DE:COURT-2",
+        "instrument": "eio",
+        "competence": "execute",
+        "geo": '[{"scheme": "postal-code", "code": "10117"}]',
+    }
+    criteria.append([added.get(str(c.value)) for c in criteria[1]])
+    async with api.client("admin-de") as c:
+        dry = await _dry_run(c, _xlsx(book), XLSX_MEDIA_TYPE, owner="DE", first=1)
+    assert dry["by_kind"] == {
+        "routing-parties": {"created": 0, "updated": 0, "deleted": 0, "unchanged": 2},
+        "authorities": {"created": 0, "updated": 1, "deleted": 0, "unchanged": 1},
+        crit: {"created": 1, "updated": 0, "deleted": 1, "unchanged": 1},
+    }  # fmt: skip
+    assert dry["counts"] == {"created": 1, "updated": 1, "deleted": 1, "unchanged": 4}
+    assert [(x["kind"], x["key"], x["change"]) for x in dry["changes"]] == [
+        ("authorities", "DE:COURT-2", "updated")
+    ]
+
+    # Problems in a workbook: each at its sheet, row and column, with its entry; a
+    # replace-mode conflict at the row of the entry that still refers.
+    courts = _cells(book, "authorities", "code")
+    courts["DE:COURT-2"]["kind"].value = "tribunal"
+    _cells(book, crit, "ref")["crit-3"]["authority_code"].value = "DE:NOWHERE"
+    book["routing-parties"].delete_rows(_cells(book, "routing-parties", "name")["de-ap-2"]["row"])
+    async with api.client("admin-de") as c:
+        refused = await c.post(f"{V1}/import", content=_xlsx(book),
+                               params={"mode": "replace", "dry_run": "true"},
+                               headers={"content-type": XLSX_MEDIA_TYPE})  # fmt: skip
+    assert refused.status_code == 422, refused.text
+    one, two = courts["DE:COURT-1"]["row"], courts["DE:COURT-2"]["row"]
+    assert sorted((e["loc"], e["entry"]) for e in refused.json()["errors"]) == sorted([
+        (["sheet", "authorities", "row", one], "authorities DE:COURT-1 (DE)"),
+        (["sheet", "authorities", "row", two, "kind"], "authorities DE:COURT-2"),
+        (["sheet", crit, "row", criteria.max_row, "authority_code"], f"{crit} crit-3"),
+    ])  # fmt: skip
+
+    # A CSV file (one kind) is located by row and column.
+    async with api.client("admin-de") as c:
+        csv = await c.get(f"{V1}/export", params={"format": "csv", "kind": "authorities"})
+        lines = csv.text.splitlines()  # the header is row 1
+        row = next(n for n, text in enumerate(lines, start=1) if "DE:COURT-2" in text)
+        lines[row - 1] = lines[row - 1].replace(",court,", ",tribunal,")
+        refused = await c.post(f"{V1}/import", content="\n".join(lines).encode(),
+                               params={"kind": "authorities", "dry_run": "true"},
+                               headers={"content-type": "text/csv"})  # fmt: skip
+    assert refused.status_code == 422, refused.text
+    (error,) = refused.json()["errors"]
+    assert error["loc"] == ["row", row, "kind"] and error["entry"] == "authorities DE:COURT-2"
 
 
 def test_the_cli_round_trips_xlsx_and_csv_and_says_what_is_wrong_in_one_line(

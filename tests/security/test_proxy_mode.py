@@ -366,3 +366,30 @@ def test_nginx_answers_its_own_refusals_as_problems(
     assert got == status, body[:300]
     assert content_type == PROBLEM, body[:300]
     assert json.loads(body)["status"] == status
+
+
+def test_nginx_verifying_certificates_itself_answers_495_and_496_as_problems(
+    app: App, stranger_pem: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """An operator may let nginx check certificates itself (`ssl_verify_client on` with
+    the CA): a stranger's certificate (495) and none at all (496) are then nginx's own
+    refusals, and they too read as problem details."""
+    ca = app.pki.ca
+
+    def verifying(site: str) -> str:
+        assert "ssl_verify_client optional_no_ca;" in site
+        return site.replace("ssl_verify_client optional_no_ca;",
+                            f"ssl_verify_client on;\n    ssl_client_certificate {ca};")  # fmt: skip
+
+    with running_nginx(tmp_path / "nginx", upstream=f"unix:{app.socket}",
+                       cert=app.pki.server_cert, key=app.pki.server_key,
+                       edit=verifying) as strict:  # fmt: skip
+        cert, key = stranger_pem
+        for tls in (client_context(ca, cert, key), client_context(ca)):
+            with httpx.Client(base_url=strict.base_url, verify=tls, timeout=10) as client:
+                response = client.get(INSTRUMENTS)
+            assert response.status_code == 400, response.text[:300]
+            assert response.headers["content-type"] == PROBLEM
+            assert response.json()["title"] == "Bad client certificate"
+        with through_nginx(strict, app, "reader") as client:  # the CA's own still pass
+            assert client.get(INSTRUMENTS, headers=bearer(app.token("reader"))).status_code == 200

@@ -5,12 +5,12 @@ live TOKEN_TTL_S seconds to clients that authenticate with their TLS certificate
 alone (RFC 8705 `tls_client_auth`); the tokens are bound to that certificate and the
 service (`CDB_REQUIRE_BOUND_TOKENS`) takes no other. A `cdb-service mirror` and a
 `cdb-service probe`, both given `--issuer` and `--client-id` instead of a token, run
-side by side for RUN_S seconds (about four token lifetimes) while an administrator
+side by side for RUN_S seconds (five token lifetimes) while an administrator
 writes. Not one of their requests may fail: the service's own request log shows no
 refusal for them, every probe sample is up, the mirror ends equal to the source, and
 each client fetched several tokens (renewed before they expired, not after a 401).
 
-The issue asks for 60 s tokens over 5 minutes; the same four lifetimes at 10 s keep
+The issue asks for 60 s tokens over 5 minutes: five lifetimes; the same five at 10 s keep
 the suite fast and show the same thing: renewal happens, and happens in time.
 """
 
@@ -35,6 +35,7 @@ from tests.support.nginx import free_port
 from tests.support.service_process import Pki, Service, executable, make_pki, running_service, stop
 
 pytestmark = [
+    pytest.mark.serial,
     pytest.mark.slow,
     pytest.mark.skipif(NODE is None, reason="node is not installed (apt-get install nodejs)"),
     pytest.mark.skipif(
@@ -44,7 +45,7 @@ pytestmark = [
 ]
 
 TOKEN_TTL_S = 10
-RUN_S = 4 * TOKEN_TTL_S
+RUN_S = 5 * TOKEN_TTL_S
 INTERVAL_S = 2.0
 # name at the issuer: (certificate, scope, owner)
 CLIENTS = {

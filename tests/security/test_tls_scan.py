@@ -27,7 +27,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cdb_service.security.dev import DevPki
 from cdb_service.security.tls import INTERMEDIATE_CIPHERS
+from tests.support.nginx import running_nginx
 from tests.support.service_process import executable
 from tests.support.tls import client_context
 
@@ -294,8 +296,23 @@ def test_presented_chain_validates_against_the_dev_ca_for_localhost(service: Ser
         _handshake(service.port, trusting, hostname="not-localhost.example")
 
 
+@pytest.fixture(scope="module", params=["direct", "nginx"])
+def scanned_port(request: pytest.FixtureRequest, service: Service,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:  # fmt: skip
+    """The service's own TLS port, and the shipped nginx configuration's (deploy/nginx)
+    with the same certificate: both are what a client meets."""
+    if request.param == "direct":
+        yield service.port
+        return
+    pki = DevPki(service.pki)
+    root = tmp_path_factory.mktemp("tls-scan-nginx")
+    with running_nginx(root, upstream=f"127.0.0.1:{service.port}", cert=pki.server_cert,
+                       key=pki.server_key) as nginx:  # fmt: skip
+        yield nginx.port
+
+
 def test_sslyze_finds_mozilla_intermediate_compliant_but_for_the_private_ca(
-    service: Service,
+    scanned_port: int,
 ) -> None:
     """sslyze (PyPI) scans the service as an outside auditor would and checks it against
     Mozilla's intermediate profile. The one finding allowed: the dev CA is nobody's
@@ -311,7 +328,7 @@ def test_sslyze_finds_mozilla_intermediate_compliant_but_for_the_private_ca(
 
     scanner = Scanner()
     scanner.queue_scans([ServerScanRequest(
-        server_location=ServerNetworkLocation("localhost", service.port, ip_address=HOST),
+        server_location=ServerNetworkLocation("localhost", scanned_port, ip_address=HOST),
         scan_commands=SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER,
     )])  # fmt: skip
     [result] = list(scanner.get_results())
@@ -326,3 +343,7 @@ def test_sslyze_finds_mozilla_intermediate_compliant_but_for_the_private_ca(
     curves = result.scan_result.elliptic_curves.result  # type: ignore[union-attr]
     offered = {curve.name for curve in curves.supported_curves}
     assert offered <= {"X25519", "secp256r1", "secp384r1"}, offered  # prime256v1 is secp256r1
+    # The leaf lives a year at most (the profile asks for 366 days or fewer).
+    deployment = result.scan_result.certificate_info.result.certificate_deployments[0]  # type: ignore[union-attr]
+    leaf = deployment.received_certificate_chain[0]
+    assert (leaf.not_valid_after_utc - leaf.not_valid_before_utc).days <= 365

@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,9 +132,10 @@ class Nginx:
 
 
 @contextmanager
-def running_nginx(root: Path, *, upstream: str, cert: Path, key: Path,
-                  timeout: float = 15) -> Iterator[Nginx]:  # fmt: skip
-    """nginx with the deploy config on a free loopback port, in front of `upstream`."""
+def running_nginx(root: Path, *, upstream: str, cert: Path, key: Path, timeout: float = 15,
+                  edit: Callable[[str], str] | None = None) -> Iterator[Nginx]:  # fmt: skip
+    """nginx with the deploy config on a free loopback port, in front of `upstream`;
+    `edit` changes the rendered site file (a setting an operator may choose)."""
     binary = nginx_binary()
     if binary is None:
         pytest.skip("nginx is not installed")
@@ -146,6 +147,8 @@ def running_nginx(root: Path, *, upstream: str, cert: Path, key: Path,
          "CDB_TLS_CERT": str(cert), "CDB_TLS_KEY": str(key)},
         root / "cdb-service.conf",
     )  # fmt: skip
+    if edit is not None:
+        site.write_text(edit(site.read_text()))
     conf = root / "nginx.conf"
     conf.write_text(main_conf(root, site))
     # -e: the log nginx writes before it has read the configuration (nginx >= 1.19.5).
