@@ -55,6 +55,7 @@ from cdb_service.web import deps as web_deps
 from cdb_service.web.api_docs import OfflineApiDocs
 from cdb_service.web.error_handlers import EXCEPTION_HANDLERS
 from cdb_service.web.fast_path import FastPath
+from cdb_service.web.negotiation import XmlSchemaController
 from cdb_service.web.pages import AssetController
 from cdb_service.web.perimeter import Perimeter
 from cdb_service.web.request_id import RequestIdMiddleware
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ExtractController,
             GazetteerController,
             RoutingTableController,
+            XmlSchemaController,
             *controllers(),
         ],
         guards=[role_guard],

@@ -16,6 +16,13 @@ from cdb_service import metrics
 from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.distribution import feed
 from cdb_service.distribution import gazetteer as published
+from cdb_service.distribution.answers import (
+    ExtractLine,
+    FeedPage,
+    GazetteerLine,
+    GazetteerManifest,
+    Jwks,
+)
 from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
 from cdb_service.distribution.signing import SigningKeys
 from cdb_service.kernel import codes
@@ -29,7 +36,7 @@ from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
 from cdb_service.web.ceilings import Ceilings
 from cdb_service.web.consistency import MIN_REVISION_DOC, require_revision
-from cdb_service.web.docs import problems
+from cdb_service.web.docs import answer, problems
 
 NDJSON = "application/x-ndjson"
 FEED_PARAMETERS = frozenset({"since", "limit", "cursor", "kind", "owner", "wait", "min_revision"})
@@ -79,7 +86,8 @@ class ExtractController(Controller):
         description="First line: the snapshot (revision, kinds, owner); then one line per "
         "entry; last line: count, SHA-256 of every byte before it and a JWS (ES256, key "
         "in /.well-known/jwks.json). `revision=R` rebuilds a past snapshot. Gzip on request.",
-        responses=problems(400, 422, 429, 503),
+        responses=problems(400, 422, 429, 503)
+        | answer(ExtractLine, "NDJSON: one line per `ExtractLine`", media_type=NDJSON),
         media_type=NDJSON,
     )
     async def extract(
@@ -129,7 +137,7 @@ class ExtractController(Controller):
         "/changes",
         summary="Entry versions after a revision, in pages of at most `limit`, long polling",
         description=CHANGES_DOC,
-        responses=problems(400, 410, 422, 429, 503),
+        responses=problems(400, 410, 422, 429, 503) | answer(FeedPage),
     )
     async def changes(
         self,
@@ -196,7 +204,7 @@ class GazetteerController(Controller):
         description="`identity` names the whole (the change feed announces it on every "
         "page, and it is part of every resolve ETag); per country the digest of its "
         "places, when and from what they were loaded.",
-        responses=problems(503),
+        responses=problems(503) | answer(GazetteerManifest),
     )
     async def manifest(
         self, sessions: NamedDependency[async_sessionmaker[AsyncSession]]
@@ -209,7 +217,8 @@ class GazetteerController(Controller):
         description="First line: the country, its digest and load; then one line per "
         "place (postal code, LAU, NUTS 3, LAU name); last line: count, SHA-256 of every "
         "byte before it and a JWS, as in `/extract`.",
-        responses=problems(422, 429, 503),
+        responses=problems(422, 429, 503)
+        | answer(GazetteerLine, "NDJSON: one line per `GazetteerLine`", media_type=NDJSON),
         media_type=NDJSON,
     )
     async def country(
@@ -236,6 +245,10 @@ class JwksController(Controller):
     path = "/.well-known"
     tags = ["extract"]  # noqa: RUF012
 
-    @get("/jwks.json", summary="Public keys that sign extracts (current and still-listed retired)")
+    @get(
+        "/jwks.json",
+        summary="Public keys that sign extracts (current and still-listed retired)",
+        responses=answer(Jwks),
+    )
     async def jwks(self, signing: NamedDependency[SigningKeys]) -> dict[str, Any]:
         return signing.jwks()

@@ -16,15 +16,15 @@ from cdb_service.kernel import codes
 from cdb_service.kernel.calendar import today
 from cdb_service.kernel.geo import normalise_geo_code, normalise_postal_code
 from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found
-from cdb_service.lookup import resolver
+from cdb_service.lookup import answers, resolver
 from cdb_service.lookup.deps import lookup_of
 from cdb_service.lookup.index import IndexFollower, LookupIndex
 from cdb_service.registry.reads import EntryReads
 from cdb_service.settings import Settings
-from cdb_service.web.conditional import conditional
 from cdb_service.web.consistency import MIN_REVISION_DOC, require_revision
 from cdb_service.web.deps import component
-from cdb_service.web.docs import problems
+from cdb_service.web.docs import answer, operation, problems
+from cdb_service.web.negotiation import negotiated_bytes
 
 
 def _etag(index: LookupIndex, day: dt.date) -> str:
@@ -115,7 +115,8 @@ class ResolveController(Controller):
     @get(
         "/",
         summary="The competent authorities for a message, ranked, with routing",
-        responses=problems(422, 503),
+        responses=problems(406, 422, 503) | answer(answers.Resolution),
+        operation_class=operation(xml_root="resolve-answer"),
     )
     async def resolve(
         self,
@@ -142,12 +143,13 @@ class ResolveController(Controller):
         body = lookup.answer(
             index, ("resolve", query), lambda: encode_json(resolver.resolve(index, query))
         )
-        return conditional(request.scope, _etag(index, query.date), body)
+        return negotiated_bytes(request.scope, _etag(index, query.date), body, "resolve-answer")
 
     @get(
         "/recipient/{code:str}",
         summary="The authority behind a finalRecipient / originalSender",
-        responses=problems(404, 503),
+        responses=problems(404, 406, 503) | answer(answers.Recipient),
+        operation_class=operation(xml_root="recipient-answer"),
     )
     async def recipient(
         self,
@@ -165,12 +167,15 @@ class ResolveController(Controller):
         body = resolver.recipient(index, code, day)
         if body is None:
             raise not_found("authorities", f"with code {code!r}")
-        return conditional(request.scope, _etag(index, day), encode_json(body))
+        return negotiated_bytes(
+            request.scope, _etag(index, day), encode_json(body), "recipient-answer"
+        )
 
     @get(
         "/national-member",
         summary="The national desk at Eurojust for a member state",
-        responses=problems(422, 503),
+        responses=problems(406, 422, 503) | answer(answers.NationalDesk),
+        operation_class=operation(xml_root="national-member-answer"),
     )
     async def national_member(
         self,
@@ -190,4 +195,6 @@ class ResolveController(Controller):
         index = _index(lookup)
         day = date or today()
         body = resolver.national_members(index, cc, day)
-        return conditional(request.scope, _etag(index, day), encode_json(body))
+        return negotiated_bytes(
+            request.scope, _etag(index, day), encode_json(body), "national-member-answer"
+        )

@@ -15,10 +15,12 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -51,15 +53,36 @@ def _health(
                     headers=headers)  # fmt: skip
 
 
+class Health(BaseModel):
+    """draft-inadarei-api-health-check (`application/health+json`); 503 with `fail`."""
+
+    status: Literal["pass", "warn", "fail"]
+    version: str
+    releaseId: str
+    checks: dict[str, list[dict[str, Any]]] | None = None
+
+
+HEALTH = {
+    200: ResponseSpec(data_container=Health, description="pass or warn", media_type=HEALTH_JSON,
+                      generate_examples=False),
+    503: ResponseSpec(data_container=Health, description="fail", media_type=HEALTH_JSON,
+                      generate_examples=False),
+}  # fmt: skip
+
+
 class HealthController(Controller):
     path = "/health"
     tags = ["health"]  # noqa: RUF012
 
-    @get("/live", summary="The process is up", include_in_schema=True)
+    @get("/live", summary="The process is up", include_in_schema=True, responses=HEALTH)
     async def live(self) -> Response[Any]:
         return _health("pass")
 
-    @get("/ready", summary="Ready to serve: database reads and writes, migrations, lookup data")
+    @get(
+        "/ready",
+        summary="Ready to serve: database reads and writes, migrations, lookup data",
+        responses=HEALTH,
+    )
     async def ready(
         self,
         settings: NamedDependency[Settings],

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.params import Parameter
+from pydantic import BaseModel, Field
 
 from cdb_service.kernel.calendar import today
 from cdb_service.quality.report import as_csv
@@ -17,7 +18,29 @@ from cdb_service.registry.reads import EntryReads
 from cdb_service.security import policy
 from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
-from cdb_service.web.docs import problems
+from cdb_service.web.docs import answer, problems
+
+
+class Finding(BaseModel):
+    id: str = Field(description="stable across reports")
+    rule: str
+    severity: Literal["error", "warning", "info"]
+    kind: str | None
+    entry_id: str | None
+    key: str | None
+    message: str
+    action: str
+    detail: dict[str, Any]
+
+
+class QualityReport(BaseModel):
+    """`format=csv` gives the findings as CSV (text/csv) instead."""
+
+    owner: str
+    date: dt.date
+    revision: int
+    summary: dict[str, int] = Field(description="findings per severity")
+    findings: list[Finding]
 
 
 class QualityController(Controller):
@@ -33,7 +56,7 @@ class QualityController(Controller):
         "the state's postal codes per instrument and competence, unbroken ties, entries due "
         "for review. Each finding's `id` is stable across reports. Administrators of the "
         "owner and operators.",
-        responses=problems(400),
+        responses=problems(400) | answer(QualityReport),
         media_type="application/json",
     )
     async def quality(

@@ -10,13 +10,15 @@ from litestar.params import FromPath
 
 from cdb_service.kernel.codes import CODE_FLAGS, CODE_LISTS
 from cdb_service.kernel.problems import Problem
+from cdb_service.registry.answers import CodeList, CodeListNames
+from cdb_service.web.docs import answer, problems
 
 
 class CodeListController(Controller):
     path = "/code-lists"
     tags = ["code lists"]  # noqa: RUF012
 
-    @get("/", summary="Names of the code lists")
+    @get("/", summary="Names of the code lists", responses=problems() | answer(CodeListNames))
     async def names(self) -> dict[str, Any]:
         return {"items": sorted(CODE_LISTS)}
 
@@ -26,6 +28,7 @@ class CodeListController(Controller):
         description="Instruments also say `eurojust_recipient`: whether Eurojust itself "
         "receives under that instrument (only then may its criteria name member states' "
         "places).",
+        responses=problems(404) | answer(CodeList),
     )
     async def one(self, name: FromPath[str]) -> dict[str, Any]:
         values = CODE_LISTS.get(name)

@@ -17,12 +17,14 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.enums import ParamType
 from litestar.handlers import BaseRouteHandler
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import FromPath, JSONBody, Parameter
 
 from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found, stale
-from cdb_service.registry import edits
+from cdb_service.registry import answers, edits
 from cdb_service.registry.idempotency import IdempotentRequest
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.reads import EntryReads, Sort
@@ -35,9 +37,19 @@ from cdb_service.settings import Settings
 from cdb_service.web.conditional import none_match
 from cdb_service.web.consistency import MIN_REVISION_DOC, REVISION_HEADER, require_revision
 from cdb_service.web.deps import component
-from cdb_service.web.docs import problems
+from cdb_service.web.docs import ParameterDoc, answer, operation, problems
+from cdb_service.web.negotiation import negotiated
 from cdb_service.web.pagination import decode_sorted_cursor, encode_cursor
 
+IF_MATCH = ParameterDoc(
+    "If-Match",
+    "the ETag you read: 428 without, 412 when it is no longer current",
+    where=ParamType.HEADER,
+    required=True,
+)
+IDEMPOTENCY_KEY = ParameterDoc(
+    "Idempotency-Key", "a retry with the same key returns the first result", where=ParamType.HEADER
+)
 PAGING = frozenset({"limit", "cursor", "valid_at", "revision", "sort", "count", "min_revision"})
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -169,6 +181,17 @@ def controller_for(spec: KindSpec) -> type[Controller]:
     schema: Any = spec.schema
     owner_first = [_owner_first(spec)]
     filter_doc = ", ".join(spec.all_filters)
+    entry = answers.document_model(spec.name)
+    filters = [
+        ParameterDoc(f.name, "text search" if f.name == "q" else f"filter on `{f.field}`",
+                 OpenAPIFormat.UUID if f.uuid else None)
+        for f in spec.all_filters.values()
+    ]  # fmt: skip
+    merge_patch = Schema(
+        type=OpenAPIType.OBJECT,
+        additional_properties=True,
+        description="RFC 7396: the fields to change; `null` removes one",
+    )
 
     class KindController(Controller):
         path = f"/{spec.name}"
@@ -177,7 +200,8 @@ def controller_for(spec: KindSpec) -> type[Controller]:
         @get(
             "/",
             summary=f"List {spec.name}",
-            responses=problems(400, 422),
+            responses=problems(400, 406, 422) | answer(answers.page_model(spec.name)),
+            operation_class=operation(parameters=filters, xml_root="page-answer"),
             description=f"Filters: {filter_doc}. `q` finds entries by any text (names in "
             "every language, address, code, ref, party id), ignoring case and accents. Keyset "
             "pages in id order; `next` is the cursor of the following page, which reads the "
@@ -202,7 +226,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             min_revision: int | None = Parameter(
                 default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
             ),
-        ) -> dict[str, Any]:
+        ) -> Response[Any]:
             filters = _filters(spec, request)
             await _reach(reads, settings, min_revision)
             order = _sort(spec, sort, revision, count)
@@ -239,9 +263,11 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             }
             if count:
                 out["total"], _ = await reads.count(spec, filters=filters, valid_at=valid_at)
-            return out
+            return negotiated(request.scope, out, "page-answer")
 
-        @get("/{entry_id:uuid}", summary=f"One {spec.name} entry", responses=problems(404))
+        @get("/{entry_id:uuid}", summary=f"One {spec.name} entry",
+             responses=problems(404, 406) | answer(entry),
+             operation_class=operation(xml_root="entry-answer"))  # fmt: skip
         async def one(
             self,
             entry_id: FromPath[uuid.UUID],
@@ -263,12 +289,12 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             if none_match(request.scope, tag):
                 return Response(None, status_code=304, headers={"ETag": tag})
             visible = policy.redact(document, spec.private_fields, principal)
-            return Response(visible, headers={"ETag": tag})
+            return negotiated(request.scope, visible, "entry-answer", headers={"ETag": tag})
 
         @get(
             "/{entry_id:uuid}/history",
             summary="Every version, newest first",
-            responses=problems(404),
+            responses=problems(404) | answer(answers.history_model(spec.name)),
         )
         async def history(
             self,
@@ -291,8 +317,9 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                 ]
             }
 
-        @post("/", summary=f"Create a {spec.name} entry", responses=problems(400, 409, 422),
-              guards=owner_first,
+        @post("/", summary=f"Create a {spec.name} entry",
+              responses=problems(400, 409, 422) | answer(entry, "Created", 201),
+              operation_class=operation(parameters=[IDEMPOTENCY_KEY]), guards=owner_first,
               description="`Idempotency-Key` makes a retry return the first result.")  # fmt: skip
         async def create(
             self,
@@ -320,7 +347,8 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             return Response(visible, status_code=201, headers=headers)
 
         @put("/{entry_id:uuid}", summary="Replace an entry (If-Match required)",
-             responses=problems(400, 404, 409, 412, 422, 428), guards=owner_first)  # fmt: skip
+             responses=problems(400, 404, 409, 412, 422, 428) | answer(entry),
+             operation_class=operation(parameters=[IF_MATCH]), guards=owner_first)  # fmt: skip
         async def replace(
             self,
             entry_id: FromPath[uuid.UUID],
@@ -342,7 +370,8 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                description="RFC 7396: the body names only the fields to change; `null` "
                "removes a field (it takes its default). Every other field and every reference "
                "stays as it was. The result is validated whole, like a PUT.",
-               responses=problems(400, 404, 409, 412, 415, 422, 428),
+               responses=problems(400, 404, 409, 412, 415, 422, 428) | answer(entry),
+               operation_class=operation(body={MERGE_PATCH: merge_patch}, parameters=[IF_MATCH]),
                guards=owner_first)  # fmt: skip
         async def change(
             self,
@@ -366,7 +395,8 @@ def controller_for(spec: KindSpec) -> type[Controller]:
               summary="Make an earlier version current again (If-Match required)",
               description="Writes the document of `version` (or of the entry as it stood at "
               "`revision`) as a new version, in one new revision; the history keeps both.",
-              responses=problems(400, 404, 409, 412, 422, 428), guards=owner_first)  # fmt: skip
+              responses=problems(400, 404, 409, 412, 422, 428) | answer(entry),
+              operation_class=operation(parameters=[IF_MATCH]), guards=owner_first)  # fmt: skip
         async def revert(
             self,
             entry_id: FromPath[uuid.UUID],
@@ -397,7 +427,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
              "`to_revision` registry revisions); `to` defaults to the current version. "
              "`patch` is an RFC 6902 JSON Patch from one to the other, `fields` the same "
              "field by field; bookkeeping (version, revision, timestamps) is left out.",
-             responses=problems(400, 404, 422))  # fmt: skip
+             responses=problems(400, 404, 422) | answer(answers.Diff))  # fmt: skip
         async def diff(
             self,
             entry_id: FromPath[uuid.UUID],
@@ -424,6 +454,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             summary="Delete an entry (If-Match required); a tombstone stays",
             responses=problems(404, 409, 412, 428),
             status_code=204,
+            operation_class=operation(parameters=[IF_MATCH]),
             guards=owner_first,
         )
         async def remove(

@@ -7,10 +7,12 @@ from typing import Any, Literal
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import Parameter
 
 from cdb_service.kernel.problems import FieldError, Problem
 from cdb_service.registry import exports
+from cdb_service.registry.answers import ImportResult
 from cdb_service.registry.batches import Batches
 from cdb_service.registry.exports import FormatError
 from cdb_service.registry.imports import owner_of_batch, parse_stream
@@ -21,10 +23,28 @@ from cdb_service.security import audit, policy
 from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
 from cdb_service.web.ceilings import Ceilings
-from cdb_service.web.docs import problems
+from cdb_service.web.docs import answer, operation, problems
 
 # A whole member state's registry in one batch fits with room to spare (documented).
 MAX_BATCH_BYTES = 64 * 1024 * 1024
+# What the body may be, for the contract: NDJSON lines (a single line may be sent as
+# application/json), CSV of one kind, or an XLSX workbook.
+_LINE = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["kind", "document"],
+    properties={
+        "kind": Schema(type=OpenAPIType.STRING, enum=list(KINDS)),
+        "document": Schema(type=OpenAPIType.OBJECT, additional_properties=True,
+                           description="the kind's input document; references by natural key"),
+    },
+    description="one entry; NDJSON: one such object per line",
+)  # fmt: skip
+BATCH_FORMS = {
+    exports.MEDIA_TYPES["ndjson"]: _LINE,
+    "application/json": _LINE,
+    exports.MEDIA_TYPES["csv"]: Schema(type=OpenAPIType.STRING, description="one kind (`kind=`)"),
+    exports.MEDIA_TYPES["xlsx"]: Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
+}
 
 
 class ImportController(Controller):
@@ -41,7 +61,8 @@ class ImportController(Controller):
         "returns the diff and writes nothing. Also CSV (`text/csv`, one kind: `kind=`) and "
         "XLSX (one sheet per kind), in the columns `GET /export` writes. Every problem of the "
         "batch is reported at once, each with its line (or sheet and row) and entry.",
-        responses=problems(400, 409, 413, 415, 422, 429, 503),
+        responses=problems(400, 409, 413, 415, 422, 429, 503) | answer(ImportResult),
+        operation_class=operation(body=BATCH_FORMS),
         request_max_body_size=MAX_BATCH_BYTES,
     )
     async def apply(

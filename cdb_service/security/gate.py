@@ -215,7 +215,7 @@ class ApiGate:
             scope["user"] = await gate.authenticate(scope)
         except Problem as problem:
             await deny(scope, problem)
-            await send_problem(send, problem)
+            await send_problem(send, problem, scope=scope)
             return
         await self.app(scope, receive, send)
 

@@ -1,8 +1,20 @@
 """OpenAPI documentation pieces shared by every controller."""
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from litestar.enums import ParamType
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
+from litestar.openapi.spec import Parameter as OpenAPIParameter
 from pydantic import BaseModel, Field
 
 
@@ -31,6 +43,7 @@ _TEXT = {
     410: "That revision is no longer retained",
     412: "If-Match names a version that is no longer current",
     413: "The body is larger than this route accepts",
+    406: "None of the media types the request accepts is offered (JSON, XML)",
     415: "Unsupported media type (the body is not in a format this route reads)",
     422: "Invalid content; `errors` names each field",
     428: "If-Match is required",
@@ -47,5 +60,83 @@ def problems(*statuses: int) -> dict[int, Any]:
             media_type="application/problem+json",
             generate_examples=False,
         )
-        for status in (401, 403, *statuses)
+        # 400 always: the perimeter refuses malformed query strings on every route, and it
+        # replaces litestar's own 400 (a schema that is not what the service sends).
+        for status in sorted({400, 401, 403, *statuses})
     }
+
+
+def answer(model: Any, description: str = "OK", status: int = 200,
+           media_type: str = "application/json") -> dict[int, Any]:  # fmt: skip
+    """The success answer's schema, for handlers that build their body themselves (a
+    `Response` of a dict, pre-encoded bytes): litestar cannot read it from the signature."""
+    return {
+        status: ResponseSpec(
+            data_container=model,
+            description=description,
+            media_type=media_type,
+            generate_examples=False,
+        )
+    }
+
+
+@dataclass(frozen=True)
+class ParameterDoc:
+    """A parameter a handler reads itself (a kind's filters, If-Match), declared for clients."""
+
+    name: str
+    description: str
+    format: OpenAPIFormat | None = None
+    where: ParamType = ParamType.QUERY
+    required: bool = False
+
+
+XML_ALTERNATIVE = (
+    "The same answer as XML (`Accept: application/xml`), valid against the service's XSD "
+    "(`/api/v1/schemas/cdb.xsd`); the root element is `{root}`."
+)
+PROBLEM_XML_ALTERNATIVE = (
+    "RFC 9457's XML form (`Accept: application/xml`), namespace urn:ietf:rfc:7807."
+)
+
+
+def operation(*, parameters: Sequence[ParameterDoc] = (), body: Mapping[str, Schema] | None = None,
+              xml_root: str | None = None) -> type[Operation]:  # fmt: skip
+    """An `Operation` that adds what litestar cannot see in a signature: query and header
+    parameters read from the request, a request body read raw, and the XML form of
+    negotiated answers beside their JSON form."""
+
+    @dataclass
+    class Documented(Operation):
+        def __post_init__(self) -> None:
+            extra = [
+                OpenAPIParameter(name=q.name, param_in=q.where, required=q.required,
+                                 description=q.description,
+                                 schema=Schema(type=OpenAPIType.STRING, format=q.format))
+                for q in parameters
+            ]  # fmt: skip
+            if extra:
+                self.parameters = [*(self.parameters or []), *extra]
+            if body is not None:
+                self.request_body = RequestBody(
+                    content={media: OpenAPIMediaType(schema=s) for media, s in body.items()},
+                    required=True,
+                )
+            if xml_root is None:
+                return
+            for status, response in (self.responses or {}).items():
+                content = getattr(response, "content", None)
+                if not content:
+                    continue
+                if status.startswith("2") and "application/json" in content:
+                    text = XML_ALTERNATIVE.format(root=xml_root)
+                    content["application/xml"] = OpenAPIMediaType(
+                        schema=Schema(type=OpenAPIType.STRING, description=text)
+                    )
+                elif "application/problem+json" in content:
+                    content["application/problem+xml"] = OpenAPIMediaType(
+                        schema=Schema(type=OpenAPIType.STRING,
+                                      description=PROBLEM_XML_ALTERNATIVE)
+                    )  # fmt: skip
+
+    return Documented

@@ -10,26 +10,30 @@ from litestar.exceptions import HTTPException, ValidationException
 from cdb_service.db.faults import DatabaseFault, Fault, FaultKind, classify
 from cdb_service.kernel.problems import MAX_FIELD_ERRORS, FieldError, Problem, invalid
 from cdb_service.logging import get_logger
+from cdb_service.web.negotiation import problem_form
 
 PROBLEM_JSON = "application/problem+json"
 log = get_logger("cdb.errors")
 
 
-def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response[Any]:
+def problem_response(problem: Problem, headers: dict[str, str] | None = None,
+                     request: Request[Any, Any, Any] | None = None) -> Response[Any]:  # fmt: skip
+    """The problem in the form the client prefers (JSON unless it asks for XML)."""
+    media_type, body = problem_form(request.scope if request is not None else None, problem)
     return Response(
-        content=problem.as_dict(),
+        content=body,
         status_code=problem.status,
-        media_type=PROBLEM_JSON,
+        media_type=media_type,
         headers=problem.headers | (headers or {}),
     )
 
 
-def on_problem(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+def on_problem(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     assert isinstance(exc, Problem)
-    return problem_response(exc)
+    return problem_response(exc, request=request)
 
 
-def on_validation(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+def on_validation(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Litestar's validation errors: content errors in a body are 422, the rest 400."""
     assert isinstance(exc, ValidationException)
     body_errors: list[FieldError] = []
@@ -45,7 +49,7 @@ def on_validation(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
             return problem_response(Problem(
                 422, "Invalid content", "the request body is empty; send a JSON document "
                 "(Content-Type: application/json)", "invalid-content",
-                [FieldError(("body",), "the request body is empty")]))  # fmt: skip
+                [FieldError(("body",), "the request body is empty")]), request=request)  # fmt: skip
         if source == "body" and not key and msg.startswith("Input should be a valid dict"):
             msg = "the request body must be a JSON object"
         if source == "body" and key not in ("", "request"):
@@ -54,11 +58,11 @@ def on_validation(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         else:
             other_errors.append(FieldError((source, key) if key else (source,), msg))
     if body_errors and not other_errors:
-        return problem_response(invalid(body_errors))
+        return problem_response(invalid(body_errors), request=request)
     errors = (other_errors + body_errors)[:MAX_FIELD_ERRORS]
     detail = "; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors[:5])
     return problem_response(Problem(400, "Malformed request", detail or str(exc.detail),
-                                    "malformed-request", errors))  # fmt: skip
+                                    "malformed-request", errors), request=request)  # fmt: skip
 
 
 def _index_or_name(part: str) -> str | int:
@@ -66,19 +70,19 @@ def _index_or_name(part: str) -> str | int:
     return int(part) if part.isascii() and part.isdigit() else part[:100]
 
 
-def on_recursion(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+def on_recursion(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Raised while parsing input nested deeper than any document of ours."""
     return problem_response(Problem(400, "Malformed request", "the JSON is nested too deeply",
-                                    "malformed-request"))  # fmt: skip
+                                    "malformed-request"), request=request)  # fmt: skip
 
 
-def on_http(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+def on_http(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     assert isinstance(exc, HTTPException)
     titles = {400: "Malformed request", 404: "Not found", 405: "Method not allowed",
               401: "Unauthorized", 403: "Forbidden", 413: "Request too large"}  # fmt: skip
     title = titles.get(exc.status_code, "Request failed")
     headers = dict(exc.headers or {})
-    return problem_response(Problem(exc.status_code, title, str(exc.detail)), headers)
+    return problem_response(Problem(exc.status_code, title, str(exc.detail)), headers, request)
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -122,7 +126,7 @@ def on_database_fault(request: Request[Any, Any, Any], exc: Exception) -> Respon
     assert isinstance(exc, DatabaseFault)
     log.warning("database fault in a write", path=request.url.path, fault=exc.fault.kind.value,
                 reason=exc.fault.reason, maybe_applied=exc.maybe_applied)  # fmt: skip
-    return problem_response(unavailable(request, exc.fault, exc.maybe_applied))
+    return problem_response(unavailable(request, exc.fault, exc.maybe_applied), request=request)
 
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -133,10 +137,11 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[A
         write = None if request.method in SAFE_METHODS else True
         log.warning("database fault", path=request.url.path, fault=fault.kind.value,
                     reason=fault.reason)  # fmt: skip
-        return problem_response(unavailable(request, fault, write))
+        return problem_response(unavailable(request, fault, write), request=request)
     log.error("unhandled error", path=request.url.path, exc_info=exc)
     return problem_response(
-        Problem(500, "Internal error", "the server failed; the request id names it in the logs")
+        Problem(500, "Internal error", "the server failed; the request id names it in the logs"),
+        request=request,
     )
 
 

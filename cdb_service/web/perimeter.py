@@ -10,7 +10,6 @@ credentials (public lookups keep `private, no-cache` so that their ETags pay off
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote_to_bytes
@@ -22,6 +21,7 @@ from cdb_service.kernel.problems import FieldError, Problem
 from cdb_service.kernel.text import unprintable
 from cdb_service.settings import ApiDeprecation
 from cdb_service.web import deprecation
+from cdb_service.web.negotiation import problem_form
 from cdb_service.web.pages import SCRIPTED_PAGE_POLICY
 
 MAX_PATH = 2048
@@ -88,10 +88,11 @@ def check_request_line(scope: Scope) -> Problem | None:
 
 
 async def send_problem(send: Send, problem: Problem,
-                       extra: list[tuple[bytes, bytes]] | None = None) -> None:  # fmt: skip
+                       extra: list[tuple[bytes, bytes]] | None = None,
+                       scope: Scope | None = None) -> None:  # fmt: skip
     """A problem answered from middleware, before (or instead of) any route."""
-    body = json.dumps(problem.as_dict()).encode()
-    headers = [(b"content-type", b"application/problem+json"),
+    media_type, body = problem_form(scope, problem)
+    headers = [(b"content-type", media_type.encode()),
                (b"content-length", str(len(body)).encode()), *(extra or [])]  # fmt: skip
     headers += [(k.lower().encode(), v.encode()) for k, v in problem.headers.items()]
     start = {"type": "http.response.start", "status": problem.status, "headers": headers}
@@ -118,7 +119,7 @@ class Perimeter:
         if self.retired:
             fixed = [*fixed, *deprecation.for_path(self.retired, scope.get("path", ""))]
         if problem is not None:
-            await send_problem(send, problem, [*fixed, (b"cache-control", b"no-store")])
+            await send_problem(send, problem, [*fixed, (b"cache-control", b"no-store")], scope)
             return
 
         async def with_headers(message: Message) -> None:

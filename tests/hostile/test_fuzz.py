@@ -1,5 +1,6 @@
 """The app's own OpenAPI document, fuzzed: no answer is a 5xx, and every answer matches
-the schema its route declares.
+the schema its route declares (the typed contract: entries, pages, look-ups, the feed,
+problems; `tests/ops/test_openapi.py` checks that no answer is left untyped).
 
 Schemathesis (PyPI) generates requests for every operation of the committed
 `openapi.yaml` (a test elsewhere keeps it equal to the app's). They go over real TLS
@@ -11,6 +12,7 @@ operation keeps it within CI's time; `derandomize` makes a failure repeatable.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import uuid
@@ -32,6 +34,15 @@ from tests.support.service_process import Service, executable, running_service
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+@schemathesis.serializer("application/x-ndjson")
+def _ndjson(_: Any, value: Any) -> bytes:
+    """A batch of one line (`POST /import`); a list is several lines."""
+    lines = value if isinstance(value, list) else [value]
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
+
+
 SCHEMA = schemathesis.openapi.from_path(REPO / "openapi.yaml")
 EXAMPLES = int(os.environ.get("CDB_FUZZ_EXAMPLES", "3"))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from cdb_service.kernel import codes
 from cdb_service.registry.fields import LanguageCode, ShortText, member_of
@@ -19,10 +19,28 @@ AuthorityCode = Annotated[
 ]
 
 
+def _some(names: dict[str, str]) -> dict[str, str]:
+    if not names:
+        raise ValueError("give the name in at least one language")
+    return names
+
+
+# An object keyed by language. Not `Field(min_length=1)`: litestar's OpenAPI reads a
+# length bound on a dict as an array's, so the bound is a validator plus its schema.
+Names = Annotated[
+    dict[LanguageCode, ShortText],
+    AfterValidator(_some),
+    Field(
+        json_schema_extra={"minProperties": 1, "propertyNames": {"enum": sorted(codes.LANGUAGES)}},
+        description="the name in each EU language given (ISO 639-1 code → name)",
+    ),
+]  # fmt: skip
+
+
 class AuthorityIn(EntryIn):
     code: AuthorityCode
     kind: AuthorityKind
-    names: dict[LanguageCode, ShortText] = Field(min_length=1)
+    names: Names
     address: Address | None = None
     contacts: list[Contact] = Field(default_factory=list)
     languages: list[LanguageCode] = Field(

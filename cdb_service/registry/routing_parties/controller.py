@@ -11,13 +11,14 @@ from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.kernel.problems import invalid
+from cdb_service.registry.answers import CertificateRotated
 from cdb_service.registry.routing_parties.rotation import rotate_certificate
 from cdb_service.registry.routing_parties.schemas import Certificate
 from cdb_service.registry.validation import field_errors
 from cdb_service.security import policy
 from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
-from cdb_service.web.docs import problems
+from cdb_service.web.docs import answer, problems
 
 # What openssl prints (`sha256 Fingerprint=AB:CD:…`), what browsers show (`AB CD …` or
 # `AB:CD:…`) and bare hex, in either case.
@@ -51,7 +52,7 @@ class RoutingPartyActions(Controller):
         "/certificate-rotation",
         status_code=200,
         summary="Replace a certificate wherever it is used, as one revision",
-        responses=problems(400, 404, 422),
+        responses=problems(400, 404, 422) | answer(CertificateRotated),
     )
     async def rotate(
         self,

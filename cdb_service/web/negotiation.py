@@ -1,0 +1,111 @@
+"""Content negotiation, one helper for every route that offers XML beside JSON.
+
+JSON is the default: no `Accept`, `*/*` and `application/*` all get JSON. XML is given
+to a client that prefers `application/xml` (q-values as RFC 9110 §12.5.1 says); a
+client that accepts neither gets a 406 problem. Both forms share the ETag (the data is
+the same) and say `Vary: Accept`, so that a cache keeps them apart.
+
+Problems follow the same preference (`application/problem+xml`), but are never
+refused: an error is answered in JSON to a client that accepts neither form.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from importlib.resources import files
+from typing import Any
+
+from litestar import Controller, Response, get
+from litestar.datastructures import Accept
+from litestar.response.base import ASGIResponse
+from litestar.serialization import encode_json
+from litestar.types import Scope
+
+from cdb_service.kernel.problems import Problem
+from cdb_service.web.conditional import conditional
+from cdb_service.web.xml_form import problem_to_xml, to_xml
+
+JSON = "application/json"
+XML = "application/xml"
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_XML = "application/problem+xml"
+VARY = {"Vary": "Accept"}
+_OFFERED = (JSON, XML)
+
+
+def _accept(scope: Scope) -> str | None:
+    # Raw header lines, as web.conditional reads them: cheaper than litestar's Headers.
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"accept":
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _best(header: str, offered: tuple[str, ...]) -> str | None:
+    try:
+        return Accept(header).best_match(list(offered))
+    except ValueError:
+        return offered[0]  # an unreadable Accept is ignored, as if it were absent
+
+
+def wants_xml(scope: Scope) -> bool:
+    """Whether to answer in XML; a 406 problem when neither JSON nor XML is acceptable."""
+    header = _accept(scope)
+    if header is None or not header.strip():
+        return False
+    chosen = _best(header, _OFFERED)
+    if chosen is None:
+        raise Problem(406, "Not acceptable",
+                      f"this answer is offered as {JSON} and {XML}; Accept was {header[:200]!r}",
+                      "not-acceptable")  # fmt: skip
+    return chosen == XML
+
+
+def negotiated(scope: Scope, data: Any, root: str, status: int = 200,
+               headers: Mapping[str, str] | None = None) -> Response[Any]:  # fmt: skip
+    """`data` as JSON, or as XML (root element `root`) to a client that prefers it."""
+    sent = {**(headers or {}), **VARY}
+    if wants_xml(scope):
+        # Through JSON first: the XML carries exactly what the JSON would (UUIDs, dates).
+        body = to_xml(root, json.loads(encode_json(data)))
+        return Response(body, status_code=status, media_type=XML, headers=sent)
+    return Response(data, status_code=status, headers=sent)
+
+
+def negotiated_bytes(scope: Scope, tag: str, body: bytes, root: str) -> ASGIResponse:
+    """`web.conditional` for an answer already encoded as JSON (the look-ups cache their
+    bytes): those bytes as they are, or their XML form."""
+    if wants_xml(scope):
+        return conditional(scope, tag, to_xml(root, json.loads(body)), XML, VARY)
+    return conditional(scope, tag, body, JSON, VARY)
+
+
+def problem_form(scope: Scope | None, problem: Problem) -> tuple[str, bytes]:
+    """The media type and body of a problem, in the form the client prefers."""
+    body = encode_json(problem.as_dict())
+    header = _accept(scope) if scope is not None else None
+    if header and "xml" in header:
+        preferred = _best(header, (PROBLEM_JSON, PROBLEM_XML, JSON, XML))
+        if preferred in (PROBLEM_XML, XML):
+            return PROBLEM_XML, problem_to_xml(json.loads(body))
+    return PROBLEM_JSON, body
+
+
+_XSD = files("cdb_service.web") / "xsd"
+
+
+class XmlSchemaController(Controller):
+    """The XSDs every XML answer validates against (cdb.xsd imports problem.xsd)."""
+
+    path = "/schemas"
+    tags = ["xml"]  # noqa: RUF012
+
+    @get("/cdb.xsd", summary="The XML Schema of the XML answers", media_type="application/xml")
+    async def cdb(self) -> bytes:
+        return (_XSD / "cdb.xsd").read_bytes()
+
+    @get("/problem.xsd", summary="The XML Schema of problem details (RFC 9457, XML form)",
+         media_type="application/xml")  # fmt: skip
+    async def problem(self) -> bytes:
+        return (_XSD / "problem.xsd").read_bytes()
