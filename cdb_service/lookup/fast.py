@@ -54,10 +54,11 @@ def resolve(scope: Scope, params: dict[str, str]) -> FastAnswer | None:
         index, ("resolve", query), lambda: encode_json(resolver.resolve(index, query))
     )
     tag = _etag(index, query.date)
+    # The route offers XML too (web.negotiation): caches must keep the forms apart.
     if none_match(scope, tag):
-        return FastAnswer(304, [(b"etag", tag.encode())])
+        return FastAnswer(304, [(b"etag", tag.encode()), (b"vary", b"Accept")])
     headers = [(b"content-type", b"application/json"), (b"etag", tag.encode()),
-               (b"cache-control", b"no-cache")]  # fmt: skip
+               (b"cache-control", b"no-cache"), (b"vary", b"Accept")]  # fmt: skip
     return FastAnswer(200, headers, body)
 
 

@@ -30,8 +30,11 @@ def none_match(scope: Scope, tag: str) -> bool:
     return False
 
 
-def not_modified(tag: str) -> ASGIResponse:
-    return ASGIResponse(status_code=304, headers={"ETag": tag})
+def not_modified(tag: str, headers: Mapping[str, str] | None = None) -> ASGIResponse:
+    """304 with the ETag, and the `Vary` the full answer would carry (RFC 9110 15.4.5):
+    a cache keeps the JSON and XML forms apart on revalidation too."""
+    vary = {k: v for k, v in (headers or {}).items() if k.lower() == "vary"}
+    return ASGIResponse(status_code=304, headers={"ETag": tag, **vary})
 
 
 def conditional(
@@ -43,6 +46,6 @@ def conditional(
 ) -> ASGIResponse:
     """304 when the client holds `tag`; otherwise the body with its ETag."""
     if none_match(scope, tag):
-        return not_modified(tag)
+        return not_modified(tag, headers)
     sent = {"ETag": tag, "Cache-Control": "no-cache", **(headers or {})}
     return ASGIResponse(body=body, media_type=media_type, headers=sent)
