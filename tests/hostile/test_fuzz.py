@@ -54,14 +54,6 @@ class Target:
     tokens: dict[str, str]
 
 
-def _token(service: Service, client: str) -> str:
-    env = {"PATH": os.environ["PATH"], "CDB_DATA_DIR": str(service.data_dir),
-           "CDB_PORT": str(service.port)}  # fmt: skip
-    done = subprocess.run([executable(), "dev-token", "--client", client], env=env,
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    return done.stdout.strip()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[Target]:  # fmt: skip
@@ -79,7 +71,7 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                    capture_output=True)  # the dev PKI, before the service trusts it  # fmt: skip
     try:
         with running_service(root, variables, ca=data / "pki" / "ca.pem") as service:
-            tokens = {who: _token(service, who) for who in ("reader", "admin-de")}
+            tokens = {who: service.dev_token(who) for who in ("reader", "admin-de")}
             yield Target(service, data / "pki", tokens)
     finally:
         if database:

@@ -36,11 +36,7 @@ class Dev:
     pki: Path
 
     def token(self, client: str) -> str:
-        env = {"PATH": os.environ["PATH"], "CDB_DATA_DIR": str(self.service.data_dir),
-               "CDB_PORT": str(self.service.port)}  # fmt: skip
-        done = subprocess.run([executable(), "dev-token", "--client", client], env=env,
-                              capture_output=True, text=True, check=True)  # fmt: skip
-        return done.stdout.strip()
+        return self.service.dev_token(client)
 
     def tls(self, client: str) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.pki / "ca.pem"))

@@ -35,20 +35,25 @@ COUNTED = (
 )
 
 
-def calls(work: Callable[[], Any]) -> tuple[int, Any]:
-    count = 0
+class _Calls:
+    """A profile hook counting calls into the COUNTED code."""
 
-    def profile(frame: FrameType, event: str, _: Any) -> None:
-        nonlocal count
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, frame: FrameType, event: str, _: Any) -> None:
         if event == "call" and any(part in frame.f_code.co_filename for part in COUNTED):
-            count += 1
+            self.count += 1
 
-    sys.setprofile(profile)
+
+def calls(work: Callable[[], Any]) -> tuple[int, Any]:
+    counter = _Calls()
+    sys.setprofile(counter)
     try:
         result = work()
     finally:
         sys.setprofile(None)
-    return count, result
+    return counter.count, result
 
 
 def counting(api: Api) -> list[int]:
@@ -58,19 +63,13 @@ def counting(api: Api) -> list[int]:
     handler = api.app.asgi_handler
 
     async def counted(scope: Any, receive: Any, send: Any) -> None:
-        count = 0
-
-        def profile(frame: FrameType, event: str, _: Any) -> None:
-            nonlocal count
-            if event == "call" and any(part in frame.f_code.co_filename for part in COUNTED):
-                count += 1
-
-        sys.setprofile(profile)
+        counter = _Calls()
+        sys.setprofile(counter)
         try:
             await handler(scope, receive, send)
         finally:
             sys.setprofile(None)
-            counts.append(count)
+            counts.append(counter.count)
 
     api.app.asgi_handler = counted
     return counts

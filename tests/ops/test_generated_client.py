@@ -51,14 +51,6 @@ def _generate(root: Path) -> Path:
     return root
 
 
-def _token(service: Service, client: str) -> str:
-    env = {"PATH": os.environ["PATH"], "CDB_DATA_DIR": str(service.data_dir),
-           "CDB_PORT": str(service.port)}  # fmt: skip
-    done = subprocess.run([executable(), "dev-token", "--client", client], env=env,
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    return done.stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("generated-client")
@@ -73,7 +65,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 def _client(module: Any, service: Service, who: str) -> Any:
     pki = service.data_dir / "pki"
     tls = client_context(pki / "ca.pem", pki / f"client-{who}.pem", pki / f"client-{who}-key.pem")
-    return module.AuthenticatedClient(base_url=service.base_url, token=_token(service, who),
+    return module.AuthenticatedClient(base_url=service.base_url, token=service.dev_token(who),
                                       verify_ssl=tls, raise_on_unexpected_status=True)  # fmt: skip
 
 

@@ -128,6 +128,14 @@ class Service:
     def database(self) -> Path:
         return self.data_dir / "cdb.sqlite3"
 
+    def dev_token(self, client: str) -> str:
+        """A token from this dev service's own issuer, as `cdb-service dev-token` prints it."""
+        env = {"PATH": os.environ["PATH"], "CDB_DATA_DIR": str(self.data_dir),
+               "CDB_PORT": str(self.port)}  # fmt: skip
+        done = subprocess.run([executable(), "dev-token", "--client", client], env=env,
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        return done.stdout.strip()
+
     def log_tail(self, size: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-size:] if self.log.exists() else ""
 
