@@ -142,6 +142,18 @@ class Provider:
                 self.process.stdout.close()
             self.process = None
 
+    def service_variables(self, pki: Pki) -> dict[str, str]:
+        """A service that takes this provider's bound tokens only, over the PKI's TLS."""
+        return {
+            "CDB_DEV_ISSUER": "false",
+            "CDB_REQUIRE_BOUND_TOKENS": "true",
+            "CDB_TLS_CERT_FILE": str(pki.server_cert),
+            "CDB_TLS_KEY_FILE": str(pki.server_key),
+            "CDB_CLIENT_CA_FILES": json.dumps([str(pki.ca)]),
+            "CDB_OIDC_ISSUER": self.url,
+            "CDB_OIDC_CA_FILE": str(pki.ca),
+        }
+
     def log_tail(self, size: int = 3000) -> str:
         path = self.root / f"provider-{self.starts}.log"
         return path.read_text(errors="replace")[-size:] if path.exists() else ""
@@ -204,15 +216,8 @@ def provider(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pro
 def service(
     pki: Pki, provider: Provider, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
-    variables = {
-        "CDB_DEV_ISSUER": "false",
+    variables = provider.service_variables(pki) | {
         "CDB_AUTO_SEED": "false",
-        "CDB_REQUIRE_BOUND_TOKENS": "true",
-        "CDB_TLS_CERT_FILE": str(pki.server_cert),
-        "CDB_TLS_KEY_FILE": str(pki.server_key),
-        "CDB_CLIENT_CA_FILES": json.dumps([str(pki.ca)]),
-        "CDB_OIDC_ISSUER": provider.url,
-        "CDB_OIDC_CA_FILE": str(pki.ca),
         "CDB_OIDC_JWKS_REFETCH_INTERVAL_S": str(REFETCH_INTERVAL_S),
         "CDB_OIDC_JWKS_TTL_S": "3600",
     }

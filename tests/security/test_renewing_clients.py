@@ -95,14 +95,7 @@ def provider(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pro
 def service(
     pki: Pki, provider: Provider, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
-    variables = {
-        "CDB_DEV_ISSUER": "false",
-        "CDB_REQUIRE_BOUND_TOKENS": "true",
-        "CDB_TLS_CERT_FILE": str(pki.server_cert),
-        "CDB_TLS_KEY_FILE": str(pki.server_key),
-        "CDB_CLIENT_CA_FILES": json.dumps([str(pki.ca)]),
-        "CDB_OIDC_ISSUER": provider.url,
-        "CDB_OIDC_CA_FILE": str(pki.ca),
+    variables = provider.service_variables(pki) | {
         # the tokens' own lifetime is what is tested, not the validator's tolerance
         "CDB_OIDC_LEEWAY_S": "0",
     }
