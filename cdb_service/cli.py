@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from cdb_service.mistakes import EXIT_MISTAKE, UserMistake, explain
 from cdb_service.settings import Settings
@@ -174,6 +175,16 @@ def _problem_lines(problem: Any) -> int:
     return 2
 
 
+@contextlib.contextmanager
+def _opened(name: str) -> Iterator[BinaryIO]:
+    """A file named on the command line, or standard input for "-" (left open)."""
+    if name == "-":
+        yield sys.stdin.buffer
+        return
+    with open(name, "rb") as handle:
+        yield handle
+
+
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     import getpass
 
@@ -181,13 +192,13 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
     from cdb_service.kernel.problems import Problem
     from cdb_service.registry import exports
+    from cdb_service.registry.imports import parse_lines
     from cdb_service.registry.kinds import KINDS
     from cdb_service.security.audit import Who
 
     owner = args.owner.upper()
     try:
         fmt = args.format or ("ndjson" if args.file == "-" else exports.format_of_file(args.file))
-        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
         stem = Path(args.file).stem
         kind = KINDS.get(args.kind or stem) if fmt == "csv" else None
         if fmt == "csv" and kind is None:
@@ -195,7 +206,13 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                                f"the file <kind>.csv; kinds: {', '.join(KINDS)})")  # fmt: skip
         with Progress(transient=True, console=_stderr_console()) as bar:
             bar.add_task(f"validating {args.file}", total=None)
-            batch = exports.parse_upload(data, fmt, owner, kind)
+            if fmt == "ndjson":  # read a line at a time: the file is never held whole
+                with _opened(args.file) as lines:
+                    batch = parse_lines(lines, owner)
+            else:
+                data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+                batch = exports.parse_upload(data, fmt, owner, kind)
+                del data
     except OSError as error:
         return _user_error(f"cannot read {args.file}: {error.strerror or error}")
     except exports.FormatError as error:

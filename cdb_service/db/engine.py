@@ -64,9 +64,13 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return engine
 
 
+# Names stay readable in the database (and searchable with LIKE on SQLite). One encoder
+# for every value: `json.dumps` with an option builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
 def _json_dumps(value: Any) -> str:
-    # Names stay readable in the database (and searchable with LIKE on SQLite).
-    return json.dumps(value, ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

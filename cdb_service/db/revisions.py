@@ -22,6 +22,7 @@ are). Both take the lock with `lock_registry` and record versions with
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 import uuid
 from collections.abc import (
@@ -59,7 +60,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from cdb_service import metrics
 from cdb_service.db.base import GUID, Base, DateTimeUTC, EntryColumns, JsonB, utcnow
-from cdb_service.db.documents import date_of, document_of
+from cdb_service.db.documents import date_of, document_of, document_of_values
 
 FLUSH_EVERY = 2000
 # Rows per INSERT statement when writing in bulk (projections, a replica's rows).
@@ -206,7 +207,7 @@ class RevisionWriter:
                 await self.write_pending()
             return written
         row = kind.model(
-            id=entry_id or uuid.uuid4(),
+            id=entry_id or new_entry_id(),
             owner=owner,
             version=1,
             revision=self.revision,
@@ -221,15 +222,14 @@ class RevisionWriter:
     def _create_bulk(self, kind: StoredKind, owner: str, values: Mapping[str, Any],
                            entry_id: uuid.UUID | None) -> WrittenVersion:  # fmt: skip
         table: Any = kind.model.__table__
-        row: dict[str, Any] = {"id": entry_id or uuid.uuid4(), "owner": owner, "version": 1,
+        row: dict[str, Any] = {"id": entry_id or new_entry_id(), "owner": owner, "version": 1,
                                "revision": self.revision, "created_at": self.now,
                                "updated_at": self.now}  # fmt: skip
         row |= {name: value for name, value in values.items() if name in table.c}
         self._created_model = kind.model
         self._created.append(row)
         self._project(kind, row["id"], values, replacing=False)
-        # Read as the ORM row would be before its INSERT: a column not given is None.
-        document = document_of(kind, _Unwritten(row))
+        document = document_of_values(kind, row)
         return self._version(kind, row["id"], 1, Operation.CREATE, document)
 
     def _values(self, kind: StoredKind, op: Operation, document: dict[str, Any]) -> dict[str, Any]:
@@ -327,6 +327,21 @@ class RevisionWriter:
         self._fresh.clear()
 
 
+_RANDOM_IDS = 1024  # ids drawn from the system's random source at once
+_spare_ids: list[bytes] = []
+# A worker forked from a process holding spare ids must not hand out the same ones.
+os.register_at_fork(after_in_child=_spare_ids.clear)
+
+
+def new_entry_id() -> uuid.UUID:
+    """A random (version 4) id, as `uuid.uuid4()` gives, with the random bytes of 1,024
+    ids read at once: a read from the kernel per id was a tenth of a large import."""
+    if not _spare_ids:
+        pool = os.urandom(16 * _RANDOM_IDS)
+        _spare_ids.extend(pool[i : i + 16] for i in range(0, len(pool), 16))
+    return uuid.UUID(bytes=_spare_ids.pop(), version=4)
+
+
 def projection_rows(
     kind: StoredKind, entry_id: uuid.UUID, values: Mapping[str, Any]
 ) -> Iterator[tuple[type[Base], list[dict[str, Any]]]]:
@@ -365,9 +380,19 @@ def version_values(
 
 
 async def insert_rows(session: AsyncSession, model: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Bulk INSERT in statements of `INSERT_CHUNK` rows (a few statements, not one per row)."""
+    """Bulk INSERT in statements of `INSERT_CHUNK` rows (a few statements, not one per row).
+
+    Rows that all name the same columns go to the table as one Core executemany: the
+    ORM's bulk INSERT looks at every row (to group rows by their keys), which cost an
+    import more than the database's own work. Rows of differing columns take that path.
+    """
     for start in range(0, len(rows), INSERT_CHUNK):
-        await session.execute(insert(model), list(rows[start : start + INSERT_CHUNK]))
+        chunk = list(rows[start : start + INSERT_CHUNK])
+        columns = chunk[0].keys()
+        if all(row.keys() == columns for row in chunk):
+            await session.execute(insert(model.__table__), chunk)
+        else:
+            await session.execute(insert(model), chunk)
 
 
 async def lock_registry(session: AsyncSession, *, allocate: bool) -> int:
@@ -396,18 +421,6 @@ async def lock_registry(session: AsyncSession, *, allocate: bool) -> int:
 
 def _chunks(items: list[Any], size: int = 500) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-class _Unwritten:
-    """A created row's column values read by attribute, as `document_of` reads a row."""
-
-    __slots__ = ("_values",)
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self._values = values
-
-    def __getattr__(self, name: str) -> Any:
-        return self._values.get(name)
 
 
 def _assign(row: EntryModel, values: Mapping[str, Any]) -> None:

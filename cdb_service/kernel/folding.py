@@ -39,8 +39,13 @@ _NOT_SEARCHED = frozenset(
 )  # fmt: skip
 
 
-def _searched(name: str) -> bool:
+@functools.lru_cache(maxsize=4096)  # field names: a few dozen, met in every entry
+def _searched(name: Any) -> bool:
+    name = str(name)
     return name not in _NOT_SEARCHED and not name.endswith(("_id", "_at"))
+
+
+_SCALARS = frozenset({int, float, bool})
 
 
 def search_text(values: Mapping[str, Any]) -> str:
@@ -54,15 +59,19 @@ def search_text(values: Mapping[str, Any]) -> str:
     parts: list[str] = []
 
     def walk(value: Any) -> None:
-        if isinstance(value, str):
+        if type(value) is str:
             parts.append(value)
-        elif isinstance(value, Mapping):
-            for name in sorted(value):
-                if _searched(str(name)):
-                    walk(value[name])
+        elif value is None or type(value) in _SCALARS:
+            return
         elif isinstance(value, list | tuple):
             for item in value:
                 walk(item)
+        elif isinstance(value, dict | Mapping):  # a dict is answered without the ABC's check
+            for name in sorted(value):
+                if _searched(name):
+                    walk(value[name])
+        elif isinstance(value, str):
+            parts.append(value)
 
     walk(values)
     return fold(" | ".join(parts))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cdb_service.db.revisions import RevisionWriter
 from cdb_service.kernel.problems import MAX_FIELD_ERRORS, FieldError, Problem, conflict, invalid
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
-from cdb_service.registry.references import EntryIndex
+from cdb_service.registry.references import EntryIndex, Named
 from cdb_service.registry.schemas import EntryIn
 from cdb_service.registry.spec import KindSpec, ListProjection
 from cdb_service.registry.unit_of_work import UnitOfWork
@@ -35,12 +35,23 @@ class Change(StrEnum):
 
 
 MAX_ERRORS = MAX_FIELD_ERRORS  # listed in a refusal; every problem is counted
+# Current rows read at a time while applying: the memory of a re-import is that of
+# this many rows, not of every entry the batch names.
+ROWS_AT_ONCE = 1000
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
 class BatchItem:
-    kind: KindSpec
-    document: EntryIn
+    """One entry of a batch, held compactly until it is applied.
+
+    Its document, validated once when the line was read, is kept as the JSON it dumps
+    to and validated again when it is applied (`document`): a few hundred bytes an
+    entry instead of the ~2 KiB of a pydantic model, which is what bounded the memory
+    of a 50,000-entry import. What the checks need before then is in `named`.
+    """
+
+    named: Named
+    source: bytes
     line: int | None = None
     # The `id` an exported entry carried: it matches an entry that has no natural key
     # (e.g. a maintenance window created through the API without a `ref`).
@@ -48,9 +59,33 @@ class BatchItem:
     # Where the item came from, when not a line: ("sheet", kind, "row", n) for spreadsheets.
     where: tuple[str | int, ...] | None = None
 
+    @classmethod
+    def of(
+        cls,
+        kind: KindSpec,
+        document: EntryIn,
+        line: int | None = None,
+        entry_id: uuid.UUID | None = None,
+        where: tuple[str | int, ...] | None = None,
+    ) -> BatchItem:
+        source = document.__pydantic_serializer__.to_json(document, exclude_defaults=True)
+        return cls(Named.of(kind, document), source, line, entry_id, where)
+
+    def document(self) -> EntryIn:
+        """The validated document (validated again from what it dumped to: the same model)."""
+        return self.kind.schema.model_validate_json(self.source)
+
+    @property
+    def kind(self) -> KindSpec:
+        return self.named.kind
+
+    @property
+    def owner(self) -> str:
+        return self.named.owner
+
     @property
     def key(self) -> Any:
-        return getattr(self.document, self.kind.natural_key)
+        return self.named.key
 
     @property
     def location(self) -> tuple[str | int, ...]:
@@ -64,18 +99,18 @@ class BatchItem:
         return f"{self.kind.name} {key}" if key is not None else self.kind.name
 
 
-@dataclass
+@dataclass(slots=True)
 class DiffRow:
     kind: str
     key: Any
     change: Change
     id: uuid.UUID | None
-    fields: list[str] = field(default_factory=list)
+    fields: tuple[str, ...] = ()
     line: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         row = {"kind": self.kind, "key": self.key, "change": self.change.value}
-        return row | {"id": str(self.id) if self.id else None, "fields": self.fields}
+        return row | {"id": str(self.id) if self.id else None, "fields": list(self.fields)}
 
 
 @dataclass
@@ -145,19 +180,25 @@ class Batches:
             ordered = parents_first(sorted(items, key=lambda i: APPLY_ORDER.index(i.kind.name)))
             with writer.session.no_autoflush:
                 index = await EntryIndex.load(
-                    writer.session, [(i.kind, i.document) for i in ordered]
+                    writer.session, [i.named for i in ordered], rows=False
                 )
-                seen: dict[tuple[str, Any], tuple[str | int, ...]] = {}
+                seen: dict[tuple[str, Any], BatchItem] = {}
                 applied: list[tuple[BatchItem, uuid.UUID | None]] = []
-                for item in ordered:
-                    try:
-                        row = await _apply_one(writer, index, item, seen)
-                    except Problem as problem:
-                        errors.extend(_located(problem, item, broken))
-                        continue
-                    diff.append(row)
-                    applied.append((item, row.id))
-                errors += await _unique_item_conflicts(writer.session, applied)
+                claims = _UniqueClaims()
+                for start in range(0, len(ordered), ROWS_AT_ONCE):
+                    part = ordered[start : start + ROWS_AT_ONCE]
+                    await index.load_rows(writer.session, [i.named for i in part])
+                    for item in part:
+                        try:
+                            row, values = await _apply_one(writer, index, item, seen)
+                        except Problem as problem:
+                            errors.extend(_located(problem, item, broken))
+                            continue
+                        diff.append(row)
+                        applied.append((item, row.id))
+                        claims.add(item, row.id, values)
+                errors += claims.errors
+                errors += await claims.held_elsewhere(writer.session, {i for _, i in applied})
             # The checks below query the entry tables: what the batch created is in them.
             await writer.write_pending()
             if replace_owner:
@@ -217,7 +258,7 @@ def _located(problem: Problem, item: BatchItem, broken: set[tuple[str, Any]]) ->
     for error in _with_prefix(problem, ()):
         if error.type == "reference_error" and error.loc:
             ref = next((r for r in item.kind.references if r.key_field == error.loc[0]), None)
-            if ref and (ref.target, getattr(item.document, ref.key_field)) in broken:
+            if ref and (ref.target, item.named.names(ref)) in broken:
                 continue
         out.append(FieldError((*item.location, *error.loc), error.msg, error.type, item.label))
     return out
@@ -227,70 +268,81 @@ async def _apply_one(
     writer: RevisionWriter,
     index: EntryIndex,
     item: BatchItem,
-    seen: dict[tuple[str, Any], tuple[str | int, ...]],
-) -> DiffRow:
-    kind, document = item.kind, item.document
-    key = item.key
+    seen: dict[tuple[str, Any], BatchItem],
+) -> tuple[DiffRow, dict[str, Any]]:
+    """The item written (or found unchanged): its diff row and its column values."""
+    kind, key = item.kind, item.key
     if key is None:
         row = await _row_by_id(writer, item)
         marker: tuple[str, Any] = (kind.name, ("id", row.id))
     else:
-        marker = (kind.name, key if kind.natural_key_global else (document.owner, key))
-        row = index.existing(kind, document.owner, key)
-    if marker in seen:
+        marker = (kind.name, key if kind.natural_key_global else (item.owner, key))
+        row = index.existing(kind, item.owner, key)
+    first = seen.setdefault(marker, item)
+    if first is not item:
         again = key if key is not None else item.entry_id
-        first = " ".join(map(str, seen[marker]))
-        raise invalid([FieldError((kind.natural_key,), f"repeats the key {again!r} of {first}")])
-    seen[marker] = item.location
-    if row is not None and row.owner != document.owner:
+        where = " ".join(map(str, first.location))
+        raise invalid([FieldError((kind.natural_key,), f"repeats the key {again!r} of {where}")])
+    if row is not None and row.owner != item.owner:
         raise conflict(
             f"{kind.natural_key} {key!r} belongs to an entry of {row.owner}",
             errors=[{"loc": [kind.natural_key], "msg": "already used by another owner"}],
         )
     key = key if key is not None else str(row.id)
-    values = column_values(writer, index, kind, document, row)
+    values = column_values(writer, index, kind, item.document(), row)
     if row is None:
-        written = await writer.create(kind, document.owner, values, None)
-        index.learn(kind, document.owner, values, written.entry_id)
-        return DiffRow(kind.name, key, Change.CREATED, written.entry_id, [], item.line)
+        written = await writer.create(kind, item.owner, values, None)
+        index.learn(kind, item.owner, values, written.entry_id)
+        return DiffRow(kind.name, key, Change.CREATED, written.entry_id, (), item.line), values
     # The search text is derived from the other fields: on its own it is not a change.
-    changed = [n for n, value in values.items() if n != "search" and getattr(row, n) != value]
+    changed = tuple(n for n, v in values.items() if n != "search" and getattr(row, n) != v)
     if not changed:
-        return DiffRow(kind.name, key, Change.UNCHANGED, row.id, [], item.line)
+        return DiffRow(kind.name, key, Change.UNCHANGED, row.id, (), item.line), values
     await writer.update(kind, row, values)
-    return DiffRow(kind.name, key, Change.UPDATED, row.id, changed, item.line)
+    return DiffRow(kind.name, key, Change.UPDATED, row.id, changed, item.line), values
 
 
-async def _unique_item_conflicts(
-    session: Any, applied: Sequence[tuple[BatchItem, uuid.UUID | None]]
-) -> list[FieldError]:
+class _UniqueClaims:
     """Items of unique list projections (party ids) named twice, in the batch or by an entry
     outside it: found now, with the line, rather than as a bare integrity error at commit.
 
-    The projection tables still hold the state before the batch (projections are written
-    when the revision finishes), so an entry of the batch is compared with its new items.
+    Claims are gathered as the items are applied (from their column values), so the
+    documents need not be read a second time.
     """
-    errors: list[FieldError] = []
-    in_batch = {entry_id for _, entry_id in applied}
-    for kind in KINDS.values():
-        for projection in kind.projections:
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+        self.claimed: dict[ListProjection, dict[tuple[Any, ...], BatchItem]] = {}
+        self.kinds: dict[ListProjection, KindSpec] = {}
+
+    def add(self, item: BatchItem, entry_id: uuid.UUID | None, values: dict[str, Any]) -> None:
+        for projection in item.kind.projections:
             if not isinstance(projection, ListProjection) or not projection.unique:
                 continue
-            claimed: dict[tuple[Any, ...], BatchItem] = {}
-            for item, entry_id in applied:
-                if item.kind is not kind:
-                    continue
-                values = item.document.model_dump(mode="json")
-                for row in projection.rows(entry_id or uuid.uuid4(), values):
-                    key = tuple(row[c] for c in projection.columns)
-                    first = claimed.setdefault(key, item)
-                    if first is not item:
-                        where = " ".join(map(str, first.location)) or first.label
-                        errors.append(FieldError(
-                            (*item.location, projection.source),
-                            f"{' '.join(map(str, key))} is also named by {first.label} ({where})",
-                            "duplicate", item.label,
-                        ))  # fmt: skip
+            claimed = self.claimed.setdefault(projection, {})
+            self.kinds[projection] = item.kind
+            for row in projection.rows(entry_id or uuid.uuid4(), values):
+                key = tuple(row[c] for c in projection.columns)
+                first = claimed.setdefault(key, item)
+                if first is not item:
+                    where = " ".join(map(str, first.location)) or first.label
+                    self.errors.append(FieldError(
+                        (*item.location, projection.source),
+                        f"{' '.join(map(str, key))} is also named by {first.label} ({where})",
+                        "duplicate", item.label,
+                    ))  # fmt: skip
+
+    async def held_elsewhere(self, session: Any, in_batch: set[uuid.UUID | None]
+                             ) -> list[FieldError]:  # fmt: skip
+        """Claims on items that an entry outside the batch holds.
+
+        The projection tables still hold the state before the batch (projections are
+        written when the revision finishes), so an entry of the batch is compared with
+        its new items.
+        """
+        errors: list[FieldError] = []
+        for projection, claimed in self.claimed.items():
+            kind = self.kinds[projection]
             model: Any = projection.model
             column = getattr(model, projection.columns[0])
             firsts = sorted({key[0] for key in claimed})
@@ -308,7 +360,7 @@ async def _unique_item_conflicts(
                         f"{' '.join(map(str, key))} already names {kind.name} {name}",
                         "duplicate", claimant.label,
                     ))  # fmt: skip
-    return errors
+        return errors
 
 
 async def _row_by_id(writer: RevisionWriter, item: BatchItem) -> Any:
@@ -318,9 +370,9 @@ async def _row_by_id(writer: RevisionWriter, item: BatchItem) -> Any:
         raise invalid([FieldError((kind.natural_key,), "is required to match entries in a "
                                   "batch (or the id of an exported entry)")])  # fmt: skip
     row = await writer.session.get(kind.model, item.entry_id)
-    if row is None or row.owner != item.document.owner:
+    if row is None or row.owner != item.owner:
         raise invalid([FieldError(("id",), f"no current {kind.name} entry of "
-                                  f"{item.document.owner} has this id; give the entry a "
+                                  f"{item.owner} has this id; give the entry a "
                                   f"{kind.natural_key} to create it")])  # fmt: skip
     return row
 
@@ -330,24 +382,25 @@ async def _delete_unnamed(
 ) -> tuple[list[DiffRow], list[FieldError]]:
     """Delete the owner's entries the batch no longer names; a remaining referrer is an
     error naming it (and its line, when the batch has it), not a bare integrity error."""
-    rows = (
-        await writer.session.scalars(
-            select(kind.model).where(kind.model.owner == owner).order_by(kind.model.id)
-        )
-    ).all()
+    # Ids and keys first: only the rows that go are read whole.
+    model: Any = kind.model
+    current = await writer.session.execute(
+        select(model.id, getattr(model, kind.natural_key))
+        .where(model.owner == owner)
+        .order_by(model.id)
+    )
     out: list[DiffRow] = []
     errors: list[FieldError] = []
-    for row in rows:
-        key = getattr(row, kind.natural_key)
-        if (kind.name, row.id) in kept.ids or (key is not None and (kind.name, key) in kept.keys):
+    for entry_id, key in current.all():
+        if (kind.name, entry_id) in kept.ids or (key is not None and (kind.name, key) in kept.keys):
             continue
         if kind.never_deleted is not None:
-            name = f"{kind.name} {key or row.id}"
-            errors.append(FieldError(("entries", kind.name, str(key or row.id)),
+            name = f"{kind.name} {key or entry_id}"
+            errors.append(FieldError(("entries", kind.name, str(key or entry_id)),
                                      f"is not in the batch, and {kind.never_deleted}"
                                      + kept.unless(), "replace_conflict", name))  # fmt: skip
             continue
-        referrers = await referrers_of(writer.session, kind, row.id)
+        referrers = await referrers_of(writer.session, kind, entry_id)
         if referrers:
             for other, referrer in referrers:
                 other_key = getattr(referrer, other.natural_key) or referrer.id
@@ -355,15 +408,15 @@ async def _delete_unnamed(
                                                                  str(other_key)))  # fmt: skip
                 errors.append(FieldError(
                     loc,
-                    f"refers to {kind.name} {key or row.id}, which replace mode would delete "
+                    f"refers to {kind.name} {key or entry_id}, which replace mode would delete "
                     "(the batch no longer names it): keep it in the batch or change this entry"
                     + kept.unless(),
                     "replace_conflict",
                     f"{other.name} {other_key} ({referrer.owner})",
                 ))  # fmt: skip
             continue
-        await writer.delete(kind, row)
-        out.append(DiffRow(kind.name, key, Change.DELETED, row.id))
+        await writer.delete(kind, await writer.session.get_one(model, entry_id))
+        out.append(DiffRow(kind.name, key, Change.DELETED, entry_id))
     return out, errors
 
 
@@ -375,14 +428,11 @@ def parents_first(items: list[BatchItem]) -> list[BatchItem]:
     """
 
     def own_key(item: BatchItem) -> tuple[str, Any]:
-        return item.kind.name, getattr(item.document, item.kind.natural_key, None)
+        return item.kind.name, item.key
 
     def parent_keys(item: BatchItem) -> list[tuple[str, Any]]:
-        return [
-            (item.kind.name, getattr(item.document, ref.key_field, None))
-            for ref in item.kind.references
-            if ref.target == item.kind.name and getattr(item.document, ref.key_field, None)
-        ]
+        refs = zip(item.kind.references, item.named.ref_keys, strict=True)
+        return [(item.kind.name, key) for ref, key in refs if ref.target == item.kind.name and key]
 
     out: list[BatchItem] = []
     waiting = {own_key(i) for i in items}

@@ -120,14 +120,16 @@ def add_document(
             batch.broken.add((kind.name, natural.strip()))
         return
     where_kept = None if where == ("line", line) else where
-    batch.items.append(BatchItem(kind, document, line, entry_id, where_kept))
+    batch.items.append(BatchItem.of(kind, document, line, entry_id, where_kept))
 
 
 def parse_lines(lines: Iterable[str | bytes], owner: str,
                 progress: Callable[[int], None] | None = None) -> ParsedBatch:  # fmt: skip
+    """Lines held or read one by one (a file); one longer than MAX_LINE_BYTES is refused
+    as the streamed body's is."""
     batch = ParsedBatch()
     for number, raw in enumerate(lines, start=1):
-        parse_line(number, raw, owner, batch)
+        parse_line(number, None if len(raw) > MAX_LINE_BYTES else raw, owner, batch)
         if progress is not None:
             progress(number)
     return batch

@@ -2,9 +2,12 @@
 
 For every document of a write (one entry or a national batch of thousands) the
 service needs: the current entry with the same natural key, and the entries its
-references name (by id or by natural key). `EntryIndex.load` fetches all of that
-in bulk up front, and learns the entries the batch itself creates as it goes, so
-applying a batch costs no query per line.
+references name (by id or by natural key). `EntryIndex.load` fetches the targets
+(id, owner, parent, sharing: not whole rows) in bulk up front, and learns the
+entries the batch itself creates as it goes, so applying a batch costs no query
+per line; the current rows of the entries being written come a part at a time
+(`EntryIndex.load_rows`), so that a batch re-importing 50,000 entries never holds
+50,000 rows.
 """
 
 from __future__ import annotations
@@ -27,7 +30,49 @@ CHUNK = 500
 PARTIES = "routing-parties"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Named:
+    """What one entry of a write names, read off its validated document: its own natural
+    key and the entries its references name. The index is loaded from these, so a batch
+    of 50,000 entries need not hold 50,000 validated documents while it is checked."""
+
+    kind: KindSpec
+    owner: str
+    key: Any  # its natural key; None when an owner-scoped `ref` is not given
+    ref_keys: tuple[Any, ...]  # by `kind.references`: the natural key it names, or None
+    ref_ids: tuple[uuid.UUID | None, ...]  # by `kind.references`: the id it names, or None
+    certificates: tuple[str, ...] = ()  # a routing party's certificates (sha256)
+
+    @classmethod
+    def of(cls, kind: KindSpec, document: EntryIn) -> Named:
+        refs = kind.references
+        return cls(
+            kind,
+            document.owner,
+            getattr(document, kind.natural_key),
+            _shared(tuple(getattr(document, r.key_field) for r in refs)),
+            _shared(tuple(getattr(document, r.id_field) for r in refs)),
+            tuple(c.sha256 for c in document.certificates)  # type: ignore[attr-defined]
+            if "certificates" in kind.schema.model_fields
+            else (),
+        )
+
+    def names(self, ref: Reference) -> Any:
+        """The natural key this entry names through `ref` (None if it names none by key)."""
+        return self.ref_keys[self.kind.references.index(ref)]
+
+
+_NOTHING: dict[int, tuple[None, ...]] = {}
+
+
+def _shared(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Most entries name nothing through most references: one tuple of Nones serves them all."""
+    if any(v is not None for v in values):
+        return values
+    return _NOTHING.setdefault(len(values), values)
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     id: uuid.UUID
     owner: str
@@ -39,7 +84,7 @@ class Target:
         return owner == self.owner or owner in self.shared_with
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Holder:
     """A routing party holding a certificate (see `EntryIndex.lane_errors`)."""
 
@@ -52,9 +97,27 @@ def _key(kind: KindSpec, owner: str, value: Any) -> Any:
     return value if kind.natural_key_global else (owner, value)
 
 
+_NO_OWNERS: frozenset[str] = frozenset()
+
+
+def _owners(values: Iterable[str] | None) -> frozenset[str]:
+    """A target's `shared_with`: most have none, and an empty frozenset is 216 bytes."""
+    return frozenset(values) if values else _NO_OWNERS
+
+
+def _target_columns(kind: KindSpec) -> list[Any]:
+    """What a target needs of an entry's row: not the row (documents, names, addresses)."""
+    table: Any = kind.model.__table__
+    names = ("id", "owner", kind.natural_key, "parent_id", "shared_with")
+    return [table.c[n] for n in dict.fromkeys(names) if n in table.c]
+
+
 @dataclass
 class EntryIndex:
-    # kind -> natural key -> current row (for the entries the write names)
+    """What a write needs of other entries: targets of every entry it names or refers to,
+    and the current rows of the entries it writes, `ROWS_AT_ONCE` at a time."""
+
+    # kind -> natural key -> current row (of the entries being written: see `load_rows`)
     rows: dict[str, dict[Any, Any]] = field(default_factory=lambda: defaultdict(dict))
     # kind -> natural key value -> target facts (for references by natural key)
     by_key: dict[str, dict[Any, Target]] = field(default_factory=lambda: defaultdict(dict))
@@ -67,41 +130,58 @@ class EntryIndex:
 
     @classmethod
     async def load(
-        cls, session: AsyncSession, documents: Sequence[tuple[KindSpec, EntryIn]]
+        cls, session: AsyncSession, named: Sequence[Named], *, rows: bool = True
     ) -> EntryIndex:
+        """The targets the entries name (themselves included), with their current rows
+        unless `rows` is False: a batch reads those a part at a time (`load_rows`)."""
         index = cls()
-        named: dict[str, set[Any]] = defaultdict(set)
+        keys: dict[str, set[Any]] = defaultdict(set)
         ref_keys: dict[str, set[Any]] = defaultdict(set)
         ref_ids: dict[str, set[uuid.UUID]] = defaultdict(set)
-        for kind, document in documents:
-            value = getattr(document, kind.natural_key)
-            if value is not None:
-                named[kind.name].add(_key(kind, document.owner, value))
-            for ref in kind.references:
-                if (key := getattr(document, ref.key_field)) is not None:
+        parties: list[Named] = []
+        for entry in named:
+            kind = entry.kind
+            if entry.key is not None and kind.natural_key_global:
+                keys[kind.name].add(entry.key)
+            for ref, key, ident in zip(kind.references, entry.ref_keys, entry.ref_ids,
+                                       strict=True):  # fmt: skip
+                if key is not None:
                     ref_keys[ref.target].add(key)
-                if (ident := getattr(document, ref.id_field)) is not None:
+                if ident is not None:
                     ref_ids[ref.target].add(ident)
-        for name, keys in named.items():
-            for row in await _rows_by_natural_key(session, KINDS[name], keys):
-                index.remember(KINDS[name], row)
-        for name, keys in ref_keys.items():
-            target = KINDS[name]
-            for row in await _rows_by_natural_key(session, target, keys, global_only=True):
-                index.remember(target, row)
+            if kind.name == PARTIES:
+                parties.append(entry)
+        for name, wanted in keys.items():
+            await index._load_keys(session, KINDS[name], wanted)
+        for name, wanted in ref_keys.items():
+            await index._load_keys(session, KINDS[name], wanted - keys[name])
         for name, ids in ref_ids.items():
             await index._load_ids(session, KINDS[name], ids)
         await index._load_ancestors(session)
-        parties = [d for k, d in documents if k.name == PARTIES]
         if parties:
             await index._load_party_lanes(session, parties)
+        if rows:
+            await index.load_rows(session, named)
         return index
 
-    async def _load_party_lanes(self, session: AsyncSession, parties: Sequence[EntryIn]) -> None:
+    async def load_rows(self, session: AsyncSession, named: Iterable[Named]) -> None:
+        """The current rows of these entries, in place of those loaded before: a batch of
+        50,000 entries holds the rows of the part it is applying, not 50,000 of them."""
+        self.rows = defaultdict(dict)
+        keys: dict[str, set[Any]] = defaultdict(set)
+        for entry in named:
+            if entry.key is not None:
+                keys[entry.kind.name].add(_key(entry.kind, entry.owner, entry.key))
+        for name, wanted in keys.items():
+            kind = KINDS[name]
+            for row in await _rows_by_natural_key(session, kind, wanted):
+                self.rows[name][_key(kind, row.owner, getattr(row, kind.natural_key))] = row
+
+    async def _load_party_lanes(self, session: AsyncSession, parties: Sequence[Named]) -> None:
         """Who holds the certificates the write names, and which other owners' entries
         name the parties it changes: the routing-party table is small (one row per
         access point), so it is read whole."""
-        wanted = {c.sha256 for p in parties for c in getattr(p, "certificates", ())}
+        wanted = {sha256 for p in parties for sha256 in p.certificates}
         model: Any = KINDS[PARTIES].model
         rows = (await session.execute(select(model.id, model.owner, model.name,
                                              model.certificates))).all()  # fmt: skip
@@ -110,9 +190,7 @@ class EntryIndex:
                 if certificate.get("sha256") in wanted:
                     self.holders[certificate["sha256"]].append(Holder(owner, name, entry_id))
         changed = {
-            row.id: row.owner
-            for p in parties
-            if (row := self.rows[PARTIES].get(getattr(p, "name", None))) is not None
+            t.id: t.owner for p in parties if (t := self.by_key[PARTIES].get(p.key)) is not None
         }
         for party_id in changed:
             self.foreign_referrers[party_id] = []
@@ -129,11 +207,19 @@ class EntryIndex:
                     if owner != changed[party_id]:
                         self.foreign_referrers[party_id].append((kind.name, str(key), owner))
 
+    async def _load_keys(self, session: AsyncSession, kind: KindSpec, keys: set[Any]) -> None:
+        column = getattr(kind.model, kind.natural_key)
+        for chunk in _chunks(keys):
+            query = select(*_target_columns(kind)).where(column.in_(chunk))
+            for row in await session.execute(query):
+                self.remember(kind, row)
+
     async def _load_ids(
         self, session: AsyncSession, kind: KindSpec, ids: Iterable[uuid.UUID]
     ) -> None:
         for chunk in _chunks(ids):
-            for row in await session.scalars(select(kind.model).where(kind.model.id.in_(chunk))):
+            query = select(*_target_columns(kind)).where(kind.model.id.in_(chunk))
+            for row in await session.execute(query):
                 self.remember(kind, row)
 
     async def _load_ancestors(self, session: AsyncSession, depth: int = 32) -> None:
@@ -149,13 +235,12 @@ class EntryIndex:
                 await self._load_ids(session, kind, missing)
 
     def remember(self, kind: KindSpec, row: Any) -> None:
+        """A current entry as a target (`row`: its `_target_columns`, or the whole row)."""
         value = getattr(row, kind.natural_key)
         target = Target(row.id, row.owner, getattr(row, "parent_id", None),
-                        frozenset(getattr(row, "shared_with", None) or ()))  # fmt: skip
-        if value is not None:
-            self.rows[kind.name][_key(kind, row.owner, value)] = row
-            if kind.natural_key_global:
-                self.by_key[kind.name][value] = target
+                        _owners(getattr(row, "shared_with", None)))  # fmt: skip
+        if value is not None and kind.natural_key_global:
+            self.by_key[kind.name][value] = target
         self.by_id[kind.name][row.id] = target
 
     def learn(
@@ -163,7 +248,7 @@ class EntryIndex:
     ) -> None:
         """An entry created by this write: later lines may refer to it."""
         target = Target(entry_id, owner, values.get("parent_id"),
-                        frozenset(values.get("shared_with") or ()))  # fmt: skip
+                        _owners(values.get("shared_with")))  # fmt: skip
         value = values.get(kind.natural_key)
         if value is not None and kind.natural_key_global:
             self.by_key[kind.name][value] = target
@@ -274,17 +359,13 @@ def _chunks(values: Iterable[Any]) -> list[list[Any]]:
     return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
 
 
-async def _rows_by_natural_key(
-    session: AsyncSession, kind: KindSpec, keys: set[Any], global_only: bool = False
-) -> list[Any]:
+async def _rows_by_natural_key(session: AsyncSession, kind: KindSpec, keys: set[Any]) -> list[Any]:
     model = kind.model
     column = getattr(model, kind.natural_key)
     out: list[Any] = []
     if kind.natural_key_global:
         for chunk in _chunks(keys):
             out += (await session.scalars(select(model).where(column.in_(chunk)))).all()
-        return out
-    if global_only:
         return out
     by_owner: dict[str, list[Any]] = defaultdict(list)
     for owner, value in keys:

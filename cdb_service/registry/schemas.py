@@ -45,7 +45,8 @@ class EntryIn(Strict):
     def _drop_server_fields(cls, data: Any) -> Any:
         if isinstance(data, dict):
             ignored = COMMON_SERVER_FIELDS | cls.server_set
-            return {k: v for k, v in data.items() if k not in ignored}
+            if not ignored.isdisjoint(data):
+                return {k: v for k, v in data.items() if k not in ignored}
         return data
 
     @field_validator("valid_to")

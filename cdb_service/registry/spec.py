@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 from sqlalchemy import JSON
@@ -55,6 +55,8 @@ class KindSpec:
     private_fields: tuple[str, ...] = ()
     fields: tuple[str, ...] = field(init=False)
     json_fields: frozenset[str] = field(init=False)
+    # The columns a document gives (the schema's fields among them), in column order.
+    columns_given: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         columns = self.model.__table__.columns  # type: ignore[attr-defined]
@@ -74,16 +76,18 @@ class KindSpec:
         object.__setattr__(
             self, "json_fields", frozenset(n for n in names if isinstance(columns[n].type, JSON))
         )
+        given = ("ref", "valid_from", "valid_to", *names)
+        object.__setattr__(
+            self, "columns_given", tuple(n for n in given if n in self.schema.model_fields)
+        )
 
     def column_values(self, document: BaseModel) -> dict[str, Any]:
-        """The validated document as column values (references not yet resolved)."""
-        as_python = document.model_dump(mode="python")
-        as_json = document.model_dump(mode="json")
-        keep = ("ref", "valid_from", "valid_to", *self.fields)
+        """The validated document as column values (references not yet resolved): JSON
+        columns as JSON values, the others (text, dates, ids) as the model holds them."""
+        as_json = document.model_dump(mode="json", include=cast(Any, self.json_fields))
         return {
-            name: as_json[name] if name in self.json_fields else as_python[name]
-            for name in keep
-            if name in as_python
+            name: as_json[name] if name in self.json_fields else getattr(document, name)
+            for name in self.columns_given
         }
 
     @property

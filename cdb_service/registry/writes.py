@@ -21,7 +21,7 @@ from cdb_service.kernel.problems import FieldError, conflict, invalid, not_found
 from cdb_service.registry import idempotency as idempotency_keys
 from cdb_service.registry.idempotency import IdempotentRequest
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.references import EntryIndex
+from cdb_service.registry.references import EntryIndex, Named
 from cdb_service.registry.schemas import EntryIn
 from cdb_service.registry.spec import KindSpec
 from cdb_service.registry.unit_of_work import UnitOfWork
@@ -115,7 +115,7 @@ async def _prepare(
     writer: RevisionWriter, kind: KindSpec, document: EntryIn, row: EntryModel | None
 ) -> dict[str, Any]:
     """Column values for one entry written on its own (create or replace)."""
-    index = await EntryIndex.load(writer.session, [(kind, document)])
+    index = await EntryIndex.load(writer.session, [Named.of(kind, document)])
     key = getattr(document, kind.natural_key)
     other = index.existing(kind, document.owner, key) if key is not None else None
     if other is not None and (row is None or other.id != row.id):

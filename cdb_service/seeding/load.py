@@ -37,7 +37,7 @@ class SeedReport:
 
 def to_items(entries: list[tuple[str, dict[str, Any]]]) -> list[BatchItem]:
     return [
-        BatchItem(KINDS[kind], validate(KINDS[kind], doc, ("line", n)), n)
+        BatchItem.of(KINDS[kind], validate(KINDS[kind], doc, ("line", n)), n)
         for n, (kind, doc) in enumerate(entries, start=1)
     ]
 

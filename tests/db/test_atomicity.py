@@ -67,10 +67,10 @@ async def test_batch_with_one_bad_entry_at_the_end_writes_nothing(services: Serv
     await _seed_one(services)
     before = await _row_counts(services)
     good = [
-        BatchItem(AUTH, validate(AUTH, factories.authority(code=f"DE:X{n}")), n)
+        BatchItem.of(AUTH, validate(AUTH, factories.authority(code=f"DE:X{n}")), n)
         for n in range(1, 50)
     ]
-    bad = BatchItem(CRIT, validate(CRIT, factories.criterion(authority_code="DE:MISSING")), 50)
+    bad = BatchItem.of(CRIT, validate(CRIT, factories.criterion(authority_code="DE:MISSING")), 50)
     with pytest.raises(Problem) as caught:
         await services.batches.apply([*good, bad], "importer")
     assert caught.value.status == 422

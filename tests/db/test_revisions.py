@@ -91,7 +91,8 @@ async def test_a_page_inside_a_revision_never_reports_it_whole(services: Service
     writes, batches = services.writes, services.batches
     await writes.create(AUTH, validate(AUTH, factories.authority(code="DE:A")), "a")
     batch = [
-        BatchItem(AUTH, validate(AUTH, factories.authority(code=f"DE:B{n}")), n) for n in range(5)
+        BatchItem.of(AUTH, validate(AUTH, factories.authority(code=f"DE:B{n}")), n)
+        for n in range(5)
     ]
     result = await batches.apply(batch, "importer")
     assert result.revision == 2
@@ -113,13 +114,13 @@ async def test_batch_is_one_revision_and_a_no_op_batch_is_none(services: Service
 
     batches = services.batches
     items = [
-        BatchItem(
+        BatchItem.of(
             KINDS["routing-parties"],
             validate(KINDS["routing-parties"], factories.routing_party()),
             1,
         ),
-        BatchItem(AUTH, validate(AUTH, factories.authority(routing_party_name="de-ap")), 2),
-        BatchItem(
+        BatchItem.of(AUTH, validate(AUTH, factories.authority(routing_party_name="de-ap")), 2),
+        BatchItem.of(
             KINDS["jurisdiction-criteria"],
             validate(KINDS["jurisdiction-criteria"], factories.criterion()),
             3,

@@ -53,7 +53,7 @@ async def test_feed_consumer_during_8_writers_ends_equal_to_a_fresh_extract(
         for n in range(40):
             if n % 5 == 0:  # every fifth write is a batch of twelve: one revision, 12 versions
                 docs = [factories.authority(code=f"DE:W{w}-{n}-{k}") for k in range(12)]
-                items = [BatchItem(AUTH, validate(AUTH, d), k) for k, d in enumerate(docs)]
+                items = [BatchItem.of(AUTH, validate(AUTH, d), k) for k, d in enumerate(docs)]
                 await own.batches.apply(items, f"w{w}")
             else:
                 doc = validate(AUTH, factories.authority(code=f"DE:W{w}-{n}"))
@@ -126,7 +126,8 @@ async def test_an_extract_sees_one_snapshot_while_a_batch_commits(services: Serv
     stream = stream_extract(services.sessions, services.signing, request)
     first = await anext(stream)  # the snapshot is taken
     batch = [
-        BatchItem(AUTH, validate(AUTH, factories.authority(code=f"DE:B{n}")), n) for n in range(20)
+        BatchItem.of(AUTH, validate(AUTH, factories.authority(code=f"DE:B{n}")), n)
+        for n in range(20)
     ]
     assert (await services.batches.apply(batch, "importer")).revision == 2
     lines = [first] + [line async for chunk in stream for line in chunk.splitlines(keepends=True)]
@@ -246,7 +247,7 @@ async def test_changes_filter_by_kind_and_owner_and_refuse_unknown_parameters(
     fr = factories.routing_party(owner="FR", name="fr-ap")
     await services.writes.create(party, validate(party, fr), "a")
     docs = [factories.authority(code=f"DE:K{k}") for k in range(2, 12)]
-    await services.batches.apply([BatchItem(AUTH, validate(AUTH, d), k) for k, d in
+    await services.batches.apply([BatchItem.of(AUTH, validate(AUTH, d), k) for k, d in
                                   enumerate(docs)], "b")  # fmt: skip
     async with api.client("reader") as c:
         parties = await c.get("/api/v1/changes", params={"since": 0, "kind": "routing-parties"})

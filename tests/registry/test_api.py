@@ -266,7 +266,7 @@ async def test_pagination_walks_10000_entries_once_while_writes_happen(
     api: Api, services: Services
 ) -> None:
     spec = KINDS["authorities"]
-    items = [BatchItem(spec, validate(spec, factories.authority(code=f"DE:P{n:05d}")), n)
+    items = [BatchItem.of(spec, validate(spec, factories.authority(code=f"DE:P{n:05d}")), n)
              for n in range(10_000)]  # fmt: skip
     await services.batches.apply(items, "loader")
     stop = asyncio.Event()

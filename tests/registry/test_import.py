@@ -183,3 +183,32 @@ def test_import_command_reports_and_dry_runs(tmp_path: Path) -> None:
     assert failed.returncode == 2
     assert "line 1 kind [authorities DE:X]: Field required" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_an_entry_held_for_a_batch_is_the_entry_that_was_validated() -> None:
+    """A batch keeps each validated document as JSON and validates it again when applying
+    it: every kind, with every field the seed and the tests fill, comes back the same."""
+    import datetime as dt
+
+    from cdb_service.registry.batches import BatchItem
+    from cdb_service.registry.validation import validate
+    from cdb_service.seeding.dataset import SEED_DIR, build
+
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=40)
+    entries = [
+        *build(SEED_DIR).entries,
+        ("maintenance-windows", {"owner": "EC", "ref": "w1", "component": "cdb",
+                                 "reason": "upgrade", "starts_at": start.isoformat(),
+                                 "ends_at": (start + dt.timedelta(hours=2)).isoformat()}),
+        ("incidents", {"owner": "EC", "ref": "i1", "component": "cdb", "description": "503s",
+                       "started_at": (start - dt.timedelta(days=41)).isoformat(),
+                       "expected_recovery_at": start.isoformat()}),
+    ]  # fmt: skip
+    assert {kind for kind, _ in entries} == set(KINDS)
+    for n, (kind_name, data) in enumerate(entries, start=1):
+        kind = KINDS[kind_name]
+        document = validate(kind, data)
+        held = BatchItem.of(kind, document, n)
+        assert held.document() == document, (kind_name, data)
+        assert kind.column_values(held.document()) == kind.column_values(document)
+        assert len(held.source) < len(document.model_dump_json()) + 1

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db.documents import document_of
 from cdb_service.kernel.problems import not_found
-from cdb_service.registry.references import EntryIndex
+from cdb_service.registry.references import EntryIndex, Named
 from cdb_service.registry.routing_parties import SPEC
 from cdb_service.registry.unit_of_work import UnitOfWork
 from cdb_service.registry.validation import validate
@@ -51,7 +51,7 @@ async def rotate_certificate(
             ]
             renewed.append((row, validate(kind, document)))
         # Loaded with the renewed documents: whose parties hold the new certificate.
-        index = await EntryIndex.load(writer.session, [(kind, doc) for _, doc in renewed])
+        index = await EntryIndex.load(writer.session, [Named.of(kind, doc) for _, doc in renewed])
         for row, doc in renewed:
             await writer.update(kind, row, column_values(writer, index, kind, doc, row))
     return {"revision": writer.revision, "routing_parties": [str(r.id) for r in using]}
