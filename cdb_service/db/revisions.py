@@ -127,6 +127,8 @@ class Projection(Protocol):
 
     @property
     def model(self) -> type[Base]: ...
+    @property
+    def unique(self) -> bool: ...  # its rows name one entry only (e.g. an AS4 party id)
 
     def rows(self, entry_id: uuid.UUID, values: Mapping[str, Any]) -> list[dict[str, Any]]: ...
 
@@ -179,6 +181,7 @@ class RevisionWriter:
     _fresh: list[Any] = field(default_factory=list)
     _projected: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
     _reprojected: dict[Any, set[uuid.UUID]] = field(default_factory=dict)
+    _early: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)  # see `_project`
     _pending_kind: str | None = None
     # Bulk mode (a batch of thousands): created rows and every entry version are kept as
     # plain column values and written with multi-row INSERTs, not as ORM objects through
@@ -253,6 +256,9 @@ class RevisionWriter:
         if self._versions:
             await insert_rows(self.session, EntryVersion, self._versions)
             self._versions = []
+        for model, rows in self._early.items():
+            await insert_rows(self.session, model, rows)
+        self._early.clear()
 
     async def update(
         self,
@@ -299,10 +305,18 @@ class RevisionWriter:
     def _project(
         self, kind: StoredKind, entry_id: uuid.UUID, values: Mapping[str, Any], replacing: bool
     ) -> None:
-        for model, rows in projection_rows(kind, entry_id, values):
+        for projection in kind.projections:
+            rows = projection.rows(entry_id, values)
             if replacing:
-                self._reprojected.setdefault(model, set()).add(entry_id)
-            self._projected.setdefault(model, []).extend(rows)
+                self._reprojected.setdefault(projection.model, set()).add(entry_id)
+            elif self.bulk and not projection.unique:
+                # A new entry's rows go in with it (`write_pending`): a batch creating
+                # 25,000 criteria does not hold all their geo keys until it finishes.
+                # Rows that must be unique wait, so that one entry can take over what
+                # another gives up anywhere in the same revision.
+                self._early.setdefault(projection.model, []).extend(rows)
+                continue
+            self._projected.setdefault(projection.model, []).extend(rows)
 
     async def _append(self, kind: StoredKind, row: EntryModel, op: Operation) -> WrittenVersion:
         document = document_of(kind, row)
