@@ -113,10 +113,15 @@ class DiffRow:
         return row | {"id": str(self.id) if self.id else None, "fields": list(self.fields)}
 
 
-@dataclass
+@dataclass(repr=False)
 class BatchResult:
     revision: int | None
     diff: list[DiffRow]
+
+    def __repr__(self) -> str:
+        # Short: asyncio.run formats its task's result (twice), and a diff of 50,000
+        # rows spelled out was 10 MB of text and a second of a large import.
+        return f"BatchResult(revision={self.revision}, counts={self.counts()})"
 
     def counts(self) -> dict[str, int]:
         totals = dict.fromkeys((c.value for c in Change), 0)
