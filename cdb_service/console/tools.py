@@ -21,7 +21,7 @@ from cdb_service.console.web import (
     who,
 )
 from cdb_service.kernel import calendar, codes
-from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.problems import Problem, not_ready
 from cdb_service.lookup import resolver
 from cdb_service.lookup.controller import build_query
 from cdb_service.lookup.deps import lookup_of
@@ -71,7 +71,7 @@ class ConsoleTools(Controller):
                                     postal_code or None, None, None, None, None, date)  # fmt: skip
                 index = lookup_of(request.scope).index
                 if index is None:
-                    raise Problem(503, "Not ready", "the lookup data is still loading", "not-ready")
+                    raise not_ready()
                 context["answer"] = resolver.resolve(index, query)
             except Problem as problem:
                 if problem.status != 422:

@@ -26,7 +26,7 @@ from cdb_service.distribution.answers import (
 from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
 from cdb_service.distribution.signing import SigningKeys
 from cdb_service.kernel import codes
-from cdb_service.kernel.problems import FieldError, Problem, invalid
+from cdb_service.kernel.problems import FieldError, bad_parameters, invalid
 from cdb_service.lookup.index import IndexFollower
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.reads import EntryReads
@@ -66,8 +66,7 @@ def _known_parameters(request: Request[Any, Any, Any], known: frozenset[str]) ->
         if name not in known
     ]
     if errors:
-        raise Problem(400, "Malformed request", "; ".join(f"{e.loc[1]}: {e.msg}" for e in errors),
-                      "malformed-request", errors)  # fmt: skip
+        raise bad_parameters(errors)
 
 
 def _owner(value: str) -> str:

@@ -15,7 +15,7 @@ from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.kernel import codes
 from cdb_service.kernel.calendar import today
 from cdb_service.kernel.geo import normalise_geo_code, normalise_postal_code
-from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found
+from cdb_service.kernel.problems import FieldError, invalid, not_found, not_ready
 from cdb_service.lookup import answers, resolver
 from cdb_service.lookup.deps import lookup_of
 from cdb_service.lookup.index import IndexFollower, LookupIndex
@@ -38,7 +38,7 @@ def _etag(index: LookupIndex, day: dt.date) -> str:
 def _index(lookup: IndexFollower) -> LookupIndex:
     index = lookup.index
     if index is None:
-        raise Problem(503, "Not ready", "the lookup data is still loading", "not-ready")
+        raise not_ready()
     return index
 
 

@@ -9,7 +9,7 @@ from litestar import Controller, get
 from litestar.params import FromPath
 
 from cdb_service.kernel.codes import CODE_FLAGS, CODE_LISTS
-from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.problems import NOT_FOUND
 from cdb_service.registry.answers import CodeList, CodeListNames
 from cdb_service.web.docs import answer, problems
 
@@ -33,9 +33,7 @@ class CodeListController(Controller):
     async def one(self, name: FromPath[str]) -> dict[str, Any]:
         values = CODE_LISTS.get(name)
         if values is None:
-            raise Problem(
-                404, "Not found", f"no code list {name!r}; see /api/v1/code-lists", "not-found"
-            )
+            raise NOT_FOUND(f"no code list {name!r}; see /api/v1/code-lists")
         flags: Mapping[str, frozenset[str]] = CODE_FLAGS.get(name, {})
         items = [
             {"code": c, "label": label} | {flag: c in codes for flag, codes in flags.items()}

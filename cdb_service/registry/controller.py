@@ -23,7 +23,16 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import FromPath, JSONBody, Parameter
 
 from cdb_service.db.revisions import MAX_REVISION
-from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found, stale
+from cdb_service.kernel.problems import (
+    PRECONDITION_REQUIRED,
+    UNSUPPORTED_MEDIA_TYPE,
+    FieldError,
+    bad_parameters,
+    invalid,
+    malformed,
+    not_found,
+    stale,
+)
 from cdb_service.registry import answers, edits
 from cdb_service.registry.idempotency import IdempotentRequest
 from cdb_service.registry.kinds import KINDS
@@ -76,8 +85,7 @@ def _filters(spec: KindSpec, request: Request[Any, Any, Any]) -> dict[str, Any]:
         except ValueError:
             errors.append(FieldError(("query", name), "is not a valid id"))
     if errors:
-        raise Problem(400, "Malformed request", "; ".join(f"{e.loc[1]}: {e.msg}" for e in errors),
-                      "malformed-request", errors)  # fmt: skip
+        raise bad_parameters(errors)
     return out
 
 
@@ -101,9 +109,9 @@ def _sort(spec: KindSpec, text: str | None, revision: int | None, count: bool) -
 def _if_match(request: Request[Any, Any, Any], current: dict[str, Any]) -> int:
     header = request.headers.get("if-match")
     if not header:
-        raise Problem(428, "Precondition required",
-                      "send If-Match with the ETag you read, so that no one else's change is lost",
-                      "precondition-required")  # fmt: skip
+        raise PRECONDITION_REQUIRED(
+            "send If-Match with the ETag you read, so that no one else's change is lost"
+        )
     tags = [t.strip() for t in header.split(",")]
     if "*" in tags or etag(current) in tags:
         return int(current["version"])
@@ -133,12 +141,11 @@ async def _merge_patch_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in (MERGE_PATCH, "application/json"):
         detail = f"send the patch as {MERGE_PATCH} (RFC 7396)"
-        raise Problem(415, "Unsupported media type", detail, "unsupported-media-type")
+        raise UNSUPPORTED_MEDIA_TYPE(detail)
     try:
         body = json.loads(await request.body())
     except ValueError as error:
-        raise Problem(400, "Malformed request", f"the body is not JSON: {error}",
-                      "malformed-request") from None  # fmt: skip
+        raise malformed(f"the body is not JSON: {error}") from None
     if not isinstance(body, dict):
         raise invalid([FieldError(("body",), "must be a JSON object (the fields to change)")])
     return body
@@ -284,7 +291,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             document = await reads.get(spec, entry_id, revision)
             if document is None:
                 at = f" at revision {revision}" if revision is not None else ""
-                raise Problem(404, "Not found", f"no {spec.name} entry {entry_id}{at}", "not-found")
+                raise not_found(spec.name, f"{entry_id}{at}")
             tag = etag(document)
             if none_match(request.scope, tag):
                 return Response(None, status_code=304, headers={"ETag": tag})

@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import Parameter
 
-from cdb_service.kernel.problems import FieldError, Problem
+from cdb_service.kernel.problems import UNSUPPORTED_MEDIA_TYPE, FieldError, malformed
 from cdb_service.registry import exports
 from cdb_service.registry.answers import ImportResult
 from cdb_service.registry.batches import Batches
@@ -88,15 +88,13 @@ class ImportController(Controller):
                 fmt = exports.format_of_media_type(request.headers.get("content-type", ""))
                 if fmt == "csv" and kind_spec is None:
                     error = FieldError(("query", "kind"), "is required: a CSV file holds one kind")
-                    raise Problem(400, "Malformed request", error.msg, "malformed-request", [error])
+                    raise malformed(error.msg, error)
                 if fmt == "ndjson":
                     batch = await parse_stream(request.stream(), batch_owner)
                 else:
                     batch = exports.parse_upload(await request.body(), fmt, batch_owner, kind_spec)
             except FormatError as error:
-                raise Problem(
-                    415, "Unsupported media type", str(error), "unsupported-media-type"
-                ) from None
+                raise UNSUPPORTED_MEDIA_TYPE(str(error)) from None
             result = await batches.apply(
                 batch.items,
                 who,
@@ -124,7 +122,7 @@ def _kind(name: str | None) -> KindSpec | None:
         return None
     if name not in KINDS:
         error = FieldError(("query", "kind"), f"must be one of {', '.join(KINDS)}")
-        raise Problem(400, "Malformed request", error.msg, "malformed-request", [error])
+        raise malformed(error.msg, error)
     return KINDS[name]
 
 
@@ -169,9 +167,7 @@ class ExportController(Controller):
             body = await exports.render(reads, by_kind, format)
         except FormatError as error:
             field = FieldError(("query", "kind"), str(error))
-            raise Problem(
-                400, "Malformed request", str(error), "malformed-request", [field]
-            ) from None
+            raise malformed(str(error), field) from None
         name = f"cdb-{batch_owner}{'-' + kinds[0].name if len(kinds) == 1 else ''}.{format}"
         return Response(
             body,

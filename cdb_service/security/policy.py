@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.problems import FORBIDDEN, Problem
 from cdb_service.security.audit import Who
 from cdb_service.security.certificates import ClientCertificate
 
@@ -87,10 +87,7 @@ def principal_from_claims(
 
 
 def forbidden(detail: str) -> Problem:
-    return Problem(
-        403, "Forbidden", detail, "forbidden",
-        headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
-    )  # fmt: skip
+    return FORBIDDEN(detail, headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
 
 
 def may_read(principal: Principal) -> bool:

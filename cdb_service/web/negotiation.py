@@ -22,7 +22,7 @@ from litestar.response.base import ASGIResponse
 from litestar.serialization import encode_json
 from litestar.types import Scope
 
-from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.problems import NOT_ACCEPTABLE, Problem
 from cdb_service.web.conditional import conditional
 from cdb_service.web.xml_form import problem_to_xml, to_xml
 
@@ -56,9 +56,9 @@ def wants_xml(scope: Scope) -> bool:
         return False
     chosen = _best(header, _OFFERED)
     if chosen is None:
-        raise Problem(406, "Not acceptable",
-                      f"this answer is offered as {JSON} and {XML}; Accept was {header[:200]!r}",
-                      "not-acceptable")  # fmt: skip
+        raise NOT_ACCEPTABLE(
+            f"this answer is offered as {JSON} and {XML}; Accept was {header[:200]!r}"
+        )
     return chosen == XML
 
 
