@@ -152,9 +152,10 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_gazetteer_load(args: argparse.Namespace, settings: Settings) -> int:
+    from cdb_service.kernel import codes
     from cdb_service.lookup import gazetteer
 
-    country = args.country.upper()
+    country = codes.code_of(args.country)
     path = Path(args.file)
     try:
         # Opened before the database is touched: a missing file is one line, not a retry.
@@ -205,6 +206,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
     from rich.progress import Progress
 
+    from cdb_service.kernel import codes
     from cdb_service.kernel.problems import Problem
     from cdb_service.registry import exports
     from cdb_service.registry.batches import Batches
@@ -212,7 +214,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.registry.kinds import KINDS
     from cdb_service.security.audit import Who
 
-    owner = args.owner.upper()
+    owner = codes.code_of(args.owner)
     try:
         fmt = args.format or ("ndjson" if args.file == "-" else exports.format_of_file(args.file))
         stem = Path(args.file).stem
@@ -268,6 +270,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from cdb_service.kernel import codes
     from cdb_service.registry import exports
     from cdb_service.registry.kinds import KINDS
 
@@ -275,7 +278,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     if unknown:
         return _user_error(f"unknown kind {unknown[0]!r}; kinds: {', '.join(KINDS)}")
     kinds = [KINDS[k] for k in args.kind] if args.kind else list(KINDS.values())
-    owner = args.owner.upper() if args.owner else None
+    owner = codes.code_of(args.owner) if args.owner else None
     fmt = args.format
     if fmt is None:
         fmt = "ndjson" if args.out == "-" else exports.format_of_file(args.out)
@@ -318,9 +321,10 @@ def cmd_quality(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.quality.report import as_csv
     from cdb_service.quality.service import owner_report
 
-    owner = args.owner.upper()
-    if owner not in codes.OWNERS:
-        return _user_error(f"{args.owner!r} is not an owner code (a member state, or EJ)")
+    try:
+        owner = codes.owner_code(args.owner)
+    except ValueError as error:
+        return _user_error(str(error))
     try:
         day = dt.date.fromisoformat(args.date) if args.date else today()
     except ValueError:

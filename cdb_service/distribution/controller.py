@@ -70,10 +70,10 @@ def _known_parameters(request: Request[Any, Any, Any], known: frozenset[str]) ->
 
 
 def _owner(value: str) -> str:
-    owner = value.upper()
-    if owner not in codes.OWNERS:
-        raise invalid([FieldError(("query", "owner"), f"{value!r} is not an owner")])
-    return owner
+    try:
+        return codes.owner_code(value)
+    except ValueError as error:
+        raise invalid([FieldError(("query", "owner"), str(error))]) from None
 
 
 class ExtractController(Controller):
@@ -119,7 +119,7 @@ class ExtractController(Controller):
         target = (
             f"kinds={','.join(kinds or ['*'])} owner={owner or '*'} revision={revision or head}"
         )
-        chosen_owner = owner.upper() if owner else None
+        chosen_owner = codes.code_of(owner) if owner else None
         spec = ExtractRequest(kinds_from(kinds), chosen_owner, revision, principal)
         client = principal.client_key
         body = ceilings.extracts.held_while(
@@ -228,7 +228,7 @@ class GazetteerController(Controller):
         principal: NamedDependency[Principal],
         ceilings: NamedDependency[Ceilings],
     ) -> Stream:
-        cc = country.upper()
+        cc = codes.code_of(country)
         if cc not in codes.COUNTRIES:
             raise invalid([FieldError(("path", "country"),
                                       codes.unknown_code(country, "countries", codes.COUNTRIES,

@@ -70,7 +70,7 @@ def build_query(country: str | None, instrument: str | None, competence: str | N
                 subject_matter: str | None, stage: str | None,
                 date: dt.date | None) -> resolver.Query:  # fmt: skip
     errors: list[FieldError] = []
-    cc = _code(errors, "country", country.upper() if country else None, "countries",
+    cc = _code(errors, "country", codes.code_of(country) if country else None, "countries",
                "; Greece is EL")  # fmt: skip
     _code(errors, "instrument", instrument, "instruments")
     _code(errors, "competence", competence, "competences")
@@ -189,7 +189,7 @@ class ResolveController(Controller):
     ) -> ASGIResponse:
         await _reach(request, lookup, min_revision)
         errors: list[FieldError] = []
-        cc = _code(errors, "country", country.upper() if country else None, "countries")
+        cc = _code(errors, "country", codes.code_of(country) if country else None, "countries")
         if errors:
             raise invalid(errors)
         index = _index(lookup)

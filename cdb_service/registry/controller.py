@@ -23,6 +23,7 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import FromPath, JSONBody, Parameter
 
 from cdb_service.db.revisions import MAX_REVISION
+from cdb_service.kernel import codes
 from cdb_service.kernel.problems import (
     PRECONDITION_REQUIRED,
     UNSUPPORTED_MEDIA_TYPE,
@@ -177,7 +178,7 @@ def _owner_first(spec: KindSpec) -> Any:
             except (ValueError, AttributeError):
                 named = None  # the handler answers for a body that is not an object
             if isinstance(named, str) and named.strip():
-                owners.add(named.strip().upper()[:8])
+                owners.add(codes.code_of(named)[:8])
         for owner in sorted(owners):
             policy.require_write(principal, owner)
 

@@ -25,16 +25,25 @@ def member_of(code_list: str, values: Mapping[str, str], hint: str = "") -> Afte
     return AfterValidator(check)
 
 
-def _upper(value: Any) -> Any:
-    return value.strip().upper() if isinstance(value, str) else value
+def _spelled(value: Any) -> Any:
+    # Before type validation: a value that is no string is left for pydantic to name.
+    return codes.code_of(value) if isinstance(value, str) else value
 
 
 _GREECE_HINT = "; Greece is EL"
 
 CountryCode = Annotated[
-    str, BeforeValidator(_upper), member_of("countries", codes.COUNTRIES, _GREECE_HINT)
+    str, BeforeValidator(_spelled), member_of("countries", codes.COUNTRIES, _GREECE_HINT)
 ]
-OwnerCode = Annotated[str, BeforeValidator(_upper), member_of("owners", codes.OWNERS, _GREECE_HINT)]
+OwnerCode = Annotated[str, BeforeValidator(_spelled), AfterValidator(codes.owner_code)]
+
+
+def _owner_or_commission(value: str) -> str:
+    return codes.owner_code(value, commission=True)
+
+
+# Maintenance windows and incidents: the Commission owns those of central components.
+OwnerOrCommission = Annotated[str, BeforeValidator(_spelled), AfterValidator(_owner_or_commission)]
 LanguageCode = Annotated[
     str,
     BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),

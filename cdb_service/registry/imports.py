@@ -17,6 +17,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from dataclasses import dataclass, field
 from typing import Any
 
+from cdb_service.kernel import codes
 from cdb_service.kernel.problems import MAX_FIELD_ERRORS, FieldError, malformed
 from cdb_service.registry.batches import BatchItem
 from cdb_service.registry.kinds import KINDS
@@ -100,7 +101,7 @@ def add_document(
     natural = data.get(kind.natural_key)
     label = f"{kind.name} {natural}" if isinstance(natural, str) and natural else None
     data.setdefault("owner", owner)
-    if str(data["owner"]).upper() != owner:
+    if codes.code_of(str(data["owner"])) != owner:
         batch.note(
             FieldError(
                 (*where, "owner"), f"is {data['owner']!r}; this batch is {owner}'s", "owner", label
@@ -181,7 +182,7 @@ def export_lines(documents: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[st
 
 
 def owner_of_batch(requested: str | None, administers: str | None, is_operator: bool) -> str:
-    owner = (requested or administers or "").upper()
+    owner = codes.code_of(requested or administers or "")
     if not owner:
         raise malformed(
             "name the batch's owner (?owner=XX)", FieldError(("query", "owner"), "is required")

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from cdb_service.kernel import codes
 from cdb_service.kernel.problems import FORBIDDEN, Problem
 from cdb_service.security.audit import Who
 from cdb_service.security.certificates import ClientCertificate
@@ -80,7 +81,7 @@ def principal_from_claims(
         subject=str(claims.get("sub") or claims.get("client_id") or "unknown"),
         client_id=str(claims["client_id"]) if claims.get("client_id") else None,
         scopes=scopes,
-        owner=str(owner).upper() if owner else None,
+        owner=codes.code_of(str(owner)) if owner else None,
         certificate=certificate,
         person=person,
     )
