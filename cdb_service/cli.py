@@ -210,7 +210,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.kernel.problems import Problem
     from cdb_service.registry import exports
     from cdb_service.registry.batches import Batches
-    from cdb_service.registry.imports import parse_lines
+    from cdb_service.registry.imports import apply_parsed, parse_lines
     from cdb_service.registry.kinds import KINDS
     from cdb_service.security.audit import Who
 
@@ -243,17 +243,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     async def job(sessions: Any) -> Any:
         with Progress(transient=True, console=_stderr_console()) as bar:
             bar.add_task(f"checking {len(batch.items)} entries", total=None)
-            return await Batches(sessions).apply(
-                batch.items,
-                Who(subject=f"cli:{getpass.getuser()}"),
-                replace_owner=owner if args.mode == "replace" else None,
-                dry_run=args.dry_run,
-                summary=f"import {owner} ({args.mode})",
-                prior_errors=batch.errors,
-                unlisted_errors=batch.error_count - len(batch.errors),
-                broken=batch.broken,
-                complete=not batch.unidentified,
-            )
+            who = Who(subject=f"cli:{getpass.getuser()}")
+            return await apply_parsed(Batches(sessions), batch, who, owner, mode=args.mode,
+                                      dry_run=args.dry_run)  # fmt: skip
 
     try:
         result = asyncio.run(_with_sessions(settings, job))

@@ -44,7 +44,7 @@ from cdb_service.quality.service import owner_report
 from cdb_service.registry import edits, exports
 from cdb_service.registry.batches import Batches
 from cdb_service.registry.exports import FormatError
-from cdb_service.registry.imports import owner_of_batch
+from cdb_service.registry.imports import Mode, apply_parsed, owner_of_batch
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.reads import EntryReads, Sort
 from cdb_service.registry.routing_parties.expiry import expiring
@@ -141,15 +141,10 @@ class ConsoleEntries(Controller):
         except FormatError as error:
             context["failed"] = str(error)
             return page("import.html", context, status_code=422)
-        mode = "replace" if form.get("mode") == "replace" else "merge"
+        mode: Mode = "replace" if form.get("mode") == "replace" else "merge"
         try:
-            result = await batches.apply(
-                batch.items, who(request, user),
-                replace_owner=owner if mode == "replace" else None, dry_run=not apply,
-                summary=f"console import {owner} ({mode})", prior_errors=batch.errors,
-                unlisted_errors=batch.error_count - len(batch.errors), broken=batch.broken,
-                complete=not batch.unidentified,
-            )  # fmt: skip
+            result = await apply_parsed(batches, batch, who(request, user), owner, mode=mode,
+                                        dry_run=not apply, via="console import")  # fmt: skip
         except Problem as problem:
             if problem.status not in (409, 422):
                 raise

@@ -15,7 +15,7 @@ from cdb_service.registry import exports
 from cdb_service.registry.answers import ImportResult
 from cdb_service.registry.batches import Batches
 from cdb_service.registry.exports import FormatError
-from cdb_service.registry.imports import owner_of_batch, parse_stream
+from cdb_service.registry.imports import apply_parsed, owner_of_batch, parse_stream
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.reads import EntryReads
 from cdb_service.registry.spec import KindSpec
@@ -95,17 +95,8 @@ class ImportController(Controller):
                     batch = exports.parse_upload(await request.body(), fmt, batch_owner, kind_spec)
             except FormatError as error:
                 raise UNSUPPORTED_MEDIA_TYPE(str(error)) from None
-            result = await batches.apply(
-                batch.items,
-                who,
-                replace_owner=batch_owner if mode == "replace" else None,
-                dry_run=dry_run,
-                summary=f"import {batch_owner} ({mode})",
-                prior_errors=batch.errors,
-                unlisted_errors=batch.error_count - len(batch.errors),
-                broken=batch.broken,
-                complete=not batch.unidentified,
-            )
+            result = await apply_parsed(batches, batch, who, batch_owner, mode=mode,
+                                        dry_run=dry_run)  # fmt: skip
         return {
             "owner": batch_owner,
             "mode": mode,
