@@ -23,7 +23,7 @@ from cdb_service.registry.references import EntryIndex, Named
 from cdb_service.registry.schemas import EntryIn
 from cdb_service.registry.spec import KindSpec, ListProjection
 from cdb_service.registry.unit_of_work import UnitOfWork
-from cdb_service.registry.writes import column_values, referrers_of
+from cdb_service.registry.writes import column_values, delete_block
 from cdb_service.security.audit import Who
 
 
@@ -399,15 +399,15 @@ async def _delete_unnamed(
     for entry_id, key in current.all():
         if (kind.name, entry_id) in kept.ids or (key is not None and (kind.name, key) in kept.keys):
             continue
-        if kind.never_deleted is not None:
+        block = await delete_block(writer.session, kind, entry_id)
+        if block.never is not None:
             name = f"{kind.name} {key or entry_id}"
             errors.append(FieldError(("entries", kind.name, str(key or entry_id)),
-                                     f"is not in the batch, and {kind.never_deleted}"
+                                     f"is not in the batch, and {block.never}"
                                      + kept.unless(), "replace_conflict", name))  # fmt: skip
             continue
-        referrers = await referrers_of(writer.session, kind, entry_id)
-        if referrers:
-            for other, referrer in referrers:
+        if block.referrers:
+            for other, referrer in block.referrers:
                 other_key = getattr(referrer, other.natural_key) or referrer.id
                 loc = kept.where.get((other.name, referrer.id), ("entries", other.name,
                                                                  str(other_key)))  # fmt: skip
