@@ -173,11 +173,6 @@ CATALOGUE: tuple[ProblemType, ...] = (
 )  # fmt: skip
 
 
-def types_of(status: int) -> tuple[ProblemType, ...]:
-    """The catalogue's types with this status (the OpenAPI document lists them)."""
-    return tuple(t for t in CATALOGUE if t.status == status)
-
-
 def catalogue_text() -> str:
     """The catalogue as the contract states it once (the problem schema's `type`)."""
     return (
