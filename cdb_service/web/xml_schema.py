@@ -379,8 +379,8 @@ class _Builder:
             if key in schema and values is None:
                 facets.append((facet, _lexical(schema[key])))
         pattern = schema.get("pattern")
-        if pattern and values is None and not _NOT_XSD_REGEX.search(pattern):
-            facets.append(("pattern", pattern.removeprefix("^").removesuffix("$")))
+        if pattern and values is None and _xsd_regex(pattern):
+            facets.append(("pattern", pattern[1:-1]))
         if not facets:
             return base
         code_list = schema.get("x-code-list")
@@ -423,6 +423,13 @@ def _without_null(schema: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool]:
     if all_of and len(all_of) == 1:
         return _without_null({**all_of[0], **{k: v for k, v in schema.items() if k != "allOf"}})
     return schema, False
+
+
+def _xsd_regex(pattern: str) -> bool:
+    """Whether a model's pattern says the same in XSD: anchored at both ends (XSD's
+    patterns always are; JSON Schema's search) and in the syntax both share."""
+    anchored = pattern.startswith("^") and pattern.endswith("$") and not pattern.endswith("\\$")
+    return anchored and not _NOT_XSD_REGEX.search(pattern[1:-1]) and "|" not in pattern
 
 
 def _keyed_by_list(schema: Mapping[str, Any]) -> bool:

@@ -24,6 +24,7 @@ from cdb_service.kernel import codes
 from cdb_service.lookup.gazetteer import Place, replace_country
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.validation import validate
+from cdb_service.seeding.dataset import SEED_DIR, build
 from cdb_service.seeding.load import seed
 from cdb_service.services import Services
 from cdb_service.web.xml_form import CDB_NS, from_xml, to_xml
@@ -236,7 +237,28 @@ async def test_every_kind_as_seeded_is_valid_xml_and_reads_back(
             diff, _ = await _both(c, schema, f"{url}/diff", **{"from": 1})
             assert {"field": "ref", "from": chosen["ref"], "to": f"xml-{kind}"} in diff["fields"]
         await _both(c, schema, f"{V1}/authorities", count="true", owner="DE", limit=3)
-    assert KIND_ROOTS | OTHER_ROOTS <= SEEN, (KIND_ROOTS | OTHER_ROOTS) - SEEN
+        await _seeded_lookups(c, schema, services)
+    assert KIND_ROOTS | OTHER_ROOTS | LOOKUP_ROOTS <= SEEN
+
+
+async def _seeded_lookups(c: As, schema: etree.XMLSchema, services: Services) -> None:
+    """Per member state, the look-ups over the seed: a ranked match with its routing, an
+    answer with nothing to match (explained, with fallbacks), its desk, its recipients."""
+    head = await services.reads.head()
+    gazetteer = build(SEED_DIR).gazetteer
+    matched = explained = 0
+    for country in codes.COUNTRIES:
+        query = {"country": country, "instrument": "eio", "competence": "execute"}
+        place = gazetteer[country][0].postal_code if gazetteer.get(country) else None
+        found, _ = await _both(c, schema, f"{V1}/resolve", **query, postal_code=place,
+                               min_revision=head)  # fmt: skip
+        matched += bool(found["matches"])
+        for match in found["matches"][:1]:
+            await _both(c, schema, f"{V1}/resolve/recipient/{match['authority']['code']}")
+        none, _ = await _both(c, schema, f"{V1}/resolve", **query | {"instrument": "jit"})
+        explained += bool(none["explanation"] and none["fallbacks"])
+        await _both(c, schema, f"{V1}/resolve/national-member", country=country)
+    assert matched == explained == len(codes.COUNTRIES)
 
 
 async def test_every_declared_answer_is_exercised(api: Api) -> None:
