@@ -232,7 +232,7 @@ class GazetteerController(Controller):
         if cc not in codes.COUNTRIES:
             raise invalid([FieldError(("path", "country"),
                                       codes.unknown_code(country, "countries", codes.COUNTRIES,
-                                                         "; Greece is EL"))])  # fmt: skip
+                                                         codes.GREECE_HINT))])  # fmt: skip
         client = principal.client_key
         body = ceilings.extracts.held_while(
             client, _counted(published.stream_country(sessions, signing, cc))

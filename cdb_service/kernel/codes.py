@@ -30,6 +30,8 @@ EUROJUST: Final = "EJ"
 COMMISSION: Final = "EC"
 OWNERS: Final = MappingProxyType({**COUNTRIES, EUROJUST: "Eurojust"})
 _OWNERS_AND_COMMISSION: Final = MappingProxyType({**OWNERS, COMMISSION: "European Commission"})
+# What a refusal of a country or owner code adds: the one code people get wrong.
+GREECE_HINT: Final = "; Greece is EL"
 
 
 def code_of(value: str) -> str:
@@ -44,7 +46,7 @@ def owner_code(value: str, *, commission: bool = False) -> str:
     code = code_of(value)
     owners = _OWNERS_AND_COMMISSION if commission else OWNERS
     if code not in owners:
-        raise ValueError(unknown_code(code, "owners", owners, "; Greece is EL"))
+        raise ValueError(unknown_code(code, "owners", owners, GREECE_HINT))
     return code
 
 

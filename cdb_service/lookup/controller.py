@@ -71,7 +71,7 @@ def build_query(country: str | None, instrument: str | None, competence: str | N
                 date: dt.date | None) -> resolver.Query:  # fmt: skip
     errors: list[FieldError] = []
     cc = _code(errors, "country", codes.code_of(country) if country else None, "countries",
-               "; Greece is EL")  # fmt: skip
+               codes.GREECE_HINT)  # fmt: skip
     _code(errors, "instrument", instrument, "instruments")
     _code(errors, "competence", competence, "competences")
     if subject_matter is not None:

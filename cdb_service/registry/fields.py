@@ -62,19 +62,22 @@ def _spelled(value: Any) -> Any:
     return codes.code_of(value) if isinstance(value, str) else value
 
 
-_GREECE_HINT = "; Greece is EL"
-
 CountryCode = Annotated[
-    str, BeforeValidator(_spelled), member_of("countries", codes.COUNTRIES, _GREECE_HINT)
+    str, BeforeValidator(_spelled), member_of("countries", codes.COUNTRIES, codes.GREECE_HINT)
 ]
-OwnerCode = Annotated[str, BeforeValidator(_spelled), AfterValidator(codes.owner_code)]
+# The code list, so that the contract lists the owners; the same check and sentence as
+# `codes.owner_code`, which the rest of the service uses.
+OwnerCode = Annotated[
+    str, BeforeValidator(_spelled), member_of("owners", codes.OWNERS, codes.GREECE_HINT)
+]
 
 
 def _owner_or_commission(value: str) -> str:
     return codes.owner_code(value, commission=True)
 
 
-# Maintenance windows and incidents: the Commission owns those of central components.
+# Maintenance windows and incidents: the Commission owns those of central components
+# (EC is in no code list, so the contract lists no codes here).
 OwnerOrCommission = Annotated[str, BeforeValidator(_spelled), AfterValidator(_owner_or_commission)]
 LanguageCode = Annotated[
     str,
