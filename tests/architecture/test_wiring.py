@@ -29,11 +29,12 @@ def _reads(source: str) -> list[int]:
             name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
             if name == "app":
                 lines.append(node.lineno)
-        elif isinstance(node, ast.Constant) and node.value == "litestar_app":
+        elif (isinstance(node, ast.Constant) and node.value == "litestar_app") or (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "litestar.datastructures"
+            and any(alias.name == "State" for alias in node.names)
+        ):
             lines.append(node.lineno)
-        elif isinstance(node, ast.ImportFrom) and node.module == "litestar.datastructures":
-            if any(alias.name == "State" for alias in node.names):
-                lines.append(node.lineno)
     return lines
 
 
@@ -53,8 +54,8 @@ def test_only_providers_read_the_app_state() -> None:
 
 def test_a_state_read_in_a_handler_is_named(tmp_path: Path) -> None:
     (tmp_path / "lookup").mkdir()
-    (tmp_path / "lookup" / "deps.py").write_text("def lookup_of(scope):\n"
-                                                 "    return scope['litestar_app'].state\n")  # fmt: skip
+    provider = "def lookup_of(scope):\n    return scope['litestar_app'].state\n"
+    (tmp_path / "lookup" / "deps.py").write_text(provider)
     (tmp_path / "lookup" / "controller.py").write_text(
         "async def resolve(request):\n"
         "    settings = request.app.state.settings\n"
