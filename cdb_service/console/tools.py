@@ -58,7 +58,8 @@ class ConsoleTools(Controller):
         """Who would receive a message: the route's query (`lookup.query`), from a form that
         offers the country, instrument, competence, postal code and date."""
         user = await current_user(request)
-        params = {name: value for name in OFFERED if (value := request.query_params.get(name))}
+        given = query.given(request.query_params)
+        params = {name: value for name in OFFERED if (value := given.get(name))}
         asked = {name: params.get(name, "") for name in OFFERED}
         context = context_of(user, user.principal.administers, asked=asked, answer=None, errors={},
                         countries=codes.COUNTRIES, instruments=codes.INSTRUMENTS,

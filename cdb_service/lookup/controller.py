@@ -51,7 +51,7 @@ class ResolveController(Controller):
         read_your_writes: NamedDependency[ReadYourWrites],
         min_revision: MinRevision = None,
     ) -> ASGIResponse:
-        asked = query.resolve_query(request.query_params)
+        asked = query.resolve_query(query.given(request.query_params))
         await read_your_writes.require(min_revision, lookup.reached)
         index = _index(lookup)
         body = lookup.answer(
@@ -76,7 +76,7 @@ class ResolveController(Controller):
         code: str = Parameter(description=query.RECIPIENT_CODE_DOC),
         min_revision: MinRevision = None,
     ) -> ASGIResponse:
-        day = query.day_of(request.query_params)
+        day = query.day_of(query.given(request.query_params))
         await read_your_writes.require(min_revision, lookup.reached)
         index = _index(lookup)
         body = resolver.recipient(index, code, day)
@@ -102,7 +102,7 @@ class ResolveController(Controller):
         min_revision: MinRevision = None,
     ) -> ASGIResponse:
         await read_your_writes.require(min_revision, lookup.reached)
-        country, day = query.desk_query(request.query_params)
+        country, day = query.desk_query(query.given(request.query_params))
         index = _index(lookup)
         body = resolver.national_members(index, country, day)
         return negotiated_bytes(

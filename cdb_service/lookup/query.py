@@ -19,6 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from litestar.datastructures import MultiDict
 from litestar.openapi.spec import OpenAPIFormat
 
 from cdb_service.kernel import codes
@@ -112,6 +113,12 @@ NATIONAL_MEMBER = (DESK_COUNTRY, DATE)
 RECIPIENT = (DATE,)
 NAMES = frozenset(p.name for p in RESOLVE)
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def given(params: MultiDict[str]) -> dict[str, str]:
+    """A request's query parameters by name; one given more than once counts with its
+    last value, as the framework read it when the handlers declared each parameter."""
+    return dict(params.multi_items())
 
 
 def docs(parameters: tuple[QueryParameter, ...]) -> tuple[ParameterDoc, ...]:
