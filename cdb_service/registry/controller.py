@@ -35,6 +35,7 @@ from cdb_service.kernel.problems import (
     stale,
 )
 from cdb_service.registry import answers, edits
+from cdb_service.registry.deps import reads_of
 from cdb_service.registry.idempotency import IdempotentRequest
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.reads import EntryReads, Sort
@@ -46,7 +47,6 @@ from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
 from cdb_service.web.conditional import none_match
 from cdb_service.web.consistency import MIN_REVISION_DOC, REVISION_HEADER, require_revision
-from cdb_service.web.deps import component
 from cdb_service.web.docs import ParameterDoc, answer, operation, problems
 from cdb_service.web.negotiation import negotiated
 from cdb_service.web.pagination import decode_sorted_cursor, encode_cursor
@@ -167,7 +167,7 @@ def _owner_first(spec: KindSpec) -> Any:
         owners: set[str] = set()
         entry_id = connection.path_params.get("entry_id")
         if entry_id is not None:
-            current = await component(connection.scope, "reads").get(spec, entry_id)
+            current = await reads_of(connection.scope).get(spec, entry_id)
             if current is not None:
                 owners.add(current["owner"])
         if connection.scope.get("method") in ("POST", "PUT", "PATCH"):
