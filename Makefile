@@ -9,13 +9,15 @@ CDB_PORT ?= 8443
 export CDB_PORT
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test bench lint format openapi postgres nginx oidc axe chromium deploy-tools clean help
+.PHONY: run test bench lint format openapi dist image postgres nginx oidc axe chromium deploy-tools clean help
 
 help:
 	@echo "make run    - start the service on the embedded SQLite database (dev profile)"
 	@echo "make test   - run the whole suite on PostgreSQL and SQLite"
 	@echo "make lint   - ruff, mypy and the import layers (import-linter)"
 	@echo "make openapi - regenerate openapi.yaml from the app"
+	@echo "make dist   - build the wheel and the sdist into dist/"
+	@echo "make image  - build the container image (deploy/image/Containerfile) with buildah or podman"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -95,10 +97,27 @@ test: $(STAMP) postgres nginx oidc axe chromium deploy-tools lint
 	CDB_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial"
 	CDB_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -m serial
 
+# The release: a wheel (migrations, seed, calendar, templates, XSDs and assets inside)
+# and an sdist, built the way the install test builds them.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+
+# The image installs dist/'s wheel with deploy/image/install.sh, the script the install
+# test runs. It needs buildah or podman and the Python base image (a registry, or a
+# local copy named by PYTHON_IMAGE=...).
+IMAGE ?= cdb-service:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+image: dist
+	@builder=$$(command -v buildah || command -v podman) || \
+		{ echo "make image: neither buildah nor podman is installed (apt-get install buildah)"; exit 1; }; \
+	case $$builder in *buildah) set -- bud --format docker;; *) set -- build --format docker;; esac; \
+	$$builder "$$@" $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE)) \
+		-f deploy/image/Containerfile -t $(IMAGE) .
+
 # Ratios measured in one run (see bench/run.py); wrk is Debian's load generator.
 bench: $(STAMP) postgres
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var build dist .pytest_cache .mypy_cache .ruff_cache
