@@ -107,12 +107,15 @@ dist: $(STAMP)
 # test runs. It needs buildah or podman and the Python base image (a registry, or a
 # local copy named by PYTHON_IMAGE=...).
 IMAGE ?= cdb-service:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+PYTHON_IMAGE ?= $(shell sed -n 's/^ARG PYTHON_IMAGE=//p' deploy/image/Containerfile)
 image: dist
 	@builder=$$(command -v buildah || command -v podman) || \
 		{ echo "make image: neither buildah nor podman is installed (apt-get install buildah)"; exit 1; }; \
+	$$builder inspect --type image $(PYTHON_IMAGE) >/dev/null 2>&1 || \
+		$$builder pull -q $(PYTHON_IMAGE) >/dev/null 2>&1 || \
+		{ echo "make image: cannot pull the base image $(PYTHON_IMAGE) (load it, or name a local one: make image PYTHON_IMAGE=...)"; exit 1; }; \
 	case $$builder in *buildah) set -- bud --format docker;; *) set -- build --format docker;; esac; \
-	$$builder "$$@" $(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE)) \
-		-f deploy/image/Containerfile -t $(IMAGE) .
+	$$builder "$$@" --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) -f deploy/image/Containerfile -t $(IMAGE) .
 
 # Ratios measured in one run (see bench/run.py); wrk is Debian's load generator.
 bench: $(STAMP) postgres
