@@ -89,8 +89,14 @@ def test_the_wheel_and_the_sdist_carry_every_file_the_package_reads(installed: I
                 assert name in in_wheel, f"{name} is not in {installed.wheel.name}"
     with tarfile.open(installed.sdist) as sdist:
         names = {n.split("/", 1)[1] for n in sdist.getnames() if "/" in n}
-    assert {"migrations/env.py", "seed/holidays/eu-institutions.json", "setup.py",
-            "deploy/image/install.sh", "deploy/nginx/cdb-service.conf", "alembic.ini"} <= names
+    assert {
+        "migrations/env.py",
+        "seed/holidays/eu-institutions.json",
+        "setup.py",
+        "deploy/image/install.sh",
+        "deploy/nginx/cdb-service.conf",
+        "alembic.ini",
+    } <= names
     # Installed, the package finds them inside itself, never in a checkout.
     found = subprocess.run(
         [installed.command("python"), "-c",
