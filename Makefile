@@ -114,6 +114,8 @@ image: dist
 	$$builder inspect --type image $(PYTHON_IMAGE) >/dev/null 2>&1 || \
 		$$builder pull -q $(PYTHON_IMAGE) >/dev/null 2>&1 || \
 		{ echo "make image: cannot pull the base image $(PYTHON_IMAGE) (load it, or name a local one: make image PYTHON_IMAGE=...)"; exit 1; }; \
+	$(BIN)/python -m pip wheel --quiet --wheel-dir dist/wheelhouse dist/*.whl || \
+		{ echo "make image: cannot gather the dependencies' wheels into dist/wheelhouse"; exit 1; }; \
 	case $$builder in *buildah) set -- bud --format docker;; *) set -- build --format docker;; esac; \
 	$$builder "$$@" --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) -f deploy/image/Containerfile -t $(IMAGE) .
 

@@ -436,7 +436,7 @@ def cmd_rotate_keys(args: argparse.Namespace, settings: Settings) -> int:
     days = args.keep_listed_days or settings.retired_key_listed_days
     created = not path.exists()
     if created:  # the runbook's first run: the key set is made, with its first key
-        keys = SigningKeys.create(path)
+        keys = SigningKeys.create(path, make_folder=settings.signing_keys_file is None)
         new = keys.current
         print(f"created the signing key set {path} with its first key", file=sys.stderr)
     else:

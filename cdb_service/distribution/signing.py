@@ -60,12 +60,15 @@ class SigningKeys:
         return cls(path, current, keys)
 
     @classmethod
-    def create(cls, path: Path) -> SigningKeys:
+    def create(cls, path: Path, make_folder: bool = False) -> SigningKeys:
         """A new key set with one current key, at `path` (which must not exist).
 
-        Its folder must exist: a mistyped path is refused rather than silently grown
-        into a tree of folders somewhere the service will never look.
+        Its folder must exist unless `make_folder` (the default place, inside the data
+        directory the service owns): a mistyped path is refused rather than silently
+        grown into a tree of folders somewhere the service will never look.
         """
+        if make_folder:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.parent.is_dir():
             raise SystemExit(f"cannot create signing keys at {path}: no folder {path.parent}")
         _save(path, _new_key(), [])

@@ -5,6 +5,10 @@
 #
 #   install.sh WHEEL PREFIX
 #
+# With WHEELHOUSE=DIR the dependencies come from DIR only (`make image` fills
+# dist/wheelhouse on the host, so the image builds without reaching an index);
+# without it, from pip's configured index.
+#
 # PREFIX becomes a virtual environment holding the wheel with its runtime dependencies
 # only (no extras), plus `cdb-healthcheck` (the container's health check). Nothing is
 # taken from a checkout: the wheel carries the migrations, seed, calendar, templates,
@@ -22,7 +26,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 python=${PYTHON:-python3}
 
 "$python" -m venv "$prefix"
-"$prefix/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel"
+if [ -n "${WHEELHOUSE:-}" ]; then
+    set -- --no-index --find-links "$WHEELHOUSE"
+else
+    set --
+fi
+"$prefix/bin/python" -m pip install --quiet --disable-pip-version-check "$@" "$wheel"
 install -m 0755 "$here/healthcheck.py" "$prefix/bin/cdb-healthcheck"
 # Its shebang: the environment's own interpreter, wherever PREFIX is.
 sed -i "1s|.*|#!$prefix/bin/python|" "$prefix/bin/cdb-healthcheck"

@@ -265,7 +265,7 @@ def test_the_image_is_the_one_the_manifests_run(production: list[dict[str, Any]]
     (volume_line,) = [line for line in containerfile.splitlines() if line.startswith("VOLUME ")]
     volumes = yaml.safe_load(volume_line.removeprefix("VOLUME "))
     assert "install.sh" in next(
-        line for line in containerfile.splitlines() if line.startswith("RUN sh ")
+        line for line in containerfile.splitlines() if line.startswith("RUN WHEELHOUSE=")
     )
     assert 'CMD ["cdb-healthcheck", "live"]' in containerfile
     for obj in production:
