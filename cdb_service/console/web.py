@@ -14,7 +14,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -26,6 +25,7 @@ from litestar.datastructures import Cookie
 from cdb_service.console.deps import ConsoleParts, console_of
 from cdb_service.console.sessions import Session
 from cdb_service.kernel.problems import CSRF, FORBIDDEN
+from cdb_service.kernel.resources import packaged
 from cdb_service.registry.kinds import KINDS
 from cdb_service.security.policy import Principal
 from cdb_service.web.pages import PAGE_HEADERS
@@ -33,7 +33,6 @@ from cdb_service.web.pages import PAGE_HEADERS
 SESSION_COOKIE = "__Host-cdb-console"
 SIGN_IN_COOKIE = "__Host-cdb-console-sign-in"
 BRUSSELS = ZoneInfo("Europe/Brussels")
-_HERE = Path(__file__).parent
 # Console pages are never stored by a browser or a proxy: they show who is signed in.
 HEADERS = PAGE_HEADERS | {"Cache-Control": "no-store"}
 TITLES = {
@@ -93,11 +92,12 @@ def changed_rows(fields: list[dict[str, Any]]) -> list[tuple[str, Any, Any]]:
 
 @cache
 def _environment() -> Environment:
-    web_templates = _HERE.parent / "web" / "templates"
+    own, shared = (
+        packaged("cdb_service.console", "templates"),
+        packaged("cdb_service.web", "templates"),
+    )
     env = Environment(
-        loader=ChoiceLoader(
-            [FileSystemLoader(_HERE / "templates"), FileSystemLoader(web_templates)]
-        ),
+        loader=ChoiceLoader([FileSystemLoader(own), FileSystemLoader(shared)]),
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
