@@ -206,10 +206,10 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from rich.progress import Progress
 
     from cdb_service.kernel.problems import Problem
-    from cdb_service.registry import exports
-    from cdb_service.registry.batches import Batches
-    from cdb_service.registry.imports import parse_lines
+    from cdb_service.registry.formats import files as exports
+    from cdb_service.registry.formats.ndjson import parse_lines
     from cdb_service.registry.kinds import KINDS
+    from cdb_service.registry.store.batches import Batches
     from cdb_service.security.audit import Who
 
     owner = args.owner.upper()
@@ -268,7 +268,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from cdb_service.registry import exports
+    from cdb_service.registry.formats import files as exports
     from cdb_service.registry.kinds import KINDS
 
     unknown = [k for k in args.kind or () if k not in KINDS]
@@ -417,7 +417,7 @@ def cmd_certificates(args: argparse.Namespace, settings: Settings) -> int:
     import datetime as dt
 
     from cdb_service.registry.kinds import KINDS
-    from cdb_service.registry.routing_parties.expiry import expiring
+    from cdb_service.registry.kinds.routing_parties.expiry import expiring
 
     parties = asyncio.run(_with_services(
         settings, lambda s: s.reads.documents([KINDS["routing-parties"]])))  # fmt: skip

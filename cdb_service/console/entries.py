@@ -41,16 +41,17 @@ from cdb_service.console.web import (
 )
 from cdb_service.kernel.problems import FieldError, Problem, invalid, stale
 from cdb_service.quality.service import owner_report
-from cdb_service.registry import edits, exports
-from cdb_service.registry.batches import Batches
-from cdb_service.registry.exports import FormatError
-from cdb_service.registry.imports import owner_of_batch
+from cdb_service.registry.formats import files as exports
+from cdb_service.registry.formats.files import FormatError
+from cdb_service.registry.formats.ndjson import owner_of_batch
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.reads import EntryReads, Sort
-from cdb_service.registry.routing_parties.expiry import expiring
-from cdb_service.registry.spec import KindSpec
-from cdb_service.registry.validation import validate
-from cdb_service.registry.writes import EntryWrites, referrers_of
+from cdb_service.registry.kinds.routing_parties.expiry import expiring
+from cdb_service.registry.kinds.spec import KindSpec
+from cdb_service.registry.store import edits
+from cdb_service.registry.store.batches import Batches
+from cdb_service.registry.store.reads import EntryReads, Sort
+from cdb_service.registry.store.validation import validate
+from cdb_service.registry.store.writes import EntryWrites, referrers_of
 from cdb_service.security import policy
 from cdb_service.settings import Settings
 

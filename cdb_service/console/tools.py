@@ -25,11 +25,11 @@ from cdb_service.kernel.problems import Problem
 from cdb_service.lookup import resolver
 from cdb_service.lookup.controller import build_query
 from cdb_service.lookup.deps import lookup_of
-from cdb_service.registry import edits
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.reads import EntryReads
-from cdb_service.registry.routing_parties.rotation import rotate_certificate
-from cdb_service.registry.writes import EntryWrites
+from cdb_service.registry.store import edits
+from cdb_service.registry.store.certificate_rotation import rotate_certificate
+from cdb_service.registry.store.reads import EntryReads
+from cdb_service.registry.store.writes import EntryWrites
 from cdb_service.security import policy
 
 

@@ -14,11 +14,10 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import revisions as rev
-from cdb_service.distribution import routing_table
+from cdb_service.distribution import pmode, routing_table
 from cdb_service.kernel.calendar import today
 from cdb_service.kernel.problems import FieldError, Problem, invalid
 from cdb_service.lookup.deps import lookup_of
-from cdb_service.registry.routing_parties import pmode
 from cdb_service.web.conditional import conditional, none_match, not_modified
 from cdb_service.web.deps import component
 from cdb_service.web.docs import problems

@@ -43,8 +43,8 @@ from cdb_service.logging import get_logger
 from cdb_service.lookup import gazetteer as gazetteer_data
 from cdb_service.lookup.gazetteer import GazetteerPlace
 from cdb_service.lookup.packed import PackedBuilder, PackedKeys, record
-from cdb_service.registry.jurisdiction_criteria.models import GeoKey, JurisdictionCriterion
 from cdb_service.registry.kinds import KINDS
+from cdb_service.registry.kinds.jurisdiction_criteria.models import GeoKey, JurisdictionCriterion
 
 log = get_logger("cdb.lookup")
 POLL_INTERVAL_S = 0.2

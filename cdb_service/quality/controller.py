@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 from cdb_service.kernel.calendar import today
 from cdb_service.quality.report import as_csv
 from cdb_service.quality.service import owner_report
-from cdb_service.registry.imports import owner_of_batch
-from cdb_service.registry.reads import EntryReads
+from cdb_service.registry.formats.ndjson import owner_of_batch
+from cdb_service.registry.store.reads import EntryReads
 from cdb_service.security import policy
 from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings

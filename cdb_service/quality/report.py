@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cdb_service.db.documents import date_of
+from cdb_service.distribution import pmode
 from cdb_service.kernel import codes
 from cdb_service.lookup.index import Criterion, Entry, LookupIndex, geo_key, valid_on
 from cdb_service.lookup.resolver import Query, candidate_keys, routing
-from cdb_service.registry.routing_parties import pmode
 
 SEVERITIES = ("error", "warning", "info")
 CERTIFICATE_STEPS = ((0, "error"), (30, "error"), (60, "warning"), (90, "info"))

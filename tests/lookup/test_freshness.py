@@ -14,7 +14,7 @@ from cdb_service.lookup import index as lookup_index
 from cdb_service.lookup.index import Freshness, IndexFollower, LookupIndex
 from cdb_service.ops.health import _lookup_check
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.validation import validate
 from cdb_service.services import Services
 from cdb_service.settings import Settings
 from tests.support import factories

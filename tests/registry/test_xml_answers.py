@@ -16,7 +16,7 @@ from lxml import etree
 
 from cdb_service.lookup.gazetteer import Place, replace_country
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.validation import validate
 from cdb_service.services import Services
 from cdb_service.web.xml_form import from_xml, to_xml
 from tests.support import factories
