@@ -18,7 +18,7 @@ Where things are:
   follower.py  the sync loop: extract if needed, follow the feed, re-extract when it breaks
   serving.py   the read-only loopback resolve app (`--serve`)
   process.py   the process: prepare the database, follow, serve, stop on a signal
-  cli.py       the command's arguments; `cdb_service/cli.py` registers it
+  cli.py       the command's arguments; `cdb_service/cli/` registers it
 
 Guarantees:
 - An extract (`GET /api/v1/extract`, uncompressed) is read as a stream, no line
