@@ -18,7 +18,8 @@ from cdb_service.kernel.geo import normalise_geo_code, normalise_postal_code
 from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found
 from cdb_service.lookup import answers, resolver
 from cdb_service.lookup.deps import lookup_of
-from cdb_service.lookup.index import IndexFollower, LookupIndex
+from cdb_service.lookup.follower import IndexFollower
+from cdb_service.lookup.index import LookupIndex
 from cdb_service.registry.store.reads import EntryReads
 from cdb_service.settings import Settings
 from cdb_service.web.consistency import MIN_REVISION_DOC, require_revision

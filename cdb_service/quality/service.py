@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from cdb_service import metrics
-from cdb_service.lookup.index import build
+from cdb_service.lookup.snapshot import build
 from cdb_service.quality.report import Inputs, report
 from cdb_service.registry.formats.files import documents_by_kind
 from cdb_service.registry.kinds import KINDS
