@@ -10,177 +10,50 @@ kind's schema, chosen at run time, and litestar reads it from the signature.
 """
 
 import datetime as dt
-import json
 import uuid
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
-from litestar.enums import ParamType
-from litestar.handlers import BaseRouteHandler
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import FromPath, JSONBody, Parameter
 
 from cdb_service.db.revisions import MAX_REVISION
-from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found, stale
+from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found
 from cdb_service.registry.http import answers
+from cdb_service.registry.http.entry_inputs import (
+    IDEMPOTENCY_KEY,
+    IF_MATCH,
+    MERGE_PATCH,
+    expected_version,
+    filters_of,
+    merge_patch_body,
+    owner_first_guard,
+    reach,
+    sort_of,
+    sortable,
+)
+from cdb_service.registry.http.entry_outputs import etag, written_headers
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.registry.store import edits
 from cdb_service.registry.store.idempotency import IdempotentRequest
-from cdb_service.registry.store.reads import EntryReads, Sort
+from cdb_service.registry.store.reads import EntryReads
 from cdb_service.registry.store.writes import EntryWrites
 from cdb_service.security import policy
 from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
 from cdb_service.web.conditional import none_match
-from cdb_service.web.consistency import MIN_REVISION_DOC, REVISION_HEADER, require_revision
-from cdb_service.web.deps import component
+from cdb_service.web.consistency import MIN_REVISION_DOC, REVISION_HEADER
 from cdb_service.web.docs import ParameterDoc, answer, operation, problems
 from cdb_service.web.negotiation import negotiated
 from cdb_service.web.pagination import decode_sorted_cursor, encode_cursor
 
-IF_MATCH = ParameterDoc(
-    "If-Match",
-    "the ETag you read: 428 without, 412 when it is no longer current",
-    where=ParamType.HEADER,
-    required=True,
-)
-IDEMPOTENCY_KEY = ParameterDoc(
-    "Idempotency-Key", "a retry with the same key returns the first result", where=ParamType.HEADER
-)
-PAGING = frozenset({"limit", "cursor", "valid_at", "revision", "sort", "count", "min_revision"})
-MERGE_PATCH = "application/merge-patch+json"
-
-
-def etag(document: dict[str, Any]) -> str:
-    return f'"{document["version"]}"'
-
-
-def _filters(spec: KindSpec, request: Request[Any, Any, Any]) -> dict[str, Any]:
-    known = spec.all_filters
-    out: dict[str, Any] = {}
-    errors = []
-    for name, value in request.query_params.items():
-        if name in PAGING:
-            continue
-        flt = known.get(name)
-        if flt is None:
-            errors.append(
-                FieldError(("query", name), f"unknown parameter; filters: {', '.join(known)}")
-            )
-            continue
-        try:
-            out[name] = flt.parse(value)
-        except ValueError:
-            errors.append(FieldError(("query", name), "is not a valid id"))
-    if errors:
-        raise Problem(400, "Malformed request", "; ".join(f"{e.loc[1]}: {e.msg}" for e in errors),
-                      "malformed-request", errors)  # fmt: skip
-    return out
-
-
-def _sorts(spec: KindSpec) -> set[str]:
-    return {"id", spec.natural_key, "ref", "updated_at"}
-
-
-def _sort(spec: KindSpec, text: str | None, revision: int | None, count: bool) -> Sort | None:
-    if revision is not None and (text or count):
-        name = "sort" if text else "count"
-        raise invalid([FieldError(("query", name), "applies to current entries, not `revision`")])
-    if text is None or text == "id":
-        return None
-    order = Sort.parse(text)
-    if order.field not in _sorts(spec) or order.field == "id":
-        allowed = ", ".join(sorted(_sorts(spec) - {"id"}))
-        raise invalid([FieldError(("query", "sort"), f"sorts by one of {allowed} (or -field)")])
-    return order
-
-
-def _if_match(request: Request[Any, Any, Any], current: dict[str, Any]) -> int:
-    header = request.headers.get("if-match")
-    if not header:
-        raise Problem(428, "Precondition required",
-                      "send If-Match with the ETag you read, so that no one else's change is lost",
-                      "precondition-required")  # fmt: skip
-    tags = [t.strip() for t in header.split(",")]
-    if "*" in tags or etag(current) in tags:
-        return int(current["version"])
-    raise stale(-1 if not tags else _version_of(tags[0]), int(current["version"]))
-
-
-def _version_of(tag: str) -> int:
-    try:
-        return int(tag.strip('W/"'))
-    except ValueError:
-        return -1
-
-
-async def _reach(reads: EntryReads, settings: Settings, min_revision: int | None) -> None:
-    await require_revision(
-        min_revision, reads.head, settings.min_revision_wait_s, settings.retry_after_s
-    )
-
-
-def _written(document: dict[str, Any]) -> dict[str, str]:
-    """Every write's answer: the new version's ETag and the revision it made (for
-    `min_revision` on a read through another worker)."""
-    return {"ETag": etag(document), REVISION_HEADER: str(document["revision"])}
-
-
-async def _merge_patch_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in (MERGE_PATCH, "application/json"):
-        detail = f"send the patch as {MERGE_PATCH} (RFC 7396)"
-        raise Problem(415, "Unsupported media type", detail, "unsupported-media-type")
-    try:
-        body = json.loads(await request.body())
-    except ValueError as error:
-        raise Problem(400, "Malformed request", f"the body is not JSON: {error}",
-                      "malformed-request") from None  # fmt: skip
-    if not isinstance(body, dict):
-        raise invalid([FieldError(("body",), "must be a JSON object (the fields to change)")])
-    return body
-
-
-def _owner_first(spec: KindSpec) -> Any:
-    """A guard asking whose entry a write touches before its body is validated: another
-    owner's administrator gets the 403 (and the audit event of a denial) whatever the body
-    holds, never a 422 that would tell them about its content and leave no trace.
-
-    Both owners count: the entry's as stored, and the one the body names.
-    """
-
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        principal: Principal = connection.user
-        if principal.is_operator:
-            return
-        owners: set[str] = set()
-        entry_id = connection.path_params.get("entry_id")
-        if entry_id is not None:
-            current = await component(connection.scope, "reads").get(spec, entry_id)
-            if current is not None:
-                owners.add(current["owner"])
-        if connection.scope.get("method") in ("POST", "PUT", "PATCH"):
-            # Read once; litestar keeps it for the handler's own parsing.
-            raw = await Request(connection.scope, connection.receive).body()
-            try:
-                named = json.loads(raw).get("owner")
-            except (ValueError, AttributeError):
-                named = None  # the handler answers for a body that is not an object
-            if isinstance(named, str) and named.strip():
-                owners.add(named.strip().upper()[:8])
-        for owner in sorted(owners):
-            policy.require_write(principal, owner)
-
-    return guard
-
 
 def controller_for(spec: KindSpec) -> type[Controller]:
     schema: Any = spec.schema
-    owner_first = [_owner_first(spec)]
+    owner_first = [owner_first_guard(spec)]
     filter_doc = ", ".join(spec.all_filters)
     entry = answers.document_model(spec.name)
     filters = [
@@ -206,7 +79,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             description=f"Filters: {filter_doc}. `q` finds entries by any text (names in "
             "every language, address, code, ref, party id), ignoring case and accents. Keyset "
             "pages in id order; `next` is the cursor of the following page, which reads the "
-            f"same revision. `sort` ({', '.join(sorted(_sorts(spec)))}; `-` descending) orders "
+            f"same revision. `sort` ({', '.join(sorted(sortable(spec)))}; `-` descending) orders "
             "current entries (not with `revision`); a sorted walk reads the current state on "
             "each page. `count=true` adds `total`, the number of matching current entries.",
         )
@@ -228,9 +101,9 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                 default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
             ),
         ) -> Response[Any]:
-            filters = _filters(spec, request)
-            await _reach(reads, settings, min_revision)
-            order = _sort(spec, sort, revision, count)
+            filters = filters_of(spec, request)
+            await reach(reads, settings, min_revision)
+            order = sort_of(spec, sort, revision, count)
             after, after_value = None, None
             if cursor:
                 pinned, after, carried = decode_sorted_cursor(cursor)
@@ -281,7 +154,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                 default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
             ),
         ) -> Response[Any]:
-            await _reach(reads, settings, min_revision)
+            await reach(reads, settings, min_revision)
             document = await reads.get(spec, entry_id, revision)
             if document is None:
                 at = f" at revision {revision}" if revision is not None else ""
@@ -307,7 +180,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                 default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
             ),
         ) -> dict[str, Any]:
-            await _reach(reads, settings, min_revision)
+            await reach(reads, settings, min_revision)
             versions = [v for v in await reads.history(entry_id) if v["kind"] == spec.name]
             if not versions:
                 raise not_found(spec.name, entry_id)
@@ -341,7 +214,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             created = await writes.create(spec, data, who, idempotency=idempotency)
             document = created.document
             headers = {"Location": f"{request.url.path.rstrip('/')}/{document['id']}"}
-            headers |= _written(document)
+            headers |= written_headers(document)
             if created.replayed:
                 headers["Idempotent-Replayed"] = "true"
             visible = policy.redact(document, spec.private_fields, principal)
@@ -362,10 +235,10 @@ def controller_for(spec: KindSpec) -> type[Controller]:
         ) -> Response[Any]:
             current = await edits.current(reads, spec, entry_id)
             policy.require_write(principal, data.owner, current["owner"])
-            expected = _if_match(request, current)
+            expected = expected_version(request, current)
             document = await writes.update(spec, entry_id, data, who, expected)
             visible = policy.redact(document, spec.private_fields, principal)
-            return Response(visible, headers=_written(document))
+            return Response(visible, headers=written_headers(document))
 
         @patch("/{entry_id:uuid}", summary="Change some fields (Merge Patch, If-Match required)",
                description="RFC 7396: the body names only the fields to change; `null` "
@@ -383,14 +256,14 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             principal: NamedDependency[Principal],
             who: NamedDependency[Who],
         ) -> Response[Any]:
-            body = await _merge_patch_body(request)
+            body = await merge_patch_body(request)
             current = await edits.current(reads, spec, entry_id)
             policy.require_write(principal, current["owner"])
-            expected = _if_match(request, current)
+            expected = expected_version(request, current)
             data = edits.patched(spec, current, body, principal)
             document = await writes.update(spec, entry_id, data, who, expected)
             visible = policy.redact(document, spec.private_fields, principal)
-            return Response(visible, headers=_written(document))
+            return Response(visible, headers=written_headers(document))
 
         @post("/{entry_id:uuid}/revert", status_code=200,
               summary="Make an earlier version current again (If-Match required)",
@@ -417,11 +290,11 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                 raise invalid([FieldError(("query", "version"), "give version or revision")])
             current = await edits.current(reads, spec, entry_id)
             policy.require_write(principal, current["owner"])
-            expected = _if_match(request, current)
+            expected = expected_version(request, current)
             data = await edits.reverted(reads, spec, entry_id, version, revision)
             document = await writes.update(spec, entry_id, data, who, expected)
             visible = policy.redact(document, spec.private_fields, principal)
-            return Response(visible, headers=_written(document))
+            return Response(visible, headers=written_headers(document))
 
         @get("/{entry_id:uuid}/diff", summary="What changed between two versions",
              description="`from` / `to` are version numbers (or `from_revision` / "
@@ -472,7 +345,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
         ) -> Response[None]:
             current = await edits.current(reads, spec, entry_id)
             policy.require_write(principal, current["owner"])
-            expected = _if_match(request, current)
+            expected = expected_version(request, current)
             gone = await writes.delete(spec, entry_id, who, expected, cascade=cascade)
             return Response(None, status_code=204, headers={REVISION_HEADER: str(gone["revision"])})
 
