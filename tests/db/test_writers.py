@@ -1,9 +1,9 @@
 """Only `cdb_service/db/` writes the history tables: registry_head, revisions, entry_versions.
 
-The service writes them through `db/revisions/` (`head.py`, `writer.py`), a mirror through `db/replica.py`;
-anyone else inserting, updating or deleting there would bypass the registry lock
-and the gap-free revision order. A scan of the source finds such writes: SQL
-builder calls (`insert`, `update`, `delete`, dialect variants) on the models or
+The service writes them through `db/revisions/` (`head.py`, `writer.py`), a mirror
+through `db/replica.py`; anyone else inserting, updating or deleting there would
+bypass the registry lock and the gap-free revision order. A scan of the source finds
+such writes: SQL builder calls (`insert`, `update`, `delete`, dialect variants) on the models or
 their tables, rows constructed from the models (`session.add(Revision(...))`),
 and SQL text naming the tables.
 """
