@@ -23,7 +23,7 @@ from cdb_service.distribution.extracts import (
 )
 from cdb_service.distribution.signing import SigningKeys
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.store.batches import BatchItem
+from cdb_service.registry.store.batch_items import BatchItem
 from cdb_service.registry.store.validation import validate
 from cdb_service.services import Services
 from cdb_service.settings import Settings

@@ -190,7 +190,7 @@ def test_an_entry_held_for_a_batch_is_the_entry_that_was_validated() -> None:
     it: every kind, with every field the seed and the tests fill, comes back the same."""
     import datetime as dt
 
-    from cdb_service.registry.store.batches import BatchItem
+    from cdb_service.registry.store.batch_items import BatchItem
     from cdb_service.registry.store.validation import validate
     from cdb_service.seeding.dataset import SEED_DIR, build
 

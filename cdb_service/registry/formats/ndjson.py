@@ -20,7 +20,7 @@ from typing import Any
 from cdb_service.kernel.problems import MAX_FIELD_ERRORS, FieldError, Problem
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.kinds.spec import KindSpec
-from cdb_service.registry.store.batches import BatchItem
+from cdb_service.registry.store.batch_items import BatchItem
 from cdb_service.registry.store.validation import field_errors
 
 # Errors kept to report; beyond, they are only counted: a batch of junk costs the
