@@ -15,6 +15,7 @@ from litestar.handlers import BaseRouteHandler
 from cdb_service.kernel.problems import FieldError, Problem, invalid, stale
 from cdb_service.registry.http.entry_outputs import etag
 from cdb_service.registry.kinds.spec import KindSpec
+from cdb_service.registry.store.idempotency import IdempotentRequest
 from cdb_service.registry.store.reads import EntryReads, Sort
 from cdb_service.security import policy
 from cdb_service.security.policy import Principal
@@ -22,6 +23,7 @@ from cdb_service.settings import Settings
 from cdb_service.web.consistency import require_revision
 from cdb_service.web.deps import component
 from cdb_service.web.docs import ParameterDoc
+from cdb_service.web.pagination import decode_sorted_cursor
 
 IF_MATCH = ParameterDoc(
     "If-Match",
@@ -29,16 +31,10 @@ IF_MATCH = ParameterDoc(
     where=ParamType.HEADER,
     required=True,
 )
-
-
 IDEMPOTENCY_KEY = ParameterDoc(
     "Idempotency-Key", "a retry with the same key returns the first result", where=ParamType.HEADER
 )
-
-
 PAGING = frozenset({"limit", "cursor", "valid_at", "revision", "sort", "count", "min_revision"})
-
-
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -153,3 +149,40 @@ def owner_first_guard(spec: KindSpec) -> Any:
             policy.require_write(principal, owner)
 
     return guard
+
+
+async def page_position(
+    reads: EntryReads,
+    cursor: str | None,
+    sort: str | None,
+    order: Sort | None,
+    revision: int | None,
+) -> tuple[int | None, Any, Any]:
+    """Where a page starts: (the revision it reads, the id after which, the sort value after
+    which). An id-ordered cursor pins the revision of the first page; a sorted one carries
+    its sort and reads the current state. A revision after the head is refused."""
+    after, after_value = None, None
+    if cursor:
+        pinned, after, carried = decode_sorted_cursor(cursor)
+        if order is None:
+            revision = pinned
+        elif not isinstance(carried, list) or carried[:1] != [sort]:
+            raise invalid([FieldError(("query", "cursor"), "belongs to another sort")])
+        else:
+            after_value = carried[1]
+    if revision is not None:
+        head = await reads.head()
+        if revision > head:
+            raise invalid([FieldError(("query", "revision"), f"is after the head revision {head}")])
+    return revision, after, after_value
+
+
+async def idempotency_of(
+    request: Request[Any, Any, Any], principal: Principal
+) -> IdempotentRequest | None:
+    """A create's `Idempotency-Key`, bound to the caller and the request it came with."""
+    key = request.headers.get("idempotency-key")
+    if not key:
+        return None
+    caller = f"{principal.subject}|{principal.client_key}"
+    return IdempotentRequest.of(caller, key[:200], "POST", request.url.path, await request.body())

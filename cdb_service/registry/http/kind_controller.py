@@ -27,28 +27,31 @@ from cdb_service.registry.http.entry_inputs import (
     MERGE_PATCH,
     expected_version,
     filters_of,
+    idempotency_of,
     merge_patch_body,
     owner_first_guard,
+    page_position,
     reach,
     sort_of,
     sortable,
 )
-from cdb_service.registry.http.entry_outputs import etag, written_headers
+from cdb_service.registry.http.entry_outputs import (
+    entry_answer,
+    history_answer,
+    page_answer,
+    written_answer,
+)
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.registry.store import edits
-from cdb_service.registry.store.idempotency import IdempotentRequest
 from cdb_service.registry.store.reads import EntryReads
 from cdb_service.registry.store.writes import EntryWrites
 from cdb_service.security import policy
 from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
-from cdb_service.web.conditional import none_match
 from cdb_service.web.consistency import MIN_REVISION_DOC, REVISION_HEADER
 from cdb_service.web.docs import ParameterDoc, answer, operation, problems
-from cdb_service.web.negotiation import negotiated
-from cdb_service.web.pagination import decode_sorted_cursor, encode_cursor
 
 
 def controller_for(spec: KindSpec) -> type[Controller]:
@@ -104,21 +107,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             filters = filters_of(spec, request)
             await reach(reads, settings, min_revision)
             order = sort_of(spec, sort, revision, count)
-            after, after_value = None, None
-            if cursor:
-                pinned, after, carried = decode_sorted_cursor(cursor)
-                if order is None:
-                    revision = pinned
-                elif not isinstance(carried, list) or carried[:1] != [sort]:
-                    raise invalid([FieldError(("query", "cursor"), "belongs to another sort")])
-                else:
-                    after_value = carried[1]
-            if revision is not None:
-                head = await reads.head()
-                if revision > head:
-                    raise invalid(
-                        [FieldError(("query", "revision"), f"is after the head revision {head}")]
-                    )
+            revision, after, after_value = await page_position(reads, cursor, sort, order, revision)
             page = await reads.collection(
                 spec,
                 filters=filters,
@@ -129,15 +118,12 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                 sort=order,
                 after_value=after_value,
             )
-            carried = [sort, page.next_value] if order is not None else None
-            out = {
-                "items": [policy.redact(d, spec.private_fields, principal) for d in page.items],
-                "revision": page.revision,
-                "next": encode_cursor(page.revision, page.next, carried) if page.next else None,
-            }
+            total = None
             if count:
-                out["total"], _ = await reads.count(spec, filters=filters, valid_at=valid_at)
-            return negotiated(request.scope, out, "page-answer")
+                total, _ = await reads.count(spec, filters=filters, valid_at=valid_at)
+            return page_answer(
+                request, spec, principal, page, sort if order is not None else None, total
+            )
 
         @get("/{entry_id:uuid}", summary=f"One {spec.name} entry",
              responses=problems(404, 406) | answer(entry),
@@ -159,11 +145,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             if document is None:
                 at = f" at revision {revision}" if revision is not None else ""
                 raise Problem(404, "Not found", f"no {spec.name} entry {entry_id}{at}", "not-found")
-            tag = etag(document)
-            if none_match(request.scope, tag):
-                return Response(None, status_code=304, headers={"ETag": tag})
-            visible = policy.redact(document, spec.private_fields, principal)
-            return negotiated(request.scope, visible, "entry-answer", headers={"ETag": tag})
+            return entry_answer(request, spec, principal, document)
 
         @get(
             "/{entry_id:uuid}/history",
@@ -184,12 +166,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             versions = [v for v in await reads.history(entry_id) if v["kind"] == spec.name]
             if not versions:
                 raise not_found(spec.name, entry_id)
-            return {
-                "items": [
-                    v | {"document": policy.redact(v["document"], spec.private_fields, principal)}
-                    for v in versions
-                ]
-            }
+            return history_answer(spec, principal, versions)
 
         @post("/", summary=f"Create a {spec.name} entry",
               responses=problems(400, 409, 422) | answer(entry, "Created", 201),
@@ -204,21 +181,13 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             who: NamedDependency[Who],
         ) -> Response[Any]:
             policy.require_write(principal, data.owner)
-            key = request.headers.get("idempotency-key")
-            idempotency = None
-            if key:
-                caller = f"{principal.subject}|{principal.client_key}"
-                idempotency = IdempotentRequest.of(
-                    caller, key[:200], "POST", request.url.path, await request.body()
-                )
+            idempotency = await idempotency_of(request, principal)
             created = await writes.create(spec, data, who, idempotency=idempotency)
             document = created.document
             headers = {"Location": f"{request.url.path.rstrip('/')}/{document['id']}"}
-            headers |= written_headers(document)
             if created.replayed:
                 headers["Idempotent-Replayed"] = "true"
-            visible = policy.redact(document, spec.private_fields, principal)
-            return Response(visible, status_code=201, headers=headers)
+            return written_answer(spec, principal, document, status=201, headers=headers)
 
         @put("/{entry_id:uuid}", summary="Replace an entry (If-Match required)",
              responses=problems(400, 404, 409, 412, 422, 428) | answer(entry),
@@ -237,8 +206,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             policy.require_write(principal, data.owner, current["owner"])
             expected = expected_version(request, current)
             document = await writes.update(spec, entry_id, data, who, expected)
-            visible = policy.redact(document, spec.private_fields, principal)
-            return Response(visible, headers=written_headers(document))
+            return written_answer(spec, principal, document)
 
         @patch("/{entry_id:uuid}", summary="Change some fields (Merge Patch, If-Match required)",
                description="RFC 7396: the body names only the fields to change; `null` "
@@ -262,8 +230,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             expected = expected_version(request, current)
             data = edits.patched(spec, current, body, principal)
             document = await writes.update(spec, entry_id, data, who, expected)
-            visible = policy.redact(document, spec.private_fields, principal)
-            return Response(visible, headers=written_headers(document))
+            return written_answer(spec, principal, document)
 
         @post("/{entry_id:uuid}/revert", status_code=200,
               summary="Make an earlier version current again (If-Match required)",
@@ -293,8 +260,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             expected = expected_version(request, current)
             data = await edits.reverted(reads, spec, entry_id, version, revision)
             document = await writes.update(spec, entry_id, data, who, expected)
-            visible = policy.redact(document, spec.private_fields, principal)
-            return Response(visible, headers=written_headers(document))
+            return written_answer(spec, principal, document)
 
         @get("/{entry_id:uuid}/diff", summary="What changed between two versions",
              description="`from` / `to` are version numbers (or `from_revision` / "
