@@ -22,6 +22,7 @@ from cdb_service import __version__, metrics
 from cdb_service.console.auth import ConsoleAuth
 from cdb_service.console.entries import ConsoleEntries
 from cdb_service.console.tools import ConsoleTools
+from cdb_service.console.uploads import ConsoleUpload
 from cdb_service.db import migrate
 from cdb_service.distribution import deps as distribution_deps
 from cdb_service.distribution import fast as distribution_fast
@@ -155,7 +156,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     handlers: list[Any] = [LandingController, AssetController, HealthController, JwksController,
                            MetricsController, api, ConsoleAuth, ConsoleTools,
-                           ConsoleEntries]  # fmt: skip
+                           ConsoleEntries, ConsoleUpload]  # fmt: skip
     if settings.uses_dev_issuer:
         handlers.append(DevIssuerController)
     return Litestar(
