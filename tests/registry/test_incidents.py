@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from cdb_service.kernel.problems import Problem
-from cdb_service.probe.runner import ProbeConfig, Prober
+from cdb_service.probe.config import ProbeConfig
+from cdb_service.probe.runner import Prober
 from cdb_service.probe.store import Recorded, Store
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.store.validation import validate
