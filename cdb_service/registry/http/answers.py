@@ -167,10 +167,6 @@ Diff = TypedDict(
 )  # fmt: skip
 
 
-class MergePatch(Answer):
-    """RFC 7396: the fields to change; `null` removes a field (it takes its default)."""
-
-
 class CodeListNames(Answer):
     items: list[str]
 
