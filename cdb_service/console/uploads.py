@@ -30,7 +30,6 @@ from cdb_service.console.web import (
 from cdb_service.kernel.problems import Problem
 from cdb_service.registry.formats import files as exports
 from cdb_service.registry.formats.files import FormatError
-from cdb_service.registry.formats.ndjson import owner_of_batch
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.store.batches import Batches
 from cdb_service.security import policy
@@ -54,8 +53,7 @@ class ConsoleUpload(Controller):
                      ) -> Response[str]:  # fmt: skip
         user = await current_user(request)
         form = await checked_form(request, user)
-        owner = owner_of_batch(str(form.get("owner") or "") or None,
-                               user.principal.administers, user.principal.is_operator)  # fmt: skip
+        owner = policy.owner_acted_for(user.principal, str(form.get("owner") or "") or None)
         policy.require_write(user.principal, owner)
         upload = form.get("file")
         if isinstance(upload, UploadFile) and upload.filename:

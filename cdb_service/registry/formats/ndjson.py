@@ -17,7 +17,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdb_service.kernel.problems import MAX_FIELD_ERRORS, FieldError, Problem
+from cdb_service.kernel.problems import MAX_FIELD_ERRORS, FieldError
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.registry.store.batch_items import BatchItem
@@ -178,16 +178,3 @@ def export_lines(documents: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[st
     for kind, document in documents:
         line = {"kind": kind, "document": document}
         yield json.dumps(line, ensure_ascii=False, separators=(",", ":"))
-
-
-def owner_of_batch(requested: str | None, administers: str | None, is_operator: bool) -> str:
-    owner = (requested or administers or "").upper()
-    if not owner:
-        raise Problem(
-            400,
-            "Malformed request",
-            "name the batch's owner (?owner=XX)",
-            "malformed-request",
-            [FieldError(("query", "owner"), "is required")],
-        )
-    return owner

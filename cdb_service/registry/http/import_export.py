@@ -13,7 +13,7 @@ from litestar.params import Parameter
 from cdb_service.kernel.problems import FieldError, Problem
 from cdb_service.registry.formats import files as exports
 from cdb_service.registry.formats.files import FormatError
-from cdb_service.registry.formats.ndjson import owner_of_batch, parse_stream
+from cdb_service.registry.formats.ndjson import parse_stream
 from cdb_service.registry.http.answers import ImportResult
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.kinds.spec import KindSpec
@@ -80,7 +80,7 @@ class ImportController(Controller):
         ),
         kind: str | None = Parameter(default=None, description="the kind of a CSV upload"),
     ) -> dict[str, Any]:
-        batch_owner = owner_of_batch(owner, principal.administers, principal.is_operator)
+        batch_owner = policy.owner_acted_for(principal, owner)
         policy.require_write(principal, batch_owner)
         async with ceilings.imports.slot(principal.client_key):
             kind_spec = _kind(kind)
@@ -152,7 +152,7 @@ class ExportController(Controller):
         format: Literal["ndjson", "csv", "xlsx"] = "ndjson",
     ) -> Response[bytes]:
         policy.require_read(principal)
-        batch_owner = owner_of_batch(owner, principal.administers, principal.is_operator)
+        batch_owner = policy.owner_acted_for(principal, owner)
         kinds = [k for k in (_kind(n) for n in kind or ()) if k] or list(KINDS.values())
         # A bulk read, audited like an extract.
         names = ",".join(k.name for k in kinds) if kind else "*"
