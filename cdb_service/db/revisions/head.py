@@ -55,17 +55,19 @@ async def write_revision(
     *,
     commit: bool = True,
     before_commit: Callable[[RevisionWriter], Awaitable[None]] | None = None,
+    bulk: bool = False,
 ) -> AsyncIterator[RevisionWriter]:
     """One revision: lock, allocate, let the caller write, then commit or give it back.
 
     Nothing written (every change turned out to be a no-op) means no revision: the
     transaction is rolled back and the number is reused by the next writer. With
-    `commit=False` (a dry run) everything is done and then rolled back.
+    `commit=False` (a dry run) everything is done and then rolled back. `bulk` is the
+    writer's bulk mode (see `RevisionWriter.bulk`), chosen by the caller.
     """
     async with sessions() as session, session.begin():
         # First statement of the transaction: takes the registry-wide write lock.
         revision = await lock_registry(session, allocate=True)
-        writer = RevisionWriter(session, actor, revision)
+        writer = RevisionWriter(session, actor, revision, bulk=bulk)
         # The revision row comes first: entry versions reference it.
         record = Revision(
             revision=revision,

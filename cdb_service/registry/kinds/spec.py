@@ -71,8 +71,14 @@ class KindSpec:
         if missing:
             raise TypeError(f"{self.name}: schema fields without a column: {missing}")
         object.__setattr__(self, "fields", tuple(names))
-        # What the server sets may be sent back as it was read; the schema drops it.
-        self.schema.server_set = frozenset((*self.server_fields, *self.derived))
+        # What the server sets may be sent back as it was read; the schema drops it, so
+        # the schema declares it (`server_set`), and here the two declarations must agree.
+        server_set = frozenset((*self.server_fields, *self.derived))
+        if self.schema.server_set != server_set:
+            raise TypeError(
+                f"{self.name}: {self.schema.__name__}.server_set must be the server-set and "
+                f"derived fields {sorted(server_set)}, not {sorted(self.schema.server_set)}"
+            )
         object.__setattr__(
             self, "json_fields", frozenset(n for n in names if isinstance(columns[n].type, JSON))
         )

@@ -76,8 +76,8 @@ class Batches:
         broken = set(broken)
         # A batch with an unread line is refused: its replace-mode deletions are unsure.
         commit = not dry_run and not errors and complete
-        async with UnitOfWork(self.sessions, who, summary, commit=commit) as writer:
-            writer.bulk = True  # no created row is read back before `write_pending`
+        # Bulk mode: no created row is read back before `write_pending`.
+        async with UnitOfWork(self.sessions, who, summary, commit=commit, bulk=True) as writer:
             ordered = parents_first(sorted(items, key=lambda i: APPLY_ORDER.index(i.kind.name)))
             with writer.session.no_autoflush:
                 index = await EntryIndex.load(

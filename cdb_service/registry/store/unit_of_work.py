@@ -29,10 +29,16 @@ class UnitOfWork:
         summary: str,
         *,
         commit: bool = True,
+        bulk: bool = False,
     ) -> None:
         self.sessions, self.who, self.summary = sessions, as_who(who), summary
         self._cm = rev.write_revision(
-            sessions, self.who.subject, summary, commit=commit, before_commit=self._audit
+            sessions,
+            self.who.subject,
+            summary,
+            commit=commit,
+            before_commit=self._audit,
+            bulk=bulk,
         )
 
     async def _audit(self, writer: RevisionWriter) -> None:

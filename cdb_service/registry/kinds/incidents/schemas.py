@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -11,6 +11,10 @@ from cdb_service.registry.kinds.schemas import EntryIn
 
 
 class IncidentIn(EntryIn):
+    # Set by the server (notified_at) or derived (status, from ended_at): sent back as
+    # read, they are dropped. The kind's SPEC names the same (KindSpec checks that they agree).
+    server_set: ClassVar[frozenset[str]] = frozenset(("notified_at", "status"))
+
     owner: WindowOwner = Field(  # type: ignore[assignment]
         description="EC for the central service; a member state or EJ for its national parts"
     )

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import (
     AfterValidator,
@@ -13,6 +13,7 @@ from pydantic import (
 
 from cdb_service.kernel import codes
 from cdb_service.registry.kinds.fields import ShortText, Text
+from cdb_service.registry.kinds.maintenance_windows.models import DERIVED
 from cdb_service.registry.kinds.schemas import EntryIn
 
 
@@ -49,6 +50,10 @@ AwareDatetime = Annotated[dt.datetime, AfterValidator(_aware)]
 
 
 class MaintenanceWindowIn(EntryIn):
+    # Set by the server (announced_at) or derived from the window: sent back as read,
+    # they are dropped. The kind's SPEC names the same (KindSpec checks that they agree).
+    server_set: ClassVar[frozenset[str]] = frozenset(("announced_at", *DERIVED))
+
     owner: WindowOwner  # type: ignore[assignment]
     component: ShortText = Field(description="e.g. cdb, connector, ris")
     starts_at: AwareDatetime
