@@ -79,7 +79,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     from rich.progress import Progress
 
     from cdb_service.kernel.problems import Problem
-    from cdb_service.registry.formats import files as exports
+    from cdb_service.registry.formats import files as entry_files
     from cdb_service.registry.formats.ndjson import parse_lines
     from cdb_service.registry.kinds import KINDS
     from cdb_service.registry.store.batches import Batches
@@ -87,7 +87,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
     owner = args.owner.upper()
     try:
-        fmt = args.format or ("ndjson" if args.file == "-" else exports.format_of_file(args.file))
+        fmt = args.format or (
+            "ndjson" if args.file == "-" else entry_files.format_of_file(args.file)
+        )
         stem = Path(args.file).stem
         kind = KINDS.get(args.kind or stem) if fmt == "csv" else None
         if fmt == "csv" and kind is None:
@@ -100,11 +102,11 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                     batch = parse_lines(lines, owner)
             else:
                 data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
-                batch = exports.parse_upload(data, fmt, owner, kind)
+                batch = entry_files.parse_upload(data, fmt, owner, kind)
                 del data
     except OSError as error:
         return user_error(f"cannot read {args.file}: {error.strerror or error}")
-    except exports.FormatError as error:
+    except entry_files.FormatError as error:
         return user_error(str(error))
     # This process ends with the import: what it holds now (modules, the parsed batch)
     # stays until then, so the collector need not walk it at every full collection (a
@@ -141,7 +143,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from cdb_service.registry.formats import files as exports
+    from cdb_service.registry.formats import files as entry_files
     from cdb_service.registry.kinds import KINDS
 
     unknown = [k for k in args.kind or () if k not in KINDS]
@@ -151,25 +153,25 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     owner = args.owner.upper() if args.owner else None
     fmt = args.format
     if fmt is None:
-        fmt = "ndjson" if args.out == "-" else exports.format_of_file(args.out)
+        fmt = "ndjson" if args.out == "-" else entry_files.format_of_file(args.out)
 
     async def job(services: Any) -> dict[str, bytes]:
-        by_kind = await exports.documents_by_kind(services.reads, kinds, owner)
+        by_kind = await entry_files.documents_by_kind(services.reads, kinds, owner)
         if fmt != "csv":
-            return {args.out: await exports.render(services.reads, by_kind, fmt)}
+            return {args.out: await entry_files.render(services.reads, by_kind, fmt)}
         # CSV: one file per kind; several kinds go into the directory --out names.
         out = {}
         for kind in kinds:
             one = {kind.name: by_kind.get(kind.name, [])}
             target = args.out if len(kinds) == 1 else str(Path(args.out) / f"{kind.name}.csv")
-            out[target] = await exports.render(services.reads, one, "csv")
+            out[target] = await entry_files.render(services.reads, one, "csv")
         return out
 
     if fmt == "csv" and len(kinds) > 1 and args.out == "-":
         return user_error("CSV holds one kind per file: give --kind, or --out DIRECTORY")
     try:
         files = asyncio.run(with_services(settings, job))
-    except exports.FormatError as error:
+    except entry_files.FormatError as error:
         return user_error(str(error))
     try:
         for target, body in files.items():

@@ -28,7 +28,7 @@ from cdb_service.console.web import (
     who,
 )
 from cdb_service.kernel.problems import Problem
-from cdb_service.registry.formats import files as exports
+from cdb_service.registry.formats import files as entry_files
 from cdb_service.registry.formats.files import FormatError
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.store.batches import Batches
@@ -73,11 +73,11 @@ class ConsoleUpload(Controller):
             return page("import.html", context, status_code=413)
         apply = form.get("action") == "apply"
         try:
-            fmt = exports.format_of_file(name)
+            fmt = entry_files.format_of_file(name)
             kind = KINDS.get(context["kind"]) if fmt == "csv" else None
             if fmt == "csv" and kind is None:
                 raise FormatError("a CSV file holds one kind: choose which")
-            batch = exports.parse_upload(data, fmt, owner, kind)
+            batch = entry_files.parse_upload(data, fmt, owner, kind)
         except FormatError as error:
             context["failed"] = str(error)
             return page("import.html", context, status_code=422)

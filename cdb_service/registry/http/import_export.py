@@ -11,7 +11,7 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import Parameter
 
 from cdb_service.kernel.problems import FieldError, Problem
-from cdb_service.registry.formats import files as exports
+from cdb_service.registry.formats import files as entry_files
 from cdb_service.registry.formats.files import FormatError
 from cdb_service.registry.formats.ndjson import parse_stream
 from cdb_service.registry.http.answers import ImportResult
@@ -40,10 +40,12 @@ _LINE = Schema(
     description="one entry; NDJSON: one such object per line",
 )  # fmt: skip
 BATCH_FORMS = {
-    exports.MEDIA_TYPES["ndjson"]: _LINE,
+    entry_files.MEDIA_TYPES["ndjson"]: _LINE,
     "application/json": _LINE,
-    exports.MEDIA_TYPES["csv"]: Schema(type=OpenAPIType.STRING, description="one kind (`kind=`)"),
-    exports.MEDIA_TYPES["xlsx"]: Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
+    entry_files.MEDIA_TYPES["csv"]: Schema(
+        type=OpenAPIType.STRING, description="one kind (`kind=`)"
+    ),
+    entry_files.MEDIA_TYPES["xlsx"]: Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
 }
 
 
@@ -85,14 +87,16 @@ class ImportController(Controller):
         async with ceilings.imports.slot(principal.client_key):
             kind_spec = _kind(kind)
             try:
-                fmt = exports.format_of_media_type(request.headers.get("content-type", ""))
+                fmt = entry_files.format_of_media_type(request.headers.get("content-type", ""))
                 if fmt == "csv" and kind_spec is None:
                     error = FieldError(("query", "kind"), "is required: a CSV file holds one kind")
                     raise Problem(400, "Malformed request", error.msg, "malformed-request", [error])
                 if fmt == "ndjson":
                     batch = await parse_stream(request.stream(), batch_owner)
                 else:
-                    batch = exports.parse_upload(await request.body(), fmt, batch_owner, kind_spec)
+                    batch = entry_files.parse_upload(
+                        await request.body(), fmt, batch_owner, kind_spec
+                    )
             except FormatError as error:
                 raise Problem(
                     415, "Unsupported media type", str(error), "unsupported-media-type"
@@ -158,7 +162,7 @@ class ExportController(Controller):
         names = ",".join(k.name for k in kinds) if kind else "*"
         await audit.record(reads.sessions, who, "export", "ok",
                            f"owner={batch_owner} kinds={names} format={format}")  # fmt: skip
-        by_kind = await exports.documents_by_kind(reads, kinds, batch_owner)
+        by_kind = await entry_files.documents_by_kind(reads, kinds, batch_owner)
         by_kind = {
             name: [policy.redact(d, KINDS[name].private_fields, principal) for d in docs]
             for name, docs in by_kind.items()
@@ -166,7 +170,7 @@ class ExportController(Controller):
         if format == "csv" and len(kinds) == 1:
             by_kind.setdefault(kinds[0].name, [])
         try:
-            body = await exports.render(reads, by_kind, format)
+            body = await entry_files.render(reads, by_kind, format)
         except FormatError as error:
             field = FieldError(("query", "kind"), str(error))
             raise Problem(
@@ -175,6 +179,6 @@ class ExportController(Controller):
         name = f"cdb-{batch_owner}{'-' + kinds[0].name if len(kinds) == 1 else ''}.{format}"
         return Response(
             body,
-            media_type=exports.MEDIA_TYPES[format],
+            media_type=entry_files.MEDIA_TYPES[format],
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
