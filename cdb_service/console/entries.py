@@ -2,7 +2,7 @@
 edit and create forms, retire or delete with its referrers (batch upload: `uploads.py`).
 
 Every read and write goes through the API's services (`EntryReads`, `EntryWrites`,
-`registry.edits`) and every decision through `security.policy`; a refusal
+`registry.store.edits`) and every decision through `security.policy`; a refusal
 is a page that says what happened, never a JSON problem.
 """
 

@@ -22,7 +22,7 @@ which reading removes; XLSX cells are typed as text. Server-set and derived
 fields (version, revision, timestamps, certificate fingerprints, …) are not
 columns: they are recomputed. Reading a spreadsheet produces the same batch items
 as NDJSON lines, located by sheet and row, so validation and application are the
-one mechanism of `imports.py` and `batches.py`.
+one mechanism of `ndjson.py` and `store/batches.py`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""Every kind, in the order a batch applies them (targets before their referrers)."""
+"""The kinds of entry, one package each (model, schema, `SPEC`), and `KINDS`: every kind, in
+the order a batch applies them (targets before their referrers).
+
+What every kind shares lives beside them: `spec.py` (`KindSpec`), `schemas.py` and
+`fields.py` (the parts and field types of the schemas), `filters.py`. Nothing here
+imports the store, the formats or the HTTP layer built on them.
+"""
 
 from __future__ import annotations
 
