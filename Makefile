@@ -15,7 +15,7 @@ help:
 	@echo "make run    - start the service on the embedded SQLite database (dev profile)"
 	@echo "make test   - run the whole suite on PostgreSQL and SQLite"
 	@echo "make lint   - ruff, mypy and the import layers (import-linter)"
-	@echo "make openapi - regenerate openapi.yaml from the app"
+	@echo "make openapi - regenerate openapi.yaml and web/xsd/cdb.xsd from the app"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -87,6 +87,7 @@ format: $(STAMP)
 
 openapi: $(STAMP)
 	$(BIN)/cdb-service openapi --out openapi.yaml
+	$(BIN)/python -m cdb_service.openapi cdb_service/web/xsd/cdb.xsd
 
 # Most tests wait on servers they started, so two at a time (a file per worker: its
 # module-scoped servers are started once) take about half the time; the tests marked

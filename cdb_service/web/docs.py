@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from litestar.enums import ParamType
 from litestar.openapi.datastructures import ResponseSpec
@@ -108,6 +108,9 @@ def operation(*, parameters: Sequence[ParameterDoc] = (), body: Mapping[str, Sch
 
     @dataclass
     class Documented(Operation):
+        # Read by web.xml_schema: the root element this route's XML answers carry.
+        xml_element: ClassVar[str | None] = xml_root
+
         def __post_init__(self) -> None:
             extra = [
                 OpenAPIParameter(name=q.name, param_in=q.where, required=q.required,

@@ -6,14 +6,22 @@ from pathlib import Path
 
 import yaml
 
-from cdb_service.openapi import render
+from cdb_service.openapi import render, render_xsd
 
 COMMITTED = Path(__file__).resolve().parents[2] / "openapi.yaml"
+COMMITTED_XSD = Path(__file__).resolve().parents[2] / "cdb_service" / "web" / "xsd" / "cdb.xsd"
 
 
 def test_committed_openapi_matches_the_app() -> None:
     assert COMMITTED.read_text("utf-8") == render(), (
         "openapi.yaml is stale: run `make openapi` and commit the result"
+    )
+
+
+def test_committed_xsd_matches_the_app() -> None:
+    """web/xsd/cdb.xsd is what the service serves (generated from the same models)."""
+    assert COMMITTED_XSD.read_bytes() == render_xsd(), (
+        "cdb_service/web/xsd/cdb.xsd is stale: run `make openapi` and commit the result"
     )
 
 

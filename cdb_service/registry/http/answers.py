@@ -17,10 +17,11 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from functools import cache
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import JSON, Boolean, Date, DateTime, Integer, Uuid
+from typing_extensions import TypedDict  # pydantic reads it on Python < 3.12 (the XSD)
 
 from cdb_service.db.base import DateTimeUTC
 from cdb_service.registry.kinds import KINDS

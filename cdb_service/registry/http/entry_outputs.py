@@ -40,13 +40,15 @@ def entry_answer(
     spec: KindSpec,
     principal: Principal,
     document: dict[str, Any],
+    root: str,
 ) -> Response[Any]:
-    """One entry with its ETag, or 304 when the caller already holds this version."""
+    """One entry with its ETag, or 304 when the caller already holds this version. `root`
+    names the XML answer's root element (one per kind and shape, as the XSD types them)."""
     tag = etag(document)
     if none_match(request.scope, tag):
         return Response(None, status_code=304, headers={"ETag": tag})
     return negotiated(
-        request.scope, visible(spec, principal, document), "entry-answer", headers={"ETag": tag}
+        request.scope, visible(spec, principal, document), root, headers={"ETag": tag}
     )
 
 
@@ -57,6 +59,7 @@ def page_answer(
     page: Page,
     sort: str | None,
     total: int | None,
+    root: str,
 ) -> Response[Any]:
     """A page of entries, the revision it reads, the cursor of the next page (carrying the
     sort, when sorted) and, when counted, the total."""
@@ -68,14 +71,19 @@ def page_answer(
     }
     if total is not None:
         out["total"] = total
-    return negotiated(request.scope, out, "page-answer")
+    return negotiated(request.scope, out, root)
 
 
 def history_answer(
-    spec: KindSpec, principal: Principal, versions: list[dict[str, Any]]
-) -> dict[str, Any]:
+    request: Request[Any, Any, Any],
+    spec: KindSpec,
+    principal: Principal,
+    versions: list[dict[str, Any]],
+    root: str,
+) -> Response[Any]:
     """An entry's versions, each document as the caller may see it."""
-    return {"items": [v | {"document": visible(spec, principal, v["document"])} for v in versions]}
+    items = [v | {"document": visible(spec, principal, v["document"])} for v in versions]
+    return negotiated(request.scope, {"items": items}, root)
 
 
 def written_answer(

@@ -52,6 +52,7 @@ from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
 from cdb_service.web.consistency import MIN_REVISION_DOC, REVISION_HEADER
 from cdb_service.web.docs import ParameterDoc, answer, operation, problems
+from cdb_service.web.negotiation import negotiated
 
 
 def controller_for(spec: KindSpec) -> type[Controller]:
@@ -59,6 +60,8 @@ def controller_for(spec: KindSpec) -> type[Controller]:
     owner_first = [owner_first_guard(spec)]
     filter_doc = ", ".join(spec.all_filters)
     entry = answers.document_model(spec.name)
+    # The XML answers' root elements, one per kind and shape: the XSD types each kind.
+    entry_root, page_root, history_root = (f"{spec.name}-{s}" for s in ("entry", "page", "history"))
     filters = [
         ParameterDoc(f.name, "text search" if f.name == "q" else f"filter on `{f.field}`",
                  OpenAPIFormat.UUID if f.uuid else None)
@@ -78,7 +81,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             "/",
             summary=f"List {spec.name}",
             responses=problems(400, 406, 422) | answer(answers.page_model(spec.name)),
-            operation_class=operation(parameters=filters, xml_root="page-answer"),
+            operation_class=operation(parameters=filters, xml_root=page_root),
             description=f"Filters: {filter_doc}. `q` finds entries by any text (names in "
             "every language, address, code, ref, party id), ignoring case and accents. Keyset "
             "pages in id order; `next` is the cursor of the following page, which reads the "
@@ -122,12 +125,18 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             if count:
                 total, _ = await reads.count(spec, filters=filters, valid_at=valid_at)
             return page_answer(
-                request, spec, principal, page, sort if order is not None else None, total
+                request,
+                spec,
+                principal,
+                page,
+                sort if order is not None else None,
+                total,
+                page_root,
             )
 
         @get("/{entry_id:uuid}", summary=f"One {spec.name} entry",
              responses=problems(404, 406) | answer(entry),
-             operation_class=operation(xml_root="entry-answer"))  # fmt: skip
+             operation_class=operation(xml_root=entry_root))  # fmt: skip
         async def one(
             self,
             entry_id: FromPath[uuid.UUID],
@@ -145,28 +154,30 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             if document is None:
                 at = f" at revision {revision}" if revision is not None else ""
                 raise Problem(404, "Not found", f"no {spec.name} entry {entry_id}{at}", "not-found")
-            return entry_answer(request, spec, principal, document)
+            return entry_answer(request, spec, principal, document, entry_root)
 
         @get(
             "/{entry_id:uuid}/history",
             summary="Every version, newest first",
-            responses=problems(404) | answer(answers.history_model(spec.name)),
+            responses=problems(404, 406) | answer(answers.history_model(spec.name)),
+            operation_class=operation(xml_root=history_root),
         )
         async def history(
             self,
             entry_id: FromPath[uuid.UUID],
+            request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
             settings: NamedDependency[Settings],
             min_revision: int | None = Parameter(
                 default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
             ),
-        ) -> dict[str, Any]:
+        ) -> Response[Any]:
             await reach(reads, settings, min_revision)
             versions = [v for v in await reads.history(entry_id) if v["kind"] == spec.name]
             if not versions:
                 raise not_found(spec.name, entry_id)
-            return history_answer(spec, principal, versions)
+            return history_answer(request, spec, principal, versions, history_root)
 
         @post("/", summary=f"Create a {spec.name} entry",
               responses=problems(400, 409, 422) | answer(entry, "Created", 201),
@@ -267,27 +278,24 @@ def controller_for(spec: KindSpec) -> type[Controller]:
              "`to_revision` registry revisions); `to` defaults to the current version. "
              "`patch` is an RFC 6902 JSON Patch from one to the other, `fields` the same "
              "field by field; bookkeeping (version, revision, timestamps) is left out.",
-             responses=problems(400, 404, 422) | answer(answers.Diff))  # fmt: skip
+             responses=problems(400, 404, 406, 422) | answer(answers.Diff),
+             operation_class=operation(xml_root="diff-answer"))  # fmt: skip
         async def diff(
             self,
             entry_id: FromPath[uuid.UUID],
+            request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
             from_version: int | None = Parameter(query="from", default=None, ge=1, le=MAX_REVISION),
             to_version: int | None = Parameter(query="to", default=None, ge=1, le=MAX_REVISION),
             from_revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
             to_revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
-        ) -> dict[str, Any]:
-            return await edits.diff(
-                reads,
-                spec,
-                entry_id,
-                principal,
-                from_version,
-                to_version,
-                from_revision,
+        ) -> Response[Any]:
+            changes = await edits.diff(
+                reads, spec, entry_id, principal, from_version, to_version, from_revision,
                 to_revision,
-            )
+            )  # fmt: skip
+            return negotiated(request.scope, changes, "diff-answer")
 
         @delete(
             "/{entry_id:uuid}",
