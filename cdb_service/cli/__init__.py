@@ -194,7 +194,3 @@ def main(argv: list[str] | None = None) -> int:
 def _mistake(args: argparse.Namespace, line: str) -> int:
     print(f"cdb-service {args.command}: {line}", file=sys.stderr)
     return EXIT_MISTAKE
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
