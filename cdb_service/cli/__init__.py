@@ -127,7 +127,8 @@ def parser() -> argparse.ArgumentParser:
                          "(exit 1 when there are any)")  # fmt: skip
     crt.add_argument("--within-days", type=int, default=30, metavar="N")
     crt.set_defaults(run=cmd_certificates)
-    rot = sub.add_parser("rotate-signing-key", help="make a new signing key; keep the old listed")
+    rot = sub.add_parser("rotate-signing-key", help="make a new signing key; keep the old listed "
+                         "(the first run creates the key set)")  # fmt: skip
     rot.add_argument("--keep-listed-days", type=int)
     rot.set_defaults(run=cmd_rotate_keys)
     from cdb_service.mirror.cli import add_arguments as mirror_arguments

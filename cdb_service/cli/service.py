@@ -66,11 +66,19 @@ def cmd_rotate_keys(args: argparse.Namespace, settings: Settings) -> int:
 
     from cdb_service.distribution.signing import SigningKeys
 
-    keys = SigningKeys.load(settings.signing_keys_path, create=False)
+    path = settings.signing_keys_path
     days = args.keep_listed_days or settings.retired_key_listed_days
-    new = keys.rotate(dt.timedelta(days=days))
+    created = not path.exists()
+    if created:  # the runbook's first run: the key set is made, with its first key
+        keys = SigningKeys.create(path, make_folder=settings.signing_keys_file is None)
+        new = keys.current
+        print(f"created the signing key set {path} with its first key", file=sys.stderr)
+    else:
+        keys = SigningKeys.load(path, create=False)
+        new = keys.rotate(dt.timedelta(days=days))
     print_json(
         {
+            "created": created,
             "current": new.kid,
             "listed": [k["kid"] for k in keys.jwks()["keys"]],
             "retired_listed_days": days,

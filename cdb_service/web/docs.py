@@ -89,6 +89,7 @@ class ParameterDoc:
     format: OpenAPIFormat | None = None
     where: ParamType = ParamType.QUERY
     required: bool = False
+    enum: tuple[str, ...] = ()  # the values a code-list parameter takes
 
 
 XML_ALTERNATIVE = (
@@ -115,7 +116,8 @@ def operation(*, parameters: Sequence[ParameterDoc] = (), body: Mapping[str, Sch
             extra = [
                 OpenAPIParameter(name=q.name, param_in=q.where, required=q.required,
                                  description=q.description,
-                                 schema=Schema(type=OpenAPIType.STRING, format=q.format))
+                                 schema=Schema(type=OpenAPIType.STRING, format=q.format,
+                                               enum=list(q.enum) or None))
                 for q in parameters
             ]  # fmt: skip
             if extra:

@@ -13,6 +13,7 @@ from litestar.enums import ParamType
 from litestar.handlers import BaseRouteHandler
 
 from cdb_service.kernel.problems import FieldError, Problem, invalid, stale
+from cdb_service.registry.http.deps import reads_of
 from cdb_service.registry.http.entry_outputs import etag
 from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.registry.store.idempotency import IdempotentRequest
@@ -21,7 +22,6 @@ from cdb_service.security import policy
 from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
 from cdb_service.web.consistency import require_revision
-from cdb_service.web.deps import component
 from cdb_service.web.docs import ParameterDoc
 from cdb_service.web.pagination import decode_sorted_cursor
 
@@ -133,7 +133,7 @@ def owner_first_guard(spec: KindSpec) -> Any:
         owners: set[str] = set()
         entry_id = connection.path_params.get("entry_id")
         if entry_id is not None:
-            current = await component(connection.scope, "reads").get(spec, entry_id)
+            current = await reads_of(connection.scope).get(spec, entry_id)
             if current is not None:
                 owners.add(current["owner"])
         if connection.scope.get("method") in ("POST", "PUT", "PATCH"):
