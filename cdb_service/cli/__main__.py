@@ -2,4 +2,5 @@
 
 from cdb_service.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # importing the module (as a scan of the package does) runs nothing
+    raise SystemExit(main())
