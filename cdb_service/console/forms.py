@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cdb_service.kernel.problems import FieldError
-from cdb_service.registry import spreadsheets
-from cdb_service.registry.spec import KindSpec
-from cdb_service.registry.spreadsheets import KeyOf
+from cdb_service.registry.formats import spreadsheets
+from cdb_service.registry.formats.spreadsheets import KeyOf
+from cdb_service.registry.kinds.spec import KindSpec
 
 # Not typed in a form: the id is the entry's, the owner follows the signed-in person.
 FIXED = frozenset({"id", "owner"})

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cdb_service.kernel import codes
-from cdb_service.kernel.problems import FORBIDDEN, Problem
+from cdb_service.kernel.problems import FORBIDDEN, FieldError, Problem, malformed
 from cdb_service.security.audit import Who
 from cdb_service.security.certificates import ClientCertificate
 
@@ -89,6 +89,18 @@ def principal_from_claims(
 
 def forbidden(detail: str) -> Problem:
     return FORBIDDEN(detail, headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
+
+
+def owner_acted_for(principal: Principal, requested: str | None) -> str:
+    """Whose entries an import, an export or a quality report is about: the owner asked
+    for, else the one the caller administers; an operator (who administers none) names
+    one. Whether the caller may act for it is a separate question (`require_write`)."""
+    owner = codes.code_of(requested or principal.administers or "")
+    if not owner:
+        raise malformed(
+            "name the batch's owner (?owner=XX)", FieldError(("query", "owner"), "is required")
+        )
+    return owner
 
 
 def may_read(principal: Principal) -> bool:

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, ClassVar
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+
+from cdb_service.registry.kinds.fields import OwnerOrCommission, ShortText, Text
+from cdb_service.registry.kinds.maintenance_windows.models import DERIVED
+from cdb_service.registry.kinds.schemas import EntryIn
+
+WindowOwner = OwnerOrCommission
+
+
+YEARS = range(1970, 3000)
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError("must carry a time zone offset (e.g. 2027-01-12T20:00:00+01:00)")
+    # Every later computation (notice periods, UTC storage) must be able to move it.
+    try:
+        year = value.astimezone(dt.UTC).year
+    except OverflowError:
+        year = 0
+    if year not in YEARS:
+        raise ValueError(f"must lie in the years {YEARS.start} to {YEARS.stop - 1}")
+    return value
+
+
+AwareDatetime = Annotated[dt.datetime, AfterValidator(_aware)]
+
+
+class MaintenanceWindowIn(EntryIn):
+    # Set by the server (announced_at) or derived from the window: sent back as read,
+    # they are dropped. The kind's SPEC names the same (KindSpec checks that they agree).
+    server_set: ClassVar[frozenset[str]] = frozenset(("announced_at", *DERIVED))
+
+    owner: WindowOwner  # type: ignore[assignment]
+    component: ShortText = Field(description="e.g. cdb, connector, ris")
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    reason: Text
+    cancelled: bool = False
+
+    @field_validator("ends_at")
+    @classmethod
+    def _after_start(cls, ends_at: dt.datetime, info: ValidationInfo) -> dt.datetime:
+        starts_at = info.data.get("starts_at")
+        if starts_at and ends_at <= starts_at:
+            raise ValueError("must be after starts_at")
+        return ends_at
