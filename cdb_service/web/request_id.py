@@ -72,7 +72,14 @@ class RequestIdMiddleware:
         if client_request_id:
             structlog.contextvars.bind_contextvars(client_request_id=client_request_id)
         started = time.perf_counter()
-        status: dict[str, Any] = {"code": 500}
+        status: dict[str, Any] = {"code": 500, "observed": False}
+
+        def observe() -> float:
+            elapsed = time.perf_counter() - started
+            if not status["observed"]:
+                status["observed"] = True
+                _observe(scope, status["code"], elapsed)
+            return elapsed
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -82,13 +89,16 @@ class RequestIdMiddleware:
                 if client_request_id:
                     headers.append((CLIENT_HEADER, client_request_id.encode()))
                 message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Counted before the last byte leaves: a scrape made after the client
+                # has its answer always includes it (one sample either way).
+                observe()
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
-            _observe(scope, status["code"], elapsed)
+            elapsed = observe()
             self.log.info(
                 "request",
                 method=scope.get("method"),
