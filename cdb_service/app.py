@@ -17,6 +17,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
+from litestar.openapi.spec import Components
 
 from cdb_service import __version__, metrics
 from cdb_service.console.auth import ConsoleAuth
@@ -45,8 +46,8 @@ from cdb_service.registry.code_list_controller import CodeListController
 from cdb_service.registry.controller import controllers
 from cdb_service.registry.import_controller import ExportController, ImportController
 from cdb_service.registry.routing_parties.controller import RoutingPartyActions
+from cdb_service.security import contract, policy
 from cdb_service.security import deps as security_deps
-from cdb_service.security import policy
 from cdb_service.security.dev_issuer import DevIssuerController
 from cdb_service.security.gate import ApiGate, deny
 from cdb_service.services import Services
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *controllers(),
         ],
         guards=[role_guard],
+        security=contract.API,  # the gate's two checks, named on every /api operation
     )
     handlers: list[Any] = [LandingController, AssetController, HealthController, JwksController,
                            MetricsController, api, ConsoleAuth, ConsoleTools,
@@ -188,6 +190,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version=__version__,
             description="Competent-authorities Database of JUDEX / e-CODEX",
             path="/schema",
+            components=Components(security_schemes=dict(contract.SCHEMES)),
             render_plugins=[
                 OfflineApiDocs(),
                 JsonRenderPlugin(path="/openapi.json"),

@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Controller, Request, get
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import Parameter
 from litestar.response.base import ASGIResponse
 from litestar.serialization import encode_json
@@ -21,11 +22,17 @@ from cdb_service.lookup.deps import lookup_of
 from cdb_service.registry.routing_parties import pmode
 from cdb_service.web.conditional import conditional, none_match, not_modified
 from cdb_service.web.deps import component
-from cdb_service.web.docs import problems
+from cdb_service.web.docs import operation, problems
+from cdb_service.web.negotiation import require_json
 
 FORMATS = ("json", "pmode")
 OMITTED = "CDB-Omitted-Parties"
 XML = "application/xml"
+PMODE_FORM = Schema(
+    type=OpenAPIType.STRING,
+    description="`format=pmode`: a Domibus PMode configuration, valid against Domibus's "
+    "domibus-pmode.xsd",
+)
 
 
 class IdentifierDoc(BaseModel):
@@ -134,8 +141,9 @@ class RoutingTableController(Controller):
                 generate_examples=False,
             ),
             304: ResponseSpec(data_container=None, description="unchanged since the ETag"),
-            **problems(404, 422),
+            **problems(404, 406, 422),
         },
+        operation_class=operation(forms={XML: PMODE_FORM}),
     )
     async def routing_table(
         self,
@@ -151,6 +159,8 @@ class RoutingTableController(Controller):
     ) -> ASGIResponse:
         if format not in FORMATS:
             raise invalid([FieldError(("query", "format"), f"{format!r} is not json or pmode")])
+        if format == "json":
+            require_json(request.scope)
         if format == "pmode" and party is None and not whole_network:
             raise invalid([FieldError(
                 ("query", "party"),

@@ -5,20 +5,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import Parameter
 from pydantic import BaseModel, Field
 
 from cdb_service.kernel.calendar import today
-from cdb_service.quality.report import as_csv
+from cdb_service.quality.report import CSV_COLUMNS, as_csv
 from cdb_service.quality.service import owner_report
 from cdb_service.registry.imports import owner_of_batch
 from cdb_service.registry.reads import EntryReads
 from cdb_service.security import policy
 from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
-from cdb_service.web.docs import answer, problems
+from cdb_service.web.docs import answer, operation, problems
+from cdb_service.web.negotiation import require_json
 
 
 class Finding(BaseModel):
@@ -43,6 +45,12 @@ class QualityReport(BaseModel):
     findings: list[Finding]
 
 
+CSV_FORM = Schema(
+    type=OpenAPIType.STRING,
+    description=f"`format=csv`: a header row ({', '.join(CSV_COLUMNS)}), then one row per finding",
+)
+
+
 class QualityController(Controller):
     path = "/quality"
     tags = ["quality"]  # noqa: RUF012
@@ -56,19 +64,25 @@ class QualityController(Controller):
         "the state's postal codes per instrument and competence, unbroken ties, entries due "
         "for review. Each finding's `id` is stable across reports. Administrators of the "
         "owner and operators.",
-        responses=problems(400) | answer(QualityReport),
+        responses=problems(406) | answer(QualityReport),
+        operation_class=operation(forms={"text/csv": CSV_FORM}),
         media_type="application/json",
     )
     async def quality(
         self,
+        request: Request[Any, Any, Any],
         reads: NamedDependency[EntryReads],
         principal: NamedDependency[Principal],
         settings: NamedDependency[Settings],
         owner: str | None = Parameter(default=None, description="default: the caller's owner"),
-        format: Literal["json", "csv"] = "json",
+        format: Literal["json", "csv"] = Parameter(
+            default="json", description="json (default, the report) or csv (its findings)"
+        ),
         date: dt.date | None = Parameter(default=None, description="as of; default: today"),
         review_days: int | None = Parameter(default=None, ge=1, description="review period"),
     ) -> Response[Any]:
+        if format == "json":
+            require_json(request.scope)
         wanted = owner_of_batch(owner, principal.administers, principal.is_operator)
         if not policy.may_write(principal, wanted):
             raise policy.forbidden(

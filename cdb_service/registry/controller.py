@@ -12,7 +12,7 @@ kind's schema, chosen at run time, and litestar reads it from the signature.
 import datetime as dt
 import json
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.connection import ASGIConnection
@@ -20,7 +20,7 @@ from litestar.di import NamedDependency
 from litestar.enums import ParamType
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import JSONBody, Parameter, PathParameter
 
 from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found, stale
@@ -37,8 +37,15 @@ from cdb_service.settings import Settings
 from cdb_service.web.conditional import none_match
 from cdb_service.web.consistency import MIN_REVISION_DOC, REVISION_HEADER, require_revision
 from cdb_service.web.deps import component
-from cdb_service.web.docs import ParameterDoc, answer, operation, problems
-from cdb_service.web.negotiation import negotiated
+from cdb_service.web.docs import (
+    IF_NONE_MATCH,
+    NOT_MODIFIED,
+    ParameterDoc,
+    answer,
+    operation,
+    problems,
+)
+from cdb_service.web.negotiation import json_only, negotiated
 from cdb_service.web.pagination import decode_sorted_cursor, encode_cursor
 
 IF_MATCH = ParameterDoc(
@@ -52,6 +59,9 @@ IDEMPOTENCY_KEY = ParameterDoc(
 )
 PAGING = frozenset({"limit", "cursor", "valid_at", "revision", "sort", "count", "min_revision"})
 MERGE_PATCH = "application/merge-patch+json"
+EntryId = Annotated[
+    uuid.UUID, PathParameter(description="The entry's id (a UUID set by the server)")
+]
 
 
 def etag(document: dict[str, Any]) -> str:
@@ -215,8 +225,12 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
             settings: NamedDependency[Settings],
-            limit: int = Parameter(default=100, ge=1, le=1000),
-            cursor: str | None = None,
+            limit: int = Parameter(
+                default=100, ge=1, le=1000, description="the most entries on this page"
+            ),
+            cursor: str | None = Parameter(
+                default=None, description="the previous page's `next`, to read the page after it"
+            ),
             valid_at: dt.date | None = Parameter(default=None, description="legal validity date"),
             revision: int | None = Parameter(
                 default=None, ge=0, le=MAX_REVISION, description="as of revision"
@@ -266,16 +280,22 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             return negotiated(request.scope, out, "page-answer")
 
         @get("/{entry_id:uuid}", summary=f"One {spec.name} entry",
-             responses=problems(404, 406) | answer(entry),
-             operation_class=operation(xml_root="entry-answer"))  # fmt: skip
+             responses=problems(404, 406, 422) | answer(entry) | NOT_MODIFIED,
+             operation_class=operation(parameters=[IF_NONE_MATCH],
+                                       xml_root="entry-answer"))  # fmt: skip
         async def one(
             self,
-            entry_id: FromPath[uuid.UUID],
+            entry_id: EntryId,
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
             settings: NamedDependency[Settings],
-            revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
+            revision: int | None = Parameter(
+                default=None,
+                ge=0,
+                le=MAX_REVISION,
+                description="the entry as it was at this revision (404 if it did not exist)",
+            ),
             min_revision: int | None = Parameter(
                 default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
             ),
@@ -294,11 +314,12 @@ def controller_for(spec: KindSpec) -> type[Controller]:
         @get(
             "/{entry_id:uuid}/history",
             summary="Every version, newest first",
-            responses=problems(404) | answer(answers.history_model(spec.name)),
+            responses=problems(404, 406, 422) | answer(answers.history_model(spec.name)),
+            guards=[json_only],
         )
         async def history(
             self,
-            entry_id: FromPath[uuid.UUID],
+            entry_id: EntryId,
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
             settings: NamedDependency[Settings],
@@ -351,7 +372,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
              operation_class=operation(parameters=[IF_MATCH]), guards=owner_first)  # fmt: skip
         async def replace(
             self,
-            entry_id: FromPath[uuid.UUID],
+            entry_id: EntryId,
             data: JSONBody[schema],
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
@@ -375,7 +396,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                guards=owner_first)  # fmt: skip
         async def change(
             self,
-            entry_id: FromPath[uuid.UUID],
+            entry_id: EntryId,
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             writes: NamedDependency[EntryWrites],
@@ -399,7 +420,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
               operation_class=operation(parameters=[IF_MATCH]), guards=owner_first)  # fmt: skip
         async def revert(
             self,
-            entry_id: FromPath[uuid.UUID],
+            entry_id: EntryId,
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             writes: NamedDependency[EntryWrites],
@@ -427,16 +448,39 @@ def controller_for(spec: KindSpec) -> type[Controller]:
              "`to_revision` registry revisions); `to` defaults to the current version. "
              "`patch` is an RFC 6902 JSON Patch from one to the other, `fields` the same "
              "field by field; bookkeeping (version, revision, timestamps) is left out.",
-             responses=problems(400, 404, 422) | answer(answers.Diff))  # fmt: skip
+             responses=problems(400, 404, 406, 422) | answer(answers.Diff),
+             guards=[json_only])  # fmt: skip
         async def diff(
             self,
-            entry_id: FromPath[uuid.UUID],
+            entry_id: EntryId,
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
-            from_version: int | None = Parameter(query="from", default=None, ge=1, le=MAX_REVISION),
-            to_version: int | None = Parameter(query="to", default=None, ge=1, le=MAX_REVISION),
-            from_revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
-            to_revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
+            from_version: int | None = Parameter(
+                query="from",
+                default=None,
+                ge=1,
+                le=MAX_REVISION,
+                description="the version to compare from",
+            ),
+            to_version: int | None = Parameter(
+                query="to",
+                default=None,
+                ge=1,
+                le=MAX_REVISION,
+                description="the version to compare to (default: current)",
+            ),
+            from_revision: int | None = Parameter(
+                default=None,
+                ge=0,
+                le=MAX_REVISION,
+                description="compare from the version current at this registry revision",
+            ),
+            to_revision: int | None = Parameter(
+                default=None,
+                ge=0,
+                le=MAX_REVISION,
+                description="compare to the version current at this registry revision",
+            ),
         ) -> dict[str, Any]:
             return await edits.diff(
                 reads,
@@ -459,7 +503,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
         )
         async def remove(
             self,
-            entry_id: FromPath[uuid.UUID],
+            entry_id: EntryId,
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             writes: NamedDependency[EntryWrites],

@@ -17,7 +17,9 @@ from importlib.resources import files
 from typing import Any
 
 from litestar import Controller, Response, get
+from litestar.connection import ASGIConnection
 from litestar.datastructures import Accept
+from litestar.handlers import BaseRouteHandler
 from litestar.response.base import ASGIResponse
 from litestar.serialization import encode_json
 from litestar.types import Scope
@@ -56,10 +58,27 @@ def wants_xml(scope: Scope) -> bool:
         return False
     chosen = _best(header, _OFFERED)
     if chosen is None:
-        raise Problem(406, "Not acceptable",
-                      f"this answer is offered as {JSON} and {XML}; Accept was {header[:200]!r}",
-                      "not-acceptable")  # fmt: skip
+        raise _not_acceptable(f"{JSON} and {XML}", header)
     return chosen == XML
+
+
+def _not_acceptable(offered: str, header: str) -> Problem:
+    return Problem(406, "Not acceptable",
+                   f"this answer is offered as {offered}; Accept was {header[:200]!r}",
+                   "not-acceptable")  # fmt: skip
+
+
+def require_json(scope: Scope) -> None:
+    """A 406 problem for a client that does not accept JSON, on a read offered in JSON
+    only (the feed, code lists, the quality report, the JSON routing table, history)."""
+    header = _accept(scope)
+    if header is not None and header.strip() and _best(header, (JSON,)) is None:
+        raise _not_acceptable(f"{JSON} only", header)
+
+
+async def json_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """`require_json` as a route guard. Async: litestar runs a sync guard in a thread."""
+    require_json(connection.scope)
 
 
 def negotiated(scope: Scope, data: Any, root: str, status: int = 200,
