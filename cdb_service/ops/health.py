@@ -20,7 +20,7 @@ from typing import Any, Literal
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -56,10 +56,12 @@ def _health(
 class Health(BaseModel):
     """draft-inadarei-api-health-check (`application/health+json`); 503 with `fail`."""
 
-    status: Literal["pass", "warn", "fail"]
-    version: str
-    releaseId: str
-    checks: dict[str, list[dict[str, Any]]] | None = None
+    status: Literal["pass", "warn", "fail"] = Field(description="the verdict (fail: 503)")
+    version: str = Field(description="the health document's version")
+    releaseId: str = Field(description="the service's release")
+    checks: dict[str, list[dict[str, Any]]] | None = Field(
+        default=None, description="each dependency checked, by name (database, index, ...)"
+    )
 
 
 HEALTH = {

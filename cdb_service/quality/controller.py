@@ -25,24 +25,24 @@ from cdb_service.web.negotiation import require_json
 
 class Finding(BaseModel):
     id: str = Field(description="stable across reports")
-    rule: str
-    severity: Literal["error", "warning", "info"]
-    kind: str | None
-    entry_id: str | None
-    key: str | None
-    message: str
-    action: str
-    detail: dict[str, Any]
+    rule: str = Field(description="the rule that found it")
+    severity: Literal["error", "warning", "info"] = Field(description="error, warning or info")
+    kind: str | None = Field(description="the entry's kind")
+    entry_id: str | None = Field(description="the entry's id")
+    key: str | None = Field(description="the entry's natural key (code, name, ref)")
+    message: str = Field(description="what is wrong")
+    action: str = Field(description="what to do about it")
+    detail: dict[str, Any] = Field(description="the facts behind it")
 
 
 class QualityReport(BaseModel):
     """`format=csv` gives the findings as CSV (text/csv) instead."""
 
-    owner: str
-    date: dt.date
-    revision: int
+    owner: str = Field(description="the owner reported on")
+    date: dt.date = Field(description="the day the report holds for")
+    revision: int = Field(description="the registry revision it was read at")
     summary: dict[str, int] = Field(description="findings per severity")
-    findings: list[Finding]
+    findings: list[Finding] = Field(description="the findings")
 
 
 CSV_FORM = Schema(

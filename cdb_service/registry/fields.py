@@ -34,7 +34,12 @@ _GREECE_HINT = "; Greece is EL"
 CountryCode = Annotated[
     str, BeforeValidator(_upper), member_of("countries", codes.COUNTRIES, _GREECE_HINT)
 ]
-OwnerCode = Annotated[str, BeforeValidator(_upper), member_of("owners", codes.OWNERS, _GREECE_HINT)]
+OwnerCode = Annotated[
+    str,
+    BeforeValidator(_upper),
+    member_of("owners", codes.OWNERS, _GREECE_HINT),
+    Field(description="the owner: a member state (ISO 3166-1 alpha-2, EL for Greece) or EJ"),
+]
 LanguageCode = Annotated[
     str,
     BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),

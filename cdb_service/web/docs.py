@@ -20,18 +20,20 @@ from pydantic import BaseModel, Field
 
 class FieldErrorDoc(BaseModel):
     loc: list[str | int] = Field(description="where: body fields, query.x or header.x")
-    msg: str
-    type: str
+    msg: str = Field(description="what is wrong with it")
+    type: str = Field(description="the kind of error, as a code")
 
 
 class ProblemDetails(BaseModel):
     """RFC 9457 problem details."""
 
-    type: str
-    title: str
-    status: int
-    detail: str
-    errors: list[FieldErrorDoc] | None = None
+    type: str = Field(description="a URI naming the problem type")
+    title: str = Field(description="its short summary")
+    status: int = Field(description="the HTTP status code")
+    detail: str = Field(description="what happened in this request, in a sentence")
+    errors: list[FieldErrorDoc] | None = Field(
+        default=None, description="each field at fault (422, 400)"
+    )
 
 
 _TEXT = {
