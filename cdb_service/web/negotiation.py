@@ -26,6 +26,7 @@ from litestar.types import Scope
 
 from cdb_service.kernel.problems import Problem
 from cdb_service.web.conditional import conditional
+from cdb_service.web.docs import problems
 from cdb_service.web.xml_form import problem_to_xml, to_xml
 
 JSON = "application/json"
@@ -120,11 +121,12 @@ class XmlSchemaController(Controller):
     path = "/schemas"
     tags = ["xml"]  # noqa: RUF012
 
-    @get("/cdb.xsd", summary="The XML Schema of the XML answers", media_type="application/xml")
+    @get("/cdb.xsd", summary="The XML Schema of the XML answers", media_type="application/xml",
+         responses=problems())  # fmt: skip
     async def cdb(self) -> bytes:
         return (_XSD / "cdb.xsd").read_bytes()
 
     @get("/problem.xsd", summary="The XML Schema of problem details (RFC 9457, XML form)",
-         media_type="application/xml")  # fmt: skip
+         media_type="application/xml", responses=problems())  # fmt: skip
     async def problem(self) -> bytes:
         return (_XSD / "problem.xsd").read_bytes()
