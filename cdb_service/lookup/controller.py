@@ -23,7 +23,7 @@ from cdb_service.registry.reads import EntryReads
 from cdb_service.settings import Settings
 from cdb_service.web.consistency import MIN_REVISION_DOC, require_revision
 from cdb_service.web.deps import component
-from cdb_service.web.docs import answer, operation, problems
+from cdb_service.web.docs import NOT_MODIFIED, answer, operation, problems
 from cdb_service.web.negotiation import negotiated_bytes
 
 
@@ -115,7 +115,7 @@ class ResolveController(Controller):
     @get(
         "/",
         summary="The competent authorities for a message, ranked, with routing",
-        responses=problems(406, 422, 503) | answer(answers.Resolution),
+        responses=problems(406, 422, 503) | answer(answers.Resolution) | NOT_MODIFIED,
         operation_class=operation(xml_root="resolve-answer"),
     )
     async def resolve(
@@ -148,7 +148,7 @@ class ResolveController(Controller):
     @get(
         "/recipient/{code:str}",
         summary="The authority behind a finalRecipient / originalSender",
-        responses=problems(404, 406, 503) | answer(answers.Recipient),
+        responses=problems(404, 406, 422, 503) | answer(answers.Recipient) | NOT_MODIFIED,
         operation_class=operation(xml_root="recipient-answer"),
     )
     async def recipient(
@@ -174,7 +174,7 @@ class ResolveController(Controller):
     @get(
         "/national-member",
         summary="The national desk at Eurojust for a member state",
-        responses=problems(406, 422, 503) | answer(answers.NationalDesk),
+        responses=problems(406, 422, 503) | answer(answers.NationalDesk) | NOT_MODIFIED,
         operation_class=operation(xml_root="national-member-answer"),
     )
     async def national_member(

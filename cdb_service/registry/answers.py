@@ -164,20 +164,20 @@ class PatchOperation(Answer):
 # TypedDicts: `from` is a keyword, and a model's alias would not reach the OpenAPI
 # document (litestar names additional responses' properties by attribute). Litestar reads
 # a description from a `KwargDefinition` in `Annotated`.
-def _described(annotation: Any, text: str) -> Any:
-    return Annotated[annotation, KwargDefinition(description=text)]
-
-
 FieldChange = TypedDict("FieldChange", {
-    "field": _described(str, "a top-level field of the document"),
-    "from": _described(Any, "its value in the older version (null: it had none)"),
-    "to": _described(Any, "its value in the newer version (null: it has none)"),
+    "field": Annotated[str, KwargDefinition(description="a top-level field of the document")],
+    "from": Annotated[Any, KwargDefinition(
+        description="its value in the older version (null: it had none)")],
+    "to": Annotated[Any, KwargDefinition(
+        description="its value in the newer version (null: it has none)")],
 })  # fmt: skip
 Diff = TypedDict("Diff", {
-    "from": _described(VersionMark, "the version compared from"),
-    "to": _described(VersionMark, "the version compared to"),
-    "patch": _described(list[PatchOperation], "an RFC 6902 JSON Patch from one to the other"),
-    "fields": _described(list[FieldChange], "the same change, field by field"),
+    "from": Annotated[VersionMark, KwargDefinition(description="the version compared from")],
+    "to": Annotated[VersionMark, KwargDefinition(description="the version compared to")],
+    "patch": Annotated[list[PatchOperation], KwargDefinition(
+        description="an RFC 6902 JSON Patch from one to the other")],
+    "fields": Annotated[list[FieldChange], KwargDefinition(
+        description="the same change, field by field")],
 })  # fmt: skip
 
 

@@ -339,7 +339,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             }
 
         @post("/", summary=f"Create a {spec.name} entry",
-              responses=problems(400, 409, 422) | answer(entry, "Created", 201),
+              responses=problems(400, 409, 413, 422) | answer(entry, "Created", 201),
               operation_class=operation(parameters=[IDEMPOTENCY_KEY]), guards=owner_first,
               description="`Idempotency-Key` makes a retry return the first result.")  # fmt: skip
         async def create(
@@ -368,7 +368,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             return Response(visible, status_code=201, headers=headers)
 
         @put("/{entry_id:uuid}", summary="Replace an entry (If-Match required)",
-             responses=problems(400, 404, 409, 412, 422, 428) | answer(entry),
+             responses=problems(400, 404, 409, 412, 413, 422, 428) | answer(entry),
              operation_class=operation(parameters=[IF_MATCH]), guards=owner_first)  # fmt: skip
         async def replace(
             self,
@@ -391,7 +391,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                description="RFC 7396: the body names only the fields to change; `null` "
                "removes a field (it takes its default). Every other field and every reference "
                "stays as it was. The result is validated whole, like a PUT.",
-               responses=problems(400, 404, 409, 412, 415, 422, 428) | answer(entry),
+               responses=problems(400, 404, 409, 412, 413, 415, 422, 428) | answer(entry),
                operation_class=operation(body={MERGE_PATCH: merge_patch}, parameters=[IF_MATCH]),
                guards=owner_first)  # fmt: skip
         async def change(
