@@ -36,7 +36,7 @@ from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
 from cdb_service.web.ceilings import Ceilings
 from cdb_service.web.consistency import MIN_REVISION_DOC, require_revision
-from cdb_service.web.docs import answer, problems
+from cdb_service.web.docs import answer, problem_answers, problems
 from cdb_service.web.negotiation import json_only
 
 NDJSON = "application/x-ndjson"
@@ -271,7 +271,8 @@ class JwksController(Controller):
     @get(
         "/jwks.json",
         summary="Public keys that sign extracts (current and still-listed retired)",
-        responses=answer(Jwks),
+        # Public (outside the gate): only the perimeter's refusals besides the keys.
+        responses=answer(Jwks) | problem_answers(400, 414),
     )
     async def jwks(self, signing: NamedDependency[SigningKeys]) -> dict[str, Any]:
         return signing.jwks()

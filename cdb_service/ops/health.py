@@ -33,6 +33,7 @@ from cdb_service.logging import get_logger
 from cdb_service.lookup import gazetteer
 from cdb_service.lookup.index import IndexFollower
 from cdb_service.settings import Settings
+from cdb_service.web.docs import problem_answers
 
 HEALTH_JSON = "application/health+json"
 Checks = dict[str, list[dict[str, Any]]]
@@ -69,6 +70,7 @@ HEALTH = {
                       generate_examples=False),
     503: ResponseSpec(data_container=Health, description="fail", media_type=HEALTH_JSON,
                       generate_examples=False),
+    **problem_answers(400, 414),  # the perimeter's, on every route
 }  # fmt: skip
 
 
