@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -91,9 +92,26 @@ def _content(event: AuditEvent) -> dict[str, Any]:
     return values
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: Any) -> Any:
+    """Client-supplied text as the database can hold it: PostgreSQL refuses NUL (in text
+    and in JSONB) and UTF-8 has no lone surrogates, so each becomes U+FFFD. A refusal that
+    quotes such input (an owner code with a NUL in it) is still recorded, not a 500."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
+
+
 def _fit(column: str, value: Any) -> Any:
     if not isinstance(value, str):
         return value
+    value = storable(value)
     length = getattr(AuditEvent.__table__.c[column].type, "length", None)
     if length and len(value) > length:
         return value[: length - 1] + "…"
@@ -126,7 +144,7 @@ async def append(
         action=_fit("action", action),
         target=_fit("target", target),
         outcome=_fit("outcome", outcome),
-        detail=detail,
+        detail=storable(detail),
         prev_hash=prev,
         hash="",
         **who_fields,
