@@ -9,13 +9,15 @@ CDB_PORT ?= 8443
 export CDB_PORT
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test bench lint format openapi postgres nginx oidc axe chromium deploy-tools clean help
+.PHONY: run test bench lint format openapi dist image postgres nginx oidc axe chromium deploy-tools clean help
 
 help:
 	@echo "make run    - start the service on the embedded SQLite database (dev profile)"
 	@echo "make test   - run the whole suite on PostgreSQL and SQLite"
 	@echo "make lint   - ruff, mypy and the import layers (import-linter)"
-	@echo "make openapi - regenerate openapi.yaml from the app"
+	@echo "make openapi - regenerate openapi.yaml and web/xsd/cdb.xsd from the app"
+	@echo "make dist   - build the wheel and the sdist into dist/"
+	@echo "make image  - build the container image (deploy/image/Containerfile) with buildah or podman"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -87,6 +89,7 @@ format: $(STAMP)
 
 openapi: $(STAMP)
 	$(BIN)/cdb-service openapi --out openapi.yaml
+	$(BIN)/python -m cdb_service.openapi cdb_service/web/xsd/cdb.xsd
 
 # Most tests wait on servers they started, so two at a time (a file per worker: its
 # module-scoped servers are started once) take about half the time; the tests marked
@@ -95,10 +98,32 @@ test: $(STAMP) postgres nginx oidc axe chromium deploy-tools lint
 	CDB_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial"
 	CDB_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -m serial
 
+# The release: a wheel (migrations, seed, calendar, templates, XSDs and assets inside)
+# and an sdist, built the way the install test builds them.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+
+# The image installs dist/'s wheel with deploy/image/install.sh, the script the install
+# test runs. It needs buildah or podman and the Python base image (a registry, or a
+# local copy named by PYTHON_IMAGE=...).
+IMAGE ?= cdb-service:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+PYTHON_IMAGE ?= $(shell sed -n 's/^ARG PYTHON_IMAGE=//p' deploy/image/Containerfile)
+image: dist
+	@builder=$$(command -v buildah || command -v podman) || \
+		{ echo "make image: neither buildah nor podman is installed (apt-get install buildah)"; exit 1; }; \
+	$$builder inspect --type image $(PYTHON_IMAGE) >/dev/null 2>&1 || \
+		$$builder pull -q $(PYTHON_IMAGE) >/dev/null 2>&1 || \
+		{ echo "make image: cannot pull the base image $(PYTHON_IMAGE) (load it, or name a local one: make image PYTHON_IMAGE=...)"; exit 1; }; \
+	$(BIN)/python -m pip wheel --quiet --wheel-dir dist/wheelhouse dist/*.whl || \
+		{ echo "make image: cannot gather the dependencies' wheels into dist/wheelhouse"; exit 1; }; \
+	case $$builder in *buildah) set -- bud --format docker;; *) set -- build --format docker;; esac; \
+	$$builder "$$@" --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) -f deploy/image/Containerfile -t $(IMAGE) .
+
 # Ratios measured in one run (see bench/run.py); wrk is Debian's load generator.
 bench: $(STAMP) postgres
 	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var build dist .pytest_cache .mypy_cache .ruff_cache

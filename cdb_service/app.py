@@ -20,6 +20,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components
 
 from cdb_service import __version__, metrics
+from cdb_service.console import deps as console_deps
 from cdb_service.console.auth import ConsoleAuth
 from cdb_service.console.entries import ConsoleEntries
 from cdb_service.console.tools import ConsoleTools
@@ -77,6 +78,7 @@ DEPENDENCIES = {
     **registry_deps.DEPENDENCIES,
     **lookup_deps.DEPENDENCIES,
     **distribution_deps.DEPENDENCIES,
+    **console_deps.DEPENDENCIES,
 }
 
 
@@ -109,7 +111,7 @@ async def role_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRout
 async def audit_refusals(exc: Exception, scope: Any) -> None:
     """Refusals raised past the gate (a missing scope, another owner's entry) are audited too."""
     if isinstance(exc, Problem) and exc.status in (401, 403):
-        await deny(scope, exc)
+        await deny(scope, exc, security_deps.gate_of(scope), web_deps.sessions_of(scope))
 
 
 def refuse_unsafe_prod(settings: Settings) -> None:
@@ -164,14 +166,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=handlers,
         dependencies=DEPENDENCIES,
         lifespan=[lifespan],
+        # Middleware runs before DI: each is handed the functions that find its parts.
         middleware=[
-            RequestIdMiddleware,
+            DefineMiddleware(RequestIdMiddleware, from_proxy=security_deps.from_proxy),
             DefineMiddleware(
                 Perimeter,
                 hsts=settings.tls_mode is TlsMode.DIRECT,
                 deprecations=settings.api_deprecations,
             ),
-            ApiGate,
+            DefineMiddleware(
+                ApiGate, gate_of=security_deps.gate_of, sessions_of=web_deps.sessions_of
+            ),
             # After the gate: identity and token are checked before any fast answer.
             DefineMiddleware(
                 FastPath,

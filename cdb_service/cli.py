@@ -432,11 +432,19 @@ def cmd_rotate_keys(args: argparse.Namespace, settings: Settings) -> int:
 
     from cdb_service.distribution.signing import SigningKeys
 
-    keys = SigningKeys.load(settings.signing_keys_path, create=False)
+    path = settings.signing_keys_path
     days = args.keep_listed_days or settings.retired_key_listed_days
-    new = keys.rotate(dt.timedelta(days=days))
+    created = not path.exists()
+    if created:  # the runbook's first run: the key set is made, with its first key
+        keys = SigningKeys.create(path, make_folder=settings.signing_keys_file is None)
+        new = keys.current
+        print(f"created the signing key set {path} with its first key", file=sys.stderr)
+    else:
+        keys = SigningKeys.load(path, create=False)
+        new = keys.rotate(dt.timedelta(days=days))
     _print(
         {
+            "created": created,
             "current": new.kid,
             "listed": [k["kid"] for k in keys.jwks()["keys"]],
             "retired_listed_days": days,
@@ -550,7 +558,8 @@ def parser() -> argparse.ArgumentParser:
                          "(exit 1 when there are any)")  # fmt: skip
     crt.add_argument("--within-days", type=int, default=30, metavar="N")
     crt.set_defaults(run=cmd_certificates)
-    rot = sub.add_parser("rotate-signing-key", help="make a new signing key; keep the old listed")
+    rot = sub.add_parser("rotate-signing-key", help="make a new signing key; keep the old listed "
+                         "(the first run creates the key set)")  # fmt: skip
     rot.add_argument("--keep-listed-days", type=int)
     rot.set_defaults(run=cmd_rotate_keys)
     from cdb_service.mirror.cli import add_arguments as mirror_arguments

@@ -1,5 +1,6 @@
 """What a running service holds, built once from the settings by the composition root.
 
+Every part is built here, at start-up; none is born later inside a handler.
 `create_app` puts each part in the app state under its field name; handlers never
 see this class: each context's `deps.py` hands them the parts they ask for. The
 command line and the tests build it the same way to work on a database directly.
@@ -13,7 +14,9 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from cdb_service.console.deps import ConsoleParts
 from cdb_service.db.engine import create_engine, session_factory
+from cdb_service.distribution.routing_table import TableDigests
 from cdb_service.distribution.signing import SigningKeys
 from cdb_service.lookup.index import IndexFollower
 from cdb_service.registry.batches import Batches
@@ -27,6 +30,7 @@ from cdb_service.security.refusals import RefusalTrail
 from cdb_service.security.tokens import DiscoveredKeys, KeySource, StaticKeys, TokenValidator
 from cdb_service.settings import Profile, Settings
 from cdb_service.web.ceilings import Ceiling, Ceilings
+from cdb_service.web.consistency import ReadYourWrites
 
 
 @dataclass
@@ -42,6 +46,9 @@ class Services:
     lookup: IndexFollower
     signing: SigningKeys
     ceilings: Ceilings
+    read_your_writes: ReadYourWrites
+    routing_digests: TableDigests
+    console: ConsoleParts
     dev_pki: DevPki | None = None
 
     @classmethod
@@ -84,11 +91,17 @@ class Services:
             Ceiling("long polls", settings.max_long_polls, settings.max_long_polls_per_client),
             Ceiling("imports", settings.max_imports, settings.max_imports_per_client),
         )
+        reads = EntryReads(sessions)
+        # `min_revision` on look-ups: checked against the database's head, waited for in
+        # this worker's index.
+        read_your_writes = ReadYourWrites(reads.head, settings.min_revision_wait_s,
+                                          settings.retry_after_s)  # fmt: skip
         return cls(
-            settings, engine, sessions, EntryReads(sessions), EntryWrites(sessions),
+            settings, engine, sessions, reads, EntryWrites(sessions),
             Batches(sessions), gate, http, IndexFollower(sessions),
             SigningKeys.load(settings.signing_keys_path, create=settings.profile is Profile.DEV),
-            ceilings, dev_pki,
+            ceilings, read_your_writes, TableDigests(),
+            ConsoleParts.build(settings, sessions, gate), dev_pki,
         )  # fmt: skip
 
     def as_state(self) -> dict[str, Any]:

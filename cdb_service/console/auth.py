@@ -6,16 +6,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Redirect
 
+from cdb_service.console.deps import ConsoleParts
 from cdb_service.console.pages import HANDLERS, current_user, safe_next
 from cdb_service.console.signin import SignInFailed
 from cdb_service.console.web import (
     SIGN_IN_COOKIE,
     checked_form,
     page,
-    parts,
     session_cookie,
     sign_in_cookie,
 )
@@ -36,9 +37,9 @@ class ConsoleAuth(Controller):
     async def start(
         self,
         request: Request[Any, Any, Any],
+        console: NamedDependency[ConsoleParts],
         next_path: str | None = Parameter(query="next", default=None),
     ) -> Response[Any]:
-        console = parts(request.app.state)
         # Each start stores a pending sign-in: counted like a refused request of its
         # address, so that a flood of starts is answered 429 and grows no table.
         limits, source = console.gate.limits, console.gate.source_address(request.scope)
@@ -59,12 +60,12 @@ class ConsoleAuth(Controller):
     async def callback(
         self,
         request: Request[Any, Any, Any],
+        console: NamedDependency[ConsoleParts],
         code: str = "",
         answer_state: str = Parameter(query="state", default=""),
         error: str = "",
         error_description: str = "",
     ) -> Response[str]:
-        console = parts(request.app.state)
         token = request.cookies.get(SIGN_IN_COOKIE, "")
         pending = await console.store.take_sign_in(token) if token else None
         gone = sign_in_cookie("", 0)
@@ -90,10 +91,10 @@ class ConsoleAuth(Controller):
         return page("signed-in.html", context, cookies=[gone, cookie])
 
     @post("/sign-out", status_code=200)
-    async def sign_out(self, request: Request[Any, Any, Any]) -> Response[Any]:
+    async def sign_out(self, request: Request[Any, Any, Any],
+                       console: NamedDependency[ConsoleParts]) -> Response[Any]:  # fmt: skip
         user = await current_user(request)
         await checked_form(request, user)
-        console = parts(request.app.state)
         await console.store.close(user.session.token)
         gone = session_cookie("", 0)
         end = user.session.data.get("end_session")

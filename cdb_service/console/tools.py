@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import Parameter
 from litestar.response import Redirect
 
 from cdb_service.console.pages import HANDLERS, context_of, current_user
@@ -22,15 +21,18 @@ from cdb_service.console.web import (
 )
 from cdb_service.kernel import calendar, codes
 from cdb_service.kernel.problems import Problem
-from cdb_service.lookup import resolver
-from cdb_service.lookup.controller import build_query
-from cdb_service.lookup.deps import lookup_of
+from cdb_service.lookup import query, resolver
+from cdb_service.lookup.index import IndexFollower
 from cdb_service.registry import edits
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.reads import EntryReads
 from cdb_service.registry.routing_parties.rotation import rotate_certificate
 from cdb_service.registry.writes import EntryWrites
 from cdb_service.security import policy
+
+# The resolve page's form: the query parameters it offers (`lookup.query` says what each is).
+OFFERED = tuple(p.name for p in (query.COUNTRY, query.INSTRUMENT, query.COMPETENCE,
+                                 query.POSTAL_CODE, query.DATE))  # fmt: skip
 
 
 def _brussels(text: str) -> dt.datetime | None:
@@ -51,30 +53,26 @@ class ConsoleTools(Controller):
     exception_handlers = HANDLERS
 
     @get("/resolve")
-    async def resolve(self, request: Request[Any, Any, Any], country: str = "",
-                      instrument: str = "", competence: str = "", postal_code: str = "",
-                      day: str = Parameter(query="date", default="")) -> Response[str]:  # fmt: skip
+    async def resolve(self, request: Request[Any, Any, Any],
+                      lookup: NamedDependency[IndexFollower]) -> Response[str]:  # fmt: skip
+        """Who would receive a message: the route's query (`lookup.query`), from a form that
+        offers the country, instrument, competence, postal code and date."""
         user = await current_user(request)
-        asked = {"country": country, "instrument": instrument, "competence": competence,
-                 "postal_code": postal_code, "date": day}  # fmt: skip
+        given = query.given(request.query_params)
+        params = {name: value for name in OFFERED if (value := given.get(name))}
+        asked = {name: params.get(name, "") for name in OFFERED}
         context = context_of(user, user.principal.administers, asked=asked, answer=None, errors={},
                         countries=codes.COUNTRIES, instruments=codes.INSTRUMENTS,
                         competences=codes.COMPETENCES)  # fmt: skip
-        if country:
+        if params.get(query.COUNTRY.name):
             try:
-                date = dt.date.fromisoformat(day) if day else None
-            except ValueError:
-                context["errors"] = {"date": "is not a date (YYYY-MM-DD)"}
-                return page("resolve.html", context, status_code=422)
-            try:
-                query = build_query(country, instrument or None, competence or None,
-                                    postal_code or None, None, None, None, None, date)  # fmt: skip
-                index = lookup_of(request.scope).index
+                resolved = query.resolve_query(params)
+                index = lookup.index
                 if index is None:
                     raise Problem(503, "Not ready", "the lookup data is still loading", "not-ready")
-                context["answer"] = resolver.resolve(index, query)
+                context["answer"] = resolver.resolve(index, resolved)
             except Problem as problem:
-                if problem.status != 422:
+                if problem.status not in (400, 422):
                     raise
                 context["errors"] = {str(e.loc[-1]): e.msg for e in problem.errors}
                 return page("resolve.html", context, status_code=422)

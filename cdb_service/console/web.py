@@ -14,28 +14,25 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from litestar import Request, Response
-from litestar.datastructures import Cookie, State
+from litestar.datastructures import Cookie
 
-from cdb_service.console.sessions import Session, SessionStore
-from cdb_service.console.signin import OidcSignIn
+from cdb_service.console.deps import ConsoleParts, console_of
+from cdb_service.console.sessions import Session
 from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.resources import packaged
 from cdb_service.registry.kinds import KINDS
-from cdb_service.security.gate import SecurityGate
 from cdb_service.security.policy import Principal
-from cdb_service.settings import Settings
 from cdb_service.web.pages import PAGE_HEADERS
 
 SESSION_COOKIE = "__Host-cdb-console"
 SIGN_IN_COOKIE = "__Host-cdb-console-sign-in"
 BRUSSELS = ZoneInfo("Europe/Brussels")
-_HERE = Path(__file__).parent
 # Console pages are never stored by a browser or a proxy: they show who is signed in.
 HEADERS = PAGE_HEADERS | {"Cache-Control": "no-store"}
 TITLES = {
@@ -95,11 +92,12 @@ def changed_rows(fields: list[dict[str, Any]]) -> list[tuple[str, Any, Any]]:
 
 @cache
 def _environment() -> Environment:
-    web_templates = _HERE.parent / "web" / "templates"
+    own, shared = (
+        packaged("cdb_service.console", "templates"),
+        packaged("cdb_service.web", "templates"),
+    )
     env = Environment(
-        loader=ChoiceLoader(
-            [FileSystemLoader(_HERE / "templates"), FileSystemLoader(web_templates)]
-        ),
+        loader=ChoiceLoader([FileSystemLoader(own), FileSystemLoader(shared)]),
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -131,27 +129,6 @@ def sign_in_cookie(value: str, max_age: int) -> Cookie:
 
 
 @dataclass(frozen=True)
-class Parts:
-    settings: Settings
-    store: SessionStore
-    signin: OidcSignIn
-    gate: SecurityGate
-
-
-def parts(state: State) -> Parts:
-    """The console's parts, built once per worker from the service's own."""
-    found = state.get("console")
-    if found is None:
-        settings = cast(Settings, state.settings)
-        gate = cast(SecurityGate, state.gate)
-        store = SessionStore(state.sessions, dt.timedelta(seconds=settings.console_idle_timeout_s),
-                             dt.timedelta(seconds=settings.console_absolute_timeout_s))  # fmt: skip
-        found = Parts(settings, store, OidcSignIn(settings, gate.validator), gate)
-        state.console = found
-    return cast(Parts, found)
-
-
-@dataclass(frozen=True)
 class User:
     principal: Principal
     session: Session
@@ -165,7 +142,7 @@ class User:
         return self.principal.person or self.principal.subject
 
 
-def _require_certificate(request: Request[Any, Any, Any], console: Parts) -> None:
+def _require_certificate(request: Request[Any, Any, Any], console: ConsoleParts) -> None:
     if not console.settings.console_require_client_certificate:
         return
     try:
@@ -181,7 +158,7 @@ def _require_certificate(request: Request[Any, Any, Any], console: Parts) -> Non
 
 async def signed_in(request: Request[Any, Any, Any]) -> User:
     """The person behind this request, or NotSignedIn."""
-    console = parts(request.app.state)
+    console = console_of(request.scope)
     _require_certificate(request, console)
     token = request.cookies.get(SESSION_COOKIE)
     session = await console.store.find(token) if token else None
@@ -205,7 +182,7 @@ async def checked_form(request: Request[Any, Any, Any], user: User) -> dict[str,
 
 
 def who(request: Request[Any, Any, Any], user: User) -> Any:
-    console = parts(request.app.state)
+    console = console_of(request.scope)
     state = request.scope.get("state", {})
     return user.principal.who(state.get("request_id"), console.gate.source_address(request.scope))
 

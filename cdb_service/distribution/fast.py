@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from litestar.types import Scope
 
-from cdb_service.distribution.routing_controller import DIGESTS, _etag
-from cdb_service.distribution.routing_table import TableDigests
+from cdb_service.distribution.deps import routing_digests_of
+from cdb_service.distribution.routing_table import etag
 from cdb_service.kernel.calendar import today
 from cdb_service.lookup.deps import lookup_of
 from cdb_service.security.policy import require_read
@@ -25,13 +25,12 @@ def not_modified(scope: Scope, params: dict[str, str]) -> FastAnswer | None:
     if params.get("format", "json") != "json":
         return None
     index = lookup_of(scope).index
-    digests: TableDigests | None = scope["litestar_app"].state.get(DIGESTS)
-    if index is None or digests is None:
+    if index is None:
         return None
-    known = digests.get(index.revision, today())
+    known = routing_digests_of(scope).get(index.revision, today())
     if known is None:
         return None
-    tag = _etag(known, "json", None)
+    tag = etag(known, "json", None)
     return FastAnswer(304, [(b"etag", tag.encode())]) if none_match(scope, tag) else None
 
 

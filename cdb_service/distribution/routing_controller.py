@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from litestar import Controller, Request, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import Parameter
@@ -16,12 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import revisions as rev
 from cdb_service.distribution import routing_table
+from cdb_service.distribution.routing_table import TableDigests
 from cdb_service.kernel.calendar import today
 from cdb_service.kernel.problems import FieldError, Problem, invalid
-from cdb_service.lookup.deps import lookup_of
+from cdb_service.lookup.index import IndexFollower
 from cdb_service.registry.routing_parties import pmode
 from cdb_service.web.conditional import conditional, none_match, not_modified
-from cdb_service.web.deps import component
 from cdb_service.web.docs import operation, problems
 from cdb_service.web.negotiation import require_json
 
@@ -95,26 +96,6 @@ WHOLE_NETWORK_DOC = (
 )
 
 
-def _etag(digest: str, form: str, party: str | None) -> str:
-    """Weak, because the body also says the revision and the time it was generated.
-
-    The tag follows the parties and their recipients only (see `RoutingTable.digest`);
-    the format and a chosen receiving party are part of it, since they change the body.
-    """
-    chosen = f"-{party}" if party else ""
-    return f'W/"{digest}-{form}{chosen}"'
-
-
-DIGESTS = "routing_table_digests"  # app state: this worker's table digests (`distribution.fast`)
-
-
-def _digests(request: Request[Any, Any, Any]) -> routing_table.TableDigests:
-    digests: routing_table.TableDigests = request.app.state.setdefault(
-        DIGESTS, routing_table.TableDigests()
-    )
-    return digests
-
-
 class RoutingTableController(Controller):
     path = "/routing-table"
     tags = ["routing-table"]  # noqa: RUF012
@@ -148,6 +129,9 @@ class RoutingTableController(Controller):
     async def routing_table(
         self,
         request: Request[Any, Any, Any],
+        lookup: NamedDependency[IndexFollower],
+        sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+        routing_digests: NamedDependency[TableDigests],
         format: str = Parameter(
             default="json", description="json (default) or pmode (Domibus PMode XML)"
         ),
@@ -169,22 +153,21 @@ class RoutingTableController(Controller):
             )])  # fmt: skip
         day = today()
         chosen = party if format == "pmode" else None
-        digests = _digests(request)
+        digests = routing_digests
         # A 200's tag is the digest of the table in its own body. A 304 is decided first
         # from the digest this process computed at the in-memory lookup index's revision
         # (it follows the head within a second): no database work at all, and a change is
         # at most that second late. A revision not seen yet costs one read of the table.
-        index = lookup_of(request.scope).index
+        index = lookup.index
         if index is not None and (known := digests.get(index.revision, day)) is not None:
-            tag = _etag(known, format, chosen)
+            tag = routing_table.etag(known, format, chosen)
             if none_match(request.scope, tag):
                 return not_modified(tag)
-        sessions: async_sessionmaker[AsyncSession] = component(request.scope, "sessions")
         async with rev.read_snapshot(sessions) as session:
             table = await routing_table.read_table(session, day)
         digest = table.digest()
         digests.put(table.revision, day, digest)
-        tag = _etag(digest, format, chosen)
+        tag = routing_table.etag(digest, format, chosen)
         if format == "json":
             body = routing_table.as_json(table, dt.datetime.now(dt.UTC))
             return conditional(request.scope, tag, encode_json(body))

@@ -49,11 +49,23 @@ class RoutingTable:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
+def etag(digest: str, form: str, party: str | None) -> str:
+    """The routing table's tag: weak, because the body also says the revision and the
+    time it was generated.
+
+    The tag follows the parties and their recipients only (see `RoutingTable.digest`);
+    the format and a chosen receiving party are part of it, since they change the body.
+    """
+    chosen = f"-{party}" if party else ""
+    return f'W/"{digest}-{form}{chosen}"'
+
+
 class TableDigests:
     """The routing table's digest per (revision, day), as far as this process has read it.
 
     A conditional GET at a revision already seen is answered from here without any
-    database work; the few most recent entries are kept.
+    database work; the few most recent entries are kept. One per worker, built at
+    start-up (`Services.routing_digests`).
     """
 
     KEEP = 8

@@ -59,6 +59,21 @@ class SigningKeys:
             metrics.SIGNING_KEY_CREATED.set(dt.datetime.fromisoformat(made).timestamp())
         return cls(path, current, keys)
 
+    @classmethod
+    def create(cls, path: Path, make_folder: bool = False) -> SigningKeys:
+        """A new key set with one current key, at `path` (which must not exist).
+
+        Its folder must exist unless `make_folder` (the default place, inside the data
+        directory the service owns): a mistyped path is refused rather than silently
+        grown into a tree of folders somewhere the service will never look.
+        """
+        if make_folder:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.parent.is_dir():
+            raise SystemExit(f"cannot create signing keys at {path}: no folder {path.parent}")
+        _save(path, _new_key(), [])
+        return cls.load(path, create=False)
+
     def jwks(self, now: dt.datetime | None = None) -> dict[str, Any]:
         """Current and retired public keys, retired ones while still listed."""
         moment = now or dt.datetime.now(dt.UTC)

@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from cdb_service.kernel.resources import seed_dir
+
 BRUSSELS = ZoneInfo("Europe/Brussels")
-HOLIDAYS_FILE = Path(__file__).resolve().parents[2] / "seed" / "holidays" / "eu-institutions.json"
+HOLIDAYS_FILE = seed_dir() / "holidays" / "eu-institutions.json"
 HOUR = dt.timedelta(hours=1)
 PREFERRED_FROM = dt.time(20, 0)
 PREFERRED_UNTIL = dt.time(7, 0)

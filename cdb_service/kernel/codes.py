@@ -203,6 +203,19 @@ CODE_LISTS: Final = MappingProxyType(
     }
 )
 
+# Where a code list comes from, when it is an authority's list rather than the service's
+# own (stated in the contract: the XSD's annotation of the list's type).
+CODE_LIST_SOURCES: Final = MappingProxyType(
+    {
+        "languages": "The ISO 639-1 codes (two letters, lower case) of the 24 official "
+        "languages of the European Union, as the Publications Office's EU Vocabularies "
+        "authority table `language` gives them (http://publications.europa.eu/resource/"
+        "authority/language, property ISO 639-1).",
+        "countries": "The 27 EU member states' two-letter codes as the Interinstitutional "
+        "Style Guide gives them: ISO 3166-1 alpha-2, except EL for Greece.",
+    }
+)
+
 # Facts about some codes, served beside their labels (`GET /code-lists/{name}`).
 CODE_FLAGS: Final = MappingProxyType(
     {"instruments": MappingProxyType({"eurojust_recipient": EUROJUST_RECIPIENT})}

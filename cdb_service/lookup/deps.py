@@ -1,26 +1,25 @@
-"""The lookup index follower as a dependency, and straight from the state on the hot path."""
+"""The lookup index follower: a dependency for handlers, a function of the scope for the
+fast paths."""
 
 from __future__ import annotations
-
-from typing import cast
 
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.types import Scope
 
 from cdb_service.lookup.index import IndexFollower
-from cdb_service.web.deps import component
+from cdb_service.web.deps import part, state_of
 
 STATE_KEY = "lookup"
 
 
-def lookup_of(scope: Scope) -> IndexFollower:
-    """For `/resolve` and routing-table 304s (see `web.deps.component` for why)."""
-    return cast(IndexFollower, component(scope, STATE_KEY))
-
-
 def provide_lookup(state: State) -> IndexFollower:
-    return cast(IndexFollower, state[STATE_KEY])
+    return part(state, STATE_KEY, IndexFollower)
+
+
+def lookup_of(scope: Scope) -> IndexFollower:
+    """For the fast paths (`/resolve`, routing-table 304s), which answer before DI runs."""
+    return provide_lookup(state_of(scope))
 
 
 DEPENDENCIES = {STATE_KEY: Provide(provide_lookup, sync_to_thread=False)}

@@ -16,7 +16,8 @@ Where things are:
   store.py     the replica's local state: head, owner check, loading an extract,
                applying a revision (through the replica writer)
   follower.py  the sync loop: extract if needed, follow the feed, re-extract when it breaks
-  serving.py   the read-only loopback resolve app (`--serve`)
+  serving.py   the read-only loopback resolve app (`--serve`), and the parts it holds
+  deps.py      those parts as the dependencies its routes ask for
   process.py   the process: prepare the database, follow, serve, stop on a signal
   cli.py       the command's arguments; `cdb_service/cli.py` registers it
 

@@ -65,7 +65,8 @@ async def sync_and_exit(config: MirrorConfig) -> tuple[int, int]:
 async def run(config: MirrorConfig) -> None:
     """The whole mirror process: prepare, follow, and (with a port) serve, until a signal."""
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per feed request
-    engine = create_engine(config.settings())
+    settings = config.settings()
+    engine = create_engine(settings)
     sessions = session_factory(engine)
     client = SourceClient(config)
     index = lookup.IndexFollower(sessions) if config.serve_port is not None else None
@@ -94,7 +95,8 @@ async def run(config: MirrorConfig) -> None:
         import uvicorn
 
         server = uvicorn.Server(uvicorn.Config(
-            serving_app(index, follower.status), host=SERVE_HOST, port=config.serve_port,
+            serving_app(index, follower.status, settings.min_revision_wait_s,
+                        settings.retry_after_s), host=SERVE_HOST, port=config.serve_port,
             log_config=None, access_log=False, lifespan="off", server_header=False,
         ))  # fmt: skip
         serving = asyncio.create_task(server.serve(), name="mirror-server")

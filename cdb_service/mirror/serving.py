@@ -13,15 +13,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Litestar, Request, Response, Router, get
+from litestar import Litestar, Response, Router, get
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 
 from cdb_service.db.documents import to_json_value
+from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.lookup import deps as lookup_deps
 from cdb_service.lookup.controller import ResolveController
-from cdb_service.lookup.deps import lookup_of
 from cdb_service.lookup.index import IndexFollower
+from cdb_service.mirror import deps as mirror_deps
 from cdb_service.mirror.follower import Status
+from cdb_service.settings import Settings
+from cdb_service.web.consistency import ReadYourWrites
 from cdb_service.web.error_handlers import EXCEPTION_HANDLERS
 
 SERVE_HOST = "127.0.0.1"
@@ -33,15 +37,16 @@ async def live() -> dict[str, Any]:
 
 
 @get("/health/ready", media_type="application/health+json")
-async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
+async def ready(
+    lookup: NamedDependency[IndexFollower], mirror_status: NamedDependency[Status]
+) -> Response[Any]:
     """Ready once an index is loaded with the source's gazetteer; says which revision it
     serves, what the source had, and which gazetteer each holds.
 
     A mirror without the gazetteer, or with one the source has replaced, would resolve
     postal codes differently from the service: it is not ready.
     """
-    index = lookup_of(request.scope).index
-    status: Status = request.app.state["mirror_status"]
+    index, status = lookup.index, mirror_status
     held = index.gazetteer.identity if index is not None else None
     wanted = status.gazetteer_source
     why = (
@@ -68,13 +73,36 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
                     media_type="application/health+json")  # fmt: skip
 
 
-def serving_app(follower: IndexFollower, status: Status) -> Litestar:
-    """Read-only, credential-free resolve routes for loopback clients (see above)."""
+async def any_revision() -> int:
+    """The head a mirror checks `min_revision` against: it cannot tell a revision its
+    source never wrote from one it has not received yet, so every revision may still
+    come; one it lacks is waited for (bounded) and answered 503 with Retry-After."""
+    return MAX_REVISION
+
+
+_DEFAULTS = Settings.model_fields
+
+
+def serving_app(
+    follower: IndexFollower,
+    status: Status,
+    wait_s: float = _DEFAULTS["min_revision_wait_s"].default,
+    retry_after_s: int = _DEFAULTS["retry_after_s"].default,
+) -> Litestar:
+    """Read-only, credential-free resolve routes for loopback clients (see above).
+
+    Every part the routes ask for is built here, as the service's composition root
+    builds its own: the index, its readiness, and how `min_revision` waits (`wait_s`).
+    """
+    parts = {
+        lookup_deps.STATE_KEY: follower,
+        "mirror_status": status,
+        "read_your_writes": ReadYourWrites(any_revision, wait_s, retry_after_s),
+    }
     return Litestar(
         route_handlers=[Router(path="/api/v1", route_handlers=[ResolveController]), live, ready],
-        # The resolve routes find the follower where the service's app keeps it.
-        state=State({lookup_deps.STATE_KEY: follower, "mirror_status": status}),
-        dependencies=lookup_deps.DEPENDENCIES,
+        state=State(parts),
+        dependencies=mirror_deps.DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,
         openapi_config=None,

@@ -17,11 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from functools import cache
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
 
 from litestar.params import KwargDefinition
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import JSON, Boolean, Date, DateTime, Integer, Uuid
+from typing_extensions import TypedDict  # pydantic reads it on Python < 3.12 (the XSD)
 
 from cdb_service.db.base import DateTimeUTC
 from cdb_service.registry.kinds import KINDS
@@ -162,22 +163,28 @@ class PatchOperation(Answer):
 
 
 # TypedDicts: `from` is a keyword, and a model's alias would not reach the OpenAPI
-# document (litestar names additional responses' properties by attribute). Litestar reads
-# a description from a `KwargDefinition` in `Annotated`.
+# document (litestar names additional responses' properties by attribute). Each member's
+# description is said twice: litestar reads a `KwargDefinition` (openapi.yaml), pydantic a
+# `Field` (the XSD's documentation).
+_FIELD = "a top-level field of the document"
+_BEFORE = "its value in the older version (null: it had none)"
+_AFTER = "its value in the newer version (null: it has none)"
+_FROM = "the version compared from"
+_TO = "the version compared to"
+_PATCH = "an RFC 6902 JSON Patch from one to the other"
+_FIELDS = "the same change, field by field"
 FieldChange = TypedDict("FieldChange", {
-    "field": Annotated[str, KwargDefinition(description="a top-level field of the document")],
-    "from": Annotated[Any, KwargDefinition(
-        description="its value in the older version (null: it had none)")],
-    "to": Annotated[Any, KwargDefinition(
-        description="its value in the newer version (null: it has none)")],
+    "field": Annotated[str, KwargDefinition(description=_FIELD), Field(description=_FIELD)],
+    "from": Annotated[Any, KwargDefinition(description=_BEFORE), Field(description=_BEFORE)],
+    "to": Annotated[Any, KwargDefinition(description=_AFTER), Field(description=_AFTER)],
 })  # fmt: skip
 Diff = TypedDict("Diff", {
-    "from": Annotated[VersionMark, KwargDefinition(description="the version compared from")],
-    "to": Annotated[VersionMark, KwargDefinition(description="the version compared to")],
-    "patch": Annotated[list[PatchOperation], KwargDefinition(
-        description="an RFC 6902 JSON Patch from one to the other")],
-    "fields": Annotated[list[FieldChange], KwargDefinition(
-        description="the same change, field by field")],
+    "from": Annotated[VersionMark, KwargDefinition(description=_FROM), Field(description=_FROM)],
+    "to": Annotated[VersionMark, KwargDefinition(description=_TO), Field(description=_TO)],
+    "patch": Annotated[list[PatchOperation], KwargDefinition(description=_PATCH),
+                       Field(description=_PATCH)],
+    "fields": Annotated[list[FieldChange], KwargDefinition(description=_FIELDS),
+                        Field(description=_FIELDS)],
 })  # fmt: skip
 
 

@@ -25,6 +25,7 @@ from litestar.params import JSONBody, Parameter, PathParameter
 from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found, stale
 from cdb_service.registry import answers, edits
+from cdb_service.registry.deps import reads_of
 from cdb_service.registry.idempotency import IdempotentRequest
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.reads import EntryReads, Sort
@@ -36,7 +37,6 @@ from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
 from cdb_service.web.conditional import none_match
 from cdb_service.web.consistency import MIN_REVISION_DOC, REVISION_HEADER, require_revision
-from cdb_service.web.deps import component
 from cdb_service.web.docs import (
     IF_NONE_MATCH,
     NOT_MODIFIED,
@@ -45,7 +45,7 @@ from cdb_service.web.docs import (
     operation,
     problems,
 )
-from cdb_service.web.negotiation import json_only, negotiated
+from cdb_service.web.negotiation import negotiated
 from cdb_service.web.pagination import decode_sorted_cursor, encode_cursor
 
 IF_MATCH = ParameterDoc(
@@ -169,7 +169,7 @@ def _owner_first(spec: KindSpec) -> Any:
         owners: set[str] = set()
         entry_id = connection.path_params.get("entry_id")
         if entry_id is not None:
-            current = await component(connection.scope, "reads").get(spec, entry_id)
+            current = await reads_of(connection.scope).get(spec, entry_id)
             if current is not None:
                 owners.add(current["owner"])
         if connection.scope.get("method") in ("POST", "PUT", "PATCH"):
@@ -192,6 +192,8 @@ def controller_for(spec: KindSpec) -> type[Controller]:
     owner_first = [_owner_first(spec)]
     filter_doc = ", ".join(spec.all_filters)
     entry = answers.document_model(spec.name)
+    # The XML answers' root elements, one per kind and shape: the XSD types each kind.
+    entry_root, page_root, history_root = (f"{spec.name}-{s}" for s in ("entry", "page", "history"))
     filters = [
         ParameterDoc(f.name, "text search" if f.name == "q" else f"filter on `{f.field}`",
                  OpenAPIFormat.UUID if f.uuid else None)
@@ -211,7 +213,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             "/",
             summary=f"List {spec.name}",
             responses=problems(400, 406, 422) | answer(answers.page_model(spec.name)),
-            operation_class=operation(parameters=filters, xml_root="page-answer"),
+            operation_class=operation(parameters=filters, xml_root=page_root),
             description=f"Filters: {filter_doc}. `q` finds entries by any text (names in "
             "every language, address, code, ref, party id), ignoring case and accents. Keyset "
             "pages in id order; `next` is the cursor of the following page, which reads the "
@@ -277,12 +279,12 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             }
             if count:
                 out["total"], _ = await reads.count(spec, filters=filters, valid_at=valid_at)
-            return negotiated(request.scope, out, "page-answer")
+            return negotiated(request.scope, out, page_root)
 
         @get("/{entry_id:uuid}", summary=f"One {spec.name} entry",
              responses=problems(404, 406, 422) | answer(entry) | NOT_MODIFIED,
              operation_class=operation(parameters=[IF_NONE_MATCH],
-                                       xml_root="entry-answer"))  # fmt: skip
+                                       xml_root=entry_root))  # fmt: skip
         async def one(
             self,
             entry_id: EntryId,
@@ -309,34 +311,34 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             if none_match(request.scope, tag):
                 return Response(None, status_code=304, headers={"ETag": tag})
             visible = policy.redact(document, spec.private_fields, principal)
-            return negotiated(request.scope, visible, "entry-answer", headers={"ETag": tag})
+            return negotiated(request.scope, visible, entry_root, headers={"ETag": tag})
 
         @get(
             "/{entry_id:uuid}/history",
             summary="Every version, newest first",
             responses=problems(404, 406, 422) | answer(answers.history_model(spec.name)),
-            guards=[json_only],
+            operation_class=operation(xml_root=history_root),
         )
         async def history(
             self,
             entry_id: EntryId,
+            request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
             settings: NamedDependency[Settings],
             min_revision: int | None = Parameter(
                 default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
             ),
-        ) -> dict[str, Any]:
+        ) -> Response[Any]:
             await _reach(reads, settings, min_revision)
             versions = [v for v in await reads.history(entry_id) if v["kind"] == spec.name]
             if not versions:
                 raise not_found(spec.name, entry_id)
-            return {
-                "items": [
-                    v | {"document": policy.redact(v["document"], spec.private_fields, principal)}
-                    for v in versions
-                ]
-            }
+            items = [
+                v | {"document": policy.redact(v["document"], spec.private_fields, principal)}
+                for v in versions
+            ]
+            return negotiated(request.scope, {"items": items}, history_root)
 
         @post("/", summary=f"Create a {spec.name} entry",
               responses=problems(400, 409, 413, 422) | answer(entry, "Created", 201),
@@ -449,10 +451,11 @@ def controller_for(spec: KindSpec) -> type[Controller]:
              "`patch` is an RFC 6902 JSON Patch from one to the other, `fields` the same "
              "field by field; bookkeeping (version, revision, timestamps) is left out.",
              responses=problems(400, 404, 406, 422) | answer(answers.Diff),
-             guards=[json_only])  # fmt: skip
+             operation_class=operation(xml_root="diff-answer"))  # fmt: skip
         async def diff(
             self,
             entry_id: EntryId,
+            request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
             from_version: int | None = Parameter(
@@ -481,17 +484,12 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                 le=MAX_REVISION,
                 description="compare to the version current at this registry revision",
             ),
-        ) -> dict[str, Any]:
-            return await edits.diff(
-                reads,
-                spec,
-                entry_id,
-                principal,
-                from_version,
-                to_version,
-                from_revision,
+        ) -> Response[Any]:
+            changes = await edits.diff(
+                reads, spec, entry_id, principal, from_version, to_version, from_revision,
                 to_revision,
-            )
+            )  # fmt: skip
+            return negotiated(request.scope, changes, "diff-answer")
 
         @delete(
             "/{entry_id:uuid}",

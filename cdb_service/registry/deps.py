@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.types import Scope
 
 from cdb_service.registry.batches import Batches
 from cdb_service.registry.reads import EntryReads
 from cdb_service.registry.writes import EntryWrites
+from cdb_service.web.deps import part, state_of
 
 
 def provide_reads(state: State) -> EntryReads:
-    return cast(EntryReads, state.reads)
+    return part(state, "reads", EntryReads)
 
 
 def provide_writes(state: State) -> EntryWrites:
-    return cast(EntryWrites, state.writes)
+    return part(state, "writes", EntryWrites)
 
 
 def provide_batches(state: State) -> Batches:
-    return cast(Batches, state.batches)
+    return part(state, "batches", Batches)
+
+
+def reads_of(scope: Scope) -> EntryReads:
+    """For the owner guard, which runs before DI (`registry.controller`)."""
+    return provide_reads(state_of(scope))
 
 
 DEPENDENCIES = {

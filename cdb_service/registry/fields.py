@@ -8,21 +8,53 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StringConstraints,
+)
+from pydantic_core import core_schema
 
 from cdb_service.kernel import codes
 from cdb_service.kernel.text import unprintable
 
 
-def member_of(code_list: str, values: Mapping[str, str], hint: str = "") -> AfterValidator:
-    def check(value: str) -> str:
-        if value not in values:
-            raise ValueError(codes.unknown_code(value, code_list, values, hint))
+@dataclass(frozen=True, eq=False)
+class CodeListMember:
+    """A value from one of the service's code lists: checked on the way in, and named in
+    the JSON Schema (`enum`, and `x-code-list` with the list's name) so that the
+    contract's documents (OpenAPI, the XSD of the XML answers) list the codes from the
+    same table the check uses."""
+
+    code_list: str
+    values: Mapping[str, str]
+    hint: str = ""
+
+    def check(self, value: str) -> str:
+        if value not in self.values:
+            raise ValueError(codes.unknown_code(value, self.code_list, self.values, self.hint))
         return value
 
-    return AfterValidator(check)
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: GetJsonSchemaHandler) -> Any:
+        out = handler(schema)
+        out["enum"] = list(self.values)
+        out["x-code-list"] = self.code_list
+        if self.code_list in codes.CODE_LIST_SOURCES:
+            out["x-code-list-source"] = codes.CODE_LIST_SOURCES[self.code_list]
+        return out
+
+
+def member_of(code_list: str, values: Mapping[str, str], hint: str = "") -> CodeListMember:
+    return CodeListMember(code_list, values, hint)
 
 
 def _upper(value: Any) -> Any:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.types import Scope
 
 from cdb_service.security.audit import Who
 from cdb_service.security.dev import DevPki
 from cdb_service.security.gate import SecurityGate, who_of
 from cdb_service.security.policy import Principal
+from cdb_service.web.deps import part, state_of
 
 
 def principal_of(request: Request[Any, Any, Any]) -> Principal:
@@ -29,12 +31,24 @@ def who_of_request(request: Request[Any, Any, Any]) -> Who:
 
 
 def provide_gate(state: State) -> SecurityGate:
-    return cast(SecurityGate, state.gate)
+    return part(state, "gate", SecurityGate)
+
+
+def gate_of(scope: Scope) -> SecurityGate:
+    """For the middleware that runs before DI: the gate itself, the request ids'
+    trust in a proxy's id (`app.py` hands it to each)."""
+    return provide_gate(state_of(scope))
+
+
+def from_proxy(scope: Scope) -> bool:
+    """Whether this request came through a configured reverse proxy (`web.request_id`
+    believes the proxy's request id then)."""
+    return gate_of(scope).from_proxy(scope)
 
 
 def provide_dev_pki(state: State) -> DevPki:
     """Only the dev issuer asks for it, and it is mounted only when the dev PKI exists."""
-    return cast(DevPki, state.dev_pki)
+    return part(state, "dev_pki", DevPki)
 
 
 DEPENDENCIES = {

@@ -8,11 +8,13 @@ is a problem response with `WWW-Authenticate` and an audit event.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.kernel.problems import Problem
 from cdb_service.logging import get_logger
@@ -32,7 +34,6 @@ from cdb_service.security.refusals import RefusalTrail
 from cdb_service.security.tls import PROXY_SOCKET
 from cdb_service.security.tokens import TokenRejected, TokenValidator
 from cdb_service.settings import Settings, TlsMode
-from cdb_service.web.deps import component
 from cdb_service.web.perimeter import send_problem
 
 REALM = 'Bearer realm="cdb"'
@@ -199,30 +200,41 @@ def who_of(scope: Scope) -> Who:
 
 
 class ApiGate:
-    """ASGI middleware: everything under /api passes the gate or gets a problem."""
+    """ASGI middleware: everything under /api passes the gate or gets a problem.
 
-    def __init__(self, app: ASGIApp, prefix: str = "/api/") -> None:
+    It runs before dependency injection: the composition root hands it the functions
+    that find the gate and the database sessions (`security.deps.gate_of`,
+    `web.deps.sessions_of`).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        gate_of: Callable[[Scope], SecurityGate],
+        sessions_of: Callable[[Scope], async_sessionmaker[AsyncSession]],
+        prefix: str = "/api/",
+    ) -> None:
         self.app = app
+        self.gate_of, self.sessions_of = gate_of, sessions_of
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
-        gate: SecurityGate = component(scope, "gate")
+        gate = self.gate_of(scope)
         scope.setdefault("state", {})["source_ip"] = gate.source_address(scope)
         try:
             scope["user"] = await gate.authenticate(scope)
         except Problem as problem:
-            await deny(scope, problem)
+            await deny(scope, problem, gate, self.sessions_of(scope))
             await send_problem(send, problem, scope=scope)
             return
         await self.app(scope, receive, send)
 
 
-async def deny(scope: Scope, problem: Problem) -> None:
+async def deny(scope: Scope, problem: Problem, gate: SecurityGate,
+               sessions: async_sessionmaker[AsyncSession]) -> None:  # fmt: skip
     """Record a refusal in the audit trail (repeats of one source and reason are counted)."""
-    gate: SecurityGate = component(scope, "gate")
     target = f"{scope.get('method', '')} {scope.get('path', '')}"
-    await gate.refusals.record(component(scope, "sessions"), who_of(scope), target,
-                               problem.status, problem.detail)  # fmt: skip
+    await gate.refusals.record(sessions, who_of(scope), target, problem.status, problem.detail)

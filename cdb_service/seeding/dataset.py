@@ -1,4 +1,4 @@
-"""Build the seed entries and the sample gazetteer from `seed/countries/*.json`.
+"""Build the seed entries and the sample gazetteer from `seed/countries/*.json` (in the wheel).
 
 Everything is derived deterministically from those files and the committed
 access-point certificates, so loading it twice is a no-op: the second load finds
@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cdb_service.kernel import resources
 from cdb_service.kernel.codes import EUROJUST, MEMBER_ROLES
 from cdb_service.lookup.gazetteer import Place
 
-SEED_DIR = Path(__file__).resolve().parents[2] / "seed"
+SEED_DIR = resources.seed_dir()
 UNREGISTERED = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
 RESPONDER = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/responder"
 INITIATOR = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/initiator"

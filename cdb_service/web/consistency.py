@@ -12,6 +12,7 @@ An R after the database's head was never written: 422.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from cdb_service.kernel.problems import FieldError, Problem, invalid
 
@@ -54,3 +55,23 @@ async def require_revision(
         raise invalid([FieldError(("query", "min_revision"), reason)])
     if reached is not None and not await reached(min_revision, wait_s):
         raise not_reached(min_revision, retry_after)
+
+
+@dataclass(frozen=True)
+class ReadYourWrites:
+    """`min_revision` for reads that something following the database serves (a worker's
+    lookup index), built once at start-up: where the head comes from and how long to wait.
+
+    The service checks a revision against its database's head; a mirror cannot tell a
+    revision its source never wrote from one it has not received yet, so its `head`
+    says "any" and a revision it lacks is waited for and answered 503 (see `mirror/`).
+    """
+
+    head: Callable[[], Awaitable[int]]
+    wait_s: float
+    retry_after_s: int
+
+    async def require(
+        self, min_revision: int | None, reached: Callable[[int, float], Awaitable[bool]]
+    ) -> None:
+        await require_revision(min_revision, self.head, self.wait_s, self.retry_after_s, reached)

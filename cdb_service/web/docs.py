@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from litestar.enums import ParamType
 from litestar.openapi.datastructures import ResponseSpec
@@ -109,6 +109,7 @@ class ParameterDoc:
     format: OpenAPIFormat | None = None
     where: ParamType = ParamType.QUERY
     required: bool = False
+    enum: tuple[str, ...] = ()  # the values a code-list parameter takes
 
 
 IF_NONE_MATCH = ParameterDoc(
@@ -136,11 +137,15 @@ def operation(*, parameters: Sequence[ParameterDoc] = (), body: Mapping[str, Sch
 
     @dataclass
     class Documented(Operation):
+        # Read by web.xml_schema: the root element this route's XML answers carry.
+        xml_element: ClassVar[str | None] = xml_root
+
         def __post_init__(self) -> None:
             extra = [
                 OpenAPIParameter(name=q.name, param_in=q.where, required=q.required,
                                  description=q.description,
-                                 schema=Schema(type=OpenAPIType.STRING, format=q.format))
+                                 schema=Schema(type=OpenAPIType.STRING, format=q.format,
+                                               enum=list(q.enum) or None))
                 for q in parameters
             ]  # fmt: skip
             if extra:

@@ -10,6 +10,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from cdb_service.db.faults import DatabaseFault, Fault, FaultKind, classify
 from cdb_service.kernel.problems import MAX_FIELD_ERRORS, FieldError, Problem, invalid
 from cdb_service.logging import get_logger
+from cdb_service.web.deps import settings_of
 from cdb_service.web.negotiation import problem_form
 
 PROBLEM_JSON = "application/problem+json"
@@ -118,8 +119,8 @@ def unavailable(
 
 
 def _retry_after(request: Request[Any, Any, Any]) -> int:
-    settings = request.app.state.get("settings")
-    return int(getattr(settings, "retry_after_s", DEFAULT_RETRY_AFTER_S))
+    settings = settings_of(request.scope)
+    return settings.retry_after_s if settings is not None else DEFAULT_RETRY_AFTER_S
 
 
 def on_database_fault(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from importlib.resources import files
 from typing import Any
 
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Accept
 from litestar.handlers import BaseRouteHandler
@@ -26,8 +26,9 @@ from litestar.types import Scope
 
 from cdb_service.kernel.problems import Problem
 from cdb_service.web.conditional import conditional
-from cdb_service.web.docs import problems
+from cdb_service.web.docs import ProblemDetails, problems
 from cdb_service.web.xml_form import problem_to_xml, to_xml
+from cdb_service.web.xml_schema import xml_schema
 
 JSON = "application/json"
 XML = "application/xml"
@@ -71,7 +72,8 @@ def _not_acceptable(offered: str, header: str) -> Problem:
 
 def require_json(scope: Scope) -> None:
     """A 406 problem for a client that does not accept JSON, on a read offered in JSON
-    only (the feed, code lists, the quality report, the JSON routing table, history)."""
+    only (the feed, code lists, the gazetteer manifest, the quality report, the JSON
+    routing table)."""
     header = _accept(scope)
     if header is not None and header.strip() and _best(header, (JSON,)) is None:
         raise _not_acceptable(f"{JSON} only", header)
@@ -116,15 +118,21 @@ _XSD = files("cdb_service.web") / "xsd"
 
 
 class XmlSchemaController(Controller):
-    """The XSDs every XML answer validates against (cdb.xsd imports problem.xsd)."""
+    """The XSDs every XML answer validates against (cdb.xsd imports problem.xsd).
+
+    cdb.xsd is generated from the app's routes and their answer models (web.xml_schema),
+    so it is what the service answers now; `web/xsd/cdb.xsd` is the same document,
+    committed for readers (tests/ops/test_openapi.py fails when it is stale)."""
 
     path = "/schemas"
     tags = ["xml"]  # noqa: RUF012
 
     @get("/cdb.xsd", summary="The XML Schema of the XML answers", media_type="application/xml",
-         responses=problems())  # fmt: skip
-    async def cdb(self) -> bytes:
-        return (_XSD / "cdb.xsd").read_bytes()
+         responses=problems(),
+         description="Typed per kind and per answer, generated from the same models as "
+         "this document's JSON schemas; its `version` attribute is the API's version.")  # fmt: skip
+    async def cdb(self, request: Request[Any, Any, Any]) -> bytes:
+        return xml_schema(request.app, ProblemDetails)
 
     @get("/problem.xsd", summary="The XML Schema of problem details (RFC 9457, XML form)",
          media_type="application/xml", responses=problems())  # fmt: skip

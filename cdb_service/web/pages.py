@@ -15,10 +15,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Controller, Response, get
 from litestar.exceptions import NotFoundException
 
+from cdb_service.kernel.resources import packaged
 from cdb_service.web.docs import problems
 
-_HERE = Path(__file__).parent
-ASSETS = _HERE / "assets"
+ASSETS = packaged("cdb_service.web", "assets")
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'none'"
@@ -43,7 +43,7 @@ _SWAGGER_UI = frozenset({"swagger-ui-bundle.js", "swagger-ui.css"})
 @cache
 def _environment() -> Environment:
     return Environment(
-        loader=FileSystemLoader(_HERE / "templates"),
+        loader=FileSystemLoader(packaged("cdb_service.web", "templates")),
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -86,8 +86,7 @@ class AssetController(Controller):
     @get("/assets/swagger-ui/{name:str}", responses=problems(404))
     async def swagger_ui(self, name: str) -> Response[bytes]:
         """The API documentation's renderer, from the installed swagger-ui-py wheel."""
-        import swagger_ui
 
         if name not in _SWAGGER_UI:
             raise NotFoundException(f"no asset {name!r}")
-        return _asset(name, Path(swagger_ui.__file__).parent / "static")
+        return _asset(name, packaged("swagger_ui", "static"))

@@ -13,6 +13,7 @@ import itertools
 import os
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -42,26 +43,29 @@ def _new_id() -> str:
     return f"{_PROCESS}{next(_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
-def _ids(scope: Scope) -> tuple[str, str | None]:
+def _ids(scope: Scope, from_proxy: Callable[[Scope], bool] | None) -> tuple[str, str | None]:
     """(the service's id, the client's id) of a request."""
     headers = dict(scope["headers"])
-    gate = scope["litestar_app"].state.get("gate")
-    if gate is not None and gate.from_proxy(scope):
+    if from_proxy is not None and from_proxy(scope):
         # nginx sends its own id and passes the client's on (deploy/nginx).
         return _sane(headers.get(HEADER)) or _new_id(), _sane(headers.get(CLIENT_HEADER))
     return _new_id(), _sane(headers.get(HEADER))
 
 
 class RequestIdMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """`from_proxy`: whether a request came through a trusted reverse proxy, whose id is
+    then believed; the composition root hands it over (the security gate decides it)."""
+
+    def __init__(self, app: ASGIApp, from_proxy: Callable[[Scope], bool] | None = None) -> None:
         self.app = app
+        self.from_proxy = from_proxy
         self.log = get_logger("cdb.access")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        request_id, client_request_id = _ids(scope)
+        request_id, client_request_id = _ids(scope, self.from_proxy)
         state = scope.setdefault("state", {})
         state["request_id"], state["client_request_id"] = request_id, client_request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)

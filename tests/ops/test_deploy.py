@@ -250,3 +250,34 @@ def test_alerting_rules_check_and_their_burn_rate_tests_pass() -> None:
     tests = yaml.safe_load((RULES / "cdb-alerts.test.yaml").read_text())
     tested = {t["alertname"] for case in tests["tests"] for t in case.get("alert_rule_test", [])}
     assert "CdbErrorBudgetFastBurn" in tested
+
+
+def test_the_image_is_the_one_the_manifests_run(production: list[dict[str, Any]]) -> None:
+    """deploy/image/Containerfile and the manifests agree: the tag is the package's
+    version, the user is the pods' runAsUser, the image's volumes are exactly the
+    service container's writable mounts (its root file system is read-only), and the
+    image installs with the script the install test runs."""
+    containerfile = (ROOT / "deploy" / "image" / "Containerfile").read_text()
+    project = (ROOT / "pyproject.toml").read_text()
+    version = next(line.split('"')[1] for line in project.splitlines()
+                   if line.startswith("version = "))  # fmt: skip
+    user = next(line.split()[1] for line in containerfile.splitlines() if line.startswith("USER "))
+    (volume_line,) = [line for line in containerfile.splitlines() if line.startswith("VOLUME ")]
+    volumes = yaml.safe_load(volume_line.removeprefix("VOLUME "))
+    assert "install.sh" in next(
+        line for line in containerfile.splitlines() if line.startswith("RUN WHEELHOUSE=")
+    )
+    assert 'CMD ["cdb-healthcheck", "live"]' in containerfile
+    for obj in production:
+        if obj["kind"] not in ("Deployment", "Job"):
+            continue
+        pod = obj["spec"]["template"]["spec"]
+        for container in pod["containers"]:
+            if container["image"].rsplit(":", 1)[0].endswith("/cdb-service"):
+                assert container["image"].endswith(f":{version}"), container["image"]
+                context = pod["securityContext"]
+                assert f"{context['runAsUser']}:{context['runAsGroup']}" == user, obj["metadata"]
+    service = _by_kind(production, "Deployment")["cdb-service"]["spec"]["template"]["spec"]
+    (container,) = service["containers"]
+    writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    assert writable == set(volumes)

@@ -3,9 +3,10 @@
 openapi-python-client (PyPI) generates a package from openapi.yaml into a temporary
 directory; it must compile, and its typed functions must work against a real
 `cdb-service serve` (dev profile, seeded) over mutual TLS with real bound tokens:
-resolve a recipient, list a page, create, patch (Merge Patch with If-Match) and read
-an entry. Typed models are what the generator made of our schemas, so `names` arrives
-as a mapping keyed by language and the entry as `AuthoritiesEntry`.
+resolve a recipient (its country, instrument and competence required, each an enum of
+its code list), list a page, create, patch (Merge Patch with If-Match) and read an entry.
+Typed models are what the generator made of our schemas, so `names` arrives as a
+mapping keyed by language and the entry as `AuthoritiesEntry`.
 
 Credentials come from the security schemes alone: the generator makes every `/api`
 operation take its `AuthenticatedClient` (bearer token; the client certificate in its
@@ -16,18 +17,21 @@ the plain `Client`, which gets a 401 from the API without a token.
 from __future__ import annotations
 
 import compileall
+import enum
 import importlib
 import inspect
 import os
 import pkgutil
 import subprocess
 import sys
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cdb_service.kernel import codes
 from tests.support.service_process import Service, executable, running_service
 from tests.support.tls import client_context
 
@@ -95,6 +99,19 @@ def _operations() -> dict[str, Any]:
     return found
 
 
+def _required_enums(function: Any, names: tuple[str, ...]) -> dict[str, type[enum.Enum]]:
+    """The enum class of each named parameter, which must have no default (required)."""
+    signature = inspect.signature(function)
+    hints = typing.get_type_hints(function)
+    found: dict[str, type[enum.Enum]] = {}
+    for name in names:
+        assert signature.parameters[name].default is inspect.Parameter.empty, f"{name} optional"
+        kind = hints[name]
+        assert isinstance(kind, type) and issubclass(kind, enum.Enum), f"{name}: {kind}"
+        found[name] = kind
+    return found
+
+
 def test_a_generated_client_resolves_lists_creates_patches_and_reads(
     served: Service, tmp_path: Path
 ) -> None:
@@ -141,9 +158,17 @@ def test_a_generated_client_resolves_lists_creates_patches_and_reads(
         criterion = next(c for c in criteria.items if c.geo[0].scheme in ("country", "nuts1"))
         place = criterion.geo[0]
         query: dict[str, Any] = {"nuts": place.code} if place.scheme == "nuts1" else {}
-        resolved = _api("resolve.api_v1_resolve_resolve").sync(
-            client=reader, country="DE", instrument=criterion.instrument,
-            competence=criterion.competence, **query,
+        resolve = _api("resolve.api_v1_resolve_resolve")
+        # The code lists are the contract's: country, instrument and competence are
+        # required, each an enum of its code list's values.
+        kinds = _required_enums(resolve.sync, ("country", "instrument", "competence"))
+        assert {member.value for member in kinds["country"]} == set(codes.COUNTRIES)
+        assert {member.value for member in kinds["instrument"]} == set(codes.INSTRUMENTS)
+        assert {member.value for member in kinds["competence"]} == set(codes.COMPETENCES)
+        resolved = resolve.sync(
+            client=reader, country=kinds["country"]("DE"),
+            instrument=kinds["instrument"](criterion.instrument),
+            competence=kinds["competence"](criterion.competence), **query,
         )  # fmt: skip
         assert isinstance(resolved, models.Resolution)
         assert resolved.matches or resolved.explanation, resolved

@@ -21,10 +21,11 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lxml import etree
+
+from cdb_service.kernel.resources import packaged
 
 DOMIBUS_NS = "http://domibus.eu/configuration"
 EBMS = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/"
@@ -35,7 +36,7 @@ RESPONDER_ROLE = EBMS + "responder"
 TEST_SERVICE = EBMS + "service"
 TEST_ACTION = EBMS + "test"
 MAX_NAME = 255  # the schema's max255-non-empty-string
-SCHEMA_FILE = Path(__file__).with_name("pmode.xsd")
+SCHEMA_FILE = packaged("cdb_service.registry.routing_parties", "pmode.xsd")
 
 
 @functools.cache
