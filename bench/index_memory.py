@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import cdb_service.app  # noqa: E402, F401  (the whole service, as a worker imports it)
 from cdb_service.db.engine import create_engine, session_factory  # noqa: E402
-from cdb_service.lookup.index import build  # noqa: E402
+from cdb_service.lookup.snapshot import build  # noqa: E402
 from cdb_service.settings import Settings  # noqa: E402
 
 

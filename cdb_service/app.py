@@ -24,6 +24,7 @@ from cdb_service.console import deps as console_deps
 from cdb_service.console.auth import ConsoleAuth
 from cdb_service.console.entries import ConsoleEntries
 from cdb_service.console.tools import ConsoleTools
+from cdb_service.console.uploads import ConsoleUpload
 from cdb_service.db import migrate
 from cdb_service.distribution import deps as distribution_deps
 from cdb_service.distribution import fast as distribution_fast
@@ -42,11 +43,11 @@ from cdb_service.ops.health import HealthController
 from cdb_service.ops.landing import LandingController
 from cdb_service.ops.metrics import MetricsController, record_server_certificate
 from cdb_service.quality.controller import QualityController
-from cdb_service.registry import deps as registry_deps
-from cdb_service.registry.code_list_controller import CodeListController
-from cdb_service.registry.controller import controllers
-from cdb_service.registry.import_controller import ExportController, ImportController
-from cdb_service.registry.routing_parties.controller import RoutingPartyActions
+from cdb_service.registry.http import deps as registry_deps
+from cdb_service.registry.http.certificate_rotation import RoutingPartyActions
+from cdb_service.registry.http.code_lists import CodeListController
+from cdb_service.registry.http.import_export import ExportController, ImportController
+from cdb_service.registry.http.kind_controller import controllers
 from cdb_service.security import contract, policy
 from cdb_service.security import deps as security_deps
 from cdb_service.security.dev_issuer import DevIssuerController
@@ -159,7 +160,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     handlers: list[Any] = [LandingController, AssetController, HealthController, JwksController,
                            MetricsController, api, ConsoleAuth, ConsoleTools,
-                           ConsoleEntries]  # fmt: skip
+                           ConsoleEntries, ConsoleUpload]  # fmt: skip
     if settings.uses_dev_issuer:
         handlers.append(DevIssuerController)
     return Litestar(

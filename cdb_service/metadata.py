@@ -5,8 +5,8 @@ from cdb_service.db.base import Base
 from cdb_service.db.revisions import EntryVersion, RegistryHead, Revision
 from cdb_service.db.write_check import WriteCheck
 from cdb_service.lookup.gazetteer import GazetteerLoad, GazetteerPlace
-from cdb_service.registry.idempotency import IdempotencyKey
 from cdb_service.registry.kinds import KINDS
+from cdb_service.registry.store.idempotency import IdempotencyKey
 from cdb_service.security.audit import AuditEvent, AuditHead
 
 __all__ = [

@@ -18,10 +18,10 @@ from cdb_service.console.deps import ConsoleParts
 from cdb_service.db.engine import create_engine, session_factory
 from cdb_service.distribution.routing_table import TableDigests
 from cdb_service.distribution.signing import SigningKeys
-from cdb_service.lookup.index import IndexFollower
-from cdb_service.registry.batches import Batches
-from cdb_service.registry.reads import EntryReads
-from cdb_service.registry.writes import EntryWrites
+from cdb_service.lookup.follower import IndexFollower
+from cdb_service.registry.store.batches import Batches
+from cdb_service.registry.store.reads import EntryReads
+from cdb_service.registry.store.writes import EntryWrites
 from cdb_service.security.certificates import ChainVerifier, ProxyAllowList
 from cdb_service.security.dev import DevPki, with_dev_defaults
 from cdb_service.security.gate import SecurityGate

@@ -2,6 +2,6 @@
 
 Sign-in is OpenID Connect (authorization code + PKCE) against the configured issuer;
 sessions live in the database; every page asks `security.policy`, every write goes
-through the same services as the API (`registry.edits`, `EntryWrites`, `Batches`) and
+through the same services as the API (`registry.store.edits`, `EntryWrites`, `Batches`) and
 is audited with the signed-in person's name.
 """

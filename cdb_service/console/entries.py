@@ -1,23 +1,19 @@
 """The console's pages of entries: home, lists, an entry with its history, diff and revert,
-edit and create forms, retire or delete with its referrers, and batch upload.
+edit and create forms, retire or delete with its referrers (batch upload: `uploads.py`).
 
 Every read and write goes through the API's services (`EntryReads`, `EntryWrites`,
-`registry.edits`, `Batches`) and every decision through `security.policy`; a refusal
+`registry.store.edits`) and every decision through `security.policy`; a refusal
 is a page that says what happened, never a JSON problem.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import hashlib
 import uuid
 from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Redirect
@@ -41,21 +37,17 @@ from cdb_service.console.web import (
 )
 from cdb_service.kernel.problems import FieldError, Problem, invalid, stale
 from cdb_service.quality.service import owner_report
-from cdb_service.registry import edits, exports
-from cdb_service.registry.batches import Batches
-from cdb_service.registry.exports import FormatError
-from cdb_service.registry.imports import owner_of_batch
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.reads import EntryReads, Sort
-from cdb_service.registry.routing_parties.expiry import expiring
-from cdb_service.registry.spec import KindSpec
-from cdb_service.registry.validation import validate
-from cdb_service.registry.writes import EntryWrites, referrers_of
+from cdb_service.registry.kinds.routing_parties.expiry import expiring
+from cdb_service.registry.kinds.spec import KindSpec
+from cdb_service.registry.store import edits
+from cdb_service.registry.store.reads import EntryReads, Sort
+from cdb_service.registry.store.validation import validate
+from cdb_service.registry.store.writes import EntryWrites, referrers_of
 from cdb_service.security import policy
 from cdb_service.settings import Settings
 
 PAGE_SIZE = 25
-MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 SORTS = ("", "-updated_at", "updated_at")
 EXPIRY_HORIZON = dt.timedelta(days=60)
 SEVERITY_ORDER = ("error", "warning", "info")
@@ -98,68 +90,6 @@ class ConsoleEntries(Controller):
                     "certificates": expiring(parties, EXPIRY_HORIZON, now),
                     "windows": windows[:10]}  # fmt: skip
         return page("home.html", context)
-
-    # --- batch upload --------------------------------------------------------------
-
-    @get("/import")
-    async def upload_form(self, request: Request[Any, Any, Any], owner: str | None = None
-                          ) -> Response[str]:  # fmt: skip
-        user = await current_user(request)
-        return page("import.html", context_of(user, owner_of(user, owner)))
-
-    @post("/import", request_max_body_size=MAX_UPLOAD_BYTES * 2)
-    async def upload(self, request: Request[Any, Any, Any], batches: NamedDependency[Batches]
-                     ) -> Response[str]:  # fmt: skip
-        user = await current_user(request)
-        form = await checked_form(request, user)
-        owner = owner_of_batch(str(form.get("owner") or "") or None,
-                               user.principal.administers, user.principal.is_operator)  # fmt: skip
-        policy.require_write(user.principal, owner)
-        upload = form.get("file")
-        if isinstance(upload, UploadFile) and upload.filename:
-            data, name = await upload.read(), upload.filename
-        else:
-            try:
-                data = base64.b64decode(str(form.get("content") or ""), validate=True)
-            except (binascii.Error, ValueError):
-                data = b""
-            name = str(form.get("filename") or "")
-        context = context_of(user, owner, filename=name, kind=str(form.get("kind") or ""))
-        if not data:
-            context["failed"] = "choose a file to upload"
-            return page("import.html", context, status_code=422)
-        if len(data) > MAX_UPLOAD_BYTES:
-            context["failed"] = f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB"
-            return page("import.html", context, status_code=413)
-        apply = form.get("action") == "apply"
-        try:
-            fmt = exports.format_of_file(name)
-            kind = KINDS.get(context["kind"]) if fmt == "csv" else None
-            if fmt == "csv" and kind is None:
-                raise FormatError("a CSV file holds one kind: choose which")
-            batch = exports.parse_upload(data, fmt, owner, kind)
-        except FormatError as error:
-            context["failed"] = str(error)
-            return page("import.html", context, status_code=422)
-        mode = "replace" if form.get("mode") == "replace" else "merge"
-        try:
-            result = await batches.apply(
-                batch.items, who(request, user),
-                replace_owner=owner if mode == "replace" else None, dry_run=not apply,
-                summary=f"console import {owner} ({mode})", prior_errors=batch.errors,
-                unlisted_errors=batch.error_count - len(batch.errors), broken=batch.broken,
-                complete=not batch.unidentified,
-            )  # fmt: skip
-        except Problem as problem:
-            if problem.status not in (409, 422):
-                raise
-            context |= {"problem": problem, "mode": mode}
-            return page("import.html", context, status_code=problem.status)
-        context |= {"result": result, "applied": apply, "mode": mode,
-                    "changes": result.changes(200), "counts": result.counts(),
-                    "content": base64.b64encode(data).decode(),
-                    "digest": hashlib.sha256(data).hexdigest()[:16]}  # fmt: skip
-        return page("import.html", context)
 
     # --- lists ---------------------------------------------------------------------
 

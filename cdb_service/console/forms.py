@@ -12,9 +12,9 @@ from typing import Any, get_args
 from pydantic import BaseModel
 
 from cdb_service.kernel.problems import FieldError
-from cdb_service.registry import spreadsheets
-from cdb_service.registry.spec import KindSpec
-from cdb_service.registry.spreadsheets import Column, KeyOf
+from cdb_service.registry.formats import spreadsheets
+from cdb_service.registry.formats.spreadsheets import Column, KeyOf
+from cdb_service.registry.kinds.spec import KindSpec
 
 # Not typed in a form: the id is the entry's, the owner follows the signed-in person.
 FIXED = frozenset({"id", "owner"})

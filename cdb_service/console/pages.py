@@ -19,10 +19,10 @@ from cdb_service.console.web import (
 )
 from cdb_service.kernel import codes
 from cdb_service.kernel.problems import Problem
-from cdb_service.registry.exports import natural_keys
+from cdb_service.registry.formats.files import natural_keys
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.reads import EntryReads
-from cdb_service.registry.spec import KindSpec
+from cdb_service.registry.kinds.spec import KindSpec
+from cdb_service.registry.store.reads import EntryReads
 
 
 def kind_of(name: str) -> KindSpec:

@@ -22,12 +22,12 @@ from cdb_service.console.web import (
 from cdb_service.kernel import calendar, codes
 from cdb_service.kernel.problems import Problem
 from cdb_service.lookup import query, resolver
-from cdb_service.lookup.index import IndexFollower
-from cdb_service.registry import edits
+from cdb_service.lookup.follower import IndexFollower
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.reads import EntryReads
-from cdb_service.registry.routing_parties.rotation import rotate_certificate
-from cdb_service.registry.writes import EntryWrites
+from cdb_service.registry.store import edits
+from cdb_service.registry.store.certificate_rotation import rotate_certificate
+from cdb_service.registry.store.reads import EntryReads
+from cdb_service.registry.store.writes import EntryWrites
 from cdb_service.security import policy
 
 # The resolve page's form: the query parameters it offers (`lookup.query` says what each is).

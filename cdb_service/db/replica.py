@@ -2,9 +2,9 @@
 
 A mirror (see `cdb_service/mirror/`) holds what its source holds: the same entry
 ids, versions, timestamps and revision numbers, and `registry_head.revision` is
-the source revision it reflects. This is the only code besides `revisions.py`
+the source revision it reflects. This is the only code besides `revisions/`
 that writes `registry_head`, `revisions` and `entry_versions`, and it writes them
-with `revisions.py`'s pieces: the same lock (`lock_registry`, the head row as the
+with `db/revisions/`'s pieces: the same lock (`lock_registry`, the head row as the
 first statement of the transaction), the same entry-version columns
 (`version_values`), the kinds' own projections and the chunked inserts. The
 document codec (`documents.row_values`) turns the source's documents back into

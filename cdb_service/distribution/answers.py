@@ -13,7 +13,7 @@ from typing import Any, Literal, Union
 
 from pydantic import Field, create_model
 
-from cdb_service.registry.answers import Answer, document_model, version_model
+from cdb_service.registry.http.answers import Answer, document_model, version_model
 from cdb_service.registry.kinds import KINDS
 
 CHAIN = "this line's link in the hash chain over the lines before it"

@@ -27,9 +27,9 @@ from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream
 from cdb_service.distribution.signing import SigningKeys
 from cdb_service.kernel import codes
 from cdb_service.kernel.problems import FieldError, Problem, invalid
-from cdb_service.lookup.index import IndexFollower
+from cdb_service.lookup.follower import IndexFollower
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.reads import EntryReads
+from cdb_service.registry.store.reads import EntryReads
 from cdb_service.security import audit, policy
 from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal

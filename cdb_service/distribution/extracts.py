@@ -27,7 +27,7 @@ from cdb_service.db.documents import document_of, to_json_value
 from cdb_service.distribution.signing import SigningKeys
 from cdb_service.kernel import hash_chain
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
-from cdb_service.registry.spec import KindSpec
+from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.security import policy
 from cdb_service.security.policy import Principal
 

@@ -27,8 +27,8 @@ from cdb_service.db import revisions as rev
 from cdb_service.db.revisions import Revision
 from cdb_service.kernel.problems import FieldError, Problem, invalid
 from cdb_service.lookup import gazetteer
-from cdb_service.lookup.index import IndexFollower
-from cdb_service.registry.reads import change_of
+from cdb_service.lookup.follower import IndexFollower
+from cdb_service.registry.store.reads import change_of
 
 WAIT_STEP_S = 0.05
 MAX_WAIT_S = 60

@@ -16,12 +16,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import revisions as rev
-from cdb_service.distribution import routing_table
+from cdb_service.distribution import pmode, routing_table
 from cdb_service.distribution.routing_table import TableDigests
 from cdb_service.kernel.calendar import today
 from cdb_service.kernel.problems import FieldError, Problem, invalid
-from cdb_service.lookup.index import IndexFollower
-from cdb_service.registry.routing_parties import pmode
+from cdb_service.lookup.follower import IndexFollower
 from cdb_service.web.conditional import conditional, none_match, not_modified
 from cdb_service.web.docs import operation, problems
 from cdb_service.web.negotiation import require_json

@@ -3,7 +3,7 @@
 One consistent snapshot of the registry is read (`read_snapshot`): the routing parties
 valid on the day, and the authorities and national members valid on the day that name
 them. From it come two shapes: JSON for any client, and a Domibus PMode configuration
-(XML) that an e-CODEX access point can upload as it is (`routing_parties.pmode`).
+(XML) that an e-CODEX access point can upload as it is (`distribution/pmode.py`).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cdb_service.db import documents
 from cdb_service.db import revisions as rev
 from cdb_service.db.documents import document_of
+from cdb_service.distribution import pmode
 from cdb_service.kernel import codes
-from cdb_service.registry.authorities.models import Authority
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.national_members.models import NationalMember
-from cdb_service.registry.routing_parties import pmode
-from cdb_service.registry.routing_parties.models import RoutingParty
+from cdb_service.registry.kinds.authorities.models import Authority
+from cdb_service.registry.kinds.national_members.models import NationalMember
+from cdb_service.registry.kinds.routing_parties.models import RoutingParty
 
 
 @dataclass

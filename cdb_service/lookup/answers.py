@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from cdb_service.registry.answers import Answer, document_model
+from cdb_service.registry.http.answers import Answer, document_model
 
 NationalCorrespondent = document_model("national-correspondents")
 NationalMember = document_model("national-members")

@@ -17,7 +17,8 @@ from litestar.serialization import encode_json
 from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.kernel.problems import Problem, not_found
 from cdb_service.lookup import answers, query, resolver
-from cdb_service.lookup.index import IndexFollower, LookupIndex
+from cdb_service.lookup.follower import IndexFollower
+from cdb_service.lookup.index import LookupIndex
 from cdb_service.web.consistency import MIN_REVISION_DOC, ReadYourWrites
 from cdb_service.web.docs import NOT_MODIFIED, answer, operation, problems
 from cdb_service.web.negotiation import negotiated_bytes

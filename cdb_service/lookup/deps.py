@@ -7,7 +7,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.types import Scope
 
-from cdb_service.lookup.index import IndexFollower
+from cdb_service.lookup.follower import IndexFollower
 from cdb_service.web.deps import part, state_of
 
 STATE_KEY = "lookup"

@@ -222,11 +222,6 @@ def identity(stamps: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16] if stamps else "none"
 
 
-async def oldest_load(session: AsyncSession) -> dt.datetime | None:
-    found = [load.loaded_at for load in await loads(session)]
-    return min(found) if found else None
-
-
 async def places_of(session: AsyncSession, country: str) -> list[GazetteerPlace]:
     query = select(GazetteerPlace).where(GazetteerPlace.country == country)
     return list((await session.scalars(query)).all())

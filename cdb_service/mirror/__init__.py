@@ -19,7 +19,7 @@ Where things are:
   serving.py   the read-only loopback resolve app (`--serve`), and the parts it holds
   deps.py      those parts as the dependencies its routes ask for
   process.py   the process: prepare the database, follow, serve, stop on a signal
-  cli.py       the command's arguments; `cdb_service/cli.py` registers it
+  cli.py       the command's arguments; `cdb_service/cli/` registers it
 
 Guarantees:
 - An extract (`GET /api/v1/extract`, uncompressed) is read as a stream, no line

@@ -21,7 +21,7 @@ import httpx
 from cdb_service import outbound
 from cdb_service.db.base import utcnow
 from cdb_service.logging import get_logger
-from cdb_service.lookup import index as lookup
+from cdb_service.lookup import follower as lookup
 from cdb_service.mirror import gazetteer as mirror_gazetteer
 from cdb_service.mirror.config import MirrorConfig
 from cdb_service.mirror.errors import Diverged, ExtractRefused, FeedGone, ForeignDatabase

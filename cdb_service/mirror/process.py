@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cdb_service.db import migrate
 from cdb_service.db.engine import create_engine, session_factory
 from cdb_service.logging import get_logger
-from cdb_service.lookup import index as lookup
+from cdb_service.lookup import follower as lookup
 from cdb_service.mirror.config import MirrorConfig
 from cdb_service.mirror.follower import Follower
 from cdb_service.mirror.serving import SERVE_HOST, serving_app

@@ -21,7 +21,7 @@ from cdb_service.db.documents import to_json_value
 from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.lookup import deps as lookup_deps
 from cdb_service.lookup.controller import ResolveController
-from cdb_service.lookup.index import IndexFollower
+from cdb_service.lookup.follower import IndexFollower
 from cdb_service.mirror import deps as mirror_deps
 from cdb_service.mirror.follower import Status
 from cdb_service.settings import Settings

@@ -31,7 +31,7 @@ from cdb_service.db.revisions import head_revision
 from cdb_service.db.write_check import check_write
 from cdb_service.logging import get_logger
 from cdb_service.lookup import gazetteer
-from cdb_service.lookup.index import IndexFollower
+from cdb_service.lookup.follower import IndexFollower
 from cdb_service.settings import Settings
 from cdb_service.web.docs import problem_answers
 

@@ -14,7 +14,7 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 
 from cdb_service import __version__
-from cdb_service.lookup.index import IndexFollower
+from cdb_service.lookup.follower import IndexFollower
 from cdb_service.settings import Settings
 from cdb_service.web.pages import html_page
 

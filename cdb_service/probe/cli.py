@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if mistake:
         print(f"probe: {mistake}", file=sys.stderr)
         return 2
-    from cdb_service.probe.runner import DEFAULT_LOOKUP, ProbeConfig, Prober
+    from cdb_service.probe.config import DEFAULT_LOOKUP, ProbeConfig
+    from cdb_service.probe.runner import Prober
     from cdb_service.probe.store import Store
 
     config = ProbeConfig(

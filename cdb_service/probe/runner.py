@@ -25,98 +25,31 @@ restarted on the same store goes on with the queue it left.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import signal
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from cdb_service import outbound
+from cdb_service.probe.config import ProbeConfig
+from cdb_service.probe.service_calls import (
+    has_matches,
+    health_status,
+    outcome_of,
+    update_copy,
+    window_of,
+)
 from cdb_service.probe.store import Recorded, Store, Window
 
 log = logging.getLogger("cdb_service.probe")
-
 # A sample's own timeouts end it; this covers the thread's scheduling, not the service.
 SAMPLE_GRACE_S = 0.05
-DEFAULT_LOOKUP = "/api/v1/resolve?country=DE&instrument=eio&competence=execute&postal_code=10115"
-
-
-@dataclass
-class ProbeConfig:
-    target: str
-    store: Path
-    ca: Path | None = None
-    cert: Path | None = None
-    key: Path | None = None
-    token: str | None = None
-    token_file: Path | None = None
-    incident_token: str | None = None
-    incident_token_file: Path | None = None
-    lookup: str = DEFAULT_LOOKUP
-    interval_s: float = 30.0
-    timeout_s: float = 10.0
-    latency_objective_ms: float = 1000.0
-    windows_every_s: float = 300.0
-    listen: str | None = None  # host:port of the status page
-    # Tokens fetched from the issuer (client credentials) instead of the static ones.
-    sample_credentials: outbound.ClientCredentials | None = None
-    incident_credentials: outbound.ClientCredentials | None = None
-    # The certificate incidents are posted with (their token is bound to it); default: cert.
-    incident_cert: Path | None = None
-    incident_key: Path | None = None
-
-    @property
-    def tls(self) -> outbound.TlsIdentity:
-        return outbound.TlsIdentity(self.ca, self.cert, self.key)
-
-    @property
-    def incident_tls(self) -> outbound.TlsIdentity:
-        if self.incident_cert is None:
-            return self.tls
-        return outbound.TlsIdentity(self.ca, self.incident_cert, self.incident_key)
-
-    @property
-    def sample_bearer(self) -> outbound.Credentials:
-        if self.sample_credentials is not None:
-            return self.sample_credentials
-        return outbound.BearerToken(self.token, self.token_file)
-
-    @property
-    def incident_bearer(self) -> outbound.Credentials:
-        if self.incident_credentials is not None:
-            return self.incident_credentials
-        return outbound.BearerToken(self.incident_token, self.incident_token_file)
-
-    @property
-    def posts_incidents(self) -> bool:
-        return self.incident_credentials is not None or bool(
-            self.incident_token or self.incident_token_file
-        )
-
-
-def _classify(error: Exception) -> str:
-    if isinstance(error, httpx.TimeoutException):
-        return "timeout"
-    chain: list[BaseException] = []
-    cause: BaseException | None = error
-    while cause is not None and len(chain) < 10:
-        chain.append(cause)
-        cause = cause.__cause__ or cause.__context__
-    text = " ".join(f"{type(c).__name__} {c}" for c in chain)
-    if any(isinstance(c, ssl.SSLError) for c in chain) or "SSL" in text or "CERTIFICATE" in text:
-        return "tls"
-    if isinstance(error, httpx.ConnectError):
-        return "connect"
-    return "transport"
 
 
 class Prober:
@@ -166,7 +99,7 @@ class Prober:
                 health = client.get("/health/ready", auth=auth)
                 if health.status_code >= 500 and health.status_code != 503:
                     error, detail = "http-5xx", f"health {health.status_code}"
-                elif health.status_code != 200 or _health_status(health) == "fail":
+                elif health.status_code != 200 or health_status(health) == "fail":
                     error, detail = "health-fail", f"health {health.status_code}"
                 else:
                     remaining = max(0.1, deadline - time.monotonic())
@@ -175,10 +108,10 @@ class Prober:
                         error, detail = "http-5xx", f"lookup {lookup.status_code}"
                     elif lookup.status_code != 200:
                         error, detail = f"lookup-http-{lookup.status_code}", lookup.text[:200]
-                    elif not _has_matches(lookup):
+                    elif not has_matches(lookup):
                         error, detail = "wrong-answer", lookup.text[:200]
         except Exception as exc:  # every failure to get an answer is a sample, not a crash
-            error, detail = _classify(exc), f"{type(exc).__name__}: {exc}"[:300]
+            error, detail = outcome_of(exc), f"{type(exc).__name__}: {exc}"[:300]
         latency_ms = (time.monotonic() - started) * 1000
         if error is None and latency_ms > self.budget_s * 1000:
             error, detail = "timeout", f"{latency_ms:.0f} ms"
@@ -294,10 +227,10 @@ class Prober:
                 if incident.remote_id is None:
                     response = client.post("/api/v1/incidents", json=body, auth=auth)
                     if response.status_code == 409:  # the `ref` exists: an earlier answer was lost
-                        found = _update_copy(client, auth, body, None)
+                        found = update_copy(client, auth, body, None)
                         response = response if found is None else found
                 else:
-                    found = _update_copy(client, auth, body, incident.remote_id)
+                    found = update_copy(client, auth, body, incident.remote_id)
                     if found is None:  # the copy is gone (another database): post it again
                         found = client.post("/api/v1/incidents", json=body, auth=auth)
                     response = found
@@ -324,7 +257,7 @@ class Prober:
                     page = client.get("/api/v1/maintenance-windows", params=params, auth=auth)
                     page.raise_for_status()
                     body = page.json()
-                    windows += [_window(item) for item in body["items"]]
+                    windows += [window_of(item) for item in body["items"]]
                     if not body.get("next"):
                         break
                     params = {"limit": 1000, "cursor": body["next"]}
@@ -375,63 +308,3 @@ class Prober:
             workers.shutdown(wait=False, cancel_futures=True)
             self._side.shutdown(wait=False, cancel_futures=True)
             self._side = None
-
-
-def _update_copy(
-    client: httpx.Client, auth: httpx.Auth, body: dict[str, Any], remote_id: str | None
-) -> httpx.Response | None:
-    """Read the service's copy (by id, or by `ref`) and PUT it back with `ended_at` set.
-
-    None when there is no such copy (any more); a refused read is returned as it is.
-    """
-    if remote_id is None:
-        params = {"owner": body["owner"], "ref": body["ref"]}
-        found = client.get("/api/v1/incidents", params=params, auth=auth)
-        if found.status_code != 200:
-            return found
-        items = found.json()["items"]
-        if not items:
-            return None
-        current = items[0]
-    else:
-        read = client.get(f"/api/v1/incidents/{remote_id}", auth=auth)
-        if read.status_code == 404:
-            return None
-        if read.status_code != 200:
-            return read
-        current = read.json()
-    changed = current | {"ended_at": body["ended_at"]}
-    return client.put(f"/api/v1/incidents/{current['id']}", json=changed, auth=auth,
-                      headers={"If-Match": f'"{current["version"]}"'})  # fmt: skip
-
-
-def _health_status(response: httpx.Response) -> str | None:
-    try:
-        return str(response.json().get("status"))
-    except (json.JSONDecodeError, AttributeError, ValueError):
-        return None
-
-
-def _has_matches(response: httpx.Response) -> bool:
-    try:
-        body = response.json()
-    except ValueError:
-        return False
-    return isinstance(body, dict) and bool(body.get("matches"))
-
-
-def _parse(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _window(item: dict[str, Any]) -> Window:
-    return Window(
-        id=str(item["id"]),
-        owner=str(item["owner"]),
-        component=str(item["component"]),
-        starts_at=_parse(item["starts_at"]),
-        ends_at=_parse(item["ends_at"]),
-        announced_at=_parse(item["announced_at"]),
-        cancelled=bool(item.get("cancelled")),
-        reason=item.get("reason"),
-    )

@@ -14,8 +14,7 @@ from pydantic import BaseModel, Field
 from cdb_service.kernel.calendar import today
 from cdb_service.quality.report import CSV_COLUMNS, as_csv
 from cdb_service.quality.service import owner_report
-from cdb_service.registry.imports import owner_of_batch
-from cdb_service.registry.reads import EntryReads
+from cdb_service.registry.store.reads import EntryReads
 from cdb_service.security import policy
 from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
@@ -83,7 +82,7 @@ class QualityController(Controller):
     ) -> Response[Any]:
         if format == "json":
             require_json(request.scope)
-        wanted = owner_of_batch(owner, principal.administers, principal.is_operator)
+        wanted = policy.owner_acted_for(principal, owner)
         if not policy.may_write(principal, wanted):
             raise policy.forbidden(
                 f"the quality report of {wanted} is for its administrators and operators"

@@ -6,11 +6,12 @@ import datetime as dt
 from typing import Any
 
 from cdb_service import metrics
-from cdb_service.lookup.index import build
-from cdb_service.quality.report import Inputs, report
-from cdb_service.registry.exports import documents_by_kind
+from cdb_service.lookup.snapshot import build
+from cdb_service.quality.findings import Inputs
+from cdb_service.quality.report import report
+from cdb_service.registry.formats.files import documents_by_kind
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.reads import EntryReads
+from cdb_service.registry.store.reads import EntryReads
 
 
 async def owner_report(

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.problems import FieldError, Problem
 from cdb_service.security.audit import Who
 from cdb_service.security.certificates import ClientCertificate
 
@@ -91,6 +91,22 @@ def forbidden(detail: str) -> Problem:
         403, "Forbidden", detail, "forbidden",
         headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
     )  # fmt: skip
+
+
+def owner_acted_for(principal: Principal, requested: str | None) -> str:
+    """Whose entries an import, an export or a quality report is about: the owner asked
+    for, else the one the caller administers; an operator (who administers none) names
+    one. Whether the caller may act for it is a separate question (`require_write`)."""
+    owner = (requested or principal.administers or "").upper()
+    if not owner:
+        raise Problem(
+            400,
+            "Malformed request",
+            "name the batch's owner (?owner=XX)",
+            "malformed-request",
+            [FieldError(("query", "owner"), "is required")],
+        )
+    return owner
 
 
 def may_read(principal: Principal) -> bool:

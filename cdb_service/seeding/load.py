@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cdb_service.kernel.codes import POSTAL_CODE_SHAPES
 from cdb_service.lookup import gazetteer
 from cdb_service.lookup.gazetteer import Place
-from cdb_service.registry.batches import Batches, BatchItem, BatchResult
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.batch_items import BatchItem, BatchResult
+from cdb_service.registry.store.batches import Batches
+from cdb_service.registry.store.validation import validate
 from cdb_service.seeding.dataset import SEED_DIR, build, countries, slug
 
 SEED_ACTOR = "seed"

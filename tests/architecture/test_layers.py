@@ -32,12 +32,28 @@ def test_every_module_imports_only_from_its_own_layer_or_below() -> None:
     assert "0 broken" in result.stdout
 
 
-def test_an_upward_import_is_named(tmp_path: Path) -> None:
+def _plant(tmp_path: Path, module: str, line: str) -> subprocess.CompletedProcess[str]:
+    """A copy of the package where `module` (a path under it) also has `line`, linted."""
     shutil.copytree(ROOT / "cdb_service", tmp_path / "cdb_service",
                     ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    codes = tmp_path / "cdb_service" / "kernel" / "codes.py"
-    codes.write_text(codes.read_text() + "\nfrom cdb_service.registry import kinds  # upward\n")
-    result = _lint(tmp_path, tmp_path / "pyproject.toml")
+    planted = tmp_path / "cdb_service" / module
+    planted.write_text(planted.read_text() + f"\n{line}  # upward\n")
+    return _lint(tmp_path, tmp_path / "pyproject.toml")
+
+
+def test_an_upward_import_is_named(tmp_path: Path) -> None:
+    result = _plant(tmp_path, "kernel/codes.py", "from cdb_service.registry import kinds")
     assert result.returncode != 0
     assert "cdb_service.kernel.codes -> cdb_service.registry.kinds" in result.stdout
+
+
+def test_a_kind_that_imports_the_registry_s_http_layer_is_named(tmp_path: Path) -> None:
+    # Inside the registry the kinds are the bottom: a kind's declaration must not
+    # reach up into the store, the formats or the HTTP layer built from it.
+    result = _plant(
+        tmp_path, "registry/kinds/spec.py", "from cdb_service.registry.http import answers"
+    )
+    assert result.returncode != 0
+    assert "The registry: http over formats over store over kinds BROKEN" in result.stdout
+    assert "cdb_service.registry.kinds.spec -> cdb_service.registry.http.answers" in result.stdout

@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 
 from cdb_service.kernel.problems import Problem
 from cdb_service.metadata import metadata
-from cdb_service.registry.batches import BatchItem
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.batch_items import BatchItem
+from cdb_service.registry.store.validation import validate
 from cdb_service.security.audit import AuditEvent
 from cdb_service.services import Services
 from tests.support import factories

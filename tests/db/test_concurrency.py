@@ -12,7 +12,7 @@ from sqlalchemy import select
 from cdb_service.db.revisions import Revision
 from cdb_service.distribution import feed
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.validation import validate
 from cdb_service.services import Services
 from tests.support import factories
 

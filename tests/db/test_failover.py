@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from cdb_service.registry.imports import export_lines
+from cdb_service.registry.formats.ndjson import export_lines
 from tests.support import factories
 from tests.support.issuer import Issuer
 from tests.support.nginx import Nginx, free_port, requires_nginx, running_nginx

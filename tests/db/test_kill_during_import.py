@@ -21,7 +21,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from cdb_service.registry.imports import export_lines
+from cdb_service.registry.formats.ndjson import export_lines
 from tests.support import factories
 from tests.support.live import pg_database
 from tests.support.service_process import executable

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
-from cdb_service.registry.imports import export_lines
+from cdb_service.registry.formats.ndjson import export_lines
 from cdb_service.services import Services
 from cdb_service.settings import Settings
 from tests.support import factories

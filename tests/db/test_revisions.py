@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from cdb_service.db.revisions import EntryVersion, Revision
 from cdb_service.distribution import feed
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.validation import validate
 from cdb_service.services import Services
 from tests.support import factories
 
@@ -86,7 +86,7 @@ async def test_pagination_by_id_walks_every_entry_once(services: Services) -> No
 
 
 async def test_a_page_inside_a_revision_never_reports_it_whole(services: Services) -> None:
-    from cdb_service.registry.batches import BatchItem
+    from cdb_service.registry.store.batch_items import BatchItem
 
     writes, batches = services.writes, services.batches
     await writes.create(AUTH, validate(AUTH, factories.authority(code="DE:A")), "a")
@@ -110,7 +110,7 @@ async def test_a_page_inside_a_revision_never_reports_it_whole(services: Service
 
 
 async def test_batch_is_one_revision_and_a_no_op_batch_is_none(services: Services) -> None:
-    from cdb_service.registry.batches import BatchItem
+    from cdb_service.registry.store.batch_items import BatchItem
 
     batches = services.batches
     items = [

@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from cdb_service.db.faults import FaultKind, classify
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.validation import validate
 from cdb_service.services import Services
 from cdb_service.settings import Settings
 

@@ -1,9 +1,9 @@
 """Only `cdb_service/db/` writes the history tables: registry_head, revisions, entry_versions.
 
-The service writes them through `db/revisions.py`, a mirror through `db/replica.py`;
-anyone else inserting, updating or deleting there would bypass the registry lock
-and the gap-free revision order. A scan of the source finds such writes: SQL
-builder calls (`insert`, `update`, `delete`, dialect variants) on the models or
+The service writes them through `db/revisions/` (`head.py`, `writer.py`), a mirror
+through `db/replica.py`; anyone else inserting, updating or deleting there would
+bypass the registry lock and the gap-free revision order. A scan of the source finds
+such writes: SQL builder calls (`insert`, `update`, `delete`, dialect variants) on the models or
 their tables, rows constructed from the models (`session.add(Revision(...))`),
 and SQL text naming the tables.
 """
@@ -75,7 +75,7 @@ def test_only_the_db_package_writes_the_history_tables() -> None:
 
 def test_the_scan_sees_the_writers_it_allows() -> None:
     """Not vacuous: the two real writers are found, and so is each shape of a stray write."""
-    for name in ("revisions.py", "replica.py"):
+    for name in ("revisions/head.py", "revisions/writer.py", "replica.py"):
         assert writes_in((ALLOWED / name).read_text("utf-8")), name
     strays = [
         "await session.execute(insert(EntryVersion), rows)",

@@ -22,9 +22,9 @@ from cdb_service.distribution.extracts import (
     verify_lines,
 )
 from cdb_service.distribution.signing import SigningKeys
-from cdb_service.registry.batches import BatchItem
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.batch_items import BatchItem
+from cdb_service.registry.store.validation import validate
 from cdb_service.services import Services
 from cdb_service.settings import Settings
 from tests.support import factories

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from lxml import etree
 from sqlalchemy import update
 
-from cdb_service.registry.routing_parties.models import RoutingParty
-from cdb_service.registry.routing_parties.pmode import schema as own_schema
+from cdb_service.distribution.pmode import schema as own_schema
+from cdb_service.registry.kinds.routing_parties.models import RoutingParty
 from cdb_service.services import Services
 from tests.distribution.test_routing_table import XSD
 from tests.support import factories

@@ -15,9 +15,9 @@ import pytest
 from lxml import etree
 from sqlalchemy import event
 
+from cdb_service.distribution.pmode import Names, sanitise
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.routing_parties.pmode import Names, sanitise
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.validation import validate
 from cdb_service.seeding.load import seed
 from cdb_service.services import Services
 from tests.support import factories

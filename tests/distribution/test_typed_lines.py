@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 
 from cdb_service.distribution.answers import ExtractLine, FeedPage
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.validation import validate
 from cdb_service.services import Services
 from tests.support import factories
 from tests.support.api import Api

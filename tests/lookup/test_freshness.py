@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
-from cdb_service.lookup import index as lookup_index
-from cdb_service.lookup.index import Freshness, IndexFollower, LookupIndex
+from cdb_service.lookup import snapshot
+from cdb_service.lookup.follower import IndexFollower
+from cdb_service.lookup.index import Freshness, LookupIndex
 from cdb_service.ops.health import _lookup_check
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.validation import validate
 from cdb_service.services import Services
 from cdb_service.settings import Settings
 from tests.support import factories
@@ -65,10 +66,10 @@ def test_readiness_fails_on_lag_or_on_a_follower_that_stopped_looking() -> None:
 
 
 async def test_catch_up_on_the_database_leaves_no_lag(services: Services) -> None:
-    index = await lookup_index.build(services.sessions)
+    index = await snapshot.build(services.sessions)
     for n in range(3):
         entry = validate(AUTH, factories.authority(code=f"DE:F-{n}"))
         await services.writes.create(AUTH, entry, "test")
-    await lookup_index.catch_up(index, services.sessions)
+    await snapshot.catch_up(index, services.sessions)
     assert index.revision == await services.reads.head() == 3
     assert index.freshness.lag(time.monotonic()) == 0.0

@@ -11,10 +11,10 @@ import subprocess
 import time
 from typing import Any
 
+from cdb_service.lookup.follower import IndexFollower
 from cdb_service.lookup.gazetteer import Place, read_tercet, replace_country
-from cdb_service.lookup.index import IndexFollower
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.validation import validate
 from cdb_service.services import Services
 from cdb_service.settings import Settings
 from tests.support import factories

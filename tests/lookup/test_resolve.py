@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from cdb_service.lookup.follower import IndexFollower
 from cdb_service.lookup.gazetteer import Place, replace_country
-from cdb_service.lookup.index import IndexFollower
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.validation import validate
 from cdb_service.services import Services
 from tests.support import factories
 from tests.support.api import Api

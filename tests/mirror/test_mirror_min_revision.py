@@ -13,7 +13,8 @@ from typing import Any, cast
 
 from litestar.testing import TestClient
 
-from cdb_service.lookup.index import IndexFollower, LookupIndex
+from cdb_service.lookup.follower import IndexFollower
+from cdb_service.lookup.index import LookupIndex
 from cdb_service.mirror.follower import Status
 from cdb_service.mirror.serving import serving_app
 

@@ -29,7 +29,7 @@ from cdb_service.mirror.errors import ExtractRefused
 from cdb_service.mirror.source import SourceClient, bounded_lines
 from cdb_service.mirror.store import ReplicaStore
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.validation import validate
 from cdb_service.services import Services
 from tests.support import factories
 

@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cdb_service.probe.runner import ProbeConfig, Prober
+from cdb_service.probe.config import ProbeConfig
+from cdb_service.probe.runner import Prober
 from cdb_service.probe.store import Store
 from cdb_service.security.dev import DevPki, token_for
 from cdb_service.security.pki import make_ca

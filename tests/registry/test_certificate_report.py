@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from cdb_service.registry.imports import export_lines
+from cdb_service.registry.formats.ndjson import export_lines
 from tests.support import factories
 from tests.support.nginx import free_port
 from tests.support.service_process import executable, service_env

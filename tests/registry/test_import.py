@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cdb_service.registry.imports import export_lines
+from cdb_service.registry.formats.ndjson import export_lines
 from cdb_service.registry.kinds import KINDS
 from cdb_service.seeding.load import seed
 from cdb_service.services import Services
@@ -190,8 +190,8 @@ def test_an_entry_held_for_a_batch_is_the_entry_that_was_validated() -> None:
     it: every kind, with every field the seed and the tests fill, comes back the same."""
     import datetime as dt
 
-    from cdb_service.registry.batches import BatchItem
-    from cdb_service.registry.validation import validate
+    from cdb_service.registry.store.batch_items import BatchItem
+    from cdb_service.registry.store.validation import validate
     from cdb_service.seeding.dataset import SEED_DIR, build
 
     start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=40)

@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import select
 
 from cdb_service.kernel.problems import Problem
-from cdb_service.probe.runner import ProbeConfig, Prober
+from cdb_service.probe.config import ProbeConfig
+from cdb_service.probe.runner import Prober
 from cdb_service.probe.store import Recorded, Store
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.validation import validate
 from cdb_service.security.audit import AuditEvent
 from cdb_service.services import Services
 from tests.support.api import Api, As

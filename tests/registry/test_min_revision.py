@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from cdb_service.lookup import index as index_module
-from cdb_service.lookup.index import IndexFollower, LookupIndex
+from cdb_service.lookup import follower as follower_module
+from cdb_service.lookup.follower import IndexFollower
+from cdb_service.lookup.index import LookupIndex
 from cdb_service.services import Services
 from cdb_service.settings import Settings
 from tests.support import factories
@@ -77,7 +78,7 @@ async def test_a_read_the_index_cannot_serve_in_time_is_a_503_and_the_feed_is_no
     the extract read the database, which has R: 200. Released, the same resolve is served."""
     api = api_short_wait
     follower: IndexFollower = api.app.state["lookup"]
-    caught_up = index_module.catch_up
+    caught_up = follower_module.catch_up
     # The app runs on its own event loop: thread events cross it, asyncio ones do not.
     entered, release = threading.Event(), threading.Event()
 
@@ -86,7 +87,7 @@ async def test_a_read_the_index_cannot_serve_in_time_is_a_503_and_the_feed_is_no
         await asyncio.to_thread(release.wait, 30)
         return await caught_up(index, sessions)
 
-    monkeypatch.setattr(index_module, "catch_up", held_back)
+    monkeypatch.setattr(follower_module, "catch_up", held_back)
     # The follower's next poll hangs holding the catch-up: from now on the index stays.
     assert await asyncio.to_thread(entered.wait, 10)
     try:

@@ -15,8 +15,8 @@ from typing import Any
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import select
 
+from cdb_service.registry.formats.spreadsheets import XLSX_MEDIA_TYPE
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.spreadsheets import XLSX_MEDIA_TYPE
 from cdb_service.security.audit import AuditEvent
 from cdb_service.seeding.load import seed
 from cdb_service.services import Services

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from cdb_service.db.revisions import Revision
 from cdb_service.kernel.codes import COUNTRIES, MEMBER_ROLES
 from cdb_service.lookup.gazetteer import GazetteerPlace
-from cdb_service.registry.jurisdiction_criteria.models import GeoKey
 from cdb_service.registry.kinds import KINDS
+from cdb_service.registry.kinds.jurisdiction_criteria.models import GeoKey
 from cdb_service.seeding.load import nth_postal_code, seed, seed_scale
 from cdb_service.services import Services
 

@@ -9,7 +9,7 @@ import pytest
 
 from cdb_service.kernel.problems import Problem
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.validation import validate
 from cdb_service.security.pki import issue, make_ca
 from tests.support import factories
 

@@ -23,7 +23,7 @@ from lxml import etree
 from cdb_service.kernel import codes
 from cdb_service.lookup.gazetteer import Place, replace_country
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.validation import validate
 from cdb_service.seeding.dataset import SEED_DIR, build
 from cdb_service.seeding.load import seed
 from cdb_service.services import Services

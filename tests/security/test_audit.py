@@ -21,7 +21,7 @@ from sqlalchemy import select, text
 from cdb_service.kernel.hash_chain import GENESIS
 from cdb_service.kernel.problems import Problem
 from cdb_service.registry.kinds import KINDS
-from cdb_service.registry.validation import validate
+from cdb_service.registry.store.validation import validate
 from cdb_service.security import audit
 from cdb_service.security.audit import AuditEvent, Who, event_hash, verify_chain
 from cdb_service.services import Services

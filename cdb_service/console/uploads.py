@@ -1,0 +1,102 @@
+"""The console's batch upload: a file (NDJSON, CSV, XLSX) checked as a dry run, then applied.
+
+The same path as the API's `POST /import`: the upload is parsed by `registry.formats`
+and applied by `Batches` as one revision or not at all; a refusal is the page again,
+listing every problem, never a JSON problem.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+
+from cdb_service.console.pages import (
+    HANDLERS,
+    context_of,
+    current_user,
+    owner_of,
+)
+from cdb_service.console.web import (
+    checked_form,
+    page,
+    who,
+)
+from cdb_service.kernel.problems import Problem
+from cdb_service.registry.formats import files as entry_files
+from cdb_service.registry.formats.files import FormatError
+from cdb_service.registry.kinds import KINDS
+from cdb_service.registry.store.batches import Batches
+from cdb_service.security import policy
+
+MAX_UPLOAD_BYTES = 8 * 1024 * 1024
+
+
+class ConsoleUpload(Controller):
+    path = "/console"
+    include_in_schema = False
+    exception_handlers = HANDLERS
+
+    @get("/import")
+    async def upload_form(self, request: Request[Any, Any, Any], owner: str | None = None
+                          ) -> Response[str]:  # fmt: skip
+        user = await current_user(request)
+        return page("import.html", context_of(user, owner_of(user, owner)))
+
+    @post("/import", request_max_body_size=MAX_UPLOAD_BYTES * 2)
+    async def upload(self, request: Request[Any, Any, Any], batches: NamedDependency[Batches]
+                     ) -> Response[str]:  # fmt: skip
+        user = await current_user(request)
+        form = await checked_form(request, user)
+        owner = policy.owner_acted_for(user.principal, str(form.get("owner") or "") or None)
+        policy.require_write(user.principal, owner)
+        upload = form.get("file")
+        if isinstance(upload, UploadFile) and upload.filename:
+            data, name = await upload.read(), upload.filename
+        else:
+            try:
+                data = base64.b64decode(str(form.get("content") or ""), validate=True)
+            except (binascii.Error, ValueError):
+                data = b""
+            name = str(form.get("filename") or "")
+        context = context_of(user, owner, filename=name, kind=str(form.get("kind") or ""))
+        if not data:
+            context["failed"] = "choose a file to upload"
+            return page("import.html", context, status_code=422)
+        if len(data) > MAX_UPLOAD_BYTES:
+            context["failed"] = f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB"
+            return page("import.html", context, status_code=413)
+        apply = form.get("action") == "apply"
+        try:
+            fmt = entry_files.format_of_file(name)
+            kind = KINDS.get(context["kind"]) if fmt == "csv" else None
+            if fmt == "csv" and kind is None:
+                raise FormatError("a CSV file holds one kind: choose which")
+            batch = entry_files.parse_upload(data, fmt, owner, kind)
+        except FormatError as error:
+            context["failed"] = str(error)
+            return page("import.html", context, status_code=422)
+        mode = "replace" if form.get("mode") == "replace" else "merge"
+        try:
+            result = await batches.apply(
+                batch.items, who(request, user),
+                replace_owner=owner if mode == "replace" else None, dry_run=not apply,
+                summary=f"console import {owner} ({mode})", prior_errors=batch.errors,
+                unlisted_errors=batch.error_count - len(batch.errors), broken=batch.broken,
+                complete=not batch.unidentified,
+            )  # fmt: skip
+        except Problem as problem:
+            if problem.status not in (409, 422):
+                raise
+            context |= {"problem": problem, "mode": mode}
+            return page("import.html", context, status_code=problem.status)
+        context |= {"result": result, "applied": apply, "mode": mode,
+                    "changes": result.changes(200), "counts": result.counts(),
+                    "content": base64.b64encode(data).decode(),
+                    "digest": hashlib.sha256(data).hexdigest()[:16]}  # fmt: skip
+        return page("import.html", context)

@@ -1,0 +1,102 @@
+"""What an entry answer carries, made in one place for every handler: the ETag and the
+304 of a conditional read, named persons redacted for the caller (`policy.redact`), the
+form the caller accepts (JSON or XML), and the headers of every write's answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+
+from cdb_service.registry.kinds.spec import KindSpec
+from cdb_service.registry.store.reads import Page
+from cdb_service.security import policy
+from cdb_service.security.policy import Principal
+from cdb_service.web.conditional import none_match
+from cdb_service.web.consistency import REVISION_HEADER
+from cdb_service.web.negotiation import negotiated
+from cdb_service.web.pagination import encode_cursor
+
+
+def etag(document: dict[str, Any]) -> str:
+    return f'"{document["version"]}"'
+
+
+def written_headers(document: dict[str, Any]) -> dict[str, str]:
+    """Every write's answer: the new version's ETag and the revision it made (for
+    `min_revision` on a read through another worker)."""
+    return {"ETag": etag(document), REVISION_HEADER: str(document["revision"])}
+
+
+def visible(spec: KindSpec, principal: Principal, document: dict[str, Any]) -> dict[str, Any]:
+    """The document as this caller may see it: the kind's named persons redacted unless
+    the policy lets the caller see them."""
+    return policy.redact(document, spec.private_fields, principal)
+
+
+def entry_answer(
+    request: Request[Any, Any, Any],
+    spec: KindSpec,
+    principal: Principal,
+    document: dict[str, Any],
+    root: str,
+) -> Response[Any]:
+    """One entry with its ETag, or 304 when the caller already holds this version. `root`
+    names the XML answer's root element (one per kind and shape, as the XSD types them)."""
+    tag = etag(document)
+    if none_match(request.scope, tag):
+        return Response(None, status_code=304, headers={"ETag": tag})
+    return negotiated(
+        request.scope, visible(spec, principal, document), root, headers={"ETag": tag}
+    )
+
+
+def page_answer(
+    request: Request[Any, Any, Any],
+    spec: KindSpec,
+    principal: Principal,
+    page: Page,
+    sort: str | None,
+    total: int | None,
+    root: str,
+) -> Response[Any]:
+    """A page of entries, the revision it reads, the cursor of the next page (carrying the
+    sort, when sorted) and, when counted, the total."""
+    carried = [sort, page.next_value] if sort is not None else None
+    out: dict[str, Any] = {
+        "items": [visible(spec, principal, d) for d in page.items],
+        "revision": page.revision,
+        "next": encode_cursor(page.revision, page.next, carried) if page.next else None,
+    }
+    if total is not None:
+        out["total"] = total
+    return negotiated(request.scope, out, root)
+
+
+def history_answer(
+    request: Request[Any, Any, Any],
+    spec: KindSpec,
+    principal: Principal,
+    versions: list[dict[str, Any]],
+    root: str,
+) -> Response[Any]:
+    """An entry's versions, each document as the caller may see it."""
+    items = [v | {"document": visible(spec, principal, v["document"])} for v in versions]
+    return negotiated(request.scope, {"items": items}, root)
+
+
+def written_answer(
+    spec: KindSpec,
+    principal: Principal,
+    document: dict[str, Any],
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
+    """A write's answer: the new version as the caller may see it, its ETag and revision."""
+    return Response(
+        visible(spec, principal, document),
+        status_code=status,
+        headers=(headers or {}) | written_headers(document),
+    )

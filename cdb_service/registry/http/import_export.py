@@ -1,0 +1,196 @@
+"""`POST /api/v1/import` (a national batch, whole or not at all; `dry_run` shows the diff)
+and `GET /api/v1/export` (an owner's entries in the same shape), in NDJSON, CSV or XLSX."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
+from litestar.params import Parameter
+
+from cdb_service.kernel.problems import FieldError, Problem
+from cdb_service.registry.formats import files as entry_files
+from cdb_service.registry.formats.files import FormatError
+from cdb_service.registry.formats.ndjson import parse_stream
+from cdb_service.registry.http.answers import ImportResult
+from cdb_service.registry.kinds import KINDS
+from cdb_service.registry.kinds.spec import KindSpec
+from cdb_service.registry.store.batches import Batches
+from cdb_service.registry.store.reads import EntryReads
+from cdb_service.security import audit, policy
+from cdb_service.security.audit import Who
+from cdb_service.security.policy import Principal
+from cdb_service.web.ceilings import Ceilings
+from cdb_service.web.docs import answer, operation, problems
+
+# A whole member state's registry in one batch fits with room to spare (documented).
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+# What the body may be, for the contract: NDJSON lines (a single line may be sent as
+# application/json), CSV of one kind, or an XLSX workbook.
+_LINE = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["kind", "document"],
+    properties={
+        "kind": Schema(type=OpenAPIType.STRING, enum=list(KINDS)),
+        "document": Schema(type=OpenAPIType.OBJECT, additional_properties=True,
+                           description="the kind's input document; references by natural key"),
+    },
+    description="one entry; NDJSON: one such object per line",
+)  # fmt: skip
+BATCH_FORMS = {
+    entry_files.MEDIA_TYPES["ndjson"]: _LINE,
+    "application/json": _LINE,
+    entry_files.MEDIA_TYPES["csv"]: Schema(
+        type=OpenAPIType.STRING, description="one kind (`kind=`)"
+    ),
+    entry_files.MEDIA_TYPES["xlsx"]: Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
+}
+
+# What `GET /export` writes: what the import reads, less the single JSON document.
+EXPORT_FORMS = {media: form for media, form in BATCH_FORMS.items() if media != "application/json"}
+
+
+class ImportController(Controller):
+    path = "/import"
+    tags = ["import"]  # noqa: RUF012
+
+    @post(
+        "/",
+        status_code=200,
+        summary="Apply a national batch (NDJSON) as one revision",
+        description="One entry per line: `kind` and the document, keyed by natural key (code, "
+        "routing-party name, ref). `mode=merge` creates and updates; `mode=replace` also deletes "
+        "the owner's entries of those kinds that the batch no longer names. `dry_run=true` "
+        "returns the diff and writes nothing. Also CSV (`text/csv`, one kind: `kind=`) and "
+        "XLSX (one sheet per kind), in the columns `GET /export` writes. Every problem of the "
+        "batch is reported at once, each with its line (or sheet and row) and entry.",
+        responses=problems(400, 409, 413, 415, 422, 429, 503) | answer(ImportResult),
+        operation_class=operation(body=BATCH_FORMS),
+        request_max_body_size=MAX_BATCH_BYTES,
+    )
+    async def apply(
+        self,
+        request: Request[Any, Any, Any],
+        batches: NamedDependency[Batches],
+        principal: NamedDependency[Principal],
+        who: NamedDependency[Who],
+        ceilings: NamedDependency[Ceilings],
+        mode: Literal["merge", "replace"] = Parameter(
+            default="merge",
+            description="merge: create and update; replace: also delete the owner's entries "
+            "of those kinds that the batch no longer names",
+        ),
+        dry_run: bool = Parameter(
+            default=False, description="validate and answer the diff, write nothing"
+        ),
+        owner: str | None = Parameter(default=None, description="default: the caller's owner"),
+        first: int | None = Parameter(
+            default=None, ge=0, description="list only the first N changes (`by_kind` counts all)"
+        ),
+        kind: str | None = Parameter(default=None, description="the kind of a CSV upload"),
+    ) -> dict[str, Any]:
+        batch_owner = policy.owner_acted_for(principal, owner)
+        policy.require_write(principal, batch_owner)
+        async with ceilings.imports.slot(principal.client_key):
+            kind_spec = _kind(kind)
+            try:
+                fmt = entry_files.format_of_media_type(request.headers.get("content-type", ""))
+                if fmt == "csv" and kind_spec is None:
+                    error = FieldError(("query", "kind"), "is required: a CSV file holds one kind")
+                    raise Problem(400, "Malformed request", error.msg, "malformed-request", [error])
+                if fmt == "ndjson":
+                    batch = await parse_stream(request.stream(), batch_owner)
+                else:
+                    batch = entry_files.parse_upload(
+                        await request.body(), fmt, batch_owner, kind_spec
+                    )
+            except FormatError as error:
+                raise Problem(
+                    415, "Unsupported media type", str(error), "unsupported-media-type"
+                ) from None
+            result = await batches.apply(
+                batch.items,
+                who,
+                replace_owner=batch_owner if mode == "replace" else None,
+                dry_run=dry_run,
+                summary=f"import {batch_owner} ({mode})",
+                prior_errors=batch.errors,
+                unlisted_errors=batch.error_count - len(batch.errors),
+                broken=batch.broken,
+                complete=not batch.unidentified,
+            )
+        return {
+            "owner": batch_owner,
+            "mode": mode,
+            "dry_run": dry_run,
+            "revision": result.revision,
+            "counts": result.counts(),
+            "by_kind": result.counts_by_kind(),
+            "changes": result.changes(first),
+        }
+
+
+def _kind(name: str | None) -> KindSpec | None:
+    if name is None:
+        return None
+    if name not in KINDS:
+        error = FieldError(("query", "kind"), f"must be one of {', '.join(KINDS)}")
+        raise Problem(400, "Malformed request", error.msg, "malformed-request", [error])
+    return KINDS[name]
+
+
+class ExportController(Controller):
+    path = "/export"
+    tags = ["import"]  # noqa: RUF012
+
+    @get(
+        "/",
+        summary="An owner's entries in the import shape (NDJSON, CSV or XLSX)",
+        description="What `POST /import` reads back as a no-op: NDJSON lines "
+        "`{kind, document}`; CSV, one kind (`kind=`); XLSX, one sheet per kind. Spreadsheet "
+        "columns: `id`, plain fields, `names.<lang>`, `address.<member>`, lists as `a; b`, "
+        "lists of objects as a JSON array, references by the target's code or name.",
+        responses=problems(400),
+        operation_class=operation(forms=EXPORT_FORMS),
+        media_type="application/octet-stream",
+    )
+    async def export(
+        self,
+        reads: NamedDependency[EntryReads],
+        principal: NamedDependency[Principal],
+        who: NamedDependency[Who],
+        owner: str | None = Parameter(default=None, description="default: the caller's owner"),
+        kind: list[str] | None = Parameter(default=None, description="kinds; default: all"),
+        format: Literal["ndjson", "csv", "xlsx"] = Parameter(
+            default="ndjson", description="the file format, and so the answer's media type"
+        ),
+    ) -> Response[bytes]:
+        policy.require_read(principal)
+        batch_owner = policy.owner_acted_for(principal, owner)
+        kinds = [k for k in (_kind(n) for n in kind or ()) if k] or list(KINDS.values())
+        # A bulk read, audited like an extract.
+        names = ",".join(k.name for k in kinds) if kind else "*"
+        await audit.record(reads.sessions, who, "export", "ok",
+                           f"owner={batch_owner} kinds={names} format={format}")  # fmt: skip
+        by_kind = await entry_files.documents_by_kind(reads, kinds, batch_owner)
+        by_kind = {
+            name: [policy.redact(d, KINDS[name].private_fields, principal) for d in docs]
+            for name, docs in by_kind.items()
+        }
+        if format == "csv" and len(kinds) == 1:
+            by_kind.setdefault(kinds[0].name, [])
+        try:
+            body = await entry_files.render(reads, by_kind, format)
+        except FormatError as error:
+            field = FieldError(("query", "kind"), str(error))
+            raise Problem(
+                400, "Malformed request", str(error), "malformed-request", [field]
+            ) from None
+        name = f"cdb-{batch_owner}{'-' + kinds[0].name if len(kinds) == 1 else ''}.{format}"
+        return Response(
+            body,
+            media_type=entry_files.MEDIA_TYPES[format],
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )

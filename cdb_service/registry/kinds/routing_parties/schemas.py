@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from cdb_service.kernel import codes
+from cdb_service.registry.kinds.fields import HttpsUrl, Identifier, OwnerCode, member_of
+from cdb_service.registry.kinds.schemas import EntryIn, Strict
+from cdb_service.security.x509 import parse_single_certificate
+
+PartyName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")]
+PartyIdType = Annotated[str, member_of("party-id-types", codes.PARTY_ID_TYPES)]
+CertificateUse = Annotated[str, member_of("certificate-uses", codes.CERTIFICATE_USES)]
+
+
+class PartyIdentifier(Strict):
+    party_id: Identifier = Field(description="the AS4 party id (the message's To/From PartyId)")
+    party_id_type: PartyIdType = Field(
+        default="urn:oasis:names:tc:ebcore:partyid-type:unregistered",
+        description="the party id's type: a party-id-types code (a URN)",
+    )
+
+
+class Service(Strict):
+    service: Identifier = Field(description="the AS4 service this party receives")
+    service_type: Identifier | None = Field(
+        default=None, description="the service's type attribute, when it has one"
+    )
+    actions: list[Identifier] = Field(
+        description="the AS4 actions it accepts under that service", min_length=1
+    )
+
+
+class Certificate(BaseModel):
+    """A certificate as uploaded (`use`, `pem`) with what the server reads from it."""
+
+    # Derived fields sent back by a client are ignored and recomputed from the PEM.
+    model_config = ConfigDict(extra="ignore")
+
+    use: CertificateUse = Field(
+        description="what the certificate is for: signing, encryption or tls"
+    )
+    pem: str = Field(description="the X.509 certificate, PEM-encoded")
+    sha256: str = Field(default="", description="its SHA-256 fingerprint (set by the server)")
+    subject: str = Field(
+        default="", description="its subject distinguished name (set by the server)"
+    )
+    issuer: str = Field(default="", description="its issuer distinguished name (set by the server)")
+    not_after: dt.datetime | None = Field(
+        default=None, description="the end of its validity (set by the server)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_derived(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: data[k] for k in ("use", "pem") if k in data}
+        return data
+
+    @field_validator("pem")
+    @classmethod
+    def _parse(cls, pem: str) -> str:
+        return parse_single_certificate(pem).pem
+
+    @model_validator(mode="after")
+    def _derive(self) -> Certificate:
+        facts = parse_single_certificate(self.pem)
+        self.sha256, self.subject, self.issuer = facts.sha256, facts.subject, facts.issuer
+        self.not_after = facts.not_after
+        self._country = facts.country
+        return self
+
+    _country: str | None = PrivateAttr(default=None)
+
+    def names_another_state(self, owner: str) -> str | None:
+        """The member state this certificate's subject names, if that is not `owner`'s:
+        a member state's certificate belongs to that state's parties, and Eurojust's
+        name the Netherlands (its seat) or no member state."""
+        country = "EL" if self._country == "GR" else self._country
+        if country not in codes.COUNTRIES or country == owner:
+            return None
+        if owner == codes.EUROJUST and country == EUROJUST_SEAT:
+            return None
+        return country
+
+
+EUROJUST_SEAT = "NL"
+UNREGISTERED = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
+
+
+def owner_prefixes(owner: str) -> tuple[str, ...]:
+    """How an owner's party names (and unregistered party ids) begin: its code in lower
+    case and a hyphen (`fr-`); Eurojust's also `eurojust-`. No owner can then take a
+    name that another will need."""
+    own = (f"{owner.lower()}-",)
+    return (*own, "eurojust-") if owner == codes.EUROJUST else own
+
+
+def _wanted(owner: str) -> str:
+    return " or ".join(repr(p) for p in owner_prefixes(owner))
+
+
+class RoutingPartyIn(EntryIn):
+    name: PartyName = Field(description="the Domibus party name")
+    identifiers: list[PartyIdentifier] = Field(description="its AS4 party ids", min_length=1)
+    endpoint_url: HttpsUrl = Field(description="the access point's AS4 endpoint (https)")
+    roles: list[Identifier] = Field(
+        description="the AS4 roles it takes (e.g. the responder role)", min_length=1
+    )
+    services: list[Service] = Field(
+        description="the AS4 services and actions it receives", default_factory=list
+    )
+    certificates: list[Certificate] = Field(
+        description="its certificates (signing, encryption, TLS)", default_factory=list
+    )
+    go_live_at: dt.datetime | None = Field(
+        default=None, description="when it starts receiving; before then it is not routed to"
+    )
+    shared_with: list[OwnerCode] = Field(
+        default_factory=list, max_length=len(codes.OWNERS),
+        description="other owners whose entries may name this party (it always serves its "
+        "own owner); an owner left out cannot attach to it",
+    )  # fmt: skip
+
+    @field_validator("name")
+    @classmethod
+    def _name_in_the_owner_s_namespace(cls, name: str, info: ValidationInfo) -> str:
+        owner = info.data.get("owner")
+        if owner and not name.lower().startswith(owner_prefixes(owner)):
+            raise ValueError(f"a party name of {owner} begins with {_wanted(owner)}")
+        return name
+
+    @field_validator("identifiers")
+    @classmethod
+    def _ids_in_the_owner_s_namespace(
+        cls, value: list[PartyIdentifier], info: ValidationInfo
+    ) -> list[PartyIdentifier]:
+        owner: str = info.data.get("owner") or ""
+        for identifier in value if owner else ():
+            own = identifier.party_id.lower().startswith(owner_prefixes(owner))
+            if identifier.party_id_type == UNREGISTERED and not own:
+                raise ValueError(
+                    f"an unregistered party id of {owner} begins with {_wanted(owner)} "
+                    f"({identifier.party_id!r} does not)"
+                )
+        return value
+
+    @field_validator("certificates")
+    @classmethod
+    def _the_owner_s_certificates(
+        cls, value: list[Certificate], info: ValidationInfo
+    ) -> list[Certificate]:
+        owner: str = info.data.get("owner") or ""
+        for certificate in value if owner else ():
+            country = certificate.names_another_state(owner)
+            if country:
+                raise ValueError(
+                    f"the certificate of {certificate.subject} names {country} (C={country}); "
+                    f"only {country}'s parties may hold it"
+                )
+        return value
+
+    @field_validator("shared_with")
+    @classmethod
+    def _others_only(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if info.data.get("owner") in value:
+            raise ValueError("lists the party's own owner (a party always serves its owner)")
+        return sorted(set(value))
+
+    @field_validator("identifiers")
+    @classmethod
+    def _distinct(cls, value: list[PartyIdentifier]) -> list[PartyIdentifier]:
+        pairs = [(i.party_id, i.party_id_type) for i in value]
+        if len(set(pairs)) != len(pairs):
+            raise ValueError("lists the same party id twice")
+        return value
