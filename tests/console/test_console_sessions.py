@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from cdb_service.registry.incidents.schemas import IncidentIn
+from cdb_service.registry.kinds.incidents.schemas import IncidentIn
 from cdb_service.security.dev import DevPki
 from tests.console.support import Api, csrf_of, origin, sign_in_http
 from tests.support.service_process import Service, running_service
