@@ -20,6 +20,7 @@ from cdb_service.cli.common import (
     with_services,
     with_sessions,
 )
+from cdb_service.kernel import codes
 from cdb_service.mistakes import UserMistake
 from cdb_service.settings import Settings
 
@@ -52,7 +53,7 @@ def cmd_seed(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_gazetteer_load(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.lookup import gazetteer
 
-    country = args.country.upper()
+    country = codes.code_of(args.country)
     path = Path(args.file)
     try:
         # Opened before the database is touched: a missing file is one line, not a retry.
@@ -80,12 +81,12 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
     from cdb_service.kernel.problems import Problem
     from cdb_service.registry.formats import files as entry_files
-    from cdb_service.registry.formats.ndjson import parse_lines
+    from cdb_service.registry.formats.ndjson import apply_parsed, parse_lines
     from cdb_service.registry.kinds import KINDS
     from cdb_service.registry.store.batches import Batches
     from cdb_service.security.audit import Who
 
-    owner = args.owner.upper()
+    owner = codes.code_of(args.owner)
     try:
         fmt = args.format or (
             "ndjson" if args.file == "-" else entry_files.format_of_file(args.file)
@@ -116,17 +117,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     async def job(sessions: Any) -> Any:
         with Progress(transient=True, console=stderr_console()) as bar:
             bar.add_task(f"checking {len(batch.items)} entries", total=None)
-            return await Batches(sessions).apply(
-                batch.items,
-                Who(subject=f"cli:{getpass.getuser()}"),
-                replace_owner=owner if args.mode == "replace" else None,
-                dry_run=args.dry_run,
-                summary=f"import {owner} ({args.mode})",
-                prior_errors=batch.errors,
-                unlisted_errors=batch.error_count - len(batch.errors),
-                broken=batch.broken,
-                complete=not batch.unidentified,
-            )
+            who = Who(subject=f"cli:{getpass.getuser()}")
+            return await apply_parsed(Batches(sessions), batch, who, owner, mode=args.mode,
+                                      dry_run=args.dry_run)  # fmt: skip
 
     try:
         result = asyncio.run(with_sessions(settings, job))
@@ -150,7 +143,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     if unknown:
         return user_error(f"unknown kind {unknown[0]!r}; kinds: {', '.join(KINDS)}")
     kinds = [KINDS[k] for k in args.kind] if args.kind else list(KINDS.values())
-    owner = args.owner.upper() if args.owner else None
+    owner = codes.code_of(args.owner) if args.owner else None
     fmt = args.format
     if fmt is None:
         fmt = "ndjson" if args.out == "-" else entry_files.format_of_file(args.out)
@@ -188,14 +181,14 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_quality(args: argparse.Namespace, settings: Settings) -> int:
     import datetime as dt
 
-    from cdb_service.kernel import codes
     from cdb_service.kernel.calendar import today
     from cdb_service.quality.report import as_csv
     from cdb_service.quality.service import owner_report
 
-    owner = args.owner.upper()
-    if owner not in codes.OWNERS:
-        return user_error(f"{args.owner!r} is not an owner code (a member state, or EJ)")
+    try:
+        owner = codes.owner_code(args.owner)
+    except ValueError as error:
+        return user_error(str(error))
     try:
         day = dt.date.fromisoformat(args.date) if args.date else today()
     except ValueError:

@@ -35,7 +35,7 @@ from cdb_service.console.web import (
     page,
     who,
 )
-from cdb_service.kernel.problems import FieldError, Problem, invalid, stale
+from cdb_service.kernel.problems import FORBIDDEN, FieldError, Problem, invalid, stale
 from cdb_service.quality.service import owner_report
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.kinds.routing_parties.expiry import expiring
@@ -254,7 +254,7 @@ class ConsoleEntries(Controller):
         spec = kind_of(kind_name)
         chosen = owner_of(user, owner)
         if chosen is None:
-            raise Problem(403, "Forbidden", "choose an owner first", "forbidden")
+            raise FORBIDDEN("choose an owner first")
         policy.require_write(user.principal, chosen)
         values = forms.values_of(spec, {"owner": chosen}, lambda _k, _i: None)
         return page("create.html", context_of(user, chosen, spec=spec, loose=[],
@@ -269,7 +269,7 @@ class ConsoleEntries(Controller):
         spec = kind_of(kind_name)
         chosen = owner_of(user, str(form.get("owner") or ""))
         if chosen is None:
-            raise Problem(403, "Forbidden", "choose an owner first", "forbidden")
+            raise FORBIDDEN("choose an owner first")
         policy.require_write(user.principal, chosen)
         typed = forms.submitted(form)
         blank = forms.values_of(spec, {"owner": chosen}, lambda _k, _i: None)

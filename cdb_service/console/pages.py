@@ -36,9 +36,11 @@ def owner_of(user: User, asked: str | None) -> str | None:
     """The owner a page is about: an administrator's own; an operator's choice."""
     mine = user.principal.administers
     if user.principal.is_operator:
-        wanted = (asked or "").strip().upper()
         # Operators also own the Commission's records (incidents, its maintenance).
-        return wanted if wanted in codes.OWNERS or wanted == codes.COMMISSION else mine
+        try:
+            return codes.owner_code(asked or "", commission=True)
+        except ValueError:
+            return mine
     return mine
 
 

@@ -20,7 +20,7 @@ from cdb_service.console.web import (
     who,
 )
 from cdb_service.kernel import calendar, codes
-from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.problems import Problem, not_ready
 from cdb_service.lookup import query, resolver
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.registry.kinds import KINDS
@@ -69,7 +69,7 @@ class ConsoleTools(Controller):
                 resolved = query.resolve_query(params)
                 index = lookup.index
                 if index is None:
-                    raise Problem(503, "Not ready", "the lookup data is still loading", "not-ready")
+                    raise not_ready()
                 context["answer"] = resolver.resolve(index, resolved)
             except Problem as problem:
                 if problem.status not in (400, 422):

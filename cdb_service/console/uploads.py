@@ -30,6 +30,7 @@ from cdb_service.console.web import (
 from cdb_service.kernel.problems import Problem
 from cdb_service.registry.formats import files as entry_files
 from cdb_service.registry.formats.files import FormatError
+from cdb_service.registry.formats.ndjson import Mode, apply_parsed
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.store.batches import Batches
 from cdb_service.security import policy
@@ -81,15 +82,10 @@ class ConsoleUpload(Controller):
         except FormatError as error:
             context["failed"] = str(error)
             return page("import.html", context, status_code=422)
-        mode = "replace" if form.get("mode") == "replace" else "merge"
+        mode: Mode = "replace" if form.get("mode") == "replace" else "merge"
         try:
-            result = await batches.apply(
-                batch.items, who(request, user),
-                replace_owner=owner if mode == "replace" else None, dry_run=not apply,
-                summary=f"console import {owner} ({mode})", prior_errors=batch.errors,
-                unlisted_errors=batch.error_count - len(batch.errors), broken=batch.broken,
-                complete=not batch.unidentified,
-            )  # fmt: skip
+            result = await apply_parsed(batches, batch, who(request, user), owner, mode=mode,
+                                        dry_run=not apply, via="console import")  # fmt: skip
         except Problem as problem:
             if problem.status not in (409, 422):
                 raise

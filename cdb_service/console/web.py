@@ -24,7 +24,7 @@ from litestar.datastructures import Cookie
 
 from cdb_service.console.deps import ConsoleParts, console_of
 from cdb_service.console.sessions import Session
-from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.problems import CSRF, FORBIDDEN
 from cdb_service.kernel.resources import packaged
 from cdb_service.registry.kinds import KINDS
 from cdb_service.security.policy import Principal
@@ -152,8 +152,9 @@ def _require_certificate(request: Request[Any, Any, Any], console: ConsoleParts)
             return
     except Exception:  # a rejected certificate is refused like a missing one
         pass
-    raise Problem(403, "Forbidden", "this console needs your client certificate: "
-                  "install it in your browser and reload the page", "forbidden")  # fmt: skip
+    raise FORBIDDEN(
+        "this console needs your client certificate: install it in your browser and reload the page"
+    )
 
 
 async def signed_in(request: Request[Any, Any, Any]) -> User:
@@ -175,9 +176,10 @@ async def checked_form(request: Request[Any, Any, Any], user: User) -> dict[str,
     form = await request.form()
     token = str(form.get("csrf") or "")
     if not hmac.compare_digest(token.encode(), user.csrf.encode()):
-        raise Problem(403, "Forbidden", "the form was not sent from this console page (its "
-                      "security token is missing or old): open the page again and resend",
-                      "csrf")  # fmt: skip
+        raise CSRF(
+            "the form was not sent from this console page (its "
+            "security token is missing or old): open the page again and resend"
+        )
     return {k: v for k, v in form.multi_items() if k != "csrf"} | {}
 
 

@@ -26,7 +26,7 @@ from cdb_service.distribution.answers import (
 from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
 from cdb_service.distribution.signing import SigningKeys
 from cdb_service.kernel import codes
-from cdb_service.kernel.problems import FieldError, Problem, invalid
+from cdb_service.kernel.problems import FieldError, bad_parameters, invalid
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.store.reads import EntryReads
@@ -67,15 +67,14 @@ def _known_parameters(request: Request[Any, Any, Any], known: frozenset[str]) ->
         if name not in known
     ]
     if errors:
-        raise Problem(400, "Malformed request", "; ".join(f"{e.loc[1]}: {e.msg}" for e in errors),
-                      "malformed-request", errors)  # fmt: skip
+        raise bad_parameters(errors)
 
 
 def _owner(value: str) -> str:
-    owner = value.upper()
-    if owner not in codes.OWNERS:
-        raise invalid([FieldError(("query", "owner"), f"{value!r} is not an owner")])
-    return owner
+    try:
+        return codes.owner_code(value)
+    except ValueError as error:
+        raise invalid([FieldError(("query", "owner"), str(error))]) from None
 
 
 class ExtractController(Controller):
@@ -126,7 +125,7 @@ class ExtractController(Controller):
         target = (
             f"kinds={','.join(kinds or ['*'])} owner={owner or '*'} revision={revision or head}"
         )
-        chosen_owner = owner.upper() if owner else None
+        chosen_owner = codes.code_of(owner) if owner else None
         spec = ExtractRequest(kinds_from(kinds), chosen_owner, revision, principal)
         client = principal.client_key
         body = ceilings.extracts.held_while(
@@ -252,11 +251,11 @@ class GazetteerController(Controller):
         principal: NamedDependency[Principal],
         ceilings: NamedDependency[Ceilings],
     ) -> Stream:
-        cc = country.upper()
+        cc = codes.code_of(country)
         if cc not in codes.COUNTRIES:
             raise invalid([FieldError(("path", "country"),
                                       codes.unknown_code(country, "countries", codes.COUNTRIES,
-                                                         "; Greece is EL"))])  # fmt: skip
+                                                         codes.GREECE_HINT))])  # fmt: skip
         client = principal.client_key
         body = ceilings.extracts.held_while(
             client, _counted(published.stream_country(sessions, signing, cc))

@@ -25,7 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import revisions as rev
 from cdb_service.db.revisions import Revision
-from cdb_service.kernel.problems import FieldError, Problem, invalid
+from cdb_service.kernel.problems import (
+    INVALID_CONTENT,
+    REVISION_GONE,
+    FieldError,
+    Problem,
+    invalid,
+    unknown_cursor,
+)
 from cdb_service.lookup import gazetteer
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.registry.store.reads import change_of
@@ -35,12 +42,9 @@ MAX_WAIT_S = 60
 
 
 def gone(since: int) -> Problem:
-    return Problem(
-        410,
-        "Gone",
+    return REVISION_GONE(
         f"revision {since} is older than the change feed keeps; take a fresh extract "
         "(GET /api/v1/extract) and follow the feed from its revision",
-        "revision-gone",
         extra={"since": since},
     )
 
@@ -103,10 +107,7 @@ def decode_cursor(cursor: str, since: int) -> int:
                    for v in (revision, seq)):  # fmt: skip
             raise ValueError("not a position")
     except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
-        raise Problem(
-            400, "Malformed request", "the cursor is not one this service gave out",
-            "malformed-request", [FieldError(("query", "cursor"), "unknown cursor")],
-        ) from None  # fmt: skip
+        raise unknown_cursor() from None
     if revision != since + 1:
         raise invalid([FieldError(
             ("query", "cursor"),
@@ -122,12 +123,7 @@ async def changes_page(sessions: async_sessionmaker[AsyncSession], query: FeedQu
     async with rev.read_snapshot(sessions) as session:
         head = await rev.head_revision(session)
         if since > head:
-            raise Problem(
-                422,
-                "Invalid content",
-                f"since={since} is after the head revision {head}",
-                "invalid-content",
-            )
+            raise INVALID_CONTENT(f"since={since} is after the head revision {head}")
         if since < head and not await _retained(session, since, retention):
             raise gone(since)
         # One more than the page holds: it tells whether the page's last revision goes on.

@@ -19,7 +19,7 @@ from cdb_service.db import revisions as rev
 from cdb_service.distribution import pmode, routing_table
 from cdb_service.distribution.routing_table import TableDigests
 from cdb_service.kernel.calendar import today
-from cdb_service.kernel.problems import FieldError, Problem, invalid
+from cdb_service.kernel.problems import NOT_FOUND, FieldError, invalid
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.web.conditional import conditional, none_match, not_modified
 from cdb_service.web.docs import operation, problems
@@ -172,10 +172,7 @@ class RoutingTableController(Controller):
             return conditional(request.scope, tag, encode_json(body))
         names = table.party_names()
         if not names:
-            raise Problem(
-                404, "Not found", "no routing party is valid today: there is no PMode to build",
-                "not-found",
-            )  # fmt: skip
+            raise NOT_FOUND("no routing party is valid today: there is no PMode to build")
         if party is not None and party not in names:
             raise invalid(
                 [FieldError(("query", "party"), f"{party!r} is not a routing party valid today")]

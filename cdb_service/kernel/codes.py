@@ -29,6 +29,25 @@ EUROJUST: Final = "EJ"
 # The Commission owns the entries of central components (maintenance windows).
 COMMISSION: Final = "EC"
 OWNERS: Final = MappingProxyType({**COUNTRIES, EUROJUST: "Eurojust"})
+_OWNERS_AND_COMMISSION: Final = MappingProxyType({**OWNERS, COMMISSION: "European Commission"})
+# What a refusal of a country or owner code adds: the one code people get wrong.
+GREECE_HINT: Final = "; Greece is EL"
+
+
+def code_of(value: str) -> str:
+    """A country or owner code in its one spelling: people type ` de` and `De`, the
+    registry stores, compares and filters `DE`."""
+    return value.strip().upper()
+
+
+def owner_code(value: str, *, commission: bool = False) -> str:
+    """`value` as an owner code (a member state, or EJ; with `commission`, EC too, which
+    owns the records of central components), or ValueError saying which codes are."""
+    code = code_of(value)
+    owners = _OWNERS_AND_COMMISSION if commission else OWNERS
+    if code not in owners:
+        raise ValueError(unknown_code(code, "owners", owners, GREECE_HINT))
+    return code
 
 
 def desk_code(country: str) -> str:

@@ -15,7 +15,7 @@ from litestar.response.base import ASGIResponse
 from litestar.serialization import encode_json
 
 from cdb_service.db.revisions import MAX_REVISION
-from cdb_service.kernel.problems import Problem, not_found
+from cdb_service.kernel.problems import not_found, not_ready
 from cdb_service.lookup import answers, query, resolver
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.lookup.index import LookupIndex
@@ -27,7 +27,7 @@ from cdb_service.web.negotiation import negotiated_bytes
 def _index(lookup: IndexFollower) -> LookupIndex:
     index = lookup.index
     if index is None:
-        raise Problem(503, "Not ready", "the lookup data is still loading", "not-ready")
+        raise not_ready()
     return index
 
 

@@ -25,7 +25,7 @@ from litestar.openapi.spec import OpenAPIFormat
 from cdb_service.kernel import codes
 from cdb_service.kernel.calendar import today
 from cdb_service.kernel.geo import normalise_geo_code, normalise_postal_code
-from cdb_service.kernel.problems import FieldError, Problem, invalid
+from cdb_service.kernel.problems import FieldError, invalid, malformed
 from cdb_service.lookup.index import LookupIndex
 from cdb_service.lookup.resolver import Query
 from cdb_service.web.docs import ParameterDoc
@@ -137,8 +137,7 @@ def day_of(values: Mapping[str, str]) -> dt.date:
     except ValueError:
         pass
     error = FieldError(("query", DATE.name), "is not a date (YYYY-MM-DD)")
-    raise Problem(400, "Malformed request", "query.date: is not a date (YYYY-MM-DD)",
-                  "malformed-request", [error])  # fmt: skip
+    raise malformed("query.date: is not a date (YYYY-MM-DD)", error)
 
 
 def _coded(errors: list[FieldError], parameter: QueryParameter, value: str | None,
@@ -157,7 +156,7 @@ def _coded(errors: list[FieldError], parameter: QueryParameter, value: str | Non
 
 
 def _country(errors: list[FieldError], parameter: QueryParameter, value: str | None) -> str:
-    return _coded(errors, parameter, value.upper() if value else None, "; Greece is EL")
+    return _coded(errors, parameter, codes.code_of(value) if value else None, codes.GREECE_HINT)
 
 
 def _place(country: str, parameter: QueryParameter, value: str) -> str:
@@ -203,7 +202,9 @@ def desk_query(values: Mapping[str, str]) -> tuple[str, dt.date]:
     """The member state and day `GET /resolve/national-member` asks about."""
     day = day_of(values)
     errors: list[FieldError] = []
-    country = _coded(errors, DESK_COUNTRY, (values.get(DESK_COUNTRY.name) or "").upper() or None)
+    country = _coded(
+        errors, DESK_COUNTRY, codes.code_of(values.get(DESK_COUNTRY.name) or "") or None
+    )
     if errors:
         raise invalid(errors)
     return country, day

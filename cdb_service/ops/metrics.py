@@ -16,7 +16,7 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 
 from cdb_service import metrics
-from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.problems import plain
 from cdb_service.security.certificates import ProxyAllowList
 from cdb_service.security.x509 import certificate_facts
 from cdb_service.settings import Settings, TlsMode
@@ -45,7 +45,7 @@ class MetricsController(Controller):
         if peer not in _allow_list(settings):
             detail = (f"{peer or 'this address'} may not read /metrics; add it to "
                       "CDB_METRICS_ALLOWED, or scrape from an address in it")  # fmt: skip
-            raise Problem(403, "Forbidden", detail)
+            raise plain(403, detail)
         return Response(metrics.exposition(), media_type=EXPOSITION)
 
 

@@ -16,7 +16,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.problems import UNAUTHORIZED, Problem
 from cdb_service.logging import get_logger
 from cdb_service.security.audit import Who
 from cdb_service.security.certificates import (
@@ -43,8 +43,7 @@ log = get_logger("cdb.security")
 
 def unauthorized(detail: str, error: str | None = None) -> Problem:
     challenge = f'{REALM}, error="{error}"' if error else REALM
-    return Problem(401, "Unauthorized", detail, "unauthorized",
-                   headers={"WWW-Authenticate": challenge})  # fmt: skip
+    return UNAUTHORIZED(detail, headers={"WWW-Authenticate": challenge})
 
 
 @dataclass

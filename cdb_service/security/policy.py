@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cdb_service.kernel.problems import FieldError, Problem
+from cdb_service.kernel import codes
+from cdb_service.kernel.problems import FORBIDDEN, FieldError, Problem, malformed
 from cdb_service.security.audit import Who
 from cdb_service.security.certificates import ClientCertificate
 
@@ -80,31 +81,24 @@ def principal_from_claims(
         subject=str(claims.get("sub") or claims.get("client_id") or "unknown"),
         client_id=str(claims["client_id"]) if claims.get("client_id") else None,
         scopes=scopes,
-        owner=str(owner).upper() if owner else None,
+        owner=codes.code_of(str(owner)) if owner else None,
         certificate=certificate,
         person=person,
     )
 
 
 def forbidden(detail: str) -> Problem:
-    return Problem(
-        403, "Forbidden", detail, "forbidden",
-        headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
-    )  # fmt: skip
+    return FORBIDDEN(detail, headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
 
 
 def owner_acted_for(principal: Principal, requested: str | None) -> str:
     """Whose entries an import, an export or a quality report is about: the owner asked
     for, else the one the caller administers; an operator (who administers none) names
     one. Whether the caller may act for it is a separate question (`require_write`)."""
-    owner = (requested or principal.administers or "").upper()
+    owner = codes.code_of(requested or principal.administers or "")
     if not owner:
-        raise Problem(
-            400,
-            "Malformed request",
-            "name the batch's owner (?owner=XX)",
-            "malformed-request",
-            [FieldError(("query", "owner"), "is required")],
+        raise malformed(
+            "name the batch's owner (?owner=XX)", FieldError(("query", "owner"), "is required")
         )
     return owner
 

@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.problems import RATE_LIMITED, Problem
 
 MAX_TRACKED = 100_000  # buckets kept; the least recently used go first
 
@@ -61,11 +61,10 @@ class Buckets:
 
 def too_many(wait_s: float, who: str) -> Problem:
     seconds = max(1, math.ceil(wait_s))
-    return Problem(
-        429, "Too many requests",
+    return RATE_LIMITED(
         f"{who} sent more requests than this service accepts; retry after {seconds} s",
-        "rate-limited", headers={"Retry-After": str(seconds)},
-    )  # fmt: skip
+        headers={"Retry-After": str(seconds)},
+    )
 
 
 @dataclass

@@ -11,6 +11,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from cdb_service.kernel import codes
+
 _PRIVATE_KEY_MARKERS = ("PRIVATE KEY-----", "ENCRYPTED PRIVATE KEY")
 
 
@@ -50,7 +52,7 @@ def certificate_facts(certificate: x509.Certificate) -> CertificateFacts:
 
 def _country(certificate: x509.Certificate) -> str | None:
     names = certificate.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)
-    return str(names[0].value).upper() if names else None
+    return codes.code_of(str(names[0].value)) if names else None
 
 
 def parse_single_certificate(pem: str, *, now: dt.datetime | None = None) -> CertificateFacts:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.problems import BUSY, RATE_LIMITED
 
 
 @dataclass
@@ -31,14 +31,15 @@ class Ceiling:
     def enter(self, client: str) -> None:
         headers = {"Retry-After": str(self.retry_after_s)}
         if self._running[client] >= self.per_client:
-            raise Problem(429, "Too many requests",
-                          f"this client already runs {self._running[client]} {self.what}, "
-                          f"the most one client may; retry after {self.retry_after_s} s",
-                          "rate-limited", headers=headers)  # fmt: skip
+            raise RATE_LIMITED(f"this client already runs {self._running[client]} {self.what}, "
+                               f"the most one client may; retry after {self.retry_after_s} s",
+                               headers=headers)  # fmt: skip
         if self.running >= self.total:
-            raise Problem(503, "Busy", f"the service already runs {self.running} {self.what}, "
-                          f"its most; retry after {self.retry_after_s} s", "busy",
-                          headers=headers)  # fmt: skip
+            raise BUSY(
+                f"the service already runs {self.running} {self.what}, "
+                f"its most; retry after {self.retry_after_s} s",
+                headers=headers,
+            )
         self._running[client] += 1
 
     def leave(self, client: str) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from cdb_service.kernel.problems import FieldError, Problem, invalid
+from cdb_service.kernel.problems import REVISION_NOT_REACHED, FieldError, Problem, invalid
 
 REVISION_HEADER = "CDB-Revision"
 MIN_REVISION_DOC = (
@@ -24,10 +24,8 @@ MIN_REVISION_DOC = (
 
 
 def not_reached(revision: int, retry_after: int) -> Problem:
-    return Problem(
-        503, "Service unavailable",
+    return REVISION_NOT_REACHED(
         f"this server has not reached revision {revision} yet; try again in {retry_after} s",
-        "revision-not-reached",
         extra={"min_revision": revision, "retry_after_s": retry_after},
         headers={"Retry-After": str(retry_after)},
     )  # fmt: skip

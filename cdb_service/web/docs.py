@@ -17,6 +17,8 @@ from litestar.openapi.spec import (
 from litestar.openapi.spec import Parameter as OpenAPIParameter
 from pydantic import BaseModel, Field
 
+from cdb_service.kernel.problems import catalogue_text
+
 
 class FieldErrorDoc(BaseModel):
     loc: list[str | int] = Field(description="where: body fields, query.x or header.x")
@@ -27,7 +29,8 @@ class FieldErrorDoc(BaseModel):
 class ProblemDetails(BaseModel):
     """RFC 9457 problem details."""
 
-    type: str = Field(description="a URI naming the problem type")
+    # The catalogue of problem types, stated once, from the one place that builds them.
+    type: str = Field(description=catalogue_text())
     title: str = Field(description="its short summary")
     status: int = Field(description="the HTTP status code")
     detail: str = Field(description="what happened in this request, in a sentence")

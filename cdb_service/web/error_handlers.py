@@ -8,7 +8,18 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from cdb_service.db.faults import DatabaseFault, Fault, FaultKind, classify
-from cdb_service.kernel.problems import MAX_FIELD_ERRORS, FieldError, Problem, invalid
+from cdb_service.kernel.problems import (
+    DATABASE_TIMEOUT,
+    DATABASE_UNAVAILABLE,
+    MAX_FIELD_ERRORS,
+    STORAGE_FULL,
+    FieldError,
+    Problem,
+    internal_error,
+    invalid,
+    malformed,
+    plain,
+)
 from cdb_service.logging import get_logger
 from cdb_service.web.deps import settings_of
 from cdb_service.web.negotiation import problem_form
@@ -47,10 +58,10 @@ def on_validation(request: Request[Any, Any, Any], exc: Exception) -> Response[A
         msg = str(item.get("message", "")).removeprefix("Value error, ")
         if source == "body" and key == "data" and msg == "'data'":
             # What litestar reports when there is no body at all.
-            return problem_response(Problem(
-                422, "Invalid content", "the request body is empty; send a JSON document "
-                "(Content-Type: application/json)", "invalid-content",
-                [FieldError(("body",), "the request body is empty")]), request=request)  # fmt: skip
+            return problem_response(invalid(
+                [FieldError(("body",), "the request body is empty")],
+                "the request body is empty; send a JSON document (Content-Type: application/json)",
+            ), request=request)  # fmt: skip
         if source == "body" and not key and msg.startswith("Input should be a valid dict"):
             msg = "the request body must be a JSON object"
         if source == "body" and key not in ("", "request"):
@@ -62,8 +73,7 @@ def on_validation(request: Request[Any, Any, Any], exc: Exception) -> Response[A
         return problem_response(invalid(body_errors), request=request)
     errors = (other_errors + body_errors)[:MAX_FIELD_ERRORS]
     detail = "; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors[:5])
-    return problem_response(Problem(400, "Malformed request", detail or str(exc.detail),
-                                    "malformed-request", errors), request=request)  # fmt: skip
+    return problem_response(malformed(detail or str(exc.detail), *errors), request=request)
 
 
 def _index_or_name(part: str) -> str | int:
@@ -73,21 +83,22 @@ def _index_or_name(part: str) -> str | int:
 
 def on_recursion(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Raised while parsing input nested deeper than any document of ours."""
-    return problem_response(Problem(400, "Malformed request", "the JSON is nested too deeply",
-                                    "malformed-request"), request=request)  # fmt: skip
+    return problem_response(malformed("the JSON is nested too deeply"), request=request)
 
 
 def on_http(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     assert isinstance(exc, HTTPException)
-    titles = {400: "Malformed request", 404: "Not found", 405: "Method not allowed",
-              401: "Unauthorized", 403: "Forbidden", 413: "Request too large"}  # fmt: skip
-    title = titles.get(exc.status_code, "Request failed")
     headers = dict(exc.headers or {})
-    return problem_response(Problem(exc.status_code, title, str(exc.detail)), headers, request)
+    return problem_response(plain(exc.status_code, str(exc.detail)), headers, request)
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_RETRY_AFTER_S = 5
+_FAULT_TYPES = {
+    FaultKind.UNAVAILABLE: DATABASE_UNAVAILABLE,
+    FaultKind.TIMEOUT: DATABASE_TIMEOUT,
+    FaultKind.STORAGE_FULL: STORAGE_FULL,
+}
 _FAULT_TITLES = {
     FaultKind.UNAVAILABLE: "the database cannot be reached",
     FaultKind.TIMEOUT: "the database did not answer within the service's time budget",
@@ -114,8 +125,7 @@ def unavailable(
                        "returns the first result instead of a duplicate.")  # fmt: skip
         else:
             detail += " The write was not applied; it is safe to repeat it."
-    return Problem(503, "Service unavailable", detail, fault.kind.value, extra=extra,
-                   headers={"Retry-After": str(retry_after)})  # fmt: skip
+    return _FAULT_TYPES[fault.kind](detail, extra=extra, headers={"Retry-After": str(retry_after)})
 
 
 def _retry_after(request: Request[Any, Any, Any]) -> int:
@@ -140,10 +150,7 @@ def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[A
                     reason=fault.reason)  # fmt: skip
         return problem_response(unavailable(request, fault, write), request=request)
     log.error("unhandled error", path=request.url.path, exc_info=exc)
-    return problem_response(
-        Problem(500, "Internal error", "the server failed; the request id names it in the logs"),
-        request=request,
-    )
+    return problem_response(internal_error(), request=request)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

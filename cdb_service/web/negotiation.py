@@ -24,7 +24,7 @@ from litestar.response.base import ASGIResponse
 from litestar.serialization import encode_json
 from litestar.types import Scope
 
-from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.problems import NOT_ACCEPTABLE, Problem
 from cdb_service.web.conditional import conditional
 from cdb_service.web.docs import ProblemDetails, problems
 from cdb_service.web.xml_form import problem_to_xml, to_xml
@@ -60,14 +60,10 @@ def wants_xml(scope: Scope) -> bool:
         return False
     chosen = _best(header, _OFFERED)
     if chosen is None:
-        raise _not_acceptable(f"{JSON} and {XML}", header)
+        raise NOT_ACCEPTABLE(
+            f"this answer is offered as {JSON} and {XML}; Accept was {header[:200]!r}"
+        )
     return chosen == XML
-
-
-def _not_acceptable(offered: str, header: str) -> Problem:
-    return Problem(406, "Not acceptable",
-                   f"this answer is offered as {offered}; Accept was {header[:200]!r}",
-                   "not-acceptable")  # fmt: skip
 
 
 def require_json(scope: Scope) -> None:
@@ -76,7 +72,7 @@ def require_json(scope: Scope) -> None:
     routing table)."""
     header = _accept(scope)
     if header is not None and header.strip() and _best(header, (JSON,)) is None:
-        raise _not_acceptable(f"{JSON} only", header)
+        raise NOT_ACCEPTABLE(f"this answer is offered as {JSON} only; Accept was {header[:200]!r}")
 
 
 async def json_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

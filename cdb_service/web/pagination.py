@@ -13,7 +13,7 @@ import json
 import uuid
 from typing import Any
 
-from cdb_service.kernel.problems import FieldError, Problem
+from cdb_service.kernel.problems import unknown_cursor
 
 
 def encode_cursor(revision: int, after: uuid.UUID, sort_value: Any = None) -> str:
@@ -48,11 +48,7 @@ def decode_sorted_cursor(cursor: str) -> tuple[int, uuid.UUID, Any]:
             raise ValueError("not a sort value")
         return revision, uuid.UUID(data["a"]), carried
     except (ValueError, KeyError, TypeError, binascii.Error, RecursionError):
-        error = FieldError(("query", "cursor"), "unknown cursor")
-        raise Problem(
-            400, "Malformed request", "the cursor is not one this service gave out",
-            "malformed-request", [error],
-        ) from None  # fmt: skip
+        raise unknown_cursor() from None
 
 
 def _sort_value(carried: Any) -> bool:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from cdb_service.kernel.problems import FieldError, Problem
+from cdb_service.kernel.problems import URI_TOO_LONG, FieldError, Problem, malformed
 from cdb_service.kernel.text import unprintable
 from cdb_service.settings import ApiDeprecation
 from cdb_service.web import deprecation
@@ -60,17 +60,15 @@ def _query_problem(raw: bytes) -> Problem | None:
         text = raw.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
     except UnicodeDecodeError:
-        return Problem(400, "Malformed request", "the query string is not UTF-8",
-                       "malformed-request", [FieldError(("query",), "not UTF-8")])  # fmt: skip
+        return malformed("the query string is not UTF-8", FieldError(("query",), "not UTF-8"))
     for name, value in pairs:
         bad = unprintable(name) or unprintable(value)
         if bad is not None:
             where = name if unprintable(name) is None else "?"
-            return Problem(
-                400, "Malformed request",
+            return malformed(
                 f"query parameter {where[:40]!r} holds the character U+{ord(bad):04X}, "
-                "which no parameter accepts", "malformed-request",
-                [FieldError(("query", where[:40]), f"holds U+{ord(bad):04X}")],
+                "which no parameter accepts",
+                FieldError(("query", where[:40]), f"holds U+{ord(bad):04X}"),
             )  # fmt: skip
     return None
 
@@ -78,12 +76,10 @@ def _query_problem(raw: bytes) -> Problem | None:
 def check_request_line(scope: Scope) -> Problem | None:
     path = (scope.get("raw_path") or scope.get("path", "").encode()).partition(b"?")[0]
     if len(path) > MAX_PATH:
-        return Problem(414, "URI too long", f"the path is longer than {MAX_PATH} bytes",
-                       "uri-too-long")  # fmt: skip
+        return URI_TOO_LONG(f"the path is longer than {MAX_PATH} bytes")
     query: bytes = scope.get("query_string", b"")
     if len(query) > MAX_QUERY:
-        return Problem(414, "URI too long", f"the query string is longer than {MAX_QUERY} "
-                       "bytes", "uri-too-long")  # fmt: skip
+        return URI_TOO_LONG(f"the query string is longer than {MAX_QUERY} bytes")
     return _query_problem(query) if query else None
 
 

@@ -144,3 +144,17 @@ def test_maintenance_window_needs_an_end_after_its_start_and_time_zones() -> Non
 def test_unknown_fields_are_refused_by_name() -> None:
     errors = _errors("authorities", factories.authority(colour="blue"))
     assert "colour" in errors
+
+
+def test_an_owner_code_is_one_rule_for_every_kind() -> None:
+    """As typed (` de `) it is DE everywhere; a wrong one gets the same sentence, whether it
+    owns an authority or (with the Commission's EC allowed) a maintenance window."""
+    window = {"component": "cdb", "reason": "upgrade", "starts_at": "2027-01-12T20:00:00+01:00",
+              "ends_at": "2027-01-12T22:00:00+01:00"}  # fmt: skip
+    assert validate(KINDS["authorities"], factories.authority(owner=" de ")).owner == "DE"
+    assert validate(KINDS["maintenance-windows"], window | {"owner": " ec"}).owner == "EC"
+    on_authority = _errors("authorities", factories.authority(owner="GR"))["owner"]
+    on_window = _errors("maintenance-windows", window | {"owner": "gr"})["owner"]
+    assert "'GR' is not in the code list 'owners'; Greece is EL" in on_authority
+    assert "'GR' is not in the code list 'owners'; Greece is EL" in on_window
+    assert "EC" in on_window and "EC" not in on_authority.split("allowed:")[-1]

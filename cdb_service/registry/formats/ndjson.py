@@ -15,13 +15,16 @@ import json
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from cdb_service.kernel import codes
 from cdb_service.kernel.problems import MAX_FIELD_ERRORS, FieldError
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.kinds.spec import KindSpec
-from cdb_service.registry.store.batch_items import BatchItem
+from cdb_service.registry.store.batch_items import BatchItem, BatchResult
+from cdb_service.registry.store.batches import Batches
 from cdb_service.registry.store.validation import field_errors
+from cdb_service.security.audit import Who
 
 # Errors kept to report; beyond, they are only counted: a batch of junk costs the
 # service the memory of these, not of every line.
@@ -47,6 +50,35 @@ class ParsedBatch:
         room = MAX_KEPT_ERRORS - len(self.errors)
         if room > 0:
             self.errors.extend(errors[:room])
+
+
+Mode = Literal["merge", "replace"]
+
+
+async def apply_parsed(
+    batches: Batches,
+    batch: ParsedBatch,
+    who: Who | str,
+    owner: str,
+    *,
+    mode: Mode = "merge",
+    dry_run: bool = False,
+    via: str = "import",
+) -> BatchResult:
+    """The one way from a parsed batch to a revision (the API, the console, the CLI):
+    what did not parse is reported with what the service finds, and replace mode deletes
+    only `owner`'s entries. `via` names the door in the revision's summary."""
+    return await batches.apply(
+        batch.items,
+        who,
+        replace_owner=owner if mode == "replace" else None,
+        dry_run=dry_run,
+        summary=f"{via} {owner} ({mode})",
+        prior_errors=batch.errors,
+        unlisted_errors=batch.error_count - len(batch.errors),
+        broken=batch.broken,
+        complete=not batch.unidentified,
+    )
 
 
 def parse_line(number: int, raw: str | bytes | None, owner: str, batch: ParsedBatch) -> None:
@@ -100,7 +132,7 @@ def add_document(
     natural = data.get(kind.natural_key)
     label = f"{kind.name} {natural}" if isinstance(natural, str) and natural else None
     data.setdefault("owner", owner)
-    if str(data["owner"]).upper() != owner:
+    if codes.code_of(str(data["owner"])) != owner:
         batch.note(
             FieldError(
                 (*where, "owner"), f"is {data['owner']!r}; this batch is {owner}'s", "owner", label

@@ -9,7 +9,7 @@ from litestar import Controller, get
 from litestar.params import PathParameter
 
 from cdb_service.kernel.codes import CODE_FLAGS, CODE_LISTS
-from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.problems import NOT_FOUND
 from cdb_service.registry.http.answers import CodeList, CodeListNames
 from cdb_service.web.docs import answer, problems
 from cdb_service.web.negotiation import json_only
@@ -38,9 +38,7 @@ class CodeListController(Controller):
     ) -> dict[str, Any]:
         values = CODE_LISTS.get(name)
         if values is None:
-            raise Problem(
-                404, "Not found", f"no code list {name!r}; see /api/v1/code-lists", "not-found"
-            )
+            raise NOT_FOUND(f"no code list {name!r}; see /api/v1/code-lists")
         flags: Mapping[str, frozenset[str]] = CODE_FLAGS.get(name, {})
         items = [
             {"code": c, "label": label} | {flag: c in codes for flag, codes in flags.items()}

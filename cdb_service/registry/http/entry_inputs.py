@@ -14,7 +14,16 @@ from litestar.enums import ParamType
 from litestar.handlers import BaseRouteHandler
 from litestar.params import PathParameter
 
-from cdb_service.kernel.problems import FieldError, Problem, invalid, stale
+from cdb_service.kernel import codes
+from cdb_service.kernel.problems import (
+    PRECONDITION_REQUIRED,
+    UNSUPPORTED_MEDIA_TYPE,
+    FieldError,
+    bad_parameters,
+    invalid,
+    malformed,
+    stale,
+)
 from cdb_service.registry.http.deps import reads_of
 from cdb_service.registry.http.entry_outputs import etag
 from cdb_service.registry.kinds.spec import KindSpec
@@ -62,8 +71,7 @@ def filters_of(spec: KindSpec, request: Request[Any, Any, Any]) -> dict[str, Any
         except ValueError:
             errors.append(FieldError(("query", name), "is not a valid id"))
     if errors:
-        raise Problem(400, "Malformed request", "; ".join(f"{e.loc[1]}: {e.msg}" for e in errors),
-                      "malformed-request", errors)  # fmt: skip
+        raise bad_parameters(errors)
     return out
 
 
@@ -87,9 +95,9 @@ def sort_of(spec: KindSpec, text: str | None, revision: int | None, count: bool)
 def expected_version(request: Request[Any, Any, Any], current: dict[str, Any]) -> int:
     header = request.headers.get("if-match")
     if not header:
-        raise Problem(428, "Precondition required",
-                      "send If-Match with the ETag you read, so that no one else's change is lost",
-                      "precondition-required")  # fmt: skip
+        raise PRECONDITION_REQUIRED(
+            "send If-Match with the ETag you read, so that no one else's change is lost"
+        )
     tags = [t.strip() for t in header.split(",")]
     if "*" in tags or etag(current) in tags:
         return int(current["version"])
@@ -113,12 +121,11 @@ async def merge_patch_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in (MERGE_PATCH, "application/json"):
         detail = f"send the patch as {MERGE_PATCH} (RFC 7396)"
-        raise Problem(415, "Unsupported media type", detail, "unsupported-media-type")
+        raise UNSUPPORTED_MEDIA_TYPE(detail)
     try:
         body = json.loads(await request.body())
     except ValueError as error:
-        raise Problem(400, "Malformed request", f"the body is not JSON: {error}",
-                      "malformed-request") from None  # fmt: skip
+        raise malformed(f"the body is not JSON: {error}") from None
     if not isinstance(body, dict):
         raise invalid([FieldError(("body",), "must be a JSON object (the fields to change)")])
     return body
@@ -150,7 +157,7 @@ def owner_first_guard(spec: KindSpec) -> Any:
             except (ValueError, AttributeError):
                 named = None  # the handler answers for a body that is not an object
             if isinstance(named, str) and named.strip():
-                owners.add(named.strip().upper()[:8])
+                owners.add(codes.code_of(named)[:8])
         for owner in sorted(owners):
             policy.require_write(principal, owner)
 

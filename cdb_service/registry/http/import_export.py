@@ -10,10 +10,10 @@ from litestar.di import NamedDependency
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import Parameter
 
-from cdb_service.kernel.problems import FieldError, Problem
+from cdb_service.kernel.problems import UNSUPPORTED_MEDIA_TYPE, FieldError, malformed
 from cdb_service.registry.formats import files as entry_files
 from cdb_service.registry.formats.files import FormatError
-from cdb_service.registry.formats.ndjson import parse_stream
+from cdb_service.registry.formats.ndjson import apply_parsed, parse_stream
 from cdb_service.registry.http.answers import ImportResult
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.kinds.spec import KindSpec
@@ -99,7 +99,7 @@ class ImportController(Controller):
                 fmt = entry_files.format_of_media_type(request.headers.get("content-type", ""))
                 if fmt == "csv" and kind_spec is None:
                     error = FieldError(("query", "kind"), "is required: a CSV file holds one kind")
-                    raise Problem(400, "Malformed request", error.msg, "malformed-request", [error])
+                    raise malformed(error.msg, error)
                 if fmt == "ndjson":
                     batch = await parse_stream(request.stream(), batch_owner)
                 else:
@@ -107,20 +107,9 @@ class ImportController(Controller):
                         await request.body(), fmt, batch_owner, kind_spec
                     )
             except FormatError as error:
-                raise Problem(
-                    415, "Unsupported media type", str(error), "unsupported-media-type"
-                ) from None
-            result = await batches.apply(
-                batch.items,
-                who,
-                replace_owner=batch_owner if mode == "replace" else None,
-                dry_run=dry_run,
-                summary=f"import {batch_owner} ({mode})",
-                prior_errors=batch.errors,
-                unlisted_errors=batch.error_count - len(batch.errors),
-                broken=batch.broken,
-                complete=not batch.unidentified,
-            )
+                raise UNSUPPORTED_MEDIA_TYPE(str(error)) from None
+            result = await apply_parsed(batches, batch, who, batch_owner, mode=mode,
+                                        dry_run=dry_run)  # fmt: skip
         return {
             "owner": batch_owner,
             "mode": mode,
@@ -137,7 +126,7 @@ def _kind(name: str | None) -> KindSpec | None:
         return None
     if name not in KINDS:
         error = FieldError(("query", "kind"), f"must be one of {', '.join(KINDS)}")
-        raise Problem(400, "Malformed request", error.msg, "malformed-request", [error])
+        raise malformed(error.msg, error)
     return KINDS[name]
 
 
@@ -185,9 +174,7 @@ class ExportController(Controller):
             body = await entry_files.render(reads, by_kind, format)
         except FormatError as error:
             field = FieldError(("query", "kind"), str(error))
-            raise Problem(
-                400, "Malformed request", str(error), "malformed-request", [field]
-            ) from None
+            raise malformed(str(error), field) from None
         name = f"cdb-{batch_owner}{'-' + kinds[0].name if len(kinds) == 1 else ''}.{format}"
         return Response(
             body,

@@ -18,7 +18,7 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import JSONBody, Parameter
 
 from cdb_service.db.revisions import MAX_REVISION
-from cdb_service.kernel.problems import FieldError, Problem, invalid, not_found
+from cdb_service.kernel.problems import FieldError, invalid, not_found
 from cdb_service.registry.http import answers
 from cdb_service.registry.http.entry_inputs import (
     IDEMPOTENCY_KEY,
@@ -170,7 +170,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             document = await reads.get(spec, entry_id, revision)
             if document is None:
                 at = f" at revision {revision}" if revision is not None else ""
-                raise Problem(404, "Not found", f"no {spec.name} entry {entry_id}{at}", "not-found")
+                raise not_found(spec.name, f"{entry_id}{at}")
             return entry_answer(request, spec, principal, document, entry_root)
 
         @get(

@@ -57,21 +57,31 @@ def member_of(code_list: str, values: Mapping[str, str], hint: str = "") -> Code
     return CodeListMember(code_list, values, hint)
 
 
-def _upper(value: Any) -> Any:
-    return value.strip().upper() if isinstance(value, str) else value
+def _spelled(value: Any) -> Any:
+    # Before type validation: a value that is no string is left for pydantic to name.
+    return codes.code_of(value) if isinstance(value, str) else value
 
-
-_GREECE_HINT = "; Greece is EL"
 
 CountryCode = Annotated[
-    str, BeforeValidator(_upper), member_of("countries", codes.COUNTRIES, _GREECE_HINT)
+    str, BeforeValidator(_spelled), member_of("countries", codes.COUNTRIES, codes.GREECE_HINT)
 ]
+# The code list, so that the contract lists the owners; the same check and sentence as
+# `codes.owner_code`, which the rest of the service uses.
 OwnerCode = Annotated[
     str,
-    BeforeValidator(_upper),
-    member_of("owners", codes.OWNERS, _GREECE_HINT),
+    BeforeValidator(_spelled),
+    member_of("owners", codes.OWNERS, codes.GREECE_HINT),
     Field(description="the owner: a member state (ISO 3166-1 alpha-2, EL for Greece) or EJ"),
 ]
+
+
+def _owner_or_commission(value: str) -> str:
+    return codes.owner_code(value, commission=True)
+
+
+# Maintenance windows and incidents: the Commission owns those of central components
+# (EC is in no code list, so the contract lists no codes here).
+OwnerOrCommission = Annotated[str, BeforeValidator(_spelled), AfterValidator(_owner_or_commission)]
 LanguageCode = Annotated[
     str,
     BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import String, cast, exists, select
 
 from cdb_service.db.base import Base
+from cdb_service.kernel import codes
 from cdb_service.kernel.folding import fold, search_text
 
 
@@ -39,7 +40,7 @@ class Filter:
     def parse(self, raw: str) -> Any:
         if self.uuid:
             return uuid.UUID(raw)
-        return raw.strip().upper() if self.field in ("owner", "country") else raw.strip()
+        return codes.code_of(raw) if self.field in ("owner", "country") else raw.strip()
 
     def clause(self, model: Any, value: Any) -> Any:
         if self.match is Match.FOLDED:

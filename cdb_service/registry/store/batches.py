@@ -28,7 +28,7 @@ from cdb_service.registry.store.batch_items import (
 )
 from cdb_service.registry.store.references import EntryIndex
 from cdb_service.registry.store.unit_of_work import UnitOfWork
-from cdb_service.registry.store.writes import column_values, referrers_of
+from cdb_service.registry.store.writes import column_values, delete_block
 from cdb_service.security.audit import Who
 
 MAX_ERRORS = MAX_FIELD_ERRORS  # listed in a refusal; every problem is counted
@@ -295,15 +295,15 @@ async def _delete_unnamed(
     for entry_id, key in current.all():
         if (kind.name, entry_id) in kept.ids or (key is not None and (kind.name, key) in kept.keys):
             continue
-        if kind.never_deleted is not None:
+        block = await delete_block(writer.session, kind, entry_id)
+        if block.never is not None:
             name = f"{kind.name} {key or entry_id}"
             errors.append(FieldError(("entries", kind.name, str(key or entry_id)),
-                                     f"is not in the batch, and {kind.never_deleted}"
+                                     f"is not in the batch, and {block.never}"
                                      + kept.unless(), "replace_conflict", name))  # fmt: skip
             continue
-        referrers = await referrers_of(writer.session, kind, entry_id)
-        if referrers:
-            for other, referrer in referrers:
+        if block.referrers:
+            for other, referrer in block.referrers:
                 other_key = getattr(referrer, other.natural_key) or referrer.id
                 loc = kept.where.get((other.name, referrer.id), ("entries", other.name,
                                                                  str(other_key)))  # fmt: skip

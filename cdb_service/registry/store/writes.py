@@ -151,17 +151,33 @@ def column_values(
     return values
 
 
-def ensure_deletable(kind: KindSpec) -> None:
+@dataclass(frozen=True)
+class DeleteBlock:
+    """What keeps an entry from being deleted: its kind never is (`never`, the reason),
+    or current entries refer to it (`referrers`, each with its kind)."""
+
+    never: str | None = None
+    referrers: tuple[tuple[KindSpec, Any], ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.never is not None or bool(self.referrers)
+
+
+async def delete_block(session: AsyncSession, kind: KindSpec, entry_id: uuid.UUID) -> DeleteBlock:
+    """The one rule of what blocks a delete, for a single delete and a batch's replace
+    mode alike; each says it in its own answer (a 409, or a field error per referrer)."""
     if kind.never_deleted is not None:
-        raise conflict(kind.never_deleted)
+        return DeleteBlock(never=kind.never_deleted)
+    return DeleteBlock(referrers=tuple(await referrers_of(session, kind, entry_id)))
 
 
 async def _delete_with_referrers(
     writer: RevisionWriter, kind: KindSpec, row: Any, cascade: bool
 ) -> WrittenVersion:
-    ensure_deletable(kind)
-    referrers = await referrers_of(writer.session, kind, row.id)
-    if referrers:
+    block = await delete_block(writer.session, kind, row.id)
+    if block.never is not None:
+        raise conflict(block.never)
+    if referrers := block.referrers:
         foreign = [(k, r) for k, r in referrers if r.owner != row.owner]
         if not cascade or foreign:
             listed = [

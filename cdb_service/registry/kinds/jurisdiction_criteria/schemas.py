@@ -65,7 +65,7 @@ class JurisdictionCriterionIn(EntryIn):
     @classmethod
     def _geo_country_defaults_to_owner(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("geo"), list):
-            owner = str(data.get("owner", "")).upper()
+            owner = codes.code_of(str(data.get("owner", "")))
             if owner in codes.COUNTRIES:
                 data = data | {
                     "geo": [

@@ -5,29 +5,16 @@ from typing import Annotated, ClassVar
 
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     Field,
     ValidationInfo,
     field_validator,
 )
 
-from cdb_service.kernel import codes
-from cdb_service.registry.kinds.fields import ShortText, Text
+from cdb_service.registry.kinds.fields import OwnerOrCommission, ShortText, Text
 from cdb_service.registry.kinds.maintenance_windows.models import DERIVED
 from cdb_service.registry.kinds.schemas import EntryIn
 
-
-def _known_owner(value: str) -> str:
-    if value not in codes.OWNERS and value != codes.COMMISSION:
-        raise ValueError(f"{value!r} is not an owner code (a member state, EJ, or EC)")
-    return value
-
-
-WindowOwner = Annotated[
-    str,
-    BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v),
-    AfterValidator(_known_owner),
-]
+WindowOwner = OwnerOrCommission
 
 
 YEARS = range(1970, 3000)
