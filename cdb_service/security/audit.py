@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from cdb_service import metrics
 from cdb_service.db.base import Base, DateTimeUTC, JsonB, utcnow
 from cdb_service.kernel import hash_chain
+from cdb_service.kernel.text import carriable
 from cdb_service.logging import get_logger
 
 log = get_logger("cdb.audit")
@@ -92,20 +92,10 @@ def _content(event: AuditEvent) -> dict[str, Any]:
     return values
 
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
 def storable(value: Any) -> Any:
-    """Client-supplied text as the database can hold it: PostgreSQL refuses NUL (in text
-    and in JSONB) and UTF-8 has no lone surrogates, so each becomes U+FFFD. A refusal that
-    quotes such input (an owner code with a NUL in it) is still recorded, not a 500."""
-    if isinstance(value, str):
-        return _UNSTORABLE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {storable(k): storable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [storable(v) for v in value]
-    return value
+    """Client-supplied text as the database can hold it (PostgreSQL refuses NUL, UTF-8 has
+    no lone surrogates): a refusal quoting such input is still recorded, not a 500."""
+    return carriable(value)
 
 
 def _fit(column: str, value: Any) -> Any:

@@ -77,6 +77,10 @@ CASES = [
     Case("owner with a NUL, refused", "admin-de", "POST",
          f"{V1}/authorities", status=(403,), raw=json.dumps(
              factories.authority("DE", "DE:X-2") | {"owner": "\x03\x00X"}).encode()),
+    # A lone surrogate (legal as a JSON escape, not in UTF-8) quoted back in the refusal.
+    Case("owner with a lone surrogate, refused", "admin-de", "POST",
+         f"{V1}/authorities", status=(403,), raw=json.dumps(
+             factories.authority("DE", "DE:X-3") | {"owner": "\ud800X"}).encode()),
     Case("cursor with Infinity", "reader", "GET",
          f"{V1}/authorities?cursor=" + _cursor('{"r":Infinity,"a":"' + str(uuid.uuid4()) + '"}')),
     Case("cursor that is an object", "reader", "GET",
