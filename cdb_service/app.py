@@ -17,6 +17,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
+from litestar.openapi.spec import Components
 
 from cdb_service import __version__, metrics
 from cdb_service.console import deps as console_deps
@@ -47,8 +48,8 @@ from cdb_service.registry.http.certificate_rotation import RoutingPartyActions
 from cdb_service.registry.http.code_lists import CodeListController
 from cdb_service.registry.http.import_export import ExportController, ImportController
 from cdb_service.registry.http.kind_controller import controllers
+from cdb_service.security import contract, policy
 from cdb_service.security import deps as security_deps
-from cdb_service.security import policy
 from cdb_service.security.dev_issuer import DevIssuerController
 from cdb_service.security.gate import ApiGate, deny
 from cdb_service.services import Services
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *controllers(),
         ],
         guards=[role_guard],
+        security=contract.API,  # the gate's two checks, named on every /api operation
     )
     handlers: list[Any] = [LandingController, AssetController, HealthController, JwksController,
                            MetricsController, api, ConsoleAuth, ConsoleTools,
@@ -194,6 +196,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version=__version__,
             description="Competent-authorities Database of JUDEX / e-CODEX",
             path="/schema",
+            components=Components(security_schemes=dict(contract.SCHEMES)),
             render_plugins=[
                 OfflineApiDocs(),
                 JsonRenderPlugin(path="/openapi.json"),

@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
+
+from pydantic import BaseModel
 
 from cdb_service.kernel.problems import FieldError
 from cdb_service.registry.formats import spreadsheets
-from cdb_service.registry.formats.spreadsheets import KeyOf
+from cdb_service.registry.formats.spreadsheets import Column, KeyOf
 from cdb_service.registry.kinds.spec import KindSpec
 
 # Not typed in a form: the id is the entry's, the owner follows the signed-in person.
@@ -25,6 +27,7 @@ class FormField:
     value: str
     wide: bool
     error: str | None = None
+    help: str | None = None  # the field's description in the contract (the kind's schema)
 
     @property
     def input_name(self) -> str:
@@ -33,6 +36,12 @@ class FormField:
     @property
     def input_id(self) -> str:
         return "field-" + "".join(c if c.isalnum() else "-" for c in self.name)
+
+    @property
+    def described_by(self) -> str:
+        """The ids of the texts that describe the input: its help, then its error."""
+        ids = [f"{self.input_id}-help"] if self.help else []
+        return " ".join([*ids, f"{self.input_id}-error"] if self.error else ids)
 
 
 def _shown(value: Any) -> str:
@@ -65,10 +74,36 @@ def values_of(kind: KindSpec, document: Mapping[str, Any], key_of: KeyOf) -> dic
 def fields_of(kind: KindSpec, values: Mapping[str, str]) -> list[FormField]:
     known = spreadsheets.known_columns(kind)
     return [
-        FormField(name, values.get(name, ""), known[name].shape == "objects")
+        FormField(
+            name,
+            values.get(name, ""),
+            known[name].shape == "objects",
+            help=help_of(kind, known[name]),
+        )
         for name in values
         if name not in FIXED and name in known
     ]
+
+
+def help_of(kind: KindSpec, column: Column) -> str | None:
+    """A column's help: the description its field has in the kind's schema (the same text
+    the OpenAPI document gives), a nested object's member's own when it has one."""
+    info = kind.schema.model_fields.get(column.field)
+    if info is None:
+        return None
+    if column.member is not None:
+        nested = _model_in(info.annotation)
+        member = nested.model_fields.get(column.member) if nested is not None else None
+        if member is not None and member.description:
+            return member.description
+    return info.description
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model inside `Model | None` (an optional nested object such as `address`)."""
+    candidates = [annotation, *get_args(annotation)]
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)),
+                None)  # fmt: skip
 
 
 def submitted(form: Mapping[str, Any]) -> dict[str, str]:

@@ -25,21 +25,21 @@ Change: Any = Union[tuple(version_model(kind) for kind in KINDS)]  # noqa: UP007
 class FeedPage(Answer):
     """Entry versions after `since`, in revision order; follow with `since=next`."""
 
-    since: int
+    since: int = Field(description="as asked: the versions are after this revision")
     head: int = Field(description="the registry's head revision when the page was read")
     next: int = Field(description="pass as `since` for the next page")
     cursor: str | None = Field(description="the rest of revision `next + 1` (with since=next)")
-    more: bool
-    changes: list[Change]  # type: ignore[valid-type]
+    more: bool = Field(description="whether versions after `next` already wait (ask again at once)")
+    changes: list[Change] = Field(description="the entry versions, in revision order")  # type: ignore[valid-type]
     gazetteer: str = Field(description="the gazetteer's identity (a load moves it)")
 
 
 class ExtractHeader(Answer):
-    type: Literal["snapshot"]
-    revision: int
-    generated_at: dt.datetime
-    kinds: list[str]
-    owner: str | None
+    type: Literal["snapshot"] = Field(description="the first line's type")
+    revision: int = Field(description="the revision of the snapshot")
+    generated_at: dt.datetime = Field(description="when the extract was made")
+    kinds: list[str] = Field(description="the kinds it holds")
+    owner: str | None = Field(description="the owner it is limited to (null: every owner)")
     chain: str = Field(description=CHAIN)
 
 
@@ -50,12 +50,12 @@ def _extract_entry(kind: str) -> Any:
     return create_model(
         f"Extract{title}Line",
         __base__=Answer,
-        type=(entry, ...),
-        kind=(Literal[kind], ...),  # type: ignore[valid-type,arg-type]
-        id=(uuid.UUID, ...),
-        version=(int, ...),
-        revision=(int, ...),
-        document=(document_model(kind), ...),
+        type=(entry, Field(description="an entry line")),
+        kind=(Literal[kind], Field(description="the entry's kind")),  # type: ignore[valid-type,arg-type]
+        id=(uuid.UUID, Field(description="the entry's id")),
+        version=(int, Field(description="the entry's version")),
+        revision=(int, Field(description="the registry revision of that version")),
+        document=(document_model(kind), Field(description="the entry as of the snapshot")),
         chain=(str, Field(description=CHAIN)),
     )
 
@@ -64,29 +64,31 @@ ExtractEntry: Any = Union[tuple(_extract_entry(kind) for kind in KINDS)]  # noqa
 
 
 class ExtractTrailer(Answer):
-    type: Literal["trailer"]
+    type: Literal["trailer"] = Field(description="the last line's type")
     count: int = Field(description="how many entry lines came before")
     sha256: str = Field(description="SHA-256 of every byte before this line")
     jws: str = Field(description="compact JWS over count, sha256 and revision (ES256)")
 
 
 class GazetteerHeader(Answer):
-    type: Literal["gazetteer"]
-    revision: None
-    country: str
-    digest: str | None
-    loaded_at: dt.datetime | None
-    source: str | None
-    generated_at: dt.datetime
+    type: Literal["gazetteer"] = Field(description="the first line's type")
+    revision: None = Field(
+        description="always null: the gazetteer is not versioned by registry revisions"
+    )
+    country: str = Field(description="the country")
+    digest: str | None = Field(description="the digest of its places (null: never loaded)")
+    loaded_at: dt.datetime | None = Field(description="when they were loaded")
+    source: str | None = Field(description="what they were loaded from")
+    generated_at: dt.datetime = Field(description="when the extract was made")
     chain: str = Field(description=CHAIN)
 
 
 class GazetteerPlace(Answer):
-    type: Literal["place"]
-    postal_code: str
-    lau: str | None
-    nuts3: str
-    lau_name: str | None
+    type: Literal["place"] = Field(description="a place line")
+    postal_code: str = Field(description="the postal code")
+    lau: str | None = Field(description="its local administrative unit")
+    nuts3: str = Field(description="the NUTS 3 region it lies in")
+    lau_name: str | None = Field(description="the LAU's name")
     chain: str = Field(description=CHAIN)
 
 
@@ -97,17 +99,19 @@ GazetteerLine = GazetteerHeader | GazetteerPlace | ExtractTrailer
 class Jwks(Answer):
     """RFC 7517 JWK set: the keys that sign extracts and routing tables."""
 
-    keys: list[dict[str, Any]]
+    keys: list[dict[str, Any]] = Field(
+        description="the public keys (RFC 7517), each with its certificate chain (x5c)"
+    )
 
 
 class GazetteerCountry(Answer):
-    country: str
-    digest: str
-    loaded_at: dt.datetime
-    place_count: int
-    source: str | None
+    country: str = Field(description="the country")
+    digest: str = Field(description="the digest of its places")
+    loaded_at: dt.datetime = Field(description="when they were loaded")
+    place_count: int = Field(description="how many places")
+    source: str | None = Field(description="what they were loaded from")
 
 
 class GazetteerManifest(Answer):
     identity: str = Field(description="names the whole gazetteer (feed pages, resolve ETags)")
-    countries: list[GazetteerCountry]
+    countries: list[GazetteerCountry] = Field(description="one item per loaded country")

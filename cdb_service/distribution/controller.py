@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import Parameter, PathParameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -36,7 +36,8 @@ from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
 from cdb_service.web.ceilings import Ceilings
 from cdb_service.web.consistency import MIN_REVISION_DOC, require_revision
-from cdb_service.web.docs import answer, problems
+from cdb_service.web.docs import answer, problem_answers, problems
+from cdb_service.web.negotiation import json_only
 
 NDJSON = "application/x-ndjson"
 FEED_PARAMETERS = frozenset({"since", "limit", "cursor", "kind", "owner", "wait", "min_revision"})
@@ -99,8 +100,13 @@ class ExtractController(Controller):
         ceilings: NamedDependency[Ceilings],
         settings: NamedDependency[Settings],
         kinds: list[str] | None = Parameter(default=None, description="default: every kind"),
-        owner: str | None = None,
-        revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
+        owner: str | None = Parameter(default=None, description="only this owner's entries"),
+        revision: int | None = Parameter(
+            default=None,
+            ge=0,
+            le=MAX_REVISION,
+            description="the snapshot as it was at this registry revision (default: the head)",
+        ),
         min_revision: int | None = Parameter(
             default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
         ),
@@ -136,7 +142,8 @@ class ExtractController(Controller):
         "/changes",
         summary="Entry versions after a revision, in pages of at most `limit`, long polling",
         description=CHANGES_DOC,
-        responses=problems(400, 410, 422, 429, 503) | answer(FeedPage),
+        responses=problems(400, 406, 410, 422, 429, 503) | answer(FeedPage),
+        guards=[json_only],
     )
     async def changes(
         self,
@@ -147,8 +154,17 @@ class ExtractController(Controller):
         reads: NamedDependency[EntryReads],
         principal: NamedDependency[Principal],
         ceilings: NamedDependency[Ceilings],
-        since: int = Parameter(ge=0, le=MAX_REVISION),
-        limit: int = Parameter(default=1000, ge=1, le=10_000),
+        since: int = Parameter(
+            ge=0,
+            le=MAX_REVISION,
+            description="the last revision the client has: the answer holds the versions after it",
+        ),
+        limit: int = Parameter(
+            default=1000,
+            ge=1,
+            le=10_000,
+            description="the most entry versions on this page (a revision may span pages)",
+        ),
         cursor: str | None = Parameter(
             default=None,
             description="the previous page's `cursor`, with `since` = its `next`: the rest "
@@ -158,7 +174,13 @@ class ExtractController(Controller):
             default=None, description="only these kinds (repeat the parameter for several)"
         ),
         owner: str | None = Parameter(default=None, description="only this owner's entries"),
-        wait: int = Parameter(default=0, ge=0, le=feed.MAX_WAIT_S),
+        wait: int = Parameter(
+            default=0,
+            ge=0,
+            le=feed.MAX_WAIT_S,
+            description="long poll: seconds to wait for a revision after `since` before "
+            "answering an empty page",
+        ),
         min_revision: int | None = Parameter(
             default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
         ),
@@ -203,7 +225,8 @@ class GazetteerController(Controller):
         description="`identity` names the whole (the change feed announces it on every "
         "page, and it is part of every resolve ETag); per country the digest of its "
         "places, when and from what they were loaded.",
-        responses=problems(503) | answer(GazetteerManifest),
+        responses=problems(406, 503) | answer(GazetteerManifest),
+        guards=[json_only],
     )
     async def manifest(
         self, sessions: NamedDependency[async_sessionmaker[AsyncSession]]
@@ -222,7 +245,7 @@ class GazetteerController(Controller):
     )
     async def country(
         self,
-        country: str,
+        country: Annotated[str, PathParameter(description="an EU country code (Greece is EL)")],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         signing: NamedDependency[SigningKeys],
         principal: NamedDependency[Principal],
@@ -247,7 +270,8 @@ class JwksController(Controller):
     @get(
         "/jwks.json",
         summary="Public keys that sign extracts (current and still-listed retired)",
-        responses=answer(Jwks),
+        # Public (outside the gate): only the perimeter's refusals besides the keys.
+        responses=answer(Jwks) | problem_answers(400, 414),
     )
     async def jwks(self, signing: NamedDependency[SigningKeys]) -> dict[str, Any]:
         return signing.jwks()

@@ -8,10 +8,11 @@ from typing import Any
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.params import Parameter
 from litestar.response.base import ASGIResponse
 from litestar.serialization import encode_json
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import revisions as rev
@@ -21,64 +22,70 @@ from cdb_service.kernel.calendar import today
 from cdb_service.kernel.problems import NOT_FOUND, FieldError, invalid
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.web.conditional import conditional, none_match, not_modified
-from cdb_service.web.docs import problems
+from cdb_service.web.docs import operation, problems
+from cdb_service.web.negotiation import require_json
 
 FORMATS = ("json", "pmode")
 OMITTED = "CDB-Omitted-Parties"
 XML = "application/xml"
+PMODE_FORM = Schema(
+    type=OpenAPIType.STRING,
+    description="`format=pmode`: a Domibus PMode configuration, valid against Domibus's "
+    "domibus-pmode.xsd",
+)
 
 
 class IdentifierDoc(BaseModel):
-    party_id: str
-    party_id_type: str
+    party_id: str = Field(description="the AS4 party id")
+    party_id_type: str = Field(description="its type (a party-id-types URN)")
 
 
 class ServiceDoc(BaseModel):
-    service: str
-    service_type: str | None
-    actions: list[str]
+    service: str = Field(description="the AS4 service")
+    service_type: str | None = Field(description="the service's type attribute, when it has one")
+    actions: list[str] = Field(description="the AS4 actions accepted under it")
 
 
 class CertificateDoc(BaseModel):
-    use: str
-    sha256: str
-    subject: str
-    not_after: str | None
-    pem: str
+    use: str = Field(description="signing, encryption or tls")
+    sha256: str = Field(description="its SHA-256 fingerprint")
+    subject: str = Field(description="its subject distinguished name")
+    not_after: str | None = Field(description="the end of its validity")
+    pem: str = Field(description="the certificate, PEM-encoded")
 
 
 class RoutingPartyDoc(BaseModel):
-    id: str
-    name: str
-    owner: str
-    identifiers: list[IdentifierDoc]
-    endpoint_url: str
-    roles: list[str]
-    services: list[ServiceDoc]
-    certificates: list[CertificateDoc]
-    go_live_at: str | None
-    valid_from: str | None
-    valid_to: str | None
-    final_recipients: list[str]
+    id: str = Field(description="the routing party's entry id")
+    name: str = Field(description="its Domibus party name")
+    owner: str = Field(description="its owner")
+    identifiers: list[IdentifierDoc] = Field(description="its AS4 party ids")
+    endpoint_url: str = Field(description="its AS4 endpoint")
+    roles: list[str] = Field(description="the AS4 roles it takes")
+    services: list[ServiceDoc] = Field(description="the services and actions it receives")
+    certificates: list[CertificateDoc] = Field(description="its certificates")
+    go_live_at: str | None = Field(description="when it starts receiving")
+    valid_from: str | None = Field(description="first day of validity")
+    valid_to: str | None = Field(description="last day of validity")
+    final_recipients: list[str] = Field(description="the finalRecipient codes it serves")
 
 
 class WarningDoc(BaseModel):
     """A party left out of every PMode because its data cannot be expressed validly."""
 
-    party: str
-    owner: str
-    code: str
-    detail: str
+    party: str = Field(description="the party left out")
+    owner: str = Field(description="its owner (who must correct it)")
+    code: str = Field(description="why, as a code")
+    detail: str = Field(description="why, in a sentence")
 
 
 class RoutingTableDoc(BaseModel):
     """format=json; with format=pmode the body is a Domibus PMode configuration (XML)."""
 
-    revision: int
-    valid_at: str
-    generated_at: str
-    parties: list[RoutingPartyDoc]
-    warnings: list[WarningDoc]
+    revision: int = Field(description="the registry revision it was read at")
+    valid_at: str = Field(description="the day it holds for (today)")
+    generated_at: str = Field(description="when it was made")
+    parties: list[RoutingPartyDoc] = Field(description="every routing party valid that day")
+    warnings: list[WarningDoc] = Field(description="parties left out of a PMode, and why")
 
 
 WHOLE_NETWORK_DOC = (
@@ -114,8 +121,9 @@ class RoutingTableController(Controller):
                 generate_examples=False,
             ),
             304: ResponseSpec(data_container=None, description="unchanged since the ETag"),
-            **problems(404, 422),
+            **problems(404, 406, 422),
         },
+        operation_class=operation(forms={XML: PMODE_FORM}),
     )
     async def routing_table(
         self,
@@ -134,6 +142,8 @@ class RoutingTableController(Controller):
     ) -> ASGIResponse:
         if format not in FORMATS:
             raise invalid([FieldError(("query", "format"), f"{format!r} is not json or pmode")])
+        if format == "json":
+            require_json(request.scope)
         if format == "pmode" and party is None and not whole_network:
             raise invalid([FieldError(
                 ("query", "party"),

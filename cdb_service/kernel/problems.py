@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
+
+from cdb_service.kernel.text import carriable
 
 PROBLEM_BASE = "https://cdb.judex.europa.eu/problems/"
 
@@ -57,7 +59,9 @@ class Problem(Exception):
         }
         if self.errors:
             body["errors"] = [e.as_dict() for e in self.errors]
-        return body | self.extra
+        # A problem often quotes the client's input: hostile text must not make it
+        # unencodable (JSON has no lone surrogates, XML no NUL).
+        return cast(dict[str, Any], carriable(body | self.extra))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from cdb_service.lookup import answers, query, resolver
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.lookup.index import LookupIndex
 from cdb_service.web.consistency import MIN_REVISION_DOC, ReadYourWrites
-from cdb_service.web.docs import answer, operation, problems
+from cdb_service.web.docs import NOT_MODIFIED, answer, operation, problems
 from cdb_service.web.negotiation import negotiated_bytes
 
 
@@ -42,7 +42,7 @@ class ResolveController(Controller):
     @get(
         "/",
         summary="The competent authorities for a message, ranked, with routing",
-        responses=problems(406, 422, 503) | answer(answers.Resolution),
+        responses=problems(406, 422, 503) | answer(answers.Resolution) | NOT_MODIFIED,
         operation_class=operation(parameters=query.docs(query.RESOLVE), xml_root="resolve-answer"),
     )
     async def resolve(
@@ -64,7 +64,7 @@ class ResolveController(Controller):
     @get(
         "/recipient/{code:str}",
         summary="The authority behind a finalRecipient / originalSender",
-        responses=problems(404, 406, 503) | answer(answers.Recipient),
+        responses=problems(404, 406, 422, 503) | answer(answers.Recipient) | NOT_MODIFIED,
         operation_class=operation(
             parameters=query.docs(query.RECIPIENT), xml_root="recipient-answer"
         ),
@@ -90,7 +90,7 @@ class ResolveController(Controller):
     @get(
         "/national-member",
         summary="The national desk at Eurojust for a member state",
-        responses=problems(406, 422, 503) | answer(answers.NationalDesk),
+        responses=problems(406, 422, 503) | answer(answers.NationalDesk) | NOT_MODIFIED,
         operation_class=operation(
             parameters=query.docs(query.NATIONAL_MEMBER), xml_root="national-member-answer"
         ),

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -33,6 +33,7 @@ from cdb_service.logging import get_logger
 from cdb_service.lookup import gazetteer
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.settings import Settings
+from cdb_service.web.docs import problem_answers
 
 HEALTH_JSON = "application/health+json"
 Checks = dict[str, list[dict[str, Any]]]
@@ -56,10 +57,12 @@ def _health(
 class Health(BaseModel):
     """draft-inadarei-api-health-check (`application/health+json`); 503 with `fail`."""
 
-    status: Literal["pass", "warn", "fail"]
-    version: str
-    releaseId: str
-    checks: dict[str, list[dict[str, Any]]] | None = None
+    status: Literal["pass", "warn", "fail"] = Field(description="the verdict (fail: 503)")
+    version: str = Field(description="the health document's version")
+    releaseId: str = Field(description="the service's release")
+    checks: dict[str, list[dict[str, Any]]] | None = Field(
+        default=None, description="each dependency checked, by name (database, index, ...)"
+    )
 
 
 HEALTH = {
@@ -67,6 +70,7 @@ HEALTH = {
                       generate_examples=False),
     503: ResponseSpec(data_container=Health, description="fail", media_type=HEALTH_JSON,
                       generate_examples=False),
+    **problem_answers(400, 414),  # the perimeter's, on every route
 }  # fmt: skip
 
 

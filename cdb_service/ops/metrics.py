@@ -20,7 +20,7 @@ from cdb_service.kernel.problems import plain
 from cdb_service.security.certificates import ProxyAllowList
 from cdb_service.security.x509 import certificate_facts
 from cdb_service.settings import Settings, TlsMode
-from cdb_service.web.docs import problems
+from cdb_service.web.docs import problem_answers
 
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -35,7 +35,8 @@ class MetricsController(Controller):
         "class, lookup-index revision and freshness, feed lag, pool use, database errors, "
         "write-lock waits, extracts and long polls in flight, refusals, audit events, "
         "signing-key age. 403 from any address outside CDB_METRICS_ALLOWED.",
-        responses=problems(),
+        # Outside the gate: the perimeter's bounds and the address list only.
+        responses=problem_answers(400, 403, 414),
         media_type=EXPOSITION,
     )
     async def metrics(self, request: Request[Any, Any, Any],

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from cdb_service import metrics
 from cdb_service.db.base import Base, DateTimeUTC, JsonB, utcnow
 from cdb_service.kernel import hash_chain
+from cdb_service.kernel.text import carriable
 from cdb_service.logging import get_logger
 
 log = get_logger("cdb.audit")
@@ -91,9 +92,16 @@ def _content(event: AuditEvent) -> dict[str, Any]:
     return values
 
 
+def storable(value: Any) -> Any:
+    """Client-supplied text as the database can hold it (PostgreSQL refuses NUL, UTF-8 has
+    no lone surrogates): a refusal quoting such input is still recorded, not a 500."""
+    return carriable(value)
+
+
 def _fit(column: str, value: Any) -> Any:
     if not isinstance(value, str):
         return value
+    value = storable(value)
     length = getattr(AuditEvent.__table__.c[column].type, "length", None)
     if length and len(value) > length:
         return value[: length - 1] + "…"
@@ -126,7 +134,7 @@ async def append(
         action=_fit("action", action),
         target=_fit("target", target),
         outcome=_fit("outcome", outcome),
-        detail=detail,
+        detail=storable(detail),
         prev_hash=prev,
         hash="",
         **who_fields,

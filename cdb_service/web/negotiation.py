@@ -17,14 +17,16 @@ from importlib.resources import files
 from typing import Any
 
 from litestar import Controller, Request, Response, get
+from litestar.connection import ASGIConnection
 from litestar.datastructures import Accept
+from litestar.handlers import BaseRouteHandler
 from litestar.response.base import ASGIResponse
 from litestar.serialization import encode_json
 from litestar.types import Scope
 
 from cdb_service.kernel.problems import NOT_ACCEPTABLE, Problem
 from cdb_service.web.conditional import conditional
-from cdb_service.web.docs import ProblemDetails
+from cdb_service.web.docs import ProblemDetails, problems
 from cdb_service.web.xml_form import problem_to_xml, to_xml
 from cdb_service.web.xml_schema import xml_schema
 
@@ -62,6 +64,20 @@ def wants_xml(scope: Scope) -> bool:
             f"this answer is offered as {JSON} and {XML}; Accept was {header[:200]!r}"
         )
     return chosen == XML
+
+
+def require_json(scope: Scope) -> None:
+    """A 406 problem for a client that does not accept JSON, on a read offered in JSON
+    only (the feed, code lists, the gazetteer manifest, the quality report, the JSON
+    routing table)."""
+    header = _accept(scope)
+    if header is not None and header.strip() and _best(header, (JSON,)) is None:
+        raise NOT_ACCEPTABLE(f"this answer is offered as {JSON} only; Accept was {header[:200]!r}")
+
+
+async def json_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """`require_json` as a route guard. Async: litestar runs a sync guard in a thread."""
+    require_json(connection.scope)
 
 
 def negotiated(scope: Scope, data: Any, root: str, status: int = 200,
@@ -108,12 +124,13 @@ class XmlSchemaController(Controller):
     tags = ["xml"]  # noqa: RUF012
 
     @get("/cdb.xsd", summary="The XML Schema of the XML answers", media_type="application/xml",
+         responses=problems(),
          description="Typed per kind and per answer, generated from the same models as "
          "this document's JSON schemas; its `version` attribute is the API's version.")  # fmt: skip
     async def cdb(self, request: Request[Any, Any, Any]) -> bytes:
         return xml_schema(request.app, ProblemDetails)
 
     @get("/problem.xsd", summary="The XML Schema of problem details (RFC 9457, XML form)",
-         media_type="application/xml")  # fmt: skip
+         media_type="application/xml", responses=problems())  # fmt: skip
     async def problem(self) -> bytes:
         return (_XSD / "problem.xsd").read_bytes()

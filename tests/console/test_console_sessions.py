@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from cdb_service.registry.kinds.incidents.schemas import IncidentIn
 from cdb_service.security.dev import DevPki
 from tests.console.support import Api, csrf_of, origin, sign_in_http
 from tests.support.service_process import Service, running_service
@@ -191,6 +192,13 @@ def test_an_operator_records_an_incident(service: Service) -> None:
         })  # fmt: skip
         assert sent.status_code == 422
         assert 'aria-invalid="true"' in sent.text and "expected_recovery_at" in sent.text
+        # Each field's help is its description in the contract, tied to the input; a field
+        # in error is described by its help and its message.
+        started = IncidentIn.model_fields["started_at"].description
+        assert started and f'<p class="help" id="field-started-at-help">{started}</p>' in form.text
+        assert 'aria-describedby="field-started-at-help"' in form.text
+        assert ('aria-describedby="field-expected-recovery-at-help '
+                'field-expected-recovery-at-error"') in sent.text  # fmt: skip
         fixed = http.post("/console/incidents/new", data={
             "csrf": csrf_of(sent.text), "owner": "EC", "f:component": "cdb",
             "f:description": "database failover", "f:started_at": "2026-11-29T10:00:00+01:00",

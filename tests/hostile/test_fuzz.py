@@ -26,7 +26,11 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.conftest import PG_ADMIN_URL, _pg_admin
 from tests.support.service_process import Service, executable, running_service
@@ -44,7 +48,11 @@ def _ndjson(_: Any, value: Any) -> bytes:
 
 
 SCHEMA = schemathesis.openapi.from_path(REPO / "openapi.yaml")
-EXAMPLES = int(os.environ.get("CDB_FUZZ_EXAMPLES", "3"))
+EXAMPLES = int(os.environ.get("CDB_FUZZ_EXAMPLES", "25"))
+
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
+          response_schema_conformance]  # fmt: skip
 
 
 @dataclass
@@ -106,7 +114,12 @@ def test_no_5xx_and_answers_match_the_schema(
     case: Any, served: Target, caller: str, sessions: dict[str, requests.Session]
 ) -> None:
     headers = {"Authorization": f"Bearer {served.tokens[caller]}"}
+    wait = (case.query or {}).get("wait")
+    if isinstance(wait, int) and wait > 1:
+        # A long poll waits its full time by design when nothing is written: the contract
+        # is the same after one second as after sixty, the suite's time is not.
+        case.query["wait"] = 1
     session = sessions[caller]
     response = case.call(base_url=served.service.base_url, session=session, headers=headers,
                          verify=session.verify, cert=session.cert, timeout=60)  # fmt: skip
-    case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+    case.validate_response(response, checks=CHECKS)

@@ -72,6 +72,15 @@ CASES = [
          body=factories.authority("DE", "DE:X-1") | {"¹": 1}),
     Case("body nested 100,000 deep", "admin-de", "POST", f"{V1}/authorities",
          raw=DEEP.encode()),
+    # The refusal quotes the owner, and its audit event must still be stored (PostgreSQL
+    # holds no NUL): found by the contract fuzz (test_fuzz.py).
+    Case("owner with a NUL, refused", "admin-de", "POST",
+         f"{V1}/authorities", status=(403,), raw=json.dumps(
+             factories.authority("DE", "DE:X-2") | {"owner": "\x03\x00X"}).encode()),
+    # A lone surrogate (legal as a JSON escape, not in UTF-8) quoted back in the refusal.
+    Case("owner with a lone surrogate, refused", "admin-de", "POST",
+         f"{V1}/authorities", status=(403,), raw=json.dumps(
+             factories.authority("DE", "DE:X-3") | {"owner": "\ud800X"}).encode()),
     Case("cursor with Infinity", "reader", "GET",
          f"{V1}/authorities?cursor=" + _cursor('{"r":Infinity,"a":"' + str(uuid.uuid4()) + '"}')),
     Case("cursor that is an object", "reader", "GET",

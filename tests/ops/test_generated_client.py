@@ -7,6 +7,11 @@ resolve a recipient (its country, instrument and competence required, each an en
 its code list), list a page, create, patch (Merge Patch with If-Match) and read an entry.
 Typed models are what the generator made of our schemas, so `names` arrives as a
 mapping keyed by language and the entry as `AuthoritiesEntry`.
+
+Credentials come from the security schemes alone: the generator makes every `/api`
+operation take its `AuthenticatedClient` (bearer token; the client certificate in its
+TLS context) because the operation names the schemes, and a public one (health, JWKS)
+the plain `Client`, which gets a 401 from the API without a token.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import enum
 import importlib
 import inspect
 import os
+import pkgutil
 import subprocess
 import sys
 import typing
@@ -78,6 +84,21 @@ def _api(name: str) -> Any:
     return importlib.import_module(f"{PACKAGE}.api.{name}")
 
 
+def _client_type(module: Any) -> Any:
+    return inspect.signature(module.sync_detailed).parameters["client"].annotation
+
+
+def _operations() -> dict[str, Any]:
+    """Every generated operation's module, by name (`api_v1_…` for the /api/v1 paths)."""
+    package = importlib.import_module(f"{PACKAGE}.api")
+    found = {}
+    for info in pkgutil.walk_packages(package.__path__, f"{PACKAGE}.api."):
+        module = importlib.import_module(info.name)
+        if hasattr(module, "sync_detailed"):
+            found[info.name.rsplit(".", 1)[-1]] = module
+    return found
+
+
 def _required_enums(function: Any, names: tuple[str, ...]) -> dict[str, type[enum.Enum]]:
     """The enum class of each named parameter, which must have no default (required)."""
     signature = inspect.signature(function)
@@ -102,6 +123,20 @@ def test_a_generated_client_resolves_lists_creates_patches_and_reads(
         assert from_package  # every operation's module imported without error above
         reader = _client(client_module, served, "reader")
         admin = _client(client_module, served, "admin-de")
+
+        # Which operations need credentials, as the generator read it from the schemes.
+        operations = _operations()
+        secured = {n for n, m in operations.items() if _client_type(m) is type(reader)}
+        assert secured == {n for n in operations if n.startswith("api_v1_")}, secured
+        assert "well_known_jwks_json_jwks" in operations and "health_live_live" in operations
+        pki = served.data_dir / "pki"
+        plain = client_module.Client(base_url=served.base_url, verify_ssl=client_context(
+            pki / "ca.pem", pki / "client-reader.pem", pki / "client-reader-key.pem"))  # fmt: skip
+        keys = operations["well_known_jwks_json_jwks"].sync(client=plain)
+        assert isinstance(keys, models.Jwks) and keys.keys
+        untokened = operations["api_v1_code_lists_names"].sync_detailed(client=plain)
+        assert untokened.status_code == 401, untokened.content
+        assert isinstance(untokened.parsed, models.ProblemDetails)
 
         # A page, typed: the seeded German authorities.
         listing = _api("authorities.api_v1_authorities_collection")
@@ -161,7 +196,7 @@ def test_a_generated_client_resolves_lists_creates_patches_and_reads(
             "de": "Generiertes Gericht", "en": "Generated court"
         }  # fmt: skip
         assert read.version == 2 and read.code == "DE:GENERATED-1"
-        for client in (reader, admin):  # no idle keep-alive for the server to wait on
+        for client in (reader, admin, plain):  # no idle keep-alive for the server to wait on
             client.get_httpx_client().close()
     finally:
         sys.path.remove(str(tmp_path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -79,3 +80,51 @@ def test_schemathesis_conformance_has_teeth() -> None:
             assert "violates schema" in str(error)
         else:
             raise AssertionError(f"accepted {strayed}")
+
+
+def _operations() -> list[tuple[str, str, dict[str, Any]]]:
+    document = yaml.safe_load(COMMITTED.read_text("utf-8"))
+    return [(path, method, operation) for path, item in document["paths"].items()
+            for method, operation in item.items()]  # fmt: skip
+
+
+def test_every_api_operation_names_both_security_schemes_and_public_ones_none() -> None:
+    """The gate asks every /api request for a client certificate and a bound token: the
+    contract says so per operation (a generated client then needs its authenticated
+    form there); health, JWKS and metrics are reached without credentials."""
+    schemes = yaml.safe_load(COMMITTED.read_text("utf-8"))["components"]["securitySchemes"]
+    assert schemes["mutualTLS"]["type"] == "mutualTLS"
+    assert (schemes["bearerToken"]["type"], schemes["bearerToken"]["scheme"]) == ("http", "bearer")
+    assert "x5t#S256" in schemes["bearerToken"]["description"]  # the RFC 8705 binding
+    for path, method, operation in _operations():
+        named = operation.get("security")
+        if path.startswith("/api/"):
+            assert named == [{"mutualTLS": [], "bearerToken": []}], f"{method} {path}"
+            assert {"401", "403", "429", "503"} <= set(operation["responses"]), f"{method} {path}"
+        else:
+            assert not named, f"{method} {path} is public"
+
+
+def test_every_parameter_and_every_field_is_described() -> None:
+    """A client reads what a parameter or field means from the contract (and the console
+    shows the fields' descriptions as help): none is left without one."""
+    bare = [f"{method.upper()} {path} {parameter['name']}"
+            for path, method, operation in _operations()
+            for parameter in operation.get("parameters", [])
+            if not parameter.get("description")]  # fmt: skip
+    schemas = yaml.safe_load(COMMITTED.read_text("utf-8"))["components"]["schemas"]
+    bare += [f"{name}.{field}" for name, schema in schemas.items()
+             for field, spec in (schema.get("properties") or {}).items()
+             if not spec.get("description")]  # fmt: skip
+    assert not bare, bare
+
+
+def test_the_media_types_a_format_chooses_are_declared() -> None:
+    document = yaml.safe_load(COMMITTED.read_text("utf-8"))["paths"]
+    exported = document["/api/v1/export"]["get"]["responses"]["200"]["content"]
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert set(exported) == {"application/x-ndjson", "text/csv", xlsx}
+    quality = document["/api/v1/quality"]["get"]["responses"]["200"]["content"]
+    assert set(quality) == {"application/json", "text/csv"}
+    table = document["/api/v1/routing-table"]["get"]["responses"]["200"]["content"]
+    assert set(table) == {"application/json", "application/xml"}

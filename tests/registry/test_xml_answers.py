@@ -173,6 +173,34 @@ async def test_json_is_the_default_and_what_is_not_offered_is_406(
         assert also.status_code == 406
 
 
+async def test_a_read_offered_in_json_only_refuses_an_xml_only_client_with_406(
+    api: Api, services: Services
+) -> None:
+    """The feed, the code lists, the gazetteer manifest, the quality report and the JSON
+    routing table have no XML form: a client that accepts only XML is told so (406, the
+    problem in the XML it asked for), not handed JSON it said it cannot read."""
+    await _scenario(services)
+    reads = [
+        (f"{V1}/changes", {"since": 0}), (f"{V1}/code-lists", {}),
+        (f"{V1}/code-lists/instruments", {}), (f"{V1}/routing-table", {}),
+        (f"{V1}/gazetteer", {}),
+    ]  # fmt: skip
+    async with api.client("admin-de") as c:
+        schema = await _schema(c)
+        for url, params in [*reads, (f"{V1}/quality", {"owner": "DE"})]:
+            refused = await c.get(url, params=params, headers={"Accept": XML})
+            assert refused.status_code == 406, (url, refused.text)
+            assert refused.headers["content-type"].startswith("application/problem+xml"), url
+            schema.assertValid(etree.fromstring(refused.content))
+            assert "application/json only" in from_xml(refused.content)["detail"]
+            plain = await c.get(url, params=params, headers={"Accept": "application/json"})
+            assert plain.status_code == 200, (url, plain.text)
+        # The other forms a `format=` chooses are not JSON, and are still served.
+        csv = await c.get(f"{V1}/quality", params={"owner": "DE", "format": "csv"},
+                          headers={"Accept": "text/csv"})  # fmt: skip
+        assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+
+
 def test_text_xml_cannot_carry_is_replaced_not_fatal() -> None:
     """Stored text is printable, but the XML form must not fail on what slipped through."""
     document = to_xml("entry-answer", {"note": "bell\x07 and \ud800 end", "odd key!": 1})

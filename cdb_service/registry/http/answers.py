@@ -17,8 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from functools import cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from litestar.params import KwargDefinition
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import JSON, Boolean, Date, DateTime, Integer, Uuid
 from typing_extensions import TypedDict  # pydantic reads it on Python < 3.12 (the XSD)
@@ -35,15 +36,15 @@ class Answer(BaseModel):
 
 
 class Document(Answer):
-    id: uuid.UUID
+    id: uuid.UUID = Field(description="the entry's id, set by the server")
     owner: str = Field(description="member state (ISO 3166-1 alpha-2, EL for Greece) or EJ")
     ref: str | None = Field(description="the national register's own identifier")
     version: int = Field(ge=1, description="1, 2, … per entry; the ETag")
     revision: int = Field(ge=1, description="the registry revision of the last change")
-    valid_from: dt.date | None
+    valid_from: dt.date | None = Field(description="first day of legal validity, inclusive")
     valid_to: dt.date | None = Field(description="last day of validity, inclusive")
-    created_at: dt.datetime
-    updated_at: dt.datetime
+    created_at: dt.datetime = Field(description="when the first version was written")
+    updated_at: dt.datetime = Field(description="when the current version was written")
 
 
 def _title(spec: KindSpec) -> str:
@@ -74,7 +75,8 @@ def _field(spec: KindSpec, name: str) -> tuple[Any, Any]:
     info = spec.schema.model_fields.get(name)
     if info is None or name in spec.schema.server_set:
         annotation = _column_type(column)
-        described: dict[str, Any] = {}
+        # A server-set or derived field is described where its column is declared.
+        described: dict[str, Any] = {"description": column.doc} if column.doc else {}
     else:
         annotation = info.rebuild_annotation()
         described = {"description": info.description, "json_schema_extra": info.json_schema_extra}
@@ -105,7 +107,7 @@ def page_model(kind: str) -> type[Answer]:
         f"{_title(KINDS[kind])}Page",
         __base__=Answer,
         __doc__=f"A page of {kind}: keyset pages, `next` reads the same revision.",
-        items=(list[document], ...),  # type: ignore[valid-type]
+        items=(list[document], Field(description="the entries of this page, in order")),  # type: ignore[valid-type]
         revision=(int, Field(ge=0, description="the revision every item was read at")),
         next=(str | None, Field(description="cursor of the following page")),
         total=(int | None, Field(default=None, description="with `count=true`")),
@@ -121,13 +123,13 @@ def version_model(kind: str) -> type[Answer]:
         f"{_title(KINDS[kind])}Version",
         __base__=Answer,
         __doc__="One entry version (never changed once written); a delete is a tombstone.",
-        revision=(int, ...),
-        kind=(Literal[kind], ...),  # type: ignore[valid-type,arg-type]
-        id=(uuid.UUID, ...),
-        version=(int, ...),
-        operation=(operations, ...),
-        recorded_at=(dt.datetime, ...),
-        document=(document, ...),
+        revision=(int, Field(description="the registry revision that wrote it")),
+        kind=(Literal[kind], Field(description="the entry's kind")),  # type: ignore[valid-type,arg-type]
+        id=(uuid.UUID, Field(description="the entry's id")),
+        version=(int, Field(description="the entry's version number (1, 2, ...)")),
+        operation=(operations, Field(description="what the revision did to the entry")),
+        recorded_at=(dt.datetime, Field(description="when it was written")),
+        document=(document, Field(description="the whole entry as that version left it")),
         actor=(str | None, Field(default=None, description="who wrote it (history only)")),
     )
     return model
@@ -140,70 +142,96 @@ def history_model(kind: str) -> type[Answer]:
         f"{_title(KINDS[kind])}History",
         __base__=Answer,
         __doc__="Every version of one entry, newest first.",
-        items=(list[version], ...),  # type: ignore[valid-type]
+        items=(list[version], Field(description="the versions, newest first")),  # type: ignore[valid-type]
     )
     return model
 
 
 class VersionMark(Answer):
-    version: int
-    revision: int
+    version: int = Field(description="the entry's version number")
+    revision: int = Field(description="the registry revision that wrote that version")
 
 
 class PatchOperation(Answer):
     """One RFC 6902 operation."""
 
-    op: Literal["add", "remove", "replace", "move", "copy", "test"]
-    path: str
-    value: Any = None
+    op: Literal["add", "remove", "replace", "move", "copy", "test"] = Field(
+        description="the RFC 6902 operation"
+    )
+    path: str = Field(description="the JSON Pointer (RFC 6901) it applies to")
+    value: Any = Field(default=None, description="the new value (add, replace, test)")
 
 
 # TypedDicts: `from` is a keyword, and a model's alias would not reach the OpenAPI
-# document (litestar names additional responses' properties by attribute).
-FieldChange = TypedDict("FieldChange", {"field": str, "from": Any, "to": Any})
-Diff = TypedDict(
-    "Diff",
-    {"from": VersionMark, "to": VersionMark, "patch": list[PatchOperation],
-     "fields": list[FieldChange]},
-)  # fmt: skip
+# document (litestar names additional responses' properties by attribute). Each member's
+# description is said twice: litestar reads a `KwargDefinition` (openapi.yaml), pydantic a
+# `Field` (the XSD's documentation).
+_FIELD = "a top-level field of the document"
+_BEFORE = "its value in the older version (null: it had none)"
+_AFTER = "its value in the newer version (null: it has none)"
+_FROM = "the version compared from"
+_TO = "the version compared to"
+_PATCH = "an RFC 6902 JSON Patch from one to the other"
+_FIELDS = "the same change, field by field"
+FieldChange = TypedDict("FieldChange", {
+    "field": Annotated[str, KwargDefinition(description=_FIELD), Field(description=_FIELD)],
+    "from": Annotated[Any, KwargDefinition(description=_BEFORE), Field(description=_BEFORE)],
+    "to": Annotated[Any, KwargDefinition(description=_AFTER), Field(description=_AFTER)],
+})  # fmt: skip
+Diff = TypedDict("Diff", {
+    "from": Annotated[VersionMark, KwargDefinition(description=_FROM), Field(description=_FROM)],
+    "to": Annotated[VersionMark, KwargDefinition(description=_TO), Field(description=_TO)],
+    "patch": Annotated[list[PatchOperation], KwargDefinition(description=_PATCH),
+                       Field(description=_PATCH)],
+    "fields": Annotated[list[FieldChange], KwargDefinition(description=_FIELDS),
+                        Field(description=_FIELDS)],
+})  # fmt: skip
 
 
 class CodeListNames(Answer):
-    items: list[str]
+    items: list[str] = Field(description="the code lists' names, for `/code-lists/{name}`")
 
 
 class Code(Answer):
     """A code and its English label; some lists add flags (`eurojust_recipient`)."""
 
-    code: str
-    label: str
+    code: str = Field(description="the code, as the API reads and writes it")
+    label: str = Field(description="its English label")
 
 
 class CodeList(Answer):
-    name: str
-    items: list[Code]
+    name: str = Field(description="the code list's name")
+    items: list[Code] = Field(description="its codes, in order")
 
 
 class ImportChange(Answer):
-    kind: str
+    kind: str = Field(description="the entry's kind")
     key: Any = Field(description="the entry's natural key")
-    change: Literal["created", "updated", "deleted", "unchanged"]
-    id: uuid.UUID | None
+    change: Literal["created", "updated", "deleted", "unchanged"] = Field(
+        description="what the batch does to the entry"
+    )
+    id: uuid.UUID | None = Field(
+        description="the entry's id (null for an entry a dry run would create)"
+    )
     fields: list[str] = Field(description="the fields an update changes")
 
 
 class ImportResult(Answer):
     """What a batch did (or, with `dry_run`, would do): one revision or nothing."""
 
-    owner: str
-    mode: str
-    dry_run: bool
+    owner: str = Field(description="the owner whose entries the batch holds")
+    mode: str = Field(description="merge or replace, as asked")
+    dry_run: bool = Field(description="true: nothing was written")
     revision: int | None = Field(description="null for a dry run or when nothing changed")
-    counts: dict[str, int]
-    by_kind: dict[str, dict[str, int]]
-    changes: list[ImportChange]
+    counts: dict[str, int] = Field(
+        description="entries per change (created, updated, deleted, unchanged)"
+    )
+    by_kind: dict[str, dict[str, int]] = Field(description="the same counts per kind")
+    changes: list[ImportChange] = Field(
+        description="the changes, entry by entry (all, or the first `first`)"
+    )
 
 
 class CertificateRotated(Answer):
-    revision: int
+    revision: int = Field(description="the registry revision that wrote the rotation")
     routing_parties: list[uuid.UUID] = Field(description="the parties that used the old one")

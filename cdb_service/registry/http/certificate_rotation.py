@@ -52,7 +52,7 @@ class RoutingPartyActions(Controller):
         "/certificate-rotation",
         status_code=200,
         summary="Replace a certificate wherever it is used, as one revision",
-        responses=problems(400, 404, 422) | answer(CertificateRotated),
+        responses=problems(400, 404, 409, 413, 422) | answer(CertificateRotated),
     )
     async def rotate(
         self,

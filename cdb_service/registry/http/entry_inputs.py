@@ -5,12 +5,14 @@ sort, `min_revision`, `If-Match`, a merge-patch body, and whose entry a write to
 from __future__ import annotations
 
 import json
-from typing import Any
+import uuid
+from typing import Annotated, Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.enums import ParamType
 from litestar.handlers import BaseRouteHandler
+from litestar.params import PathParameter
 
 from cdb_service.kernel import codes
 from cdb_service.kernel.problems import (
@@ -45,6 +47,10 @@ IDEMPOTENCY_KEY = ParameterDoc(
 )
 PAGING = frozenset({"limit", "cursor", "valid_at", "revision", "sort", "count", "min_revision"})
 MERGE_PATCH = "application/merge-patch+json"
+# The `{entry_id}` of every entry route, described once for the contract.
+EntryId = Annotated[
+    uuid.UUID, PathParameter(description="The entry's id (a UUID set by the server)")
+]
 
 
 def filters_of(spec: KindSpec, request: Request[Any, Any, Any]) -> dict[str, Any]:

@@ -48,6 +48,9 @@ BATCH_FORMS = {
     entry_files.MEDIA_TYPES["xlsx"]: Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
 }
 
+# What `GET /export` writes: what the import reads, less the single JSON document.
+EXPORT_FORMS = {media: form for media, form in BATCH_FORMS.items() if media != "application/json"}
+
 
 class ImportController(Controller):
     path = "/import"
@@ -74,8 +77,14 @@ class ImportController(Controller):
         principal: NamedDependency[Principal],
         who: NamedDependency[Who],
         ceilings: NamedDependency[Ceilings],
-        mode: Literal["merge", "replace"] = "merge",
-        dry_run: bool = False,
+        mode: Literal["merge", "replace"] = Parameter(
+            default="merge",
+            description="merge: create and update; replace: also delete the owner's entries "
+            "of those kinds that the batch no longer names",
+        ),
+        dry_run: bool = Parameter(
+            default=False, description="validate and answer the diff, write nothing"
+        ),
         owner: str | None = Parameter(default=None, description="default: the caller's owner"),
         first: int | None = Parameter(
             default=None, ge=0, description="list only the first N changes (`by_kind` counts all)"
@@ -133,6 +142,7 @@ class ExportController(Controller):
         "columns: `id`, plain fields, `names.<lang>`, `address.<member>`, lists as `a; b`, "
         "lists of objects as a JSON array, references by the target's code or name.",
         responses=problems(400),
+        operation_class=operation(forms=EXPORT_FORMS),
         media_type="application/octet-stream",
     )
     async def export(
@@ -142,7 +152,9 @@ class ExportController(Controller):
         who: NamedDependency[Who],
         owner: str | None = Parameter(default=None, description="default: the caller's owner"),
         kind: list[str] | None = Parameter(default=None, description="kinds; default: all"),
-        format: Literal["ndjson", "csv", "xlsx"] = "ndjson",
+        format: Literal["ndjson", "csv", "xlsx"] = Parameter(
+            default="ndjson", description="the file format, and so the answer's media type"
+        ),
     ) -> Response[bytes]:
         policy.require_read(principal)
         batch_owner = policy.owner_acted_for(principal, owner)

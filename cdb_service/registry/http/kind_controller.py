@@ -10,13 +10,12 @@ kind's schema, chosen at run time, and litestar reads it from the signature.
 """
 
 import datetime as dt
-import uuid
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import JSONBody, Parameter
 
 from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.kernel.problems import FieldError, invalid, not_found
@@ -25,6 +24,7 @@ from cdb_service.registry.http.entry_inputs import (
     IDEMPOTENCY_KEY,
     IF_MATCH,
     MERGE_PATCH,
+    EntryId,
     expected_version,
     filters_of,
     idempotency_of,
@@ -51,7 +51,14 @@ from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
 from cdb_service.web.consistency import MIN_REVISION_DOC, REVISION_HEADER
-from cdb_service.web.docs import ParameterDoc, answer, operation, problems
+from cdb_service.web.docs import (
+    IF_NONE_MATCH,
+    NOT_MODIFIED,
+    ParameterDoc,
+    answer,
+    operation,
+    problems,
+)
 from cdb_service.web.negotiation import negotiated
 
 
@@ -95,8 +102,12 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
             settings: NamedDependency[Settings],
-            limit: int = Parameter(default=100, ge=1, le=1000),
-            cursor: str | None = None,
+            limit: int = Parameter(
+                default=100, ge=1, le=1000, description="the most entries on this page"
+            ),
+            cursor: str | None = Parameter(
+                default=None, description="the previous page's `next`, to read the page after it"
+            ),
             valid_at: dt.date | None = Parameter(default=None, description="legal validity date"),
             revision: int | None = Parameter(
                 default=None, ge=0, le=MAX_REVISION, description="as of revision"
@@ -135,16 +146,22 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             )
 
         @get("/{entry_id:uuid}", summary=f"One {spec.name} entry",
-             responses=problems(404, 406) | answer(entry),
-             operation_class=operation(xml_root=entry_root))  # fmt: skip
+             responses=problems(404, 406, 422) | answer(entry) | NOT_MODIFIED,
+             operation_class=operation(parameters=[IF_NONE_MATCH],
+                                       xml_root=entry_root))  # fmt: skip
         async def one(
             self,
-            entry_id: FromPath[uuid.UUID],
+            entry_id: EntryId,
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
             settings: NamedDependency[Settings],
-            revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
+            revision: int | None = Parameter(
+                default=None,
+                ge=0,
+                le=MAX_REVISION,
+                description="the entry as it was at this revision (404 if it did not exist)",
+            ),
             min_revision: int | None = Parameter(
                 default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
             ),
@@ -159,12 +176,12 @@ def controller_for(spec: KindSpec) -> type[Controller]:
         @get(
             "/{entry_id:uuid}/history",
             summary="Every version, newest first",
-            responses=problems(404, 406) | answer(answers.history_model(spec.name)),
+            responses=problems(404, 406, 422) | answer(answers.history_model(spec.name)),
             operation_class=operation(xml_root=history_root),
         )
         async def history(
             self,
-            entry_id: FromPath[uuid.UUID],
+            entry_id: EntryId,
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
@@ -180,7 +197,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             return history_answer(request, spec, principal, versions, history_root)
 
         @post("/", summary=f"Create a {spec.name} entry",
-              responses=problems(400, 409, 422) | answer(entry, "Created", 201),
+              responses=problems(400, 409, 413, 422) | answer(entry, "Created", 201),
               operation_class=operation(parameters=[IDEMPOTENCY_KEY]), guards=owner_first,
               description="`Idempotency-Key` makes a retry return the first result.")  # fmt: skip
         async def create(
@@ -201,11 +218,11 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             return written_answer(spec, principal, document, status=201, headers=headers)
 
         @put("/{entry_id:uuid}", summary="Replace an entry (If-Match required)",
-             responses=problems(400, 404, 409, 412, 422, 428) | answer(entry),
+             responses=problems(400, 404, 409, 412, 413, 422, 428) | answer(entry),
              operation_class=operation(parameters=[IF_MATCH]), guards=owner_first)  # fmt: skip
         async def replace(
             self,
-            entry_id: FromPath[uuid.UUID],
+            entry_id: EntryId,
             data: JSONBody[schema],
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
@@ -223,12 +240,12 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                description="RFC 7396: the body names only the fields to change; `null` "
                "removes a field (it takes its default). Every other field and every reference "
                "stays as it was. The result is validated whole, like a PUT.",
-               responses=problems(400, 404, 409, 412, 415, 422, 428) | answer(entry),
+               responses=problems(400, 404, 409, 412, 413, 415, 422, 428) | answer(entry),
                operation_class=operation(body={MERGE_PATCH: merge_patch}, parameters=[IF_MATCH]),
                guards=owner_first)  # fmt: skip
         async def change(
             self,
-            entry_id: FromPath[uuid.UUID],
+            entry_id: EntryId,
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             writes: NamedDependency[EntryWrites],
@@ -251,7 +268,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
               operation_class=operation(parameters=[IF_MATCH]), guards=owner_first)  # fmt: skip
         async def revert(
             self,
-            entry_id: FromPath[uuid.UUID],
+            entry_id: EntryId,
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             writes: NamedDependency[EntryWrites],
@@ -282,14 +299,36 @@ def controller_for(spec: KindSpec) -> type[Controller]:
              operation_class=operation(xml_root="diff-answer"))  # fmt: skip
         async def diff(
             self,
-            entry_id: FromPath[uuid.UUID],
+            entry_id: EntryId,
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
-            from_version: int | None = Parameter(query="from", default=None, ge=1, le=MAX_REVISION),
-            to_version: int | None = Parameter(query="to", default=None, ge=1, le=MAX_REVISION),
-            from_revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
-            to_revision: int | None = Parameter(default=None, ge=0, le=MAX_REVISION),
+            from_version: int | None = Parameter(
+                query="from",
+                default=None,
+                ge=1,
+                le=MAX_REVISION,
+                description="the version to compare from",
+            ),
+            to_version: int | None = Parameter(
+                query="to",
+                default=None,
+                ge=1,
+                le=MAX_REVISION,
+                description="the version to compare to (default: current)",
+            ),
+            from_revision: int | None = Parameter(
+                default=None,
+                ge=0,
+                le=MAX_REVISION,
+                description="compare from the version current at this registry revision",
+            ),
+            to_revision: int | None = Parameter(
+                default=None,
+                ge=0,
+                le=MAX_REVISION,
+                description="compare to the version current at this registry revision",
+            ),
         ) -> Response[Any]:
             changes = await edits.diff(
                 reads, spec, entry_id, principal, from_version, to_version, from_revision,
@@ -307,7 +346,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
         )
         async def remove(
             self,
-            entry_id: FromPath[uuid.UUID],
+            entry_id: EntryId,
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             writes: NamedDependency[EntryWrites],

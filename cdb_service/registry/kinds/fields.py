@@ -68,7 +68,10 @@ CountryCode = Annotated[
 # The code list, so that the contract lists the owners; the same check and sentence as
 # `codes.owner_code`, which the rest of the service uses.
 OwnerCode = Annotated[
-    str, BeforeValidator(_spelled), member_of("owners", codes.OWNERS, codes.GREECE_HINT)
+    str,
+    BeforeValidator(_spelled),
+    member_of("owners", codes.OWNERS, codes.GREECE_HINT),
+    Field(description="the owner: a member state (ISO 3166-1 alpha-2, EL for Greece) or EJ"),
 ]
 
 

@@ -37,7 +37,9 @@ class EntryIn(Strict):
 
     owner: OwnerCode
     ref: Ref | None = Field(default=None, description="the national register's own identifier")
-    valid_from: dt.date | None = None
+    valid_from: dt.date | None = Field(
+        default=None, description="first day of legal validity, inclusive (open when left out)"
+    )
     valid_to: dt.date | None = Field(default=None, description="last day of validity, inclusive")
 
     @model_validator(mode="before")
@@ -64,9 +66,14 @@ ContactChannel = Annotated[str, member_of("contact-channels", codes.CONTACT_CHAN
 class Contact(Strict):
     """A functional contact: a mailbox or switchboard, not a person."""
 
-    channel: ContactChannel = "email"
-    value: ShortText
-    label: ShortText | None = None
+    channel: ContactChannel = Field(
+        default="email",
+        description="how it is reached: a contact-channels code (email, phone, fax, web)",
+    )
+    value: ShortText = Field(description="the address or number, checked against the channel")
+    label: ShortText | None = Field(
+        default=None, description="what the contact is for, as shown to a sender"
+    )
 
     @model_validator(mode="after")
     def _value_fits_channel(self) -> Contact:
@@ -77,15 +84,19 @@ class Contact(Strict):
 class Person(Strict):
     """A named person: optional, left out of bulk extracts for readers (Annex I 5.5)."""
 
-    name: ShortText
-    title: ShortText | None = None
+    name: ShortText = Field(
+        description="the person's name (personal data: optional, redacted for readers)"
+    )
+    title: ShortText | None = Field(default=None, description="the person's function or title")
 
 
 class Address(Strict):
-    street: Text | None = None
-    postal_code: ShortText | None = None
-    city: ShortText
-    country: CountryCode
+    street: Text | None = Field(default=None, description="street and number")
+    postal_code: ShortText | None = Field(
+        default=None, description="postal code, in its country's syntax (kept as written)"
+    )
+    city: ShortText = Field(description="city or municipality")
+    country: CountryCode = Field(description="EU country code (ISO 3166-1 alpha-2, EL for Greece)")
 
     @model_validator(mode="after")
     def _postal_code_of_its_country(self) -> Address:

@@ -39,17 +39,32 @@ Names = Annotated[
 
 class AuthorityIn(EntryIn):
     code: AuthorityCode
-    kind: AuthorityKind
+    kind: AuthorityKind = Field(
+        description="what sort of authority: an authority-kinds code (court, prosecution, ...)"
+    )
     names: Names
-    address: Address | None = None
-    contacts: list[Contact] = Field(default_factory=list)
+    address: Address | None = Field(default=None, description="its postal address")
+    contacts: list[Contact] = Field(
+        description="functional contacts: mailboxes and switchboards, not persons",
+        default_factory=list,
+    )
     languages: list[LanguageCode] = Field(
         default_factory=list, description="languages in which it accepts requests"
     )
-    parent_id: uuid.UUID | None = None
-    parent_code: AuthorityCode | None = None
-    routing_party_id: uuid.UUID | None = None
-    routing_party_name: ShortText | None = None
+    parent_id: uuid.UUID | None = Field(
+        default=None, description="the authority it belongs to (its id)"
+    )
+    parent_code: AuthorityCode | None = Field(
+        default=None,
+        description="the authority it belongs to, by code (a batch's alternative to parent_id)",
+    )
+    routing_party_id: uuid.UUID | None = Field(
+        default=None, description="the access point that receives its messages (its id)"
+    )
+    routing_party_name: ShortText | None = Field(
+        default=None,
+        description="that access point by its Domibus party name (instead of routing_party_id)",
+    )
 
     @field_validator("code")
     @classmethod

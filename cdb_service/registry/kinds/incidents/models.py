@@ -26,9 +26,13 @@ class Incident(EntryModel):
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC)
     source: Mapped[str] = mapped_column(String(10))
     # Set by the server: when the registry published the incident (Annex I 6.10); fixed.
-    notified_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC)
+    notified_at: Mapped[dt.datetime] = mapped_column(
+        DateTimeUTC, doc="when the registry published the incident (set by the server)"
+    )
     # Derived from ended_at; a client cannot set it.
-    status: Mapped[str] = mapped_column(String(10), index=True)
+    status: Mapped[str] = mapped_column(
+        String(10), index=True, doc="open, or closed once ended_at is set (set by the server)"
+    )
 
 
 def derive(values: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:

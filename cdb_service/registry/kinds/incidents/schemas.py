@@ -19,7 +19,7 @@ class IncidentIn(EntryIn):
         description="EC for the central service; a member state or EJ for its national parts"
     )
     component: ShortText = Field(description="e.g. cdb, connector, ris")
-    description: Text
+    description: Text = Field(description="what is unavailable, as told to the member states")
     started_at: AwareDatetime = Field(description="when the unavailability began")
     detected_at: AwareDatetime | None = Field(
         default=None,
@@ -29,7 +29,9 @@ class IncidentIn(EntryIn):
     ended_at: AwareDatetime | None = Field(
         default=None, description="when the service recovered; setting it closes the incident"
     )
-    source: Literal["operator", "probe"] = "operator"
+    source: Literal["operator", "probe"] = Field(
+        default="operator", description="who recorded it: an operator, or the probe"
+    )
     expected_recovery_at: AwareDatetime | None = Field(
         default=None,
         validate_default=True,

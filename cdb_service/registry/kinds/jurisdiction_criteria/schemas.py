@@ -21,9 +21,14 @@ MAX_GEO_KEYS = 20_000
 
 
 class GeoKeyIn(Strict):
-    scheme: GeoScheme
-    code: ShortText
-    country: CountryCode
+    scheme: GeoScheme = Field(
+        description="what the code is: country, nuts1, nuts2, nuts3, lau, postal-code or "
+        "postal-code-prefix"
+    )
+    code: ShortText = Field(description="the place's code in that scheme (e.g. DE300, 10115)")
+    country: CountryCode = Field(
+        description="the country the place lies in (the owner's, except Eurojust's)"
+    )
 
     @model_validator(mode="after")
     def _code_fits_scheme(self) -> GeoKeyIn:
@@ -32,16 +37,28 @@ class GeoKeyIn(Strict):
 
 
 class JurisdictionCriterionIn(EntryIn):
-    authority_id: uuid.UUID | None = None
-    authority_code: ShortText | None = None
-    instrument: Instrument
-    competence: Competence
+    authority_id: uuid.UUID | None = Field(
+        default=None, description="the competent authority (its id)"
+    )
+    authority_code: ShortText | None = Field(
+        default=None, description="the competent authority by code (instead of authority_id)"
+    )
+    instrument: Instrument = Field(
+        description="the legal instrument: an instruments code (e.g. eio, eaw)"
+    )
+    competence: Competence = Field(
+        description="what the authority does under it: receive, execute, issue or central"
+    )
     subject_matters: list[SubjectMatter] = Field(
         default_factory=list, description="empty means every subject matter"
     )
     stages: list[Stage] = Field(default_factory=list, description="empty means every stage")
     # A court's district in postal codes or municipalities; a whole country is one key.
-    geo: list[GeoKeyIn] = Field(min_length=1, max_length=MAX_GEO_KEYS)
+    geo: list[GeoKeyIn] = Field(
+        description="the places it is competent for; a look-up matches the most specific",
+        min_length=1,
+        max_length=MAX_GEO_KEYS,
+    )
     priority: Priority = Field(default=100, description="lower is preferred among equals")
 
     @model_validator(mode="before")

@@ -21,13 +21,24 @@ class MaintenanceWindow(EntryModel):
     ends_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC)
     reason: Mapped[str] = mapped_column(String(500))
     cancelled: Mapped[bool] = mapped_column(Boolean)
-    announced_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC)
+    # `doc`: the description of a server-set field in the contract (registry/answers.py).
+    announced_at: Mapped[dt.datetime] = mapped_column(
+        DateTimeUTC, doc="when the window was first recorded (set by the server, never changed)"
+    )
     # Derived by the server from starts_at, ends_at and announced_at (Annex I 6.3–6.4);
     # see cdb_service/probe/calendar.py for the rules. A client cannot set them.
-    required_notice_working_days: Mapped[int] = mapped_column(Integer)
-    notice_working_days: Mapped[int] = mapped_column(Integer)
-    notice_met: Mapped[bool] = mapped_column(Boolean)
-    within_preferred_hours: Mapped[bool] = mapped_column(Boolean)
+    required_notice_working_days: Mapped[int] = mapped_column(
+        Integer, doc="the notice its length requires: 5, 10 or 30 working days (Annex I 6.4)"
+    )
+    notice_working_days: Mapped[int] = mapped_column(
+        Integer, doc="working days between announced_at and starts_at"
+    )
+    notice_met: Mapped[bool] = mapped_column(
+        Boolean, doc="whether it was announced with the required notice"
+    )
+    within_preferred_hours: Mapped[bool] = mapped_column(
+        Boolean, doc="whether it lies within 20:00-07:00 CET on working days (Annex I 6.3)"
+    )
 
 
 DERIVED = ("required_notice_working_days", "notice_working_days", "notice_met",

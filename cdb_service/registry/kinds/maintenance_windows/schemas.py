@@ -41,12 +41,20 @@ class MaintenanceWindowIn(EntryIn):
     # they are dropped. The kind's SPEC names the same (KindSpec checks that they agree).
     server_set: ClassVar[frozenset[str]] = frozenset(("announced_at", *DERIVED))
 
-    owner: WindowOwner  # type: ignore[assignment]
+    owner: WindowOwner = Field(  # type: ignore[assignment]
+        description="EC for the central service; a member state or EJ for its national parts"
+    )
     component: ShortText = Field(description="e.g. cdb, connector, ris")
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-    reason: Text
-    cancelled: bool = False
+    starts_at: AwareDatetime = Field(
+        description="when the maintenance begins (with a time zone offset)"
+    )
+    ends_at: AwareDatetime = Field(
+        description="when it is planned to end (with a time zone offset)"
+    )
+    reason: Text = Field(description="what is done, as announced to the member states")
+    cancelled: bool = Field(
+        default=False, description="true: it will not take place (a window is never deleted)"
+    )
 
     @field_validator("ends_at")
     @classmethod

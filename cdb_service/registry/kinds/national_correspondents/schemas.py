@@ -15,13 +15,22 @@ CorrespondentType = Annotated[str, member_of("correspondent-types", codes.CORRES
 class NationalCorrespondentIn(EntryIn):
     """Eurojust Regulation art. 20: a member of the national coordination system."""
 
-    country: CountryCode
-    type: CorrespondentType
+    country: CountryCode = Field(description="the member state it is a correspondent of")
+    type: CorrespondentType = Field(
+        description="its role: a correspondent-types code (eurojust, terrorism, ...)"
+    )
     authority_id: uuid.UUID | None = Field(default=None, description="the authority it sits in")
-    authority_code: ShortText | None = None
-    contact: Contact
-    person: Person | None = None
-    languages: list[LanguageCode] = Field(default_factory=list)
+    authority_code: ShortText | None = Field(
+        default=None, description="the authority it sits in, by code (instead of authority_id)"
+    )
+    contact: Contact = Field(description="its functional contact")
+    person: Person | None = Field(
+        default=None,
+        description="the named correspondent (optional personal data; redacted for readers)",
+    )
+    languages: list[LanguageCode] = Field(
+        description="languages it works in (ISO 639-1)", default_factory=list
+    )
 
     @field_validator("country")
     @classmethod

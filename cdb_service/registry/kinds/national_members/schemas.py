@@ -16,12 +16,21 @@ class NationalMemberIn(EntryIn):
     """Eurojust Regulation art. 7: a member of a national desk at Eurojust."""
 
     country: CountryCode = Field(description="the member state whose desk it is")
-    role: MemberRole
-    contact: Contact
-    person: Person | None = None
-    languages: list[LanguageCode] = Field(default_factory=list)
-    routing_party_id: uuid.UUID | None = None
-    routing_party_name: ShortText | None = None
+    role: MemberRole = Field(description="national-member, deputy or assistant")
+    contact: Contact = Field(description="the desk's functional contact")
+    person: Person | None = Field(
+        default=None, description="the named member (optional personal data; redacted for readers)"
+    )
+    languages: list[LanguageCode] = Field(
+        description="languages the desk works in (ISO 639-1)", default_factory=list
+    )
+    routing_party_id: uuid.UUID | None = Field(
+        default=None, description="the access point of Eurojust's side that receives for this desk"
+    )
+    routing_party_name: ShortText | None = Field(
+        default=None,
+        description="that access point by its Domibus party name (instead of routing_party_id)",
+    )
 
     @field_validator("owner")
     @classmethod

@@ -24,14 +24,21 @@ CertificateUse = Annotated[str, member_of("certificate-uses", codes.CERTIFICATE_
 
 
 class PartyIdentifier(Strict):
-    party_id: Identifier
-    party_id_type: PartyIdType = "urn:oasis:names:tc:ebcore:partyid-type:unregistered"
+    party_id: Identifier = Field(description="the AS4 party id (the message's To/From PartyId)")
+    party_id_type: PartyIdType = Field(
+        default="urn:oasis:names:tc:ebcore:partyid-type:unregistered",
+        description="the party id's type: a party-id-types code (a URN)",
+    )
 
 
 class Service(Strict):
-    service: Identifier
-    service_type: Identifier | None = None
-    actions: list[Identifier] = Field(min_length=1)
+    service: Identifier = Field(description="the AS4 service this party receives")
+    service_type: Identifier | None = Field(
+        default=None, description="the service's type attribute, when it has one"
+    )
+    actions: list[Identifier] = Field(
+        description="the AS4 actions it accepts under that service", min_length=1
+    )
 
 
 class Certificate(BaseModel):
@@ -40,12 +47,18 @@ class Certificate(BaseModel):
     # Derived fields sent back by a client are ignored and recomputed from the PEM.
     model_config = ConfigDict(extra="ignore")
 
-    use: CertificateUse
-    pem: str
-    sha256: str = ""
-    subject: str = ""
-    issuer: str = ""
-    not_after: dt.datetime | None = None
+    use: CertificateUse = Field(
+        description="what the certificate is for: signing, encryption or tls"
+    )
+    pem: str = Field(description="the X.509 certificate, PEM-encoded")
+    sha256: str = Field(default="", description="its SHA-256 fingerprint (set by the server)")
+    subject: str = Field(
+        default="", description="its subject distinguished name (set by the server)"
+    )
+    issuer: str = Field(default="", description="its issuer distinguished name (set by the server)")
+    not_after: dt.datetime | None = Field(
+        default=None, description="the end of its validity (set by the server)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -99,12 +112,20 @@ def _wanted(owner: str) -> str:
 
 class RoutingPartyIn(EntryIn):
     name: PartyName = Field(description="the Domibus party name")
-    identifiers: list[PartyIdentifier] = Field(min_length=1)
-    endpoint_url: HttpsUrl
-    roles: list[Identifier] = Field(min_length=1)
-    services: list[Service] = Field(default_factory=list)
-    certificates: list[Certificate] = Field(default_factory=list)
-    go_live_at: dt.datetime | None = None
+    identifiers: list[PartyIdentifier] = Field(description="its AS4 party ids", min_length=1)
+    endpoint_url: HttpsUrl = Field(description="the access point's AS4 endpoint (https)")
+    roles: list[Identifier] = Field(
+        description="the AS4 roles it takes (e.g. the responder role)", min_length=1
+    )
+    services: list[Service] = Field(
+        description="the AS4 services and actions it receives", default_factory=list
+    )
+    certificates: list[Certificate] = Field(
+        description="its certificates (signing, encryption, TLS)", default_factory=list
+    )
+    go_live_at: dt.datetime | None = Field(
+        default=None, description="when it starts receiving; before then it is not routed to"
+    )
     shared_with: list[OwnerCode] = Field(
         default_factory=list, max_length=len(codes.OWNERS),
         description="other owners whose entries may name this party (it always serves its "
