@@ -56,6 +56,7 @@ from cdb_service.services import Services
 from cdb_service.settings import Settings, TlsMode
 from cdb_service.web import deps as web_deps
 from cdb_service.web.api_docs import OfflineApiDocs
+from cdb_service.web.draining import Draining
 from cdb_service.web.error_handlers import EXCEPTION_HANDLERS
 from cdb_service.web.fast_path import FastPath
 from cdb_service.web.negotiation import XmlSchemaController
@@ -135,7 +136,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await prepare(services)
             log.info("ready", profile=settings.profile.value, database=services.engine.dialect.name,
                      tls_mode=settings.tls_mode.value)  # fmt: skip
-            yield
+            # SIGTERM begins the drain before uvicorn waits for the requests in flight:
+            # otherwise it would wait out every long poll.
+            with services.drain.on_stop_signals():
+                yield
         finally:
             await services.close()
             metrics.worker_exited()
@@ -175,6 +179,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 hsts=settings.tls_mode is TlsMode.DIRECT,
                 deprecations=settings.api_deprecations,
             ),
+            # Before the gate: a stopping worker refuses without checking credentials.
+            DefineMiddleware(Draining, drain_of=web_deps.drain_of),
             DefineMiddleware(
                 ApiGate, gate_of=security_deps.gate_of, sessions_of=web_deps.sessions_of
             ),

@@ -35,6 +35,8 @@ def build_server(settings: Settings) -> uvicorn.Server:
         lifespan="on",
         proxy_headers=False,  # the client address must be the proxy's own, for the allow-list
         server_header=False,
+        # After SIGTERM, work in flight gets this long, then is cancelled (web/draining.py).
+        timeout_graceful_shutdown=settings.drain_budget_s,
     )
     config.load()
     if settings.tls_mode is TlsMode.DIRECT:
@@ -172,5 +174,6 @@ def _run(settings: Settings, workers: int) -> None:
         lifespan="on",
         proxy_headers=False,
         server_header=False,
+        timeout_graceful_shutdown=settings.drain_budget_s,
     )
     Multiprocess(config, sockets=_sockets(settings, config) or [config.bind_socket()]).run()

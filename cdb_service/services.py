@@ -31,6 +31,7 @@ from cdb_service.security.tokens import DiscoveredKeys, KeySource, StaticKeys, T
 from cdb_service.settings import Profile, Settings
 from cdb_service.web.ceilings import Ceiling, Ceilings
 from cdb_service.web.consistency import ReadYourWrites
+from cdb_service.web.draining import Drain
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Services:
     read_your_writes: ReadYourWrites
     routing_digests: TableDigests
     console: ConsoleParts
+    drain: Drain
     dev_pki: DevPki | None = None
 
     @classmethod
@@ -101,7 +103,7 @@ class Services:
             Batches(sessions), gate, http, IndexFollower(sessions),
             SigningKeys.load(settings.signing_keys_path, create=settings.profile is Profile.DEV),
             ceilings, read_your_writes, TableDigests(),
-            ConsoleParts.build(settings, sessions, gate), dev_pki,
+            ConsoleParts.build(settings, sessions, gate), Drain(settings.retry_after_s), dev_pki,
         )  # fmt: skip
 
     def as_state(self) -> dict[str, Any]:

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     min_revision_wait_s: float = Field(default=5.0, ge=0)
     # What a 503 tells clients to wait before retrying (Retry-After, seconds).
     retry_after_s: int = Field(default=5, ge=1)
+    # After SIGTERM: long polls answer at once, new requests get 503, and the work in
+    # flight (imports, extracts) gets this long to finish before it is cancelled (an
+    # import then rolls back whole). Below the unit's TimeoutStopSec and the pod's
+    # terminationGracePeriodSeconds (tests/ops/test_deploy.py checks that they agree).
+    drain_budget_s: int = Field(default=20, ge=1)
     # Who may scrape GET /metrics without credentials (addresses or networks).
     metrics_allowed: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
     # Readiness warns when the oldest country of the gazetteer was loaded longer ago.

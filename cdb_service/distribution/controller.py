@@ -37,6 +37,7 @@ from cdb_service.settings import Settings
 from cdb_service.web.ceilings import Ceilings
 from cdb_service.web.consistency import MIN_REVISION_DOC, require_revision
 from cdb_service.web.docs import answer, problem_answers, problems
+from cdb_service.web.draining import Drain
 from cdb_service.web.negotiation import json_only
 
 NDJSON = "application/x-ndjson"
@@ -154,6 +155,7 @@ class ExtractController(Controller):
         reads: NamedDependency[EntryReads],
         principal: NamedDependency[Principal],
         ceilings: NamedDependency[Ceilings],
+        drain: NamedDependency[Drain],
         since: int = Parameter(
             ge=0,
             le=MAX_REVISION,
@@ -200,7 +202,7 @@ class ExtractController(Controller):
             client = principal.client_key
             with metrics.IN_FLIGHT.labels("long_poll").track_inprogress():
                 async with ceilings.long_polls.slot(client):
-                    await feed.wait_for_newer(lookup, sessions, since, wait)
+                    await feed.wait_for_newer(lookup, sessions, since, wait, drain)
         page = await feed.changes_page(sessions, query, retention)
         for change in page["changes"]:
             private = KINDS[change["kind"]].private_fields

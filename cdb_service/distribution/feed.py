@@ -36,6 +36,7 @@ from cdb_service.kernel.problems import (
 from cdb_service.lookup import gazetteer
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.registry.store.reads import change_of
+from cdb_service.web.draining import Drain
 
 WAIT_STEP_S = 0.05
 MAX_WAIT_S = 60
@@ -58,8 +59,10 @@ async def _retained(session: AsyncSession, since: int, retention: dt.timedelta) 
 
 
 async def wait_for_newer(lookup: IndexFollower, sessions: async_sessionmaker[AsyncSession],
-                         since: int, seconds: float) -> None:  # fmt: skip
-    """Hold until something newer than `since` commits, or `seconds` pass.
+                         since: int, seconds: float, drain: Drain) -> None:  # fmt: skip
+    """Hold until something newer than `since` commits, `seconds` pass, or the worker
+    begins to stop (then the poll answers with what there is, so that the stop need
+    not wait for it; the client polls again, at another instance).
 
     The lookup index follows the head a few times a second in memory, so waiting
     costs no database work; without it (not built yet) the head is read directly.
@@ -68,7 +71,7 @@ async def wait_for_newer(lookup: IndexFollower, sessions: async_sessionmaker[Asy
     """
     deadline = time.monotonic() + seconds
     gazetteer_at = lookup.index.gazetteer.identity if lookup.index is not None else None
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not drain.stopping:
         index = lookup.index
         if index is not None:
             if index.revision > since or (

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from cdb_service.settings import Settings
 from cdb_service.web.ceilings import Ceilings
 from cdb_service.web.consistency import ReadYourWrites
+from cdb_service.web.draining import Drain
 
 T = TypeVar("T")
 
@@ -54,6 +55,17 @@ def sessions_of(scope: Scope) -> async_sessionmaker[AsyncSession]:
     return part(state_of(scope), "sessions", async_sessionmaker)
 
 
+def drain_of(scope: Scope) -> Drain | None:
+    """Whether this worker stops, for the middleware that refuses new requests; None in
+    an app that has no drain (the mirror's)."""
+    found = state_of(scope).get("drain")
+    return found if isinstance(found, Drain) else None
+
+
+def provide_drain(state: State) -> Drain:
+    return part(state, "drain", Drain)
+
+
 def provide_settings(state: State) -> Settings:
     return part(state, "settings", Settings)
 
@@ -77,6 +89,7 @@ def provide_read_your_writes(state: State) -> ReadYourWrites:
 
 DEPENDENCIES = {
     "ceilings": Provide(provide_ceilings, sync_to_thread=False),
+    "drain": Provide(provide_drain, sync_to_thread=False),
     "settings": Provide(provide_settings, sync_to_thread=False),
     "engine": Provide(provide_engine, sync_to_thread=False),
     "sessions": Provide(provide_sessions, sync_to_thread=False),

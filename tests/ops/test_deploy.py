@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from cdb_service.kernel import codes
+from cdb_service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -281,3 +282,43 @@ def test_the_image_is_the_one_the_manifests_run(production: list[dict[str, Any]]
     (container,) = service["containers"]
     writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
     assert writable == set(volumes)
+
+
+# Between the end of the drain and the exit: the lifespan closes the pools and the lookup
+# index, the supervisor joins its workers. Measured well under a second; five to spare.
+CLOSING_DOWN_S = 5
+
+
+def _unit_settings(text: str) -> tuple[int, dict[str, str]]:
+    """A unit's TimeoutStopSec (seconds) and its Environment= variables."""
+    timeout, variables = None, {}
+    for line in text.splitlines():
+        if line.startswith("TimeoutStopSec="):
+            timeout = int(line.removeprefix("TimeoutStopSec="))
+        elif line.startswith("Environment="):
+            variables |= dict(pair.split("=", 1) for pair in line.split("=", 1)[1].split())
+    assert timeout is not None, "the unit sets no TimeoutStopSec: systemd's 90 s default"
+    return timeout, variables
+
+
+def test_the_stop_timeouts_agree_and_the_drain_fits_inside_them(
+    production: list[dict[str, Any]],
+) -> None:
+    """systemd's TimeoutStopSec and Kubernetes' terminationGracePeriodSeconds are one
+    figure, and the service's drain budget (CDB_DRAIN_BUDGET_S, as each sets it, or the
+    default) ends inside both, after the pod's preStop sleep, with room to close down:
+    a stop that outlasts them ends in SIGKILL, an import cut mid-commit and no goodbye."""
+    stop_timeout, unit_env = _unit_settings((SYSTEMD / "cdb-service.service").read_text())
+    pod = _by_kind(production, "Deployment")["cdb-service"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    grace = pod["terminationGracePeriodSeconds"]
+    pre_stop = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    config = _by_kind(production, "ConfigMap")["cdb-service-config"]["data"]
+    pod_env = config | {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    default = Settings.model_fields["drain_budget_s"].default
+    unit_budget = int(unit_env.get("CDB_DRAIN_BUDGET_S", default))
+    pod_budget = int(pod_env.get("CDB_DRAIN_BUDGET_S", default))
+    assert stop_timeout == grace, (stop_timeout, grace)
+    assert unit_budget == pod_budget, (unit_budget, pod_budget)
+    assert unit_budget + CLOSING_DOWN_S <= stop_timeout, (unit_budget, stop_timeout)
+    assert pre_stop + pod_budget + CLOSING_DOWN_S <= grace, (pre_stop, pod_budget, grace)
