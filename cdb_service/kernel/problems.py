@@ -145,8 +145,10 @@ RATE_LIMITED = ProblemType(
     "this client sent more than it may; `Retry-After` says when to come back",
 )  # fmt: skip
 NOT_READY = ProblemType(
-    "not-ready", 503, "Not ready", "the lookup data is still loading; try again shortly"
-)
+    "not-ready", 503, "Not ready",
+    "this instance is not ready: its lookup data is still loading, or it is stopping; "
+    "`Retry-After` says when to come back",
+)  # fmt: skip
 BUSY = ProblemType(
     "busy", 503, "Busy",
     "the service already runs as many of these as it may; `Retry-After` says when to come back",
