@@ -12,6 +12,7 @@ before uvicorn cancels it; a cancelled import rolls back whole in its transactio
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 import time
@@ -21,14 +22,16 @@ from types import FrameType
 from typing import Any
 
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from cdb_service.kernel.problems import NOT_READY, Problem
+from cdb_service.logging import get_logger
 from cdb_service.web.perimeter import send_problem
 
 # The signals uvicorn stops on: the same ones start the drain.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+log = get_logger("cdb.drain")
 
 
 class Drain:
@@ -46,6 +49,20 @@ class Drain:
     def begin(self) -> None:
         if self.since is None:
             self.since = time.monotonic()
+
+    def cut(self, method: str) -> Problem:
+        """The 503 for a request the stop cancelled at the end of the drain budget before
+        it answered. Nobody can tell whether a write's commit was under way (the same safe
+        assumption as for a database fault outside a unit of work): it may have applied."""
+        retry = self.retry_after_s
+        detail = f"this instance stopped before it could answer; try again in {retry} s"
+        extra: dict[str, Any] = {"reason": "stopping", "retry_after_s": retry}
+        if method not in SAFE_METHODS:
+            extra["write"] = "may-have-applied"
+            detail += (". The write may have been applied: repeat it with the same "
+                       "Idempotency-Key, which returns the first result instead of a "
+                       "duplicate, or read the entry (or the change feed) first")  # fmt: skip
+        return NOT_READY(detail, extra=extra, headers={"Retry-After": str(retry)})
 
     def refusal(self, method: str) -> Problem:
         """The 503 for a request that arrives while the worker stops. Nothing of it was
@@ -90,16 +107,36 @@ class Drain:
 
 class Draining:
     """ASGI middleware: while the worker stops, every new HTTP request is a 503 problem
-    with `Retry-After` (readiness included: whatever routes traffic here stops)."""
+    with `Retry-After` (readiness included: whatever routes traffic here stops); and a
+    request the stop cancels before it answered is a 503 problem too, not uvicorn's
+    bare 500."""
 
     def __init__(self, app: ASGIApp, drain_of: Callable[[Scope], Drain | None]) -> None:
         self.app = app
         self.drain_of = drain_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == ScopeType.HTTP:
-            drain = self.drain_of(scope)
-            if drain is not None and drain.stopping:
-                await send_problem(send, drain.refusal(scope["method"]), scope=scope)
-                return
-        await self.app(scope, receive, send)
+        drain = self.drain_of(scope) if scope["type"] == ScopeType.HTTP else None
+        if drain is None:
+            await self.app(scope, receive, send)
+            return
+        method = str(scope.get("method", "GET"))
+        if drain.stopping:
+            await send_problem(send, drain.refusal(method), scope=scope)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except asyncio.CancelledError:
+            if started or not drain.stopping:
+                raise
+            # uvicorn cancels what outlasts the drain budget and does not wait for it:
+            # the answer is this request's last act, so the cancellation ends here.
+            log.warning("request cut by the stop", path=scope["path"], method=method)
+            await send_problem(send, drain.cut(method), scope=scope)

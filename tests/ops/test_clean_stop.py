@@ -28,7 +28,7 @@ import pytest
 from cdb_service.registry.formats.ndjson import export_lines
 from cdb_service.security.dev import DevPki, token_for
 from cdb_service.settings import Settings
-from cdb_service.web.draining import Drain
+from cdb_service.web.draining import Drain, Draining
 from tests.support import factories
 from tests.support.api import Api
 from tests.support.live import live_service, pg_database
@@ -93,6 +93,38 @@ async def test_a_long_poll_answers_as_soon_as_the_stop_begins(api: Api) -> None:
     assert answer.json()["changes"] == [] and answer.json()["next"] == head
     assert drain.since is not None and drain.since - asked >= 0.5  # it was waiting
     assert answered - drain.since < 1, f"answered {answered - drain.since:.2f} s after the stop"
+
+
+async def test_a_request_the_stop_cuts_before_it_answered_is_a_503_problem() -> None:
+    """What outlasts the drain budget is cancelled by uvicorn; the client is told to come
+    back, and a writer that its write may have been applied, instead of a bare 500."""
+    drain = Drain(retry_after_s=7)
+    began = asyncio.Event()
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        began.set()
+        await asyncio.sleep(60)
+
+    sent: list[Any] = []
+
+    async def collect(message: Any) -> None:
+        sent.append(message)
+
+    for method, write in (("GET", None), ("POST", "may-have-applied")):
+        drain.since = None
+        sent.clear()
+        middleware = Draining(slow, lambda scope: drain)
+        scope = {"type": "http", "method": method, "path": "/api/v1/import", "headers": []}
+        began.clear()
+        request = asyncio.create_task(middleware(scope, None, collect))  # type: ignore[arg-type]
+        await began.wait()
+        drain.begin()
+        request.cancel()
+        await request  # the cancellation ends in the answer
+        start, body = sent[0], json.loads(sent[1]["body"])
+        assert start["status"] == 503
+        assert (b"retry-after", b"7") in start["headers"]
+        assert body["reason"] == "stopping" and body.get("write") == write
 
 
 # --- a real process: SIGTERM with work in flight ----------------------------------------
@@ -185,6 +217,8 @@ def test_sigterm_with_long_polls_an_import_and_an_extract_in_flight(tmp_path: Pa
             assert status == 200, (status, log)
             assert at - sent < 1, f"a long poll answered {at - sent:.2f} s after SIGTERM"
 
+        # The import was in flight: it answered (or was cut) after SIGTERM.
+        assert answered["import"][0] > sent, "the import ended before SIGTERM: enlarge BATCH"
         # The import: all of it in one revision, or none of it; acknowledged means all.
         count, revisions = asyncio.run(_committed(live.database_url))
         assert (count, revisions) in ((0, 0), (BATCH, 1)), (count, revisions)
@@ -195,6 +229,49 @@ def test_sigterm_with_long_polls_an_import_and_an_extract_in_flight(tmp_path: Pa
         assert answered["extract"][1] == 200, answered["extract"]
         trailer = json.loads(extract[-1])
         assert trailer["type"] == "trailer" and trailer["count"] == len(extract) - 2
+
+
+@pytest.mark.slow
+@pytest.mark.serial  # measures how fast the process goes: runs alone
+def test_an_import_that_outlasts_the_drain_budget_is_cut_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """With a 1 s budget, a large import still validating at SIGTERM is cancelled: the
+    registry holds none of it, and the process is gone within the budget and seconds."""
+    size = 3 * BATCH
+    lines = export_lines([("authorities", factories.authority(code=f"DE:STOP-{n:05d}"))
+                          for n in range(size)])  # fmt: skip
+    batch = "".join(line + "\n" for line in lines)
+    with live_service(tmp_path / "svc", CDB_DRAIN_BUDGET_S="1") as live:
+        outcome: list[httpx.Response | Exception] = []
+
+        def import_batch() -> None:
+            with live.client("admin-de", timeout=90) as client:
+                try:
+                    ndjson = {"content-type": "application/x-ndjson"}
+                    outcome.append(client.post("/api/v1/import", content=batch, headers=ndjson))
+                except httpx.TransportError as error:
+                    outcome.append(error)
+
+        thread = threading.Thread(target=import_batch)
+        thread.start()
+        time.sleep(0.5)  # sent, and being validated
+        sent = time.monotonic()
+        live.process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            live.process.wait(timeout=30)
+        gone = time.monotonic() - sent
+        thread.join(timeout=30)
+        assert gone < 10, f"the process took {gone:.1f} s to exit"
+        count, revisions = asyncio.run(_committed(live.database_url))
+        (answer,) = outcome
+        if isinstance(answer, httpx.Response) and answer.status_code == 200:
+            assert (count, revisions) == (size, 1)  # it finished inside the budget
+        else:
+            # Cut: told to come back (or the connection closed), and nothing committed.
+            if isinstance(answer, httpx.Response):
+                assert answer.status_code == 503 and answer.headers["retry-after"], answer.text
+            assert (count, revisions) == (0, 0)
 
 
 # --- nginx, when the service is gone ------------------------------------------------------
