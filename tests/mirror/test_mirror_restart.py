@@ -6,6 +6,8 @@ A real source service and a real `cdb-service mirror --serve` process, polled as
 it answers, twice: started fresh (it once answered 200 with no match for about 11 s, its
 gazetteer not yet copied, while its readiness said 503), and restarted after the source
 took a write that changes the answer (it once answered at once from the copy it held).
+Restarted while the source is down, it serves the copy it holds, once it knows it
+cannot reach the source.
 The query is one the service routes to a court, so an answer too early differs.
 """
 
@@ -105,6 +107,18 @@ def test_a_started_or_restarted_mirror_answers_503_until_ready_then_as_the_servi
             ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5)
             assert ready.status_code == 200, ready.text
             assert ready.json()["mirror"]["extracts"] == 0  # resumed, not re-extracted
+
+        # Restarted while the source is down: it cannot catch up, and serves the whole copy
+        # it holds (the local fallback), saying so, rather than nothing.
+        stop(mirror)
+        source.process.kill()
+        source.process.wait(timeout=10)
+        mirror = _mirror(source, tmp_path, port, delay=0)
+        before, first = _first_answers(port, query, log)
+        _assert_not_ready(before)
+        assert first.json() == answer
+        ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5)
+        assert "unreachable" in ready.json()["mirror"]["settled"]
     finally:
         writer.http.close()
         stop(mirror)
