@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from cdb_service.cli import parser
+from cdb_service.mistakes import DatabaseTarget, explain
 from tests.support.issuer import Issuer
 from tests.support.nginx import free_port
 from tests.support.service_process import executable, make_pki
@@ -203,3 +205,78 @@ def test_dev_token_with_no_service_running_says_which_port_its_token_is_for(
     note = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(note) == 1 and "no dev service is running" in note[0], done.stderr
     assert "port 8443" in note[0] and "CDB_PORT" in note[0]
+
+
+# A database failure names its real cause: which bound ran out (and the setting that sets
+# it), which address refused, that the login was refused. "cannot connect ()" for a
+# statement timeout sent an operator to the network (issue 27).
+
+
+@pytest.fixture(scope="module")
+def silent_port() -> Iterator[int]:
+    """A port that accepts a TCP connection (into the backlog) and never says a word:
+    a hung PostgreSQL, or a firewall that swallows the handshake's answer."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def database_cases(pg_database: str, silent: int) -> list[Case]:
+    closed = free_port()
+    server = pg_database.rpartition("/")[0].rpartition("@")[2]  # host:port of the test server
+    return [
+        Case("refused", ["verify-restore"],
+             {"CDB_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed}/cdb"},
+             f"connection refused by 127.0.0.1:{closed}"),
+        Case("login refused", ["verify-restore"],
+             {"CDB_DATABASE_URL": pg_database.replace("postgres@", "nobody-i27@", 1)},
+             f"refused the login (role \"nobody-i27\" does not exist): authentication failed at "
+             f"{server}"),
+        Case("statement timeout", ["verify-restore"],
+             {"CDB_DATABASE_URL": pg_database, "CDB_DB_STATEMENT_TIMEOUT_S": "0.001"},
+             "statement timeout (CDB_DB_STATEMENT_TIMEOUT_S=0.001 s)"),
+        Case("connect timeout", ["verify-restore"],
+             {"CDB_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{silent}/cdb",
+              "CDB_DB_CONNECT_TIMEOUT_S": "1"},
+             f"no answer from the database at 127.0.0.1:{silent} within the connect timeout "
+             "(CDB_DB_CONNECT_TIMEOUT_S=1 s)"),
+        Case("unknown host", ["verify-restore"],
+             {"CDB_DATABASE_URL": "postgresql://postgres@cdb-db.invalid:5432/cdb"},
+             "cannot resolve the database host cdb-db.invalid:5432"),
+    ]  # fmt: skip
+
+
+def test_a_database_failure_names_its_real_cause(
+    places: dict[str, str], pg_database: str, silent_port: int
+) -> None:
+    failures = []
+    for case in database_cases(pg_database, silent_port):
+        _, done = _run(case, places["data"])
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        ok = (done.returncode == 2 and len(lines) == 1 and case.says in lines[0]
+              and "cannot connect" not in lines[0])  # fmt: skip
+        if not ok:
+            failures.append(f"{case.name}: exit {done.returncode}, stderr {done.stderr[-600:]!r}")
+    assert not failures, "\n".join(failures)
+
+
+async def test_a_statement_the_client_gave_up_on_is_a_statement_timeout(pg_database: str) -> None:
+    """The timeout the issue met: the driver's own (client-side) timeout on a query, a bare
+    `TimeoutError` with no message, raised before the server's cancel arrives."""
+    import asyncpg
+
+    connection = await asyncpg.connect(pg_database)
+    try:
+        with pytest.raises(TimeoutError) as raised:
+            await connection.fetch("SELECT pg_sleep(2)", timeout=0.05)
+    finally:
+        connection.terminate()
+    target = DatabaseTarget(pg_database, 5.0, 0.05, 10.0)
+    line = explain(raised.value, target)
+    assert line is not None and line.startswith(
+        "a statement ran past the statement timeout (CDB_DB_STATEMENT_TIMEOUT_S=0.05 s)"
+    ), line
