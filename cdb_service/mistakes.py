@@ -134,7 +134,7 @@ def _database_cause(error: BaseException, target: DatabaseTarget) -> str | None:
         )
         if refused:
             return (
-                f"connection refused by {_addresses(str(link), url)}: nothing listens "
+                f"database connection refused by {_addresses(str(link), url)}: nothing listens "
                 "there; check that PostgreSQL runs and CDB_DATABASE_URL's host and port"
             )
         if isinstance(link, PoolTimeout):

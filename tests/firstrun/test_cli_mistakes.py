@@ -231,7 +231,7 @@ def database_cases(pg_database: str, silent: int) -> list[Case]:
     return [
         Case("refused", ["verify-restore"],
              {"CDB_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed}/cdb"},
-             f"connection refused by 127.0.0.1:{closed}"),
+             f"database connection refused by 127.0.0.1:{closed}"),
         Case("login refused", ["verify-restore"],
              {"CDB_DATABASE_URL": pg_database.replace("postgres@", "nobody-i27@", 1)},
              f"refused the login (role \"nobody-i27\" does not exist): authentication failed at "
