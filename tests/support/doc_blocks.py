@@ -37,9 +37,10 @@ def blocks(text: str) -> list[Block]:
     found = []
     for match in _FENCE.finditer(text):
         before = text[: match.start()].rstrip("\n").rpartition("\n")[2].strip()
-        reason = _NOT_RUNNABLE.fullmatch(before)
-        found.append(Block(match.group("body"), text.count("\n", 0, match.start()) + 1,
-                           before == RUNNABLE, reason.group("reason") if reason else ""))  # fmt: skip
+        why = _NOT_RUNNABLE.fullmatch(before)
+        line = text.count("\n", 0, match.start()) + 1
+        reason = why.group("reason") if why else ""
+        found.append(Block(match.group("body"), line, before == RUNNABLE, reason))
     return found
 
 
