@@ -23,6 +23,7 @@ from cdb_service.cli import parser
 from cdb_service.mistakes import DatabaseTarget, explain
 from tests.support.issuer import Issuer
 from tests.support.nginx import free_port
+from tests.support.pg_cluster import init_primary, requires_pg_server, workspace
 from tests.support.service_process import executable, make_pki
 
 MISSING = "/nonexistent/cdb-newcomer/file.ndjson"  # must stay absent (checked below)
@@ -280,3 +281,43 @@ async def test_a_statement_the_client_gave_up_on_is_a_statement_timeout(pg_datab
     assert line is not None and line.startswith(
         "a statement ran past the statement timeout (CDB_DB_STATEMENT_TIMEOUT_S=0.05 s)"
     ), line
+
+
+async def test_a_lock_not_granted_in_time_is_a_lock_timeout(pg_database: str) -> None:
+    import asyncpg
+
+    holder, waiter = await asyncpg.connect(pg_database), await asyncpg.connect(pg_database)
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE registry_head IN ACCESS EXCLUSIVE MODE")
+            await waiter.execute("SET lock_timeout = 50")
+            with pytest.raises(asyncpg.PostgresError) as raised:
+                await waiter.fetch("SELECT * FROM registry_head")
+    finally:
+        await holder.close()
+        await waiter.close()
+    line = explain(raised.value, DatabaseTarget(pg_database, 5.0, 10.0, 0.05))
+    assert line is not None and line.startswith(
+        "a lock was not granted within the lock timeout (CDB_DB_LOCK_TIMEOUT_S=0.05 s)"
+    ), line
+
+
+@requires_pg_server
+def test_a_wrong_password_is_a_refused_login(places: dict[str, str]) -> None:
+    """A server that asks for a password (scram-sha-256), given the wrong one."""
+    with workspace() as root:
+        server = init_primary(root)
+        try:
+            server.sql("ALTER ROLE postgres PASSWORD 'right'", "postgres")
+            (server.data / "pg_hba.conf").write_text("host all all 127.0.0.1/32 scram-sha-256\n")
+            server.sql("SELECT pg_reload_conf()", "postgres")
+            url = f"postgresql://postgres:not-it-8c1f@127.0.0.1:{server.port}/cdb"
+            case = Case("wrong password", ["verify-restore"], {"CDB_DATABASE_URL": url})
+            _, done = _run(case, places["data"])
+        finally:
+            server.stop()
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "refused the login (password authentication failed for user" in lines[0], lines[0]
+    assert f"authentication failed at 127.0.0.1:{server.port}" in lines[0], lines[0]
+    assert "not-it-8c1f" not in lines[0], "the password is not shown"
