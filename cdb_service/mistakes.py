@@ -74,10 +74,14 @@ def _addresses(text: str, url: str) -> str:
 
 
 def _connecting(link: BaseException) -> bool:
-    """Whether `link` was raised while a connection was being opened (not by a query)."""
-    return any(frame.name in {"connect", "_connect", "__connect", "_connect_addr", "create"}
-               and ("asyncpg" in frame.filename or "sqlalchemy" in frame.filename)
-               for frame in traceback.extract_tb(link.__traceback__))  # fmt: skip
+    """Whether `link` ran out while the driver was opening a connection (bounded by the
+    connect timeout), not in a query, including the queries a new connection runs
+    first (bounded by the statement timeout): the driver's deepest frame says which."""
+    frames = [f for f in traceback.extract_tb(link.__traceback__) if "asyncpg" in f.filename]
+    if not frames:
+        return False
+    deepest = frames[-1]
+    return deepest.name == "connect" or deepest.filename.endswith("connect_utils.py")
 
 
 def _in_driver(link: BaseException) -> bool:
@@ -215,7 +219,18 @@ def explain(error: BaseException, database: DatabaseTarget | None = None) -> str
         return explained
     if isinstance(error, OSError) and (error.filename or isinstance(error, FileNotFoundError)):
         return _file(error)
-    if isinstance(error, ConnectionError | TimeoutError):
+    if isinstance(error, TimeoutError):
+        # A bare timeout whose traceback no longer shows the driver (it crossed a thread:
+        # migrations run in one): a database wait all the same, so name both bounds.
+        target = database or DatabaseTarget()
+        statement = _bound(target.statement_timeout_s, "CDB_DB_STATEMENT_TIMEOUT_S")
+        connect = _bound(target.connect_timeout_s, "CDB_DB_CONNECT_TIMEOUT_S")
+        return (
+            f"timed out waiting for the database: a statement ran past the statement timeout "
+            f"({statement}) or connecting ran past the connect timeout ({connect}); raise the "
+            "one this command needs, or check CDB_DATABASE_URL and the network"
+        )
+    if isinstance(error, ConnectionError):
         return f"cannot connect ({error or type(error).__name__}); check CDB_DATABASE_URL"
     if error.__cause__ is not None:
         # A wrapper (a database fault raised `from` the driver's error): explain its cause.
