@@ -222,7 +222,6 @@ def explain(error: BaseException, database: DatabaseTarget | None = None) -> str
     if isinstance(error, TimeoutError):
         # A bare timeout whose traceback no longer shows the driver (it crossed a thread:
         # migrations run in one): a database wait all the same, so name both bounds.
-        target = database or DatabaseTarget()
         statement = _bound(target.statement_timeout_s, "CDB_DB_STATEMENT_TIMEOUT_S")
         connect = _bound(target.connect_timeout_s, "CDB_DB_CONNECT_TIMEOUT_S")
         return (
