@@ -321,3 +321,12 @@ def test_a_wrong_password_is_a_refused_login(places: dict[str, str]) -> None:
     assert "refused the login (password authentication failed for user" in lines[0], lines[0]
     assert f"authentication failed at 127.0.0.1:{server.port}" in lines[0], lines[0]
     assert "not-it-8c1f" not in lines[0], "the password is not shown"
+
+
+def test_a_timeout_that_lost_its_driver_frames_names_both_bounds() -> None:
+    """A driver timeout that crossed a thread (migrations run in one) arrives bare: it is
+    still said to be a timeout, with both settings that bound a database wait."""
+    line = explain(TimeoutError(), DatabaseTarget("postgresql://db1:5432/cdb", 5.0, 0.001, 10.0))
+    assert line is not None and "cannot connect" not in line, line
+    assert line.startswith("timed out waiting for the database"), line
+    assert "CDB_DB_STATEMENT_TIMEOUT_S=0.001 s" in line and "CDB_DB_CONNECT_TIMEOUT_S=5 s" in line
