@@ -152,8 +152,9 @@ class _PostgresHosts:
                 except TimeoutError as error:
                     self._silent.add(address)
                     failure = error
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                    # It answered (refused, a standby, an error): not silent.
+                except Exception as error:
+                    # It answered (refused, a standby, an error): not silent. libpq, too,
+                    # goes on to the next host whatever the failure.
                     self._silent.discard(address)
                     failure = failure if isinstance(failure, TimeoutError) else error
                 else:

@@ -19,17 +19,22 @@ throughout, from the in-memory index. The figures are printed on one line.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from cdb_service.db.engine import create_engine
 from cdb_service.registry.formats.ndjson import export_lines
 from cdb_service.settings import Settings
+from tests.conftest import PG_ADMIN_URL
 from tests.support import factories
 from tests.support.issuer import Issuer
 from tests.support.nginx import Nginx, free_port, requires_nginx, running_nginx
@@ -296,3 +301,38 @@ def test_losing_the_primary_loses_no_acknowledged_write_and_writes_resume(stage:
                   "v.revision = r.revision GROUP BY r.revision, r.change_count "
                   "HAVING count(v.revision) <> r.change_count")  # fmt: skip
     assert torn == []
+
+
+async def test_a_silent_host_costs_one_host_timeout_and_is_then_tried_last() -> None:
+    """A host that completes TCP handshakes and never answers (what a SIGSTOPped or frozen
+    server looks like: its kernel still listens) comes first in the URL. The first
+    connection waits for it one host timeout, not the whole connect budget; the next goes
+    to the answering host first. Every connection has TCP keepalives and a user timeout,
+    so a partition ends it in the kernel however long a statement would wait."""
+    parts = urlsplit(PG_ADMIN_URL)
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as silent:
+        port = silent.getsockname()[1]
+        url = (f"postgresql://{parts.username}@127.0.0.1:{port},"
+               f"{parts.hostname}:{parts.port or 5432}{parts.path}")  # fmt: skip
+        settings = Settings(database_url=url, db_connect_timeout_s=5.0, db_host_timeout_s=1.0)
+        engine = create_engine(settings)
+        try:
+            took, options = [], []
+            for _ in range(2):
+                started = time.monotonic()
+                async with engine.connect() as connection:
+                    assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+                    raw = await connection.get_raw_connection()
+                    assert raw.driver_connection is not None
+                    sock = raw.driver_connection._transport.get_extra_info("socket")
+                    keepalive = sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+                    user_timeout = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)
+                    options.append((keepalive, user_timeout))
+                took.append(time.monotonic() - started)
+                await engine.dispose()  # the next connection is opened anew
+        finally:
+            await engine.dispose()
+    assert 1.0 <= took[0] < 2.5, took  # one host timeout, not the 5 s budget
+    assert took[1] < 0.5, took  # the silent host is no longer asked first
+    # Keepalives on; unacknowledged data ends the connection after a statement timeout.
+    assert options == [(1, 10_000), (1, 10_000)], options
