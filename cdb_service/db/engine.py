@@ -90,6 +90,8 @@ class _PostgresHosts:
         self._user_timeout_ms = int(settings.db_statement_timeout_s * 1000)
         self._keepalive_idle_s = max(1, math.ceil(settings.db_host_timeout_s))
         self._silent: set[tuple[str, int]] = set()
+        self._params: dict[str, Any] = {}  # the URL's, for a probe connection
+        self._probing: set[tuple[str, int]] = set()
         self._open: weakref.WeakKeyDictionary[Any, tuple[str, int]] = weakref.WeakKeyDictionary()
 
     def attach(self, engine: Engine) -> None:
@@ -109,8 +111,31 @@ class _PostgresHosts:
                 return  # opened for this checkout: it has just answered
             self.check(dbapi_connection.driver_connection)
 
+        # A statement (or COMMIT) that waits longer than a host timeout has the server
+        # probed: silent, and every connection to it is dropped, this one included, so a
+        # transaction on a hung server ends within two host timeouts, whatever the other
+        # traffic, rather than a statement timeout later.
+        @event.listens_for(engine, "before_cursor_execute")
+        def _before(conn: Any, *_: Any) -> None:
+            self._watch(conn)
+
+        @event.listens_for(engine, "commit")
+        def _before_commit(conn: Any) -> None:
+            self._watch(conn)
+
+        @event.listens_for(engine, "after_cursor_execute")
+        def _after(conn: Any, *_: Any) -> None:
+            _unwatch(conn.info)
+
+        @event.listens_for(engine, "checkin")
+        def _returned(dbapi_connection: Any, record: Any) -> None:
+            _unwatch(record.info)
+
         @event.listens_for(engine, "handle_error")
         def _drop_unanswered(context: Any) -> None:
+            record = getattr(context.connection, "_dbapi_connection", None)
+            if record is not None:
+                _unwatch(record.info)
             # A statement the server did not answer at all (asyncpg's client-side command
             # timeout, not PostgreSQL's statement_timeout): the connection's state is
             # unknown. It is dropped at once (no goodbye that would wait on the server);
@@ -133,10 +158,14 @@ class _PostgresHosts:
         hosts, ports = params.pop("host", None), params.pop("port", None)
         params.pop("timeout", None)
         if not isinstance(hosts, list):
+            self._params = params
             connection = await asyncpg.connect(
                 host=hosts, port=ports, timeout=self._connect_s, **params
             )
+            if hosts is None:  # libpq's defaults, resolved inside asyncpg: not watched
+                return connection
             return self._opened(connection, (str(hosts), int(ports or 5432)))
+        self._params = params
         given = [(str(h), int(p)) for h, p in zip(hosts, ports, strict=True)]
         # libpq's order, except that hosts found silent wait until the others were asked.
         order = [a for a in given if a not in self._silent] + [
@@ -186,6 +215,40 @@ class _PostgresHosts:
             _keepalive(sock, self._keepalive_idle_s, self._user_timeout_ms)
         return connection
 
+    def _watch(self, conn: Any) -> None:
+        dbapi_connection = getattr(conn, "_dbapi_connection", None)
+        address = self._open.get(getattr(dbapi_connection, "driver_connection", None))
+        if address is None:
+            return
+        _unwatch(conn.info)
+        loop = asyncio.get_running_loop()
+        conn.info[_WATCH] = loop.call_later(self._host_s, self._suspect, address)
+
+    def _suspect(self, address: tuple[str, int]) -> None:
+        if address not in self._probing:
+            self._probing.add(address)
+            task = asyncio.get_running_loop().create_task(self._probe(address))
+            _probes.add(task)
+            task.add_done_callback(_probes.discard)
+
+    async def _probe(self, address: tuple[str, int]) -> None:
+        """A new connection to the server: any answer (even a refusal) says it is alive;
+        none within the host timeout says it has gone silent."""
+        import asyncpg
+
+        params = self._params | {"target_session_attrs": "any", "command_timeout": None}
+        try:
+            probe = await asyncpg.connect(
+                host=address[0], port=address[1], timeout=self._host_s, **params
+            )
+            probe.terminate()
+        except TimeoutError:
+            self._went_silent(address)
+        except Exception:  # it answered
+            pass
+        finally:
+            self._probing.discard(address)
+
     def _went_silent(self, address: tuple[str, int] | None) -> None:
         """Every connection to a silent server is dropped now, without a goodbye that would
         wait on it; the pool replaces them as they are checked out."""
@@ -195,6 +258,17 @@ class _PostgresHosts:
         for connection, where in list(self._open.items()):
             if where == address and not connection.is_closed():
                 connection.terminate()
+
+
+_WATCH = "cdb_statement_watch"
+# Probes under way (the loop keeps only weak references to tasks).
+_probes: set[asyncio.Task[None]] = set()
+
+
+def _unwatch(info: dict[str, Any]) -> None:
+    handle = info.pop(_WATCH, None)
+    if handle is not None:
+        handle.cancel()
 
 
 def _keepalive(sock: Any, idle_s: int, user_timeout_ms: int) -> None:

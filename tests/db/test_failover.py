@@ -32,6 +32,7 @@ import pytest
 from sqlalchemy import text
 
 from cdb_service.db.engine import create_engine
+from cdb_service.db.faults import FaultKind, classify
 from cdb_service.registry.formats.ndjson import export_lines
 from cdb_service.settings import Settings
 from tests.conftest import PG_ADMIN_URL
@@ -336,3 +337,29 @@ async def test_a_silent_host_costs_one_host_timeout_and_is_then_tried_last() -> 
     assert took[1] < 0.5, took  # the silent host is no longer asked first
     # Keepalives on; unacknowledged data ends the connection after a statement timeout.
     assert options == [(1, 10_000), (1, 10_000)], options
+
+
+async def test_a_transaction_on_a_server_gone_silent_ends_within_two_host_timeouts() -> None:
+    """The server stops answering (SIGSTOP) in the middle of a transaction and nothing
+    else uses the database: the statement waiting on it fails as the database's fault (a
+    503 to the client) within two host timeouts, not a statement timeout (10 s) later."""
+    with workspace() as root:
+        server = init_primary(root)
+        try:
+            engine = create_engine(Settings(database_url=server.url, db_host_timeout_s=1.0))
+            try:
+                async with engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))  # a transaction is open
+                    server.freeze()
+                    started = time.monotonic()
+                    with pytest.raises(Exception) as caught:  # which one: classified below
+                        await connection.execute(text("SELECT 2"))
+                    took = time.monotonic() - started
+            finally:
+                server.thaw()
+                await engine.dispose()
+        finally:
+            server.stop()
+    assert took < 2.5, took
+    fault = classify(caught.value)
+    assert fault is not None and fault.kind is FaultKind.UNAVAILABLE, caught.value
