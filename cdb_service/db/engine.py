@@ -221,7 +221,10 @@ class _PostgresHosts:
         if address is None:
             return
         _unwatch(conn.info)
-        loop = asyncio.get_running_loop()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the sync engine used outside the event loop: nothing to watch
+            return
         conn.info[_WATCH] = loop.call_later(self._host_s, self._suspect, address)
 
     def _suspect(self, address: tuple[str, int]) -> None:
