@@ -9,7 +9,7 @@ CDB_PORT ?= 8443
 export CDB_PORT
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test bench lint format openapi dist image postgres nginx oidc axe chromium deploy-tools clean help
+.PHONY: run test restore-drill bench lint format openapi dist image postgres nginx oidc axe chromium deploy-tools clean help
 
 help:
 	@echo "make run    - start the service on the embedded SQLite database (dev profile)"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint   - ruff, mypy and the import layers (import-linter)"
 	@echo "make openapi - regenerate openapi.yaml and web/xsd/cdb.xsd from the app"
 	@echo "make dist   - build the wheel and the sdist into dist/"
+	@echo "make restore-drill - time a point-in-time restore and verify-restore (DRILL_ENTRIES=N: a larger registry)"
 	@echo "make image  - build the container image (deploy/image/Containerfile) with buildah or podman"
 
 $(STAMP): pyproject.toml
@@ -97,6 +98,13 @@ openapi: $(STAMP)
 test: $(STAMP) postgres nginx oidc axe chromium deploy-tools lint
 	CDB_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial"
 	CDB_TEST_PG_URL=$(PG_URL) $(BIN)/python -m pytest -m serial
+
+# The restore drill (tests/db/test_restore.py, also part of `make test`) with its figures
+# printed: recovery time and recovery point, as docs/operations.md states them.
+DRILL_ENTRIES ?= 0
+restore-drill: $(STAMP) postgres deploy-tools
+	CDB_TEST_PG_URL=$(PG_URL) CDB_DRILL_ENTRIES=$(DRILL_ENTRIES) $(BIN)/python -m pytest -q -s \
+		-p no:warnings tests/db/test_restore.py
 
 # The release: a wheel (migrations, seed, calendar, templates, XSDs and assets inside)
 # and an sdist, built the way the install test builds them.

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # Bounded waits on the database (both drivers); a wait that runs out is a 503 problem.
     # Connect: opening a connection, and waiting for a free one in the pool.
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
+    # One host of a multi-host URL: how long a host that does not answer (hung, partitioned)
+    # is waited for before the next is tried, and a pooled connection's check at checkout.
+    db_host_timeout_s: float = Field(default=2.0, gt=0)
     # One statement (asyncpg's command timeout client-side, statement_timeout server-side;
     # an interrupt on SQLite): also what a silently lost connection costs at most.
     db_statement_timeout_s: float = Field(default=10.0, gt=0)
@@ -200,8 +203,9 @@ class Settings(BaseSettings):
         """How long a request waits on a database that has stopped answering, at most.
 
         The first wait that runs out ends the request: a pooled connection that has
-        stalled costs one statement timeout (its pre-ping), a fresh one a connect
-        timeout. A database that is slow but answering is bounded per statement.
+        stalled costs its check at checkout (the host timeout, at most a statement
+        timeout), a fresh one a connect timeout. A database that is slow but answering
+        is bounded per statement.
         """
         return self.db_connect_timeout_s + self.db_statement_timeout_s
 

@@ -44,7 +44,7 @@ from cdb_service.cli.service import (
     cmd_rotate_keys,
     cmd_serve,
 )
-from cdb_service.mistakes import EXIT_MISTAKE, explain
+from cdb_service.mistakes import EXIT_MISTAKE, DatabaseTarget, explain
 from cdb_service.settings import Settings
 
 
@@ -171,8 +171,15 @@ def main(argv: list[str] | None = None) -> int:
     from cdb_service.kernel.problems import Problem
     from cdb_service.logging import configure_logging
 
+    target = DatabaseTarget()
     try:
         settings = Settings()
+        target = DatabaseTarget(
+            settings.database_url,
+            settings.db_connect_timeout_s,
+            settings.db_statement_timeout_s,
+            settings.db_lock_timeout_s,
+        )
         configure_logging(settings.log_level)
         result: int = args.run(args, settings)
     except Problem as problem:
@@ -185,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _mistake(args, stop.code)
     except Exception as error:
-        line = explain(error)
+        line = explain(error, target)
         if line is None:
             raise
         return _mistake(args, line)

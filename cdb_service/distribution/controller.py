@@ -38,9 +38,8 @@ from cdb_service.web.ceilings import Ceilings
 from cdb_service.web.consistency import MIN_REVISION_DOC, require_revision
 from cdb_service.web.docs import answer, problem_answers, problems
 from cdb_service.web.draining import Drain
-from cdb_service.web.negotiation import json_only
+from cdb_service.web.negotiation import NDJSON, json_only, ndjson_only
 
-NDJSON = "application/x-ndjson"
 FEED_PARAMETERS = frozenset({"since", "limit", "cursor", "kind", "owner", "wait", "min_revision"})
 CHANGES_DOC = (
     "`since=R`: the entry versions after revision R in revision order, at most `limit` "
@@ -87,9 +86,10 @@ class ExtractController(Controller):
         description="First line: the snapshot (revision, kinds, owner); then one line per "
         "entry; last line: count, SHA-256 of every byte before it and a JWS (ES256, key "
         "in /.well-known/jwks.json). `revision=R` rebuilds a past snapshot. Gzip on request.",
-        responses=problems(400, 422, 429, 503)
+        responses=problems(400, 406, 422, 429, 503)
         | answer(ExtractLine, "NDJSON: one line per `ExtractLine`", media_type=NDJSON),
         media_type=NDJSON,
+        guards=[ndjson_only],
     )
     async def extract(
         self,
@@ -241,9 +241,10 @@ class GazetteerController(Controller):
         description="First line: the country, its digest and load; then one line per "
         "place (postal code, LAU, NUTS 3, LAU name); last line: count, SHA-256 of every "
         "byte before it and a JWS, as in `/extract`.",
-        responses=problems(422, 429, 503)
+        responses=problems(406, 422, 429, 503)
         | answer(GazetteerLine, "NDJSON: one line per `GazetteerLine`", media_type=NDJSON),
         media_type=NDJSON,
+        guards=[ndjson_only],
     )
     async def country(
         self,

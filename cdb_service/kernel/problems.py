@@ -246,8 +246,11 @@ def stale(expected: int, actual: int) -> Problem:
     )
 
 
-def not_ready() -> Problem:
-    return NOT_READY("the lookup data is still loading")
+def not_ready(retry_after_s: int = 5) -> Problem:
+    """The lookup index is still being built: a client is told when to come back, as
+    every other 503 tells it."""
+    return NOT_READY("the lookup data is still loading",
+                     headers={"Retry-After": str(retry_after_s)})  # fmt: skip
 
 
 def internal_error() -> Problem:

@@ -17,6 +17,8 @@ Where things are:
                applying a revision (through the replica writer)
   follower.py  the sync loop: extract if needed, follow the feed, re-extract when it breaks
   serving.py   the read-only loopback resolve app (`--serve`), and the parts it holds
+  readiness.py when it may answer: one condition for `/health/ready` and the guard of
+               every look-up route (503 `not-ready` with Retry-After until it holds)
   deps.py      those parts as the dependencies its routes ask for
   process.py   the process: prepare the database, follow, serve, stop on a signal
   cli.py       the command's arguments; `cdb_service/cli/` registers it
@@ -41,8 +43,10 @@ Guarantees:
 Reference data: every feed page announces the source's gazetteer identity; when
 it is not the mirror's, the mirror copies each changed country from the source's
 signed gazetteer extract (`GET /api/v1/gazetteer/{country}`, see
-`mirror/gazetteer.py`). Until its gazetteer is the source's, the mirror is not
-ready (`/health/ready` 503): it would resolve postal codes differently.
+`mirror/gazetteer.py`). Until its gazetteer is the source's, and until it has caught
+up with the source once since it started (or found it unreachable while holding a
+whole copy), the mirror is not ready and answers no look-up (503 with Retry-After,
+`mirror/readiness.py`): it would resolve differently from the service.
 
 Known limit: a feed page is read whole (a revision is applied in one transaction
 and arrives in one page), so a single very large revision (a huge batch import)

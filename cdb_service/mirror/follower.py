@@ -42,6 +42,9 @@ class Status:
     # The source's gazetteer identity as last announced, and the mirror's copy of it.
     gazetteer_source: str | None = None
     gazetteer_local: str | None = None
+    # Why the mirror trusts the copy it serves, None until it does (`mirror/readiness.py`):
+    # it caught up with the source since it started, or cannot reach it and serves its own.
+    settled: str | None = None
 
 
 @dataclass
@@ -98,6 +101,10 @@ class Follower:
                 await asyncio.sleep(self.config.apply_delay_s)
         await self._follow_gazetteer(page.get("gazetteer"))
         await self._refresh_index()
+        if head >= int(page["head"]) and self.status.settled is None:
+            # Registry and gazetteer are the source's, and the index serves them.
+            self.status.settled = f"caught up with the source at revision {head}"
+            log.info("mirror caught up; answering", revision=head)
         return head
 
     async def sync(self) -> int:
@@ -139,6 +146,18 @@ class Follower:
         self.status.last_contact = utcnow()
         self.status.last_error = None
 
+    async def _serve_own_copy(self) -> None:
+        """The source cannot be reached: a whole copy held (an extract applied, each
+        revision since verified) is served rather than nothing, the mirror's purpose
+        while the central service is down. A copy not whole stays unserved."""
+        if self.status.settled is not None:
+            return
+        with contextlib.suppress(Exception):  # the mirror's own database: not yet then
+            if not await self.store.needs_extract():
+                head, _ = await self.store.local_state()
+                self.status.settled = f"the source is unreachable; serving the copy at {head}"
+                log.warning("the source is unreachable; serving the copy held", revision=head)
+
     async def _refresh_index(self) -> None:
         if self.index is not None:
             await self.index.refresh()
@@ -148,7 +167,8 @@ class Follower:
         delay = min(self.config.poll_s, 5.0)
         while True:
             try:
-                await self.sync_once(wait=self.config.poll_s)
+                # Until it has caught up, the mirror answers nothing: no long poll then.
+                await self.sync_once(wait=self.config.poll_s if self.status.settled else 0)
                 continue
             except (ForeignDatabase, asyncio.CancelledError):
                 raise
@@ -159,12 +179,15 @@ class Follower:
                 log.warning("the source refused", status=error.response.status_code,
                             url=str(error.request.url))  # fmt: skip
                 self.status.last_error = f"HTTP {error.response.status_code}"
+                if error.response.status_code >= 500:  # the source is down or restarting
+                    await self._serve_own_copy()
             except outbound.TokenRefused as error:
                 log.warning("no token from the issuer", error=str(error))
                 self.status.last_error = f"no token: {error}"
             except (httpx.HTTPError, OSError) as error:
                 log.warning("the source is unreachable", error=repr(error))
                 self.status.last_error = repr(error)
+                await self._serve_own_copy()
             with contextlib.suppress(Exception):
                 await self._refresh_index()  # e.g. a gazetteer loaded meanwhile
             await asyncio.sleep(delay)

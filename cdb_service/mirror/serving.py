@@ -3,7 +3,8 @@
 It is the reference implementation's local fallback (the connector on the same
 host keeps resolving while the central service is down), not a second service:
 only `GET /api/v1/resolve` (and `/resolve/recipient/…`, `/resolve/national-member`)
-plus `/health/live` and `/health/ready`. Nothing can be written, no entry, extract
+plus `/health/live` and `/health/ready`; each look-up answers 503 with Retry-After
+until the mirror is ready (`mirror/readiness.py`). Nothing can be written, no entry, extract
 or feed is served, and answers carry no named persons. The answers come from the
 service's own lookup index and resolver, which the follower updates after each
 applied page (rebuilds after an extract), so a request never sees half a revision.
@@ -24,6 +25,7 @@ from cdb_service.lookup.controller import ResolveController
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.mirror import deps as mirror_deps
 from cdb_service.mirror.follower import Status
+from cdb_service.mirror.readiness import require_ready, why_not_ready
 from cdb_service.settings import Settings
 from cdb_service.web.consistency import ReadYourWrites
 from cdb_service.web.error_handlers import EXCEPTION_HANDLERS
@@ -40,21 +42,12 @@ async def live() -> dict[str, Any]:
 async def ready(
     lookup: NamedDependency[IndexFollower], mirror_status: NamedDependency[Status]
 ) -> Response[Any]:
-    """Ready once an index is loaded with the source's gazetteer; says which revision it
-    serves, what the source had, and which gazetteer each holds.
-
-    A mirror without the gazetteer, or with one the source has replaced, would resolve
-    postal codes differently from the service: it is not ready.
+    """Ready once the mirror knows its copy is the source's (`mirror/readiness.py`, the
+    same condition that gates every look-up route); says which revision it serves, what
+    the source had, and which gazetteer each holds.
     """
     index, status = lookup.index, mirror_status
-    held = index.gazetteer.identity if index is not None else None
-    wanted = status.gazetteer_source
-    why = (
-        "no lookup index yet" if index is None
-        else "no gazetteer" if held == "none" and wanted != "none"
-        else f"gazetteer behind the source's ({wanted})" if wanted is not None and held != wanted
-        else None
-    )  # fmt: skip
+    why = why_not_ready(index, status)
     body = {
         "status": "fail" if why else "pass",
         "mirror": {
@@ -63,8 +56,9 @@ async def ready(
             "last_contact": to_json_value(status.last_contact),
             "last_error": status.last_error,
             "extracts": status.extracts,
-            "gazetteer": held,
-            "source_gazetteer": wanted,
+            "gazetteer": index.gazetteer.identity if index is not None else None,
+            "source_gazetteer": status.gazetteer_source,
+            "settled": status.settled,
         },
     }
     if why:
@@ -93,14 +87,18 @@ def serving_app(
 
     Every part the routes ask for is built here, as the service's composition root
     builds its own: the index, its readiness, and how `min_revision` waits (`wait_s`).
+    Every look-up route sits behind one guard: 503 with Retry-After until ready. (The
+    service's fast path is not mounted here: every request reaches the router.)
     """
+    api = Router(path="/api/v1", route_handlers=[ResolveController],
+                 guards=[require_ready(follower, status, retry_after_s)])  # fmt: skip
     parts = {
         lookup_deps.STATE_KEY: follower,
         "mirror_status": status,
         "read_your_writes": ReadYourWrites(any_revision, wait_s, retry_after_s),
     }
     return Litestar(
-        route_handlers=[Router(path="/api/v1", route_handlers=[ResolveController]), live, ready],
+        route_handlers=[api, live, ready],
         state=State(parts),
         dependencies=mirror_deps.DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -32,6 +32,7 @@ from cdb_service.web.xml_schema import xml_schema
 
 JSON = "application/json"
 XML = "application/xml"
+NDJSON = "application/x-ndjson"
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_XML = "application/problem+xml"
 VARY = {"Vary": "Accept"}
@@ -66,18 +67,30 @@ def wants_xml(scope: Scope) -> bool:
     return chosen == XML
 
 
-def require_json(scope: Scope) -> None:
-    """A 406 problem for a client that does not accept JSON, on a read offered in JSON
-    only (the feed, code lists, the gazetteer manifest, the quality report, the JSON
-    routing table)."""
+def require_media(scope: Scope, *offered: str) -> None:
+    """A 406 problem for a client whose Accept names none of the media types a read is
+    offered in (no Accept, or an unreadable one, takes what is offered)."""
     header = _accept(scope)
-    if header is not None and header.strip() and _best(header, (JSON,)) is None:
-        raise NOT_ACCEPTABLE(f"this answer is offered as {JSON} only; Accept was {header[:200]!r}")
+    if header is not None and header.strip() and _best(header, offered) is None:
+        raise NOT_ACCEPTABLE(
+            f"this answer is offered as {' or '.join(offered)} only; Accept was {header[:200]!r}"
+        )
+
+
+def require_json(scope: Scope) -> None:
+    """`require_media` for a read offered in JSON only (the feed, code lists, the
+    gazetteer manifest, the quality report, the JSON routing table)."""
+    require_media(scope, JSON)
 
 
 async def json_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """`require_json` as a route guard. Async: litestar runs a sync guard in a thread."""
     require_json(connection.scope)
+
+
+async def ndjson_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """A guard for the streamed reads (extracts), offered as NDJSON only."""
+    require_media(connection.scope, NDJSON)
 
 
 def negotiated(scope: Scope, data: Any, root: str, status: int = 200,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +20,10 @@ from pathlib import Path
 import pytest
 
 from cdb_service.cli import parser
+from cdb_service.mistakes import DatabaseTarget, explain
 from tests.support.issuer import Issuer
 from tests.support.nginx import free_port
+from tests.support.pg_cluster import init_primary, requires_pg_server, workspace
 from tests.support.service_process import executable, make_pki
 
 MISSING = "/nonexistent/cdb-newcomer/file.ndjson"  # must stay absent (checked below)
@@ -203,3 +206,127 @@ def test_dev_token_with_no_service_running_says_which_port_its_token_is_for(
     note = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(note) == 1 and "no dev service is running" in note[0], done.stderr
     assert "port 8443" in note[0] and "CDB_PORT" in note[0]
+
+
+# A database failure names its real cause: which bound ran out (and the setting that sets
+# it), which address refused, that the login was refused. "cannot connect ()" for a
+# statement timeout sent an operator to the network (issue 27).
+
+
+@pytest.fixture(scope="module")
+def silent_port() -> Iterator[int]:
+    """A port that accepts a TCP connection (into the backlog) and never says a word:
+    a hung PostgreSQL, or a firewall that swallows the handshake's answer."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def database_cases(pg_database: str, silent: int) -> list[Case]:
+    closed = free_port()
+    server = pg_database.rpartition("/")[0].rpartition("@")[2]  # host:port of the test server
+    return [
+        Case("refused", ["verify-restore"],
+             {"CDB_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{closed}/cdb"},
+             f"database connection refused by 127.0.0.1:{closed}"),
+        Case("login refused", ["verify-restore"],
+             {"CDB_DATABASE_URL": pg_database.replace("postgres@", "nobody-i27@", 1)},
+             f"refused the login (role \"nobody-i27\" does not exist): authentication failed at "
+             f"{server}"),
+        Case("statement timeout", ["verify-restore"],
+             {"CDB_DATABASE_URL": pg_database, "CDB_DB_STATEMENT_TIMEOUT_S": "0.001"},
+             "statement timeout (CDB_DB_STATEMENT_TIMEOUT_S=0.001 s)"),
+        Case("connect timeout", ["verify-restore"],
+             {"CDB_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{silent}/cdb",
+              "CDB_DB_CONNECT_TIMEOUT_S": "1"},
+             f"no answer from the database at 127.0.0.1:{silent} within the connect timeout "
+             "(CDB_DB_CONNECT_TIMEOUT_S=1 s)"),
+        Case("unknown host", ["verify-restore"],
+             {"CDB_DATABASE_URL": "postgresql://postgres@cdb-db.invalid:5432/cdb"},
+             "cannot resolve the database host cdb-db.invalid:5432"),
+    ]  # fmt: skip
+
+
+def test_a_database_failure_names_its_real_cause(
+    places: dict[str, str], pg_database: str, silent_port: int
+) -> None:
+    failures = []
+    for case in database_cases(pg_database, silent_port):
+        _, done = _run(case, places["data"])
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        ok = (done.returncode == 2 and len(lines) == 1 and case.says in lines[0]
+              and "cannot connect" not in lines[0])  # fmt: skip
+        if not ok:
+            failures.append(f"{case.name}: exit {done.returncode}, stderr {done.stderr[-600:]!r}")
+    assert not failures, "\n".join(failures)
+
+
+async def test_a_statement_the_client_gave_up_on_is_a_statement_timeout(pg_database: str) -> None:
+    """The timeout the issue met: the driver's own (client-side) timeout on a query, a bare
+    `TimeoutError` with no message, raised before the server's cancel arrives."""
+    import asyncpg
+
+    connection = await asyncpg.connect(pg_database)
+    try:
+        with pytest.raises(TimeoutError) as raised:
+            await connection.fetch("SELECT pg_sleep(2)", timeout=0.05)
+    finally:
+        connection.terminate()
+    target = DatabaseTarget(pg_database, 5.0, 0.05, 10.0)
+    line = explain(raised.value, target)
+    assert line is not None and line.startswith(
+        "a statement ran past the statement timeout (CDB_DB_STATEMENT_TIMEOUT_S=0.05 s)"
+    ), line
+
+
+async def test_a_lock_not_granted_in_time_is_a_lock_timeout(pg_database: str) -> None:
+    import asyncpg
+
+    holder, waiter = await asyncpg.connect(pg_database), await asyncpg.connect(pg_database)
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE registry_head IN ACCESS EXCLUSIVE MODE")
+            await waiter.execute("SET lock_timeout = 50")
+            with pytest.raises(asyncpg.PostgresError) as raised:
+                await waiter.fetch("SELECT * FROM registry_head")
+    finally:
+        await holder.close()
+        await waiter.close()
+    line = explain(raised.value, DatabaseTarget(pg_database, 5.0, 10.0, 0.05))
+    assert line is not None and line.startswith(
+        "a lock was not granted within the lock timeout (CDB_DB_LOCK_TIMEOUT_S=0.05 s)"
+    ), line
+
+
+@requires_pg_server
+def test_a_wrong_password_is_a_refused_login(places: dict[str, str]) -> None:
+    """A server that asks for a password (scram-sha-256), given the wrong one."""
+    with workspace() as root:
+        server = init_primary(root)
+        try:
+            server.sql("ALTER ROLE postgres PASSWORD 'right'", "postgres")
+            (server.data / "pg_hba.conf").write_text("host all all 127.0.0.1/32 scram-sha-256\n")
+            server.sql("SELECT pg_reload_conf()", "postgres")
+            url = f"postgresql://postgres:not-it-8c1f@127.0.0.1:{server.port}/cdb"
+            case = Case("wrong password", ["verify-restore"], {"CDB_DATABASE_URL": url})
+            _, done = _run(case, places["data"])
+        finally:
+            server.stop()
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "refused the login (password authentication failed for user" in lines[0], lines[0]
+    assert f"authentication failed at 127.0.0.1:{server.port}" in lines[0], lines[0]
+    assert "not-it-8c1f" not in lines[0], "the password is not shown"
+
+
+def test_a_timeout_that_lost_its_driver_frames_names_both_bounds() -> None:
+    """A driver timeout that crossed a thread (migrations run in one) arrives bare: it is
+    still said to be a timeout, with both settings that bound a database wait."""
+    line = explain(TimeoutError(), DatabaseTarget("postgresql://db1:5432/cdb", 5.0, 0.001, 10.0))
+    assert line is not None and "cannot connect" not in line, line
+    assert line.startswith("timed out waiting for the database"), line
+    assert "CDB_DB_STATEMENT_TIMEOUT_S=0.001 s" in line and "CDB_DB_CONNECT_TIMEOUT_S=5 s" in line

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cdb_service.lookup.deps import provide_lookup
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.lookup.gazetteer import Place, replace_country
 from cdb_service.registry.kinds import KINDS
@@ -233,3 +234,23 @@ async def test_a_write_is_visible_to_every_worker_within_a_second(services: Serv
     finally:
         for worker in workers:
             await worker.stop()
+
+
+async def test_a_resolve_before_the_index_is_built_says_when_to_come_back(
+    api: Api, services: Services
+) -> None:
+    """A worker whose index is not built yet answers 503 with `Retry-After`, as every
+    other 503 does, so a client (or nginx) knows when to try again."""
+    follower = provide_lookup(api.app.state)
+    built, follower.index = follower.index, None
+    try:
+        async with api.client("reader") as c:
+            answer = await c.get(
+                "/api/v1/resolve",
+                params={"country": "DE", "instrument": "eio", "competence": "execute"},
+            )
+    finally:
+        follower.index = built
+    assert answer.status_code == 503, answer.text
+    assert int(answer.headers["Retry-After"]) > 0
+    assert answer.json()["type"].endswith("/not-ready")

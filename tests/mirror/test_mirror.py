@@ -22,7 +22,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,13 @@ def _source_ready(port: int, ca: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Source]:
-    root = tmp_path_factory.mktemp("source")
+    with serving_source(tmp_path_factory.mktemp("source")) as served:
+        yield served
+
+
+@contextmanager
+def serving_source(root: Path) -> Iterator[Source]:
+    """A source service (dev profile, seeded) in `root`, stopped on leaving."""
     port, log = free_port(), root / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen([executable(), "serve"], env=service_env(root / "var", port),

@@ -14,7 +14,7 @@ from typing import Any, cast
 from litestar.testing import TestClient
 
 from cdb_service.lookup.follower import IndexFollower
-from cdb_service.lookup.index import LookupIndex
+from cdb_service.lookup.index import CountryPlaces, Gazetteer, LookupIndex
 from cdb_service.mirror.follower import Status
 from cdb_service.mirror.serving import serving_app
 
@@ -23,10 +23,12 @@ DESK = "/api/v1/resolve/national-member?country=DE"
 
 
 def test_min_revision_on_the_mirror_is_answered_200_or_503() -> None:
-    # An index at revision 3, with no database behind it: catching up on demand fails,
-    # as it does while the mirror's own database is away.
-    follower = IndexFollower(sessions=cast(Any, None), index=LookupIndex(revision=3))
-    app = serving_app(follower, Status(source_head=3), wait_s=0.2, retry_after_s=7)
+    # A ready mirror's index at revision 3, with no database behind it: catching up on
+    # demand fails, as it does while the mirror's own database is away.
+    gazetteer = Gazetteer({"DE": CountryPlaces("d1", None)}, "abc")
+    follower = IndexFollower(sessions=cast(Any, None), index=LookupIndex(3, gazetteer=gazetteer))
+    status = Status(source_head=3, gazetteer_source="abc", settled="caught up")
+    app = serving_app(follower, status, wait_s=0.2, retry_after_s=7)
     with TestClient(app) as client:
         for route in (RESOLVE, DESK):
             reached = client.get(f"{route}&min_revision=1")

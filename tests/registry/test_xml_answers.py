@@ -201,6 +201,33 @@ async def test_a_read_offered_in_json_only_refuses_an_xml_only_client_with_406(
         assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
 
 
+async def test_a_streamed_read_refuses_a_client_that_accepts_none_of_its_forms(
+    api: Api, services: Services
+) -> None:
+    """Extracts, a country's gazetteer and exports are files in the format they name:
+    a client that accepts only XML is told so (406), not sent NDJSON or a spreadsheet;
+    no Accept, or one naming the format, still gets the file."""
+    await _scenario(services)
+    streams = [
+        (f"{V1}/extract", {}, "application/x-ndjson"),
+        (f"{V1}/gazetteer/DE", {}, "application/x-ndjson"),
+        (f"{V1}/export", {"owner": "DE"}, "application/x-ndjson"),
+        (f"{V1}/export", {"owner": "DE", "format": "csv", "kind": "authorities"}, "text/csv"),
+    ]
+    async with api.client("admin-de") as c:
+        schema = await _schema(c)
+        for url, params, media in streams:
+            refused = await c.get(url, params=params, headers={"Accept": XML})
+            assert refused.status_code == 406, (url, params, refused.text)
+            assert refused.headers["content-type"].startswith("application/problem+xml")
+            schema.assertValid(etree.fromstring(refused.content))
+            assert media in from_xml(refused.content)["detail"]
+            for accept in ({}, {"Accept": media}, {"Accept": "*/*"}):
+                served = await c.get(url, params=params, headers=accept)
+                assert served.status_code == 200, (url, params, accept, served.text)
+                assert served.headers["content-type"].startswith(media), (url, accept)
+
+
 def test_text_xml_cannot_carry_is_replaced_not_fatal() -> None:
     """Stored text is printable, but the XML form must not fail on what slipped through."""
     document = to_xml("entry-answer", {"note": "bell\x07 and \ud800 end", "odd key!": 1})

@@ -83,10 +83,8 @@ class Server:
 
     def kill(self) -> None:
         """SIGKILL the postmaster and every process it started, as a crash would."""
-        pid = int((self.data / "postmaster.pid").read_text().split()[0])
-        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True,
-                                  check=False).stdout.split()  # fmt: skip
-        for victim in [pid, *map(int, children)]:
+        pid, *children = self._processes()
+        for victim in [pid, *children]:
             with suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 10
@@ -96,6 +94,27 @@ class Server:
             except ProcessLookupError:
                 return
             time.sleep(0.05)
+
+    def _processes(self) -> list[int]:
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True,
+                                  check=False).stdout.split()  # fmt: skip
+        return [pid, *map(int, children)]
+
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster and its backends: a hung server (a frozen VM). The kernel
+        still completes TCP handshakes and acknowledges data, so clients see no error,
+        only silence."""
+        for pid in self._processes():
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT what `freeze` stopped (so that it can be stopped and cleaned up)."""
+        if (self.data / "postmaster.pid").exists():
+            for pid in self._processes():
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
 
     def promote(self) -> None:
         subprocess.run(_as_server_user([self.tool("pg_ctl"), "-D", str(self.data), "-w", "-t",

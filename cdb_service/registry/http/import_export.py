@@ -24,6 +24,7 @@ from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
 from cdb_service.web.ceilings import Ceilings
 from cdb_service.web.docs import answer, operation, problems
+from cdb_service.web.negotiation import require_media
 
 # A whole member state's registry in one batch fits with room to spare (documented).
 MAX_BATCH_BYTES = 64 * 1024 * 1024
@@ -141,12 +142,13 @@ class ExportController(Controller):
         "`{kind, document}`; CSV, one kind (`kind=`); XLSX, one sheet per kind. Spreadsheet "
         "columns: `id`, plain fields, `names.<lang>`, `address.<member>`, lists as `a; b`, "
         "lists of objects as a JSON array, references by the target's code or name.",
-        responses=problems(400),
+        responses=problems(400, 406),
         operation_class=operation(forms=EXPORT_FORMS),
         media_type="application/octet-stream",
     )
     async def export(
         self,
+        request: Request[Any, Any, Any],
         reads: NamedDependency[EntryReads],
         principal: NamedDependency[Principal],
         who: NamedDependency[Who],
@@ -157,6 +159,9 @@ class ExportController(Controller):
         ),
     ) -> Response[bytes]:
         policy.require_read(principal)
+        # `format` chooses the media type; an Accept that excludes it is refused, not
+        # answered with a file the client said it cannot take.
+        require_media(request.scope, entry_files.MEDIA_TYPES[format])
         batch_owner = policy.owner_acted_for(principal, owner)
         kinds = [k for k in (_kind(n) for n in kind or ()) if k] or list(KINDS.values())
         # A bulk read, audited like an extract.
