@@ -61,7 +61,7 @@ from cdb_service.web.error_handlers import EXCEPTION_HANDLERS
 from cdb_service.web.fast_path import FastPath
 from cdb_service.web.negotiation import XmlSchemaController
 from cdb_service.web.pages import AssetController
-from cdb_service.web.perimeter import Perimeter
+from cdb_service.web.perimeter import SAFE_METHODS, Perimeter
 from cdb_service.web.request_id import RequestIdMiddleware
 
 API_PREFIX = "/api/v1"
@@ -106,7 +106,7 @@ async def role_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRout
     Async on purpose: litestar runs a sync guard in a worker thread, on every request.
     """
     policy.require_read(connection.user)
-    if connection.scope.get("method") not in policy.SAFE_METHODS:
+    if connection.scope.get("method") not in SAFE_METHODS:
         policy.require_writer(connection.user)
 
 

@@ -92,16 +92,10 @@ def _content(event: AuditEvent) -> dict[str, Any]:
     return values
 
 
-def storable(value: Any) -> Any:
-    """Client-supplied text as the database can hold it (PostgreSQL refuses NUL, UTF-8 has
-    no lone surrogates): a refusal quoting such input is still recorded, not a 500."""
-    return carriable(value)
-
-
 def _fit(column: str, value: Any) -> Any:
     if not isinstance(value, str):
         return value
-    value = storable(value)
+    value = carriable(value)
     length = getattr(AuditEvent.__table__.c[column].type, "length", None)
     if length and len(value) > length:
         return value[: length - 1] + "…"
@@ -134,7 +128,7 @@ async def append(
         action=_fit("action", action),
         target=_fit("target", target),
         outcome=_fit("outcome", outcome),
-        detail=storable(detail),
+        detail=carriable(detail),
         prev_hash=prev,
         hash="",
         **who_fields,

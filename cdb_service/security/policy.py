@@ -16,8 +16,6 @@ from cdb_service.security.audit import Who
 from cdb_service.security.certificates import ClientCertificate
 
 READ, WRITE, OPERATE = "cdb.read", "cdb.write", "cdb.operator"
-# Methods that change nothing; every other method on the API needs a writer.
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)

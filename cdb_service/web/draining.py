@@ -26,11 +26,10 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from cdb_service.kernel.problems import NOT_READY, Problem
 from cdb_service.logging import get_logger
-from cdb_service.web.perimeter import send_problem
+from cdb_service.web.perimeter import SAFE_METHODS, send_problem
 
 # The signals uvicorn stops on: the same ones start the drain.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 log = get_logger("cdb.drain")
 
 

@@ -23,6 +23,7 @@ from cdb_service.kernel.problems import (
 from cdb_service.logging import get_logger
 from cdb_service.web.deps import settings_of
 from cdb_service.web.negotiation import problem_form
+from cdb_service.web.perimeter import SAFE_METHODS
 
 PROBLEM_JSON = "application/problem+json"
 log = get_logger("cdb.errors")
@@ -92,7 +93,6 @@ def on_http(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return problem_response(plain(exc.status_code, str(exc.detail)), headers, request)
 
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_RETRY_AFTER_S = 5
 _FAULT_TYPES = {
     FaultKind.UNAVAILABLE: DATABASE_UNAVAILABLE,

@@ -24,6 +24,10 @@ from cdb_service.web import deprecation
 from cdb_service.web.negotiation import problem_form
 from cdb_service.web.pages import SCRIPTED_PAGE_POLICY
 
+# RFC 9110 9.2.1: the methods that change nothing. A request with any other is a write
+# (the write guard, and what a 503 tells the client about its write).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 MAX_PATH = 2048
 MAX_QUERY = 8192
 HSTS = b"max-age=31536000"
