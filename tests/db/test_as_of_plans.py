@@ -62,7 +62,7 @@ def _touched(plan: dict[str, Any]) -> int:
             "Rows Removed by Index Recheck",
         )
     )
-    return own * loops + sum(_touched(child) for child in plan.get("Plans", ()))
+    return int(own * loops) + sum(_touched(child) for child in plan.get("Plans", ()))
 
 
 def _literal(value: Any) -> str:
@@ -73,7 +73,7 @@ def _literal(value: Any) -> str:
 
 async def _rows_touched(services: Services, mode: str, revision: int, after: uuid.UUID) -> int:
     statement = collection_as_of_query("authorities", revision, after=after, limit=PAGE)
-    compiled = statement.compile(dialect=PGDialect_asyncpg())
+    compiled = statement.compile(dialect=PGDialect_asyncpg())  # type: ignore[no-untyped-call]
     values = compiled.construct_params()
     arguments = ", ".join(_literal(values[name]) for name in compiled.positiontup or ())
     async with services.engine.connect() as connection:
