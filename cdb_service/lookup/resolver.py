@@ -23,6 +23,7 @@ from typing import Any
 
 from cdb_service.kernel import codes
 from cdb_service.kernel.geo import postal_unit
+from cdb_service.lookup.explanations import explain
 from cdb_service.lookup.index import Criterion, Entry, LookupIndex, geo_key, valid_on
 from cdb_service.registry.kinds import KINDS
 from cdb_service.security.policy import redact
@@ -194,61 +195,6 @@ def narrow_by(index: LookupIndex, query: Query, ambiguous: bool,
     if finer:
         return finer
     return ["address"] if ambiguous else []
-
-
-def explain(index: LookupIndex, query: Query, passed_over: dict[str, str],
-            at_place: list[Criterion]) -> dict[str, Any]:  # fmt: skip
-    """Why nothing matched, most basic reason first (a machine code and a sentence).
-
-    The place's own criteria speak first: a place covered only for another subject
-    matter or stage is told so, not that no criterion is valid. Where the place has
-    none, the state's criteria for the instrument and competence are what is said."""
-    cc, what = query.country, f"{query.instrument}/{query.competence}"
-    slots = index.by_purpose.get((cc, query.instrument, query.competence), set())
-    criteria = [c for c in (index.criteria[s] for s in sorted(slots)) if c is not None]
-    if not criteria:
-        return {"reason": "no-criterion",
-                "detail": f"{cc} has no jurisdiction criterion for {what}"}  # fmt: skip
-    pool, where = (list(at_place), "this place") if at_place else (criteria, cc)
-    by_subject = [
-        c for c in pool if not c.subject_matters or query.subject_matter in c.subject_matters
-    ]
-    if not by_subject:
-        covered = sorted({s for c in pool for s in c.subject_matters})
-        return {"reason": "subject-matter-not-covered",
-                "detail": f"{where} has criteria for {what} only for subject matter "
-                          f"{', '.join(covered)}, not "
-                          f"{query.subject_matter or '(none given)'}"}  # fmt: skip
-    scoped = [c for c in by_subject if not c.stages or query.stage in c.stages]
-    if not scoped:
-        covered = sorted({s for c in by_subject for s in c.stages})
-        return {"reason": "stage-not-covered",
-                "detail": f"{where} has criteria for {what} only for stage "
-                          f"{', '.join(covered)}, not {query.stage or '(none given)'}"}  # fmt: skip
-    if not any(valid_on(c, query.date) for c in scoped):
-        return {"reason": "not-valid-on-date",
-                "detail": f"{where} has {len(scoped)} criteria for {what}; none is valid on "
-                          f"{query.date.isoformat()}"}  # fmt: skip
-    if passed_over:
-        return {"reason": "only-unroutable",
-                "detail": "the only authorities for this place are retired or cannot be "
-                          "reached on that date",
-                "candidates": [{"code": code, "why": why}
-                               for code, why in sorted(passed_over.items())]}  # fmt: skip
-    return {"reason": "place-not-covered", "detail": _uncovered(index, query)}
-
-
-def _uncovered(index: LookupIndex, query: Query) -> str:
-    cc = query.country
-    if query.postal_code and not index.gazetteer.places_of(cc, query.postal_code):
-        if not index.gazetteer.covers(cc):
-            return (f"no criterion for this place; no gazetteer is loaded for {cc}, so a postal "
-                    "code reaches only criteria set on postal codes")  # fmt: skip
-        return (f"no criterion for this place; postal code {query.postal_code} is not in "
-                f"{cc}'s gazetteer")  # fmt: skip
-    if query.lau and index.gazetteer.nuts3_of_lau(cc, query.lau) is None:
-        return f"no criterion for this place; LAU {query.lau} is not in {cc}'s gazetteer"
-    return "no criterion valid on that date covers this place"
 
 
 def _party_of(index: LookupIndex, authority: Entry) -> Entry | bool | None:
