@@ -98,9 +98,7 @@ class Workbook:
         if limit is not None and info.file_size > limit:
             raise TooLarge(f"the workbook's part {name} is larger than {limit // 2**20} MiB")
         parser = expat.ParserCreate(namespace_separator=" ")
-        parser.StartElementHandler, parser.EndElementHandler, parser.CharacterDataHandler = (
-            handlers
-        )
+        parser.StartElementHandler, parser.EndElementHandler, parser.CharacterDataHandler = handlers
         parser.StartDoctypeDeclHandler = _refuse_dtd
         parser.EntityDeclHandler = _refuse_dtd
         read = 0
@@ -254,12 +252,12 @@ class _SheetReader:
             self.column, self.cells, self.row_chars = 0, {}, 0
         elif local == "c":
             self.meter.cell()
-            reference = attrs.get("r")
+            reference = attrs.get("r") or ""
             try:
                 self.column = (column_index_from_string(coordinate_from_string(reference)[0])
                                if reference else self.column + 1)  # fmt: skip
             except ValueError:
-                raise ValueError(f"not an XLSX workbook (cell {(reference or '')[:20]!r})") from None
+                raise ValueError(f"not an XLSX workbook (cell {reference[:20]!r})") from None
             self.kind, self.style = attrs.get("t", "n"), _int(attrs.get("s"))
             self.text, self.inline, self.cell_chars = [], False, 0
         elif local == "is":
