@@ -56,11 +56,11 @@ def _fine(answer: httpx.Response, what: Any) -> None:
 
 def test_a_bad_page_mark_is_422_naming_after(console: httpx.Client) -> None:
     for sort in ("-updated_at", "updated_at", "code"):
-        answer = console.get("/console/authorities",
-                             params={"sort": sort, "after": f"{uuid.uuid4()}|not a date"})  # fmt: skip
+        mark = f"{uuid.uuid4()}|not a date"
+        answer = console.get("/console/authorities", params={"sort": sort, "after": mark})
         assert answer.status_code in (200, 422), (sort, answer.status_code, answer.text[:300])
-    answer = console.get("/console/authorities",
-                         params={"sort": "-updated_at", "after": f"{uuid.uuid4()}|yesterday"})  # fmt: skip
+    mark = f"{uuid.uuid4()}|yesterday"
+    answer = console.get("/console/authorities", params={"sort": "-updated_at", "after": mark})
     assert answer.status_code == 422 and "after" in answer.text, answer.text[:300]
 
 
@@ -79,8 +79,8 @@ def test_notice_dates_outside_the_calendar_are_422_naming_the_field(
 
 
 def test_a_far_notice_date_in_range_is_answered(console: httpx.Client) -> None:
-    answer = console.get("/console/maintenance-notice",
-                         params={"starts_at": "2999-12-30 20:00", "ends_at": "2999-12-31 02:00"})  # fmt: skip
+    far = {"starts_at": "2999-12-30 20:00", "ends_at": "2999-12-31 02:00"}
+    answer = console.get("/console/maintenance-notice", params=far)
     assert answer.status_code == 200, answer.text[:300]
     assert "working days" in answer.text
 
@@ -150,7 +150,8 @@ def test_no_new_entry_form_gets_a_5xx(console: httpx.Client, kind: str,
        kind=TEXT, mode=st.sampled_from(["merge", "replace", "", "x"]),
        action=st.sampled_from(["check", "apply", ""]), owner=TEXT)  # fmt: skip
 def test_no_upload_form_gets_a_5xx(console: httpx.Client, content: bytes, filename: str,
-                                   kind: str, mode: str, action: str, owner: str) -> None:  # fmt: skip
+                                   kind: str, mode: str, action: str,
+                                   owner: str) -> None:  # fmt: skip
     token = csrf_of(console.get("/console/import").text)
     data = {"csrf": token, "content": base64.b64encode(content).decode(),
             "filename": filename, "kind": kind, "mode": mode, "action": action,
