@@ -155,6 +155,11 @@ class Settings(BaseSettings):
     max_long_polls_per_client: int = Field(default=20, ge=1)
     max_imports: int = Field(default=2, ge=1)
     max_imports_per_client: int = Field(default=1, ge=1)
+    import_read_budget_s: float = Field(
+        default=60.0, gt=0,
+        description="the longest a CSV or XLSX upload may take to read (in a worker thread, "
+        "beside the event loop); past it the upload is refused with 413",
+    )  # fmt: skip
 
     # --- extracts and the change feed -------------------------------------------------
     # The ES256 key set that signs extracts; dev generates one under data_dir/keys.
