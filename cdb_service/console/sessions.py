@@ -20,8 +20,8 @@ import base64
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Awaitable, Callable
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
