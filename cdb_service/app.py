@@ -130,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = Services.open(settings)
+        services.loop_lag.start()
         app.state.update(services.as_state())
         record_server_certificate(services.settings)
         try:

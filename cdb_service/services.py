@@ -32,6 +32,7 @@ from cdb_service.settings import Profile, Settings
 from cdb_service.web.ceilings import Ceiling, Ceilings
 from cdb_service.web.consistency import ReadYourWrites
 from cdb_service.web.draining import Drain
+from cdb_service.web.loop_lag import LoopLag
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Services:
     routing_digests: TableDigests
     console: ConsoleParts
     drain: Drain
+    loop_lag: LoopLag
     dev_pki: DevPki | None = None
 
     @classmethod
@@ -103,7 +105,8 @@ class Services:
             Batches(sessions), gate, http, IndexFollower(sessions),
             SigningKeys.load(settings.signing_keys_path, create=settings.profile is Profile.DEV),
             ceilings, read_your_writes, TableDigests(),
-            ConsoleParts.build(settings, sessions, gate), Drain(settings.retry_after_s), dev_pki,
+            ConsoleParts.build(settings, sessions, gate), Drain(settings.retry_after_s),
+            LoopLag(), dev_pki,
         )  # fmt: skip
 
     def as_state(self) -> dict[str, Any]:
@@ -111,6 +114,7 @@ class Services:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     async def close(self) -> None:
+        await self.loop_lag.stop()
         await self.gate.refusals.stop(self.sessions)
         await self.lookup.stop()
         await self.http.aclose()
