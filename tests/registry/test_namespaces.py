@@ -102,9 +102,7 @@ async def _resolve(api: Api, services: Services, code: str) -> dict[str, Any]:
     return dict(answer.json())
 
 
-async def test_a_borrower_cannot_block_the_lender_s_unshare(
-    api: Api, services: Services
-) -> None:
+async def test_a_borrower_cannot_block_the_lender_s_unshare(api: Api, services: Services) -> None:
     async with api.client("admin-fr") as fr, api.client("admin-de") as de:
         party = await _created(await fr.post(f"{V1}/routing-parties", json=factories.routing_party(
             owner="FR", name="fr-justice-ap", shared_with=["DE"])))  # fmt: skip
@@ -121,6 +119,9 @@ async def test_a_borrower_cannot_block_the_lender_s_unshare(
         assert served and served[0]["final_recipients"] == []
         report = await de.get(f"{V1}/quality", params={"owner": "DE"})
         assert report.status_code == 200, report.text
-        findings = [f for f in report.json()["findings"] if
-                    f["rule"] == "unroutable-authority" and f["entry_id"] == court["id"]]  # fmt: skip
+        findings = [
+            f
+            for f in report.json()["findings"]
+            if f["rule"] == "unroutable-authority" and f["entry_id"] == court["id"]
+        ]
         assert findings and "no longer shares with DE" in findings[0]["message"], report.text
