@@ -12,6 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # DESIGN.md's promise: a retired API version is announced at least this long before it goes.
 MIN_DEPRECATION_NOTICE = dt.timedelta(days=365)
+# The longest console sessions production accepts: a working day from sign-in, an hour
+# without a request (an unattended browser of an administrator is a way into the registry).
+MAX_CONSOLE_ABSOLUTE_S = 12 * 3600
+MAX_CONSOLE_IDLE_S = 3600
 
 
 class Profile(StrEnum):
@@ -131,7 +135,8 @@ class Settings(BaseSettings):
     # an access token for this API (empty: not sent).
     console_resource: str = ""
     # A signed-in session ends after this long without a request, and at the latest
-    # this long after sign-in.
+    # this long after sign-in (prod refuses more than 1 h idle, 12 h absolute). It writes
+    # only while the provider's access token lasts, renewed with its refresh token.
     console_idle_timeout_s: int = Field(default=1800, ge=1)
     console_absolute_timeout_s: int = Field(default=12 * 3600, ge=1)
     # Also ask the browser for a client certificate of the client CAs.
@@ -278,6 +283,24 @@ class Settings(BaseSettings):
             problems.append("no signing key set is configured (CDB_SIGNING_KEYS_FILE)")
         if self.tls_mode is TlsMode.DIRECT and not (self.tls_cert_file and self.tls_key_file):
             problems.append("direct TLS needs CDB_TLS_CERT_FILE and CDB_TLS_KEY_FILE")
+        problems += self.console_session_problems()
+        return problems
+
+    def console_session_problems(self) -> list[str]:
+        """Console session lifetimes production refuses: each one line naming the setting."""
+        problems = []
+        if self.console_absolute_timeout_s > MAX_CONSOLE_ABSOLUTE_S:
+            problems.append(
+                f"CDB_CONSOLE_ABSOLUTE_TIMEOUT_S={self.console_absolute_timeout_s} keeps a "
+                f"console session longer than {MAX_CONSOLE_ABSOLUTE_S // 3600} h after sign-in "
+                "(a stolen or forgotten session would outlive the working day)"
+            )
+        if self.console_idle_timeout_s > MAX_CONSOLE_IDLE_S:
+            problems.append(
+                f"CDB_CONSOLE_IDLE_TIMEOUT_S={self.console_idle_timeout_s} keeps an unused "
+                f"console session longer than {MAX_CONSOLE_IDLE_S // 60} minutes "
+                "(an unattended browser would stay signed in)"
+            )
         return problems
 
 

@@ -121,7 +121,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     async def job(sessions: Any) -> Any:
         with Progress(transient=True, console=stderr_console()) as bar:
             bar.add_task(f"checking {len(batch.items)} entries", total=None)
-            who = Who(subject=f"cli:{getpass.getuser()}")
+            who = Who(
+                subject=f"cli:{getpass.getuser()}", operator=True
+            )  # the database's own operator
             return await apply_parsed(Batches(sessions), batch, who, owner, mode=args.mode,
                                       dry_run=args.dry_run)  # fmt: skip
 
