@@ -177,3 +177,18 @@ async def versions_from(
         query = query.where(EntryVersion.owner == owner)
     query = query.order_by(EntryVersion.revision, EntryVersion.seq).limit(count)
     return (await session.scalars(query)).all()
+
+
+async def written_in(session: AsyncSession, revision: int) -> Sequence[Any]:
+    """What one revision wrote, in the order it wrote it: (kind, entry id, version,
+    operation) rows, without the documents."""
+    return (
+        await session.execute(
+            select(
+                EntryVersion.kind, EntryVersion.entry_id, EntryVersion.version,
+                EntryVersion.operation,
+            )
+            .where(EntryVersion.revision == revision)
+            .order_by(EntryVersion.seq)
+        )
+    ).all()  # fmt: skip

@@ -30,6 +30,7 @@ from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
 from cdb_service.web.ceilings import Ceilings
+from cdb_service.web.consistency import REVISION_HEADER
 from cdb_service.web.docs import answer, operation, problems
 from cdb_service.web.negotiation import require_media
 
@@ -99,7 +100,7 @@ class ImportController(Controller):
             default=None, ge=0, description="list only the first N changes (`by_kind` counts all)"
         ),
         kind: str | None = Parameter(default=None, description="the kind of a CSV upload"),
-    ) -> dict[str, Any]:
+    ) -> Response[dict[str, Any]]:
         batch_owner = policy.owner_acted_for(principal, owner)
         policy.require_write(principal, batch_owner)
         async with ceilings.imports.slot(principal.client_key):
@@ -122,7 +123,7 @@ class ImportController(Controller):
                 raise UNSUPPORTED_MEDIA_TYPE(str(error)) from None
             result = await apply_parsed(batches, batch, who, batch_owner, mode=mode,
                                         dry_run=dry_run)  # fmt: skip
-        return {
+        body = {
             "owner": batch_owner,
             "mode": mode,
             "dry_run": dry_run,
@@ -131,6 +132,9 @@ class ImportController(Controller):
             "by_kind": result.counts_by_kind(),
             "changes": result.changes(first),
         }
+        # Like every write's answer: the revision it made (and so its signed receipt).
+        written = {REVISION_HEADER: str(result.revision)} if result.revision else {}
+        return Response(body, headers=written)
 
 
 def _kind(name: str | None) -> KindSpec | None:
