@@ -137,6 +137,26 @@ class Settings(BaseSettings):
     # Also ask the browser for a client certificate of the client CAs.
     console_require_client_certificate: bool = False
 
+    # --- connections (docs/operations.md, "Limits at the edge": one table for both modes)
+    # The request head (request line and headers) of one request, at most, in bytes and
+    # in header fields; beyond either a 431 problem and the connection is closed.
+    max_header_bytes: int = Field(default=32_768, ge=1024, le=1_048_576)
+    max_header_fields: int = Field(default=100, ge=10, le=10_000)
+    # One header field (name and value), at most; nginx's large_client_header_buffers size.
+    max_header_field_bytes: int = Field(default=8192, ge=256, le=1_048_576)
+    # A request head not complete this long after the connection opened, or after its
+    # first byte, is answered 408 and closed (slow headers); also the TLS handshake's bound.
+    header_timeout_s: float = Field(default=60, gt=0)
+    # A request body of which nothing arrived for this long: the connection is closed.
+    body_timeout_s: float = Field(default=60, gt=0)
+    # An idle keep-alive connection (between requests) is closed after this long.
+    keepalive_timeout_s: float = Field(default=60, gt=0)
+    # Open connections per worker; one more is answered 503 and closed. Above
+    # max_long_polls, which each hold one.
+    max_connections: int = Field(default=1024, ge=1)
+    # Connections the kernel queues before the worker accepts them (listen backlog).
+    listen_backlog: int = Field(default=511, ge=1)
+
     # --- limits (documented in the README) -------------------------------------------
     # Requests per second (and burst) per client certificate, per worker.
     rate_limit_per_client: float = Field(default=1000, gt=0)
