@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -136,6 +137,10 @@ class Settings(BaseSettings):
     console_absolute_timeout_s: int = Field(default=12 * 3600, ge=1)
     # Also ask the browser for a client certificate of the client CAs.
     console_require_client_certificate: bool = False
+    # The service's address as browsers reach it (https://cdb.example.eu, nginx's in
+    # proxy mode): the console's sign-in callback and sign-out return are built from it,
+    # never from the request's Host. Required in prod; dev falls back to the request's.
+    public_url: str = ""
 
     # --- connections (docs/operations.md, "Limits at the edge": one table for both modes)
     # The request head (request line and headers) of one request, at most, in bytes and
@@ -293,7 +298,58 @@ class Settings(BaseSettings):
             problems.append("no signing key set is configured (CDB_SIGNING_KEYS_FILE)")
         if self.tls_mode is TlsMode.DIRECT and not (self.tls_cert_file and self.tls_key_file):
             problems.append("direct TLS needs CDB_TLS_CERT_FILE and CDB_TLS_KEY_FILE")
+        return problems + self.risky_edge_settings()
+
+    def risky_edge_settings(self) -> list[str]:
+        """Settings that would weaken production's edge (issue 30): one line each, naming
+        the setting and why. Part of `prod_problems`."""
+        problems = []
+        if self.oidc_issuer and not self.oidc_issuer.startswith("https://"):
+            problems.append("CDB_OIDC_ISSUER is not https://: the token signing keys would "
+                            "be fetched unprotected, and anyone on the path could mint tokens")
+        if not self.public_url.startswith("https://"):
+            problems.append("CDB_PUBLIC_URL must be the https:// address browsers use: the "
+                            "console's sign-in callback is built from it")
+        if self.require_bound_tokens is False:
+            problems.append("CDB_REQUIRE_BOUND_TOKENS=false: a stolen token would work "
+                            "without its client certificate (RFC 8705)")
+        if not self.rate_limits:
+            problems.append("CDB_RATE_LIMITS=false: floods of requests and of refused "
+                            "credentials would not be slowed")
+        for network in self.trusted_proxies:
+            if _too_wide(network):
+                problems.append(f"CDB_TRUSTED_PROXIES holds {network}: certificate headers "
+                                "would be believed from a whole network; list the proxies' "
+                                "addresses (IPv4 /24 or narrower, IPv6 /64 or narrower)")
+        for name, value, bound in (("CDB_MAX_HEADER_BYTES", self.max_header_bytes, 65_536),
+                                   ("CDB_MAX_HEADER_FIELD_BYTES", self.max_header_field_bytes,
+                                    16_384),
+                                   ("CDB_MAX_HEADER_FIELDS", self.max_header_fields, 200)):
+            if value > bound:
+                problems.append(f"{name}={value} is above {bound}: one request's headers "
+                                "could cost a worker that much memory and time")
+        for name, seconds in (("CDB_HEADER_TIMEOUT_S", self.header_timeout_s),
+                              ("CDB_BODY_TIMEOUT_S", self.body_timeout_s),
+                              ("CDB_KEEPALIVE_TIMEOUT_S", self.keepalive_timeout_s)):
+            if seconds > EDGE_TIMEOUT_BOUND_S:
+                problems.append(f"{name}={seconds:g} is above {EDGE_TIMEOUT_BOUND_S} s: slow "
+                                "or idle connections would be held that long")
+        if self.max_connections > 10_000:
+            problems.append(f"CDB_MAX_CONNECTIONS={self.max_connections} is above 10000: one "
+                            "worker would run out of memory or file descriptors first")
         return problems
+
+
+# The production profile's bound on the edge's timeouts (nginx ships 60 s).
+EDGE_TIMEOUT_BOUND_S = 300
+
+
+def _too_wide(network: str) -> bool:
+    try:
+        parsed = ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        return False  # the gate refuses it with its own message
+    return parsed.prefixlen < (24 if parsed.version == 4 else 64)
 
 
 def multi_host(rest: str) -> str:

@@ -33,6 +33,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from cdb_service.kernel.page_headers import HSTS
 from cdb_service.kernel.problems import (
     BUSY,
     HEADERS_TOO_LARGE,
@@ -80,7 +81,7 @@ def problem_bytes(problem: Problem, https: bool) -> bytes:
         (b"x-content-type-options", b"nosniff"),
     ]
     if https:
-        headers.append((b"strict-transport-security", b"max-age=31536000"))
+        headers.append((b"strict-transport-security", HSTS.encode()))
     headers += [(k.lower().encode(), v.encode()) for k, v in problem.headers.items()]
     head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
     return STATUS_LINE[problem.status] + head + b"\r\n" + body
