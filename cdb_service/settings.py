@@ -305,38 +305,57 @@ class Settings(BaseSettings):
         the setting and why. Part of `prod_problems`."""
         problems = []
         if self.oidc_issuer and not self.oidc_issuer.startswith("https://"):
-            problems.append("CDB_OIDC_ISSUER is not https://: the token signing keys would "
-                            "be fetched unprotected, and anyone on the path could mint tokens")
+            problems.append(
+                "CDB_OIDC_ISSUER is not https://: the token signing keys would "
+                "be fetched unprotected, and anyone on the path could mint tokens"
+            )
         if not self.public_url.startswith("https://"):
-            problems.append("CDB_PUBLIC_URL must be the https:// address browsers use: the "
-                            "console's sign-in callback is built from it")
+            problems.append(
+                "CDB_PUBLIC_URL must be the https:// address browsers use: the "
+                "console's sign-in callback is built from it"
+            )
         if self.require_bound_tokens is False:
-            problems.append("CDB_REQUIRE_BOUND_TOKENS=false: a stolen token would work "
-                            "without its client certificate (RFC 8705)")
+            problems.append(
+                "CDB_REQUIRE_BOUND_TOKENS=false: a stolen token would work "
+                "without its client certificate (RFC 8705)"
+            )
         if not self.rate_limits:
-            problems.append("CDB_RATE_LIMITS=false: floods of requests and of refused "
-                            "credentials would not be slowed")
+            problems.append(
+                "CDB_RATE_LIMITS=false: floods of requests and of refused "
+                "credentials would not be slowed"
+            )
         for network in self.trusted_proxies:
             if _too_wide(network):
-                problems.append(f"CDB_TRUSTED_PROXIES holds {network}: certificate headers "
-                                "would be believed from a whole network; list the proxies' "
-                                "addresses (IPv4 /24 or narrower, IPv6 /64 or narrower)")
-        for name, value, bound in (("CDB_MAX_HEADER_BYTES", self.max_header_bytes, 65_536),
-                                   ("CDB_MAX_HEADER_FIELD_BYTES", self.max_header_field_bytes,
-                                    16_384),
-                                   ("CDB_MAX_HEADER_FIELDS", self.max_header_fields, 200)):
+                problems.append(
+                    f"CDB_TRUSTED_PROXIES holds {network}: certificate headers "
+                    "would be believed from a whole network; list the proxies' "
+                    "addresses (IPv4 /24 or narrower, IPv6 /64 or narrower)"
+                )
+        for name, value, bound in (
+            ("CDB_MAX_HEADER_BYTES", self.max_header_bytes, 65_536),
+            ("CDB_MAX_HEADER_FIELD_BYTES", self.max_header_field_bytes, 16_384),
+            ("CDB_MAX_HEADER_FIELDS", self.max_header_fields, 200),
+        ):
             if value > bound:
-                problems.append(f"{name}={value} is above {bound}: one request's headers "
-                                "could cost a worker that much memory and time")
-        for name, seconds in (("CDB_HEADER_TIMEOUT_S", self.header_timeout_s),
-                              ("CDB_BODY_TIMEOUT_S", self.body_timeout_s),
-                              ("CDB_KEEPALIVE_TIMEOUT_S", self.keepalive_timeout_s)):
+                problems.append(
+                    f"{name}={value} is above {bound}: one request's headers "
+                    "could cost a worker that much memory and time"
+                )
+        for name, seconds in (
+            ("CDB_HEADER_TIMEOUT_S", self.header_timeout_s),
+            ("CDB_BODY_TIMEOUT_S", self.body_timeout_s),
+            ("CDB_KEEPALIVE_TIMEOUT_S", self.keepalive_timeout_s),
+        ):
             if seconds > EDGE_TIMEOUT_BOUND_S:
-                problems.append(f"{name}={seconds:g} is above {EDGE_TIMEOUT_BOUND_S} s: slow "
-                                "or idle connections would be held that long")
+                problems.append(
+                    f"{name}={seconds:g} is above {EDGE_TIMEOUT_BOUND_S} s: slow "
+                    "or idle connections would be held that long"
+                )
         if self.max_connections > 10_000:
-            problems.append(f"CDB_MAX_CONNECTIONS={self.max_connections} is above 10000: one "
-                            "worker would run out of memory or file descriptors first")
+            problems.append(
+                f"CDB_MAX_CONNECTIONS={self.max_connections} is above 10000: one "
+                "worker would run out of memory or file descriptors first"
+            )
         return problems
 
 

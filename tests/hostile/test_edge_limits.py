@@ -118,7 +118,8 @@ def _short_nginx_timeouts(conf: str) -> str:
 
 
 @pytest.fixture(scope="module", params=["direct", "nginx"])
-def edge(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+def edge(request: pytest.FixtureRequest,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:  # fmt: skip
     root = tmp_path_factory.mktemp(f"edge-{request.param}")
     data = root / "var"
     _prepare(data)
@@ -126,9 +127,9 @@ def edge(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     if request.param == "direct":
         with running_service(root, SHORT, ca=pki.ca) as service:
             token = service.dev_token("reader")
-            yield Edge("127.0.0.1", service.port, pki.ca,
-                       lambda: family(service.process.pid),
-                       lambda: _honest(service.base_url, pki, token), behind_nginx=False)  # fmt: skip
+            yield Edge("127.0.0.1", service.port, pki.ca, lambda: family(service.process.pid),
+                       lambda: _honest(service.base_url, pki, token),
+                       behind_nginx=False)  # fmt: skip
         return
     with running_service(root, {"CDB_TLS_MODE": "proxy"}) as service, \
             running_nginx(root / "nginx", upstream=f"unix:{data / 'cdb.sock'}",
@@ -269,7 +270,7 @@ def test_an_idle_keep_alive_connection_is_closed(edge: Edge) -> None:
     first = sock.recv(65536)
     assert _status(first) == 200, first[:200]
     started = time.monotonic()
-    rest, closed = _answer(sock, TIMEOUT_S + SLACK_S)
+    _rest, closed = _answer(sock, TIMEOUT_S + SLACK_S)
     took = time.monotonic() - started
     sock.close()
     assert closed, f"an idle keep-alive connection was open after {took:.1f} s"
