@@ -96,8 +96,14 @@ def _party_live(party: Entry, day: dt.date) -> bool:
 def resolve(index: LookupIndex, query: Query) -> dict[str, Any]:
     best: dict[uuid.UUID, tuple[tuple[Any, ...], Criterion, str, str]] = {}
     passed_over: dict[str, str] = {}  # authority code -> why it cannot be the answer
+    # The place's criteria for the instrument and competence, whatever their subject
+    # matter, stage and dates: they say why nothing matched and what would narrow a tie.
+    at_place: list[Criterion] = []
     for rank, prefix, scheme, code in candidate_keys(index, query):
         for criterion in index.criteria_at(geo_key(query.country, scheme, code)):
+            if (criterion.instrument, criterion.competence) == (query.instrument,
+                                                                query.competence):  # fmt: skip
+                at_place.append(criterion)
             if not _fits(criterion, query):
                 continue
             authority = index.authorities.get(criterion.authority_id)
@@ -142,10 +148,10 @@ def resolve(index: LookupIndex, query: Query) -> dict[str, Any]:
         "matches": matches,
         "eurojust": eurojust,
         "ambiguous": len(tied) > 1,
-        "narrow_by": narrow_by(index, query, len(tied) > 1),
+        "narrow_by": narrow_by(index, query, len(tied) > 1, at_place),
     }
     if not matches:
-        body["explanation"] = explain(index, query, passed_over)
+        body["explanation"] = explain(index, query, passed_over, at_place)
         body["fallbacks"] = fallbacks(index, query)
     return body
 
@@ -166,9 +172,12 @@ def _given_level(query: Query) -> int:
     return 6
 
 
-def narrow_by(index: LookupIndex, query: Query, ambiguous: bool) -> list[str]:
+def narrow_by(index: LookupIndex, query: Query, ambiguous: bool,
+              at_place: list[Criterion]) -> list[str]:  # fmt: skip
     """The query parameters that reach criteria finer than the query did, most precise
-    first; `address` for a tie nothing in a query can break."""
+    first; `subject_matter` and `stage` where the place has criteria scoped by them that
+    the query did not name (geography first: it is what senders know); `address` for a
+    tie nothing in a query can break."""
     given = _given_level(query)
     levels = index.levels.get((query.country, query.instrument, query.competence), {})
     present = [_LEVEL[tag] for tag, count in levels.items() if count > 0 and tag in _LEVEL]
@@ -177,32 +186,48 @@ def narrow_by(index: LookupIndex, query: Query, ambiguous: bool) -> list[str]:
         for name, reach in _REACHES
         if reach < given and any(reach <= level < given for level in present)
     ]
+    live = [c for c in at_place if valid_on(c, query.date)]
+    if query.subject_matter is None and any(c.subject_matters for c in live):
+        finer.append("subject_matter")
+    if query.stage is None and any(c.stages for c in live):
+        finer.append("stage")
     if finer:
         return finer
     return ["address"] if ambiguous else []
 
 
-def explain(index: LookupIndex, query: Query, passed_over: dict[str, str]) -> dict[str, Any]:
-    """Why nothing matched, most basic reason first (a machine code and a sentence)."""
+def explain(index: LookupIndex, query: Query, passed_over: dict[str, str],
+            at_place: list[Criterion]) -> dict[str, Any]:  # fmt: skip
+    """Why nothing matched, most basic reason first (a machine code and a sentence).
+
+    The place's own criteria speak first: a place covered only for another subject
+    matter or stage is told so, not that no criterion is valid. Where the place has
+    none, the state's criteria for the instrument and competence are what is said."""
     cc, what = query.country, f"{query.instrument}/{query.competence}"
     slots = index.by_purpose.get((cc, query.instrument, query.competence), set())
     criteria = [c for c in (index.criteria[s] for s in sorted(slots)) if c is not None]
     if not criteria:
         return {"reason": "no-criterion",
                 "detail": f"{cc} has no jurisdiction criterion for {what}"}  # fmt: skip
-    scoped = [
-        c for c in criteria
-        if (not c.subject_matters or query.subject_matter in c.subject_matters)
-        and (not c.stages or query.stage in c.stages)
-    ]  # fmt: skip
+    pool, where = (list(at_place), "this place") if at_place else (criteria, cc)
+    by_subject = [
+        c for c in pool if not c.subject_matters or query.subject_matter in c.subject_matters
+    ]
+    if not by_subject:
+        covered = sorted({s for c in pool for s in c.subject_matters})
+        return {"reason": "subject-matter-not-covered",
+                "detail": f"{where} has criteria for {what} only for subject matter "
+                          f"{', '.join(covered)}, not "
+                          f"{query.subject_matter or '(none given)'}"}  # fmt: skip
+    scoped = [c for c in by_subject if not c.stages or query.stage in c.stages]
     if not scoped:
-        return {"reason": "no-criterion",
-                "detail": f"{cc} has criteria for {what}, none for subject matter "
-                          f"{query.subject_matter or '(none given)'} and stage "
-                          f"{query.stage or '(none given)'}"}  # fmt: skip
+        covered = sorted({s for c in by_subject for s in c.stages})
+        return {"reason": "stage-not-covered",
+                "detail": f"{where} has criteria for {what} only for stage "
+                          f"{', '.join(covered)}, not {query.stage or '(none given)'}"}  # fmt: skip
     if not any(valid_on(c, query.date) for c in scoped):
         return {"reason": "not-valid-on-date",
-                "detail": f"{cc} has {len(scoped)} criteria for {what}; none is valid on "
+                "detail": f"{where} has {len(scoped)} criteria for {what}; none is valid on "
                           f"{query.date.isoformat()}"}  # fmt: skip
     if passed_over:
         return {"reason": "only-unroutable",
