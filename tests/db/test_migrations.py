@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -41,7 +43,9 @@ async def _tables(settings: Settings) -> set[str]:
 
 @pytest.fixture
 async def fresh_pg() -> Settings:  # type: ignore[misc]
-    name = "cdb_migrations_test"
+    # Its own name: another run on the same server (a second checkout's suite) would
+    # otherwise drop this one's database in the middle of a test.
+    name = f"cdb_migrations_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await _pg_admin(f'CREATE DATABASE "{name}"')
     yield Settings(database_url=_pg_url(name))
