@@ -19,6 +19,7 @@ from cdb_service.db.engine import create_engine, session_factory
 from cdb_service.distribution.routing_table import TableDigests
 from cdb_service.distribution.signing import SigningKeys
 from cdb_service.lookup.follower import IndexFollower
+from cdb_service.notifications.delivery import Notifier
 from cdb_service.registry.store.batches import Batches
 from cdb_service.registry.store.reads import EntryReads
 from cdb_service.registry.store.writes import EntryWrites
@@ -53,6 +54,7 @@ class Services:
     console: ConsoleParts
     drain: Drain
     loop_lag: LoopLag
+    notifier: Notifier
     dev_pki: DevPki | None = None
 
     @classmethod
@@ -106,7 +108,7 @@ class Services:
             SigningKeys.load(settings.signing_keys_path, create=settings.profile is Profile.DEV),
             ceilings, read_your_writes, TableDigests(),
             ConsoleParts.build(settings, sessions, gate), Drain(settings.retry_after_s),
-            LoopLag(), dev_pki,
+            LoopLag(), Notifier(sessions, settings), dev_pki,
         )  # fmt: skip
 
     def as_state(self) -> dict[str, Any]:
@@ -115,6 +117,7 @@ class Services:
 
     async def close(self) -> None:
         await self.loop_lag.stop()
+        await self.notifier.stop()
         await self.gate.refusals.stop(self.sessions)
         await self.lookup.stop()
         await self.http.aclose()
