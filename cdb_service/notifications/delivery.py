@@ -38,7 +38,7 @@ def backoff_s(attempts: int, base_s: float, cap_s: float) -> float:
     """Wait before the next attempt after `attempts` failed ones: base·2^(n-1), capped,
     with jitter (between half and all of it), so that receivers back up do not get
     every retry at the same instant."""
-    full = min(cap_s, base_s * 2 ** max(0, attempts - 1))
+    full = min(cap_s, base_s * 2.0 ** max(0, attempts - 1))
     return full * random.uniform(0.5, 1.0)
 
 

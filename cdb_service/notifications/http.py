@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
+from litestar.params import Parameter
 from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
@@ -69,13 +70,13 @@ class SubscriptionIn(BaseModel):
 
 
 class SubscriptionOut(BaseModel):
-    id: uuid.UUID
-    url: str | None
-    email: str | None
-    events: list[str]
+    id: uuid.UUID = Field(description="the subscription's id")
+    url: str | None = Field(description="the webhook receiver, or null for e-mail")
+    email: str | None = Field(description="the e-mail address, or null for a webhook")
+    events: list[str] = Field(description="the event types it receives")
     owner: str | None = Field(description="whose events; null: every owner's")
-    created_at: dt.datetime
-    created_by: str
+    created_at: dt.datetime = Field(description="when it was created")
+    created_by: str = Field(description="the operator who created it")
     secret: str | None = Field(
         default=None,
         description="the Standard Webhooks signing secret (whsec_…): in the answer that "
@@ -84,22 +85,22 @@ class SubscriptionOut(BaseModel):
 
 
 class Subscriptions(BaseModel):
-    items: list[SubscriptionOut]
+    items: list[SubscriptionOut] = Field(description="the subscriptions, oldest first")
 
 
 class DeadLetter(BaseModel):
-    id: uuid.UUID
-    subscription_id: uuid.UUID
-    event_id: str
-    event_type: str
-    attempts: int
-    last_error: str | None
-    created_at: dt.datetime
+    id: uuid.UUID = Field(description="the delivery's id (retry it by this)")
+    subscription_id: uuid.UUID = Field(description="the subscription it was for")
+    event_id: str = Field(description="the event's id, the webhook-id of every attempt")
+    event_type: str = Field(description="e.g. incident.opened")
+    attempts: int = Field(description="how many times it was tried")
+    last_error: str | None = Field(description="why the last attempt failed")
+    created_at: dt.datetime = Field(description="when the event was made")
     event: dict[str, Any] = Field(description="the CloudEvent that was not delivered")
 
 
 class DeadLetters(BaseModel):
-    items: list[DeadLetter]
+    items: list[DeadLetter] = Field(description="the dead letters, oldest first (1,000 at most)")
 
 
 def _out(row: Subscription, secret: bool = False) -> dict[str, Any]:
@@ -208,7 +209,7 @@ class SubscriptionController(Controller):
     )
     async def one(
         self,
-        subscription_id: uuid.UUID,
+        subscription_id: Annotated[uuid.UUID, Parameter(description="the subscription's id")],
         principal: NamedDependency[Principal],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
     ) -> SubscriptionOut:
@@ -226,7 +227,7 @@ class SubscriptionController(Controller):
     )
     async def remove(
         self,
-        subscription_id: uuid.UUID,
+        subscription_id: Annotated[uuid.UUID, Parameter(description="the subscription's id")],
         principal: NamedDependency[Principal],
         who: NamedDependency[Who],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
@@ -287,7 +288,7 @@ class SubscriptionController(Controller):
     )
     async def retry(
         self,
-        delivery_id: uuid.UUID,
+        delivery_id: Annotated[uuid.UUID, Parameter(description="the dead letter's id")],
         principal: NamedDependency[Principal],
         who: NamedDependency[Who],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],

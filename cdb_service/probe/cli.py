@@ -39,12 +39,20 @@ def add_arguments(probe: argparse.ArgumentParser) -> None:
                        help="seconds between fetches of the maintenance windows")  # fmt: skip
     probe.add_argument("--listen", help="host:port of the status page (/status, /metrics)")
     probe.add_argument("--holidays", type=Path, help="public-holiday calendar (JSON)")
-    probe.add_argument("--notify", action="store_true",
-                       help="notify the registry's subscribers of the probe's incidents itself "
-                       "(the list is copied from the registry with the incident credentials)")
+    probe.add_argument(
+        "--notify",
+        action="store_true",
+        help="notify the registry's subscribers of the probe's incidents itself "
+        "(the list is copied from the registry with the incident credentials)",
+    )
     probe.add_argument("--webhook-ca", type=Path, help="CA bundle for receivers (default: system)")
-    probe.add_argument("--webhook-allow", action="append", default=[], metavar="CIDR",
-                       help="a network receivers may be in besides public addresses (repeat)")
+    probe.add_argument(
+        "--webhook-allow",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="a network receivers may be in besides public addresses (repeat)",
+    )
     probe.add_argument("--smtp-url", help="SMTP relay for e-mail notices (smtp:// or smtps://)")
     probe.add_argument("--smtp-from", default="cdb-probe@localhost", help="the sender")
     probe.add_argument("--smtp-starttls", action="store_true", help="STARTTLS on smtp://")

@@ -60,21 +60,33 @@ def ref_of(incident: Incident) -> str:
 def event_of(incident: Incident, event_type: str) -> dict[str, Any]:
     ref = ref_of(incident)
     data = {
-        "kind": "incidents", "owner": "EC", "component": "cdb", "source": "probe", "ref": ref,
-        "summary": f"cdb: {incident.description}", "description": incident.description,
+        "kind": "incidents",
+        "owner": "EC",
+        "component": "cdb",
+        "source": "probe",
+        "ref": ref,
+        "summary": f"cdb: {incident.description}",
+        "description": incident.description,
         "started_at": incident.started_at.isoformat(),
         "detected_at": incident.detected_at.isoformat(),
         "ended_at": incident.ended_at.isoformat() if incident.ended_at else None,
         "status": "closed" if incident.ended_at else "open",
-    }  # fmt: skip
+    }
     at = incident.ended_at if event_type == "incident.closed" and incident.ended_at else None
-    return cloud_event(f"probe/{ref}/{event_type}", event_type, "/probe", ref,
-                       at or incident.detected_at, data)  # fmt: skip
+    return cloud_event(
+        f"probe/{ref}/{event_type}", event_type, "/probe", ref, at or incident.detected_at, data
+    )
 
 
 class Notices:
-    def __init__(self, store: Store, allowed: Sequence[str] = (), ca: Path | None = None,
-                 smtp: outbound.SmtpRelay | None = None, timeout_s: float = 10.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        allowed: Sequence[str] = (),
+        ca: Path | None = None,
+        smtp: outbound.SmtpRelay | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
         self.db = store.db
         self.db.executescript(SCHEMA)
         self.store = store
@@ -86,26 +98,42 @@ class Notices:
             db.execute("DELETE FROM subscribers")
             db.executemany(
                 "INSERT INTO subscribers VALUES (?, ?, ?, ?, ?, ?)",
-                [(str(i["id"]), i.get("url"), i.get("email"), json.dumps(i["events"]),
-                  i.get("owner"), i.get("secret") or "") for i in items],
-            )  # fmt: skip
+                [
+                    (
+                        str(i["id"]),
+                        i.get("url"),
+                        i.get("email"),
+                        json.dumps(i["events"]),
+                        i.get("owner"),
+                        i.get("secret") or "",
+                    )
+                    for i in items
+                ],
+            )
 
     def queue(self, incident: Incident, event_type: str) -> int:
         """A notice for every subscriber of the event; how many were queued."""
         event = json.dumps(event_of(incident, event_type))
         event_id = json.loads(event)["id"]
         rows = self.db.execute("SELECT id, events, owner FROM subscribers").fetchall()
-        wanted = [(sid, event_id, event) for sid, events, owner in rows
-                  if event_type in json.loads(events) and owner in (None, "EC")]  # fmt: skip
+        wanted = [
+            (sid, event_id, event)
+            for sid, events, owner in rows
+            if event_type in json.loads(events) and owner in (None, "EC")
+        ]
         with self.store.transaction() as db:
-            db.executemany("INSERT OR IGNORE INTO notices (subscriber, event_id, event) "
-                           "VALUES (?, ?, ?)", wanted)  # fmt: skip
+            db.executemany(
+                "INSERT OR IGNORE INTO notices (subscriber, event_id, event) VALUES (?, ?, ?)",
+                wanted,
+            )
         return len(wanted)
 
     def pending(self) -> int:
-        return int(self.db.execute(
-            "SELECT count(*) FROM notices WHERE delivered = 0 AND attempts < ?", (MAX_ATTEMPTS,)
-        ).fetchone()[0])  # fmt: skip
+        return int(
+            self.db.execute(
+                "SELECT count(*) FROM notices WHERE delivered = 0 AND attempts < ?", (MAX_ATTEMPTS,)
+            ).fetchone()[0]
+        )
 
     def deliver(self) -> None:
         rows = self.db.execute(
@@ -123,8 +151,9 @@ class Notices:
             if error is not None:
                 log.warning("probe: notice %s to %s not delivered: %s", event_id, subscriber, error)
 
-    def _send(self, event: dict[str, Any], url: str | None, email: str | None,
-              secret: str) -> str | None:  # fmt: skip
+    def _send(
+        self, event: dict[str, Any], url: str | None, email: str | None, secret: str
+    ) -> str | None:
         try:
             if url:
                 self._post(url, secret, event)
@@ -149,11 +178,15 @@ class Notices:
         body = body_of(event)
         headers = signed_headers(secret, str(event["id"]), body, dt.datetime.now(dt.UTC)) | host
         verify = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
-        with httpx.Client(verify=verify, timeout=self.timeout_s, follow_redirects=False,
-                          trust_env=False) as client:  # fmt: skip
-            # Streamed and not read: the receiver's answer is its status alone.
-            with client.stream("POST", pinned, content=body, headers=headers,
-                               extensions=extensions) as response:  # fmt: skip
-                status = response.status_code
+        # Streamed and not read: the receiver's answer is its status alone.
+        with (
+            httpx.Client(
+                verify=verify, timeout=self.timeout_s, follow_redirects=False, trust_env=False
+            ) as client,
+            client.stream(
+                "POST", pinned, content=body, headers=headers, extensions=extensions
+            ) as response,
+        ):
+            status = response.status_code
         if not 200 <= status < 300:
             raise RuntimeError(f"the receiver answered {status}")

@@ -22,8 +22,13 @@ from tests.support.receivers import WebhookReceiver, start_receiver
 
 V1 = "/api/v1"
 UTC = dt.UTC
-ALL = ["maintenance.declared", "incident.opened", "incident.updated", "incident.closed",
-       "routing.effective"]  # fmt: skip
+ALL = [
+    "maintenance.declared",
+    "incident.opened",
+    "incident.updated",
+    "incident.closed",
+    "routing.effective",
+]
 WAIT_S = 30.0  # a bound on waiting for the worker, not a measurement
 
 
@@ -46,23 +51,37 @@ async def until(condition: Callable[[], bool]) -> None:
 
 
 def _window(ref: str = "w1") -> dict[str, Any]:
-    starts = (dt.datetime.now(UTC) + dt.timedelta(days=60)).replace(hour=19, minute=0, second=0,
-                                                                    microsecond=0)  # fmt: skip
-    return {"owner": "EC", "ref": ref, "component": "cdb", "reason": "database upgrade",
-            "starts_at": starts.isoformat(), "ends_at": (starts + dt.timedelta(hours=2)).isoformat()}  # fmt: skip
+    starts = (dt.datetime.now(UTC) + dt.timedelta(days=60)).replace(
+        hour=19, minute=0, second=0, microsecond=0
+    )
+    return {
+        "owner": "EC",
+        "ref": ref,
+        "component": "cdb",
+        "reason": "database upgrade",
+        "starts_at": starts.isoformat(),
+        "ends_at": (starts + dt.timedelta(hours=2)).isoformat(),
+    }
 
 
 def _incident(ref: str = "inc-1") -> dict[str, Any]:
     started = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(minutes=20)
-    return {"owner": "EC", "ref": ref, "component": "cdb", "description": "lookups fail with 503",
-            "started_at": started.isoformat(),
-            "expected_recovery_at": (started + dt.timedelta(hours=2)).isoformat()}  # fmt: skip
+    return {
+        "owner": "EC",
+        "ref": ref,
+        "component": "cdb",
+        "description": "lookups fail with 503",
+        "started_at": started.isoformat(),
+        "expected_recovery_at": (started + dt.timedelta(hours=2)).isoformat(),
+    }
 
 
-async def _subscribe(c: As, receiver: WebhookReceiver, events: list[str] = ALL,
-                     owner: str | None = "EC") -> dict[str, Any]:  # fmt: skip
-    created = await c.post(f"{V1}/subscriptions", json={"url": receiver.url, "events": events,
-                                                         "owner": owner})  # fmt: skip
+async def _subscribe(
+    c: As, receiver: WebhookReceiver, events: list[str] = ALL, owner: str | None = "EC"
+) -> dict[str, Any]:
+    created = await c.post(
+        f"{V1}/subscriptions", json={"url": receiver.url, "events": events, "owner": owner}
+    )
     assert created.status_code == 201, created.text
     receiver.secret = created.json()["secret"]
     return dict(created.json())
@@ -79,8 +98,9 @@ async def test_events_of_the_registrys_writes_reach_a_receiver_signed_as_cloudev
     settings: Settings, services: Services, receiver_dir: Path
 ) -> None:
     receiver, server = start_receiver(receiver_dir)
-    config = _fast(settings, webhook_allowed_networks=["127.0.0.0/8"],
-                   webhook_ca_file=receiver.ca_file)  # fmt: skip
+    config = _fast(
+        settings, webhook_allowed_networks=["127.0.0.0/8"], webhook_ca_file=receiver.ca_file
+    )
     try:
         async with running(config) as api, api.client("operator") as c:
             sub = await _subscribe(c, receiver)
@@ -100,8 +120,11 @@ async def test_events_of_the_registrys_writes_reach_a_receiver_signed_as_cloudev
             assert opened.status_code == 201, opened.text
             incident = opened.json()
             ended = (dt.datetime.now(UTC) - dt.timedelta(minutes=1)).isoformat()
-            closed = await c.put(f"{V1}/incidents/{incident['id']}",
-                                 json=incident | {"ended_at": ended}, headers={"If-Match": '"1"'})  # fmt: skip
+            closed = await c.put(
+                f"{V1}/incidents/{incident['id']}",
+                json=incident | {"ended_at": ended},
+                headers={"If-Match": '"1"'},
+            )
             assert closed.status_code == 200, closed.text
             await until(lambda: len(receiver.accepted) >= 3)
 
@@ -110,9 +133,10 @@ async def test_events_of_the_registrys_writes_reach_a_receiver_signed_as_cloudev
         assert all(r.headers["content-type"] == "application/cloudevents+json" for r in got)
         events = [r.event for r in got]
         assert sorted(e["type"] for e in events) == [
-            "eu.judex.cdb.incident.closed", "eu.judex.cdb.incident.opened",
+            "eu.judex.cdb.incident.closed",
+            "eu.judex.cdb.incident.opened",
             "eu.judex.cdb.maintenance.declared",
-        ]  # fmt: skip
+        ]
         for event, received in zip(events, got, strict=True):
             assert event["specversion"] == "1.0" and event["datacontenttype"] == "application/json"
             assert event["id"] == received.headers["webhook-id"]
@@ -129,8 +153,12 @@ async def test_a_failing_receiver_gets_retries_then_the_event_once_with_one_webh
     settings: Settings, services: Services, receiver_dir: Path
 ) -> None:
     receiver, server = start_receiver(receiver_dir, fail_first=3)
-    config = _fast(settings, webhook_allowed_networks=["127.0.0.0/8"],
-                   webhook_ca_file=receiver.ca_file, notify_max_attempts=10)  # fmt: skip
+    config = _fast(
+        settings,
+        webhook_allowed_networks=["127.0.0.0/8"],
+        webhook_ca_file=receiver.ca_file,
+        notify_max_attempts=10,
+    )
     try:
         async with running(config) as api, api.client("operator") as c:
             await _subscribe(c, receiver, ["incident.opened"])
@@ -149,8 +177,12 @@ async def test_a_receiver_that_never_accepts_is_a_dead_letter_the_operator_retri
     settings: Settings, services: Services, receiver_dir: Path
 ) -> None:
     receiver, server = start_receiver(receiver_dir, fail_first=-1)
-    config = _fast(settings, webhook_allowed_networks=["127.0.0.0/8"],
-                   webhook_ca_file=receiver.ca_file, notify_max_attempts=2)  # fmt: skip
+    config = _fast(
+        settings,
+        webhook_allowed_networks=["127.0.0.0/8"],
+        webhook_ca_file=receiver.ca_file,
+        notify_max_attempts=2,
+    )
     try:
         async with running(config) as api, api.client("operator") as c:
             await _subscribe(c, receiver, ["maintenance.declared"])
@@ -184,10 +216,15 @@ async def test_a_subscription_to_a_private_address_is_refused_naming_the_url(
     settings: Settings, services: Services
 ) -> None:
     async with running(_fast(settings)) as api, api.client("operator") as c:
-        for url in ("https://10.1.2.3/hook", "https://127.0.0.1:8443/hook",
-                    "https://169.254.169.254/latest", "http://example.org/hook"):  # fmt: skip
-            refused = await c.post(f"{V1}/subscriptions",
-                                   json={"url": url, "events": ["incident.opened"]})  # fmt: skip
+        for url in (
+            "https://10.1.2.3/hook",
+            "https://127.0.0.1:8443/hook",
+            "https://169.254.169.254/latest",
+            "http://example.org/hook",
+        ):
+            refused = await c.post(
+                f"{V1}/subscriptions", json={"url": url, "events": ["incident.opened"]}
+            )
             assert refused.status_code == 422, (url, refused.text)
             body = refused.json()
             assert body["type"].endswith("/invalid-content")
@@ -210,13 +247,16 @@ async def test_a_name_that_resolves_to_loopback_at_delivery_is_not_called(
         async with running(config) as api, api.client("operator") as c:
             api.app.state.notifier.webhooks.resolver = resolver
             url = f"https://receiver.example:{receiver.port}/hook"
-            created = await c.post(f"{V1}/subscriptions",
-                                   json={"url": url, "events": ["incident.opened"]})  # fmt: skip
+            created = await c.post(
+                f"{V1}/subscriptions", json={"url": url, "events": ["incident.opened"]}
+            )
             assert created.status_code == 201, created.text
             answers["receiver.example"] = "127.0.0.1"
             assert (await c.post(f"{V1}/incidents", json=_incident())).status_code == 201
             deadline = asyncio.get_running_loop().time() + WAIT_S
-            while not (letters := (await c.get(f"{V1}/subscriptions/dead-letters")).json()["items"]):
+            while not (
+                letters := (await c.get(f"{V1}/subscriptions/dead-letters")).json()["items"]
+            ):
                 assert asyncio.get_running_loop().time() < deadline
                 await asyncio.sleep(0.05)
         assert "127.0.0.1 is a loopback address" in letters[0]["last_error"]
@@ -242,8 +282,14 @@ async def test_an_incident_is_mailed_through_the_smtp_relay(
     try:
         config = _fast(settings, smtp_url=f"smtp://127.0.0.1:{port}", smtp_from="cdb@ec.test")
         async with running(config) as api, api.client("operator") as c:
-            created = await c.post(f"{V1}/subscriptions", json={
-                "email": "duty@justice.example", "events": ["incident.opened"], "owner": "EC"})  # fmt: skip
+            created = await c.post(
+                f"{V1}/subscriptions",
+                json={
+                    "email": "duty@justice.example",
+                    "events": ["incident.opened"],
+                    "owner": "EC",
+                },
+            )
             assert created.status_code == 201, created.text
             assert created.json()["secret"] is None
             assert (await c.post(f"{V1}/incidents", json=_incident())).status_code == 201

@@ -26,7 +26,9 @@ LOOKUP = "/api/v1/resolve?country=DE&instrument=eio&competence=execute&postal_co
 def _ready(port: int, ca: Path) -> bool:
     try:
         url = f"https://localhost:{port}/health/ready"
-        return ca.exists() and httpx.get(url, timeout=2, verify=client_context(ca)).status_code == 200
+        return (
+            ca.exists() and httpx.get(url, timeout=2, verify=client_context(ca)).status_code == 200
+        )
     except httpx.TransportError:
         return False
 
@@ -42,33 +44,47 @@ def test_the_probe_notifies_subscribers_of_its_incident_while_the_service_is_sto
     pki = data_dir / "pki"
     env = service_env(data_dir, port, CDB_WEBHOOK_ALLOWED_NETWORKS='["127.0.0.0/8"]')
     with (tmp_path / "serve.log").open("ab") as log:
-        service = subprocess.Popen([executable(), "serve"], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)  # fmt: skip
+        service = subprocess.Popen(
+            [executable(), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     store = Store(tmp_path / "probe.sqlite3")
     try:
         deadline = time.monotonic() + 90
         while not _ready(port, pki / "ca.pem"):
             assert service.poll() is None and time.monotonic() < deadline, "the service"
             time.sleep(0.2)
-        token = token_for(DevPki(pki), "operator", Settings(port=port).dev_issuer_url(),
-                          "cdb-api", "cdb_owner")  # fmt: skip
-        operator = client_context(pki / "ca.pem", pki / "client-operator.pem",
-                                  pki / "client-operator-key.pem")  # fmt: skip
+        token = token_for(
+            DevPki(pki), "operator", Settings(port=port).dev_issuer_url(), "cdb-api", "cdb_owner"
+        )
+        operator = client_context(
+            pki / "ca.pem", pki / "client-operator.pem", pki / "client-operator-key.pem"
+        )
         created = httpx.post(
-            f"https://localhost:{port}/api/v1/subscriptions", verify=operator, timeout=10,
+            f"https://localhost:{port}/api/v1/subscriptions",
+            verify=operator,
+            timeout=10,
             headers={"Authorization": f"Bearer {token}"},
             json={"url": receiver.url, "events": ["incident.opened", "incident.closed"]},
-        )  # fmt: skip
+        )
         assert created.status_code == 201, created.text
         receiver.secret = created.json()["secret"]
 
         config = ProbeConfig(
-            target=f"https://localhost:{port}", store=store.path, ca=pki / "ca.pem",
-            cert=pki / "client-operator.pem", key=pki / "client-operator-key.pem",
-            token=token, incident_token=token, lookup=LOOKUP, interval_s=1, timeout_s=1,
-            windows_every_s=0, notify=True, webhook_ca=receiver.ca_file,
+            target=f"https://localhost:{port}",
+            store=store.path,
+            ca=pki / "ca.pem",
+            cert=pki / "client-operator.pem",
+            key=pki / "client-operator-key.pem",
+            token=token,
+            incident_token=token,
+            lookup=LOOKUP,
+            interval_s=1,
+            timeout_s=1,
+            windows_every_s=0,
+            notify=True,
+            webhook_ca=receiver.ca_file,
             webhook_allowed_networks=("127.0.0.0/8",),
-        )  # fmt: skip
+        )
         prober = Prober(config, store)
         assert prober.step().ok  # the registry answers: its subscriptions are copied
 

@@ -34,7 +34,9 @@ def signature_ok(secret: str, headers: dict[str, str], body: bytes) -> bool:
     key = base64.b64decode(secret.removeprefix("whsec_"))
     signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    given = [s.partition(",")[2] for s in headers["webhook-signature"].split() if s.startswith("v1,")]
+    given = [
+        s.partition(",")[2] for s in headers["webhook-signature"].split() if s.startswith("v1,")
+    ]
     return any(hmac.compare_digest(expected, g) for g in given)
 
 
@@ -57,7 +59,9 @@ class WebhookReceiver:
         return f"https://127.0.0.1:{self.port}/hook"
 
 
-def start_receiver(folder: Path, fail_first: int = 0) -> tuple[WebhookReceiver, ThreadingHTTPServer]:
+def start_receiver(
+    folder: Path, fail_first: int = 0
+) -> tuple[WebhookReceiver, ThreadingHTTPServer]:
     ca = make_ca("webhook test CA")
     leaf = issue(ca, "receiver", dns_names=("localhost",), ip_addresses=("127.0.0.1",), server=True)
     (folder / "ca.pem").write_text(ca.cert_pem)
