@@ -203,7 +203,13 @@ def _party_of(index: LookupIndex, authority: Entry) -> Entry | bool | None:
     if party_id is None:
         return None
     party = index.parties.get(uuid.UUID(str(party_id)))
-    return party if party is not None else False
+    return party if party is not None and serves(party.doc, authority.doc["owner"]) else False
+
+
+def serves(party: dict[str, Any], owner: str) -> bool:
+    """Does this party serve `owner`'s entries? Its own owner's, and those it is shared
+    with: an entry whose party was unshared from its owner is not routed through it."""
+    return owner == party["owner"] or owner in (party.get("shared_with") or ())
 
 
 def routing(index: LookupIndex, authority: Entry, day: dt.date) -> dict[str, Any] | None:
@@ -343,6 +349,8 @@ def national_members(index: LookupIndex, country: str, day: dt.date) -> dict[str
         doc = redact(member.doc, KINDS["national-members"].private_fields, None)
         party_id = doc.get("routing_party_id")
         party = index.parties.get(uuid.UUID(str(party_id))) if party_id else None
+        if party is not None and not serves(party.doc, member.doc["owner"]):
+            party = None
         out.append({"member": doc, "routing": _member_routing(party, doc)})
     # Several members in the first role (two deputies and no member): the sender chooses.
     first = [m for m in members if members and m.doc["role"] == members[0].doc["role"]]

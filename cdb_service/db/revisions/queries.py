@@ -177,3 +177,19 @@ async def versions_from(
         query = query.where(EntryVersion.owner == owner)
     query = query.order_by(EntryVersion.revision, EntryVersion.seq).limit(count)
     return (await session.scalars(query)).all()
+
+
+async def stream_written_in(session: AsyncSession, revision: int) -> AsyncIterator[Any]:
+    """What one revision wrote, in the order it wrote it: (kind, entry id, version,
+    operation) rows, without the documents, streamed (a batch may be large)."""
+    rows = await session.stream(
+        select(
+            EntryVersion.kind, EntryVersion.entry_id, EntryVersion.version,
+            EntryVersion.operation,
+        )
+        .where(EntryVersion.revision == revision)
+        .order_by(EntryVersion.seq)
+        .execution_options(yield_per=1000)
+    )  # fmt: skip
+    async for row in rows:
+        yield row
