@@ -111,7 +111,8 @@ async def test_a_regular_window_is_declared_once_and_checked_against_its_first_o
     now = dt.datetime.now(UTC)
     body = {"owner": "EC", "ref": "tuesdays", "component": "cdb", "reason": "patching",
             "starts_at": (now + dt.timedelta(days=60)).isoformat(),
-            "ends_at": (now + dt.timedelta(days=400)).isoformat(), "recurrence": TUESDAYS}  # fmt: skip
+            "ends_at": (now + dt.timedelta(days=400)).isoformat(),
+            "recurrence": TUESDAYS}  # fmt: skip
     async with api.client("operator") as c:
         created = await c.post(f"{V1}/maintenance-windows", json=body)
         assert created.status_code == 201, created.text
@@ -138,4 +139,4 @@ async def test_a_regular_window_is_declared_once_and_checked_against_its_first_o
         empty = body | {"ref": "empty", "starts_at": "2030-01-02T00:00:00+01:00",
                         "ends_at": "2030-01-03T00:00:00+01:00"}  # a Wednesday  # fmt: skip
         refused = await c.post(f"{V1}/maintenance-windows", json=empty)
-        assert refused.status_code == 422 and "no occurrence" in refused.text
+        assert refused.status_code == 422 and "no occurrence" in refused.text, refused.text

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -54,6 +56,11 @@ class RecurrenceIn(BaseModel):
         ge=1, le=LONGEST_MINUTES, description="how long each occurrence lasts, in minutes"
     )
 
+    @model_serializer(mode="wrap")
+    def _named_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Stored and answered as declared: a weekly window has no day_of_month member.
+        return {k: v for k, v in handler(self).items() if v is not None}
+
     @model_validator(mode="after")
     def _one_day_rule(self) -> Self:
         if self.frequency == "weekly" and (self.weekday is None or self.day_of_month):
@@ -89,15 +96,15 @@ class MaintenanceWindowIn(EntryIn):
         "occurrence, and each occurrence (and a one-off window inside one) needs no other",
     )
 
-    @model_validator(mode="after")
-    def _occurs(self) -> Self:
-        if self.recurrence is not None:
-            schedule = (self.starts_at, self.ends_at)
-            if Recurrence.of(self.recurrence.model_dump()).first(schedule) is None:
-                raise ValueError(
-                    "recurrence: no occurrence lies wholly between starts_at and ends_at"
-                )
-        return self
+    @field_validator("recurrence")
+    @classmethod
+    def _occurs(cls, recurrence: RecurrenceIn | None, info: ValidationInfo) -> RecurrenceIn | None:
+        starts_at, ends_at = info.data.get("starts_at"), info.data.get("ends_at")
+        if recurrence is not None and starts_at and ends_at:
+            schedule = Recurrence.of(recurrence.model_dump())
+            if schedule.first((starts_at, ends_at)) is None:
+                raise ValueError("no occurrence lies wholly between starts_at and ends_at")
+        return recurrence
 
     @field_validator("ends_at")
     @classmethod
