@@ -39,6 +39,8 @@ from cdb_service.logging import configure_logging, get_logger
 from cdb_service.lookup import deps as lookup_deps
 from cdb_service.lookup import fast as lookup_fast
 from cdb_service.lookup.controller import ResolveController
+from cdb_service.notifications import deps as notifications_deps
+from cdb_service.notifications.http import SubscriptionController
 from cdb_service.ops.health import HealthController
 from cdb_service.ops.landing import LandingController
 from cdb_service.ops.metrics import MetricsController, record_server_certificate
@@ -82,6 +84,7 @@ DEPENDENCIES = {
     **lookup_deps.DEPENDENCIES,
     **distribution_deps.DEPENDENCIES,
     **console_deps.DEPENDENCIES,
+    **notifications_deps.DEPENDENCIES,
 }
 
 
@@ -97,6 +100,7 @@ async def prepare(services: Services) -> None:
         log.info("seeded", **report.summary())
     await services.lookup.start()
     services.gate.refusals.start(services.sessions)
+    services.notifier.start()
 
 
 async def role_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -159,6 +163,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             GazetteerController,
             RoutingTableController,
             XmlSchemaController,
+            SubscriptionController,
             *controllers(),
         ],
         guards=[role_guard],

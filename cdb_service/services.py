@@ -18,6 +18,7 @@ from cdb_service.console.deps import ConsoleParts
 from cdb_service.db.engine import create_engine, session_factory
 from cdb_service.distribution.routing_table import TableDigests
 from cdb_service.lookup.follower import IndexFollower
+from cdb_service.notifications.delivery import Notifier
 from cdb_service.registry.store.batches import Batches
 from cdb_service.registry.store.reads import EntryReads
 from cdb_service.registry.store.writes import EntryWrites
@@ -55,6 +56,7 @@ class Services:
     drain: Drain
     receipts: Receipts
     loop_lag: LoopLag
+    notifier: Notifier
     dev_pki: DevPki | None = None
 
     @classmethod
@@ -109,7 +111,7 @@ class Services:
             Batches(sessions), gate, http, IndexFollower(sessions), signing,
             ceilings, read_your_writes, TableDigests(),
             ConsoleParts.build(settings, sessions, gate), Drain(settings.retry_after_s),
-            Receipts(signing, sessions), LoopLag(), dev_pki,
+            Receipts(signing, sessions), LoopLag(), Notifier(sessions, settings), dev_pki,
         )  # fmt: skip
 
     def as_state(self) -> dict[str, Any]:
@@ -118,6 +120,7 @@ class Services:
 
     async def close(self) -> None:
         await self.loop_lag.stop()
+        await self.notifier.stop()
         await self.gate.refusals.stop(self.sessions)
         await self.lookup.stop()
         await self.http.aclose()

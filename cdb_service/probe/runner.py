@@ -38,6 +38,7 @@ import httpx
 
 from cdb_service import outbound
 from cdb_service.probe.config import ProbeConfig
+from cdb_service.probe.notices import Notices, ref_of
 from cdb_service.probe.service_calls import (
     has_matches,
     health_status,
@@ -60,6 +61,10 @@ class Prober:
         self.stopping = False
         self._side: ThreadPoolExecutor | None = None
         self._delivering = threading.Lock()
+        self.notices: Notices | None = None
+        if config.notify:
+            self.notices = Notices(store, config.webhook_allowed_networks, config.webhook_ca,
+                                   config.smtp, config.timeout_s)  # fmt: skip
 
     def _client(self, timeout: float, tls: outbound.TlsIdentity | None = None) -> httpx.Client:
         # The fields are read at each call: a fresh client per sample checks TLS every time.
@@ -128,9 +133,13 @@ class Prober:
         if self.config.posts_incidents and self.store.undelivered():
             self._aside(self._deliver_queued)
         self._aside(self._renew_tokens)
+        if self.notices is not None and self.notices.pending():
+            self._aside(self.notices.deliver)
         if sample.ok and time.monotonic() - self.windows_fetched >= self.config.windows_every_s:
             self.windows_fetched = time.monotonic()
             self._aside(self._refresh_windows)
+            if self.notices is not None:
+                self._aside(self._refresh_subscribers)
         return sample
 
     def _renew_tokens(self) -> None:
@@ -156,6 +165,7 @@ class Prober:
         if sample.ok:
             if current is not None:
                 self.store.close_incident(current.id, sample.at)
+                self._notice(current.id, "incident.closed")
                 lasted = (sample.at - current.started_at).total_seconds()
                 log.warning("probe: outage over after %.1f s (incident %s)", lasted, current.id)
             return
@@ -170,6 +180,13 @@ class Prober:
             )  # fmt: skip
             log.error("probe: outage confirmed since %s (%s), incident %s",
                       first.isoformat(), sample.detail, incident.id)  # fmt: skip
+            self._notice(incident.id, "incident.opened")
+
+    def _notice(self, incident_id: int, event_type: str) -> None:
+        """Queue the subscribers' notice of the probe's incident (sent after the sample)."""
+        incident = self.store.incident(incident_id)
+        if self.notices is not None and incident is not None:
+            self.notices.queue(incident, event_type)
 
     def _first_failure(self) -> dt.datetime:
         row = self.store.db.execute(
@@ -207,7 +224,7 @@ class Prober:
             return True
         body = {
             "owner": "EC",
-            "ref": f"probe-{incident.id}-{int(incident.started_at.timestamp())}",
+            "ref": ref_of(incident),
             "component": "cdb",
             "description": incident.description,
             "started_at": incident.started_at.isoformat(),
@@ -246,6 +263,18 @@ class Prober:
             log.warning("probe: could not post incident %s (queued, will retry): %s",
                         incident.id, exc)  # fmt: skip
         return False
+
+    def _refresh_subscribers(self) -> None:
+        """Copy the registry's subscriptions while it answers (the incident credentials)."""
+        assert self.notices is not None
+        try:
+            auth = self.config.incident_bearer
+            with self._client(self.config.timeout_s, self.config.incident_tls) as client:
+                found = client.get("/api/v1/subscriptions/relay", auth=auth)
+                found.raise_for_status()
+            self.notices.replace_subscribers(found.json()["items"])
+        except Exception as exc:
+            log.warning("probe: could not copy the subscriptions: %s", exc)
 
     def _refresh_windows(self) -> None:
         windows: list[Window] = []

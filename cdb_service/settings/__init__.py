@@ -204,6 +204,49 @@ class Settings(BaseSettings):
     # An entry unchanged for longer than this is listed for review ("current").
     quality_review_days: int = Field(default=365, ge=1)
 
+    # --- notifications pushed (Annex I 6.4–6.10; docs/operations.md) -------------------
+    # Networks (CIDRs) a webhook may reach besides public addresses; empty: public only
+    # (never loopback, link-local or private ranges). Checked at creation and each delivery.
+    webhook_allowed_networks: list[str] = Field(default_factory=list)
+    # CA bundle to trust for receivers' HTTPS besides the system's; empty: system CAs.
+    webhook_ca_file: Path | None = None
+    # One delivery's connect/read/write timeout; a receiver's answer is read up to this size.
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_max_response_bytes: int = Field(default=65_536, ge=0)
+    # Attempts before a delivery becomes a dead letter; the first retry waits about
+    # base seconds, each next one twice as long (with jitter), at most the cap.
+    notify_max_attempts: int = Field(default=10, ge=1)
+    notify_retry_base_s: float = Field(default=30.0, gt=0)
+    notify_retry_cap_s: float = Field(default=3600.0, gt=0)
+    # How often each worker looks for new events and due deliveries.
+    notify_poll_s: float = Field(default=2.0, gt=0)
+    # E-mail: the SMTP relay (smtp://[user:password@]host[:port]; smtps:// for TLS from
+    # the start), STARTTLS on a plain connection, the sender address, and a CA bundle
+    # for the relay's certificate (empty: system CAs). No relay: e-mail is not offered.
+    smtp_url: str = ""
+    smtp_starttls: bool = False
+    smtp_from: str = "cdb@localhost"
+    smtp_ca_file: Path | None = None
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError as error:
+                raise ValueError(f"{item!r}: not a network (CIDR): {error}") from None
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str) -> str:
+        if value and not value.startswith(("smtp://", "smtps://")):
+            raise ValueError("must be an smtp:// or smtps:// URL")
+        return value
+
     @field_validator("api_deprecations")
     @classmethod
     def _api_prefixes(cls, value: dict[str, ApiDeprecation]) -> dict[str, ApiDeprecation]:
