@@ -81,7 +81,8 @@ async def test_search_finds_no_entry_by_a_name_the_caller_may_not_read(api: Api)
     the current state and as of a revision alike."""
     member = {"owner": "EJ", "ref": "EJ-PL-NM", "country": "PL", "role": "national-member",
               "contact": {"channel": "email", "value": "pl@eurojust.example.eu"},
-              "person": {"name": "Grzegorz Brzęczyszczykiewicz", "title": "Prokurator"}}  # fmt: skip
+              "person": {"name": "Grzegorz Brzęczyszczykiewicz",
+                         "title": "Prokurator"}}  # fmt: skip
     async with api.client("admin-ej") as c:
         created = await c.post(f"{V1}/national-members", json=member)
     assert created.status_code == 201, created.text
