@@ -92,57 +92,70 @@ class RefusalTrail:
         if not self.window_s:  # every refusal as it happens
             await _write_first(sessions, who, target, status, reason)
             return
-        now = time.monotonic()
+        # The windows change in one step, before any write: a write awaits, and other
+        # refusals (and the flush) run meanwhile.
+        closed: list[_Window] = []
+        first = self._tally(time.monotonic(), who, target, status, reason, closed)
+        for window in closed:
+            await self._write_count(sessions, window)
+        if first:
+            await _write_first(sessions, who, target, status, reason)
+
+    def _tally(self, now: float, who: Who, target: str, status: int, reason: str,
+               closed: list[_Window]) -> bool:  # fmt: skip
+        """Counts a refusal (True: it is to be written in full); `closed` gets the windows
+        to write."""
         source = source_key(who.source_ip)
         key = (source, who.subject)
         window = self._open.get(key)
         if window is not None and now - window.opened >= self.window_s:
-            await self._write_count(sessions, self._open.pop(key))
+            closed.append(self._open.pop(key))
             window = None
         if window is None:
             if len(self._open) >= self.max_sources:
-                await self.flush(sessions)  # closed windows make room
+                closed += self._closed(now)  # closed windows make room
             if len(self._open) >= self.max_sources:
-                await self._count_further(sessions, now, who, target, status, reason, source)
-                return
+                self._further(now, closed).count(who, target, status, reason, source)
+                return False
             window = self._open[key] = _Window(now, who, target, f"denied-{status}", reason)
         attempt = (str(status), target, reason)
         named = 1 if who.subject == ANONYMOUS else NAMED
         if attempt not in window.written and len(window.written) < named:
             window.written.add(attempt)
-            await _write_first(sessions, who, target, status, reason)
-            return
+            return True
         window.count(who, target, status, reason, source)
+        return False
 
-    async def _count_further(self, sessions: _Sessions, now: float, who: Who, target: str,
-                             status: int, reason: str, source: str) -> None:  # fmt: skip
-        """A refusal of a source beyond `max_sources`: counted in the one overflow window."""
+    def _further(self, now: float, closed: list[_Window]) -> _Window:
+        """The one window of the sources beyond `max_sources` (nothing written at once)."""
         window = self._overflow
         if window is not None and now - window.opened >= self.window_s:
-            self._overflow = None
-            await self._write_count(sessions, window)
+            closed.append(window)
             window = None
         if window is None:
             window = self._overflow = _Window(now, Who(subject=FURTHER), "", "", "")
-        window.count(who, target, status, reason, source)
+        return window
+
+    def _closed(self, now: float, everything: bool = False) -> list[_Window]:
+        """The windows that have closed (all of them: `everything`), taken out."""
+        closed = [key for key, w in self._open.items()
+                  if everything or now - w.opened >= self.window_s]  # fmt: skip
+        taken = [self._open.pop(key) for key in closed]
+        overflow = self._overflow
+        if overflow is not None and (everything or now - overflow.opened >= self.window_s):
+            self._overflow = None
+            taken.append(overflow)
+        return taken
 
     async def _write_count(self, sessions: _Sessions, window: _Window) -> None:
         if window.repeats:
             await audit.record(sessions, window.who, "access", window.outcome, window.target,
                                window.detail(self.window_s))  # fmt: skip
-            window.repeats = 0
 
     async def flush(self, sessions: _Sessions, everything: bool = False) -> None:
         """Write the counts of closed windows (of every window, at shutdown)."""
-        now = time.monotonic()
-        for key, window in list(self._open.items()):
-            if everything or now - window.opened >= self.window_s:
-                del self._open[key]
-                await self._write_count(sessions, window)
-        overflow = self._overflow
-        if overflow is not None and (everything or now - overflow.opened >= self.window_s):
-            self._overflow = None
-            await self._write_count(sessions, overflow)
+        for window in self._closed(time.monotonic(), everything):
+            await self._write_count(sessions, window)
 
     def start(self, sessions: _Sessions) -> None:
         if not self.window_s:

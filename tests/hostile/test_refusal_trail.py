@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ssl
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from sqlalchemy import select
 
 from cdb_service.security.audit import AuditEvent
 from cdb_service.security.dev import DevPki, mint_token, token_for
+from cdb_service.security.refusals import LISTED, NAMED, OTHERS
 from cdb_service.settings import Settings
 from tests.support.hostile_watch import family, watch
 from tests.support.nginx import requires_nginx, running_nginx
@@ -164,6 +166,28 @@ async def test_many_sources_share_one_row_beyond_the_bound(api: Any, services: A
     assert len(further) == 1 and further[0].detail["repeated"] == 80 - 4 * 2  # type: ignore[index]
     v6_rows = [e for e in events if (e.source_ip or "").startswith("2001:db8:0:1::")]
     assert _counted(v6_rows) == 60 and len(v6_rows) == 2
+
+
+async def test_a_named_callers_refusals_on_300_paths_leave_eleven_rows(
+    api: Any, services: Any
+) -> None:
+    """An authenticated reader writing to 300 entries: its first ten distinct attempts
+    are in the trail as they happened (with their request ids), the rest counted in one
+    event that lists the first targets."""
+    before = await _seq(services)
+    async with api.client("reader") as reader:
+        answers = await asyncio.gather(*(
+            reader.delete(f"{V1}/authorities/{uuid.uuid4()}", headers={"If-Match": '"1"'})
+            for _ in range(300)))  # fmt: skip
+    statuses = {a.status_code for a in answers}
+    events = await _events(api, services, before)
+    print(f"\n300 refused writes of a reader: {statuses}, {len(events)} audit rows")
+    assert statuses == {403}
+    assert len(events) == NAMED + 1 and _counted(events) == 300
+    assert all(e.subject.startswith("reader") for e in events)
+    count = next(e for e in events if "repeated" in (e.detail or {}))
+    assert len(count.detail["targets"]) == LISTED + 1  # type: ignore[index]
+    assert count.detail["targets"][OTHERS] == 300 - NAMED - LISTED  # type: ignore[index]
 
 
 # --- through the shipped nginx, a real process -----------------------------------------
