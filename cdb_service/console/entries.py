@@ -123,9 +123,9 @@ class ConsoleEntries(Controller):
             head, _, tail = after.partition("|")
             try:
                 cursor_id = uuid.UUID(head)
+                cursor_value = order.mark(tail) if order and tail else None
             except ValueError:
                 raise invalid([FieldError(("query", "after"), "is not a page mark")]) from None
-            cursor_value = tail or None
         private = policy.sees_named_persons(user.principal)  # `q` searches names it may read
         listed = await reads.collection(spec, filters=filters, after=cursor_id, limit=PAGE_SIZE,
                                         sort=order, after_value=cursor_value,
