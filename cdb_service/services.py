@@ -92,7 +92,7 @@ class Services:
         gate = SecurityGate(
             settings, validator, ChainVerifier(settings.client_ca_files),
             ProxyAllowList(settings.trusted_proxies), limits,
-            RefusalTrail(settings.audit_refusal_window_s),
+            RefusalTrail(settings.audit_refusal_window_s, settings.audit_refusal_sources),
         )  # fmt: skip
         ceilings = Ceilings(
             Ceiling("full extracts", settings.max_extracts, settings.max_extracts_per_client),

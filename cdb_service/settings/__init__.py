@@ -168,13 +168,22 @@ class Settings(BaseSettings):
     # Requests per second (and burst) per client certificate, per worker.
     rate_limit_per_client: float = Field(default=1000, gt=0)
     rate_limit_burst: int = Field(default=2000, ge=1)
-    # Refused requests per second (and burst) per source address without valid credentials.
+    # Failed authentications per second (and burst) per source address (an IPv6 one by
+    # its /64; behind the trusted proxy, the address it forwards), per worker: a source
+    # that has failed `burst` times is answered 429 with Retry-After, whatever
+    # certificate, token or path it sends next, until the rate has refilled its bucket.
     rate_limit_anonymous: float = Field(default=5, gt=0)
     rate_limit_anonymous_burst: int = Field(default=50, ge=1)
     rate_limits: bool = True
-    # Repeats of one refusal (source, status, reason) within this window are one audit
-    # event with a count; 0 writes every refusal as it happens.
+    # Refusals of one source (address; an authenticated caller's subject too) within this
+    # window are counted into one audit event, after the first (an authenticated
+    # caller's first ten distinct attempts) written at once; 0 writes every refusal as
+    # it happens.
     audit_refusal_window_s: float = Field(default=60, ge=0)
+    # Sources whose refusals are held apart per window and worker; the refusals of
+    # further sources in that window are counted in one event (bounds the trail's growth
+    # when a flood comes from many addresses).
+    audit_refusal_sources: int = Field(default=100, ge=1, le=100_000)
     # Expensive work at once, per worker: in all, and per client.
     max_extracts: int = Field(default=4, ge=1)
     max_extracts_per_client: int = Field(default=2, ge=1)
