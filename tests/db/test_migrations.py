@@ -115,7 +115,7 @@ async def test_postgresql_search_text_backfill(fresh_pg: Settings, tmp_path: Pat
 
 
 async def _persons_unsearchable(settings: Settings) -> None:
-    """Migration 0011 takes named persons out of the search text every reader searches
+    """Migration 0013 takes named persons out of the search text every reader searches
     (into `search_full`) for entries written before it, and its downgrade puts them back."""
     from cdb_service.registry.kinds import KINDS
     from cdb_service.services import Services
@@ -129,12 +129,12 @@ async def _persons_unsearchable(settings: Settings) -> None:
     query = text("SELECT search, search_full FROM national_members WHERE ref = 'EJ-PL-NM'")
     try:
         await services.writes.create(kind, kind.schema.model_validate(member), "tests")
-        await migrate.downgrade(settings, "0010")
+        await migrate.downgrade(settings, "0012")
         async with services.engine.connect() as connection:
             before = await connection.scalar(
                 text("SELECT search FROM national_members WHERE ref = 'EJ-PL-NM'")
             )
-        assert "brzeczyszczykiewicz" in before  # as 0006 to 0010 wrote it
+        assert "brzeczyszczykiewicz" in before  # as 0006 to 0012 wrote it
         await migrate.upgrade(settings)
         async with services.engine.connect() as connection:
             search, full = (await connection.execute(query)).one()
