@@ -19,6 +19,7 @@ from cdb_service.db.engine import create_engine, session_factory
 from cdb_service.distribution.routing_table import TableDigests
 from cdb_service.distribution.signing import SigningKeys
 from cdb_service.lookup.follower import IndexFollower
+from cdb_service.ops.write_ready import WriteReadiness
 from cdb_service.registry.store.batches import Batches
 from cdb_service.registry.store.reads import EntryReads
 from cdb_service.registry.store.writes import EntryWrites
@@ -51,6 +52,7 @@ class Services:
     routing_digests: TableDigests
     console: ConsoleParts
     drain: Drain
+    write_readiness: WriteReadiness
     dev_pki: DevPki | None = None
 
     @classmethod
@@ -98,12 +100,15 @@ class Services:
         # this worker's index.
         read_your_writes = ReadYourWrites(reads.head, settings.min_revision_wait_s,
                                           settings.retry_after_s)  # fmt: skip
+        lookup = IndexFollower(sessions, saved_path=settings.lookup_snapshot_path,
+                               save_every_s=settings.lookup_snapshot_interval_s)  # fmt: skip
         return cls(
             settings, engine, sessions, reads, EntryWrites(sessions),
-            Batches(sessions), gate, http, IndexFollower(sessions),
+            Batches(sessions), gate, http, lookup,
             SigningKeys.load(settings.signing_keys_path, create=settings.profile is Profile.DEV),
             ceilings, read_your_writes, TableDigests(),
-            ConsoleParts.build(settings, sessions, gate), Drain(settings.retry_after_s), dev_pki,
+            ConsoleParts.build(settings, sessions, gate), Drain(settings.retry_after_s),
+            WriteReadiness(settings, engine), dev_pki,
         )  # fmt: skip
 
     def as_state(self) -> dict[str, Any]:
