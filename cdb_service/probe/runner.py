@@ -2,8 +2,8 @@
 
 Every interval: GET /health/ready (no credentials needed, but sent), one known-good
 lookup (mTLS + bound token) and GET /health/ready/write (a 503 there: writes cannot
-commit, an outage for writers though look-ups answer). A fresh connection per sample, so that TLS is checked every
-time (chain, host name, expiry). Outcome classes:
+commit, an outage for writers though look-ups answer). A fresh connection per sample,
+so that TLS is checked every time (chain, host name, expiry). Outcome classes:
   connect, tls, timeout, transport, http-5xx, health-fail, lookup-http-<status>, wrong-answer,
   write-fail.
 A sample slower than the latency objective but under the timeout is ok (and marked slow).

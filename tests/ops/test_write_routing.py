@@ -22,7 +22,7 @@ from cdb_service.security.dev import DevPki, token_for
 from cdb_service.settings import Settings
 from tests.support import factories
 from tests.support.live import LOOKUP, pg_database
-from tests.support.nginx import free_port, requires_nginx, running_nginx
+from tests.support.nginx import requires_nginx, running_nginx
 from tests.support.service_process import running_service
 from tests.support.tls import client_context
 
@@ -32,9 +32,12 @@ SLACK_S = 1.0  # scheduling on a busy 2-core machine; far below a write's 10 s l
 
 @pytest.mark.serial  # measures how soon a write is refused
 def test_nginx_refuses_writes_at_once_while_a_writer_holds_the_head_lock(tmp_path: Path) -> None:
-    with pg_database() as url, running_service(
-        tmp_path / "svc", {"CDB_DATABASE_URL": url, "CDB_TLS_MODE": "proxy"}
-    ) as service:
+    with (
+        pg_database() as url,
+        running_service(
+            tmp_path / "svc", {"CDB_DATABASE_URL": url, "CDB_TLS_MODE": "proxy"}
+        ) as service,
+    ):
         pki = DevPki(service.data_dir / "pki")
         token = token_for(pki, "admin-de", Settings(port=service.port).dev_issuer_url(),
                           "cdb-api", "cdb_owner")  # fmt: skip
@@ -50,8 +53,8 @@ def test_nginx_refuses_writes_at_once_while_a_writer_holds_the_head_lock(tmp_pat
             loop = asyncio.new_event_loop()
             stuck = loop.run_until_complete(asyncpg.connect(url))
             try:
-                loop.run_until_complete(stuck.execute(
-                    "BEGIN; UPDATE registry_head SET revision = revision WHERE id = 1"))  # fmt: skip
+                hold = "BEGIN; UPDATE registry_head SET revision = revision WHERE id = 1"
+                loop.run_until_complete(stuck.execute(hold))
                 time.sleep(SHARED_S)  # the app's last shared answer (ready) has expired
                 started = time.monotonic()
                 refused = client.post("/api/v1/authorities",
