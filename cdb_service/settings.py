@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     # Write readiness (/health/ready/write): how long its probe waits for a pooled
     # connection and for the registry's head lock. A writer holding the lock longer, or
     # a pool with no connection free, makes it 503.
-    ready_lock_wait_s: float = Field(default=1.0, gt=0)
+    ready_lock_wait_s: float = Field(default=1.5, gt=0)
     # Each worker saves its lookup index to data_dir/lookup-snapshot.bin at most this
     # often (0: never), so that a service started while the database is down answers
     # look-ups from it.

@@ -60,6 +60,9 @@ class HealthController(Controller):
                        if c["status"] == "fail" and c.get("observedValue") != "behind"]  # fmt: skip
         for check in unreachable:  # degraded, not down: look-ups answer from memory
             check["status"] = "warn"
+        if unreachable and index_check["status"] == "pass":
+            index_check["status"] = "warn"
+            index_check["output"] += ": not following the database"
         checks["lookup:age"] = [index_check]
         overall = verdict(checks)
         metrics.READY.set(overall != "fail")
