@@ -83,8 +83,11 @@ def _sockets(settings: Settings, config: uvicorn.Config) -> list[socket.socket] 
 
 def preflight(settings: Settings) -> None:
     """What would otherwise fail inside uvicorn as a traceback, checked first and said in
-    one line: the port is free, the TLS files load, the database takes our login."""
+    one line: prod's refusals of unsafe settings, the port is free, the TLS files load,
+    the database takes our login."""
     settings = with_dev_defaults(settings)
+    if problems := settings.prod_problems():
+        raise UserMistake("refusing to start in prod: " + "; ".join(problems))
     with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

@@ -12,6 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # DESIGN.md's promise: a retired API version is announced at least this long before it goes.
 MIN_DEPRECATION_NOTICE = dt.timedelta(days=365)
+# The longest console sessions production accepts: a working day from sign-in, an hour
+# without a request (an unattended browser of an administrator is a way into the registry).
+MAX_CONSOLE_ABSOLUTE_S = 12 * 3600
+MAX_CONSOLE_IDLE_S = 3600
 
 
 class Profile(StrEnum):
@@ -146,7 +150,8 @@ class Settings(BaseSettings):
     # an access token for this API (empty: not sent).
     console_resource: str = ""
     # A signed-in session ends after this long without a request, and at the latest
-    # this long after sign-in.
+    # this long after sign-in (prod refuses more than 1 h idle, 12 h absolute). It writes
+    # only while the provider's access token lasts, renewed with its refresh token.
     console_idle_timeout_s: int = Field(default=1800, ge=1)
     console_absolute_timeout_s: int = Field(default=12 * 3600, ge=1)
     # Also ask the browser for a client certificate of the client CAs.
@@ -170,6 +175,11 @@ class Settings(BaseSettings):
     max_long_polls_per_client: int = Field(default=20, ge=1)
     max_imports: int = Field(default=2, ge=1)
     max_imports_per_client: int = Field(default=1, ge=1)
+    import_read_budget_s: float = Field(
+        default=60.0, gt=0,
+        description="the longest a CSV or XLSX upload may take to read (in a worker thread, "
+        "beside the event loop); past it the upload is refused with 413",
+    )  # fmt: skip
 
     # --- extracts and the change feed -------------------------------------------------
     # The ES256 key set that signs extracts; dev generates one under data_dir/keys.
@@ -292,6 +302,24 @@ class Settings(BaseSettings):
             problems.append("no signing key set is configured (CDB_SIGNING_KEYS_FILE)")
         if self.tls_mode is TlsMode.DIRECT and not (self.tls_cert_file and self.tls_key_file):
             problems.append("direct TLS needs CDB_TLS_CERT_FILE and CDB_TLS_KEY_FILE")
+        problems += self.console_session_problems()
+        return problems
+
+    def console_session_problems(self) -> list[str]:
+        """Console session lifetimes production refuses: each one line naming the setting."""
+        problems = []
+        if self.console_absolute_timeout_s > MAX_CONSOLE_ABSOLUTE_S:
+            problems.append(
+                f"CDB_CONSOLE_ABSOLUTE_TIMEOUT_S={self.console_absolute_timeout_s} keeps a "
+                f"console session longer than {MAX_CONSOLE_ABSOLUTE_S // 3600} h after sign-in "
+                "(a stolen or forgotten session would outlive the working day)"
+            )
+        if self.console_idle_timeout_s > MAX_CONSOLE_IDLE_S:
+            problems.append(
+                f"CDB_CONSOLE_IDLE_TIMEOUT_S={self.console_idle_timeout_s} keeps an unused "
+                f"console session longer than {MAX_CONSOLE_IDLE_S // 60} minutes "
+                "(an unattended browser would stay signed in)"
+            )
         return problems
 
 

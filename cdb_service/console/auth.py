@@ -76,13 +76,13 @@ class ConsoleAuth(Controller):
             failed = "this sign-in has expired or was already used: start again"
         if failed is None and pending is not None:
             try:
-                data = await console.signin.finish(pending, code, answer_state)
+                data, refresh_token = await console.signin.finish(pending, code, answer_state)
             except SignInFailed as why:
                 failed = str(why)
         if failed is not None or pending is None:
             return page("sign-in.html", {"user": None, "next": "/console/", "failed": failed},
                         status_code=400, cookies=[gone])  # fmt: skip
-        session = await console.store.open(data)
+        session = await console.store.open(data, refresh_token)
         cookie = session_cookie(session.token, console.settings.console_absolute_timeout_s)
         # A page, not a redirect: the SameSite=Strict cookie is sent on the next navigation,
         # which starts here, on this site (after a redirect chain begun by the provider's
@@ -94,7 +94,7 @@ class ConsoleAuth(Controller):
     async def sign_out(self, request: Request[Any, Any, Any],
                        console: NamedDependency[ConsoleParts]) -> Response[Any]:  # fmt: skip
         user = await current_user(request)
-        await checked_form(request, user)
+        await checked_form(request, user, writes=False)  # signing out is always possible
         await console.store.close(user.session.token)
         gone = session_cookie("", 0)
         end = user.session.data.get("end_session")

@@ -2,9 +2,10 @@
 
 Eight writers for 30 s on PostgreSQL through the real service (mTLS, tokens, TLS): every
 readiness poll, look-up and write (whose probe takes the head lock the writers queue
-on, waiting at most `CDB_READY_LOCK_WAIT_S`), must be 200 and the probe running alongside must record no outage. The
-index is never idle under this load; it was once judged by the time since the head last
-stood still and pulled healthy instances out of service.
+on, waiting at most `CDB_READY_LOCK_WAIT_S`), must be 200 and the probe running
+alongside must record no outage. The index is never idle under this load; it was once
+judged by the time since the head last stood still and pulled healthy instances out of
+service.
 """
 
 from __future__ import annotations

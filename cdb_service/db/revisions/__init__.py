@@ -35,6 +35,7 @@ from cdb_service.db.revisions.queries import (
     valid_on,
     version_as_of,
     versions_from,
+    written_in,
 )
 from cdb_service.db.revisions.tables import (
     INSERT_CHUNK,
@@ -86,4 +87,5 @@ __all__ = [
     "version_values",
     "versions_from",
     "write_revision",
+    "written_in",
 ]
