@@ -89,6 +89,15 @@ def cmd_verify_extract(args: argparse.Namespace, settings: Settings) -> int:
     return 1
 
 
+def _file_or_text(value: str) -> str:
+    """A file's text if `value` names one, else `value` itself (a token is no file name,
+    and may be too long to be one)."""
+    try:
+        return Path(value).read_text() if Path(value).is_file() else value
+    except OSError:
+        return value
+
+
 def cmd_verify_receipt(args: argparse.Namespace, settings: Settings) -> int:
     """A write's `CDB-Receipt`, checked offline: the signature with the registry's keys,
     the listed entries against their digest, and (with --request) the file that was sent."""
@@ -100,8 +109,7 @@ def cmd_verify_receipt(args: argparse.Namespace, settings: Settings) -> int:
     mistake = outbound.argument_mistake(args)
     if mistake:
         raise UserMistake(mistake)
-    source = Path(args.receipt)
-    token = (source.read_text() if source.is_file() else args.receipt).strip()
+    token = _file_or_text(args.receipt).strip()
     try:
         payload = verify_receipt(token, _key_set(args.jwks, args.cacert, args))
         if args.request is not None:

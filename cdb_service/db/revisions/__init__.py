@@ -32,10 +32,10 @@ from cdb_service.db.revisions.queries import (
     collection_as_of,
     history,
     read_snapshot,
+    stream_written_in,
     valid_on,
     version_as_of,
     versions_from,
-    written_in,
 )
 from cdb_service.db.revisions.tables import (
     INSERT_CHUNK,
@@ -82,10 +82,10 @@ __all__ = [
     "new_entry_id",
     "projection_rows",
     "read_snapshot",
+    "stream_written_in",
     "valid_on",
     "version_as_of",
     "version_values",
     "versions_from",
     "write_revision",
-    "written_in",
 ]

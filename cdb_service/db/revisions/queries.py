@@ -179,16 +179,17 @@ async def versions_from(
     return (await session.scalars(query)).all()
 
 
-async def written_in(session: AsyncSession, revision: int) -> Sequence[Any]:
+async def stream_written_in(session: AsyncSession, revision: int) -> AsyncIterator[Any]:
     """What one revision wrote, in the order it wrote it: (kind, entry id, version,
-    operation) rows, without the documents."""
-    return (
-        await session.execute(
-            select(
-                EntryVersion.kind, EntryVersion.entry_id, EntryVersion.version,
-                EntryVersion.operation,
-            )
-            .where(EntryVersion.revision == revision)
-            .order_by(EntryVersion.seq)
+    operation) rows, without the documents, streamed (a batch may be large)."""
+    rows = await session.stream(
+        select(
+            EntryVersion.kind, EntryVersion.entry_id, EntryVersion.version,
+            EntryVersion.operation,
         )
-    ).all()  # fmt: skip
+        .where(EntryVersion.revision == revision)
+        .order_by(EntryVersion.seq)
+        .execution_options(yield_per=1000)
+    )  # fmt: skip
+    async for row in rows:
+        yield row
