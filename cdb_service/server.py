@@ -18,9 +18,32 @@ from cdb_service.db.engine import create_engine
 from cdb_service.db.faults import classify
 from cdb_service.mistakes import UserMistake
 from cdb_service.ops import running
+from cdb_service.security.connection import CONFIG_ATTRIBUTE, ConnectionLimits
 from cdb_service.security.dev import with_dev_defaults
 from cdb_service.security.tls import PeerCertificateProtocol, server_context
 from cdb_service.settings import Settings, TlsMode
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's own connection options, from the settings (docs/operations.md's table)."""
+    return {
+        "timeout_keep_alive": settings.keepalive_timeout_s,
+        "backlog": settings.listen_backlog,
+    }
+
+
+def limit_connections(config: uvicorn.Config, settings: Settings) -> None:
+    """The limits `GuardedProtocol` enforces, carried on the Config to every worker."""
+    limits = ConnectionLimits(
+        max_header_bytes=settings.max_header_bytes,
+        max_header_fields=settings.max_header_fields,
+        max_header_field_bytes=settings.max_header_field_bytes,
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_connections=settings.max_connections,
+        retry_after_s=settings.retry_after_s,
+    )
+    setattr(config, CONFIG_ATTRIBUTE, limits)
 
 
 def build_server(settings: Settings) -> uvicorn.Server:
@@ -38,7 +61,9 @@ def build_server(settings: Settings) -> uvicorn.Server:
         server_header=False,
         # After SIGTERM, work in flight gets this long, then is cancelled (web/draining.py).
         timeout_graceful_shutdown=settings.drain_budget_s,
+        **connection_options(settings),
     )
+    limit_connections(config, settings)
     config.load()
     if settings.tls_mode is TlsMode.DIRECT:
         if not (settings.tls_cert_file and settings.tls_key_file):
@@ -184,5 +209,7 @@ def _run(settings: Settings, workers: int) -> None:
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=settings.drain_budget_s,
+        **connection_options(settings),
     )
+    limit_connections(config, settings)
     Multiprocess(config, sockets=_sockets(settings, config) or [config.bind_socket()]).run()

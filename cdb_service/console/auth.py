@@ -20,6 +20,18 @@ from cdb_service.console.web import (
     session_cookie,
     sign_in_cookie,
 )
+from cdb_service.settings import Profile, Settings
+
+
+def public_base(request: Request[Any, Any, Any], settings: Settings) -> str:
+    """The service's address as browsers reach it: CDB_PUBLIC_URL, never the request's
+    Host (behind a proxy that is the proxy's idea of it, or the client's); only the dev
+    profile, without the setting, answers to the address it was called at."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    if settings.profile is not Profile.DEV:
+        raise SignInFailed("the console's address is not configured (CDB_PUBLIC_URL)")
+    return str(request.base_url).rstrip("/")
 
 
 class ConsoleAuth(Controller):
@@ -46,8 +58,8 @@ class ConsoleAuth(Controller):
         if limits is not None:
             limits.before_authentication(source or "unknown", None)
             limits.after_refusal(source or "unknown")
-        redirect_uri = str(request.base_url).rstrip("/") + "/console/auth/callback"
         try:
+            redirect_uri = public_base(request, console.settings) + "/console/auth/callback"
             url, pending = await console.signin.begin(redirect_uri)
         except SignInFailed as error:
             return page("sign-in.html", {"user": None, "next": "/console/", "failed": str(error)},
@@ -98,8 +110,8 @@ class ConsoleAuth(Controller):
         await console.store.close(user.session.token)
         gone = session_cookie("", 0)
         end = user.session.data.get("end_session")
-        if end:
-            back = str(request.base_url).rstrip("/") + "/console/signed-out"
+        if end and (console.settings.public_url or console.settings.profile is Profile.DEV):
+            back = public_base(request, console.settings) + "/console/signed-out"
             query = urlencode({"id_token_hint": user.session.data.get("id_token") or "",
                                "post_logout_redirect_uri": back,
                                "client_id": console.settings.console_client_id})  # fmt: skip

@@ -24,11 +24,11 @@ from litestar.datastructures import Cookie
 
 from cdb_service.console.deps import ConsoleParts, console_of
 from cdb_service.console.sessions import Session
+from cdb_service.kernel.page_headers import PAGE_HEADERS
 from cdb_service.kernel.problems import CSRF, FORBIDDEN
 from cdb_service.kernel.resources import packaged
 from cdb_service.registry.kinds import KINDS
 from cdb_service.security.policy import Principal
-from cdb_service.web.pages import PAGE_HEADERS
 
 SESSION_COOKIE = "__Host-cdb-console"
 SIGN_IN_COOKIE = "__Host-cdb-console-sign-in"

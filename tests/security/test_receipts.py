@@ -50,9 +50,10 @@ async def test_each_single_write_has_a_receipt_naming_what_it_wrote(
         assert made["request_sha256"] == _sha256(created.request.content)
         assert made["actor"] == "admin-de"
         url, tag = f"{V1}/authorities/{entry['id']}", {"If-Match": created.headers["ETag"]}
-        changed = await c.patch(url, json={"names": {"de": "Amtsgericht"}},
-                                headers=tag | {"content-type": "application/merge-patch+json"})  # fmt: skip
-        assert _receipt(changed, services)["entries"] == [["authorities", entry["id"], 2, "update"]]
+        merge = tag | {"content-type": "application/merge-patch+json"}
+        changed = await c.patch(url, json={"names": {"de": "Amtsgericht"}}, headers=merge)
+        updated = _receipt(changed, services)["entries"]
+        assert updated == [["authorities", entry["id"], 2, "update"]]
         gone = await c.delete(url, headers={"If-Match": changed.headers["ETag"]})
         deleted = _receipt(gone, services)
         assert deleted["entries"] == [["authorities", entry["id"], 3, "delete"]]

@@ -10,12 +10,10 @@ from pathlib import Path
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cdb_service.settings import production
+
 # DESIGN.md's promise: a retired API version is announced at least this long before it goes.
 MIN_DEPRECATION_NOTICE = dt.timedelta(days=365)
-# The longest console sessions production accepts: a working day from sign-in, an hour
-# without a request (an unattended browser of an administrator is a way into the registry).
-MAX_CONSOLE_ABSOLUTE_S = 12 * 3600
-MAX_CONSOLE_IDLE_S = 3600
 
 
 class Profile(StrEnum):
@@ -156,6 +154,30 @@ class Settings(BaseSettings):
     console_absolute_timeout_s: int = Field(default=12 * 3600, ge=1)
     # Also ask the browser for a client certificate of the client CAs.
     console_require_client_certificate: bool = False
+    # The service's address as browsers reach it (https://cdb.example.eu, nginx's in
+    # proxy mode): the console's sign-in callback and sign-out return are built from it,
+    # never from the request's Host. Required in prod; dev falls back to the request's.
+    public_url: str = ""
+
+    # --- connections (docs/operations.md, "Limits at the edge": one table for both modes)
+    # The request head (request line and headers) of one request, at most, in bytes and
+    # in header fields; beyond either a 431 problem and the connection is closed.
+    max_header_bytes: int = Field(default=32_768, ge=1024, le=1_048_576)
+    max_header_fields: int = Field(default=100, ge=10, le=10_000)
+    # One header field (name and value), at most; nginx's large_client_header_buffers size.
+    max_header_field_bytes: int = Field(default=8192, ge=256, le=1_048_576)
+    # A request head not complete this long after the connection opened, or after its
+    # first byte, is answered 408 and closed (slow headers); also the TLS handshake's bound.
+    header_timeout_s: float = Field(default=60, gt=0)
+    # A request body of which nothing arrived for this long: the connection is closed.
+    body_timeout_s: float = Field(default=60, gt=0)
+    # An idle keep-alive connection (between requests) is closed after this long.
+    keepalive_timeout_s: float = Field(default=60, gt=0)
+    # Open connections per worker; one more is answered 503 and closed. Above
+    # max_long_polls, which each hold one.
+    max_connections: int = Field(default=1024, ge=1)
+    # Connections the kernel queues before the worker accepts them (listen backlog).
+    listen_backlog: int = Field(default=511, ge=1)
 
     # --- limits (documented in the README) -------------------------------------------
     # Requests per second (and burst) per client certificate, per worker.
@@ -302,25 +324,13 @@ class Settings(BaseSettings):
             problems.append("no signing key set is configured (CDB_SIGNING_KEYS_FILE)")
         if self.tls_mode is TlsMode.DIRECT and not (self.tls_cert_file and self.tls_key_file):
             problems.append("direct TLS needs CDB_TLS_CERT_FILE and CDB_TLS_KEY_FILE")
-        problems += self.console_session_problems()
-        return problems
+        return problems + self.console_session_problems() + self.risky_edge_settings()
 
     def console_session_problems(self) -> list[str]:
-        """Console session lifetimes production refuses: each one line naming the setting."""
-        problems = []
-        if self.console_absolute_timeout_s > MAX_CONSOLE_ABSOLUTE_S:
-            problems.append(
-                f"CDB_CONSOLE_ABSOLUTE_TIMEOUT_S={self.console_absolute_timeout_s} keeps a "
-                f"console session longer than {MAX_CONSOLE_ABSOLUTE_S // 3600} h after sign-in "
-                "(a stolen or forgotten session would outlive the working day)"
-            )
-        if self.console_idle_timeout_s > MAX_CONSOLE_IDLE_S:
-            problems.append(
-                f"CDB_CONSOLE_IDLE_TIMEOUT_S={self.console_idle_timeout_s} keeps an unused "
-                f"console session longer than {MAX_CONSOLE_IDLE_S // 60} minutes "
-                "(an unattended browser would stay signed in)"
-            )
-        return problems
+        return production.console_session_problems(self)
+
+    def risky_edge_settings(self) -> list[str]:
+        return production.risky_edge_settings(self)
 
 
 def multi_host(rest: str) -> str:
