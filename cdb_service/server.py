@@ -15,6 +15,7 @@ from uvicorn.supervisors import Multiprocess
 from cdb_service import metrics
 from cdb_service.app import create_app
 from cdb_service.db.engine import create_engine
+from cdb_service.db.faults import classify
 from cdb_service.mistakes import UserMistake
 from cdb_service.ops import running
 from cdb_service.security.connection import CONFIG_ATTRIBUTE, ConnectionLimits
@@ -108,7 +109,7 @@ def _sockets(settings: Settings, config: uvicorn.Config) -> list[socket.socket] 
 def preflight(settings: Settings) -> None:
     """What would otherwise fail inside uvicorn as a traceback, checked first and said in
     one line: prod's refusals of unsafe settings, the port is free, the TLS files load,
-    the database answers."""
+    the database takes our login."""
     settings = with_dev_defaults(settings)
     if problems := settings.prod_problems():
         raise UserMistake("refusing to start in prod: " + "; ".join(problems))
@@ -143,10 +144,15 @@ def preflight(settings: Settings) -> None:
 
 
 async def _database_answers(settings: Settings) -> None:
+    """A database that refuses (a login, a database name) is a mistake said in one line; one
+    that does not answer (down, unreachable, hung) is waited for by the service (`app.prepare`)."""
     engine = create_engine(settings)
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
+    except Exception as error:
+        if classify(error) is None:
+            raise
     finally:
         await engine.dispose()
 

@@ -1,9 +1,11 @@
 """The probe loop: call the service the way a client does, record every sample, open incidents.
 
-Every interval: GET /health/ready (no credentials needed, but sent) and one known-good
-lookup (mTLS + bound token). A fresh connection per sample, so that TLS is checked every
-time (chain, host name, expiry). Outcome classes:
-  connect, tls, timeout, transport, http-5xx, health-fail, lookup-http-<status>, wrong-answer.
+Every interval: GET /health/ready (no credentials needed, but sent), one known-good
+lookup (mTLS + bound token) and GET /health/ready/write (a 503 there: writes cannot
+commit, an outage for writers though look-ups answer). A fresh connection per sample,
+so that TLS is checked every time (chain, host name, expiry). Outcome classes:
+  connect, tls, timeout, transport, http-5xx, health-fail, lookup-http-<status>, wrong-answer,
+  write-fail.
 A sample slower than the latency objective but under the timeout is ok (and marked slow).
 Two consecutive failed samples confirm an outage: the probe opens an incident counted from
 the first failure, and closes it at the first success.
@@ -115,6 +117,11 @@ class Prober:
                         error, detail = f"lookup-http-{lookup.status_code}", lookup.text[:200]
                     elif not has_matches(lookup):
                         error, detail = "wrong-answer", lookup.text[:200]
+                    else:
+                        remaining = max(0.1, deadline - time.monotonic())
+                        write = client.get("/health/ready/write", timeout=remaining, auth=auth)
+                        if write.status_code == 503:  # absent (a mirror's 404): no writes there
+                            error, detail = "write-fail", write.text[:200]
         except Exception as exc:  # every failure to get an answer is a sample, not a crash
             error, detail = outcome_of(exc), f"{type(exc).__name__}: {exc}"[:300]
         latency_ms = (time.monotonic() - started) * 1000

@@ -74,9 +74,24 @@ class Settings(BaseSettings):
     # /health/ready answers within this, whatever the database does (checks that have not
     # finished by then fail as timeouts).
     ready_budget_s: float = Field(default=2.0, gt=0)
-    # Readiness fails when the lookup index has left a seen revision unapplied this long,
-    # or has not looked at the head for this long.
+    # Look-up readiness fails when the lookup index has left a seen revision unapplied
+    # this long (the database answers, yet the index does not follow it).
     lookup_max_lag_s: float = Field(default=10.0, gt=0)
+    # Look-up readiness (/health/ready) stays 200 while the index last synced with the
+    # database at most this long ago, whatever the database does (an outage: look-ups
+    # answer from memory, marked degraded); beyond it, 503.
+    lookup_max_stale_s: float = Field(default=3600.0, gt=0)
+    # Write readiness (/health/ready/write): how long its probe waits for a pooled
+    # connection and for the registry's head lock. A writer holding the lock longer, or
+    # a pool with no connection free, makes it 503.
+    ready_lock_wait_s: float = Field(default=1.5, gt=0)
+    # Each worker saves its lookup index to data_dir/lookup-snapshot.bin at most this
+    # often (0: never), so that a service started while the database is down answers
+    # look-ups from it.
+    lookup_snapshot_interval_s: float = Field(default=300.0, ge=0)
+    # Started while the database does not answer, the service waits for it, trying
+    # again after 1 s, 2 s, 4 s, ... up to this long between attempts.
+    db_wait_max_s: float = Field(default=30.0, gt=0)
     # `min_revision=R` waits at most this long for this worker to reach R, then 503.
     min_revision_wait_s: float = Field(default=5.0, ge=0)
     # What a 503 tells clients to wait before retrying (Retry-After, seconds).
@@ -308,6 +323,10 @@ class Settings(BaseSettings):
     @property
     def proxy_socket_path(self) -> Path:
         return self.proxy_socket or self.data_dir / "cdb.sock"
+
+    @property
+    def lookup_snapshot_path(self) -> Path:
+        return self.data_dir / "lookup-snapshot.bin"
 
     @property
     def pki_dir(self) -> Path:
