@@ -84,8 +84,9 @@ DEPENDENCIES = {
 }
 
 
-async def prepare(services: Services) -> None:
-    """Dev conveniences on start: migrate, and seed an empty registry."""
+async def prepare_data(services: Services) -> None:
+    """Dev conveniences on start: migrate, and seed an empty registry. Several workers
+    share one database: their supervisor does this once, before it starts them."""
     settings = services.settings
     if settings.should_migrate:
         await migrate.upgrade(settings)
@@ -94,6 +95,10 @@ async def prepare(services: Services) -> None:
 
         report = await seed(services.batches, services.sessions)
         log.info("seeded", **report.summary())
+
+
+async def prepare(services: Services) -> None:
+    await prepare_data(services)
     await services.lookup.start()
     services.gate.refusals.start(services.sessions)
 
