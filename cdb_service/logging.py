@@ -28,7 +28,9 @@ def configure_logging(level: str = "INFO") -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        # A line in one write (print() writes the newline apart): with unbuffered output
+        # (PYTHONUNBUFFERED, as in the image) several workers' lines would interleave.
+        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
     # Libraries that use stdlib logging (uvicorn, alembic) go through the same renderer.

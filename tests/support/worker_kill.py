@@ -19,7 +19,8 @@ from pathlib import Path
 
 import httpx
 
-PER_ROUND = 4  # look-ups sent at once: each on a connection of its own
+PER_ROUND = 2  # look-ups sent at once, each on a connection of its own
+PAUSE_S = 0.05  # between rounds: the probe must not starve the worker it waits for
 
 
 def workers(supervisor: int) -> list[int]:
@@ -88,5 +89,5 @@ def kill_one_and_time(supervisor: int, log: Path, look_up: Callable[[], httpx.Re
                 first = min(new, key=lambda rid: sent[rid])
                 return Replacement(sent[first] - killed_at, victim, new[first], failures,
                                    len(sent))  # fmt: skip
-            time.sleep(0.02)
+            time.sleep(PAUSE_S)
     raise AssertionError(f"no new worker answered within {timeout} s; failures: {failures[:5]}")
