@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from run import measured_env, resolve_paths  # noqa: E402
 
-from cdb_service.distribution.signing import SigningKeys  # noqa: E402
 from cdb_service.security.pki import issue, make_ca  # noqa: E402
+from cdb_service.security.signing_keys import SigningKeys  # noqa: E402
 from cdb_service.security.x509 import certificate_facts  # noqa: E402
 from tests.support.issuer import Issuer  # noqa: E402
 

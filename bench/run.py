@@ -69,9 +69,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.worker_restart import replacement_times, summary  # noqa: E402
-from cdb_service.distribution.signing import SigningKeys  # noqa: E402
 from cdb_service.kernel.codes import POSTAL_CODE_SHAPES  # noqa: E402
 from cdb_service.security.pki import Issued, issue, make_ca  # noqa: E402
+from cdb_service.security.signing_keys import SigningKeys  # noqa: E402
 from cdb_service.security.x509 import certificate_facts  # noqa: E402
 from cdb_service.seeding.load import nth_postal_code  # noqa: E402
 from tests.support.issuer import Issuer  # noqa: E402

@@ -52,6 +52,7 @@ from cdb_service.security import contract, policy
 from cdb_service.security import deps as security_deps
 from cdb_service.security.dev_issuer import DevIssuerController
 from cdb_service.security.gate import ApiGate, deny
+from cdb_service.security.receipts import ReceiptMiddleware
 from cdb_service.services import Services
 from cdb_service.settings import Settings, TlsMode
 from cdb_service.web import deps as web_deps
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = Services.open(settings)
+        services.loop_lag.start()
         app.state.update(services.as_state())
         record_server_certificate(services.settings)
         try:
@@ -189,6 +191,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DefineMiddleware(
                 ApiGate, gate_of=security_deps.gate_of, sessions_of=web_deps.sessions_of
             ),
+            # After the gate (the receipt names the authenticated caller).
+            DefineMiddleware(ReceiptMiddleware, receipts_of=security_deps.receipts_of),
             # After the gate: identity and token are checked before any fast answer.
             DefineMiddleware(
                 FastPath,

@@ -90,6 +90,12 @@ LOCK_WAIT_SECONDS = Histogram(
     "Time a write waited for the registry-wide write lock",
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+EVENT_LOOP_LAG = Histogram(
+    "cdb_event_loop_lag_seconds",
+    "How late a worker's event loop ran a timer (sampled every 0.1 s): time spent on work "
+    "that held the loop, which every request in that worker waited out",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
 IN_FLIGHT = Gauge(
     "cdb_in_flight",
     "Long-running requests in flight, by kind (extract, long_poll)",

@@ -17,6 +17,7 @@ from cdb_service.db.engine import create_engine
 from cdb_service.mistakes import UserMistake
 from cdb_service.ops import running
 from cdb_service.ops.supervisor import STARTUP_FAILURE, Supervisor
+from cdb_service.security.connection import CONFIG_ATTRIBUTE, ConnectionLimits
 from cdb_service.security.dev import with_dev_defaults
 from cdb_service.security.tls import PeerCertificateProtocol, server_context
 from cdb_service.services import Services
@@ -24,6 +25,28 @@ from cdb_service.settings import Settings, TlsMode
 
 # After the drain budget: what the workers need to close down before they are killed.
 STOP_MARGIN_S = 5.0
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's own connection options, from the settings (docs/operations.md's table)."""
+    return {
+        "timeout_keep_alive": settings.keepalive_timeout_s,
+        "backlog": settings.listen_backlog,
+    }
+
+
+def limit_connections(config: uvicorn.Config, settings: Settings) -> None:
+    """The limits `GuardedProtocol` enforces, carried on the Config to every worker."""
+    limits = ConnectionLimits(
+        max_header_bytes=settings.max_header_bytes,
+        max_header_fields=settings.max_header_fields,
+        max_header_field_bytes=settings.max_header_field_bytes,
+        header_timeout_s=settings.header_timeout_s,
+        body_timeout_s=settings.body_timeout_s,
+        max_connections=settings.max_connections,
+        retry_after_s=settings.retry_after_s,
+    )
+    setattr(config, CONFIG_ATTRIBUTE, limits)
 
 
 def _config(settings: Settings, app: Any) -> uvicorn.Config:
@@ -40,7 +63,9 @@ def _config(settings: Settings, app: Any) -> uvicorn.Config:
         server_header=False,
         # After SIGTERM, work in flight gets this long, then is cancelled (web/draining.py).
         timeout_graceful_shutdown=settings.drain_budget_s,
+        **connection_options(settings),
     )
+    limit_connections(config, settings)
     config.load()
     return config
 
@@ -91,8 +116,11 @@ def _sockets(settings: Settings, config: uvicorn.Config) -> list[socket.socket] 
 
 def preflight(settings: Settings) -> None:
     """What would otherwise fail inside uvicorn as a traceback, checked first and said in
-    one line: the port is free, the TLS files load, the database answers."""
+    one line: prod's refusals of unsafe settings, the port is free, the TLS files load,
+    the database answers."""
     settings = with_dev_defaults(settings)
+    if problems := settings.prod_problems():
+        raise UserMistake("refusing to start in prod: " + "; ".join(problems))
     with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

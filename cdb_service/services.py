@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from cdb_service.console.deps import ConsoleParts
 from cdb_service.db.engine import create_engine, session_factory
 from cdb_service.distribution.routing_table import TableDigests
-from cdb_service.distribution.signing import SigningKeys
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.registry.store.batches import Batches
 from cdb_service.registry.store.reads import EntryReads
@@ -26,12 +25,15 @@ from cdb_service.security.certificates import ChainVerifier, ProxyAllowList
 from cdb_service.security.dev import DevPki, with_dev_defaults
 from cdb_service.security.gate import SecurityGate
 from cdb_service.security.rate_limits import Buckets, RateLimits
+from cdb_service.security.receipts import Receipts
 from cdb_service.security.refusals import RefusalTrail
+from cdb_service.security.signing_keys import SigningKeys
 from cdb_service.security.tokens import DiscoveredKeys, KeySource, StaticKeys, TokenValidator
 from cdb_service.settings import Profile, Settings
 from cdb_service.web.ceilings import Ceiling, Ceilings
 from cdb_service.web.consistency import ReadYourWrites
 from cdb_service.web.draining import Drain
+from cdb_service.web.loop_lag import LoopLag
 
 
 @dataclass
@@ -51,6 +53,8 @@ class Services:
     routing_digests: TableDigests
     console: ConsoleParts
     drain: Drain
+    receipts: Receipts
+    loop_lag: LoopLag
     dev_pki: DevPki | None = None
 
     @classmethod
@@ -98,12 +102,14 @@ class Services:
         # this worker's index.
         read_your_writes = ReadYourWrites(reads.head, settings.min_revision_wait_s,
                                           settings.retry_after_s)  # fmt: skip
+        signing = SigningKeys.load(settings.signing_keys_path,
+                                   create=settings.profile is Profile.DEV)  # fmt: skip
         return cls(
             settings, engine, sessions, reads, EntryWrites(sessions),
-            Batches(sessions), gate, http, IndexFollower(sessions),
-            SigningKeys.load(settings.signing_keys_path, create=settings.profile is Profile.DEV),
+            Batches(sessions), gate, http, IndexFollower(sessions), signing,
             ceilings, read_your_writes, TableDigests(),
-            ConsoleParts.build(settings, sessions, gate), Drain(settings.retry_after_s), dev_pki,
+            ConsoleParts.build(settings, sessions, gate), Drain(settings.retry_after_s),
+            Receipts(signing, sessions), LoopLag(), dev_pki,
         )  # fmt: skip
 
     def as_state(self) -> dict[str, Any]:
@@ -111,6 +117,7 @@ class Services:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     async def close(self) -> None:
+        await self.loop_lag.stop()
         await self.gate.refusals.stop(self.sessions)
         await self.lookup.stop()
         await self.http.aclose()

@@ -1,16 +1,16 @@
 """`cdb-service` command line.
 
 serve, migrate, seed, gazetteer-load, dev-token, dev-url, audit-verify, import, export,
-quality, verify-extract, verify-restore, certificates, rotate-signing-key, mirror, probe
-(and `probe report`), openapi.
+quality, verify-extract, verify-receipt, verify-restore, certificates, rotate-signing-key,
+mirror, probe (and `probe report`), openapi.
 """
 
 # This module is the parser and `main` (the `cdb-service` entry point); the commands
 # live by group (the docstring above is the parser's description, so the map is here):
 #   data.py      the registry's data in and out: migrate, seed, gazetteer-load, import,
 #                export, quality
-#   checks.py    checks an operator runs: audit-verify, verify-extract, verify-restore,
-#                certificates
+#   checks.py    checks an operator runs: audit-verify, verify-extract, verify-receipt,
+#                verify-restore, certificates
 #   service.py   the service and what stands beside it: serve, dev-token, dev-url,
 #                rotate-signing-key, mirror, probe, openapi
 #   common.py    what the commands share: printing, files, the database for a command
@@ -25,6 +25,7 @@ from cdb_service.cli.checks import (
     cmd_audit_verify,
     cmd_certificates,
     cmd_verify_extract,
+    cmd_verify_receipt,
     cmd_verify_restore,
 )
 from cdb_service.cli.data import (
@@ -117,6 +118,17 @@ def parser() -> argparse.ArgumentParser:
     ver.add_argument("--cacert", help="CA bundle for an https JWKS URL (and its issuer)")
     outbound_arguments(ver, ca=False)
     ver.set_defaults(run=cmd_verify_extract)
+    rec = sub.add_parser(
+        "verify-receipt", help="check a write's CDB-Receipt (signature, entries, request)",
+        epilog="RECEIPT is the header's value or a file holding it. --request checks that a "
+        "saved request body (an import file) is the one the registry accepted.",
+    )  # fmt: skip
+    rec.add_argument("receipt", metavar="RECEIPT")
+    rec.add_argument("--jwks", required=True, help="URL or file of the service's JWKS")
+    rec.add_argument("--cacert", help="CA bundle for an https JWKS URL (and its issuer)")
+    rec.add_argument("--request", help="the request body that was sent (file)")
+    outbound_arguments(rec, ca=False)
+    rec.set_defaults(run=cmd_verify_receipt)
     res = sub.add_parser("verify-restore", help="check a restored database: migrations, gap-free "
                          "and whole revisions, audit chain, state = extract")  # fmt: skip
     res.add_argument("--extract", help="a signed extract of revision R to compare the state at R")

@@ -89,6 +89,42 @@ def cmd_verify_extract(args: argparse.Namespace, settings: Settings) -> int:
     return 1
 
 
+def _file_or_text(value: str) -> str:
+    """A file's text if `value` names one, else `value` itself (a token is no file name,
+    and may be too long to be one)."""
+    try:
+        return Path(value).read_text() if Path(value).is_file() else value
+    except OSError:
+        return value
+
+
+def cmd_verify_receipt(args: argparse.Namespace, settings: Settings) -> int:
+    """A write's `CDB-Receipt`, checked offline: the signature with the registry's keys,
+    the listed entries against their digest, and (with --request) the file that was sent."""
+    import hashlib
+
+    from cdb_service import outbound
+    from cdb_service.security.receipts import ReceiptInvalid, verify_receipt
+
+    mistake = outbound.argument_mistake(args)
+    if mistake:
+        raise UserMistake(mistake)
+    token = _file_or_text(args.receipt).strip()
+    try:
+        payload = verify_receipt(token, _key_set(args.jwks, args.cacert, args))
+        if args.request is not None:
+            sent = hashlib.sha256(Path(args.request).read_bytes()).hexdigest()
+            if sent != payload.get("request_sha256"):
+                raise ReceiptInvalid(f"{args.request} is not the request this receipt is for "
+                                     "(request_sha256 differs)")  # fmt: skip
+    except ReceiptInvalid as invalid:
+        print(f"receipt does not verify: {invalid}", file=sys.stderr)
+        print_json({"status": "failed", "detail": str(invalid)})
+        return 1
+    print_json({"status": "ok"} | payload)
+    return 0
+
+
 def cmd_verify_restore(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.ops.restore_check import as_report, verify_restore
 

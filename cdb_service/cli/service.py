@@ -69,7 +69,7 @@ def cmd_dev_url(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_rotate_keys(args: argparse.Namespace, settings: Settings) -> int:
     import datetime as dt
 
-    from cdb_service.distribution.signing import SigningKeys
+    from cdb_service.security.signing_keys import SigningKeys
 
     path = settings.signing_keys_path
     days = args.keep_listed_days or settings.retired_key_listed_days

@@ -20,6 +20,18 @@ from cdb_service.console.web import (
     session_cookie,
     sign_in_cookie,
 )
+from cdb_service.settings import Profile, Settings
+
+
+def public_base(request: Request[Any, Any, Any], settings: Settings) -> str:
+    """The service's address as browsers reach it: CDB_PUBLIC_URL, never the request's
+    Host (behind a proxy that is the proxy's idea of it, or the client's); only the dev
+    profile, without the setting, answers to the address it was called at."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    if settings.profile is not Profile.DEV:
+        raise SignInFailed("the console's address is not configured (CDB_PUBLIC_URL)")
+    return str(request.base_url).rstrip("/")
 
 
 class ConsoleAuth(Controller):
@@ -46,8 +58,8 @@ class ConsoleAuth(Controller):
         if limits is not None:
             limits.before_authentication(source or "unknown", None)
             limits.after_refusal(source or "unknown")
-        redirect_uri = str(request.base_url).rstrip("/") + "/console/auth/callback"
         try:
+            redirect_uri = public_base(request, console.settings) + "/console/auth/callback"
             url, pending = await console.signin.begin(redirect_uri)
         except SignInFailed as error:
             return page("sign-in.html", {"user": None, "next": "/console/", "failed": str(error)},
@@ -76,13 +88,13 @@ class ConsoleAuth(Controller):
             failed = "this sign-in has expired or was already used: start again"
         if failed is None and pending is not None:
             try:
-                data = await console.signin.finish(pending, code, answer_state)
+                data, refresh_token = await console.signin.finish(pending, code, answer_state)
             except SignInFailed as why:
                 failed = str(why)
         if failed is not None or pending is None:
             return page("sign-in.html", {"user": None, "next": "/console/", "failed": failed},
                         status_code=400, cookies=[gone])  # fmt: skip
-        session = await console.store.open(data)
+        session = await console.store.open(data, refresh_token)
         cookie = session_cookie(session.token, console.settings.console_absolute_timeout_s)
         # A page, not a redirect: the SameSite=Strict cookie is sent on the next navigation,
         # which starts here, on this site (after a redirect chain begun by the provider's
@@ -94,12 +106,12 @@ class ConsoleAuth(Controller):
     async def sign_out(self, request: Request[Any, Any, Any],
                        console: NamedDependency[ConsoleParts]) -> Response[Any]:  # fmt: skip
         user = await current_user(request)
-        await checked_form(request, user)
+        await checked_form(request, user, writes=False)  # signing out is always possible
         await console.store.close(user.session.token)
         gone = session_cookie("", 0)
         end = user.session.data.get("end_session")
-        if end:
-            back = str(request.base_url).rstrip("/") + "/console/signed-out"
+        if end and (console.settings.public_url or console.settings.profile is Profile.DEV):
+            back = public_base(request, console.settings) + "/console/signed-out"
             query = urlencode({"id_token_hint": user.session.data.get("id_token") or "",
                                "post_logout_redirect_uri": back,
                                "client_id": console.settings.console_client_id})  # fmt: skip

@@ -13,6 +13,7 @@ from litestar.response import Redirect
 from cdb_service.console.web import (
     NotSignedIn,
     User,
+    WritesLapsed,
     page,
     sign_in_url,
     signed_in,
@@ -78,6 +79,14 @@ def to_sign_in(request: Request[Any, Any, Any], _: NotSignedIn) -> Response[Any]
     )
 
 
+def to_sign_in_again(request: Request[Any, Any, Any], _: WritesLapsed) -> Response[Any]:
+    """A change sent after the provider's access token ran out: refused, nothing changed;
+    the person signs in again and comes back to the page the change was sent from."""
+    back = request.url.path.removesuffix("/revert")
+    return page("sign-in.html", {"user": None, "next": safe_next(back), "lapsed": True},
+                status_code=401)  # fmt: skip
+
+
 async def current_user(request: Request[Any, Any, Any]) -> User:
     user = await signed_in(request)
     request.scope["console_user"] = user  # type: ignore[typeddict-unknown-key]
@@ -96,4 +105,5 @@ def safe_next(value: str | None) -> str:
 HANDLERS: dict[int | type[Exception], Callable[[Request[Any, Any, Any], Any], Response[Any]]] = {
     Problem: problem_page,
     NotSignedIn: to_sign_in,
+    WritesLapsed: to_sign_in_again,
 }

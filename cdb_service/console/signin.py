@@ -5,6 +5,10 @@ Who a person is comes from the ID token (signature, issuer, audience = the conso
 client id, nonce, expiry); what they may do comes from the access token, validated
 exactly as the API validates one (`TokenValidator`), and turned into a `Principal` by
 the same `policy.principal_from_claims`: one rule for roles, whichever door is used.
+
+The access token's expiry ends the session's right to write (`sessions.writes_lapsed`);
+`renew` redeems the provider's refresh token for a new access token, and the roles are
+read again from it: a right withdrawn at the provider is gone at the next renewal.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ class OidcSignIn:
             self._fetched_at = time.monotonic()
         return self._metadata
 
-    def _client(self, redirect_uri: str) -> Any:
+    def _client(self, redirect_uri: str | None) -> Any:
         # Imported when first needed, its notice about a successor of httpx silenced: it
         # would otherwise be printed by every command of the CLI, which imports the app.
         with warnings.catch_warnings():
@@ -93,8 +97,11 @@ class OidcSignIn:
                    "redirect_uri": redirect_uri}  # fmt: skip
         return url, pending
 
-    async def finish(self, pending: dict[str, Any], code: str, state: str) -> dict[str, Any]:
-        """Redeem the code; the session's data: who, roles, and the ID token for sign-out."""
+    async def finish(
+        self, pending: dict[str, Any], code: str, state: str
+    ) -> tuple[dict[str, Any], str | None]:
+        """Redeem the code; the session's data (who, roles and until when they hold, the
+        ID token for sign-out) and the refresh token, if the provider gave one."""
         if not hmac.compare_digest(state, str(pending["state"])):
             raise SignInFailed("the sign-in answer does not belong to this sign-in (state)")
         metadata = await self.metadata()
@@ -112,13 +119,47 @@ class OidcSignIn:
         except TokenRejected as error:
             raise SignInFailed(str(error)) from None
         person = identity.get("name") or identity.get("preferred_username") or identity["sub"]
-        return {
+        data = {
             "sub": str(identity["sub"]),
             "person": str(person)[:200],
-            "claims": {k: access[k] for k in self._role_claims() if k in access},
             "id_token": token.get("id_token"),
             "end_session": metadata.get("end_session_endpoint"),
         }
+        return data | self._rights(access), str(token.get("refresh_token") or "") or None
+
+    def _rights(self, access: dict[str, Any]) -> dict[str, Any]:
+        """What a session keeps of an access token: the role claims, and until when they
+        hold (the token's `exp`; the validator has refused a token without one)."""
+        return {
+            "claims": {k: access[k] for k in self._role_claims() if k in access},
+            "access_expires_at": float(access["exp"]),
+        }
+
+    async def renew(
+        self, data: dict[str, Any], refresh_token: str
+    ) -> tuple[dict[str, Any], str] | None:
+        """A new access token for this session (`SessionStore.renew`): its data with the
+        roles read again, and the refresh token to keep; None if the provider refuses
+        (the grant was revoked, the person removed) or sends a token this API refuses.
+        An unreachable provider raises SignInFailed."""
+        metadata = await self.metadata()
+        try:
+            async with self._client(None) as client:
+                token = await client.refresh_token(
+                    metadata["token_endpoint"], refresh_token=refresh_token, **self._extra()
+                )
+        except httpx.HTTPError as error:
+            raise SignInFailed(f"the identity provider did not answer ({error})") from None
+        except Exception:  # authlib's OAuthError: invalid_grant and the like
+            return None
+        try:
+            access = await self.validator.validate(str(token.get("access_token") or ""))
+        except TokenRejected:
+            return None
+        if str(access.get("sub") or data["sub"]) != data["sub"]:
+            return None  # another person's token: never
+        kept = str(token.get("refresh_token") or "") or refresh_token
+        return data | self._rights(access), kept
 
     def _role_claims(self) -> tuple[str, ...]:
         return ("sub", "client_id", self.settings.scope_claim, self.settings.owner_claim)

@@ -91,6 +91,12 @@ class ConsoleTools(Controller):
             if starts is None or ends is None or ends <= starts:
                 context["error"] = "give a start and a later end (YYYY-MM-DD HH:MM, Brussels)"
                 return page("notice.html", context, status_code=422)
+            for name, moment in (("starts_at", starts), ("ends_at", ends)):
+                try:
+                    calendar.check_year(moment)
+                except calendar.OutsideCalendar as error:
+                    context["error"] = f"{name}: {error}"
+                    return page("notice.html", context, status_code=422)
             now = dt.datetime.now(dt.UTC)
             context["rule"] = calendar.derive(starts, ends, now)
             context["hours"] = round((ends - starts).total_seconds() / 3600, 2)

@@ -16,6 +16,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 
+from cdb_service.console.deps import ConsoleParts
 from cdb_service.console.pages import (
     HANDLERS,
     context_of,
@@ -29,11 +30,13 @@ from cdb_service.console.web import (
 )
 from cdb_service.kernel.problems import Problem
 from cdb_service.registry.formats import files as entry_files
-from cdb_service.registry.formats.files import FormatError
+from cdb_service.registry.formats.budget import Budget
+from cdb_service.registry.formats.files import FileTooLarge, FormatError
 from cdb_service.registry.formats.ndjson import Mode, apply_parsed
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.store.batches import Batches
 from cdb_service.security import policy
+from cdb_service.web.ceilings import Ceilings
 
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 
@@ -50,7 +53,8 @@ class ConsoleUpload(Controller):
         return page("import.html", context_of(user, owner_of(user, owner)))
 
     @post("/import", request_max_body_size=MAX_UPLOAD_BYTES * 2)
-    async def upload(self, request: Request[Any, Any, Any], batches: NamedDependency[Batches]
+    async def upload(self, request: Request[Any, Any, Any], batches: NamedDependency[Batches],
+                     console: NamedDependency[ConsoleParts], ceilings: NamedDependency[Ceilings]
                      ) -> Response[str]:  # fmt: skip
         user = await current_user(request)
         form = await checked_form(request, user)
@@ -73,15 +77,19 @@ class ConsoleUpload(Controller):
             context["failed"] = f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB"
             return page("import.html", context, status_code=413)
         apply = form.get("action") == "apply"
+        budget = Budget(seconds=console.settings.import_read_budget_s)
         try:
             fmt = entry_files.format_of_file(name)
             kind = KINDS.get(context["kind"]) if fmt == "csv" else None
             if fmt == "csv" and kind is None:
                 raise FormatError("a CSV file holds one kind: choose which")
-            batch = entry_files.parse_upload(data, fmt, owner, kind)
+            # In a worker thread, one at a time per user (the API's ceiling on imports).
+            async with ceilings.imports.slot(user.principal.client_key):
+                batch = await entry_files.parse_upload_aside(data, fmt, owner, kind, budget)
         except FormatError as error:
             context["failed"] = str(error)
-            return page("import.html", context, status_code=422)
+            too_large = isinstance(error, FileTooLarge)
+            return page("import.html", context, status_code=413 if too_large else 422)
         mode: Mode = "replace" if form.get("mode") == "replace" else "merge"
         try:
             result = await apply_parsed(batches, batch, who(request, user), owner, mode=mode,

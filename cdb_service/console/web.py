@@ -24,11 +24,11 @@ from litestar.datastructures import Cookie
 
 from cdb_service.console.deps import ConsoleParts, console_of
 from cdb_service.console.sessions import Session
+from cdb_service.kernel.page_headers import PAGE_HEADERS
 from cdb_service.kernel.problems import CSRF, FORBIDDEN
 from cdb_service.kernel.resources import packaged
 from cdb_service.registry.kinds import KINDS
 from cdb_service.security.policy import Principal
-from cdb_service.web.pages import PAGE_HEADERS
 
 SESSION_COOKIE = "__Host-cdb-console"
 SIGN_IN_COOKIE = "__Host-cdb-console-sign-in"
@@ -45,6 +45,11 @@ TITLES = {
 
 class NotSignedIn(Exception):
     """No live session: the person is sent to the sign-in page."""
+
+
+class WritesLapsed(Exception):
+    """A live session whose access token has expired and could not be renewed: it may
+    read, but a change needs a fresh sign-in (nothing is changed)."""
 
 
 def when(value: Any) -> str:
@@ -163,6 +168,8 @@ async def signed_in(request: Request[Any, Any, Any]) -> User:
     _require_certificate(request, console)
     token = request.cookies.get(SESSION_COOKIE)
     session = await console.store.find(token) if token else None
+    if session is not None and not session.may_write and session.renewable:
+        session = await console.store.renew(session.token, console.signin.renew)
     if session is None:
         raise NotSignedIn()
     principal = console.signin.principal(session.data)
@@ -171,8 +178,11 @@ async def signed_in(request: Request[Any, Any, Any]) -> User:
     return User(principal, session)
 
 
-async def checked_form(request: Request[Any, Any, Any], user: User) -> dict[str, Any]:
-    """The posted form, if it carries this session's CSRF token; a 403 otherwise."""
+async def checked_form(
+    request: Request[Any, Any, Any], user: User, *, writes: bool = True
+) -> dict[str, Any]:
+    """The posted form, if it carries this session's CSRF token (a 403 otherwise) and,
+    for a change, the session may still write (`WritesLapsed` otherwise)."""
     form = await request.form()
     token = str(form.get("csrf") or "")
     if not hmac.compare_digest(token.encode(), user.csrf.encode()):
@@ -180,6 +190,8 @@ async def checked_form(request: Request[Any, Any, Any], user: User) -> dict[str,
             "the form was not sent from this console page (its "
             "security token is missing or old): open the page again and resend"
         )
+    if writes and not user.session.may_write:
+        raise WritesLapsed()
     return {k: v for k, v in form.multi_items() if k != "csrf"} | {}
 
 

@@ -24,7 +24,6 @@ from cdb_service.distribution.answers import (
     Jwks,
 )
 from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
-from cdb_service.distribution.signing import SigningKeys
 from cdb_service.kernel import codes
 from cdb_service.kernel.problems import FieldError, bad_parameters, invalid
 from cdb_service.lookup.follower import IndexFollower
@@ -33,6 +32,7 @@ from cdb_service.registry.store.reads import EntryReads
 from cdb_service.security import audit, policy
 from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
+from cdb_service.security.signing_keys import SigningKeys
 from cdb_service.settings import Settings
 from cdb_service.web.ceilings import Ceilings
 from cdb_service.web.consistency import MIN_REVISION_DOC, require_revision

@@ -8,7 +8,7 @@ from litestar.di import Provide
 from litestar.types import Scope
 
 from cdb_service.distribution.routing_table import TableDigests
-from cdb_service.distribution.signing import SigningKeys
+from cdb_service.security.signing_keys import SigningKeys
 from cdb_service.web.deps import part, state_of
 
 

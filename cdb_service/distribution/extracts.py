@@ -24,12 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cdb_service.db import revisions as rev
 from cdb_service.db.base import COMMON_FIELDS
 from cdb_service.db.documents import document_of, to_json_value
-from cdb_service.distribution.signing import SigningKeys
 from cdb_service.kernel import hash_chain
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
 from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.security import policy
 from cdb_service.security.policy import Principal
+from cdb_service.security.signing_keys import SigningKeys
 
 ROWS_PER_FETCH = 100
 FLUSH_BYTES = 256 * 1024
@@ -256,7 +256,7 @@ class ExtractVerifier:
         """
         from joserfc.errors import JoseError
 
-        from cdb_service.distribution.signing import header_of, verify
+        from cdb_service.security.signing_keys import header_of, verify
 
         at = self.lines + 1
         if self.lines < 1:

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import revisions as rev
 from cdb_service.distribution.extracts import SignedLines
-from cdb_service.distribution.signing import SigningKeys
 from cdb_service.lookup import gazetteer
+from cdb_service.security.signing_keys import SigningKeys
 
 
 def manifest_of(loads: list[gazetteer.GazetteerLoad]) -> dict[str, Any]:

@@ -94,23 +94,25 @@ async def read_table(session: AsyncSession, day: dt.date) -> RoutingTable:
         )
     ).all()
     recipients: dict[uuid.UUID, set[str]] = {row.id: set() for row in rows}
+    # An entry of an owner the party no longer serves (unshared) is routed through no one.
+    served = {row.id: {row.owner, *(row.shared_with or ())} for row in rows}
     if recipients:
         ids = list(recipients)
         authorities = await session.execute(
-            select(Authority.routing_party_id, Authority.code).where(
+            select(Authority.routing_party_id, Authority.code, Authority.owner).where(
                 Authority.routing_party_id.in_(ids), rev.valid_on(Authority, day)
             )
         )
-        for party_id, code in authorities:
-            if party_id is not None:
+        for party_id, code, owner in authorities:
+            if party_id is not None and owner in served[party_id]:
                 recipients[party_id].add(code)
         members = await session.execute(
-            select(NationalMember.routing_party_id, NationalMember.country).where(
-                NationalMember.routing_party_id.in_(ids), rev.valid_on(NationalMember, day)
-            )
+            select(
+                NationalMember.routing_party_id, NationalMember.country, NationalMember.owner
+            ).where(NationalMember.routing_party_id.in_(ids), rev.valid_on(NationalMember, day))
         )
-        for party_id, country in members:
-            if party_id is not None:
+        for party_id, country, owner in members:
+            if party_id is not None and owner in served[party_id]:
                 recipients[party_id].add(codes.desk_code(country))
     parties = [_party_json(document_of(kind, row), sorted(recipients[row.id])) for row in rows]
     return RoutingTable(revision, day, parties)

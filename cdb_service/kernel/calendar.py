@@ -18,6 +18,7 @@ clock in Brussels: CET in winter, CEST in summer).
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import os
@@ -35,6 +36,28 @@ HOLIDAYS_FILE = seed_dir() / "holidays" / "eu-institutions.json"
 HOUR = dt.timedelta(hours=1)
 PREFERRED_FROM = dt.time(20, 0)
 PREFERRED_UNTIL = dt.time(7, 0)
+# The years a date of the calendar may lie in (windows, incidents, the console's notice
+# check): every computation below is bounded for them, and a date outside is refused
+# where it is given (422 naming the field).
+YEARS = range(1970, 3000)
+# The longest preferred night (20:00 to 07:00, 12 h when the clocks go back): a longer
+# window cannot lie within one, whatever the calendar says.
+LONGEST_NIGHT = dt.timedelta(hours=12)
+
+
+class OutsideCalendar(ValueError):
+    """A date outside `YEARS`: said as "must lie in the years …"."""
+
+
+def check_year(moment: dt.datetime | dt.date) -> None:
+    """Refuses a moment whose year (in UTC for a time with a zone) is outside `YEARS`."""
+    try:
+        year = (moment.astimezone(dt.UTC) if isinstance(moment, dt.datetime)
+                and moment.tzinfo else moment).year  # fmt: skip
+    except OverflowError:
+        year = 0
+    if year not in YEARS:
+        raise OutsideCalendar(f"must lie in the years {YEARS.start} to {YEARS.stop - 1}")
 
 
 @dataclass(frozen=True)
@@ -42,16 +65,28 @@ class Calendar:
     holidays: frozenset[dt.date]
     years: frozenset[int] = frozenset()
 
+    @property
+    def _weekday_holidays(self) -> tuple[int, ...]:
+        """The holidays that fall on a weekday, as sorted ordinals (computed once)."""
+        cached: tuple[int, ...] | None = self.__dict__.get("_sorted")
+        if cached is None:
+            cached = tuple(sorted(d.toordinal() for d in self.holidays if d.weekday() < 5))
+            object.__setattr__(self, "_sorted", cached)
+        return cached
+
     def is_working_day(self, day: dt.date) -> bool:
         return day.weekday() < 5 and day not in self.holidays
 
     def working_days_between(self, after: dt.date, up_to: dt.date) -> int:
-        """Working days D with after < D ≤ up_to."""
-        count, day = 0, after + dt.timedelta(days=1)
-        while day <= up_to:
-            count += self.is_working_day(day)
-            day += dt.timedelta(days=1)
-        return count
+        """Working days D with after < D ≤ up_to: weekdays by arithmetic, less the
+        weekday holidays found by bisection (O(log holidays) for any two dates)."""
+        first, last = after.toordinal() + 1, up_to.toordinal()
+        if last < first:
+            return 0
+        weekdays = _weekdays_up_to(last) - _weekdays_up_to(first - 1)
+        holidays = self._weekday_holidays
+        return weekdays - (bisect.bisect_right(holidays, last)
+                           - bisect.bisect_left(holidays, first))  # fmt: skip
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> Calendar:
@@ -67,6 +102,12 @@ class Calendar:
     def load(cls, path: Path | str | None = None) -> Calendar:
         chosen = path or os.environ.get("CDB_HOLIDAYS_FILE") or HOLIDAYS_FILE
         return _load(str(chosen))
+
+
+def _weekdays_up_to(ordinal: int) -> int:
+    """Mondays to Fridays among the days 1 … `ordinal` (day 1, 0001-01-01, is a Monday)."""
+    weeks, rest = divmod(ordinal, 7)
+    return weeks * 5 + min(rest, 5)
 
 
 @lru_cache(maxsize=8)
@@ -121,6 +162,8 @@ def _outside_preferred(day: dt.date, cal: Calendar) -> Iterable[tuple[dt.datetim
 
 
 def within_preferred_hours(starts_at: dt.datetime, ends_at: dt.datetime, cal: Calendar) -> bool:
+    if ends_at - starts_at > LONGEST_NIGHT:  # some daytime lies within it: a few days walked
+        return False
     day, last = local_date(starts_at) - dt.timedelta(days=1), local_date(ends_at)
     while day <= last:
         for lo, hi in _outside_preferred(day, cal):
@@ -144,6 +187,8 @@ def derive(
     announced_at: dt.datetime,
     cal: Calendar | None = None,
 ) -> Derived:
+    for moment in (starts_at, ends_at, announced_at):
+        check_year(moment)
     cal = cal or default_calendar()
     return Derived(
         required_notice_working_days(starts_at, ends_at),

@@ -128,6 +128,20 @@ STALE_VERSION = ProblemType(
 URI_TOO_LONG = ProblemType(
     "uri-too-long", 414, "URI too long", "the path or the query string is longer than accepted"
 )
+CONTENT_TOO_LARGE = ProblemType(
+    "content-too-large", 413, "Content too large",
+    "the body is within the size accepted, but reading it would cost more than a request may: "
+    "a workbook that unpacks to too many bytes, rows, cells or strings, a cell too long, or "
+    "more time than the read budget; split it",
+)  # fmt: skip
+REQUEST_TIMEOUT = ProblemType(
+    "request-timeout", 408, "Request timeout",
+    "the request's headers did not arrive in time; the connection is closed",
+)  # fmt: skip
+HEADERS_TOO_LARGE = ProblemType(
+    "headers-too-large", 431, "Request header fields too large",
+    "the request's headers are more, or longer, than accepted; the connection is closed",
+)  # fmt: skip
 UNSUPPORTED_MEDIA_TYPE = ProblemType(
     "unsupported-media-type", 415, "Unsupported media type",
     "the body is not in a format this route reads",
@@ -172,8 +186,9 @@ STORAGE_FULL = ProblemType(
 
 # Every type the service answers with, by status: what the OpenAPI document lists.
 CATALOGUE: tuple[ProblemType, ...] = (
-    MALFORMED, UNAUTHORIZED, FORBIDDEN, CSRF, NOT_FOUND, NOT_ACCEPTABLE, CONFLICT,
-    REVISION_GONE, STALE_VERSION, URI_TOO_LONG, UNSUPPORTED_MEDIA_TYPE, INVALID_CONTENT,
+    MALFORMED, UNAUTHORIZED, FORBIDDEN, CSRF, NOT_FOUND, NOT_ACCEPTABLE, REQUEST_TIMEOUT,
+    CONFLICT, REVISION_GONE, STALE_VERSION, URI_TOO_LONG, CONTENT_TOO_LARGE,
+    HEADERS_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, INVALID_CONTENT,
     PRECONDITION_REQUIRED, RATE_LIMITED, NOT_READY, BUSY, REVISION_NOT_REACHED,
     DATABASE_UNAVAILABLE, DATABASE_TIMEOUT, STORAGE_FULL,
 )  # fmt: skip

@@ -103,9 +103,14 @@ class PassedOver(Answer):
 
 
 class Explanation(Answer):
-    reason: Literal["no-criterion", "not-valid-on-date", "only-unroutable", "place-not-covered"] = (
-        Field(description="why nothing matched, as a code")
-    )
+    reason: Literal[
+        "no-criterion",
+        "subject-matter-not-covered",
+        "stage-not-covered",
+        "not-valid-on-date",
+        "only-unroutable",
+        "place-not-covered",
+    ] = Field(description="why nothing matched, as a code")
     detail: str = Field(description="the same, in a sentence")
     candidates: list[PassedOver] | None = Field(
         default=None, description="authorities that came close, and why each was passed over"

@@ -145,6 +145,14 @@ class Gazetteer:
     def covers(self, country: str) -> bool:
         return country in self.countries
 
+    def nuts3_codes(self, country: str) -> set[str]:
+        """Every NUTS 3 region the country's places lie in (empty if none is loaded)."""
+        here = self.countries.get(country)
+        if here is None:
+            return set()
+        found = {nuts3 for places in here.places for _, nuts3 in places}
+        return found | set(here.lau_nuts3.values())
+
 
 @dataclass
 class Freshness:

@@ -23,6 +23,7 @@ from typing import Any
 
 from cdb_service.kernel import codes
 from cdb_service.kernel.geo import postal_unit
+from cdb_service.lookup.explanations import explain
 from cdb_service.lookup.index import Criterion, Entry, LookupIndex, geo_key, valid_on
 from cdb_service.registry.kinds import KINDS
 from cdb_service.security.policy import redact
@@ -96,8 +97,14 @@ def _party_live(party: Entry, day: dt.date) -> bool:
 def resolve(index: LookupIndex, query: Query) -> dict[str, Any]:
     best: dict[uuid.UUID, tuple[tuple[Any, ...], Criterion, str, str]] = {}
     passed_over: dict[str, str] = {}  # authority code -> why it cannot be the answer
+    # The place's criteria for the instrument and competence, whatever their subject
+    # matter, stage and dates: they say why nothing matched and what would narrow a tie.
+    at_place: list[Criterion] = []
     for rank, prefix, scheme, code in candidate_keys(index, query):
         for criterion in index.criteria_at(geo_key(query.country, scheme, code)):
+            if (criterion.instrument, criterion.competence) == (query.instrument,
+                                                                query.competence):  # fmt: skip
+                at_place.append(criterion)
             if not _fits(criterion, query):
                 continue
             authority = index.authorities.get(criterion.authority_id)
@@ -142,10 +149,10 @@ def resolve(index: LookupIndex, query: Query) -> dict[str, Any]:
         "matches": matches,
         "eurojust": eurojust,
         "ambiguous": len(tied) > 1,
-        "narrow_by": narrow_by(index, query, len(tied) > 1),
+        "narrow_by": narrow_by(index, query, len(tied) > 1, at_place),
     }
     if not matches:
-        body["explanation"] = explain(index, query, passed_over)
+        body["explanation"] = explain(index, query, passed_over, at_place)
         body["fallbacks"] = fallbacks(index, query)
     return body
 
@@ -166,9 +173,12 @@ def _given_level(query: Query) -> int:
     return 6
 
 
-def narrow_by(index: LookupIndex, query: Query, ambiguous: bool) -> list[str]:
+def narrow_by(index: LookupIndex, query: Query, ambiguous: bool,
+              at_place: list[Criterion]) -> list[str]:  # fmt: skip
     """The query parameters that reach criteria finer than the query did, most precise
-    first; `address` for a tie nothing in a query can break."""
+    first; `subject_matter` and `stage` where the place has criteria scoped by them that
+    the query did not name (geography first: it is what senders know); `address` for a
+    tie nothing in a query can break."""
     given = _given_level(query)
     levels = index.levels.get((query.country, query.instrument, query.competence), {})
     present = [_LEVEL[tag] for tag, count in levels.items() if count > 0 and tag in _LEVEL]
@@ -177,53 +187,14 @@ def narrow_by(index: LookupIndex, query: Query, ambiguous: bool) -> list[str]:
         for name, reach in _REACHES
         if reach < given and any(reach <= level < given for level in present)
     ]
+    live = [c for c in at_place if valid_on(c, query.date)]
+    if query.subject_matter is None and any(c.subject_matters for c in live):
+        finer.append("subject_matter")
+    if query.stage is None and any(c.stages for c in live):
+        finer.append("stage")
     if finer:
         return finer
     return ["address"] if ambiguous else []
-
-
-def explain(index: LookupIndex, query: Query, passed_over: dict[str, str]) -> dict[str, Any]:
-    """Why nothing matched, most basic reason first (a machine code and a sentence)."""
-    cc, what = query.country, f"{query.instrument}/{query.competence}"
-    slots = index.by_purpose.get((cc, query.instrument, query.competence), set())
-    criteria = [c for c in (index.criteria[s] for s in sorted(slots)) if c is not None]
-    if not criteria:
-        return {"reason": "no-criterion",
-                "detail": f"{cc} has no jurisdiction criterion for {what}"}  # fmt: skip
-    scoped = [
-        c for c in criteria
-        if (not c.subject_matters or query.subject_matter in c.subject_matters)
-        and (not c.stages or query.stage in c.stages)
-    ]  # fmt: skip
-    if not scoped:
-        return {"reason": "no-criterion",
-                "detail": f"{cc} has criteria for {what}, none for subject matter "
-                          f"{query.subject_matter or '(none given)'} and stage "
-                          f"{query.stage or '(none given)'}"}  # fmt: skip
-    if not any(valid_on(c, query.date) for c in scoped):
-        return {"reason": "not-valid-on-date",
-                "detail": f"{cc} has {len(scoped)} criteria for {what}; none is valid on "
-                          f"{query.date.isoformat()}"}  # fmt: skip
-    if passed_over:
-        return {"reason": "only-unroutable",
-                "detail": "the only authorities for this place are retired or cannot be "
-                          "reached on that date",
-                "candidates": [{"code": code, "why": why}
-                               for code, why in sorted(passed_over.items())]}  # fmt: skip
-    return {"reason": "place-not-covered", "detail": _uncovered(index, query)}
-
-
-def _uncovered(index: LookupIndex, query: Query) -> str:
-    cc = query.country
-    if query.postal_code and not index.gazetteer.places_of(cc, query.postal_code):
-        if not index.gazetteer.covers(cc):
-            return (f"no criterion for this place; no gazetteer is loaded for {cc}, so a postal "
-                    "code reaches only criteria set on postal codes")  # fmt: skip
-        return (f"no criterion for this place; postal code {query.postal_code} is not in "
-                f"{cc}'s gazetteer")  # fmt: skip
-    if query.lau and index.gazetteer.nuts3_of_lau(cc, query.lau) is None:
-        return f"no criterion for this place; LAU {query.lau} is not in {cc}'s gazetteer"
-    return "no criterion valid on that date covers this place"
 
 
 def _party_of(index: LookupIndex, authority: Entry) -> Entry | bool | None:
@@ -232,7 +203,13 @@ def _party_of(index: LookupIndex, authority: Entry) -> Entry | bool | None:
     if party_id is None:
         return None
     party = index.parties.get(uuid.UUID(str(party_id)))
-    return party if party is not None else False
+    return party if party is not None and serves(party.doc, authority.doc["owner"]) else False
+
+
+def serves(party: dict[str, Any], owner: str) -> bool:
+    """Does this party serve `owner`'s entries? Its own owner's, and those it is shared
+    with: an entry whose party was unshared from its owner is not routed through it."""
+    return owner == party["owner"] or owner in (party.get("shared_with") or ())
 
 
 def routing(index: LookupIndex, authority: Entry, day: dt.date) -> dict[str, Any] | None:
@@ -372,6 +349,8 @@ def national_members(index: LookupIndex, country: str, day: dt.date) -> dict[str
         doc = redact(member.doc, KINDS["national-members"].private_fields, None)
         party_id = doc.get("routing_party_id")
         party = index.parties.get(uuid.UUID(str(party_id))) if party_id else None
+        if party is not None and not serves(party.doc, member.doc["owner"]):
+            party = None
         out.append({"member": doc, "routing": _member_routing(party, doc)})
     # Several members in the first role (two deputies and no member): the sender chooses.
     first = [m for m in members if members and m.doc["role"] == members[0].doc["role"]]

@@ -16,6 +16,7 @@ from litestar.di import NamedDependency
 from cdb_service import __version__
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.settings import Settings
+from cdb_service.web.negotiation import preferred
 from cdb_service.web.pages import html_page
 
 JSON, HTML = "application/json", "text/html"
@@ -68,6 +69,6 @@ class LandingController(Controller):
             "profile": settings.profile.value,
             "links": [asdict(link) for link in links(settings)],
         }
-        if request.accept.best_match([HTML, JSON], default=HTML) == JSON:
+        if preferred(request.scope, (HTML, JSON)) == JSON:
             return Response(info, media_type=JSON, headers={"Cache-Control": "no-cache"})
         return html_page("landing.html", {"info": info})

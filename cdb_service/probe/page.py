@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from cdb_service.kernel import page_headers
 from cdb_service.probe import report
 from cdb_service.probe.availability import Figures
 from cdb_service.probe.store import Store
@@ -179,11 +180,24 @@ required notice is excluded, and only up to its planned end.</p>
 """
 
 
+def security_headers(body: str, content_type: str) -> dict[str, str]:
+    """The service's page headers (kernel.page_headers), HSTS included (browsers heed it
+    where the page is published over TLS): the page's one inline stylesheet is allowed
+    by its hash, nothing else inline."""
+    headers = dict(page_headers.PAGE_HEADERS)
+    if content_type.startswith("text/html") and "<style>" in body:
+        style = body.split("<style>", 1)[1].split("</style>", 1)[0]
+        headers = page_headers.with_inline_style(style)
+    return headers | {"Strict-Transport-Security": page_headers.HSTS}
+
+
 def serve(store_path: Path, listen: str) -> ThreadingHTTPServer:
     """Start the status server in a daemon thread; each request reads the store afresh."""
     host, _, port = listen.rpartition(":")
 
     class Handler(BaseHTTPRequestHandler):
+        server_version, sys_version = "cdb-probe", ""  # no Python version for the curious
+
         def do_GET(self) -> None:
             path = self.path.split("?")[0]
             store = Store(store_path)
@@ -191,14 +205,17 @@ def serve(store_path: Path, listen: str) -> ThreadingHTTPServer:
                 body, content_type = _answer(store, path)
             finally:
                 store.close()
+            status = 200
             if body is None:
-                self.send_error(404)
-                return
+                status, content_type = 404, "application/problem+json"
+                body = json.dumps({"type": "about:blank", "title": "Not found", "status": 404})
             data = body.encode()
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-store")
+            for name, value in security_headers(body, content_type).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 

@@ -56,6 +56,9 @@ class Inputs:
     review_days: int
     documents: Mapping[str, Sequence[Mapping[str, Any]]]  # kind -> the owner's documents
     index: LookupIndex
+    # country -> where its gazetteer was loaded from (a TERCET file name names its NUTS
+    # version): findings about geo codes say which version they were checked against.
+    gazetteer_sources: Mapping[str, str] = field(default_factory=dict)
 
 
 def valid_now_or_later(doc: Mapping[str, Any], day: dt.date) -> bool:

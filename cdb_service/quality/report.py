@@ -24,6 +24,7 @@ its wording or counts), so a tool can follow one finding across reports.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -32,9 +33,10 @@ from cdb_service.db.documents import date_of
 from cdb_service.distribution import pmode
 from cdb_service.kernel import codes
 from cdb_service.lookup.index import Entry
-from cdb_service.lookup.resolver import routing
+from cdb_service.lookup.resolver import routing, serves
 from cdb_service.quality.findings import SEVERITIES, Finding, Inputs, entry_of, valid_now_or_later
 from cdb_service.quality.geography import geography_rules
+from cdb_service.quality.stale_geography import stale_geography_rules
 
 CERTIFICATE_STEPS = ((0, "error"), (30, "error"), (60, "warning"), (90, "info"))
 
@@ -58,7 +60,14 @@ def routing_rules(inputs: Inputs) -> Iterable[Finding]:
         if reachable:
             continue
         used = criteria_of.get(str(doc["id"]), 0)
-        why = "has no routing party" if party_id is None else "has a routing party that is not live"
+        party = index.parties.get(uuid.UUID(str(party_id))) if party_id is not None else None
+        if party_id is None:
+            why = "has no routing party"
+        elif party is not None and not serves(party.doc, doc["owner"]):
+            why = (f"names routing party {party.doc['name']}, which {party.doc['owner']} no "
+                   f"longer shares with {doc['owner']}, so nothing is routed to it")  # fmt: skip
+        else:
+            why = "has a routing party that is not live"
         yield Finding(
             "unroutable-authority", "error" if used else "warning",
             f"{doc['code']} {why}" + (f" but {used} criteria send senders to it" if used else ""),
@@ -197,6 +206,7 @@ RULES = (
     completeness_rules,
     currency_rules,
     geography_rules,
+    stale_geography_rules,
 )
 
 

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from cdb_service import metrics
+from cdb_service.lookup.gazetteer import loads
 from cdb_service.lookup.snapshot import build
 from cdb_service.quality.findings import Inputs
 from cdb_service.quality.report import report
@@ -22,7 +23,9 @@ async def owner_report(
     # and a report (rare) costs no pause to the index that answers /resolve.
     index = await build(reads.sessions)
     documents = await documents_by_kind(reads, KINDS.values(), owner)
-    body = report(Inputs(owner, today, review_days, documents, index))
+    async with reads.sessions() as session:
+        sources = {load.country: load.source for load in await loads(session)}
+    body = report(Inputs(owner, today, review_days, documents, index, sources))
     for severity, count in body["summary"].items():
         metrics.QUALITY_FINDINGS.labels(owner, severity).set(count)
     return body

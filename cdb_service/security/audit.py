@@ -40,6 +40,9 @@ class Who:
     source_ip: str | None = None
     # The X-Request-ID the client chose, if any: its own correlation, never our id.
     client_request_id: str | None = None
+    # Acting as an operator (what only operators may set: see `EntryIndex.grant_errors`);
+    # not a column of the audit trail, whose events name the subject.
+    operator: bool = False
 
 
 def as_who(who: Who | str) -> Who:
@@ -121,7 +124,8 @@ async def append(
     ).one()
     # Client-supplied text is cut to its column rather than failing the event (and with
     # it the refusal it records).
-    who_fields = {name: _fit(name, value) for name, value in asdict(who).items()}
+    who_fields = {name: _fit(name, value) for name, value in asdict(who).items()
+                  if name != "operator"}  # fmt: skip
     event = AuditEvent(
         seq=seq,
         at=utcnow(),

@@ -13,6 +13,7 @@ from cdb_service.security.audit import Who
 from cdb_service.security.dev import DevPki
 from cdb_service.security.gate import SecurityGate, who_of
 from cdb_service.security.policy import Principal
+from cdb_service.security.receipts import Receipts
 from cdb_service.web.deps import part, state_of
 
 
@@ -44,6 +45,15 @@ def from_proxy(scope: Scope) -> bool:
     """Whether this request came through a configured reverse proxy (`web.request_id`
     believes the proxy's request id then)."""
     return gate_of(scope).from_proxy(scope)
+
+
+def provide_receipts(state: State) -> Receipts:
+    return part(state, "receipts", Receipts)
+
+
+def receipts_of(scope: Scope) -> Receipts:
+    """For the receipt middleware, which signs answers after DI is done with them."""
+    return provide_receipts(state_of(scope))
 
 
 def provide_dev_pki(state: State) -> DevPki:

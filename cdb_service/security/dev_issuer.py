@@ -26,12 +26,13 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.response import Redirect
 
+from cdb_service.kernel.page_headers import CONTENT_SECURITY_POLICY
 from cdb_service.kernel.problems import Problem
 from cdb_service.security.certificates import CertificateRejected
 from cdb_service.security.dev import DEV_CLIENTS, DevPki, mint_token, public_jwks
 from cdb_service.security.gate import SecurityGate
 from cdb_service.settings import Settings
-from cdb_service.web.pages import CONTENT_SECURITY_POLICY, html_page
+from cdb_service.web.pages import html_page
 
 CODE_LIFETIME_S = 120
 _AUTHORIZE_FIELDS = ("client_id", "redirect_uri", "state", "nonce", "code_challenge",

@@ -56,6 +56,7 @@ class Principal:
             request_id=request_id,
             source_ip=source_ip,
             client_request_id=client_request_id,
+            operator=self.is_operator,
         )
 
 

@@ -4,17 +4,29 @@ uvicorn does not fill the ASGI `tls` extension; `PeerCertificateProtocol` (a thi
 subclass of a uvicorn protocol, which is why uvicorn is pinned below 1.0)
 reads the verified peer certificate once per connection from the SSL object and
 adds it to every request scope of that connection as `client_cert_chain`. It
-builds on uvicorn's httptools protocol (the fast parser; httptools is a dependency).
+builds on uvicorn's httptools protocol (the fast parser; httptools is a dependency),
+through `connection.GuardedProtocol`, which bounds what a connection may cost.
+
+Key exchange groups: X25519, P-256 and P-384, as Mozilla's intermediate profile and
+the shipped nginx (`ssl_ecdh_curve`). Python's `ssl` names one curve only
+(`set_ecdh_curve`; `set_groups` arrives in a later Python), so `set_groups` below
+hands OpenSSL the list through its own `SSL_CTX_set1_groups_list`, after checking that
+it holds the right OpenSSL object; where it cannot, the context keeps P-256 alone.
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import socket
 import ssl
+import sys
 from pathlib import Path
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from cdb_service.security.connection import GuardedProtocol
+
+log = logging.getLogger("cdb.tls")
 
 # Mozilla Server Side TLS, "intermediate" (v5.7): TLS 1.2 suites; TLS 1.3 suites are
 # OpenSSL's defaults, all of which that profile allows.
@@ -33,16 +45,48 @@ INTERMEDIATE_CIPHERS = ":".join(
 )
 
 
+GROUPS = "X25519:P-256:P-384"
+_SSL_CTRL_SET_GROUPS_LIST = 92  # OpenSSL's SSL_CTX_set1_groups_list is this ctrl
+
+
+def set_groups(context: ssl.SSLContext, groups: str) -> bool:
+    """Limit `context` to these key exchange groups (OpenSSL names, colon-separated);
+    False where this Python cannot (nothing is changed then)."""
+    native = getattr(context, "set_groups", None)
+    if native is not None:  # Python >= 3.15
+        native(groups)
+        return True
+    if sys.implementation.name != "cpython":
+        return False
+    try:
+        import _ssl
+
+        lib = ctypes.CDLL(_ssl.__file__)  # its symbols and those of the libssl it links
+        get_options = lib.SSL_CTX_get_options
+        ctrl = lib.SSL_CTX_ctrl
+    except (OSError, AttributeError):
+        return False
+    get_options.restype, get_options.argtypes = ctypes.c_uint64, [ctypes.c_void_p]
+    ctrl.restype = ctypes.c_long
+    ctrl.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
+    # CPython's SSLContext object holds its SSL_CTX pointer right after the object
+    # header; the options read back through it prove that it is the one.
+    pointer = ctypes.c_void_p.from_address(id(context) + object.__basicsize__).value
+    if not pointer or get_options(pointer) != context.options:
+        return False
+    return bool(ctrl(pointer, _SSL_CTRL_SET_GROUPS_LIST, 0, ctypes.c_char_p(groups.encode())) == 1)
+
+
 def server_context(cert_file: Path, key_file: Path, client_ca_files: list[Path]) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(INTERMEDIATE_CIPHERS)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
-    # Mozilla intermediate allows X25519, prime256v1 and secp384r1 only. Python 3.11 can
-    # name one group (there is no set_groups), so the service offers prime256v1, the one
-    # every client speaks; a client that guessed X25519 is asked again (one round trip).
-    context.set_ecdh_curve("prime256v1")
+    # Mozilla intermediate allows X25519, prime256v1 and secp384r1 only.
+    if not set_groups(context, GROUPS):
+        log.warning("cannot set the TLS groups %s; offering P-256 alone", GROUPS)
+        context.set_ecdh_curve("prime256v1")
     context.load_cert_chain(cert_file, key_file)
     for ca_file in client_ca_files:
         context.load_verify_locations(cafile=str(ca_file))
@@ -56,7 +100,7 @@ def server_context(cert_file: Path, key_file: Path, client_ca_files: list[Path])
 PROXY_SOCKET = "cdb.proxy_socket"
 
 
-class PeerCertificateProtocol(HttpToolsProtocol):
+class PeerCertificateProtocol(GuardedProtocol):
     """uvicorn's protocol, telling the app what the transport knows: the client
     certificate of a TLS connection, or that the connection came over a Unix socket."""
 

@@ -50,8 +50,17 @@ def _accept(scope: Scope) -> str | None:
 def _best(header: str, offered: tuple[str, ...]) -> str | None:
     try:
         return Accept(header).best_match(list(offered))
-    except ValueError:
+    except (ValueError, OverflowError):  # q=abc, q=1e999
         return offered[0]  # an unreadable Accept is ignored, as if it were absent
+
+
+def preferred(scope: Scope, offered: tuple[str, ...]) -> str:
+    """The offered form the client prefers, the first when it names none of them or its
+    Accept cannot be read (a page that is always served: `/`)."""
+    header = _accept(scope)
+    if header is None or not header.strip():
+        return offered[0]
+    return _best(header, offered) or offered[0]
 
 
 def wants_xml(scope: Scope) -> bool:

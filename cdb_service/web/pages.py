@@ -15,25 +15,17 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar import Controller, Response, get
 from litestar.exceptions import NotFoundException
 
+from cdb_service.kernel.page_headers import PAGE_HEADERS
 from cdb_service.kernel.resources import packaged
 from cdb_service.web.docs import problems
 
 ASSETS = packaged("cdb_service.web", "assets")
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'"
-)
 # For any other HTML the service answers (the API documentation): its own scripts and
 # data, never inline code, never another origin.
 SCRIPTED_PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
-PAGE_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
 _ASSET_TYPES = {".css": "text/css", ".svg": "image/svg+xml", ".js": "text/javascript",
                 ".png": "image/png"}  # fmt: skip
 # Of the installed Swagger UI, only what /schema loads.

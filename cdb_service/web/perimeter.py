@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from cdb_service.kernel import page_headers
 from cdb_service.kernel.problems import URI_TOO_LONG, FieldError, Problem, malformed
 from cdb_service.kernel.text import unprintable
 from cdb_service.settings import ApiDeprecation
@@ -30,7 +31,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 MAX_PATH = 2048
 MAX_QUERY = 8192
-HSTS = b"max-age=31536000"
+HSTS = page_headers.HSTS.encode()
 HTML_POLICY = SCRIPTED_PAGE_POLICY.encode()
 # Public answers: the same for every caller, never with named persons.
 _REVALIDATED = ("/api/v1/resolve", "/api/v1/routing-table", "/api/v1/extract", "/api/v1/changes")

@@ -11,6 +11,7 @@ import selectors
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,10 +68,17 @@ def service(pki: Pki, provider_port: int,
 @pytest.fixture(scope="module")
 def provider(pki: Pki, provider_port: int, service: Service,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # fmt: skip
-    root = tmp_path_factory.mktemp("provider")
+    console = f"https://127.0.0.1:{service.port}/console"
+    with oidc_provider(tmp_path_factory.mktemp("provider"), pki, provider_port, console) as url:
+        yield url
+
+
+@contextmanager
+def oidc_provider(root: Path, pki: Pki, port: int, console: str) -> Iterator[str]:
+    """npm oidc-provider at https://127.0.0.1:PORT, knowing the console (its callback and
+    sign-out return under `console`) and one person, Camille Martin, administrator of FR."""
     key = new_key()
     (root / "jwks.json").write_text(json.dumps({"keys": [key.as_dict(private=True)]}))
-    console = f"https://127.0.0.1:{service.port}/console"
     (root / "clients.json").write_text(json.dumps([{
         "client_id": "cdb-console", "client_secret": SECRET,
         "grant_types": ["authorization_code"], "response_types": ["code"],
@@ -81,10 +89,10 @@ def provider(pki: Pki, provider_port: int, service: Service,
     }]))  # fmt: skip
     (root / "accounts.json").write_text(json.dumps(
         {"camille": {"name": "Camille Martin", "cdb_owner": "FR"}}))  # fmt: skip
-    url = f"https://127.0.0.1:{provider_port}"
+    url = f"https://127.0.0.1:{port}"
     log = (root / "provider.log").open("wb")
     process = subprocess.Popen([
-        str(NODE), str(OIDC_DIR / "provider.mjs"), "--port", str(provider_port),
+        str(NODE), str(OIDC_DIR / "provider.mjs"), "--port", str(port),
         "--issuer", url, "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key),
         "--jwks", str(root / "jwks.json"), "--clients", str(root / "clients.json"),
         "--audience", "cdb-api", "--accounts", str(root / "accounts.json"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
+from typing import Any
 
 from sqlalchemy import select
 
@@ -48,3 +50,34 @@ async def test_a_pending_sign_in_is_taken_once_and_is_no_session(services: Servi
     assert await sessions.find(pending.token) is None  # not a way in
     assert await sessions.take_sign_in(pending.token) == {"state": "s", "verifier": "v"}
     assert await sessions.take_sign_in(pending.token) is None
+
+
+async def test_a_refresh_token_is_kept_sealed_and_spent_once(services: Services) -> None:
+    """The table holds the provider's refresh token only sealed with the browser's token;
+    two requests of one lapsed session renew it once, and a refused one is forgotten."""
+    sessions = store(services)
+    opened = await sessions.open({"sub": "a", "access_expires_at": 0.0}, "refresh-secret-1")
+    async with services.sessions() as session:
+        stored = (await session.scalars(select(ConsoleSession.data))).all()
+    assert "refresh-secret-1" not in str(stored)
+    found = await sessions.find(opened.token)
+    assert found is not None and not found.may_write and found.renewable
+    spent: list[str] = []
+
+    async def renewer(data: dict[str, Any], refresh: str) -> tuple[dict[str, Any], str]:
+        spent.append(refresh)
+        await asyncio.sleep(0.05)
+        return data | {"access_expires_at": time.time() + 60}, "refresh-secret-2"
+
+    first, second = await asyncio.gather(sessions.renew(opened.token, renewer),
+                                         sessions.renew(opened.token, renewer))  # fmt: skip
+    assert first is not None and second is not None and first.may_write and second.may_write
+    assert spent == ["refresh-secret-1"]
+
+    async def refused(data: dict[str, Any], refresh: str) -> None:
+        spent.append(refresh)
+
+    lapsed = await sessions.open({"sub": "b", "access_expires_at": 0.0}, "refresh-secret-3")
+    after = await sessions.renew(lapsed.token, refused)
+    assert after is not None and not after.may_write and not after.renewable
+    assert spent[-1] == "refresh-secret-3"

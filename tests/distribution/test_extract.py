@@ -21,10 +21,10 @@ from cdb_service.distribution.extracts import (
     stream_extract,
     verify_lines,
 )
-from cdb_service.distribution.signing import SigningKeys
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.store.batch_items import BatchItem
 from cdb_service.registry.store.validation import validate
+from cdb_service.security.signing_keys import SigningKeys
 from cdb_service.services import Services
 from cdb_service.settings import Settings
 from tests.support import factories

@@ -212,3 +212,43 @@ async def test_a_long_path_refused_before_authentication_is_audited_cut_short(
     target = refused[0].target or ""
     assert len(target) <= 500 and target.endswith("…"), "cut short, and says so"
     assert refused[0].client_request_id is None
+
+
+# Found by the second attack (issue 30): each answered 500 before.
+ODD_ACCEPTS = [
+    "text/html;q=abc",
+    "application/json;q=nan",
+    "*/*;q=",
+    "text/html;q=1e999",
+    "application/json;q=-1, text/html;q=x",
+    "a/b;q=0.5;q=zz",
+    ";q=x",
+    "*/*;q=inf",
+]
+
+
+@pytest.mark.parametrize("accept", ODD_ACCEPTS)
+async def test_an_accept_whose_quality_is_not_a_number_is_no_5xx(api: Any, accept: str) -> None:
+    async with api.client("reader") as client:
+        for path in ("/", f"{V1}/authorities", f"{V1}/no-such-kind", "/console/"):
+            answer = await client.get(path, headers={"Accept": accept})
+            assert answer.status_code < 500, (path, answer.status_code, answer.text[:300])
+
+
+def _sorted_cursor(value: Any, field: str = "code") -> str:
+    return _cursor(json.dumps({"r": 0, "a": str(uuid.uuid4()), "s": [field, value]}))
+
+
+@pytest.mark.parametrize("value", [5, 1.5, "DE\u0000X", "x" * 5000, None, [1], {"a": 1}],
+                         ids=["int", "float", "nul", "long", "null", "list", "object"])  # fmt: skip
+async def test_a_sorted_cursor_carrying_an_unexpected_value_is_400(api: Any, value: Any) -> None:
+    """A cursor names its sort and the last value; a value this service never gives out (a
+    number for a text column, NUL, a time that is not one) is an unknown cursor."""
+    async with api.client("reader") as client:
+        for sort in ("code", "-updated_at"):
+            url = f"{V1}/authorities?sort={sort}&cursor={_sorted_cursor(value, sort)}"
+            answer = await client.get(url)
+            assert answer.status_code == 400, (sort, answer.text[:300])
+        not_a_time = _sorted_cursor("not a time", "-updated_at")
+        answer = await client.get(f"{V1}/authorities?sort=-updated_at&cursor={not_a_time}")
+        assert answer.status_code == 400, answer.text[:300]

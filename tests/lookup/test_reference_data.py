@@ -206,3 +206,42 @@ async def test_an_empty_answer_says_why(api: Api, services: Services) -> None:
     elsewhere = await why(postal_code="80331", competence="receive", date="2020-06-01")
     assert elsewhere["reason"] == "place-not-covered"
     assert "80331 is not in DE's gazetteer" in elsewhere["detail"]
+
+
+async def test_a_place_covered_for_another_subject_matter_or_stage_is_told_so(
+    api: Api, services: Services
+) -> None:
+    # 10115 is covered for the EIO, but only for cybercrime at trial; the state's other
+    # places have a general court. A sender asking about fraud learns that the place
+    # is covered for another subject matter, not that no criterion is valid.
+    await replace_country(services.sessions, "DE", [
+        Place("10115", "11000000", "DE300"), Place("80331", "09162000", "DE212"),
+    ], "test")  # fmt: skip
+    await _create(services, "routing-parties", factories.routing_party())
+    await _court(services, "DE", "DE:CYBER", [("nuts3", "DE300")],
+                 subject_matters=["cybercrime"], stages=["trial"])  # fmt: skip
+    await _court(services, "DE", "DE:MUNICH", [("nuts3", "DE212")])
+
+    async def why(**params: Any) -> dict[str, Any]:
+        body = (await _until(api, _q("DE", **params), lambda b: b["revision"] >= 5)).json()
+        assert body["matches"] == [], body
+        return dict(body["explanation"])
+
+    fraud = await why(postal_code="10115", subject_matter="fraud", stage="trial")
+    assert fraud["reason"] == "subject-matter-not-covered"
+    assert "cybercrime" in fraud["detail"] and "fraud" in fraud["detail"]
+    unnamed = await why(postal_code="10115")
+    assert unnamed["reason"] == "subject-matter-not-covered"
+    appeal = await why(postal_code="10115", subject_matter="cybercrime", stage="appeal")
+    assert appeal["reason"] == "stage-not-covered"
+    assert "trial" in appeal["detail"] and "appeal" in appeal["detail"]
+    # What separates: a sender who names neither is told both reach finer criteria.
+    hit = (await _until(api, _q("DE", postal_code="10115", subject_matter="cybercrime",
+                                stage="trial"), lambda b: b["matches"])).json()  # fmt: skip
+    assert _codes(hit) == ["DE:CYBER"] and hit["narrow_by"] == []
+    await _court(services, "DE", "DE:BERLIN", [("nuts3", "DE300")])
+    general = (await _until(api, _q("DE", postal_code="10115"), lambda b: b["matches"])).json()
+    assert _codes(general) == ["DE:BERLIN"]
+    assert general["narrow_by"] == ["subject_matter", "stage"]
+    munich = (await _until(api, _q("DE", postal_code="80331"), lambda b: b["matches"])).json()
+    assert munich["narrow_by"] == []

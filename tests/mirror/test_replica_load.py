@@ -23,13 +23,13 @@ from cdb_service.db import replica
 from cdb_service.db import revisions as rev
 from cdb_service.db.documents import document_of
 from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
-from cdb_service.distribution.signing import SigningKeys
 from cdb_service.mirror.config import MirrorConfig
 from cdb_service.mirror.errors import ExtractRefused
 from cdb_service.mirror.source import SourceClient, bounded_lines
 from cdb_service.mirror.store import ReplicaStore
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.store.validation import validate
+from cdb_service.security.signing_keys import SigningKeys
 from cdb_service.services import Services
 from tests.support import factories
 

@@ -171,7 +171,7 @@ def test_the_runbook_runs_from_the_installed_wheel(
             CDB_SIGNING_KEYS_FILE=str(keys), CDB_TLS_MODE="proxy", CDB_HOST="127.0.0.1",
             CDB_PORT=str(port), CDB_OIDC_ISSUER=issuer.url, CDB_OIDC_CA_FILE=str(pki.ca),
             CDB_CLIENT_CA_FILES=json.dumps([str(pki.ca)]), CDB_AUTO_MIGRATE="false",
-            CDB_LOG_LEVEL="WARNING",
+            CDB_LOG_LEVEL="WARNING", CDB_PUBLIC_URL="https://cdb.example.eu",
         )  # fmt: skip
         # The runbook's first command makes the key set; the second run rotates it.
         first = _run(installed, ["rotate-signing-key"], env, work)

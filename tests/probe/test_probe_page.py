@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import json
 import re
 import shutil
@@ -18,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cdb_service.kernel.page_headers import CONTENT_SECURITY_POLICY, HSTS, PAGE_HEADERS
 from cdb_service.probe import page, report
 from cdb_service.probe.availability import BRUSSELS
 from cdb_service.probe.store import Recorded, Store, Window
@@ -150,7 +153,7 @@ def _chromium() -> str | None:
 
 
 CHECK_PAGE = """<!doctype html><html><body><pre id="result">pending</pre>
-<iframe id="f" src="/status" style="border:0;width:{width}px;height:800px"></iframe>
+<iframe id="f" src="/framed" style="border:0;width:{width}px;height:800px"></iframe>
 <script>
 document.getElementById("f").addEventListener("load", () => {{
   const d = document.getElementById("f").contentDocument.documentElement;
@@ -161,8 +164,10 @@ document.getElementById("f").addEventListener("load", () => {{
 
 
 def _serve_for_chromium(store_path: Path) -> ThreadingHTTPServer:
-    """/status (the page as the probe renders it) and /check?w=N on one origin, so that
-    the check page may measure the status page in an N px wide frame."""
+    """/status (the page as the probe renders it, with the probe's headers: its
+    Content-Security-Policy must leave it styled), and /check?w=N on one origin, so that
+    the check page may measure the status page in an N px wide frame (/framed: the page
+    without the headers, whose frame-ancestors 'none' forbids any frame)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -175,6 +180,9 @@ def _serve_for_chromium(store_path: Path) -> ThreadingHTTPServer:
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
+            if self.path.startswith("/status"):
+                for name, value in page.security_headers(body, "text/html").items():
+                    self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 
@@ -193,6 +201,30 @@ def _chromium_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str
          "--disable-sync", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'chromium'}", *args],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
+
+
+def test_the_status_page_sends_the_services_security_headers(tmp_path: Path) -> None:
+    _synthetic_store(tmp_path / "p.sqlite3", dt.datetime.now(dt.UTC))
+    port = free_port()
+    server = page.serve(tmp_path / "p.sqlite3", f"127.0.0.1:{port}")
+    try:
+        status = httpx.get(f"http://127.0.0.1:{port}/status", timeout=10)
+        missing = httpx.get(f"http://127.0.0.1:{port}/nothing", timeout=10)
+    finally:
+        server.shutdown()
+    service = PAGE_HEADERS | {"Strict-Transport-Security": HSTS}
+    for answer in (status, missing):
+        for name, value in service.items():
+            if name != "Content-Security-Policy":
+                assert answer.headers[name] == value, (answer.url, name)
+        policy = answer.headers["content-security-policy"]
+        # The service's policy, but for the one inline stylesheet the page carries.
+        assert re.sub(r"style-src '[^']+'", "style-src 'self'", policy) == CONTENT_SECURITY_POLICY
+        assert "python" not in answer.headers.get("server", "").lower()
+    style = status.text.split("<style>", 1)[1].split("</style>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in status.headers["content-security-policy"]
+    assert missing.status_code == 404 and missing.json()["status"] == 404
 
 
 @pytest.mark.slow

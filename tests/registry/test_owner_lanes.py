@@ -49,12 +49,6 @@ async def test_de_cannot_attach_to_fr_s_party_unless_fr_shares_it(api: Api) -> N
         assert shared.status_code == 200, shared.text
         assert shared.json()["shared_with"] == ["DE"]
         await _created(await de.post(f"{V1}/authorities", json=court))
-        # ... and FR cannot stop serving DE while DE's court still names it.
-        unshare = await fr.patch(url, json={"shared_with": []},
-                                 headers={"If-Match": '"2"', "content-type":
-                                          "application/merge-patch+json"})  # fmt: skip
-        assert unshare.status_code == 422, unshare.text
-        assert _fields(unshare) == {"shared_with"} and "DE:COURT-1" in unshare.text
 
 
 async def test_fr_deletes_its_own_party_with_its_own_referrers(api: Api) -> None:

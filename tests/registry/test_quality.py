@@ -220,3 +220,30 @@ async def test_the_latest_report_of_an_owner_is_counted_in_metrics(
     for severity, count in ro["summary"].items():
         assert exported[("RO", severity)] == count
     assert exported[("RO", "warning")] == 1
+
+
+async def test_criteria_on_places_the_gazetteer_no_longer_has_are_errors(
+    api: Api, services: Services
+) -> None:
+    """A NUTS region dropped by a new NUTS version (as PT16E was) matches nothing: the
+    report names the criterion, the codes and the version they were checked against."""
+    await seed(services.batches, services.sessions)
+    async with services.sessions() as session:
+        known = await gazetteer.places_of(session, "FR")
+        places = [Place(p.postal_code, p.lau, p.nuts3, p.lau_name) for p in known]
+    await gazetteer.replace_country(services.sessions, "FR", places,
+                                    "pc2024_FR_NUTS-2024_v1.0.csv")  # fmt: skip
+    live = places[0]
+    async with api.client("admin-fr") as c:
+        await _created(c, "authorities", _court("FR:STALE", routing_party_name="fr-justice-ap"))
+        await _created(c, "jurisdiction-criteria", factories.criterion(
+            owner="FR", ref="crit-stale", authority_code="FR:STALE", instrument="eaw",
+            geo=[{"scheme": "nuts3", "code": "FRZ99"}, {"scheme": "lau", "code": live.lau},
+                 {"scheme": "postal-code", "code": "97999"},
+                 {"scheme": "nuts3", "code": live.nuts3}]))  # fmt: skip
+        body = await _report(c, date=IN_THREE_DAYS)
+    stale = [f for f in body["findings"] if f["rule"] == "unknown-geo-code"]
+    assert [(f["severity"], f["key"]) for f in stale] == [("error", "crit-stale")]
+    # A postal code matches a query that names it, gazetteer or not: not a finding.
+    assert stale[0]["detail"]["unknown"] == ["nuts3 FRZ99"]
+    assert "NUTS 2024" in stale[0]["message"] and "FRZ99" in stale[0]["message"]

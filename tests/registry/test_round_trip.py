@@ -106,10 +106,12 @@ async def test_every_problem_of_a_batch_is_reported_at_once_with_its_line(
 ) -> None:
     gln = {"party_id": "4012345000009",
            "party_id_type": "urn:oasis:names:tc:ebcore:partyid-type:iso6523:0088"}  # fmt: skip
-    async with api.client("admin-fr") as c:
-        # France's access point holds a registered party id (GLN): unique registry-wide.
+    async with api.client("operator") as c:
+        # France's access point holds a registered party id (GLN): unique registry-wide
+        # (a German one, which an operator allowed it).
         party = await c.post(f"{V1}/routing-parties", json=factories.routing_party(
-            owner="FR", name="fr-ap", identifiers=[{"party_id": "fr-ap"}, gln]))  # fmt: skip
+            owner="FR", name="fr-ap",
+            identifiers=[{"party_id": "fr-ap"}, gln | {"operator_confirmed": True}]))  # fmt: skip
         assert party.status_code == 201, party.text
     async with api.client("admin-de") as c:
         for name in ("de-ap", "de-ap-2"):

@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy import (
     and_,
-    func,
     or_,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from cdb_service.db.revisions.tables import EntryVersion, Operation
 
@@ -62,6 +62,49 @@ async def version_as_of(
     return found
 
 
+def collection_as_of_query(
+    kind: str,
+    revision: int,
+    *,
+    owner: str | None = None,
+    valid_at: dt.date | None = None,
+    after: uuid.UUID | None = None,
+    limit: int | None = None,
+) -> Any:
+    """The statement behind `collection_as_of` (tests read its plan).
+
+    Shaped so that its cost follows the page, not the registry, under every plan
+    PostgreSQL may choose for it: a walk of the (kind, entry_id, version) index from
+    `after`, keeping a version when no later version of the entry is at or before
+    `revision` (an index probe per row). A "latest version per entry" aggregate
+    over the whole kind, joined back, read every version of the kind for every page,
+    and once the prepared statement went generic, a nested loop removed hundreds of
+    millions of rows (44.9 s for a page the custom plan answered in 39 ms).
+    """
+    later = aliased(EntryVersion)
+    newer = [
+        later.kind == kind,
+        later.entry_id == EntryVersion.entry_id,
+        later.version > EntryVersion.version,
+        later.revision <= revision,
+    ]
+    wanted = [EntryVersion.kind == kind, EntryVersion.revision <= revision,
+              EntryVersion.operation != Operation.DELETE.value]  # fmt: skip
+    if owner is not None:
+        wanted.append(EntryVersion.owner == owner)
+    if valid_at is not None:
+        wanted.append(valid_on(EntryVersion, valid_at))
+    if after is not None:
+        # Said of both sides: PostgreSQL does not carry `>` across the join, and the
+        # later-version side would otherwise be read from the first entry on (a merge
+        # anti join touched every version before the page: a full walk was quadratic).
+        wanted.append(EntryVersion.entry_id > after)
+        newer.append(later.entry_id > after)
+    superseded = select(later.version).where(*newer).exists()
+    query = select(EntryVersion).where(*wanted, ~superseded).order_by(EntryVersion.entry_id)
+    return query if limit is None else query.limit(limit)
+
+
 async def collection_as_of(
     session: AsyncSession,
     kind: str,
@@ -73,32 +116,9 @@ async def collection_as_of(
     limit: int | None = None,
 ) -> Sequence[EntryVersion]:
     """The live entries of a kind as they stood at `revision`, in id order."""
-    latest = (
-        select(EntryVersion.entry_id, func.max(EntryVersion.version).label("version"))
-        .where(EntryVersion.kind == kind, EntryVersion.revision <= revision)
-        .group_by(EntryVersion.entry_id)
-        .subquery()
+    query = collection_as_of_query(
+        kind, revision, owner=owner, valid_at=valid_at, after=after, limit=limit
     )
-    query = (
-        select(EntryVersion)
-        .join(
-            latest,
-            and_(
-                EntryVersion.entry_id == latest.c.entry_id,
-                EntryVersion.version == latest.c.version,
-            ),
-        )
-        .where(EntryVersion.operation != Operation.DELETE.value)
-        .order_by(EntryVersion.entry_id)
-    )
-    if owner is not None:
-        query = query.where(EntryVersion.owner == owner)
-    if valid_at is not None:
-        query = query.where(valid_on(EntryVersion, valid_at))
-    if after is not None:
-        query = query.where(EntryVersion.entry_id > after)
-    if limit is not None:
-        query = query.limit(limit)
     return (await session.scalars(query)).all()
 
 
@@ -157,3 +177,19 @@ async def versions_from(
         query = query.where(EntryVersion.owner == owner)
     query = query.order_by(EntryVersion.revision, EntryVersion.seq).limit(count)
     return (await session.scalars(query)).all()
+
+
+async def stream_written_in(session: AsyncSession, revision: int) -> AsyncIterator[Any]:
+    """What one revision wrote, in the order it wrote it: (kind, entry id, version,
+    operation) rows, without the documents, streamed (a batch may be large)."""
+    rows = await session.stream(
+        select(
+            EntryVersion.kind, EntryVersion.entry_id, EntryVersion.version,
+            EntryVersion.operation,
+        )
+        .where(EntryVersion.revision == revision)
+        .order_by(EntryVersion.seq)
+        .execution_options(yield_per=1000)
+    )  # fmt: skip
+    async for row in rows:
+        yield row

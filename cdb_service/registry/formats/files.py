@@ -11,7 +11,10 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import anyio.to_thread
+
 from cdb_service.registry.formats import spreadsheets
+from cdb_service.registry.formats.budget import Budget, Meter, TooLarge
 from cdb_service.registry.formats.ndjson import ParsedBatch, export_lines, parse_lines
 from cdb_service.registry.formats.spreadsheets import KeyOf
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
@@ -28,6 +31,10 @@ MEDIA_TYPES = {
 
 class FormatError(ValueError):
     """A user's mistake about the format: said in one sentence."""
+
+
+class FileTooLarge(FormatError):
+    """The file is more than reading it may cost (a 413): said in one sentence."""
 
 
 def format_of_media_type(media_type: str) -> str:
@@ -103,24 +110,39 @@ async def render(
     raise FormatError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
 
 
-def parse_upload(data: bytes, fmt: str, owner: str, kind: KindSpec | None) -> ParsedBatch:
-    """An uploaded batch (any format) as batch items and every error found in it."""
-    batch = ParsedBatch()
+def parse_upload(data: bytes, fmt: str, owner: str, kind: KindSpec | None,
+                 budget: Budget | None = None) -> ParsedBatch:  # fmt: skip
+    """An uploaded batch (any format) as batch items and every error found in it, read
+    whole within `budget` (`FileTooLarge` once it is spent)."""
+    meter = Meter(budget or Budget())
     if fmt == "ndjson":
         return parse_lines(data.splitlines(), owner)
-    if fmt == "csv":
-        if kind is None:
-            raise FormatError("a CSV file holds one kind: name it (kind=… or --kind)")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise FormatError("the CSV file is not UTF-8 text") from None
-        spreadsheets.read_csv(text, kind, owner, batch)
-        return batch
-    if fmt == "xlsx":
-        try:
-            spreadsheets.read_xlsx(data, owner, batch)
-        except ValueError as error:
-            raise FormatError(str(error)) from None
-        return batch
-    raise FormatError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
+    batch = ParsedBatch()
+    try:
+        if fmt == "csv":
+            if kind is None:
+                raise FormatError("a CSV file holds one kind: name it (kind=… or --kind)")
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise FormatError("the CSV file is not UTF-8 text") from None
+            spreadsheets.read_csv(text, kind, owner, batch, meter)
+        elif fmt == "xlsx":
+            spreadsheets.read_xlsx(data, owner, batch, meter)
+        else:
+            raise FormatError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
+    except TooLarge as error:
+        raise FileTooLarge(str(error)) from None
+    except FormatError:
+        raise
+    except ValueError as error:
+        raise FormatError(str(error)) from None
+    batch.read_whole = True
+    return batch
+
+
+async def parse_upload_aside(data: bytes, fmt: str, owner: str, kind: KindSpec | None,
+                             budget: Budget) -> ParsedBatch:  # fmt: skip
+    """`parse_upload` in a worker thread: the event loop (every other request of this
+    worker) goes on while a workbook is read, and the budget ends the reading."""
+    return await anyio.to_thread.run_sync(parse_upload, data, fmt, owner, kind, budget)

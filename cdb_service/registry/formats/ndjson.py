@@ -44,6 +44,9 @@ class ParsedBatch:
     # Lines whose entry is unknown (not JSON, no kind): replace mode cannot tell what the
     # batch still names, so its conflicts are reported with that caveat (Batches.apply).
     unidentified: int = 0
+    # Set by the parser once it has read the file to its end, never before: a parse that
+    # was cut short (a budget, a broken stream) cannot reach replace mode's deletions.
+    read_whole: bool = False
 
     def note(self, *errors: FieldError) -> None:
         self.error_count += len(errors)
@@ -77,7 +80,9 @@ async def apply_parsed(
         prior_errors=batch.errors,
         unlisted_errors=batch.error_count - len(batch.errors),
         broken=batch.broken,
-        complete=not batch.unidentified,
+        # Replace mode deletes what the batch does not name: only a batch read to its end,
+        # with every line's entry known, can say what that is (otherwise it is refused).
+        complete=batch.read_whole and not batch.unidentified,
     )
 
 
@@ -164,6 +169,7 @@ def parse_lines(lines: Iterable[str | bytes], owner: str,
         parse_line(number, None if len(raw) > MAX_LINE_BYTES else raw, owner, batch)
         if progress is not None:
             progress(number)
+    batch.read_whole = True
     return batch
 
 
@@ -174,6 +180,7 @@ async def parse_stream(chunks: AsyncIterable[bytes], owner: str) -> ParsedBatch:
     async for line in _lines(chunks):
         number += 1
         parse_line(number, line, owner, batch)
+    batch.read_whole = True
     return batch
 
 

@@ -40,6 +40,7 @@ from pydantic import BaseModel
 
 from cdb_service.kernel import codes
 from cdb_service.kernel.problems import FieldError
+from cdb_service.registry.formats.budget import Meter
 from cdb_service.registry.formats.ndjson import MAX_LINE_BYTES, ParsedBatch, add_document
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
 from cdb_service.registry.kinds.spec import KindSpec
@@ -247,18 +248,22 @@ def known_columns(kind: KindSpec) -> dict[str, Column]:
 
 def read_rows(
     kind: KindSpec,
-    rows: Iterable[Sequence[Any]],
+    rows: Iterable[tuple[int, Sequence[Any]]],
     owner: str,
     batch: ParsedBatch,
     where: tuple[str | int, ...],
+    meter: Meter,
 ) -> None:
-    """Rows of one kind (the first is the header) into `batch`, each located by row number."""
+    """Numbered rows of one kind (the first is the header) into `batch`, each located by
+    its number; `meter` bounds the time (its producer counts the rows)."""
     iterator = iter(rows)
-    header = next(iterator, None)
-    if header is None:
+    first = next(iterator, None)
+    if first is None:
         return
+    header_number, header = first
     if _width(header) > MAX_COLUMNS:
-        batch.note(FieldError((*where, "row", 1), f"has more than {MAX_COLUMNS} columns"))
+        batch.note(FieldError((*where, "row", header_number),
+                              f"has more than {MAX_COLUMNS} columns"))  # fmt: skip
         batch.unidentified += 1
         return
     known = known_columns(kind)
@@ -268,15 +273,15 @@ def read_rows(
         listed = ", ".join(known)
         batch.note(
             *(
-                FieldError(
-                    (*where, "row", 1, n), f"is not a column of {kind.name}; columns: {listed}"
-                )
+                FieldError((*where, "row", header_number, n),
+                           f"is not a column of {kind.name}; columns: {listed}")
                 for n in unknown
             )
-        )
+        )  # fmt: skip
         batch.unidentified += 1
         return
-    for number, row in enumerate(iterator, start=2):
+    for number, row in iterator:
+        meter.tick()
         if _width(row) > MAX_COLUMNS:
             batch.lines += 1
             batch.note(FieldError((*where, "row", number), f"has more than {MAX_COLUMNS} cells"))
@@ -328,13 +333,19 @@ def row_document(
     return data, unreadable
 
 
-def read_csv(text: str, kind: KindSpec, owner: str, batch: ParsedBatch) -> None:
+def read_csv(text: str, kind: KindSpec, owner: str, batch: ParsedBatch, meter: Meter) -> None:
     rows = csv.reader(_bounded_lines(text.lstrip("\ufeff"), batch))
     try:
-        read_rows(kind, rows, owner, batch, ())
+        read_rows(kind, _counted(rows, meter), owner, batch, (), meter)
     except csv.Error as error:  # a cell over the csv module's own limit, a NUL
         batch.note(FieldError(("row", rows.line_num), f"is not CSV: {error}"))
         batch.unidentified += 1
+
+
+def _counted(rows: Iterable[list[str]], meter: Meter) -> Iterator[tuple[int, list[str]]]:
+    for number, row in enumerate(rows, start=1):
+        meter.row()
+        yield number, row
 
 
 def _bounded_lines(text: str, batch: ParsedBatch) -> Iterator[str]:
@@ -358,30 +369,17 @@ def _bounded_lines(text: str, batch: ParsedBatch) -> Iterator[str]:
             yield text[end - length : end]
 
 
-def read_xlsx(data: bytes, owner: str, batch: ParsedBatch) -> None:
-    """Every sheet named after a kind, in the order a batch applies them."""
-    from openpyxl import load_workbook
+def read_xlsx(data: bytes, owner: str, batch: ParsedBatch, meter: Meter) -> None:
+    """Every sheet named after a kind, in the order a batch applies them, every row of
+    it (whatever its `<dimension>` says), within `meter`'s budget (`TooLarge`)."""
+    from cdb_service.registry.formats.xlsx_reader import Workbook  # openpyxl, when needed
 
-    try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as error:  # openpyxl raises many types for a file that is not XLSX
-        raise ValueError(f"not an XLSX workbook ({type(error).__name__})") from None
-    try:
-        _read_sheets(book, owner, batch)
-    except Exception as error:  # a damaged part is found only when its rows are read
-        raise ValueError(f"not a readable XLSX workbook ({type(error).__name__})") from None
-    finally:
-        book.close()
-
-
-def _read_sheets(book: Any, owner: str, batch: ParsedBatch) -> None:
-    for title in book.sheetnames:
+    book = Workbook(data, meter, MAX_COLUMNS)
+    titles = dict(book.sheets)
+    for title in titles:
         if title not in KINDS:
             batch.note(FieldError(("sheet", title), f"is not a kind; sheets: {', '.join(KINDS)}"))
             batch.unidentified += 1
     for name in APPLY_ORDER:
-        if name in book.sheetnames:
-            # One column past the limit, so that a wider sheet is seen (and refused)
-            # without reading its cells beyond it.
-            rows = book[name].iter_rows(values_only=True, max_col=MAX_COLUMNS + 1)
-            read_rows(KINDS[name], rows, owner, batch, ("sheet", name))
+        if name in titles:
+            read_rows(KINDS[name], book.rows(titles[name]), owner, batch, ("sheet", name), meter)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from litestar import Controller, post
+from litestar import Controller, Response, post
 from litestar.di import NamedDependency
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,6 +18,7 @@ from cdb_service.registry.store.validation import field_errors
 from cdb_service.security import policy
 from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
+from cdb_service.web.consistency import REVISION_HEADER
 from cdb_service.web.docs import answer, problems
 
 # What openssl prints (`sha256 Fingerprint=AB:CD:…`), what browsers show (`AB CD …` or
@@ -60,12 +61,13 @@ class RoutingPartyActions(Controller):
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         principal: NamedDependency[Principal],
         who: NamedDependency[Who],
-    ) -> dict[str, Any]:
+    ) -> Response[dict[str, Any]]:
         try:
             renewed = Certificate.model_validate({"use": "signing", "pem": data.pem})
         except ValidationError as error:
             raise invalid(field_errors(error)) from None
-        return await rotate_certificate(
+        rotated = await rotate_certificate(
             sessions, data.replaces_sha256, renewed.pem, who,
             authorize=lambda owner: policy.require_write(principal, owner),
         )  # fmt: skip
+        return Response(rotated, headers={REVISION_HEADER: str(rotated["revision"])})

@@ -23,6 +23,7 @@ from cdb_service.kernel.problems import (
     invalid,
     malformed,
     stale,
+    unknown_cursor,
 )
 from cdb_service.registry.http.deps import reads_of
 from cdb_service.registry.http.entry_outputs import etag
@@ -182,7 +183,10 @@ async def page_position(
         elif not isinstance(carried, list) or carried[:1] != [sort]:
             raise invalid([FieldError(("query", "cursor"), "belongs to another sort")])
         else:
-            after_value = carried[1]
+            try:
+                after_value = order.mark(carried[1])
+            except ValueError:
+                raise unknown_cursor() from None
     if revision is not None:
         head = await reads.head()
         if revision > head:

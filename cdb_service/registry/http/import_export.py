@@ -10,9 +10,15 @@ from litestar.di import NamedDependency
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import Parameter
 
-from cdb_service.kernel.problems import UNSUPPORTED_MEDIA_TYPE, FieldError, malformed
+from cdb_service.kernel.problems import (
+    CONTENT_TOO_LARGE,
+    UNSUPPORTED_MEDIA_TYPE,
+    FieldError,
+    malformed,
+)
 from cdb_service.registry.formats import files as entry_files
-from cdb_service.registry.formats.files import FormatError
+from cdb_service.registry.formats.budget import Budget
+from cdb_service.registry.formats.files import FileTooLarge, FormatError
 from cdb_service.registry.formats.ndjson import apply_parsed, parse_stream
 from cdb_service.registry.http.answers import ImportResult
 from cdb_service.registry.kinds import KINDS
@@ -22,7 +28,9 @@ from cdb_service.registry.store.reads import EntryReads
 from cdb_service.security import audit, policy
 from cdb_service.security.audit import Who
 from cdb_service.security.policy import Principal
+from cdb_service.settings import Settings
 from cdb_service.web.ceilings import Ceilings
+from cdb_service.web.consistency import REVISION_HEADER
 from cdb_service.web.docs import answer, operation, problems
 from cdb_service.web.negotiation import require_media
 
@@ -78,6 +86,7 @@ class ImportController(Controller):
         principal: NamedDependency[Principal],
         who: NamedDependency[Who],
         ceilings: NamedDependency[Ceilings],
+        settings: NamedDependency[Settings],
         mode: Literal["merge", "replace"] = Parameter(
             default="merge",
             description="merge: create and update; replace: also delete the owner's entries "
@@ -91,7 +100,7 @@ class ImportController(Controller):
             default=None, ge=0, description="list only the first N changes (`by_kind` counts all)"
         ),
         kind: str | None = Parameter(default=None, description="the kind of a CSV upload"),
-    ) -> dict[str, Any]:
+    ) -> Response[dict[str, Any]]:
         batch_owner = policy.owner_acted_for(principal, owner)
         policy.require_write(principal, batch_owner)
         async with ceilings.imports.slot(principal.client_key):
@@ -104,14 +113,17 @@ class ImportController(Controller):
                 if fmt == "ndjson":
                     batch = await parse_stream(request.stream(), batch_owner)
                 else:
-                    batch = entry_files.parse_upload(
-                        await request.body(), fmt, batch_owner, kind_spec
+                    budget = Budget(seconds=settings.import_read_budget_s)
+                    batch = await entry_files.parse_upload_aside(
+                        await request.body(), fmt, batch_owner, kind_spec, budget
                     )
+            except FileTooLarge as error:
+                raise CONTENT_TOO_LARGE(str(error)) from None
             except FormatError as error:
                 raise UNSUPPORTED_MEDIA_TYPE(str(error)) from None
             result = await apply_parsed(batches, batch, who, batch_owner, mode=mode,
                                         dry_run=dry_run)  # fmt: skip
-        return {
+        body = {
             "owner": batch_owner,
             "mode": mode,
             "dry_run": dry_run,
@@ -120,6 +132,9 @@ class ImportController(Controller):
             "by_kind": result.counts_by_kind(),
             "changes": result.changes(first),
         }
+        # Like every write's answer: the revision it made (and so its signed receipt).
+        written = {REVISION_HEADER: str(result.revision)} if result.revision else {}
+        return Response(body, headers=written)
 
 
 def _kind(name: str | None) -> KindSpec | None:

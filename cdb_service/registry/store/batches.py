@@ -29,7 +29,7 @@ from cdb_service.registry.store.batch_items import (
 from cdb_service.registry.store.references import EntryIndex
 from cdb_service.registry.store.unit_of_work import UnitOfWork
 from cdb_service.registry.store.writes import column_values, delete_block
-from cdb_service.security.audit import Who
+from cdb_service.security.audit import Who, as_who
 
 MAX_ERRORS = MAX_FIELD_ERRORS  # listed in a refusal; every problem is counted
 
@@ -81,8 +81,9 @@ class Batches:
             ordered = parents_first(sorted(items, key=lambda i: APPLY_ORDER.index(i.kind.name)))
             with writer.session.no_autoflush:
                 index = await EntryIndex.load(
-                    writer.session, [i.named for i in ordered], rows=False
-                )
+                    writer.session, [i.named for i in ordered], rows=False,
+                    operator=as_who(who).operator,
+                )  # fmt: skip
                 seen: dict[tuple[str, Any], BatchItem] = {}
                 applied: list[tuple[BatchItem, uuid.UUID | None]] = []
                 claims = _UniqueClaims()

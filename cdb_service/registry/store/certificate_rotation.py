@@ -21,7 +21,7 @@ from cdb_service.registry.store.references import EntryIndex, Named
 from cdb_service.registry.store.unit_of_work import UnitOfWork
 from cdb_service.registry.store.validation import validate
 from cdb_service.registry.store.writes import column_values
-from cdb_service.security.audit import Who
+from cdb_service.security.audit import Who, as_who
 
 
 async def rotate_certificate(
@@ -51,7 +51,8 @@ async def rotate_certificate(
             ]
             renewed.append((row, validate(kind, document)))
         # Loaded with the renewed documents: whose parties hold the new certificate.
-        index = await EntryIndex.load(writer.session, [Named.of(kind, doc) for _, doc in renewed])
+        index = await EntryIndex.load(writer.session, [Named.of(kind, doc) for _, doc in renewed],
+                                      operator=as_who(who).operator)  # fmt: skip
         for row, doc in renewed:
             await writer.update(kind, row, column_values(writer, index, kind, doc, row))
     return {"revision": writer.revision, "routing_parties": [str(r.id) for r in using]}

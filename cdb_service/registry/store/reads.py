@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cdb_service.db import documents
 from cdb_service.db import revisions as rev
 from cdb_service.db.documents import document_of
+from cdb_service.kernel.text import unprintable
 from cdb_service.registry.kinds import APPLY_ORDER
 from cdb_service.registry.kinds.filters import Filter
 from cdb_service.registry.kinds.spec import KindSpec
@@ -51,6 +52,21 @@ class Sort:
         value = document.get(self.field)
         return "" if value is None else value
 
+    def mark(self, value: Any) -> Any:
+        """A page mark's sort value (from a cursor, a console link) as the query compares
+        it: a time for `updated_at`, printable text otherwise; a ValueError for anything
+        this service would not have given out."""
+        if not isinstance(value, str) or len(value) > 1000 or unprintable(value):
+            raise ValueError("not a sort value")
+        if self.field != "updated_at":
+            return value
+        moment = dt.datetime.fromisoformat(value)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        try:
+            return moment.astimezone(dt.UTC)
+        except OverflowError:  # year 1 or 9999 moved past the calendar's end
+            raise ValueError("not a time") from None
+
     def column(self, model: Any) -> Any:
         column = getattr(model, self.field)
         # Text columns may be empty (ref): NULL sorts as '' so that keyset pages compare.
@@ -59,7 +75,7 @@ class Sort:
     def keyset(self, model: Any, value: Any, after: uuid.UUID) -> Any:
         column = self.column(model)
         if self.field == "updated_at" and isinstance(value, str):
-            value = dt.datetime.fromisoformat(value)
+            value = self.mark(value)
         beyond = column < value if self.descending else column > value
         return or_(beyond, and_(column == value, model.id > after))
 

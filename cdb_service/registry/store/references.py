@@ -91,6 +91,7 @@ class Holder:
     owner: str
     name: str
     id: uuid.UUID | None
+    confirmed: bool = False  # an operator confirmed that this party holds it too
 
 
 def _key(kind: KindSpec, owner: str, value: Any) -> Any:
@@ -125,16 +126,21 @@ class EntryIndex:
     by_id: dict[str, dict[uuid.UUID, Target]] = field(default_factory=lambda: defaultdict(dict))
     # certificate sha256 -> the routing parties holding it (loaded when a write names any)
     holders: dict[str, list[Holder]] = field(default_factory=lambda: defaultdict(list))
-    # routing party id -> the entries of other owners that name it (for shared_with)
-    foreign_referrers: dict[uuid.UUID, list[tuple[str, str, str]]] = field(default_factory=dict)
+    # Written by an operator: what only operators may set is theirs (`grant_errors`).
+    operator: bool = False
 
     @classmethod
     async def load(
-        cls, session: AsyncSession, named: Sequence[Named], *, rows: bool = True
+        cls,
+        session: AsyncSession,
+        named: Sequence[Named],
+        *,
+        rows: bool = True,
+        operator: bool = False,
     ) -> EntryIndex:
         """The targets the entries name (themselves included), with their current rows
         unless `rows` is False: a batch reads those a part at a time (`load_rows`)."""
-        index = cls()
+        index = cls(operator=operator)
         keys: dict[str, set[Any]] = defaultdict(set)
         ref_keys: dict[str, set[Any]] = defaultdict(set)
         ref_ids: dict[str, set[uuid.UUID]] = defaultdict(set)
@@ -178,9 +184,8 @@ class EntryIndex:
                 self.rows[name][_key(kind, row.owner, getattr(row, kind.natural_key))] = row
 
     async def _load_party_lanes(self, session: AsyncSession, parties: Sequence[Named]) -> None:
-        """Who holds the certificates the write names, and which other owners' entries
-        name the parties it changes: the routing-party table is small (one row per
-        access point), so it is read whole."""
+        """Who holds the certificates the write names: the routing-party table is small
+        (one row per access point), so it is read whole."""
         wanted = {sha256 for p in parties for sha256 in p.certificates}
         model: Any = KINDS[PARTIES].model
         rows = (await session.execute(select(model.id, model.owner, model.name,
@@ -188,24 +193,9 @@ class EntryIndex:
         for entry_id, owner, name, certificates in rows:
             for certificate in certificates or ():
                 if certificate.get("sha256") in wanted:
-                    self.holders[certificate["sha256"]].append(Holder(owner, name, entry_id))
-        changed = {
-            t.id: t.owner for p in parties if (t := self.by_key[PARTIES].get(p.key)) is not None
-        }
-        for party_id in changed:
-            self.foreign_referrers[party_id] = []
-        for kind in KINDS.values():
-            for ref in kind.references:
-                if ref.target != PARTIES or not changed:
-                    continue
-                id_column = getattr(kind.model, ref.id_field)
-                key_column = getattr(kind.model, kind.natural_key)
-                query = select(id_column, kind.model.owner, key_column).where(
-                    id_column.in_(list(changed))
-                )
-                for party_id, owner, key in (await session.execute(query)).all():
-                    if owner != changed[party_id]:
-                        self.foreign_referrers[party_id].append((kind.name, str(key), owner))
+                    self.holders[certificate["sha256"]].append(
+                        Holder(owner, name, entry_id, bool(certificate.get("operator_confirmed")))
+                    )
 
     async def _load_keys(self, session: AsyncSession, kind: KindSpec, keys: set[Any]) -> None:
         column = getattr(kind.model, kind.natural_key)
@@ -312,29 +302,56 @@ class EntryIndex:
     def lane_errors(self, kind: KindSpec, document: EntryIn, entry_id: uuid.UUID | None
                     ) -> list[FieldError]:  # fmt: skip
         """What a routing party's write would take from other owners: a certificate that
-        belongs to another owner's party, or the service of an owner whose entries still
-        name it. The party's certificates are then its owner's, for the rest of the write."""
+        belongs to another owner's party, unless it names no state and an operator
+        confirmed it for this party. The party's certificates are then its owner's, for the
+        rest of the write. (Leaving an owner out of `shared_with` takes nothing: that
+        owner's entries that name the party are unroutable until they name another, and
+        the quality report says so.)"""
         if kind.name != PARTIES:
             return []
         errors = []
         name = getattr(document, "name", "")
         for n, certificate in enumerate(getattr(document, "certificates", ())):
             held = self.holders[certificate.sha256]
-            other = next((h for h in held if h.owner != document.owner), None)
-            if other is not None:
-                errors.append(FieldError(("certificates", n, "pem"), f"is the certificate of "
-                              f"{other.owner}'s routing party {other.name}; a certificate "
-                              "belongs to one owner's parties", "lane_error"))  # fmt: skip
-            held.append(Holder(document.owner, name, entry_id))
-        if entry_id is not None:
-            serves = {document.owner, *getattr(document, "shared_with", ())}
-            left = [r for r in self.foreign_referrers.get(entry_id, ()) if r[2] not in serves]
-            if left:
-                named = ", ".join(f"{k} {key} ({owner})" for k, key, owner in left[:10])
-                more = f" and {len(left) - 10} more" if len(left) > 10 else ""
-                errors.append(FieldError(("shared_with",), f"leaves out owners whose entries "
-                              f"name this party: {named}{more}; they must name another party "
-                              "first", "lane_error"))  # fmt: skip
+            others = [h for h in held if h.owner != document.owner]
+            # One owner's, unless it names no state and an operator confirmed each other
+            # owner's holding of it (here, or on the others' parties).
+            shared = certificate.names_no_state and (
+                certificate.operator_confirmed or all(h.confirmed for h in others)
+            )
+            if others and not shared:
+                other = others[0]
+                confirm = ("; it names no state (no C=): an operator may confirm that this "
+                           "party holds it too (operator_confirmed)"
+                           if certificate.names_no_state else "")  # fmt: skip
+                errors.append(
+                    FieldError(
+                        ("certificates", n, "pem"),
+                        "is the certificate "
+                        f"of {other.owner}'s routing party {other.name}; a certificate "
+                        f"belongs to one owner's parties{confirm}",
+                        "lane_error",
+                    )
+                )
+            held.append(Holder(document.owner, name, entry_id, certificate.operator_confirmed))
+        return errors
+
+    def grant_errors(self, kind: KindSpec, document: EntryIn, row: Any) -> list[FieldError]:
+        """Operators' exceptions (`operator_confirmed` on a party id or a certificate) are
+        set and removed by operators only: anyone else keeps those of the current entry."""
+        if kind.name != PARTIES or self.operator:
+            return []
+        errors = []
+        for name, key in (("identifiers", ("party_id", "party_id_type")),
+                          ("certificates", ("sha256",))):  # fmt: skip
+            current = getattr(row, name, None) or ()
+            before = {tuple(item.get(k) for k in key)
+                      for item in current if item.get("operator_confirmed")}  # fmt: skip
+            for n, item in enumerate(getattr(document, name, ())):
+                ident = tuple(getattr(item, k) for k in key)
+                if item.operator_confirmed and ident not in before:
+                    errors.append(FieldError((name, n, "operator_confirmed"), "is set by "
+                                  "operators only", "operator_only"))  # fmt: skip
         return errors
 
     def _is_ancestor(self, kind: str, entry_id: uuid.UUID, start: Target) -> bool:

@@ -25,7 +25,7 @@ from cdb_service.registry.store import idempotency as idempotency_keys
 from cdb_service.registry.store.idempotency import IdempotentRequest
 from cdb_service.registry.store.references import EntryIndex, Named
 from cdb_service.registry.store.unit_of_work import UnitOfWork
-from cdb_service.security.audit import Who
+from cdb_service.security.audit import Who, as_who
 
 
 @dataclass
@@ -53,7 +53,7 @@ class EntryWrites:
                     stored = await idempotency_keys.claim(writer.session, idempotency)
                     if stored is not None:
                         raise idempotency_keys.Replay(stored)
-                values = await _prepare(writer, kind, document, None)
+                values = await _prepare(writer, kind, document, None, as_who(who).operator)
                 written = await writer.create(kind, document.owner, values, entry_id)
                 if idempotency is not None:
                     idempotency_keys.remember(
@@ -82,7 +82,7 @@ class EntryWrites:
     ) -> dict[str, Any]:
         async with UnitOfWork(self.sessions, who, f"update {kind.name}") as writer:
             row = await current_row(writer.session, kind, entry_id)
-            values = await _prepare(writer, kind, document, row)
+            values = await _prepare(writer, kind, document, row, as_who(who).operator)
             written = await writer.update(kind, row, values, expected_version)
         return written.document
 
@@ -111,11 +111,10 @@ async def current_row(session: AsyncSession, kind: KindSpec, entry_id: uuid.UUID
     return row
 
 
-async def _prepare(
-    writer: RevisionWriter, kind: KindSpec, document: EntryIn, row: EntryModel | None
-) -> dict[str, Any]:
+async def _prepare(writer: RevisionWriter, kind: KindSpec, document: EntryIn,
+                   row: EntryModel | None, operator: bool) -> dict[str, Any]:  # fmt: skip
     """Column values for one entry written on its own (create or replace)."""
-    index = await EntryIndex.load(writer.session, [Named.of(kind, document)])
+    index = await EntryIndex.load(writer.session, [Named.of(kind, document)], operator=operator)
     key = getattr(document, kind.natural_key)
     other = index.existing(kind, document.owner, key) if key is not None else None
     if other is not None and (row is None or other.id != row.id):
@@ -137,6 +136,7 @@ def column_values(
     values = kind.column_values(document)
     errors = index.resolve(kind, document, values, row.id if row is not None else None)
     errors += index.lane_errors(kind, document, row.id if row is not None else None)
+    errors += index.grant_errors(kind, document, row)
     if row is not None and row.owner != document.owner:
         moved = f"an entry of {row.owner} cannot move to another owner"
         errors.insert(0, FieldError(("owner",), moved))

@@ -9,7 +9,11 @@
 // authenticate with them (RFC 8705 tls_client_auth, `tls_client_auth_subject_dn`).
 //
 // --accounts turns on people signing in (authorization code flow, the provider's own
-// login and consent pages): a JSON object {login: {name, cdb_owner}}; any password.
+// login and consent pages): a JSON object {login: {name, cdb_owner, refresh_tokens}};
+// any password. The file is read again at each use, so that a test can withdraw a
+// person's owner (or the person) and see it at the next refresh. A client allowed the
+// refresh_token grant gets a refresh token with each code (no offline_access needed),
+// except for a person with "refresh_tokens": false. --ttl is the access tokens' lifetime.
 // Prints exactly one line "READY <issuer>" on stdout once listening; all
 // library notices go to stderr. Exits 0 on SIGTERM / SIGINT.
 
@@ -82,6 +86,7 @@ const signingKid = jwks.keys[0].kid;
 if (typeof signingKid !== 'string' || !signingKid) fail('the first --jwks key needs a kid');
 
 const accounts = args.accounts ? readJSON(args.accounts, '--accounts') : null;
+const accountOf = (id) => (args.accounts && id ? readJSON(args.accounts, '--accounts')[id] : undefined);
 const clients = readJSON(args.clients, '--clients');
 if (!Array.isArray(clients)) fail('--clients must be a JSON array of client metadata objects');
 
@@ -124,7 +129,7 @@ const configuration = {
   },
   async extraTokenClaims(ctx, token) {
     // A person's owner comes from their account; a system's from its client.
-    const person = accounts && token.accountId ? accounts[token.accountId] : undefined;
+    const person = accountOf(token.accountId);
     if (person && typeof person.cdb_owner === 'string') {
       return { cdb_owner: person.cdb_owner };
     }
@@ -136,7 +141,7 @@ const configuration = {
   },
   ...(accounts ? {
     async findAccount(ctx, sub) {
-      const person = accounts[sub];
+      const person = accountOf(sub);
       if (!person) return undefined;
       return { accountId: sub, claims: async () => ({ sub, name: person.name }) };
     },
@@ -144,6 +149,10 @@ const configuration = {
     // the ID token carries the name, not only userinfo
     conformIdTokenClaims: false,
   } : {}),
+  async issueRefreshToken(ctx, client, code) {
+    if (!client.grantTypeAllowed('refresh_token')) return false;
+    return accountOf(code.accountId)?.refresh_tokens !== false;
+  },
   // the only keys are ES256 ones; the library default (RS256) would reject every client
   clientDefaults: { id_token_signed_response_alg: 'ES256' },
   clientBasedCORS: () => false,

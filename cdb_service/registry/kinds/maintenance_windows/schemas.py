@@ -10,6 +10,7 @@ from pydantic import (
     field_validator,
 )
 
+from cdb_service.kernel import calendar
 from cdb_service.registry.kinds.fields import OwnerOrCommission, ShortText, Text
 from cdb_service.registry.kinds.maintenance_windows.models import DERIVED
 from cdb_service.registry.kinds.schemas import EntryIn
@@ -17,19 +18,11 @@ from cdb_service.registry.kinds.schemas import EntryIn
 WindowOwner = OwnerOrCommission
 
 
-YEARS = range(1970, 3000)
-
-
 def _aware(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         raise ValueError("must carry a time zone offset (e.g. 2027-01-12T20:00:00+01:00)")
     # Every later computation (notice periods, UTC storage) must be able to move it.
-    try:
-        year = value.astimezone(dt.UTC).year
-    except OverflowError:
-        year = 0
-    if year not in YEARS:
-        raise ValueError(f"must lie in the years {YEARS.start} to {YEARS.stop - 1}")
+    calendar.check_year(value)  # an OutsideCalendar is a ValueError: the field's error
     return value
 
 

@@ -8,13 +8,16 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SerializerFunctionWrapHandler,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from cdb_service.kernel import codes
 from cdb_service.registry.kinds.fields import HttpsUrl, Identifier, OwnerCode, member_of
+from cdb_service.registry.kinds.routing_parties.namespaces import outside_namespace
 from cdb_service.registry.kinds.schemas import EntryIn, Strict
 from cdb_service.security.x509 import parse_single_certificate
 
@@ -29,6 +32,22 @@ class PartyIdentifier(Strict):
         default="urn:oasis:names:tc:ebcore:partyid-type:unregistered",
         description="the party id's type: a party-id-types code (a URN)",
     )
+    operator_confirmed: bool = Field(
+        default=False,
+        description="an operator allowed this party id outside the owner's namespace "
+        "(set by operators only; left out when false)",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_default_flag(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without_flag(handler(self))
+
+
+def _without_flag(data: Any) -> Any:
+    """Documents carry `operator_confirmed` only where an operator set it."""
+    if isinstance(data, dict) and not data.get("operator_confirmed"):
+        data.pop("operator_confirmed", None)
+    return data
 
 
 class Service(Strict):
@@ -59,13 +78,27 @@ class Certificate(BaseModel):
     not_after: dt.datetime | None = Field(
         default=None, description="the end of its validity (set by the server)"
     )
+    operator_confirmed: bool = Field(
+        default=False,
+        description="an operator confirmed that this party may hold a certificate naming no "
+        "state (no C=) that another owner's party holds (set by operators only; left out "
+        "when false)",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _ignore_derived(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            return {k: data[k] for k in ("use", "pem") if k in data}
+            return {k: data[k] for k in ("use", "pem", "operator_confirmed") if k in data}
         return data
+
+    @model_serializer(mode="wrap")
+    def _without_default_flag(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without_flag(handler(self))
+
+    @property
+    def names_no_state(self) -> bool:
+        return self._country is None
 
     @field_validator("pem")
     @classmethod
@@ -147,12 +180,17 @@ class RoutingPartyIn(EntryIn):
     ) -> list[PartyIdentifier]:
         owner: str = info.data.get("owner") or ""
         for identifier in value if owner else ():
+            if identifier.operator_confirmed:
+                continue  # an operator's exception (checked to be one: EntryIndex.grant_errors)
             own = identifier.party_id.lower().startswith(owner_prefixes(owner))
             if identifier.party_id_type == UNREGISTERED and not own:
                 raise ValueError(
                     f"an unregistered party id of {owner} begins with {_wanted(owner)} "
                     f"({identifier.party_id!r} does not)"
                 )
+            why = outside_namespace(identifier.party_id, identifier.party_id_type, owner)
+            if why:
+                raise ValueError(f"{why}; an operator may allow it (operator_confirmed)")
         return value
 
     @field_validator("certificates")

@@ -1,4 +1,5 @@
-"""The keys that sign extracts: ES256, rotated, published as a JWKS.
+"""The registry's signing keys: ES256, rotated, published as a JWKS. They sign extracts and
+the receipts of writes (`security/receipts.py`).
 
 Dev: a key pair is generated on first start under `$CDB_DATA_DIR/keys/`. Prod: the
 key set file is provisioned (CDB_SIGNING_KEYS_FILE). Rotation makes a new current
@@ -80,8 +81,8 @@ class SigningKeys:
         listed = [k for k, until in self.keys if until is None or until > moment]
         return {"keys": [k.as_dict(private=False) | {"alg": ALG, "use": "sig"} for k in listed]}
 
-    def sign(self, payload: dict[str, Any]) -> str:
-        header = {"alg": ALG, "kid": self.current.kid, "typ": "cdb-extract+jws"}
+    def sign(self, payload: dict[str, Any], typ: str = "cdb-extract+jws") -> str:
+        header = {"alg": ALG, "kid": self.current.kid, "typ": typ}
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
         return jws.serialize_compact(header, body, self.current, algorithms=[ALG])
 

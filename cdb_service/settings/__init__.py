@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cdb_service.settings import production
+
 # DESIGN.md's promise: a retired API version is announced at least this long before it goes.
 MIN_DEPRECATION_NOTICE = dt.timedelta(days=365)
 
@@ -131,11 +133,36 @@ class Settings(BaseSettings):
     # an access token for this API (empty: not sent).
     console_resource: str = ""
     # A signed-in session ends after this long without a request, and at the latest
-    # this long after sign-in.
+    # this long after sign-in (prod refuses more than 1 h idle, 12 h absolute). It writes
+    # only while the provider's access token lasts, renewed with its refresh token.
     console_idle_timeout_s: int = Field(default=1800, ge=1)
     console_absolute_timeout_s: int = Field(default=12 * 3600, ge=1)
     # Also ask the browser for a client certificate of the client CAs.
     console_require_client_certificate: bool = False
+    # The service's address as browsers reach it (https://cdb.example.eu, nginx's in
+    # proxy mode): the console's sign-in callback and sign-out return are built from it,
+    # never from the request's Host. Required in prod; dev falls back to the request's.
+    public_url: str = ""
+
+    # --- connections (docs/operations.md, "Limits at the edge": one table for both modes)
+    # The request head (request line and headers) of one request, at most, in bytes and
+    # in header fields; beyond either a 431 problem and the connection is closed.
+    max_header_bytes: int = Field(default=32_768, ge=1024, le=1_048_576)
+    max_header_fields: int = Field(default=100, ge=10, le=10_000)
+    # One header field (name and value), at most; nginx's large_client_header_buffers size.
+    max_header_field_bytes: int = Field(default=8192, ge=256, le=1_048_576)
+    # A request head not complete this long after the connection opened, or after its
+    # first byte, is answered 408 and closed (slow headers); also the TLS handshake's bound.
+    header_timeout_s: float = Field(default=60, gt=0)
+    # A request body of which nothing arrived for this long: the connection is closed.
+    body_timeout_s: float = Field(default=60, gt=0)
+    # An idle keep-alive connection (between requests) is closed after this long.
+    keepalive_timeout_s: float = Field(default=60, gt=0)
+    # Open connections per worker; one more is answered 503 and closed. Above
+    # max_long_polls, which each hold one.
+    max_connections: int = Field(default=1024, ge=1)
+    # Connections the kernel queues before the worker accepts them (listen backlog).
+    listen_backlog: int = Field(default=511, ge=1)
 
     # --- limits (documented in the README) -------------------------------------------
     # Requests per second (and burst) per client certificate, per worker.
@@ -155,6 +182,11 @@ class Settings(BaseSettings):
     max_long_polls_per_client: int = Field(default=20, ge=1)
     max_imports: int = Field(default=2, ge=1)
     max_imports_per_client: int = Field(default=1, ge=1)
+    import_read_budget_s: float = Field(
+        default=60.0, gt=0,
+        description="the longest a CSV or XLSX upload may take to read (in a worker thread, "
+        "beside the event loop); past it the upload is refused with 413",
+    )  # fmt: skip
 
     # --- extracts and the change feed -------------------------------------------------
     # The ES256 key set that signs extracts; dev generates one under data_dir/keys.
@@ -273,7 +305,13 @@ class Settings(BaseSettings):
             problems.append("no signing key set is configured (CDB_SIGNING_KEYS_FILE)")
         if self.tls_mode is TlsMode.DIRECT and not (self.tls_cert_file and self.tls_key_file):
             problems.append("direct TLS needs CDB_TLS_CERT_FILE and CDB_TLS_KEY_FILE")
-        return problems
+        return problems + self.console_session_problems() + self.risky_edge_settings()
+
+    def console_session_problems(self) -> list[str]:
+        return production.console_session_problems(self)
+
+    def risky_edge_settings(self) -> list[str]:
+        return production.risky_edge_settings(self)
 
 
 def multi_host(rest: str) -> str:
