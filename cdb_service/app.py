@@ -105,8 +105,9 @@ async def prepare(services: Services) -> asyncio.Task[None] | None:
     return asyncio.create_task(_when_the_database_answers(services), name="database-wait")
 
 
-async def _with_database(services: Services) -> None:
-    """Dev conveniences on start (migrate, seed an empty registry), then the index."""
+async def prepare_data(services: Services) -> None:
+    """Dev conveniences on start: migrate, and seed an empty registry. Several workers
+    share one database: their supervisor does this once, before it starts them."""
     settings = services.settings
     if settings.should_migrate:
         await migrate.upgrade(settings)
@@ -115,6 +116,12 @@ async def _with_database(services: Services) -> None:
 
         report = await seed(services.batches, services.sessions)
         log.info("seeded", **report.summary())
+
+
+async def _with_database(services: Services) -> None:
+    """What a start with the database does: the dev conveniences, then the index and the
+    notifications that follow it."""
+    await prepare_data(services)
     await services.lookup.start()
     services.notifier.start()
 
