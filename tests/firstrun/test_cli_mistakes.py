@@ -341,3 +341,19 @@ def test_a_timeout_that_lost_its_driver_frames_names_both_bounds() -> None:
     assert line is not None and "cannot connect" not in line, line
     assert line.startswith("timed out waiting for the database"), line
     assert "CDB_DB_STATEMENT_TIMEOUT_S=0.001 s" in line and "CDB_DB_CONNECT_TIMEOUT_S=5 s" in line
+
+
+def test_a_connection_closed_by_a_timeout_names_the_timeout_not_the_closed_connection() -> None:
+    """Cleaning up after a timed-out statement can find the connection already closed;
+    the closing error is not the cause the user is told (it was a traceback)."""
+    from sqlalchemy.exc import ResourceClosedError
+
+    try:
+        try:
+            raise TimeoutError
+        except TimeoutError:
+            raise ResourceClosedError("This Connection is closed") from None
+    except ResourceClosedError as closed:
+        closed.__context__ = TimeoutError()
+        line = explain(closed, DatabaseTarget("postgresql://db1:5432/cdb", 5.0, 0.001, 10.0))
+    assert line is not None and line.startswith("timed out waiting for the database"), line

@@ -1,17 +1,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
     ValidationInfo,
     field_validator,
-    model_serializer,
     model_validator,
 )
 
@@ -44,10 +42,14 @@ class RecurrenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     frequency: Literal["weekly", "monthly"] = Field(description="how often it repeats")
-    weekday: Weekday | None = Field(default=None, description="weekly: the day of the week")
-    day_of_month: int | None = Field(
-        default=None, ge=1, le=28, description="monthly: the day (1 to 28, every month has it)"
+    # Stored and answered as declared: a weekly window has no day_of_month member.
+    weekday: Weekday | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="weekly: the day of the week"
     )
+    day_of_month: int | None = Field(
+        default=None, ge=1, le=28, exclude_if=lambda v: v is None,
+        description="monthly: the day (1 to 28, every month has it)",
+    )  # fmt: skip
     time: str = Field(
         pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
         description="when each occurrence starts, HH:MM on the Brussels clock (CET/CEST)",
@@ -55,11 +57,6 @@ class RecurrenceIn(BaseModel):
     duration_minutes: int = Field(
         ge=1, le=LONGEST_MINUTES, description="how long each occurrence lasts, in minutes"
     )
-
-    @model_serializer(mode="wrap")
-    def _named_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # Stored and answered as declared: a weekly window has no day_of_month member.
-        return {k: v for k, v in handler(self).items() if v is not None}
 
     @model_validator(mode="after")
     def _one_day_rule(self) -> Self:
