@@ -224,13 +224,9 @@ class Settings(BaseSettings):
     # the prefix carries Deprecation, Sunset and a Link to the successor.
     api_deprecations: dict[str, ApiDeprecation] = Field(default_factory=dict)
 
-    # --- personal data (Annex I 5.1(d), 5.5; Regulation (EU) 2018/1725) ---------------
-    consultation_retention_days: int = Field(
-        default=1095, ge=1,
-        description="how long a record of an administrator's or operator's reading of a "
-        "named person is kept (`GET /api/v1/consultations`), counted from its last read; "
-        "three years, as Regulation (EU) 2018/1725 article 88 keeps logs of consultation",
-    )  # fmt: skip
+    # Reads of named persons by administrators and operators (Annex I 5.1(d)) are kept this
+    # long after the last; 3 years: Regulation (EU) 2018/1725 art. 88 keeps such logs.
+    consultation_retention_days: int = Field(default=1095, ge=1)
 
     # --- data quality (Annex I 7.6) ---------------------------------------------------
     # An entry unchanged for longer than this is listed for review ("current").
