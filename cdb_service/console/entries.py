@@ -161,8 +161,8 @@ class ConsoleEntries(Controller):
         user = await current_user(request)
         spec = kind_of(kind_name)
         reader = viewer(request, user)
-        document = reader.visible(spec.name, spec.private_fields,
-                                  await edits.current(reads, spec, entry_id), "console")  # fmt: skip
+        current = await edits.current(reads, spec, entry_id)
+        document = reader.visible(spec.name, spec.private_fields, current, "console")
         versions = [v for v in await reads.history(entry_id) if v["kind"] == spec.name]
         diff = None
         if from_version is not None:

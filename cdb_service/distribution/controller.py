@@ -29,7 +29,7 @@ from cdb_service.kernel.problems import FieldError, bad_parameters, invalid
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.store.reads import EntryReads
-from cdb_service.security import audit, policy
+from cdb_service.security import audit
 from cdb_service.security.audit import Who
 from cdb_service.security.consultations import Viewer
 from cdb_service.security.policy import Principal

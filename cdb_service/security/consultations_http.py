@@ -92,9 +92,11 @@ class ConsultationController(Controller):
         entry: uuid.UUID | None = Parameter(default=None, description="only this entry"),
         kind: str | None = Parameter(default=None, max_length=40, description="only this kind"),
         who_is: str | None = Parameter(
-            query="who", default=None, max_length=300,
+            query="who",
+            default=None,
+            max_length=300,
             description="only this caller: subject, client id or certificate thumbprint",
-        ),  # fmt: skip
+        ),
         since: dt.datetime | None = Parameter(
             default=None, description="only those read at or after this instant"
         ),

@@ -24,7 +24,9 @@ def upgrade() -> None:
     op.create_table(
         "consultations",
         sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True,
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
             nullable=False,
         ),
         sa.Column("key", sa.String(length=64), nullable=False),

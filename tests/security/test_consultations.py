@@ -73,10 +73,13 @@ async def test_an_administrators_reads_of_a_person_are_recorded_a_readers_are_no
         created = await c.post(f"{V1}/national-members", json=_member("EJ-PL-NM"))
         assert created.status_code == 201, created.text
         entry = created.json()["id"]
-        changed = await c.patch(f"{V1}/national-members/{entry}",
-                                json={"person": {"name": "Ada Nowak", "title": "Prokurator"}},
-                                headers={"If-Match": created.headers["ETag"],
-                                         "Content-Type": "application/merge-patch+json"})  # fmt: skip
+        patch = {"If-Match": created.headers["ETag"],
+                 "Content-Type": "application/merge-patch+json"}  # fmt: skip
+        changed = await c.patch(
+            f"{V1}/national-members/{entry}",
+            headers=patch,
+            json={"person": {"name": "Ada Nowak", "title": "Prokurator"}},
+        )
         assert changed.status_code == 200, changed.text
     # A reader sees no person anywhere, and its reads are no consultation.
     async with api.client("reader") as c:
