@@ -55,6 +55,7 @@ from cdb_service.registry.http.import_export import ExportController, ImportCont
 from cdb_service.registry.http.kind_controller import controllers
 from cdb_service.security import contract, policy
 from cdb_service.security import deps as security_deps
+from cdb_service.security.consultations_http import ConsultationController
 from cdb_service.security.dev_issuer import DevIssuerController
 from cdb_service.security.gate import ApiGate, deny
 from cdb_service.security.receipts import ReceiptMiddleware
@@ -97,6 +98,7 @@ async def prepare(services: Services) -> asyncio.Task[None] | None:
     from the saved lookup index (if any) while a task waits for the database with
     backoff and then does what a start with it does (returned, to cancel at the end)."""
     services.gate.refusals.start(services.sessions)
+    services.consultations.start()
     settings = services.settings
     if await waiting.answers(services.engine, settings, next_wait_s=waiting.FIRST_WAIT_S):
         await _with_database(services)
@@ -206,6 +208,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RoutingTableController,
             XmlSchemaController,
             SubscriptionController,
+            ConsultationController,
             *controllers(),
         ],
         guards=[role_guard],

@@ -9,6 +9,7 @@ from cdb_service.notifications.tables import Delivery, NotificationCursor, Subsc
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.store.idempotency import IdempotencyKey
 from cdb_service.security.audit import AuditEvent, AuditHead
+from cdb_service.security.consultations import Consultation
 
 __all__ = [
     "KINDS",
@@ -16,6 +17,7 @@ __all__ = [
     "AuditHead",
     "Base",
     "ConsoleSession",
+    "Consultation",
     "Delivery",
     "EntryVersion",
     "GazetteerLoad",

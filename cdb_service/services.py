@@ -24,6 +24,7 @@ from cdb_service.registry.store.batches import Batches
 from cdb_service.registry.store.reads import EntryReads
 from cdb_service.registry.store.writes import EntryWrites
 from cdb_service.security.certificates import ChainVerifier, ProxyAllowList
+from cdb_service.security.consultations import ConsultationLog
 from cdb_service.security.dev import DevPki, with_dev_defaults
 from cdb_service.security.gate import SecurityGate
 from cdb_service.security.rate_limits import Buckets, RateLimits
@@ -59,6 +60,7 @@ class Services:
     loop_lag: LoopLag
     notifier: Notifier
     write_readiness: WriteReadiness
+    consultations: ConsultationLog
     dev_pki: DevPki | None = None
 
     @classmethod
@@ -116,7 +118,8 @@ class Services:
             ceilings, read_your_writes, TableDigests(),
             ConsoleParts.build(settings, sessions, gate), Drain(settings.retry_after_s),
             Receipts(signing, sessions), LoopLag(), Notifier(sessions, settings),
-            WriteReadiness(settings, engine), dev_pki,
+            WriteReadiness(settings, engine),
+            ConsultationLog(sessions, settings.consultation_retention_days), dev_pki,
         )  # fmt: skip
 
     def as_state(self) -> dict[str, Any]:
@@ -125,6 +128,7 @@ class Services:
 
     async def close(self) -> None:
         await self.loop_lag.stop()
+        await self.consultations.stop()
         await self.notifier.stop()
         await self.gate.refusals.stop(self.sessions)
         await self.lookup.stop()

@@ -142,8 +142,13 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
     from cdb_service.registry.formats import files as entry_files
     from cdb_service.registry.kinds import KINDS
+    from cdb_service.security.audit import Who
+    from cdb_service.security.consultations import Viewer
+    from cdb_service.security.policy import OPERATE, Principal
 
     unknown = [k for k in args.kind or () if k not in KINDS]
     if unknown:
@@ -156,6 +161,12 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
     async def job(services: Any) -> dict[str, bytes]:
         by_kind = await entry_files.documents_by_kind(services.reads, kinds, owner)
+        # The database's own operator reads named persons too: recorded like an API export.
+        reader = Viewer(Principal(f"cli:{getpass.getuser()}", None, frozenset({OPERATE}), None,
+                                  None), Who(f"cli:{getpass.getuser()}", operator=True),
+                        services.consultations)  # fmt: skip
+        by_kind = {name: [reader.visible(name, KINDS[name].private_fields, d, "export")
+                          for d in docs] for name, docs in by_kind.items()}  # fmt: skip
         if fmt != "csv":
             return {args.out: await entry_files.render(services.reads, by_kind, fmt)}
         # CSV: one file per kind; several kinds go into the directory --out names.

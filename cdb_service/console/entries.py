@@ -33,6 +33,7 @@ from cdb_service.console.web import (
     User,
     checked_form,
     page,
+    viewer,
     who,
 )
 from cdb_service.kernel.problems import FORBIDDEN, FieldError, Problem, invalid, stale
@@ -138,7 +139,9 @@ class ConsoleEntries(Controller):
             if chosen and user.principal.is_operator:
                 query["owner"] = chosen
             more = urlencode({k: v for k, v in query.items() if v})
-        rows = [(d, label_of(spec, d)) for d in listed.items]
+        # A list shows no named person (its label is the entry's key and name), so it is
+        # no consultation; they are left out of what the page is given.
+        rows = [(policy.redact(d, spec.private_fields), label_of(spec, d)) for d in listed.items]
         may_create = bool(chosen) and policy.may_write(user.principal, str(chosen))
         context = context_of(user, chosen, spec=spec, title=TITLES.get(spec.name, spec.name),
                         rows=rows, total=total, revision=revision, q=q, sort=sort,
@@ -157,15 +160,16 @@ class ConsoleEntries(Controller):
                     done: str = "") -> Response[str]:  # fmt: skip
         user = await current_user(request)
         spec = kind_of(kind_name)
-        document = policy.redact(await edits.current(reads, spec, entry_id), spec.private_fields,
-                                 user.principal)  # fmt: skip
+        reader = viewer(request, user)
+        current = await edits.current(reads, spec, entry_id)
+        document = reader.visible(spec.name, spec.private_fields, current, "console")
         versions = [v for v in await reads.history(entry_id) if v["kind"] == spec.name]
         diff = None
         if from_version is not None:
-            diff = await edits.diff(reads, spec, entry_id, user.principal, from_version,
+            diff = await edits.diff(reads, spec, entry_id, reader, from_version,
                                     to_version)  # fmt: skip
         elif len(versions) > 1:
-            diff = await edits.diff(reads, spec, entry_id, user.principal,
+            diff = await edits.diff(reads, spec, entry_id, reader,
                                     versions[1]["version"], versions[0]["version"])  # fmt: skip
         links = {}
         for ref in spec.references:
@@ -201,6 +205,9 @@ class ConsoleEntries(Controller):
                         ) -> Response[str]:  # fmt: skip
         user = await current_user(request)
         spec, current = await _writable(user, reads, kind_name, entry_id)
+        # The form shows every field, named persons included: a consultation.
+        current = viewer(request, user).visible(spec.name, spec.private_fields, current,
+                                                "console")  # fmt: skip
         values = forms.values_of(spec, current, await key_of(reads, spec, current))
         return page("edit.html", context_of(user, current["owner"], spec=spec, document=current,
                                        fields=forms.fields_of(spec, values), loose=[],
@@ -226,7 +233,7 @@ class ConsoleEntries(Controller):
         if expected != current["version"]:
             # Someone else wrote since the form was opened: say who changed what, keep
             # what was typed, and let the person look again before sending.
-            context |= {"stale": await edits.diff(reads, spec, entry_id, user.principal,
+            context |= {"stale": await edits.diff(reads, spec, entry_id, viewer(request, user),
                                                   expected, None), "loose": []}  # fmt: skip
             context["document"] = current
             return page("edit.html", context, status_code=409)

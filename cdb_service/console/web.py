@@ -28,6 +28,8 @@ from cdb_service.kernel.page_headers import PAGE_HEADERS
 from cdb_service.kernel.problems import CSRF, FORBIDDEN
 from cdb_service.kernel.resources import packaged
 from cdb_service.registry.kinds import KINDS
+from cdb_service.security.consultations import Viewer
+from cdb_service.security.deps import consultations_of
 from cdb_service.security.policy import Principal
 
 SESSION_COOKIE = "__Host-cdb-console"
@@ -199,6 +201,11 @@ def who(request: Request[Any, Any, Any], user: User) -> Any:
     console = console_of(request.scope)
     state = request.scope.get("state", {})
     return user.principal.who(state.get("request_id"), console.gate.source_address(request.scope))
+
+
+def viewer(request: Request[Any, Any, Any], user: User) -> Viewer:
+    """Who reads on a console page: named persons redacted, or their reading recorded."""
+    return Viewer(user.principal, who(request, user), consultations_of(request.scope))
 
 
 def sign_in_url(path: str) -> str:

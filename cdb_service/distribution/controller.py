@@ -29,8 +29,9 @@ from cdb_service.kernel.problems import FieldError, bad_parameters, invalid
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.store.reads import EntryReads
-from cdb_service.security import audit, policy
+from cdb_service.security import audit
 from cdb_service.security.audit import Who
+from cdb_service.security.consultations import Viewer
 from cdb_service.security.policy import Principal
 from cdb_service.security.signing_keys import SigningKeys
 from cdb_service.settings import Settings
@@ -97,6 +98,7 @@ class ExtractController(Controller):
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         signing: NamedDependency[SigningKeys],
         principal: NamedDependency[Principal],
+        viewer: NamedDependency[Viewer],
         who: NamedDependency[Who],
         ceilings: NamedDependency[Ceilings],
         settings: NamedDependency[Settings],
@@ -127,7 +129,7 @@ class ExtractController(Controller):
             f"kinds={','.join(kinds or ['*'])} owner={owner or '*'} revision={revision or head}"
         )
         chosen_owner = codes.code_of(owner) if owner else None
-        spec = ExtractRequest(kinds_from(kinds), chosen_owner, revision, principal)
+        spec = ExtractRequest(kinds_from(kinds), chosen_owner, revision, viewer)
         client = principal.client_key
         body = ceilings.extracts.held_while(
             client, _counted(stream_extract(sessions, signing, spec))
@@ -154,6 +156,7 @@ class ExtractController(Controller):
         lookup: NamedDependency[IndexFollower],
         reads: NamedDependency[EntryReads],
         principal: NamedDependency[Principal],
+        viewer: NamedDependency[Viewer],
         ceilings: NamedDependency[Ceilings],
         drain: NamedDependency[Drain],
         since: int = Parameter(
@@ -206,7 +209,8 @@ class ExtractController(Controller):
         page = await feed.changes_page(sessions, query, retention)
         for change in page["changes"]:
             private = KINDS[change["kind"]].private_fields
-            change["document"] = policy.redact(change["document"], private, principal)
+            change["document"] = viewer.visible(change["kind"], private, change["document"],
+                                                "changes", change.get("version"))  # fmt: skip
         return page
 
 

@@ -28,7 +28,7 @@ from cdb_service.kernel import hash_chain
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
 from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.security import policy
-from cdb_service.security.policy import Principal
+from cdb_service.security.consultations import Viewer
 from cdb_service.security.signing_keys import SigningKeys
 
 ROWS_PER_FETCH = 100
@@ -91,8 +91,9 @@ class ExtractRequest:
     kinds: list[KindSpec]
     owner: str | None = None
     revision: int | None = None
-    # Who reads it: private fields (named persons) only for those the policy lets see them.
-    reader: Principal | None = None
+    # Who reads it: private fields (named persons) only for those the policy lets see
+    # them, and then recorded as consultations; None: redacted (the same for everyone).
+    reader: Viewer | None = None
 
 
 async def _entries_now(session: AsyncSession, kind: KindSpec, owner: str | None
@@ -180,7 +181,11 @@ async def stream_extract(
                 else _entries_then(session, kind, request.owner, revision)
             )
             async for document, version, last_revision in entries:
-                document = policy.redact(document, kind.private_fields, request.reader)
+                document = (
+                    policy.redact(document, kind.private_fields) if request.reader is None
+                    else request.reader.visible(kind.name, kind.private_fields, document,
+                                                "extract", version)
+                )  # fmt: skip
                 written = lines.item({
                     "type": "entry",
                     "kind": kind.name,

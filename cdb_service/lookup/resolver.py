@@ -296,7 +296,7 @@ def fallbacks(index: LookupIndex, query: Query) -> dict[str, Any]:
     return {
         "central_authorities": central,
         "national_correspondents": [
-            _fallback("national-correspondent", _seat(index, d), redact(d, private, None),
+            _fallback("national-correspondent", _seat(index, d), redact(d, private),
                       query.date, index)
             for d in correspondents
         ],
@@ -346,7 +346,7 @@ def national_members(index: LookupIndex, country: str, day: dt.date) -> dict[str
     )
     out = []
     for member in members:
-        doc = redact(member.doc, KINDS["national-members"].private_fields, None)
+        doc = redact(member.doc, KINDS["national-members"].private_fields)
         party_id = doc.get("routing_party_id")
         party = index.parties.get(uuid.UUID(str(party_id))) if party_id else None
         if party is not None and not serves(party.doc, member.doc["owner"]):

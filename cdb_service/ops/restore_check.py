@@ -109,7 +109,7 @@ async def _extract(sessions: async_sessionmaker[AsyncSession], lines: list[bytes
     for raw in lines[1:-1]:
         line = json.loads(raw)
         private = KINDS[line["kind"]].private_fields
-        document = policy.redact(line["document"], private, None)
+        document = policy.redact(line["document"], private)
         expected[(line["kind"], line["id"])] = (line["version"], line["revision"], document)
     async with rev.read_snapshot(sessions) as session:
         head = await rev.head_revision(session)
@@ -126,7 +126,7 @@ async def _extract(sessions: async_sessionmaker[AsyncSession], lines: list[bytes
                 for version in versions:
                     seen += 1
                     key = (kind.name, str(version.entry_id))
-                    document = policy.redact(dict(version.document), kind.private_fields, None)
+                    document = policy.redact(dict(version.document), kind.private_fields)
                     found = (version.version, version.revision, json.loads(json.dumps(document,
                              default=str)))  # fmt: skip
                     if expected.pop(key, None) != found:

@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.types import Scope
 
 from cdb_service.security.audit import Who
+from cdb_service.security.consultations import ConsultationLog, Viewer
 from cdb_service.security.dev import DevPki
 from cdb_service.security.gate import SecurityGate, who_of
 from cdb_service.security.policy import Principal
@@ -29,6 +30,22 @@ def who_of_request(request: Request[Any, Any, Any]) -> Who:
     """Who acts, for the audit trail: the same description the gate's refusals use."""
     principal_of(request)  # an API route: the caller is authenticated
     return who_of(request.scope)
+
+
+def provide_consultations(state: State) -> ConsultationLog:
+    return part(state, "consultations", ConsultationLog)
+
+
+def consultations_of(scope: Scope) -> ConsultationLog:
+    """For the console's pages, which find who reads outside DI (`console.web.viewer`)."""
+    return provide_consultations(state_of(scope))
+
+
+def viewer_of(request: Request[Any, Any, Any]) -> Viewer:
+    """Who reads, as every read shows them entries: named persons redacted, or their
+    reading recorded (`security.consultations`)."""
+    return Viewer(principal_of(request), who_of_request(request),
+                  consultations_of(request.scope))  # fmt: skip
 
 
 def provide_gate(state: State) -> SecurityGate:
@@ -64,6 +81,8 @@ def provide_dev_pki(state: State) -> DevPki:
 DEPENDENCIES = {
     "principal": Provide(principal_of, sync_to_thread=False),
     "who": Provide(who_of_request, sync_to_thread=False),
+    "viewer": Provide(viewer_of, sync_to_thread=False),
+    "consultations": Provide(provide_consultations, sync_to_thread=False),
     "gate": Provide(provide_gate, sync_to_thread=False),
     "dev_pki": Provide(provide_dev_pki, sync_to_thread=False),
 }

@@ -115,16 +115,14 @@ def sees_named_persons(principal: Principal) -> bool:
     return principal.is_operator or principal.administers is not None
 
 
-def redact(
-    document: dict[str, Any], private_fields: Iterable[str], principal: Principal | None
-) -> dict[str, Any]:
-    """A document as this caller may see it: a kind's private fields (named persons) are
-    left out unless the caller is an administrator or operator (Annex I 5.5).
+def redact(document: dict[str, Any], private_fields: Iterable[str]) -> dict[str, Any]:
+    """A document without a kind's private fields (named persons, Annex I 5.5): what a
+    reader sees, and every answer that is the same for every caller (resolve).
 
-    `principal` None is an answer that is the same for every caller (resolve answers).
-    """
+    Whether a caller may see them is asked by `security.consultations.Viewer`, the one
+    way a read shows them, which records each such read (Annex I 5.1(d))."""
     hidden = set(private_fields)
-    if not hidden or (principal is not None and sees_named_persons(principal)):
+    if not hidden:
         return document
     return {k: v for k, v in document.items() if k not in hidden}
 

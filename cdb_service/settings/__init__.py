@@ -184,6 +184,10 @@ class Settings(ConsoleSettings, EdgeSettings, NotificationSettings, BaseSettings
     # the prefix carries Deprecation, Sunset and a Link to the successor.
     api_deprecations: dict[str, ApiDeprecation] = Field(default_factory=dict)
 
+    # Reads of named persons by administrators and operators (Annex I 5.1(d)) are kept this
+    # long after the last; 3 years: Regulation (EU) 2018/1725 art. 88 keeps such logs.
+    consultation_retention_days: int = Field(default=1095, ge=1)
+
     # --- data quality (Annex I 7.6) ---------------------------------------------------
     # An entry unchanged for longer than this is listed for review ("current").
     quality_review_days: int = Field(default=365, ge=1)

@@ -1,6 +1,7 @@
 """What an entry answer carries, made in one place for every handler: the ETag and the
-304 of a conditional read, named persons redacted for the caller (`policy.redact`), the
-form the caller accepts (JSON or XML), and the headers of every write's answer.
+304 of a conditional read, named persons redacted for the caller or their reading
+recorded (`Viewer.visible`), the form the caller accepts (JSON or XML), and the headers
+of every write's answer.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from litestar import Request, Response
 
 from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.registry.store.reads import Page
-from cdb_service.security import policy
-from cdb_service.security.policy import Principal
+from cdb_service.security.consultations import Viewer
 from cdb_service.web.conditional import none_match
 from cdb_service.web.consistency import REVISION_HEADER
 from cdb_service.web.negotiation import negotiated
@@ -29,16 +29,17 @@ def written_headers(document: dict[str, Any]) -> dict[str, str]:
     return {"ETag": etag(document), REVISION_HEADER: str(document["revision"])}
 
 
-def visible(spec: KindSpec, principal: Principal, document: dict[str, Any]) -> dict[str, Any]:
+def visible(spec: KindSpec, viewer: Viewer, document: dict[str, Any], action: str,
+            version: int | None = None) -> dict[str, Any]:  # fmt: skip
     """The document as this caller may see it: the kind's named persons redacted unless
-    the policy lets the caller see them."""
-    return policy.redact(document, spec.private_fields, principal)
+    the policy lets the caller see them, and then their reading recorded."""
+    return viewer.visible(spec.name, spec.private_fields, document, action, version)
 
 
 def entry_answer(
     request: Request[Any, Any, Any],
     spec: KindSpec,
-    principal: Principal,
+    viewer: Viewer,
     document: dict[str, Any],
     root: str,
 ) -> Response[Any]:
@@ -48,14 +49,14 @@ def entry_answer(
     if none_match(request.scope, tag):
         return Response(None, status_code=304, headers={"ETag": tag})
     return negotiated(
-        request.scope, visible(spec, principal, document), root, headers={"ETag": tag}
+        request.scope, visible(spec, viewer, document, "entry"), root, headers={"ETag": tag}
     )
 
 
 def page_answer(
     request: Request[Any, Any, Any],
     spec: KindSpec,
-    principal: Principal,
+    viewer: Viewer,
     page: Page,
     sort: str | None,
     total: int | None,
@@ -65,7 +66,7 @@ def page_answer(
     sort, when sorted) and, when counted, the total."""
     carried = [sort, page.next_value] if sort is not None else None
     out: dict[str, Any] = {
-        "items": [visible(spec, principal, d) for d in page.items],
+        "items": [visible(spec, viewer, d, "page") for d in page.items],
         "revision": page.revision,
         "next": encode_cursor(page.revision, page.next, carried) if page.next else None,
     }
@@ -77,26 +78,28 @@ def page_answer(
 def history_answer(
     request: Request[Any, Any, Any],
     spec: KindSpec,
-    principal: Principal,
+    viewer: Viewer,
     versions: list[dict[str, Any]],
     root: str,
 ) -> Response[Any]:
     """An entry's versions, each document as the caller may see it."""
-    items = [v | {"document": visible(spec, principal, v["document"])} for v in versions]
+    items = [v | {"document": visible(spec, viewer, v["document"], "history", v["version"])}
+             for v in versions]  # fmt: skip
     return negotiated(request.scope, {"items": items}, root)
 
 
 def written_answer(
-    spec: KindSpec,
-    principal: Principal,
     document: dict[str, Any],
     *,
     status: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response[Any]:
-    """A write's answer: the new version as the caller may see it, its ETag and revision."""
+    """A write's answer: the new version, its ETag and revision. Whoever may write an entry
+    may see its named persons (an administrator of its owner, an operator): nothing to
+    redact, and no consultation to record, since the audit trail names the writer, the
+    entry and the version the write made."""
     return Response(
-        visible(spec, principal, document),
+        document,
         status_code=status,
         headers=(headers or {}) | written_headers(document),
     )

@@ -27,6 +27,7 @@ from cdb_service.registry.store.batches import Batches
 from cdb_service.registry.store.reads import EntryReads
 from cdb_service.security import audit, policy
 from cdb_service.security.audit import Who
+from cdb_service.security.consultations import Viewer
 from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
 from cdb_service.web.ceilings import Ceilings
@@ -166,6 +167,7 @@ class ExportController(Controller):
         request: Request[Any, Any, Any],
         reads: NamedDependency[EntryReads],
         principal: NamedDependency[Principal],
+        viewer: NamedDependency[Viewer],
         who: NamedDependency[Who],
         owner: str | None = Parameter(default=None, description="default: the caller's owner"),
         kind: list[str] | None = Parameter(default=None, description="kinds; default: all"),
@@ -185,7 +187,7 @@ class ExportController(Controller):
                            f"owner={batch_owner} kinds={names} format={format}")  # fmt: skip
         by_kind = await entry_files.documents_by_kind(reads, kinds, batch_owner)
         by_kind = {
-            name: [policy.redact(d, KINDS[name].private_fields, principal) for d in docs]
+            name: [viewer.visible(name, KINDS[name].private_fields, d, "export") for d in docs]
             for name, docs in by_kind.items()
         }
         if format == "csv" and len(kinds) == 1:

@@ -48,6 +48,7 @@ from cdb_service.registry.store.reads import EntryReads
 from cdb_service.registry.store.writes import EntryWrites
 from cdb_service.security import policy
 from cdb_service.security.audit import Who
+from cdb_service.security.consultations import Viewer
 from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
 from cdb_service.web.consistency import MIN_REVISION_DOC, REVISION_HEADER
@@ -102,6 +103,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
             principal: NamedDependency[Principal],
+            viewer: NamedDependency[Viewer],
             settings: NamedDependency[Settings],
             limit: int = Parameter(
                 default=100, ge=1, le=1000, description="the most entries on this page"
@@ -144,7 +146,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             return page_answer(
                 request,
                 spec,
-                principal,
+                viewer,
                 page,
                 sort if order is not None else None,
                 total,
@@ -160,7 +162,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             entry_id: EntryId,
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
-            principal: NamedDependency[Principal],
+            viewer: NamedDependency[Viewer],
             settings: NamedDependency[Settings],
             revision: int | None = Parameter(
                 default=None,
@@ -177,7 +179,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             if document is None:
                 at = f" at revision {revision}" if revision is not None else ""
                 raise not_found(spec.name, f"{entry_id}{at}")
-            return entry_answer(request, spec, principal, document, entry_root)
+            return entry_answer(request, spec, viewer, document, entry_root)
 
         @get(
             "/{entry_id:uuid}/history",
@@ -190,7 +192,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             entry_id: EntryId,
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
-            principal: NamedDependency[Principal],
+            viewer: NamedDependency[Viewer],
             settings: NamedDependency[Settings],
             min_revision: int | None = Parameter(
                 default=None, ge=0, le=MAX_REVISION, description=MIN_REVISION_DOC
@@ -200,7 +202,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             versions = [v for v in await reads.history(entry_id) if v["kind"] == spec.name]
             if not versions:
                 raise not_found(spec.name, entry_id)
-            return history_answer(request, spec, principal, versions, history_root)
+            return history_answer(request, spec, viewer, versions, history_root)
 
         @post("/", summary=f"Create a {spec.name} entry",
               responses=problems(400, 409, 413, 422) | answer(entry, "Created", 201),
@@ -221,7 +223,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             headers = {"Location": f"{request.url.path.rstrip('/')}/{document['id']}"}
             if created.replayed:
                 headers["Idempotent-Replayed"] = "true"
-            return written_answer(spec, principal, document, status=201, headers=headers)
+            return written_answer(document, status=201, headers=headers)
 
         @put("/{entry_id:uuid}", summary="Replace an entry (If-Match required)",
              responses=problems(400, 404, 409, 412, 413, 422, 428) | answer(entry),
@@ -240,7 +242,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             policy.require_write(principal, data.owner, current["owner"])
             expected = expected_version(request, current)
             document = await writes.update(spec, entry_id, data, who, expected)
-            return written_answer(spec, principal, document)
+            return written_answer(document)
 
         @patch("/{entry_id:uuid}", summary="Change some fields (Merge Patch, If-Match required)",
                description="RFC 7396: the body names only the fields to change; `null` "
@@ -264,7 +266,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             expected = expected_version(request, current)
             data = edits.patched(spec, current, body, principal)
             document = await writes.update(spec, entry_id, data, who, expected)
-            return written_answer(spec, principal, document)
+            return written_answer(document)
 
         @post("/{entry_id:uuid}/revert", status_code=200,
               summary="Make an earlier version current again (If-Match required)",
@@ -294,7 +296,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             expected = expected_version(request, current)
             data = await edits.reverted(reads, spec, entry_id, version, revision)
             document = await writes.update(spec, entry_id, data, who, expected)
-            return written_answer(spec, principal, document)
+            return written_answer(document)
 
         @get("/{entry_id:uuid}/diff", summary="What changed between two versions",
              description="`from` / `to` are version numbers (or `from_revision` / "
@@ -308,7 +310,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             entry_id: EntryId,
             request: Request[Any, Any, Any],
             reads: NamedDependency[EntryReads],
-            principal: NamedDependency[Principal],
+            viewer: NamedDependency[Viewer],
             from_version: int | None = Parameter(
                 query="from",
                 default=None,
@@ -337,7 +339,7 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             ),
         ) -> Response[Any]:
             changes = await edits.diff(
-                reads, spec, entry_id, principal, from_version, to_version, from_revision,
+                reads, spec, entry_id, viewer, from_version, to_version, from_revision,
                 to_revision,
             )  # fmt: skip
             return negotiated(request.scope, changes, "diff-answer")

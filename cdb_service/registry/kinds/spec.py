@@ -51,7 +51,8 @@ class KindSpec:
     # Query filters beyond `owner` (see registry/kinds/filters.py).
     filters: tuple[Filter, ...] = ()
     # Fields only administrators and operators see (named persons, Annex I 5.5): every
-    # response, extract and feed page goes through `security.policy.redact` with these.
+    # response, extract and feed page shows them through `security.consultations.Viewer`
+    # (redacted for readers, recorded as consultations for the others).
     private_fields: tuple[str, ...] = ()
     fields: tuple[str, ...] = field(init=False)
     json_fields: frozenset[str] = field(init=False)

@@ -18,6 +18,7 @@ from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.registry.store.reads import EntryReads
 from cdb_service.registry.store.validation import validate
 from cdb_service.security import policy
+from cdb_service.security.consultations import Viewer
 from cdb_service.security.policy import Principal
 
 # What every write changes: left out of diffs, which show what an administrator changed.
@@ -97,19 +98,19 @@ def difference(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def diff(reads: EntryReads, spec: KindSpec, entry_id: uuid.UUID, principal: Principal,
+async def diff(reads: EntryReads, spec: KindSpec, entry_id: uuid.UUID, viewer: Viewer,
                from_version: int | None, to_version: int | None,
                from_revision: int | None = None, to_revision: int | None = None
                ) -> dict[str, Any]:  # fmt: skip
-    """What changed between two versions, as this caller may see them."""
+    """What changed between two versions, as this caller may see them. A diff shows a
+    named person only where it changed: then the reading of both versions is recorded."""
     if from_version is None and from_revision is None:
         raise invalid([FieldError(("query", "from"), "give from or from_revision")])
-    before = policy.redact(
-        await version_document(reads, spec, entry_id, from_version, from_revision, "from"),
-        spec.private_fields, principal,
-    )  # fmt: skip
-    after = policy.redact(
-        await version_document(reads, spec, entry_id, to_version, to_revision, "to"),
-        spec.private_fields, principal,
-    )  # fmt: skip
+    before = await version_document(reads, spec, entry_id, from_version, from_revision, "from")
+    after = await version_document(reads, spec, entry_id, to_version, to_revision, "to")
+    if any(before.get(name) != after.get(name) for name in spec.private_fields):
+        before, after = (viewer.visible(spec.name, spec.private_fields, d, "diff")
+                         for d in (before, after))  # fmt: skip
+    else:  # nothing private in the diff, for anyone
+        before, after = (policy.redact(d, spec.private_fields) for d in (before, after))
     return difference(before, after)
