@@ -1,4 +1,11 @@
-"""Text folded for searching: one rule, used for stored search text and for queries alike."""
+"""Text folded for searching: one rule, used for stored search text and for queries alike.
+
+Search forgives the spellings people type without a German keyboard: `Muenchen`,
+`Muenchen` and `München` all find München. Folding drops the umlaut (`munchen`), and
+an entry whose text has umlauts also stores the German transliteration of it
+(`muenchen`: ä → ae, ö → oe, ü → ue), so a query in either spelling is a substring of
+the stored text; ß is spelled `ss` by folding, so `Strasse` finds Straße.
+"""
 
 from __future__ import annotations
 
@@ -48,7 +55,8 @@ def _searched(name: Any) -> bool:
 _SCALARS = frozenset({int, float, bool})
 
 
-def search_text(values: Mapping[str, Any], hidden: Collection[str] = ()) -> str:
+def search_text(values: Mapping[str, Any], hidden: Collection[str] = (),
+                transliterate: bool = True) -> str:  # fmt: skip
     """The folded text an entry is found by: every text value of its fields, at any depth
     (names in every language, the address, codes, refs, party ids, contacts), except the
     top-level fields in `hidden` (a kind's private fields: a caller who may not read them
@@ -76,4 +84,22 @@ def search_text(values: Mapping[str, Any], hidden: Collection[str] = ()) -> str:
             parts.append(value)
 
     walk({n: v for n, v in values.items() if n not in hidden} if hidden else values)
-    return fold(" | ".join(parts))
+    text = " | ".join(parts)
+    # `transliterate=False`: the text as migrations 0006 to 0013 wrote it (0014's downgrade).
+    return with_transliteration(text) if transliterate else fold(text)
+
+
+_UMLAUTS = frozenset("äöüÄÖÜ")
+_GERMAN = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue"})
+
+
+def with_transliteration(text: str) -> str:
+    """`text` folded, followed by its German transliteration when it has umlauts (see
+    the module's text); text without them is folded only (no growth)."""
+    folded = fold(text)
+    if text.isascii():
+        return folded
+    composed = unicodedata.normalize("NFC", text)  # an umlaut typed as u + U+0308 too
+    if _UMLAUTS.isdisjoint(composed):
+        return folded
+    return f"{folded} || {fold(composed.casefold().translate(_GERMAN))}"

@@ -181,6 +181,13 @@ def test_the_console_search_finds_no_one_by_a_hidden_name(service: Service) -> N
             assert _total(found.text) == 1, client
 
 
+def test_the_console_search_forgives_a_transliterated_umlaut(service: Service) -> None:
+    with sign_in_http(service, "reader") as http:
+        for typed in ("Muenchen", "München", "munchen"):
+            found = http.get("/console/authorities", params={"q": typed, "owner": "DE"})
+            assert found.status_code == 200 and "DE:COURT-MUNCHEN" in found.text, typed
+
+
 def test_retire_or_delete_shows_referrers_first(service: Service) -> None:
     fr = Api(service, "admin-fr")
     court = fr.first("authorities", owner="FR", q="lille")

@@ -152,3 +152,31 @@ async def test_sqlite_persons_leave_the_search_text(tmp_path: Path) -> None:
 async def test_postgresql_persons_leave_the_search_text(fresh_pg: Settings, tmp_path: Path) -> None:
     await _persons_unsearchable(fresh_pg.model_copy(update={"data_dir": tmp_path,
                                                             "auto_seed": False}))  # fmt: skip
+
+
+async def test_transliterations_enter_and_leave_the_search_text(tmp_path: Path) -> None:
+    """Migration 0014 adds the German transliteration to entries written before it (a
+    court in München is found by `muenchen`); its downgrade takes it out again."""
+    from cdb_service.registry.kinds import KINDS
+    from cdb_service.services import Services
+    from tests.support import factories
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 't.sqlite3'}", data_dir=tmp_path,
+                        auto_seed=False)  # fmt: skip
+    await migrate.upgrade(settings)
+    services = Services.open(settings)
+    kind = KINDS["authorities"]
+    court = factories.authority(code="DE:MUC", names={"de": "Amtsgericht München"})
+    query = text("SELECT search FROM authorities WHERE code = 'DE:MUC'")
+    try:
+        await services.writes.create(kind, kind.schema.model_validate(court), "tests")
+        await migrate.downgrade(settings, "0013")
+        async with services.engine.connect() as connection:
+            before = await connection.scalar(query)
+        assert "munchen" in before and "muenchen" not in before
+        await migrate.upgrade(settings)
+        async with services.engine.connect() as connection:
+            after = await connection.scalar(query)
+        assert "munchen" in after and "muenchen" in after
+    finally:
+        await services.close()

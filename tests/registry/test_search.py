@@ -27,6 +27,10 @@ async def test_search_folds_case_and_accents_and_finds_codes(api: Api, services:
         assert sorted(await _codes(c, q="munchen i")) == ["DE:COURT-MUNCHEN",
                                                          "DE:PROSECUTION-MUNCHEN"]  # fmt: skip
         assert await _codes(c, q="LANDGERICHT MÜNCHEN") == await _codes(c, q="landgericht munchen")
+        # Typed without a German keyboard: the transliteration finds the umlaut too.
+        assert await _codes(c, q="Landgericht Muenchen") == ["DE:COURT-MUNCHEN"]
+        assert sorted(await _codes(c, q="muenchen")) == ["DE:COURT-MUNCHEN",
+                                                        "DE:PROSECUTION-MUNCHEN"]  # fmt: skip
         both = ["RO:COURT-BUCURESTI", "RO:PROSECUTION-BUCURESTI"]
         assert sorted(await _codes(c, q="tribunalul bucuresti")) == both
         assert sorted(await _codes(c, q="Tribunalul București")) == both
