@@ -85,7 +85,7 @@ def search_text(values: Mapping[str, Any], hidden: Collection[str] = (),
 
     walk({n: v for n, v in values.items() if n not in hidden} if hidden else values)
     text = " | ".join(parts)
-    # `transliterate=False`: the text as migrations 0006 to 0013 wrote it (0014's downgrade).
+    # `transliterate=False`: the text as migrations 0006 to 0014 wrote it (0015's downgrade).
     return with_transliteration(text) if transliterate else fold(text)
 
 

@@ -155,7 +155,7 @@ async def test_postgresql_persons_leave_the_search_text(fresh_pg: Settings, tmp_
 
 
 async def test_transliterations_enter_and_leave_the_search_text(tmp_path: Path) -> None:
-    """Migration 0014 adds the German transliteration to entries written before it (a
+    """Migration 0015 adds the German transliteration to entries written before it (a
     court in München is found by `muenchen`); its downgrade takes it out again."""
     from cdb_service.registry.kinds import KINDS
     from cdb_service.services import Services
@@ -170,7 +170,7 @@ async def test_transliterations_enter_and_leave_the_search_text(tmp_path: Path) 
     query = text("SELECT search FROM authorities WHERE code = 'DE:MUC'")
     try:
         await services.writes.create(kind, kind.schema.model_validate(court), "tests")
-        await migrate.downgrade(settings, "0013")
+        await migrate.downgrade(settings, "0014")
         async with services.engine.connect() as connection:
             before = await connection.scalar(query)
         assert "munchen" in before and "muenchen" not in before

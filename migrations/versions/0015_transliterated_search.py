@@ -4,8 +4,8 @@ Entries whose text has umlauts also store its transliteration (ä → ae, ö →
 in `search` and `search_full` (`kernel.folding.with_transliteration`). Written again for
 every entry that has one; the downgrade writes the text without it.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-04 22:45:00
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014"
-down_revision: str | None = "0013"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
