@@ -211,7 +211,10 @@ def cmd_quality(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError:
         return user_error(f"--date {args.date!r} is not a date (YYYY-MM-DD)")
     review = args.review_days or settings.quality_review_days
-    body = asyncio.run(with_services(settings, lambda s: owner_report(s.reads, owner, day, review)))
+    overlap = settings.rollover_min_overlap_working_days
+    body = asyncio.run(
+        with_services(settings, lambda s: owner_report(s.reads, owner, day, review, overlap))
+    )
     text = as_csv(body) if args.format == "csv" else json.dumps(body, indent=2) + "\n"
     try:
         emit(text, args.out)

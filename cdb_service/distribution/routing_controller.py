@@ -51,6 +51,14 @@ class CertificateDoc(BaseModel):
     sha256: str = Field(description="its SHA-256 fingerprint")
     subject: str = Field(description="its subject distinguished name")
     not_after: str | None = Field(description="the end of its validity")
+    accept_from: str | None = Field(
+        description="from when truststores hold it (null: its own validity, for a certificate "
+        "recorded before windows existed)"
+    )
+    use_from: str | None = Field(
+        description="from when it is used for encryption and signing (null: as accept_from)"
+    )
+    accept_until: str | None = Field(description="until when truststores hold it")
     pem: str = Field(description="the certificate, PEM-encoded")
 
 

@@ -143,6 +143,11 @@ def _party_json(doc: dict[str, Any], final_recipients: list[str]) -> dict[str, A
                 "sha256": c.get("sha256"),
                 "subject": c.get("subject"),
                 "not_after": c.get("not_after"),
+                # The rollover window (`registry/kinds/routing_parties/rollover.py`): in
+                # truststores from accept_from to accept_until, used from use_from.
+                "accept_from": c.get("accept_from"),
+                "use_from": c.get("use_from"),
+                "accept_until": c.get("accept_until") or c.get("not_after"),
                 "pem": c.get("pem"),
             }
             for c in doc["certificates"]

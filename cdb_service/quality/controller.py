@@ -88,8 +88,9 @@ class QualityController(Controller):
                 f"the quality report of {wanted} is for its administrators and operators"
             )
         body = await owner_report(
-            reads, wanted, date or today(), review_days or settings.quality_review_days
-        )
+            reads, wanted, date or today(), review_days or settings.quality_review_days,
+            settings.rollover_min_overlap_working_days,
+        )  # fmt: skip
         if format == "csv":
             return Response(as_csv(body).encode(), media_type="text/csv")
         return Response(body)

@@ -59,6 +59,8 @@ class Inputs:
     # country -> where its gazetteer was loaded from (a TERCET file name names its NUTS
     # version): findings about geo codes say which version they were checked against.
     gazetteer_sources: Mapping[str, str] = field(default_factory=dict)
+    # The notice a certificate rollover gives access points (`quality/rollovers.py`).
+    rollover_min_working_days: int = 5
 
 
 def valid_now_or_later(doc: Mapping[str, Any], day: dt.date) -> bool:

@@ -16,7 +16,7 @@ from cdb_service.registry.store.reads import EntryReads
 
 
 async def owner_report(
-    reads: EntryReads, owner: str, today: dt.date, review_days: int
+    reads: EntryReads, owner: str, today: dt.date, review_days: int, rollover_min_days: int = 5
 ) -> dict[str, Any]:
     # A lookup index of its own, built from one snapshot: coverage and ties see the
     # gazetteer and the registry of one moment (not a worker's index mid-follow),
@@ -25,7 +25,7 @@ async def owner_report(
     documents = await documents_by_kind(reads, KINDS.values(), owner)
     async with reads.sessions() as session:
         sources = {load.country: load.source for load in await loads(session)}
-    body = report(Inputs(owner, today, review_days, documents, index, sources))
+    body = report(Inputs(owner, today, review_days, documents, index, sources, rollover_min_days))
     for severity, count in body["summary"].items():
         metrics.QUALITY_FINDINGS.labels(owner, severity).set(count)
     return body

@@ -16,6 +16,7 @@ from pydantic import (
 from cdb_service.kernel import codes
 from cdb_service.registry.kinds.fields import HttpsUrl, Identifier, OwnerCode, member_of
 from cdb_service.registry.kinds.routing_parties.namespaces import outside_namespace
+from cdb_service.registry.kinds.routing_parties.rollover import Window, gap
 from cdb_service.registry.kinds.schemas import EntryIn, Strict
 from cdb_service.security.x509 import parse_single_certificate
 
@@ -65,8 +66,23 @@ class Certificate(BaseModel):
         default="", description="its subject distinguished name (set by the server)"
     )
     issuer: str = Field(default="", description="its issuer distinguished name (set by the server)")
+    not_before: dt.datetime | None = Field(
+        default=None, description="the start of its validity (set by the server)"
+    )
     not_after: dt.datetime | None = Field(
         default=None, description="the end of its validity (set by the server)"
+    )
+    accept_from: dt.datetime | None = Field(
+        default=None,
+        description="from when access points accept it (truststores); default: not_before",
+    )
+    use_from: dt.datetime | None = Field(
+        default=None,
+        description="from when it is used for encryption and signing: after accept_from, so "
+        "that every access point holds it before; default: not_before",
+    )
+    accept_until: dt.datetime | None = Field(
+        default=None, description="until when it is accepted; default: not_after"
     )
     operator_confirmed: bool = Field(
         default=False,
@@ -80,7 +96,7 @@ class Certificate(BaseModel):
     @classmethod
     def _ignore_derived(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            return {k: data[k] for k in ("use", "pem", "operator_confirmed") if k in data}
+            return {k: data[k] for k in _CHOSEN if k in data}
         return data
 
     @property
@@ -96,8 +112,20 @@ class Certificate(BaseModel):
     def _derive(self) -> Certificate:
         facts = parse_single_certificate(self.pem)
         self.sha256, self.subject, self.issuer = facts.sha256, facts.subject, facts.issuer
-        self.not_after = facts.not_after
+        self.not_before, self.not_after = facts.not_before, facts.not_after
         self._country = facts.country
+        self.accept_from = _aware(self.accept_from) or facts.not_before
+        self.use_from = _aware(self.use_from) or facts.not_before
+        self.accept_until = _aware(self.accept_until) or facts.not_after
+        ordered = (facts.not_before <= self.accept_from <= self.use_from < self.accept_until
+                   <= facts.not_after)  # fmt: skip
+        if not ordered:
+            raise ValueError(
+                "its window must run not_before ≤ accept_from ≤ use_from < accept_until ≤ "
+                f"not_after ({facts.not_before.isoformat()} … {facts.not_after.isoformat()}): "
+                "accepted before it is used, used before it stops being accepted, all within "
+                "its own validity"
+            )
         return self
 
     _country: str | None = PrivateAttr(default=None)
@@ -112,6 +140,16 @@ class Certificate(BaseModel):
         if owner == codes.EUROJUST and country == EUROJUST_SEAT:
             return None
         return country
+
+
+# What a client may set of a certificate; the rest is read from the certificate itself.
+_CHOSEN = ("use", "pem", "operator_confirmed", "accept_from", "use_from", "accept_until")
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("a window's times carry a time zone offset (e.g. 2027-01-12T00:00Z)")
+    return value
 
 
 EUROJUST_SEAT = "NL"
@@ -193,6 +231,15 @@ class RoutingPartyIn(EntryIn):
                     f"the certificate of {certificate.subject} names {country} (C={country}); "
                     f"only {country}'s parties may hold it"
                 )
+        return value
+
+    @field_validator("certificates")
+    @classmethod
+    def _no_gap(cls, value: list[Certificate]) -> list[Certificate]:
+        windows = [Window.of(c.model_dump()) for c in value]
+        why = gap([w for w in windows if w is not None], dt.datetime.now(dt.UTC))
+        if why:
+            raise ValueError(why)
         return value
 
     @field_validator("shared_with")
