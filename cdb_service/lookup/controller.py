@@ -53,10 +53,12 @@ class ResolveController(Controller):
         read_your_writes: NamedDependency[ReadYourWrites],
         min_revision: MinRevision = None,
     ) -> ASGIResponse:
-        index = lookup.index
-        owners = index.owners if index is not None else DEFAULT
-        asked = query.resolve_query(query.given(request.query_params), owners)
+        # The index first (with `min_revision`, the one that has the caller's write): the
+        # states asked about include the third countries registered up to its revision.
         await read_your_writes.require(min_revision, lookup.reached)
+        index = lookup.index
+        asked = query.resolve_query(query.given(request.query_params),
+                                    index.owners if index is not None else DEFAULT)  # fmt: skip
         index = _index(lookup)
         body = lookup.answer(
             index, ("resolve", asked), lambda: encode_json(resolver.resolve(index, asked))

@@ -161,13 +161,14 @@ def resolve(index: LookupIndex, query: Query) -> dict[str, Any]:
 
 def not_participating(index: LookupIndex, query: Query) -> dict[str, Any]:
     """The state does not take part in the instrument: nobody there receives under it,
-    whatever criteria were recorded (and no fallback stands in)."""
+    whatever criteria were recorded, and no central authority for it stands in; its
+    national correspondents remain (an EJN contact point says what applies instead)."""
     return {
         "revision": index.revision, "query": _query_dict(query), "matches": [],
         "eurojust": [], "ambiguous": False, "narrow_by": [],
         "explanation": {"reason": "not-participating",
                         "detail": index.owners.why_not(query.country, query.instrument)},
-        "fallbacks": [],
+        "fallbacks": fallbacks(index, query) | {"central_authorities": []},
     }  # fmt: skip
 
 
