@@ -22,6 +22,7 @@ from cdb_service.cli.common import (
     with_sessions,
 )
 from cdb_service.kernel import codes
+from cdb_service.kernel.owners import asked_owner
 from cdb_service.mistakes import UserMistake
 from cdb_service.settings import Settings
 
@@ -192,7 +193,7 @@ def cmd_quality(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.quality.service import owner_report
 
     try:
-        owner = codes.owner_code(args.owner)
+        owner = asked_owner(args.owner)
     except ValueError as error:
         return user_error(str(error))
     try:

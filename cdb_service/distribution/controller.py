@@ -25,6 +25,7 @@ from cdb_service.distribution.answers import (
 )
 from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
 from cdb_service.kernel import codes
+from cdb_service.kernel.owners import asked_owner
 from cdb_service.kernel.problems import FieldError, bad_parameters, invalid
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.registry.kinds import KINDS
@@ -72,7 +73,7 @@ def _known_parameters(request: Request[Any, Any, Any], known: frozenset[str]) ->
 
 def _owner(value: str) -> str:
     try:
-        return codes.owner_code(value)
+        return asked_owner(value)
     except ValueError as error:
         raise invalid([FieldError(("query", "owner"), str(error))]) from None
 

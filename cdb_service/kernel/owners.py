@@ -70,6 +70,14 @@ def looks_like_owner(code: str) -> bool:
     return code in codes.OWNERS or (bool(_ALPHA2.fullmatch(code)) and code not in _NOT_A_COUNTRY)
 
 
+def asked_owner(value: str, *, commission: bool = False) -> str:
+    """`value` as the owner a query or command asks about: a member state, EJ (with
+    `commission`, EC), or two letters a third country may be registered under (one that
+    is not owns nothing); else ValueError with `codes.owner_code`'s sentence."""
+    code = codes.code_of(value)
+    return code if looks_like_owner(code) else codes.owner_code(value, commission=commission)
+
+
 def default_instruments(owner: str) -> frozenset[str]:
     return frozenset(codes.INSTRUMENTS) - NOT_PARTICIPATING.get(owner, frozenset())
 

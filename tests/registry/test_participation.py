@@ -43,8 +43,12 @@ async def _resolve(api: Api, country: str, instrument: str, competence: str) -> 
     """Resolve once the app's index has caught up with the registry head."""
     async with api.client("reader") as reader:
         head = (await reader.get(PARTICIPATION)).json()["revision"]
-        params = {"country": country, "instrument": instrument, "competence": competence,
-                  "min_revision": head}  # the index that has the registration too
+        params = {
+            "country": country,
+            "instrument": instrument,
+            "competence": competence,
+            "min_revision": head,
+        }  # the index that has the registration too
         for _ in range(100):
             response = await reader.get(f"{V1}/resolve", params=params)
             assert response.status_code == 200, response.text
@@ -112,14 +116,19 @@ async def test_an_operator_changes_participation_and_resolve_follows(api: Api) -
         assert opt_in.status_code == 201, opt_in.text
         await operator.post(f"{V1}/routing-parties", json=factories.routing_party(
             owner="IE", name="ie-ap"))  # fmt: skip
-        await operator.post(f"{V1}/authorities", json=factories.authority(
-            owner="IE", code="IE:PROSECUTION-1", names={"en": "P"}, routing_party_name="ie-ap"))
+        await operator.post(
+            f"{V1}/authorities",
+            json=factories.authority(
+                owner="IE", code="IE:PROSECUTION-1", names={"en": "P"}, routing_party_name="ie-ap"
+            ),
+        )
         criterion = await operator.post(f"{V1}/jurisdiction-criteria", json=factories.criterion(
             owner="IE", authority_code="IE:PROSECUTION-1",
             geo=[{"scheme": "country", "code": "IE"}]))  # fmt: skip
         assert criterion.status_code == 201, criterion.text
-        assert [m["authority"]["code"] for m in
-                (await _resolve(api, "IE", "eio", "execute"))["matches"]] == ["IE:PROSECUTION-1"]
+        assert [
+            m["authority"]["code"] for m in (await _resolve(api, "IE", "eio", "execute"))["matches"]
+        ] == ["IE:PROSECUTION-1"]
         url = f"{V1}/owners/{opt_in.json()['id']}"
         out = await operator.patch(url, json={"instruments": ["eaw"]}, headers={
             "If-Match": '"1"', "content-type": "application/merge-patch+json"})  # fmt: skip
@@ -155,9 +164,14 @@ async def test_a_norwegian_central_authority_for_maintenance(api: Api) -> None:
         assert (await norway.post(f"{V1}/authorities", json=factories.authority())
                 ).status_code == 403  # fmt: skip
         geo = [{"scheme": "country", "code": "NO"}]
-        maintenance = factories.criterion(owner="NO", ref="no-maintenance",
-                                          authority_code="NO:CENTRAL-AUTHORITY",
-                                          instrument="maintenance", competence="central", geo=geo)
+        maintenance = factories.criterion(
+            owner="NO",
+            ref="no-maintenance",
+            authority_code="NO:CENTRAL-AUTHORITY",
+            instrument="maintenance",
+            competence="central",
+            geo=geo,
+        )
         created = await norway.post(f"{V1}/jurisdiction-criteria", json=maintenance)
         assert created.status_code == 201, created.text
         eio = maintenance | {"ref": "no-eio", "instrument": "eio"}
@@ -175,6 +189,18 @@ async def test_a_norwegian_central_authority_for_maintenance(api: Api) -> None:
     not_for_eio = await _resolve(api, "NO", "eio", "execute")
     assert not_for_eio["matches"] == []
     assert not_for_eio["explanation"]["reason"] == "not-participating"
+    # The third country is in the registry's other answers too: its feed, its export,
+    # its quality report, the routing table.
+    async with api.client("admin-de", token=no_admin) as norway:
+        changes = await norway.get(f"{V1}/changes", params={"owner": "no", "since": 0})
+        exported = await norway.get(f"{V1}/export", params={"owner": "NO"})
+        quality = await norway.get(f"{V1}/quality", params={"owner": "NO"})
+        table = await norway.get(f"{V1}/routing-table")
+    assert changes.status_code == 200, changes.text
+    assert {c["document"]["owner"] for c in changes.json()["changes"]} == {"NO"}
+    assert exported.status_code == 200 and "NO:CENTRAL-AUTHORITY" in exported.text
+    assert quality.status_code == 200, quality.text
+    assert table.status_code == 200 and "no-ap" in table.text
     async with api.client("reader") as reader:
         unknown = await reader.get(f"{V1}/resolve", params={
             "country": "CH", "instrument": "maintenance", "competence": "central"})  # fmt: skip

@@ -65,11 +65,10 @@ class CodeListController(Controller):
         name: Annotated[str, PathParameter(description="a code list's name, from `/code-lists`")],
         reads: NamedDependency[EntryReads],
     ) -> dict[str, Any]:
-        values = CODE_LISTS.get(name)
-        if values is None:
+        static = CODE_LISTS.get(name)
+        if static is None:
             raise NOT_FOUND(f"no code list {name!r}; see /api/v1/code-lists")
-        if name == OWNERS:
-            values = (await reads.owners()).names()
+        values: Mapping[str, str] = (await reads.owners()).names() if name == OWNERS else static
         flags: Mapping[str, frozenset[str]] = CODE_FLAGS.get(name, {})
         items = [
             {"code": c, "label": label} | {flag: c in codes for flag, codes in flags.items()}

@@ -66,6 +66,8 @@ def _spelled(value: Any) -> Any:
 CountryCode = Annotated[
     str, BeforeValidator(_spelled), member_of("countries", codes.COUNTRIES, codes.GREECE_HINT)
 ]
+
+
 @dataclass(frozen=True, eq=False)
 class OwnerMember(CodeListMember):
     """An owner: a member state or EJ, or two letters an operator may have registered (a
@@ -92,8 +94,10 @@ OwnerCode = Annotated[
     str,
     BeforeValidator(_spelled),
     OwnerMember("owners", codes.OWNERS, codes.GREECE_HINT),
-    Field(description="the owner: a member state (ISO 3166-1 alpha-2, EL for Greece), EJ, "
-          "or a third country an operator registered (code list `owners`)"),
+    Field(
+        description="the owner: a member state (ISO 3166-1 alpha-2, EL for Greece), EJ, "
+        "or a third country an operator registered (code list `owners`)"
+    ),
 ]
 _OWNERS_AND_COMMISSION = {**codes.OWNERS, codes.COMMISSION: "European Commission"}
 _COMMISSION_TOO = OwnerMember("owners", _OWNERS_AND_COMMISSION, codes.GREECE_HINT, True)
