@@ -201,7 +201,16 @@ def cmd_quality(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError:
         return user_error(f"--date {args.date!r} is not a date (YYYY-MM-DD)")
     review = args.review_days or settings.quality_review_days
-    body = asyncio.run(with_services(settings, lambda s: owner_report(s.reads, owner, day, review)))
+
+    async def report(services: Any) -> dict[str, Any] | str:
+        owners = await services.reads.owners()  # a third country only once registered
+        if not owners.is_owner(owner):
+            return codes.unknown_code(owner, "owners", owners.names(), codes.GREECE_HINT)
+        return await owner_report(services.reads, owner, day, review)
+
+    body = asyncio.run(with_services(settings, report))
+    if isinstance(body, str):
+        return user_error(body)
     text = as_csv(body) if args.format == "csv" else json.dumps(body, indent=2) + "\n"
     try:
         emit(text, args.out)
