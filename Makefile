@@ -9,7 +9,7 @@ CDB_PORT ?= 8443
 export CDB_PORT
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test restore-drill bench lint format openapi dist image postgres nginx oidc axe chromium deploy-tools clean help
+.PHONY: run test restore-drill soak bench lint format openapi dist image postgres nginx oidc axe chromium deploy-tools clean help
 
 help:
 	@echo "make run    - start the service on the embedded SQLite database (dev profile)"
@@ -18,6 +18,7 @@ help:
 	@echo "make openapi - regenerate openapi.yaml and web/xsd/cdb.xsd from the app"
 	@echo "make dist   - build the wheel and the sdist into dist/"
 	@echo "make restore-drill - time a point-in-time restore and verify-restore (DRILL_ENTRIES=N: a larger registry)"
+	@echo "make soak   - workers' memory under a steady mixed load, with and without writes (SOAK_MINUTES=15)"
 	@echo "make image  - build the container image (deploy/image/Containerfile) with buildah or podman"
 
 $(STAMP): pyproject.toml
@@ -105,6 +106,16 @@ DRILL_ENTRIES ?= 0
 restore-drill: $(STAMP) postgres deploy-tools
 	CDB_TEST_PG_URL=$(PG_URL) CDB_DRILL_ENTRIES=$(DRILL_ENTRIES) $(BIN)/python -m pytest -q -s \
 		-p no:warnings tests/db/test_restore.py
+
+# The soak (tests/ops/test_soak.py, two minutes of it in `make test`) for SOAK_MINUTES,
+# half without writes and half with one a second, at SOAK_RATE requests/s: it prints
+# each worker's memory slope in MiB per hour, and fails on growth beyond the data's.
+SOAK_MINUTES ?= 15
+SOAK_RATE ?= 60
+soak: $(STAMP) postgres
+	CDB_TEST_PG_URL=$(PG_URL) CDB_SOAK_MINUTES=$(SOAK_MINUTES) CDB_SOAK_RATE=$(SOAK_RATE) \
+		$(BIN)/python -m pytest -q -s -p no:warnings tests/ops/test_soak.py \
+		-k test_workers_grow_only_by_the_data_they_hold
 
 # The release: a wheel (migrations, seed, calendar, templates, XSDs and assets inside)
 # and an sdist, built the way the install test builds them.

@@ -36,6 +36,10 @@ of rows: size, endpoint as printed, rps, p50_ms, p99_ms, ratio, rss_mib, …; `r
 is in the row's `unit`). `--quick`: 10,000 keys, 3 s runs, a 5,000-entry import, no
 gazetteer run, unless told otherwise (`make bench BENCH_ARGS=--quick`).
 
+Worker replacement (bench/worker_restart.py): on the seeded registry, one worker at a
+time is SIGKILLed; the row "worker killed → ready" is the median time until a new
+worker answers a look-up (`--only workers`: this row alone).
+
 Absolute numbers depend on this machine and its neighbours; the ratios are the
 figures to compare.
 """
@@ -64,6 +68,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.worker_restart import replacement_times, summary  # noqa: E402
 from cdb_service.kernel.codes import POSTAL_CODE_SHAPES  # noqa: E402
 from cdb_service.security.pki import Issued, issue, make_ca  # noqa: E402
 from cdb_service.security.signing_keys import SigningKeys  # noqa: E402
@@ -380,8 +385,12 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[Row]) -> None:
             "Authorization": f"Bearer {token}",
         }
         mirror = args.only in (None, "mirror")
+        sh([EXE, "seed"], env | {"CDB_AUTO_SEED": "true"})
+        if args.only in (None, "resolve", "workers"):
+            rows.append(bench_worker_restart(env, tmp, headers, args))
+            if args.only == "workers":
+                return
         if mirror:  # the reference: the same command mirroring the seed data alone
-            sh([EXE, "seed"], env | {"CDB_AUTO_SEED": "true"})
             baseline = bench_mirror(env, tmp, issuer, client, "seed data")
         for keys in args.sizes:
             started = time.monotonic()
@@ -433,6 +442,22 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[Row]) -> None:
     finally:
         issuer.stop()
         admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+def bench_worker_restart(env: dict[str, str], tmp: Path, headers: dict[str, str],
+                         args: argparse.Namespace) -> Row:  # fmt: skip
+    """A worker SIGKILLed at the seed's size: seconds until a new one answers look-ups."""
+    log = tmp / "serve-kill.log"
+    service = Service(env | {"CDB_LOG_LEVEL": "INFO"}, args.workers, log)
+    try:
+        path = "/api/v1/resolve?country=DE&instrument=eio&competence=execute&postal_code=10115"
+        seconds, failed = replacement_times(service.process.pid, service.url, path, headers,
+                                            log, max(3, args.repeats))  # fmt: skip
+    finally:
+        service.stop()
+    return Row("seed", f"worker killed → ready ({args.workers} workers)",
+               rps=median(seconds), unit="s", runs=len(seconds), errors=failed,
+               note=summary(seconds))  # fmt: skip
 
 
 # Postal codes per state in Eurostat's files (pc2024, rounded; NL and PT list full codes).
@@ -864,7 +889,9 @@ def main() -> int:
         help="postal codes of the real-scale gazetteer run (default 800000; --quick: 0, skip)",
     )
     parser.add_argument(
-        "--only", choices=("resolve", "import", "mirror"), help="mirror: seed, serve, mirror"
+        "--only",
+        choices=("resolve", "import", "mirror", "workers"),
+        help="mirror: seed, serve, mirror; workers: the worker-replacement row alone",
     )
     parser.add_argument("--no-pin", action="store_true",
                         help="skip the 1-worker figure pinned to its own CPU")  # fmt: skip
@@ -887,7 +914,7 @@ def main() -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="cdb-bench-") as name:
         tmp = Path(name)
-        if args.only in (None, "resolve", "mirror"):
+        if args.only in (None, "resolve", "mirror", "workers"):
             bench_resolve(args, tmp, rows)
         if args.only in (None, "import"):
             bench_import(tmp, rows, args.import_entries)

@@ -6,6 +6,8 @@ and registers every context's dependencies, middleware and error handlers.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,7 +27,7 @@ from cdb_service.console.auth import ConsoleAuth
 from cdb_service.console.entries import ConsoleEntries
 from cdb_service.console.tools import ConsoleTools
 from cdb_service.console.uploads import ConsoleUpload
-from cdb_service.db import migrate
+from cdb_service.db import migrate, waiting
 from cdb_service.distribution import deps as distribution_deps
 from cdb_service.distribution import fast as distribution_fast
 from cdb_service.distribution.controller import (
@@ -39,6 +41,9 @@ from cdb_service.logging import configure_logging, get_logger
 from cdb_service.lookup import deps as lookup_deps
 from cdb_service.lookup import fast as lookup_fast
 from cdb_service.lookup.controller import ResolveController
+from cdb_service.notifications import deps as notifications_deps
+from cdb_service.notifications.http import SubscriptionController
+from cdb_service.ops import deps as ops_deps
 from cdb_service.ops.health import HealthController
 from cdb_service.ops.landing import LandingController
 from cdb_service.ops.metrics import MetricsController, record_server_certificate
@@ -82,11 +87,27 @@ DEPENDENCIES = {
     **lookup_deps.DEPENDENCIES,
     **distribution_deps.DEPENDENCIES,
     **console_deps.DEPENDENCIES,
+    **notifications_deps.DEPENDENCIES,
+    **ops_deps.DEPENDENCIES,
 }
 
 
-async def prepare(services: Services) -> None:
-    """Dev conveniences on start: migrate, and seed an empty registry."""
+async def prepare(services: Services) -> asyncio.Task[None] | None:
+    """Start with the database, or, when it does not answer, without it: look-ups answer
+    from the saved lookup index (if any) while a task waits for the database with
+    backoff and then does what a start with it does (returned, to cancel at the end)."""
+    services.gate.refusals.start(services.sessions)
+    settings = services.settings
+    if await waiting.answers(services.engine, settings, next_wait_s=waiting.FIRST_WAIT_S):
+        await _with_database(services)
+        return None
+    services.lookup.load_saved()
+    return asyncio.create_task(_when_the_database_answers(services), name="database-wait")
+
+
+async def prepare_data(services: Services) -> None:
+    """Dev conveniences on start: migrate, and seed an empty registry. Several workers
+    share one database: their supervisor does this once, before it starts them."""
     settings = services.settings
     if settings.should_migrate:
         await migrate.upgrade(settings)
@@ -95,8 +116,27 @@ async def prepare(services: Services) -> None:
 
         report = await seed(services.batches, services.sessions)
         log.info("seeded", **report.summary())
+
+
+async def _with_database(services: Services) -> None:
+    """What a start with the database does: the dev conveniences, then the index and the
+    notifications that follow it."""
+    await prepare_data(services)
     await services.lookup.start()
-    services.gate.refusals.start(services.sessions)
+    services.notifier.start()
+
+
+async def _when_the_database_answers(services: Services) -> None:
+    while True:
+        await waiting.wait_for_database(services.engine, services.settings)
+        try:
+            await _with_database(services)
+        except Exception as error:  # it went away again: wait again
+            log.warning("start with the database failed; waiting again", error=repr(error))
+            continue
+        log.info("following the database", revision=getattr(services.lookup.index,
+                                                            "revision", None))  # fmt: skip
+        return
 
 
 async def role_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -134,15 +174,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
         services.loop_lag.start()
         app.state.update(services.as_state())
         record_server_certificate(services.settings)
+        waiting_task = None
         try:
-            await prepare(services)
+            waiting_task = await prepare(services)
             log.info("ready", profile=settings.profile.value, database=services.engine.dialect.name,
-                     tls_mode=settings.tls_mode.value)  # fmt: skip
+                     tls_mode=settings.tls_mode.value,
+                     waiting_for_database=waiting_task is not None)  # fmt: skip
             # SIGTERM begins the drain before uvicorn waits for the requests in flight:
             # otherwise it would wait out every long poll.
             with services.drain.on_stop_signals():
                 yield
         finally:
+            if waiting_task is not None:
+                waiting_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiting_task
             await services.close()
             metrics.worker_exited()
 
@@ -159,6 +205,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             GazetteerController,
             RoutingTableController,
             XmlSchemaController,
+            SubscriptionController,
             *controllers(),
         ],
         guards=[role_guard],

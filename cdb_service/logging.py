@@ -1,8 +1,10 @@
-"""structlog JSON lines on stdout, each carrying the request id of the request it belongs to."""
+"""structlog JSON lines on stdout, each carrying the request id of the request it belongs
+to and the id of the process that wrote it."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -17,6 +19,7 @@ def configure_logging(level: str = "INFO") -> None:
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _pid,
     ]
     structlog.configure(
         processors=[
@@ -25,7 +28,9 @@ def configure_logging(level: str = "INFO") -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        # A line in one write (print() writes the newline apart): with unbuffered output
+        # (PYTHONUNBUFFERED, as in the image) several workers' lines would interleave.
+        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
     # Libraries that use stdlib logging (uvicorn, alembic) go through the same renderer.
@@ -46,6 +51,12 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("alembic.runtime.migration").setLevel(numeric)
     # One access line per request comes from our middleware, not from uvicorn.
     logging.getLogger("uvicorn.access").disabled = True
+
+
+def _pid(logger: Any, method: str, event: Any) -> Any:
+    """Which process wrote the line: several workers write to one stream."""
+    event["pid"] = os.getpid()
+    return event
 
 
 def get_logger(name: str = "cdb") -> Any:

@@ -5,6 +5,7 @@ from cdb_service.db.base import Base
 from cdb_service.db.revisions import EntryVersion, RegistryHead, Revision
 from cdb_service.db.write_check import WriteCheck
 from cdb_service.lookup.gazetteer import GazetteerLoad, GazetteerPlace
+from cdb_service.notifications.tables import Delivery, NotificationCursor, Subscription
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.store.idempotency import IdempotencyKey
 from cdb_service.security.audit import AuditEvent, AuditHead
@@ -15,12 +16,15 @@ __all__ = [
     "AuditHead",
     "Base",
     "ConsoleSession",
+    "Delivery",
     "EntryVersion",
     "GazetteerLoad",
     "GazetteerPlace",
     "IdempotencyKey",
+    "NotificationCursor",
     "RegistryHead",
     "Revision",
+    "Subscription",
     "WriteCheck",
 ]
 metadata = Base.metadata

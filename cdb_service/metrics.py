@@ -9,11 +9,13 @@ multiprocess mode keeps each worker's values in files under
 `PROMETHEUS_MULTIPROC_DIR` and sums (or takes the min / max of) them at scrape
 time, so whichever worker answers `/metrics` reports the whole service. The mode is
 chosen when prometheus-client is first imported, as the library itself does:
-`serve` sets the variable before it starts the workers (`prepare_multiprocess`).
+`serve` sets the variable before anything imports it (`ops/supervisor.share_metrics`),
+and the workers, forks of that process, inherit the mode.
 
 Gauges count live workers only (`live*` modes): a worker that stopped takes its
-last values with it (`worker_exited`), so a restarted worker's stale index
-revision does not linger in the minimum.
+last values with it (`worker_exited`, or `process_gone` from the supervisor when it
+was killed), so a restarted worker's stale index revision does not linger in the
+minimum.
 
 Ages are exported as timestamps (`..._timestamp_seconds`) rather than seconds:
 a worker records when something happened, and `time() - metric` in PromQL is the
@@ -23,8 +25,6 @@ age at any scrape, whichever worker answers it.
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
 from prometheus_client import REGISTRY as PROCESS_REGISTRY
 from prometheus_client import (
@@ -144,18 +144,16 @@ def status_class(status: int) -> str:
     return f"{status // 100}xx"
 
 
-def prepare_multiprocess(directory: Path) -> None:
-    """Before the workers start: an empty directory for their values, named in the
-    environment they inherit. Files of an earlier run would be summed in otherwise."""
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    os.environ[MULTIPROC_ENV] = str(directory)
-
-
 def worker_exited() -> None:
     """A worker's live gauges (pool, in flight) stop counting when it stops."""
     if MULTIPROCESS:
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+def process_gone(pid: int) -> None:
+    """A worker that was killed had no time to say `worker_exited`: its supervisor does."""
+    if MULTIPROCESS:
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def exposition() -> bytes:

@@ -234,4 +234,14 @@ def explain(error: BaseException, database: DatabaseTarget | None = None) -> str
     if error.__cause__ is not None:
         # A wrapper (a database fault raised `from` the driver's error): explain its cause.
         return explain(error.__cause__, database)
+    if _closed_after_failure(error):
+        # Cleaning up after a failed statement found the connection already closed (the
+        # driver drops it on a timeout): the failure that closed it is the cause.
+        return explain(error.__context__, database)  # type: ignore[arg-type]
     return None
+
+
+def _closed_after_failure(error: BaseException) -> bool:
+    from sqlalchemy.exc import ResourceClosedError
+
+    return isinstance(error, ResourceClosedError) and error.__context__ is not None

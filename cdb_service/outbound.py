@@ -10,6 +10,9 @@ renewed on disk is used from the next request on without a restart). The TLS
 identity and the token are separate values: the probe sends two tokens (its
 sample token and its incident token).
 
+`send_mail` is the one e-mail sender (the service's notifications and the probe's
+notices): a plain-text message through an SMTP relay.
+
 This module depends on nothing else in `cdb_service`: the mirror and the probe
 stand beside the service and talk HTTP to it.
 """
@@ -19,14 +22,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import smtplib
 import ssl
 import threading
 import time
 import warnings
 from collections.abc import AsyncGenerator, Generator, Mapping
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -321,3 +327,39 @@ def argument_mistake(args: argparse.Namespace, prefix: str = "") -> str | None:
     if issuer and not (_arg(args, prefix, "cert") or (prefix and _arg(args, "", "cert"))):
         return f"{p}issuer authenticates with the client certificate: give {p}cert and {p}key"
     return None
+
+
+@dataclass(frozen=True)
+class SmtpRelay:
+    """Where e-mail goes: `smtp://[user:password@]host[:port]` (STARTTLS when asked) or
+    `smtps://…` (TLS from the start), the sender, a CA bundle for the relay's certificate."""
+
+    url: str
+    sender: str
+    starttls: bool = False
+    ca: Path | None = None
+    timeout_s: float = 10.0
+
+    def send(self, to: str, subject: str, text: str, headers: Mapping[str, str] | None = None
+             ) -> None:  # fmt: skip
+        """Send one plain-text message; raises what smtplib raises when the relay refuses."""
+        parts = urlsplit(self.url)
+        message = EmailMessage()
+        message["From"], message["To"], message["Subject"] = self.sender, to, subject
+        for name, value in (headers or {}).items():
+            message[name] = value
+        message.set_content(text)
+        context = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
+        host = parts.hostname or "localhost"
+        smtp: smtplib.SMTP
+        if parts.scheme == "smtps":
+            smtp = smtplib.SMTP_SSL(host, parts.port or 465, timeout=self.timeout_s,
+                                    context=context)  # fmt: skip
+        else:
+            smtp = smtplib.SMTP(host, parts.port or 25, timeout=self.timeout_s)
+        with smtp:
+            if self.starttls:
+                smtp.starttls(context=context)
+            if parts.username:
+                smtp.login(unquote(parts.username), unquote(parts.password or ""))
+            smtp.send_message(message)

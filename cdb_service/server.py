@@ -10,17 +10,22 @@ from typing import Any
 
 import uvicorn
 from sqlalchemy import text
-from uvicorn.supervisors import Multiprocess
 
 from cdb_service import metrics
-from cdb_service.app import create_app
+from cdb_service.app import create_app, prepare_data
 from cdb_service.db.engine import create_engine
+from cdb_service.db.faults import classify
 from cdb_service.mistakes import UserMistake
 from cdb_service.ops import running
+from cdb_service.ops.supervisor import STARTUP_FAILURE, Supervisor
 from cdb_service.security.connection import CONFIG_ATTRIBUTE, ConnectionLimits
 from cdb_service.security.dev import with_dev_defaults
 from cdb_service.security.tls import PeerCertificateProtocol, server_context
+from cdb_service.services import Services
 from cdb_service.settings import Settings, TlsMode
+
+# After the drain budget: what the workers need to close down before they are killed.
+STOP_MARGIN_S = 5.0
 
 
 def connection_options(settings: Settings) -> dict[str, Any]:
@@ -45,10 +50,9 @@ def limit_connections(config: uvicorn.Config, settings: Settings) -> None:
     setattr(config, CONFIG_ATTRIBUTE, limits)
 
 
-def build_server(settings: Settings) -> uvicorn.Server:
-    settings = with_dev_defaults(settings)
+def _config(settings: Settings, app: Any) -> uvicorn.Config:
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         http=PeerCertificateProtocol,
@@ -64,6 +68,12 @@ def build_server(settings: Settings) -> uvicorn.Server:
     )
     limit_connections(config, settings)
     config.load()
+    return config
+
+
+def build_server(settings: Settings) -> uvicorn.Server:
+    settings = with_dev_defaults(settings)
+    config = _config(settings, create_app(settings))
     if settings.tls_mode is TlsMode.DIRECT:
         if not (settings.tls_cert_file and settings.tls_key_file):
             raise SystemExit("direct TLS needs CDB_TLS_CERT_FILE and CDB_TLS_KEY_FILE")
@@ -108,7 +118,7 @@ def _sockets(settings: Settings, config: uvicorn.Config) -> list[socket.socket] 
 def preflight(settings: Settings) -> None:
     """What would otherwise fail inside uvicorn as a traceback, checked first and said in
     one line: prod's refusals of unsafe settings, the port is free, the TLS files load,
-    the database answers."""
+    the database takes our login."""
     settings = with_dev_defaults(settings)
     if problems := settings.prod_problems():
         raise UserMistake("refusing to start in prod: " + "; ".join(problems))
@@ -143,17 +153,17 @@ def preflight(settings: Settings) -> None:
 
 
 async def _database_answers(settings: Settings) -> None:
+    """A database that refuses (a login, a database name) is a mistake said in one line; one
+    that does not answer (down, unreachable, hung) is waited for by the service (`app.prepare`)."""
     engine = create_engine(settings)
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
+    except Exception as error:
+        if classify(error) is None:
+            raise
     finally:
         await engine.dispose()
-
-
-def app_from_environment() -> Any:
-    """The app of one worker process: every worker reads the same CDB_* environment."""
-    return create_app(with_dev_defaults(Settings()))
 
 
 def serve(settings: Settings, workers: int = 1) -> None:
@@ -186,24 +196,33 @@ def _run(settings: Settings, workers: int) -> None:
         # uvicorn's workers build their own SSL context from its options, which cannot
         # express our TLS policy; several workers therefore sit behind the proxy.
         raise SystemExit("several workers need CDB_TLS_MODE=proxy (TLS ends at the proxy)")
+    if not metrics.MULTIPROCESS:
+        raise RuntimeError("serve --workers: supervisor.share_metrics must run before "
+                           "prometheus-client is imported")  # fmt: skip
     os.environ |= {"CDB_HOST": settings.host, "CDB_PORT": str(settings.port)}
-    # The workers' metrics meet in files; any worker's /metrics then reports them all.
-    metrics.prepare_multiprocess(settings.data_dir / "metrics")
-    config = uvicorn.Config(
-        "cdb_service.server:app_from_environment",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        http=PeerCertificateProtocol,
-        loop="auto",
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=settings.drain_budget_s,
-        **connection_options(settings),
-    )
-    limit_connections(config, settings)
-    Multiprocess(config, sockets=_sockets(settings, config) or [config.bind_socket()]).run()
+    # Once, before the workers: two migrating or seeding one database would collide.
+    asyncio.run(_prepare_data(settings))
+    settings = settings.model_copy(update={"auto_migrate": False, "auto_seed": False})
+    # The app is built here, once: each worker is a fork of this process, and only
+    # opens its pool and builds its index (ops/supervisor.py).
+    config = _config(settings, create_app(settings))
+    sockets = _sockets(settings, config) or [config.bind_socket()]
+    metrics.worker_exited()  # this process serves nothing: no live gauges of its own
+
+    def work() -> int:
+        server = uvicorn.Server(config)
+        server.run(sockets=sockets)
+        return 0 if server.started else STARTUP_FAILURE
+
+    status = Supervisor(workers, work, gone=metrics.process_gone,
+                        stop_timeout_s=settings.drain_budget_s + STOP_MARGIN_S).run()  # fmt: skip
+    if status:
+        raise SystemExit(status)
+
+
+async def _prepare_data(settings: Settings) -> None:
+    services = Services.open(settings)
+    try:
+        await prepare_data(services)
+    finally:
+        await services.close()

@@ -18,6 +18,8 @@ from cdb_service.console.deps import ConsoleParts
 from cdb_service.db.engine import create_engine, session_factory
 from cdb_service.distribution.routing_table import TableDigests
 from cdb_service.lookup.follower import IndexFollower
+from cdb_service.notifications.delivery import Notifier
+from cdb_service.ops.write_ready import WriteReadiness
 from cdb_service.registry.store.batches import Batches
 from cdb_service.registry.store.reads import EntryReads
 from cdb_service.registry.store.writes import EntryWrites
@@ -55,6 +57,8 @@ class Services:
     drain: Drain
     receipts: Receipts
     loop_lag: LoopLag
+    notifier: Notifier
+    write_readiness: WriteReadiness
     dev_pki: DevPki | None = None
 
     @classmethod
@@ -90,7 +94,7 @@ class Services:
         gate = SecurityGate(
             settings, validator, ChainVerifier(settings.client_ca_files),
             ProxyAllowList(settings.trusted_proxies), limits,
-            RefusalTrail(settings.audit_refusal_window_s),
+            RefusalTrail(settings.audit_refusal_window_s, settings.audit_refusal_sources),
         )  # fmt: skip
         ceilings = Ceilings(
             Ceiling("full extracts", settings.max_extracts, settings.max_extracts_per_client),
@@ -104,12 +108,15 @@ class Services:
                                           settings.retry_after_s)  # fmt: skip
         signing = SigningKeys.load(settings.signing_keys_path,
                                    create=settings.profile is Profile.DEV)  # fmt: skip
+        lookup = IndexFollower(sessions, saved_path=settings.lookup_snapshot_path,
+                               save_every_s=settings.lookup_snapshot_interval_s)  # fmt: skip
         return cls(
             settings, engine, sessions, reads, EntryWrites(sessions),
-            Batches(sessions), gate, http, IndexFollower(sessions), signing,
+            Batches(sessions), gate, http, lookup, signing,
             ceilings, read_your_writes, TableDigests(),
             ConsoleParts.build(settings, sessions, gate), Drain(settings.retry_after_s),
-            Receipts(signing, sessions), LoopLag(), dev_pki,
+            Receipts(signing, sessions), LoopLag(), Notifier(sessions, settings),
+            WriteReadiness(settings, engine), dev_pki,
         )  # fmt: skip
 
     def as_state(self) -> dict[str, Any]:
@@ -118,6 +125,7 @@ class Services:
 
     async def close(self) -> None:
         await self.loop_lag.stop()
+        await self.notifier.stop()
         await self.gate.refusals.stop(self.sessions)
         await self.lookup.stop()
         await self.http.aclose()

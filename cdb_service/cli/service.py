@@ -11,6 +11,11 @@ from cdb_service.settings import Settings
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.workers > 1:
+        from cdb_service.ops.supervisor import share_metrics
+
+        # Before the service is imported: prometheus-client picks its mode on import.
+        share_metrics(settings.data_dir / "metrics")
     from cdb_service.server import preflight, serve
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}

@@ -128,9 +128,11 @@ class ConsoleEntries(Controller):
                 cursor_value = order.mark(tail) if order and tail else None
             except ValueError:
                 raise invalid([FieldError(("query", "after"), "is not a page mark")]) from None
+        private = policy.sees_named_persons(user.principal)  # `q` searches names it may read
         listed = await reads.collection(spec, filters=filters, after=cursor_id, limit=PAGE_SIZE,
-                                        sort=order, after_value=cursor_value)  # fmt: skip
-        total, revision = await reads.count(spec, filters=filters)
+                                        sort=order, after_value=cursor_value,
+                                        private=private)  # fmt: skip
+        total, revision = await reads.count(spec, filters=filters, private=private)
         more = None
         if listed.next is not None:
             mark = str(listed.next) + (f"|{listed.next_value}" if order else "")

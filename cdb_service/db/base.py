@@ -72,8 +72,12 @@ class EntryColumns:
     updated_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC)
     # The entry's text folded for search (`kernel.folding.search_text`): case and accents
     # folded in Python, so that `q` matches the same on PostgreSQL and SQLite. Not part
-    # of the document; derived again on every write.
+    # of the document; derived again on every write. It leaves out the kind's private
+    # fields (named persons), so that a caller who may not read them cannot find an entry
+    # by them either; `search_full` holds the whole text, searched only for callers who
+    # may read them (NULL for kinds without private fields).
     search: Mapped[str | None] = mapped_column(Text)
+    search_full: Mapped[str | None] = mapped_column(Text)
 
 
 COMMON_FIELDS = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 
@@ -34,7 +34,7 @@ _NOT_DECOMPOSED = str.maketrans(
 
 # Not searched: bookkeeping, ids, instants and certificate bodies (noise, and large).
 _NOT_SEARCHED = frozenset(
-    {"id", "owner", "version", "revision", "valid_from", "valid_to", "search", "pem",
+    {"id", "owner", "version", "revision", "valid_from", "valid_to", "search", "search_full", "pem",
      "sha256", "not_after"}
 )  # fmt: skip
 
@@ -48,9 +48,11 @@ def _searched(name: Any) -> bool:
 _SCALARS = frozenset({int, float, bool})
 
 
-def search_text(values: Mapping[str, Any]) -> str:
+def search_text(values: Mapping[str, Any], hidden: Collection[str] = ()) -> str:
     """The folded text an entry is found by: every text value of its fields, at any depth
-    (names in every language, the address, codes, refs, party ids, contacts).
+    (names in every language, the address, codes, refs, party ids, contacts), except the
+    top-level fields in `hidden` (a kind's private fields: a caller who may not read them
+    must not find an entry by them either).
 
     Keys are walked in sorted order, so that the same entry gives the same text whether
     it comes from a write's values, a stored document or a database row (the migration
@@ -73,5 +75,5 @@ def search_text(values: Mapping[str, Any]) -> str:
         elif isinstance(value, str):
             parts.append(value)
 
-    walk(values)
+    walk({n: v for n, v in values.items() if n not in hidden} if hidden else values)
     return fold(" | ".join(parts))

@@ -1,77 +1,34 @@
 """Liveness and readiness in `application/health+json` (draft-inadarei-api-health-check).
 
-Readiness says whether this instance can serve what clients come for, and says it
-within `ready_budget_s` whatever the database does: each database check runs as its
-own task, and one that has not finished by the deadline fails as a timeout (it is
-left to finish in the background rather than awaited; a stalled connection must not
-stall the answer). The checks: the database answers, it takes a write (a full disk
-lets reads through and refuses every write), migrations are at head, and the lookup
-index is fresh — it has applied every revision it has seen within `lookup_max_lag_s`.
+Readiness is per traffic. Look-up readiness (`/health/ready`, what load balancers use
+for look-ups) says whether this instance answers look-ups: its lookup index exists,
+follows the database (no seen revision unapplied for `lookup_max_lag_s`) and last
+synced with it at most `lookup_max_stale_s` ago. The database does not gate it: while
+it does not answer, look-ups answer from memory and the document says so (`warn`,
+`output`, the database's checks marked `warn`); only migrations found behind fail it.
+Write readiness (`/health/ready/write`, `ops/write_ready.py`) says whether a write can
+commit. Both answer within `ready_budget_s` whatever the database does.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any
 
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
-from litestar.openapi.datastructures import ResponseSpec
-from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from cdb_service import __version__, metrics
+from cdb_service import metrics
 from cdb_service.db import migrate
-from cdb_service.db.faults import classify
 from cdb_service.db.revisions import head_revision
-from cdb_service.db.write_check import check_write
-from cdb_service.logging import get_logger
 from cdb_service.lookup import gazetteer
 from cdb_service.lookup.follower import IndexFollower
+from cdb_service.ops.health_json import HEALTH, Checks, bounded, health, verdict
+from cdb_service.ops.write_ready import WriteReadiness
 from cdb_service.settings import Settings
-from cdb_service.web.docs import problem_answers
-
-HEALTH_JSON = "application/health+json"
-Checks = dict[str, list[dict[str, Any]]]
-log = get_logger("cdb.health")
-# Checks abandoned at the deadline, kept referenced until they end (asyncio holds tasks weakly).
-_abandoned: set[asyncio.Task[Any]] = set()
-
-
-def _health(
-    status: str, checks: Checks | None = None, retry_after: int | None = None
-) -> Response[Any]:
-    body: dict[str, Any] = {"status": status, "version": "1", "releaseId": __version__}
-    if checks:
-        body["checks"] = checks
-    failed = status == "fail"
-    headers = {"Retry-After": str(retry_after)} if failed and retry_after else {}
-    return Response(body, media_type=HEALTH_JSON, status_code=503 if failed else 200,
-                    headers=headers)  # fmt: skip
-
-
-class Health(BaseModel):
-    """draft-inadarei-api-health-check (`application/health+json`); 503 with `fail`."""
-
-    status: Literal["pass", "warn", "fail"] = Field(description="the verdict (fail: 503)")
-    version: str = Field(description="the health document's version")
-    releaseId: str = Field(description="the service's release")
-    checks: dict[str, list[dict[str, Any]]] | None = Field(
-        default=None, description="each dependency checked, by name (database, index, ...)"
-    )
-
-
-HEALTH = {
-    200: ResponseSpec(data_container=Health, description="pass or warn", media_type=HEALTH_JSON,
-                      generate_examples=False),
-    503: ResponseSpec(data_container=Health, description="fail", media_type=HEALTH_JSON,
-                      generate_examples=False),
-    **problem_answers(400, 414),  # the perimeter's, on every route
-}  # fmt: skip
 
 
 class HealthController(Controller):
@@ -80,11 +37,11 @@ class HealthController(Controller):
 
     @get("/live", summary="The process is up", include_in_schema=True, responses=HEALTH)
     async def live(self) -> Response[Any]:
-        return _health("pass")
+        return health("pass")
 
     @get(
         "/ready",
-        summary="Ready to serve: database reads and writes, migrations, lookup data",
+        summary="Ready for look-ups: the lookup index, fresh enough (the database need not answer)",
         responses=HEALTH,
     )
     async def ready(
@@ -98,43 +55,47 @@ class HealthController(Controller):
         deadline = time.monotonic() + settings.ready_budget_s
         await _database_checks(settings, engine, sessions, checks, deadline, lookup)
         index_check = _lookup_check(settings, lookup)
-        database_down = any(c["status"] == "fail" for name, items in checks.items()
-                            if name.startswith("database") for c in items)  # fmt: skip
-        if database_down and lookup.index is not None:
-            # /resolve still answers from memory: say from which revision, and that the
-            # index cannot follow a database it cannot reach.
-            index_check["output"] = (
-                f"revision {lookup.index.revision}, not following the database; "
-                + index_check["output"]
-            )
+        # A check that could not ask the database (migrations found behind still fail).
+        unreachable = [c for items in checks.values() for c in items
+                       if c["status"] == "fail" and c.get("observedValue") != "behind"]  # fmt: skip
+        for check in unreachable:  # degraded, not down: look-ups answer from memory
+            check["status"] = "warn"
+        if unreachable and index_check["status"] == "pass":
+            index_check["status"] = "warn"
+            index_check["output"] += ": not following the database"
         checks["lookup:age"] = [index_check]
-        statuses = {c["status"] for items in checks.values() for c in items}
-        overall = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"
+        overall = verdict(checks)
         metrics.READY.set(overall != "fail")
-        return _health(overall, checks, settings.retry_after_s)
+        output = _degraded(lookup, index_check, bool(unreachable))
+        return health(overall, checks, settings.retry_after_s, output)
+
+    @get(
+        "/ready/write",
+        summary="Ready for writes: a registry write can commit now (head lock, pool, disk)",
+        responses=HEALTH,
+    )
+    async def ready_write(
+        self, settings: NamedDependency[Settings],
+        write_readiness: NamedDependency[WriteReadiness],
+    ) -> Response[Any]:  # fmt: skip
+        status, checks = await write_readiness.check()
+        return health(status, checks, settings.retry_after_s)
 
 
-async def _bounded(work: Callable[[], Awaitable[Any]], deadline: float) -> tuple[Any, str | None]:
-    """(result, None), or (None, why it failed) — by the deadline at the latest."""
-    started = time.perf_counter()
-    task = asyncio.ensure_future(work())
-    done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
-    if not done:
-        task.cancel()
-        _abandoned.add(task)
-        task.add_done_callback(_forget)
-        return None, f"timeout after {time.perf_counter() - started:.1f} s"
-    error = task.exception()
-    if error is not None:
-        fault = classify(error)
-        return None, fault.kind.value if fault else type(error).__name__
-    return task.result(), None
-
-
-def _forget(task: asyncio.Task[Any]) -> None:
-    _abandoned.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("abandoned readiness check ended", error=repr(task.exception()))
+def _degraded(lookup: IndexFollower, index_check: dict[str, Any], unreachable: bool) -> str | None:
+    """What is degraded, in words: the part that does not work, the part that still does."""
+    index = lookup.index
+    if index is None:
+        return "look-ups wait for the lookup index: it is not built yet"
+    if lookup.saved_from is not None:
+        return (f"look-ups answer from the saved lookup index (revision {index.revision}, "
+                f"synced {lookup.saved_from.isoformat()}); the database has not answered "
+                "since the start, so writes fail (see /health/ready/write)")  # fmt: skip
+    if unreachable:
+        return (f"the database does not answer: look-ups answer from memory at revision "
+                f"{index.revision} ({index_check['output']}); writes fail "
+                "(see /health/ready/write)")  # fmt: skip
+    return None
 
 
 async def _database_checks(settings: Settings, engine: AsyncEngine,
@@ -148,7 +109,7 @@ async def _database_checks(settings: Settings, engine: AsyncEngine,
             await session.execute(text("SELECT 1"))
         return round((time.perf_counter() - started) * 1000, 1)
 
-    elapsed, error = await _bounded(select_one, deadline)
+    elapsed, error = await bounded(select_one, deadline)
     checks["database:responseTime"] = [
         {"status": "fail", "output": error}
         if error
@@ -161,7 +122,7 @@ async def _database_checks(settings: Settings, engine: AsyncEngine,
     ]
     if error:
         return
-    at_head, error = await _bounded(lambda: migrate.at_head(engine), deadline)
+    at_head, error = await bounded(lambda: migrate.at_head(engine), deadline)
     checks["database:migrations"] = [
         {"status": "fail", "output": error}
         if error
@@ -172,16 +133,12 @@ async def _database_checks(settings: Settings, engine: AsyncEngine,
     ]
     if error or not at_head:
         return
-    _, error = await _bounded(lambda: check_write(sessions), deadline)
-    checks["database:writable"] = [
-        {"status": "fail", "output": error} if error else {"status": "pass"}
-    ]
 
     async def registry() -> tuple[int, list[gazetteer.GazetteerLoad]]:
         async with sessions() as session:
             return await head_revision(session), await gazetteer.loads(session)
 
-    found, error = await _bounded(registry, deadline)
+    found, error = await bounded(registry, deadline)
     if error:
         checks["registry:revision"] = [{"status": "fail", "output": error}]
         return
@@ -223,15 +180,26 @@ def _gazetteer_followed(
 
 
 def _lookup_check(settings: Settings, lookup: IndexFollower) -> dict[str, Any]:
-    """Fresh: every revision the index has seen is applied, or has waited less than the limit."""
+    """pass: following the database. warn: not following it (it does not answer), last
+    synced less than `lookup_max_stale_s` ago. fail: no index, an index that does not
+    follow a database that answers, or one synced too long ago."""
     fresh = lookup.freshness()
     index = lookup.index
     if fresh is None or index is None:
         return {"status": "fail", "observedValue": None, "observedUnit": "s",
                 "output": "the lookup index is not built yet"}  # fmt: skip
-    lag, since_look = fresh
-    limit = settings.lookup_max_lag_s
-    ok = lag < limit and since_look < limit
-    output = f"revision {index.revision}; head last read {since_look:.1f} s ago"
-    return {"status": "pass" if ok else "fail", "observedValue": round(lag, 3),
+    lag, since_sync = fresh
+    output = f"revision {index.revision}; last synced with the database {since_sync:.1f} s ago"
+    if lag >= settings.lookup_max_lag_s:
+        status = "fail"
+        output += f"; a seen revision has waited {lag:.1f} s (CDB_LOOKUP_MAX_LAG_S)"
+    elif since_sync >= settings.lookup_max_stale_s:
+        status = "fail"
+        output += " (older than CDB_LOOKUP_MAX_STALE_S)"
+    elif lookup.saved_from is not None or since_sync >= settings.lookup_max_lag_s:
+        status = "warn"
+        output += ": not following the database"
+    else:
+        status = "pass"
+    return {"status": status, "observedValue": round(max(lag, since_sync), 3),
             "observedUnit": "s", "output": output}  # fmt: skip

@@ -39,6 +39,23 @@ def add_arguments(probe: argparse.ArgumentParser) -> None:
                        help="seconds between fetches of the maintenance windows")  # fmt: skip
     probe.add_argument("--listen", help="host:port of the status page (/status, /metrics)")
     probe.add_argument("--holidays", type=Path, help="public-holiday calendar (JSON)")
+    probe.add_argument(
+        "--notify",
+        action="store_true",
+        help="notify the registry's subscribers of the probe's incidents itself "
+        "(the list is copied from the registry with the incident credentials)",
+    )
+    probe.add_argument("--webhook-ca", type=Path, help="CA bundle for receivers (default: system)")
+    probe.add_argument(
+        "--webhook-allow",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="a network receivers may be in besides public addresses (repeat)",
+    )
+    probe.add_argument("--smtp-url", help="SMTP relay for e-mail notices (smtp:// or smtps://)")
+    probe.add_argument("--smtp-from", default="cdb-probe@localhost", help="the sender")
+    probe.add_argument("--smtp-starttls", action="store_true", help="STARTTLS on smtp://")
     probe.add_argument("--max-samples", type=int, help=argparse.SUPPRESS)
     sub = probe.add_subparsers(dest="probe_command")
     rep = sub.add_parser("report", help="availability report from the probe's store")
@@ -84,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
         interval_s=args.interval, timeout_s=args.timeout,
         latency_objective_ms=args.latency_objective, windows_every_s=args.windows_every,
         listen=args.listen, incident_cert=args.incident_cert, incident_key=args.incident_key,
+        notify=args.notify, webhook_ca=args.webhook_ca,
+        webhook_allowed_networks=tuple(args.webhook_allow),
+        smtp=outbound.SmtpRelay(args.smtp_url, args.smtp_from, args.smtp_starttls)
+        if args.smtp_url else None,
     )  # fmt: skip
     sample = outbound.credentials_of(args, config.tls, scope="cdb.read")
     incident = outbound.credentials_of(args, config.incident_tls, "incident-",

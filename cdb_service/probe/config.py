@@ -35,6 +35,12 @@ class ProbeConfig:
     # The certificate incidents are posted with (their token is bound to it); default: cert.
     incident_cert: Path | None = None
     incident_key: Path | None = None
+    # Notices to subscribers while the registry is down (probe/notices.py): the list is
+    # copied from the registry with the incident credentials (an operator's).
+    notify: bool = False
+    webhook_ca: Path | None = None
+    webhook_allowed_networks: tuple[str, ...] = ()
+    smtp: outbound.SmtpRelay | None = None
 
     @property
     def tls(self) -> outbound.TlsIdentity:

@@ -99,6 +99,16 @@ def _burn(p: report.Picture) -> str:
     return " · ".join(parts)
 
 
+def _when(w: dict[str, Any]) -> str:
+    """A one-off window's start and end; a regular one's schedule and next occurrence."""
+    b = report.brussels
+    if not w.get("regular"):
+        return f"{escape(b(w['starts_at']))} → {escape(b(w['ends_at']))}"
+    following = w.get("next")
+    upcoming = f"; next {escape(b(following[0]))} → {escape(b(following[1]))}" if following else ""
+    return f"regular, {escape(w['regular'])}{upcoming} (until {escape(b(w['ends_at']))})"
+
+
 def html(p: report.Picture) -> str:
     year = p.periods[f"year_{p.year}"]
     month = p.periods["rolling_30d"]
@@ -111,8 +121,8 @@ def html(p: report.Picture) -> str:
         for i in open_incidents
     ) or "<li>none</li>"  # fmt: skip
     maintenance = "".join(
-        f"<li>{escape(w['component'])} ({escape(w['owner'])}): {escape(b(w['starts_at']))} → "
-        f"{escape(b(w['ends_at']))}{' — cancelled' if w['cancelled'] else ''}"
+        f"<li>{escape(w['component'])} ({escape(w['owner'])}): {_when(w)}"
+        f"{' — cancelled' if w['cancelled'] else ''}"
         f"{' — ' + escape(w['reason']) if w['reason'] else ''}"
         f"{'' if w['notice_met'] else ' — notice NOT met: counted as downtime'}</li>"
         for w in p.maintenance

@@ -13,12 +13,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from cdb_service.kernel.calendar import Calendar, derive
+from cdb_service.kernel.calendar import Calendar, Derived, derive
+from cdb_service.kernel.recurrence import Recurrence
 from cdb_service.probe import availability as av
 from cdb_service.probe.store import Store, Window
 
 DEFAULT_INTERVAL_S = 30.0
 DAYS_ON_PAGE = 90
+# How far ahead regular windows are expanded beyond the year (the page's "upcoming").
+UPCOMING = dt.timedelta(days=62)
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -51,13 +54,56 @@ def duration(seconds: float | None) -> str:
     return f"{days} d {hours} h"
 
 
-def excluded_spans(windows: Sequence[Window], cal: Calendar) -> list[av.Span]:
-    """Windows announced with the required notice, not cancelled, up to their planned end."""
-    return [
-        (w.starts_at, w.ends_at)
-        for w in windows
-        if not w.cancelled and derive(w.starts_at, w.ends_at, w.announced_at, cal).notice_met
-    ]
+def excluded_spans(windows: Sequence[Window], cal: Calendar, since: dt.datetime,
+                   until: dt.datetime) -> list[av.Span]:  # fmt: skip
+    """What counts as planned maintenance in [since, until), each only up to its planned end:
+    the occurrences of regular windows (Annex I 6.5, 6.8: declared once, with the notice
+    their first occurrence needed); one-off windows announced with the required notice;
+    and one-off windows lying wholly within an occurrence of a regular window of the same
+    owner, which need no notice of their own. Cancelled windows count for nothing."""
+    regular: list[tuple[str, av.Span]] = []  # (owner, occurrence)
+    for w in windows:
+        if w.recurrence and not w.cancelled and _notice(w, cal).notice_met:
+            schedule = Recurrence.of(w.recurrence)
+            occurring = schedule.occurrences(since, until, (w.starts_at, w.ends_at))
+            regular += [(w.owner, span) for span in occurring]
+    spans = [span for _, span in regular]
+    for w in windows:
+        if w.recurrence or w.cancelled:
+            continue
+        inside = any(owner == w.owner and lo <= w.starts_at and w.ends_at <= hi
+                     for owner, (lo, hi) in regular)  # fmt: skip
+        if inside or _notice(w, cal).notice_met:
+            spans.append((w.starts_at, w.ends_at))
+    return spans
+
+
+def _announced(w: Window, cal: Calendar, now: dt.datetime) -> dict[str, Any]:
+    """A window as the page and the report list it; a regular one with its schedule in
+    words and its next occurrence."""
+    item: dict[str, Any] = {
+        "id": w.id, "owner": w.owner, "component": w.component,
+        "starts_at": iso(w.starts_at), "ends_at": iso(w.ends_at),
+        "announced_at": iso(w.announced_at), "cancelled": w.cancelled, "reason": w.reason,
+        **asdict(_notice(w, cal)),
+    }  # fmt: skip
+    if w.recurrence:
+        schedule = Recurrence.of(w.recurrence)
+        upcoming = schedule.occurrences(now, w.ends_at, (w.starts_at, w.ends_at))
+        following = next(upcoming, None)
+        item |= {"regular": schedule.words(),
+                 "next": None if following is None else [iso(t) for t in following]}  # fmt: skip
+    return item
+
+
+def _notice(w: Window, cal: Calendar) -> Derived:
+    """The window's notice (of its first occurrence, for a regular window)."""
+    starts_at, ends_at = w.starts_at, w.ends_at
+    if w.recurrence:
+        first = Recurrence.of(w.recurrence).first((w.starts_at, w.ends_at))
+        if first is not None:
+            starts_at, ends_at = first
+    return derive(starts_at, ends_at, w.announced_at, cal)
 
 
 @dataclass(frozen=True)
@@ -125,7 +171,7 @@ def build(
     samples = [r.sample() for r in recorded]
     segments = av.timeline(samples, interval, lo, hi)
     windows = store.windows()
-    excluded = excluded_spans(windows, cal)
+    excluded = excluded_spans(windows, cal, lo, max(year_hi, now + UPCOMING))
     # Before the first sample nothing was monitored: not downtime, not counted (see
     # `availability`). With no sample yet, nothing is measured at all.
     since = store.first_sample_at() or now
@@ -152,16 +198,7 @@ def build(
     last = recorded[-1] if recorded else None
     state = _state(recorded, now, interval, excluded)
     incidents = [i.as_dict() for i in store.incidents()]
-    maintenance = [
-        {
-            "id": w.id, "owner": w.owner, "component": w.component,
-            "starts_at": iso(w.starts_at), "ends_at": iso(w.ends_at),
-            "announced_at": iso(w.announced_at), "cancelled": w.cancelled, "reason": w.reason,
-            **asdict(derive(w.starts_at, w.ends_at, w.announced_at, cal)),
-        }
-        for w in windows
-        if w.ends_at > now
-    ]  # fmt: skip
+    maintenance = [_announced(w, cal, now) for w in windows if w.ends_at > now]
     return Picture(
         now=now,
         year=year,
@@ -260,7 +297,7 @@ def year_csv(store: Store, year: int, now: dt.datetime | None = None,
     until = min(hi, now)
     samples = [r.sample() for r in store.samples(lo - 2 * interval, until)]
     segments = av.timeline(samples, interval, lo, until)
-    excluded = excluded_spans(store.windows(), cal)
+    excluded = excluded_spans(store.windows(), cal, lo, hi)
     since = store.first_sample_at() or until
     last_day = (until - dt.timedelta(microseconds=1)).astimezone(av.BRUSSELS).date()
     first_day = dt.date(year, 1, 1)

@@ -1,9 +1,11 @@
 """The probe loop: call the service the way a client does, record every sample, open incidents.
 
-Every interval: GET /health/ready (no credentials needed, but sent) and one known-good
-lookup (mTLS + bound token). A fresh connection per sample, so that TLS is checked every
-time (chain, host name, expiry). Outcome classes:
-  connect, tls, timeout, transport, http-5xx, health-fail, lookup-http-<status>, wrong-answer.
+Every interval: GET /health/ready (no credentials needed, but sent), one known-good
+lookup (mTLS + bound token) and GET /health/ready/write (a 503 there: writes cannot
+commit, an outage for writers though look-ups answer). A fresh connection per sample,
+so that TLS is checked every time (chain, host name, expiry). Outcome classes:
+  connect, tls, timeout, transport, http-5xx, health-fail, lookup-http-<status>, wrong-answer,
+  write-fail.
 A sample slower than the latency objective but under the timeout is ok (and marked slow).
 Two consecutive failed samples confirm an outage: the probe opens an incident counted from
 the first failure, and closes it at the first success.
@@ -38,6 +40,7 @@ import httpx
 
 from cdb_service import outbound
 from cdb_service.probe.config import ProbeConfig
+from cdb_service.probe.notices import Notices, ref_of
 from cdb_service.probe.service_calls import (
     has_matches,
     health_status,
@@ -60,6 +63,10 @@ class Prober:
         self.stopping = False
         self._side: ThreadPoolExecutor | None = None
         self._delivering = threading.Lock()
+        self.notices: Notices | None = None
+        if config.notify:
+            self.notices = Notices(store, config.webhook_allowed_networks, config.webhook_ca,
+                                   config.smtp, config.timeout_s)  # fmt: skip
 
     def _client(self, timeout: float, tls: outbound.TlsIdentity | None = None) -> httpx.Client:
         # The fields are read at each call: a fresh client per sample checks TLS every time.
@@ -110,6 +117,11 @@ class Prober:
                         error, detail = f"lookup-http-{lookup.status_code}", lookup.text[:200]
                     elif not has_matches(lookup):
                         error, detail = "wrong-answer", lookup.text[:200]
+                    else:
+                        remaining = max(0.1, deadline - time.monotonic())
+                        write = client.get("/health/ready/write", timeout=remaining, auth=auth)
+                        if write.status_code == 503:  # absent (a mirror's 404): no writes there
+                            error, detail = "write-fail", write.text[:200]
         except Exception as exc:  # every failure to get an answer is a sample, not a crash
             error, detail = outcome_of(exc), f"{type(exc).__name__}: {exc}"[:300]
         latency_ms = (time.monotonic() - started) * 1000
@@ -128,9 +140,13 @@ class Prober:
         if self.config.posts_incidents and self.store.undelivered():
             self._aside(self._deliver_queued)
         self._aside(self._renew_tokens)
+        if self.notices is not None and self.notices.pending():
+            self._aside(self.notices.deliver)
         if sample.ok and time.monotonic() - self.windows_fetched >= self.config.windows_every_s:
             self.windows_fetched = time.monotonic()
             self._aside(self._refresh_windows)
+            if self.notices is not None:
+                self._aside(self._refresh_subscribers)
         return sample
 
     def _renew_tokens(self) -> None:
@@ -156,6 +172,7 @@ class Prober:
         if sample.ok:
             if current is not None:
                 self.store.close_incident(current.id, sample.at)
+                self._notice(current.id, "incident.closed")
                 lasted = (sample.at - current.started_at).total_seconds()
                 log.warning("probe: outage over after %.1f s (incident %s)", lasted, current.id)
             return
@@ -170,6 +187,13 @@ class Prober:
             )  # fmt: skip
             log.error("probe: outage confirmed since %s (%s), incident %s",
                       first.isoformat(), sample.detail, incident.id)  # fmt: skip
+            self._notice(incident.id, "incident.opened")
+
+    def _notice(self, incident_id: int, event_type: str) -> None:
+        """Queue the subscribers' notice of the probe's incident (sent after the sample)."""
+        incident = self.store.incident(incident_id)
+        if self.notices is not None and incident is not None:
+            self.notices.queue(incident, event_type)
 
     def _first_failure(self) -> dt.datetime:
         row = self.store.db.execute(
@@ -207,7 +231,7 @@ class Prober:
             return True
         body = {
             "owner": "EC",
-            "ref": f"probe-{incident.id}-{int(incident.started_at.timestamp())}",
+            "ref": ref_of(incident),
             "component": "cdb",
             "description": incident.description,
             "started_at": incident.started_at.isoformat(),
@@ -246,6 +270,18 @@ class Prober:
             log.warning("probe: could not post incident %s (queued, will retry): %s",
                         incident.id, exc)  # fmt: skip
         return False
+
+    def _refresh_subscribers(self) -> None:
+        """Copy the registry's subscriptions while it answers (the incident credentials)."""
+        assert self.notices is not None
+        try:
+            auth = self.config.incident_bearer
+            with self._client(self.config.timeout_s, self.config.incident_tls) as client:
+                found = client.get("/api/v1/subscriptions/relay", auth=auth)
+                found.raise_for_status()
+            self.notices.replace_subscribers(found.json()["items"])
+        except Exception as exc:
+            log.warning("probe: could not copy the subscriptions: %s", exc)
 
     def _refresh_windows(self) -> None:
         windows: list[Window] = []

@@ -88,4 +88,5 @@ def window_of(item: dict[str, Any]) -> Window:
         announced_at=_parse(item["announced_at"]),
         cancelled=bool(item.get("cancelled")),
         reason=item.get("reason"),
+        recurrence=item.get("recurrence"),
     )

@@ -8,6 +8,7 @@ Instants are stored as UTC epoch seconds (REAL).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -38,7 +39,8 @@ CREATE TABLE IF NOT EXISTS windows (
     announced_at REAL NOT NULL,
     cancelled INTEGER NOT NULL,
     reason TEXT,
-    fetched_at REAL NOT NULL
+    fetched_at REAL NOT NULL,
+    recurrence TEXT
 );
 CREATE TABLE IF NOT EXISTS incidents (
     id INTEGER PRIMARY KEY,
@@ -88,6 +90,8 @@ class Window:
     announced_at: dt.datetime
     cancelled: bool
     reason: str | None
+    # A regular window's day and time (kernel/recurrence.py); None for a one-off.
+    recurrence: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,12 @@ class Store:
         self._lock = threading.RLock()
 
     def _upgrade(self) -> None:
-        """Stores written before incidents were queued: what they sent counts as delivered."""
+        """Stores written before incidents were queued: what they sent counts as delivered.
+        Stores written before regular windows: their windows are one-off (the next fetch
+        brings the recurrences)."""
+        windows = {row[1] for row in self.db.execute("PRAGMA table_info(windows)")}
+        if "recurrence" not in windows:
+            self.db.execute("ALTER TABLE windows ADD COLUMN recurrence TEXT")
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(incidents)")}
         if "delivered" not in columns:
             self.db.execute("ALTER TABLE incidents ADD COLUMN delivered TEXT")
@@ -206,19 +215,21 @@ class Store:
         with self.transaction() as db:
             db.execute("DELETE FROM windows")
             db.executemany(
-                "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO windows (id, owner, component, starts_at, ends_at, announced_at, "
+                "cancelled, reason, fetched_at, recurrence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(w.id, w.owner, w.component, ts(w.starts_at), ts(w.ends_at), ts(w.announced_at),
-                  int(w.cancelled), w.reason, ts(fetched_at)) for w in windows],
+                  int(w.cancelled), w.reason, ts(fetched_at),
+                  json.dumps(w.recurrence) if w.recurrence else None) for w in windows],
             )  # fmt: skip
 
     def windows(self) -> list[Window]:
         rows = self.db.execute(
-            "SELECT id, owner, component, starts_at, ends_at, announced_at, cancelled, reason "
-            "FROM windows ORDER BY starts_at"
+            "SELECT id, owner, component, starts_at, ends_at, announced_at, cancelled, reason, "
+            "recurrence FROM windows ORDER BY starts_at"
         ).fetchall()
         return [
             Window(r[0], r[1], r[2], instant(r[3]), instant(r[4]), instant(r[5]),  # type: ignore[arg-type]
-                   bool(r[6]), r[7])
+                   bool(r[6]), r[7], json.loads(r[8]) if r[8] else None)
             for r in rows
         ]  # fmt: skip
 

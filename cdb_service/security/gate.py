@@ -29,7 +29,7 @@ from cdb_service.security.certificates import (
     from_pem,
 )
 from cdb_service.security.policy import Principal, principal_from_claims
-from cdb_service.security.rate_limits import RateLimits
+from cdb_service.security.rate_limits import RateLimits, source_key
 from cdb_service.security.refusals import RefusalTrail
 from cdb_service.security.tls import PROXY_SOCKET
 from cdb_service.security.tokens import TokenRejected, TokenValidator
@@ -111,12 +111,15 @@ class SecurityGate:
             presented, rejected = None, error
         if self.limits is None:
             return await self._authenticate(scope, presented, rejected)
-        source = scope["state"].get("source_ip") or "unknown"
-        self.limits.before_authentication(source, presented.facts.x5t_s256 if presented else None)
+        # Counted against the source, never against what the client chooses (certificate,
+        # token, path): see `rate_limits.source_key`.
+        source = source_key(scope["state"].get("source_ip"))
+        thumbprint = presented.facts.x5t_s256 if presented else None
+        self.limits.before_authentication(source, thumbprint)
         try:
             principal = await self._authenticate(scope, presented, rejected)
         except Problem:
-            self.limits.after_refusal(source)
+            self.limits.after_refusal(source, thumbprint)
             raise
         self.limits.for_client(principal.client_key)
         return principal

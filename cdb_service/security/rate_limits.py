@@ -11,6 +11,7 @@ audit row. Limits are per worker process; nginx limits in front (deploy/nginx/).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections import OrderedDict
@@ -19,6 +20,23 @@ from dataclasses import dataclass, field
 from cdb_service.kernel.problems import RATE_LIMITED, Problem
 
 MAX_TRACKED = 100_000  # buckets kept; the least recently used go first
+
+
+def source_key(address: str | None) -> str:
+    """Whom a request's failures are counted against: its source address, an IPv6 one by
+    its /64 (one host, or one site, holds a whole /64 and could use a new address for
+    every request)."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
 
 
 @dataclass
@@ -73,24 +91,37 @@ class RateLimits:
     anonymous: Buckets
     enabled: bool = True
     # A certificate that authenticated lately is not held up by its address's failures
-    # (colleagues behind one NAT, or one proxy, must not lock each other out).
+    # (colleagues behind one NAT, or one proxy, must not lock each other out), as long
+    # as it does not fail itself: its own failures spend a bucket of the same size, and
+    # once that is empty it waits with its address (a reader's certificate sending
+    # bogus tokens is refused like anyone else).
     known_for_s: float = 600.0
     _known: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    _known_failures: Buckets | None = None
+
+    def __post_init__(self) -> None:
+        self._known_failures = Buckets(self.anonymous.rate, self.anonymous.burst)
+
+    def _exempt(self, thumbprint: str | None) -> bool:
+        if thumbprint is None or self._known.get(thumbprint, 0.0) <= time.monotonic():
+            return False
+        return self._known_failures is None or not self._known_failures.wait_s(thumbprint)
 
     def before_authentication(self, source: str, thumbprint: str | None) -> None:
         """An address whose failures have used up its bucket is refused at once, unless
-        the certificate it presents authenticated lately."""
-        if not self.enabled:
-            return
-        if thumbprint is not None and self._known.get(thumbprint, 0.0) > time.monotonic():
+        the certificate it presents authenticated lately and has not failed since."""
+        if not self.enabled or self._exempt(thumbprint):
             return
         wait = self.anonymous.wait_s(source)
         if wait:
             raise too_many(wait, f"the address {source}")
 
-    def after_refusal(self, source: str) -> None:
-        if self.enabled:
-            self.anonymous.take(source)
+    def after_refusal(self, source: str, thumbprint: str | None = None) -> None:
+        if not self.enabled:
+            return
+        self.anonymous.take(source)
+        if thumbprint is not None and thumbprint in self._known and self._known_failures:
+            self._known_failures.take(thumbprint)
 
     def for_client(self, thumbprint: str) -> None:
         if not self.enabled:

@@ -40,11 +40,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import revisions as rev
+from cdb_service.logging import get_logger
 from cdb_service.security.gate import who_of
 from cdb_service.security.signing_keys import SigningKeys, header_of, verify
 from cdb_service.web.consistency import REVISION_HEADER
 from cdb_service.web.perimeter import SAFE_METHODS
 
+log = get_logger("cdb.receipts")
 RECEIPT_HEADER = "CDB-Receipt"
 RECEIPT_TYPE = "cdb-receipt+jws"
 LISTED = 10
@@ -120,14 +122,24 @@ class ReceiptMiddleware:
                 name = REVISION_HEADER.lower().encode()
                 revision = next((v for k, v in headers if k.lower() == name), None)
                 if revision is not None and revision.isdigit():
-                    receipt = await self.receipts_of(scope).issue(
-                        int(revision), who_of(scope).subject, body.hexdigest()
-                    )
-                    headers.append((RECEIPT_HEADER.lower().encode(), receipt.encode()))
-                    message = {**message, "headers": headers}
+                    receipt = await self._issue(scope, int(revision), body.hexdigest())
+                    if receipt is not None:
+                        headers.append((RECEIPT_HEADER.lower().encode(), receipt.encode()))
+                        message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, hashed, signed)
+
+    async def _issue(self, scope: Scope, revision: int, request_sha256: str) -> str | None:
+        """The receipt, or None when it cannot be made now (the database failed between
+        the commit and the read-back): the write stands, and its answer must still say
+        so; a missing receipt is logged, never turned into an error for a done write."""
+        try:
+            return await self.receipts_of(scope).issue(revision, who_of(scope).subject,
+                                                       request_sha256)  # fmt: skip
+        except Exception as error:  # any database or signing failure: see above
+            log.warning("receipt not issued", revision=revision, error=repr(error)[:200])
+            return None
 
 
 class ReceiptInvalid(ValueError):

@@ -74,9 +74,24 @@ class Settings(BaseSettings):
     # /health/ready answers within this, whatever the database does (checks that have not
     # finished by then fail as timeouts).
     ready_budget_s: float = Field(default=2.0, gt=0)
-    # Readiness fails when the lookup index has left a seen revision unapplied this long,
-    # or has not looked at the head for this long.
+    # Look-up readiness fails when the lookup index has left a seen revision unapplied
+    # this long (the database answers, yet the index does not follow it).
     lookup_max_lag_s: float = Field(default=10.0, gt=0)
+    # Look-up readiness (/health/ready) stays 200 while the index last synced with the
+    # database at most this long ago, whatever the database does (an outage: look-ups
+    # answer from memory, marked degraded); beyond it, 503.
+    lookup_max_stale_s: float = Field(default=3600.0, gt=0)
+    # Write readiness (/health/ready/write): how long its probe waits for a pooled
+    # connection and for the registry's head lock. A writer holding the lock longer, or
+    # a pool with no connection free, makes it 503.
+    ready_lock_wait_s: float = Field(default=1.5, gt=0)
+    # Each worker saves its lookup index to data_dir/lookup-snapshot.bin at most this
+    # often (0: never), so that a service started while the database is down answers
+    # look-ups from it.
+    lookup_snapshot_interval_s: float = Field(default=300.0, ge=0)
+    # Started while the database does not answer, the service waits for it, trying
+    # again after 1 s, 2 s, 4 s, ... up to this long between attempts.
+    db_wait_max_s: float = Field(default=30.0, gt=0)
     # `min_revision=R` waits at most this long for this worker to reach R, then 503.
     min_revision_wait_s: float = Field(default=5.0, ge=0)
     # What a 503 tells clients to wait before retrying (Retry-After, seconds).
@@ -168,13 +183,22 @@ class Settings(BaseSettings):
     # Requests per second (and burst) per client certificate, per worker.
     rate_limit_per_client: float = Field(default=1000, gt=0)
     rate_limit_burst: int = Field(default=2000, ge=1)
-    # Refused requests per second (and burst) per source address without valid credentials.
+    # Failed authentications per second (and burst) per source address (an IPv6 one by
+    # its /64; behind the trusted proxy, the address it forwards), per worker: a source
+    # that has failed `burst` times is answered 429 with Retry-After, whatever
+    # certificate, token or path it sends next, until the rate has refilled its bucket.
     rate_limit_anonymous: float = Field(default=5, gt=0)
     rate_limit_anonymous_burst: int = Field(default=50, ge=1)
     rate_limits: bool = True
-    # Repeats of one refusal (source, status, reason) within this window are one audit
-    # event with a count; 0 writes every refusal as it happens.
+    # Refusals of one source (address; an authenticated caller's subject too) within this
+    # window are counted into one audit event, after the first (an authenticated
+    # caller's first ten distinct attempts) written at once; 0 writes every refusal as
+    # it happens.
     audit_refusal_window_s: float = Field(default=60, ge=0)
+    # Sources whose refusals are held apart per window and worker; the refusals of
+    # further sources in that window are counted in one event (bounds the trail's growth
+    # when a flood comes from many addresses).
+    audit_refusal_sources: int = Field(default=100, ge=1, le=100_000)
     # Expensive work at once, per worker: in all, and per client.
     max_extracts: int = Field(default=4, ge=1)
     max_extracts_per_client: int = Field(default=2, ge=1)
@@ -203,6 +227,49 @@ class Settings(BaseSettings):
     # --- data quality (Annex I 7.6) ---------------------------------------------------
     # An entry unchanged for longer than this is listed for review ("current").
     quality_review_days: int = Field(default=365, ge=1)
+
+    # --- notifications pushed (Annex I 6.4–6.10; docs/operations.md) -------------------
+    # Networks (CIDRs) a webhook may reach besides public addresses; empty: public only
+    # (never loopback, link-local or private ranges). Checked at creation and each delivery.
+    webhook_allowed_networks: list[str] = Field(default_factory=list)
+    # CA bundle to trust for receivers' HTTPS besides the system's; empty: system CAs.
+    webhook_ca_file: Path | None = None
+    # One delivery's connect/read/write timeout; a receiver's answer is read up to this size.
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_max_response_bytes: int = Field(default=65_536, ge=0)
+    # Attempts before a delivery becomes a dead letter; the first retry waits about
+    # base seconds, each next one twice as long (with jitter), at most the cap.
+    notify_max_attempts: int = Field(default=10, ge=1)
+    notify_retry_base_s: float = Field(default=30.0, gt=0)
+    notify_retry_cap_s: float = Field(default=3600.0, gt=0)
+    # How often each worker looks for new events and due deliveries.
+    notify_poll_s: float = Field(default=2.0, gt=0)
+    # E-mail: the SMTP relay (smtp://[user:password@]host[:port]; smtps:// for TLS from
+    # the start), STARTTLS on a plain connection, the sender address, and a CA bundle
+    # for the relay's certificate (empty: system CAs). No relay: e-mail is not offered.
+    smtp_url: str = ""
+    smtp_starttls: bool = False
+    smtp_from: str = "cdb@localhost"
+    smtp_ca_file: Path | None = None
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError as error:
+                raise ValueError(f"{item!r}: not a network (CIDR): {error}") from None
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str) -> str:
+        if value and not value.startswith(("smtp://", "smtps://")):
+            raise ValueError("must be an smtp:// or smtps:// URL")
+        return value
 
     @field_validator("api_deprecations")
     @classmethod
@@ -256,6 +323,10 @@ class Settings(BaseSettings):
     @property
     def proxy_socket_path(self) -> Path:
         return self.proxy_socket or self.data_dir / "cdb.sock"
+
+    @property
+    def lookup_snapshot_path(self) -> Path:
+        return self.data_dir / "lookup-snapshot.bin"
 
     @property
     def pki_dir(self) -> Path:

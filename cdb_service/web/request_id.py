@@ -39,6 +39,16 @@ _PROCESS = os.urandom(8).hex()
 _COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
 
 
+def _fresh_half() -> None:
+    """Workers are forks of one process: each draws its own random half."""
+    global _PROCESS, _COUNTER
+    _PROCESS = os.urandom(8).hex()
+    _COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+os.register_at_fork(after_in_child=_fresh_half)
+
+
 def _new_id() -> str:
     return f"{_PROCESS}{next(_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
 

@@ -162,6 +162,25 @@ def test_lists_search_filter_count_and_page(service: Service) -> None:
         assert second_ids and not first_ids & second_ids
 
 
+def test_the_console_search_finds_no_one_by_a_hidden_name(service: Service) -> None:
+    """The console's search, like the API's, finds a national member by its person only
+    for those who may read the name (issue 30)."""
+    member = {"owner": "EJ", "ref": "EJ-CZ-NM", "country": "CZ", "role": "national-member",
+              "contact": {"channel": "email", "value": "cz@eurojust.example.eu"},
+              "person": {"name": "Přemysl Otakar"}}  # fmt: skip
+    with Api(service, "admin-ej").http() as http:
+        assert http.post("/national-members", json=member).status_code == 201
+    with sign_in_http(service, "reader") as http:
+        hidden = http.get("/console/national-members", params={"q": "premysl"})
+        assert hidden.status_code == 200 and _total(hidden.text) == 0
+        seen = http.get("/console/national-members", params={"q": "cz@eurojust"})
+        assert _total(seen.text) == 1  # found by what a reader sees
+    for client in ("admin-ej", "operator"):
+        with sign_in_http(service, client) as http:
+            found = http.get("/console/national-members", params={"q": "PŘEMYSL"})
+            assert _total(found.text) == 1, client
+
+
 def test_retire_or_delete_shows_referrers_first(service: Service) -> None:
     fr = Api(service, "admin-fr")
     court = fr.first("authorities", owner="FR", q="lille")

@@ -139,6 +139,7 @@ class Log:
     ready: list[tuple[float, float, int, int]] = field(default_factory=list)
     # (poll started, poll ended, what readiness said of the index) for each 503
     stale_index: list[tuple[float, float, str]] = field(default_factory=list)
+    lookup_ready: list[int] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -198,18 +199,21 @@ def _resolve_steadily(stage: Stage, log: Log) -> None:
 
 
 def _watch_ready(stage: Stage, log: Log, instance: int) -> None:
-    url = f"{stage.services[instance].base_url}/health/ready"
+    """Write readiness (log.ready), and what look-up readiness says meanwhile."""
+    base = stage.services[instance].base_url
     while not log.stop.is_set():
         started = time.monotonic()
         try:
-            answer = httpx.get(url, timeout=5)
-            status, body = answer.status_code, answer.json()
+            status = httpx.get(f"{base}/health/ready/write", timeout=5).status_code
+            lookups = httpx.get(f"{base}/health/ready", timeout=5)
+            lookup_status, body = lookups.status_code, lookups.json()
         except httpx.TransportError:
-            status, body = 0, {}
+            status, lookup_status, body = 0, 0, {}
         log.ready.append((started, time.monotonic(), instance, status))
         if status == 503:
-            output = body["checks"]["lookup:age"][0].get("output", "")
+            output = body.get("checks", {}).get("lookup:age", [{}])[0].get("output", "")
             log.stale_index.append((started, time.monotonic(), output))
+            log.lookup_ready.append(lookup_status)
         time.sleep(0.2)
 
 
@@ -270,17 +274,19 @@ def test_losing_the_primary_loses_no_acknowledged_write_and_writes_resume(stage:
     # the default budget (connect 5 s + statement 10 s), and far sooner once a check finds
     # the server silent.
     assert max(w[5] for w in log.writes) <= ATTEMPT_BOUND_S, figures
-    # Readiness said so on both instances, at every poll while there was no primary.
+    # Write readiness said so on both instances, at every poll while there was no primary.
     assert {n for _, _, n, _ in outage_polls} == set(range(len(stage.services))), log.ready
     assert all(s == 503 for _, _, _, s in outage_polls), outage_polls
-    # ... and that the look-ups it still answers come from an index no longer following.
+    # ... while look-up readiness stayed 200 (issue 27: every pod would have left the
+    # look-up Service), saying the look-ups come from an index no longer following.
+    assert log.lookup_ready and set(log.lookup_ready) == {200}, log.lookup_ready
     # (Polls that straddle the fault may fail on a later check than the database's.)
     said = [o for start, end, o in log.stale_index
             if start > killed_at + DETECT_S and end < promoted_at]  # fmt: skip
     assert said and all("not following" in o for o in said), said
     for service in stage.services:
-        wait_until(lambda s=service: httpx.get(f"{s.base_url}/health/ready").status_code == 200,
-                   15, "readiness after the promotion")  # fmt: skip
+        wait_until(lambda s=service: httpx.get(f"{s.base_url}/health/ready/write").status_code
+                   == 200, 15, "write readiness after the promotion")  # fmt: skip
     # Resolve answered every call, during the outage too, with the revision it answers from.
     assert {s for _, s, _ in log.resolves} == {200}
     assert outage_resolves and all(r[2] is not None for r in outage_resolves)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -41,7 +43,9 @@ async def _tables(settings: Settings) -> set[str]:
 
 @pytest.fixture
 async def fresh_pg() -> Settings:  # type: ignore[misc]
-    name = "cdb_migrations_test"
+    # Its own name: another run on the same server (a second checkout's suite) would
+    # otherwise drop this one's database in the middle of a test.
+    name = f"cdb_migrations_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await _pg_admin(f'CREATE DATABASE "{name}"')
     yield Settings(database_url=_pg_url(name))
@@ -108,3 +112,43 @@ async def test_sqlite_search_text_backfill(tmp_path: Path) -> None:
 
 async def test_postgresql_search_text_backfill(fresh_pg: Settings, tmp_path: Path) -> None:
     await _backfilled(fresh_pg.model_copy(update={"data_dir": tmp_path, "auto_seed": False}))
+
+
+async def _persons_unsearchable(settings: Settings) -> None:
+    """Migration 0013 takes named persons out of the search text every reader searches
+    (into `search_full`) for entries written before it, and its downgrade puts them back."""
+    from cdb_service.registry.kinds import KINDS
+    from cdb_service.services import Services
+
+    await migrate.upgrade(settings)
+    services = Services.open(settings)
+    kind = KINDS["national-members"]
+    member = {"owner": "EJ", "ref": "EJ-PL-NM", "country": "PL", "role": "national-member",
+              "contact": {"channel": "email", "value": "pl@eurojust.example.eu"},
+              "person": {"name": "Grzegorz Brzęczyszczykiewicz"}}  # fmt: skip
+    query = text("SELECT search, search_full FROM national_members WHERE ref = 'EJ-PL-NM'")
+    try:
+        await services.writes.create(kind, kind.schema.model_validate(member), "tests")
+        await migrate.downgrade(settings, "0012")
+        async with services.engine.connect() as connection:
+            before = await connection.scalar(
+                text("SELECT search FROM national_members WHERE ref = 'EJ-PL-NM'")
+            )
+        assert "brzeczyszczykiewicz" in before  # as 0006 to 0012 wrote it
+        await migrate.upgrade(settings)
+        async with services.engine.connect() as connection:
+            search, full = (await connection.execute(query)).one()
+        assert "brzeczyszczykiewicz" not in search and "eurojust.example" in search
+        assert "brzeczyszczykiewicz" in full and "eurojust.example" in full
+    finally:
+        await services.close()
+
+
+async def test_sqlite_persons_leave_the_search_text(tmp_path: Path) -> None:
+    await _persons_unsearchable(Settings(database_url=f"sqlite:///{tmp_path / 'p.sqlite3'}",
+                                         data_dir=tmp_path, auto_seed=False))  # fmt: skip
+
+
+async def test_postgresql_persons_leave_the_search_text(fresh_pg: Settings, tmp_path: Path) -> None:
+    await _persons_unsearchable(fresh_pg.model_copy(update={"data_dir": tmp_path,
+                                                            "auto_seed": False}))  # fmt: skip

@@ -51,8 +51,8 @@ def test_a_seen_revision_left_unapplied_ages_until_it_is_applied() -> None:
     assert fresh.lag(14.5) == 0.5
 
 
-def test_readiness_fails_on_lag_or_on_a_follower_that_stopped_looking() -> None:
-    settings = Settings(lookup_max_lag_s=10)
+def test_readiness_fails_on_lag_and_degrades_while_the_database_is_away() -> None:
+    settings = Settings(lookup_max_lag_s=10, lookup_max_stale_s=60)
     follower = IndexFollower(sessions=cast(Any, None), index=LookupIndex(revision=7))
     assert follower.index is not None
     now = time.monotonic()
@@ -60,7 +60,10 @@ def test_readiness_fails_on_lag_or_on_a_follower_that_stopped_looking() -> None:
     assert _lookup_check(settings, follower)["status"] == "pass"
     follower.index.freshness = Freshness(checked_at=now, behind_since=now - 11)
     assert _lookup_check(settings, follower)["status"] == "fail"
-    follower.index.freshness = Freshness(checked_at=now - 11)  # no look for 11 s
+    # No sync for 11 s (the database does not answer): look-ups answer from memory.
+    follower.index.freshness = Freshness(checked_at=now - 11)
+    assert _lookup_check(settings, follower)["status"] == "warn"
+    follower.index.freshness = Freshness(checked_at=now - 61)  # past CDB_LOOKUP_MAX_STALE_S
     assert _lookup_check(settings, follower)["status"] == "fail"
     assert _lookup_check(settings, IndexFollower(sessions=cast(Any, None)))["status"] == "fail"
 

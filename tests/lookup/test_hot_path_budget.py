@@ -119,7 +119,7 @@ def _index(keys: int) -> LookupIndex:
     index = LookupIndex(revision=1)
     party_id = "00000000-0000-0000-0000-00000000aaaa"
     index.apply("routing-parties", _uuid(party_id), {
-        "id": party_id, "name": "de-ap", "identifiers": [{"party_id": "de-ap",
+        "id": party_id, "owner": "DE", "name": "de-ap", "identifiers": [{"party_id": "de-ap",
         "party_id_type": "urn:oasis:names:tc:ebcore:partyid-type:unregistered"}],
         "roles": ["responder"], "services": [], "endpoint_url": "https://de-ap.example.eu/msh",
         "certificates": [],

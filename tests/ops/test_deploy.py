@@ -143,6 +143,46 @@ def test_the_service_runs_as_the_issue_asks(production: list[dict[str, Any]]) ->
     assert {"Ingress", "Egress"} <= set(policies["cdb-service"]["spec"]["policyTypes"])
 
 
+def test_writes_have_replicas_and_a_service_gated_by_write_readiness(
+    production: list[dict[str, Any]],
+) -> None:
+    """Issue 27: one readiness for all traffic either took look-ups down with the database
+    or sent writes to replicas that could not commit. Look-ups: `cdb-service`, gated by
+    /health/ready; writes: `cdb-service-write`, gated by /health/ready/write, on the same
+    pods (the templates agree but for the probe and the component label)."""
+    deployments, services = _by_kind(production, "Deployment"), _by_kind(production, "Service")
+    lookup, write = deployments["cdb-service"], deployments["cdb-service-write"]
+
+    def template(deployment: dict[str, Any]) -> dict[str, Any]:
+        return deployment["spec"]["template"]  # type: ignore[no-any-return]
+
+    def probe(deployment: dict[str, Any]) -> str:
+        (container,) = template(deployment)["spec"]["containers"]
+        return container["readinessProbe"]["httpGet"]["path"]  # type: ignore[no-any-return]
+
+    assert probe(lookup) == "/health/ready" and probe(write) == "/health/ready/write"
+    write_labels = template(write)["metadata"]["labels"]
+    lookup_labels = template(lookup)["metadata"]["labels"]
+    selector = services["cdb-service-write"]["spec"]["selector"]
+    assert selector.items() <= write_labels.items()
+    assert not selector.items() <= lookup_labels.items(), "writes would reach look-up pods"
+    assert services["cdb-service"]["spec"]["selector"].items() <= lookup_labels.items()
+    for one, other in ((lookup, write), (write, lookup)):  # neither Deployment owns the other's
+        matched = one["spec"]["selector"]["matchLabels"].items()
+        assert not matched <= template(other)["metadata"]["labels"].items()
+    assert write["spec"]["replicas"] >= 2
+
+    def same_pod(deployment: dict[str, Any]) -> str:
+        text = yaml.safe_dump(template(deployment)).replace("component: write",
+                                                             "component: lookup")  # fmt: skip
+        return text.replace("/health/ready/write", "/health/ready")
+
+    differing = [line for line in same_pod(write).splitlines()
+                 if line not in same_pod(lookup).splitlines()]  # fmt: skip
+    # Only the probe's timing may differ (writes are checked more often).
+    assert all(k in line for line in differing for k in ("periodSeconds",)), differing
+
+
 def test_the_database_is_a_replicated_archived_cloudnativepg_cluster(
     production: list[dict[str, Any]],
 ) -> None:

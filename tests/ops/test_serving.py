@@ -130,6 +130,9 @@ async def test_ready_fails_with_503_when_the_database_is_unreachable(tmp_path: P
         assert response.status_code == 503
         assert response.headers["content-type"].startswith("application/health+json")
         assert response.json()["status"] == "fail"
+        assert "not built yet" in response.json()["output"]  # no index, nothing saved
+        write = await client.get("/health/ready/write")
+        assert write.status_code == 503 and write.headers["retry-after"]
         live = await client.get("/health/live")
         assert live.status_code == 200
 

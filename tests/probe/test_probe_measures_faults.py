@@ -4,8 +4,9 @@ One real service on PostgreSQL (reached through the test's stall proxy) and one 
 probe sampling every INTERVAL s. Each fault lasts a known time; the probe must report
 one incident per fault whose duration is that time within one interval:
   hang          SIGSTOP the service, SIGCONT after N s (answers stop, connections stay);
-  readiness     the database stalls: /health/ready fails (503, within its budget) while
-                /resolve keeps answering from the in-memory index;
+  readiness     the database stalls: /health/ready/write fails (503, within its budget)
+                while /resolve keeps answering from the in-memory index (and /health/ready
+                says so, 200);
   wrong answer  the reverse: readiness passes while the known-good look-up finds nobody
                 (its criteria expired, then restored, by an operator);
   crash         kill -9, then a restart (counted until the service is ready again).
@@ -134,7 +135,8 @@ def test_hang_readiness_only_wrong_answer_and_crash_are_each_reported_as_their_l
                 _wait(lambda: rows(store, "SELECT count(*) FROM incidents WHERE ended_at IS NULL")
                       == [(1,)], 10, "the readiness outage to be confirmed")  # fmt: skip
                 with live.client("reader") as reader, live.anonymous() as anonymous:
-                    assert anonymous.get("/health/ready").status_code == 503
+                    assert anonymous.get("/health/ready/write").status_code == 503
+                    assert anonymous.get("/health/ready").status_code == 200  # degraded
                     assert reader.get(LOOKUP).status_code == 200  # served from memory
                 opened = float(
                     rows(store, "SELECT started_at FROM incidents ORDER BY id DESC")[0][0]
@@ -147,7 +149,7 @@ def test_hang_readiness_only_wrong_answer_and_crash_are_each_reported_as_their_l
             lasted, started, error = _last_incident(store)
             # Readiness answers 503 within its budget; on a loaded machine that answer can
             # come after the probe's timeout, which is as true a failure.
-            assert error in ("health-fail", "timeout"), error
+            assert error in ("write-fail", "timeout"), error
             # Counted from the first failed sample to the first good one after the stall.
             real = resumed - started
             assert abs(lasted - real) <= INTERVAL + SLACK_S, (lasted, real)

@@ -72,3 +72,34 @@ async def test_sort_count_and_a_sorted_walk(api: Api) -> None:
         assert other.status_code == 422  # a cursor of another sort
         wrong = await c.get(f"{V1}/authorities", params={"sort": "kind"})
         assert wrong.status_code == 422 and "sorts by one of" in wrong.text
+
+
+async def test_search_finds_no_entry_by_a_name_the_caller_may_not_read(api: Api) -> None:
+    """Issue 30: `q` with `count=true` was an oracle for named persons (a reader rebuilt a
+    hidden name letter by letter). A reader finds a national member by what it sees, never
+    by its person; an administrator and an operator, who see the name, find it by it, in
+    the current state and as of a revision alike."""
+    member = {"owner": "EJ", "ref": "EJ-PL-NM", "country": "PL", "role": "national-member",
+              "contact": {"channel": "email", "value": "pl@eurojust.example.eu"},
+              "person": {"name": "Grzegorz Brzęczyszczykiewicz",
+                         "title": "Prokurator"}}  # fmt: skip
+    async with api.client("admin-ej") as c:
+        created = await c.post(f"{V1}/national-members", json=member)
+    assert created.status_code == 201, created.text
+    revision = created.json()["revision"]
+
+    async def found(client: str, q: str, **more: Any) -> tuple[int | None, int]:
+        async with api.client(client) as c:
+            answer = await c.get(f"{V1}/national-members", params={"q": q, **more})
+        assert answer.status_code == 200, answer.text
+        return answer.json().get("total"), len(answer.json()["items"])
+
+    for hidden in ("brzeczyszczykiewicz", "Grzegorz B", "g", "prokurator"):
+        assert await found("reader", hidden, count="true") == (0, 0), hidden
+        assert await found("reader", hidden, revision=revision) == (None, 0), hidden
+    # What a reader does see still finds it (the search works; only the name is hidden).
+    assert await found("reader", "eurojust.example", count="true") == (1, 1)
+    for client in ("admin-ej", "operator"):
+        assert await found(client, "brzęczyszczykiewicz", count="true") == (1, 1), client
+        assert await found(client, "grzegorz b", revision=revision) == (None, 1), client
+        assert await found(client, "eurojust.example", count="true") == (1, 1), client

@@ -137,3 +137,20 @@ def _unb64(text: str) -> str:
     import base64
 
     return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+async def test_a_write_whose_receipt_cannot_be_made_still_answers_that_it_was_done(
+    api: Api, services: Services, monkeypatch: Any
+) -> None:
+    from cdb_service.security.receipts import Receipts
+
+    async def broken(*_: Any) -> str:
+        raise ConnectionResetError("the database went away after the commit")
+
+    monkeypatch.setattr(Receipts, "issue", broken)
+    async with api.client("admin-de") as c:
+        await c.post(f"{V1}/routing-parties", json=factories.routing_party())
+        created = await c.post(f"{V1}/authorities", json=factories.authority())
+    assert created.status_code == 201, created.text
+    assert "CDB-Receipt" not in created.headers and created.headers["CDB-Revision"] == "2"
+    assert await services.reads.head() == 2

@@ -90,7 +90,8 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             responses=problems(400, 406, 422) | answer(answers.page_model(spec.name)),
             operation_class=operation(parameters=filters, xml_root=page_root),
             description=f"Filters: {filter_doc}. `q` finds entries by any text (names in "
-            "every language, address, code, ref, party id), ignoring case and accents. Keyset "
+            "every language, address, code, ref, party id), ignoring case and accents; by a "
+            "named person only for callers who may read it (administrators, operators). Keyset "
             "pages in id order; `next` is the cursor of the following page, which reads the "
             f"same revision. `sort` ({', '.join(sorted(sortable(spec)))}; `-` descending) orders "
             "current entries (not with `revision`); a sorted walk reads the current state on "
@@ -122,6 +123,8 @@ def controller_for(spec: KindSpec) -> type[Controller]:
             await reach(reads, settings, min_revision)
             order = sort_of(spec, sort, revision, count)
             revision, after, after_value = await page_position(reads, cursor, sort, order, revision)
+            # `q` finds an entry by its named persons only for a caller who may read them.
+            private = policy.sees_named_persons(principal)
             page = await reads.collection(
                 spec,
                 filters=filters,
@@ -131,10 +134,13 @@ def controller_for(spec: KindSpec) -> type[Controller]:
                 limit=limit,
                 sort=order,
                 after_value=after_value,
+                private=private,
             )
             total = None
             if count:
-                total, _ = await reads.count(spec, filters=filters, valid_at=valid_at)
+                total, _ = await reads.count(
+                    spec, filters=filters, valid_at=valid_at, private=private
+                )
             return page_answer(
                 request,
                 spec,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -42,9 +42,12 @@ class Filter:
             return uuid.UUID(raw)
         return codes.code_of(raw) if self.field in ("owner", "country") else raw.strip()
 
-    def clause(self, model: Any, value: Any) -> Any:
+    def clause(self, model: Any, value: Any, full: bool = False) -> Any:
+        """The SQL condition. `full`: the search covers the kind's private fields too (a
+        caller who may read them, `search_full`); else only what every reader sees."""
         if self.match is Match.FOLDED:
-            return getattr(model, self.field).like(f"%{_escape(fold(value))}%", escape="\\")
+            column = model.search_full if full else getattr(model, self.field)
+            return column.like(f"%{_escape(fold(value))}%", escape="\\")
         if self.match is Match.TEXT:
             return cast(getattr(model, self.field), String).ilike(
                 f"%{_escape(value)}%", escape="\\"
@@ -58,9 +61,12 @@ class Filter:
             )
         return getattr(model, self.field) == value
 
-    def accepts(self, document: Mapping[str, Any], value: Any) -> bool:
+    def accepts(self, document: Mapping[str, Any], value: Any, hidden: Collection[str] = ()
+                ) -> bool:  # fmt: skip
+        """The same condition on a past document; `hidden`: fields the caller may not read
+        (not searched)."""
         if self.match is Match.FOLDED:
-            return fold(str(value)) in search_text(document)
+            return fold(str(value)) in search_text(document, hidden)
         found = document.get(self.field)
         if self.match is Match.TEXT:
             return str(value).lower() in json.dumps(found, ensure_ascii=False).lower()
@@ -74,5 +80,6 @@ def _escape(text: str) -> str:
 
 
 OWNER = Filter("owner", "owner")
-# Every kind: names in every language, addresses, codes, refs, party ids (see search_text).
+# Every kind: names in every language, addresses, codes, refs, party ids (see search_text);
+# a kind's private fields only for callers who may read them (`EntryReads`' `private`).
 SEARCH = Filter("q", "search", Match.FOLDED)

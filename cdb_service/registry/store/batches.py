@@ -28,7 +28,7 @@ from cdb_service.registry.store.batch_items import (
 )
 from cdb_service.registry.store.references import EntryIndex
 from cdb_service.registry.store.unit_of_work import UnitOfWork
-from cdb_service.registry.store.writes import column_values, delete_block
+from cdb_service.registry.store.writes import SEARCH_TEXT, column_values, delete_block
 from cdb_service.security.audit import Who, as_who
 
 MAX_ERRORS = MAX_FIELD_ERRORS  # listed in a refusal; every problem is counted
@@ -197,7 +197,7 @@ async def _apply_one(
         index.learn(kind, item.owner, values, written.entry_id)
         return DiffRow(kind.name, key, Change.CREATED, written.entry_id, (), item.line), values
     # The search text is derived from the other fields: on its own it is not a change.
-    changed = tuple(n for n, v in values.items() if n != "search" and getattr(row, n) != v)
+    changed = tuple(n for n, v in values.items() if n not in SEARCH_TEXT and getattr(row, n) != v)
     if not changed:
         return DiffRow(kind.name, key, Change.UNCHANGED, row.id, (), item.line), values
     await writer.update(kind, row, values)

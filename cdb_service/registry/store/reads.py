@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -132,21 +132,25 @@ class EntryReads:
         limit: int = 100,
         sort: Sort | None = None,
         after_value: Any = None,
+        private: bool = False,
     ) -> Page:
         """One page of a kind, in id order (or `sort`, current state only): current state,
-        or as it stood at `revision`."""
+        or as it stood at `revision`. `private`: the caller may read the kind's private
+        fields (`policy.sees_named_persons`), so `q` searches them too; else it does not,
+        and no entry is found by a text the caller may not see."""
         limit = max(1, min(limit, MAX_PAGE))
         wanted = [(kind.all_filters[name], value) for name, value in (filters or {}).items()]
         async with rev.read_snapshot(self.sessions) as session:
             head = await rev.head_revision(session)
             if revision is not None:
+                hidden = () if private else kind.private_fields
                 docs = await _documents_as_of(
-                    session, kind, revision, wanted, valid_at, after, limit
+                    session, kind, revision, wanted, valid_at, after, limit, hidden
                 )
                 read_at = revision
             else:
                 model = kind.model
-                query = _current_query(kind, wanted, valid_at).limit(limit + 1)
+                query = _current_query(kind, wanted, valid_at, private).limit(limit + 1)
                 if sort is None:
                     query = query.order_by(model.id)
                     if after is not None:
@@ -171,11 +175,13 @@ class EntryReads:
         *,
         filters: Mapping[str, Any] | None = None,
         valid_at: dt.date | None = None,
+        private: bool = False,
     ) -> tuple[int, int]:
-        """How many current entries match, and the revision that count is of."""
+        """How many current entries match, and the revision that count is of (`private`: as
+        in `collection`)."""
         wanted = [(kind.all_filters[name], value) for name, value in (filters or {}).items()]
         # The table stays in FROM without a filter too (else: SELECT count(*) = 1).
-        query = _current_query(kind, wanted, valid_at).with_only_columns(
+        query = _current_query(kind, wanted, valid_at, private).with_only_columns(
             func.count(), maintain_column_froms=True
         )
         async with rev.read_snapshot(self.sessions) as session:
@@ -203,12 +209,13 @@ class EntryReads:
 
 
 def _current_query(
-    kind: KindSpec, wanted: list[tuple[Filter, Any]], valid_at: dt.date | None
+    kind: KindSpec, wanted: list[tuple[Filter, Any]], valid_at: dt.date | None, private: bool
 ) -> Any:
     model = kind.model
     query = select(model)
+    full = private and bool(kind.private_fields)
     for flt, value in wanted:
-        query = query.where(flt.clause(model, value))
+        query = query.where(flt.clause(model, value, full))
     if valid_at is not None:
         query = query.where(rev.valid_on(model, valid_at))
     return query
@@ -222,6 +229,7 @@ async def _documents_as_of(
     valid_at: dt.date | None,
     after: uuid.UUID | None,
     limit: int,
+    hidden: Collection[str],
 ) -> list[dict[str, Any]]:
     """Past documents through the same filters, read in chunks until a page is full."""
     owner = next((v for f, v in wanted if f.name == "owner"), None)
@@ -232,7 +240,9 @@ async def _documents_as_of(
             limit=AS_OF_CHUNK,
         )  # fmt: skip
         docs += [
-            dict(v.document) for v in chunk if all(f.accepts(v.document, x) for f, x in wanted)
+            dict(v.document)
+            for v in chunk
+            if all(f.accepts(v.document, x, hidden) for f, x in wanted)
         ]
         if len(chunk) < AS_OF_CHUNK:
             break

@@ -126,6 +126,10 @@ async def _prepare(writer: RevisionWriter, kind: KindSpec, document: EntryIn,
     return column_values(writer, index, kind, document, row)
 
 
+# Columns derived for search (`kernel.folding.search_text`), not part of the document.
+SEARCH_TEXT = frozenset({"search", "search_full"})
+
+
 def column_values(
     writer: RevisionWriter,
     index: EntryIndex,
@@ -149,7 +153,8 @@ def column_values(
     if kind.derive is not None:
         current = None if row is None else {n: getattr(row, n) for n in kind.fields}
         values |= kind.derive(values, current)
-    values["search"] = search_text(values)
+    values["search"] = search_text(values, kind.private_fields)
+    values["search_full"] = search_text(values) if kind.private_fields else None
     return values
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Boolean, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cdb_service.db.base import DateTimeUTC
+from cdb_service.db.base import DateTimeUTC, JsonB
 from cdb_service.db.revisions import EntryModel
 
 
@@ -21,6 +21,8 @@ class MaintenanceWindow(EntryModel):
     ends_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC)
     reason: Mapped[str] = mapped_column(String(500))
     cancelled: Mapped[bool] = mapped_column(Boolean)
+    # A regular, fixed window's day and time (kernel/recurrence.py); None for a one-off.
+    recurrence: Mapped[dict[str, Any] | None] = mapped_column(JsonB, default=None)
     # `doc`: the description of a server-set field in the contract (registry/answers.py).
     announced_at: Mapped[dt.datetime] = mapped_column(
         DateTimeUTC, doc="when the window was first recorded (set by the server, never changed)"
@@ -46,8 +48,15 @@ DERIVED = ("required_notice_working_days", "notice_working_days", "notice_met",
 
 
 def derive(values: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The notice and preferred-hours fields of a window (Annex I 6.3–6.4)."""
+    """The notice and preferred-hours fields of a window (Annex I 6.3–6.4); of a regular
+    window's first occurrence (6.5: its notice is given once, when it is declared)."""
     from cdb_service.kernel.calendar import derive as notice
+    from cdb_service.kernel.recurrence import Recurrence
 
     announced_at = values.get("announced_at") or (current or {})["announced_at"]
-    return dataclasses.asdict(notice(values["starts_at"], values["ends_at"], announced_at))
+    starts_at, ends_at = values["starts_at"], values["ends_at"]
+    if values.get("recurrence"):
+        first = Recurrence.of(values["recurrence"]).first((starts_at, ends_at))
+        if first is not None:  # the schema refuses a schedule without one
+            starts_at, ends_at = first
+    return dataclasses.asdict(notice(starts_at, ends_at, announced_at))

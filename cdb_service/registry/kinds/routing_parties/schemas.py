@@ -8,10 +8,8 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    SerializerFunctionWrapHandler,
     ValidationInfo,
     field_validator,
-    model_serializer,
     model_validator,
 )
 
@@ -32,22 +30,14 @@ class PartyIdentifier(Strict):
         default="urn:oasis:names:tc:ebcore:partyid-type:unregistered",
         description="the party id's type: a party-id-types code (a URN)",
     )
+    # Documents carry it only where an operator set it (`exclude_if`: declared in the
+    # contract all the same, where a serializer function would hide the whole type).
     operator_confirmed: bool = Field(
         default=False,
+        exclude_if=lambda flag: not flag,
         description="an operator allowed this party id outside the owner's namespace "
         "(set by operators only; left out when false)",
     )
-
-    @model_serializer(mode="wrap")
-    def _without_default_flag(self, handler: SerializerFunctionWrapHandler) -> Any:
-        return _without_flag(handler(self))
-
-
-def _without_flag(data: Any) -> Any:
-    """Documents carry `operator_confirmed` only where an operator set it."""
-    if isinstance(data, dict) and not data.get("operator_confirmed"):
-        data.pop("operator_confirmed", None)
-    return data
 
 
 class Service(Strict):
@@ -80,6 +70,7 @@ class Certificate(BaseModel):
     )
     operator_confirmed: bool = Field(
         default=False,
+        exclude_if=lambda flag: not flag,
         description="an operator confirmed that this party may hold a certificate naming no "
         "state (no C=) that another owner's party holds (set by operators only; left out "
         "when false)",
@@ -91,10 +82,6 @@ class Certificate(BaseModel):
         if isinstance(data, dict):
             return {k: data[k] for k in ("use", "pem", "operator_confirmed") if k in data}
         return data
-
-    @model_serializer(mode="wrap")
-    def _without_default_flag(self, handler: SerializerFunctionWrapHandler) -> Any:
-        return _without_flag(handler(self))
 
     @property
     def names_no_state(self) -> bool:

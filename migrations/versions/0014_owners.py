@@ -3,8 +3,8 @@
 The member states and Eurojust stay owners by default (`kernel/owners.py`); a row here
 is an operator's entry replacing a default or registering a third country.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-04 22:17:08
 """
 
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("search", sa.Text(), nullable=True),
+        sa.Column("search_full", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_owners")),
         sa.UniqueConstraint("code", name=op.f("uq_owners_code")),
     )
