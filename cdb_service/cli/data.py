@@ -22,6 +22,7 @@ from cdb_service.cli.common import (
     with_sessions,
 )
 from cdb_service.kernel import codes
+from cdb_service.kernel.owners import asked_owner
 from cdb_service.mistakes import UserMistake
 from cdb_service.settings import Settings
 
@@ -203,7 +204,7 @@ def cmd_quality(args: argparse.Namespace, settings: Settings) -> int:
     from cdb_service.quality.service import owner_report
 
     try:
-        owner = codes.owner_code(args.owner)
+        owner = asked_owner(args.owner)
     except ValueError as error:
         return user_error(str(error))
     try:
@@ -212,9 +213,16 @@ def cmd_quality(args: argparse.Namespace, settings: Settings) -> int:
         return user_error(f"--date {args.date!r} is not a date (YYYY-MM-DD)")
     review = args.review_days or settings.quality_review_days
     overlap = settings.rollover_min_overlap_working_days
-    body = asyncio.run(
-        with_services(settings, lambda s: owner_report(s.reads, owner, day, review, overlap))
-    )
+
+    async def report(services: Any) -> dict[str, Any] | str:
+        owners = await services.reads.owners()  # a third country only once registered
+        if not owners.is_owner(owner):
+            return codes.unknown_code(owner, "owners", owners.names(), codes.GREECE_HINT)
+        return await owner_report(services.reads, owner, day, review, overlap)
+
+    body = asyncio.run(with_services(settings, report))
+    if isinstance(body, str):
+        return user_error(body)
     text = as_csv(body) if args.format == "csv" else json.dumps(body, indent=2) + "\n"
     try:
         emit(text, args.out)

@@ -75,6 +75,8 @@ class ConsoleEntries(Controller):
         user = await current_user(request)
         chosen = owner_of(user, owner)
         context = context_of(user, chosen)
+        # The picker offers the registered third countries too.
+        context["owners"] = (await reads.owners()).names() | context["owners"]
         if chosen is None:
             return page("home.html", context)
         counts = {}

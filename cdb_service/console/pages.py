@@ -19,6 +19,7 @@ from cdb_service.console.web import (
     signed_in,
 )
 from cdb_service.kernel import codes
+from cdb_service.kernel.owners import asked_owner
 from cdb_service.kernel.problems import Problem
 from cdb_service.registry.formats.files import natural_keys
 from cdb_service.registry.kinds import KINDS
@@ -39,7 +40,7 @@ def owner_of(user: User, asked: str | None) -> str | None:
     if user.principal.is_operator:
         # Operators also own the Commission's records (incidents, its maintenance).
         try:
-            return codes.owner_code(asked or "", commission=True)
+            return asked_owner(asked or "", commission=True)
         except ValueError:
             return mine
     return mine

@@ -35,6 +35,12 @@ OFFERED = tuple(p.name for p in (query.COUNTRY, query.INSTRUMENT, query.COMPETEN
                                  query.POSTAL_CODE, query.DATE))  # fmt: skip
 
 
+def _countries(lookup: IndexFollower) -> dict[str, str]:
+    """The states the resolve page offers: member states and registered third countries."""
+    index = lookup.index
+    return index.owners.countries() if index is not None else dict(codes.COUNTRIES)
+
+
 def _brussels(text: str) -> dt.datetime | None:
     """A time typed in a form (no zone) as Europe/Brussels, or None when empty or wrong."""
     try:
@@ -62,14 +68,14 @@ class ConsoleTools(Controller):
         params = {name: value for name in OFFERED if (value := given.get(name))}
         asked = {name: params.get(name, "") for name in OFFERED}
         context = context_of(user, user.principal.administers, asked=asked, answer=None, errors={},
-                        countries=codes.COUNTRIES, instruments=codes.INSTRUMENTS,
+                        countries=_countries(lookup), instruments=codes.INSTRUMENTS,
                         competences=codes.COMPETENCES)  # fmt: skip
         if params.get(query.COUNTRY.name):
             try:
-                resolved = query.resolve_query(params)
                 index = lookup.index
                 if index is None:
                     raise not_ready()
+                resolved = query.resolve_query(params, index.owners)
                 context["answer"] = resolver.resolve(index, resolved)
             except Problem as problem:
                 if problem.status not in (400, 422):

@@ -25,6 +25,7 @@ from cdb_service.distribution.answers import (
 )
 from cdb_service.distribution.extracts import ExtractRequest, kinds_from, stream_extract
 from cdb_service.kernel import codes
+from cdb_service.kernel.owners import Owners
 from cdb_service.kernel.problems import FieldError, bad_parameters, invalid
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.registry.kinds import KINDS
@@ -71,11 +72,13 @@ def _known_parameters(request: Request[Any, Any, Any], known: frozenset[str]) ->
         raise bad_parameters(errors)
 
 
-def _owner(value: str) -> str:
-    try:
-        return codes.owner_code(value)
-    except ValueError as error:
-        raise invalid([FieldError(("query", "owner"), str(error))]) from None
+def _owner(value: str, owners: Owners) -> str:
+    """A member state, EJ or a registered third country (`kernel/owners.py`)."""
+    code = codes.code_of(value)
+    if not owners.is_owner(code):
+        text = codes.unknown_code(code, "owners", owners.names(), codes.GREECE_HINT)
+        raise invalid([FieldError(("query", "owner"), text)])
+    return code
 
 
 class ExtractController(Controller):
@@ -197,7 +200,8 @@ class ExtractController(Controller):
             raise invalid([FieldError(("query", "kind"), message)])
         after_seq = feed.decode_cursor(cursor, since) if cursor is not None else None
         query = feed.FeedQuery(since, limit, after_seq, kind or None,
-                               _owner(owner) if owner is not None else None)  # fmt: skip
+                               _owner(owner, await reads.owners())
+                               if owner is not None else None)  # fmt: skip
         await require_revision(min_revision, reads.head, settings.min_revision_wait_s,
                                settings.retry_after_s)  # fmt: skip
         retention = dt.timedelta(days=settings.changes_retention_days)

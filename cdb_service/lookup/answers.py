@@ -110,7 +110,11 @@ class Explanation(Answer):
         "not-valid-on-date",
         "only-unroutable",
         "place-not-covered",
-    ] = Field(description="why nothing matched, as a code")
+        "not-participating",
+    ] = Field(
+        description="why nothing matched, as a code (`not-participating`: the state does "
+        "not take part in the instrument, code list `participation`)"
+    )
     detail: str = Field(description="the same, in a sentence")
     candidates: list[PassedOver] | None = Field(
         default=None, description="authorities that came close, and why each was passed over"

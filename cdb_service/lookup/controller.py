@@ -15,6 +15,7 @@ from litestar.response.base import ASGIResponse
 from litestar.serialization import encode_json
 
 from cdb_service.db.revisions import MAX_REVISION
+from cdb_service.kernel.owners import DEFAULT
 from cdb_service.kernel.problems import not_found, not_ready
 from cdb_service.lookup import answers, query, resolver
 from cdb_service.lookup.follower import IndexFollower
@@ -52,8 +53,12 @@ class ResolveController(Controller):
         read_your_writes: NamedDependency[ReadYourWrites],
         min_revision: MinRevision = None,
     ) -> ASGIResponse:
-        asked = query.resolve_query(query.given(request.query_params))
+        # The index first (with `min_revision`, the one that has the caller's write): the
+        # states asked about include the third countries registered up to its revision.
         await read_your_writes.require(min_revision, lookup.reached)
+        index = lookup.index
+        asked = query.resolve_query(query.given(request.query_params),
+                                    index.owners if index is not None else DEFAULT)  # fmt: skip
         index = _index(lookup)
         body = lookup.answer(
             index, ("resolve", asked), lambda: encode_json(resolver.resolve(index, asked))

@@ -20,11 +20,12 @@ from cdb_service.web.fast_path import FastAnswer, Route
 
 def resolve(scope: Scope, params: dict[str, str]) -> FastAnswer | None:
     require_read(scope["user"])  # the role guard's check, as for every API route
-    asked = query.resolve_query(params)  # a mistake raises: declined, the route says why
     lookup = lookup_of(scope)
     index = lookup.index
     if index is None:
         return None
+    # A mistake raises: declined, the route says why.
+    asked = query.resolve_query(params, index.owners)
     body = lookup.answer(
         index, ("resolve", asked), lambda: encode_json(resolver.resolve(index, asked))
     )

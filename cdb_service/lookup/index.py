@@ -29,6 +29,7 @@ from typing import Any
 
 from cdb_service.db.documents import date_of
 from cdb_service.kernel.geo import postal_unit
+from cdb_service.kernel.owners import DEFAULT, Owners
 from cdb_service.lookup.packed import PackedKeys
 
 
@@ -200,6 +201,9 @@ class LookupIndex:
     parties: dict[uuid.UUID, Entry] = field(default_factory=dict)
     correspondents: dict[uuid.UUID, Entry] = field(default_factory=dict)
     members: dict[uuid.UUID, Entry] = field(default_factory=dict)
+    # The operators' `owners` entries, and the owners and participation they make.
+    owner_entries: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
+    owners: Owners = DEFAULT
     gazetteer: Gazetteer = field(default_factory=Gazetteer)
     # Every routing-party certificate's not-after, sorted: answers flag expired ones.
     expiries: list[str] = field(default_factory=list)
@@ -266,6 +270,13 @@ class LookupIndex:
             else:
                 keys = [geo_key(g["country"], g["scheme"], g["code"]) for g in document["geo"]]
                 self.put_criterion(Criterion(document, keys))
+            return
+        if kind == "owners":
+            if document is None:
+                self.owner_entries.pop(entry_id, None)
+            else:
+                self.owner_entries[entry_id] = document
+            self.owners = Owners.of(self.owner_entries.values())
             return
         table = {
             "authorities": self.authorities,

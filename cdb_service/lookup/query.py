@@ -25,6 +25,7 @@ from litestar.openapi.spec import OpenAPIFormat
 from cdb_service.kernel import codes
 from cdb_service.kernel.calendar import today
 from cdb_service.kernel.geo import normalise_geo_code, normalise_postal_code
+from cdb_service.kernel.owners import DEFAULT, Owners
 from cdb_service.kernel.problems import FieldError, invalid, malformed
 from cdb_service.lookup.index import LookupIndex
 from cdb_service.lookup.resolver import Query
@@ -51,7 +52,10 @@ class QueryParameter:
 COUNTRY = QueryParameter(
     "country",
     "The member state whose authorities are asked for: ISO 3166-1 alpha-2, EL for Greece "
-    "(code list `countries`; lower case is accepted).",
+    "(code list `countries`; lower case is accepted), or a third country an operator "
+    "registered as an owner (code list `owners`). A state that does not take part in "
+    "`instrument` (code list `participation`) is answered with no match, explained "
+    "`not-participating`.",
     "countries",
     required=True,
 )
@@ -155,8 +159,13 @@ def _coded(errors: list[FieldError], parameter: QueryParameter, value: str | Non
     return value
 
 
-def _country(errors: list[FieldError], parameter: QueryParameter, value: str | None) -> str:
-    return _coded(errors, parameter, codes.code_of(value) if value else None, codes.GREECE_HINT)
+def _country(errors: list[FieldError], parameter: QueryParameter, value: str | None,
+             owners: Owners) -> str:  # fmt: skip
+    """A member state, or a third country registered as an owner."""
+    code = codes.code_of(value) if value else None
+    if code is not None and owners.is_third_country(code):
+        return code
+    return _coded(errors, parameter, code, codes.GREECE_HINT)
 
 
 def _place(country: str, parameter: QueryParameter, value: str) -> str:
@@ -171,11 +180,12 @@ def _place(country: str, parameter: QueryParameter, value: str) -> str:
     return normalise_geo_code(country, f"nuts{level}", value)
 
 
-def resolve_query(values: Mapping[str, str]) -> Query:
-    """The query `GET /resolve` asks, from its parameters by name; every mistake at once."""
+def resolve_query(values: Mapping[str, str], owners: Owners = DEFAULT) -> Query:
+    """The query `GET /resolve` asks, from its parameters by name; every mistake at once.
+    `owners`: the owners the look-up index follows (third countries are asked about too)."""
     day = day_of(values)
     errors: list[FieldError] = []
-    country = _country(errors, COUNTRY, values.get(COUNTRY.name))
+    country = _country(errors, COUNTRY, values.get(COUNTRY.name), owners)
     instrument = _coded(errors, INSTRUMENT, values.get(INSTRUMENT.name))
     competence = _coded(errors, COMPETENCE, values.get(COMPETENCE.name))
     subject_matter = values.get(SUBJECT_MATTER.name)

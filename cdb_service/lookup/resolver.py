@@ -95,6 +95,8 @@ def _party_live(party: Entry, day: dt.date) -> bool:
 
 
 def resolve(index: LookupIndex, query: Query) -> dict[str, Any]:
+    if not index.owners.takes_part(query.country, query.instrument):
+        return not_participating(index, query)
     best: dict[uuid.UUID, tuple[tuple[Any, ...], Criterion, str, str]] = {}
     passed_over: dict[str, str] = {}  # authority code -> why it cannot be the answer
     # The place's criteria for the instrument and competence, whatever their subject
@@ -155,6 +157,19 @@ def resolve(index: LookupIndex, query: Query) -> dict[str, Any]:
         body["explanation"] = explain(index, query, passed_over, at_place)
         body["fallbacks"] = fallbacks(index, query)
     return body
+
+
+def not_participating(index: LookupIndex, query: Query) -> dict[str, Any]:
+    """The state does not take part in the instrument: nobody there receives under it,
+    whatever criteria were recorded, and no central authority for it stands in; its
+    national correspondents remain (an EJN contact point says what applies instead)."""
+    return {
+        "revision": index.revision, "query": _query_dict(query), "matches": [],
+        "eurojust": [], "ambiguous": False, "narrow_by": [],
+        "explanation": {"reason": "not-participating",
+                        "detail": index.owners.why_not(query.country, query.instrument)},
+        "fallbacks": fallbacks(index, query) | {"central_authorities": []},
+    }  # fmt: skip
 
 
 # How specific each scheme tag is (0 = a whole postal code), and which query

@@ -51,6 +51,7 @@ async def build(sessions: async_sessionmaker[AsyncSession]) -> LookupIndex:
     async with rev.read_snapshot(sessions) as session:
         index.revision = await rev.head_revision(session)
         for name in (
+            "owners",
             "authorities",
             "routing-parties",
             "national-correspondents",

@@ -107,7 +107,13 @@ def may_read(principal: Principal) -> bool:
 
 
 def may_write(principal: Principal, owner: str) -> bool:
-    return principal.is_operator or principal.administers == owner
+    """Operators write any owner's entries; an administrator its own owner's (a member
+    state, EJ, or a registered third country: whatever owner claim its token carries).
+    The Commission's entries (central components, the list of owners and what each takes
+    part in) are operators' alone: no administrator holds EC."""
+    if principal.is_operator:
+        return True
+    return owner != codes.COMMISSION and principal.administers == owner
 
 
 def sees_named_persons(principal: Principal) -> bool:

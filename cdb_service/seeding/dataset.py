@@ -17,6 +17,7 @@ from typing import Any
 
 from cdb_service.kernel import resources
 from cdb_service.kernel.codes import EUROJUST, MEMBER_ROLES
+from cdb_service.kernel.owners import DEFAULT
 from cdb_service.lookup.gazetteer import Place
 
 SEED_DIR = resources.seed_dir()
@@ -36,6 +37,12 @@ class SeedData:
     gazetteer: dict[str, list[Place]] = field(default_factory=dict)
 
     def add(self, kind: str, document: dict[str, Any]) -> None:
+        """One entry; a criterion only for an instrument its owner takes part in (no EIO
+        for Ireland or Denmark: `kernel/owners.py`), as the registry would refuse it."""
+        if kind == "jurisdiction-criteria" and not DEFAULT.takes_part(
+            document["owner"], document["instrument"]
+        ):
+            return
         self.entries.append((kind, document))
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.kernel.codes import POSTAL_CODE_SHAPES
+from cdb_service.kernel.owners import DEFAULT
 from cdb_service.lookup import gazetteer
 from cdb_service.lookup.gazetteer import Place
 from cdb_service.registry.kinds import KINDS
@@ -106,7 +107,9 @@ async def seed_scale(
     so that resolution by postal code works at scale as it does on the seed data.
     """
     keys = max(0, min(keys, MAX_SCALE))
-    regions = {c["country"]: c["regions"] for c in countries(seed_dir)}
+    # EIO criteria: for the states that take part in the EIO only (not IE, DK).
+    regions = {c["country"]: c["regions"] for c in countries(seed_dir)
+               if DEFAULT.takes_part(c["country"], "eio")}  # fmt: skip
     seeded = {cc: {p for r in rs for p in r["postal_codes"]} for cc, rs in regions.items()}
     entries: list[tuple[str, dict[str, Any]]] = []
     places: dict[str, list[Place]] = {}

@@ -41,6 +41,8 @@ def _cases() -> list[tuple[str, str, dict[str, Any], str, Any]]:
          {"owner": "EC", "ref": "mw-1", "component": "cdb", "starts_at": _later(60),
           "ends_at": _later(61), "reason": "database upgrade"},
          "reason", "database and kernel upgrade"),
+        ("owners", "operator", {"code": "NO", "name": "Norway", "instruments": ["maintenance"]},
+         "name", "Kingdom of Norway"),
         ("incidents", "operator",
          {"owner": "EC", "ref": "inc-1", "component": "cdb", "description": "lookups fail",
           "started_at": _later(-1), "expected_recovery_at": _later(1)},

@@ -203,6 +203,7 @@ def test_an_entry_held_for_a_batch_is_the_entry_that_was_validated() -> None:
         ("incidents", {"owner": "EC", "ref": "i1", "component": "cdb", "description": "503s",
                        "started_at": (start - dt.timedelta(days=41)).isoformat(),
                        "expected_recovery_at": start.isoformat()}),
+        ("owners", {"code": "NO", "name": "Norway", "instruments": ["maintenance"]}),
     ]  # fmt: skip
     assert {kind for kind, _ in entries} == set(KINDS)
     for n, (kind_name, data) in enumerate(entries, start=1):

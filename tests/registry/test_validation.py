@@ -31,7 +31,7 @@ def _expired_pem() -> str:
 
 CASES = [
     ("authorities", {"owner": "GR"}, "owner", "Greece is EL"),
-    ("authorities", {"owner": "XX"}, "owner", "code list 'owners'"),
+    ("authorities", {"owner": "X1"}, "owner", "code list 'owners'"),
     ("authorities", {"code": "FR:COURT-1"}, "code", "must start with the owner's code: DE:"),
     ("authorities", {"code": "DE COURT"}, "code", "String should match pattern"),
     ("authorities", {"kind": "tribunal"}, "kind", "code list 'authority-kinds'"),

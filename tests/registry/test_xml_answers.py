@@ -21,6 +21,7 @@ import pytest
 from lxml import etree
 
 from cdb_service.kernel import codes
+from cdb_service.kernel.owners import DEFAULT
 from cdb_service.lookup.gazetteer import Place, replace_country
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.store.validation import validate
@@ -269,6 +270,7 @@ async def test_every_kind_as_seeded_is_valid_xml_and_reads_back(
         ("national-members", {"owner": "EJ", "ref": "xml-nm", "country": "MT",
                               "role": "assistant", "person": {"name": "A. Person"},
                               "contact": {"channel": "email", "value": "mt@eurojust.example.eu"}}),
+        ("owners", {"code": "NO", "name": "Norway", "instruments": ["maintenance"]}),
     ):  # fmt: skip
         await services.writes.create(KINDS[kind], validate(KINDS[kind], body), "test")
     SEEN.difference_update(KIND_ROOTS | OTHER_ROOTS)
@@ -303,9 +305,18 @@ async def _seeded_lookups(c: As, schema: etree.XMLSchema, services: Services) ->
     gazetteer = build(SEED_DIR).gazetteer
     matched = explained = 0
     for country in codes.COUNTRIES:
-        query = {"country": country, "instrument": "eio", "competence": "execute"}
-        place = gazetteer[country][0].postal_code if gazetteer.get(country) else None
-        found, _ = await _both(c, schema, f"{V1}/resolve", **query, postal_code=place,
+        # The EIO where the state takes part in it; IE and DK do not (answered
+        # `not-participating`, in XML too): the EAW for them.
+        instrument = "eio" if DEFAULT.takes_part(country, "eio") else "eaw"
+        query = {"country": country, "instrument": instrument, "competence": "execute"}
+        if instrument != "eio":
+            out, _ = await _both(c, schema, f"{V1}/resolve", **query | {"instrument": "eio"})
+            assert out["explanation"]["reason"] == "not-participating"
+        first = gazetteer[country][0] if gazetteer.get(country) else None
+        # The seed keys region 0's EIO by postal code, the EAW by NUTS 2 (a NUTS 3 reaches it).
+        place = ({"postal_code": first.postal_code} if instrument == "eio"
+                 else {"nuts": first.nuts3}) if first else {}  # fmt: skip
+        found, _ = await _both(c, schema, f"{V1}/resolve", **query, **place,
                                min_revision=head)  # fmt: skip
         matched += bool(found["matches"])
         for match in found["matches"][:1]:

@@ -204,6 +204,20 @@ class CodeList(Answer):
     items: list[Code] = Field(description="its codes, in order")
 
 
+class OwnerParticipation(Answer):
+    code: str = Field(description="the owner's code (code list `owners`)")
+    label: str = Field(description="its name")
+    instruments: list[str] = Field(
+        description="the instruments it takes part in (code list `instruments`)"
+    )
+
+
+class Participation(Answer):
+    name: str = Field(description="participation")
+    revision: int = Field(description="the registry revision the list was read at")
+    items: list[OwnerParticipation] = Field(description="every owner, in code-list order")
+
+
 class ImportChange(Answer):
     kind: str = Field(description="the entry's kind")
     key: Any = Field(description="the entry's natural key")

@@ -18,6 +18,7 @@ from cdb_service.registry.kinds import (
     maintenance_windows,
     national_correspondents,
     national_members,
+    owners,
     routing_parties,
 )
 from cdb_service.registry.kinds.spec import KindSpec
@@ -26,6 +27,7 @@ KINDS: Final[MappingProxyType[str, KindSpec]] = MappingProxyType(
     {
         spec.name: spec
         for spec in (
+            owners.SPEC,
             routing_parties.SPEC,
             authorities.SPEC,
             national_correspondents.SPEC,

@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_core import core_schema
 
 from cdb_service.kernel import codes
+from cdb_service.kernel.owners import looks_like_owner
 from cdb_service.kernel.text import unprintable
 
 
@@ -65,18 +66,45 @@ def _spelled(value: Any) -> Any:
 CountryCode = Annotated[
     str, BeforeValidator(_spelled), member_of("countries", codes.COUNTRIES, codes.GREECE_HINT)
 ]
-# The code list, so that the contract lists the owners; the same check and sentence as
-# `codes.owner_code`, which the rest of the service uses.
+
+
+@dataclass(frozen=True, eq=False)
+class OwnerMember(CodeListMember):
+    """An owner: a member state or EJ, or two letters an operator may have registered (a
+    third country's central authority). Whether such a code is registered, the store
+    asks within the write (`registry/store/participation.py`): the list lives in the
+    registry, so the contract names the code list rather than enumerating it."""
+
+    commission: bool = False
+
+    def check(self, value: str) -> str:
+        if (self.commission and value == codes.COMMISSION) or looks_like_owner(value):
+            return value
+        return super().check(value)
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: GetJsonSchemaHandler) -> Any:
+        out = handler(schema)
+        out["pattern"] = "^[A-Z]{2}$"
+        out["x-code-list"] = self.code_list
+        return out
+
+
+# The same check and sentence as `codes.owner_code` for what is never an owner.
 OwnerCode = Annotated[
     str,
     BeforeValidator(_spelled),
-    member_of("owners", codes.OWNERS, codes.GREECE_HINT),
-    Field(description="the owner: a member state (ISO 3166-1 alpha-2, EL for Greece) or EJ"),
+    OwnerMember("owners", codes.OWNERS, codes.GREECE_HINT),
+    Field(
+        description="the owner: a member state (ISO 3166-1 alpha-2, EL for Greece), EJ, "
+        "or a third country an operator registered (code list `owners`)"
+    ),
 ]
+_OWNERS_AND_COMMISSION = {**codes.OWNERS, codes.COMMISSION: "European Commission"}
+_COMMISSION_TOO = OwnerMember("owners", _OWNERS_AND_COMMISSION, codes.GREECE_HINT, True)
 
 
 def _owner_or_commission(value: str) -> str:
-    return codes.owner_code(value, commission=True)
+    return _COMMISSION_TOO.check(value)
 
 
 # Maintenance windows and incidents: the Commission owns those of central components

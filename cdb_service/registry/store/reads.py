@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -19,10 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cdb_service.db import documents
 from cdb_service.db import revisions as rev
 from cdb_service.db.documents import document_of
+from cdb_service.kernel.owners import Owners
 from cdb_service.kernel.text import unprintable
 from cdb_service.registry.kinds import APPLY_ORDER
 from cdb_service.registry.kinds.filters import Filter
 from cdb_service.registry.kinds.spec import KindSpec
+from cdb_service.registry.store.participation import owners_in
 
 MAX_PAGE = 1000
 AS_OF_CHUNK = 500
@@ -100,6 +102,12 @@ class EntryReads:
     async def head(self) -> int:
         async with rev.read_snapshot(self.sessions) as session:
             return await rev.head_revision(session)
+
+    async def owners(self) -> Owners:
+        """The owners and what each takes part in, at the head revision (one snapshot)."""
+        async with rev.read_snapshot(self.sessions) as session:
+            head = await rev.head_revision(session)
+            return replace(await owners_in(session), revision=head)
 
     async def get(
         self, kind: KindSpec, entry_id: uuid.UUID, revision: int | None = None

@@ -21,10 +21,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cdb_service.kernel.owners import DEFAULT, Owners
 from cdb_service.kernel.problems import FieldError
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.kinds.schemas import EntryIn
 from cdb_service.registry.kinds.spec import KindSpec, Reference
+from cdb_service.registry.store.participation import owners_in
 
 CHUNK = 500
 PARTIES = "routing-parties"
@@ -128,6 +130,8 @@ class EntryIndex:
     holders: dict[str, list[Holder]] = field(default_factory=lambda: defaultdict(list))
     # Written by an operator: what only operators may set is theirs (`grant_errors`).
     operator: bool = False
+    # The owners and what each takes part in (`registry/store/participation.py`).
+    owners: Owners = DEFAULT
 
     @classmethod
     async def load(
@@ -140,7 +144,7 @@ class EntryIndex:
     ) -> EntryIndex:
         """The targets the entries name (themselves included), with their current rows
         unless `rows` is False: a batch reads those a part at a time (`load_rows`)."""
-        index = cls(operator=operator)
+        index = cls(operator=operator, owners=await owners_in(session))
         keys: dict[str, set[Any]] = defaultdict(set)
         ref_keys: dict[str, set[Any]] = defaultdict(set)
         ref_ids: dict[str, set[uuid.UUID]] = defaultdict(set)

@@ -23,6 +23,7 @@ from cdb_service.registry.kinds.schemas import EntryIn
 from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.registry.store import idempotency as idempotency_keys
 from cdb_service.registry.store.idempotency import IdempotentRequest
+from cdb_service.registry.store.participation import owner_errors
 from cdb_service.registry.store.references import EntryIndex, Named
 from cdb_service.registry.store.unit_of_work import UnitOfWork
 from cdb_service.security.audit import Who, as_who
@@ -138,7 +139,8 @@ def column_values(
 ) -> dict[str, Any]:
     """Column values: references resolved, the owner kept, server fields set on create."""
     values = kind.column_values(document)
-    errors = index.resolve(kind, document, values, row.id if row is not None else None)
+    errors = owner_errors(index.owners, kind, document)
+    errors += index.resolve(kind, document, values, row.id if row is not None else None)
     errors += index.lane_errors(kind, document, row.id if row is not None else None)
     errors += index.grant_errors(kind, document, row)
     if row is not None and row.owner != document.owner:

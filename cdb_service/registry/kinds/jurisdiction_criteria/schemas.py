@@ -3,11 +3,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from cdb_service.kernel import codes
 from cdb_service.kernel.geo import normalise_geo_code
-from cdb_service.registry.kinds.fields import CountryCode, Priority, ShortText, member_of
+from cdb_service.kernel.owners import looks_like_owner
+from cdb_service.registry.kinds.fields import OwnerMember, Priority, ShortText, member_of
 from cdb_service.registry.kinds.schemas import EntryIn, Strict
 
 Instrument = Annotated[str, member_of("instruments", codes.INSTRUMENTS)]
@@ -15,6 +23,26 @@ Competence = Annotated[str, member_of("competences", codes.COMPETENCES)]
 SubjectMatter = Annotated[str, member_of("subject-matters", codes.SUBJECT_MATTERS)]
 Stage = Annotated[str, member_of("stages", codes.STAGES)]
 GeoScheme = Annotated[str, member_of("geo-schemes", codes.GEO_SCHEMES)]
+
+
+def _spelled(value: Any) -> Any:
+    return codes.code_of(value) if isinstance(value, str) else value
+
+
+def _a_state(value: str) -> str:
+    if value == codes.EUROJUST:
+        raise ValueError(codes.unknown_code(value, "countries", codes.COUNTRIES))
+    return value
+
+
+# A member state, or a third country an operator registered as an owner (the store
+# checks that it is: `registry/store/participation.py`).
+GeoCountry = Annotated[
+    str,
+    BeforeValidator(_spelled),
+    OwnerMember("countries", codes.COUNTRIES, codes.GREECE_HINT),
+    AfterValidator(_a_state),
+]
 
 
 MAX_GEO_KEYS = 20_000
@@ -26,12 +54,18 @@ class GeoKeyIn(Strict):
         "postal-code-prefix"
     )
     code: ShortText = Field(description="the place's code in that scheme (e.g. DE300, 10115)")
-    country: CountryCode = Field(
+    country: GeoCountry = Field(
         description="the country the place lies in (the owner's, except Eurojust's)"
     )
 
     @model_validator(mode="after")
     def _code_fits_scheme(self) -> GeoKeyIn:
+        if self.country not in codes.COUNTRIES and self.scheme != "country":
+            # No gazetteer and no postal syntax is known for a third country.
+            raise ValueError(
+                f"{self.country} is no member state: its places are keyed by the whole "
+                f"country only (scheme country, code {self.country})"
+            )
         self.code = normalise_geo_code(self.country, self.scheme, self.code)
         return self
 
@@ -66,7 +100,7 @@ class JurisdictionCriterionIn(EntryIn):
     def _geo_country_defaults_to_owner(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("geo"), list):
             owner = codes.code_of(str(data.get("owner", "")))
-            if owner in codes.COUNTRIES:
+            if owner != codes.EUROJUST and looks_like_owner(owner):
                 data = data | {
                     "geo": [
                         {"country": owner} | g if isinstance(g, dict) else g for g in data["geo"]
@@ -86,10 +120,12 @@ class JurisdictionCriterionIn(EntryIn):
     @classmethod
     def _geo_in_the_owner_s_lane(cls, geo: list[GeoKeyIn], info: ValidationInfo) -> list[GeoKeyIn]:
         owner, instrument = info.data.get("owner"), info.data.get("instrument")
-        if owner in codes.COUNTRIES:
+        if owner is not None and owner != codes.EUROJUST:
             foreign = sorted({g.country for g in geo} - {owner})
             if foreign:
                 raise ValueError(f"geo keys of {', '.join(foreign)} in a criterion of {owner}")
+        elif owner == codes.EUROJUST and any(g.country not in codes.COUNTRIES for g in geo):
+            raise ValueError("Eurojust's criteria name member states' places only")
         elif owner == codes.EUROJUST and instrument not in codes.EUROJUST_RECIPIENT:
             # Eurojust receives beside member states' authorities, never instead of them.
             raise ValueError(
