@@ -41,7 +41,7 @@ TITLES = {
     "authorities": "Authorities", "national-correspondents": "National correspondents",
     "national-members": "National members", "jurisdiction-criteria": "Jurisdiction criteria",
     "routing-parties": "Routing parties", "maintenance-windows": "Maintenance windows",
-    "incidents": "Incidents",
+    "incidents": "Incidents", "owners": "Owners and participation",
 }  # fmt: skip
 
 
