@@ -142,8 +142,9 @@ class Sealer:
     def __init__(self) -> None:
         self.pending: list[dict[str, Any]] = []
 
-    def seal(self, kind: str, entry_id: uuid.UUID, fields: Iterable[str], values: dict[str, Any],
-             now: dt.datetime, kept: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    def seal(self, kind: str, entry_id: uuid.UUID, fields: Iterable[str],
+             values: dict[str, Any], now: dt.datetime,
+             kept: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
         """`values` with its private fields sealed; `kept`: the previous version's refs by
         their values' canonical text (so an unchanged value keeps its ref)."""
         out = values

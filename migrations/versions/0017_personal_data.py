@@ -15,6 +15,7 @@ Create Date: 2026-12-08 10:00:00
 """
 
 import datetime as dt
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,8 +43,9 @@ def upgrade() -> None:
         sa.Column("entry_id", sa.Uuid(), nullable=False),
         sa.Column("field", sa.String(length=60), nullable=False),
         sa.Column("salt", sa.String(length=64), nullable=False),
-        sa.Column("value", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
-                  nullable=False),
+        sa.Column(
+            "value", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
         sa.Column("stored_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("ref", name=op.f("pk_personal_data")),
     )
@@ -62,13 +64,21 @@ def _seal_existing() -> None:
         table = sa.Table(table_name, sa.MetaData(), autoload_with=bind)
         rows = bind.execute(
             sa.select(versions.c.seq, versions.c.entry_id, versions.c.document)
-            .where(versions.c.kind == kind).order_by(versions.c.entry_id, versions.c.version)
+            .where(versions.c.kind == kind)
+            .order_by(versions.c.entry_id, versions.c.version)
         ).all()
         refs: dict[tuple[Any, str, str], str] = {}  # (entry, field, value) -> ref
 
-        def sealed(entry_id: Any, name: str, value: Any) -> Any:
+        def sealed(
+            entry_id: Any,
+            name: str,
+            value: Any,
+            kind: str = kind,
+            refs: dict[tuple[Any, str, str], str] = refs,
+        ) -> Any:
             if is_empty(value) or ref_of(value) is not None:
                 return value
+            entry_id = entry_id if isinstance(entry_id, uuid.UUID) else uuid.UUID(str(entry_id))
             key = (entry_id, name, canonical(value))
             if key not in refs:
                 row = new_row(kind, entry_id, name, value, now)
@@ -79,8 +89,11 @@ def _seal_existing() -> None:
         for seq, entry_id, document in rows:
             changed = {n: sealed(entry_id, n, document.get(n)) for n in fields if n in document}
             if any(changed[n] != document.get(n) for n in changed):
-                bind.execute(versions.update().where(versions.c.seq == seq)
-                             .values(document=document | changed))
+                bind.execute(
+                    versions.update()
+                    .where(versions.c.seq == seq)
+                    .values(document=document | changed)
+                )
         for row in bind.execute(sa.select(table)).mappings().all():
             changed = {n: sealed(row["id"], n, row[n]) for n in fields}
             if any(changed[n] != row[n] for n in fields):
@@ -101,13 +114,18 @@ def downgrade() -> None:
 
     for kind, (table_name, fields) in PRIVATE.items():
         table = sa.Table(table_name, sa.MetaData(), autoload_with=bind)
-        for seq, document in bind.execute(sa.select(versions.c.seq, versions.c.document)
-                                          .where(versions.c.kind == kind)).all():
+        for seq, document in bind.execute(
+            sa.select(versions.c.seq, versions.c.document).where(versions.c.kind == kind)
+        ).all():
             changed = {n: plain(document.get(n)) for n in fields if n in document}
-            bind.execute(versions.update().where(versions.c.seq == seq)
-                         .values(document=document | changed))
+            bind.execute(
+                versions.update().where(versions.c.seq == seq).values(document=document | changed)
+            )
         for row in bind.execute(sa.select(table)).mappings().all():
-            bind.execute(table.update().where(table.c.id == row["id"])
-                         .values(**{n: plain(row[n]) for n in fields}))
+            bind.execute(
+                table.update()
+                .where(table.c.id == row["id"])
+                .values(**{n: plain(row[n]) for n in fields})
+            )
     op.drop_index(op.f("ix_personal_data_entry_id"), table_name="personal_data")
     op.drop_table("personal_data")

@@ -122,14 +122,23 @@ async def test_an_erased_national_member_is_gone_from_every_answer_and_the_datab
     assert verify_lines(saved_extract, KeySet.import_key_set(jwks)).ok
 
     # Mistakes: one line, exit 2, nothing erased.
-    for args, said in ((("national-members", entry), "--reason"),
-                       (("authorities", entry, "--reason", "x"), "hold no personal data"),
-                       (("national-members", "not-an-id", "--reason", "x"), "not an entry id")):
+    for args, said in (
+        (("national-members", entry), "--reason"),
+        (("authorities", entry, "--reason", "x"), "hold no personal data"),
+        (("national-members", "not-an-id", "--reason", "x"), "not an entry id"),
+    ):
         wrong = await asyncio.to_thread(_cli, api, "erase", *args)
         assert wrong.returncode == 2 and said in wrong.stderr, wrong.stderr
         assert len(wrong.stderr.strip().splitlines()) == 1
-    done = await asyncio.to_thread(_cli, api, "erase", "national-members", entry,
-                                   "--reason", "data subject's request, DPO ticket 4711")
+    done = await asyncio.to_thread(
+        _cli,
+        api,
+        "erase",
+        "national-members",
+        entry,
+        "--reason",
+        "data subject's request, DPO ticket 4711",
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"erased": 1, "entries": [f"national-members/{entry}"]}
 

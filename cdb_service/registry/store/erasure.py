@@ -82,8 +82,8 @@ async def erase(sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine,
         raise UserMistake("--reason must say why (it goes into the audit trail)")
     done = Erased()
     async with sessions() as session, session.begin():
-        kinds = set(await session.scalars(
-            select(EntryVersion.kind).where(EntryVersion.entry_id == entry_id).distinct()))  # fmt: skip
+        found = select(EntryVersion.kind).where(EntryVersion.entry_id == entry_id).distinct()
+        kinds = set(await session.scalars(found))
         if kind.name not in kinds:
             raise UserMistake(f"no {kind.name} entry {entry_id} (current or deleted)")
         refs = set(await session.scalars(

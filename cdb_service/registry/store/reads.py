@@ -193,7 +193,9 @@ class EntryReads:
 
     async def history(self, entry_id: uuid.UUID) -> list[dict[str, Any]]:
         async with rev.read_snapshot(self.sessions) as session:
-            changes = [change_of(v) | {"actor": v.actor} for v in await rev.history(session, entry_id)]
+            changes = [
+                change_of(v) | {"actor": v.actor} for v in await rev.history(session, entry_id)
+            ]
             documents = await unseal(session, [c["document"] for c in changes])
         return [c | {"document": d} for c, d in zip(changes, documents, strict=True)]
 
