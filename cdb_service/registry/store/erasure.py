@@ -150,7 +150,7 @@ async def scrub(engine: AsyncEngine, tables: set[str]) -> None:
     async with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             # Past SQLAlchemy, whose transaction events would wrap it in a BEGIN.
-            raw = (await connection.get_raw_connection()).driver_connection
+            raw: Any = (await connection.get_raw_connection()).driver_connection
             await raw.execute("VACUUM")
             await raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         else:
