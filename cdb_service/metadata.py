@@ -2,6 +2,7 @@
 
 from cdb_service.console.sessions import ConsoleSession
 from cdb_service.db.base import Base
+from cdb_service.db.personal import PersonalData
 from cdb_service.db.revisions import EntryVersion, RegistryHead, Revision
 from cdb_service.db.write_check import WriteCheck
 from cdb_service.lookup.gazetteer import GazetteerLoad, GazetteerPlace
@@ -24,6 +25,7 @@ __all__ = [
     "GazetteerPlace",
     "IdempotencyKey",
     "NotificationCursor",
+    "PersonalData",
     "RegistryHead",
     "Revision",
     "Subscription",

@@ -1,7 +1,7 @@
 """`cdb-service` command line.
 
 serve, migrate, seed, gazetteer-load, dev-token, dev-url, audit-verify, import, export,
-quality, verify-extract, verify-receipt, verify-restore, certificates, rotate-signing-key,
+quality, erase, verify-extract, verify-receipt, verify-restore, certificates, rotate-signing-key,
 mirror, probe (and `probe report`), openapi.
 """
 
@@ -11,6 +11,7 @@ mirror, probe (and `probe report`), openapi.
 #                export, quality
 #   checks.py    checks an operator runs: audit-verify, verify-extract, verify-receipt,
 #                verify-restore, certificates
+#   personal.py  erase: named persons on request or past the retention
 #   service.py   the service and what stands beside it: serve, dev-token, dev-url,
 #                rotate-signing-key, mirror, probe, openapi
 #   common.py    what the commands share: printing, files, the database for a command
@@ -135,6 +136,9 @@ def parser() -> argparse.ArgumentParser:
     res.add_argument("--jwks", help="URL or file of the JWKS that signed it")
     res.add_argument("--cacert", help="CA bundle for an https JWKS URL")
     res.set_defaults(run=cmd_verify_restore)
+    from cdb_service.cli.personal import add_arguments as erase_arguments
+
+    erase_arguments(sub)
     crt = sub.add_parser("certificates", help="routing-party certificates expiring within N days "
                          "(exit 1 when there are any)")  # fmt: skip
     crt.add_argument("--within-days", type=int, default=30, metavar="N")

@@ -13,6 +13,7 @@ from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service import metrics
+from cdb_service.db import personal
 from cdb_service.db.revisions import MAX_REVISION
 from cdb_service.distribution import feed
 from cdb_service.distribution import gazetteer as published
@@ -211,6 +212,10 @@ class ExtractController(Controller):
                 async with ceilings.long_polls.slot(client):
                     await feed.wait_for_newer(lookup, sessions, since, wait, drain)
         page = await feed.changes_page(sessions, query, retention)
+        if viewer.sees_named_persons:  # their private fields resolved (`db.personal`)
+            shown = await personal.unseal_in(sessions, [c["document"] for c in page["changes"]])
+            for change, document in zip(page["changes"], shown, strict=True):
+                change["document"] = document
         for change in page["changes"]:
             private = KINDS[change["kind"]].private_fields
             change["document"] = viewer.visible(change["kind"], private, change["document"],

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import JSON, Text, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cdb_service.db import personal
 from cdb_service.db import revisions as rev
 from cdb_service.db.base import COMMON_FIELDS
 from cdb_service.db.documents import document_of, to_json_value
@@ -180,10 +181,15 @@ async def stream_extract(
                 if request.revision is None
                 else _entries_then(session, kind, request.owner, revision)
             )
+            # Private fields are stored as refs (`db.personal`): resolved for a reader who
+            # sees them, `[erased]` where erased; a past extract served again is so too.
+            sees = request.reader is not None and request.reader.sees_named_persons
+            values = await personal.values_of_kind(session, kind.name) if sees else {}
             async for document, version, last_revision in entries:
                 document = (
                     policy.redact(document, kind.private_fields) if request.reader is None
-                    else request.reader.visible(kind.name, kind.private_fields, document,
+                    else request.reader.visible(kind.name, kind.private_fields,
+                                                personal.shown(document, values),
                                                 "extract", version)
                 )  # fmt: skip
                 written = lines.item({

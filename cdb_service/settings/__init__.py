@@ -187,6 +187,10 @@ class Settings(ConsoleSettings, EdgeSettings, NotificationSettings, BaseSettings
     # Reads of named persons by administrators and operators (Annex I 5.1(d)) are kept this
     # long after the last; 3 years: Regulation (EU) 2018/1725 art. 88 keeps such logs.
     consultation_retention_days: int = Field(default=1095, ge=1)
+    # Named persons of entries deleted or replaced longer ago than this are erased by
+    # `cdb-service erase --expired` (the reports timer runs it daily): storage limitation,
+    # Regulation (EU) 2018/1725 art. 4(1)(e). The current entries' persons stay.
+    personal_data_retention_days: int = Field(default=90, ge=1)
 
     # --- data quality (Annex I 7.6) ---------------------------------------------------
     # An entry unchanged for longer than this is listed for review ("current").

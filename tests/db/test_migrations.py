@@ -180,3 +180,45 @@ async def test_transliterations_enter_and_leave_the_search_text(tmp_path: Path) 
         assert "munchen" in after and "muenchen" in after
     finally:
         await services.close()
+
+
+async def _persons_move_apart(settings: Settings) -> None:
+    """Migration 0017 moves plaintext persons into `personal_data` and rewrites the
+    documents with refs; its downgrade puts the plaintext back."""
+    from cdb_service.registry.kinds import KINDS
+    from cdb_service.services import Services
+
+    await migrate.upgrade(settings)
+    services = Services.open(settings)
+    kind = KINDS["national-members"]
+    member = {"owner": "EJ", "ref": "EJ-LT-NM", "country": "LT", "role": "national-member",
+              "contact": {"channel": "email", "value": "lt@eurojust.example.eu"},
+              "person": {"name": "Vytautė Migracijaitė"}}  # fmt: skip
+    stored = text("SELECT person FROM national_members")
+    documents = text("SELECT document FROM entry_versions WHERE kind = 'national-members'")
+    try:
+        made = await services.writes.create(kind, kind.schema.model_validate(member), "tests")
+        await migrate.downgrade(settings, "0016")
+        async with services.engine.connect() as connection:
+            plain = [str(v) for v in (await connection.scalars(stored)).all()]
+            plain += [str(v) for v in (await connection.scalars(documents)).all()]
+        assert all("Migracijaitė" in v for v in plain) and len(plain) == 2
+        await migrate.upgrade(settings)
+        async with services.engine.connect() as connection:
+            sealed = [str(v) for v in (await connection.scalars(stored)).all()]
+            sealed += [str(v) for v in (await connection.scalars(documents)).all()]
+        assert not any("Migracijaitė" in v for v in sealed) and len(sealed) == 2
+        read = await services.reads.get(kind, uuid.UUID(made.document["id"]))
+        assert read is not None and read["person"]["name"] == "Vytautė Migracijaitė"
+    finally:
+        await services.close()
+
+
+async def test_sqlite_persons_move_apart(tmp_path: Path) -> None:
+    await _persons_move_apart(Settings(database_url=f"sqlite:///{tmp_path / 'm.sqlite3'}",
+                                       data_dir=tmp_path, auto_seed=False))  # fmt: skip
+
+
+async def test_postgresql_persons_move_apart(fresh_pg: Settings, tmp_path: Path) -> None:
+    await _persons_move_apart(fresh_pg.model_copy(update={"data_dir": tmp_path,
+                                                          "auto_seed": False}))  # fmt: skip

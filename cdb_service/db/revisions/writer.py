@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cdb_service.db import personal
 from cdb_service.db.base import utcnow
 from cdb_service.db.documents import document_of, document_of_values
 from cdb_service.db.revisions.tables import (
@@ -38,7 +39,7 @@ class WrittenVersion:
     entry_id: uuid.UUID
     version: int
     operation: Operation
-    document: dict[str, Any]
+    document: dict[str, Any]  # as stored: private fields sealed (`db.personal`)
 
 
 class StaleVersionError(Exception):
@@ -80,6 +81,8 @@ class RevisionWriter:
     # Set once everything is written and COMMIT is next: a fault from here on may have
     # struck after the database made the revision durable (see `db.faults`).
     committing: bool = False
+    # Private fields' values as rows of `personal_data`, the documents carrying refs.
+    sealer: personal.Sealer = field(default_factory=personal.Sealer)
 
     LOCK_ROW: ClassVar[int] = 1
 
@@ -95,8 +98,10 @@ class RevisionWriter:
             if len(self._versions) >= FLUSH_EVERY:
                 await self.write_pending()
             return written
+        entry_id = entry_id or new_entry_id()
+        values = self._sealed(kind, entry_id, values)
         row = kind.model(
-            id=entry_id or new_entry_id(),
+            id=entry_id,
             owner=owner,
             version=1,
             revision=self.revision,
@@ -111,7 +116,9 @@ class RevisionWriter:
     def _create_bulk(self, kind: StoredKind, owner: str, values: Mapping[str, Any],
                            entry_id: uuid.UUID | None) -> WrittenVersion:  # fmt: skip
         table: Any = kind.model.__table__
-        row: dict[str, Any] = {"id": entry_id or new_entry_id(), "owner": owner, "version": 1,
+        entry_id = entry_id or new_entry_id()
+        values = self._sealed(kind, entry_id, values)
+        row: dict[str, Any] = {"id": entry_id, "owner": owner, "version": 1,
                                "revision": self.revision, "created_at": self.now,
                                "updated_at": self.now}  # fmt: skip
         row |= {name: value for name, value in values.items() if name in table.c}
@@ -120,6 +127,13 @@ class RevisionWriter:
         self._project(kind, row["id"], values, replacing=False)
         document = document_of_values(kind, row)
         return self._version(kind, row["id"], 1, Operation.CREATE, document)
+
+    def _sealed(self, kind: StoredKind, entry_id: uuid.UUID, values: Mapping[str, Any],
+                kept: Mapping[str, Any] | None = None) -> Mapping[str, Any]:  # fmt: skip
+        fields = getattr(kind, "private_fields", ())
+        if not fields:
+            return values
+        return self.sealer.seal(kind.name, entry_id, fields, dict(values), self.now, kept)
 
     def _values(self, kind: StoredKind, op: Operation, document: dict[str, Any]) -> dict[str, Any]:
         """A version row of this revision, as the bulk and the per-row writes store it."""
@@ -135,6 +149,8 @@ class RevisionWriter:
     async def write_pending(self) -> None:
         """Everything added so far into the database (in bulk mode: created rows, the ORM's
         changes, then the entry versions), so that the next statements see it."""
+        if sealed := self.sealer.take():
+            await insert_rows(self.session, personal.PersonalData, sealed)
         if self._created:
             await insert_rows(self.session, self._created_model, self._created)
             self._created = []
@@ -154,6 +170,10 @@ class RevisionWriter:
         expected_version: int | None = None,
     ) -> WrittenVersion:
         _check_version(row, expected_version)
+        fields = getattr(kind, "private_fields", ())
+        if fields:
+            kept = await personal.kept_refs(self.session, row, fields)
+            values = self._sealed(kind, row.id, values, kept)
         _assign(row, values)
         row.version += 1
         row.revision = self.revision

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from cdb_service.db.personal import ERASED
 from cdb_service.kernel.json_documents import field_changes, json_patch, merge_patch
 from cdb_service.kernel.problems import FieldError, invalid, not_found
 from cdb_service.registry.kinds.schemas import EntryIn
@@ -37,6 +38,9 @@ def as_input(spec: KindSpec, document: dict[str, Any], changed: set[str] | None 
     """A stored document as the body of a write: references by id, unless the change names
     the reference by its natural key instead (then the old id would contradict it)."""
     data = dict(document)
+    for name in spec.private_fields:  # an erased person is no value to write back
+        if data.get(name) == ERASED:
+            data[name] = None
     for ref in spec.references:
         if changed is not None and ref.key_field in changed and ref.id_field not in changed:
             data.pop(ref.id_field, None)

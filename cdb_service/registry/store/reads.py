@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cdb_service.db import documents
 from cdb_service.db import revisions as rev
 from cdb_service.db.documents import document_of
+from cdb_service.db.personal import unseal
 from cdb_service.kernel.owners import Owners
 from cdb_service.kernel.text import unprintable
 from cdb_service.registry.kinds import APPLY_ORDER
@@ -117,9 +118,11 @@ class EntryReads:
                 version = await rev.version_as_of(session, entry_id, revision)
                 if version is None or version.kind != kind.name:
                     return None
-                return dict(version.document)
+                return (await unseal(session, [dict(version.document)]))[0]
             row = await session.get(kind.model, entry_id)
-            return document_of(kind, row) if row is not None else None
+            if row is None:
+                return None
+            return (await unseal(session, [document_of(kind, row)]))[0]
 
     async def collection(
         self,
@@ -162,6 +165,7 @@ class EntryReads:
                         query = query.where(sort.keyset(model, after_value, after))
                 docs = [document_of(kind, r) for r in (await session.scalars(query)).all()]
                 read_at = head
+            docs = await unseal(session, docs)
         more = len(docs) > limit
         docs = docs[:limit]
         if not more:
@@ -189,7 +193,11 @@ class EntryReads:
 
     async def history(self, entry_id: uuid.UUID) -> list[dict[str, Any]]:
         async with rev.read_snapshot(self.sessions) as session:
-            return [change_of(v) | {"actor": v.actor} for v in await rev.history(session, entry_id)]
+            changes = [
+                change_of(v) | {"actor": v.actor} for v in await rev.history(session, entry_id)
+            ]
+            documents = await unseal(session, [c["document"] for c in changes])
+        return [c | {"document": d} for c, d in zip(changes, documents, strict=True)]
 
     async def documents(
         self, kinds: Iterable[KindSpec], owner: str | None = None

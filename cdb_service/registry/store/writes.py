@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cdb_service.db.personal import unseal_in
 from cdb_service.db.revisions import EntryModel, RevisionWriter, StaleVersionError, WrittenVersion
 from cdb_service.kernel.folding import search_text
 from cdb_service.kernel.problems import FieldError, conflict, invalid, not_found
@@ -70,8 +71,12 @@ class EntryWrites:
                         )
                     ]
                 ) from None
-            return Created(replay.document, replayed=True)
-        return Created(written.document, replayed=False)
+            return Created((await unseal_in(self.sessions, [replay.document]))[0], replayed=True)
+        return Created(await self._shown(written.document), replayed=False)
+
+    async def _shown(self, document: dict[str, Any]) -> dict[str, Any]:
+        """A written document as answered: its private fields resolved (`db.personal`)."""
+        return (await unseal_in(self.sessions, [document]))[0]
 
     async def update(
         self,
@@ -85,7 +90,7 @@ class EntryWrites:
             row = await current_row(writer.session, kind, entry_id)
             values = await _prepare(writer, kind, document, row, as_who(who).operator)
             written = await writer.update(kind, row, values, expected_version)
-        return written.document
+        return await self._shown(written.document)
 
     async def delete(
         self,
@@ -102,7 +107,7 @@ class EntryWrites:
             if expected_version is not None and expected_version != row.version:
                 raise StaleVersionError(expected_version, row.version)
             written = await _delete_with_referrers(writer, kind, row, cascade)
-        return written.document
+        return await self._shown(written.document)
 
 
 async def current_row(session: AsyncSession, kind: KindSpec, entry_id: uuid.UUID) -> Any:
