@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from cdb_service.kernel import codes
@@ -88,6 +96,16 @@ class Person(Strict):
         description="the person's name (personal data: optional, redacted for readers)"
     )
     title: ShortText | None = Field(default=None, description="the person's function or title")
+
+
+def _erased_is_absent(value: Any) -> Any:
+    """An erased person read back (`[erased]`) and sent again is no person: stored as none."""
+    return None if value == "[erased]" else value
+
+
+# A named person as answers carry it: the person, `[erased]` once erased
+# (`db/personal.py`, `cdb-service erase`), or null; a write of `[erased]` stores null.
+NamedPerson = Annotated[Person | Literal["[erased]"] | None, AfterValidator(_erased_is_absent)]
 
 
 class Address(Strict):

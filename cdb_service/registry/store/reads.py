@@ -247,11 +247,12 @@ async def _documents_as_of(
             session, kind.name, revision, owner=owner, valid_at=valid_at, after=after,
             limit=AS_OF_CHUNK,
         )  # fmt: skip
-        docs += [
-            dict(v.document)
-            for v in chunk
-            if all(f.accepts(v.document, x, hidden) for f, x in wanted)
-        ]
+        past = [dict(v.document) for v in chunk]
+        if kind.private_fields and not hidden and wanted:
+            # Past documents hold refs to named persons (`db/personal.py`): a caller who
+            # may read them searches the names themselves, as in the present.
+            past = await unseal(session, past)
+        docs += [d for d in past if all(f.accepts(d, x, hidden) for f, x in wanted)]
         if len(chunk) < AS_OF_CHUNK:
             break
         after = chunk[-1].entry_id

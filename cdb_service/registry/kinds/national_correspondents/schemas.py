@@ -7,7 +7,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from cdb_service.kernel import codes
 from cdb_service.registry.kinds.fields import CountryCode, LanguageCode, ShortText, member_of
-from cdb_service.registry.kinds.schemas import Contact, EntryIn, Person
+from cdb_service.registry.kinds.schemas import Contact, EntryIn, NamedPerson
 
 CorrespondentType = Annotated[str, member_of("correspondent-types", codes.CORRESPONDENT_TYPES)]
 
@@ -24,7 +24,7 @@ class NationalCorrespondentIn(EntryIn):
         default=None, description="the authority it sits in, by code (instead of authority_id)"
     )
     contact: Contact = Field(description="its functional contact")
-    person: Person | None = Field(
+    person: NamedPerson = Field(
         default=None,
         description="the named correspondent (optional personal data; redacted for readers)",
     )

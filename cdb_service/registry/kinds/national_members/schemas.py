@@ -7,7 +7,7 @@ from pydantic import Field, field_validator
 
 from cdb_service.kernel import codes
 from cdb_service.registry.kinds.fields import CountryCode, LanguageCode, ShortText, member_of
-from cdb_service.registry.kinds.schemas import Contact, EntryIn, Person
+from cdb_service.registry.kinds.schemas import Contact, EntryIn, NamedPerson
 
 MemberRole = Annotated[str, member_of("member-roles", codes.MEMBER_ROLES)]
 
@@ -18,7 +18,7 @@ class NationalMemberIn(EntryIn):
     country: CountryCode = Field(description="the member state whose desk it is")
     role: MemberRole = Field(description="national-member, deputy or assistant")
     contact: Contact = Field(description="the desk's functional contact")
-    person: Person | None = Field(
+    person: NamedPerson = Field(
         default=None, description="the named member (optional personal data; redacted for readers)"
     )
     languages: list[LanguageCode] = Field(
