@@ -238,7 +238,26 @@ def explain(error: BaseException, database: DatabaseTarget | None = None) -> str
         # Cleaning up after a failed statement found the connection already closed (the
         # driver drops it on a timeout): the failure that closed it is the cause.
         return explain(error.__context__, database)  # type: ignore[arg-type]
+    if database is not None and _inside_the_driver(error):
+        # An error from inside SQLAlchemy or asyncpg that names no cause of its own (a
+        # timeout cut a connection's first queries short, and the dialect read a None):
+        # what the user can act on is the database and the bounds of a wait for it.
+        statement = _bound(target.statement_timeout_s, "CDB_DB_STATEMENT_TIMEOUT_S")
+        connect = _bound(target.connect_timeout_s, "CDB_DB_CONNECT_TIMEOUT_S")
+        return (
+            f"the database connection failed ({type(error).__name__}: {str(error)[:120]}); "
+            f"if the database is slow, a bound may have run out: statement timeout "
+            f"({statement}), connect timeout ({connect}); check CDB_DATABASE_URL too"
+        )
     return None
+
+
+def _inside_the_driver(error: BaseException) -> bool:
+    """Whether the error was raised inside the database client libraries."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and any(
+        part in frames[-1].filename for part in ("/sqlalchemy/", "/asyncpg/")
+    )
 
 
 def _closed_after_failure(error: BaseException) -> bool:

@@ -365,3 +365,20 @@ def test_a_connection_closed_by_a_timeout_names_the_timeout_not_the_closed_conne
         closed.__context__ = TimeoutError()
         line = explain(closed, DatabaseTarget("postgresql://db1:5432/cdb", 5.0, 0.001, 10.0))
     assert line is not None and line.startswith("timed out waiting for the database"), line
+
+
+def test_an_error_from_inside_the_driver_is_one_line_naming_the_database_bounds() -> None:
+    """A timeout that cut a connection's first queries short surfaced as a TypeError in
+    SQLAlchemy's dialect (a traceback): it is said as a database failure with its bounds."""
+    inside = "/venv/site-packages/sqlalchemy/dialects/postgresql/base.py"  # the frame's file
+    try:
+        exec(compile("raise TypeError(\"'>=' not supported\")", inside, "exec"))
+    except TypeError as raised:
+        line = explain(raised, DatabaseTarget("postgresql://db1:5432/cdb", 5.0, 0.001, 10.0))
+    assert line is not None and line.startswith("the database connection failed (TypeError"), line
+    assert "statement timeout (CDB_DB_STATEMENT_TIMEOUT_S=0.001 s)" in line
+    # The same error from our own code is a bug, not the user's: no line, a traceback.
+    assert (
+        explain(TypeError("x"), DatabaseTarget("postgresql://db1:5432/cdb", 5.0, 0.001, 10.0))
+        is None
+    )

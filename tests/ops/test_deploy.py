@@ -256,16 +256,21 @@ def test_the_reports_timer_runs_every_owner_s_quality_report_then_the_certificat
     (listed,) = [x for x in text.splitlines() if x.startswith('Environment="CDB_REPORT_OWNERS=')]
     owners = listed.strip('"').split("=", 2)[2].split()
     assert sorted(owners) == sorted(codes.OWNERS)
-    # The certificate report's exit status (1: some expire) is the unit's: it runs last.
-    assert len(starts) == 2 and starts[1].endswith("cdb-service certificates --within-days 30")
+    # Expired personal data is erased first (issue 31); the certificate report's exit
+    # status (1: some expire) is the unit's: it runs last.
+    assert len(starts) == 3 and starts[0].endswith("cdb-service erase --expired")
+    assert starts[2].endswith("cdb-service certificates --within-days 30")
     exe = str(Path(sys.executable).with_name("cdb-service"))
     env = os.environ | {"CDB_DATA_DIR": str(tmp_path), "CDB_LOG_LEVEL": "WARNING",
                         "CDB_REPORT_OWNERS": "FR EJ"}  # fmt: skip
     env.pop("CDB_DATABASE_URL", None)
     subprocess.run([exe, "migrate"], env=env, check=True, capture_output=True)
+    erase = starts[0].replace("/opt/cdb-service/bin/cdb-service", exe).split()
+    erased = subprocess.run(erase, env=env, capture_output=True, text=True, check=False)
+    assert erased.returncode == 0, erased.stderr
     reports = tmp_path / "reports"
     reports.mkdir()  # StateDirectory= makes it
-    loop = (starts[0].replace("$$", "$").replace("/opt/cdb-service/bin/cdb-service", exe)
+    loop = (starts[1].replace("$$", "$").replace("/opt/cdb-service/bin/cdb-service", exe)
             .replace("/var/lib/cdb/reports", str(reports)))  # fmt: skip
     assert loop.startswith("/bin/sh -c '") and loop.endswith("'")
     done = subprocess.run(["/bin/sh", "-c", loop[len("/bin/sh -c '") : -1]], env=env,

@@ -15,9 +15,11 @@ against them at run time (the stored documents were validated when written).
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 import uuid
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from litestar.params import KwargDefinition
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -83,7 +85,13 @@ def _field(spec: KindSpec, name: str) -> tuple[Any, Any]:
         if column.nullable or info.default is None:
             annotation = annotation | None
     if name in spec.private_fields:
-        return annotation | None, Field(default=None, **described)
+        # Redacted for readers (absent); `[erased]` once erased (`db/personal.py`). The
+        # written type without its own null: one null in the answer's choices, not two.
+        written = [
+            t for t in get_args(info.annotation if info else annotation) if t is not type(None)
+        ]
+        choices: Any = functools.reduce(operator.or_, [*written, Literal["[erased]"], None])
+        return choices, Field(default=None, **described)
     return annotation, Field(**described)
 
 

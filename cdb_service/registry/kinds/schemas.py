@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -103,9 +103,9 @@ def _erased_is_absent(value: Any) -> Any:
     return None if value == "[erased]" else value
 
 
-# A named person as answers carry it: the person, `[erased]` once erased
-# (`db/personal.py`, `cdb-service erase`), or null; a write of `[erased]` stores null.
-NamedPerson = Annotated[Person | Literal["[erased]"] | None, AfterValidator(_erased_is_absent)]
+# A named person as written: a person or none. An erased one reads `[erased]` (answers
+# declare it: `registry/http/answers.py`); sent back as read, it is stored as none.
+NamedPerson = Annotated[Person | None, BeforeValidator(_erased_is_absent)]
 
 
 class Address(Strict):
