@@ -212,6 +212,20 @@ def test_an_erased_person_is_gone_from_the_console(service: Service) -> None:
     assert "[erased]" in shown.text
 
 
+def test_a_registered_third_country_is_offered_in_the_console(service: Service) -> None:
+    """Issue 31: once an operator registers Norway, the console's owner choice and its
+    upload form offer it beside the member states."""
+    with Api(service, "operator").http() as http:
+        registered = http.post("/owners", json={"code": "NO", "name": "Norway",
+                                                "instruments": ["maintenance"]})  # fmt: skip
+    assert registered.status_code == 201, registered.text
+    with sign_in_http(service, "operator") as http:
+        for path in ("/console/", "/console/import"):
+            shown = http.get(path)
+            assert shown.status_code == 200
+            assert re.search(r'<option value="NO"[^>]*>NO Norway', shown.text), path
+
+
 def test_the_console_search_forgives_a_transliterated_umlaut(service: Service) -> None:
     with sign_in_http(service, "reader") as http:
         for typed in ("Muenchen", "München", "munchen"):
