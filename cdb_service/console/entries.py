@@ -27,6 +27,7 @@ from cdb_service.console.pages import (
     kind_of,
     label_of,
     owner_of,
+    with_registered_owners,
 )
 from cdb_service.console.web import (
     TITLES,
@@ -74,9 +75,7 @@ class ConsoleEntries(Controller):
                    ) -> Response[str]:  # fmt: skip
         user = await current_user(request)
         chosen = owner_of(user, owner)
-        context = context_of(user, chosen)
-        # The picker offers the registered third countries too.
-        context["owners"] = (await reads.owners()).names() | context["owners"]
+        context = await with_registered_owners(context_of(user, chosen), reads)
         if chosen is None:
             return page("home.html", context)
         counts = {}

@@ -51,6 +51,13 @@ def context_of(user: User, owner: str | None, **more: Any) -> dict[str, Any]:
     return {"user": user, "owner": owner, "owners": owners, **more}
 
 
+async def with_registered_owners(context: dict[str, Any], reads: EntryReads) -> dict[str, Any]:
+    """The context with the registered third countries among the owners offered (the
+    home page's picker, the upload form's owner list)."""
+    context["owners"] = (await reads.owners()).names() | context["owners"]
+    return context
+
+
 def label_of(spec: KindSpec, document: dict[str, Any]) -> str:
     names = document.get("names")
     if isinstance(names, dict) and names:

@@ -22,6 +22,7 @@ from cdb_service.console.pages import (
     context_of,
     current_user,
     owner_of,
+    with_registered_owners,
 )
 from cdb_service.console.web import (
     checked_form,
@@ -35,6 +36,7 @@ from cdb_service.registry.formats.files import FileTooLarge, FormatError
 from cdb_service.registry.formats.ndjson import Mode, apply_parsed
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.store.batches import Batches
+from cdb_service.registry.store.reads import EntryReads
 from cdb_service.security import policy
 from cdb_service.web.ceilings import Ceilings
 
@@ -47,15 +49,17 @@ class ConsoleUpload(Controller):
     exception_handlers = HANDLERS
 
     @get("/import")
-    async def upload_form(self, request: Request[Any, Any, Any], owner: str | None = None
+    async def upload_form(self, request: Request[Any, Any, Any],
+                          reads: NamedDependency[EntryReads], owner: str | None = None
                           ) -> Response[str]:  # fmt: skip
         user = await current_user(request)
-        return page("import.html", context_of(user, owner_of(user, owner)))
+        context = context_of(user, owner_of(user, owner))
+        return page("import.html", await with_registered_owners(context, reads))
 
     @post("/import", request_max_body_size=MAX_UPLOAD_BYTES * 2)
     async def upload(self, request: Request[Any, Any, Any], batches: NamedDependency[Batches],
-                     console: NamedDependency[ConsoleParts], ceilings: NamedDependency[Ceilings]
-                     ) -> Response[str]:  # fmt: skip
+                     console: NamedDependency[ConsoleParts], ceilings: NamedDependency[Ceilings],
+                     reads: NamedDependency[EntryReads]) -> Response[str]:  # fmt: skip
         user = await current_user(request)
         form = await checked_form(request, user)
         owner = policy.owner_acted_for(user.principal, str(form.get("owner") or "") or None)
@@ -69,7 +73,9 @@ class ConsoleUpload(Controller):
             except (binascii.Error, ValueError):
                 data = b""
             name = str(form.get("filename") or "")
-        context = context_of(user, owner, filename=name, kind=str(form.get("kind") or ""))
+        context = await with_registered_owners(
+            context_of(user, owner, filename=name, kind=str(form.get("kind") or "")), reads
+        )
         if not data:
             context["failed"] = "choose a file to upload"
             return page("import.html", context, status_code=422)

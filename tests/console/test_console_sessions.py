@@ -181,6 +181,51 @@ def test_the_console_search_finds_no_one_by_a_hidden_name(service: Service) -> N
             assert _total(found.text) == 1, client
 
 
+def test_an_erased_person_is_gone_from_the_console(service: Service) -> None:
+    """Issue 31: after `cdb-service erase`, the entry's console page (and its history)
+    shows `[erased]` where the name was, to those who could read it."""
+    import os
+    import subprocess
+
+    from tests.support.service_process import executable
+
+    member = {"owner": "EJ", "ref": "EJ-SK-NM", "country": "SK", "role": "national-member",
+              "contact": {"channel": "email", "value": "sk@eurojust.example.eu"},
+              "person": {"name": "Ľudovít Štúr"}}  # fmt: skip
+    with Api(service, "admin-ej").http() as http:
+        created = http.post("/national-members", json=member)
+    assert created.status_code == 201, created.text
+    entry = created.json()["id"]
+    page = f"/console/national-members/{entry}"
+    with sign_in_http(service, "admin-ej") as http:
+        assert "Ľudovít Štúr" in http.get(page).text
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDB_")}
+    env["CDB_DATA_DIR"] = str(service.data_dir)
+    done = subprocess.run([executable(), "erase", "national-members", entry, "--reason",
+                           "data subject's request"], env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    with sign_in_http(service, "admin-ej") as http:
+        shown = http.get(page)
+    assert shown.status_code == 200
+    assert "Štúr" not in shown.text and "Stur" not in shown.text
+    assert "[erased]" in shown.text
+
+
+def test_a_registered_third_country_is_offered_in_the_console(service: Service) -> None:
+    """Issue 31: once an operator registers Norway, the console's owner choice and its
+    upload form offer it beside the member states."""
+    with Api(service, "operator").http() as http:
+        registered = http.post("/owners", json={"code": "NO", "name": "Norway",
+                                                "instruments": ["maintenance"]})  # fmt: skip
+    assert registered.status_code == 201, registered.text
+    with sign_in_http(service, "operator") as http:
+        for path in ("/console/", "/console/import"):
+            shown = http.get(path)
+            assert shown.status_code == 200
+            assert re.search(r'<option value="NO"[^>]*>NO Norway', shown.text), path
+
+
 def test_the_console_search_forgives_a_transliterated_umlaut(service: Service) -> None:
     with sign_in_http(service, "reader") as http:
         for typed in ("Muenchen", "München", "munchen"):
