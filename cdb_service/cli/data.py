@@ -212,6 +212,8 @@ def cmd_quality(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError:
         return user_error(f"--date {args.date!r} is not a date (YYYY-MM-DD)")
     review = args.review_days or settings.quality_review_days
+    if not 1 <= review <= 36_500:
+        return user_error(f"--review-days {review} is not a review period (1 to 36500 days)")
     overlap = settings.rollover_min_overlap_working_days
 
     async def report(services: Any) -> dict[str, Any] | str:

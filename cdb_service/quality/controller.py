@@ -78,7 +78,9 @@ class QualityController(Controller):
             default="json", description="json (default, the report) or csv (its findings)"
         ),
         date: dt.date | None = Parameter(default=None, description="as of; default: today"),
-        review_days: int | None = Parameter(default=None, ge=1, description="review period"),
+        review_days: int | None = Parameter(
+            default=None, ge=1, le=36_500, description="review period in days (at most 100 years)"
+        ),
     ) -> Response[Any]:
         if format == "json":
             require_json(request.scope)

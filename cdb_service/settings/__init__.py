@@ -194,7 +194,7 @@ class Settings(ConsoleSettings, EdgeSettings, NotificationSettings, BaseSettings
 
     # --- data quality (Annex I 7.6) ---------------------------------------------------
     # An entry unchanged for longer than this is listed for review ("current").
-    quality_review_days: int = Field(default=365, ge=1)
+    quality_review_days: int = Field(default=365, ge=1, le=36_500)
     # A certificate rollover's notice to access points, in working days (Annex I 6.4's
     # shortest): the new certificate accepted that long before it is used, the old one
     # accepted that long after the new one is (quality/rollovers.py).
