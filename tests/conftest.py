@@ -75,7 +75,11 @@ def backend(request: pytest.FixtureRequest) -> str:
 def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     if backend == "postgresql":
         url = request.getfixturevalue("pg_database")
-        return Settings(database_url=url, data_dir=tmp_path, auto_seed=False, auto_migrate=False)
+        # The shared local server never hangs; on a busy 2-core machine a connection can
+        # take longer than the 2 s a hung host is allowed. Tests of hung and dead hosts
+        # set their own bounds (tests/db/test_failover.py, tests/ops/test_database_faults.py).
+        return Settings(database_url=url, data_dir=tmp_path, auto_seed=False, auto_migrate=False,
+                        db_host_timeout_s=30.0, db_connect_timeout_s=30.0)  # fmt: skip
     path = tmp_path / "cdb.sqlite3"
     shutil.copy(request.getfixturevalue("sqlite_template"), path)
     return Settings(
