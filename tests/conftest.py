@@ -7,6 +7,7 @@ SQLite: one migrated template file per session, copied for each test.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import uuid
@@ -39,6 +40,20 @@ async def _pg_admin(sql: str) -> None:
         await connection.execute(sql)
     finally:
         await connection.close()
+
+
+# The cyclic garbage collector runs only between tests. An app under test runs its event
+# loop in a thread of its own (Litestar's test client) while the test's loop runs here;
+# a collection started in one thread finalizes the other loop's abandoned connections
+# there (SQLAlchemy terminates them in place), closing a socket under a selector that
+# still watches it: two full runs crashed a worker so (asyncpg, segmentation fault).
+gc.disable()
+
+
+@pytest.fixture(autouse=True)
+def _collect_between_tests() -> Iterator[None]:
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
