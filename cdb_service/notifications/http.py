@@ -117,8 +117,7 @@ def _out(row: Subscription, secret: bool = False) -> dict[str, Any]:
 
 
 def _operator(principal: Principal) -> None:
-    if not principal.is_operator:
-        raise policy.forbidden("subscriptions are managed by operators (scope cdb.operator)")
+    policy.require_operator(principal, "subscriptions are managed by operators")
 
 
 class SubscriptionController(Controller):

@@ -108,9 +108,7 @@ class ConsultationController(Controller):
             default=None, max_length=200, description="the previous page's `next`"
         ),
     ) -> ConsultationPage:
-        if not principal.is_operator:
-            raise policy.forbidden("consultations of personal data are read by operators "
-                                   "(scope cdb.operator)")  # fmt: skip
+        policy.require_operator(principal, "consultations of personal data are read by operators")
         query = select(Consultation).where(Consultation.id > _after(cursor))
         if entry is not None:
             query = query.where(Consultation.entry_id == entry)

@@ -138,6 +138,12 @@ def _holds(principal: Principal) -> str:
     return f"the token of {principal.subject[:80]!r} has {scopes}"
 
 
+def require_operator(principal: Principal, what: str) -> None:
+    """For routes only operators use: `what` says whose they are, in the refusal."""
+    if not principal.is_operator:
+        raise forbidden(f"{what} (scope cdb.operator)")
+
+
 def require_read(principal: Principal) -> None:
     if not may_read(principal):
         raise forbidden(f"reading the registry needs the scope {READ}; {_holds(principal)}")
