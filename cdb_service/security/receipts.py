@@ -58,10 +58,15 @@ def entry_lines(rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
             for kind, entry_id, version, operation in rows]  # fmt: skip
 
 
+def _encoded(line: Sequence[Any]) -> bytes:
+    """One entry line as `entries_sha256` covers it: compact JSON and a newline."""
+    return json.dumps(list(line), separators=(",", ":")).encode() + b"\n"
+
+
 def entries_digest(lines: Iterable[Sequence[Any]]) -> str:
     digest = hashlib.sha256()
     for line in lines:
-        digest.update(json.dumps(list(line), separators=(",", ":")).encode() + b"\n")
+        digest.update(_encoded(line))
     return digest.hexdigest()
 
 
@@ -76,7 +81,7 @@ class Receipts:
         async with self.sessions() as session:
             async for line in rev.stream_written_in(session, revision):
                 entry = entry_lines([line])[0]
-                digest.update(json.dumps(entry, separators=(",", ":")).encode() + b"\n")
+                digest.update(_encoded(entry))
                 count += 1
                 if count <= LISTED:
                     listed.append(entry)
