@@ -42,11 +42,11 @@ async def _pg_admin(sql: str) -> None:
         await connection.close()
 
 
-# The cyclic garbage collector runs only between tests. An app under test runs its event
-# loop in a thread of its own (Litestar's test client) while the test's loop runs here;
-# a collection started in one thread finalizes the other loop's abandoned connections
-# there (SQLAlchemy terminates them in place), closing a socket under a selector that
-# still watches it: two full runs crashed a worker so (asyncpg, segmentation fault).
+# The cyclic garbage collector runs only between tests. The in-process app now runs in the
+# test's own loop and thread (tests/support/in_loop.py); a few peers still run a loop in a
+# thread of their own (the mirror's sync test client, the stall proxy), and a collection
+# in one thread that finalizes another loop's abandoned connections closes a socket under
+# a selector that still watches it (asyncpg, segmentation fault).
 gc.disable()
 
 

@@ -6,13 +6,13 @@ import asyncio
 import time
 from pathlib import Path
 
-from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from cdb_service import metrics
 from cdb_service.app import create_app
 from cdb_service.settings import Settings
 from cdb_service.web.loop_lag import LoopLag
+from tests.support.in_loop import app_client
 
 
 def _lag_buckets() -> dict[str, float]:
@@ -41,7 +41,7 @@ async def test_a_blocked_loop_is_seen_as_late_as_it_was_blocked() -> None:
 async def test_the_service_measures_its_loop_from_the_start(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", auto_seed=False,
                         data_dir=tmp_path)  # fmt: skip
-    async with AsyncTestClient(create_app(settings)):
+    async with app_client(create_app(settings)):
         before = _lag_buckets()["+Inf"]
         await asyncio.sleep(0.35)
         assert _lag_buckets()["+Inf"] - before >= 2

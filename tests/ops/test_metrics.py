@@ -186,14 +186,14 @@ def test_metrics_refused_to_other_addresses_and_through_the_proxy(
 
 async def test_the_server_certificate_expiry_is_exported_in_direct_mode(tmp_path: Path) -> None:
     from cryptography import x509
-    from litestar.testing import AsyncTestClient
 
     from cdb_service import metrics
     from cdb_service.app import create_app
+    from tests.support.in_loop import app_client
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", auto_seed=False,
                         data_dir=tmp_path)  # fmt: skip
-    async with AsyncTestClient(create_app(settings)):
+    async with app_client(create_app(settings)):
         exposition = metrics.exposition().decode()
     served = x509.load_pem_x509_certificate(DevPki(tmp_path / "pki").server_cert.read_bytes())
     (family,) = [f for f in text_string_to_metric_families(exposition)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 
 from cdb_service.app import create_app
 from cdb_service.db import migrate
 from cdb_service.settings import Settings
+from tests.support.in_loop import app_client
 from tests.support.service_process import executable
 from tests.support.tls import client_context
 
@@ -125,7 +125,7 @@ async def test_ready_fails_with_503_when_the_database_is_unreachable(tmp_path: P
         database_url=f"postgresql://postgres@127.0.0.1:{_free_port()}/nowhere",
         auto_migrate=False, auto_seed=False, data_dir=tmp_path,
     )  # fmt: skip
-    async with AsyncTestClient(create_app(settings)) as client:
+    async with app_client(create_app(settings)) as client:
         response = await client.get("/health/ready")
         assert response.status_code == 503
         assert response.headers["content-type"].startswith("application/health+json")
@@ -143,7 +143,7 @@ async def test_ready_fails_when_migrations_are_not_at_head(tmp_path: Path) -> No
     )
     await migrate.upgrade(settings)
     await migrate.downgrade(settings, "base")
-    async with AsyncTestClient(create_app(settings)) as client:
+    async with app_client(create_app(settings)) as client:
         response = await client.get("/health/ready")
     assert response.status_code == 503
     assert response.json()["checks"]["database:migrations"][0]["status"] == "fail"
@@ -152,7 +152,7 @@ async def test_ready_fails_when_migrations_are_not_at_head(tmp_path: Path) -> No
 async def test_errors_are_problem_details(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}", auto_seed=False,
                         data_dir=tmp_path)  # fmt: skip
-    async with AsyncTestClient(create_app(settings)) as client:
+    async with app_client(create_app(settings)) as client:
         missing = await client.get("/no-such-route")
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"

@@ -30,15 +30,19 @@ def _member(ref: str, person: str | None = "Ada Kowalska") -> dict[str, Any]:
 class Log:
     """The app's log, its timer stopped (the test writes the counts when it chooses) and
     its clock fixed inside one hour (the counts of one window); written and read through
-    the test's own sessions (the app runs in another event loop)."""
+    the test's own sessions."""
 
     def __init__(self, api: Api, services: Services) -> None:
         self.log: ConsultationLog = api.app.state["consultations"]
-        assert api.http is not None
-        api.http.blocking_portal.call(self.log.stop)
         self.log.clock = lambda: FIXED
         self.sessions = services.sessions
         self.retention = self.log.retention
+
+    @classmethod
+    async def stopped(cls, api: Api, services: Services) -> Log:
+        log = cls(api, services)
+        await log.log.stop()
+        return log
 
     @property
     def pending(self) -> int:
@@ -68,7 +72,7 @@ async def _ok(c: As, url: str, **params: Any) -> Any:
 async def test_an_administrators_reads_of_a_person_are_recorded_a_readers_are_not(
     api: Api, services: Services
 ) -> None:
-    log = Log(api, services)
+    log = await Log.stopped(api, services)
     async with api.client("admin-ej") as c:
         created = await c.post(f"{V1}/national-members", json=_member("EJ-PL-NM"))
         assert created.status_code == 201, created.text
@@ -128,7 +132,7 @@ async def test_an_administrators_reads_of_a_person_are_recorded_a_readers_are_no
 
 async def test_operators_read_the_consultations_nobody_else_does(api: Api, services: Services
                                                                 ) -> None:  # fmt: skip
-    log = Log(api, services)
+    log = await Log.stopped(api, services)
     async with api.client("admin-ej") as c:
         created = await c.post(f"{V1}/national-members", json=_member("EJ-PL-NM"))
         entry = created.json()["id"]
@@ -160,7 +164,7 @@ async def test_operators_read_the_consultations_nobody_else_does(api: Api, servi
 async def test_a_large_page_is_counted_in_memory_and_written_in_bounded_rows(
     api: Api, services: Services
 ) -> None:
-    log = Log(api, services)
+    log = await Log.stopped(api, services)
     entries = 40
     async with api.client("operator") as c:
         for n in range(entries):

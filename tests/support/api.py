@@ -11,12 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from cdb_service.app import create_app
 from cdb_service.security.dev import DevPki, token_for, with_dev_defaults
 from cdb_service.settings import Settings
+from tests.support.in_loop import app_client
 
 IDENTITY = "x-test-identity"
 
@@ -39,7 +40,7 @@ def with_peer_certificates(app: Litestar, pki: DevPki) -> None:
 class As:
     """Requests made as one dev client: its certificate and a token bound to it."""
 
-    def __init__(self, http: AsyncTestClient[Litestar], headers: dict[str, str]) -> None:
+    def __init__(self, http: httpx.AsyncClient, headers: dict[str, str]) -> None:
         self.http, self.headers = http, headers
 
     async def request(self, method: str, url: str, **kwargs: Any) -> Any:
@@ -68,7 +69,7 @@ class Api:
     def __init__(self, app: Litestar, settings: Settings) -> None:
         self.app, self.settings = app, with_dev_defaults(settings)
         self.pki = DevPki(self.settings.pki_dir)
-        self.http: AsyncTestClient[Litestar] | None = None
+        self.http: httpx.AsyncClient | None = None
 
     def token(self, name: str) -> str:
         s = self.settings
@@ -76,7 +77,7 @@ class Api:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Api]:
-        async with AsyncTestClient(self.app, base_url="https://cdb.test") as http:
+        async with app_client(self.app, base_url="https://cdb.test") as http:
             self.http = http
             yield self
 
