@@ -53,6 +53,9 @@ def verify_package(data: bytes, key_set: Any) -> Verdict:
         return Verdict(False, SIGNATURE, "not a JWS")
     if kid not in {k.kid for k in key_set.keys}:
         return Verdict(False, MANIFEST, f"signed by key {kid!r}, which the JWKS does not list")
+    mismatch = _certificate_mismatch(next(k for k in key_set.keys if k.kid == kid))
+    if mismatch:
+        return Verdict(False, MANIFEST, mismatch)
     try:
         verify_detached(token, manifest_bytes, key_set)
     except (JoseError, ValueError) as error:
@@ -78,3 +81,23 @@ def verify_package(data: bytes, key_set: Any) -> Verdict:
     if content.get("pmode_sha256") != listed.get("pmode.xml", {}).get("sha256"):
         return Verdict(False, "pmode.xml", "not the PMode the manifest's content names")
     return Verdict(True, None, f"signed by {kid}", manifest, kid)
+
+
+def _certificate_mismatch(key: Any) -> str | None:
+    """Why the key's published certificate (`x5c`) is not a certificate of that key; None
+    when it is, or when the JWKS gives none (a JWKS saved before keys had one)."""
+    import base64
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    chain = key.as_dict(private=False).get("x5c")
+    if not chain:
+        return None
+    spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    try:
+        certificate = x509.load_der_x509_certificate(base64.b64decode(chain[0]))
+        matches = certificate.public_key().public_bytes(*spki) == key.public_key.public_bytes(*spki)
+    except (ValueError, TypeError):
+        return f"the JWKS's certificate (x5c) of key {key.kid!r} cannot be read"
+    return None if matches else f"the JWKS's certificate (x5c) is not of key {key.kid!r}"

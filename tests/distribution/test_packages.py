@@ -252,6 +252,10 @@ async def test_verify_package_refuses_each_tampering_naming_the_file(
     jwks_file.write_text(json.dumps(jwks))
     other = SigningKeys.create(tmp_path / "other-keys.json")
     wrong_file.write_text(json.dumps(other.jwks()))
+    # The right key, published with a certificate of another key.
+    swapped_file = tmp_path / "swapped.json"
+    swapped = [k | {"x5c": other.jwks()["keys"][0]["x5c"]} for k in jwks["keys"]]
+    swapped_file.write_text(json.dumps({"keys": swapped}))
     files = _unzip(body)
 
     def rezip(changed: dict[str, bytes], name: str) -> Path:
@@ -275,6 +279,7 @@ async def test_verify_package_refuses_each_tampering_naming_the_file(
         (rezip({"truststore.jks": one_byte(files["truststore.jks"], 30)}, "s.zip"), jwks_file,
          "truststore.jks"),
         (good, wrong_file, "manifest.json"),
+        (good, swapped_file, "manifest.json"),
     ]  # fmt: skip
     exe = str(Path(sys.executable).with_name("cdb-service"))
     env = os.environ | {"CDB_LOG_LEVEL": "WARNING"}
