@@ -4,6 +4,7 @@ imports (`distribution/packages.py`), now, on a date, or the next one ahead."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from litestar import Controller, Request, get
@@ -101,10 +102,11 @@ def _answer(
         return not_modified(tag)
     package = packages.write(made, signing, password, dt.datetime.now(dt.UTC))
     day = made.effective_from.date().isoformat() if made.effective_from else "initial"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", made.scope.party)  # a header-safe file name
     headers = {
         "ETag": tag,
         "Cache-Control": "no-store",  # the stores are sealed with the caller's password
-        "Content-Disposition": f'attachment; filename="{made.scope.party}-{day}.zip"',
+        "Content-Disposition": f'attachment; filename="{stem}-{day}.zip"',
         "CDB-Package-Digest": package.digest,
     }
     return ASGIResponse(body=package.body, media_type=ZIP, headers=headers)

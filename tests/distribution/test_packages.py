@@ -124,6 +124,8 @@ async def test_a_package_follows_the_windows_and_reads_back_in_keytool(
         now = await c.get(f"{V1}/packages/fr-ap", params={"store_password": "s3cret-pw"})
         assert now.status_code == 200, now.text
         assert now.headers["content-type"] == "application/zip"
+        disposition = f'attachment; filename="fr-ap-{NOW.date().isoformat()}.zip"'
+        assert now.headers["content-disposition"] == disposition
         tag = now.headers["etag"]
         again = await c.get(f"{V1}/packages/fr-ap", headers={"If-None-Match": tag})
         assert again.status_code == 304 and again.headers["etag"] == tag
