@@ -19,7 +19,12 @@ from litestar.params import Parameter
 from litestar.response import Redirect
 
 from cdb_service.console import form_reading, widgets
-from cdb_service.console.entry_views import controls_of, items_of_form, routing_of
+from cdb_service.console.entry_views import (
+    controls_of,
+    filter_controls,
+    items_of_form,
+    routing_of,
+)
 from cdb_service.console.pages import (
     HANDLERS,
     chosen_owner,
@@ -150,10 +155,11 @@ class ConsoleEntries(Controller):
         # no consultation; they are left out of what the page is given.
         rows = [(policy.redact(d, spec.private_fields), label_of(spec, d)) for d in listed.items]
         may_create = bool(chosen) and policy.may_write(user.principal, str(chosen))
+        filters_shown = await filter_controls(reads, spec, chosen)
         context = context_of(user, chosen, spec=spec, title=TITLES.get(spec.name, spec.name),
                         rows=rows, total=total, revision=revision, q=q, sort=sort,
                         sorts=SORTS, more=more, page_number=page_number,
-                        may_create=may_create, kind_filters=[f.name for f in spec.filters],
+                        may_create=may_create, kind_filters=filters_shown,
                         chosen_filters=chosen_filters)  # fmt: skip
         return page("list.html", context)
 

@@ -15,6 +15,7 @@ from cdb_service.console import widgets
 from cdb_service.console.pages import label_of
 from cdb_service.kernel.problems import Problem
 from cdb_service.registry.kinds import KINDS
+from cdb_service.registry.kinds.fields import label_of as field_label
 from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.registry.store import edits
 from cdb_service.registry.store.reads import EntryReads
@@ -68,7 +69,7 @@ def _instant(value: Any) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-async def _choices(reads: EntryReads, spec: KindSpec, owner: str
+async def choices_of(reads: EntryReads, spec: KindSpec, owner: str
                    ) -> dict[str, list[tuple[str, str]]]:  # fmt: skip
     """The entries a reference may name, by code and name: the owner's of each target kind."""
     out = {}
@@ -84,7 +85,7 @@ async def controls_of(reads: EntryReads, spec: KindSpec, owner: str,
                     document: dict[str, Any] | None, defaults: bool = True
                     ) -> list[widgets.Widget]:  # fmt: skip
     """The kind's form for this owner, filled with `document` (None: to be read from a form)."""
-    controls = widgets.blank(spec, owner, await _choices(reads, spec, owner))
+    controls = widgets.blank(spec, owner, await choices_of(reads, spec, owner))
     if document is not None:
         widgets.fill(controls, document, owner, defaults)
         for ref in spec.references:
@@ -98,6 +99,27 @@ async def controls_of(reads: EntryReads, spec: KindSpec, owner: str,
 
 # A certificate is a few kilobytes; a file much larger is no certificate.
 MAX_UPLOADED_PEM = 64 * 1024
+
+
+async def filter_controls(reads: EntryReads, spec: KindSpec, owner: str | None
+                          ) -> list[tuple[str, str, list[tuple[str, str]]]]:  # fmt: skip
+    """A list's filters as (name, label, options): a pick list where the field is a code
+    list or a reference (the owner's entries, by code and name), else typed text. A
+    reference is offered only once an owner is chosen (every owner's entries are too many)."""
+    choices = await choices_of(reads, spec, owner) if owner else {}
+    controls = {w.path: w for w in widgets.blank(spec, owner or "", choices)}
+    out: list[tuple[str, str, list[tuple[str, str]]]] = []
+    for f in spec.filters:
+        w = controls.get(f.name)
+        if w is None:
+            out.append((f.name, field_label(f.name), []))
+        elif w.control == "select":
+            options = [o for o in w.options if o[0]]
+            if options:
+                out.append((f.name, w.label, options))
+        else:
+            out.append((f.name, w.label, []))
+    return out
 
 
 async def items_of_form(request: Request[Any, Any, Any]) -> list[tuple[str, str]]:

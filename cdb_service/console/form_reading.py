@@ -31,7 +31,8 @@ class _Sent:
     def __init__(self, items: Iterable[tuple[str, str]]) -> None:
         self.values: dict[str, list[str]] = {}
         for key, value in items:
-            self.values.setdefault(key, []).append(value)
+            # A browser sends a text area's lines ended by CR LF (HTML's form encoding).
+            self.values.setdefault(key, []).append(value.replace("\r\n", "\n"))
 
     def one(self, name: str) -> str:
         return (self.values.get(name) or [""])[0].strip()

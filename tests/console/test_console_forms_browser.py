@@ -127,5 +127,57 @@ def test_a_clerk_adds_names_and_creates_a_court_with_its_postal_codes(service: S
             assert page.locator(field).is_visible(), field
         b.check("forms-errors")
 
+        # The court's page: its names in every language, its routing party by name.
+        page.goto(f"{base}/console/authorities/{court['id']}")
+        main = page.locator("main").inner_text()
+        assert "Tribunal cantonal de test (French)" in main, main
+        assert "Amtsgericht Prüfstadt (German)" in main
+        assert not UUID.search(page.locator("dl.facts.entry").inner_text())
+        page.locator("details.technical summary").click()  # UUIDs only in there
+        assert court["id"] in page.locator("details.technical").inner_text()
+
+        # A routing party's certificates: their facts beside each, a renewal added as PEM
+        # text, the form otherwise as it was.
+        party = Api(service, "admin-de").first("routing-parties", owner="DE")
+        page.goto(f"{base}/console/routing-parties/{party['id']}")
+        facts = page.locator("dl.facts.entry").inner_text()
+        assert "SHA-256 fingerprint" in facts and "Valid until (not after)" in facts, facts
+        b.check("forms-routing-party")
+        page.get_by_role("link", name="Edit").click()
+        rows = page.locator("fieldset.rows", has=page.locator("legend", has_text="Certificates"))
+        assert "Subject" in rows.locator("dl.cert").first.inner_text()
+        b.check("forms-edit-routing-party")
+        page.get_by_role("button", name="Save").click()
+        assert "Nothing was changed" in page.locator("main").inner_text(), page.locator(
+            "table.diff"
+        ).inner_text()
+
+    assert not b.violations, "\n".join(b.violations)
+    assert not b.problems, "\n".join(b.problems)
+
+
+def test_an_operator_s_choice_of_owner_is_remembered(service: Service) -> None:
+    base = origin(service)
+    with browser(base, SCREENSHOTS) as b:
+        page = b.page
+        _sign_in(b, base, "operator")
+        assert "Choose the owner" in page.locator("main").inner_text()
+        b.check("forms-operator-first-visit")
+        page.get_by_label("Owner").select_option("DE")
+        page.get_by_role("button", name="Show").click()
+        assert "Germany (DE)" in page.locator("h1").inner_text()
+        # The next visit opens on the same owner, and the lists are that owner's.
+        page.goto(f"{base}/console/")
+        assert "Germany (DE)" in page.locator("h1").inner_text()
+        page.goto(f"{base}/console/authorities")
+        assert "Authorities of DE" in page.locator("h1").inner_text()
+        # Its filters are pick lists (a kind, a routing party by name), never a UUID typed.
+        page.get_by_label("Kind of authority").select_option("court")
+        parties = page.get_by_label("Routing party").locator("option").all_inner_texts()
+        assert "de-justice-ap" in parties and not any(UUID.search(p) for p in parties)
+        page.get_by_role("button", name="Search").click()
+        listed = page.locator("table.list").inner_text()
+        assert "DE:COURT-BONN" in listed and "DE:PROSECUTION-BONN" not in listed, listed
+        b.check("forms-operator-list")
     assert not b.violations, "\n".join(b.violations)
     assert not b.problems, "\n".join(b.problems)
