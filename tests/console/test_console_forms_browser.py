@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from cdb_service.registry.kinds import KINDS
 from cdb_service.security.dev import DevPki
 from tests.console.support import AXE, CHROMIUM, SCREENSHOTS, Api, Browser, browser, origin
 from tests.support.service_process import Service, running_service
@@ -181,3 +182,42 @@ def test_an_operator_s_choice_of_owner_is_remembered(service: Service) -> None:
         b.check("forms-operator-list")
     assert not b.violations, "\n".join(b.violations)
     assert not b.problems, "\n".join(b.problems)
+
+
+def test_every_kind_s_form_sent_back_unchanged_changes_nothing(service: Service) -> None:
+    """Each kind's edit form, shown and saved as it is, writes no new version: what the
+    form shows reads back as the entry it was made from (dates, times in Brussels,
+    places, certificates, names)."""
+    base = origin(service)
+    api = Api(service, "operator")
+    with api.http() as http:  # kinds the seed has none of: times, a recurrence
+        for kind, body in (
+            ("maintenance-windows", {"owner": "EC", "component": "cdb", "reason": "upgrade",
+                                     "starts_at": "2027-03-02T21:00:00+01:00",
+                                     "ends_at": "2027-03-02T23:30:00+01:00",
+                                     "recurrence": {"frequency": "weekly", "weekday": "tuesday",
+                                                    "time": "21:00", "duration_minutes": 150}}),
+            ("incidents", {"owner": "EC", "component": "cdb", "description": "failover",
+                           "started_at": "2026-11-29T10:00:00+01:00",
+                           "expected_recovery_at": "2026-11-29T12:00:00+01:00"}),
+        ):  # fmt: skip
+            made = http.post(f"/{kind}", json=body)
+            assert made.status_code == 201, made.text
+    tried = []
+    with browser(base, SCREENSHOTS) as b:
+        page = b.page
+        _sign_in(b, base, "operator")
+        for kind in KINDS:
+            with api.http() as http:
+                found = http.get(f"/{kind}", params={"limit": "1"}).json().get("items") or []
+            if not found:
+                continue
+            entry = found[0]
+            page.goto(f"{base}/console/{kind}/{entry['id']}/edit")
+            page.get_by_role("button", name="Save").click()
+            main = page.locator("main").inner_text()
+            assert "Nothing was changed" in main, f"{kind}: {main[:2000]}"
+            tried.append(kind)
+    assert set(tried) >= {"authorities", "routing-parties", "jurisdiction-criteria",
+                          "national-correspondents", "national-members",
+                          "maintenance-windows", "incidents"}, tried  # fmt: skip
