@@ -57,7 +57,61 @@ async def routing_of(reads: EntryReads, authority: dict[str, Any]) -> dict[str, 
     if not criteria and not why:
         why = "no jurisdiction criterion names it, so no look-up finds it."
     return {"party": party, "routable": not why, "why": why, "criteria": criteria,
-            "places": sum(c["count"] for c in criteria)}  # fmt: skip
+            "places": sum(c["count"] for c in criteria),
+            "ties": await ties_of(reads, authority, listed.items)}  # fmt: skip
+
+
+# How many criteria of one instrument and competence a tie check reads (bounded work).
+TIE_SCAN = 500
+
+
+def _key(g: dict[str, Any], owner: str) -> tuple[str, str, str]:
+    return (str(g.get("scheme")), str(g.get("code")), str(g.get("country") or owner))
+
+
+def _overlap(a: list[Any], b: list[Any]) -> bool:
+    """Subject matters or stages in common (an empty list means every one)."""
+    return not a or not b or bool(set(a) & set(b))
+
+
+async def ties_of(reads: EntryReads, authority: dict[str, Any], criteria: list[dict[str, Any]]
+                  ) -> list[dict[str, Any]]:  # fmt: skip
+    """Where another authority of the owner is competent for the same place at the same
+    rank: the same instrument and competence, overlapping subject matters and stages,
+    the same priority and the same geo key. A sender's look-up there is ambiguous."""
+    owner = str(authority["owner"])
+    kind = KINDS["jurisdiction-criteria"]
+    found: dict[str, dict[str, Any]] = {}
+    for pair in {(c.get("instrument"), c.get("competence")) for c in criteria}:
+        mine = [c for c in criteria if (c.get("instrument"), c.get("competence")) == pair]
+        filters = {"owner": owner, "instrument": pair[0], "competence": pair[1]}
+        others = await reads.collection(kind, filters=filters, limit=TIE_SCAN)
+        for other in others.items:
+            if str(other.get("authority_id")) == str(authority["id"]):
+                continue
+            for c in mine:
+                if c.get("priority") != other.get("priority") or not (
+                    _overlap(c.get("subject_matters") or [], other.get("subject_matters") or [])
+                    and _overlap(c.get("stages") or [], other.get("stages") or [])
+                ):
+                    continue
+                keys = {_key(g, owner) for g in c.get("geo") or []}
+                shared = [g for g in other.get("geo") or [] if _key(g, owner) in keys]
+                if shared:
+                    blank: dict[str, Any] = {"id": other.get("authority_id"), "places": [],
+                             "instrument": pair[0], "competence": pair[1]}  # fmt: skip
+                    tie = found.setdefault(str(other.get("authority_id")), blank)
+                    tie["places"] += [str(g.get("code")) for g in shared]
+    out = []
+    for tie in found.values():
+        try:
+            other = await edits.current(reads, KINDS["authorities"], uuid.UUID(str(tie["id"])))
+            tie["label"] = label_of(KINDS["authorities"], other)
+        except (Problem, ValueError):
+            tie["label"] = "an authority no longer in the registry"
+        tie["places"] = sorted(set(tie["places"]))
+        out.append(tie)
+    return out
 
 
 def _instant(value: Any) -> dt.datetime:

@@ -118,6 +118,16 @@ def test_a_clerk_adds_names_and_creates_a_court_with_its_postal_codes(service: S
             assert code in main
         b.check("forms-criterion")
 
+        # The court's page: its jurisdiction, and the tie it now has with the prosecution
+        # office whose criterion names two of the same postal codes for the same EIOs.
+        page.get_by_role("link", name="DE:AG-PRUEFSTADT", exact=False).first.click()
+        jurisdiction = page.locator("section", has=page.get_by_role("heading", name="Jurisdiction"))
+        text = jurisdiction.inner_text()
+        assert "covering 3 places" in text and "10115, 10117, 10119" in text, text
+        assert "Ties with another authority" in text and "DE:PROSECUTION-BERLIN" in text, text
+        assert "on 2 places: 10115, 10117" in text, text
+        b.check("forms-court-ties")
+
         # Every error at once, each beside its field and listed at the top.
         page.goto(f"{base}/console/authorities/new")
         page.get_by_label("Code", exact=False).first.fill("FR:WRONG")
