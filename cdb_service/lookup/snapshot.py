@@ -45,8 +45,10 @@ GAZETTEER_CHUNK = 1000
 CHANGES_PAGE = 5000
 
 
-async def build(sessions: async_sessionmaker[AsyncSession]) -> LookupIndex:
-    """A whole index from one snapshot."""
+async def build(sessions: async_sessionmaker[AsyncSession], record: bool = True) -> LookupIndex:
+    """A whole index from one snapshot. `record`: it is the worker's own (its figures go
+    to the metrics, its objects out of the collector's walks); a snapshot file's builder
+    drops it once written."""
     index = LookupIndex()
     async with rev.read_snapshot(sessions) as session:
         index.revision = await rev.head_revision(session)
@@ -100,10 +102,11 @@ async def build(sessions: async_sessionmaker[AsyncSession]) -> LookupIndex:
         index.built_geo = packer.build()
         index.gazetteer = await _load_gazetteer(session)
     index.freshness = Freshness(time.monotonic())
-    _record(index, index.revision)
-    # What was just built lives as long as the index: out of the collector's walks (see
-    # the module's docstring). Objects freed later are still freed by their counts.
-    gc.freeze()
+    if record:
+        _record(index, index.revision)
+        # What was just built lives as long as the index: out of the collector's walks (see
+        # the module's docstring). Objects freed later are still freed by their counts.
+        gc.freeze()
     return index
 
 
