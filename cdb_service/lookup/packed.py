@@ -115,6 +115,28 @@ class PackedKeys:
         return self._count * self._width + int(self._values.itemsize) * len(self._values)
 
 
+class MappedText:
+    """Text that lies in a mapped file (a criterion's own geo keys, `index.Criterion`):
+    read, as `str` methods would, only when it is used."""
+
+    __slots__ = ("_at", "_buffer", "_end")
+
+    def __init__(self, buffer: Any, at: int, end: int) -> None:
+        self._buffer, self._at, self._end = buffer, at, end
+
+    def __bool__(self) -> bool:
+        return self._end > self._at
+
+    def __len__(self) -> int:
+        return self._end - self._at
+
+    def __str__(self) -> str:
+        return bytes(self._buffer[self._at : self._end]).decode()
+
+    def split(self, separator: str) -> list[str]:
+        return str(self).split(separator)
+
+
 class PackedBuilder:
     """A table from keys that arrive in order, without an object per key on the way.
 

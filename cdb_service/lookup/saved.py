@@ -9,9 +9,10 @@ entries, the gazetteer's places) is a pickle in the same file, read into each wo
 the service's own file (nobody else writes into its runtime directory).
 
 The file: a 64-byte header (magic, format, where the description is, the file's length
-and the SHA-256 of everything after the header), the tables (8-byte aligned), the
-pickle, and a JSON description (release, revision, the revision's commit time, when
-the index matched the database, where each table is). A file that is shorter or longer
+and the SHA-256 of everything after the header), the tables (8-byte aligned), each
+criterion's own keys (read only when that criterion changes), the pickle, and a JSON
+description (release, revision, the revision's commit time, when the index matched the
+database, where each table is). A file that is shorter or longer
 than its header says, whose digest does not match, or of another format or release is
 refused whole (`Unusable`), never half-served: the caller builds a new one.
 
@@ -22,6 +23,7 @@ maps the new file.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import gc
 import hashlib
@@ -31,13 +33,14 @@ import os
 import pickle
 import struct
 import time
+from array import array
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from cdb_service import __version__
-from cdb_service.lookup.index import CountryPlaces, Freshness, Gazetteer, LookupIndex
-from cdb_service.lookup.packed import PackedKeys
+from cdb_service.lookup.index import CountryPlaces, Criterion, Freshness, Gazetteer, LookupIndex
+from cdb_service.lookup.packed import MappedText, PackedKeys
 
 MAGIC = b"CDBLIDX\n"
 FORMAT = 2
@@ -120,13 +123,25 @@ def _write_to(out: BinaryIO, index: LookupIndex, synced_at: dt.datetime,
         stripped = CountryPlaces(places.stamp, places.loaded_at)
         stripped.places, stripped.lau_nuts3 = places.places, places.lau_nuts3
         countries[country] = stripped
-    rest = replace(index, built_geo=PackedKeys(),
+    # Each criterion's own keys: one text after another, and where each slot's lies.
+    spans, criteria = array("Q"), list[Criterion | None]()
+    for criterion in index.criteria:
+        text = str(criterion.keys).encode() if criterion is not None else b""
+        start = put(text) if text else 0
+        spans.extend((start, start + len(text)))
+        if criterion is not None:
+            criterion = copy.copy(criterion)
+            criterion.keys = ""
+        criteria.append(criterion)
+    spans_at = put(memoryview(spans).cast("B"))
+    rest = replace(index, built_geo=PackedKeys(), criteria=criteria,
                    gazetteer=Gazetteer(countries, index.gazetteer.identity))  # fmt: skip
     pickled = pickle.dumps(rest, protocol=pickle.HIGHEST_PROTOCOL)
     description = {
         "format": FORMAT, "release": __version__, "revision": index.revision,
         "committed_at": committed_at, "synced_at": synced_at.isoformat(),
         "tables": tables, "rest": [put(pickled), len(pickled)],
+        "criterion_keys": [spans_at, len(spans)],
     }  # fmt: skip
     text = json.dumps(description).encode()
     described_at = put(text)
@@ -185,6 +200,12 @@ def _read(buffer: mmap.mmap, size: int, file: tuple[int, int]) -> Saved:
                                  shape["count"], shape["distinct"])  # fmt: skip
 
     index.built_geo = table("geo")
+    spans_at, count = description["criterion_keys"]
+    spans = memoryview(buffer)[spans_at : spans_at + count * 8].cast("Q")
+    for slot, criterion in enumerate(index.criteria):
+        if criterion is not None:
+            criterion.keys = MappedText(buffer, spans[2 * slot], spans[2 * slot + 1])
+    spans.release()
     for country, places in index.gazetteer.countries.items():
         places.postal = table(f"postal:{country}")
     synced_at = dt.datetime.fromisoformat(description["synced_at"])
