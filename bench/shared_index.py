@@ -69,7 +69,7 @@ def measure(database: str, data_dir: Path, workers_n: int, kills: int) -> dict[s
         "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
         "CDB_DATABASE_URL": database, "CDB_DATA_DIR": str(data_dir), "CDB_PORT": str(port),
         "CDB_AUTO_SEED": "false", "CDB_AUTO_MIGRATE": "false", "CDB_LOG_LEVEL": "INFO",
-        "CDB_RATE_LIMITS": "false",
+        "CDB_RATE_LIMITS": "false", "CDB_TLS_MODE": "proxy",
     }  # fmt: skip
     if os.environ.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]  # a before: another checkout's code
@@ -77,7 +77,7 @@ def measure(database: str, data_dir: Path, workers_n: int, kills: int) -> dict[s
     data_dir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen([EXE, "serve", "--workers", str(workers_n)], env=env,
                                stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"https://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
     try:
         first_ready_s = _ready(url, process, log)
         time.sleep(2)  # every worker past its start (the readiness above is any worker's)

@@ -112,7 +112,7 @@ class Services:
                                           settings.retry_after_s)  # fmt: skip
         signing = SigningKeys.load(settings.signing_keys_path,
                                    create=settings.profile is Profile.DEV)  # fmt: skip
-        shared = SharedSnapshot(settings.lookup_snapshot_path, lambda: create_engine(settings),
+        shared = SharedSnapshot(settings.lookup_snapshot_path, settings,
                                 dt.timedelta(days=settings.changes_retention_days))  # fmt: skip
         lookup = IndexFollower(sessions, shared=shared,
                                renew_every_s=settings.lookup_snapshot_interval_s)  # fmt: skip

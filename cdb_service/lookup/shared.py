@@ -9,9 +9,10 @@ the feed instead of building: ready in the time it takes to read the file. A mis
 stale, damaged or foreign one (of another database) is built again.
 
 Everything here is blocking and runs in a thread (`asyncio.to_thread`), never on the
-event loop: the build itself runs in that thread on an event loop of its own with an
-engine of its own (connections are never shared between loops), and hands the loop
-back a file; the loop receives the mapped index by reference.
+event loop. The build itself runs in a child process (`python -m
+cdb_service.lookup.shared`, given the database settings on its stdin) with an engine of
+its own: the worker that builds keeps neither the build's garbage nor its GIL time, and
+receives a file; the loop receives the mapped index by reference.
 """
 
 from __future__ import annotations
@@ -19,23 +20,27 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import fcntl
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cdb_service import metrics
 from cdb_service.db import revisions as rev
-from cdb_service.db.engine import session_factory
+from cdb_service.db.engine import create_engine, session_factory
 from cdb_service.logging import get_logger
 from cdb_service.lookup import saved
 from cdb_service.lookup.snapshot import build
+from cdb_service.settings import Settings
 
 log = get_logger("cdb.lookup")
 LOCK_POLL_S = 0.05
@@ -54,22 +59,26 @@ async def committed_at(session: AsyncSession, revision: int) -> str | None:
 class SharedSnapshot:
     """The host's snapshot file, its lock, and how to build it.
 
-    `connect`: a new engine on the registry's database, for the builder's own loop.
+    `settings`: the registry's database, for the builder's own engine.
     `retention`: the change feed's; an older snapshot is built again rather than caught up.
     """
 
     path: Path
-    connect: Callable[[], AsyncEngine]
+    settings: Settings
     retention: dt.timedelta
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _child: subprocess.Popen[bytes] | None = None
 
     @property
     def lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".lock")
 
     def stop(self) -> None:
-        """A worker that waits for the lock stops waiting."""
+        """A worker that waits for the lock stops waiting; its build, if any, ends."""
         self._stopping.set()
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.kill()
 
     def load(self) -> saved.Saved | None:
         """The host's snapshot, mapped, if it is whole and young enough to catch up from."""
@@ -107,28 +116,24 @@ class SharedSnapshot:
         finally:
             os.close(fd)  # closing releases the lock
 
-    def build_file(self) -> int:
-        """Build the index from the database and write the snapshot (hold `builder`);
-        returns its revision."""
+    def build_file(self) -> None:
+        """Build the index from the database and write the snapshot, in a child process
+        (hold `builder`)."""
         started = time.monotonic()
-        revision = asyncio.run(self._build_and_write())
+        database = {name: value for name, value in self.settings.model_dump(mode="json").items()
+                    if name.startswith("db_") or name in ("database_url", "data_dir")}  # fmt: skip
+        # Its own metrics (none shared with the workers') and its own log lines.
+        env = {k: v for k, v in os.environ.items() if k != metrics.MULTIPROC_ENV}
+        child = subprocess.Popen([sys.executable, "-m", __name__, str(self.path)],
+                                 stdin=subprocess.PIPE, env=env)  # fmt: skip
+        self._child = child
+        child.communicate(json.dumps(database).encode())
+        self._child = None
+        if child.returncode != 0:
+            raise RuntimeError(f"the lookup snapshot's builder exited with {child.returncode}")
         metrics.LOOKUP_SNAPSHOTS.labels("built").inc()
-        log.info("lookup snapshot built", path=str(self.path), revision=revision,
-                 seconds=round(time.monotonic() - started, 3), pid=os.getpid())  # fmt: skip
-        return revision
-
-    async def _build_and_write(self) -> int:
-        engine = self.connect()
-        try:
-            sessions = session_factory(engine)
-            index = await build(sessions, record=False)
-            async with sessions() as session:
-                committed = await committed_at(session, index.revision)
-        finally:
-            await engine.dispose()
-        synced_at = dt.datetime.now(dt.UTC)
-        saved.write(self.path, index, synced_at, committed)
-        return index.revision
+        log.info("lookup snapshot built", path=str(self.path), pid=child.pid,
+                 seconds=round(time.monotonic() - started, 3))  # fmt: skip
 
     def obtain(self) -> saved.Saved | None:
         """A usable snapshot: the one there is, or, when it is missing or unusable, one
@@ -169,3 +174,21 @@ class SharedSnapshot:
                 return False
             self.build_file()
             return True
+
+
+async def _build_and_write(settings: Settings, path: Path) -> int:
+    engine = create_engine(settings)
+    try:
+        index = await build(session_factory(engine), record=False)
+        async with session_factory(engine)() as session:
+            committed = await committed_at(session, index.revision)
+    finally:
+        await engine.dispose()
+    saved.write(path, index, dt.datetime.now(dt.UTC), committed)
+    return index.revision
+
+
+if __name__ == "__main__":  # the builder: `SharedSnapshot.build_file`
+    given = Settings(**json.loads(sys.stdin.read()))
+    revision = asyncio.run(_build_and_write(given, Path(sys.argv[1])))
+    log.info("lookup snapshot written", path=sys.argv[1], revision=revision)

@@ -18,7 +18,6 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from cdb_service.db.engine import create_engine
 from cdb_service.lookup import saved, snapshot
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.lookup.gazetteer import Place, replace_country
@@ -39,7 +38,7 @@ def _count(outcome: str) -> float:
 
 
 def _shared(settings: Settings, path: Path) -> SharedSnapshot:
-    return SharedSnapshot(path, lambda: create_engine(settings), dt.timedelta(days=90))
+    return SharedSnapshot(path, settings, dt.timedelta(days=90))
 
 
 async def _create(services: Services, kind: str, body: dict[str, Any]) -> None:
