@@ -40,6 +40,11 @@ Worker replacement (bench/worker_restart.py): on the seeded registry, one worker
 time is SIGKILLed; the row "worker killed → ready" is the median time until a new
 worker answers a look-up (`--only workers`: this row alone).
 
+Workers of one host (bench/shared_index.py), at the largest size: "PSS per worker" and
+"USS per worker" (from /proc/<pid>/smaps_rollup; the lookup snapshot's pages are
+shared) and "worker killed → ready (index)", until a new worker's /health/ready
+(`--only shared-index`: these rows alone).
+
 Absolute numbers depend on this machine and its neighbours; the ratios are the
 figures to compare.
 """
@@ -68,6 +73,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import shared_index  # noqa: E402
 from bench.worker_restart import replacement_times, summary  # noqa: E402
 from cdb_service.kernel.codes import POSTAL_CODE_SHAPES  # noqa: E402
 from cdb_service.security.pki import Issued, issue, make_ca  # noqa: E402
@@ -402,6 +408,13 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[Row]) -> None:
                 big = bench_mirror(env, tmp, issuer, client, f"{keys:,} keys")
                 rows.append(mirror_row(f"{keys:,}", big, baseline))
             if args.only == "mirror":
+                continue
+            if args.only in (None, "shared-index") and keys == max(args.sizes):
+                measured = shared_index.measure(db_url, tmp / f"shared-{keys}", args.workers,
+                                                max(3, args.repeats), env)  # fmt: skip
+                rows += [Row(**row) for row in shared_index.rows(measured, f"{keys:,}",
+                                                                 args.workers)]  # fmt: skip
+            if args.only == "shared-index":
                 continue
             paths = resolve_paths(keys)
             resolve_script = lua(paths, headers, tmp / "resolve.lua")
@@ -890,8 +903,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=("resolve", "import", "mirror", "workers"),
-        help="mirror: seed, serve, mirror; workers: the worker-replacement row alone",
+        choices=("resolve", "import", "mirror", "workers", "shared-index"),
+        help="mirror: seed, serve, mirror; workers: the worker-replacement row alone; "
+        "shared-index: PSS and USS per worker and a worker killed → ready, at the largest size",
     )
     parser.add_argument("--no-pin", action="store_true",
                         help="skip the 1-worker figure pinned to its own CPU")  # fmt: skip
@@ -914,7 +928,7 @@ def main() -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="cdb-bench-") as name:
         tmp = Path(name)
-        if args.only in (None, "resolve", "mirror", "workers"):
+        if args.only in (None, "resolve", "mirror", "workers", "shared-index"):
             bench_resolve(args, tmp, rows)
         if args.only in (None, "import"):
             bench_import(tmp, rows, args.import_entries)

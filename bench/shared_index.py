@@ -63,7 +63,10 @@ def _ready(url: str, process: subprocess.Popen[bytes], log: Path) -> float:
     raise SystemExit("the service did not become ready")
 
 
-def measure(database: str, data_dir: Path, workers_n: int, kills: int) -> dict[str, Any]:
+def measure(database: str, data_dir: Path, workers_n: int, kills: int,
+            base_env: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """`base_env`: the service's environment as `run.py` sets it (production profile);
+    without it, the dev profile on `database`."""
     port = free_port()
     env = {
         "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
@@ -73,6 +76,9 @@ def measure(database: str, data_dir: Path, workers_n: int, kills: int) -> dict[s
     }  # fmt: skip
     if os.environ.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]  # a before: another checkout's code
+    if base_env is not None:
+        env = base_env | {"CDB_PORT": str(port), "CDB_DATA_DIR": str(data_dir),
+                          "CDB_LOG_LEVEL": "INFO"}  # fmt: skip
     log = data_dir / "serve.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen([EXE, "serve", "--workers", str(workers_n)], env=env,
