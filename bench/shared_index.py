@@ -65,8 +65,8 @@ def _ready(url: str, process: subprocess.Popen[bytes], log: Path) -> float:
 
 def measure(database: str, data_dir: Path, workers_n: int, kills: int,
             base_env: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
-    """`base_env`: the service's environment as `run.py` sets it (production profile);
-    without it, the dev profile on `database`."""
+    """`base_env`: the environment `run.py` runs the service with (its database, its
+    `PATH`); the service runs in the dev profile, on `database`, either way."""
     port = free_port()
     env = {
         "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"),
@@ -77,8 +77,9 @@ def measure(database: str, data_dir: Path, workers_n: int, kills: int,
     if os.environ.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]  # a before: another checkout's code
     if base_env is not None:
-        env = base_env | {"CDB_PORT": str(port), "CDB_DATA_DIR": str(data_dir),
-                          "CDB_LOG_LEVEL": "INFO"}  # fmt: skip
+        # On run.py's database, in the dev profile: the prod profile refuses run.py's
+        # measuring shortcuts (no rate limits), and memory and readiness do not need it.
+        env = base_env | env | {"CDB_PROFILE": "dev"}
     log = data_dir / "serve.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen([EXE, "serve", "--workers", str(workers_n)], env=env,

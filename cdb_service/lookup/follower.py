@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -100,7 +100,19 @@ class IndexFollower:
         if self.index is None:
             self.index = await build(self.sessions)
         else:
-            await catch_up(self.index, self.sessions)
+            await self._catch_up(self.index)
+
+    async def _catch_up(self, index: LookupIndex) -> int:
+        """`snapshot.catch_up`, reading changed gazetteer countries in a thread (with a
+        host snapshot: its settings name the database)."""
+        shared = self.shared
+        if shared is None:
+            return await catch_up(index, self.sessions)
+
+        async def read_places(wanted: list[tuple[str, str, dt.datetime]]) -> dict[str, Any]:
+            return await asyncio.to_thread(shared.read_places, wanted)
+
+        return await catch_up(index, self.sessions, read_places)
 
     async def rebuild(self) -> None:
         """A fresh index from a fresh snapshot (the data was replaced); the old one answers
@@ -149,7 +161,7 @@ class IndexFollower:
                 return None
             if await self._of_this_database(found):
                 async with self._catching_up:
-                    applied = await catch_up(found.index, self.sessions)
+                    applied = await self._catch_up(found.index)
                 self._mapped = found.file
                 metrics.LOOKUP_SNAPSHOTS.labels("mapped").inc()
                 log.info("lookup index mapped from the host's snapshot", path=str(shared.path),
@@ -196,7 +208,7 @@ class IndexFollower:
         if found is None or not await self._of_this_database(found):
             return
         async with self._catching_up:
-            await catch_up(found.index, self.sessions)
+            await self._catch_up(found.index)
             if self.index is None or found.index.revision >= self.index.revision:
                 self.index = found.index
                 metrics.LOOKUP_SNAPSHOTS.labels("mapped").inc()
@@ -211,7 +223,7 @@ class IndexFollower:
                 continue
             try:
                 async with self._catching_up:
-                    await catch_up(self.index, self.sessions)
+                    await self._catch_up(self.index)
                 await self._follow_host()
             except Exception as error:
                 log.warning("lookup index could not catch up", error=repr(error))

@@ -242,3 +242,37 @@ async def test_two_processes_map_one_snapshot_share_its_pages_and_answer_alike(
     finally:
         for child in children:
             await child.communicate(b"")
+
+
+async def test_a_gazetteer_load_is_read_off_the_loop_and_answered(
+    settings: Settings, services: Services, tmp_path: Path
+) -> None:
+    """A load after the snapshot: its country is read in a thread, with its own engine."""
+    await _registry(services, courts=1)
+    follower = await _started(settings, services, tmp_path / "lookup-index.snap")
+    try:
+        assert follower.index is not None
+        mapped = follower.index.gazetteer.countries["DE"]
+        # 20095 now lies in the court's LAU; its criterion names the LAU.
+        await replace_country(services.sessions, "DE", [Place("20095", "11000000", "DE300")],
+                              "test")  # fmt: skip
+        geo = [{"scheme": "lau", "code": "11000000"}]
+        body = factories.criterion(ref="lau", authority_code="DE:COURT-0", geo=geo)
+        await _create(services, "jurisdiction-criteria", body)
+        loop_threads: set[str] = set()
+        shared = follower.shared
+        assert shared is not None
+        read = shared.read_places
+
+        def spy(wanted: list[tuple[str, str, dt.datetime]]) -> dict[str, Any]:
+            loop_threads.add(threading.current_thread().name)
+            return read(wanted)
+
+        shared.read_places = spy  # type: ignore[method-assign]
+        await follower.refresh()
+        assert loop_threads and threading.current_thread().name not in loop_threads
+        assert follower.index.gazetteer.countries["DE"] is not mapped
+        query = QUERY | {"postal_code": "20095"}
+        assert _codes(resolve(follower.index, resolve_query(query))) == ["DE:COURT-0"]
+    finally:
+        await follower.stop()
