@@ -435,12 +435,15 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[Row]) -> None:
                     assert check.status_code == 200 and check.json()["matches"], check.text[:300]
                     # CDB_BENCH_PROFILE=FILE: a py-spy profile of one worker (first resolve run).
                     profiler = _profile(service, args.seconds)
+                    lag = shared_index.lag_buckets(service.url)
                     runs = paired(service.url, live_script, resolve_script, args, wrk_cpu)
+                    lag_row = shared_index.lag_row(service.url, lag, f"{keys:,}", shape)
                     if profiler is not None:
                         profiler.wait()
                     rss = worker_rss_mib(service.process.pid)
                     rows += runs.rows(f"{keys:,}", f"/health/live (reference, {shape})",
                                       f"/api/v1/resolve ({shape})", rss)  # fmt: skip
+                    rows.append(Row(**lag_row))
                     last = keys == max(args.sizes)
                     if last:
                         bench_table(service, headers, live_script, tmp, args, rows,

@@ -112,6 +112,33 @@ def _replacement(supervisor: int, url: str, log: Path) -> float:
                                  timeout=120).seconds  # fmt: skip
 
 
+def lag_buckets(url: str) -> dict[float, float]:
+    """`cdb_event_loop_lag_seconds` as it stands: upper bound -> samples at or below it,
+    summed over the workers (whichever answers `/metrics` reports them all)."""
+    buckets: dict[float, float] = {}
+    text = httpx.get(f"{url}/metrics", verify=False, timeout=10).text
+    for line in text.splitlines():
+        if line.startswith("cdb_event_loop_lag_seconds_bucket{"):
+            bound = float(line.split('le="', 1)[1].split('"', 1)[0])
+            buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def lag_row(url: str, before: dict[float, float], size: str, shape: str) -> dict[str, Any]:
+    """The event loop's lag p99 over the samples taken since `before` (the upper bound of
+    the bucket it falls in: the histogram's resolution)."""
+    after = lag_buckets(url)
+    since = {bound: count - before.get(bound, 0.0) for bound, count in after.items()}
+    total = since.get(float("inf"), 0.0)
+    p99 = next((b for b in sorted(since) if since[b] >= 0.99 * total), None) if total else None
+    endpoint = f"event-loop lag p99 ({shape}, during the resolve and reference runs)"
+    return {"size": size, "endpoint": endpoint,
+            "rps": None, "p50_ms": None, "p99_ms": None if p99 is None else p99 * 1000,
+            "ratio": None, "rss_mib": [], "ratio_spread": None, "runs": 1, "errors": 0,
+            "unit": "", "note": f"{total:.0f} samples (every 0.1 s per worker); the upper "
+            "bound of the histogram bucket the 99th percentile falls in"}  # fmt: skip
+
+
 def rows(result: dict[str, Any], size: str, workers_n: int) -> list[dict[str, Any]]:
     """`results.json` rows (the format `run.py`'s `Row` writes)."""
     memory = result["memory"]
