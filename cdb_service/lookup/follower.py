@@ -65,6 +65,9 @@ class IndexFollower:
     _mapped: tuple[int, int] | None = None
     _renew_looked: float = field(default_factory=time.monotonic)
     _renewing: asyncio.Future[bool] | None = None
+    # (revision, gazetteer identity) of the snapshot mapped: renewed only once the feed
+    # has moved past it.
+    _mapped_as: tuple[int, str] = (-1, "")
 
     def answer(self, index: LookupIndex, key: Hashable, compute: Callable[[], bytes]) -> bytes:
         """The encoded answer to `key` at the index's revision, computed once per revision."""
@@ -137,17 +140,24 @@ class IndexFollower:
                     age_s=round(found.age_s()))  # fmt: skip
         return True
 
-    async def _build(self) -> None:
+    async def _build(self) -> bool:
+        mapped = None
+        if self.shared is not None:
+            try:
+                mapped = await self._from_host()
+            except Exception as error:  # the runtime directory, the builder: build here
+                log.warning("lookup snapshot unavailable: this worker builds its own index",
+                            error=repr(error))  # fmt: skip
         try:
-            mapped = await self._from_host() if self.shared is not None else None
             index = mapped.index if mapped is not None else await build(self.sessions)
         except Exception as error:
             log.warning("lookup index could not be built", error=repr(error))
-            return
+            return False
         self.index, self.saved_from = index, None
         if mapped is None:
             log.info("lookup index built", revision=index.revision,
                      criteria=len(index.slot_of), geo_keys=index.key_count())  # fmt: skip
+        return True
 
     async def _from_host(self) -> saved.Saved | None:
         """The host's snapshot, mapped and caught up with the feed; built first (by this
@@ -160,6 +170,7 @@ class IndexFollower:
             if found is None:
                 return None
             if await self._of_this_database(found):
+                self._mapped_as = (found.index.revision, found.index.gazetteer.identity)
                 async with self._catching_up:
                     applied = await self._catch_up(found.index)
                 self._mapped = found.file
@@ -189,10 +200,13 @@ class IndexFollower:
         if shared is None or self.index is None:
             return
         now = time.monotonic()
+        index = self.index
         if (
             self.renew_every_s > 0
             and self._renewing is None
             and (now - self._renew_looked >= min(self.renew_every_s, RENEW_LOOK_S))
+            # Only a snapshot that the feed has moved past: an unchanged one stays.
+            and (index.revision, index.gazetteer.identity) != self._mapped_as
         ):
             self._renew_looked = now
             self._renewing = _in_daemon_thread(shared.renew, self.renew_every_s)
@@ -207,19 +221,23 @@ class IndexFollower:
         found = await asyncio.to_thread(shared.load)
         if found is None or not await self._of_this_database(found):
             return
+        as_written = (found.index.revision, found.index.gazetteer.identity)
         async with self._catching_up:
             await self._catch_up(found.index)
             if self.index is None or found.index.revision >= self.index.revision:
+                self._mapped_as = as_written
                 self.index = found.index
                 metrics.LOOKUP_SNAPSHOTS.labels("mapped").inc()
                 log.info("lookup index swapped for the host's new snapshot",
                          revision=found.index.revision)  # fmt: skip
 
     async def _follow(self) -> None:
+        failed = 0
         while True:
-            await asyncio.sleep(self.interval)
+            # After failed builds, less and less often: each may start a builder process.
+            await asyncio.sleep(min(BUILD_RETRY_MAX_S, self.interval * 2**failed))
             if self.index is None or self.saved_from is not None:
-                await self._build()
+                failed = 0 if await self._build() else min(failed + 1, 16)
                 continue
             try:
                 async with self._catching_up:
@@ -267,6 +285,7 @@ class IndexFollower:
 
 
 RENEW_LOOK_S = 5.0
+BUILD_RETRY_MAX_S = 30.0
 T = TypeVar("T")
 
 

@@ -276,3 +276,53 @@ async def test_a_gazetteer_load_is_read_off_the_loop_and_answered(
         assert _codes(resolve(follower.index, resolve_query(query))) == ["DE:COURT-0"]
     finally:
         await follower.stop()
+
+
+async def test_a_snapshot_older_than_the_feed_keeps_is_built_again(
+    settings: Settings, services: Services, tmp_path: Path
+) -> None:
+    await _registry(services)
+    path = tmp_path / "lookup-index.snap"
+    await asyncio.to_thread(_shared(settings, path).obtain)
+    found = saved.load(path)
+    assert found is not None
+    long_ago = found.synced_at - dt.timedelta(days=91)  # the feed keeps 90 days here
+    saved.write(path, found.index, long_ago, found.committed_at)
+    built = _count("built")
+    follower = await _started(settings, services, path)
+    try:
+        assert _count("built") == built + 1
+    finally:
+        await follower.stop()
+
+
+async def test_after_writes_one_worker_renews_the_snapshot_and_every_worker_swaps_it_in(
+    settings: Settings, services: Services, tmp_path: Path
+) -> None:
+    await _registry(services, courts=1)
+    path = tmp_path / "lookup-index.snap"
+    followers = [IndexFollower(services.sessions, interval=0.05, shared=_shared(settings, path),
+                               renew_every_s=0.2) for _ in range(2)]  # fmt: skip
+    for follower in followers:
+        await follower.start()
+    try:
+        await asyncio.sleep(1)
+        built = _count("built")
+        assert saved.stamp_of(path) is not None
+        await asyncio.sleep(1)  # nothing written: nothing renewed
+        assert _count("built") == built
+        await _court(services, 1)  # DE:COURT-1 at 10116
+        for _ in range(200):  # a renewed snapshot holds it in its packed table
+            if _count("built") > built and all(
+                f.index is not None and f.index.built_geo.get(b"DEp10116") for f in followers
+            ):
+                break
+            await asyncio.sleep(0.1)
+        assert _count("built") == built + 1  # one worker built it, both mapped it
+        for follower in followers:
+            assert follower.index is not None and follower.index.built_geo.get(b"DEp10116")
+            query = QUERY | {"postal_code": "10116"}
+            assert _codes(resolve(follower.index, resolve_query(query))) == ["DE:COURT-1"]
+    finally:
+        for follower in followers:
+            await follower.stop()
