@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cdb_service import metrics
 from cdb_service.db import revisions as rev
 from cdb_service.db.engine import create_engine, session_factory
-from cdb_service.logging import get_logger
+from cdb_service.logging import configure_logging, get_logger
 from cdb_service.lookup import saved
 from cdb_service.lookup.index import CountryPlaces
 from cdb_service.lookup.snapshot import build, load_country
@@ -122,7 +122,8 @@ class SharedSnapshot:
         (hold `builder`)."""
         started = time.monotonic()
         database = {name: value for name, value in self.settings.model_dump(mode="json").items()
-                    if name.startswith("db_") or name in ("database_url", "data_dir")}  # fmt: skip
+                    if name.startswith("db_") or name in ("database_url", "data_dir",
+                                                          "log_level")}  # fmt: skip
         # Its own metrics (none shared with the workers') and its own log lines.
         env = {k: v for k, v in os.environ.items() if k != metrics.MULTIPROC_ENV}
         child = subprocess.Popen([sys.executable, "-m", __name__, str(self.path)],
@@ -207,5 +208,6 @@ async def _build_and_write(settings: Settings, path: Path) -> int:
 
 if __name__ == "__main__":  # the builder: `SharedSnapshot.build_file`
     given = Settings(**json.loads(sys.stdin.read()))
+    configure_logging(given.log_level)  # the worker's log stream, in its shape
     revision = asyncio.run(_build_and_write(given, Path(sys.argv[1])))
     log.info("lookup snapshot written", path=sys.argv[1], revision=revision)
