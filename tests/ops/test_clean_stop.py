@@ -81,11 +81,12 @@ async def test_a_long_poll_answers_as_soon_as_the_stop_begins(api: Api) -> None:
     drain = _drain(api)
     async with api.client("reader") as client:
         head = (await client.get("/api/v1/changes", params={"since": 0})).json()["head"]
-        # The test client holds the event loop while a request runs: the stop begins
-        # from another thread, as a signal would interrupt the worker.
+        # The stop begins from another thread, as a signal would interrupt the worker, half
+        # a second after the poll was asked (`asked` is read first: the timer counts from
+        # its own start).
+        asked = time.monotonic()
         stop = threading.Timer(0.5, drain.begin)
         stop.start()
-        asked = time.monotonic()
         answer = await client.get("/api/v1/changes", params={"since": head, "wait": 60})
         answered = time.monotonic()
         stop.join()
