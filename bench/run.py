@@ -40,6 +40,10 @@ Worker replacement (bench/worker_restart.py): on the seeded registry, one worker
 time is SIGKILLed; the row "worker killed → ready" is the median time until a new
 worker answers a look-up (`--only workers`: this row alone).
 
+Data paths (bench/data_paths.py, `--only data`): the extract ÷ psql \\copy and the
+extract at `revision=R` (ten runs in a row) beside the head on a registry grown by
+thousands of revisions, on PostgreSQL; the unchanged re-import; the XLSX round trip.
+
 Absolute numbers depend on this machine and its neighbours; the ratios are the
 figures to compare.
 """
@@ -68,6 +72,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import data_paths  # noqa: E402
 from bench.worker_restart import replacement_times, summary  # noqa: E402
 from cdb_service.kernel.codes import POSTAL_CODE_SHAPES  # noqa: E402
 from cdb_service.security.pki import Issued, issue, make_ca  # noqa: E402
@@ -890,8 +895,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=("resolve", "import", "mirror", "workers"),
-        help="mirror: seed, serve, mirror; workers: the worker-replacement row alone",
+        choices=("resolve", "import", "mirror", "workers", "data"),
+        help="mirror: seed, serve, mirror; workers: the worker-replacement row alone; "
+        "data: bench/data_paths.py's rows (extracts, the past, re-import, XLSX)",
     )
     parser.add_argument("--no-pin", action="store_true",
                         help="skip the 1-worker figure pinned to its own CPU")  # fmt: skip
@@ -901,6 +907,7 @@ def main() -> int:
         help="a short run while working: smaller and shorter unless told",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the figures go (JSON)")
+    data_paths.add_arguments(parser)
     args = parser.parse_args()
     quick = args.quick
     for name, full, short in (("sizes", [10_000, 1_000_000], [10_000]), ("seconds", 10, 3),
@@ -909,6 +916,7 @@ def main() -> int:
         if getattr(args, name) is None:
             setattr(args, name, short if quick else full)
     args.repeats = max(1, args.repeats)
+    data_paths.defaults(args, quick)
     if args.only in (None, "resolve") and shutil.which("wrk") is None:
         raise SystemExit("wrk is missing (make bench installs the Debian package)")
     rows: list[Row] = []
@@ -918,6 +926,8 @@ def main() -> int:
             bench_resolve(args, tmp, rows)
         if args.only in (None, "import"):
             bench_import(tmp, rows, args.import_entries)
+        if args.only in (None, "data"):
+            rows += data_paths.data_rows(args, tmp)
     plan = cpu_plan()
     print(
         f"cdb-service bench: {args.connections} connections, {args.seconds} s per run, "

@@ -47,9 +47,15 @@ def batch(entries: int) -> str:
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
 
-def run(label: str, args: list[str], env: dict[str, str], work: Path) -> str:
+def run(
+    label: str,
+    args: list[str],
+    env: dict[str, str],
+    work: Path,
+    steps: list[tuple[str, float, float]] | None = None,
+) -> str:
     """One step as its own process; its output goes to files, so that `wait4` can reap it
-    and report its own peak resident memory."""
+    and report its own peak resident memory (and `steps` gets its label, seconds, MiB)."""
     out_path, err_path = work / "step.out", work / "step.err"
     started = time.perf_counter()
     with out_path.open("w") as out, err_path.open("w") as err:
@@ -58,8 +64,39 @@ def run(label: str, args: list[str], env: dict[str, str], work: Path) -> str:
     elapsed = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{label} failed: {err_path.read_text().strip()[-2000:]}")
-    print(f"{label:<42} {elapsed:7.1f} s   peak RSS {usage.ru_maxrss / 1024:6.0f} MiB", flush=True)
+    peak = usage.ru_maxrss / 1024
+    print(f"{label:<42} {elapsed:7.1f} s   peak RSS {peak:6.0f} MiB", flush=True)
+    if steps is not None:
+        steps.append((label, elapsed, peak))
     return out_path.read_text()
+
+
+def round_trip(entries: int, database_url: str, work: Path) -> list[tuple[str, float, float]]:
+    """Every step's (label, seconds, peak MiB); fails unless the re-import changes nothing."""
+    steps: list[tuple[str, float, float]] = []
+    env = os.environ | {"CDB_DATA_DIR": str(work), "CDB_LOG_LEVEL": "WARNING"}
+    env["CDB_DATABASE_URL"] = database_url or f"sqlite:///{work / 'bench.sqlite3'}"
+    source = work / "de.ndjson"
+    source.write_text(batch(entries), "utf-8")
+    print(f"{entries} entries of DE on {env['CDB_DATABASE_URL'].split(':')[0]}")
+    run("migrate", ["migrate"], env, work, steps)
+    run("import de.ndjson (setup)", ["import", str(source), "--owner", "DE"], env, work, steps)
+    book = work / "de.xlsx"
+    run("export --owner DE --out de.xlsx", ["export", "--owner", "DE", "--out", str(book)],
+        env, work, steps)  # fmt: skip
+    print(f"{'':<40} workbook {book.stat().st_size / 2**20:.1f} MiB")
+    dry = ["import", str(book), "--owner", "DE", "--dry-run", "--mode", "replace"]
+    counts = json.loads(run("import de.xlsx --dry-run --mode replace", dry, env, work, steps))[
+        "counts"
+    ]
+    real = json.loads(run("import de.xlsx", ["import", str(book), "--owner", "DE"], env, work,
+                          steps))  # fmt: skip
+    if counts != {"created": 0, "updated": 0, "deleted": 0, "unchanged": entries} or (
+        real["revision"] is not None
+    ):
+        sys.exit(f"the round trip changed something: {counts} {real['counts']}")
+    print(f"round trip: {counts['unchanged']} unchanged, nothing written")
+    return steps
 
 
 def main() -> None:
@@ -68,28 +105,7 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="default: a fresh SQLite file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cdb-xlsx-bench-") as tmp:
-        work = Path(tmp)
-        env = os.environ | {"CDB_DATA_DIR": str(work), "CDB_LOG_LEVEL": "WARNING"}
-        env["CDB_DATABASE_URL"] = args.database_url or f"sqlite:///{work / 'bench.sqlite3'}"
-        source = work / "de.ndjson"
-        source.write_text(batch(args.entries), "utf-8")
-        print(f"{args.entries} entries of DE on {env['CDB_DATABASE_URL'].split(':')[0]}")
-        run("migrate", ["migrate"], env, work)
-        run("import de.ndjson (setup)", ["import", str(source), "--owner", "DE"], env, work)
-        book = work / "de.xlsx"
-        run("export --owner DE --out de.xlsx", ["export", "--owner", "DE", "--out", str(book)],
-            env, work)  # fmt: skip
-        print(f"{'':<40} workbook {book.stat().st_size / 2**20:.1f} MiB")
-        dry = ["import", str(book), "--owner", "DE", "--dry-run", "--mode", "replace"]
-        counts = json.loads(run("import de.xlsx --dry-run --mode replace", dry, env, work))[
-            "counts"
-        ]
-        real = json.loads(run("import de.xlsx", ["import", str(book), "--owner", "DE"], env, work))
-        if counts != {"created": 0, "updated": 0, "deleted": 0, "unchanged": args.entries} or (
-            real["revision"] is not None
-        ):
-            sys.exit(f"the round trip changed something: {counts} {real['counts']}")
-        print(f"round trip: {counts['unchanged']} unchanged, nothing written")
+        round_trip(args.entries, args.database_url, Path(tmp))
 
 
 if __name__ == "__main__":
