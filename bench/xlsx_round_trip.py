@@ -3,10 +3,11 @@
     .venv/bin/python bench/xlsx_round_trip.py [--entries 50000] [--database-url URL]
 
 Each step is a real `cdb-service` process (as an administrator runs it); its wall time
-and peak resident memory (`wait4` rusage) are printed. The batch is one owner (DE):
-one routing party, then authorities and jurisdiction criteria half and half, with
-names in two languages, an address, a contact, a reference each. The re-import must
-report every entry unchanged (the round trip is a no-op), or the script fails.
+and peak resident memory (its own, read by a small parent process) are printed. The
+batch is one owner (DE): one routing party, then authorities and jurisdiction
+criteria half and half, with names in two languages, an address, a contact, a
+reference each. The re-import must report every entry unchanged (the round trip is a
+no-op), or the script fails.
 """
 
 from __future__ import annotations
@@ -47,24 +48,30 @@ def batch(entries: int) -> str:
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
 
-def run(
-    label: str,
-    args: list[str],
-    env: dict[str, str],
-    work: Path,
-    steps: list[tuple[str, float, float]] | None = None,
-) -> str:
-    """One step as its own process; its output goes to files, so that `wait4` can reap it
-    and report its own peak resident memory (and `steps` gets its label, seconds, MiB)."""
+# Each step runs under a small parent of its own that reports the step's peak: a child
+# forked straight from a large process (run.py) counts that process's pages as its own
+# until it execs, which would put a floor of the bench's size under every figure.
+_PEAK = (
+    "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
+    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss; "
+    "sys.stderr.write(f'\\npeak-kib {peak}\\n'); sys.exit(done.returncode)"
+)
+
+
+def run(label: str, args: list[str], env: dict[str, str], work: Path,
+        steps: list[tuple[str, float, float]] | None = None) -> str:  # fmt: skip
+    """One step as its own process; its output goes to files, and its peak resident
+    memory is its own (and `steps` gets its label, seconds, MiB)."""
     out_path, err_path = work / "step.out", work / "step.err"
     started = time.perf_counter()
     with out_path.open("w") as out, err_path.open("w") as err:
-        process = subprocess.Popen([EXE, *args], env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)
+        done = subprocess.run([sys.executable, "-c", _PEAK, EXE, *args], env=env, stdout=out,
+                              stderr=err, check=False)  # fmt: skip
     elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{label} failed: {err_path.read_text().strip()[-2000:]}")
-    peak = usage.ru_maxrss / 1024
+    errors = err_path.read_text()
+    if done.returncode != 0:
+        sys.exit(f"{label} failed: {errors.strip()[-2000:]}")
+    peak = int(errors.rpartition("peak-kib ")[2].split()[0]) / 1024
     print(f"{label:<42} {elapsed:7.1f} s   peak RSS {peak:6.0f} MiB", flush=True)
     if steps is not None:
         steps.append((label, elapsed, peak))
