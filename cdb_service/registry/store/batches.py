@@ -8,11 +8,12 @@ What a batch holds and answers (`BatchItem`, `BatchResult`) is in `batch_items.p
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db.revisions import RevisionWriter
@@ -92,7 +93,7 @@ class Batches:
                 claims = _UniqueClaims()
                 for start in range(0, len(ordered), ROWS_AT_ONCE):
                     part = ordered[start : start + ROWS_AT_ONCE]
-                    await index.load_rows(writer.session, [i.named for i in part])
+                    await _load_part(writer.session, index, part)
                     for item in part:
                         try:
                             row, values = await _apply_one(writer, index, item, seen)
@@ -196,6 +197,8 @@ async def _apply_one(
     key = key if key is not None else str(row.id)
     if row is not None and _same_source(index, item, row):
         return DiffRow(kind.name, key, Change.UNCHANGED, row.id, (), item.line), {}
+    if isinstance(row, Row):  # only its digest was read (`_load_part`): now all of it
+        row = await writer.session.get_one(kind.model, row.id)
     values = column_values(writer, index, kind, item.document(), row)
     if row is None:
         values[SOURCE_DIGEST] = item.digest
@@ -209,6 +212,34 @@ async def _apply_one(
     values[SOURCE_DIGEST] = item.digest
     await writer.update(kind, row, values)
     return DiffRow(kind.name, key, Change.UPDATED, row.id, changed, item.line), values
+
+
+def _digest_columns(kind: KindSpec) -> list[Any]:
+    """What `_same_source` reads of a current row (and what finds the row again)."""
+    model: Any = kind.model
+    names = ["id", "owner", kind.natural_key, SOURCE_DIGEST]
+    names += [ref.id_field for ref in kind.references]
+    names += ["instrument"] if kind.name == CRITERIA else []
+    return [getattr(model, name) for name in dict.fromkeys(names)]
+
+
+async def _load_part(session: AsyncSession, index: EntryIndex, part: Sequence[BatchItem]) -> None:
+    """The current rows of a part of the batch: first their digests, then, whole, only the
+    rows of the items whose line is not the one the row was written from (a re-import
+    of unchanged entries reads a few columns of each, not its documents)."""
+    slim = await index.current_rows(session, [i.named for i in part], _digest_columns)
+    index.rows = defaultdict(dict)
+    index.add_rows(slim)
+    same = [i for i in part if (row := _current(index, i)) is not None
+            and _same_source(index, i, row)]  # fmt: skip
+    kept = [(i.kind, _current(index, i)) for i in same]
+    ids = {id(i) for i in same}
+    await index.load_rows(session, [i.named for i in part if id(i) not in ids])
+    index.add_rows(kept)
+
+
+def _current(index: EntryIndex, item: BatchItem) -> Any:
+    return None if item.key is None else index.existing(item.kind, item.owner, item.key)
 
 
 def _same_source(index: EntryIndex, item: BatchItem, row: Any) -> bool:
