@@ -232,12 +232,14 @@ async def _entries_then(session: AsyncSession, kind: KindSpec, owner: str | None
         versions = await rev.collection_as_of(
             session, kind.name, revision, owner=owner, after=after, limit=ROWS_PER_FETCH
         )
+        after = versions[-1].entry_id if versions else None
         for version in versions:
             yield dict(version.document), version.version, version.revision
-            session.expunge(version)
+        # Let go of the page at once (one by one, expunging was a third of the Python time
+        # of a past extract): the snapshot's session holds nothing else.
+        session.expunge_all()
         if len(versions) < ROWS_PER_FETCH:
             return
-        after = versions[-1].entry_id
 
 
 async def stream_extract(
