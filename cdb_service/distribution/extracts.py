@@ -14,6 +14,7 @@ so a row costs the service one hash and one copy, as `psql \\copy` costs psql on
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -208,21 +209,31 @@ def _line_sql(kind: KindSpec, by_owner: bool) -> str | None:
 async def _lines_from_database(session: AsyncSession, sql: str, owner: str | None
                                ) -> AsyncIterator[bytes]:  # fmt: skip
     """The lines `_line_sql` writes, through a cursor of the snapshot's transaction (the
-    driver's own: no per-row work on the way), in fetches of about FETCH_BYTES."""
+    driver's own: no per-row work on the way), in fetches of about FETCH_BYTES. The next
+    fetch is asked for before the lines of this one go out, so the database writes it
+    while they are chained and sent (two fetches held at most)."""
     connection = await session.connection()
     driver: Any = (await connection.get_raw_connection()).driver_connection
     if not driver.is_in_transaction():  # SQLAlchemy's BEGIN waits for its first statement
         await session.execute(select(literal(1)))
     cursor = await driver.cursor(sql, *((owner,) if owner else ()))
     rows, largest = FIRST_FETCH, 1
-    while True:
-        records = await cursor.fetch(rows)
-        for (line,) in records:
-            largest = max(largest, len(line))
-            yield line
-        if len(records) < rows:
-            return
-        rows = max(FIRST_FETCH, min(MAX_FETCH, FETCH_BYTES // largest))
+    pending: asyncio.Future[list[Any]] | None = asyncio.ensure_future(cursor.fetch(rows))
+    try:
+        while pending is not None:
+            records, asked = await pending, rows
+            pending = None
+            if len(records) == asked:
+                largest = max(largest, *(len(line) for (line,) in records))
+                rows = max(FIRST_FETCH, min(MAX_FETCH, FETCH_BYTES // largest))
+                pending = asyncio.ensure_future(cursor.fetch(rows))
+            for (line,) in records:
+                yield line
+    finally:
+        if pending is not None:  # the reader left early: the connection is free again after
+            await asyncio.wait([pending])
+            if not pending.cancelled():
+                pending.exception()  # retrieved: a failure here is the leaving reader's
 
 
 async def _entries_then(session: AsyncSession, kind: KindSpec, owner: str | None, revision: int

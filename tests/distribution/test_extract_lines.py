@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from cdb_service.db.revisions import read_snapshot
 from cdb_service.distribution import extracts
@@ -99,3 +99,26 @@ async def test_a_large_kind_comes_in_fetches_and_whole(services: Services, monke
     database = await _database_lines(services, AUTH)
     assert database == await _python_lines(services, AUTH)
     assert len(database) == 150
+
+
+@pytest.mark.postgres_only
+async def test_a_reader_that_leaves_early_leaves_the_connection_usable(
+    services: Services, monkeypatch: Any
+) -> None:
+    """A client that hangs up mid-extract: the fetch already asked for is finished, and
+    the snapshot's connection answers the next statement (it goes back to the pool)."""
+    monkeypatch.setattr(extracts, "FIRST_FETCH", 2)
+    from cdb_service.registry.store.batch_items import BatchItem
+
+    items = [BatchItem.of(AUTH, validate(AUTH, factories.authority(code=f"DE:L{n:03d}")), n)
+             for n in range(40)]  # fmt: skip
+    await services.batches.apply(items, "importer")
+    sql = extracts._line_sql(AUTH, False)
+    assert sql is not None
+    async with read_snapshot(services.sessions) as session:
+        lines = extracts._lines_from_database(session, sql, None)
+        first = [await anext(lines) for _ in range(3)]  # a second fetch is under way
+        await lines.aclose()
+        assert len(first) == 3
+        assert await session.scalar(select(func.count()).select_from(AUTH.model)) == 40
+    assert len(await _database_lines(services, AUTH)) == 40
