@@ -34,13 +34,15 @@ TABLES = (
 )
 
 
+# Plain ALTER TABLE on both databases (SQLite 3.35+ drops a column in place): batch mode
+# would copy each table, which the foreign keys between kinds refuse once rows exist.
+
+
 def upgrade() -> None:
-    for table in TABLES:
-        with op.batch_alter_table(table) as batch:
-            batch.add_column(sa.Column("source_sha256", sa.String(length=64), nullable=True))
+    for name in TABLES:
+        op.add_column(name, sa.Column("source_sha256", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
-    for table in TABLES:
-        with op.batch_alter_table(table) as batch:
-            batch.drop_column("source_sha256")
+    for name in TABLES:
+        op.execute(f"ALTER TABLE {name} DROP COLUMN source_sha256")
