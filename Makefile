@@ -54,11 +54,14 @@ chromium:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 # deploy/ is checked by the tools that apply it: promtool (Debian prometheus, whose own
-# service stays off), PostgreSQL's server binaries for the failover and restore
+# service stays off), Java's keytool (Debian openjdk-17-jre-headless: it reads back the
+# packages' JKS and PKCS#12 stores), PostgreSQL's server binaries for the failover and restore
 # tests, systemd-analyze, and kubectl (kustomize; Debian kubernetes-client if none).
 deploy-tools:
 	@command -v promtool >/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null)
+	@command -v keytool >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null)
 	-@service prometheus stop >/dev/null 2>&1 || true
 	@ls /usr/lib/postgresql/*/bin/pg_basebackup >/dev/null 2>&1 || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null)

@@ -35,6 +35,7 @@ from cdb_service.distribution.controller import (
     GazetteerController,
     JwksController,
 )
+from cdb_service.distribution.packages_controller import PackagesController
 from cdb_service.distribution.routing_controller import RoutingTableController
 from cdb_service.kernel.problems import Problem
 from cdb_service.logging import configure_logging, get_logger
@@ -206,6 +207,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ExtractController,
             GazetteerController,
             RoutingTableController,
+            PackagesController,
             XmlSchemaController,
             SubscriptionController,
             ConsultationController,

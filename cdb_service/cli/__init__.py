@@ -1,7 +1,8 @@
 """`cdb-service` command line.
 
 serve, migrate, seed, gazetteer-load, dev-token, dev-url, audit-verify, import, export,
-quality, erase, verify-extract, verify-receipt, verify-restore, certificates, rotate-signing-key,
+quality, erase, verify-extract, verify-package, verify-receipt, verify-restore, certificates,
+rotate-signing-key,
 mirror, probe (and `probe report`), openapi.
 """
 
@@ -9,7 +10,8 @@ mirror, probe (and `probe report`), openapi.
 # live by group (the docstring above is the parser's description, so the map is here):
 #   data.py      the registry's data in and out: migrate, seed, gazetteer-load, import,
 #                export, quality
-#   checks.py    checks an operator runs: audit-verify, verify-extract, verify-receipt,
+#   checks.py    checks an operator runs: audit-verify, verify-extract, verify-package,
+#                verify-receipt,
 #                verify-restore, certificates
 #   personal.py  erase: named persons on request or past the retention
 #   service.py   the service and what stands beside it: serve, dev-token, dev-url,
@@ -26,6 +28,7 @@ from cdb_service.cli.checks import (
     cmd_audit_verify,
     cmd_certificates,
     cmd_verify_extract,
+    cmd_verify_package,
     cmd_verify_receipt,
     cmd_verify_restore,
 )
@@ -119,6 +122,16 @@ def parser() -> argparse.ArgumentParser:
     ver.add_argument("--cacert", help="CA bundle for an https JWKS URL (and its issuer)")
     outbound_arguments(ver, ca=False)
     ver.set_defaults(run=cmd_verify_extract)
+    pkg = sub.add_parser(
+        "verify-package", help="check a configuration package (ZIP): signature, files, digest",
+        epilog="The JWKS is fetched or read as for verify-extract. A package that does not "
+        "verify is refused with one line naming the file at fault (exit status 1).",
+    )  # fmt: skip
+    pkg.add_argument("file")
+    pkg.add_argument("--jwks", required=True, help="URL or file of the service's JWKS")
+    pkg.add_argument("--cacert", help="CA bundle for an https JWKS URL (and its issuer)")
+    outbound_arguments(pkg, ca=False)
+    pkg.set_defaults(run=cmd_verify_package)
     rec = sub.add_parser(
         "verify-receipt", help="check a write's CDB-Receipt (signature, entries, request)",
         epilog="RECEIPT is the header's value or a file holding it. --request checks that a "

@@ -156,3 +156,31 @@ def cmd_certificates(args: argparse.Namespace, settings: Settings) -> int:
     print_json({"within_days": args.within_days, "certificates": found})
     # Non-zero when there is something to act on: a timer's OnFailure= then tells someone.
     return 1 if found else 0
+
+
+def cmd_verify_package(args: argparse.Namespace, settings: Settings) -> int:
+    """A configuration package (ZIP), checked offline: the manifest's signature with the
+    registry's JWKS, every file's SHA-256, the content digest."""
+    from cdb_service import outbound
+    from cdb_service.distribution.package_check import verify_package
+
+    mistake = outbound.argument_mistake(args)
+    if mistake:
+        raise UserMistake(mistake)
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as error:
+        raise UserMistake(f"cannot read {args.file}: {error.strerror}") from None
+    verdict = verify_package(data, _key_set(args.jwks, args.cacert, args))
+    if not verdict.ok:
+        where = f"{verdict.file}: " if verdict.file else ""
+        print(f"package {args.file} does not verify: {where}{verdict.detail}", file=sys.stderr)
+        print_json({"status": "failed", "file": verdict.file, "detail": verdict.detail})
+        return 1
+    manifest = verdict.manifest or {}
+    print_json({
+        "status": "ok", "party": manifest.get("party"), "owner": manifest.get("owner"),
+        "revision": manifest.get("revision"), "effective_from": manifest.get("effective_from"),
+        "package_digest": manifest.get("package_digest"), "signed_by": verdict.kid,
+    })  # fmt: skip
+    return 0

@@ -18,14 +18,21 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Redirect
 
-from cdb_service.console import forms
+from cdb_service.console import form_reading, widgets
+from cdb_service.console.entry_views import (
+    controls_of,
+    filter_controls,
+    items_of_form,
+    routing_of,
+)
 from cdb_service.console.pages import (
     HANDLERS,
+    chosen_owner,
     context_of,
     current_user,
-    key_of,
     kind_of,
     label_of,
+    owner_cookie,
     owner_of,
     with_registered_owners,
 )
@@ -37,6 +44,7 @@ from cdb_service.console.web import (
     viewer,
     who,
 )
+from cdb_service.kernel.json_documents import merge_patch_between
 from cdb_service.kernel.problems import FORBIDDEN, FieldError, Problem, invalid, stale
 from cdb_service.quality.service import owner_report
 from cdb_service.registry.kinds import KINDS
@@ -74,8 +82,10 @@ class ConsoleEntries(Controller):
                    settings: NamedDependency[Settings], owner: str | None = None
                    ) -> Response[str]:  # fmt: skip
         user = await current_user(request)
-        chosen = owner_of(user, owner)
+        chosen = chosen_owner(request, user, owner)
         context = await with_registered_owners(context_of(user, chosen), reads)
+        # An operator's choice is remembered: the next visit opens on the same owner.
+        cookies = [owner_cookie(chosen)] if chosen and owner and user.principal.is_operator else []
         if chosen is None:
             return page("home.html", context)
         counts = {}
@@ -92,7 +102,7 @@ class ConsoleEntries(Controller):
         context |= {"counts": counts, "quality": quality, "severities": SEVERITY_ORDER,
                     "certificates": expiring(parties, EXPIRY_HORIZON, now),
                     "windows": windows[:10]}  # fmt: skip
-        return page("home.html", context)
+        return page("home.html", context, cookies=cookies)
 
     # --- lists ---------------------------------------------------------------------
 
@@ -104,7 +114,7 @@ class ConsoleEntries(Controller):
                       ) -> Response[str]:  # fmt: skip
         user = await current_user(request)
         spec = kind_of(kind_name)
-        chosen = owner_of(user, owner) if owner or not user.principal.is_operator else None
+        chosen = chosen_owner(request, user, owner)
         filters: dict[str, Any] = {}
         if chosen:
             filters["owner"] = chosen
@@ -145,10 +155,11 @@ class ConsoleEntries(Controller):
         # no consultation; they are left out of what the page is given.
         rows = [(policy.redact(d, spec.private_fields), label_of(spec, d)) for d in listed.items]
         may_create = bool(chosen) and policy.may_write(user.principal, str(chosen))
+        filters_shown = await filter_controls(reads, spec, chosen)
         context = context_of(user, chosen, spec=spec, title=TITLES.get(spec.name, spec.name),
                         rows=rows, total=total, revision=revision, q=q, sort=sort,
                         sorts=SORTS, more=more, page_number=page_number,
-                        may_create=may_create, kind_filters=[f.name for f in spec.filters],
+                        may_create=may_create, kind_filters=filters_shown,
                         chosen_filters=chosen_filters)  # fmt: skip
         return page("list.html", context)
 
@@ -178,7 +189,10 @@ class ConsoleEntries(Controller):
             target = document.get(ref.id_field)
             if target:
                 links[ref.id_field] = f"/console/{ref.target}/{target}"
+        controls = await controls_of(reads, spec, document["owner"], document, defaults=False)
+        routing = await routing_of(reads, document) if spec.name == "authorities" else None
         context = context_of(user, document["owner"], spec=spec, document=document,
+                        widgets=controls, routing=routing,
                         label=label_of(spec, document), versions=versions, diff=diff, links=links,
                         title=TITLES.get(spec.name, spec.name), done=done,
                         may_write=policy.may_write(user.principal, document["owner"]))  # fmt: skip
@@ -210,9 +224,9 @@ class ConsoleEntries(Controller):
         # The form shows every field, named persons included: a consultation.
         current = viewer(request, user).visible(spec.name, spec.private_fields, current,
                                                 "console")  # fmt: skip
-        values = forms.values_of(spec, current, await key_of(reads, spec, current))
+        controls = await controls_of(reads, spec, current["owner"], current)
         return page("edit.html", context_of(user, current["owner"], spec=spec, document=current,
-                                       fields=forms.fields_of(spec, values), loose=[],
+                                       widgets=controls, loose=[],
                                        label=label_of(spec, current),
                                        title=TITLES.get(spec.name, spec.name)))  # fmt: skip
 
@@ -223,57 +237,67 @@ class ConsoleEntries(Controller):
         user = await current_user(request)
         form = await checked_form(request, user)
         spec, current = await _writable(user, reads, kind_name, entry_id)
+        owner = current["owner"]
         expected = _number(form, "expected")
         opened = await edits.version_document(reads, spec, entry_id, expected, None, "expected")
-        before = forms.values_of(spec, opened, await key_of(reads, spec, opened))
-        typed = forms.submitted(form)
-        body, unreadable = forms.merge_patch(spec, typed, before)
-        fields = forms.fields_of(spec, before | typed)
-        context = context_of(user, current["owner"], spec=spec, document=current, fields=fields,
+        shown = await controls_of(reads, spec, owner, opened)
+        before, _ = form_reading.read(shown, widgets.items_of(shown), owner)
+        controls = await controls_of(reads, spec, owner, None)
+        items = await items_of_form(request)
+        after, unreadable = form_reading.read(controls, items, owner)
+        body = merge_patch_between(form_reading.only_sent(before, controls, items),
+                                   form_reading.only_sent(after, controls, items))  # fmt: skip
+        context = context_of(user, owner, spec=spec, document=current, widgets=controls,
                         label=label_of(spec, current), title=TITLES.get(spec.name, spec.name),
-                        expected=expected)  # fmt: skip
+                        expected=expected, loose=[])  # fmt: skip
         if expected != current["version"]:
             # Someone else wrote since the form was opened: say who changed what, keep
             # what was typed, and let the person look again before sending.
             context |= {"stale": await edits.diff(reads, spec, entry_id, viewer(request, user),
-                                                  expected, None), "loose": []}  # fmt: skip
+                                                  expected, None)}  # fmt: skip
             context["document"] = current
             return page("edit.html", context, status_code=409)
         if not body and not unreadable:
             unchanged = urlencode({"done": "Nothing was changed."})
             return Redirect(f"/console/{spec.name}/{entry_id}?{unchanged}", status_code=303)
+        errors = list(unreadable)
         try:
-            if unreadable:
-                raise invalid(unreadable)
             data = edits.patched(spec, current, body, user.principal)
-            written = await writes.update(spec, entry_id, data, who(request, user), expected)
+            if not errors:
+                written = await writes.update(spec, entry_id, data, who(request, user), expected)
         except Problem as problem:
             if problem.status not in (409, 412, 422):
                 raise
-            context["loose"] = forms.place_errors(fields, problem.errors)
-            if not problem.errors:
-                context["loose"].append(problem.detail)
-            return page("edit.html", context, status_code=problem.status)
+            errors += problem.errors
+            context["loose"] = [] if problem.errors else [problem.detail]
+            status = problem.status
+        else:
+            status = 422
+        if errors or context["loose"]:
+            context["loose"] += form_reading.place_errors(controls, errors)
+            return page("edit.html", context, status_code=status)
         done = f"Saved as version {written['version']} (revision {written['revision']})."
         return Redirect(f"/console/{spec.name}/{entry_id}?" + urlencode({"done": done}),
                         status_code=303)  # fmt: skip
 
     @get("/{kind_name:str}/new")
     async def create_form(self, request: Request[Any, Any, Any], kind_name: str,
-                          owner: str | None = None) -> Response[str]:  # fmt: skip
+                          reads: NamedDependency[EntryReads], owner: str | None = None
+                          ) -> Response[str]:  # fmt: skip
         user = await current_user(request)
         spec = kind_of(kind_name)
-        chosen = owner_of(user, owner)
+        chosen = chosen_owner(request, user, owner)
         if chosen is None:
             raise FORBIDDEN("choose an owner first")
         policy.require_write(user.principal, chosen)
-        values = forms.values_of(spec, {"owner": chosen}, lambda _k, _i: None)
+        controls = await controls_of(reads, spec, chosen, {})
         return page("create.html", context_of(user, chosen, spec=spec, loose=[],
-                                         fields=forms.fields_of(spec, values),
+                                         widgets=controls,
                                          title=TITLES.get(spec.name, spec.name)))  # fmt: skip
 
     @post("/{kind_name:str}/new", status_code=200)
     async def create(self, request: Request[Any, Any, Any], kind_name: str,
+                     reads: NamedDependency[EntryReads],
                      writes: NamedDependency[EntryWrites]) -> Response[Any]:  # fmt: skip
         user = await current_user(request)
         form = await checked_form(request, user)
@@ -282,25 +306,26 @@ class ConsoleEntries(Controller):
         if chosen is None:
             raise FORBIDDEN("choose an owner first")
         policy.require_write(user.principal, chosen)
-        typed = forms.submitted(form)
-        blank = forms.values_of(spec, {"owner": chosen}, lambda _k, _i: None)
-        fields = forms.fields_of(spec, blank | typed)
-        context = context_of(user, chosen, spec=spec, fields=fields,
+        controls = await controls_of(reads, spec, chosen, None)
+        document, errors = form_reading.read(controls, await items_of_form(request), chosen)
+        context = context_of(user, chosen, spec=spec, widgets=controls, loose=[],
                         title=TITLES.get(spec.name, spec.name))  # fmt: skip
-        document, unreadable = forms.whole_document(spec, typed, chosen)
+        status = 422
         try:
-            if unreadable:
-                raise invalid(unreadable)
-            data = validate(spec, document)
-            policy.require_write(user.principal, data.owner)
-            created = await writes.create(spec, data, who(request, user))
+            # Every error at once: what could not be read and what the contract refuses.
+            data = validate(spec, document | {"owner": chosen})
+            if not errors:
+                policy.require_write(user.principal, data.owner)
+                created = await writes.create(spec, data, who(request, user))
         except Problem as problem:
             if problem.status not in (409, 422):
                 raise
-            context["loose"] = forms.place_errors(fields, problem.errors)
-            if not problem.errors:
-                context["loose"].append(problem.detail)
-            return page("create.html", context, status_code=problem.status)
+            errors += problem.errors
+            context["loose"] = [] if problem.errors else [problem.detail]
+            status = problem.status
+        if errors or context["loose"]:
+            context["loose"] += form_reading.place_errors(controls, errors)
+            return page("create.html", context, status_code=status)
         done = f"Created (revision {created.document['revision']})."
         return Redirect(f"/console/{spec.name}/{created.document['id']}?" +
                         urlencode({"done": done}), status_code=303)  # fmt: skip

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, Response
+from litestar.datastructures import Cookie
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect
 
@@ -46,6 +47,20 @@ def owner_of(user: User, asked: str | None) -> str | None:
     return mine
 
 
+# An operator's choice of owner, remembered for the next visit (a choice, not a secret).
+OWNER_COOKIE = "__Host-cdb-console-owner"
+
+
+def chosen_owner(request: Request[Any, Any, Any], user: User, asked: str | None) -> str | None:
+    """The owner a page is about: asked in the query, or the operator's last choice."""
+    return owner_of(user, asked or request.cookies.get(OWNER_COOKIE))
+
+
+def owner_cookie(owner: str) -> Cookie:
+    return Cookie(key=OWNER_COOKIE, value=owner, path="/", secure=True, httponly=True,
+                  samesite="strict", max_age=400 * 24 * 3600)  # fmt: skip
+
+
 def context_of(user: User, owner: str | None, **more: Any) -> dict[str, Any]:
     owners = {**codes.OWNERS, codes.COMMISSION: "European Commission"}
     return {"user": user, "owner": owner, "owners": owners, **more}
@@ -59,6 +74,11 @@ async def with_registered_owners(context: dict[str, Any], reads: EntryReads) -> 
 
 
 def label_of(spec: KindSpec, document: dict[str, Any]) -> str:
+    if spec.name == "jurisdiction-criteria":
+        count = len(document.get("geo") or [])
+        return (f"{document.get('ref') or ''} {document.get('instrument')}, "
+                f"{document.get('competence')}: {count} {'place' if count == 1 else 'places'}"
+                ).strip()  # fmt: skip
     names = document.get("names")
     if isinstance(names, dict) and names:
         first = names.get("en") or next(iter(names.values()))

@@ -19,9 +19,9 @@ from litestar.di import NamedDependency
 from cdb_service.console.deps import ConsoleParts
 from cdb_service.console.pages import (
     HANDLERS,
+    chosen_owner,
     context_of,
     current_user,
-    owner_of,
     with_registered_owners,
 )
 from cdb_service.console.web import (
@@ -53,7 +53,7 @@ class ConsoleUpload(Controller):
                           reads: NamedDependency[EntryReads], owner: str | None = None
                           ) -> Response[str]:  # fmt: skip
         user = await current_user(request)
-        context = context_of(user, owner_of(user, owner))
+        context = context_of(user, chosen_owner(request, user, owner))
         return page("import.html", await with_registered_owners(context, reads))
 
     @post("/import", request_max_body_size=MAX_UPLOAD_BYTES * 2)

@@ -24,6 +24,7 @@ from litestar.datastructures import Cookie
 
 from cdb_service.console.deps import ConsoleParts, console_of
 from cdb_service.console.sessions import Session
+from cdb_service.kernel import codes
 from cdb_service.kernel.page_headers import PAGE_HEADERS
 from cdb_service.kernel.problems import CSRF, FORBIDDEN
 from cdb_service.kernel.resources import packaged
@@ -114,6 +115,7 @@ def _environment() -> Environment:
     env.globals["changed_rows"] = changed_rows
     env.globals["titles"] = TITLES
     env.globals["kinds"] = list(KINDS)
+    env.globals["languages"] = codes.LANGUAGES
     return env
 
 

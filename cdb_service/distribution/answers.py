@@ -97,7 +97,8 @@ GazetteerLine = GazetteerHeader | GazetteerPlace | ExtractTrailer
 
 
 class Jwks(Answer):
-    """RFC 7517 JWK set: the keys that sign extracts and routing tables."""
+    """RFC 7517 JWK set: the keys that sign extracts, routing tables, configuration
+    packages and receipts."""
 
     keys: list[dict[str, Any]] = Field(
         description="the public keys (RFC 7517), each with its certificate chain (x5c)"

@@ -285,7 +285,8 @@ class JwksController(Controller):
 
     @get(
         "/jwks.json",
-        summary="Public keys that sign extracts (current and still-listed retired)",
+        summary="Public keys that sign extracts, routing tables, packages and receipts "
+        "(current and still-listed retired; each with its certificate in x5c)",
         # Public (outside the gate): only the perimeter's refusals besides the keys.
         responses=answer(Jwks) | problem_answers(400, 414),
     )

@@ -21,12 +21,15 @@ from cdb_service.distribution.routing_table import TableDigests
 from cdb_service.kernel.calendar import today
 from cdb_service.kernel.problems import NOT_FOUND, FieldError, invalid
 from cdb_service.lookup.follower import IndexFollower
+from cdb_service.security.signing_keys import SigningKeys
 from cdb_service.web.conditional import conditional, none_match, not_modified
 from cdb_service.web.docs import operation, problems
 from cdb_service.web.negotiation import require_json
 
 FORMATS = ("json", "pmode")
 OMITTED = "CDB-Omitted-Parties"
+SIGNATURE = "CDB-Signature"
+SIGNATURE_TYPE = "cdb-routing-table+jws"
 XML = "application/xml"
 PMODE_FORM = Schema(
     type=OpenAPIType.STRING,
@@ -120,7 +123,9 @@ class RoutingTableController(Controller):
             "`warnings`. The weak `ETag` is a digest of the parties and the recipients they "
             "serve: a write that changes neither (an authority's contacts, a criterion) leaves "
             "it as it was, so a connector polling with `If-None-Match` gets 304 and reloads "
-            "nothing."
+            "nothing. Every 200 carries `CDB-Signature`: a detached JWS (RFC 7515 appendix "
+            "F) over the body as sent before any content coding, made with a key of "
+            "`/.well-known/jwks.json`."
         ),
         responses={
             200: ResponseSpec(
@@ -139,6 +144,7 @@ class RoutingTableController(Controller):
         lookup: NamedDependency[IndexFollower],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         routing_digests: NamedDependency[TableDigests],
+        signing: NamedDependency[SigningKeys],
         format: str = Parameter(
             default="json", description="json (default) or pmode (Domibus PMode XML)"
         ),
@@ -176,8 +182,8 @@ class RoutingTableController(Controller):
         digests.put(table.revision, day, digest)
         tag = routing_table.etag(digest, format, chosen)
         if format == "json":
-            body = routing_table.as_json(table, dt.datetime.now(dt.UTC))
-            return conditional(request.scope, tag, encode_json(body))
+            body = encode_json(routing_table.as_json(table, dt.datetime.now(dt.UTC)))
+            return conditional(request.scope, tag, body, headers=_signed(signing, body))
         names = table.party_names()
         if not names:
             raise NOT_FOUND("no routing party is valid today: there is no PMode to build")
@@ -197,4 +203,11 @@ class RoutingTableController(Controller):
         built = routing_table.as_pmode(table, receiving)
         # The parties left out are named in a header (and in the JSON form's warnings).
         headers = {OMITTED: ", ".join(name for name, _ in built.omitted)} if built.omitted else {}
-        return conditional(request.scope, tag, built.xml, XML, headers)
+        return conditional(
+            request.scope, tag, built.xml, XML, headers | _signed(signing, built.xml)
+        )
+
+
+def _signed(signing: SigningKeys, body: bytes) -> dict[str, str]:
+    """The body's detached signature, as a header (a 304 carries no body and none)."""
+    return {SIGNATURE: signing.sign_detached(body, SIGNATURE_TYPE)}

@@ -1,12 +1,15 @@
 """JSON documents edited and compared: Merge Patch (RFC 7396) and JSON Patch (RFC 6902) diffs.
 
 Pure functions on plain JSON values. The registry uses them for `PATCH /{kind}/{id}`
-(apply a merge patch to the current document) and for the diff between two versions
-of an entry (a JSON Patch that turns one into the other, plus a field-by-field form).
+(apply a merge patch to the current document), for the console's edits (the merge
+patch between the document a form was opened with and the one it sends), and for the
+diff between two versions of an entry (a JSON Patch that turns one into the other, plus a
+field-by-field form).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -67,3 +70,18 @@ def field_changes(
         for n in names
         if before.get(n) != after.get(n)
     ]
+
+
+def merge_patch_between(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """RFC 7396, the other way: the merge patch that turns `before` into `after` (a
+    removed member is null; lists are replaced whole)."""
+    patch: dict[str, Any] = {}
+    for key in [*before, *(k for k in after if k not in before)]:
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):
+            patch[key] = merge_patch_between(old, new)
+        else:
+            patch[key] = new
+    return patch

@@ -1,6 +1,6 @@
 """What the console's tests share: a dev service, planting entries through the API, signing
 in over plain HTTP (for the session tests) and a browser that checks every page it opens
-(axe-core, its own CSP, horizontal scrolling) and screenshots it at 1280 and 390 px."""
+(axe-core, its own CSP, horizontal scrolling) and screenshots it at 1280 and 360 px."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "tests" / "support" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = ROOT / "var" / "screenshots" / "console"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-WIDTHS = (1280, 390)
+WIDTHS = (1280, 360)
 
 
 def origin(service: Service) -> str:

@@ -266,7 +266,9 @@ def test_an_operator_records_an_incident(service: Service) -> None:
         # Each field's help is its description in the contract, tied to the input; a field
         # in error is described by its help and its message.
         started = IncidentIn.model_fields["started_at"].description
-        assert started and f'<p class="help" id="field-started-at-help">{started}</p>' in form.text
+        assert started
+        help_text = f'<p class="help" id="field-started-at-help">{started.capitalize()}.'
+        assert help_text in form.text
         assert 'aria-describedby="field-started-at-help"' in form.text
         assert ('aria-describedby="field-expected-recovery-at-help '
                 'field-expected-recovery-at-error"') in sent.text  # fmt: skip

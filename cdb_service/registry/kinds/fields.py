@@ -25,6 +25,36 @@ from cdb_service.kernel import codes
 from cdb_service.kernel.owners import looks_like_owner
 from cdb_service.kernel.text import unprintable
 
+# Each field's label (its `title` in the contract), for the console's forms and the API's
+# documents alike: the field's name in words, except where the name is a programmer's.
+LABELS: Mapping[str, str] = {
+    "ref": "National reference", "valid_from": "Valid from", "valid_to": "Valid until",
+    "names": "Name", "kind": "Kind of authority", "contacts": "Contacts",
+    "languages": "Languages accepted", "parent_id": "Part of (parent authority)",
+    "parent_code": "Part of (parent authority's code)", "routing_party_id": "Routing party",
+    "routing_party_name": "Routing party (Domibus party name)", "authority_id": "Authority",
+    "authority_code": "Authority's code", "subject_matters": "Subject matters",
+    "geo": "Places", "endpoint_url": "Endpoint URL (AS4)", "identifiers": "Party ids",
+    "party_id": "Party id", "party_id_type": "Party id type", "service_type": "Service type",
+    "go_live_at": "Goes live at", "shared_with": "Shared with owners",
+    "sha256": "SHA-256 fingerprint", "not_before": "Valid from (not before)",
+    "not_after": "Valid until (not after)", "accept_from": "Accepted from",
+    "use_from": "Used from", "accept_until": "Accepted until",
+    "operator_confirmed": "Confirmed by an operator", "pem": "Certificate (PEM)",
+    "use": "Used for", "postal_code": "Postal code", "starts_at": "Starts at",
+    "ends_at": "Ends at", "started_at": "Started at", "detected_at": "Detected at",
+    "ended_at": "Ended at", "expected_recovery_at": "Expected recovery at",
+    "day_of_month": "Day of the month", "duration_minutes": "Duration (minutes)",
+    "time": "Time (HH:MM)", "person": "Named person (optional)", "type": "Type",
+    "code": "Code", "name": "Name", "value": "Address or number", "label": "What it is for",
+    "channel": "Channel", "title": "Function or title",
+}  # fmt: skip
+
+
+def label_of(name: str, _info: object = None) -> str:
+    """A field's label: `LABELS`, or its name in words (`postal_code` → "Postal code")."""
+    return LABELS.get(name) or name.replace("_", " ").capitalize()
+
 
 @dataclass(frozen=True, eq=False)
 class CodeListMember:

@@ -25,6 +25,7 @@ from cdb_service.registry.kinds.fields import (
     ShortText,
     Text,
     check_contact_value,
+    label_of,
     member_of,
 )
 
@@ -35,7 +36,9 @@ COMMON_SERVER_FIELDS = frozenset({"id", "version", "revision", "created_at", "up
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, field_title_generator=label_of
+    )
 
 
 class EntryIn(Strict):

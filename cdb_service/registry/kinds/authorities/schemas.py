@@ -73,3 +73,9 @@ class AuthorityIn(EntryIn):
         if owner and not code.startswith(f"{owner}:"):
             raise ValueError(f"must start with the owner's code: {owner}:…")
         return code
+
+
+# The object keyed by language has no title in the contract (its label is `LABELS`'):
+# a client generator names an inline object's class after its title, and clients
+# already use the name it had without one (`AuthorityInNames`).
+AuthorityIn.model_fields["names"].title = None

@@ -15,7 +15,7 @@ from pydantic import (
 
 from cdb_service.kernel import calendar
 from cdb_service.kernel.recurrence import LONGEST_MINUTES, Recurrence
-from cdb_service.registry.kinds.fields import OwnerOrCommission, ShortText, Text
+from cdb_service.registry.kinds.fields import OwnerOrCommission, ShortText, Text, label_of
 from cdb_service.registry.kinds.maintenance_windows.models import DERIVED
 from cdb_service.registry.kinds.schemas import EntryIn
 
@@ -39,7 +39,7 @@ Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "satur
 class RecurrenceIn(BaseModel):
     """A regular, fixed window (Annex I 6.5, 6.8): the day and time it repeats."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", field_title_generator=label_of)
 
     frequency: Literal["weekly", "monthly"] = Field(description="how often it repeats")
     # Stored and answered as declared: a weekly window has no day_of_month member.

@@ -14,7 +14,13 @@ from pydantic import (
 )
 
 from cdb_service.kernel import codes
-from cdb_service.registry.kinds.fields import HttpsUrl, Identifier, OwnerCode, member_of
+from cdb_service.registry.kinds.fields import (
+    HttpsUrl,
+    Identifier,
+    OwnerCode,
+    label_of,
+    member_of,
+)
 from cdb_service.registry.kinds.routing_parties.namespaces import outside_namespace
 from cdb_service.registry.kinds.routing_parties.rollover import Window, gap
 from cdb_service.registry.kinds.schemas import EntryIn, Strict
@@ -55,7 +61,7 @@ class Certificate(BaseModel):
     """A certificate as uploaded (`use`, `pem`) with what the server reads from it."""
 
     # Derived fields sent back by a client are ignored and recomputed from the PEM.
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", field_title_generator=label_of)
 
     use: CertificateUse = Field(
         description="what the certificate is for: signing, encryption or tls"
