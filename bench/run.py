@@ -45,6 +45,10 @@ Workers of one host (bench/shared_index.py), at the largest size: "PSS per worke
 shared) and "worker killed → ready (index)", until a new worker's /health/ready
 (`--only shared-index`: these rows alone).
 
+Data paths (bench/data_paths.py, `--only data`): the extract ÷ psql \\copy and the
+extract at `revision=R` (ten runs in a row) beside the head on a registry grown by
+thousands of revisions, on PostgreSQL; the unchanged re-import; the XLSX round trip.
+
 Absolute numbers depend on this machine and its neighbours; the ratios are the
 figures to compare.
 """
@@ -73,7 +77,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import shared_index  # noqa: E402
+from bench import data_paths, shared_index  # noqa: E402
 from bench.worker_restart import replacement_times, summary  # noqa: E402
 from cdb_service.kernel.codes import POSTAL_CODE_SHAPES  # noqa: E402
 from cdb_service.security.pki import Issued, issue, make_ca  # noqa: E402
@@ -906,9 +910,10 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=("resolve", "import", "mirror", "workers", "shared-index"),
+        choices=("resolve", "import", "mirror", "workers", "shared-index", "data"),
         help="mirror: seed, serve, mirror; workers: the worker-replacement row alone; "
-        "shared-index: PSS and USS per worker and a worker killed → ready, at the largest size",
+        "shared-index: PSS and USS per worker and a worker killed → ready, at the largest "
+        "size; data: bench/data_paths.py's rows (extracts, the past, re-import, XLSX)",
     )
     parser.add_argument("--no-pin", action="store_true",
                         help="skip the 1-worker figure pinned to its own CPU")  # fmt: skip
@@ -918,6 +923,7 @@ def main() -> int:
         help="a short run while working: smaller and shorter unless told",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the figures go (JSON)")
+    data_paths.add_arguments(parser)
     args = parser.parse_args()
     quick = args.quick
     for name, full, short in (("sizes", [10_000, 1_000_000], [10_000]), ("seconds", 10, 3),
@@ -926,6 +932,7 @@ def main() -> int:
         if getattr(args, name) is None:
             setattr(args, name, short if quick else full)
     args.repeats = max(1, args.repeats)
+    data_paths.defaults(args, quick)
     if args.only in (None, "resolve") and shutil.which("wrk") is None:
         raise SystemExit("wrk is missing (make bench installs the Debian package)")
     rows: list[Row] = []
@@ -935,6 +942,8 @@ def main() -> int:
             bench_resolve(args, tmp, rows)
         if args.only in (None, "import"):
             bench_import(tmp, rows, args.import_entries)
+        if args.only in (None, "data"):
+            rows += data_paths.data_rows(args, tmp)
     plan = cpu_plan()
     print(
         f"cdb-service bench: {args.connections} connections, {args.seconds} s per run, "

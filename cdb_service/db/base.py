@@ -78,6 +78,10 @@ class EntryColumns:
     # may read them (NULL for kinds without private fields).
     search: Mapped[str | None] = mapped_column(Text)
     search_full: Mapped[str | None] = mapped_column(Text)
+    # The SHA-256 of the validated batch line this row was last written from (hex), so a
+    # re-import finds an unchanged entry by one comparison; None after any other write
+    # (`RevisionWriter` clears it). Not part of the document.
+    source_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 COMMON_FIELDS = (

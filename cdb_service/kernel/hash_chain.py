@@ -14,3 +14,8 @@ GENESIS = "0" * 64
 
 def link(previous: str, text: str) -> str:
     return hashlib.sha256(f"{previous}\n{text}".encode()).hexdigest()
+
+
+def link_bytes(previous: str, text: bytes) -> str:
+    """`link` of a text already UTF-8 (the same value, without decoding it first)."""
+    return hashlib.sha256(b"".join((previous.encode(), b"\n", text))).hexdigest()

@@ -174,7 +174,8 @@ class RevisionWriter:
         if fields:
             kept = await personal.kept_refs(self.session, row, fields)
             values = self._sealed(kind, row.id, values, kept)
-        _assign(row, values)
+        # A row written from anything but the line its digest names no longer matches it.
+        _assign(row, {SOURCE_DIGEST: None, **values})
         row.version += 1
         row.revision = self.revision
         row.updated_at = self.now
@@ -249,6 +250,10 @@ class RevisionWriter:
 
 def _chunks(items: list[Any], size: int = 500) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+# The column of the digest of the batch line a row was written from (`EntryColumns`).
+SOURCE_DIGEST = "source_sha256"
 
 
 def _assign(row: EntryModel, values: Mapping[str, Any]) -> None:

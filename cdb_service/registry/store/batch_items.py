@@ -5,6 +5,7 @@ the result, one diff row per entry (created, updated, unchanged, deleted).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import uuid
 from dataclasses import dataclass
@@ -53,6 +54,12 @@ class BatchItem:
     ) -> BatchItem:
         source = document.__pydantic_serializer__.to_json(document, exclude_defaults=True)
         return cls(Named.of(kind, document), source, line, entry_id, where)
+
+    @property
+    def digest(self) -> str:
+        """The SHA-256 of the validated line (hex): what a row written from it keeps
+        (`source_sha256`), so that the same line again is known unchanged at a glance."""
+        return hashlib.sha256(self.source).hexdigest()
 
     def document(self) -> EntryIn:
         """The validated document (validated again from what it dumped to: the same model)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,18 +174,35 @@ class EntryIndex:
             await index.load_rows(session, named)
         return index
 
-    async def load_rows(self, session: AsyncSession, named: Iterable[Named]) -> None:
+    async def load_rows(self, session: AsyncSession, named: Iterable[Named],
+                        columns: Callable[[KindSpec], Sequence[Any]] | None = None,
+                        ) -> None:  # fmt: skip
         """The current rows of these entries, in place of those loaded before: a batch of
-        50,000 entries holds the rows of the part it is applying, not 50,000 of them."""
+        50,000 entries holds the rows of the part it is applying, not 50,000 of them.
+        With `columns` (a kind's columns to read), only those of each row (`Row`s)."""
         self.rows = defaultdict(dict)
+        self.add_rows(await self.current_rows(session, named, columns))
+
+    async def current_rows(self, session: AsyncSession, named: Iterable[Named],
+                           columns: Callable[[KindSpec], Sequence[Any]] | None = None,
+                           ) -> list[tuple[KindSpec, Any]]:  # fmt: skip
+        """The current rows of these entries (whole, or `columns` of each), by kind."""
         keys: dict[str, set[Any]] = defaultdict(set)
         for entry in named:
             if entry.key is not None:
                 keys[entry.kind.name].add(_key(entry.kind, entry.owner, entry.key))
+        out: list[tuple[KindSpec, Any]] = []
         for name, wanted in keys.items():
             kind = KINDS[name]
-            for row in await _rows_by_natural_key(session, kind, wanted):
-                self.rows[name][_key(kind, row.owner, getattr(row, kind.natural_key))] = row
+            chosen = columns(kind) if columns is not None else ()
+            out += [(kind, row) for row in await _rows_by_natural_key(session, kind, wanted,
+                                                                      chosen)]  # fmt: skip
+        return out
+
+    def add_rows(self, rows: Iterable[tuple[KindSpec, Any]]) -> None:
+        """Current rows found otherwise (`current_rows`), beside those loaded."""
+        for kind, row in rows:
+            self.rows[kind.name][_key(kind, row.owner, getattr(row, kind.natural_key))] = row
 
     async def _load_party_lanes(self, session: AsyncSession, parties: Sequence[Named]) -> None:
         """Who holds the certificates the write names: the routing-party table is small
@@ -380,19 +397,27 @@ def _chunks(values: Iterable[Any]) -> list[list[Any]]:
     return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
 
 
-async def _rows_by_natural_key(session: AsyncSession, kind: KindSpec, keys: set[Any]) -> list[Any]:
+async def _rows_by_natural_key(session: AsyncSession, kind: KindSpec, keys: set[Any],
+                               columns: Sequence[Any] = ()) -> list[Any]:  # fmt: skip
+    """The current rows of these natural keys: whole (ORM objects), or only `columns`."""
     model = kind.model
     column = getattr(model, kind.natural_key)
+
+    async def rows(query: Any) -> list[Any]:
+        if columns:
+            return list((await session.execute(query)).all())
+        return list((await session.scalars(query)).all())
+
+    chosen = select(*columns) if columns else select(model)
     out: list[Any] = []
     if kind.natural_key_global:
         for chunk in _chunks(keys):
-            out += (await session.scalars(select(model).where(column.in_(chunk)))).all()
+            out += await rows(chosen.where(column.in_(chunk)))
         return out
     by_owner: dict[str, list[Any]] = defaultdict(list)
     for owner, value in keys:
         by_owner[owner].append(value)
     for owner, values in by_owner.items():
         for chunk in _chunks(values):
-            query = select(model).where(model.owner == owner, column.in_(chunk))
-            out += (await session.scalars(query)).all()
+            out += await rows(chosen.where(model.owner == owner, column.in_(chunk)))
     return out
