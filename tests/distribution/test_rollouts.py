@@ -85,6 +85,11 @@ async def test_a_rollover_is_confirmed_target_by_target_and_others_stay_out(
             alert_from(use_from, 2, default_calendar()).timestamp()
         )
 
+        quality = await fr.get(f"{V1}/quality")
+        assert quality.status_code == 200, quality.text
+        found = [f for f in quality.json()["findings"] if f["rule"] == "rollout-unconfirmed"]
+        assert [(f["severity"], f["key"]) for f in found] == [("error", "fr-ap")]
+
         first = await fr.post(f"{V1}/access-points/fr-ap/acknowledgements",
                               json=_ack(at_use, "domibus", "gw-1", {"id": 7}))  # fmt: skip
         assert first.status_code == 201, first.text
@@ -101,6 +106,8 @@ async def test_a_rollover_is_confirmed_target_by_target_and_others_stay_out(
         assert all(a["package_digest"] == at_use for a in row["access_points"])
         await watch.refresh()
         assert REGISTRY.get_sample_value("cdb_rollout_unconfirmed_access_points", labels) == 0
+        quality = await fr.get(f"{V1}/quality")
+        assert not [f for f in quality.json()["findings"] if f["rule"] == "rollout-unconfirmed"]
 
         stale = await fr.post(f"{V1}/access-points/fr-ap/acknowledgements",
                               json=_ack(before, "connector-ng", "ng-1"))  # fmt: skip
