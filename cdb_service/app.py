@@ -25,6 +25,7 @@ from cdb_service import __version__, metrics
 from cdb_service.console import deps as console_deps
 from cdb_service.console.auth import ConsoleAuth
 from cdb_service.console.entries import ConsoleEntries
+from cdb_service.console.rollouts import ConsoleRollouts
 from cdb_service.console.tools import ConsoleTools
 from cdb_service.console.uploads import ConsoleUpload
 from cdb_service.db import migrate, waiting
@@ -224,7 +225,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         security=contract.API,  # the gate's two checks, named on every /api operation
     )
     handlers: list[Any] = [LandingController, AssetController, HealthController, JwksController,
-                           MetricsController, api, ConsoleAuth, ConsoleTools,
+                           MetricsController, api, ConsoleAuth, ConsoleTools, ConsoleRollouts,
                            ConsoleEntries, ConsoleUpload]  # fmt: skip
     if settings.uses_dev_issuer:
         handlers.append(DevIssuerController)

@@ -54,6 +54,8 @@ from cdb_service.distribution.packages import (
 from cdb_service.distribution.routing_table import RoutingTable
 from cdb_service.kernel.calendar import BRUSSELS, Calendar, default_calendar, local_date
 from cdb_service.logging import get_logger
+from cdb_service.security import policy
+from cdb_service.security.policy import Principal
 
 MAX_LIMIT = 100
 MAX_CHANGES = 2000  # changes considered at all (pending and recent), soonest first
@@ -198,6 +200,16 @@ class Visibility:
         if self.owner is None or change.owner == self.owner:
             return list(carried_by)
         return [q for q in carried_by if q["owner"] == self.owner]
+
+
+def visibility_of(principal: Principal) -> Visibility:
+    """Operators see every rollout; an owner's administrators their own; nobody else any."""
+    if principal.is_operator:
+        return Visibility(None)
+    if principal.administers is None:
+        raise policy.forbidden("rollouts are for operators and owners' administrators "
+                               "(scope cdb.operator, or cdb.write with an owner)")  # fmt: skip
+    return Visibility(principal.administers)
 
 
 @dataclass

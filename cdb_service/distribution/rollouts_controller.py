@@ -175,15 +175,6 @@ def _accepted_now(party: RoutingParty) -> list[str]:
     return [c.sha256.replace(":", "").lower() for c in held(document) if c.accepted(now)]
 
 
-def _visibility(principal: Principal) -> rollouts.Visibility:
-    if principal.is_operator:
-        return rollouts.Visibility(None)
-    if principal.administers is None:
-        raise policy.forbidden("rollouts are for operators and owners' administrators "
-                               "(scope cdb.operator, or cdb.write with an owner)")  # fmt: skip
-    return rollouts.Visibility(principal.administers)
-
-
 def _after(cursor: str | None) -> tuple[str, str] | None:
     if cursor is None:
         return None
@@ -294,7 +285,7 @@ class RolloutController(Controller):
             description="how far back changes are listed (default CDB_ROLLOUT_RECENT_DAYS)",
         ),
     ) -> Response[Any]:  # fmt: skip
-        visibility = _visibility(principal)
+        visibility = rollouts.visibility_of(principal)
         after = _after(cursor)
         recent = dt.timedelta(days=settings.rollout_recent_days if recent_days is None
                               else recent_days)  # fmt: skip
