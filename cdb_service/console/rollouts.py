@@ -17,7 +17,7 @@ from cdb_service.console.web import page
 from cdb_service.distribution import rollouts
 from cdb_service.settings import Settings
 
-SHOWN = 100  # the soonest changes; the API pages through the rest
+SHOWN = 50  # the soonest changes; the API pages through the rest
 
 
 class ConsoleRollouts(Controller):

@@ -58,8 +58,9 @@ from cdb_service.security import policy
 from cdb_service.security.policy import Principal
 
 MAX_LIMIT = 100
+FIRST_REFRESH_S = 60.0
 MAX_CHANGES = 2000  # changes considered at all (pending and recent), soonest first
-LATER = 16  # later packages that may confirm a change (each built at most once a page)
+LATER = 4  # later packages that may confirm a change (each built at most once a page)
 AHEAD = dt.timedelta(days=800)  # past a certificate's life: accept_until, notAfter
 NAMESPACE = uuid.UUID("5a0b7c38-7d0e-4f0b-9a38-cdb28c0a11ed")
 EDGES = (("accepted", "accept_from"), ("used", "use_from"), ("no-longer-accepted", "accept_until"))
@@ -259,14 +260,23 @@ async def page(
         names = sorted({q["name"] for _, _, qs in chosen for q in qs})
         acks = await acknowledgements.of_parties(session, names)
         revision = today.revision
+    # Building the packages is CPU work (a PMode per access point and moment): off the
+    # event loop, so that look-ups in this worker do not wait for it.
+    items = await asyncio.to_thread(_items, chosen, acks, now, moments)
+    next_key = chosen[-1][0].key if more and chosen else None
+    return Page(revision, items, next_key)
+
+
+def _items(chosen: Sequence[tuple[Change, RoutingTable, list[dict[str, Any]]]],
+           acks: dict[str, list[Acknowledgement]], now: dt.datetime,
+           moments: Sequence[dt.datetime]) -> list[dict[str, Any]]:  # fmt: skip
     items = []
     memo: dict[int, Digests] = {}
     for change, table, carried_by in chosen:
         digests = memo.setdefault(id(table), Digests(table))
         later = [m for m in moments if m > change.effective_from][:LATER]
         items.append(_rollout(change, carried_by, acks, digests, now, later))
-    next_key = chosen[-1][0].key if more and chosen else None
-    return Page(revision, items, next_key)
+    return items
 
 
 def _rollout(change: Change, carried_by: Sequence[dict[str, Any]],
@@ -377,6 +387,9 @@ class RolloutWatch:
                 await task
 
     async def _run(self) -> None:
+        # Not at once: a starting worker has its index to build first, and tests and
+        # short-lived runs never pay for a refresh they do not read.
+        await asyncio.sleep(min(self.interval_s, FIRST_REFRESH_S))
         while True:
             try:
                 await self.refresh()
