@@ -72,7 +72,8 @@ class Posted:
     acknowledged_by: str
 
 
-async def _existing(session: AsyncSession, posted: Posted) -> Acknowledgement | None:
+async def existing(session: AsyncSession, posted: Posted) -> Acknowledgement | None:
+    """The acknowledgement of the same digest and target, if one is kept."""
     found = await session.scalars(
         select(Acknowledgement).where(
             Acknowledgement.party == posted.party,
@@ -84,12 +85,10 @@ async def _existing(session: AsyncSession, posted: Posted) -> Acknowledgement | 
     return found.first()
 
 
-async def record(session: AsyncSession, posted: Posted) -> tuple[Acknowledgement, bool]:
-    """The row for `posted`, and whether it is new. Inside the caller's transaction; a
-    concurrent twin that wins the race is found by the caller's retry (`IntegrityError`)."""
-    existing = await _existing(session, posted)
-    if existing is not None:
-        return existing, False
+async def insert(session: AsyncSession, posted: Posted) -> Acknowledgement:
+    """A new row for `posted`, inside the caller's transaction, its first statement a
+    write (so that SQLite queues a concurrent twin instead of failing it): a twin already
+    kept raises `IntegrityError` and the caller answers with `existing`."""
     row = Acknowledgement(
         id=uuid.uuid4(), party=posted.party, owner=posted.owner,
         package_digest=posted.package_digest, target_kind=posted.target_kind,
@@ -99,7 +98,7 @@ async def record(session: AsyncSession, posted: Posted) -> tuple[Acknowledgement
     session.add(row)
     await session.flush()
     await _bound(session, posted)
-    return row, True
+    return row
 
 
 async def _bound(session: AsyncSession, posted: Posted) -> None:

@@ -235,20 +235,25 @@ class AccessPointController(Controller):
 
 async def _record(sessions: async_sessionmaker[AsyncSession], posted: Posted, who: Who
                   ) -> tuple[Acknowledgement, bool]:  # fmt: skip
-    for _ in range(2):  # a concurrent twin may win the unique key: then it is found
+    """The acknowledgement and whether it is new: inserted, or (the same digest and target
+    posted before, or concurrently) the one kept."""
+    for _ in range(3):
         try:
             async with sessions() as session, session.begin():
-                made, new = await acknowledgements.record(session, posted)
-                if new:
-                    await audit.append(
-                        session, who, "acknowledgement.create", "ok", posted.party,
-                        {"package_digest": posted.package_digest,
-                         "target": f"{posted.target_kind}:{posted.target_name}"},
-                    )  # fmt: skip
-                return made, new
+                made = await acknowledgements.insert(session, posted)
+                await audit.append(
+                    session, who, "acknowledgement.create", "ok", posted.party,
+                    {"package_digest": posted.package_digest,
+                     "target": f"{posted.target_kind}:{posted.target_name}"},
+                )  # fmt: skip
+                return made, True
         except IntegrityError:
-            continue
-    raise RuntimeError("an acknowledgement neither found nor written")  # pragma: no cover
+            async with sessions() as session:
+                kept = await acknowledgements.existing(session, posted)
+            if kept is not None:
+                return kept, False
+            # evicted between the two (a 17th target): insert it again
+    raise RuntimeError("an acknowledgement neither written nor found")  # pragma: no cover
 
 
 class RolloutController(Controller):

@@ -202,3 +202,21 @@ async def test_acknowledgements_are_bounded_per_target_and_per_party(api: Api) -
             Acknowledgement.target_name))))  # fmt: skip
     assert targets == 16
     assert total is not None and total <= 16 * 20
+
+
+async def test_the_same_acknowledgement_twice_at_once_is_one_row(api: Api) -> None:
+    """An agent that retries while its first post is still in flight: one 201, one 200,
+    the same acknowledgement (the unique key settles the race on PostgreSQL)."""
+    async with api.client("admin-fr") as fr:
+        made = await fr.post(f"{V1}/routing-parties", json=factories.routing_party(
+            owner="FR", name="fr-ap", certificates=[
+                {"use": "encryption", "pem": factories.certificate_pem(100, "fr")}]))  # fmt: skip
+        assert made.status_code == 201
+        body = _ack("c" * 64, "domibus", "gw-1")
+        for _ in range(3):
+            body = _ack(f"{_:x}" * 64, "domibus", "gw-1")
+            both = await asyncio.gather(*(
+                fr.post(f"{V1}/access-points/fr-ap/acknowledgements", json=body)
+                for _ in range(2)))  # fmt: skip
+            assert sorted(r.status_code for r in both) == [200, 201], [r.text for r in both]
+            assert both[0].json()["id"] == both[1].json()["id"]
