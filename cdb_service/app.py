@@ -25,6 +25,7 @@ from cdb_service import __version__, metrics
 from cdb_service.console import deps as console_deps
 from cdb_service.console.auth import ConsoleAuth
 from cdb_service.console.entries import ConsoleEntries
+from cdb_service.console.rollouts import ConsoleRollouts
 from cdb_service.console.tools import ConsoleTools
 from cdb_service.console.uploads import ConsoleUpload
 from cdb_service.db import migrate, waiting
@@ -36,6 +37,7 @@ from cdb_service.distribution.controller import (
     JwksController,
 )
 from cdb_service.distribution.packages_controller import PackagesController
+from cdb_service.distribution.rollouts_controller import AccessPointController, RolloutController
 from cdb_service.distribution.routing_controller import RoutingTableController
 from cdb_service.kernel.problems import Problem
 from cdb_service.logging import configure_logging, get_logger
@@ -127,6 +129,7 @@ async def _with_database(services: Services) -> None:
     await prepare_data(services)
     await services.lookup.start()
     services.notifier.start()
+    services.rollouts.start()
 
 
 async def _when_the_database_answers(services: Services) -> None:
@@ -142,15 +145,18 @@ async def _when_the_database_answers(services: Services) -> None:
         return
 
 
-async def role_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def role_guard(connection: ASGIConnection[Any, Any, Any, Any],
+                     handler: BaseRouteHandler) -> None:  # fmt: skip
     """Every API route needs at least the reader role, and every unsafe method a writer,
     before its body is read: a reader's 10 MB body is refused, not validated. Which owner
-    a write may touch is asked again once the entry is known.
+    a write may touch is asked again once the entry is known. A route that an access
+    point posts to with a reader's token (its acknowledgements: `policy.may_acknowledge`
+    decides there) says so with `opt={"readers_post": True}`; its body is small.
 
     Async on purpose: litestar runs a sync guard in a worker thread, on every request.
     """
     policy.require_read(connection.user)
-    if connection.scope.get("method") not in SAFE_METHODS:
+    if connection.scope.get("method") not in SAFE_METHODS and not handler.opt.get("readers_post"):
         policy.require_writer(connection.user)
 
 
@@ -208,6 +214,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             GazetteerController,
             RoutingTableController,
             PackagesController,
+            AccessPointController,
+            RolloutController,
             XmlSchemaController,
             SubscriptionController,
             ConsultationController,
@@ -217,7 +225,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         security=contract.API,  # the gate's two checks, named on every /api operation
     )
     handlers: list[Any] = [LandingController, AssetController, HealthController, JwksController,
-                           MetricsController, api, ConsoleAuth, ConsoleTools,
+                           MetricsController, api, ConsoleAuth, ConsoleTools, ConsoleRollouts,
                            ConsoleEntries, ConsoleUpload]  # fmt: skip
     if settings.uses_dev_issuer:
         handlers.append(DevIssuerController)

@@ -5,6 +5,7 @@ from cdb_service.db.base import Base
 from cdb_service.db.personal import PersonalData
 from cdb_service.db.revisions import EntryVersion, RegistryHead, Revision
 from cdb_service.db.write_check import WriteCheck
+from cdb_service.distribution.acknowledgements import Acknowledgement
 from cdb_service.lookup.gazetteer import GazetteerLoad, GazetteerPlace
 from cdb_service.notifications.tables import Delivery, NotificationCursor, Subscription
 from cdb_service.registry.kinds import KINDS
@@ -14,6 +15,7 @@ from cdb_service.security.consultations import Consultation
 
 __all__ = [
     "KINDS",
+    "Acknowledgement",
     "AuditEvent",
     "AuditHead",
     "Base",

@@ -140,6 +140,20 @@ QUALITY_FINDINGS = Gauge(
     ["owner", "severity"],
     multiprocess_mode="livemax",
 )
+ROLLOUT_UNCONFIRMED = Gauge(
+    "cdb_rollout_unconfirmed_access_points",
+    "Access points (targets) that have not acknowledged the package carrying a pending "
+    "switch of a routing party's certificate into use (distribution/rollouts.py)",
+    ["owner", "party", "use", "certificate"],
+    multiprocess_mode="livemax",
+)
+ROLLOUT_ALERT_FROM = Gauge(
+    "cdb_rollout_alert_from_timestamp_seconds",
+    "When unconfirmed access points of that switch become an alert: its use_from less "
+    "CDB_ROLLOUT_ALERT_WORKING_DAYS working days (Brussels)",
+    ["owner", "party", "use", "certificate"],
+    multiprocess_mode="livemax",
+)
 SIGNING_KEY_CREATED = Gauge(
     "cdb_signing_key_created_timestamp_seconds",
     "When the current extract-signing key was made (absent when the key file does not say)",

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cdb_service.console.deps import ConsoleParts
 from cdb_service.db.engine import create_engine, session_factory
+from cdb_service.distribution.rollouts import RolloutWatch
 from cdb_service.distribution.routing_table import TableDigests
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.lookup.shared import SharedSnapshot
@@ -63,6 +64,7 @@ class Services:
     notifier: Notifier
     write_readiness: WriteReadiness
     consultations: ConsultationLog
+    rollouts: RolloutWatch
     dev_pki: DevPki | None = None
 
     @classmethod
@@ -123,7 +125,9 @@ class Services:
             ConsoleParts.build(settings, sessions, gate), Drain(settings.retry_after_s),
             Receipts(signing, sessions), LoopLag(), Notifier(sessions, settings),
             WriteReadiness(settings, engine),
-            ConsultationLog(sessions, settings.consultation_retention_days), dev_pki,
+            ConsultationLog(sessions, settings.consultation_retention_days),
+            RolloutWatch(sessions, settings.rollout_metrics_interval_s,
+                         settings.rollout_alert_working_days), dev_pki,
         )  # fmt: skip
 
     def as_state(self) -> dict[str, Any]:
@@ -134,6 +138,7 @@ class Services:
         await self.loop_lag.stop()
         await self.consultations.stop()
         await self.notifier.stop()
+        await self.rollouts.stop()
         await self.gate.refusals.stop(self.sessions)
         await self.lookup.stop()
         await self.http.aclose()

@@ -220,7 +220,8 @@ def cmd_quality(args: argparse.Namespace, settings: Settings) -> int:
         owners = await services.reads.owners()  # a third country only once registered
         if not owners.is_owner(owner):
             return codes.unknown_code(owner, "owners", owners.names(), codes.GREECE_HINT)
-        return await owner_report(services.reads, owner, day, review, overlap)
+        return await owner_report(services.reads, owner, day, review, overlap,
+                                  services.settings.rollout_alert_working_days)  # fmt: skip
 
     body = asyncio.run(with_services(settings, report))
     if isinstance(body, str):

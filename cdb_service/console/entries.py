@@ -93,7 +93,8 @@ class ConsoleEntries(Controller):
             counts[spec.name], _ = await reads.count(spec, filters={"owner": chosen})
         today = dt.datetime.now(dt.UTC).date()
         quality = await owner_report(reads, chosen, today, settings.quality_review_days,
-                                     settings.rollover_min_overlap_working_days)  # fmt: skip
+                                     settings.rollover_min_overlap_working_days,
+                                     settings.rollout_alert_working_days)  # fmt: skip
         now = dt.datetime.now(dt.UTC)
         parties = await reads.documents([KINDS["routing-parties"]], chosen)
         windows = [d for _, d in await reads.documents([KINDS["maintenance-windows"]], chosen)

@@ -91,7 +91,7 @@ class QualityController(Controller):
             )
         body = await owner_report(
             reads, wanted, date or today(), review_days or settings.quality_review_days,
-            settings.rollover_min_overlap_working_days,
+            settings.rollover_min_overlap_working_days, settings.rollout_alert_working_days,
         )  # fmt: skip
         if format == "csv":
             return Response(as_csv(body).encode(), media_type="text/csv")

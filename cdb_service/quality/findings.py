@@ -61,6 +61,11 @@ class Inputs:
     gazetteer_sources: Mapping[str, str] = field(default_factory=dict)
     # The notice a certificate rollover gives access points (`quality/rollovers.py`).
     rollover_min_working_days: int = 5
+    # Pending switches of certificates into use that the owner's parties are part of, with
+    # who has confirmed them (`distribution/rollouts.pending_uses`), and how many working
+    # days before use_from an unconfirmed access point is an error (`quality/rollovers.py`).
+    rollouts: Sequence[Mapping[str, Any]] = ()
+    rollout_alert_working_days: int = 2
 
 
 def valid_now_or_later(doc: Mapping[str, Any], day: dt.date) -> bool:

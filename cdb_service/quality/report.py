@@ -36,7 +36,7 @@ from cdb_service.lookup.index import Entry
 from cdb_service.lookup.resolver import routing, serves
 from cdb_service.quality.findings import SEVERITIES, Finding, Inputs, entry_of, valid_now_or_later
 from cdb_service.quality.geography import geography_rules
-from cdb_service.quality.rollovers import rollover_rules
+from cdb_service.quality.rollovers import rollover_rules, unconfirmed_rules
 from cdb_service.quality.stale_geography import stale_geography_rules
 
 CERTIFICATE_STEPS = ((0, "error"), (30, "error"), (60, "warning"), (90, "info"))
@@ -209,6 +209,7 @@ RULES = (
     geography_rules,
     stale_geography_rules,
     rollover_rules,
+    unconfirmed_rules,
 )
 
 

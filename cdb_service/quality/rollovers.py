@@ -7,6 +7,7 @@ rollovers that are allowed but short.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 from cdb_service.kernel.calendar import default_calendar, local_date
@@ -52,3 +53,39 @@ def rollover_rules(inputs: Inputs) -> Iterable[Finding]:
                     discriminator=f"late/{new.sha256}", detail=detail | {"days": after},
                     **entry_of("routing-parties", doc),
                 )  # fmt: skip
+
+
+def unconfirmed_rules(inputs: Inputs) -> Iterable[Finding]:
+    """`rollout-unconfirmed`: an access point of the owner (or one that must import the
+    owner's new certificate) has not acknowledged the package carrying a pending switch
+    of a certificate into use (`distribution/rollouts.py`): an error from
+    `rollout_alert_working_days` working days before use_from (when the alert fires), a
+    warning before."""
+    cal = default_calendar()
+    docs = {d["name"]: d for d in inputs.documents.get("routing-parties", ())}
+    for r in inputs.rollouts:
+        use_from = dt.datetime.fromisoformat(str(r["effective_from"]))
+        days = cal.working_days_between(inputs.today, local_date(use_from))
+        severity = "error" if days <= inputs.rollout_alert_working_days else "warning"
+        for line in r["access_points"]:
+            if line["state"] == "confirmed":
+                continue
+            doc = docs.get(line["party"]) or docs.get(r["party"])
+            if doc is None:
+                continue
+            target = line["target"]
+            where = f"{line['party']}" + (f" ({target['kind']} {target['name']})" if target else "")
+            yield Finding(
+                "rollout-unconfirmed", severity,
+                f"{where} has not confirmed the package that switches {r['party']}'s "
+                f"{r['certificate']['use']} certificate into use at {use_from.isoformat()} "
+                f"({'a stale package' if line['state'] == 'stale' else 'no acknowledgement'})",
+                "import the package (GET /api/v1/packages/{party}?at=use_from) or run "
+                "cdb-service connector-sync; it acknowledges when applied",
+                discriminator=f"unconfirmed/{r['id']}/{line['party']}/"
+                f"{target['kind'] + ':' + target['name'] if target else '-'}",
+                detail={"rollout": r["id"], "package_digest": line["package_digest"],
+                        "state": line["state"], "use_from": use_from.isoformat(),
+                        "working_days_left": days},
+                **entry_of("routing-parties", doc),
+            )  # fmt: skip

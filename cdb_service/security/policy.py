@@ -165,3 +165,17 @@ def require_write(principal: Principal, owner: str, current_owner: str | None = 
         if not may_write(principal, str(target)):
             mine = principal.administers or "no owner"
             raise forbidden(f"an administrator of {mine} cannot change entries of {target}")
+
+
+def may_acknowledge(principal: Principal, owner: str, party_certificates: Iterable[str]) -> bool:
+    """May `principal` say what an access point (a routing party of `owner`) runs?
+
+    Its owner's administrators, and the access point itself: a client whose certificate
+    (the one it presented for mutual TLS) is one of the party's certificates, with a
+    token that may read. Operators may not, unless they are one of those: an
+    acknowledgement is the access point's word about itself, and one made for it would
+    show a rollout confirmed that no access point has applied."""
+    if owner != codes.COMMISSION and principal.administers == owner:
+        return True
+    mine = principal.certificate.facts.sha256 if principal.certificate is not None else None
+    return may_read(principal) and mine is not None and mine in set(party_certificates)

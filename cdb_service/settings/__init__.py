@@ -205,6 +205,14 @@ class Settings(ConsoleSettings, EdgeSettings, NotificationSettings, BaseSettings
     # shortest): the new certificate accepted that long before it is used, the old one
     # accepted that long after the new one is (quality/rollovers.py).
     rollover_min_overlap_working_days: int = Field(default=5, ge=0, le=60)
+    # Rollout status (distribution/rollouts.py): access points that have not confirmed a
+    # change of trust material this many working days before its use_from are alerted on
+    # (`cdb_rollout_unconfirmed_access_points`, deploy/prometheus) and listed by the
+    # quality report; changes this many days past stay listed as recent; the gauges are
+    # recomputed this often.
+    rollout_alert_working_days: int = Field(default=2, ge=0, le=30)
+    rollout_recent_days: int = Field(default=14, ge=0, le=366)
+    rollout_metrics_interval_s: float = Field(default=300.0, ge=5.0, le=86_400.0)
 
     @field_validator("smtp_url")
     @classmethod

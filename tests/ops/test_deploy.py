@@ -295,7 +295,7 @@ def test_alerting_rules_check_and_their_burn_rate_tests_pass() -> None:
         assert done.returncode == 0, done.stdout + done.stderr
     tests = yaml.safe_load((RULES / "cdb-alerts.test.yaml").read_text())
     tested = {t["alertname"] for case in tests["tests"] for t in case.get("alert_rule_test", [])}
-    assert "CdbErrorBudgetFastBurn" in tested
+    assert {"CdbErrorBudgetFastBurn", "CdbRolloutUnconfirmed"} <= tested
 
 
 def test_the_image_is_the_one_the_manifests_run(production: list[dict[str, Any]]) -> None:

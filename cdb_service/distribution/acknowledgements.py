@@ -1,0 +1,156 @@
+"""Acknowledgements: which configuration package an access point has applied, and where.
+
+`cdb-service connector-sync` (issue 28 item 3), after it applied a package to one of its
+targets (a connector 4.x directory, a Domibus gateway, a connector-ng), posts the
+package's digest (`packages.package_digest`, the package's ETag), the target, when it
+applied it and the target's own answer. The rollout status (`rollouts.py`) compares these
+digests with the package each change of trust material is carried by.
+
+Not a registry kind, on purpose: an acknowledgement is a statement by an access point
+about itself, not registry content; it is neither versioned nor served in extracts. Who
+posted each one is in the audit trail.
+
+Bounded whatever a client sends: the same digest and target twice is one row; each
+target keeps its last `KEEP_PER_TARGET` acknowledgements; a party keeps its
+`MAX_TARGETS` most recently heard targets (a new one evicts the one heard from least
+recently, so a renamed target does not lock the party out).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Index, String, UniqueConstraint, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cdb_service.db.base import GUID, Base, DateTimeUTC, JsonB, utcnow
+
+KEEP_PER_TARGET = 20
+MAX_TARGETS = 16
+# The kinds of target the agent knows (issue 28 item 3), in connector operators' words.
+TARGET_KINDS = ("connector4-dir", "domibus", "connector-ng")
+
+
+class Acknowledgement(Base):
+    __tablename__ = "acknowledgements"
+    __table_args__ = (
+        UniqueConstraint(
+            "party",
+            "target_kind",
+            "target_name",
+            "package_digest",
+            name="uq_acknowledgements_target_digest",
+        ),
+        Index("ix_acknowledgements_party_received", "party", "received_at"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True)
+    party: Mapped[str] = mapped_column(String(100))  # the routing party's (Domibus) name
+    owner: Mapped[str] = mapped_column(String(2))  # the party's owner when acknowledged
+    package_digest: Mapped[str] = mapped_column(String(64))
+    target_kind: Mapped[str] = mapped_column(String(20))
+    target_name: Mapped[str] = mapped_column(String(100))
+    applied_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC)
+    answer: Mapped[Any] = mapped_column(JsonB)
+    acknowledged_by: Mapped[str] = mapped_column(String(200))  # who (token subject)
+
+
+@dataclass(frozen=True)
+class Posted:
+    party: str
+    owner: str
+    package_digest: str
+    target_kind: str
+    target_name: str
+    applied_at: dt.datetime
+    answer: Any
+    acknowledged_by: str
+
+
+async def existing(session: AsyncSession, posted: Posted) -> Acknowledgement | None:
+    """The acknowledgement of the same digest and target, if one is kept."""
+    found = await session.scalars(
+        select(Acknowledgement).where(
+            Acknowledgement.party == posted.party,
+            Acknowledgement.target_kind == posted.target_kind,
+            Acknowledgement.target_name == posted.target_name,
+            Acknowledgement.package_digest == posted.package_digest,
+        )
+    )
+    return found.first()
+
+
+async def insert(session: AsyncSession, posted: Posted) -> Acknowledgement:
+    """A new row for `posted`, inside the caller's transaction, its first statement a
+    write (so that SQLite queues a concurrent twin instead of failing it): a twin already
+    kept raises `IntegrityError` and the caller answers with `existing`."""
+    row = Acknowledgement(
+        id=uuid.uuid4(), party=posted.party, owner=posted.owner,
+        package_digest=posted.package_digest, target_kind=posted.target_kind,
+        target_name=posted.target_name, applied_at=posted.applied_at, received_at=utcnow(),
+        answer=posted.answer, acknowledged_by=posted.acknowledged_by,
+    )  # fmt: skip
+    session.add(row)
+    await session.flush()
+    await _bound(session, posted)
+    return row
+
+
+async def _bound(session: AsyncSession, posted: Posted) -> None:
+    """Keep the last KEEP_PER_TARGET of this target, and MAX_TARGETS targets per party."""
+    same_target = (
+        Acknowledgement.party == posted.party,
+        Acknowledgement.target_kind == posted.target_kind,
+        Acknowledgement.target_name == posted.target_name,
+    )
+    kept = (
+        select(Acknowledgement.id)
+        .where(*same_target)
+        .order_by(Acknowledgement.received_at.desc(), Acknowledgement.id.desc())
+        .limit(KEEP_PER_TARGET)
+    )
+    kept_ids = list(await session.scalars(kept))
+    await session.execute(
+        delete(Acknowledgement).where(*same_target, Acknowledgement.id.not_in(kept_ids))
+    )
+    targets = (
+        select(
+            Acknowledgement.target_kind,
+            Acknowledgement.target_name,
+            func.max(Acknowledgement.received_at).label("last"),
+        )
+        .where(Acknowledgement.party == posted.party)
+        .group_by(Acknowledgement.target_kind, Acknowledgement.target_name)
+        .order_by(func.max(Acknowledgement.received_at).desc())
+    )
+    for kind, name, _ in list(await session.execute(targets))[MAX_TARGETS:]:
+        await session.execute(
+            delete(Acknowledgement).where(
+                Acknowledgement.party == posted.party,
+                Acknowledgement.target_kind == kind,
+                Acknowledgement.target_name == name,
+            )
+        )
+
+
+async def of_parties(
+    session: AsyncSession, parties: Sequence[str]
+) -> dict[str, list[Acknowledgement]]:
+    """Every kept acknowledgement of these parties, newest first per party (bounded:
+    MAX_TARGETS × KEEP_PER_TARGET per party)."""
+    out: dict[str, list[Acknowledgement]] = {p: [] for p in parties}
+    if not parties:
+        return out
+    rows = await session.scalars(
+        select(Acknowledgement)
+        .where(Acknowledgement.party.in_(list(parties)))
+        .order_by(Acknowledgement.received_at.desc(), Acknowledgement.id.desc())
+    )
+    for row in rows:
+        out[row.party].append(row)
+    return out
