@@ -4,8 +4,8 @@ Issue 28: `cdb-service connector-sync` posts, per target it applied a package to
 package's digest (`POST /api/v1/access-points/{party}/acknowledgements`); the rollout
 status compares them with the packages that carry each change of trust material.
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-05 04:30:00
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0018"
-down_revision: str | None = "0017"
+revision: str = "0019"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
