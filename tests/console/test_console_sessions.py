@@ -16,7 +16,7 @@ import pytest
 
 from cdb_service.registry.kinds.incidents.schemas import IncidentIn
 from cdb_service.security.dev import DevPki
-from tests.console.support import Api, csrf_of, origin, sign_in_http
+from tests.console.support import Api, csrf_of, origin, previewed_then_confirmed, sign_in_http
 from tests.support.service_process import Service, running_service
 from tests.support.tls import client_context
 
@@ -65,8 +65,8 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(service: S
             Api(service, "admin-fr").first("authorities", owner="FR")["version"] == court["version"]
         )
         # The same form with its token goes through: the refusal was the token's alone.
-        accepted = http.post(f"/console/authorities/{court['id']}/edit",
-                             data=fields | {"csrf": token})  # fmt: skip
+        accepted = previewed_then_confirmed(http, f"/console/authorities/{court['id']}/edit",
+                                            fields | {"csrf": token})  # fmt: skip
         assert accepted.status_code == 303, accepted.text
 
 
@@ -118,7 +118,7 @@ def test_the_audit_trail_names_the_person(service: Service) -> None:
     court = Api(service, "admin-fr").first("authorities", owner="FR", q="marseille")
     with sign_in_http(service, "admin-fr") as http:
         form = http.get(f"/console/authorities/{court['id']}/edit")
-        sent = http.post(f"/console/authorities/{court['id']}/edit", data={
+        sent = previewed_then_confirmed(http, f"/console/authorities/{court['id']}/edit", {
             "csrf": csrf_of(form.text), "expected": str(court["version"]),
             "f:address.street": "Place Monthyon",
         })  # fmt: skip
@@ -272,7 +272,7 @@ def test_an_operator_records_an_incident(service: Service) -> None:
         assert 'aria-describedby="field-started-at-help"' in form.text
         assert ('aria-describedby="field-expected-recovery-at-help '
                 'field-expected-recovery-at-error"') in sent.text  # fmt: skip
-        fixed = http.post("/console/incidents/new", data={
+        fixed = previewed_then_confirmed(http, "/console/incidents/new", {
             "csrf": csrf_of(sent.text), "owner": "EC", "f:component": "cdb",
             "f:description": "database failover", "f:started_at": "2026-11-29T10:00:00+01:00",
             "f:expected_recovery_at": "2026-11-29T12:00:00+01:00",
