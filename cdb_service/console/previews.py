@@ -41,7 +41,10 @@ ABSENT_NAMED = 200
 def confirm_token(csrf: str, items: Iterable[tuple[str, str]]) -> str:
     """A token for exactly these form items in this session: a confirmation whose form
     differs from the one previewed (or comes from another session) is previewed again."""
-    kept = [(k, v.replace("\r\n", "\n")) for k, v in items if k not in NOT_PREVIEWED]
+    # By name: a form's fields come in no fixed order (a stable sort keeps the order of
+    # a repeated name's values, which pairs a language with its name).
+    kept = sorted(((k, v.replace("\r\n", "\n")) for k, v in items if k not in NOT_PREVIEWED),
+                  key=lambda item: item[0])  # fmt: skip
     text = json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
     return hmac.new(csrf.encode(), text.encode(), hashlib.sha256).hexdigest()
 
@@ -124,8 +127,9 @@ def changes(controls: Sequence[widgets.Widget], before: dict[str, Any],
                 if old.get(key) != new.get(key):
                     walk(f"{path}.{key}", old.get(key), new.get(key))
             return
-        rows.append((_label(path, by_path), _spoken(path, old, by_path, owner),
-                     _spoken(path, new, by_path, owner)))  # fmt: skip
+        spoken = _spoken(path, old, by_path, owner), _spoken(path, new, by_path, owner)
+        if spoken[0] != spoken[1]:  # an empty list is no more a change than no list
+            rows.append((_label(path, by_path), *spoken))
 
     for change in field_changes(before, after):
         walk(str(change["field"]), change["from"], change["to"])
