@@ -274,3 +274,49 @@ async def absent_from_file(reads: EntryReads, owner: str, diff: Iterable[Any]
         if len(out) < ABSENT_NAMED:
             out.append((name, label_of(KINDS[name], document)))
     return out, total
+
+
+# How many of a file's criteria are checked for ties and places left uncovered (bounded).
+BATCH_CRITERIA_CHECKED = 200
+
+
+async def batch_consequences(reads: EntryReads, owner: str, items: Iterable[Any],
+                             diff: Sequence[Any]) -> list[str]:  # fmt: skip
+    """What a file's criteria cause: ties they create and places they stop covering,
+    each judged against the registry as it is now (as a single save's preview is), for
+    the first BATCH_CRITERIA_CHECKED criteria the file creates, changes or deletes."""
+    kind = KINDS["jurisdiction-criteria"]
+    rows = {(r.kind, str(r.key)): r for r in diff}
+    out: list[str] = []
+    checked = 0
+    for item in items:
+        if item.kind is not kind or checked >= BATCH_CRITERIA_CHECKED:
+            continue
+        row = rows.get((kind.name, str(item.key if item.key is not None else item.entry_id)))
+        if row is None or row.change.value not in ("created", "updated"):
+            continue
+        checked += 1
+        after = item.document().model_dump(mode="json")
+        if not after.get("authority_id") and after.get("authority_code"):
+            named = {"code": after["authority_code"]}
+            found = await reads.collection(KINDS["authorities"], filters=named, limit=1)
+            if not found.items:
+                continue  # an authority the file creates: no criterion of it exists yet
+            after["authority_id"] = found.items[0]["id"]
+        before = await reads.get(kind, row.id) if row.change.value == "updated" else None
+        after["id"] = str(row.id)
+        where = f"Criterion {label_of(kind, before or after)}: "
+        out += [where + e for e in await _ties(reads, owner, before, after)]
+        out += [where + e for e in await _uncovered(reads, owner, before, after)]
+    for row in diff:
+        if (
+            row.kind == kind.name
+            and row.change.value == "deleted"
+            and checked < BATCH_CRITERIA_CHECKED
+        ):
+            checked += 1
+            before = await reads.get(kind, row.id)
+            if before is not None:
+                out += [f"Criterion {label_of(kind, before)} (deleted): " + e
+                        for e in await _uncovered(reads, owner, before, None)]  # fmt: skip
+    return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import uuid
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -23,6 +24,7 @@ from cdb_service.console.pages import (
     chosen_owner,
     context_of,
     current_user,
+    label_of,
     with_registered_owners,
 )
 from cdb_service.console.web import (
@@ -134,9 +136,13 @@ class ConsoleUpload(Controller):
         if mode == "merge":
             # Merge mode deletes nothing: what the file leaves out stays, and is named.
             absent, absent_total = await previews.absent_from_file(reads, owner, result.diff)
+        effects = [] if apply else await previews.batch_consequences(reads, owner, batch.items,
+                                                                      result.diff)  # fmt: skip
         context |= {"result": result, "applied": apply, "mode": mode,
-                    "changes": [c | {"spoken": _spoken_fields(c)} for c in result.changes(200)],
+                    "changes": [c | {"spoken": _spoken_fields(c), "label": await _entry(reads, c)}
+                                for c in result.changes(200)],
                     "counts": result.counts(), "absent": absent, "absent_total": absent_total,
+                    "effects": effects,
                     "content": base64.b64encode(data).decode(),
                     "digest": hashlib.sha256(data).hexdigest()[:16]}  # fmt: skip
         return page("import.html", context)
@@ -147,3 +153,12 @@ def _spoken_fields(change: dict[str, Any]) -> list[str]:
     fields = KINDS[change["kind"]].schema.model_fields
     return [str(fields[f].title if f in fields and fields[f].title else field_label(f))
             for f in change.get("fields") or ()]  # fmt: skip
+
+
+async def _entry(reads: EntryReads, change: dict[str, Any]) -> str:
+    """A change's entry by its key, or (an entry without one) by its code and name."""
+    if change["id"] is None or str(change["key"]) != change["id"]:
+        return str(change["key"])
+    kind = KINDS[change["kind"]]
+    document = await reads.get(kind, uuid.UUID(change["id"]))
+    return label_of(kind, document) if document else "a new entry"

@@ -121,6 +121,13 @@ def _edited_workbook(data: bytes, path: Path) -> None:
     added[col["code"]], added[col["kind"]] = ADDED, "court"
     added[col["names.de"]] = "Amtsgericht aus der Tabelle"
     sheet.append(added)
+    # The court's criterion gains a place the existing court has (a tie, named before).
+    criteria = book["jurisdiction-criteria"]
+    header = [c.value for c in criteria[1]]
+    for row in criteria.iter_rows(min_row=2):
+        geo = row[header.index("geo")]
+        if '"01097"' in str(geo.value):
+            geo.value = str(geo.value).replace('"01097"', '"01069"')
     book.save(path)
 
 
@@ -221,7 +228,11 @@ def test_a_clerk_previews_downloads_uploads_and_deletes(service: Service, tmp_pa
         assert REMOVED in absent and "use replace mode to delete them" in absent.lower(), absent
         changes = page.locator("table.changes").inner_text()
         assert ADDED in changes and "created" in changes, changes
-        assert NEW in changes and "Address" in changes, changes
+        assert NEW in changes and "Address" in changes and "Places" in changes, changes
+        effects = page.locator("ul.effects").inner_text()
+        assert f"A tie with {EXISTING}" in effects and "on 1 place: 01069" in effects, effects
+        # The places the court no longer has for EIOs are named too.
+        assert "1 place no longer covered for eio (execute): 01097" in effects, effects
         b.check("preview-upload-merge")
         page.get_by_role("button", name="Apply these changes").click()
         assert "Applied as revision" in page.locator("main").inner_text()
