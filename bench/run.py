@@ -40,6 +40,11 @@ Worker replacement (bench/worker_restart.py): on the seeded registry, one worker
 time is SIGKILLed; the row "worker killed → ready" is the median time until a new
 worker answers a look-up (`--only workers`: this row alone).
 
+Workers of one host (bench/shared_index.py), at the largest size: "PSS per worker" and
+"USS per worker" (from /proc/<pid>/smaps_rollup; the lookup snapshot's pages are
+shared) and "worker killed → ready (index)", until a new worker's /health/ready
+(`--only shared-index`: these rows alone).
+
 Absolute numbers depend on this machine and its neighbours; the ratios are the
 figures to compare.
 """
@@ -68,6 +73,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import shared_index  # noqa: E402
 from bench.worker_restart import replacement_times, summary  # noqa: E402
 from cdb_service.kernel.codes import POSTAL_CODE_SHAPES  # noqa: E402
 from cdb_service.security.pki import Issued, issue, make_ca  # noqa: E402
@@ -403,6 +409,13 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[Row]) -> None:
                 rows.append(mirror_row(f"{keys:,}", big, baseline))
             if args.only == "mirror":
                 continue
+            if args.only in (None, "shared-index") and keys == max(args.sizes):
+                measured = shared_index.measure(db_url, tmp / f"shared-{keys}", args.workers,
+                                                max(3, args.repeats), env)  # fmt: skip
+                rows += [Row(**row) for row in shared_index.rows(measured, f"{keys:,}",
+                                                                 args.workers)]  # fmt: skip
+            if args.only == "shared-index":
+                continue
             paths = resolve_paths(keys)
             resolve_script = lua(paths, headers, tmp / "resolve.lua")
             live_script = lua(["/health/live"], headers, tmp / "live.lua")
@@ -422,12 +435,15 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[Row]) -> None:
                     assert check.status_code == 200 and check.json()["matches"], check.text[:300]
                     # CDB_BENCH_PROFILE=FILE: a py-spy profile of one worker (first resolve run).
                     profiler = _profile(service, args.seconds)
+                    lag = shared_index.lag_buckets(service.url)
                     runs = paired(service.url, live_script, resolve_script, args, wrk_cpu)
+                    lag_row = shared_index.lag_row(service.url, lag, f"{keys:,}", shape)
                     if profiler is not None:
                         profiler.wait()
                     rss = worker_rss_mib(service.process.pid)
                     rows += runs.rows(f"{keys:,}", f"/health/live (reference, {shape})",
                                       f"/api/v1/resolve ({shape})", rss)  # fmt: skip
+                    rows.append(Row(**lag_row))
                     last = keys == max(args.sizes)
                     if last:
                         bench_table(service, headers, live_script, tmp, args, rows,
@@ -890,8 +906,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--only",
-        choices=("resolve", "import", "mirror", "workers"),
-        help="mirror: seed, serve, mirror; workers: the worker-replacement row alone",
+        choices=("resolve", "import", "mirror", "workers", "shared-index"),
+        help="mirror: seed, serve, mirror; workers: the worker-replacement row alone; "
+        "shared-index: PSS and USS per worker and a worker killed → ready, at the largest size",
     )
     parser.add_argument("--no-pin", action="store_true",
                         help="skip the 1-worker figure pinned to its own CPU")  # fmt: skip
@@ -914,7 +931,7 @@ def main() -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="cdb-bench-") as name:
         tmp = Path(name)
-        if args.only in (None, "resolve", "mirror", "workers"):
+        if args.only in (None, "resolve", "mirror", "workers", "shared-index"):
             bench_resolve(args, tmp, rows)
         if args.only in (None, "import"):
             bench_import(tmp, rows, args.import_entries)

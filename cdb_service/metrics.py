@@ -58,6 +58,13 @@ INDEX_REVISION = Gauge(
     "Registry revision the lookup index answers from (lowest across workers)",
     multiprocess_mode="livemin",
 )
+LOOKUP_SNAPSHOTS = Counter(
+    "cdb_lookup_snapshots_total",
+    "Lookup snapshot files: built (by this host's builder), mapped (a worker answers from "
+    "one; it did not build the index itself), refused (damaged, truncated or of another "
+    "release: built again)",
+    ["outcome"],
+)
 INDEX_SYNCED = Gauge(
     "cdb_lookup_index_synced_timestamp_seconds",
     "When the lookup index last caught up with the database (oldest across workers)",

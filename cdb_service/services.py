@@ -8,6 +8,7 @@ command line and the tests build it the same way to work on a database directly.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -18,6 +19,7 @@ from cdb_service.console.deps import ConsoleParts
 from cdb_service.db.engine import create_engine, session_factory
 from cdb_service.distribution.routing_table import TableDigests
 from cdb_service.lookup.follower import IndexFollower
+from cdb_service.lookup.shared import SharedSnapshot
 from cdb_service.notifications.delivery import Notifier
 from cdb_service.ops.write_ready import WriteReadiness
 from cdb_service.registry.store.batches import Batches
@@ -110,8 +112,10 @@ class Services:
                                           settings.retry_after_s)  # fmt: skip
         signing = SigningKeys.load(settings.signing_keys_path,
                                    create=settings.profile is Profile.DEV)  # fmt: skip
-        lookup = IndexFollower(sessions, saved_path=settings.lookup_snapshot_path,
-                               save_every_s=settings.lookup_snapshot_interval_s)  # fmt: skip
+        shared = SharedSnapshot(settings.lookup_snapshot_path, settings,
+                                dt.timedelta(days=settings.changes_retention_days))  # fmt: skip
+        lookup = IndexFollower(sessions, shared=shared,
+                               renew_every_s=settings.lookup_snapshot_interval_s)  # fmt: skip
         return cls(
             settings, engine, sessions, reads, EntryWrites(sessions),
             Batches(sessions), gate, http, lookup, signing,

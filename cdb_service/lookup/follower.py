@@ -1,10 +1,15 @@
-"""This worker's `IndexFollower`: builds the index at start, then polls the head a few times
-a second and catches up, so `/resolve` answers from memory at most a poll behind.
+"""This worker's `IndexFollower`: obtains the index at start, then polls the head a few
+times a second and catches up, so `/resolve` answers from memory at most a poll behind.
+
+With a host snapshot (`shared.py`, the service's default) the index is mapped from the
+file the workers of the host share, built by one of them, and caught up from the feed;
+when a newer file appears (one worker renews it every `lookup_snapshot_interval_s`)
+each worker maps it in a thread, catches it up and swaps it in by reference. Without
+one (the mirror), the worker builds its own. Started while the database is down, the
+service answers from the last snapshot until the database answers.
 
 It also answers read-your-writes waits (`reached`), reports its freshness (the lag of
 the oldest revision seen and not applied) and caches rendered answers per revision.
-It saves its index now and then (`lookup/saved.py`); started while the database is
-down, the service answers from that saved index until the database answers.
 """
 
 from __future__ import annotations
@@ -12,17 +17,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import partial
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cdb_service import metrics
+from cdb_service.db import revisions as rev
 from cdb_service.logging import get_logger
 from cdb_service.lookup import saved
 from cdb_service.lookup.index import LookupIndex
+from cdb_service.lookup.shared import SharedSnapshot, committed_at
 from cdb_service.lookup.snapshot import build, catch_up
 
 log = get_logger("cdb.lookup")
@@ -44,12 +54,20 @@ class IndexFollower:
     _answers_at: tuple[int, str, int] = (-1, "", 0)
     # One catch-up at a time per worker: the poller and on-demand waits share it.
     _catching_up: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Where the index is saved, and how often at most (0: never).
-    saved_path: Path | None = None
-    save_every_s: float = 0.0
+    # The host's snapshot file (None: this worker builds its own index), and how often
+    # at most a new one is written (0: never).
+    shared: SharedSnapshot | None = None
+    renew_every_s: float = 0.0
     # Set while the index is the saved one: when that one last matched the database.
     saved_from: dt.datetime | None = None
-    _last_save: tuple[float, int, str] = (-float("inf"), -1, "")
+    # The snapshot file the index was mapped from ((inode, mtime_ns)), and the last look
+    # at whether a new one is due.
+    _mapped: tuple[int, int] | None = None
+    _renew_looked: float = field(default_factory=time.monotonic)
+    _renewing: asyncio.Future[bool] | None = None
+    # (revision, gazetteer identity) of the snapshot mapped: renewed only once the feed
+    # has moved past it.
+    _mapped_as: tuple[int, str] = (-1, "")
 
     def answer(self, index: LookupIndex, key: Hashable, compute: Callable[[], bytes]) -> bytes:
         """The encoded answer to `key` at the index's revision, computed once per revision."""
@@ -68,11 +86,13 @@ class IndexFollower:
         return found
 
     async def start(self) -> None:
-        """Build now if the database allows; otherwise keep trying in the background."""
+        """Obtain the index now if the database allows; otherwise keep trying in the background."""
         await self._build()
         self._task = asyncio.create_task(self._follow(), name="lookup-index-follower")
 
     async def stop(self) -> None:
+        if self.shared is not None:
+            self.shared.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -83,7 +103,19 @@ class IndexFollower:
         if self.index is None:
             self.index = await build(self.sessions)
         else:
-            await catch_up(self.index, self.sessions)
+            await self._catch_up(self.index)
+
+    async def _catch_up(self, index: LookupIndex) -> int:
+        """`snapshot.catch_up`, reading changed gazetteer countries in a thread (with a
+        host snapshot: its settings name the database)."""
+        shared = self.shared
+        if shared is None:
+            return await catch_up(index, self.sessions)
+
+        async def read_places(wanted: list[tuple[str, str, dt.datetime]]) -> dict[str, Any]:
+            return await asyncio.to_thread(shared.read_places, wanted)
+
+        return await catch_up(index, self.sessions, read_places)
 
     async def rebuild(self) -> None:
         """A fresh index from a fresh snapshot (the data was replaced); the old one answers
@@ -91,63 +123,129 @@ class IndexFollower:
         self.index = await build(self.sessions)
 
     def load_saved(self) -> bool:
-        """Answer from the saved index (the database does not answer): True if there is one."""
-        found = saved.load(self.saved_path) if self.saved_path is not None else None
+        """Answer from the host's last snapshot (the database does not answer): True if
+        there is one, whatever its age (readiness judges that)."""
+        path = self.shared.path if self.shared is not None else None
+        try:
+            found = saved.load(path) if path is not None else None
+        except saved.Unusable as error:
+            log.warning("saved lookup index unusable", path=str(path), reason=str(error))
+            found = None
         if found is None:
-            log.warning("no saved lookup index: look-ups wait for the database",
-                        path=str(self.saved_path))  # fmt: skip
+            log.warning("no saved lookup index: look-ups wait for the database", path=str(path))
             return False
-        self.index, self.saved_from = found.index, found.synced_at
-        age = (dt.datetime.now(dt.UTC) - found.synced_at).total_seconds()
+        self.index, self.saved_from, self._mapped = found.index, found.synced_at, found.file
         log.warning("answering look-ups from the saved lookup index until the database answers",
                     revision=found.index.revision, synced_at=found.synced_at.isoformat(),
-                    age_s=round(age))  # fmt: skip
+                    age_s=round(found.age_s()))  # fmt: skip
         return True
 
-    async def _build(self) -> None:
+    async def _build(self) -> bool:
+        mapped = None
+        if self.shared is not None:
+            try:
+                mapped = await self._from_host()
+            except Exception as error:  # the runtime directory, the builder: build here
+                log.warning("lookup snapshot unavailable: this worker builds its own index",
+                            error=repr(error))  # fmt: skip
         try:
-            self.index = await build(self.sessions)
+            index = mapped.index if mapped is not None else await build(self.sessions)
         except Exception as error:
             log.warning("lookup index could not be built", error=repr(error))
-            return
-        self.saved_from = None
-        log.info("lookup index built", revision=self.index.revision,
-                 criteria=len(self.index.slot_of), geo_keys=self.index.key_count())  # fmt: skip
-        await self._save()
+            return False
+        self.index, self.saved_from = index, None
+        if mapped is None:
+            log.info("lookup index built", revision=index.revision,
+                     criteria=len(index.slot_of), geo_keys=index.key_count())  # fmt: skip
+        return True
 
-    async def _save(self) -> None:
-        """Save the index if it changed and the last save is old enough (never the saved
-        one back: it is no newer than the file)."""
-        index = self.index
-        if index is None or self.saved_path is None or self.save_every_s <= 0:
+    async def _from_host(self) -> saved.Saved | None:
+        """The host's snapshot, mapped and caught up with the feed; built first (by this
+        worker or by the host's builder, waited for) when missing, stale or foreign."""
+        assert self.shared is not None
+        shared = self.shared
+        started = time.monotonic()
+        for _ in range(2):
+            found = await asyncio.to_thread(shared.obtain)
+            if found is None:
+                return None
+            if await self._of_this_database(found):
+                self._mapped_as = (found.index.revision, found.index.gazetteer.identity)
+                async with self._catching_up:
+                    applied = await self._catch_up(found.index)
+                self._mapped = found.file
+                metrics.LOOKUP_SNAPSHOTS.labels("mapped").inc()
+                log.info("lookup index mapped from the host's snapshot", path=str(shared.path),
+                         revision=found.index.revision, caught_up=applied,
+                         snapshot_age_s=round(found.age_s(), 1),
+                         seconds=round(time.monotonic() - started, 3),
+                         criteria=len(found.index.slot_of))  # fmt: skip
+                return found
+            log.warning("lookup snapshot is of another database: it will be built again",
+                        path=str(shared.path), revision=found.index.revision)  # fmt: skip
+            await asyncio.to_thread(shared.replace, found.file)
+        return None
+
+    async def _of_this_database(self, found: saved.Saved) -> bool:
+        """Whether the database committed the snapshot's revision when the file says."""
+        async with rev.read_snapshot(self.sessions) as session:
+            head = await rev.head_revision(session)
+            at = await committed_at(session, found.index.revision)
+        return found.index.revision <= head and at == found.committed_at
+
+    async def _follow_host(self) -> None:
+        """Map a new snapshot of the host when one is written (in a thread, caught up, then
+        swapped in by reference), and renew the host's when it is due."""
+        shared = self.shared
+        if shared is None or self.index is None:
             return
         now = time.monotonic()
-        stamp = (index.revision, index.gazetteer.identity)
-        last, *was = self._last_save
-        if self.saved_from is not None or tuple(was) == stamp or now - last < self.save_every_s:
+        index = self.index
+        if (
+            self.renew_every_s > 0
+            and self._renewing is None
+            and (now - self._renew_looked >= min(self.renew_every_s, RENEW_LOOK_S))
+            # Only a snapshot that the feed has moved past: an unchanged one stays.
+            and (index.revision, index.gazetteer.identity) != self._mapped_as
+        ):
+            self._renew_looked = now
+            self._renewing = _in_daemon_thread(shared.renew, self.renew_every_s)
+        if self._renewing is not None and self._renewing.done():
+            with contextlib.suppress(Exception):  # logged there: it is tried again later
+                self._renewing.result()
+            self._renewing = None
+        stamp = saved.stamp_of(shared.path)
+        if stamp is None or stamp == self._mapped:
             return
-        synced_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=now - index.freshness.checked_at)
-        data = saved.dump(index, synced_at)  # on the loop: the index does not change meanwhile
-        self._last_save = (now, *stamp)
-        try:
-            await asyncio.to_thread(saved.write, self.saved_path, data)
-        except OSError as error:
-            log.warning("lookup index could not be saved", path=str(self.saved_path),
-                        error=repr(error))  # fmt: skip
+        self._mapped = stamp  # one try per file
+        found = await asyncio.to_thread(shared.load)
+        if found is None or not await self._of_this_database(found):
+            return
+        as_written = (found.index.revision, found.index.gazetteer.identity)
+        async with self._catching_up:
+            await self._catch_up(found.index)
+            if self.index is None or found.index.revision >= self.index.revision:
+                self._mapped_as = as_written
+                self.index = found.index
+                metrics.LOOKUP_SNAPSHOTS.labels("mapped").inc()
+                log.info("lookup index swapped for the host's new snapshot",
+                         revision=found.index.revision)  # fmt: skip
 
     async def _follow(self) -> None:
+        failed = 0
         while True:
-            await asyncio.sleep(self.interval)
+            # After failed builds, less and less often: each may start a builder process.
+            await asyncio.sleep(min(BUILD_RETRY_MAX_S, self.interval * 2**failed))
             if self.index is None or self.saved_from is not None:
-                await self._build()
+                failed = 0 if await self._build() else min(failed + 1, 16)
                 continue
             try:
                 async with self._catching_up:
-                    await catch_up(self.index, self.sessions)
+                    await self._catch_up(self.index)
+                await self._follow_host()
             except Exception as error:
                 log.warning("lookup index could not catch up", error=repr(error))
                 continue
-            await self._save()
 
     def freshness(self) -> tuple[float, float] | None:
         """(lag, seconds since the head was last read); None while there is no index."""
@@ -184,3 +282,34 @@ class IndexFollower:
                 continue
             if self.index is not None and self.index.revision < revision:
                 await asyncio.sleep(min(WAIT_STEP_S, max(0.0, deadline - time.monotonic())))
+
+
+RENEW_LOOK_S = 5.0
+BUILD_RETRY_MAX_S = 30.0
+T = TypeVar("T")
+
+
+def _in_daemon_thread(work: Callable[..., T], *args: object) -> asyncio.Future[T]:
+    """`work` in a thread of its own that a stopping worker does not wait for (a build
+    of the host's snapshot takes as long as the database makes it; a half-written
+    temporary file is all it leaves)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def run() -> None:
+        try:
+            result = work(*args)
+        except BaseException as error:
+            log.warning("lookup snapshot could not be renewed", error=repr(error))
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                loop.call_soon_threadsafe(settle, partial(future.set_exception, error))
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, partial(future.set_result, result))
+
+    threading.Thread(target=run, name="lookup-snapshot-builder", daemon=True).start()
+    return future

@@ -30,7 +30,7 @@ from typing import Any
 from cdb_service.db.documents import date_of
 from cdb_service.kernel.geo import postal_unit
 from cdb_service.kernel.owners import DEFAULT, Owners
-from cdb_service.lookup.packed import PackedKeys
+from cdb_service.lookup.packed import MappedText, PackedKeys
 
 
 def valid_on(entry: Any, day: dt.date) -> bool:
@@ -56,8 +56,9 @@ class Criterion:
             date_of(doc.get("valid_from")),
             date_of(doc.get("valid_to")),
         )
-        # One string, not a list of a thousand: read back only when the criterion changes.
-        self.keys = KEY_SEP.join(keys)
+        # One string, not a list of a thousand: read back only when the criterion changes
+        # (in a mapped snapshot, `MappedText`: the bytes stay in the file).
+        self.keys: str | MappedText = KEY_SEP.join(keys)
 
     def key_list(self) -> list[str]:
         return self.keys.split(KEY_SEP) if self.keys else []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 _VALUE_BYTES = 4
 _SEP = b"\0"
@@ -28,7 +29,9 @@ def record(key: bytes, value: int) -> bytes:
 
 
 class PackedKeys:
-    __slots__ = ("_blob", "_count", "_distinct", "_values", "_width")
+    # `_blob` is `bytes`, or an `mmap` (a table mapped from a snapshot file, `_base` bytes
+    # in): both slice to `bytes`. `_values` an `array`, or a memoryview of the same map.
+    __slots__ = ("_base", "_blob", "_count", "_distinct", "_values", "_width")
 
     def __init__(self, records: Iterable[bytes] = ()) -> None:
         """`records` from `record`, in any order; a list is sorted in place (no copy),
@@ -37,8 +40,9 @@ class PackedKeys:
         ordered.sort()
         width = max((len(r) for r in ordered), default=_VALUE_BYTES + 1) - _VALUE_BYTES - 1
         self._width = width
+        self._base = 0
         self._count = len(ordered)
-        self._values = array("I")
+        self._values: Any = array("I")
         blob = bytearray()
         self._distinct, last = 0, b""
         for r in ordered:
@@ -47,7 +51,26 @@ class PackedKeys:
             blob += key
             last = key
             self._values.append(int.from_bytes(r[-_VALUE_BYTES:], "big"))
-        self._blob = bytes(blob)
+        self._blob: Any = bytes(blob)
+
+    @classmethod
+    def mapped(cls, buffer: Any, keys_at: int, values_at: int, width: int, count: int,
+               distinct: int) -> PackedKeys:  # fmt: skip
+        """A table whose buffers lie in `buffer` (an `mmap`, read-only): nothing is copied,
+        so every process that maps the same file shares the pages."""
+        table = cls()
+        table._width, table._count, table._distinct = width, count, distinct
+        table._blob, table._base = buffer, keys_at
+        view = memoryview(buffer)[values_at : values_at + count * _VALUE_BYTES]
+        table._values = view.cast("I")
+        return table
+
+    def layout(self) -> tuple[dict[str, int], bytes, memoryview]:
+        """(width, count, distinct), the keys' bytes and the values' bytes: what `mapped`
+        takes back from a file."""
+        keys = self._blob[self._base : self._base + self._count * self._width]
+        shape = {"width": self._width, "count": self._count, "distinct": self._distinct}
+        return shape, keys, memoryview(self._values).cast("B")
 
     def __len__(self) -> int:
         """How many distinct keys."""
@@ -55,11 +78,11 @@ class PackedKeys:
 
     def _first(self, probe: bytes) -> int:
         """Where `probe` (padded to the width) is, or would be."""
-        blob, width = self._blob, self._width
+        blob, width, base = self._blob, self._width, self._base
         lo, hi = 0, self._count
         while lo < hi:
             mid = (lo + hi) >> 1
-            at = mid * width
+            at = base + mid * width
             if blob[at : at + width] < probe:
                 lo = mid + 1
             else:
@@ -72,24 +95,46 @@ class PackedKeys:
         if len(key) > width:
             return ()
         probe = key.ljust(width, _SEP)
-        blob, at = self._blob, self._first(probe)
+        blob, at, base = self._blob, self._first(probe), self._base
         found: list[int] = []
-        while at < self._count and blob[at * width : at * width + width] == probe:
+        while at < self._count and blob[base + at * width : base + at * width + width] == probe:
             found.append(self._values[at])
             at += 1
         return tuple(found)
 
     def __iter__(self) -> Iterator[bytes]:
         """Each key once, in order."""
-        blob, width, last = self._blob, self._width, b""
+        blob, width, last, base = self._blob, self._width, b"", self._base
         for at in range(self._count):
-            key = blob[at * width : at * width + width].rstrip(_SEP)
+            key = blob[base + at * width : base + at * width + width].rstrip(_SEP)
             if key != last:
                 yield key
             last = key
 
     def size_bytes(self) -> int:
-        return len(self._blob) + self._values.itemsize * len(self._values)
+        return self._count * self._width + int(self._values.itemsize) * len(self._values)
+
+
+class MappedText:
+    """Text that lies in a mapped file (a criterion's own geo keys, `index.Criterion`):
+    read, as `str` methods would, only when it is used."""
+
+    __slots__ = ("_at", "_buffer", "_end")
+
+    def __init__(self, buffer: Any, at: int, end: int) -> None:
+        self._buffer, self._at, self._end = buffer, at, end
+
+    def __bool__(self) -> bool:
+        return self._end > self._at
+
+    def __len__(self) -> int:
+        return self._end - self._at
+
+    def __str__(self) -> str:
+        return bytes(self._buffer[self._at : self._end]).decode()
+
+    def split(self, separator: str) -> list[str]:
+        return str(self).split(separator)
 
 
 class PackedBuilder:

@@ -12,7 +12,7 @@ import datetime as dt
 import gc
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -45,8 +45,10 @@ GAZETTEER_CHUNK = 1000
 CHANGES_PAGE = 5000
 
 
-async def build(sessions: async_sessionmaker[AsyncSession]) -> LookupIndex:
-    """A whole index from one snapshot."""
+async def build(sessions: async_sessionmaker[AsyncSession], record: bool = True) -> LookupIndex:
+    """A whole index from one snapshot. `record`: it is the worker's own (its figures go
+    to the metrics, its objects out of the collector's walks); a snapshot file's builder
+    drops it once written."""
     index = LookupIndex()
     async with rev.read_snapshot(sessions) as session:
         index.revision = await rev.head_revision(session)
@@ -100,10 +102,11 @@ async def build(sessions: async_sessionmaker[AsyncSession]) -> LookupIndex:
         index.built_geo = packer.build()
         index.gazetteer = await _load_gazetteer(session)
     index.freshness = Freshness(time.monotonic())
-    _record(index, index.revision)
-    # What was just built lives as long as the index: out of the collector's walks (see
-    # the module's docstring). Objects freed later are still freed by their counts.
-    gc.freeze()
+    if record:
+        _record(index, index.revision)
+        # What was just built lives as long as the index: out of the collector's walks (see
+        # the module's docstring). Objects freed later are still freed by their counts.
+        gc.freeze()
     return index
 
 
@@ -126,25 +129,36 @@ async def _load_gazetteer(session: AsyncSession) -> Gazetteer:
     return await _gazetteer_after(session, Gazetteer()) or Gazetteer()
 
 
-async def _gazetteer_after(session: AsyncSession, held: Gazetteer) -> Gazetteer | None:
+PlacesReader = Callable[[list[tuple[str, str, dt.datetime]]], Awaitable[dict[str, CountryPlaces]]]
+
+
+async def _gazetteer_after(
+    session: AsyncSession, held: Gazetteer, read_places: PlacesReader | None = None
+) -> Gazetteer | None:
     """The gazetteer the database holds now, reusing `held`'s unchanged countries;
-    None when nothing changed. Only countries whose load changed are read."""
+    None when nothing changed. Only countries whose load changed are read: by
+    `read_places` when given (a worker reads them off its event loop, see
+    `shared.SharedSnapshot.read_places`), else in `session`."""
     loads = {load.country: load for load in await gazetteer_data.loads(session)}
     stamps = {country: gazetteer_data.stamp_of(load) for country, load in loads.items()}
     if stamps == held.stamps():
         return None
-    countries = {}
+    countries, wanted = {}, []
     for country, load in loads.items():
         kept = held.countries.get(country)
         if kept is not None and kept.stamp == stamps[country]:
             countries[country] = kept
         else:
-            countries[country] = await _load_country(session, country, stamps[country],
-                                                     load.loaded_at)  # fmt: skip
+            wanted.append((country, stamps[country], load.loaded_at))
+    if read_places is not None and wanted:
+        countries |= await read_places(wanted)
+    else:
+        for country, stamp, loaded_at in wanted:
+            countries[country] = await load_country(session, country, stamp, loaded_at)
     return Gazetteer(countries, gazetteer_data.identity(stamps))
 
 
-async def _load_country(session: AsyncSession, country: str, stamp: str,
+async def load_country(session: AsyncSession, country: str, stamp: str,
                         loaded_at: dt.datetime) -> CountryPlaces:  # fmt: skip
     here = CountryPlaces(stamp, loaded_at)
     interned: dict[tuple[tuple[str, str], ...], int] = {}
@@ -185,7 +199,8 @@ def _place(here: CountryPlaces, interned: dict[tuple[tuple[str, str], ...], int]
     records.append(record(key.encode(), at))
 
 
-async def catch_up(index: LookupIndex, sessions: async_sessionmaker[AsyncSession]) -> int:
+async def catch_up(index: LookupIndex, sessions: async_sessionmaker[AsyncSession],
+                   read_places: PlacesReader | None = None) -> int:  # fmt: skip
     """Apply every revision after the index's, and any gazetteer load since the last look;
     returns how many versions were applied.
 
@@ -197,7 +212,7 @@ async def catch_up(index: LookupIndex, sessions: async_sessionmaker[AsyncSession
         async with rev.read_snapshot(sessions) as session:
             head = await rev.head_revision(session)
             index.freshness.saw(head, index.revision, time.monotonic())
-            fresh_gazetteer = await _gazetteer_after(session, index.gazetteer)
+            fresh_gazetteer = await _gazetteer_after(session, index.gazetteer, read_places)
             versions = (
                 await rev.changes_after(session, index.revision, CHANGES_PAGE)
                 if head > index.revision

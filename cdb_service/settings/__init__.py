@@ -86,10 +86,16 @@ class Settings(ConsoleSettings, EdgeSettings, NotificationSettings, BaseSettings
     # connection and for the registry's head lock. A writer holding the lock longer, or
     # a pool with no connection free, makes it 503.
     ready_lock_wait_s: float = Field(default=1.5, gt=0)
-    # Each worker saves its lookup index to data_dir/lookup-snapshot.bin at most this
-    # often (0: never), so that a service started while the database is down answers
-    # look-ups from it.
+    # The lookup index is built once per host into an immutable snapshot file in
+    # `runtime_dir` (lookup-index.snap), which every worker maps read-only (one copy of
+    # its pages in memory) and follows the change feed from. One worker of the host
+    # writes a new one at most this often (0: only when it is missing or unusable); a
+    # service started while the database is down answers look-ups from the last one.
     lookup_snapshot_interval_s: float = Field(default=300.0, ge=0)
+    # Files the workers of one host share while they run (the lookup snapshot and its
+    # lock file); empty means data_dir/run. Local disk, not a network share: the lock
+    # is `flock`.
+    runtime_dir: Path | None = None
     # Started while the database does not answer, the service waits for it, trying
     # again after 1 s, 2 s, 4 s, ... up to this long between attempts.
     db_wait_max_s: float = Field(default=30.0, gt=0)
@@ -261,8 +267,12 @@ class Settings(ConsoleSettings, EdgeSettings, NotificationSettings, BaseSettings
         return self.proxy_socket or self.data_dir / "cdb.sock"
 
     @property
+    def effective_runtime_dir(self) -> Path:
+        return self.runtime_dir or self.data_dir / "run"
+
+    @property
     def lookup_snapshot_path(self) -> Path:
-        return self.data_dir / "lookup-snapshot.bin"
+        return self.effective_runtime_dir / "lookup-index.snap"
 
     @property
     def pki_dir(self) -> Path:

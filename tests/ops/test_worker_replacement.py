@@ -5,11 +5,13 @@ certificate header nginx sends. Started on a fresh dev data directory, which the
 supervisor migrates and seeds once before it forks (two workers used to migrate one
 database at the same time). Then one worker is SIGKILLed: the other keeps answering,
 and a new worker answers look-ups within 2 s (it took 8 s when each worker was a
-fresh interpreter that imported the whole service again).
+fresh interpreter that imported the whole service again). The host's lookup snapshot
+is built once; every worker, the new one too, maps it.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from urllib.parse import quote
@@ -65,6 +67,12 @@ def test_a_killed_worker_is_replaced_and_answers_look_ups_within_2_s(tmp_path: P
         now = workers(process.pid)
         assert len(now) == 2 and replaced.killed not in now and replaced.new in now
         assert process.poll() is None
+        # One index for the host: built once, mapped by the two workers and the new one.
+        text = log.read_text(errors="replace")
+        assert text.count('"event": "lookup snapshot built"') == 1, text[-3000:]
+        said = '"event": "lookup index mapped from the host\'s snapshot"'
+        mapped = [json.loads(line)["pid"] for line in text.splitlines() if said in line]
+        assert len(mapped) == 3 and replaced.new in mapped
     finally:
         stop(process)
     assert process.returncode == 0, log.read_text(errors="replace")[-3000:]
