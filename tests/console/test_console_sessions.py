@@ -16,7 +16,14 @@ import pytest
 
 from cdb_service.registry.kinds.incidents.schemas import IncidentIn
 from cdb_service.security.dev import DevPki
-from tests.console.support import Api, csrf_of, origin, previewed_then_confirmed, sign_in_http
+from tests.console.support import (
+    Api,
+    confirm_of,
+    csrf_of,
+    origin,
+    previewed_then_confirmed,
+    sign_in_http,
+)
 from tests.support.service_process import Service, running_service
 from tests.support.tls import client_context
 
@@ -282,6 +289,33 @@ def test_an_operator_records_an_incident(service: Service) -> None:
         # An administrator cannot choose the Commission: the form is for her own owner.
         form = http.get("/console/incidents/new", params={"owner": "EC"})
         assert "Incidents of FR" in form.text and "Incidents of EC" not in form.text
+
+
+def test_a_save_is_previewed_and_only_the_previewed_form_is_confirmed(service: Service) -> None:
+    """Preview before harm (issue 29): the first post of a form writes nothing and shows
+    the change by the form's labels; a confirmation whose token is forged, or whose form
+    differs from the one previewed, is previewed again; only the previewed form saves."""
+    fr = Api(service, "admin-fr")
+    court = fr.first("authorities", owner="FR", q="paris")
+    path = f"/console/authorities/{court['id']}/edit"
+    with sign_in_http(service, "admin-fr") as http:
+        token = csrf_of(http.get(path).text)
+        sent = {"csrf": token, "expected": str(court["version"]),
+                "f:address.city": "Paris (Île de la Cité)"}  # fmt: skip
+        preview = http.post(path, data=sent)
+        assert preview.status_code == 200 and "nothing is saved yet" in preview.text
+        shown = preview.text.split('<dl class="changes">', 1)[1].split("</dl>", 1)[0]
+        assert "<dt>Address: City</dt>" in shown and "address.city" not in shown, shown
+        confirm = confirm_of(preview.text)
+        for forged in (sent | {"confirm": "0" * 64},
+                       sent | {"confirm": confirm, "f:address.city": "Elsewhere"}):  # fmt: skip
+            again = http.post(path, data=forged)
+            assert again.status_code == 200 and "nothing is saved yet" in again.text
+        assert fr.first("authorities", owner="FR", q="paris")["version"] == court["version"]
+        saved = http.post(path, data=sent | {"confirm": confirm})
+        assert saved.status_code == 303, saved.text
+    now = fr.first("authorities", owner="FR", q="paris")
+    assert now["address"]["city"] == "Paris (Île de la Cité)"
 
 
 def test_a_flood_of_sign_in_starts_is_refused_and_stores_nothing_more(service: Service) -> None:
