@@ -264,7 +264,11 @@ class ConsoleEntries(Controller):
         try:
             data = edits.patched(spec, current, body, user.principal)
             if not errors and not previews.confirmed(user.csrf, items):
-                # Nothing is written before the person has seen what it changes and causes.
+                # Nothing is written before the person has seen what it changes and causes;
+                # the write is tried and rolled back, so that what the API would refuse
+                # (a duplicate, a reference to nothing) is said now, not after confirming.
+                await writes.update(spec, entry_id, data, who(request, user), expected,
+                                    dry_run=True)  # fmt: skip
                 rows = previews.changes(
                     controls,
                     form_reading.only_sent(before, controls, items),
@@ -329,6 +333,8 @@ class ConsoleEntries(Controller):
             # Every error at once: what could not be read and what the contract refuses.
             data = validate(spec, document | {"owner": chosen})
             if not errors and not previews.confirmed(user.csrf, items):
+                policy.require_write(user.principal, data.owner)
+                await writes.create(spec, data, who(request, user), dry_run=True)
                 rows = previews.changes(controls, {}, document, chosen)
                 effects = await previews.consequences(
                     reads, spec, chosen, None, _as_document(data, None), rows

@@ -316,6 +316,14 @@ def test_a_save_is_previewed_and_only_the_previewed_form_is_confirmed(service: S
         assert saved.status_code == 303, saved.text
     now = fr.first("authorities", owner="FR", q="paris")
     assert now["address"]["city"] == "Paris (Île de la Cité)"
+    with sign_in_http(service, "admin-fr") as http:
+        # What the API would refuse (a code already used) is said at once, not previewed.
+        form = http.get("/console/authorities/new")
+        taken = http.post("/console/authorities/new", data={
+            "csrf": csrf_of(form.text), "owner": "FR", "f:code": "FR:COURT-LYON",
+            "f:kind": "court", "f:names.lang": "fr", "f:names.text": "Doublon"})  # fmt: skip
+        assert taken.status_code == 409 and "nothing is saved yet" not in taken.text
+        assert "The entry was not saved" in taken.text
 
 
 def test_a_flood_of_sign_in_starts_is_refused_and_stores_nothing_more(service: Service) -> None:
