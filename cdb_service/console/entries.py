@@ -18,7 +18,7 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Redirect
 
-from cdb_service.console import form_reading, widgets
+from cdb_service.console import form_reading, previews, widgets
 from cdb_service.console.entry_views import (
     controls_of,
     filter_controls,
@@ -53,7 +53,7 @@ from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.registry.store import edits
 from cdb_service.registry.store.reads import EntryReads, Sort
 from cdb_service.registry.store.validation import validate
-from cdb_service.registry.store.writes import EntryWrites, referrers_of
+from cdb_service.registry.store.writes import EntryWrites, delete_block
 from cdb_service.security import policy
 from cdb_service.settings import Settings
 
@@ -110,7 +110,7 @@ class ConsoleEntries(Controller):
     @get("/{kind_name:str}")
     async def listing(self, request: Request[Any, Any, Any], kind_name: str,
                       reads: NamedDependency[EntryReads], q: str = "", sort: str = "",
-                      owner: str | None = None, after: str = "",
+                      owner: str | None = None, after: str = "", done: str = "",
                       page_number: int = Parameter(query="page", default=1, ge=1, le=100_000)
                       ) -> Response[str]:  # fmt: skip
         user = await current_user(request)
@@ -161,7 +161,7 @@ class ConsoleEntries(Controller):
                         rows=rows, total=total, revision=revision, q=q, sort=sort,
                         sorts=SORTS, more=more, page_number=page_number,
                         may_create=may_create, kind_filters=filters_shown,
-                        chosen_filters=chosen_filters)  # fmt: skip
+                        chosen_filters=chosen_filters, done=done[:300])  # fmt: skip
         return page("list.html", context)
 
     # --- one entry -----------------------------------------------------------------
@@ -264,6 +264,23 @@ class ConsoleEntries(Controller):
         errors = list(unreadable)
         try:
             data = edits.patched(spec, current, body, user.principal)
+            if not errors and not previews.confirmed(user.csrf, items):
+                # Nothing is written before the person has seen what it changes and causes;
+                # the write is tried and rolled back, so that what the API would refuse
+                # (a duplicate, a reference to nothing) is said now, not after confirming.
+                await writes.update(spec, entry_id, data, who(request, user), expected,
+                                    dry_run=True)  # fmt: skip
+                rows = previews.changes(
+                    controls,
+                    form_reading.only_sent(before, controls, items),
+                    form_reading.only_sent(after, controls, items),
+                    owner,
+                )
+                effects = await previews.consequences(
+                    reads, spec, owner, current, _as_document(data, current), rows
+                )
+                context["preview"] = _preview(user.csrf, items, rows, effects)
+                return page("edit.html", context)
             if not errors:
                 written = await writes.update(spec, entry_id, data, who(request, user), expected)
         except Problem as problem:
@@ -308,13 +325,23 @@ class ConsoleEntries(Controller):
             raise FORBIDDEN("choose an owner first")
         policy.require_write(user.principal, chosen)
         controls = await controls_of(reads, spec, chosen, None)
-        document, errors = form_reading.read(controls, await items_of_form(request), chosen)
+        items = await items_of_form(request)
+        document, errors = form_reading.read(controls, items, chosen)
         context = context_of(user, chosen, spec=spec, widgets=controls, loose=[],
                         title=TITLES.get(spec.name, spec.name))  # fmt: skip
         status = 422
         try:
             # Every error at once: what could not be read and what the contract refuses.
             data = validate(spec, document | {"owner": chosen})
+            if not errors and not previews.confirmed(user.csrf, items):
+                policy.require_write(user.principal, data.owner)
+                await writes.create(spec, data, who(request, user), dry_run=True)
+                rows = previews.changes(controls, {}, document, chosen)
+                effects = await previews.consequences(
+                    reads, spec, chosen, None, _as_document(data, None), rows
+                )
+                context["preview"] = _preview(user.csrf, items, rows, effects)
+                return page("create.html", context)
             if not errors:
                 policy.require_write(user.principal, data.owner)
                 created = await writes.create(spec, data, who(request, user))
@@ -337,13 +364,7 @@ class ConsoleEntries(Controller):
                           ) -> Response[str]:  # fmt: skip
         user = await current_user(request)
         spec, current = await _writable(user, reads, kind_name, entry_id)
-        async with reads.sessions() as session:
-            found = await referrers_of(session, spec, entry_id)
-        referrers = [(other.name, row.id, getattr(row, other.natural_key, None) or row.id)
-                     for other, row in found]  # fmt: skip
-        return page("delete.html", context_of(user, current["owner"], spec=spec, document=current,
-                                         label=label_of(spec, current), referrers=referrers,
-                                         title=TITLES.get(spec.name, spec.name)))  # fmt: skip
+        return page("delete.html", await _delete_context(user, reads, spec, current))
 
     @post("/{kind_name:str}/{entry_id:uuid}/delete", status_code=303)
     async def delete(self, request: Request[Any, Any, Any], kind_name: str,
@@ -353,6 +374,7 @@ class ConsoleEntries(Controller):
         form = await checked_form(request, user)
         spec, current = await _writable(user, reads, kind_name, entry_id)
         expected = _number(form, "expected")
+        label = label_of(spec, current)
         if form.get("action") == "retire":
             day = str(form.get("valid_to") or "")
             data = edits.patched(spec, current, {"valid_to": day or None}, user.principal)
@@ -360,8 +382,46 @@ class ConsoleEntries(Controller):
             done = f"Valid until {day or 'further notice'}: version {written['version']}."
             return Redirect(f"/console/{spec.name}/{entry_id}?" + urlencode({"done": done}),
                             status_code=303)  # fmt: skip
-        await writes.delete(spec, entry_id, who(request, user), expected)
-        return Redirect(f"/console/{spec.name}?" + urlencode({"q": ""}), status_code=303)
+        if form.get("confirm") != "delete":
+            # A delete is asked for once more, with what it causes, before it is done; one
+            # the API would refuse (referrers) is sent on, for its refusal to be shown.
+            context = await _delete_context(user, reads, spec, current)
+            if context["may_delete"]:
+                context["confirming"] = True
+                return page("delete.html", context, status_code=200)
+        written = await writes.delete(spec, entry_id, who(request, user), expected)
+        done = f"{label} was deleted permanently (revision {written.get('revision')})."
+        return Redirect(f"/console/{spec.name}?" + urlencode({"done": done}), status_code=303)
+
+
+async def _delete_context(user: User, reads: EntryReads, spec: KindSpec,
+                          current: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """What the retire-or-delete page shows: who refers to the entry, whether the API
+    would delete it (`delete_block`, the rule it applies), and what a delete causes."""
+    async with reads.sessions() as session:
+        block = await delete_block(session, spec, uuid.UUID(str(current["id"])))
+    referrers = [(other.name, row.id, getattr(row, other.natural_key, None) or row.id)
+                 for other, row in block.referrers]  # fmt: skip
+    effects = await previews.consequences(reads, spec, current["owner"], current, None)
+    return context_of(user, current["owner"], spec=spec, document=current,
+                      label=label_of(spec, current), referrers=referrers, never=block.never,
+                      may_delete=block.never is None and not block.referrers,
+                      effects=effects, title=TITLES.get(spec.name, spec.name))  # fmt: skip
+
+
+def _as_document(data: Any, current: dict[str, Any] | None) -> dict[str, Any]:
+    """A validated write as the document it will store (with the entry's id, if any)."""
+    out: dict[str, Any] = data.model_dump(mode="json")
+    if current is not None:
+        out["id"] = current["id"]
+    return out
+
+
+def _preview(csrf: str, items: list[tuple[str, str]], rows: list[tuple[str, str, str]],
+             effects: list[str]) -> dict[str, Any]:  # fmt: skip
+    """What a preview page shows, and the form (with its token) that confirms it."""
+    return {"rows": rows, "effects": effects, "items": previews.carried(items),
+            "token": previews.confirm_token(csrf, items)}  # fmt: skip
 
 
 def _number(form: dict[str, Any], name: str) -> int:

@@ -10,31 +10,37 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import uuid
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 
+from cdb_service.console import previews
 from cdb_service.console.deps import ConsoleParts
 from cdb_service.console.pages import (
     HANDLERS,
     chosen_owner,
     context_of,
     current_user,
+    label_of,
     with_registered_owners,
 )
 from cdb_service.console.web import (
     checked_form,
     page,
+    viewer,
     who,
 )
-from cdb_service.kernel.problems import Problem
+from cdb_service.kernel.problems import FieldError, Problem, invalid
 from cdb_service.registry.formats import files as entry_files
 from cdb_service.registry.formats.budget import Budget
 from cdb_service.registry.formats.files import FileTooLarge, FormatError
 from cdb_service.registry.formats.ndjson import Mode, apply_parsed
+from cdb_service.registry.http.import_export import export_file
 from cdb_service.registry.kinds import KINDS
+from cdb_service.registry.kinds.fields import label_of as field_label
 from cdb_service.registry.store.batches import Batches
 from cdb_service.registry.store.reads import EntryReads
 from cdb_service.security import policy
@@ -55,6 +61,26 @@ class ConsoleUpload(Controller):
         user = await current_user(request)
         context = context_of(user, chosen_owner(request, user, owner))
         return page("import.html", await with_registered_owners(context, reads))
+
+    @get("/export")
+    async def download(self, request: Request[Any, Any, Any],
+                       reads: NamedDependency[EntryReads], format: str = "xlsx",
+                       kind: str = "", owner: str | None = None) -> Response[bytes]:  # fmt: skip
+        """The owner's entries as the upload reads them: XLSX (every kind, one sheet
+        each) or CSV (one kind); the API's export, as a download."""
+        user = await current_user(request)
+        chosen = chosen_owner(request, user, owner)
+        policy.require_read(user.principal)
+        if chosen is None or format not in ("xlsx", "csv"):
+            raise invalid([FieldError(("query", "format"), "choose an owner, and xlsx or csv")])
+        if format == "csv" and kind not in KINDS:
+            raise invalid([FieldError(("query", "kind"), "a CSV file holds one kind: choose it")])
+        kinds = [KINDS[kind]] if format == "csv" else list(KINDS.values())
+        body, name = await export_file(reads, viewer(request, user), who(request, user), chosen,
+                                       kinds, format, named=format == "csv")  # fmt: skip
+        return Response(body, media_type=entry_files.MEDIA_TYPES[format],
+                        headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                 "Cache-Control": "no-store"})  # fmt: skip
 
     @post("/import", request_max_body_size=MAX_UPLOAD_BYTES * 2)
     async def upload(self, request: Request[Any, Any, Any], batches: NamedDependency[Batches],
@@ -105,8 +131,34 @@ class ConsoleUpload(Controller):
                 raise
             context |= {"problem": problem, "mode": mode}
             return page("import.html", context, status_code=problem.status)
+        absent: list[tuple[str, str]] = []
+        absent_total = 0
+        if mode == "merge":
+            # Merge mode deletes nothing: what the file leaves out stays, and is named.
+            absent, absent_total = await previews.absent_from_file(reads, owner, result.diff)
+        effects = [] if apply else await previews.batch_consequences(reads, owner, batch.items,
+                                                                      result.diff)  # fmt: skip
         context |= {"result": result, "applied": apply, "mode": mode,
-                    "changes": result.changes(200), "counts": result.counts(),
+                    "changes": [c | {"spoken": _spoken_fields(c), "label": await _entry(reads, c)}
+                                for c in result.changes(200)],
+                    "counts": result.counts(), "absent": absent, "absent_total": absent_total,
+                    "effects": effects,
                     "content": base64.b64encode(data).decode(),
                     "digest": hashlib.sha256(data).hexdigest()[:16]}  # fmt: skip
         return page("import.html", context)
+
+
+def _spoken_fields(change: dict[str, Any]) -> list[str]:
+    """A change's fields by their labels in the contract (as the forms show them)."""
+    fields = KINDS[change["kind"]].schema.model_fields
+    return [str(fields[f].title if f in fields and fields[f].title else field_label(f))
+            for f in change.get("fields") or ()]  # fmt: skip
+
+
+async def _entry(reads: EntryReads, change: dict[str, Any]) -> str:
+    """A change's entry by its key, or (an entry without one) by its code and name."""
+    if change["id"] is None or str(change["key"]) != change["id"]:
+        return str(change["key"])
+    kind = KINDS[change["kind"]]
+    document = await reads.get(kind, uuid.UUID(change["id"]))
+    return label_of(kind, document) if document else "a new entry"

@@ -106,6 +106,21 @@ def _sign_in(http: httpx.Client, client: str) -> None:
     assert back.status_code == 200 and "Signed in" in back.text, back.text
 
 
+def confirm_of(html: str) -> str:
+    """The token of a preview's confirmation (what a save will change, shown first)."""
+    found = re.search(r'name="confirm" value="([^"]+)"', html)
+    assert found, "no confirmation on the page: " + html[:3000]
+    return found.group(1)
+
+
+def previewed_then_confirmed(http: Any, path: str, data: dict[str, str]) -> Any:
+    """A console form sent as a person does: its preview first (nothing written), then the
+    same form again with the preview's confirmation."""
+    preview = http.post(path, data=data)
+    assert preview.status_code == 200 and "nothing is saved yet" in preview.text, preview.text
+    return http.post(path, data=data | {"confirm": confirm_of(preview.text)})
+
+
 def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found, "no CSRF token on the page"

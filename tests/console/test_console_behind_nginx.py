@@ -123,6 +123,7 @@ def test_sign_in_edit_and_sign_out_through_the_shipped_nginx(deployed: Deployed)
             street = page.get_by_label("Street", exact=False)
             street.fill("1 rue de la Cité (via nginx)")
             page.get_by_role("button", name="Save").click()
+            page.get_by_role("button", name="Confirm and save").click()
             main = page.locator("main").inner_text()
             assert re.search(r"Saved as version \d+", main), main[:500]
             assert "(via nginx)" in page.locator("dl.facts.entry").inner_text()

@@ -107,6 +107,10 @@ def test_a_french_administrator_corrects_a_court_and_uploads_a_batch(
         b.check("edit")
         page.get_by_label("Street", exact=False).fill("2 rue Mégevand")
         page.get_by_role("button", name="Save").click()
+        preview = page.locator("#preview").inner_text()
+        assert "Address: Street" in preview and "2 rue Mégevand" in preview, preview
+        b.check("edit-preview")
+        page.get_by_role("button", name="Confirm and save").click()
         assert "Saved as version 2" in page.locator("main").inner_text()
         diff = page.locator("table.diff")
         assert "1 rue Mégevand" in diff.inner_text() and "2 rue Mégevand" in diff.inner_text()

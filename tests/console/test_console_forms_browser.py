@@ -81,6 +81,9 @@ def test_a_clerk_adds_names_and_creates_a_court_with_its_postal_codes(service: S
         empty.locator("input").fill("Amtsgericht Prüfstadt")
         assert not any(v.startswith(("{", "[")) or UUID.search(v) for v in _typed_into(b))
         page.get_by_role("button", name="Save").click()
+        preview = page.locator("#preview").inner_text()
+        assert "Name (French)" in preview and "Tribunal cantonal de test" in preview, preview
+        page.get_by_role("button", name="Confirm and save").click()
         main = page.locator("main").inner_text()
         assert "Saved as version" in main, main
         assert "Tribunal cantonal de test" in main and "Amtsgericht Prüfstadt" in main, main
@@ -98,6 +101,7 @@ def test_a_clerk_adds_names_and_creates_a_court_with_its_postal_codes(service: S
         assert parties and not any(UUID.search(p) for p in parties), parties
         page.get_by_label("Routing party").select_option(index=1)
         page.get_by_role("button", name="Create").click()
+        page.get_by_role("button", name="Confirm and create").click()
         main = page.locator("main").inner_text()
         assert "Created" in main, main
 
@@ -112,6 +116,9 @@ def test_a_clerk_adds_names_and_creates_a_court_with_its_postal_codes(service: S
         page.get_by_label("Places").fill("10115\n10117\n10119")
         assert not any(v.startswith(("{", "[")) or UUID.search(v) for v in _typed_into(b))
         page.get_by_role("button", name="Create").click()
+        preview = page.locator("#preview").inner_text()
+        assert "10115, 10117, 10119" in preview and "A tie with" in preview, preview
+        page.get_by_role("button", name="Confirm and create").click()
         main = page.locator("main").inner_text()
         assert "Created" in main, main
         for code in ("10115", "10117", "10119"):

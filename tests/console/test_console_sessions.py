@@ -16,7 +16,14 @@ import pytest
 
 from cdb_service.registry.kinds.incidents.schemas import IncidentIn
 from cdb_service.security.dev import DevPki
-from tests.console.support import Api, csrf_of, origin, sign_in_http
+from tests.console.support import (
+    Api,
+    confirm_of,
+    csrf_of,
+    origin,
+    previewed_then_confirmed,
+    sign_in_http,
+)
 from tests.support.service_process import Service, running_service
 from tests.support.tls import client_context
 
@@ -65,8 +72,8 @@ def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(service: S
             Api(service, "admin-fr").first("authorities", owner="FR")["version"] == court["version"]
         )
         # The same form with its token goes through: the refusal was the token's alone.
-        accepted = http.post(f"/console/authorities/{court['id']}/edit",
-                             data=fields | {"csrf": token})  # fmt: skip
+        accepted = previewed_then_confirmed(http, f"/console/authorities/{court['id']}/edit",
+                                            fields | {"csrf": token})  # fmt: skip
         assert accepted.status_code == 303, accepted.text
 
 
@@ -118,7 +125,7 @@ def test_the_audit_trail_names_the_person(service: Service) -> None:
     court = Api(service, "admin-fr").first("authorities", owner="FR", q="marseille")
     with sign_in_http(service, "admin-fr") as http:
         form = http.get(f"/console/authorities/{court['id']}/edit")
-        sent = http.post(f"/console/authorities/{court['id']}/edit", data={
+        sent = previewed_then_confirmed(http, f"/console/authorities/{court['id']}/edit", {
             "csrf": csrf_of(form.text), "expected": str(court["version"]),
             "f:address.street": "Place Monthyon",
         })  # fmt: skip
@@ -272,7 +279,7 @@ def test_an_operator_records_an_incident(service: Service) -> None:
         assert 'aria-describedby="field-started-at-help"' in form.text
         assert ('aria-describedby="field-expected-recovery-at-help '
                 'field-expected-recovery-at-error"') in sent.text  # fmt: skip
-        fixed = http.post("/console/incidents/new", data={
+        fixed = previewed_then_confirmed(http, "/console/incidents/new", {
             "csrf": csrf_of(sent.text), "owner": "EC", "f:component": "cdb",
             "f:description": "database failover", "f:started_at": "2026-11-29T10:00:00+01:00",
             "f:expected_recovery_at": "2026-11-29T12:00:00+01:00",
@@ -282,6 +289,41 @@ def test_an_operator_records_an_incident(service: Service) -> None:
         # An administrator cannot choose the Commission: the form is for her own owner.
         form = http.get("/console/incidents/new", params={"owner": "EC"})
         assert "Incidents of FR" in form.text and "Incidents of EC" not in form.text
+
+
+def test_a_save_is_previewed_and_only_the_previewed_form_is_confirmed(service: Service) -> None:
+    """Preview before harm (issue 29): the first post of a form writes nothing and shows
+    the change by the form's labels; a confirmation whose token is forged, or whose form
+    differs from the one previewed, is previewed again; only the previewed form saves."""
+    fr = Api(service, "admin-fr")
+    court = fr.first("authorities", owner="FR", q="paris")
+    path = f"/console/authorities/{court['id']}/edit"
+    with sign_in_http(service, "admin-fr") as http:
+        token = csrf_of(http.get(path).text)
+        sent = {"csrf": token, "expected": str(court["version"]),
+                "f:address.city": "Paris (Île de la Cité)"}  # fmt: skip
+        preview = http.post(path, data=sent)
+        assert preview.status_code == 200 and "nothing is saved yet" in preview.text
+        shown = preview.text.split('<dl class="changes">', 1)[1].split("</dl>", 1)[0]
+        assert "<dt>Address: City</dt>" in shown and "address.city" not in shown, shown
+        confirm = confirm_of(preview.text)
+        for forged in (sent | {"confirm": "0" * 64},
+                       sent | {"confirm": confirm, "f:address.city": "Elsewhere"}):  # fmt: skip
+            again = http.post(path, data=forged)
+            assert again.status_code == 200 and "nothing is saved yet" in again.text
+        assert fr.first("authorities", owner="FR", q="paris")["version"] == court["version"]
+        saved = http.post(path, data=sent | {"confirm": confirm})
+        assert saved.status_code == 303, saved.text
+    now = fr.first("authorities", owner="FR", q="paris")
+    assert now["address"]["city"] == "Paris (Île de la Cité)"
+    with sign_in_http(service, "admin-fr") as http:
+        # What the API would refuse (a code already used) is said at once, not previewed.
+        form = http.get("/console/authorities/new")
+        taken = http.post("/console/authorities/new", data={
+            "csrf": csrf_of(form.text), "owner": "FR", "f:code": "FR:COURT-LYON",
+            "f:kind": "court", "f:names.lang": "fr", "f:names.text": "Doublon"})  # fmt: skip
+        assert taken.status_code == 409 and "nothing is saved yet" not in taken.text
+        assert "The entry was not saved" in taken.text
 
 
 def test_a_flood_of_sign_in_starts_is_refused_and_stores_nothing_more(service: Service) -> None:

@@ -200,13 +200,17 @@ def write_xlsx(by_kind: Mapping[str, Sequence[Mapping[str, Any]]], key_of: KeyOf
         kind = KINDS[name]
         sheet = book.create_sheet(name)
         header, rows = table(kind, by_kind[name], key_of)
+        texts = [c.text for c in columns(kind, _languages(by_kind[name]))]
         sheet.append(header)
         for row in rows:
             cells = []
-            for value in row:
+            for value, text in zip(row, texts, strict=False):
                 cell = WriteOnlyCell(sheet, value=value)
                 if isinstance(value, str) and value.startswith("="):
                     cell.data_type = "s"  # a value, never a formula
+                if text:
+                    # A text cell stays text when edited: a postal code 01067 keeps its zero.
+                    cell.number_format = "@"
                 cells.append(cell)
             sheet.append(cells)
     out = io.BytesIO()

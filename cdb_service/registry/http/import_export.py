@@ -181,25 +181,35 @@ class ExportController(Controller):
         require_media(request.scope, entry_files.MEDIA_TYPES[format])
         batch_owner = policy.owner_acted_for(principal, owner)
         kinds = [k for k in (_kind(n) for n in kind or ()) if k] or list(KINDS.values())
-        # A bulk read, audited like an extract.
-        names = ",".join(k.name for k in kinds) if kind else "*"
-        await audit.record(reads.sessions, who, "export", "ok",
-                           f"owner={batch_owner} kinds={names} format={format}")  # fmt: skip
-        by_kind = await entry_files.documents_by_kind(reads, kinds, batch_owner)
-        by_kind = {
-            name: [viewer.visible(name, KINDS[name].private_fields, d, "export") for d in docs]
-            for name, docs in by_kind.items()
-        }
-        if format == "csv" and len(kinds) == 1:
-            by_kind.setdefault(kinds[0].name, [])
         try:
-            body = await entry_files.render(reads, by_kind, format)
+            body, name = await export_file(reads, viewer, who, batch_owner, kinds, format,
+                                           named=bool(kind))  # fmt: skip
         except FormatError as error:
             field = FieldError(("query", "kind"), str(error))
             raise malformed(str(error), field) from None
-        name = f"cdb-{batch_owner}{'-' + kinds[0].name if len(kinds) == 1 else ''}.{format}"
         return Response(
             body,
             media_type=entry_files.MEDIA_TYPES[format],
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
+
+
+async def export_file(reads: EntryReads, viewer: Viewer, who: Who, owner: str,
+                      kinds: list[KindSpec], fmt: str, *, named: bool = True
+                      ) -> tuple[bytes, str]:  # fmt: skip
+    """An owner's entries of `kinds` in the import shape, and the file's name; audited as
+    a bulk read, named persons as this reader may see them. The API's `GET /export` and
+    the console's download both answer with it."""
+    # A bulk read, audited like an extract.
+    names = ",".join(k.name for k in kinds) if named else "*"
+    await audit.record(reads.sessions, who, "export", "ok",
+                       f"owner={owner} kinds={names} format={fmt}")  # fmt: skip
+    by_kind = await entry_files.documents_by_kind(reads, kinds, owner)
+    by_kind = {
+        name: [viewer.visible(name, KINDS[name].private_fields, d, "export") for d in docs]
+        for name, docs in by_kind.items()
+    }
+    if fmt == "csv" and len(kinds) == 1:
+        by_kind.setdefault(kinds[0].name, [])
+    body = await entry_files.render(reads, by_kind, fmt)
+    return body, f"cdb-{owner}{'-' + kinds[0].name if len(kinds) == 1 else ''}.{fmt}"

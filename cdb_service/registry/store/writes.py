@@ -47,10 +47,14 @@ class EntryWrites:
         who: Who | str,
         entry_id: uuid.UUID | None = None,
         idempotency: IdempotentRequest | None = None,
+        *,
+        dry_run: bool = False,
     ) -> Created:
-        """Create an entry; with an idempotency key, a repeat returns the first result."""
+        """Create an entry; with an idempotency key, a repeat returns the first result.
+        `dry_run` does every check and write, then rolls back (a preview)."""
         try:
-            async with UnitOfWork(self.sessions, who, f"create {kind.name}") as writer:
+            async with UnitOfWork(self.sessions, who, f"create {kind.name}",
+                                  commit=not dry_run) as writer:  # fmt: skip
                 if idempotency is not None:
                     stored = await idempotency_keys.claim(writer.session, idempotency)
                     if stored is not None:
@@ -85,8 +89,12 @@ class EntryWrites:
         document: EntryIn,
         who: Who | str,
         expected_version: int | None = None,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
-        async with UnitOfWork(self.sessions, who, f"update {kind.name}") as writer:
+        """Replace an entry's document; `dry_run` checks and writes, then rolls back."""
+        async with UnitOfWork(self.sessions, who, f"update {kind.name}",
+                              commit=not dry_run) as writer:  # fmt: skip
             row = await current_row(writer.session, kind, entry_id)
             values = await _prepare(writer, kind, document, row, as_who(who).operator)
             written = await writer.update(kind, row, values, expected_version)

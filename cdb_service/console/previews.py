@@ -1,0 +1,322 @@
+"""Preview before harm: what a save, a delete or an upload will change, said in the
+clerk's words (the form's labels, codes and names rather than paths and UUIDs), and what
+it will cause (ties with another authority, places no longer covered, routing parties
+left serving nobody, named persons' details), before the person confirms.
+
+The changes are the API's own: the field diff of `kernel.json_documents.field_changes`
+(as an entry's history shows it) for one entry, and the import's dry run (`Batches`) for
+a file. A confirmation carries the same form again plus a token bound to the session and
+to exactly what was previewed, so that what is saved is what was shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from cdb_service.console import widgets
+from cdb_service.console.entry_views import ties_of
+from cdb_service.console.pages import label_of
+from cdb_service.kernel import codes
+from cdb_service.kernel.json_documents import field_changes
+from cdb_service.kernel.problems import Problem
+from cdb_service.registry.kinds import KINDS
+from cdb_service.registry.kinds.spec import KindSpec
+from cdb_service.registry.store import edits
+from cdb_service.registry.store.reads import EntryReads
+from cdb_service.registry.store.writes import referrers_of
+
+# Fields a form posts that are no part of what is saved.
+NOT_PREVIEWED = frozenset({"csrf", "confirm", "action"})
+# How many criteria of one instrument and competence a coverage check reads (bounded).
+COVER_SCAN = 500
+# How many entries absent from an uploaded file are named (the rest are counted).
+ABSENT_NAMED = 200
+
+
+def confirm_token(csrf: str, items: Iterable[tuple[str, str]]) -> str:
+    """A token for exactly these form items in this session: a confirmation whose form
+    differs from the one previewed (or comes from another session) is previewed again."""
+    # By name: a form's fields come in no fixed order (a stable sort keeps the order of
+    # a repeated name's values, which pairs a language with its name).
+    kept = sorted(((k, v.replace("\r\n", "\n")) for k, v in items if k not in NOT_PREVIEWED),
+                  key=lambda item: item[0])  # fmt: skip
+    text = json.dumps(kept, ensure_ascii=False, separators=(",", ":"))
+    return hmac.new(csrf.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def confirmed(csrf: str, items: Sequence[tuple[str, str]]) -> bool:
+    sent = next((v for k, v in items if k == "confirm"), "")
+    return bool(sent) and hmac.compare_digest(sent.encode(), confirm_token(csrf, items).encode())
+
+
+def carried(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The form's items to send again as hidden fields with the confirmation."""
+    return [(k, v) for k, v in items if k not in NOT_PREVIEWED]
+
+
+# --- what changes, in the form's words -----------------------------------------------
+
+
+def _controls(controls: Sequence[widgets.Widget]) -> dict[str, widgets.Widget]:
+    """Each control by its document path ("address.street"), rows by their list's path."""
+    out: dict[str, widgets.Widget] = {}
+    for top in controls:
+        out[top.path] = top
+        if top.control == "group":
+            for child in top.children:
+                out[child.path] = child
+    return out
+
+
+def _label(path: str, by_path: dict[str, widgets.Widget]) -> str:
+    if path in by_path:
+        parent = by_path.get(path.rsplit(".", 1)[0]) if "." in path else None
+        own = by_path[path].label
+        return f"{parent.label}: {own}" if parent else own
+    head, _, member = path.rpartition(".")
+    top = by_path.get(head)
+    if top is not None and top.control == "names":
+        return f"{top.label} ({codes.LANGUAGES.get(member, member)})"
+    return f"{_label(head, by_path)}: {member}" if head else path
+
+
+def _spoken(path: str, value: Any, by_path: dict[str, widgets.Widget], owner: str) -> str:
+    """A value as the form shows it: a code list's or a reference's entry by its name,
+    places one after the other, a contact's fields by their labels."""
+    if value in (None, "", [], {}):
+        return "(empty)"
+    w = by_path.get(path)
+    if w is not None and w.control == "geo" and isinstance(value, list):
+        return ", ".join(widgets._geo_line(g, owner) for g in value if isinstance(g, dict))
+    if w is not None and w.control == "rows" and isinstance(value, list):
+        labels = {c.path.rsplit(".", 1)[-1]: c.label for c in w.children}
+        return "; ".join(
+            ", ".join(f"{labels.get(k, k)}: {v}" for k, v in row.items() if v not in (None, ""))
+            if isinstance(row, dict) else str(row) for row in value
+        )  # fmt: skip
+    if w is not None and w.control == "names" and isinstance(value, dict):
+        return "; ".join(f"{t} ({codes.LANGUAGES.get(k, k)})" for k, t in value.items())
+    options = dict(w.options) if w is not None else {}
+    if isinstance(value, list):
+        return ", ".join(str(options.get(str(v), v)) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {v}" for k, v in value.items() if v not in (None, ""))
+    return str(options.get(str(value), value))
+
+
+def changes(controls: Sequence[widgets.Widget], before: dict[str, Any],
+            after: dict[str, Any], owner: str) -> list[tuple[str, str, str]]:  # fmt: skip
+    """(label, before, after) for each changed field; an object member by member."""
+    by_path = _controls(controls)
+    rows: list[tuple[str, str, str]] = []
+
+    def walk(path: str, old: Any, new: Any) -> None:
+        control = by_path.get(path)
+        opened = control is None or control.control in ("group", "names")
+        if isinstance(old, dict | None) and isinstance(new, dict | None) and opened \
+                and isinstance(old or new, dict):  # fmt: skip
+            old, new = old or {}, new or {}
+            for key in [*old, *(k for k in new if k not in old)]:
+                if old.get(key) != new.get(key):
+                    walk(f"{path}.{key}", old.get(key), new.get(key))
+            return
+        spoken = _spoken(path, old, by_path, owner), _spoken(path, new, by_path, owner)
+        if spoken[0] != spoken[1]:  # an empty list is no more a change than no list
+            rows.append((_label(path, by_path), *spoken))
+
+    for change in field_changes(before, after):
+        walk(str(change["field"]), change["from"], change["to"])
+    return rows
+
+
+# --- what it causes --------------------------------------------------------------------
+
+
+def _geo_keys(document: dict[str, Any] | None, owner: str) -> set[tuple[str, str, str]]:
+    return {
+        (str(g.get("scheme")), str(g.get("code")), str(g.get("country") or owner))
+        for g in (document or {}).get("geo") or []
+        if isinstance(g, dict)
+    }
+
+
+async def _authority(reads: EntryReads, ident: Any) -> dict[str, Any] | None:
+    try:
+        return await edits.current(reads, KINDS["authorities"], uuid.UUID(str(ident)))
+    except (Problem, ValueError):
+        return None
+
+
+async def _ties(reads: EntryReads, owner: str, before: dict[str, Any] | None,
+                after: dict[str, Any]) -> list[str]:  # fmt: skip
+    """Ties the criterion creates: places where another authority is competent at the
+    same rank (as the authority's page finds them), less those it had already."""
+    authority = await _authority(reads, after.get("authority_id"))
+    if authority is None:
+        return []
+    old: set[tuple[Any, str]] = set()
+    if before is not None and str(before.get("authority_id")) == str(authority["id"]):
+        old = {(t["id"], p) for t in await ties_of(reads, authority, [before]) for p in t["places"]}
+    out = []
+    for tie in await ties_of(reads, authority, [after]):
+        new = [p for p in tie["places"] if (tie["id"], p) not in old]
+        if new:
+            out.append(f"A tie with {tie['label']} ({tie['instrument']}, {tie['competence']}) "
+                       f"on {len(new)} place{'s' if len(new) != 1 else ''}: {', '.join(new)}. "
+                       "A sender's look-up there finds both authorities at the same rank "
+                       "and cannot choose between them.")  # fmt: skip
+    return out
+
+
+async def _uncovered(reads: EntryReads, owner: str, before: dict[str, Any] | None,
+                     after: dict[str, Any] | None) -> list[str]:  # fmt: skip
+    """Places the criterion stops covering that no other criterion of the owner covers
+    for the same instrument and competence."""
+    if before is None:
+        return []
+    gone = _geo_keys(before, owner)
+    if after is not None and (after.get("instrument"), after.get("competence")) == (
+        before.get("instrument"),
+        before.get("competence"),
+    ):
+        gone -= _geo_keys(after, owner)
+    if not gone:
+        return []
+    filters = {"owner": owner, "instrument": before.get("instrument"),
+               "competence": before.get("competence")}  # fmt: skip
+    others = await reads.collection(KINDS["jurisdiction-criteria"], filters=filters,
+                                    limit=COVER_SCAN)  # fmt: skip
+    for other in others.items:
+        if str(other.get("id")) != str(before.get("id")):
+            gone -= _geo_keys(other, owner)
+    if not gone:
+        return []
+    places = sorted(code for _, code, _ in gone)
+    return [f"{len(places)} place{'s' if len(places) != 1 else ''} no longer covered for "
+            f"{before.get('instrument')} ({before.get('competence')}): "
+            f"{', '.join(places[:20])}{' …' if len(places) > 20 else ''}. A look-up there "
+            "finds no competent authority."]  # fmt: skip
+
+
+async def _unused_party(reads: EntryReads, spec: KindSpec, before: dict[str, Any] | None,
+                        after: dict[str, Any] | None) -> list[str]:  # fmt: skip
+    """A routing party that no entry would name any more."""
+    party_id = (before or {}).get("routing_party_id")
+    if not party_id or (after is not None and after.get("routing_party_id") == party_id):
+        return []
+    try:
+        party = await edits.current(reads, KINDS["routing-parties"], uuid.UUID(str(party_id)))
+    except (Problem, ValueError):
+        return []
+    async with reads.sessions() as session:
+        found = await referrers_of(session, KINDS["routing-parties"], uuid.UUID(str(party_id)))
+    others = [
+        row
+        for kind, row in found
+        if not (kind is spec and str(row.id) == str(before and before.get("id")))
+    ]
+    if others:
+        return []
+    return [f"The routing party {party.get('name')} serves no entry any more: nothing is "
+            "sent through it until another entry chooses it."]  # fmt: skip
+
+
+def _persons(spec: KindSpec, rows: Sequence[tuple[str, str, str]],
+             before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:  # fmt: skip
+    out = []
+    for name in spec.private_fields:
+        old, new = (before or {}).get(name), (after or {}).get(name)
+        if old != new:
+            what = "removed" if not new else "recorded" if not old else "changed"
+            out.append(f"A named person's details are {what} (personal data, kept out of "
+                       "bulk extracts).")  # fmt: skip
+    return out
+
+
+async def consequences(reads: EntryReads, spec: KindSpec, owner: str,
+                       before: dict[str, Any] | None, after: dict[str, Any] | None,
+                       rows: Sequence[tuple[str, str, str]] = ()) -> list[str]:  # fmt: skip
+    """What a change of one entry causes beyond itself, one sentence each."""
+    out: list[str] = []
+    if spec.name == "jurisdiction-criteria":
+        if after is not None:
+            out += await _ties(reads, owner, before, after)
+        out += await _uncovered(reads, owner, before, after)
+    if any(r.id_field == "routing_party_id" for r in spec.references):
+        out += await _unused_party(reads, spec, before, after)
+    out += _persons(spec, rows, before, after)
+    return out
+
+
+# --- an upload's dry run -----------------------------------------------------------------
+
+
+async def absent_from_file(reads: EntryReads, owner: str, diff: Iterable[Any]
+                           ) -> tuple[list[tuple[str, str]], int]:  # fmt: skip
+    """The owner's entries of the file's kinds that the file does not name, as
+    (kind title, code and name), the first ABSENT_NAMED of them, and how many in all."""
+    rows = list(diff)
+    named = {(r.kind, str(r.id)) for r in rows}
+    kinds = [KINDS[n] for n in dict.fromkeys(r.kind for r in rows)]
+    out: list[tuple[str, str]] = []
+    total = 0
+    for name, document in await reads.documents(kinds, owner):
+        if (name, str(document["id"])) in named:
+            continue
+        total += 1
+        if len(out) < ABSENT_NAMED:
+            out.append((name, label_of(KINDS[name], document)))
+    return out, total
+
+
+# How many of a file's criteria are checked for ties and places left uncovered (bounded).
+BATCH_CRITERIA_CHECKED = 200
+
+
+async def batch_consequences(reads: EntryReads, owner: str, items: Iterable[Any],
+                             diff: Sequence[Any]) -> list[str]:  # fmt: skip
+    """What a file's criteria cause: ties they create and places they stop covering,
+    each judged against the registry as it is now (as a single save's preview is), for
+    the first BATCH_CRITERIA_CHECKED criteria the file creates, changes or deletes."""
+    kind = KINDS["jurisdiction-criteria"]
+    rows = {(r.kind, str(r.key)): r for r in diff}
+    out: list[str] = []
+    checked = 0
+    for item in items:
+        if item.kind is not kind or checked >= BATCH_CRITERIA_CHECKED:
+            continue
+        row = rows.get((kind.name, str(item.key if item.key is not None else item.entry_id)))
+        if row is None or row.change.value not in ("created", "updated"):
+            continue
+        checked += 1
+        after = item.document().model_dump(mode="json")
+        if not after.get("authority_id") and after.get("authority_code"):
+            named = {"code": after["authority_code"]}
+            found = await reads.collection(KINDS["authorities"], filters=named, limit=1)
+            if not found.items:
+                continue  # an authority the file creates: no criterion of it exists yet
+            after["authority_id"] = found.items[0]["id"]
+        before = await reads.get(kind, row.id) if row.change.value == "updated" else None
+        after["id"] = str(row.id)
+        where = f"Criterion {label_of(kind, before or after)}: "
+        out += [where + e for e in await _ties(reads, owner, before, after)]
+        out += [where + e for e in await _uncovered(reads, owner, before, after)]
+    for row in diff:
+        if (
+            row.kind == kind.name
+            and row.change.value == "deleted"
+            and checked < BATCH_CRITERIA_CHECKED
+        ):
+            checked += 1
+            before = await reads.get(kind, row.id)
+            if before is not None:
+                out += [f"Criterion {label_of(kind, before)} (deleted): " + e
+                        for e in await _uncovered(reads, owner, before, None)]  # fmt: skip
+    return out
