@@ -353,8 +353,11 @@ def measured_env(tmp: Path, database_url: str, issuer_url: str) -> dict[str, str
         "CDB_AUTO_SEED": "false",
         "CDB_LOG_LEVEL": "WARNING",
         # One client certificate drives the whole load: measure the framework, not the
-        # per-client rate limit.
-        "CDB_RATE_LIMITS": "false",
+        # per-client rate limit (production refuses to switch the limits off; this one
+        # is never reached).
+        "CDB_RATE_LIMIT_PER_CLIENT": "1000000000",
+        "CDB_RATE_LIMIT_BURST": "1000000000",
+        "CDB_PUBLIC_URL": "https://127.0.0.1",
         "CDB_TRUSTED_PROXIES": '["127.0.0.1/32"]',
         "CDB_SIGNING_KEYS_FILE": str(tmp / "signing-keys.json"),
     }
