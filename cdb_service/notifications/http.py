@@ -26,6 +26,7 @@ from cdb_service.kernel.problems import FieldError, invalid, not_found
 from cdb_service.kernel.webhooks import new_secret
 from cdb_service.notifications.delivery import Notifier
 from cdb_service.notifications.events import now
+from cdb_service.notifications.outbox import start_cursor
 from cdb_service.notifications.tables import Delivery, Subscription
 from cdb_service.notifications.webhooks import Refused
 from cdb_service.security import audit, policy
@@ -154,6 +155,7 @@ class SubscriptionController(Controller):
             created_by=who.subject,
         )
         async with sessions() as session, session.begin():
+            await start_cursor(session)
             session.add(row)
             await audit.append(
                 session,

@@ -34,15 +34,24 @@ def _insert(session: AsyncSession) -> Any:
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
+async def start_cursor(session: AsyncSession) -> None:
+    """Events are made from the revisions after the registry's head at this moment, unless
+    the cursor already stands somewhere. Called in the transaction that creates a
+    subscription: every write after a subscription exists becomes its event, even when no
+    round has run yet (a first round that failed would otherwise start the cursor after
+    them, and their events would never be made)."""
+    head = await session.scalar(select(RegistryHead.revision).where(RegistryHead.id == 1)) or 0
+    statement = _insert(session)(NotificationCursor).values(id=1, revision=head)
+    await session.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
+
+
 async def _cursor(session: AsyncSession) -> int | None:
     found = await session.scalar(
         select(NotificationCursor.revision).where(NotificationCursor.id == 1)
     )
     if found is not None:
         return int(found)
-    head = await session.scalar(select(RegistryHead.revision).where(RegistryHead.id == 1)) or 0
-    statement = _insert(session)(NotificationCursor).values(id=1, revision=head)
-    await session.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
+    await start_cursor(session)
     return None
 
 

@@ -302,3 +302,33 @@ async def test_an_incident_is_mailed_through_the_smtp_relay(
         assert mail["X-CDB-Event-Type"] == "eu.judex.cdb.incident.opened"
     finally:
         smtp.stop()
+
+
+async def test_a_write_right_after_the_first_subscription_is_not_missed(
+    settings: Settings, services: Services, receiver_dir: Path
+) -> None:
+    """The event cursor starts with the first subscription. A full run once lost the event
+    of an incident created just after subscribing: the worker's first round had failed
+    (SQLite busy), and the next one started the cursor after the incident."""
+    from sqlalchemy import delete, select
+
+    from cdb_service.notifications.outbox import produce
+    from cdb_service.notifications.tables import Delivery, NotificationCursor
+
+    receiver, server = start_receiver(receiver_dir)
+    config = _fast(settings, webhook_allowed_networks=["127.0.0.0/8"],
+                   webhook_ca_file=receiver.ca_file)  # fmt: skip
+    try:
+        async with running(config) as api, api.client("operator") as c:
+            await api.app.state.notifier.stop()  # no round runs but the test's own
+            async with services.sessions() as session, session.begin():
+                await session.execute(delete(NotificationCursor))  # as if none had succeeded
+            await _subscribe(c, receiver, ["incident.opened"])
+            assert (await c.post(f"{V1}/incidents", json=_incident())).status_code == 201
+            await produce(services.sessions)
+            await produce(services.sessions)
+            async with services.sessions() as session:
+                events = (await session.scalars(select(Delivery.event))).all()
+            assert [event["type"] for event in events] == ["eu.judex.cdb.incident.opened"]
+    finally:
+        server.shutdown()
