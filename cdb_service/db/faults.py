@@ -40,7 +40,9 @@ _SQLSTATE_READ_ONLY = "25006"
 _ASYNCPG_UNAVAILABLE = {"ConnectionDoesNotExistError", "InterfaceError",
                         "TargetServerAttributeNotMatched", "ClientCannotConnectError"}  # fmt: skip
 # sqlite3 error names (Python 3.11+ `.sqlite_errorname`).
-_SQLITE_TIMEOUT = {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_INTERRUPT"}
+# By prefix: the extended codes count too (SQLITE_BUSY_SNAPSHOT: a read-then-write
+# transaction whose snapshot another writer moved past; it does not wait, it fails at once).
+_SQLITE_TIMEOUT_PREFIXES = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_INTERRUPT")
 _SQLITE_FULL = {"SQLITE_FULL"}
 _SQLITE_UNAVAILABLE_PREFIXES = ("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY")
 
@@ -64,7 +66,7 @@ def classify(error: BaseException) -> Fault | None:
         if isinstance(name, str):
             if name in _SQLITE_FULL:
                 return Fault(FaultKind.STORAGE_FULL, reason)
-            if name in _SQLITE_TIMEOUT:
+            if name.startswith(_SQLITE_TIMEOUT_PREFIXES):
                 return Fault(FaultKind.TIMEOUT, reason)
             if name.startswith(_SQLITE_UNAVAILABLE_PREFIXES):
                 return Fault(FaultKind.UNAVAILABLE, reason)

@@ -65,3 +65,26 @@ async def test_a_runaway_statement_is_interrupted_at_the_statement_timeout(tmp_p
             assert await connection.scalar(text("SELECT 1")) == 1
     finally:
         await services.close()
+
+
+async def test_a_write_after_a_stale_read_is_a_busy_database_not_a_bug(tmp_path: Path) -> None:
+    """A transaction that read, then writes after another connection committed, fails at
+    once with SQLITE_BUSY_SNAPSHOT (no busy wait helps it). It is the database being busy
+    (503 with Retry-After), not an internal error: a console sign-in once answered 500."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'busy.sqlite3'}", auto_seed=False)
+    services = Services.open(settings)
+    try:
+        async with services.engine.begin() as setup:
+            await setup.execute(text("CREATE TABLE t (n INTEGER)"))
+        async with services.engine.connect() as reader, services.engine.connect() as writer:
+            await reader.begin()
+            await reader.scalar(text("SELECT count(*) FROM t"))  # the snapshot is taken
+            async with writer.begin():
+                await writer.execute(text("INSERT INTO t VALUES (1)"))
+            with pytest.raises(OperationalError) as raised:
+                await reader.execute(text("INSERT INTO t VALUES (2)"))
+            await reader.rollback()
+        fault = classify(raised.value)
+        assert fault is not None and fault.kind is FaultKind.TIMEOUT, raised.value
+    finally:
+        await services.close()
