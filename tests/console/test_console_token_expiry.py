@@ -24,7 +24,7 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 
-from tests.console.support import csrf_of
+from tests.console.support import csrf_of, previewed_then_confirmed
 from tests.support.issuer import new_key
 from tests.support.nginx import free_port
 from tests.support.service_process import Pki, Service, make_pki, running_service, stop
@@ -170,7 +170,9 @@ def _version(http: httpx.Client, court: str) -> int:
 
 
 def _edit(http: httpx.Client, court: str, street: str) -> httpx.Response:
-    return _send(http, court, _filled(http, court, street))
+    """An edit saved as a clerk saves it: previewed, then confirmed."""
+    path = f"/console/authorities/{court}/edit"
+    return previewed_then_confirmed(http, path, _filled(http, court, street))  # type: ignore[no-any-return]
 
 
 def _filled(http: httpx.Client, court: str, street: str) -> dict[str, Any]:
