@@ -53,7 +53,7 @@ from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.registry.store import edits
 from cdb_service.registry.store.reads import EntryReads, Sort
 from cdb_service.registry.store.validation import validate
-from cdb_service.registry.store.writes import EntryWrites, delete_block
+from cdb_service.registry.store.writes import EntryWrites
 from cdb_service.security import policy
 from cdb_service.settings import Settings
 
@@ -206,7 +206,10 @@ class ConsoleEntries(Controller):
         user = await current_user(request)
         form = await checked_form(request, user)
         spec, current = await _writable(user, reads, kind_name, entry_id)
-        expected, version = _number(form, "expected"), _number(form, "version")
+        expected, version = (
+            form_reading.version_number(form, "expected"),
+            form_reading.version_number(form, "version"),
+        )
         if expected != current["version"]:
             raise stale(expected, int(current["version"]))
         data = await edits.reverted(reads, spec, entry_id, version, None)
@@ -239,7 +242,7 @@ class ConsoleEntries(Controller):
         form = await checked_form(request, user)
         spec, current = await _writable(user, reads, kind_name, entry_id)
         owner = current["owner"]
-        expected = _number(form, "expected")
+        expected = form_reading.version_number(form, "expected")
         opened = await edits.version_document(reads, spec, entry_id, expected, None, "expected")
         shown = await controls_of(reads, spec, owner, opened)
         before, _ = form_reading.read(shown, widgets.items_of(shown), owner)
@@ -277,9 +280,9 @@ class ConsoleEntries(Controller):
                     owner,
                 )
                 effects = await previews.consequences(
-                    reads, spec, owner, current, _as_document(data, current), rows
+                    reads, spec, owner, current, form_reading.as_document(data, current), rows
                 )
-                context["preview"] = _preview(user.csrf, items, rows, effects)
+                context["preview"] = previews.preview_of(user.csrf, items, rows, effects)
                 return page("edit.html", context)
             if not errors:
                 written = await writes.update(spec, entry_id, data, who(request, user), expected)
@@ -338,9 +341,9 @@ class ConsoleEntries(Controller):
                 await writes.create(spec, data, who(request, user), dry_run=True)
                 rows = previews.changes(controls, {}, document, chosen)
                 effects = await previews.consequences(
-                    reads, spec, chosen, None, _as_document(data, None), rows
+                    reads, spec, chosen, None, form_reading.as_document(data, None), rows
                 )
-                context["preview"] = _preview(user.csrf, items, rows, effects)
+                context["preview"] = previews.preview_of(user.csrf, items, rows, effects)
                 return page("create.html", context)
             if not errors:
                 policy.require_write(user.principal, data.owner)
@@ -364,7 +367,7 @@ class ConsoleEntries(Controller):
                           ) -> Response[str]:  # fmt: skip
         user = await current_user(request)
         spec, current = await _writable(user, reads, kind_name, entry_id)
-        return page("delete.html", await _delete_context(user, reads, spec, current))
+        return page("delete.html", await previews.delete_context(user, reads, spec, current))
 
     @post("/{kind_name:str}/{entry_id:uuid}/delete", status_code=303)
     async def delete(self, request: Request[Any, Any, Any], kind_name: str,
@@ -373,7 +376,7 @@ class ConsoleEntries(Controller):
         user = await current_user(request)
         form = await checked_form(request, user)
         spec, current = await _writable(user, reads, kind_name, entry_id)
-        expected = _number(form, "expected")
+        expected = form_reading.version_number(form, "expected")
         label = label_of(spec, current)
         if form.get("action") == "retire":
             day = str(form.get("valid_to") or "")
@@ -385,47 +388,10 @@ class ConsoleEntries(Controller):
         if form.get("confirm") != "delete":
             # A delete is asked for once more, with what it causes, before it is done; one
             # the API would refuse (referrers) is sent on, for its refusal to be shown.
-            context = await _delete_context(user, reads, spec, current)
+            context = await previews.delete_context(user, reads, spec, current)
             if context["may_delete"]:
                 context["confirming"] = True
                 return page("delete.html", context, status_code=200)
         written = await writes.delete(spec, entry_id, who(request, user), expected)
         done = f"{label} was deleted permanently (revision {written.get('revision')})."
         return Redirect(f"/console/{spec.name}?" + urlencode({"done": done}), status_code=303)
-
-
-async def _delete_context(user: User, reads: EntryReads, spec: KindSpec,
-                          current: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    """What the retire-or-delete page shows: who refers to the entry, whether the API
-    would delete it (`delete_block`, the rule it applies), and what a delete causes."""
-    async with reads.sessions() as session:
-        block = await delete_block(session, spec, uuid.UUID(str(current["id"])))
-    referrers = [(other.name, row.id, getattr(row, other.natural_key, None) or row.id)
-                 for other, row in block.referrers]  # fmt: skip
-    effects = await previews.consequences(reads, spec, current["owner"], current, None)
-    return context_of(user, current["owner"], spec=spec, document=current,
-                      label=label_of(spec, current), referrers=referrers, never=block.never,
-                      may_delete=block.never is None and not block.referrers,
-                      effects=effects, title=TITLES.get(spec.name, spec.name))  # fmt: skip
-
-
-def _as_document(data: Any, current: dict[str, Any] | None) -> dict[str, Any]:
-    """A validated write as the document it will store (with the entry's id, if any)."""
-    out: dict[str, Any] = data.model_dump(mode="json")
-    if current is not None:
-        out["id"] = current["id"]
-    return out
-
-
-def _preview(csrf: str, items: list[tuple[str, str]], rows: list[tuple[str, str, str]],
-             effects: list[str]) -> dict[str, Any]:  # fmt: skip
-    """What a preview page shows, and the form (with its token) that confirms it."""
-    return {"rows": rows, "effects": effects, "items": previews.carried(items),
-            "token": previews.confirm_token(csrf, items)}  # fmt: skip
-
-
-def _number(form: dict[str, Any], name: str) -> int:
-    try:
-        return int(str(form.get(name)))
-    except ValueError:
-        raise invalid([FieldError((name,), "is not a version number")]) from None

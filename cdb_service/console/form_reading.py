@@ -22,7 +22,7 @@ from cdb_service.console.widgets import (
     row_of,
 )
 from cdb_service.kernel import codes
-from cdb_service.kernel.problems import FieldError
+from cdb_service.kernel.problems import FieldError, invalid
 
 # --- a form read back ----------------------------------------------------------------
 
@@ -220,3 +220,18 @@ def place_errors(widgets: list[Widget], errors: Iterable[FieldError]) -> list[st
         text = READABLE.get(text, text)
         target.error = f"{target.error}; {text}" if target.error else text
     return loose
+
+
+def as_document(data: Any, current: dict[str, Any] | None) -> dict[str, Any]:
+    """A validated write as the document it will store (with the entry's id, if any)."""
+    out: dict[str, Any] = data.model_dump(mode="json")
+    if current is not None:
+        out["id"] = current["id"]
+    return out
+
+
+def version_number(form: dict[str, Any], name: str) -> int:
+    try:
+        return int(str(form.get(name)))
+    except ValueError:
+        raise invalid([FieldError((name,), "is not a version number")]) from None

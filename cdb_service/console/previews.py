@@ -20,7 +20,8 @@ from typing import Any
 
 from cdb_service.console import widgets
 from cdb_service.console.entry_views import ties_of
-from cdb_service.console.pages import label_of
+from cdb_service.console.pages import context_of, label_of
+from cdb_service.console.web import TITLES, User
 from cdb_service.kernel import codes
 from cdb_service.kernel.json_documents import field_changes
 from cdb_service.kernel.problems import Problem
@@ -28,7 +29,7 @@ from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.registry.store import edits
 from cdb_service.registry.store.reads import EntryReads
-from cdb_service.registry.store.writes import referrers_of
+from cdb_service.registry.store.writes import delete_block, referrers_of
 
 # Fields a form posts that are no part of what is saved.
 NOT_PREVIEWED = frozenset({"csrf", "confirm", "action"})
@@ -320,3 +321,25 @@ async def batch_consequences(reads: EntryReads, owner: str, items: Iterable[Any]
                 out += [f"Criterion {label_of(kind, before)} (deleted): " + e
                         for e in await _uncovered(reads, owner, before, None)]  # fmt: skip
     return out
+
+
+async def delete_context(user: User, reads: EntryReads, spec: KindSpec,
+                          current: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """What the retire-or-delete page shows: who refers to the entry, whether the API
+    would delete it (`delete_block`, the rule it applies), and what a delete causes."""
+    async with reads.sessions() as session:
+        block = await delete_block(session, spec, uuid.UUID(str(current["id"])))
+    referrers = [(other.name, row.id, getattr(row, other.natural_key, None) or row.id)
+                 for other, row in block.referrers]  # fmt: skip
+    effects = await consequences(reads, spec, current["owner"], current, None)
+    return context_of(user, current["owner"], spec=spec, document=current,
+                      label=label_of(spec, current), referrers=referrers, never=block.never,
+                      may_delete=block.never is None and not block.referrers,
+                      effects=effects, title=TITLES.get(spec.name, spec.name))  # fmt: skip
+
+
+def preview_of(csrf: str, items: list[tuple[str, str]], rows: list[tuple[str, str, str]],
+             effects: list[str]) -> dict[str, Any]:  # fmt: skip
+    """What a preview page shows, and the form (with its token) that confirms it."""
+    return {"rows": rows, "effects": effects, "items": carried(items),
+            "token": confirm_token(csrf, items)}  # fmt: skip

@@ -7,14 +7,13 @@ last line, the trailer, holds the count, the SHA-256 of every byte before it and
 a JWS over both and the revision.
 Entries are read in chunks inside one read transaction (REPEATABLE READ on
 PostgreSQL), so memory stays flat however large the registry is. On PostgreSQL the
-current entries' lines are written by the database itself (`_line_sql`: the same bytes
+current entries' lines are written by the database itself (`extract_sql.line_sql`: the same bytes
 the Python encoding gives) and fetched through a cursor in chunks sized by their bytes,
 so a row costs the service one hash and one copy, as `psql \\copy` costs psql one write.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -22,13 +21,14 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Integer, String, Text, Uuid, cast, literal, select
+from sqlalchemy import JSON, Text, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cdb_service.db import personal
 from cdb_service.db import revisions as rev
-from cdb_service.db.base import COMMON_FIELDS, DateTimeUTC
+from cdb_service.db.base import COMMON_FIELDS
 from cdb_service.db.documents import document_of, to_json_value
+from cdb_service.distribution.extract_sql import line_sql, lines_from_database
 from cdb_service.kernel import hash_chain
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
 from cdb_service.registry.kinds.spec import KindSpec
@@ -38,12 +38,6 @@ from cdb_service.security.signing_keys import SigningKeys
 
 ROWS_PER_FETCH = 100
 FLUSH_BYTES = 256 * 1024
-# PostgreSQL's lines: rows per cursor fetch, first and at most; between, as many as
-# FETCH_BYTES holds at the largest line of the kind seen so far (an entry is at most
-# 2 MiB, so a fetch of small lines never waits behind a few huge ones, nor holds them).
-FIRST_FETCH = 64
-MAX_FETCH = 2000
-FETCH_BYTES = 4 * 1024 * 1024
 
 
 def _dumps(value: Any) -> str:
@@ -159,83 +153,6 @@ async def _lines_now(session: AsyncSession, kind: KindSpec, owner: str | None
                f'"document":{{{fields}}}}}')  # fmt: skip
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _sql_value(column: Any) -> str | None:
-    """The SQL that writes a column's value as `to_json_value` and `_dumps` do, with
-    `null` for NULL; None for a column type it does not know (then Python writes it)."""
-    name, kind = f'"{column.name}"', column.type
-    if isinstance(kind, JSON):  # as the database holds it: what `_lines_now` takes as is
-        text = f"{name}::text"
-    elif isinstance(kind, DateTimeUTC):  # isoformat(): microseconds only when there are some
-        utc = f"({name} AT TIME ZONE 'UTC')"
-        text = (f"""'"' || to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN """
-                f"date_trunc('second', {utc}) = {utc} THEN '' ELSE to_char({utc}, '.US') "
-                """END || 'Z"'""")  # fmt: skip
-    elif isinstance(kind, Date):
-        text = f"""'"' || to_char({name}, 'YYYY-MM-DD') || '"'"""
-    elif isinstance(kind, Uuid):
-        text = f"""'"' || {name}::text || '"'"""
-    elif isinstance(kind, Boolean | String):  # to_json escapes as json.dumps does
-        text = f"to_json({name})::text"
-    elif isinstance(kind, Integer):
-        text = f"{name}::text"
-    else:
-        return None
-    return f"COALESCE({text}, 'null')"
-
-
-def _line_sql(kind: KindSpec, by_owner: bool) -> str | None:
-    """PostgreSQL's query for the entry lines of a kind's current rows, each the UTF-8
-    text of the JSON object `_lines_now` builds (byte for byte); None when a column's
-    type has no SQL encoding here."""
-    table: Any = kind.model.__table__
-    parts = [_sql_text(f'{{"type":"entry","kind":{_dumps(kind.name)},"id":"'), '"id"::text',
-             _sql_text('","version":'), '"version"::text', _sql_text(',"revision":'),
-             '"revision"::text', _sql_text(',"document":{')]  # fmt: skip
-    for n, name in enumerate((*COMMON_FIELDS, *kind.fields)):
-        value = _sql_value(table.c[name])
-        if value is None:
-            return None
-        parts += [_sql_text(("," if n else "") + f'"{name}":'), value]
-    parts.append(_sql_text("}}"))
-    where = " WHERE owner = $1" if by_owner else ""
-    line = " || ".join(parts)
-    return f"SELECT convert_to({line}, 'UTF8') FROM \"{table.name}\"{where} ORDER BY id"
-
-
-async def _lines_from_database(session: AsyncSession, sql: str, owner: str | None
-                               ) -> AsyncIterator[bytes]:  # fmt: skip
-    """The lines `_line_sql` writes, through a cursor of the snapshot's transaction (the
-    driver's own: no per-row work on the way), in fetches of about FETCH_BYTES. The next
-    fetch is asked for before the lines of this one go out, so the database writes it
-    while they are chained and sent (two fetches held at most)."""
-    connection = await session.connection()
-    driver: Any = (await connection.get_raw_connection()).driver_connection
-    if not driver.is_in_transaction():  # SQLAlchemy's BEGIN waits for its first statement
-        await session.execute(select(literal(1)))
-    cursor = await driver.cursor(sql, *((owner,) if owner else ()))
-    rows, largest = FIRST_FETCH, 1
-    pending: asyncio.Future[list[Any]] | None = asyncio.ensure_future(cursor.fetch(rows))
-    try:
-        while pending is not None:
-            records, asked = await pending, rows
-            pending = None
-            if len(records) == asked:
-                largest = max(largest, *(len(line) for (line,) in records))
-                rows = max(FIRST_FETCH, min(MAX_FETCH, FETCH_BYTES // largest))
-                pending = asyncio.ensure_future(cursor.fetch(rows))
-            for (line,) in records:
-                yield line
-    finally:
-        if pending is not None:  # the reader left early: the connection is free again after
-            await asyncio.wait([pending])
-            if not pending.cancelled():
-                pending.exception()  # retrieved: a failure here is the leaving reader's
-
-
 async def _entries_then(session: AsyncSession, kind: KindSpec, owner: str | None, revision: int
                         ) -> AsyncIterator[tuple[dict[str, Any], int, int]]:  # fmt: skip
     after = None
@@ -269,10 +186,10 @@ async def stream_extract(
         })  # fmt: skip
         postgres = session.get_bind().dialect.name == "postgresql"
         for kind in sorted(request.kinds, key=lambda k: APPLY_ORDER.index(k.name)):
-            sql = _line_sql(kind, request.owner is not None) if postgres else None
+            sql = line_sql(kind, request.owner is not None) if postgres else None
             if request.revision is None and not kind.private_fields and sql is not None:
                 # The database writes the lines; here each is chained and counted.
-                async for body in _lines_from_database(session, sql, request.owner):
+                async for body in lines_from_database(session, sql, request.owner):
                     if written := lines.item_bytes(body):
                         yield written
                 if rest := lines.flush():

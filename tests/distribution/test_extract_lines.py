@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from cdb_service.db.revisions import read_snapshot
-from cdb_service.distribution import extracts
+from cdb_service.distribution import extract_sql, extracts
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.store.validation import validate
 from cdb_service.services import Services
@@ -33,10 +33,10 @@ async def _python_lines(services: Services, kind: Any) -> list[bytes]:
 
 async def _database_lines(services: Services, kind: Any, owner: str | None = None
                           ) -> list[bytes]:  # fmt: skip
-    sql = extracts._line_sql(kind, owner is not None)
+    sql = extract_sql.line_sql(kind, owner is not None)
     assert sql is not None, f"every column of {kind.name} has an SQL encoding"
     async with read_snapshot(services.sessions) as session:
-        return [line async for line in extracts._lines_from_database(session, sql, owner)]
+        return [line async for line in extract_sql.lines_from_database(session, sql, owner)]
 
 
 @pytest.mark.postgres_only
@@ -89,8 +89,8 @@ async def test_postgres_writes_every_kinds_lines_as_python_does(services: Servic
 async def test_a_large_kind_comes_in_fetches_and_whole(services: Services, monkeypatch: Any
                                                        ) -> None:  # fmt: skip
     """More lines than a fetch holds: every one arrives once, in order, chained as before."""
-    monkeypatch.setattr(extracts, "FIRST_FETCH", 3)
-    monkeypatch.setattr(extracts, "FETCH_BYTES", 2000)  # a few lines a fetch
+    monkeypatch.setattr(extract_sql, "FIRST_FETCH", 3)
+    monkeypatch.setattr(extract_sql, "FETCH_BYTES", 2000)  # a few lines a fetch
     from cdb_service.registry.store.batch_items import BatchItem
 
     items = [BatchItem.of(AUTH, validate(AUTH, factories.authority(code=f"DE:M{n:03d}")), n)
@@ -107,16 +107,16 @@ async def test_a_reader_that_leaves_early_leaves_the_connection_usable(
 ) -> None:
     """A client that hangs up mid-extract: the fetch already asked for is finished, and
     the snapshot's connection answers the next statement (it goes back to the pool)."""
-    monkeypatch.setattr(extracts, "FIRST_FETCH", 2)
+    monkeypatch.setattr(extract_sql, "FIRST_FETCH", 2)
     from cdb_service.registry.store.batch_items import BatchItem
 
     items = [BatchItem.of(AUTH, validate(AUTH, factories.authority(code=f"DE:L{n:03d}")), n)
              for n in range(40)]  # fmt: skip
     await services.batches.apply(items, "importer")
-    sql = extracts._line_sql(AUTH, False)
+    sql = extract_sql.line_sql(AUTH, False)
     assert sql is not None
     async with read_snapshot(services.sessions) as session:
-        lines = extracts._lines_from_database(session, sql, None)
+        lines = extract_sql.lines_from_database(session, sql, None)
         first = [await anext(lines) for _ in range(3)]  # a second fetch is under way
         await lines.aclose()
         assert len(first) == 3

@@ -21,7 +21,7 @@ from cdb_service.db.revisions.writer import SOURCE_DIGEST
 from cdb_service.kernel import codes
 from cdb_service.kernel.problems import MAX_FIELD_ERRORS, FieldError, Problem, conflict, invalid
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
-from cdb_service.registry.kinds.spec import KindSpec, ListProjection
+from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.registry.store.batch_items import (
     BatchItem,
     BatchResult,
@@ -31,6 +31,7 @@ from cdb_service.registry.store.batch_items import (
 )
 from cdb_service.registry.store.participation import CRITERIA
 from cdb_service.registry.store.references import PARTIES, EntryIndex
+from cdb_service.registry.store.unique_claims import UniqueClaims
 from cdb_service.registry.store.unit_of_work import UnitOfWork
 from cdb_service.registry.store.writes import SEARCH_TEXT, column_values, delete_block
 from cdb_service.security.audit import Who, as_who
@@ -90,7 +91,7 @@ class Batches:
                 )  # fmt: skip
                 seen: dict[tuple[str, Any], BatchItem] = {}
                 applied: list[tuple[BatchItem, uuid.UUID | None]] = []
-                claims = _UniqueClaims()
+                claims = UniqueClaims()
                 for start in range(0, len(ordered), ROWS_AT_ONCE):
                     part = ordered[start : start + ROWS_AT_ONCE]
                     await _load_part(writer.session, index, part)
@@ -275,67 +276,6 @@ def _same_source(index: EntryIndex, item: BatchItem, row: Any) -> bool:
         elif current is not None:
             return False
     return True
-
-
-class _UniqueClaims:
-    """Items of unique list projections (party ids) named twice, in the batch or by an entry
-    outside it: found now, with the line, rather than as a bare integrity error at commit.
-
-    Claims are gathered as the items are applied (from their column values), so the
-    documents need not be read a second time.
-    """
-
-    def __init__(self) -> None:
-        self.errors: list[FieldError] = []
-        self.claimed: dict[ListProjection, dict[tuple[Any, ...], BatchItem]] = {}
-        self.kinds: dict[ListProjection, KindSpec] = {}
-
-    def add(self, item: BatchItem, entry_id: uuid.UUID | None, values: dict[str, Any]) -> None:
-        for projection in item.kind.projections:
-            if not isinstance(projection, ListProjection) or not projection.unique:
-                continue
-            claimed = self.claimed.setdefault(projection, {})
-            self.kinds[projection] = item.kind
-            for row in projection.rows(entry_id or uuid.uuid4(), values):
-                key = tuple(row[c] for c in projection.columns)
-                first = claimed.setdefault(key, item)
-                if first is not item:
-                    where = " ".join(map(str, first.location)) or first.label
-                    self.errors.append(FieldError(
-                        (*item.location, projection.source),
-                        f"{' '.join(map(str, key))} is also named by {first.label} ({where})",
-                        "duplicate", item.label,
-                    ))  # fmt: skip
-
-    async def held_elsewhere(self, session: Any, in_batch: set[uuid.UUID | None]
-                             ) -> list[FieldError]:  # fmt: skip
-        """Claims on items that an entry outside the batch holds.
-
-        The projection tables still hold the state before the batch (projections are
-        written when the revision finishes), so an entry of the batch is compared with
-        its new items.
-        """
-        errors: list[FieldError] = []
-        for projection, claimed in self.claimed.items():
-            kind = self.kinds[projection]
-            model: Any = projection.model
-            column = getattr(model, projection.columns[0])
-            firsts = sorted({key[0] for key in claimed})
-            for start in range(0, len(firsts), 500):
-                query = select(model).where(column.in_(firsts[start : start + 500]))
-                for found in (await session.scalars(query)).all():
-                    key = tuple(getattr(found, c) for c in projection.columns)
-                    claimant = claimed.get(key)
-                    if claimant is None or found.entry_id in in_batch:
-                        continue
-                    other = await session.get(kind.model, found.entry_id)
-                    name = getattr(other, kind.natural_key, None) if other else found.entry_id
-                    errors.append(FieldError(
-                        (*claimant.location, projection.source),
-                        f"{' '.join(map(str, key))} already names {kind.name} {name}",
-                        "duplicate", claimant.label,
-                    ))  # fmt: skip
-        return errors
 
 
 async def _row_by_id(writer: RevisionWriter, item: BatchItem) -> Any:

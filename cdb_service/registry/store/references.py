@@ -26,9 +26,9 @@ from cdb_service.kernel.problems import FieldError
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.kinds.schemas import EntryIn
 from cdb_service.registry.kinds.spec import KindSpec, Reference
+from cdb_service.registry.store.natural_keys import chunks, rows_by_natural_key
 from cdb_service.registry.store.participation import owners_in
 
-CHUNK = 500
 PARTIES = "routing-parties"
 
 
@@ -195,7 +195,7 @@ class EntryIndex:
         for name, wanted in keys.items():
             kind = KINDS[name]
             chosen = columns(kind) if columns is not None else ()
-            out += [(kind, row) for row in await _rows_by_natural_key(session, kind, wanted,
+            out += [(kind, row) for row in await rows_by_natural_key(session, kind, wanted,
                                                                       chosen)]  # fmt: skip
         return out
 
@@ -220,7 +220,7 @@ class EntryIndex:
 
     async def _load_keys(self, session: AsyncSession, kind: KindSpec, keys: set[Any]) -> None:
         column = getattr(kind.model, kind.natural_key)
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             query = select(*_target_columns(kind)).where(column.in_(chunk))
             for row in await session.execute(query):
                 self.remember(kind, row)
@@ -228,7 +228,7 @@ class EntryIndex:
     async def _load_ids(
         self, session: AsyncSession, kind: KindSpec, ids: Iterable[uuid.UUID]
     ) -> None:
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             query = select(*_target_columns(kind)).where(kind.model.id.in_(chunk))
             for row in await session.execute(query):
                 self.remember(kind, row)
@@ -390,34 +390,3 @@ class _RefError(Exception):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
-
-
-def _chunks(values: Iterable[Any]) -> list[list[Any]]:
-    items = list(values)
-    return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-
-
-async def _rows_by_natural_key(session: AsyncSession, kind: KindSpec, keys: set[Any],
-                               columns: Sequence[Any] = ()) -> list[Any]:  # fmt: skip
-    """The current rows of these natural keys: whole (ORM objects), or only `columns`."""
-    model = kind.model
-    column = getattr(model, kind.natural_key)
-
-    async def rows(query: Any) -> list[Any]:
-        if columns:
-            return list((await session.execute(query)).all())
-        return list((await session.scalars(query)).all())
-
-    chosen = select(*columns) if columns else select(model)
-    out: list[Any] = []
-    if kind.natural_key_global:
-        for chunk in _chunks(keys):
-            out += await rows(chosen.where(column.in_(chunk)))
-        return out
-    by_owner: dict[str, list[Any]] = defaultdict(list)
-    for owner, value in keys:
-        by_owner[owner].append(value)
-    for owner, values in by_owner.items():
-        for chunk in _chunks(values):
-            out += await rows(chosen.where(model.owner == owner, column.in_(chunk)))
-    return out

@@ -1,0 +1,104 @@
+"""PostgreSQL writes the extract's entry lines itself: the SQL that gives, byte for byte,
+the JSON text `extracts._lines_now` builds in Python, and the cursor that fetches them in
+chunks sized by their bytes (tests/distribution/test_extract_lines.py compares both)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, Integer, String, Uuid, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cdb_service.db.base import COMMON_FIELDS, DateTimeUTC
+from cdb_service.registry.kinds.spec import KindSpec
+
+# PostgreSQL's lines: rows per cursor fetch, first and at most; between, as many as
+# FETCH_BYTES holds at the largest line of the kind seen so far (an entry is at most
+# 2 MiB, so a fetch of small lines never waits behind a few huge ones, nor holds them).
+FIRST_FETCH = 64
+MAX_FETCH = 2000
+FETCH_BYTES = 4 * 1024 * 1024
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sql_value(column: Any) -> str | None:
+    """The SQL that writes a column's value as `to_json_value` and `_dumps` do, with
+    `null` for NULL; None for a column type it does not know (then Python writes it)."""
+    name, kind = f'"{column.name}"', column.type
+    if isinstance(kind, JSON):  # as the database holds it: what `_lines_now` takes as is
+        text = f"{name}::text"
+    elif isinstance(kind, DateTimeUTC):  # isoformat(): microseconds only when there are some
+        utc = f"({name} AT TIME ZONE 'UTC')"
+        text = (f"""'"' || to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN """
+                f"date_trunc('second', {utc}) = {utc} THEN '' ELSE to_char({utc}, '.US') "
+                """END || 'Z"'""")  # fmt: skip
+    elif isinstance(kind, Date):
+        text = f"""'"' || to_char({name}, 'YYYY-MM-DD') || '"'"""
+    elif isinstance(kind, Uuid):
+        text = f"""'"' || {name}::text || '"'"""
+    elif isinstance(kind, Boolean | String):  # to_json escapes as json.dumps does
+        text = f"to_json({name})::text"
+    elif isinstance(kind, Integer):
+        text = f"{name}::text"
+    else:
+        return None
+    return f"COALESCE({text}, 'null')"
+
+
+def line_sql(kind: KindSpec, by_owner: bool) -> str | None:
+    """PostgreSQL's query for the entry lines of a kind's current rows, each the UTF-8
+    text of the JSON object `_lines_now` builds (byte for byte); None when a column's
+    type has no SQL encoding here."""
+    table: Any = kind.model.__table__
+    parts = [_sql_text(f'{{"type":"entry","kind":{_dumps(kind.name)},"id":"'), '"id"::text',
+             _sql_text('","version":'), '"version"::text', _sql_text(',"revision":'),
+             '"revision"::text', _sql_text(',"document":{')]  # fmt: skip
+    for n, name in enumerate((*COMMON_FIELDS, *kind.fields)):
+        value = _sql_value(table.c[name])
+        if value is None:
+            return None
+        parts += [_sql_text(("," if n else "") + f'"{name}":'), value]
+    parts.append(_sql_text("}}"))
+    where = " WHERE owner = $1" if by_owner else ""
+    line = " || ".join(parts)
+    return f"SELECT convert_to({line}, 'UTF8') FROM \"{table.name}\"{where} ORDER BY id"
+
+
+async def lines_from_database(session: AsyncSession, sql: str, owner: str | None
+                               ) -> AsyncIterator[bytes]:  # fmt: skip
+    """The lines `line_sql` writes, through a cursor of the snapshot's transaction (the
+    driver's own: no per-row work on the way), in fetches of about FETCH_BYTES. The next
+    fetch is asked for before the lines of this one go out, so the database writes it
+    while they are chained and sent (two fetches held at most)."""
+    connection = await session.connection()
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    if not driver.is_in_transaction():  # SQLAlchemy's BEGIN waits for its first statement
+        await session.execute(select(literal(1)))
+    cursor = await driver.cursor(sql, *((owner,) if owner else ()))
+    rows, largest = FIRST_FETCH, 1
+    pending: asyncio.Future[list[Any]] | None = asyncio.ensure_future(cursor.fetch(rows))
+    try:
+        while pending is not None:
+            records, asked = await pending, rows
+            pending = None
+            if len(records) == asked:
+                largest = max(largest, *(len(line) for (line,) in records))
+                rows = max(FIRST_FETCH, min(MAX_FETCH, FETCH_BYTES // largest))
+                pending = asyncio.ensure_future(cursor.fetch(rows))
+            for (line,) in records:
+                yield line
+    finally:
+        if pending is not None:  # the reader left early: the connection is free again after
+            await asyncio.wait([pending])
+            if not pending.cancelled():
+                pending.exception()  # retrieved: a failure here is the leaving reader's
