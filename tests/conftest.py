@@ -88,18 +88,22 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The backend's settings for an in-process app. Its lookup snapshot is built in a
+    thread: hundreds of apps start in a run, and starting an interpreter for each build
+    made the suite minutes longer. The child process is what tests/lookup/test_shared_snapshot.py and
+    the served workers of tests/ops/test_worker_replacement.py use."""
     if backend == "postgresql":
         url = request.getfixturevalue("pg_database")
         # The shared local server never hangs; on a busy 2-core machine a connection can
         # take longer than the 2 s a hung host is allowed. Tests of hung and dead hosts
         # set their own bounds (tests/db/test_failover.py, tests/ops/test_database_faults.py).
         return Settings(database_url=url, data_dir=tmp_path, auto_seed=False, auto_migrate=False,
-                        db_host_timeout_s=30.0, db_connect_timeout_s=30.0)  # fmt: skip
+                        db_host_timeout_s=30.0, db_connect_timeout_s=30.0,
+                        lookup_snapshot_builder="thread")  # fmt: skip
     path = tmp_path / "cdb.sqlite3"
     shutil.copy(request.getfixturevalue("sqlite_template"), path)
-    return Settings(
-        database_url=f"sqlite:///{path}", data_dir=tmp_path, auto_seed=False, auto_migrate=False
-    )
+    return Settings(database_url=f"sqlite:///{path}", data_dir=tmp_path, auto_seed=False,
+                    auto_migrate=False, lookup_snapshot_builder="thread")  # fmt: skip
 
 
 @pytest.fixture

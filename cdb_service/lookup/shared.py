@@ -119,8 +119,18 @@ class SharedSnapshot:
 
     def build_file(self) -> None:
         """Build the index from the database and write the snapshot, in a child process
-        (hold `builder`)."""
+        or in this thread (`lookup_snapshot_builder`; hold `builder`)."""
         started = time.monotonic()
+        if self.settings.lookup_snapshot_builder == "thread":  # this thread, its own loop
+            asyncio.run(_build_and_write(self.settings, self.path))
+            pid = os.getpid()
+        else:
+            pid = self._build_in_child()
+        metrics.LOOKUP_SNAPSHOTS.labels("built").inc()
+        log.info("lookup snapshot built", path=str(self.path), pid=pid,
+                 seconds=round(time.monotonic() - started, 3))  # fmt: skip
+
+    def _build_in_child(self) -> int:
         database = {name: value for name, value in self.settings.model_dump(mode="json").items()
                     if name.startswith("db_") or name in ("database_url", "data_dir",
                                                           "log_level")}  # fmt: skip
@@ -133,9 +143,7 @@ class SharedSnapshot:
         self._child = None
         if child.returncode != 0:
             raise RuntimeError(f"the lookup snapshot's builder exited with {child.returncode}")
-        metrics.LOOKUP_SNAPSHOTS.labels("built").inc()
-        log.info("lookup snapshot built", path=str(self.path), pid=child.pid,
-                 seconds=round(time.monotonic() - started, 3))  # fmt: skip
+        return child.pid
 
     def read_places(self, wanted: list[tuple[str, str, dt.datetime]]) -> dict[str, CountryPlaces]:
         """The gazetteer's countries `wanted` ((country, stamp, loaded_at): their loads

@@ -6,6 +6,7 @@ import datetime as dt
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -92,6 +93,11 @@ class Settings(ConsoleSettings, EdgeSettings, NotificationSettings, BaseSettings
     # writes a new one at most this often (0: only when it is missing or unusable); a
     # service started while the database is down answers look-ups from the last one.
     lookup_snapshot_interval_s: float = Field(default=300.0, ge=0)
+    # Where the snapshot is built: a child process (the default: the build's memory and
+    # time never touch a worker) or a thread of the worker (for a process that starts
+    # many apps in a row, such as the test suite's in-process clients, where starting
+    # an interpreter for each build costs more than the build of a small registry).
+    lookup_snapshot_builder: Literal["process", "thread"] = "process"
     # Files the workers of one host share while they run (the lookup snapshot and its
     # lock file); empty means data_dir/run. Local disk, not a network share: the lock
     # is `flock`.

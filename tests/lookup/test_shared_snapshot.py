@@ -38,7 +38,9 @@ def _count(outcome: str) -> float:
 
 
 def _shared(settings: Settings, path: Path) -> SharedSnapshot:
-    return SharedSnapshot(path, settings, dt.timedelta(days=90))
+    """The host's snapshot as a served worker has it: built in a child process."""
+    built_apart = settings.model_copy(update={"lookup_snapshot_builder": "process"})
+    return SharedSnapshot(path, built_apart, dt.timedelta(days=90))
 
 
 async def _create(services: Services, kind: str, body: dict[str, Any]) -> None:
