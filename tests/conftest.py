@@ -90,8 +90,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """The backend's settings for an in-process app. Its lookup snapshot is built in a
     thread: hundreds of apps start in a run, and starting an interpreter for each build
-    made the suite minutes longer. The child process is what tests/lookup/test_shared_snapshot.py and
-    the served workers of tests/ops/test_worker_replacement.py use."""
+    made the suite minutes longer. The child process is what the served workers
+    (tests/ops/test_worker_replacement.py) and tests/lookup/test_shared_snapshot.py use."""
     if backend == "postgresql":
         url = request.getfixturevalue("pg_database")
         # The shared local server never hangs; on a busy 2-core machine a connection can
