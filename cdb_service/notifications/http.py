@@ -155,8 +155,11 @@ class SubscriptionController(Controller):
             created_by=who.subject,
         )
         async with sessions() as session, session.begin():
-            await start_cursor(session)
+            # The row first: its INSERT takes SQLite's write lock before anything is read
+            # (a read first, then a write, fails at once if another writer commits between).
             session.add(row)
+            await session.flush()
+            await start_cursor(session)
             await audit.append(
                 session,
                 who,
