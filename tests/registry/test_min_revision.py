@@ -79,13 +79,12 @@ async def test_a_read_the_index_cannot_serve_in_time_is_a_503_and_the_feed_is_no
     api = api_short_wait
     follower: IndexFollower = api.app.state["lookup"]
     caught_up = follower_module.catch_up
-    # The app runs on its own event loop: thread events cross it, asyncio ones do not.
     entered, release = threading.Event(), threading.Event()
 
-    async def held_back(index: LookupIndex, sessions: Any) -> int:
+    async def held_back(index: LookupIndex, sessions: Any, *rest: Any) -> int:
         entered.set()
         await asyncio.to_thread(release.wait, 30)
-        return await caught_up(index, sessions)
+        return await caught_up(index, sessions, *rest)
 
     monkeypatch.setattr(follower_module, "catch_up", held_back)
     # The follower's next poll hangs holding the catch-up: from now on the index stays.
