@@ -25,7 +25,6 @@ from cdb_service.distribution.packages import (
     content,
     day_start,
 )
-from cdb_service.distribution.routing_table import RoutingTable
 from cdb_service.kernel.calendar import local_date
 from cdb_service.registry.kinds.routing_parties.models import RoutingParty
 
@@ -47,13 +46,7 @@ async def following(
     """The first package after `now` whose content differs from the one in force; None
     when nothing the registry knows of changes it."""
     async with rev.read_snapshot(sessions) as session:
-        tables: dict[dt.date, RoutingTable] = {}
-
-        async def table_of(day: dt.date) -> RoutingTable:
-            if day not in tables:
-                tables[day] = await routing_table.read_table(session, day)
-            return tables[day]
-
+        table_of = routing_table.tables_by_day(session)
         today = await table_of(local_date(now))
         current = content(today, scope, now)
         edges = {e for e in boundaries(scope.select(today.parties)) if e > now}

@@ -231,13 +231,7 @@ async def page(
 ) -> Page:
     """A page of rollouts after `after` (the key of the last one of the previous page)."""
     async with rev.read_snapshot(sessions) as session:
-        tables: dict[dt.date, RoutingTable] = {}
-
-        async def table_of(day: dt.date) -> RoutingTable:
-            if day not in tables:
-                tables[day] = await routing_table.read_table(session, day)
-            return tables[day]
-
+        table_of = routing_table.tables_by_day(session)
         today = await table_of(local_date(now))
         chosen: list[tuple[Change, RoutingTable, list[dict[str, Any]]]] = []
         more = False

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +117,19 @@ async def read_table(session: AsyncSession, day: dt.date) -> RoutingTable:
                 recipients[party_id].add(codes.desk_code(country))
     parties = [_party_json(document_of(kind, row), sorted(recipients[row.id])) for row in rows]
     return RoutingTable(revision, day, parties)
+
+
+def tables_by_day(session: AsyncSession) -> Callable[[dt.date], Awaitable[RoutingTable]]:
+    """`read_table` of this session, each day read once (a package or a rollout asks for
+    the same days again and again)."""
+    tables: dict[dt.date, RoutingTable] = {}
+
+    async def table_of(day: dt.date) -> RoutingTable:
+        if day not in tables:
+            tables[day] = await read_table(session, day)
+        return tables[day]
+
+    return table_of
 
 
 def _party_json(doc: dict[str, Any], final_recipients: list[str]) -> dict[str, Any]:
