@@ -66,8 +66,9 @@ class Registry:
                             headers={"Authorization": f"Bearer {token}"})  # fmt: skip
 
     def create_party(self, name: str, certificates: list[dict[str, Any]]) -> dict[str, Any]:
+        services = [{"service": SERVICE, "actions": ["Submit"]}]
         body = factories.routing_party(owner="FR", name=name, certificates=certificates,
-                                       services=[{"service": SERVICE, "actions": ["Submit"]}])  # fmt: skip
+                                       services=services)  # fmt: skip
         with self.client("admin-fr") as fr:
             made = fr.post(f"{V1}/routing-parties", json=body)
         assert made.status_code == 201, made.text

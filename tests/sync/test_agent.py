@@ -204,7 +204,7 @@ def test_a_failing_target_is_retried_with_backoff_and_never_acknowledged(
     registry: Registry, tmp_path: Path
 ) -> None:
     _party(registry, "fr-sync-failing")
-    targets, directory, counter = directory_target(tmp_path)
+    targets, _, counter = directory_target(tmp_path)
     path = registry.agent_config(tmp_path, "fr-sync-failing", targets, retry_base_seconds=60,
                                  retry_max_seconds=600, poll_seconds=600)  # fmt: skip
     fail = Path(f"{counter}.fail")
@@ -253,7 +253,7 @@ def test_an_apply_whose_acknowledgement_failed_is_acknowledged_again_not_applied
     agent stops; a new agent process on the same state file acknowledges, and does not
     push the package again."""
     _party(registry, "fr-sync-ack")
-    targets, directory, counter = directory_target(tmp_path)
+    targets, _, counter = directory_target(tmp_path)
     path = registry.agent_config(tmp_path, "fr-sync-ack", targets)
     agent, network = _agent(path, lose=_losing_acknowledgements(1))
     first = agent.round()
