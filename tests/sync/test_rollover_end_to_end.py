@@ -117,7 +117,8 @@ def test_a_rollover_reaches_both_access_points_on_time_and_once(
     c4_folder, gw_folder = tmp_path / "agent-c4", tmp_path / "agent-gw"
     c4_toml, directory, counter = directory_target(c4_folder)
     c4_config = registry.agent_config(c4_folder, PARTY, c4_toml)
-    with DomibusStandIn() as domibus:
+    domibus = DomibusStandIn()
+    with domibus:
         gw_folder.mkdir()
         gw_config = registry.agent_config(gw_folder, PARTY, _domibus_target(domibus, gw_folder))
 
@@ -182,7 +183,7 @@ def test_a_rollover_reaches_both_access_points_on_time_and_once(
         assert domibus.current.content == (directory / "pmode.xml").read_bytes()
 
     # Every package verifies offline, with the registry's published keys.
-    keys = KeySet.import_key_set(registry.jwks())
+    keys = KeySet.import_key_set(registry.jwks())  # type: ignore[arg-type]
     for at in (now - dt.timedelta(seconds=1), now + dt.timedelta(seconds=1), use_from):
         got = registry.package(PARTY, at=at.isoformat())
         assert got.status_code == 200, got.text
@@ -192,5 +193,7 @@ def test_a_rollover_reaches_both_access_points_on_time_and_once(
         assert archive.read("pmode.xml") == (directory / "pmode.xml").read_bytes()
         assert archive.read("truststore.jks") and archive.read("connectorstore.jks")
 
-    print(f"\nuse_from to the last acknowledgement: {switched_s:.2f} s (seen by polling "
-          f"GET /rollouts every 0.2 s); agent --once peak RSS: {peak_kib / 1024:.1f} MiB")
+    print(
+        f"\nuse_from to the last acknowledgement: {switched_s:.2f} s (seen by polling "
+        f"GET /rollouts every 0.2 s); agent --once peak RSS: {peak_kib / 1024:.1f} MiB"
+    )
