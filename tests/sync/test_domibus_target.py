@@ -169,10 +169,13 @@ def test_a_retry_after_a_failed_truststore_upload_does_not_push_the_pmode_again(
 
 
 def test_over_tls_the_target_trusts_the_operators_ca(tmp_path: Path) -> None:
+    """Over TLS, and under the context path Domibus is usually deployed at."""
     pki = make_pki(tmp_path / "pki", ())
-    with DomibusStandIn(tls=(pki.server_cert, pki.server_key)) as standin:
+    with DomibusStandIn(tls=(pki.server_cert, pki.server_key), prefix="/domibus") as standin:
+        assert standin.base_url.endswith("/domibus")
         answer = target(standin, ca=pki.ca).apply(package())
         assert answer["pmode_current"]["id"] == 1
+        assert [c.path for c in standin.calls][:2] == ["/ext/pmode/current", "/ext/pmode"]
         with pytest.raises(TargetFailed) as failed:
             target(standin, ca=None).apply(package())  # the system's CAs do not know it
         assert failed.value.transient is True and "could not be reached" in str(failed.value)

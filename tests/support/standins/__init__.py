@@ -31,7 +31,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 FailHow = Literal["500", "drop"]
 
@@ -115,9 +115,12 @@ def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], dic
 class Request:
     """What a stand-in's route sees of a request."""
 
-    def __init__(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+    def __init__(self, handler: BaseHTTPRequestHandler, body: bytes, prefix: str = "") -> None:
         self.method = handler.command
-        self.path = handler.path.split("?", 1)[0]
+        path = handler.path.split("?", 1)[0]
+        # The path within the application (outside it, as sent).
+        self.inside = not prefix or path.startswith(prefix + "/")
+        self.path = path[len(prefix) :] if prefix and self.inside else path
         self.headers = handler.headers
         self.body = body
         content_type = self.headers.get("Content-Type", "")
@@ -140,8 +143,9 @@ class Request:
 class StandIn:
     """The machinery of every stand-in; a subclass answers requests in `route`."""
 
-    def __init__(self, *, tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(self, *, tls: tuple[Path, Path] | None = None, prefix: str = "") -> None:
         self.tls = tls
+        self.prefix = prefix.rstrip("/")  # where the application lives, e.g. /domibus
         self.calls: list[Call] = []
         self.delay_s = 0.0
         self._failures: list[tuple[FailHow, str | None]] = []
@@ -165,7 +169,7 @@ class StandIn:
     def base_url(self) -> str:
         assert self._server is not None, "the stand-in is not running"
         scheme = "https" if self.tls else "http"
-        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}{self.prefix}"
 
     def fail_next(self, count: int, how: FailHow = "500", path: str | None = None) -> None:
         """The next `count` requests (to `path` only, if given) fail as `how` says."""
@@ -176,7 +180,7 @@ class StandIn:
         with self._lock:
             return [c for c in self.calls if c.method == method and c.path == path]
 
-    def __enter__(self) -> StandIn:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -215,7 +219,7 @@ class StandIn:
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
-        request = Request(handler, handler.rfile.read(length) if length else b"")
+        request = Request(handler, handler.rfile.read(length) if length else b"", self.prefix)
         call = Call(request.method, request.path, self.user_of(request),
                     dict(request.fields), dict(request.files), dt.datetime.now(dt.UTC))  # fmt: skip
         with self._lock:
@@ -230,6 +234,8 @@ class StandIn:
             return
         if failure == "500":
             answer = json_answer(500, {"message": "A server error occurred"})
+        elif not request.inside:
+            answer = Answer(404, b"")  # outside the application's context path
         else:
             with self._lock:
                 answer = self.route(request)

@@ -72,8 +72,8 @@ def _error(status: int, message: str) -> Answer:
 class ConnectorNgStandIn(StandIn):
     def __init__(self, username: str = "cdb-sync", password: str = "connector-NG-7!",
                  *, business_domains: tuple[str, ...] = ("lane1",),
-                 tls: tuple[Path, Path] | None = None) -> None:  # fmt: skip
-        super().__init__(tls=tls)
+                 tls: tuple[Path, Path] | None = None, prefix: str = "") -> None:  # fmt: skip
+        super().__init__(tls=tls, prefix=prefix)
         self.username = username
         self.password = password
         self.business_domains = set(business_domains)

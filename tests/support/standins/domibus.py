@@ -59,8 +59,8 @@ EMPTY_PASSWORD = "Failed to upload the truststoreFile file since its password wa
 
 class DomibusStandIn(StandIn):
     def __init__(self, username: str = "cdb-sync", password: str = "Domibus-5.1!",
-                 *, tls: tuple[Path, Path] | None = None) -> None:  # fmt: skip
-        super().__init__(tls=tls)
+                 *, tls: tuple[Path, Path] | None = None, prefix: str = "") -> None:  # fmt: skip
+        super().__init__(tls=tls, prefix=prefix)
         self.username = username
         self.password = password
         self.pmodes: list[PMode] = []
