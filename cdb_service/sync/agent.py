@@ -87,7 +87,7 @@ class Agent:
         (or the acknowledgements) whose next try is not due yet (`--once` tries all: the
         schedule that runs it is its backoff)."""
         outcome = Outcome()
-        self._switch_if_due(outcome)
+        self._switch_if_due(outcome, honour_backoff)
         try:
             keys = self.api.key_set()
             fetched = self.api.package(ahead=False, known=self._common_digest())
@@ -105,17 +105,17 @@ class Agent:
         except RegistryUnavailable as error:
             log.warning("registry unavailable", detail=str(error))
             outcome.problems.append(str(error))
-        self._switch_if_due(outcome)
+        self._switch_if_due(outcome, honour_backoff)
         if self.held is not None:
             outcome.next_effective_from = self.held.effective_from
         return outcome
 
-    def _switch_if_due(self, outcome: Outcome) -> None:
+    def _switch_if_due(self, outcome: Outcome, honour_backoff: bool) -> None:
         due = self.held.effective_from if self.held is not None else None
         if due is not None and due <= self.clock():
-            self.switch(outcome)
+            self.switch(outcome, honour_backoff=honour_backoff)
 
-    def switch(self, outcome: Outcome | None = None) -> Outcome:
+    def switch(self, outcome: Outcome | None = None, *, honour_backoff: bool = False) -> Outcome:
         """Apply the held package (its effective_from has come) to every target."""
         outcome = outcome or Outcome()
         held = self.held
@@ -123,22 +123,19 @@ class Agent:
             return outcome
         log.info("switching to the next package", digest=held.digest,
                  effective_from=_iso(held.effective_from))  # fmt: skip
-        self._bring_all(held, outcome, honour_backoff=False)
-        if not any(p.startswith("apply ") for p in outcome.problems):
+        self._bring_all(held, outcome, honour_backoff)
+        if all(self._applied_digest(t) == held.digest for t in self.config.targets):
             self.current, self.held = held, None
             self.state.next_digest = self.state.next_effective_from = None
             self._save()
-        self._acknowledge_pending(outcome, honour_backoff=False)
+        self._acknowledge_pending(outcome, honour_backoff)
         return outcome
 
     def _common_digest(self) -> str | None:
-        """The digest every target has applied, if they agree and it is the package held
-        in memory (a fresh process fetches the whole package once)."""
+        """The digest every target has applied, if they agree: the registry answers 304
+        while it is still the current one, and there is nothing to apply."""
         digests = {self._applied_digest(t) for t in self.config.targets}
-        if len(digests) != 1:
-            return None
-        (digest,) = digests
-        return digest if self.current is not None and self.current.digest == digest else None
+        return digests.pop() if len(digests) == 1 else None
 
     def _applied_digest(self, target: Target) -> str | None:
         mine = self.state.targets.get(saved.key(target.kind, target.name))

@@ -272,3 +272,34 @@ def test_an_apply_whose_acknowledgement_failed_is_acknowledged_again_not_applied
     applied_at = pending[0].applied_at
     assert _acknowledged_before(registry, "fr-sync-ack", pending[0].digest, "c4")
     assert applied_at == again.state.targets["connector4-dir:c4"].applied.applied_at  # type: ignore[union-attr]
+
+
+def test_an_agent_whose_clock_runs_ahead_switches_once_and_does_not_switch_back(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """The agent's clock is two minutes ahead of the registry's. It switches to the held
+    package at its own effective_from; the registry, behind, still serves the package
+    before it as current: the agent does not push that one back."""
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    old, new = factories.certificate_pem(60, "old"), factories.certificate_pem(400, "new")
+    registry.create_party("fr-sync-clock", [
+        {"use": "encryption", "pem": old, "accept_until": (now + dt.timedelta(days=9)).isoformat()},
+        {"use": "encryption", "pem": new, "accept_from": now.isoformat(),
+         "use_from": (now + dt.timedelta(seconds=60)).isoformat()},
+    ])  # fmt: skip
+    targets, directory, counter = directory_target(tmp_path)
+    loaded = agent_config.load(registry.agent_config(tmp_path, "fr-sync-clock", targets))
+    ahead = Agent(loaded, clock=lambda: dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2))
+
+    first = ahead.round()
+    assert first.ok, first.problems
+    assert restarts(counter) == 2, "the current package, then the held one at its moment"
+    switched = ahead.state.targets["connector4-dir:c4"].applied
+    assert switched is not None and switched.effective_from is not None
+    pmode = (directory / "pmode.xml").read_bytes()
+    second = ahead.round()
+    assert second.ok and second.applied == [], second.problems
+    assert restarts(counter) == 2 and (directory / "pmode.xml").read_bytes() == pmode
+    assert registry.package("fr-sync-clock").headers["CDB-Package-Digest"] != switched.digest
