@@ -76,6 +76,13 @@ class Change:
         return uuid.uuid5(NAMESPACE, key + self.effective_from.isoformat())
 
     @property
+    def carried_on(self) -> dt.date:
+        """The day whose access points must act: a leaving party's are those of the day
+        it was still there (one joining the same moment never carried it)."""
+        before = dt.timedelta(microseconds=1) if self.leaves else dt.timedelta(0)
+        return local_date(self.effective_from - before)
+
+    @property
     def key(self) -> tuple[str, str]:
         return (self.effective_from.isoformat(), str(self.id))
 
@@ -106,7 +113,7 @@ def certificate_changes(table: RoutingTable, now: dt.datetime,
 
 
 def carriers(table: RoutingTable, change: Change) -> list[dict[str, Any]]:
-    """The access points (valid on the change's day) whose default package carries the
+    """The access points (valid on `carried_on`) whose default package carries the
     party before or after the change; a certificate's change concerns a party valid then."""
     if change.kind == "certificate" and change.party not in table.party_names():
         return []
@@ -141,7 +148,9 @@ async def routing_changes(session: AsyncSession, now: dt.datetime,
         by_entry.setdefault(v.entry_id, []).append(v)
     found: list[Change] = []
     for history in by_entry.values():
-        found.extend(c for c in _of_history(history) if in_window(c.effective_from, now, recent))
+        found.extend(
+            c for c in _of_history(history, since) if in_window(c.effective_from, now, recent)
+        )
     return found
 
 
@@ -153,13 +162,13 @@ def _present(version: EntryVersion | None, moment: dt.datetime) -> bool:
             and (version.valid_to is None or version.valid_to >= day))  # fmt: skip
 
 
-def _of_history(history: Sequence[EntryVersion]) -> list[Change]:
+def _of_history(history: Sequence[EntryVersion], since: dt.datetime) -> list[Change]:
     out: list[Change] = []
     for i, version in enumerate(history):
         before = history[i - 1] if i else None
         after = history[i + 1] if i + 1 < len(history) else None
         at = version.recorded_at
-        made = _edit(before, version, at)
+        made = _edit(before, version, at, since)
         if made is not None:
             out.append(made)
         if version.operation == Operation.DELETE.value:
@@ -186,7 +195,8 @@ def _presence(doc: dict[str, Any], joins: bool, at: dt.datetime, revision: int |
                   at, text, (doc,), revision=revision, leaves=not joins)  # fmt: skip
 
 
-def _edit(before: EntryVersion | None, version: EntryVersion, at: dt.datetime) -> Change | None:
+def _edit(before: EntryVersion | None, version: EntryVersion, at: dt.datetime,
+          since: dt.datetime) -> Change | None:  # fmt: skip
     """What the edit that wrote `version` changed at once, if anything a PMode says."""
     was, now_in = _present(before, at), _present(version, at)
     if was != now_in:
@@ -201,7 +211,11 @@ def _edit(before: EntryVersion | None, version: EntryVersion, at: dt.datetime) -
         if a != b:
             what.append(WHAT[name])
             said.append(_said(name, a, b))
-    trust = _trust(old, at), _trust(new, at)
+    # A certificate the edit brings whose window opens within the list's span is listed
+    # as a certificate change already (accepted, used): not twice.
+    listed = {c.sha256 for c in held(_certified(new))
+              if since <= c.accept_from or since <= c.use_from}  # fmt: skip
+    trust = _trust(old, at, listed), _trust(new, at, listed)
     if trust[0] != trust[1]:
         what.append("certificates")
         said.append(_said("certificates", trust[0], trust[1]))
@@ -226,12 +240,16 @@ def _view(doc: dict[str, Any], name: str) -> Any:
     return value
 
 
-def _trust(doc: dict[str, Any], at: dt.datetime) -> list[str]:
+def _certified(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"name": doc["name"], "certificates": doc.get("certificates") or []}
+
+
+def _trust(doc: dict[str, Any], at: dt.datetime, listed: set[str]) -> list[str]:
     """The certificates accepted at `at`, and those used: what the stores hold then."""
-    mine = held({"name": doc["name"], "certificates": doc.get("certificates") or []})
+    mine = held(_certified(doc))
     in_use = {c.sha256 for c in used(mine, at).values()}
     return sorted(f"{c.use} {c.sha256[:16]}…" + (" (used)" if c.sha256 in in_use else "")
-                  for c in mine if c.accepted(at))  # fmt: skip
+                  for c in mine if c.accepted(at) and c.sha256 not in listed)  # fmt: skip
 
 
 def _said(name: str, old: Any, new: Any) -> str:

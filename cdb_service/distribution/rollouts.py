@@ -114,7 +114,7 @@ async def page(
                 continue
             if wanted is not None and not wanted(change):
                 continue
-            carrying = carriers(await table_of(local_date(change.effective_from)), change)
+            carrying = carriers(await table_of(change.carried_on), change)
             if not visibility.change(change, carrying):
                 continue
             if len(chosen) == limit:
