@@ -17,7 +17,6 @@ and in three scopes (memoised per page).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from cdb_service.distribution.rollout_changes import (
 )
 from cdb_service.distribution.rollout_status import Digests, rollout
 from cdb_service.distribution.routing_table import RoutingTable
+from cdb_service.kernel.background import Background
 from cdb_service.kernel.calendar import BRUSSELS, Calendar, default_calendar, local_date
 from cdb_service.logging import get_logger
 from cdb_service.security import policy
@@ -203,7 +203,7 @@ class RolloutWatch:
         self.sessions, self.interval_s, self.working_days = sessions, interval_s, working_days
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.gauges = Gauges()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Background("rollouts")
 
     async def refresh(self) -> list[dict[str, Any]]:
         pending = await pending_uses(self.sessions, self.clock())
@@ -211,15 +211,10 @@ class RolloutWatch:
         return pending
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="rollouts")
+        self._loop.start(self._run)
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
 
     async def _run(self) -> None:
         # Not at once: a starting worker has its index to build first, and tests and
