@@ -189,7 +189,8 @@ def ties(index: LookupIndex, authority_id: Any, owner: str, criteria: Sequence[d
         pair = (c.get("instrument"), c.get("competence"))
         subjects = frozenset(c.get("subject_matters") or ())
         stages = frozenset(c.get("stages") or ())
-        priority = int(c.get("priority") if c.get("priority") is not None else PRIORITY)
+        given = c.get("priority")
+        priority = PRIORITY if given is None else int(given)
         own = {(k[1], k[2]) for k in _keys(c.get("geo") or [], owner)}
         coverage = covered(index.gazetteer, c.get("geo") or [], owner)
         unchecked += coverage.total - len(coverage.places)

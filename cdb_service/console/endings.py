@@ -77,6 +77,7 @@ class ConsoleEndings(Controller):
             raise stale(expected, int(current["version"]))
         day = str(form.get("valid_to") or "").strip()[:10]
         context = await previews.delete_context(user, lookup.index, reads, spec, current)
+        context["typed_valid_to"] = day  # the form shows the day typed, not the stored one
         try:
             data = edits.patched(spec, current, {"valid_to": day or None}, user.principal)
             items = await items_of_form(request)

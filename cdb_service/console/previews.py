@@ -291,14 +291,24 @@ async def batch_consequences(index: LookupIndex | None, reads: EntryReads, owner
     return out
 
 
+def _named(kind: KindSpec, row: Any) -> str:
+    """A referrer by its code, or (a criterion without a reference) by what it is for:
+    never by its UUID."""
+    key = getattr(row, kind.natural_key, None)
+    if key:
+        return str(key)
+    if getattr(row, "instrument", None):
+        return f"{row.instrument}, {row.competence}"
+    return "an entry without a code"
+
+
 async def delete_context(user: User, index: LookupIndex | None, reads: EntryReads,
                          spec: KindSpec, current: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
     """What the retire-or-delete page shows: who refers to the entry, whether the API
     would delete it (`delete_block`, the rule it applies), and what a delete causes."""
     async with reads.sessions() as session:
         block = await delete_block(session, spec, uuid.UUID(str(current["id"])))
-    referrers = [(other.name, row.id, getattr(row, other.natural_key, None) or row.id)
-                 for other, row in block.referrers]  # fmt: skip
+    referrers = [(other.name, row.id, _named(other, row)) for other, row in block.referrers]
     effects = await consequences(index, reads, spec, current["owner"], current, None)
     return context_of(user, current["owner"], spec=spec, document=current,
                       label=label_of(spec, current), referrers=referrers, never=block.never,
