@@ -213,9 +213,11 @@ async def consequences(index: LookupIndex | None, reads: EntryReads, spec: KindS
         naming = {"authority_id": uuid.UUID(str(before["id"]))}
         criteria = await reads.collection(KINDS["jurisdiction-criteria"], filters=naming,
                                           limit=COVER_SCAN)  # fmt: skip
+        # One budget of places for all its criteria (`coverage.PLACES_CHECKED`).
+        share = max(20, coverage.PLACES_CHECKED // max(1, len(criteria.items)))
         for criterion in criteria.items:
             out += coverage.uncovered_sentences(index, owner, criterion, None, ends,
-                                                gone_authority=before["id"])  # fmt: skip
+                                                gone_authority=before["id"], cap=share)  # fmt: skip
     if any(r.id_field == "routing_party_id" for r in spec.references):
         out += await _unused_party(reads, spec, before, after)
     out += _persons(spec, rows, before, after)

@@ -66,6 +66,10 @@ async def test_a_region_covers_the_postal_codes_the_gazetteer_puts_in_it(
     # Bounded: only the first places are listed, all are counted.
     capped = coverage.covered(index.gazetteer, _geo(("country", "DE")), "DE", cap=1)
     assert _codes(capped.places) == ["10115"] and capped.total == 3
+    # A sentence names the first ten places and counts the rest.
+    many = [("DE", "postal-code", f"{n:05d}") for n in range(12)]
+    assert coverage.named(many, "DE").endswith("00008, 00009 and 2 more")
+    assert coverage.named(many[:3], "DE", total=40) == "00000, 00001, 00002 and 37 more"
 
 
 async def test_a_postal_code_inside_another_authority_s_region_is_a_tie(
