@@ -96,6 +96,12 @@ class Registry:
         assert got.status_code == 200, got.text
         return list(got.json()["items"])
 
+    def acknowledgements(self, party: str) -> list[dict[str, Any]]:
+        with self.client("admin-fr") as fr:
+            got = fr.get(f"{V1}/access-points/{party}/acknowledgements", params={"limit": 200})
+        assert got.status_code == 200, got.text
+        return list(got.json()["items"])
+
     def agent_config(self, folder: Path, party: str, targets: str, **top: Any) -> Path:
         """A TOML file for an agent of `party` in `folder`, with `targets` (TOML)."""
         folder.mkdir(parents=True, exist_ok=True)
