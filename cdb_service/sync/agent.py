@@ -250,9 +250,13 @@ class Agent:
         moments += [dt.datetime.fromisoformat(r) for r in retries]
         if self.ack_retry_at is not None:
             moments.append(self.ack_retry_at)
-        if outcome.next_effective_from is not None:
-            early = outcome.next_effective_from - dt.timedelta(seconds=self.config.wake_early_s)
-            moments.append(early if early > now else outcome.next_effective_from)
+        # A retry moment already past was due in the round just ended (tried, or nothing
+        # left to try): it must not make the loop spin.
+        moments = [m for m in moments if m > now]
+        due = outcome.next_effective_from
+        if due is not None and due > now:  # one already past was switched to (or retries)
+            early = due - dt.timedelta(seconds=self.config.wake_early_s)
+            moments.append(early if early > now else due)
         return max(0.0, (min(moments) - now).total_seconds())
 
     def run(self) -> None:

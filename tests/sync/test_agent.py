@@ -7,6 +7,7 @@ failed is acknowledged again without being applied again, also after a restart."
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import json
@@ -21,7 +22,7 @@ import pytest
 
 from cdb_service.sync import config as agent_config
 from cdb_service.sync import state as saved
-from cdb_service.sync.agent import Agent
+from cdb_service.sync.agent import Agent, Outcome
 from cdb_service.sync.registry_api import RegistryApi
 from tests.support import factories
 from tests.support.service_process import executable
@@ -221,6 +222,11 @@ def test_a_failing_target_is_retried_with_backoff_and_never_acknowledged(
     assert waiting.problems == ["apply connector4-dir:c4: waiting to retry"]
     assert agent.state.targets["connector4-dir:c4"].failures == 1
     assert 30 <= agent.wake_in(waiting) <= 60
+    # A retry moment gone by (nothing was left to retry) does not make the loop spin.
+    real = agent.clock
+    agent.clock = lambda: real() + dt.timedelta(seconds=120)
+    assert agent.wake_in(Outcome()) == pytest.approx(600, abs=5)
+    agent.clock = real
     # Tried again (as --once does), still failing: the delay grows.
     agent.round()
     assert agent.state.targets["connector4-dir:c4"].failures == 2
@@ -280,8 +286,6 @@ def test_an_agent_whose_clock_runs_ahead_switches_once_and_does_not_switch_back(
     """The agent's clock is two minutes ahead of the registry's. It switches to the held
     package at its own effective_from; the registry, behind, still serves the package
     before it as current: the agent does not push that one back."""
-    import datetime as dt
-
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     old, new = factories.certificate_pem(60, "old"), factories.certificate_pem(400, "new")
     registry.create_party("fr-sync-clock", [
