@@ -18,13 +18,14 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Redirect
 
-from cdb_service.console import form_reading, previews, widgets
+from cdb_service.console import form_reading, i18n, previews, widgets
 from cdb_service.console.entry_views import (
     controls_of,
     filter_controls,
     items_of_form,
     routing_of,
 )
+from cdb_service.console.i18n import gettext
 from cdb_service.console.pages import (
     HANDLERS,
     chosen_owner,
@@ -37,10 +38,10 @@ from cdb_service.console.pages import (
     with_registered_owners,
 )
 from cdb_service.console.web import (
-    TITLES,
     User,
     checked_form,
     page,
+    title_of,
     viewer,
     who,
 )
@@ -76,6 +77,7 @@ class ConsoleEntries(Controller):
     path = "/console"
     include_in_schema = False
     exception_handlers = HANDLERS
+    before_request = staticmethod(i18n.speak)  # the language the page is answered in
 
     @get("/")
     async def home(self, request: Request[Any, Any, Any], reads: NamedDependency[EntryReads],
@@ -129,7 +131,8 @@ class ConsoleEntries(Controller):
                 try:
                     filters[name] = spec.all_filters[name].parse(value)
                 except ValueError:
-                    raise invalid([FieldError(("query", name), "is not a valid id")]) from None
+                    wrong = FieldError(("query", name), gettext("is not a valid id"))
+                    raise invalid([wrong]) from None
                 chosen_filters[name] = value
         order = Sort.parse(sort) if sort in SORTS and sort else None
         cursor_id, cursor_value = None, None
@@ -139,7 +142,8 @@ class ConsoleEntries(Controller):
                 cursor_id = uuid.UUID(head)
                 cursor_value = order.mark(tail) if order and tail else None
             except ValueError:
-                raise invalid([FieldError(("query", "after"), "is not a page mark")]) from None
+                wrong = FieldError(("query", "after"), gettext("is not a page mark"))
+                raise invalid([wrong]) from None
         private = policy.sees_named_persons(user.principal)  # `q` searches names it may read
         listed = await reads.collection(spec, filters=filters, after=cursor_id, limit=PAGE_SIZE,
                                         sort=order, after_value=cursor_value,
@@ -157,7 +161,7 @@ class ConsoleEntries(Controller):
         rows = [(policy.redact(d, spec.private_fields), label_of(spec, d)) for d in listed.items]
         may_create = bool(chosen) and policy.may_write(user.principal, str(chosen))
         filters_shown = await filter_controls(reads, spec, chosen)
-        context = context_of(user, chosen, spec=spec, title=TITLES.get(spec.name, spec.name),
+        context = context_of(user, chosen, spec=spec, title=title_of(spec.name),
                         rows=rows, total=total, revision=revision, q=q, sort=sort,
                         sorts=SORTS, more=more, page_number=page_number,
                         may_create=may_create, kind_filters=filters_shown,
@@ -195,7 +199,7 @@ class ConsoleEntries(Controller):
         context = context_of(user, document["owner"], spec=spec, document=document,
                         widgets=controls, routing=routing,
                         label=label_of(spec, document), versions=versions, diff=diff, links=links,
-                        title=TITLES.get(spec.name, spec.name), done=done,
+                        title=title_of(spec.name), done=done,
                         may_write=policy.may_write(user.principal, document["owner"]))  # fmt: skip
         return page("entry.html", context)
 
@@ -215,7 +219,9 @@ class ConsoleEntries(Controller):
         data = await edits.reverted(reads, spec, entry_id, version, None)
         policy.require_write(user.principal, data.owner, current["owner"])
         written = await writes.update(spec, entry_id, data, who(request, user), expected)
-        done = f"Version {version} is current again, as version {written['version']}."
+        done = gettext("Version {version} is current again, as version {new}.").format(
+            version=version, new=written["version"]
+        )
         return Redirect(f"/console/{spec.name}/{entry_id}?" + urlencode({"done": done}),
                         status_code=303)  # fmt: skip
 
@@ -232,7 +238,7 @@ class ConsoleEntries(Controller):
         return page("edit.html", context_of(user, current["owner"], spec=spec, document=current,
                                        widgets=controls, loose=[],
                                        label=label_of(spec, current),
-                                       title=TITLES.get(spec.name, spec.name)))  # fmt: skip
+                                       title=title_of(spec.name)))  # fmt: skip
 
     @post("/{kind_name:str}/{entry_id:uuid}/edit", status_code=200)
     async def edit(self, request: Request[Any, Any, Any], kind_name: str, entry_id: uuid.UUID,
@@ -252,7 +258,7 @@ class ConsoleEntries(Controller):
         body = merge_patch_between(form_reading.only_sent(before, controls, items),
                                    form_reading.only_sent(after, controls, items))  # fmt: skip
         context = context_of(user, owner, spec=spec, document=current, widgets=controls,
-                        label=label_of(spec, current), title=TITLES.get(spec.name, spec.name),
+                        label=label_of(spec, current), title=title_of(spec.name),
                         expected=expected, loose=[])  # fmt: skip
         if expected != current["version"]:
             # Someone else wrote since the form was opened: say who changed what, keep
@@ -262,7 +268,7 @@ class ConsoleEntries(Controller):
             context["document"] = current
             return page("edit.html", context, status_code=409)
         if not body and not unreadable:
-            unchanged = urlencode({"done": "Nothing was changed."})
+            unchanged = urlencode({"done": gettext("Nothing was changed.")})
             return Redirect(f"/console/{spec.name}/{entry_id}?{unchanged}", status_code=303)
         errors = list(unreadable)
         try:
@@ -297,7 +303,9 @@ class ConsoleEntries(Controller):
         if errors or context["loose"]:
             context["loose"] += form_reading.place_errors(controls, errors)
             return page("edit.html", context, status_code=status)
-        done = f"Saved as version {written['version']} (revision {written['revision']})."
+        done = gettext("Saved as version {version} (revision {revision}).").format(
+            version=written["version"], revision=written["revision"]
+        )
         return Redirect(f"/console/{spec.name}/{entry_id}?" + urlencode({"done": done}),
                         status_code=303)  # fmt: skip
 
@@ -309,12 +317,12 @@ class ConsoleEntries(Controller):
         spec = kind_of(kind_name)
         chosen = chosen_owner(request, user, owner)
         if chosen is None:
-            raise FORBIDDEN("choose an owner first")
+            raise FORBIDDEN(gettext("choose an owner first"))
         policy.require_write(user.principal, chosen)
         controls = await controls_of(reads, spec, chosen, {})
         return page("create.html", context_of(user, chosen, spec=spec, loose=[],
                                          widgets=controls,
-                                         title=TITLES.get(spec.name, spec.name)))  # fmt: skip
+                                         title=title_of(spec.name)))  # fmt: skip
 
     @post("/{kind_name:str}/new", status_code=200)
     async def create(self, request: Request[Any, Any, Any], kind_name: str,
@@ -325,13 +333,13 @@ class ConsoleEntries(Controller):
         spec = kind_of(kind_name)
         chosen = owner_of(user, str(form.get("owner") or ""))
         if chosen is None:
-            raise FORBIDDEN("choose an owner first")
+            raise FORBIDDEN(gettext("choose an owner first"))
         policy.require_write(user.principal, chosen)
         controls = await controls_of(reads, spec, chosen, None)
         items = await items_of_form(request)
         document, errors = form_reading.read(controls, items, chosen)
         context = context_of(user, chosen, spec=spec, widgets=controls, loose=[],
-                        title=TITLES.get(spec.name, spec.name))  # fmt: skip
+                        title=title_of(spec.name))  # fmt: skip
         status = 422
         try:
             # Every error at once: what could not be read and what the contract refuses.
@@ -357,7 +365,9 @@ class ConsoleEntries(Controller):
         if errors or context["loose"]:
             context["loose"] += form_reading.place_errors(controls, errors)
             return page("create.html", context, status_code=status)
-        done = f"Created (revision {created.document['revision']})."
+        done = gettext("Created (revision {revision}).").format(
+            revision=created.document["revision"]
+        )
         return Redirect(f"/console/{spec.name}/{created.document['id']}?" +
                         urlencode({"done": done}), status_code=303)  # fmt: skip
 
@@ -382,7 +392,9 @@ class ConsoleEntries(Controller):
             day = str(form.get("valid_to") or "")
             data = edits.patched(spec, current, {"valid_to": day or None}, user.principal)
             written = await writes.update(spec, entry_id, data, who(request, user), expected)
-            done = f"Valid until {day or 'further notice'}: version {written['version']}."
+            done = gettext("Valid until {day}: version {version}.").format(
+                day=day or gettext("further notice"), version=written["version"]
+            )
             return Redirect(f"/console/{spec.name}/{entry_id}?" + urlencode({"done": done}),
                             status_code=303)  # fmt: skip
         if form.get("confirm") != "delete":
@@ -393,5 +405,7 @@ class ConsoleEntries(Controller):
                 context["confirming"] = True
                 return page("delete.html", context, status_code=200)
         written = await writes.delete(spec, entry_id, who(request, user), expected)
-        done = f"{label} was deleted permanently (revision {written.get('revision')})."
+        done = gettext("{label} was deleted permanently (revision {revision}).").format(
+            label=label, revision=written.get("revision")
+        )
         return Redirect(f"/console/{spec.name}?" + urlencode({"done": done}), status_code=303)

@@ -12,6 +12,7 @@ from litestar import Request
 from litestar.datastructures import UploadFile
 
 from cdb_service.console import widgets
+from cdb_service.console.i18n import gettext
 from cdb_service.console.pages import label_of
 from cdb_service.kernel.problems import Problem
 from cdb_service.registry.kinds import KINDS
@@ -31,9 +32,9 @@ async def routing_of(reads: EntryReads, authority: dict[str, Any]) -> dict[str, 
             party = await edits.current(reads, KINDS["routing-parties"],
                                         uuid.UUID(str(authority["routing_party_id"])))  # fmt: skip
         except Problem:
-            why = "its routing party no longer exists."
+            why = gettext("its routing party no longer exists.")
     else:
-        why = "it has no routing party (choose one in Edit)."
+        why = gettext("it has no routing party (choose one in Edit).")
     if party is not None:
         now = dt.datetime.now(dt.UTC)
         live = [
@@ -42,9 +43,11 @@ async def routing_of(reads: EntryReads, authority: dict[str, Any]) -> dict[str, 
             if _instant(c.get("not_before")) <= now <= _instant(c.get("not_after"))
         ]
         if not party.get("endpoint_url"):
-            why = f"its routing party {party['name']} has no endpoint."
+            why = gettext("its routing party {name} has no endpoint.").format(name=party["name"])
         elif not live:
-            why = f"its routing party {party['name']} has no certificate valid today."
+            why = gettext("its routing party {name} has no certificate valid today.").format(
+                name=party["name"]
+            )
     criteria_kind = KINDS["jurisdiction-criteria"]
     naming = {"authority_id": uuid.UUID(str(authority["id"]))}
     listed = await reads.collection(criteria_kind, filters=naming, limit=100)
@@ -55,7 +58,7 @@ async def routing_of(reads: EntryReads, authority: dict[str, Any]) -> dict[str, 
                          "competence": c.get("competence"), "count": len(geo),
                          "sample": [str(g.get("code")) for g in geo[:SAMPLE]]})  # fmt: skip
     if not criteria and not why:
-        why = "no jurisdiction criterion names it, so no look-up finds it."
+        why = gettext("no jurisdiction criterion names it, so no look-up finds it.")
     return {"party": party, "routable": not why, "why": why, "criteria": criteria,
             "places": sum(c["count"] for c in criteria),
             "ties": await ties_of(reads, authority, listed.items)}  # fmt: skip
@@ -108,7 +111,7 @@ async def ties_of(reads: EntryReads, authority: dict[str, Any], criteria: list[d
             other = await edits.current(reads, KINDS["authorities"], uuid.UUID(str(tie["id"])))
             tie["label"] = label_of(KINDS["authorities"], other)
         except (Problem, ValueError):
-            tie["label"] = "an authority no longer in the registry"
+            tie["label"] = gettext("an authority no longer in the registry")
         tie["places"] = sorted(set(tie["places"]))
         out.append(tie)
     return out
@@ -166,7 +169,7 @@ async def filter_controls(reads: EntryReads, spec: KindSpec, owner: str | None
     for f in spec.filters:
         w = controls.get(f.name)
         if w is None:
-            out.append((f.name, field_label(f.name), []))
+            out.append((f.name, gettext(field_label(f.name)), []))
         elif w.control == "select":
             options = [o for o in w.options if o[0]]
             if options:

@@ -11,6 +11,7 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect
 
+from cdb_service.console.i18n import gettext, ngettext
 from cdb_service.console.web import (
     NotSignedIn,
     User,
@@ -62,7 +63,7 @@ def owner_cookie(owner: str) -> Cookie:
 
 
 def context_of(user: User, owner: str | None, **more: Any) -> dict[str, Any]:
-    owners = {**codes.OWNERS, codes.COMMISSION: "European Commission"}
+    owners = {**codes.OWNERS, codes.COMMISSION: gettext("European Commission")}
     return {"user": user, "owner": owner, "owners": owners, **more}
 
 
@@ -76,9 +77,9 @@ async def with_registered_owners(context: dict[str, Any], reads: EntryReads) -> 
 def label_of(spec: KindSpec, document: dict[str, Any]) -> str:
     if spec.name == "jurisdiction-criteria":
         count = len(document.get("geo") or [])
+        places = ngettext("{count} place", "{count} places", count).format(count=count)
         return (f"{document.get('ref') or ''} {document.get('instrument')}, "
-                f"{document.get('competence')}: {count} {'place' if count == 1 else 'places'}"
-                ).strip()  # fmt: skip
+                f"{document.get('competence')}: {places}").strip()  # fmt: skip
     names = document.get("names")
     if isinstance(names, dict) and names:
         first = names.get("en") or next(iter(names.values()))
@@ -92,9 +93,10 @@ async def key_of(reads: EntryReads, spec: KindSpec, document: dict[str, Any]) ->
 
 def problem_page(request: Request[Any, Any, Any], problem: Problem) -> Response[str]:
     user = request.scope.get("console_user")
-    titles = {403: "Not allowed", 404: "Not found", 409: "Conflict", 422: "Not accepted"}
+    titles = {403: gettext("Not allowed"), 404: gettext("Not found"),
+              409: gettext("Conflict"), 422: gettext("Not accepted")}  # fmt: skip
     return page("error.html", {"user": user, "owner": None, "problem": problem,
-                               "heading": titles.get(problem.status, problem.title)},
+                               "heading": titles.get(problem.status, gettext(problem.title))},
                 status_code=problem.status, headers=problem.headers)  # fmt: skip
 
 

@@ -20,9 +20,9 @@ from typing import Any
 
 from cdb_service.console import widgets
 from cdb_service.console.entry_views import ties_of
+from cdb_service.console.i18n import current, gettext, language_names, ngettext
 from cdb_service.console.pages import context_of, label_of
-from cdb_service.console.web import TITLES, User
-from cdb_service.kernel import codes
+from cdb_service.console.web import User, title_of
 from cdb_service.kernel.json_documents import field_changes
 from cdb_service.kernel.problems import Problem
 from cdb_service.registry.kinds import KINDS
@@ -60,6 +60,11 @@ def carried(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in items if k not in NOT_PREVIEWED]
 
 
+def empty() -> str:
+    """An empty value, as a preview says it."""
+    return gettext("(empty)")
+
+
 # --- what changes, in the form's words -----------------------------------------------
 
 
@@ -82,15 +87,19 @@ def _label(path: str, by_path: dict[str, widgets.Widget]) -> str:
     head, _, member = path.rpartition(".")
     top = by_path.get(head)
     if top is not None and top.control == "names":
-        return f"{top.label} ({codes.LANGUAGES.get(member, member)})"
+        return f"{top.label} ({_language(member)})"
     return f"{_label(head, by_path)}: {member}" if head else path
+
+
+def _language(code: str) -> str:
+    return dict(language_names(current().language)).get(code, code)
 
 
 def _spoken(path: str, value: Any, by_path: dict[str, widgets.Widget], owner: str) -> str:
     """A value as the form shows it: a code list's or a reference's entry by its name,
     places one after the other, a contact's fields by their labels."""
     if value in (None, "", [], {}):
-        return "(empty)"
+        return empty()
     w = by_path.get(path)
     if w is not None and w.control == "geo" and isinstance(value, list):
         return ", ".join(widgets._geo_line(g, owner) for g in value if isinstance(g, dict))
@@ -101,12 +110,12 @@ def _spoken(path: str, value: Any, by_path: dict[str, widgets.Widget], owner: st
             if isinstance(row, dict) else str(row) for row in value
         )  # fmt: skip
     if w is not None and w.control == "names" and isinstance(value, dict):
-        return "; ".join(f"{t} ({codes.LANGUAGES.get(k, k)})" for k, t in value.items())
+        return "; ".join(f"{t} ({_language(k)})" for k, t in value.items())
     options = dict(w.options) if w is not None else {}
     if isinstance(value, list):
         return ", ".join(str(options.get(str(v), v)) for v in value)
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return gettext("yes") if value else gettext("no")
     if isinstance(value, dict):
         return "; ".join(f"{k}: {v}" for k, v in value.items() if v not in (None, ""))
     return str(options.get(str(value), value))
@@ -169,10 +178,16 @@ async def _ties(reads: EntryReads, owner: str, before: dict[str, Any] | None,
     for tie in await ties_of(reads, authority, [after]):
         new = [p for p in tie["places"] if (tie["id"], p) not in old]
         if new:
-            out.append(f"A tie with {tie['label']} ({tie['instrument']}, {tie['competence']}) "
-                       f"on {len(new)} place{'s' if len(new) != 1 else ''}: {', '.join(new)}. "
-                       "A sender's look-up there finds both authorities at the same rank "
-                       "and cannot choose between them.")  # fmt: skip
+            out.append(ngettext(
+                "A tie with {authority} ({instrument}, {competence}) on {count} place: "
+                "{places}. A sender's look-up there finds both authorities at the same rank "
+                "and cannot choose between them.",
+                "A tie with {authority} ({instrument}, {competence}) on {count} places: "
+                "{places}. A sender's look-up there finds both authorities at the same rank "
+                "and cannot choose between them.", len(new),
+            ).format(authority=tie["label"], instrument=tie["instrument"],
+                     competence=tie["competence"], count=len(new),
+                     places=", ".join(new)))  # fmt: skip
     return out
 
 
@@ -200,10 +215,14 @@ async def _uncovered(reads: EntryReads, owner: str, before: dict[str, Any] | Non
     if not gone:
         return []
     places = sorted(code for _, code, _ in gone)
-    return [f"{len(places)} place{'s' if len(places) != 1 else ''} no longer covered for "
-            f"{before.get('instrument')} ({before.get('competence')}): "
-            f"{', '.join(places[:20])}{' …' if len(places) > 20 else ''}. A look-up there "
-            "finds no competent authority."]  # fmt: skip
+    return [ngettext(
+        "{count} place no longer covered for {instrument} ({competence}): {places}. A "
+        "look-up there finds no competent authority.",
+        "{count} places no longer covered for {instrument} ({competence}): {places}. A "
+        "look-up there finds no competent authority.", len(places),
+    ).format(count=len(places), instrument=before.get("instrument"),
+             competence=before.get("competence"),
+             places=", ".join(places[:20]) + (" …" if len(places) > 20 else ""))]  # fmt: skip
 
 
 async def _unused_party(reads: EntryReads, spec: KindSpec, before: dict[str, Any] | None,
@@ -225,8 +244,12 @@ async def _unused_party(reads: EntryReads, spec: KindSpec, before: dict[str, Any
     ]
     if others:
         return []
-    return [f"The routing party {party.get('name')} serves no entry any more: nothing is "
-            "sent through it until another entry chooses it."]  # fmt: skip
+    return [
+        gettext(
+            "The routing party {name} serves no entry any more: nothing is sent "
+            "through it until another entry chooses it."
+        ).format(name=party.get("name"))
+    ]
 
 
 def _persons(spec: KindSpec, rows: Sequence[tuple[str, str, str]],
@@ -235,9 +258,16 @@ def _persons(spec: KindSpec, rows: Sequence[tuple[str, str, str]],
     for name in spec.private_fields:
         old, new = (before or {}).get(name), (after or {}).get(name)
         if old != new:
-            what = "removed" if not new else "recorded" if not old else "changed"
-            out.append(f"A named person's details are {what} (personal data, kept out of "
-                       "bulk extracts).")  # fmt: skip
+            if not new:
+                said = gettext("A named person's details are removed (personal data, kept "
+                               "out of bulk extracts).")  # fmt: skip
+            elif not old:
+                said = gettext("A named person's details are recorded (personal data, kept "
+                               "out of bulk extracts).")  # fmt: skip
+            else:
+                said = gettext("A named person's details are changed (personal data, kept "
+                               "out of bulk extracts).")  # fmt: skip
+            out.append(said)
     return out
 
 
@@ -306,7 +336,7 @@ async def batch_consequences(reads: EntryReads, owner: str, items: Iterable[Any]
             after["authority_id"] = found.items[0]["id"]
         before = await reads.get(kind, row.id) if row.change.value == "updated" else None
         after["id"] = str(row.id)
-        where = f"Criterion {label_of(kind, before or after)}: "
+        where = gettext("Criterion {label}: ").format(label=label_of(kind, before or after))
         out += [where + e for e in await _ties(reads, owner, before, after)]
         out += [where + e for e in await _uncovered(reads, owner, before, after)]
     for row in diff:
@@ -318,8 +348,10 @@ async def batch_consequences(reads: EntryReads, owner: str, items: Iterable[Any]
             checked += 1
             before = await reads.get(kind, row.id)
             if before is not None:
-                out += [f"Criterion {label_of(kind, before)} (deleted): " + e
-                        for e in await _uncovered(reads, owner, before, None)]  # fmt: skip
+                where = gettext("Criterion {label} (deleted): ").format(
+                    label=label_of(kind, before)
+                )
+                out += [where + e for e in await _uncovered(reads, owner, before, None)]
     return out
 
 
@@ -335,7 +367,7 @@ async def delete_context(user: User, reads: EntryReads, spec: KindSpec,
     return context_of(user, current["owner"], spec=spec, document=current,
                       label=label_of(spec, current), referrers=referrers, never=block.never,
                       may_delete=block.never is None and not block.referrers,
-                      effects=effects, title=TITLES.get(spec.name, spec.name))  # fmt: skip
+                      effects=effects, title=title_of(spec.name))  # fmt: skip
 
 
 def preview_of(csrf: str, items: list[tuple[str, str]], rows: list[tuple[str, str, str]],
