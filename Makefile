@@ -126,12 +126,12 @@ soak: $(STAMP) postgres
 # language is one more catalogue (docs/console-languages.md).
 LOCALE := cdb_service/console/locale
 messages: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg --add-location=file --sort-by-file \
+	$(BIN)/pybabel extract -F babel.cfg -w 100 --add-location=file --sort-by-file \
 		--project=cdb-service --copyright-holder="cdb-service" --msgid-bugs-address="" \
 		-o $(LOCALE)/messages.pot .
 	@for po in $(LOCALE)/*/LC_MESSAGES/messages.po; do \
 		lang=$$(basename $$(dirname $$(dirname $$po))); \
-		$(BIN)/pybabel update --quiet --no-fuzzy-matching -i $(LOCALE)/messages.pot \
+		$(BIN)/pybabel update -w 100 --no-fuzzy-matching -i $(LOCALE)/messages.pot \
 			-d $(LOCALE) -l $$lang; \
 	done
 

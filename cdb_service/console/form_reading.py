@@ -179,15 +179,9 @@ def _geo(text: str, loc: tuple[str | int, ...], errors: list[FieldError]) -> lis
         head, colon, rest = line.partition(":")
         if colon:
             if head.strip().lower() not in schemes:
-                errors.append(
-                    FieldError(
-                        loc,
-                        gettext(
-                            "line {number}: “{scheme}” is no scheme (postal-code, prefix, lau, nuts1, "
-                            "nuts2, nuts3, country)"
-                        ).format(number=number, scheme=head.strip()),
-                    )
-                )
+                said = gettext("line {number}: “{scheme}” is no scheme (postal-code, prefix, "
+                               "lau, nuts1, nuts2, nuts3, country)")  # fmt: skip
+                errors.append(FieldError(loc, said.format(number=number, scheme=head.strip())))
                 continue
             scheme, line = schemes[head.strip().lower()], rest.strip()
         key = {"scheme": scheme, "code": line}

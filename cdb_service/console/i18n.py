@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
@@ -108,6 +108,31 @@ def language_names(language: str) -> tuple[tuple[str, str], ...]:
     return tuple((code, names.get(code, english)) for code, english in codes.LANGUAGES.items())
 
 
+# The EU's codes that are not ISO 3166's (Greece is EL in the EU, GR in ISO and CLDR).
+ISO_TERRITORY = {"EL": "GR"}
+
+
+def country_name(code: str, english: str) -> str:
+    """A country by its name in the request's language (CLDR's); English, and a code no
+    country has (EJ, EC), as given."""
+    language = current().language
+    if language == DEFAULT:
+        return english
+    territories = Locale.parse(language).territories
+    return str(territories.get(ISO_TERRITORY.get(code, code), english))
+
+
+def localised(code_list: str, values: Mapping[str, str]) -> dict[str, str]:
+    """A code list's names in the request's language, where CLDR names them (countries,
+    owners, languages); other code lists keep the contract's names."""
+    if code_list in ("countries", "owners"):
+        return {code: country_name(code, name) for code, name in values.items()}
+    if code_list == "languages":
+        names = dict(language_names(current().language))
+        return {code: names.get(code, name) for code, name in values.items()}
+    return dict(values)
+
+
 def negotiated(header: str) -> str:
     """The best of the catalogues for an Accept-Language header (q-values honoured)."""
     wanted = []
@@ -163,6 +188,16 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 
 
 _ = gettext
+
+
+def sayer(catalogue: Translations) -> Callable[[Any], Any]:
+    """`say` in the templates: text made elsewhere (an API sentence, a code) in the
+    catalogue's words where it has them; anything that is not text, as it is."""
+
+    def say(value: Any) -> Any:
+        return catalogue.gettext(value) if isinstance(value, str) and value else value
+
+    return say
 
 
 def when(value: Any) -> str:

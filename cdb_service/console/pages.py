@@ -11,7 +11,7 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect
 
-from cdb_service.console.i18n import gettext, ngettext
+from cdb_service.console.i18n import gettext, localised, ngettext
 from cdb_service.console.web import (
     NotSignedIn,
     User,
@@ -63,14 +63,15 @@ def owner_cookie(owner: str) -> Cookie:
 
 
 def context_of(user: User, owner: str | None, **more: Any) -> dict[str, Any]:
-    owners = {**codes.OWNERS, codes.COMMISSION: gettext("European Commission")}
+    owners = {**localised("owners", codes.OWNERS), codes.COMMISSION: gettext("European Commission")}
     return {"user": user, "owner": owner, "owners": owners, **more}
 
 
 async def with_registered_owners(context: dict[str, Any], reads: EntryReads) -> dict[str, Any]:
     """The context with the registered third countries among the owners offered (the
     home page's picker, the upload form's owner list)."""
-    context["owners"] = (await reads.owners()).names() | context["owners"]
+    registered = localised("owners", (await reads.owners()).names())
+    context["owners"] = registered | context["owners"]
     return context
 
 

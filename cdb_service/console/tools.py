@@ -13,7 +13,7 @@ from litestar.di import NamedDependency
 from litestar.response import Redirect
 
 from cdb_service.console import i18n
-from cdb_service.console.i18n import gettext, ngettext
+from cdb_service.console.i18n import gettext, localised, ngettext
 from cdb_service.console.pages import HANDLERS, context_of, current_user
 from cdb_service.console.web import (
     BRUSSELS,
@@ -71,7 +71,8 @@ class ConsoleTools(Controller):
         params = {name: value for name in OFFERED if (value := given.get(name))}
         asked = {name: params.get(name, "") for name in OFFERED}
         context = context_of(user, user.principal.administers, asked=asked, answer=None, errors={},
-                        countries=_countries(lookup), instruments=codes.INSTRUMENTS,
+                        countries=localised("countries", _countries(lookup)),
+                        instruments=codes.INSTRUMENTS,
                         competences=codes.COMPETENCES)  # fmt: skip
         if params.get(query.COUNTRY.name):
             try:

@@ -109,7 +109,7 @@ def _environment(language: str) -> Environment:
     catalogue = i18n.translations(language)
     env.install_gettext_translations(catalogue, newstyle=True)  # type: ignore[attr-defined]
     # Text made elsewhere (the API's sentences, a code): the catalogue's, where it has it.
-    env.globals["say"] = env.filters["say"] = catalogue.gettext
+    env.globals["say"] = env.filters["say"] = i18n.sayer(catalogue)
     env.filters["when"] = i18n.when
     env.filters["number"] = i18n.number
     env.filters["shown"] = shown

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from cdb_service.console.i18n import N_, current, gettext, language_names
+from cdb_service.console.i18n import N_, current, gettext, language_names, localised
 from cdb_service.registry.kinds.fields import CodeListMember, label_of
 from cdb_service.registry.kinds.spec import KindSpec
 
@@ -125,7 +125,7 @@ def _max_length(metadata: Iterable[Any]) -> int:
 
 def _options(member: CodeListMember) -> list[tuple[str, str]]:
     return [(code, f"{code} — {name}" if name and name != code else code)
-            for code, name in member.values.items()]  # fmt: skip
+            for code, name in localised(member.code_list, member.values).items()]  # fmt: skip
 
 
 def help_of(info: FieldInfo) -> str:
