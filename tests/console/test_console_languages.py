@@ -169,8 +169,8 @@ def test_field_errors_are_said_in_the_person_s_language(service: Service) -> Non
         assert "Postleitzahl" in form.text and "(Pflichtfeld)" in form.text
         csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
         assert csrf
-        sent = http.post("/console/authorities/new", data={"csrf": csrf.group(1),
-                                                           "owner": "DE", "f:code": ""})  # fmt: skip
+        empty = {"csrf": csrf.group(1), "owner": "DE", "f:code": ""}
+        sent = http.post("/console/authorities/new", data=empty)
         assert sent.status_code == 422
         assert "Der Eintrag wurde nicht gespeichert" in sent.text
         assert "muss ausgefüllt werden" in sent.text, sent.text[:3000]
