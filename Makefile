@@ -131,7 +131,7 @@ messages: $(STAMP)
 		-o $(LOCALE)/messages.pot .
 	@for po in $(LOCALE)/*/LC_MESSAGES/messages.po; do \
 		lang=$$(basename $$(dirname $$(dirname $$po))); \
-		$(BIN)/pybabel update -w 100 --no-fuzzy-matching -i $(LOCALE)/messages.pot \
+		$(BIN)/pybabel update -w 100 --no-fuzzy-matching --ignore-obsolete -i $(LOCALE)/messages.pot \
 			-d $(LOCALE) -l $$lang; \
 	done
 

@@ -24,6 +24,7 @@ from litestar.openapi.spec import Components
 from cdb_service import __version__, metrics
 from cdb_service.console import deps as console_deps
 from cdb_service.console.auth import ConsoleAuth
+from cdb_service.console.endings import ConsoleEndings
 from cdb_service.console.entries import ConsoleEntries
 from cdb_service.console.rollouts import ConsoleRollouts
 from cdb_service.console.tools import ConsoleTools
@@ -226,7 +227,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     handlers: list[Any] = [LandingController, AssetController, HealthController, JwksController,
                            MetricsController, api, ConsoleAuth, ConsoleTools, ConsoleRollouts,
-                           ConsoleEntries, ConsoleUpload]  # fmt: skip
+                           ConsoleEntries, ConsoleEndings, ConsoleUpload]  # fmt: skip
     if settings.uses_dev_issuer:
         handlers.append(DevIssuerController)
     return Litestar(

@@ -28,6 +28,9 @@ WORDS = (
     N_("signing"), N_("encryption"), N_("tls"),
     # a rollout's change of a certificate
     N_("accepted"), N_("used"), N_("no longer accepted"),
+    # a rollout's change of a party's routing
+    N_("added"), N_("retired"), N_("name"), N_("endpoint"), N_("identifiers"), N_("roles"),
+    N_("services"), N_("certificates"),
     # a batch's change of an entry
     N_("created"), N_("updated"), N_("deleted"), N_("unchanged"),
 )  # fmt: skip

@@ -19,6 +19,7 @@ from litestar.params import Parameter
 from litestar.response import Redirect
 
 from cdb_service.console import form_reading, i18n, previews, widgets
+from cdb_service.console.endings import writable
 from cdb_service.console.entry_views import (
     controls_of,
     filter_controls,
@@ -38,7 +39,6 @@ from cdb_service.console.pages import (
     with_registered_owners,
 )
 from cdb_service.console.web import (
-    User,
     checked_form,
     page,
     title_of,
@@ -46,11 +46,11 @@ from cdb_service.console.web import (
     who,
 )
 from cdb_service.kernel.json_documents import merge_patch_between
-from cdb_service.kernel.problems import FORBIDDEN, FieldError, Problem, invalid, stale
+from cdb_service.kernel.problems import FORBIDDEN, FieldError, Problem, invalid
+from cdb_service.lookup.follower import IndexFollower
 from cdb_service.quality.service import owner_report
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.kinds.routing_parties.expiry import expiring
-from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.registry.store import edits
 from cdb_service.registry.store.reads import EntryReads, Sort
 from cdb_service.registry.store.validation import validate
@@ -62,15 +62,6 @@ PAGE_SIZE = 25
 SORTS = ("", "-updated_at", "updated_at")
 EXPIRY_HORIZON = dt.timedelta(days=60)
 SEVERITY_ORDER = ("error", "warning", "info")
-
-
-async def _writable(user: User, reads: EntryReads, kind_name: str, entry_id: uuid.UUID
-                    ) -> tuple[KindSpec, dict[str, Any]]:  # fmt: skip
-    """The kind and current document of an entry this user may change (403 otherwise)."""
-    spec = kind_of(kind_name)
-    current = await edits.current(reads, spec, entry_id)
-    policy.require_write(user.principal, current["owner"])
-    return spec, current
 
 
 class ConsoleEntries(Controller):
@@ -173,6 +164,7 @@ class ConsoleEntries(Controller):
     @get("/{kind_name:str}/{entry_id:uuid}")
     async def entry(self, request: Request[Any, Any, Any], kind_name: str,
                     entry_id: uuid.UUID, reads: NamedDependency[EntryReads],
+                    lookup: NamedDependency[IndexFollower],
                     from_version: int | None = Parameter(query="from", default=None, ge=1),
                     to_version: int | None = Parameter(query="to", default=None, ge=1),
                     done: str = "") -> Response[str]:  # fmt: skip
@@ -195,7 +187,9 @@ class ConsoleEntries(Controller):
             if target:
                 links[ref.id_field] = f"/console/{ref.target}/{target}"
         controls = await controls_of(reads, spec, document["owner"], document, defaults=False)
-        routing = await routing_of(reads, document) if spec.name == "authorities" else None
+        routing = (
+            await routing_of(reads, lookup.index, document) if spec.name == "authorities" else None
+        )
         context = context_of(user, document["owner"], spec=spec, document=document,
                         widgets=controls, routing=routing,
                         label=label_of(spec, document), versions=versions, diff=diff, links=links,
@@ -203,34 +197,12 @@ class ConsoleEntries(Controller):
                         may_write=policy.may_write(user.principal, document["owner"]))  # fmt: skip
         return page("entry.html", context)
 
-    @post("/{kind_name:str}/{entry_id:uuid}/revert", status_code=303)
-    async def revert(self, request: Request[Any, Any, Any], kind_name: str,
-                     entry_id: uuid.UUID, reads: NamedDependency[EntryReads],
-                     writes: NamedDependency[EntryWrites]) -> Response[Any]:  # fmt: skip
-        user = await current_user(request)
-        form = await checked_form(request, user)
-        spec, current = await _writable(user, reads, kind_name, entry_id)
-        expected, version = (
-            form_reading.version_number(form, "expected"),
-            form_reading.version_number(form, "version"),
-        )
-        if expected != current["version"]:
-            raise stale(expected, int(current["version"]))
-        data = await edits.reverted(reads, spec, entry_id, version, None)
-        policy.require_write(user.principal, data.owner, current["owner"])
-        written = await writes.update(spec, entry_id, data, who(request, user), expected)
-        done = gettext("Version {version} is current again, as version {new}.").format(
-            version=version, new=written["version"]
-        )
-        return Redirect(f"/console/{spec.name}/{entry_id}?" + urlencode({"done": done}),
-                        status_code=303)  # fmt: skip
-
     @get("/{kind_name:str}/{entry_id:uuid}/edit")
     async def edit_form(self, request: Request[Any, Any, Any], kind_name: str,
                         entry_id: uuid.UUID, reads: NamedDependency[EntryReads]
                         ) -> Response[str]:  # fmt: skip
         user = await current_user(request)
-        spec, current = await _writable(user, reads, kind_name, entry_id)
+        spec, current = await writable(user, reads, kind_name, entry_id)
         # The form shows every field, named persons included: a consultation.
         current = viewer(request, user).visible(spec.name, spec.private_fields, current,
                                                 "console")  # fmt: skip
@@ -242,11 +214,11 @@ class ConsoleEntries(Controller):
 
     @post("/{kind_name:str}/{entry_id:uuid}/edit", status_code=200)
     async def edit(self, request: Request[Any, Any, Any], kind_name: str, entry_id: uuid.UUID,
-                   reads: NamedDependency[EntryReads], writes: NamedDependency[EntryWrites]
-                   ) -> Response[Any]:  # fmt: skip
+                   reads: NamedDependency[EntryReads], writes: NamedDependency[EntryWrites],
+                   lookup: NamedDependency[IndexFollower]) -> Response[Any]:  # fmt: skip
         user = await current_user(request)
         form = await checked_form(request, user)
-        spec, current = await _writable(user, reads, kind_name, entry_id)
+        spec, current = await writable(user, reads, kind_name, entry_id)
         owner = current["owner"]
         expected = form_reading.version_number(form, "expected")
         opened = await edits.version_document(reads, spec, entry_id, expected, None, "expected")
@@ -286,7 +258,13 @@ class ConsoleEntries(Controller):
                     owner,
                 )
                 effects = await previews.consequences(
-                    reads, spec, owner, current, form_reading.as_document(data, current), rows
+                    lookup.index,
+                    reads,
+                    spec,
+                    owner,
+                    current,
+                    form_reading.as_document(data, current),
+                    rows,
                 )
                 context["preview"] = previews.preview_of(user.csrf, items, rows, effects)
                 return page("edit.html", context)
@@ -326,8 +304,8 @@ class ConsoleEntries(Controller):
 
     @post("/{kind_name:str}/new", status_code=200)
     async def create(self, request: Request[Any, Any, Any], kind_name: str,
-                     reads: NamedDependency[EntryReads],
-                     writes: NamedDependency[EntryWrites]) -> Response[Any]:  # fmt: skip
+                     reads: NamedDependency[EntryReads], writes: NamedDependency[EntryWrites],
+                     lookup: NamedDependency[IndexFollower]) -> Response[Any]:  # fmt: skip
         user = await current_user(request)
         form = await checked_form(request, user)
         spec = kind_of(kind_name)
@@ -349,7 +327,13 @@ class ConsoleEntries(Controller):
                 await writes.create(spec, data, who(request, user), dry_run=True)
                 rows = previews.changes(controls, {}, document, chosen)
                 effects = await previews.consequences(
-                    reads, spec, chosen, None, form_reading.as_document(data, None), rows
+                    lookup.index,
+                    reads,
+                    spec,
+                    chosen,
+                    None,
+                    form_reading.as_document(data, None),
+                    rows,
                 )
                 context["preview"] = previews.preview_of(user.csrf, items, rows, effects)
                 return page("create.html", context)
@@ -370,42 +354,3 @@ class ConsoleEntries(Controller):
         )
         return Redirect(f"/console/{spec.name}/{created.document['id']}?" +
                         urlencode({"done": done}), status_code=303)  # fmt: skip
-
-    @get("/{kind_name:str}/{entry_id:uuid}/delete")
-    async def delete_form(self, request: Request[Any, Any, Any], kind_name: str,
-                          entry_id: uuid.UUID, reads: NamedDependency[EntryReads]
-                          ) -> Response[str]:  # fmt: skip
-        user = await current_user(request)
-        spec, current = await _writable(user, reads, kind_name, entry_id)
-        return page("delete.html", await previews.delete_context(user, reads, spec, current))
-
-    @post("/{kind_name:str}/{entry_id:uuid}/delete", status_code=303)
-    async def delete(self, request: Request[Any, Any, Any], kind_name: str,
-                     entry_id: uuid.UUID, reads: NamedDependency[EntryReads],
-                     writes: NamedDependency[EntryWrites]) -> Response[Any]:  # fmt: skip
-        user = await current_user(request)
-        form = await checked_form(request, user)
-        spec, current = await _writable(user, reads, kind_name, entry_id)
-        expected = form_reading.version_number(form, "expected")
-        label = label_of(spec, current)
-        if form.get("action") == "retire":
-            day = str(form.get("valid_to") or "")
-            data = edits.patched(spec, current, {"valid_to": day or None}, user.principal)
-            written = await writes.update(spec, entry_id, data, who(request, user), expected)
-            done = gettext("Valid until {day}: version {version}.").format(
-                day=day or gettext("further notice"), version=written["version"]
-            )
-            return Redirect(f"/console/{spec.name}/{entry_id}?" + urlencode({"done": done}),
-                            status_code=303)  # fmt: skip
-        if form.get("confirm") != "delete":
-            # A delete is asked for once more, with what it causes, before it is done; one
-            # the API would refuse (referrers) is sent on, for its refusal to be shown.
-            context = await previews.delete_context(user, reads, spec, current)
-            if context["may_delete"]:
-                context["confirming"] = True
-                return page("delete.html", context, status_code=200)
-        written = await writes.delete(spec, entry_id, who(request, user), expected)
-        done = gettext("{label} was deleted permanently (revision {revision}).").format(
-            label=label, revision=written.get("revision")
-        )
-        return Redirect(f"/console/{spec.name}?" + urlencode({"done": done}), status_code=303)

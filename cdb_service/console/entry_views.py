@@ -11,10 +11,11 @@ from typing import Any
 from litestar import Request
 from litestar.datastructures import UploadFile
 
-from cdb_service.console import widgets
+from cdb_service.console import coverage, widgets
 from cdb_service.console.i18n import gettext
 from cdb_service.console.pages import label_of
 from cdb_service.kernel.problems import Problem
+from cdb_service.lookup.index import Gazetteer, LookupIndex
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.kinds.fields import label_of as field_label
 from cdb_service.registry.kinds.spec import KindSpec
@@ -24,7 +25,8 @@ from cdb_service.registry.store.reads import EntryReads
 SAMPLE = 5
 
 
-async def routing_of(reads: EntryReads, authority: dict[str, Any]) -> dict[str, Any]:
+async def routing_of(reads: EntryReads, index: LookupIndex | None, authority: dict[str, Any]
+                     ) -> dict[str, Any]:  # fmt: skip
     """Whether a sender can reach an authority, and the criteria that make it competent."""
     party, why = None, ""
     if authority.get("routing_party_id"):
@@ -51,70 +53,34 @@ async def routing_of(reads: EntryReads, authority: dict[str, Any]) -> dict[str, 
     criteria_kind = KINDS["jurisdiction-criteria"]
     naming = {"authority_id": uuid.UUID(str(authority["id"]))}
     listed = await reads.collection(criteria_kind, filters=naming, limit=100)
-    criteria = []
+    owner = str(authority["owner"])
+    criteria, places, at_least = [], set(), False
     for c in listed.items:
-        geo = [g for g in c.get("geo") or [] if isinstance(g, dict)]
+        # Places, not keys: a NUTS region counts each postal code the gazetteer puts in it.
+        covers = coverage.covered(index.gazetteer if index else Gazetteer(), c.get("geo") or [],
+                                  owner)  # fmt: skip
+        at_least |= covers.at_least or covers.total > len(covers.places)
+        places.update(covers.places)
+        sample = [coverage.spoken(p, owner) for p in covers.places[:SAMPLE]]
         criteria.append({"id": c["id"], "instrument": c.get("instrument"),
-                         "competence": c.get("competence"), "count": len(geo),
-                         "sample": [str(g.get("code")) for g in geo[:SAMPLE]]})  # fmt: skip
+                         "competence": c.get("competence"), "count": covers.total,
+                         "sample": sample})  # fmt: skip
     if not criteria and not why:
         why = gettext("no jurisdiction criterion names it, so no look-up finds it.")
     return {"party": party, "routable": not why, "why": why, "criteria": criteria,
-            "places": sum(c["count"] for c in criteria),
-            "ties": await ties_of(reads, authority, listed.items)}  # fmt: skip
+            "places": len(places), "at_least": at_least, "checked": index is not None,
+            "ties": ties_of(index, authority, listed.items) if index else []}  # fmt: skip
 
 
-# How many criteria of one instrument and competence a tie check reads (bounded work).
-TIE_SCAN = 500
-
-
-def _key(g: dict[str, Any], owner: str) -> tuple[str, str, str]:
-    return (str(g.get("scheme")), str(g.get("code")), str(g.get("country") or owner))
-
-
-def _overlap(a: list[Any], b: list[Any]) -> bool:
-    """Subject matters or stages in common (an empty list means every one)."""
-    return not a or not b or bool(set(a) & set(b))
-
-
-async def ties_of(reads: EntryReads, authority: dict[str, Any], criteria: list[dict[str, Any]]
-                  ) -> list[dict[str, Any]]:  # fmt: skip
-    """Where another authority of the owner is competent for the same place at the same
-    rank: the same instrument and competence, overlapping subject matters and stages,
-    the same priority and the same geo key. A sender's look-up there is ambiguous."""
+def ties_of(index: LookupIndex, authority: dict[str, Any], criteria: list[dict[str, Any]]
+            ) -> list[dict[str, Any]]:  # fmt: skip
+    """Where another authority of the owner is competent for a place these criteria cover
+    (`coverage.ties`: by place, through the gazetteer, not only by identical keys)."""
     owner = str(authority["owner"])
-    kind = KINDS["jurisdiction-criteria"]
-    found: dict[str, dict[str, Any]] = {}
-    for pair in {(c.get("instrument"), c.get("competence")) for c in criteria}:
-        mine = [c for c in criteria if (c.get("instrument"), c.get("competence")) == pair]
-        filters = {"owner": owner, "instrument": pair[0], "competence": pair[1]}
-        others = await reads.collection(kind, filters=filters, limit=TIE_SCAN)
-        for other in others.items:
-            if str(other.get("authority_id")) == str(authority["id"]):
-                continue
-            for c in mine:
-                if c.get("priority") != other.get("priority") or not (
-                    _overlap(c.get("subject_matters") or [], other.get("subject_matters") or [])
-                    and _overlap(c.get("stages") or [], other.get("stages") or [])
-                ):
-                    continue
-                keys = {_key(g, owner) for g in c.get("geo") or []}
-                shared = [g for g in other.get("geo") or [] if _key(g, owner) in keys]
-                if shared:
-                    blank: dict[str, Any] = {"id": other.get("authority_id"), "places": [],
-                             "instrument": pair[0], "competence": pair[1]}  # fmt: skip
-                    tie = found.setdefault(str(other.get("authority_id")), blank)
-                    tie["places"] += [str(g.get("code")) for g in shared]
-    out = []
-    for tie in found.values():
-        try:
-            other = await edits.current(reads, KINDS["authorities"], uuid.UUID(str(tie["id"])))
-            tie["label"] = label_of(KINDS["authorities"], other)
-        except (Problem, ValueError):
-            tie["label"] = gettext("an authority no longer in the registry")
-        tie["places"] = sorted(set(tie["places"]))
-        out.append(tie)
-    return out
+    found, _ = coverage.ties(index, authority["id"], owner, criteria)
+    return [{"id": t.authority_id, "label": t.label, "instrument": t.instrument,
+             "competence": t.competence, "same_rank": t.same_rank,
+             "places": [coverage.spoken(p, owner) for p in t.places]} for t in found]  # fmt: skip
 
 
 def _instant(value: Any) -> dt.datetime:

@@ -11,6 +11,7 @@ to exactly what was previewed, so that what is saved is what was shown.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -18,13 +19,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from cdb_service.console import widgets
-from cdb_service.console.entry_views import ties_of
-from cdb_service.console.i18n import current, gettext, language_names, ngettext
+from cdb_service.console import coverage, widgets
+from cdb_service.console.i18n import N_, current, gettext, language_names
 from cdb_service.console.pages import context_of, label_of
 from cdb_service.console.web import User, title_of
 from cdb_service.kernel.json_documents import field_changes
 from cdb_service.kernel.problems import Problem
+from cdb_service.lookup.index import LookupIndex
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.kinds.spec import KindSpec
 from cdb_service.registry.store import edits
@@ -33,8 +34,8 @@ from cdb_service.registry.store.writes import delete_block, referrers_of
 
 # Fields a form posts that are no part of what is saved.
 NOT_PREVIEWED = frozenset({"csrf", "confirm", "action"})
-# How many criteria of one instrument and competence a coverage check reads (bounded).
-COVER_SCAN = 500
+# How many criteria of one authority a retirement's coverage check reads (bounded).
+COVER_SCAN = 100
 # How many entries absent from an uploaded file are named (the rest are counted).
 ABSENT_NAMED = 200
 
@@ -149,80 +150,23 @@ def changes(controls: Sequence[widgets.Widget], before: dict[str, Any],
 # --- what it causes --------------------------------------------------------------------
 
 
-def _geo_keys(document: dict[str, Any] | None, owner: str) -> set[tuple[str, str, str]]:
-    return {
-        (str(g.get("scheme")), str(g.get("code")), str(g.get("country") or owner))
-        for g in (document or {}).get("geo") or []
-        if isinstance(g, dict)
-    }
-
-
-async def _authority(reads: EntryReads, ident: Any) -> dict[str, Any] | None:
+def _ends(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dt.date | None:
+    """The first day an entry no longer counts, where this change retires it (sets or
+    brings forward its `valid_to`)."""
+    if before is None or after is None or not after.get("valid_to"):
+        return None
+    new, old = str(after["valid_to"])[:10], str(before.get("valid_to") or "")[:10]
+    if old and old <= new:
+        return None
     try:
-        return await edits.current(reads, KINDS["authorities"], uuid.UUID(str(ident)))
-    except (Problem, ValueError):
+        return max(dt.date.fromisoformat(new) + dt.timedelta(days=1), dt.date.today())
+    except ValueError:
         return None
 
 
-async def _ties(reads: EntryReads, owner: str, before: dict[str, Any] | None,
-                after: dict[str, Any]) -> list[str]:  # fmt: skip
-    """Ties the criterion creates: places where another authority is competent at the
-    same rank (as the authority's page finds them), less those it had already."""
-    authority = await _authority(reads, after.get("authority_id"))
-    if authority is None:
-        return []
-    old: set[tuple[Any, str]] = set()
-    if before is not None and str(before.get("authority_id")) == str(authority["id"]):
-        old = {(t["id"], p) for t in await ties_of(reads, authority, [before]) for p in t["places"]}
-    out = []
-    for tie in await ties_of(reads, authority, [after]):
-        new = [p for p in tie["places"] if (tie["id"], p) not in old]
-        if new:
-            out.append(ngettext(
-                "A tie with {authority} ({instrument}, {competence}) on {count} place: "
-                "{places}. A sender's look-up there finds both authorities at the same rank "
-                "and cannot choose between them.",
-                "A tie with {authority} ({instrument}, {competence}) on {count} places: "
-                "{places}. A sender's look-up there finds both authorities at the same rank "
-                "and cannot choose between them.", len(new),
-            ).format(authority=tie["label"], instrument=tie["instrument"],
-                     competence=tie["competence"], count=len(new),
-                     places=", ".join(new)))  # fmt: skip
-    return out
-
-
-async def _uncovered(reads: EntryReads, owner: str, before: dict[str, Any] | None,
-                     after: dict[str, Any] | None) -> list[str]:  # fmt: skip
-    """Places the criterion stops covering that no other criterion of the owner covers
-    for the same instrument and competence."""
-    if before is None:
-        return []
-    gone = _geo_keys(before, owner)
-    if after is not None and (after.get("instrument"), after.get("competence")) == (
-        before.get("instrument"),
-        before.get("competence"),
-    ):
-        gone -= _geo_keys(after, owner)
-    if not gone:
-        return []
-    filters = {"owner": owner, "instrument": before.get("instrument"),
-               "competence": before.get("competence")}  # fmt: skip
-    others = await reads.collection(KINDS["jurisdiction-criteria"], filters=filters,
-                                    limit=COVER_SCAN)  # fmt: skip
-    for other in others.items:
-        if str(other.get("id")) != str(before.get("id")):
-            gone -= _geo_keys(other, owner)
-    if not gone:
-        return []
-    places = sorted(code for _, code, _ in gone)
-    return [ngettext(
-        "{count} place no longer covered for {instrument} ({competence}): {places}. A "
-        "look-up there finds no competent authority.",
-        "{count} places no longer covered for {instrument} ({competence}): {places}. A "
-        "look-up there finds no competent authority.", len(places),
-    ).format(count=len(places), instrument=before.get("instrument"),
-             competence=before.get("competence"),
-             places=", ".join(places[:20]) + (" …" if len(places) > 20 else ""))]  # fmt: skip
+# Said (in the request's language) where the look-up index is not built yet.
+NOT_READY = N_("Ties with other authorities and places left uncovered could not be checked: "
+               "the look-up index is still being built. Check again in a minute.")  # fmt: skip
 
 
 async def _unused_party(reads: EntryReads, spec: KindSpec, before: dict[str, Any] | None,
@@ -271,15 +215,30 @@ def _persons(spec: KindSpec, rows: Sequence[tuple[str, str, str]],
     return out
 
 
-async def consequences(reads: EntryReads, spec: KindSpec, owner: str,
-                       before: dict[str, Any] | None, after: dict[str, Any] | None,
+async def consequences(index: LookupIndex | None, reads: EntryReads, spec: KindSpec,
+                       owner: str, before: dict[str, Any] | None, after: dict[str, Any] | None,
                        rows: Sequence[tuple[str, str, str]] = ()) -> list[str]:  # fmt: skip
-    """What a change of one entry causes beyond itself, one sentence each."""
+    """What a change of one entry causes beyond itself, one sentence each. A retirement
+    (`valid_to` set or brought forward) is judged from the first day it takes effect."""
     out: list[str] = []
-    if spec.name == "jurisdiction-criteria":
-        if after is not None:
-            out += await _ties(reads, owner, before, after)
-        out += await _uncovered(reads, owner, before, after)
+    ends = _ends(before, after)
+    if spec.name in ("jurisdiction-criteria", "authorities") and index is None:
+        out.append(gettext(NOT_READY))
+    elif spec.name == "jurisdiction-criteria":
+        assert index is not None
+        if after is not None and ends is None:
+            out += coverage.tie_sentences(index, owner, before, after)
+        out += coverage.uncovered_sentences(index, owner, before, None if ends else after, ends)
+    elif spec.name == "authorities" and before is not None and (ends or after is None):
+        assert index is not None
+        naming = {"authority_id": uuid.UUID(str(before["id"]))}
+        criteria = await reads.collection(KINDS["jurisdiction-criteria"], filters=naming,
+                                          limit=COVER_SCAN)  # fmt: skip
+        # One budget of places for all its criteria (`coverage.PLACES_CHECKED`).
+        share = max(20, coverage.PLACES_CHECKED // max(1, len(criteria.items)))
+        for criterion in criteria.items:
+            out += coverage.uncovered_sentences(index, owner, criterion, None, ends,
+                                                gone_authority=before["id"], cap=share)  # fmt: skip
     if any(r.id_field == "routing_party_id" for r in spec.references):
         out += await _unused_party(reads, spec, before, after)
     out += _persons(spec, rows, before, after)
@@ -311,12 +270,14 @@ async def absent_from_file(reads: EntryReads, owner: str, diff: Iterable[Any]
 BATCH_CRITERIA_CHECKED = 200
 
 
-async def batch_consequences(reads: EntryReads, owner: str, items: Iterable[Any],
-                             diff: Sequence[Any]) -> list[str]:  # fmt: skip
+async def batch_consequences(index: LookupIndex | None, reads: EntryReads, owner: str,
+                             items: Iterable[Any], diff: Sequence[Any]) -> list[str]:  # fmt: skip
     """What a file's criteria cause: ties they create and places they stop covering,
     each judged against the registry as it is now (as a single save's preview is), for
     the first BATCH_CRITERIA_CHECKED criteria the file creates, changes or deletes."""
     kind = KINDS["jurisdiction-criteria"]
+    if index is None:
+        return [gettext(NOT_READY)]
     rows = {(r.kind, str(r.key)): r for r in diff}
     out: list[str] = []
     checked = 0
@@ -337,8 +298,8 @@ async def batch_consequences(reads: EntryReads, owner: str, items: Iterable[Any]
         before = await reads.get(kind, row.id) if row.change.value == "updated" else None
         after["id"] = str(row.id)
         where = gettext("Criterion {label}: ").format(label=label_of(kind, before or after))
-        out += [where + e for e in await _ties(reads, owner, before, after)]
-        out += [where + e for e in await _uncovered(reads, owner, before, after)]
+        out += [where + e for e in coverage.tie_sentences(index, owner, before, after)]
+        out += [where + e for e in coverage.uncovered_sentences(index, owner, before, after)]
     for row in diff:
         if (
             row.kind == kind.name
@@ -348,22 +309,33 @@ async def batch_consequences(reads: EntryReads, owner: str, items: Iterable[Any]
             checked += 1
             before = await reads.get(kind, row.id)
             if before is not None:
+                gone = coverage.uncovered_sentences(index, owner, before, None)
                 where = gettext("Criterion {label} (deleted): ").format(
                     label=label_of(kind, before)
                 )
-                out += [where + e for e in await _uncovered(reads, owner, before, None)]
+                out += [where + e for e in gone]
     return out
 
 
-async def delete_context(user: User, reads: EntryReads, spec: KindSpec,
-                          current: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def _named(kind: KindSpec, row: Any) -> str:
+    """A referrer by its code, or (a criterion without a reference) by what it is for:
+    never by its UUID."""
+    key = getattr(row, kind.natural_key, None)
+    if key:
+        return str(key)
+    if getattr(row, "instrument", None):
+        return f"{row.instrument}, {row.competence}"
+    return gettext("an entry without a code")
+
+
+async def delete_context(user: User, index: LookupIndex | None, reads: EntryReads,
+                         spec: KindSpec, current: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
     """What the retire-or-delete page shows: who refers to the entry, whether the API
     would delete it (`delete_block`, the rule it applies), and what a delete causes."""
     async with reads.sessions() as session:
         block = await delete_block(session, spec, uuid.UUID(str(current["id"])))
-    referrers = [(other.name, row.id, getattr(row, other.natural_key, None) or row.id)
-                 for other, row in block.referrers]  # fmt: skip
-    effects = await consequences(reads, spec, current["owner"], current, None)
+    referrers = [(other.name, row.id, _named(other, row)) for other, row in block.referrers]
+    effects = await consequences(index, reads, spec, current["owner"], current, None)
     return context_of(user, current["owner"], spec=spec, document=current,
                       label=label_of(spec, current), referrers=referrers, never=block.never,
                       may_delete=block.never is None and not block.referrers,

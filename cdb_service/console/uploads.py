@@ -35,6 +35,7 @@ from cdb_service.console.web import (
     who,
 )
 from cdb_service.kernel.problems import FieldError, Problem, invalid
+from cdb_service.lookup.follower import IndexFollower
 from cdb_service.registry.formats import files as entry_files
 from cdb_service.registry.formats.budget import Budget
 from cdb_service.registry.formats.files import FileTooLarge, FormatError
@@ -89,7 +90,8 @@ class ConsoleUpload(Controller):
     @post("/import", request_max_body_size=MAX_UPLOAD_BYTES * 2)
     async def upload(self, request: Request[Any, Any, Any], batches: NamedDependency[Batches],
                      console: NamedDependency[ConsoleParts], ceilings: NamedDependency[Ceilings],
-                     reads: NamedDependency[EntryReads]) -> Response[str]:  # fmt: skip
+                     reads: NamedDependency[EntryReads],
+                     lookup: NamedDependency[IndexFollower]) -> Response[str]:  # fmt: skip
         user = await current_user(request)
         form = await checked_form(request, user)
         owner = policy.owner_acted_for(user.principal, str(form.get("owner") or "") or None)
@@ -142,8 +144,8 @@ class ConsoleUpload(Controller):
         if mode == "merge":
             # Merge mode deletes nothing: what the file leaves out stays, and is named.
             absent, absent_total = await previews.absent_from_file(reads, owner, result.diff)
-        effects = [] if apply else await previews.batch_consequences(reads, owner, batch.items,
-                                                                      result.diff)  # fmt: skip
+        effects = [] if apply else await previews.batch_consequences(
+            lookup.index, reads, owner, batch.items, result.diff)  # fmt: skip
         context |= {"result": result, "applied": apply, "mode": mode,
                     "changes": [c | {"spoken": _spoken_fields(c), "label": await _entry(reads, c)}
                                 for c in result.changes(200)],

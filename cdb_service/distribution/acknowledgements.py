@@ -154,3 +154,19 @@ async def of_parties(
     for row in rows:
         out[row.party].append(row)
     return out
+
+
+async def page_of(
+    session: AsyncSession, party: str, limit: int, after: tuple[dt.datetime, uuid.UUID] | None
+) -> list[Acknowledgement]:
+    """Up to `limit` kept acknowledgements of `party`, newest (received) first, after
+    `after` (the received_at and id of the last one of the previous page)."""
+    query = select(Acknowledgement).where(Acknowledgement.party == party)
+    if after is not None:
+        at, last = after
+        query = query.where(
+            (Acknowledgement.received_at < at)
+            | ((Acknowledgement.received_at == at) & (Acknowledgement.id < last))
+        )
+    order = (Acknowledgement.received_at.desc(), Acknowledgement.id.desc())
+    return list(await session.scalars(query.order_by(*order).limit(limit)))

@@ -82,12 +82,17 @@ class Scope:
             return list(parties)
         if self.owner is not None:
             return [p for p in parties if p is own or p["owner"] == self.owner]
-        offered = _services(own)
-        return [p for p in parties if p is own or offered & _services(p)]
+        return [p for p in parties if p is own or exchanges_with(own, p)]
 
 
 def _services(party: dict[str, Any]) -> set[tuple[str, str | None]]:
     return {(s["service"], s.get("service_type")) for s in party["services"]}
+
+
+def exchanges_with(party: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Does `party`'s default package carry `other`: itself, or a party offering a
+    service it offers (what `Scope.select` takes, and what rollouts ask of a change)."""
+    return party["name"] == other["name"] or bool(_services(party) & _services(other))
 
 
 @dataclass(frozen=True)

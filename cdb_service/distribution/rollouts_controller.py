@@ -1,26 +1,33 @@
 """`POST /api/v1/access-points/{party}/acknowledgements` (an access point says which
-package it applied, and where) and `GET /api/v1/rollouts` (who has confirmed each
-pending or recent change of trust material): issue 28, `acknowledgements.py` and
-`rollouts.py` say how."""
+package it applied, and where), `GET` of the same (what it said, newest first) and
+`GET /api/v1/rollouts` (who has confirmed each pending or recent change an access point
+must import): issue 28, `acknowledgements.py` and `rollouts.py` say how."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import json
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import Parameter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cdb_service.distribution import acknowledgements, rollouts
+from cdb_service.db import revisions as rev
+from cdb_service.distribution import acknowledgements, rollouts, routing_table
 from cdb_service.distribution.acknowledgements import Acknowledgement, Posted
-from cdb_service.distribution.packages import held
+from cdb_service.distribution.packages import Inexpressible, NoSuchParty, Scope, content, held
+from cdb_service.distribution.rollouts_schemas import (
+    AcknowledgementIn,
+    AcknowledgementOut,
+    AcknowledgementPage,
+    RolloutPage,
+)
+from cdb_service.kernel.calendar import local_date
 from cdb_service.kernel.problems import NOT_FOUND, FieldError, invalid
 from cdb_service.registry.kinds.routing_parties.models import RoutingParty
 from cdb_service.security import audit, policy
@@ -29,135 +36,6 @@ from cdb_service.security.policy import Principal
 from cdb_service.settings import Settings
 from cdb_service.web.docs import answer, problems
 from cdb_service.web.pagination import decode_sorted_cursor, encode_cursor
-
-MAX_ANSWER_BYTES = 4096
-MAX_ANSWER_DEPTH = 8
-FUTURE_SKEW = dt.timedelta(minutes=5)  # clocks of access points drift; more is a mistake
-TargetKind = Literal["connector4-dir", "domibus", "connector-ng"]
-
-
-class TargetIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: TargetKind = Field(
-        description="what was configured: connector4-dir (connector 4.x's start-time import "
-        "directory), domibus (Domibus /ext/pmode and /ext/truststore), connector-ng "
-        "(connector-ng's processing modes)"
-    )
-    name: str = Field(
-        min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$",
-        description="the operator's name for that instance (e.g. gw-1): letters, digits, "
-        ". _ : @ / -",
-    )  # fmt: skip
-
-
-def _depth(value: Any, level: int = 0) -> int:
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
-
-
-class AcknowledgementIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    package_digest: str = Field(
-        pattern=r"^[0-9a-f]{64}$",
-        description="the package's digest (manifest `package_digest`, header "
-        "CDB-Package-Digest): 64 lower-case hex digits",
-    )
-    target: TargetIn = Field(description="where the package was applied")
-    applied_at: dt.datetime = Field(
-        description="when it was applied (ISO 8601 with an offset; not in the future)"
-    )
-    answer: str | dict[str, Any] = Field(
-        description="the target's own answer (e.g. Domibus's GET /ext/pmode/current id and "
-        f"description): a string or an object, at most {MAX_ANSWER_BYTES} bytes as JSON"
-    )
-
-    @field_validator("applied_at")
-    @classmethod
-    def _applied_at(cls, value: dt.datetime) -> dt.datetime:
-        if value.tzinfo is None:
-            raise ValueError("give an offset (e.g. Z or +01:00)")
-        if value.year < 2000:
-            raise ValueError("before the year 2000")
-        if value > dt.datetime.now(dt.UTC) + FUTURE_SKEW:
-            raise ValueError("is in the future")
-        return value.astimezone(dt.UTC)
-
-    @field_validator("answer")
-    @classmethod
-    def _answer(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
-        if _depth(value) > MAX_ANSWER_DEPTH:
-            raise ValueError(f"nested deeper than {MAX_ANSWER_DEPTH} levels")
-        if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_ANSWER_BYTES:
-            raise ValueError(f"longer than {MAX_ANSWER_BYTES} bytes as JSON")
-        if "\x00" in json.dumps(value, ensure_ascii=False):
-            raise ValueError("holds a NUL character")
-        return value
-
-
-class TargetOut(BaseModel):
-    kind: str = Field(description="connector4-dir, domibus or connector-ng")
-    name: str = Field(description="the operator's name for the instance")
-
-
-class AcknowledgementOut(BaseModel):
-    id: uuid.UUID = Field(description="the acknowledgement's id")
-    party: str = Field(description="the access point (routing party) name")
-    package_digest: str = Field(description="the package applied")
-    target: TargetOut = Field(description="where")
-    applied_at: dt.datetime = Field(description="when, as the access point says")
-    received_at: dt.datetime = Field(description="when the registry received it first")
-    answer: str | dict[str, Any] = Field(description="the target's own answer")
-    acknowledged_by: str = Field(description="who posted it (the token's subject)")
-
-
-class AccessPointStatus(BaseModel):
-    party: str = Field(description="the access point (routing party) that must act")
-    owner: str = Field(description="its owner")
-    target: TargetOut | None = Field(description="one of its targets; null: none known")
-    state: Literal["confirmed", "stale", "unconfirmed"] = Field(
-        description="confirmed: acknowledged the package as of effective_from or a later "
-        "one; stale: acknowledged only packages without the change; unconfirmed: never "
-        "acknowledged any package"
-    )
-    package_digest: str | None = Field(
-        description="the digest of its package as of effective_from (GET "
-        "/packages/{party}?at=effective_from); null when that package cannot be built"
-    )
-    acknowledged_digest: str | None = Field(description="what the target acknowledged")
-    applied_at: str | None = Field(description="when the target applied that")
-
-
-class CertificateWindow(BaseModel):
-    use: str = Field(description="signing, encryption or tls")
-    sha256: str = Field(description="SHA-256 fingerprint")
-    subject: str = Field(description="subject distinguished name")
-    accept_from: str = Field(description="from when access points accept it")
-    use_from: str = Field(description="from when it is used")
-    accept_until: str | None = Field(description="until when it is accepted")
-
-
-class Rollout(BaseModel):
-    id: str = Field(description="stable id of the change")
-    party: str = Field(description="the routing party whose certificate changes")
-    owner: str = Field(description="its owner")
-    changes: list[Literal["accepted", "used", "no-longer-accepted"]] = Field(
-        description="what happens to the certificate at effective_from"
-    )
-    certificate: CertificateWindow = Field(description="the certificate and its window")
-    effective_from: str = Field(description="when (ISO 8601, UTC)")
-    pending: bool = Field(description="effective_from is still ahead")
-    confirmed: int = Field(description="access-point targets that confirmed")
-    access_points_total: int = Field(description="access-point targets (or points) listed")
-    access_points: list[AccessPointStatus] = Field(description="per access point and target")
-
-
-class RolloutPage(BaseModel):
-    items: list[Rollout] = Field(description="changes, soonest first")
-    revision: int = Field(description="the registry revision they were read at")
-    next: str | None = Field(description="cursor of the following page")
 
 
 def _out(row: Acknowledgement) -> dict[str, Any]:
@@ -173,6 +51,51 @@ def _accepted_now(party: RoutingParty) -> list[str]:
     now = dt.datetime.now(dt.UTC)
     document = {"name": party.name, "certificates": party.certificates or []}
     return [c.sha256.replace(":", "").lower() for c in held(document) if c.accepted(now)]
+
+
+async def _party(sessions: async_sessionmaker[AsyncSession], party: str) -> RoutingParty:
+    async with sessions() as session:
+        row = (await session.scalars(
+            select(RoutingParty).where(RoutingParty.name == party))).first()  # fmt: skip
+    if row is None:
+        raise NOT_FOUND(f"no routing party named {party[:100]!r}")
+    return row
+
+
+async def _current(sessions: async_sessionmaker[AsyncSession], party: RoutingParty
+                   ) -> list[str | None]:  # fmt: skip
+    """The digests of the party's packages in force now: default scope first, then the
+    whole network's and its own owner's (what an operator may have fetched instead)."""
+    now = dt.datetime.now(dt.UTC)
+    async with rev.read_snapshot(sessions) as session:
+        table = await routing_table.read_table(session, local_date(now))
+
+    def digests() -> list[str | None]:
+        out: list[str | None] = []
+        for scope in (Scope(party.name), Scope(party.name, whole_network=True),
+                      Scope(party.name, owner=party.owner)):  # fmt: skip
+            try:
+                out.append(content(table, scope, now).digest)
+            except (NoSuchParty, Inexpressible):
+                out.append(None)
+        return out
+
+    return await asyncio.to_thread(digests)  # PMode building is CPU work
+
+
+def _ack_after(cursor: str | None) -> tuple[dt.datetime, uuid.UUID] | None:
+    if cursor is None:
+        return None
+    _, after, carried = decode_sorted_cursor(cursor)
+    if not carried or carried[0] != "received_at" or not isinstance(carried[1], str):
+        raise invalid([FieldError(("query", "cursor"), "not a cursor of this list")])
+    try:
+        at = dt.datetime.fromisoformat(carried[1])
+    except ValueError:
+        raise invalid([FieldError(("query", "cursor"), "not a cursor of this list")]) from None
+    if at.tzinfo is None:
+        raise invalid([FieldError(("query", "cursor"), "not a cursor of this list")])
+    return at, after
 
 
 def _after(cursor: str | None) -> tuple[str, str] | None:
@@ -215,11 +138,7 @@ class AccessPointController(Controller):
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         party: str = Parameter(description="the routing party's name (its Domibus party)"),
     ) -> Response[Any]:
-        async with sessions() as session:
-            row = (await session.scalars(
-                select(RoutingParty).where(RoutingParty.name == party))).first()  # fmt: skip
-        if row is None:
-            raise NOT_FOUND(f"no routing party named {party[:100]!r}")
+        row = await _party(sessions, party)
         if not policy.may_acknowledge(principal, row.owner, _accepted_now(row)):
             raise policy.forbidden(
                 f"only administrators of {row.owner} and the access point {row.name!r} itself "
@@ -231,6 +150,48 @@ class AccessPointController(Controller):
                         who.subject[:200])  # fmt: skip
         made, new = await _record(sessions, posted, who)
         return Response(_out(made), status_code=201 if new else 200)
+
+    @get(
+        "/{party:str}/acknowledgements",
+        summary="What an access point has said it applied, newest first",
+        description=(
+            "The kept acknowledgements of a routing party (each target's last 20, its 16 "
+            "most recently heard targets), newest received first, each with whether its "
+            "digest is the party's package in force now (`current`). Allowed to those who "
+            "may post them (the party's owner's administrators, the access point itself) "
+            "and to operators. Keyset pages: `next` is the cursor of the following page."
+        ),
+        responses=problems(400, 403, 404, 422) | answer(AcknowledgementPage),
+    )
+    async def list_acknowledgements(
+        self,
+        principal: NamedDependency[Principal],
+        sessions: NamedDependency[async_sessionmaker[AsyncSession]],
+        party: str = Parameter(description="the routing party's name (its Domibus party)"),
+        limit: int = Parameter(default=50, ge=1, le=200,
+                               description="the most acknowledgements on this page"),
+        cursor: str | None = Parameter(
+            default=None, description="the previous page's `next`, to read the page after it"
+        ),
+    ) -> Response[Any]:  # fmt: skip
+        after = _ack_after(cursor)
+        row = await _party(sessions, party)
+        if not policy.may_read_acknowledgements(principal, row.owner, _accepted_now(row)):
+            raise policy.forbidden(
+                f"only operators, administrators of {row.owner} and the access point "
+                f"{row.name!r} itself read its acknowledgements"
+            )
+        async with sessions() as session:
+            rows = await acknowledgements.page_of(session, row.name, limit + 1, after)
+        current = await _current(sessions, row)
+        shown = rows[:limit]
+        nxt = None
+        if len(rows) > limit:
+            last = shown[-1]
+            # Acknowledgements are no registry content: the cursor's revision is unused (0).
+            nxt = encode_cursor(0, last.id, ["received_at", last.received_at.isoformat()])
+        items = [_out(r) | {"current": r.package_digest in current} for r in shown]
+        return Response({"items": items, "current_package_digest": current[0], "next": nxt})
 
 
 async def _record(sessions: async_sessionmaker[AsyncSession], posted: Posted, who: Who
@@ -262,17 +223,24 @@ class RolloutController(Controller):
 
     @get(
         "/",
-        summary="Pending and recent changes of trust material, and who has confirmed them",
+        summary="Pending and recent changes of trust material and routing, and who has "
+        "confirmed them",
         description=(
-            "Every change of a routing party's certificate window (accepted, used, no longer "
-            "accepted) from `recent_days` ago on, soonest first, with per access point whose "
+            "Every change an access point must import from `recent_days` ago on, soonest "
+            "first: an edge of a routing party's certificate window (accepted, used, no "
+            "longer accepted; `kind` certificate) and a change of a party's PMode entry "
+            "(added, retired, its name, endpoint, identifiers, roles or services, or "
+            "certificates taken into the stores at once by an edit; `kind` routing), with "
+            "per access point whose "
             "package carries it (and per target it acknowledged from) whether it confirmed "
             "the package as of `effective_from` (or a later one), acknowledged only stale "
-            "ones, or never acknowledged. Operators see every change; an owner's "
+            "ones, or never acknowledged. A package fetched with `?whole_network=true`, or "
+            "with `?owner=` the changed party's owner, confirms as the default one does "
+            "(`scope` says which). Operators see every change; an owner's "
             "administrators the changes of its parties, and those its own access points "
             "must import. Keyset pages: `next` is the cursor of the following page."
         ),
-        responses=problems(403, 422) | answer(RolloutPage),
+        responses=problems(400, 403, 422) | answer(RolloutPage),
     )
     async def list_rollouts(
         self,

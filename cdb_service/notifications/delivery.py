@@ -13,7 +13,6 @@ again when the lease runs out, with the same `webhook-id`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import random
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cdb_service.kernel.background import Background
 from cdb_service.kernel.webhooks import body_of
 from cdb_service.logging import get_logger
 from cdb_service.notifications.email import relay_of, send_email
@@ -58,22 +58,17 @@ class Notifier:
         self.settings = settings
         self.webhooks = WebhookSender(settings)
         self.relay = relay_of(settings)
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Background("cdb-notifications")
 
     @property
     def lease(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.settings.webhook_timeout_s * 4 + 30)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="cdb-notifications")
+        self._loop.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     async def _run(self) -> None:
         while True:

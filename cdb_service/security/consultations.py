@@ -19,7 +19,6 @@ deleted by the writer itself, once per window.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import hashlib
 import uuid
@@ -34,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cdb_service.db.base import GUID, Base, DateTimeUTC, utcnow
+from cdb_service.kernel.background import Background
 from cdb_service.kernel.text import carriable
 from cdb_service.logging import get_logger
 from cdb_service.security import policy
@@ -94,7 +94,7 @@ class ConsultationLog:
         self._pending: dict[str, _Tally] = {}
         self._dropped = 0
         self._purged_at: dt.datetime | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Background("consultations")
 
     def note(self, who: Who, action: str, kind: str, entry_id: Any, version: int) -> None:
         """One read of one entry's named persons: counted, written with the next batch."""
@@ -196,15 +196,10 @@ class ConsultationLog:
                 except Exception as error:  # the next round tries again
                     log.warning("consultations not written yet", error=repr(error))
 
-        if self._task is None:
-            self._task = asyncio.create_task(every_few_seconds(), name="consultations")
+        self._loop.start(every_few_seconds)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         try:
             await self.flush()
         except Exception as error:

@@ -179,3 +179,14 @@ def may_acknowledge(principal: Principal, owner: str, party_certificates: Iterab
         return True
     mine = principal.certificate.facts.sha256 if principal.certificate is not None else None
     return may_read(principal) and mine is not None and mine in set(party_certificates)
+
+
+def may_read_acknowledgements(
+    principal: Principal, owner: str, party_certificates: Iterable[str]
+) -> bool:
+    """May `principal` read what an access point (a routing party of `owner`) says it runs?
+
+    Those who may say it (`may_acknowledge`: its owner's administrators, the access point
+    itself), and operators, who watch every rollout (`GET /rollouts` shows them these
+    acknowledgements' digests already); another owner's administrators may not."""
+    return principal.is_operator or may_acknowledge(principal, owner, party_certificates)

@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cdb_service.kernel.background import Background
 from cdb_service.security import audit
 from cdb_service.security.audit import Who
 from cdb_service.security.rate_limits import source_key
@@ -85,7 +86,7 @@ class RefusalTrail:
     max_sources: int = 100  # sources held per window; further ones share one count
     _open: dict[tuple[str, str], _Window] = field(default_factory=dict)
     _overflow: _Window | None = None
-    _task: asyncio.Task[None] | None = None
+    _loop: Background = field(default_factory=lambda: Background("refusal-trail"))
 
     async def record(self, sessions: _Sessions, who: Who, target: str, status: int,
                      reason: str) -> None:  # fmt: skip
@@ -167,14 +168,10 @@ class RefusalTrail:
                 with contextlib.suppress(Exception):  # the next round tries again
                     await self.flush(sessions)
 
-        self._task = asyncio.create_task(every_window())
+        self._loop.start(every_window)
 
     async def stop(self, sessions: _Sessions) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         with contextlib.suppress(Exception):
             await self.flush(sessions, everything=True)
 

@@ -11,9 +11,9 @@ never invents one; the bench reads its p99 during the resolve runs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from cdb_service import metrics
+from cdb_service.kernel.background import Background
 
 INTERVAL_S = 0.1
 
@@ -22,18 +22,13 @@ class LoopLag:
     def __init__(self, interval_s: float = INTERVAL_S) -> None:
         self.interval_s = interval_s
         self.worst = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Background("loop-lag")
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag")
+        self._loop.start(self._run)
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

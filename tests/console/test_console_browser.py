@@ -116,9 +116,15 @@ def test_a_french_administrator_corrects_a_court_and_uploads_a_batch(
         assert "1 rue Mégevand" in diff.inner_text() and "2 rue Mégevand" in diff.inner_text()
         b.check("entry-diff")
 
-        # Revert to version 1: a third version with the old street.
+        # Revert to version 1: what comes back is shown first; confirmed, a third version.
         page.get_by_role("button", name="Make version 1 current").click()
-        assert "Version 1 is current again, as version 3" in page.locator("main").inner_text()
+        preview = page.locator("#preview").inner_text()
+        assert "Address: Street" in preview and "1 rue Mégevand" in preview, preview
+        assert "Saved" not in page.locator("main").inner_text()
+        b.check("revert-preview")
+        page.get_by_role("button", name="Confirm and revert").click()
+        message = page.locator("main [role=status]").first.inner_text()
+        assert "Version 1 of" in message and "current again, as version 3" in message, message
         assert "1 rue Mégevand" in page.locator("dl.facts.entry").inner_text()
 
         # A batch with one bad row: the row's message; fixed, a dry run, then applied.

@@ -182,3 +182,22 @@ def test_the_sign_in_page_speaks_the_browser_s_language(service: Service) -> Non
     with httpx.Client(base_url=origin(service), verify=client_context(pki.ca)) as http:
         page = http.get("/console/sign-in", headers={"accept-language": "fr-FR,fr;q=0.9"})
         assert '<html lang="fr">' in page.text and "Se connecter" in page.text
+
+
+def test_every_console_page_chooses_its_language() -> None:
+    """A console controller without the hook would answer in English whatever the person
+    chose: every controller of the console has it."""
+    import importlib
+    import pkgutil
+
+    from litestar import Controller
+
+    import cdb_service.console
+
+    for module in pkgutil.iter_modules(cdb_service.console.__path__):
+        importlib.import_module(f"cdb_service.console.{module.name}")
+    controllers = [c for c in Controller.__subclasses__()
+                   if c.__module__.startswith("cdb_service.console.")]  # fmt: skip
+    assert len(controllers) >= 6, controllers
+    for controller in controllers:
+        assert controller.before_request is i18n.speak, controller.__name__

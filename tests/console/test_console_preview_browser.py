@@ -12,6 +12,7 @@ screenshotted at 1280 and 360 px under var/screenshots/console/preview-*.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,6 +192,17 @@ def test_a_clerk_previews_downloads_uploads_and_deletes(service: Service, tmp_pa
         page.get_by_role("button", name="Confirm and create").click()
         assert "Created" in page.locator("main").inner_text()
         assert len(_criteria_of(service, court)) == 1
+        # A tie by place, not by key: Munich's prosecution is competent for EIOs in all
+        # of NUTS 3 DE212, which holds the postal code 80331.
+        page.goto(f"{base}/console/jurisdiction-criteria/new")
+        _fill_criterion(b, "80331")
+        page.get_by_role("button", name="Create").click()
+        preview = page.locator("#preview").inner_text()
+        assert "A tie with DE:PROSECUTION-MUNCHEN" in preview, preview
+        assert "on 1 place: 80331" in preview, preview
+        b.check("preview-tie-by-place")
+        page.get_by_role("link", name="Cancel").first.click()
+        assert len(_criteria_of(service, court)) == 1
 
         # A confirmation whose form was changed after the preview is previewed again.
         page.goto(f"{base}/console/authorities/{court['id']}/edit")
@@ -256,8 +268,25 @@ def test_a_clerk_previews_downloads_uploads_and_deletes(service: Service, tmp_pa
         # Delete: not offered where entries refer to it (the court has its criterion).
         page.goto(f"{base}/console/authorities/{court['id']}/delete")
         assert page.get_by_role("button", name="Delete").count() == 0
-        assert "cannot be deleted while these refer to it" in page.locator("main").inner_text()
+        main = page.locator("main").inner_text()
+        assert "cannot be deleted while these refer to it" in main
+        # Its criterion (no reference of its own) by what it is for, not by a UUID.
+        assert "Jurisdiction criteria: eio, execute" in main, main
         b.check("preview-delete-blocked")
+        # Retiring it instead: what it leaves uncovered is said first, from the day after.
+        last = dt.date.today() + dt.timedelta(days=30)
+        page.get_by_label("Valid until", exact=False).fill(last.isoformat())
+        page.get_by_role("button", name="Retire").click()
+        preview = page.locator("#preview").inner_text()
+        after = (last + dt.timedelta(days=1)).isoformat()
+        assert f"From {after}: 1 place no longer covered for eio (execute): 01099" in preview
+        assert _authority(service, NEW).get("valid_to") is None  # type: ignore[union-attr]
+        assert page.get_by_label("Valid until", exact=False).input_value() == last.isoformat()
+        b.check("preview-retire")
+        page.get_by_role("button", name="Confirm and retire").click()
+        message = page.locator("main [role=status]").first.inner_text()
+        assert f"is retired: valid until {last.isoformat()}" in message, message
+        assert _authority(service, NEW)["valid_to"] == last.isoformat()  # type: ignore[index]
         # The court added in the workbook: retire or delete explained, then confirmed.
         added = _authority(service, ADDED)
         assert added is not None

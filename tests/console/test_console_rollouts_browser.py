@@ -62,7 +62,7 @@ def test_an_administrator_follows_a_rollover_to_confirmed(service: Service) -> N
     with browser(base, SCREENSHOTS) as b:
         page = b.page
         _sign_in(b, base, "admin-fr")
-        page.get_by_role("link", name="Certificate rollouts").click()
+        page.get_by_role("link", name="Rollouts").click()
         page.wait_for_url(f"{base}/console/rollouts")
         row = page.locator("tr", has_text=f"{party['name']} (FR)").filter(has_text="used").first
         # The seeded parties all offer one service: every access point imports FR's change.

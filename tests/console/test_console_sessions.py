@@ -251,10 +251,11 @@ def test_retire_or_delete_shows_referrers_first(service: Service) -> None:
         refused = http.post(f"/console/authorities/{court['id']}/delete", data={
             "csrf": token, "expected": str(court["version"]), "action": "delete"})  # fmt: skip
         assert refused.status_code == 409
-        retired = http.post(f"/console/authorities/{court['id']}/delete", data={
-            "csrf": token, "expected": str(court["version"]), "action": "retire",
-            "valid_to": "2027-06-30"})  # fmt: skip
-        assert retired.status_code == 303
+        # Retiring is offered instead, and previewed before it is done.
+        retire = f"/console/authorities/{court['id']}/retire"
+        sent = {"csrf": token, "expected": str(court["version"]), "valid_to": "2027-06-30"}
+        retired = previewed_then_confirmed(http, retire, sent)
+        assert retired.status_code == 303, retired.text
     after = fr.first("authorities", owner="FR", q="lille")
     assert after["valid_to"] == "2027-06-30" and after["version"] == court["version"] + 1
 
