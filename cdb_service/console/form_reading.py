@@ -208,11 +208,14 @@ READABLE = {
     "Input should be a valid URL, relative URL without a base": N_("must be a full address"),
     "Input should be a valid email address": N_("must be an e-mail address"),
 }  # fmt: skip
-# The registry's fixed sentences a form shows (its checks' words, `kinds/fields.py`).
-N_("must be an https:// URL (access points are reached over TLS only)")
-N_("must name a host")
-N_("must not carry credentials")
-N_("must not contain spaces")
+# The registry's fixed sentences a form shows (its checks' words, `kinds/fields.py`): in
+# the catalogues, so that `_said` finds them.
+REGISTRY_SENTENCES = (
+    N_("must be an https:// URL (access points are reached over TLS only)"),
+    N_("must name a host"),
+    N_("must not carry credentials"),
+    N_("must not contain spaces"),
+)
 
 
 def _language(code: str) -> str:

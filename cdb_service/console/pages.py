@@ -11,7 +11,7 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect
 
-from cdb_service.console.i18n import gettext, localised, ngettext
+from cdb_service.console.i18n import current, gettext, localised, ngettext
 from cdb_service.console.web import (
     NotSignedIn,
     User,
@@ -83,7 +83,8 @@ def label_of(spec: KindSpec, document: dict[str, Any]) -> str:
                 f"{document.get('competence')}: {places}").strip()  # fmt: skip
     names = document.get("names")
     if isinstance(names, dict) and names:
-        first = names.get("en") or next(iter(names.values()))
+        # The name in the page's language, else English, else the first given.
+        first = names.get(current().language) or names.get("en") or next(iter(names.values()))
         return f"{document.get(spec.natural_key) or ''} {first}".strip()
     return str(document.get(spec.natural_key) or document.get("name") or document["id"])
 

@@ -118,7 +118,6 @@ def _environment(language: str) -> Environment:
     env.globals["kinds"] = list(KINDS)
     env.globals["languages"] = dict(i18n.language_names(language))
     env.globals["interface_languages"] = i18n.names_of_languages()
-    env.globals["N_"] = i18n.N_
     return env
 
 
