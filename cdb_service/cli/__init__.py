@@ -3,7 +3,7 @@
 serve, migrate, seed, gazetteer-load, dev-token, dev-url, audit-verify, import, export,
 quality, erase, verify-extract, verify-package, verify-receipt, verify-restore, certificates,
 rotate-signing-key,
-mirror, probe (and `probe report`), openapi.
+mirror, probe (and `probe report`), connector-sync, openapi.
 """
 
 # This module is the parser and `main` (the `cdb-service` entry point); the commands
@@ -16,6 +16,7 @@ mirror, probe (and `probe report`), openapi.
 #   personal.py  erase: named persons on request or past the retention
 #   service.py   the service and what stands beside it: serve, dev-token, dev-url,
 #                rotate-signing-key, mirror, probe, openapi
+#   sync.py      connector-sync: the agent beside an access point
 #   common.py    what the commands share: printing, files, the database for a command
 
 from __future__ import annotations
@@ -189,6 +190,9 @@ def parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     add_arguments(probe)
     probe.set_defaults(run=cmd_probe)
+    from cdb_service.cli.sync import add_arguments as sync_arguments
+
+    sync_arguments(sub)
     api = sub.add_parser("openapi", help="write the OpenAPI document generated from the app")
     api.add_argument("--out", default="openapi.yaml")
     api.set_defaults(run=cmd_openapi)

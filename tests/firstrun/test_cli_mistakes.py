@@ -45,6 +45,9 @@ NOT_APPLICABLE = {
     # tests/ops/test_readiness_outage.py); one that refuses the login is a mistake
     # (the "serve/login refused" row of `database_cases`).
     ("serve", "unreachable"),
+    # An agent that cannot reach its registry tries again at its next run: exit status 1,
+    # "retry later", not a mistake (tests/sync/test_config.py has its mistakes' rows).
+    ("connector-sync", "unreachable"),
     # These take no URL and reach no database.
     ("dev-token", "unreachable"), ("dev-url", "unreachable"), ("openapi", "unreachable"),
     ("rotate-signing-key", "unreachable"),
@@ -178,8 +181,22 @@ def cases(p: dict[str, str]) -> list[Case]:
              ["probe", "--target", p["closed_url"], "--store", f"{scratch}/probe.sqlite3",
               "--interval", "1", "--timeout", "2"], {}, "must not exceed --interval (1 s)"),
         Case("probe report/missing", ["probe", "report", "--store", MISSING], {}, MISSING),
+        Case("connector-sync/missing", ["connector-sync", "--config", MISSING, "--once"], {},
+             MISSING),
+        Case("connector-sync/unknown target kind",
+             ["connector-sync", "--config", _agent_config(scratch), "--once"], {},
+             "'connector5' is not one of: connector-ng, connector4-dir, domibus"),
         Case("openapi/missing", ["openapi", "--out", unwritable], {}, unwritable),
     ]  # fmt: skip
+
+
+def _agent_config(scratch: Path) -> str:
+    """A connector-sync configuration with a target of a kind that does not exist."""
+    path = scratch / "connector-sync.toml"
+    path.write_text(f'registry = "https://127.0.0.1:1"\nparty = "fr-ap"\n'
+                    f'state_file = "{scratch}/state.json"\n[[targets]]\n'
+                    f'kind = "connector5"\nname = "c5"\n')  # fmt: skip
+    return str(path)
 
 
 def _run(case: Case, prepared: str) -> tuple[Case, subprocess.CompletedProcess[str]]:

@@ -229,7 +229,8 @@ def test_systemd_units_verify_cleanly(tmp_path: Path) -> None:
     binary = str(Path(sys.executable).with_name("cdb-service"))
     units = sorted([*SYSTEMD.glob("*.service"), *SYSTEMD.glob("*.timer")])
     assert {u.name for u in units} >= {"cdb-service.service", "cdb-probe.service",
-                                       "cdb-mirror.service", "cdb-reports.timer"}  # fmt: skip
+                                       "cdb-mirror.service", "cdb-reports.timer",
+                                       "cdb-connector-sync.service"}  # fmt: skip
     for unit in units:
         text = unit.read_text().replace("/opt/cdb-service/bin/cdb-service", binary)
         (tmp_path / unit.name).write_text(text)
