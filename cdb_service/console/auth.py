@@ -12,6 +12,7 @@ from litestar.response import Redirect
 
 from cdb_service.console import i18n
 from cdb_service.console.deps import ConsoleParts
+from cdb_service.console.i18n import N_
 from cdb_service.console.pages import HANDLERS, current_user, safe_next
 from cdb_service.console.signin import SignInFailed
 from cdb_service.console.web import (
@@ -31,7 +32,7 @@ def public_base(request: Request[Any, Any, Any], settings: Settings) -> str:
     if settings.public_url:
         return settings.public_url.rstrip("/")
     if settings.profile is not Profile.DEV:
-        raise SignInFailed("the console's address is not configured (CDB_PUBLIC_URL)")
+        raise SignInFailed(N_("the console's address is not configured (CDB_PUBLIC_URL)"))
     return str(request.base_url).rstrip("/")
 
 
@@ -64,7 +65,7 @@ class ConsoleAuth(Controller):
             redirect_uri = public_base(request, console.settings) + "/console/auth/callback"
             url, pending = await console.signin.begin(redirect_uri)
         except SignInFailed as error:
-            return page("sign-in.html", {"user": None, "next": "/console/", "failed": str(error)},
+            return page("sign-in.html", {"user": None, "next": "/console/", "failed": error.said()},
                         status_code=502)  # fmt: skip
         pending["next"] = safe_next(next_path)
         started = await console.store.begin_sign_in(pending)
@@ -85,14 +86,19 @@ class ConsoleAuth(Controller):
         gone = sign_in_cookie("", 0)
         failed = None
         if error:
-            failed = f"the identity provider said: {error} {error_description}".strip()
+            # The provider's own words (its error code and description) as it sent them.
+            failed = (
+                i18n.gettext("the identity provider said: {error} {description}")
+                .format(error=error, description=error_description)
+                .strip()
+            )
         elif pending is None:
-            failed = "this sign-in has expired or was already used: start again"
+            failed = i18n.gettext("this sign-in has expired or was already used: start again")
         if failed is None and pending is not None:
             try:
                 data, refresh_token = await console.signin.finish(pending, code, answer_state)
             except SignInFailed as why:
-                failed = str(why)
+                failed = why.said()
         if failed is not None or pending is None:
             return page("sign-in.html", {"user": None, "next": "/console/", "failed": failed},
                         status_code=400, cookies=[gone])  # fmt: skip

@@ -1,11 +1,12 @@
 """What the catalogues must hold beyond the console's own sentences: the contract's words
-(each field's label and help, as the forms show them) and the registry's codes a page shows
-as words (a revision's operation, a finding's severity, a certificate's use).
+(each field's label and help, as the forms show them), the names of the registry's own code
+lists (instruments, competences, stages…, as pick lists and pages show them) and the
+registry's codes a page shows as words (a revision's operation, a finding's severity).
 
-The contract's words are taken from the kinds' schemas, not from text in a file, so Babel
-extracts them with `extract_contract` (named in babel.cfg): `make messages` adds a new
-field's label and help to every catalogue, and the catalogue test fails until they are
-translated.
+The contract's words and the code lists' names are taken from the kinds' schemas and from
+`kernel/codes.py`, not from text in a file, so Babel extracts them with `extract_contract`
+(named in babel.cfg): `make messages` adds a new field's label and help, or a new code's
+name, to every catalogue, and the catalogue test fails until they are translated.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from cdb_service.console import widgets
-from cdb_service.console.i18n import N_
+from cdb_service.console.i18n import N_, NAMED_BY_CLDR
+from cdb_service.kernel import codes
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.kinds.fields import label_of
 
@@ -54,6 +56,15 @@ def contract_messages() -> Iterator[tuple[str, str]]:
         yield "routing-parties", label_of(name)
 
 
+def code_list_messages() -> Iterator[tuple[str, str]]:
+    """(code list, English name) for every code of the registry's own code lists (those
+    CLDR does not name: countries and languages are Babel's)."""
+    for name, values in codes.CODE_LISTS.items():
+        if name not in NAMED_BY_CLDR:
+            for text in values.values():
+                yield name, text
+
+
 def extract_contract(
     fileobj: Any, keywords: Any, comment_tags: Any, options: Any
 ) -> Iterator[tuple[int, str, str, list[str]]]:
@@ -64,3 +75,7 @@ def extract_contract(
         if text not in seen:
             seen.add(text)
             yield 1, "gettext", text, [f"the contract: {kind}"]
+    for code_list, text in code_list_messages():
+        if text not in seen:
+            seen.add(text)
+            yield 1, "gettext", text, [f"the code list: {code_list}"]

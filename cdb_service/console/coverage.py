@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdb_service.console.i18n import gettext, ngettext
+from cdb_service.console.i18n import code_name, gettext, ngettext
 from cdb_service.console.pages import label_of
 from cdb_service.lookup.index import Criterion, Gazetteer, LookupIndex, geo_key
 from cdb_service.lookup.resolver import Query, candidate_keys
@@ -315,8 +315,10 @@ def tie_sentences(index: LookupIndex, owner: str, before: dict[str, Any] | None,
                         "place: {places}.",
                         "A tie with {authority} ({instrument}, {competence}) on {count} "
                         "places: {places}.", len(new))  # fmt: skip
-        out.append(said.format(authority=tie.label, instrument=tie.instrument,
-                               competence=tie.competence, count=len(new),
+        out.append(said.format(authority=tie.label,
+                               instrument=code_name("instruments", tie.instrument, short=True),
+                               competence=code_name("competences", tie.competence, short=True),
+                               count=len(new),
                                places=named(new, owner)) + " " + why)  # fmt: skip
     if unchecked:
         said = ngettext("{count} more place of this criterion was not checked for ties (it "
@@ -347,6 +349,8 @@ def uncovered_sentences(index: LookupIndex, owner: str, before: dict[str, Any] |
                     "{count} places no longer covered for {instrument} ({competence}): "
                     "{places}{more}. A look-up there finds no competent authority.",
                     len(places))  # fmt: skip
-    return [when + said.format(count=len(places), instrument=before.get("instrument"),
-                               competence=before.get("competence"),
+    instrument = code_name("instruments", before.get("instrument"), short=True)
+    return [when + said.format(count=len(places), instrument=instrument,
+                               competence=code_name("competences", before.get("competence"),
+                                                    short=True),
                                places=named(places, owner), more=more)]  # fmt: skip

@@ -15,7 +15,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.response import Redirect
 
-from cdb_service.console import form_reading, i18n, previews
+from cdb_service.console import form_reading, i18n, previews, refusals
 from cdb_service.console.entry_views import controls_of, items_of_form
 from cdb_service.console.i18n import gettext
 from cdb_service.console.pages import HANDLERS, context_of, current_user, kind_of, label_of
@@ -103,7 +103,7 @@ class ConsoleEndings(Controller):
             # The form has one field: every refusal is said beside it, in a sentence.
             valid_until = gettext("Valid until")
             context["refused"] = [f"{valid_until}: {gettext(e.msg)}" for e in problem.errors] or [
-                gettext(problem.detail or problem.title)
+                refusals.said(problem.detail or problem.title)
             ]
             return page("delete.html", context, status_code=problem.status)
         label = label_of(spec, current)

@@ -18,7 +18,7 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Redirect
 
-from cdb_service.console import form_reading, i18n, previews, widgets
+from cdb_service.console import form_reading, i18n, previews, refusals, widgets
 from cdb_service.console.endings import writable
 from cdb_service.console.entry_views import (
     controls_of,
@@ -274,7 +274,7 @@ class ConsoleEntries(Controller):
             if problem.status not in (409, 412, 422):
                 raise
             errors += problem.errors
-            context["loose"] = [] if problem.errors else [problem.detail]
+            context["loose"] = [] if problem.errors else [refusals.said(problem.detail)]
             status = problem.status
         else:
             status = 422
@@ -344,7 +344,7 @@ class ConsoleEntries(Controller):
             if problem.status not in (409, 422):
                 raise
             errors += problem.errors
-            context["loose"] = [] if problem.errors else [problem.detail]
+            context["loose"] = [] if problem.errors else [refusals.said(problem.detail)]
             status = problem.status
         if errors or context["loose"]:
             context["loose"] += form_reading.place_errors(controls, errors)

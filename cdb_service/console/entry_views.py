@@ -12,8 +12,8 @@ from litestar import Request
 from litestar.datastructures import UploadFile
 
 from cdb_service.console import coverage, widgets
-from cdb_service.console.i18n import gettext
-from cdb_service.console.pages import label_of
+from cdb_service.console.i18n import code_name, gettext
+from cdb_service.console.pages import criterion_of, label_of
 from cdb_service.kernel.problems import Problem
 from cdb_service.lookup.index import Gazetteer, LookupIndex
 from cdb_service.registry.kinds import KINDS
@@ -62,8 +62,7 @@ async def routing_of(reads: EntryReads, index: LookupIndex | None, authority: di
         at_least |= covers.at_least or covers.total > len(covers.places)
         places.update(covers.places)
         sample = [coverage.spoken(p, owner) for p in covers.places[:SAMPLE]]
-        criteria.append({"id": c["id"], "instrument": c.get("instrument"),
-                         "competence": c.get("competence"), "count": covers.total,
+        criteria.append({"id": c["id"], "what": criterion_of(c), "count": covers.total,
                          "sample": sample})  # fmt: skip
     if not criteria and not why:
         why = gettext("no jurisdiction criterion names it, so no look-up finds it.")
@@ -78,8 +77,10 @@ def ties_of(index: LookupIndex, authority: dict[str, Any], criteria: list[dict[s
     (`coverage.ties`: by place, through the gazetteer, not only by identical keys)."""
     owner = str(authority["owner"])
     found, _ = coverage.ties(index, authority["id"], owner, criteria)
-    return [{"id": t.authority_id, "label": t.label, "instrument": t.instrument,
-             "competence": t.competence, "same_rank": t.same_rank,
+    return [{"id": t.authority_id, "label": t.label,
+             "instrument": code_name("instruments", t.instrument, short=True),
+             "competence": code_name("competences", t.competence, short=True),
+             "same_rank": t.same_rank,
              "places": [coverage.spoken(p, owner) for p in t.places]} for t in found]  # fmt: skip
 
 

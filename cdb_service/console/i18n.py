@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
@@ -122,15 +122,33 @@ def country_name(code: str, english: str) -> str:
     return str(territories.get(ISO_TERRITORY.get(code, code), english))
 
 
+# The code lists CLDR names (through Babel); every other list's names are the registry's
+# own, translated through the catalogue (cdb_service/console/catalogue.py extracts them).
+NAMED_BY_CLDR = ("countries", "owners", "languages")
+
+
 def localised(code_list: str, values: Mapping[str, str]) -> dict[str, str]:
-    """A code list's names in the request's language, where CLDR names them (countries,
-    owners, languages); other code lists keep the contract's names."""
+    """A code list's names in the request's language: CLDR's for countries, owners and
+    languages, the catalogue's for the registry's own lists (instruments, competences…).
+    The API and `GET /code-lists` keep the contract's English."""
     if code_list in ("countries", "owners"):
         return {code: country_name(code, name) for code, name in values.items()}
     if code_list == "languages":
         names = dict(language_names(current().language))
         return {code: names.get(code, name) for code, name in values.items()}
-    return dict(values)
+    return {code: gettext(name) if name else name for code, name in values.items()}
+
+
+def code_name(code_list: str, code: Any, *, short: bool = False) -> str:
+    """One code's name in the request's language (`localised`); `short`, without the legal
+    reference in parentheses that ends many of them ("European Investigation Order", for a
+    sentence or a label; pick lists give the whole name). A code the list does not hold
+    (an old value, a typo in a file), as it is."""
+    names = codes.CODE_LISTS.get(code_list, {})
+    if code not in names:
+        return "" if code is None else str(code)
+    name = localised(code_list, {code: names[code]})[code]
+    return name.split(" (", 1)[0] if short else name
 
 
 def negotiated(header: str) -> str:
@@ -188,16 +206,6 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 
 
 _ = gettext
-
-
-def sayer(catalogue: Translations) -> Callable[[Any], Any]:
-    """`say` in the templates: text made elsewhere (an API sentence, a code) in the
-    catalogue's words where it has them; anything that is not text, as it is."""
-
-    def say(value: Any) -> Any:
-        return catalogue.gettext(value) if isinstance(value, str) and value else value
-
-    return say
 
 
 def when(value: Any) -> str:

@@ -11,7 +11,7 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect
 
-from cdb_service.console.i18n import current, gettext, localised, ngettext
+from cdb_service.console.i18n import code_name, current, gettext, localised, ngettext
 from cdb_service.console.web import (
     NotSignedIn,
     User,
@@ -79,14 +79,21 @@ def label_of(spec: KindSpec, document: dict[str, Any]) -> str:
     if spec.name == "jurisdiction-criteria":
         count = len(document.get("geo") or [])
         places = ngettext("{count} place", "{count} places", count).format(count=count)
-        return (f"{document.get('ref') or ''} {document.get('instrument')}, "
-                f"{document.get('competence')}: {places}").strip()  # fmt: skip
+        return (f"{document.get('ref') or ''} {criterion_of(document)}: {places}").strip()
     names = document.get("names")
     if isinstance(names, dict) and names:
         # The name in the page's language, else English, else the first given.
         first = names.get(current().language) or names.get("en") or next(iter(names.values()))
         return f"{document.get(spec.natural_key) or ''} {first}".strip()
     return str(document.get(spec.natural_key) or document.get("name") or document["id"])
+
+
+def criterion_of(row: Any) -> str:
+    """What a criterion is for, in the page's language: "European Investigation Order,
+    Executes requests" (a document, or a row with the same attributes)."""
+    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name, None)
+    return (f"{code_name('instruments', get('instrument'), short=True)}, "
+            f"{code_name('competences', get('competence'), short=True)}")  # fmt: skip
 
 
 async def key_of(reads: EntryReads, spec: KindSpec, document: dict[str, Any]) -> Any:

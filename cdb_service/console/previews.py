@@ -21,7 +21,7 @@ from typing import Any
 
 from cdb_service.console import coverage, widgets
 from cdb_service.console.i18n import N_, current, gettext, language_names
-from cdb_service.console.pages import context_of, label_of
+from cdb_service.console.pages import context_of, criterion_of, label_of
 from cdb_service.console.web import User, title_of
 from cdb_service.kernel.json_documents import field_changes
 from cdb_service.kernel.problems import Problem
@@ -324,7 +324,7 @@ def _named(kind: KindSpec, row: Any) -> str:
     if key:
         return str(key)
     if getattr(row, "instrument", None):
-        return f"{row.instrument}, {row.competence}"
+        return criterion_of(row)
     return gettext("an entry without a code")
 
 

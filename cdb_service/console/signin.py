@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 from authlib.common.security import generate_token
 
+from cdb_service.console.i18n import N_, gettext
 from cdb_service.security.policy import Principal, principal_from_claims
 from cdb_service.security.tokens import TokenRejected, TokenValidator
 from cdb_service.settings import Settings
@@ -31,7 +32,18 @@ DISCOVERY_TTL_S = 300.0
 
 
 class SignInFailed(Exception):
-    """The sign-in cannot complete; the message is safe to show to the person."""
+    """The sign-in cannot complete; the message is safe to show to the person. It is the
+    catalogue's key (English, marked with `N_`) with its values apart, so that the sign-in
+    page says it in the person's language (`said`); the values (a provider's own words,
+    a network error) stay as they came."""
+
+    def __init__(self, message: str, **values: str) -> None:
+        super().__init__(message.format(**values))
+        self.message, self.values = message, values
+
+    def said(self) -> str:
+        """The reason in the request's language."""
+        return gettext(self.message).format(**{k: gettext(v) for k, v in self.values.items()})
 
 
 @dataclasses.dataclass
@@ -55,7 +67,9 @@ class OidcSignIn:
                     answer.raise_for_status()
                     self._metadata = dict(answer.json())
             except (httpx.HTTPError, ValueError) as error:
-                raise SignInFailed(f"the identity provider did not answer ({error})") from None
+                raise SignInFailed(
+                    N_("the identity provider did not answer ({error})"), error=str(error)
+                ) from None
             self._fetched_at = time.monotonic()
         return self._metadata
 
@@ -87,7 +101,7 @@ class OidcSignIn:
         """Where to send the browser, and what to keep until it comes back."""
         endpoint = (await self.metadata()).get("authorization_endpoint")
         if not endpoint:
-            raise SignInFailed("the identity provider offers no authorization endpoint")
+            raise SignInFailed(N_("the identity provider offers no authorization endpoint"))
         verifier, nonce = generate_token(64), generate_token(32)
         async with self._client(redirect_uri) as client:
             url, state = client.create_authorization_url(
@@ -103,7 +117,7 @@ class OidcSignIn:
         """Redeem the code; the session's data (who, roles and until when they hold, the
         ID token for sign-out) and the refresh token, if the provider gave one."""
         if not hmac.compare_digest(state, str(pending["state"])):
-            raise SignInFailed("the sign-in answer does not belong to this sign-in (state)")
+            raise SignInFailed(N_("the sign-in answer does not belong to this sign-in (state)"))
         metadata = await self.metadata()
         try:
             async with self._client(str(pending["redirect_uri"])) as client:
@@ -112,12 +126,17 @@ class OidcSignIn:
                     code_verifier=pending["verifier"], **self._extra(),
                 )  # fmt: skip
         except Exception as error:  # authlib raises its own and httpx's errors
-            raise SignInFailed(f"the identity provider refused the code ({error})") from None
+            raise SignInFailed(
+                N_("the identity provider refused the code ({error})"), error=str(error)
+            ) from None
         try:
             identity = await self._identity(str(token.get("id_token") or ""), pending)
             access = await self.validator.validate(str(token.get("access_token") or ""))
         except TokenRejected as error:
-            raise SignInFailed(str(error)) from None
+            # The validator's reason is the API's (English); the two of its own are translated.
+            raise SignInFailed(
+                N_("the identity provider's tokens were not accepted: {why}"), why=str(error)
+            ) from None
         person = identity.get("name") or identity.get("preferred_username") or identity["sub"]
         data = {
             "sub": str(identity["sub"]),
@@ -149,7 +168,9 @@ class OidcSignIn:
                     metadata["token_endpoint"], refresh_token=refresh_token, **self._extra()
                 )
         except httpx.HTTPError as error:
-            raise SignInFailed(f"the identity provider did not answer ({error})") from None
+            raise SignInFailed(
+                N_("the identity provider did not answer ({error})"), error=str(error)
+            ) from None
         except Exception:  # authlib's OAuthError: invalid_grant and the like
             return None
         try:
@@ -166,14 +187,14 @@ class OidcSignIn:
 
     async def _identity(self, id_token: str, pending: dict[str, Any]) -> dict[str, Any]:
         if not id_token:
-            raise TokenRejected("the identity provider sent no ID token")
+            raise TokenRejected(N_("the identity provider sent no ID token"))
         # The API's validator with the console's client id as audience: same keys, same rules.
         checker = dataclasses.replace(
             self.validator, audience=self.settings.console_client_id, _cache=OrderedDict()
         )
         claims = await checker.validate(id_token)
         if not hmac.compare_digest(str(claims.get("nonce") or ""), str(pending["nonce"])):
-            raise TokenRejected("the ID token does not belong to this sign-in (nonce)")
+            raise TokenRejected(N_("the ID token does not belong to this sign-in (nonce)"))
         return claims
 
     def principal(self, data: dict[str, Any]) -> Principal:

@@ -12,7 +12,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.response import Redirect
 
-from cdb_service.console import i18n
+from cdb_service.console import i18n, refusals
 from cdb_service.console.i18n import gettext, localised, ngettext
 from cdb_service.console.pages import HANDLERS, context_of, current_user
 from cdb_service.console.web import (
@@ -72,8 +72,8 @@ class ConsoleTools(Controller):
         asked = {name: params.get(name, "") for name in OFFERED}
         context = context_of(user, user.principal.administers, asked=asked, answer=None, errors={},
                         countries=localised("countries", _countries(lookup)),
-                        instruments=codes.INSTRUMENTS,
-                        competences=codes.COMPETENCES)  # fmt: skip
+                        instruments=localised("instruments", codes.INSTRUMENTS),
+                        competences=localised("competences", codes.COMPETENCES))  # fmt: skip
         if params.get(query.COUNTRY.name):
             try:
                 index = lookup.index
@@ -138,7 +138,7 @@ class ConsoleTools(Controller):
         except Problem as problem:
             if problem.status not in (404, 409, 422):
                 raise
-            why = "; ".join(e.msg for e in problem.errors) or problem.detail
+            why = "; ".join(gettext(e.msg) for e in problem.errors) or refusals.said(problem.detail)
             context = context_of(user, party["owner"], party=party, error=why)
             return page("rotate.html", context, status_code=problem.status)
         count = len(done["routing_parties"])

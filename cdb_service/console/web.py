@@ -21,7 +21,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from litestar import Request, Response
 from litestar.datastructures import Cookie
 
-from cdb_service.console import i18n
+from cdb_service.console import i18n, refusals
 from cdb_service.console.deps import ConsoleParts, console_of
 from cdb_service.console.sessions import Session
 from cdb_service.kernel.page_headers import PAGE_HEADERS
@@ -109,10 +109,11 @@ def _environment(language: str) -> Environment:
     catalogue = i18n.translations(language)
     env.install_gettext_translations(catalogue, newstyle=True)  # type: ignore[attr-defined]
     # Text made elsewhere (the API's sentences, a code): the catalogue's, where it has it.
-    env.globals["say"] = env.filters["say"] = i18n.sayer(catalogue)
+    env.globals["say"] = env.filters["say"] = refusals.sayer(catalogue)
     env.filters["when"] = i18n.when
     env.filters["number"] = i18n.number
     env.filters["shown"] = shown
+    env.globals["code_name"] = i18n.code_name  # a code's name, the page's language
     env.globals["changed_rows"] = changed_rows
     env.globals["titles"] = {kind: catalogue.gettext(title) for kind, title in TITLES.items()}
     env.globals["kinds"] = list(KINDS)

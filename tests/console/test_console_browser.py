@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cdb_service.security.dev import DevPki
+from tests.console import german_walk
 from tests.console.support import (
     AXE,
     CHROMIUM,
@@ -217,6 +218,7 @@ def test_a_german_administrator_sees_every_page_in_german(
     longer German words must not push anything off a 360 px screen."""
     base = origin(service)
     party = Api(service, "admin-de").first("routing-parties", owner="DE")
+    german_walk.plant(service)
     with browser(base, SCREENSHOTS, locale="de-DE") as b:
         page = b.page
         page.goto(f"{base}/console/")
@@ -292,6 +294,8 @@ def test_a_german_administrator_sees_every_page_in_german(
         b.check("de-rotate")
         page.goto(f"{base}/console/rollouts")
         b.check("de-rollouts")
+        # Previews, confirmations and upload results (german_walk.py).
+        german_walk.walk(b, service, tmp_path)
 
         answer = page.goto(f"{base}/console/authorities/{planted['court']}/edit")
         assert answer is not None and answer.status == 403
@@ -309,6 +313,7 @@ def test_a_german_administrator_sees_every_page_in_german(
         page.get_by_role("button", name="Abmelden").click()
         page.wait_for_url("**/console/signed-out")
         b.check("de-signed-out")
+        german_walk.operator_first_visit(b)
 
     assert not b.violations, "\n".join(b.violations)
     assert not b.problems, "\n".join(b.problems)

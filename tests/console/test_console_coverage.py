@@ -106,7 +106,8 @@ async def test_places_left_uncovered_are_found_by_place(services: Services) -> N
     places, unchecked = coverage.uncovered(index, "DE", criterion, None)
     assert _codes(places) == ["80331", "80333"] and unchecked == 0
     said = coverage.uncovered_sentences(index, "DE", criterion, None)
-    assert said == ["2 places no longer covered for eio (execute): 80331, 80333. "
+    assert said == ["2 places no longer covered for European Investigation Order (Executes "
+                    "requests): 80331, 80333. "
                     "A look-up there finds no competent authority."]  # fmt: skip
     # The court's criterion on 80331 keeps that one covered.
     await _create(services, "jurisdiction-criteria", factories.criterion(
