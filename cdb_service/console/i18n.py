@@ -144,7 +144,7 @@ def code_name(code_list: str, code: Any, *, short: bool = False) -> str:
     reference in parentheses that ends many of them ("European Investigation Order", for a
     sentence or a label; pick lists give the whole name). A code the list does not hold
     (an old value, a typo in a file), as it is."""
-    names = codes.CODE_LISTS.get(code_list, {})
+    names: Mapping[str, str] = codes.CODE_LISTS.get(code_list, {})
     if code not in names:
         return "" if code is None else str(code)
     name = localised(code_list, {code: names[code]})[code]

@@ -3,7 +3,7 @@ named, and the pages that answer a refusal or an ended session."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from litestar import Request, Response
@@ -88,12 +88,11 @@ def label_of(spec: KindSpec, document: dict[str, Any]) -> str:
     return str(document.get(spec.natural_key) or document.get("name") or document["id"])
 
 
-def criterion_of(row: Any) -> str:
+def criterion_of(values: Mapping[str, Any]) -> str:
     """What a criterion is for, in the page's language: "European Investigation Order,
-    Executes requests" (a document, or a row with the same attributes)."""
-    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name, None)
-    return (f"{code_name('instruments', get('instrument'), short=True)}, "
-            f"{code_name('competences', get('competence'), short=True)}")  # fmt: skip
+    Executes requests"."""
+    return (f"{code_name('instruments', values.get('instrument'), short=True)}, "
+            f"{code_name('competences', values.get('competence'), short=True)}")  # fmt: skip
 
 
 async def key_of(reads: EntryReads, spec: KindSpec, document: dict[str, Any]) -> Any:

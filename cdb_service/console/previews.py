@@ -324,7 +324,7 @@ def _named(kind: KindSpec, row: Any) -> str:
     if key:
         return str(key)
     if getattr(row, "instrument", None):
-        return criterion_of(row)
+        return criterion_of({"instrument": row.instrument, "competence": row.competence})
     return gettext("an entry without a code")
 
 

@@ -45,7 +45,7 @@ def walk(b: Browser, service: Service, tmp_path: Path) -> None:
 
     # A saved change, then the revert's preview (cancelled).
     page.goto(f"{base}/console/authorities/{screen}/edit")
-    page.get_by_label("Ort", exact=True).fill("Dresden-Neustadt")
+    page.locator("#field-address-city").fill("Dresden-Neustadt")
     page.get_by_role("button", name="Speichern").click()
     _confirm(b)
     page.locator("form[action$='/revert'] button").first.click()
@@ -65,7 +65,8 @@ def walk(b: Browser, service: Service, tmp_path: Path) -> None:
     page.get_by_label("Orte").fill("80331")
     page.get_by_role("button", name="Anlegen").click()
     preview = page.locator("#preview").inner_text()
-    assert "DE:PROSECUTION-MUNCHEN" in preview and "Europäische Ermittlungsanordnung" in preview, preview
+    assert "DE:PROSECUTION-MUNCHEN" in preview, preview
+    assert "Europäische Ermittlungsanordnung" in preview, preview
     b.check("de-tie-preview")
 
     # Retiring the court: what it leaves uncovered, named in German, before anything is saved.
@@ -73,7 +74,8 @@ def walk(b: Browser, service: Service, tmp_path: Path) -> None:
     page.get_by_label("Gültig bis", exact=False).fill("2031-01-31")
     page.locator("button[value=retire]").click()
     preview = page.locator("#preview").inner_text()
-    assert "Europäische Ermittlungsanordnung (Vollstreckt Ersuchen): 01099" in preview, preview
+    lost = "für Europäische Ermittlungsanordnung (Vollstreckt Ersuchen) nicht mehr abgedeckt"
+    assert f"{lost}: 01099" in preview, preview
     b.check("de-retire-preview")
 
     # Delete asks once more and says it is permanent.

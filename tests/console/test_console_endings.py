@@ -64,8 +64,10 @@ def test_retiring_a_criterion_names_the_places_it_leaves_then_asks(service: Serv
         # Keyed by a NUTS 3 region, it covers Munich's five postal codes: from tomorrow
         # nobody executes an EIO there (the terrorism-only criterion does not cover all).
         tomorrow = (today + dt.timedelta(days=1)).isoformat()
-        assert (f"From {tomorrow}: 5 places no longer covered for "
-                "European Investigation Order (Executes requests)") in effects
+        assert (
+            f"From {tomorrow}: 5 places no longer covered for "
+            "European Investigation Order (Executes requests)"
+        ) in effects
         assert ", ".join(MUNICH) in effects, effects
         assert _one(de, "jurisdiction-criteria", ref="DE-EIO-EXECUTE-3").get("valid_to") is None
         # A confirmation of another day than the one previewed is previewed again.
@@ -94,8 +96,10 @@ def test_retiring_an_authority_names_the_places_its_criteria_leave(service: Serv
             "valid_to": "2030-06-30"})  # fmt: skip
         assert preview.status_code == 200 and "nothing is saved yet" in preview.text
         effects = _text(preview.text, "effects")
-        assert ("From 2030-07-01: 5 places no longer covered for "
-                "European Investigation Order (Executes requests)") in effects
+        assert (
+            "From 2030-07-01: 5 places no longer covered for "
+            "European Investigation Order (Executes requests)"
+        ) in effects
         assert "10115" in effects, effects
         # A day that is no date is refused, said in a sentence, and nothing written.
         wrong = http.post(f"{path}/retire", data={

@@ -244,7 +244,8 @@ def test_a_clerk_previews_downloads_uploads_and_deletes(service: Service, tmp_pa
         effects = page.locator("ul.effects").inner_text()
         assert f"A tie with {EXISTING}" in effects and "on 1 place: 01069" in effects, effects
         # The places the court no longer has for EIOs are named too.
-        assert "1 place no longer covered for European Investigation Order (Executes requests): 01097" in effects, effects
+        lost = "1 place no longer covered for European Investigation Order (Executes requests)"
+        assert f"{lost}: 01097" in effects, effects
         b.check("preview-upload-merge")
         page.get_by_role("button", name="Apply these changes").click()
         assert "Applied as revision" in page.locator("main").inner_text()
@@ -271,7 +272,8 @@ def test_a_clerk_previews_downloads_uploads_and_deletes(service: Service, tmp_pa
         main = page.locator("main").inner_text()
         assert "cannot be deleted while these refer to it" in main
         # Its criterion (no reference of its own) by what it is for, not by a UUID.
-        assert "Jurisdiction criteria: European Investigation Order, Executes requests" in main, main
+        criterion = "Jurisdiction criteria: European Investigation Order, Executes requests"
+        assert criterion in main, main
         b.check("preview-delete-blocked")
         # Retiring it instead: what it leaves uncovered is said first, from the day after.
         last = dt.date.today() + dt.timedelta(days=30)
@@ -279,8 +281,10 @@ def test_a_clerk_previews_downloads_uploads_and_deletes(service: Service, tmp_pa
         page.get_by_role("button", name="Retire").click()
         preview = page.locator("#preview").inner_text()
         after = (last + dt.timedelta(days=1)).isoformat()
-        assert f"From {after}: 1 place no longer covered for European Investigation Order "
-                f"(Executes requests): 01099" in preview
+        assert (
+            f"From {after}: 1 place no longer covered for European Investigation Order "
+            "(Executes requests): 01099"
+        ) in preview
         assert _authority(service, NEW).get("valid_to") is None  # type: ignore[union-attr]
         assert page.get_by_label("Valid until", exact=False).input_value() == last.isoformat()
         b.check("preview-retire")
