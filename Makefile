@@ -9,7 +9,7 @@ CDB_PORT ?= 8443
 export CDB_PORT
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test restore-drill soak bench lint format openapi dist image postgres nginx oidc axe chromium deploy-tools clean help
+.PHONY: messages run test restore-drill soak bench lint format openapi dist image postgres nginx oidc axe chromium deploy-tools clean help
 
 help:
 	@echo "make run    - start the service on the embedded SQLite database (dev profile)"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint   - ruff, mypy and the import layers (import-linter)"
 	@echo "make openapi - regenerate openapi.yaml and web/xsd/cdb.xsd from the app"
 	@echo "make dist   - build the wheel and the sdist into dist/"
+	@echo "make messages - extract the console's texts and update its catalogues (docs/console-languages.md)"
 	@echo "make restore-drill - time a point-in-time restore and verify-restore (DRILL_ENTRIES=N: a larger registry)"
 	@echo "make soak   - workers' memory under a steady mixed load, with and without writes (SOAK_MINUTES=15)"
 	@echo "make image  - build the container image (deploy/image/Containerfile) with buildah or podman"
@@ -119,6 +120,20 @@ soak: $(STAMP) postgres
 	CDB_TEST_PG_URL=$(PG_URL) CDB_SOAK_MINUTES=$(SOAK_MINUTES) CDB_SOAK_RATE=$(SOAK_RATE) \
 		$(BIN)/python -m pytest -q -s -p no:warnings tests/ops/test_soak.py \
 		-k test_workers_grow_only_by_the_data_they_hold
+
+# The console's catalogues: every text of its templates, its Python and the contract's
+# labels and help (babel.cfg), into the template and each language's catalogue. A new
+# language is one more catalogue (docs/console-languages.md).
+LOCALE := cdb_service/console/locale
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -w 100 --add-location=file --sort-by-file \
+		--project=cdb-service --copyright-holder="cdb-service" --msgid-bugs-address="" \
+		-o $(LOCALE)/messages.pot .
+	@for po in $(LOCALE)/*/LC_MESSAGES/messages.po; do \
+		lang=$$(basename $$(dirname $$(dirname $$po))); \
+		$(BIN)/pybabel update -w 100 --no-fuzzy-matching --ignore-obsolete -i $(LOCALE)/messages.pot \
+			-d $(LOCALE) -l $$lang; \
+	done
 
 # The release: a wheel (migrations, seed, calendar, templates, XSDs and assets inside)
 # and an sdist, built the way the install test builds them.

@@ -116,7 +116,7 @@ class Services:
                                    create=settings.profile is Profile.DEV)  # fmt: skip
         shared = SharedSnapshot(settings.lookup_snapshot_path, settings,
                                 dt.timedelta(days=settings.changes_retention_days))  # fmt: skip
-        lookup = IndexFollower(sessions, shared=shared,
+        lookup = IndexFollower(settings, shared=shared,
                                renew_every_s=settings.lookup_snapshot_interval_s)  # fmt: skip
         return cls(
             settings, engine, sessions, reads, EntryWrites(sessions),

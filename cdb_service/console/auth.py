@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Redirect
 
+from cdb_service.console import i18n
 from cdb_service.console.deps import ConsoleParts
 from cdb_service.console.pages import HANDLERS, current_user, safe_next
 from cdb_service.console.signin import SignInFailed
@@ -38,6 +39,7 @@ class ConsoleAuth(Controller):
     path = "/console"
     include_in_schema = False
     exception_handlers = HANDLERS
+    before_request = staticmethod(i18n.speak)  # the language the page is answered in
 
     @get("/sign-in")
     async def sign_in_page(
@@ -124,5 +126,17 @@ class ConsoleAuth(Controller):
     @get("/signed-out")
     async def signed_out(self) -> Response[str]:
         return page("signed-out.html", {"user": None})
+
+    @get("/language", status_code=303)
+    async def language(
+        self,
+        to: str = "",
+        next_path: str | None = Parameter(query="next", default=None),
+    ) -> Response[Any]:
+        """The switch in every page's header: the language chosen is remembered (a cookie,
+        like an operator's owner), and the person is back on the page it was chosen on.
+        A link, not a form: it changes no data, and works signed out too."""
+        cookies = [i18n.language_cookie(to)] if to in i18n.available() else []
+        return Redirect(safe_next(next_path), status_code=303, cookies=cookies)
 
     # --- home ----------------------------------------------------------------------

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cdb_service.console.i18n import gettext, ngettext
 from cdb_service.console.pages import label_of
 from cdb_service.lookup.index import Criterion, Gazetteer, LookupIndex, geo_key
 from cdb_service.lookup.resolver import Query, candidate_keys
@@ -150,17 +151,19 @@ def spoken(place: Place, owner: str) -> str:
     """A place as a clerk names it: a postal code as it is, a region with its level."""
     country, scheme, code = place
     where = "" if country == owner else f" ({country})"
-    label = {"postal-code": "", "postal-code-prefix": "postal codes ", "lau": "LAU ",
-             "nuts3": "NUTS 3 ", "nuts2": "NUTS 2 ", "nuts1": "NUTS 1 ",
-             "country": "all of "}.get(scheme, "")  # fmt: skip
-    return f"{label}{code}{where}"
+    label = {"postal-code": "{code}", "postal-code-prefix": gettext("postal codes {code}"),
+             "lau": "LAU {code}", "nuts3": "NUTS 3 {code}", "nuts2": "NUTS 2 {code}",
+             "nuts1": "NUTS 1 {code}", "country": gettext("all of {code}"),
+             }.get(scheme, "{code}")  # fmt: skip
+    return label.format(code=code) + where
 
 
 def named(places: Sequence[Place], owner: str, total: int | None = None) -> str:
     """'80331, 80333 and 12 more'."""
     count = len(places) if total is None else total
     shown = ", ".join(spoken(p, owner) for p in places[:SHOWN])
-    return shown + (f" and {count - min(len(places), SHOWN)} more" if count > SHOWN else "")
+    more = count - min(len(places), SHOWN)
+    return shown + (gettext(" and {count} more").format(count=more) if count > SHOWN else "")
 
 
 # --- who else is competent there -----------------------------------------------------
@@ -286,10 +289,6 @@ def uncovered(index: LookupIndex, owner: str, before: dict[str, Any],
 # --- in the clerk's words (a preview's consequences) ---------------------------------
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 def tie_sentences(index: LookupIndex, owner: str, before: dict[str, Any] | None,
                   after: dict[str, Any]) -> list[str]:  # fmt: skip
     """The ties a criterion creates: places where another authority is competent too,
@@ -308,15 +307,23 @@ def tie_sentences(index: LookupIndex, owner: str, before: dict[str, Any] | None,
         new = [p for p in tie.places if (tie.authority_id, p) not in old]
         if not new:
             continue
-        why = ("A sender's look-up there finds both authorities at the same rank and cannot "
-               "choose between them." if tie.same_rank else
-               "Both are competent there; a look-up answers first the one whose criterion "
-               "names the place more precisely.")  # fmt: skip
-        out.append(f"A tie with {tie.label} ({tie.instrument}, {tie.competence}) on "
-                   f"{_plural(len(new), 'place')}: {named(new, owner)}. {why}")  # fmt: skip
+        why = (gettext("A sender's look-up there finds both authorities at the same rank "
+                       "and cannot choose between them.") if tie.same_rank else
+               gettext("Both are competent there; a look-up answers first the one whose "
+                       "criterion names the place more precisely."))  # fmt: skip
+        said = ngettext("A tie with {authority} ({instrument}, {competence}) on {count} "
+                        "place: {places}.",
+                        "A tie with {authority} ({instrument}, {competence}) on {count} "
+                        "places: {places}.", len(new))  # fmt: skip
+        out.append(said.format(authority=tie.label, instrument=tie.instrument,
+                               competence=tie.competence, count=len(new),
+                               places=named(new, owner)) + " " + why)  # fmt: skip
     if unchecked:
-        out.append(f"{_plural(unchecked, 'more place')} of this criterion were not checked "
-                   "for ties (it covers many).")  # fmt: skip
+        said = ngettext("{count} more place of this criterion was not checked for ties (it "
+                        "covers many).",
+                        "{count} more places of this criterion were not checked for ties (it "
+                        "covers many).", unchecked)  # fmt: skip
+        out.append(said.format(count=unchecked))
     return out
 
 
@@ -330,9 +337,16 @@ def uncovered_sentences(index: LookupIndex, owner: str, before: dict[str, Any] |
     places, unchecked = uncovered(index, owner, before, after, day, gone_authority, cap)
     if not places:
         return []
-    when = f"From {day.isoformat()}: " if day and day > dt.date.today() else ""
-    more = f" ({_plural(unchecked, 'more place')} not checked)" if unchecked else ""
-    return [f"{when}{_plural(len(places), 'place')} no longer covered for "
-            f"{before.get('instrument')} ({before.get('competence')}): "
-            f"{named(places, owner)}{more}. "
-            "A look-up there finds no competent authority."]  # fmt: skip
+    when = (
+        gettext("From {day}: ").format(day=day.isoformat()) if day and day > dt.date.today() else ""
+    )
+    more = ngettext(" ({count} more place not checked)", " ({count} more places not checked)",
+                    unchecked).format(count=unchecked) if unchecked else ""  # fmt: skip
+    said = ngettext("{count} place no longer covered for {instrument} ({competence}): "
+                    "{places}{more}. A look-up there finds no competent authority.",
+                    "{count} places no longer covered for {instrument} ({competence}): "
+                    "{places}{more}. A look-up there finds no competent authority.",
+                    len(places))  # fmt: skip
+    return [when + said.format(count=len(places), instrument=before.get("instrument"),
+                               competence=before.get("competence"),
+                               places=named(places, owner), more=more)]  # fmt: skip

@@ -15,10 +15,11 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.response import Redirect
 
-from cdb_service.console import form_reading, previews
+from cdb_service.console import form_reading, i18n, previews
 from cdb_service.console.entry_views import controls_of, items_of_form
+from cdb_service.console.i18n import gettext
 from cdb_service.console.pages import HANDLERS, context_of, current_user, kind_of, label_of
-from cdb_service.console.web import TITLES, User, checked_form, page, who
+from cdb_service.console.web import User, checked_form, page, title_of, who
 from cdb_service.kernel.problems import Problem, stale
 from cdb_service.lookup.follower import IndexFollower
 from cdb_service.registry.kinds.spec import KindSpec
@@ -53,6 +54,7 @@ class ConsoleEndings(Controller):
     path = "/console"
     include_in_schema = False
     exception_handlers = HANDLERS
+    before_request = staticmethod(i18n.speak)  # the language the page is answered in
 
     @get("/{kind_name:str}/{entry_id:uuid}/delete")
     async def delete_form(self, request: Request[Any, Any, Any], kind_name: str,
@@ -99,14 +101,17 @@ class ConsoleEndings(Controller):
             if problem.status not in (409, 412, 422):
                 raise
             # The form has one field: every refusal is said beside it, in a sentence.
-            context["refused"] = [f"Valid until: {e.msg}" for e in problem.errors] or [
-                problem.detail
+            valid_until = gettext("Valid until")
+            context["refused"] = [f"{valid_until}: {gettext(e.msg)}" for e in problem.errors] or [
+                gettext(problem.detail or problem.title)
             ]
             return page("delete.html", context, status_code=problem.status)
         label = label_of(spec, current)
-        done = (f"{label} is retired: valid until {day} (version {written['version']})."
-                if day else f"{label} is valid until further notice again "
-                f"(version {written['version']}).")  # fmt: skip
+        if day:
+            done = gettext("{label} is retired: valid until {day} (version {version}).")
+        else:
+            done = gettext("{label} is valid until further notice again (version {version}).")
+        done = done.format(label=label, day=day, version=written["version"])
         return _back(spec, entry_id, done)
 
     @post("/{kind_name:str}/{entry_id:uuid}/revert", status_code=200)
@@ -139,12 +144,13 @@ class ConsoleEndings(Controller):
                                                   after, rows)  # fmt: skip
             shown = previews.preview_of(user.csrf, items, rows, effects)
             context = context_of(user, owner, spec=spec, document=current, label=label,
-                                 version=version, title=TITLES.get(spec.name, spec.name),
+                                 version=version, title=title_of(spec.name),
                                  preview=shown)  # fmt: skip
             return page("revert.html", context)
         written = await writes.update(spec, entry_id, data, who(request, user), expected)
-        return _back(spec, entry_id, f"Version {version} of {label} is current again, as "
-                                     f"version {written['version']}.")  # fmt: skip
+        done = gettext("Version {version} of {label} is current again, as version {new}.")
+        return _back(spec, entry_id, done.format(version=version, label=label,
+                                                 new=written["version"]))  # fmt: skip
 
     @post("/{kind_name:str}/{entry_id:uuid}/delete", status_code=303)
     async def delete(self, request: Request[Any, Any, Any], kind_name: str,
@@ -164,5 +170,7 @@ class ConsoleEndings(Controller):
                 context["confirming"] = True
                 return page("delete.html", context, status_code=200)
         written = await writes.delete(spec, entry_id, who(request, user), expected)
-        done = f"{label} was deleted permanently (revision {written.get('revision')})."
+        done = gettext("{label} was deleted permanently (revision {revision}).").format(
+            label=label, revision=written.get("revision")
+        )
         return Redirect(f"/console/{spec.name}?" + urlencode({"done": done}), status_code=303)

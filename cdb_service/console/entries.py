@@ -18,7 +18,7 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 from litestar.response import Redirect
 
-from cdb_service.console import form_reading, previews, widgets
+from cdb_service.console import form_reading, i18n, previews, widgets
 from cdb_service.console.endings import writable
 from cdb_service.console.entry_views import (
     controls_of,
@@ -26,6 +26,7 @@ from cdb_service.console.entry_views import (
     items_of_form,
     routing_of,
 )
+from cdb_service.console.i18n import gettext
 from cdb_service.console.pages import (
     HANDLERS,
     chosen_owner,
@@ -38,9 +39,9 @@ from cdb_service.console.pages import (
     with_registered_owners,
 )
 from cdb_service.console.web import (
-    TITLES,
     checked_form,
     page,
+    title_of,
     viewer,
     who,
 )
@@ -67,6 +68,7 @@ class ConsoleEntries(Controller):
     path = "/console"
     include_in_schema = False
     exception_handlers = HANDLERS
+    before_request = staticmethod(i18n.speak)  # the language the page is answered in
 
     @get("/")
     async def home(self, request: Request[Any, Any, Any], reads: NamedDependency[EntryReads],
@@ -120,7 +122,8 @@ class ConsoleEntries(Controller):
                 try:
                     filters[name] = spec.all_filters[name].parse(value)
                 except ValueError:
-                    raise invalid([FieldError(("query", name), "is not a valid id")]) from None
+                    wrong = FieldError(("query", name), gettext("is not a valid id"))
+                    raise invalid([wrong]) from None
                 chosen_filters[name] = value
         order = Sort.parse(sort) if sort in SORTS and sort else None
         cursor_id, cursor_value = None, None
@@ -130,7 +133,8 @@ class ConsoleEntries(Controller):
                 cursor_id = uuid.UUID(head)
                 cursor_value = order.mark(tail) if order and tail else None
             except ValueError:
-                raise invalid([FieldError(("query", "after"), "is not a page mark")]) from None
+                wrong = FieldError(("query", "after"), gettext("is not a page mark"))
+                raise invalid([wrong]) from None
         private = policy.sees_named_persons(user.principal)  # `q` searches names it may read
         listed = await reads.collection(spec, filters=filters, after=cursor_id, limit=PAGE_SIZE,
                                         sort=order, after_value=cursor_value,
@@ -148,7 +152,7 @@ class ConsoleEntries(Controller):
         rows = [(policy.redact(d, spec.private_fields), label_of(spec, d)) for d in listed.items]
         may_create = bool(chosen) and policy.may_write(user.principal, str(chosen))
         filters_shown = await filter_controls(reads, spec, chosen)
-        context = context_of(user, chosen, spec=spec, title=TITLES.get(spec.name, spec.name),
+        context = context_of(user, chosen, spec=spec, title=title_of(spec.name),
                         rows=rows, total=total, revision=revision, q=q, sort=sort,
                         sorts=SORTS, more=more, page_number=page_number,
                         may_create=may_create, kind_filters=filters_shown,
@@ -189,7 +193,7 @@ class ConsoleEntries(Controller):
         context = context_of(user, document["owner"], spec=spec, document=document,
                         widgets=controls, routing=routing,
                         label=label_of(spec, document), versions=versions, diff=diff, links=links,
-                        title=TITLES.get(spec.name, spec.name), done=done,
+                        title=title_of(spec.name), done=done,
                         may_write=policy.may_write(user.principal, document["owner"]))  # fmt: skip
         return page("entry.html", context)
 
@@ -206,7 +210,7 @@ class ConsoleEntries(Controller):
         return page("edit.html", context_of(user, current["owner"], spec=spec, document=current,
                                        widgets=controls, loose=[],
                                        label=label_of(spec, current),
-                                       title=TITLES.get(spec.name, spec.name)))  # fmt: skip
+                                       title=title_of(spec.name)))  # fmt: skip
 
     @post("/{kind_name:str}/{entry_id:uuid}/edit", status_code=200)
     async def edit(self, request: Request[Any, Any, Any], kind_name: str, entry_id: uuid.UUID,
@@ -226,7 +230,7 @@ class ConsoleEntries(Controller):
         body = merge_patch_between(form_reading.only_sent(before, controls, items),
                                    form_reading.only_sent(after, controls, items))  # fmt: skip
         context = context_of(user, owner, spec=spec, document=current, widgets=controls,
-                        label=label_of(spec, current), title=TITLES.get(spec.name, spec.name),
+                        label=label_of(spec, current), title=title_of(spec.name),
                         expected=expected, loose=[])  # fmt: skip
         if expected != current["version"]:
             # Someone else wrote since the form was opened: say who changed what, keep
@@ -236,7 +240,7 @@ class ConsoleEntries(Controller):
             context["document"] = current
             return page("edit.html", context, status_code=409)
         if not body and not unreadable:
-            unchanged = urlencode({"done": "Nothing was changed."})
+            unchanged = urlencode({"done": gettext("Nothing was changed.")})
             return Redirect(f"/console/{spec.name}/{entry_id}?{unchanged}", status_code=303)
         errors = list(unreadable)
         try:
@@ -277,7 +281,9 @@ class ConsoleEntries(Controller):
         if errors or context["loose"]:
             context["loose"] += form_reading.place_errors(controls, errors)
             return page("edit.html", context, status_code=status)
-        done = f"Saved as version {written['version']} (revision {written['revision']})."
+        done = gettext("Saved as version {version} (revision {revision}).").format(
+            version=written["version"], revision=written["revision"]
+        )
         return Redirect(f"/console/{spec.name}/{entry_id}?" + urlencode({"done": done}),
                         status_code=303)  # fmt: skip
 
@@ -289,12 +295,12 @@ class ConsoleEntries(Controller):
         spec = kind_of(kind_name)
         chosen = chosen_owner(request, user, owner)
         if chosen is None:
-            raise FORBIDDEN("choose an owner first")
+            raise FORBIDDEN(gettext("choose an owner first"))
         policy.require_write(user.principal, chosen)
         controls = await controls_of(reads, spec, chosen, {})
         return page("create.html", context_of(user, chosen, spec=spec, loose=[],
                                          widgets=controls,
-                                         title=TITLES.get(spec.name, spec.name)))  # fmt: skip
+                                         title=title_of(spec.name)))  # fmt: skip
 
     @post("/{kind_name:str}/new", status_code=200)
     async def create(self, request: Request[Any, Any, Any], kind_name: str,
@@ -305,13 +311,13 @@ class ConsoleEntries(Controller):
         spec = kind_of(kind_name)
         chosen = owner_of(user, str(form.get("owner") or ""))
         if chosen is None:
-            raise FORBIDDEN("choose an owner first")
+            raise FORBIDDEN(gettext("choose an owner first"))
         policy.require_write(user.principal, chosen)
         controls = await controls_of(reads, spec, chosen, None)
         items = await items_of_form(request)
         document, errors = form_reading.read(controls, items, chosen)
         context = context_of(user, chosen, spec=spec, widgets=controls, loose=[],
-                        title=TITLES.get(spec.name, spec.name))  # fmt: skip
+                        title=title_of(spec.name))  # fmt: skip
         status = 422
         try:
             # Every error at once: what could not be read and what the contract refuses.
@@ -343,6 +349,8 @@ class ConsoleEntries(Controller):
         if errors or context["loose"]:
             context["loose"] += form_reading.place_errors(controls, errors)
             return page("create.html", context, status_code=status)
-        done = f"Created (revision {created.document['revision']})."
+        done = gettext("Created (revision {revision}).").format(
+            revision=created.document["revision"]
+        )
         return Redirect(f"/console/{spec.name}/{created.document['id']}?" +
                         urlencode({"done": done}), status_code=303)  # fmt: skip

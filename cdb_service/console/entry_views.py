@@ -12,6 +12,7 @@ from litestar import Request
 from litestar.datastructures import UploadFile
 
 from cdb_service.console import coverage, widgets
+from cdb_service.console.i18n import gettext
 from cdb_service.console.pages import label_of
 from cdb_service.kernel.problems import Problem
 from cdb_service.lookup.index import Gazetteer, LookupIndex
@@ -33,9 +34,9 @@ async def routing_of(reads: EntryReads, index: LookupIndex | None, authority: di
             party = await edits.current(reads, KINDS["routing-parties"],
                                         uuid.UUID(str(authority["routing_party_id"])))  # fmt: skip
         except Problem:
-            why = "its routing party no longer exists."
+            why = gettext("its routing party no longer exists.")
     else:
-        why = "it has no routing party (choose one in Edit)."
+        why = gettext("it has no routing party (choose one in Edit).")
     if party is not None:
         now = dt.datetime.now(dt.UTC)
         live = [
@@ -44,9 +45,11 @@ async def routing_of(reads: EntryReads, index: LookupIndex | None, authority: di
             if _instant(c.get("not_before")) <= now <= _instant(c.get("not_after"))
         ]
         if not party.get("endpoint_url"):
-            why = f"its routing party {party['name']} has no endpoint."
+            why = gettext("its routing party {name} has no endpoint.").format(name=party["name"])
         elif not live:
-            why = f"its routing party {party['name']} has no certificate valid today."
+            why = gettext("its routing party {name} has no certificate valid today.").format(
+                name=party["name"]
+            )
     criteria_kind = KINDS["jurisdiction-criteria"]
     naming = {"authority_id": uuid.UUID(str(authority["id"]))}
     listed = await reads.collection(criteria_kind, filters=naming, limit=100)
@@ -63,7 +66,7 @@ async def routing_of(reads: EntryReads, index: LookupIndex | None, authority: di
                          "competence": c.get("competence"), "count": covers.total,
                          "sample": sample})  # fmt: skip
     if not criteria and not why:
-        why = "no jurisdiction criterion names it, so no look-up finds it."
+        why = gettext("no jurisdiction criterion names it, so no look-up finds it.")
     return {"party": party, "routable": not why, "why": why, "criteria": criteria,
             "places": len(places), "at_least": at_least, "checked": index is not None,
             "ties": ties_of(index, authority, listed.items) if index else []}  # fmt: skip
@@ -132,7 +135,7 @@ async def filter_controls(reads: EntryReads, spec: KindSpec, owner: str | None
     for f in spec.filters:
         w = controls.get(f.name)
         if w is None:
-            out.append((f.name, field_label(f.name), []))
+            out.append((f.name, gettext(field_label(f.name)), []))
         elif w.control == "select":
             options = [o for o in w.options if o[0]]
             if options:

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from cdb_service.console.i18n import N_, current, gettext, language_names
 from cdb_service.console.widgets import (
     BLANK_ROWS,
     BRUSSELS,
@@ -121,9 +122,11 @@ def _read(w: Widget, sent: _Sent, owner: str, errors: list[FieldError]) -> Any:
                 continue
             w.value.append((lang, text))
             if not lang:
-                errors.append(FieldError(loc, f"choose the language of “{text}”"))
+                errors.append(FieldError(loc, gettext("choose the language of “{text}”")
+                                         .format(text=text)))  # fmt: skip
             elif lang in names:
-                errors.append(FieldError(loc, f"{codes.LANGUAGES.get(lang, lang)} is given twice"))
+                errors.append(FieldError(loc, gettext("{language} is given twice")
+                                         .format(language=_language(lang))))  # fmt: skip
             else:
                 names[lang] = text
         return names or None
@@ -151,13 +154,13 @@ def _read(w: Widget, sent: _Sent, owner: str, errors: list[FieldError]) -> Any:
         try:
             return int(text)
         except ValueError:
-            errors.append(FieldError(loc, "must be a whole number"))
+            errors.append(FieldError(loc, gettext("must be a whole number")))
             return None
     if w.control == "datetime":
         try:
             moment = dt.datetime.fromisoformat(text)
         except ValueError:
-            errors.append(FieldError(loc, "must be a date and time, YYYY-MM-DD HH:MM"))
+            errors.append(FieldError(loc, gettext("must be a date and time, YYYY-MM-DD HH:MM")))
             return None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=BRUSSELS)
@@ -176,9 +179,9 @@ def _geo(text: str, loc: tuple[str | int, ...], errors: list[FieldError]) -> lis
         head, colon, rest = line.partition(":")
         if colon:
             if head.strip().lower() not in schemes:
-                errors.append(FieldError(loc, f"line {number}: {head.strip()!r} is no scheme "
-                                              f"(postal-code, prefix, lau, nuts1, nuts2, nuts3, "
-                                              f"country)"))  # fmt: skip
+                said = gettext("line {number}: “{scheme}” is no scheme (postal-code, prefix, "
+                               "lau, nuts1, nuts2, nuts3, country)")  # fmt: skip
+                errors.append(FieldError(loc, said.format(number=number, scheme=head.strip())))
                 continue
             scheme, line = schemes[head.strip().lower()], rest.strip()
         key = {"scheme": scheme, "code": line}
@@ -191,9 +194,37 @@ def _geo(text: str, loc: tuple[str | int, ...], errors: list[FieldError]) -> lis
 
 # --- errors beside their controls ----------------------------------------------------
 
-# pydantic's words for a missing value, as a form says it.
-READABLE = {"Field required": "must be filled in", "Input should be a valid date or datetime, "
-            "input is too short": "must be a date, YYYY-MM-DD"}  # fmt: skip
+# pydantic's words for the common mistakes, as a form says them (translated where shown);
+# the registry's own sentences are catalogue entries too (`gettext` of the message).
+READABLE = {
+    "Field required": N_("must be filled in"),
+    "Input should be a valid date or datetime, input is too short":
+        N_("must be a date, YYYY-MM-DD"),
+    "Input should be a valid date or datetime, invalid character in year":
+        N_("must be a date, YYYY-MM-DD"),
+    "Input should be a valid integer, unable to parse string as an integer":
+        N_("must be a whole number"),
+    "String should have at least 1 character": N_("must be filled in"),
+    "Input should be a valid URL, relative URL without a base": N_("must be a full address"),
+    "Input should be a valid email address": N_("must be an e-mail address"),
+}  # fmt: skip
+# The registry's fixed sentences a form shows (its checks' words, `kinds/fields.py`): in
+# the catalogues, so that `_said` finds them.
+REGISTRY_SENTENCES = (
+    N_("must be an https:// URL (access points are reached over TLS only)"),
+    N_("must name a host"),
+    N_("must not carry credentials"),
+    N_("must not contain spaces"),
+)
+
+
+def _language(code: str) -> str:
+    return dict(language_names(current().language)).get(code, code)
+
+
+def _said(message: str) -> str:
+    """An error's message in the request's language, where the catalogue has it."""
+    return gettext(READABLE.get(message, message))
 
 
 def place_errors(widgets: list[Widget], errors: Iterable[FieldError]) -> list[str]:
@@ -209,15 +240,15 @@ def place_errors(widgets: list[Widget], errors: Iterable[FieldError]) -> list[st
                 target, rest = by_path[".".join(loc[:n])], loc[n:]
                 break
         if target is None:
-            loose.append(f"{'.'.join(loc)}: {error.msg}" if loc else error.msg)
+            loose.append(f"{'.'.join(loc)}: {_said(error.msg)}" if loc else _said(error.msg))
             continue
         if target.control == "rows" and rest and rest[0].isdigit():
-            rest = [f"row {int(rest[0]) + 1}", *rest[1:]]
+            rest = [gettext("row {number}").format(number=int(rest[0]) + 1), *rest[1:]]
         where = " ".join(rest)
-        text = f"{where}: {error.msg}" if where and target.control != "names" else error.msg
+        said = _said(error.msg)
+        text = f"{where}: {said}" if where and target.control != "names" else said
         if target.control == "names" and rest:
-            text = f"{codes.LANGUAGES.get(rest[0], rest[0])}: {error.msg}"
-        text = READABLE.get(text, text)
+            text = f"{_language(rest[0])}: {said}"
         target.error = f"{target.error}; {text}" if target.error else text
     return loose
 

@@ -11,6 +11,7 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import NotFoundException
 from litestar.response import Redirect
 
+from cdb_service.console.i18n import current, gettext, localised, ngettext
 from cdb_service.console.web import (
     NotSignedIn,
     User,
@@ -62,26 +63,28 @@ def owner_cookie(owner: str) -> Cookie:
 
 
 def context_of(user: User, owner: str | None, **more: Any) -> dict[str, Any]:
-    owners = {**codes.OWNERS, codes.COMMISSION: "European Commission"}
+    owners = {**localised("owners", codes.OWNERS), codes.COMMISSION: gettext("European Commission")}
     return {"user": user, "owner": owner, "owners": owners, **more}
 
 
 async def with_registered_owners(context: dict[str, Any], reads: EntryReads) -> dict[str, Any]:
     """The context with the registered third countries among the owners offered (the
     home page's picker, the upload form's owner list)."""
-    context["owners"] = (await reads.owners()).names() | context["owners"]
+    registered = localised("owners", (await reads.owners()).names())
+    context["owners"] = registered | context["owners"]
     return context
 
 
 def label_of(spec: KindSpec, document: dict[str, Any]) -> str:
     if spec.name == "jurisdiction-criteria":
         count = len(document.get("geo") or [])
+        places = ngettext("{count} place", "{count} places", count).format(count=count)
         return (f"{document.get('ref') or ''} {document.get('instrument')}, "
-                f"{document.get('competence')}: {count} {'place' if count == 1 else 'places'}"
-                ).strip()  # fmt: skip
+                f"{document.get('competence')}: {places}").strip()  # fmt: skip
     names = document.get("names")
     if isinstance(names, dict) and names:
-        first = names.get("en") or next(iter(names.values()))
+        # The name in the page's language, else English, else the first given.
+        first = names.get(current().language) or names.get("en") or next(iter(names.values()))
         return f"{document.get(spec.natural_key) or ''} {first}".strip()
     return str(document.get(spec.natural_key) or document.get("name") or document["id"])
 
@@ -92,9 +95,10 @@ async def key_of(reads: EntryReads, spec: KindSpec, document: dict[str, Any]) ->
 
 def problem_page(request: Request[Any, Any, Any], problem: Problem) -> Response[str]:
     user = request.scope.get("console_user")
-    titles = {403: "Not allowed", 404: "Not found", 409: "Conflict", 422: "Not accepted"}
+    titles = {403: gettext("Not allowed"), 404: gettext("Not found"),
+              409: gettext("Conflict"), 422: gettext("Not accepted")}  # fmt: skip
     return page("error.html", {"user": user, "owner": None, "problem": problem,
-                               "heading": titles.get(problem.status, problem.title)},
+                               "heading": titles.get(problem.status, gettext(problem.title))},
                 status_code=problem.status, headers=problem.headers)  # fmt: skip
 
 

@@ -20,9 +20,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cdb_service.console import coverage, widgets
+from cdb_service.console.i18n import N_, current, gettext, language_names
 from cdb_service.console.pages import context_of, label_of
-from cdb_service.console.web import TITLES, User
-from cdb_service.kernel import codes
+from cdb_service.console.web import User, title_of
 from cdb_service.kernel.json_documents import field_changes
 from cdb_service.kernel.problems import Problem
 from cdb_service.lookup.index import LookupIndex
@@ -61,6 +61,11 @@ def carried(items: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in items if k not in NOT_PREVIEWED]
 
 
+def empty() -> str:
+    """An empty value, as a preview says it."""
+    return gettext("(empty)")
+
+
 # --- what changes, in the form's words -----------------------------------------------
 
 
@@ -83,15 +88,19 @@ def _label(path: str, by_path: dict[str, widgets.Widget]) -> str:
     head, _, member = path.rpartition(".")
     top = by_path.get(head)
     if top is not None and top.control == "names":
-        return f"{top.label} ({codes.LANGUAGES.get(member, member)})"
+        return f"{top.label} ({_language(member)})"
     return f"{_label(head, by_path)}: {member}" if head else path
+
+
+def _language(code: str) -> str:
+    return dict(language_names(current().language)).get(code, code)
 
 
 def _spoken(path: str, value: Any, by_path: dict[str, widgets.Widget], owner: str) -> str:
     """A value as the form shows it: a code list's or a reference's entry by its name,
     places one after the other, a contact's fields by their labels."""
     if value in (None, "", [], {}):
-        return "(empty)"
+        return empty()
     w = by_path.get(path)
     if w is not None and w.control == "geo" and isinstance(value, list):
         return ", ".join(widgets._geo_line(g, owner) for g in value if isinstance(g, dict))
@@ -102,12 +111,12 @@ def _spoken(path: str, value: Any, by_path: dict[str, widgets.Widget], owner: st
             if isinstance(row, dict) else str(row) for row in value
         )  # fmt: skip
     if w is not None and w.control == "names" and isinstance(value, dict):
-        return "; ".join(f"{t} ({codes.LANGUAGES.get(k, k)})" for k, t in value.items())
+        return "; ".join(f"{t} ({_language(k)})" for k, t in value.items())
     options = dict(w.options) if w is not None else {}
     if isinstance(value, list):
         return ", ".join(str(options.get(str(v), v)) for v in value)
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return gettext("yes") if value else gettext("no")
     if isinstance(value, dict):
         return "; ".join(f"{k}: {v}" for k, v in value.items() if v not in (None, ""))
     return str(options.get(str(value), value))
@@ -155,8 +164,9 @@ def _ends(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dt.dat
         return None
 
 
-NOT_READY = ("Ties with other authorities and places left uncovered could not be checked: "
-             "the look-up index is still being built. Check again in a minute.")  # fmt: skip
+# Said (in the request's language) where the look-up index is not built yet.
+NOT_READY = N_("Ties with other authorities and places left uncovered could not be checked: "
+               "the look-up index is still being built. Check again in a minute.")  # fmt: skip
 
 
 async def _unused_party(reads: EntryReads, spec: KindSpec, before: dict[str, Any] | None,
@@ -178,8 +188,12 @@ async def _unused_party(reads: EntryReads, spec: KindSpec, before: dict[str, Any
     ]
     if others:
         return []
-    return [f"The routing party {party.get('name')} serves no entry any more: nothing is "
-            "sent through it until another entry chooses it."]  # fmt: skip
+    return [
+        gettext(
+            "The routing party {name} serves no entry any more: nothing is sent "
+            "through it until another entry chooses it."
+        ).format(name=party.get("name"))
+    ]
 
 
 def _persons(spec: KindSpec, rows: Sequence[tuple[str, str, str]],
@@ -188,9 +202,16 @@ def _persons(spec: KindSpec, rows: Sequence[tuple[str, str, str]],
     for name in spec.private_fields:
         old, new = (before or {}).get(name), (after or {}).get(name)
         if old != new:
-            what = "removed" if not new else "recorded" if not old else "changed"
-            out.append(f"A named person's details are {what} (personal data, kept out of "
-                       "bulk extracts).")  # fmt: skip
+            if not new:
+                said = gettext("A named person's details are removed (personal data, kept "
+                               "out of bulk extracts).")  # fmt: skip
+            elif not old:
+                said = gettext("A named person's details are recorded (personal data, kept "
+                               "out of bulk extracts).")  # fmt: skip
+            else:
+                said = gettext("A named person's details are changed (personal data, kept "
+                               "out of bulk extracts).")  # fmt: skip
+            out.append(said)
     return out
 
 
@@ -202,7 +223,7 @@ async def consequences(index: LookupIndex | None, reads: EntryReads, spec: KindS
     out: list[str] = []
     ends = _ends(before, after)
     if spec.name in ("jurisdiction-criteria", "authorities") and index is None:
-        out.append(NOT_READY)
+        out.append(gettext(NOT_READY))
     elif spec.name == "jurisdiction-criteria":
         assert index is not None
         if after is not None and ends is None:
@@ -256,7 +277,7 @@ async def batch_consequences(index: LookupIndex | None, reads: EntryReads, owner
     the first BATCH_CRITERIA_CHECKED criteria the file creates, changes or deletes."""
     kind = KINDS["jurisdiction-criteria"]
     if index is None:
-        return [NOT_READY]
+        return [gettext(NOT_READY)]
     rows = {(r.kind, str(r.key)): r for r in diff}
     out: list[str] = []
     checked = 0
@@ -276,7 +297,7 @@ async def batch_consequences(index: LookupIndex | None, reads: EntryReads, owner
             after["authority_id"] = found.items[0]["id"]
         before = await reads.get(kind, row.id) if row.change.value == "updated" else None
         after["id"] = str(row.id)
-        where = f"Criterion {label_of(kind, before or after)}: "
+        where = gettext("Criterion {label}: ").format(label=label_of(kind, before or after))
         out += [where + e for e in coverage.tie_sentences(index, owner, before, after)]
         out += [where + e for e in coverage.uncovered_sentences(index, owner, before, after)]
     for row in diff:
@@ -289,7 +310,10 @@ async def batch_consequences(index: LookupIndex | None, reads: EntryReads, owner
             before = await reads.get(kind, row.id)
             if before is not None:
                 gone = coverage.uncovered_sentences(index, owner, before, None)
-                out += [f"Criterion {label_of(kind, before)} (deleted): " + e for e in gone]
+                where = gettext("Criterion {label} (deleted): ").format(
+                    label=label_of(kind, before)
+                )
+                out += [where + e for e in gone]
     return out
 
 
@@ -301,7 +325,7 @@ def _named(kind: KindSpec, row: Any) -> str:
         return str(key)
     if getattr(row, "instrument", None):
         return f"{row.instrument}, {row.competence}"
-    return "an entry without a code"
+    return gettext("an entry without a code")
 
 
 async def delete_context(user: User, index: LookupIndex | None, reads: EntryReads,
@@ -315,7 +339,7 @@ async def delete_context(user: User, index: LookupIndex | None, reads: EntryRead
     return context_of(user, current["owner"], spec=spec, document=current,
                       label=label_of(spec, current), referrers=referrers, never=block.never,
                       may_delete=block.never is None and not block.referrers,
-                      effects=effects, title=TITLES.get(spec.name, spec.name))  # fmt: skip
+                      effects=effects, title=title_of(spec.name))  # fmt: skip
 
 
 def preview_of(csrf: str, items: list[tuple[str, str]], rows: list[tuple[str, str, str]],

@@ -12,6 +12,7 @@ from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from cdb_service.console import i18n
 from cdb_service.console.pages import HANDLERS, context_of, current_user
 from cdb_service.console.web import page
 from cdb_service.distribution import rollouts
@@ -24,6 +25,7 @@ class ConsoleRollouts(Controller):
     path = "/console"
     include_in_schema = False
     exception_handlers = HANDLERS
+    before_request = staticmethod(i18n.speak)  # the language the page is answered in
 
     @get("/rollouts")
     async def rollouts_page(

@@ -12,6 +12,8 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.response import Redirect
 
+from cdb_service.console import i18n
+from cdb_service.console.i18n import gettext, localised, ngettext
 from cdb_service.console.pages import HANDLERS, context_of, current_user
 from cdb_service.console.web import (
     BRUSSELS,
@@ -57,6 +59,7 @@ class ConsoleTools(Controller):
     path = "/console"
     include_in_schema = False
     exception_handlers = HANDLERS
+    before_request = staticmethod(i18n.speak)  # the language the page is answered in
 
     @get("/resolve")
     async def resolve(self, request: Request[Any, Any, Any],
@@ -68,7 +71,8 @@ class ConsoleTools(Controller):
         params = {name: value for name in OFFERED if (value := given.get(name))}
         asked = {name: params.get(name, "") for name in OFFERED}
         context = context_of(user, user.principal.administers, asked=asked, answer=None, errors={},
-                        countries=_countries(lookup), instruments=codes.INSTRUMENTS,
+                        countries=localised("countries", _countries(lookup)),
+                        instruments=codes.INSTRUMENTS,
                         competences=codes.COMPETENCES)  # fmt: skip
         if params.get(query.COUNTRY.name):
             try:
@@ -95,7 +99,9 @@ class ConsoleTools(Controller):
         if starts_at or ends_at:
             starts, ends = _brussels(starts_at), _brussels(ends_at)
             if starts is None or ends is None or ends <= starts:
-                context["error"] = "give a start and a later end (YYYY-MM-DD HH:MM, Brussels)"
+                context["error"] = gettext(
+                    "give a start and a later end (YYYY-MM-DD HH:MM, Brussels)"
+                )
                 return page("notice.html", context, status_code=422)
             for name, moment in (("starts_at", starts), ("ends_at", ends)):
                 try:
@@ -135,8 +141,11 @@ class ConsoleTools(Controller):
             why = "; ".join(e.msg for e in problem.errors) or problem.detail
             context = context_of(user, party["owner"], party=party, error=why)
             return page("rotate.html", context, status_code=problem.status)
-        message = (f"Certificate replaced in {len(done['routing_parties'])} routing "
-                   f"part{'y' if len(done['routing_parties']) == 1 else 'ies'} "
-                   f"(revision {done['revision']}).")  # fmt: skip
+        count = len(done["routing_parties"])
+        message = ngettext(
+            "Certificate replaced in {count} routing party (revision {revision}).",
+            "Certificate replaced in {count} routing parties (revision {revision}).",
+            count,
+        ).format(count=count, revision=done["revision"])
         return Redirect(f"/console/routing-parties/{entry_id}?" + urlencode({"done": message}),
                         status_code=303)  # fmt: skip

@@ -17,8 +17,9 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 
-from cdb_service.console import previews
+from cdb_service.console import i18n, previews
 from cdb_service.console.deps import ConsoleParts
+from cdb_service.console.i18n import gettext
 from cdb_service.console.pages import (
     HANDLERS,
     chosen_owner,
@@ -54,6 +55,7 @@ class ConsoleUpload(Controller):
     path = "/console"
     include_in_schema = False
     exception_handlers = HANDLERS
+    before_request = staticmethod(i18n.speak)  # the language the page is answered in
 
     @get("/import")
     async def upload_form(self, request: Request[Any, Any, Any],
@@ -73,9 +75,11 @@ class ConsoleUpload(Controller):
         chosen = chosen_owner(request, user, owner)
         policy.require_read(user.principal)
         if chosen is None or format not in ("xlsx", "csv"):
-            raise invalid([FieldError(("query", "format"), "choose an owner, and xlsx or csv")])
+            wrong = FieldError(("query", "format"), gettext("choose an owner, and xlsx or csv"))
+            raise invalid([wrong])
         if format == "csv" and kind not in KINDS:
-            raise invalid([FieldError(("query", "kind"), "a CSV file holds one kind: choose it")])
+            wrong = FieldError(("query", "kind"), gettext("a CSV file holds one kind: choose it"))
+            raise invalid([wrong])
         kinds = [KINDS[kind]] if format == "csv" else list(KINDS.values())
         body, name = await export_file(reads, viewer(request, user), who(request, user), chosen,
                                        kinds, format, named=format == "csv")  # fmt: skip
@@ -105,10 +109,12 @@ class ConsoleUpload(Controller):
             context_of(user, owner, filename=name, kind=str(form.get("kind") or "")), reads
         )
         if not data:
-            context["failed"] = "choose a file to upload"
+            context["failed"] = gettext("choose a file to upload")
             return page("import.html", context, status_code=422)
         if len(data) > MAX_UPLOAD_BYTES:
-            context["failed"] = f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB"
+            context["failed"] = gettext("the file is larger than {size} MiB").format(
+                size=MAX_UPLOAD_BYTES // 2**20
+            )
             return page("import.html", context, status_code=413)
         apply = form.get("action") == "apply"
         budget = Budget(seconds=console.settings.import_read_budget_s)
@@ -116,12 +122,12 @@ class ConsoleUpload(Controller):
             fmt = entry_files.format_of_file(name)
             kind = KINDS.get(context["kind"]) if fmt == "csv" else None
             if fmt == "csv" and kind is None:
-                raise FormatError("a CSV file holds one kind: choose which")
+                raise FormatError(gettext("a CSV file holds one kind: choose which"))
             # In a worker thread, one at a time per user (the API's ceiling on imports).
             async with ceilings.imports.slot(user.principal.client_key):
                 batch = await entry_files.parse_upload_aside(data, fmt, owner, kind, budget)
         except FormatError as error:
-            context["failed"] = str(error)
+            context["failed"] = gettext(str(error))
             too_large = isinstance(error, FileTooLarge)
             return page("import.html", context, status_code=413 if too_large else 422)
         mode: Mode = "replace" if form.get("mode") == "replace" else "merge"
@@ -153,7 +159,7 @@ class ConsoleUpload(Controller):
 def _spoken_fields(change: dict[str, Any]) -> list[str]:
     """A change's fields by their labels in the contract (as the forms show them)."""
     fields = KINDS[change["kind"]].schema.model_fields
-    return [str(fields[f].title if f in fields and fields[f].title else field_label(f))
+    return [gettext(str(fields[f].title if f in fields and fields[f].title else field_label(f)))
             for f in change.get("fields") or ()]  # fmt: skip
 
 
@@ -163,4 +169,4 @@ async def _entry(reads: EntryReads, change: dict[str, Any]) -> str:
         return str(change["key"])
     kind = KINDS[change["kind"]]
     document = await reads.get(kind, uuid.UUID(change["id"]))
-    return label_of(kind, document) if document else "a new entry"
+    return label_of(kind, document) if document else gettext("a new entry")

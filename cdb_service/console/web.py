@@ -8,7 +8,6 @@ that changes something carries the session's CSRF token, compared in constant ti
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import json
 from collections.abc import Mapping
@@ -22,9 +21,9 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 from litestar import Request, Response
 from litestar.datastructures import Cookie
 
+from cdb_service.console import i18n
 from cdb_service.console.deps import ConsoleParts, console_of
 from cdb_service.console.sessions import Session
-from cdb_service.kernel import codes
 from cdb_service.kernel.page_headers import PAGE_HEADERS
 from cdb_service.kernel.problems import CSRF, FORBIDDEN
 from cdb_service.kernel.resources import packaged
@@ -38,12 +37,20 @@ SIGN_IN_COOKIE = "__Host-cdb-console-sign-in"
 BRUSSELS = ZoneInfo("Europe/Brussels")
 # Console pages are never stored by a browser or a proxy: they show who is signed in.
 HEADERS = PAGE_HEADERS | {"Cache-Control": "no-store"}
+N_ = i18n.N_
+# Each kind's title, in English: translated where it is shown (`title_of`).
 TITLES = {
-    "authorities": "Authorities", "national-correspondents": "National correspondents",
-    "national-members": "National members", "jurisdiction-criteria": "Jurisdiction criteria",
-    "routing-parties": "Routing parties", "maintenance-windows": "Maintenance windows",
-    "incidents": "Incidents", "owners": "Owners and participation",
+    "authorities": N_("Authorities"), "national-correspondents": N_("National correspondents"),
+    "national-members": N_("National members"),
+    "jurisdiction-criteria": N_("Jurisdiction criteria"),
+    "routing-parties": N_("Routing parties"), "maintenance-windows": N_("Maintenance windows"),
+    "incidents": N_("Incidents"), "owners": N_("Owners and participation"),
 }  # fmt: skip
+
+
+def title_of(kind: str) -> str:
+    """A kind's title in the request's language."""
+    return i18n.gettext(TITLES[kind]) if kind in TITLES else kind
 
 
 class NotSignedIn(Exception):
@@ -55,26 +62,10 @@ class WritesLapsed(Exception):
     read, but a change needs a fresh sign-in (nothing is changed)."""
 
 
-def when(value: Any) -> str:
-    """An instant in Europe/Brussels, the zone named (CET or CEST)."""
-    if value in (None, ""):
-        return ""
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return str(value)
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return str(value.astimezone(BRUSSELS).strftime("%Y-%m-%d %H:%M %Z"))
-    return str(value)
-
-
 def shown(value: Any) -> str:
     """A value as a clerk reads it: text as is, lists and objects as JSON with accents."""
     if value is None:
-        return "(none)"
+        return i18n.gettext("(none)")
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
@@ -99,7 +90,9 @@ def changed_rows(fields: list[dict[str, Any]]) -> list[tuple[str, Any, Any]]:
 
 
 @cache
-def _environment() -> Environment:
+def _environment(language: str) -> Environment:
+    """The templates, speaking `language` (one environment a language: jinja's i18n
+    extension installs one catalogue into an environment)."""
     own, shared = (
         packaged("cdb_service.console", "templates"),
         packaged("cdb_service.web", "templates"),
@@ -109,20 +102,30 @@ def _environment() -> Environment:
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
-    env.filters["when"] = when
+    # `{% trans %}` blocks are one line in the catalogue, however the template wraps them.
+    env.policies["ext.i18n.trimmed"] = True
+    catalogue = i18n.translations(language)
+    env.install_gettext_translations(catalogue, newstyle=True)  # type: ignore[attr-defined]
+    # Text made elsewhere (the API's sentences, a code): the catalogue's, where it has it.
+    env.globals["say"] = env.filters["say"] = i18n.sayer(catalogue)
+    env.filters["when"] = i18n.when
+    env.filters["number"] = i18n.number
     env.filters["shown"] = shown
     env.globals["changed_rows"] = changed_rows
-    env.globals["titles"] = TITLES
+    env.globals["titles"] = {kind: catalogue.gettext(title) for kind, title in TITLES.items()}
     env.globals["kinds"] = list(KINDS)
-    env.globals["languages"] = codes.LANGUAGES
+    env.globals["languages"] = dict(i18n.language_names(language))
+    env.globals["interface_languages"] = i18n.names_of_languages()
     return env
 
 
 def page(template: str, context: Mapping[str, Any], status_code: int = 200,
          cookies: list[Cookie] | None = None,
          headers: Mapping[str, str] | None = None) -> Response[str]:  # fmt: skip
-    body = _environment().get_template(template).render(**context)
+    speech = i18n.current()
+    body = _environment(speech.language).get_template(template).render(speech=speech, **context)
     return Response(body, status_code=status_code, media_type="text/html",
                     headers={**(headers or {}), **HEADERS}, cookies=cookies or [])  # fmt: skip
 
@@ -162,7 +165,10 @@ def _require_certificate(request: Request[Any, Any, Any], console: ConsoleParts)
     except Exception:  # a rejected certificate is refused like a missing one
         pass
     raise FORBIDDEN(
-        "this console needs your client certificate: install it in your browser and reload the page"
+        i18n.gettext(
+            "this console needs your client certificate: install it in your browser and "
+            "reload the page"
+        )
     )
 
 
@@ -191,8 +197,10 @@ async def checked_form(
     token = str(form.get("csrf") or "")
     if not hmac.compare_digest(token.encode(), user.csrf.encode()):
         raise CSRF(
-            "the form was not sent from this console page (its "
-            "security token is missing or old): open the page again and resend"
+            i18n.gettext(
+                "the form was not sent from this console page (its security token is "
+                "missing or old): open the page again and resend"
+            )
         )
     if writes and not user.session.may_write:
         raise WritesLapsed()

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from cdb_service.kernel import codes
+from cdb_service.console.i18n import N_, current, gettext, language_names, localised
 from cdb_service.registry.kinds.fields import CodeListMember, label_of
 from cdb_service.registry.kinds.spec import KindSpec
 
@@ -38,8 +38,8 @@ BLANK_ROWS = 2  # empty rows offered under a list of objects ("add a contact")
 BLANK_NAMES = 2  # empty language rows offered under the names
 GEO_FIELD = "geo"
 GEO_DEFAULT = "postal-code"
-DATE_HELP = "Format: YYYY-MM-DD."
-TIME_HELP = "Brussels time (CET/CEST)."
+DATE_HELP = N_("Format: YYYY-MM-DD.")
+TIME_HELP = N_("Brussels time (CET/CEST).")
 Choices = Mapping[str, Sequence[tuple[str, str]]]  # target kind -> [(id, "code — name")]
 
 
@@ -125,22 +125,58 @@ def _max_length(metadata: Iterable[Any]) -> int:
 
 def _options(member: CodeListMember) -> list[tuple[str, str]]:
     return [(code, f"{code} — {name}" if name and name != code else code)
-            for code, name in member.values.items()]  # fmt: skip
+            for code, name in localised(member.code_list, member.values).items()]  # fmt: skip
 
 
-def _help(info: FieldInfo, *more: str) -> str:
+def help_of(info: FieldInfo) -> str:
+    """A field's help as the form says it, in English (the catalogue's key): the contract's
+    description as a sentence."""
     text = (info.description or "").strip().replace(" (its id)", "")
     text = text[:1].upper() + text[1:]
     if text and not text.endswith("."):
         text += "."
-    return " ".join(t for t in (text, *more) if t)
+    return text
+
+
+def info_of(kind: KindSpec, path: str) -> FieldInfo | None:
+    """The contract's field behind a control's path ("address.street", "contacts.{i}.value")."""
+    model: Any = kind.schema
+    info = None
+    for part in path.split("."):
+        if part == "{i}" or part.isdigit():
+            continue
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        info = fields[part]
+        annotation, _, _ = _unwrap(info.annotation)
+        if typing.get_origin(annotation) is list:
+            annotation, _, _ = _unwrap(typing.get_args(annotation)[0])
+        model = annotation
+    return info
+
+
+def title_of(name: str, info: FieldInfo) -> str:
+    """A field's label in English (the catalogue's key): the contract's title."""
+    return info.title or label_of(name)
+
+
+def _help(info: FieldInfo, *more: str) -> str:
+    """The help in the request's language, with more sentences (English, translated here)."""
+    base = help_of(info)
+    return " ".join(t for t in (gettext(base) if base else "", *map(gettext, more)) if t)
+
+
+def language_names_now() -> tuple[tuple[str, str], ...]:
+    """The official languages, named in the request's language."""
+    return language_names(current().language)
 
 
 def _widget(path: str, name: str, info: FieldInfo, *, owner: str, choices: Choices,
             reference: str | None, geo: bool) -> Widget:  # fmt: skip
     annotation, metadata, _optional = _unwrap(info.annotation)
     metadata += info.metadata
-    label = info.title or label_of(name)
+    label = gettext(title_of(name, info))
     required = info.is_required()
     made = Widget(path, label, _help(info), required, "text")
     if not required and info.default not in (None, PydanticUndefined, False, ""):
@@ -150,12 +186,12 @@ def _widget(path: str, name: str, info: FieldInfo, *, owner: str, choices: Choic
     if reference is not None:
         made.control = "select"
         made.options = list(choices.get(reference, ()))
-        made.help = _help(info, "Chosen by code and name.")
+        made.help = _help(info, N_("Chosen by code and name."))
     elif geo:
         made.control = "geo"
-        made.help = (_help(info) + " One place a line: a postal code as it is (10115), or "
-                     "the scheme first: `nuts3: DE300`, `lau: 09162000`, `prefix: 80`, "
-                     "`country: DE`.")  # fmt: skip
+        made.help = _help(info, N_("One place a line: a postal code as it is (10115), or "
+                                   "the scheme first: `nuts3: DE300`, `lau: 09162000`, "
+                                   "`prefix: 80`, `country: DE`."))  # fmt: skip
     elif member is not None:
         made.control, made.options = "select", _options(member)
     elif origin is typing.Literal:
@@ -163,8 +199,9 @@ def _widget(path: str, name: str, info: FieldInfo, *, owner: str, choices: Choic
         made.options = [(str(v), str(v)) for v in typing.get_args(annotation)]
     elif origin is dict:
         made.control = "names"
-        made.options = list(codes.LANGUAGES.items())
-        made.help += " One row a language; choose a language in an empty row to add one."
+        made.options = list(language_names_now())
+        made.help = _help(info, N_("One row a language; choose a language in an empty row "
+                                   "to add one."))  # fmt: skip
     elif origin is list:
         item, item_metadata, _ = _unwrap(typing.get_args(annotation)[0])
         item_member = _code_list(item_metadata)
@@ -176,7 +213,7 @@ def _widget(path: str, name: str, info: FieldInfo, *, owner: str, choices: Choic
             made.children = _fields_of(nested, f"{path}.{{i}}", owner=owner, choices=choices)
         else:
             made.control = "lines"
-            made.help += " One a line."
+            made.help = _help(info, N_("One a line."))
     elif (nested := _model(annotation)) is not None:
         made.control = "group"
         made.children = _fields_of(nested, path, owner=owner, choices=choices)
@@ -190,7 +227,8 @@ def _widget(path: str, name: str, info: FieldInfo, *, owner: str, choices: Choic
         made.control, made.help = "datetime", _help(info, TIME_HELP)
     elif name == "pem":
         made.control = "pem"
-        made.help = _help(info) + " Paste it (-----BEGIN CERTIFICATE----- …) or choose its file."
+        made.help = _help(info, N_("Paste it (-----BEGIN CERTIFICATE----- …) or choose its "
+                                   "file."))  # fmt: skip
     elif annotation is str and 200 < _max_length(metadata) <= 1000:
         made.control = "textarea"
     return made
@@ -221,7 +259,7 @@ def blank(kind: KindSpec, owner: str, choices: Choices) -> list[Widget]:
                          references=references, left_out=keys)  # fmt: skip
     for w in widgets:
         if w.control == "select" and w.path in references and not w.required:
-            w.options = [("", "(none)"), *w.options]
+            w.options = [("", gettext("(none)")), *w.options]
     return widgets
 
 
@@ -251,9 +289,10 @@ def _facts(value: Mapping[str, Any]) -> dict[str, str]:
     for name in CERTIFICATE_FACTS:
         if value.get(name):
             text = str(value[name])
-            out[label_of(name)] = (
-                _local(text).replace("T", " ") + " Brussels" if name.startswith("not_") else text
-            )
+            out[gettext(label_of(name))] = (
+                _local(text).replace("T", " ") + " " + gettext("Brussels")
+                if name.startswith("not_") else text
+            )  # fmt: skip
     return out
 
 

@@ -1,12 +1,16 @@
 """PostgreSQL writes the extract's entry lines itself: the SQL that gives, byte for byte,
 the JSON text `extracts._lines_now` builds in Python, and the cursor that fetches them in
-chunks sized by their bytes (tests/distribution/test_extract_lines.py compares both)."""
+chunks sized by their bytes (tests/distribution/test_extract_lines.py compares both).
+
+An extract of the past (`revision=R`) is written there too (`as_of_line_sql`): each
+entry's version at R, its document as the database holds it, in one statement whose
+cost is one pass over the kind's versions, under any plan (tests/db/test_as_of_plans.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, Integer, String, Uuid, literal, select
@@ -74,9 +78,34 @@ def line_sql(kind: KindSpec, by_owner: bool) -> str | None:
     return f"SELECT convert_to({line}, 'UTF8') FROM \"{table.name}\"{where} ORDER BY id"
 
 
-async def lines_from_database(session: AsyncSession, sql: str, owner: str | None
-                               ) -> AsyncIterator[bytes]:  # fmt: skip
-    """The lines `line_sql` writes, through a cursor of the snapshot's transaction (the
+def as_of_line_sql(kind: KindSpec, by_owner: bool) -> str:
+    """PostgreSQL's query for the entry lines of a kind as it stood at revision $1 (of
+    owner $2 with `by_owner`): each entry's last version at or before $1, unless that one
+    deleted it, in id order, as `extracts._entries_then` gives them (the document as the
+    database holds it: what `line_sql` puts in a line for a JSON column).
+
+    One pass over the kind's versions in (entry_id, version) order (its index, or the
+    table when the kind is most of it), no join: a version is the entry's at $1 when the
+    next one at or before $1 is another entry's (`lead`). An entry edited thousands of
+    times costs its versions, not their square as a join with later versions did.
+    `revision + 0` keeps the revision index out of the plans, a generic one's too: through
+    it, every kind's versions up to $1 were read to keep one kind's."""
+    head = _sql_text(f'{{"type":"entry","kind":{_dumps(kind.name)},"id":"')
+    line = (f"""{head} || entry_id::text || '","version":' || version::text || """
+            """',"revision":' || revision::text || ',"document":' || document::text """
+            """|| '}'""")  # fmt: skip
+    owner = " AND owner = $2" if by_owner else ""
+    return (f"SELECT convert_to({line}, 'UTF8') FROM (SELECT entry_id, version, revision, "
+            "operation, owner, document, lead(entry_id) OVER (ORDER BY entry_id, version) "
+            f"AS following FROM entry_versions WHERE kind = {_sql_text(kind.name)} "
+            "AND revision + 0 <= $1) AS upto WHERE following IS DISTINCT FROM entry_id "
+            f"AND operation <> 'delete'{owner} ORDER BY entry_id")  # fmt: skip
+
+
+async def lines_from_database(session: AsyncSession, sql: str, arguments: Sequence[Any] = ()
+                              ) -> AsyncIterator[bytes]:  # fmt: skip
+    """The lines `line_sql` (or `as_of_line_sql`) writes, given its `arguments` ($1, $2),
+    through a cursor of the snapshot's transaction (the
     driver's own: no per-row work on the way), in fetches of about FETCH_BYTES. The next
     fetch is asked for before the lines of this one go out, so the database writes it
     while they are chained and sent (two fetches held at most)."""
@@ -84,7 +113,7 @@ async def lines_from_database(session: AsyncSession, sql: str, owner: str | None
     driver: Any = (await connection.get_raw_connection()).driver_connection
     if not driver.is_in_transaction():  # SQLAlchemy's BEGIN waits for its first statement
         await session.execute(select(literal(1)))
-    cursor = await driver.cursor(sql, *((owner,) if owner else ()))
+    cursor = await driver.cursor(sql, *arguments)
     rows, largest = FIRST_FETCH, 1
     pending: asyncio.Future[list[Any]] | None = asyncio.ensure_future(cursor.fetch(rows))
     try:

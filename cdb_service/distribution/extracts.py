@@ -9,7 +9,9 @@ Entries are read in chunks inside one read transaction (REPEATABLE READ on
 PostgreSQL), so memory stays flat however large the registry is. On PostgreSQL the
 current entries' lines are written by the database itself (`extract_sql.line_sql`: the same bytes
 the Python encoding gives) and fetched through a cursor in chunks sized by their bytes,
-so a row costs the service one hash and one copy, as `psql \\copy` costs psql one write.
+so a row costs the service one hash and one copy, as `psql \\copy` costs psql one write;
+so are the lines of the past (`extract_sql.as_of_line_sql`), where the document is the
+text the database holds.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from cdb_service.db import personal
 from cdb_service.db import revisions as rev
 from cdb_service.db.base import COMMON_FIELDS
 from cdb_service.db.documents import document_of, to_json_value
-from cdb_service.distribution.extract_sql import line_sql, lines_from_database
+from cdb_service.distribution.extract_sql import as_of_line_sql, line_sql, lines_from_database
 from cdb_service.kernel import hash_chain
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
 from cdb_service.registry.kinds.spec import KindSpec
@@ -170,6 +172,19 @@ async def _entries_then(session: AsyncSession, kind: KindSpec, owner: str | None
             return
 
 
+def _database_lines(kind: KindSpec, request: ExtractRequest, revision: int
+                    ) -> tuple[str | None, list[Any]]:  # fmt: skip
+    """PostgreSQL's query for the kind's lines, and its arguments; None where Python
+    writes them (private fields: what a reader sees depends on the reader)."""
+    if kind.private_fields:
+        return None, []
+    by_owner = request.owner is not None
+    owner = [request.owner] if by_owner else []
+    if request.revision is None:
+        return line_sql(kind, by_owner), owner
+    return as_of_line_sql(kind, by_owner), [revision, *owner]
+
+
 async def stream_extract(
     sessions: async_sessionmaker[AsyncSession], keys: SigningKeys, request: ExtractRequest
 ) -> AsyncIterator[bytes]:
@@ -186,10 +201,10 @@ async def stream_extract(
         })  # fmt: skip
         postgres = session.get_bind().dialect.name == "postgresql"
         for kind in sorted(request.kinds, key=lambda k: APPLY_ORDER.index(k.name)):
-            sql = line_sql(kind, request.owner is not None) if postgres else None
-            if request.revision is None and not kind.private_fields and sql is not None:
+            sql, arguments = _database_lines(kind, request, revision) if postgres else (None, [])
+            if sql is not None:
                 # The database writes the lines; here each is chained and counted.
-                async for body in lines_from_database(session, sql, request.owner):
+                async for body in lines_from_database(session, sql, arguments):
                     if written := lines.item_bytes(body):
                         yield written
                 if rest := lines.flush():

@@ -10,11 +10,18 @@ service answers from the last snapshot until the database answers.
 
 It also answers read-your-writes waits (`reached`), reports its freshness (the lag of
 the oldest revision seen and not applied) and caches rendered answers per revision.
+
+None of this runs on the worker's event loop: the polls, the reading and decoding of
+feed pages, their application and the mapping of snapshots run on the follower's own
+thread (`follower_thread.py`, with its own engine). A page is applied to a copy of the
+index (`LookupIndex.forked`), never to the one requests read; the copy replaces it by
+one assignment to `index`, which the request path reads without locks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import datetime as dt
 import threading
@@ -23,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,9 +38,11 @@ from cdb_service import metrics
 from cdb_service.db import revisions as rev
 from cdb_service.logging import get_logger
 from cdb_service.lookup import saved
+from cdb_service.lookup.follower_thread import FollowerThread
 from cdb_service.lookup.index import LookupIndex
 from cdb_service.lookup.shared import SharedSnapshot, committed_at
 from cdb_service.lookup.snapshot import build, catch_up
+from cdb_service.settings import Settings
 
 log = get_logger("cdb.lookup")
 POLL_INTERVAL_S = 0.2
@@ -45,14 +54,17 @@ WAIT_STEP_S = 0.05
 class IndexFollower:
     """Keeps one worker's index current; `/health/ready` reports its age."""
 
-    sessions: async_sessionmaker[AsyncSession]
+    # The database: the follower's thread opens an engine of its own on it.
+    settings: Settings
     interval: float = POLL_INTERVAL_S
+    # Replaced whole (by the follower's thread), never changed once requests read it.
     index: LookupIndex | None = None
-    _task: asyncio.Task[None] | None = None
+    _task: concurrent.futures.Future[None] | None = None
     # Encoded answers of this revision: a RIS asks the same questions all day.
     _answers: OrderedDict[Hashable, bytes] = field(default_factory=OrderedDict)
     _answers_at: tuple[int, str, int] = (-1, "", 0)
-    # One catch-up at a time per worker: the poller and on-demand waits share it.
+    # One catch-up at a time per worker: the poller and on-demand waits share it (on
+    # the follower's thread, as everything that changes `index`).
     _catching_up: asyncio.Lock = field(default_factory=asyncio.Lock)
     # The host's snapshot file (None: this worker builds its own index), and how often
     # at most a new one is written (0: never).
@@ -68,6 +80,15 @@ class IndexFollower:
     # (revision, gazetteer identity) of the snapshot mapped: renewed only once the feed
     # has moved past it.
     _mapped_as: tuple[int, str] = (-1, "")
+    _thread: FollowerThread = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._thread = FollowerThread(self.settings)
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        """The follower thread's sessions: only for coroutines that run there."""
+        return self._thread.sessions
 
     def answer(self, index: LookupIndex, key: Hashable, compute: Callable[[], bytes]) -> bytes:
         """The encoded answer to `key` at the index's revision, computed once per revision."""
@@ -87,40 +108,40 @@ class IndexFollower:
 
     async def start(self) -> None:
         """Obtain the index now if the database allows; otherwise keep trying in the background."""
-        await self._build()
-        self._task = asyncio.create_task(self._follow(), name="lookup-index-follower")
+        await self._thread.run(self._build())
+        self._task = self._thread.submit(self._follow())
 
     async def stop(self) -> None:
         if self.shared is not None:
             self.shared.stop()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._thread.close()
 
     async def refresh(self) -> None:
         """Catch up with the database now; build the index first if there is none yet."""
+        await self._thread.run(self._refreshed())
+
+    async def _refreshed(self) -> None:
         if self.index is None:
             self.index = await build(self.sessions)
         else:
-            await self._catch_up(self.index)
+            await self._catch_up()
 
-    async def _catch_up(self, index: LookupIndex) -> int:
-        """`snapshot.catch_up`, reading changed gazetteer countries in a thread (with a
-        host snapshot: its settings name the database)."""
-        shared = self.shared
-        if shared is None:
-            return await catch_up(index, self.sessions)
-
-        async def read_places(wanted: list[tuple[str, str, dt.datetime]]) -> dict[str, Any]:
-            return await asyncio.to_thread(shared.read_places, wanted)
-
-        return await catch_up(index, self.sessions, read_places)
+    async def _catch_up(self) -> int:
+        """`snapshot.catch_up` of the index requests read: the pages are applied to a copy,
+        which replaces it (on the follower's thread)."""
+        index = self.index
+        if index is None:
+            return 0
+        fresh, applied = await catch_up(index, self.sessions)
+        self.index = fresh
+        return applied
 
     async def rebuild(self) -> None:
         """A fresh index from a fresh snapshot (the data was replaced); the old one answers
         until the new one is whole."""
-        self.index = await build(self.sessions)
+        self.index = await self._thread.run(build(self.sessions))
 
     def load_saved(self) -> bool:
         """Answer from the host's last snapshot (the database does not answer): True if
@@ -171,8 +192,8 @@ class IndexFollower:
                 return None
             if await self._of_this_database(found):
                 self._mapped_as = (found.index.revision, found.index.gazetteer.identity)
-                async with self._catching_up:
-                    applied = await self._catch_up(found.index)
+                async with self._catching_up:  # not read by requests yet: in place
+                    _, applied = await catch_up(found.index, self.sessions, False)
                 self._mapped = found.file
                 metrics.LOOKUP_SNAPSHOTS.labels("mapped").inc()
                 log.info("lookup index mapped from the host's snapshot", path=str(shared.path),
@@ -223,7 +244,7 @@ class IndexFollower:
             return
         as_written = (found.index.revision, found.index.gazetteer.identity)
         async with self._catching_up:
-            await self._catch_up(found.index)
+            await catch_up(found.index, self.sessions, False)  # not read by requests yet
             if self.index is None or found.index.revision >= self.index.revision:
                 self._mapped_as = as_written
                 self.index = found.index
@@ -241,7 +262,7 @@ class IndexFollower:
                 continue
             try:
                 async with self._catching_up:
-                    await self._catch_up(self.index)
+                    await self._catch_up()
                 await self._follow_host()
             except Exception as error:
                 log.warning("lookup index could not catch up", error=repr(error))
@@ -271,9 +292,7 @@ class IndexFollower:
                 return False
             try:
                 async with asyncio.timeout(remaining):
-                    async with self._catching_up:
-                        if self.index is None or self.index.revision < revision:
-                            await self.refresh()
+                    await self._thread.run(self._reach(revision))
             except TimeoutError:
                 return self.index is not None and self.index.revision >= revision
             except Exception as error:  # the database: keep the bounded wait, report below
@@ -282,6 +301,12 @@ class IndexFollower:
                 continue
             if self.index is not None and self.index.revision < revision:
                 await asyncio.sleep(min(WAIT_STEP_S, max(0.0, deadline - time.monotonic())))
+
+    async def _reach(self, revision: int) -> None:
+        """On the follower's thread: catch up unless another catch-up already has."""
+        async with self._catching_up:
+            if self.index is None or self.index.revision < revision:
+                await self._refreshed()
 
 
 RENEW_LOOK_S = 5.0

@@ -24,7 +24,7 @@ import datetime as dt
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cdb_service.db.documents import date_of
@@ -214,6 +214,19 @@ class LookupIndex:
     # which query parameters would narrow one (`resolver.narrow_by`).
     by_purpose: dict[tuple[str, str, str], set[int]] = field(default_factory=dict)
     levels: dict[tuple[str, str, str], dict[str, int]] = field(default_factory=dict)
+
+    def forked(self) -> LookupIndex:
+        """A copy to apply the next page of the feed to while requests read this one (it
+        replaces this one whole). Every container `apply` changes is copied; what it
+        only ever replaces (criteria, entries, the packed keys, the gazetteer) is shared."""
+        return replace(
+            self, criteria=list(self.criteria), slot_of=dict(self.slot_of), geo=dict(self.geo),
+            authorities=dict(self.authorities), authority_by_code=dict(self.authority_by_code),
+            parties=dict(self.parties), correspondents=dict(self.correspondents),
+            members=dict(self.members), owner_entries=dict(self.owner_entries),
+            by_purpose={purpose: set(slots) for purpose, slots in self.by_purpose.items()},
+            levels={purpose: dict(counts) for purpose, counts in self.levels.items()},
+        )  # fmt: skip
 
     # --- criteria and their geo keys ----------------------------------------------------
 

@@ -39,8 +39,7 @@ from cdb_service.db import revisions as rev
 from cdb_service.db.engine import create_engine, session_factory
 from cdb_service.logging import configure_logging, get_logger
 from cdb_service.lookup import saved
-from cdb_service.lookup.index import CountryPlaces
-from cdb_service.lookup.snapshot import build, load_country
+from cdb_service.lookup.snapshot import build
 from cdb_service.settings import Settings
 
 log = get_logger("cdb.lookup")
@@ -144,22 +143,6 @@ class SharedSnapshot:
         if child.returncode != 0:
             raise RuntimeError(f"the lookup snapshot's builder exited with {child.returncode}")
         return child.pid
-
-    def read_places(self, wanted: list[tuple[str, str, dt.datetime]]) -> dict[str, CountryPlaces]:
-        """The gazetteer's countries `wanted` ((country, stamp, loaded_at): their loads
-        changed), read on a loop and an engine of this thread's own: half a million
-        postal codes are read and packed without the worker's event loop."""
-
-        async def read() -> dict[str, CountryPlaces]:
-            engine = create_engine(self.settings)
-            try:
-                async with rev.read_snapshot(session_factory(engine)) as session:
-                    return {country: await load_country(session, country, stamp, loaded_at)
-                            for country, stamp, loaded_at in wanted}  # fmt: skip
-            finally:
-                await engine.dispose()
-
-        return asyncio.run(read())
 
     def obtain(self) -> saved.Saved | None:
         """A usable snapshot: the one there is, or, when it is missing or unusable, one

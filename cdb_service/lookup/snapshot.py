@@ -3,7 +3,8 @@
 The build reads the current criteria, entries and gazetteer in one read snapshot and
 packs the geo keys (see `index.py`); `catch_up` reads the entry versions after the
 index's revision (`db.revisions.changes_after`, the change feed's query) and any
-gazetteer load, then applies them in one synchronous step.
+gazetteer load, then applies them to a copy of the index that requests do not read
+(both run on the follower's thread, see `follower.py`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import datetime as dt
 import gc
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -129,16 +130,9 @@ async def _load_gazetteer(session: AsyncSession) -> Gazetteer:
     return await _gazetteer_after(session, Gazetteer()) or Gazetteer()
 
 
-PlacesReader = Callable[[list[tuple[str, str, dt.datetime]]], Awaitable[dict[str, CountryPlaces]]]
-
-
-async def _gazetteer_after(
-    session: AsyncSession, held: Gazetteer, read_places: PlacesReader | None = None
-) -> Gazetteer | None:
+async def _gazetteer_after(session: AsyncSession, held: Gazetteer) -> Gazetteer | None:
     """The gazetteer the database holds now, reusing `held`'s unchanged countries;
-    None when nothing changed. Only countries whose load changed are read: by
-    `read_places` when given (a worker reads them off its event loop, see
-    `shared.SharedSnapshot.read_places`), else in `session`."""
+    None when nothing changed. Only countries whose load changed are read."""
     loads = {load.country: load for load in await gazetteer_data.loads(session)}
     stamps = {country: gazetteer_data.stamp_of(load) for country, load in loads.items()}
     if stamps == held.stamps():
@@ -150,11 +144,8 @@ async def _gazetteer_after(
             countries[country] = kept
         else:
             wanted.append((country, stamps[country], load.loaded_at))
-    if read_places is not None and wanted:
-        countries |= await read_places(wanted)
-    else:
-        for country, stamp, loaded_at in wanted:
-            countries[country] = await load_country(session, country, stamp, loaded_at)
+    for country, stamp, loaded_at in wanted:
+        countries[country] = await load_country(session, country, stamp, loaded_at)
     return Gazetteer(countries, gazetteer_data.identity(stamps))
 
 
@@ -167,8 +158,8 @@ async def load_country(session: AsyncSession, country: str, stamp: str,
         .where(GazetteerPlace.country == country)
         .order_by(GazetteerPlace.postal_code)
     )
-    # Small chunks: a worker reads a country while it answers, and each chunk is handled
-    # in one go on the event loop (half a million rows must not stall it for seconds).
+    # Small chunks: a worker reads a country while it answers; its follower's thread
+    # holds the interpreter's lock for a chunk at a time, not for half a million rows.
     stream = await session.stream(query.execution_options(yield_per=GAZETTEER_CHUNK))
     # Rows come ordered by postal code, so one code's places are adjacent: no second copy.
     key, places = "", list[tuple[str, str]]()
@@ -200,9 +191,13 @@ def _place(here: CountryPlaces, interned: dict[tuple[tuple[str, str], ...], int]
 
 
 async def catch_up(index: LookupIndex, sessions: async_sessionmaker[AsyncSession],
-                   read_places: PlacesReader | None = None) -> int:  # fmt: skip
+                   copy: bool = True) -> tuple[LookupIndex, int]:  # fmt: skip
     """Apply every revision after the index's, and any gazetteer load since the last look;
-    returns how many versions were applied.
+    returns the index that has them and how many versions were applied.
+
+    `copy`: `index` is read by requests, so what changed is applied to a copy of it (made
+    once, at the first change; `index` itself when nothing changed), which the caller
+    swaps in; False: applied to `index` itself, which nobody reads yet.
 
     A gazetteer load writes no revision, so its loads are looked at on every poll (one
     small read): a load takes effect within the follow interval, with no registry write.
@@ -212,13 +207,14 @@ async def catch_up(index: LookupIndex, sessions: async_sessionmaker[AsyncSession
         async with rev.read_snapshot(sessions) as session:
             head = await rev.head_revision(session)
             index.freshness.saw(head, index.revision, time.monotonic())
-            fresh_gazetteer = await _gazetteer_after(session, index.gazetteer, read_places)
+            fresh_gazetteer = await _gazetteer_after(session, index.gazetteer)
             versions = (
                 await rev.changes_after(session, index.revision, CHANGES_PAGE)
                 if head > index.revision
                 else []
             )
-        # From here to the end, no await: the whole page of revisions lands at once.
+        if copy and (versions or fresh_gazetteer is not None):
+            index, copy = index.forked(), False
         _apply_versions(index, versions)
         if fresh_gazetteer is not None:
             index.gazetteer = fresh_gazetteer
@@ -228,7 +224,7 @@ async def catch_up(index: LookupIndex, sessions: async_sessionmaker[AsyncSession
         applied += len(versions)
         if head <= index.revision:
             _record(index, head)
-            return applied
+            return index, applied
 
 
 def _apply_versions(index: LookupIndex, versions: Iterable[rev.EntryVersion]) -> None:

@@ -69,7 +69,7 @@ async def run(config: MirrorConfig) -> None:
     engine = create_engine(settings)
     sessions = session_factory(engine)
     client = SourceClient(config)
-    index = lookup.IndexFollower(sessions) if config.serve_port is not None else None
+    index = lookup.IndexFollower(settings) if config.serve_port is not None else None
     follower = Follower(config, ReplicaStore(sessions, config.actor), client, index)
     try:
         await prepare(config, sessions)
@@ -110,5 +110,7 @@ async def run(config: MirrorConfig) -> None:
             if not task.cancelled() and task.exception() is not None:
                 raise cast(BaseException, task.exception())
     finally:
+        if index is not None:
+            await index.stop()  # its thread and that thread's engine
         await client.aclose()
         await engine.dispose()

@@ -162,7 +162,9 @@ class Browser:
 
 
 @contextmanager
-def browser(base: str, shots: Path) -> Iterator[Browser]:
+def browser(base: str, shots: Path, locale: str = "en-GB") -> Iterator[Browser]:
+    """Chromium asking for pages in `locale` (its Accept-Language), as a person's browser
+    set to that language does."""
     from playwright.sync_api import sync_playwright
 
     shots.mkdir(parents=True, exist_ok=True)
@@ -171,7 +173,8 @@ def browser(base: str, shots: Path) -> Iterator[Browser]:
                                               args=["--no-sandbox", "--disable-gpu"])  # fmt: skip
         try:
             context = chromium.new_context(viewport={"width": 1280, "height": 900},
-                                           ignore_https_errors=True)  # fmt: skip
+                                           ignore_https_errors=True,
+                                           locale=locale)  # fmt: skip
             page = context.new_page()
             page.set_default_timeout(20_000)
             checker = Browser(page, base, shots)

@@ -208,3 +208,110 @@ def test_a_french_administrator_corrects_a_court_and_uploads_a_batch(
     for name in b.checked:
         for width in (1280, 360):
             assert (SCREENSHOTS / f"{name}-{width}.png").stat().st_size > 5_000
+
+
+def test_a_german_administrator_sees_every_page_in_german(
+    service: Service, planted: dict[str, str], tmp_path: Path
+) -> None:
+    """The same pages in German (the browser asks for de-DE), screenshotted as de-*: the
+    longer German words must not push anything off a 360 px screen."""
+    base = origin(service)
+    party = Api(service, "admin-de").first("routing-parties", owner="DE")
+    with browser(base, SCREENSHOTS, locale="de-DE") as b:
+        page = b.page
+        page.goto(f"{base}/console/")
+        assert page.locator("html").get_attribute("lang") == "de"
+        b.check("de-sign-in")
+        page.get_by_role("link", name="Anmelden").click()
+        page.wait_for_url("**/dev-issuer/authorize**")
+        page.get_by_role("button", name="admin-de").click()
+        page.wait_for_url(f"{base}/console/")
+        assert "Administrator für DE" in page.locator("header").inner_text()
+        assert "Zertifikate, die innerhalb von 60 Tagen ablaufen" in page.content()
+        b.check("de-home")
+
+        page.get_by_role("navigation", name="Konsole").get_by_role("link", name="Behörden").click()
+        assert "Einträge (Revision des Registers" in page.locator("main").inner_text()
+        b.check("de-list")
+        page.goto(f"{base}/console/authorities/{planted['german']}")
+        assert "Technische Angaben" in page.locator("main").inner_text()
+        b.check("de-entry")
+
+        # Edit: the preview in German; cancelled, nothing saved.
+        page.get_by_role("link", name="Bearbeiten").click()
+        b.check("de-edit")
+        page.get_by_label("Straße", exact=False).fill("Neue Straße 1")
+        page.get_by_role("button", name="Speichern").click()
+        assert "Vor dem Speichern prüfen" in page.locator("#preview").inner_text()
+        b.check("de-edit-preview")
+        page.locator("#preview").get_by_role("link", name="Abbrechen").click()
+
+        # A new entry sent empty: every error beside its field, in German.
+        page.goto(f"{base}/console/authorities/new")
+        b.check("de-create")
+        page.get_by_role("button", name="Anlegen").click()
+        errors = page.locator("#errors").inner_text()
+        assert "Der Eintrag wurde nicht gespeichert" in errors and "muss ausgefüllt" in errors
+        b.check("de-create-errors")
+
+        page.goto(f"{base}/console/authorities/{planted['german']}/delete")
+        assert "Gültigkeit beenden oder löschen?" in page.locator("main").inner_text()
+        b.check("de-delete")
+
+        # An upload with one bad row, then its dry run (not applied).
+        bad = tmp_path / "gerichte.csv"
+        bad.write_text("code,kind,names.de\nDE:AG-TEST-1,court,Amtsgericht Test eins\n"
+                       "DE:AG-TEST-2,gericht,Amtsgericht Test zwei\n")  # fmt: skip
+        page.get_by_role("link", name="Datei hochladen").click()
+        b.check("de-upload")
+        page.locator("input#file").set_input_files(str(bad))
+        page.get_by_label("Art einer CSV-Datei").select_option("authorities")
+        page.get_by_role("button", name="Prüfen (Probelauf)").click()
+        assert "Nichts wurde übernommen" in page.locator("main").inner_text()
+        b.check("de-upload-errors")
+        bad.write_text("code,kind,names.de\nDE:AG-TEST-1,court,Amtsgericht Test eins\n")
+        page.locator("input#file").set_input_files(str(bad))
+        page.get_by_label("Art einer CSV-Datei").select_option("authorities")
+        page.get_by_role("button", name="Prüfen (Probelauf)").click()
+        assert "Probelauf von gerichte.csv" in page.locator("main").inner_text()
+        b.check("de-upload-dry-run")
+
+        page.get_by_role("link", name="Wer würde das erhalten?").click()
+        page.get_by_label("Land").select_option("DE")
+        page.get_by_label("Rechtsinstrument").select_option("eio")
+        page.get_by_label("Zuständigkeit").select_option("execute")
+        page.get_by_role("button", name="Abfragen").click()
+        assert "Antwort (Revision des Registers" in page.locator("main").inner_text()
+        b.check("de-resolve")
+
+        page.goto(f"{base}/console/maintenance-notice?starts_at=2027-03-02T21:00"
+                  "&ends_at=2027-03-03T02:00")  # fmt: skip
+        assert "Arbeitstage Vorlauf nötig" in page.locator("main").inner_text()
+        b.check("de-maintenance-notice")
+        page.goto(f"{base}/console/rotate/{party['id']}")
+        b.check("de-rotate")
+        page.goto(f"{base}/console/rollouts")
+        b.check("de-rollouts")
+
+        answer = page.goto(f"{base}/console/authorities/{planted['court']}/edit")
+        assert answer is not None and answer.status == 403
+        assert "Nicht erlaubt" in page.locator("h1").inner_text()
+        b.check("de-forbidden")
+
+        # The switch: English for this person from now on, on the page it was chosen on.
+        page.goto(f"{base}/console/authorities")
+        page.get_by_role("navigation", name="Sprache").get_by_role("link", name="English").click()
+        assert page.url.endswith("/console/authorities")
+        assert page.locator("html").get_attribute("lang") == "en"
+        page.get_by_role("navigation", name="Language").get_by_role("link", name="Deutsch").click()
+        assert page.locator("html").get_attribute("lang") == "de"
+
+        page.get_by_role("button", name="Abmelden").click()
+        page.wait_for_url("**/console/signed-out")
+        b.check("de-signed-out")
+
+    assert not b.violations, "\n".join(b.violations)
+    assert not b.problems, "\n".join(b.problems)
+    for name in b.checked:
+        for width in (1280, 360):
+            assert (SCREENSHOTS / f"{name}-{width}.png").stat().st_size > 5_000

@@ -1,6 +1,7 @@
-"""Every field of every kind's form has a label and a help text from the contract, and
-every field whose values come from a code list is a pick list: checked on the forms as
-they are rendered (the template the console serves), for every kind."""
+"""Every field of every kind's form has a label and a help text from the contract, in every
+language of the console (English, German, French), and every field whose values come from
+a code list is a pick list: checked on the forms as they are rendered (the template the
+console serves), for every kind."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from cdb_service.console import widgets
+from cdb_service.console import i18n, widgets
 from cdb_service.console.web import _environment
 from cdb_service.registry.kinds import KINDS
 from cdb_service.registry.kinds.fields import CodeListMember
@@ -52,30 +53,48 @@ class Controls(HTMLParser):
             self.texts[element] += data
 
 
-def _rendered(kind: str) -> tuple[list[widgets.Widget], Controls]:
+def _rendered(kind: str, language: str = "en") -> tuple[list[widgets.Widget], Controls]:
+    i18n.speaking(language)
     spec = KINDS[kind]
     choices = {r.target: [("7f0c1c1e-0000-4000-8000-000000000001", "DE:X Amtsgericht X")]
                for r in spec.references}  # fmt: skip
     controls = widgets.fill(widgets.blank(spec, "DE", choices), {}, "DE")
     html = (
-        _environment()
+        _environment(language)
         .get_template("_fields.html")
-        .render(user=SimpleNamespace(csrf="t"), widgets=controls, loose=[])
+        .render(user=SimpleNamespace(csrf="t"), widgets=controls, loose=[], speech=i18n.current())
     )
     parser = Controls()
     parser.feed(html)
     return controls, parser
 
 
+# Labels the same in a language as in English: the word is the same (or a code).
+SAME_WORDS = {
+    "de": {"Code", "Name", "Version", "Status", "Service", "Instrument"},
+    "fr": {"Code", "Contact", "Contacts", "Instruments", "Service", "Services", "Actions", "Type",
+           "Description",
+           "Source", "Version", "Instrument"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("language", ["en", "de", "fr"])
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_every_field_has_a_label_and_a_help_text(kind: str) -> None:
-    controls, page = _rendered(kind)
+def test_every_field_has_a_label_and_a_help_text(kind: str, language: str) -> None:
+    english, _ = _rendered(kind, "en")
+    controls, page = _rendered(kind, language)
+    said = {w.path: w for top in english for w in top.walk()}
     for top in controls:
         for w in top.walk():
             if "{i}" in w.path:
                 continue  # a row's template; its rows are checked
             assert w.label and w.label != w.path, w.path
             assert len(w.help) > 10 and page.texts.get(f"{w.id}-help", "").strip(), w.path
+            if language != "en":
+                # In the language: not the English left in place.
+                assert w.help != said[w.path].help, (language, w.path, w.help)
+                assert w.label != said[w.path].label or w.label in SAME_WORDS[language], (
+                    language, w.path, w.label)  # fmt: skip
     for control in page.controls:
         named = control.get("id") in page.labelled or control["in_label"] == "True"
         assert named, f"{kind}: {control} has no label"

@@ -21,6 +21,8 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 
 from cdb_service.db.revisions.queries import collection_as_of, collection_as_of_query
+from cdb_service.distribution.extract_sql import as_of_line_sql
+from cdb_service.registry.kinds import KINDS
 from cdb_service.services import Services
 
 pytestmark = pytest.mark.postgres_only
@@ -109,3 +111,55 @@ async def test_the_page_is_the_entries_as_they_stood(services: Services) -> None
         page = await collection_as_of(session, "authorities", revision, limit=40)
     assert [v.document["code"] for v in page] == [f"DE:{e}" for e in range(40)]
     assert [v.version for v in page] == [2] * 30 + [1] * 10
+
+
+async def _others(services: Services) -> None:
+    """Versions of another kind, OTHERS per entry of the first, up to every revision."""
+    async with services.engine.begin() as connection:
+        await connection.execute(text(
+            "INSERT INTO entry_versions (revision, kind, entry_id, version, operation, owner, "
+            "recorded_at, actor, document) "
+            f"SELECT e % {ENTRIES} + 1, 'owners', gen_random_uuid(), 1, 'create', 'DE', now(), "
+            "  'test', '{}'::jsonb "
+            f"FROM generate_series(0, {OTHERS * ENTRIES - 1}) e"))  # fmt: skip
+        # And one authority edited HOT times: a join of versions with later versions
+        # would compare its versions pairwise (over a million rows).
+        await connection.execute(text(
+            "INSERT INTO entry_versions (revision, kind, entry_id, version, operation, owner, "
+            "recorded_at, actor, document) "
+            "SELECT v, 'authorities', 'ffffffff-0000-4000-8000-000000000000', v, "
+            "  CASE WHEN v = 1 THEN 'create' ELSE 'update' END, 'DE', now(), 'test', "
+            "  jsonb_build_object('code', 'DE:HOT', 'version', v) "
+            f"FROM generate_series(1, {HOT}) v"))  # fmt: skip
+        await connection.execute(text("ANALYZE entry_versions"))
+
+
+OTHERS, HOT = 4, 1500
+
+
+@pytest.mark.parametrize("mode", ["force_generic_plan", "force_custom_plan"])
+async def test_an_extract_of_the_past_touches_its_kind_not_the_registry(
+    services: Services, mode: str
+) -> None:
+    """The statement that writes an extract's lines at R (`as_of_line_sql`) is one pass:
+    over the kind's versions (by its index), or over the table when the kind is most of
+    it, and through a window, never a join. A join of versions with later versions
+    grows with the square of an entry's history (the old page query's generic plan
+    removed 237,576,482 rows by join filter); here each version costs a few rows."""
+    await _fill(services)
+    await _others(services)
+    sql = as_of_line_sql(KINDS["authorities"], by_owner=False)
+    async with services.engine.connect() as connection:
+        await connection.execute(text(f"SET plan_cache_mode = {mode}"))
+        await connection.exec_driver_sql(f"PREPARE as_of_extract(integer) AS {sql}")
+        for revision in (ENTRIES // 3, ENTRIES):
+            explained = await connection.exec_driver_sql(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE as_of_extract({revision})"
+            )
+            document = explained.scalar_one()
+            plan = (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
+            # Read once (at most the whole table), then each of the kind's versions up to R
+            # through the sort, the window and the filter.
+            kind = VERSIONS * ENTRIES + HOT
+            assert _touched(plan) <= OTHERS * ENTRIES + 5 * kind, (mode, revision)
+        await connection.rollback()

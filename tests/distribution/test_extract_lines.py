@@ -36,7 +36,12 @@ async def _database_lines(services: Services, kind: Any, owner: str | None = Non
     sql = extract_sql.line_sql(kind, owner is not None)
     assert sql is not None, f"every column of {kind.name} has an SQL encoding"
     async with read_snapshot(services.sessions) as session:
-        return [line async for line in extract_sql.lines_from_database(session, sql, owner)]
+        return [
+            line
+            async for line in extract_sql.lines_from_database(
+                session, sql, [owner] if owner else []
+            )
+        ]
 
 
 @pytest.mark.postgres_only
@@ -116,7 +121,7 @@ async def test_a_reader_that_leaves_early_leaves_the_connection_usable(
     sql = extract_sql.line_sql(AUTH, False)
     assert sql is not None
     async with read_snapshot(services.sessions) as session:
-        lines = extract_sql.lines_from_database(session, sql, None)
+        lines = extract_sql.lines_from_database(session, sql)
         first = [await anext(lines) for _ in range(3)]  # a second fetch is under way
         await lines.aclose()
         assert len(first) == 3

@@ -53,7 +53,7 @@ def test_a_seen_revision_left_unapplied_ages_until_it_is_applied() -> None:
 
 def test_readiness_fails_on_lag_and_degrades_while_the_database_is_away() -> None:
     settings = Settings(lookup_max_lag_s=10, lookup_max_stale_s=60)
-    follower = IndexFollower(sessions=cast(Any, None), index=LookupIndex(revision=7))
+    follower = IndexFollower(settings=cast(Any, None), index=LookupIndex(revision=7))
     assert follower.index is not None
     now = time.monotonic()
     follower.index.freshness = Freshness(checked_at=now)
@@ -65,7 +65,7 @@ def test_readiness_fails_on_lag_and_degrades_while_the_database_is_away() -> Non
     assert _lookup_check(settings, follower)["status"] == "warn"
     follower.index.freshness = Freshness(checked_at=now - 61)  # past CDB_LOOKUP_MAX_STALE_S
     assert _lookup_check(settings, follower)["status"] == "fail"
-    assert _lookup_check(settings, IndexFollower(sessions=cast(Any, None)))["status"] == "fail"
+    assert _lookup_check(settings, IndexFollower(settings=cast(Any, None)))["status"] == "fail"
 
 
 async def test_catch_up_on_the_database_leaves_no_lag(services: Services) -> None:
@@ -73,6 +73,6 @@ async def test_catch_up_on_the_database_leaves_no_lag(services: Services) -> Non
     for n in range(3):
         entry = validate(AUTH, factories.authority(code=f"DE:F-{n}"))
         await services.writes.create(AUTH, entry, "test")
-    await snapshot.catch_up(index, services.sessions)
+    index, _ = await snapshot.catch_up(index, services.sessions)
     assert index.revision == await services.reads.head() == 3
     assert index.freshness.lag(time.monotonic()) == 0.0

@@ -118,7 +118,7 @@ async def test_a_gazetteer_load_takes_effect_on_every_worker_without_a_registry_
         "not in" in before.json()["explanation"]["detail"]
         or "no gazetteer" in (before.json()["explanation"]["detail"])
     )
-    workers = [IndexFollower(services.sessions), IndexFollower(services.sessions)]
+    workers = [IndexFollower(services.settings), IndexFollower(services.settings)]
     for worker in workers:
         await worker.start()
     try:

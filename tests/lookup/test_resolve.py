@@ -219,7 +219,7 @@ async def test_etag_and_reverse_lookups(api: Api, services: Services) -> None:
 
 @pytest.mark.postgres_only
 async def test_a_write_is_visible_to_every_worker_within_a_second(services: Services) -> None:
-    workers = [IndexFollower(services.sessions), IndexFollower(services.sessions)]
+    workers = [IndexFollower(services.settings), IndexFollower(services.settings)]
     for worker in workers:
         await worker.start()
     try:

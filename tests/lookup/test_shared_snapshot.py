@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 
 from cdb_service.lookup import saved, snapshot
@@ -72,7 +73,7 @@ def _codes(answer: dict[str, Any]) -> list[str]:
 
 
 async def _started(settings: Settings, services: Services, path: Path) -> IndexFollower:
-    follower = IndexFollower(services.sessions, shared=_shared(settings, path))
+    follower = IndexFollower(services.settings, shared=_shared(settings, path))
     await follower.start()
     assert follower.index is not None
     return follower
@@ -247,9 +248,9 @@ async def test_two_processes_map_one_snapshot_share_its_pages_and_answer_alike(
 
 
 async def test_a_gazetteer_load_is_read_off_the_loop_and_answered(
-    settings: Settings, services: Services, tmp_path: Path
+    settings: Settings, services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A load after the snapshot: its country is read in a thread, with its own engine."""
+    """A load after the snapshot: its country is read on the follower's thread."""
     await _registry(services, courts=1)
     follower = await _started(settings, services, tmp_path / "lookup-index.snap")
     try:
@@ -261,18 +262,16 @@ async def test_a_gazetteer_load_is_read_off_the_loop_and_answered(
         geo = [{"scheme": "lau", "code": "11000000"}]
         body = factories.criterion(ref="lau", authority_code="DE:COURT-0", geo=geo)
         await _create(services, "jurisdiction-criteria", body)
-        loop_threads: set[str] = set()
-        shared = follower.shared
-        assert shared is not None
-        read = shared.read_places
+        read_on: set[str] = set()
+        read = snapshot.load_country
 
-        def spy(wanted: list[tuple[str, str, dt.datetime]]) -> dict[str, Any]:
-            loop_threads.add(threading.current_thread().name)
-            return read(wanted)
+        async def spy(*args: Any) -> Any:
+            read_on.add(threading.current_thread().name)
+            return await read(*args)
 
-        shared.read_places = spy  # type: ignore[method-assign]
+        monkeypatch.setattr(snapshot, "load_country", spy)
         await follower.refresh()
-        assert loop_threads and threading.current_thread().name not in loop_threads
+        assert read_on and threading.current_thread().name not in read_on
         assert follower.index.gazetteer.countries["DE"] is not mapped
         query = QUERY | {"postal_code": "20095"}
         assert _codes(resolve(follower.index, resolve_query(query))) == ["DE:COURT-0"]
@@ -303,7 +302,7 @@ async def test_after_writes_one_worker_renews_the_snapshot_and_every_worker_swap
 ) -> None:
     await _registry(services, courts=1)
     path = tmp_path / "lookup-index.snap"
-    followers = [IndexFollower(services.sessions, interval=0.05, shared=_shared(settings, path),
+    followers = [IndexFollower(services.settings, interval=0.05, shared=_shared(settings, path),
                                renew_every_s=0.2) for _ in range(2)]  # fmt: skip
     for follower in followers:
         await follower.start()

@@ -26,7 +26,7 @@ def test_min_revision_on_the_mirror_is_answered_200_or_503() -> None:
     # A ready mirror's index at revision 3, with no database behind it: catching up on
     # demand fails, as it does while the mirror's own database is away.
     gazetteer = Gazetteer({"DE": CountryPlaces("d1", None)}, "abc")
-    follower = IndexFollower(sessions=cast(Any, None), index=LookupIndex(3, gazetteer=gazetteer))
+    follower = IndexFollower(settings=cast(Any, None), index=LookupIndex(3, gazetteer=gazetteer))
     status = Status(source_head=3, gazetteer_source="abc", settled="caught up")
     app = serving_app(follower, status, wait_s=0.2, retry_after_s=7)
     with TestClient(app) as client:

@@ -31,7 +31,7 @@ LOOKUPS = (
 
 def test_missing_or_behind_gazetteer_is_not_ready() -> None:
     index = LookupIndex(revision=3)
-    follower = IndexFollower(sessions=cast(Any, None), index=index)
+    follower = IndexFollower(settings=cast(Any, None), index=index)
     status = Status(source_head=3, gazetteer_source="abc", settled="caught up")
     with TestClient(serving_app(follower, status)) as client:
         missing = client.get("/health/ready")
@@ -53,7 +53,7 @@ def test_missing_or_behind_gazetteer_is_not_ready() -> None:
 def test_every_lookup_answers_503_with_retry_after_until_the_mirror_is_ready() -> None:
     # A restarted mirror: its old copy loaded (index, gazetteer), the source not yet asked.
     index = LookupIndex(revision=3, gazetteer=Gazetteer({"DE": CountryPlaces("d1", None)}, "abc"))
-    follower = IndexFollower(sessions=cast(Any, None), index=index)
+    follower = IndexFollower(settings=cast(Any, None), index=index)
     status = Status()
     with TestClient(serving_app(follower, status, retry_after_s=4)) as client:
         ready = client.get("/health/ready")

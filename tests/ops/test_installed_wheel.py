@@ -87,6 +87,9 @@ def test_the_wheel_and_the_sdist_carry_every_file_the_package_reads(installed: I
             if path.is_file() and "__pycache__" not in path.parts:
                 name = f"{inside}/{path.relative_to(ROOT / folder).as_posix()}"
                 assert name in in_wheel, f"{name} is not in {installed.wheel.name}"
+    # The console's catalogues, compiled in the build (setup.py), beside their sources.
+    for language in ("en", "de", "fr"):
+        assert f"cdb_service/console/locale/{language}/LC_MESSAGES/messages.mo" in in_wheel
     with tarfile.open(installed.sdist) as sdist:
         names = {n.split("/", 1)[1] for n in sdist.getnames() if "/" in n}
     assert {
@@ -106,6 +109,14 @@ def test_the_wheel_and_the_sdist_carry_every_file_the_package_reads(installed: I
     )  # fmt: skip
     for line in found.stdout.splitlines():
         assert line.startswith(str(installed.prefix / "lib")), found.stdout
+    # Installed, the console speaks German from the compiled catalogue.
+    german = subprocess.run(
+        [installed.command("python"), "-c",
+         "from cdb_service.console import i18n; i18n.speaking('de'); "
+         "print(i18n.gettext('Authorities'), i18n.gettext('Postal code'))"],
+        env=_clean_env(), cwd=installed.prefix, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert german.stdout.split() == ["Behörden", "Postleitzahl"], german.stdout + german.stderr
     pip_list = [installed.command("python"), "-m", "pip", "list", "--format=json"]
     extras = subprocess.run(pip_list, env=_clean_env(), capture_output=True, text=True, check=True)
     packages = {p["name"].lower() for p in json.loads(extras.stdout)}

@@ -81,7 +81,7 @@ async def test_a_read_the_index_cannot_serve_in_time_is_a_503_and_the_feed_is_no
     caught_up = follower_module.catch_up
     entered, release = threading.Event(), threading.Event()
 
-    async def held_back(index: LookupIndex, sessions: Any, *rest: Any) -> int:
+    async def held_back(index: LookupIndex, sessions: Any, *rest: Any) -> tuple[LookupIndex, int]:
         entered.set()
         await asyncio.to_thread(release.wait, 30)
         return await caught_up(index, sessions, *rest)
