@@ -223,7 +223,7 @@ class Agent:
                 outcome.acknowledged.append(f"{label}@{applied.digest}")
 
     def _acknowledge_scheduled(self, outcome: Outcome, honour_backoff: bool) -> None:
-        """Per target that has neither applied the held package nor said it holds it: say
+        """Per target that runs the current package and has not said it holds the next: say
         so (`scheduled_for` its effective_from). Not in the last `wake_early_s` before
         the switch: a slow registry then must not delay it, and the applied
         acknowledgement follows within moments."""
@@ -234,7 +234,13 @@ class Agent:
         now = self.clock()
         if now >= due - dt.timedelta(seconds=self.config.wake_early_s):
             return
-        waiting = [t for t in self.config.targets if self._applied_digest(t) != held.digest
+        # Only targets that run the current package (after a 304, the one every target
+        # has): one that failed to take it is not known to switch on time, and the
+        # rollout must not count it so.
+        current = self.current.digest if self.current is not None else self._common_digest()
+        if current is None:
+            return
+        waiting = [t for t in self.config.targets if self._applied_digest(t) == current
                    and self._scheduled_digest(t) != held.digest]  # fmt: skip
         if honour_backoff and waiting and self.ack_retry_at and self.ack_retry_at > now:
             outcome.problems.append("acknowledgements: waiting to retry")
