@@ -55,7 +55,8 @@ def cmd_connector_sync(args: argparse.Namespace, settings: Settings) -> int:
             outcome = agent.round()
             print(json.dumps({
                 "ok": outcome.ok, "applied": outcome.applied,
-                "acknowledged": outcome.acknowledged, "problems": outcome.problems,
+                "acknowledged": outcome.acknowledged, "scheduled": outcome.scheduled,
+                "problems": outcome.problems,
                 "next_effective_from": outcome.next_effective_from.isoformat()
                 if outcome.next_effective_from else None,
             }))  # fmt: skip

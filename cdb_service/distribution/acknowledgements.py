@@ -10,6 +10,14 @@ Not a registry kind, on purpose: an acknowledgement is a statement by an access 
 about itself, not registry content; it is neither versioned nor served in extracts. Who
 posted each one is in the audit trail.
 
+Two statements, one row per digest and target: *applied* (the package is in use there)
+and *scheduled* (`scheduled_for` set: the agent has fetched the next package ahead,
+verified it and holds it, to apply at that moment, its `effective_from`). A scheduled
+row lets the rollout of a certificate switching into use be confirmed before the switch;
+the applied acknowledgement of the same digest and target later upgrades it in place
+(`upgrade`), and a scheduled one after an applied one changes nothing: a row only ever
+moves from scheduled to applied.
+
 Bounded whatever a client sends: the same digest and target twice is one row; each
 target keeps its last `KEEP_PER_TARGET` acknowledgements; a party keeps its
 `MAX_TARGETS` most recently heard targets (a new one evicts the one heard from least
@@ -24,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Index, String, UniqueConstraint, delete, func, select
+from sqlalchemy import Index, String, UniqueConstraint, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -54,8 +62,13 @@ class Acknowledgement(Base):
     package_digest: Mapped[str] = mapped_column(String(64))
     target_kind: Mapped[str] = mapped_column(String(20))
     target_name: Mapped[str] = mapped_column(String(100))
+    # Applied: when it was applied. Scheduled: when the package was verified and held.
     applied_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC)
+    # When the registry received the statement the row holds now: the first one, or the
+    # applied one that upgraded a scheduled one (so it also orders what is kept).
     received_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC)
+    # Null: applied. Set: held, to be applied at that moment (the package's effective_from).
+    scheduled_for: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC)
     answer: Mapped[Any] = mapped_column(JsonB)
     acknowledged_by: Mapped[str] = mapped_column(String(200))  # who (token subject)
 
@@ -70,6 +83,7 @@ class Posted:
     applied_at: dt.datetime
     answer: Any
     acknowledged_by: str
+    scheduled_for: dt.datetime | None = None
 
 
 async def existing(session: AsyncSession, posted: Posted) -> Acknowledgement | None:
@@ -94,11 +108,38 @@ async def insert(session: AsyncSession, posted: Posted) -> Acknowledgement:
         package_digest=posted.package_digest, target_kind=posted.target_kind,
         target_name=posted.target_name, applied_at=posted.applied_at, received_at=utcnow(),
         answer=posted.answer, acknowledged_by=posted.acknowledged_by,
+        scheduled_for=posted.scheduled_for,
     )  # fmt: skip
     session.add(row)
     await session.flush()
     await _bound(session, posted)
     return row
+
+
+async def upgrade(session: AsyncSession, posted: Posted) -> bool:
+    """The kept scheduled row of `posted`'s digest and target becomes the applied one
+    `posted` says (its applied_at, answer and poster, received now), inside the caller's
+    transaction; False when there is none (applied already, by this post's concurrent
+    twin too: the condition is in the UPDATE itself, so exactly one of them upgrades)."""
+    done = await session.execute(
+        update(Acknowledgement)
+        .where(
+            Acknowledgement.party == posted.party,
+            Acknowledgement.target_kind == posted.target_kind,
+            Acknowledgement.target_name == posted.target_name,
+            Acknowledgement.package_digest == posted.package_digest,
+            Acknowledgement.scheduled_for.is_not(None),
+        )
+        .values(
+            scheduled_for=None,
+            applied_at=posted.applied_at,
+            answer=posted.answer,
+            acknowledged_by=posted.acknowledged_by,
+            received_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(done, "rowcount", 0))
 
 
 async def _bound(session: AsyncSession, posted: Posted) -> None:

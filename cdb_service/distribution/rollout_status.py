@@ -5,10 +5,18 @@ of Q as of T has a digest (`Content.digest`, what `GET /packages/{Q}?at=T` serve
 what an agent acknowledges). Per target of Q that ever acknowledged
 (`acknowledgements.py`):
 
-* **confirmed**: it acknowledged a package that carries the change: Q's package as of
-  T, or as of a later change (it carries this one too);
+* **confirmed**: it applied a package that carries the change: Q's package as of T, or
+  as of a later change (it carries this one too);
+* **scheduled**: it has not applied one yet, but holds one, verified and scheduled for
+  at most `SCHEDULE_TOLERANCE` after T (an agent fetches the package as of T ahead and
+  says so, `scheduled_for`): it will switch on time, so while the change is pending it
+  counts as confirmed (the gauge and the alert do not fire for it). A carrying package
+  scheduled later than that (as of a later change) does not: Q would switch late;
 * **stale**: it acknowledged packages, but none of those: it runs what it ran before;
 * an access point that never acknowledged anything is **unconfirmed** (target unknown).
+
+Once T has passed, a target still only scheduled is shown so, but no longer counted as
+confirmed: it said it would switch and has not said it did.
 
 Which package: the digest names the content *and* the scope it was fetched with
 (`?owner=` / `?whole_network=true`, in the manifest's `content.scope`), so one digest
@@ -33,6 +41,11 @@ from cdb_service.distribution.packages import FOREVER, Inexpressible, NoSuchPart
 from cdb_service.distribution.rollout_changes import Change
 from cdb_service.distribution.routing_table import RoutingTable
 from cdb_service.kernel.calendar import local_date
+
+# How much later than the change a held package may be scheduled and still confirm it:
+# the agent's effective_from and the change's are the same instant in the manifest, the
+# margin only absorbs rounding of an ISO 8601 time by a client.
+SCHEDULE_TOLERANCE = dt.timedelta(seconds=60)
 
 
 class Digests:
@@ -84,7 +97,7 @@ def status(change: Change, q: dict[str, Any], rows: Sequence[Acknowledgement],
     targets = _targets(rows)
     if not targets:
         return [base | {"target": None, "state": "unconfirmed", "acknowledged_digest": None,
-                        "applied_at": None, "scope": None}]  # fmt: skip
+                        "applied_at": None, "scheduled_for": None, "scope": None}]  # fmt: skip
 
     def carrier(digest: str) -> Scope | None:
         for moment in (change.effective_from, *later):
@@ -93,15 +106,24 @@ def status(change: Change, q: dict[str, Any], rows: Sequence[Acknowledgement],
                     return scope
         return None
 
+    def on_time(row: Acknowledgement) -> bool:
+        due = row.scheduled_for
+        return due is None or due <= change.effective_from + SCHEDULE_TOLERANCE
+
     out = []
     for target in targets:
-        hit = next(((r, s) for r in target.rows if (s := carrier(r.package_digest))), None)
-        shown = hit[0] if hit else target.rows[0]
+        applied = [r for r in target.rows if r.scheduled_for is None]
+        held = [r for r in target.rows if r.scheduled_for is not None and on_time(r)]
+        hit = next(((r, s) for r in (*applied, *held) if (s := carrier(r.package_digest))),
+                   None)  # fmt: skip
+        shown = hit[0] if hit else (applied or target.rows)[0]
+        state = "stale" if hit is None else "scheduled" if shown.scheduled_for else "confirmed"
         out.append(base | {
             "target": {"kind": target.kind, "name": target.name},
-            "state": "confirmed" if hit else "stale",
+            "state": state,
             "acknowledged_digest": shown.package_digest,
-            "applied_at": shown.applied_at.isoformat(),
+            "applied_at": None if shown.scheduled_for else shown.applied_at.isoformat(),
+            "scheduled_for": shown.scheduled_for.isoformat() if shown.scheduled_for else None,
             "scope": None if hit is None else {"owner": hit[1].owner,
                                                "whole_network": hit[1].whole_network},
         })  # fmt: skip
@@ -113,7 +135,12 @@ def rollout(change: Change, carried_by: Sequence[dict[str, Any]],
             later: Sequence[dt.datetime]) -> dict[str, Any]:  # fmt: skip
     lines = [line for q in carried_by
              for line in status(change, q, acks.get(q["name"], []), digests, later)]  # fmt: skip
-    confirmed = sum(1 for line in lines if line["state"] == "confirmed")
+    pending = change.effective_from > now
+    scheduled = sum(1 for line in lines if line["state"] == "scheduled")
+    # A target that will switch on time counts while the change is ahead (see above).
+    confirmed = sum(1 for line in lines if line["state"] == "confirmed") + (
+        scheduled if pending else 0
+    )
     c = change.certificate
     return {
         "id": str(change.id),
@@ -132,8 +159,9 @@ def rollout(change: Change, carried_by: Sequence[dict[str, Any]],
         },
         "revision": change.revision,
         "effective_from": change.effective_from.isoformat(),
-        "pending": change.effective_from > now,
+        "pending": pending,
         "confirmed": confirmed,
+        "scheduled": scheduled,
         "access_points_total": len(lines),
         "access_points": lines,
     }  # fmt: skip

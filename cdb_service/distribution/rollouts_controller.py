@@ -44,6 +44,7 @@ def _out(row: Acknowledgement) -> dict[str, Any]:
         "target": {"kind": row.target_kind, "name": row.target_name},
         "applied_at": row.applied_at.isoformat(), "received_at": row.received_at.isoformat(),
         "answer": row.answer, "acknowledged_by": row.acknowledged_by,
+        "scheduled_for": row.scheduled_for.isoformat() if row.scheduled_for else None,
     }  # fmt: skip
 
 
@@ -113,18 +114,27 @@ class AccessPointController(Controller):
 
     @post(
         "/{party:str}/acknowledgements",
-        summary="An access point confirms it applied a configuration package",
+        summary="An access point confirms it applied, or holds and scheduled, a "
+        "configuration package",
         description=(
             "Posted by `cdb-service connector-sync` after it applied a package "
-            "(`GET /packages/{party}`) to one of its targets. Allowed to the party's "
+            "(`GET /packages/{party}`) to one of its targets, and, with `scheduled_for`, "
+            "when it has fetched the next one (`GET /packages/{party}/next`), verified it "
+            "and holds it to apply at its `effective_from`. Allowed to the party's "
             "owner's administrators and to the access point itself: a client whose mutual-"
             "TLS certificate is one of the party's accepted certificates. Idempotent: the "
-            "same digest and target again answers 200 with the first acknowledgement "
-            "(201 when new). Each target keeps its last 20 acknowledgements, a party its 16 "
-            "most recently heard targets."
+            "same digest and target again answers 200 with the kept acknowledgement "
+            "(201 when new), except that an applied acknowledgement (no `scheduled_for`) "
+            "of a digest and target kept as scheduled upgrades that one to applied (200, "
+            "its `applied_at`, `answer` and `received_at` now the applied one's); a "
+            "scheduled one of a digest already applied changes nothing. Each target keeps "
+            "its last 20 acknowledgements, a party its 16 most recently heard targets."
         ),
         responses=problems(403, 404, 422)
-        | answer(AcknowledgementOut, "already acknowledged: the first acknowledgement")
+        | answer(
+            AcknowledgementOut,
+            "already acknowledged (or a scheduled one now applied): the kept acknowledgement",
+        )
         | answer(AcknowledgementOut, "recorded", status=201),
         status_code=201,
         opt={"readers_post": True},  # the access point's own token reads only
@@ -147,7 +157,7 @@ class AccessPointController(Controller):
             )
         posted = Posted(row.name, row.owner, data.package_digest, data.target.kind,
                         data.target.name, data.applied_at, data.answer,
-                        who.subject[:200])  # fmt: skip
+                        who.subject[:200], data.scheduled_for)  # fmt: skip
         made, new = await _record(sessions, posted, who)
         return Response(_out(made), status_code=201 if new else 200)
 
@@ -197,18 +207,25 @@ class AccessPointController(Controller):
 async def _record(sessions: async_sessionmaker[AsyncSession], posted: Posted, who: Who
                   ) -> tuple[Acknowledgement, bool]:  # fmt: skip
     """The acknowledgement and whether it is new: inserted, or (the same digest and target
-    posted before, or concurrently) the one kept."""
+    posted before, or concurrently) the one kept, upgraded from scheduled to applied when
+    `posted` is an applied one."""
+    detail = {"package_digest": posted.package_digest,
+              "target": f"{posted.target_kind}:{posted.target_name}"}  # fmt: skip
+    if posted.scheduled_for is not None:
+        detail["scheduled_for"] = posted.scheduled_for.isoformat()
     for _ in range(3):
         try:
             async with sessions() as session, session.begin():
                 made = await acknowledgements.insert(session, posted)
-                await audit.append(
-                    session, who, "acknowledgement.create", "ok", posted.party,
-                    {"package_digest": posted.package_digest,
-                     "target": f"{posted.target_kind}:{posted.target_name}"},
-                )  # fmt: skip
+                await audit.append(session, who, "acknowledgement.create", "ok", posted.party,
+                                   detail)  # fmt: skip
                 return made, True
         except IntegrityError:
+            if posted.scheduled_for is None:
+                async with sessions() as session, session.begin():
+                    if await acknowledgements.upgrade(session, posted):
+                        await audit.append(session, who, "acknowledgement.applied", "ok",
+                                           posted.party, detail)  # fmt: skip
             async with sessions() as session:
                 kept = await acknowledgements.existing(session, posted)
             if kept is not None:

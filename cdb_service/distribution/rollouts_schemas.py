@@ -8,7 +8,7 @@ import json
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 MAX_ANSWER_BYTES = 4096
 MAX_ANSWER_DEPTH = 8
@@ -45,9 +45,17 @@ class AcknowledgementIn(BaseModel):
         description="the package's digest (manifest `package_digest`, header "
         "CDB-Package-Digest): 64 lower-case hex digits",
     )
-    target: TargetIn = Field(description="where the package was applied")
+    target: TargetIn = Field(description="where the package was applied (or is scheduled)")
     applied_at: dt.datetime = Field(
-        description="when it was applied (ISO 8601 with an offset; not in the future)"
+        description="when it was applied (ISO 8601 with an offset; not in the future); with "
+        "`scheduled_for`, when the package was verified and scheduled"
+    )
+    scheduled_for: dt.datetime | None = Field(
+        default=None,
+        description="absent or null: the package was applied. Set (ISO 8601 with an offset, "
+        "not before applied_at): the package is verified and held, to be applied at this "
+        "moment (its effective_from). The applied acknowledgement of the same digest and "
+        "target later upgrades this one",
     )
     answer: str | dict[str, Any] = Field(
         description="the target's own answer (e.g. Domibus's GET /ext/pmode/current id and "
@@ -63,6 +71,21 @@ class AcknowledgementIn(BaseModel):
             raise ValueError("before the year 2000")
         if value > dt.datetime.now(dt.UTC) + FUTURE_SKEW:
             raise ValueError("is in the future")
+        return value.astimezone(dt.UTC)
+
+    @field_validator("scheduled_for")
+    @classmethod
+    def _scheduled_for(cls, value: dt.datetime | None, info: ValidationInfo
+                       ) -> dt.datetime | None:  # fmt: skip
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("give an offset (e.g. Z or +01:00)")
+        if value.year < 2000:
+            raise ValueError("before the year 2000")
+        held = info.data.get("applied_at")  # absent when applied_at itself was refused
+        if held is not None and value < held:
+            raise ValueError("before applied_at (when the package was scheduled)")
         return value.astimezone(dt.UTC)
 
     @field_validator("answer")
@@ -87,10 +110,20 @@ class AcknowledgementOut(BaseModel):
     party: str = Field(description="the access point (routing party) name")
     package_digest: str = Field(description="the package applied")
     target: TargetOut = Field(description="where")
-    applied_at: dt.datetime = Field(description="when, as the access point says")
-    received_at: dt.datetime = Field(description="when the registry received it first")
+    applied_at: dt.datetime = Field(
+        description="when, as the access point says: applied, or (scheduled_for set) "
+        "verified and scheduled"
+    )
+    received_at: dt.datetime = Field(
+        description="when the registry received it first; once a scheduled acknowledgement "
+        "is upgraded, when the applied one was received"
+    )
     answer: str | dict[str, Any] = Field(description="the target's own answer")
     acknowledged_by: str = Field(description="who posted it (the token's subject)")
+    scheduled_for: dt.datetime | None = Field(
+        description="null: applied; set: held and scheduled to be applied at that moment, "
+        "not applied yet"
+    )
 
 
 class PackageScope(BaseModel):
@@ -102,17 +135,27 @@ class AccessPointStatus(BaseModel):
     party: str = Field(description="the access point (routing party) that must act")
     owner: str = Field(description="its owner")
     target: TargetOut | None = Field(description="one of its targets; null: none known")
-    state: Literal["confirmed", "stale", "unconfirmed"] = Field(
-        description="confirmed: acknowledged the package as of effective_from or a later "
-        "one; stale: acknowledged only packages without the change; unconfirmed: never "
-        "acknowledged any package"
+    state: Literal["confirmed", "scheduled", "stale", "unconfirmed"] = Field(
+        description="confirmed: applied the package as of effective_from or a later one; "
+        "scheduled: not applied yet, but holds such a package scheduled for at most "
+        "60 s after effective_from (it will switch on time); stale: acknowledged only "
+        "packages without the change (or holds one scheduled later than the change); "
+        "unconfirmed: never acknowledged any package"
     )
     package_digest: str | None = Field(
         description="the digest of its package as of effective_from (GET "
         "/packages/{party}?at=effective_from); null when that package cannot be built"
     )
-    acknowledged_digest: str | None = Field(description="what the target acknowledged")
-    applied_at: str | None = Field(description="when the target applied that")
+    acknowledged_digest: str | None = Field(
+        description="what the target acknowledged: the confirming (or scheduled) package, "
+        "else its latest applied one, else its latest one"
+    )
+    applied_at: str | None = Field(
+        description="when the target applied that; null when it is only scheduled"
+    )
+    scheduled_for: str | None = Field(
+        description="when the target will apply that package it holds; null when applied"
+    )
     scope: PackageScope | None = Field(
         description="the scope of the confirming package, as its manifest's content.scope: "
         "the default one (owner null, whole_network false), `?whole_network=true`, or "
@@ -165,7 +208,16 @@ class Rollout(BaseModel):
     )
     effective_from: str = Field(description="when (ISO 8601, UTC)")
     pending: bool = Field(description="effective_from is still ahead")
-    confirmed: int = Field(description="access-point targets that confirmed")
+    confirmed: int = Field(
+        description="access-point targets that confirmed: those that applied a package "
+        "carrying the change, plus, while the change is pending, those holding one "
+        "scheduled on time (`scheduled`): the gauge cdb_rollout_unconfirmed_access_points "
+        "is access_points_total minus this"
+    )
+    scheduled: int = Field(
+        description="access-point targets holding a carrying package scheduled on time, "
+        "not applied yet (state scheduled); counted in `confirmed` while pending"
+    )
     access_points_total: int = Field(description="access-point targets (or points) listed")
     access_points: list[AccessPointStatus] = Field(description="per access point and target")
 

@@ -68,7 +68,7 @@ def unconfirmed_rules(inputs: Inputs) -> Iterable[Finding]:
         days = cal.working_days_between(inputs.today, local_date(use_from))
         severity = "error" if days <= inputs.rollout_alert_working_days else "warning"
         for line in r["access_points"]:
-            if line["state"] == "confirmed":
+            if line["state"] in ("confirmed", "scheduled"):  # scheduled: switches on time
                 continue
             doc = docs.get(line["party"]) or docs.get(r["party"])
             if doc is None:

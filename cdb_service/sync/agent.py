@@ -9,7 +9,13 @@ One round (`--once` is one round):
    written to the state file at once, then acknowledged; a failure is never
    acknowledged and is tried again after an exponential backoff with jitter;
 3. acknowledgements that failed are sent again (the package is not pushed again);
-4. the next package (`/next`), verified and held until its `effective_from`.
+4. the next package (`/next`), verified and held until its `effective_from`, and said
+   so per target (an acknowledgement with `scheduled_for`, once per digest and target,
+   noted in the state file): the registry counts a target that will switch on time as
+   confirmed before the switch. A scheduled acknowledgement that fails is retried with
+   the same backoff; it never holds up the switch (none is sent in the last
+   `wake_early_s` before it), and the applied acknowledgement after the switch upgrades
+   it.
 
 Running on, the agent sleeps until the poll interval, a retry or the next package's
 `effective_from` (waking `wake_early_s` before it to fetch and verify it again), then
@@ -59,6 +65,7 @@ class Outcome:
 
     applied: list[str] = field(default_factory=list)  # kind:name@digest
     acknowledged: list[str] = field(default_factory=list)
+    scheduled: list[str] = field(default_factory=list)  # kind:name@digest, held and said so
     problems: list[str] = field(default_factory=list)  # one line each
     next_effective_from: dt.datetime | None = None
 
@@ -97,6 +104,7 @@ class Agent:
                 self._bring_all(self.current, outcome, honour_backoff)
             self._acknowledge_pending(outcome, honour_backoff)
             self._fetch_next(keys, outcome)
+            self._acknowledge_scheduled(outcome, honour_backoff)
         except PackageRefused as refused:
             log.error("package refused", file=refused.file, detail=refused.detail,
                       party=self.config.party)  # fmt: skip
@@ -140,6 +148,10 @@ class Agent:
     def _applied_digest(self, target: Target) -> str | None:
         mine = self.state.targets.get(saved.key(target.kind, target.name))
         return mine.applied.digest if mine and mine.applied else None
+
+    def _scheduled_digest(self, target: Target) -> str | None:
+        mine = self.state.targets.get(saved.key(target.kind, target.name))
+        return mine.scheduled if mine else None
 
     def _bring_all(self, package: VerifiedPackage, outcome: Outcome, honour_backoff: bool) -> None:
         for target in self.config.targets:
@@ -209,6 +221,57 @@ class Agent:
                 self._save()
                 log.info("acknowledged", target=label, digest=applied.digest)
                 outcome.acknowledged.append(f"{label}@{applied.digest}")
+
+    def _acknowledge_scheduled(self, outcome: Outcome, honour_backoff: bool) -> None:
+        """Per target that runs the current package and has not said it holds the next: say
+        so (`scheduled_for` its effective_from). Not in the last `wake_early_s` before
+        the switch: a slow registry then must not delay it, and the applied
+        acknowledgement follows within moments."""
+        held = self.held
+        due = held.effective_from if held is not None else None
+        if held is None or due is None:
+            return
+        now = self.clock()
+        if now >= due - dt.timedelta(seconds=self.config.wake_early_s):
+            return
+        # Only targets that run the current package (after a 304, the one every target
+        # has): one that failed to take it is not known to switch on time, and the
+        # rollout must not count it so.
+        current = self.current.digest if self.current is not None else self._common_digest()
+        if current is None:
+            return
+        waiting = [t for t in self.config.targets if self._applied_digest(t) == current
+                   and self._scheduled_digest(t) != held.digest]  # fmt: skip
+        if honour_backoff and waiting and self.ack_retry_at and self.ack_retry_at > now:
+            outcome.problems.append("acknowledgements: waiting to retry")
+            return
+        for target in waiting:
+            label = f"{target.kind}:{target.name}"
+            try:
+                self.api.acknowledge(held.digest, target.kind, target.name, now,
+                                     "verified and held by cdb-service connector-sync",
+                                     scheduled_for=due)  # fmt: skip
+            except AcknowledgementFailed as failed:
+                if not failed.final:
+                    self.ack_failures += 1
+                    delay = self._backoff(self.ack_failures)
+                    self.ack_retry_at = self.clock() + dt.timedelta(seconds=delay)
+                    log.warning("scheduled acknowledgement failed", target=label,
+                                digest=held.digest, detail=str(failed),
+                                retry_in_s=round(delay, 1))  # fmt: skip
+                    outcome.problems.append(f"acknowledge scheduled {label}: {failed}")
+                    return
+                # Refused as such (a registry without scheduled acknowledgements): the
+                # same body would be refused again; the applied one will be sent.
+                log.warning("scheduled acknowledgement refused, not sent again",
+                            target=label, digest=held.digest, detail=str(failed))  # fmt: skip
+            else:
+                self.ack_failures, self.ack_retry_at = 0, None
+                log.info("acknowledged as scheduled", target=label, digest=held.digest,
+                         scheduled_for=_iso(due))  # fmt: skip
+                outcome.scheduled.append(f"{label}@{held.digest}")
+            self.state.target(target.kind, target.name).scheduled = held.digest
+            self._save()
 
     def _fetch_next(self, keys: Any, outcome: Outcome) -> None:
         known = self.held.digest if self.held is not None else None

@@ -33,7 +33,13 @@ class RegistryRefused(UserMistake):
 
 
 class AcknowledgementFailed(Exception):
-    """The registry did not record an acknowledgement; it is sent again later."""
+    """The registry did not record an acknowledgement; it is sent again later. `final`:
+    the registry refused this body as such (400, 413, 415, 422), so it would be refused
+    again."""
+
+    def __init__(self, message: str, final: bool = False) -> None:
+        super().__init__(message)
+        self.final = final
 
 
 @dataclass(frozen=True)
@@ -107,18 +113,23 @@ class RegistryApi:
         return Fetched(digest, bytes(body))
 
     def acknowledge(self, digest: str, kind: str, name: str, applied_at: dt.datetime | str,
-                    answer: Any) -> None:  # fmt: skip
+                    answer: Any, scheduled_for: dt.datetime | None = None) -> None:  # fmt: skip
+        """Applied; or, `scheduled_for`, verified and held (since `applied_at`) to be
+        applied then."""
         when = applied_at if isinstance(applied_at, str) else applied_at.isoformat()
         body = {"package_digest": digest, "target": {"kind": kind, "name": name},
                 "applied_at": when, "answer": answer}  # fmt: skip
+        if scheduled_for is not None:
+            body["scheduled_for"] = scheduled_for.isoformat()
         path = f"{V1}/access-points/{quote(self.config.party, safe='')}/acknowledgements"
         try:
             response = self.http.post(path, json=body)
         except httpx.HTTPError as error:
             raise AcknowledgementFailed(f"cannot reach the registry: {error!r}") from error
-        if response.status_code not in (200, 201):
-            raise AcknowledgementFailed(f"the registry answered {response.status_code}: "
-                                        f"{_detail(response)}")  # fmt: skip
+        status = response.status_code
+        if status not in (200, 201):
+            raise AcknowledgementFailed(f"the registry answered {status}: {_detail(response)}",
+                                        final=status in (400, 413, 415, 422))  # fmt: skip
 
 
 def _is_problem(response: httpx.Response) -> bool:

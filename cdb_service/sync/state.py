@@ -4,9 +4,11 @@ Per target: the digest it last applied and when, and the applies not yet acknowl
 (with the target's answer, so an acknowledgement that failed is sent again without
 pushing the package again). Then the next package held (its digest and
 `effective_from`) and, per target, how many applies in a row failed and when the next
-try is due. The file is written atomically after every change (a temporary file,
-fsync, rename): a crash leaves the old state or the new one, and a package is pushed
-twice only if the agent dies between a target's success and this write.
+try is due, and the digest of the held package the registry was told it holds (a
+scheduled acknowledgement, sent once). The file is written atomically after every
+change (a temporary file, fsync, rename): a crash leaves the old state or the new one,
+and a package is pushed twice only if the agent dies between a target's success and
+this write.
 """
 
 from __future__ import annotations
@@ -49,12 +51,14 @@ class TargetState:
     failures: int = 0  # applies in a row that failed
     retry_at: str | None = None  # when the next apply may be tried (backoff)
     last_error: str | None = None
+    scheduled: str | None = None  # the held package's digest, acknowledged as scheduled
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "applied": self.applied.as_dict() if self.applied else None,
             "unacknowledged": [a.as_dict() for a in self.unacknowledged],
             "failures": self.failures, "retry_at": self.retry_at, "last_error": self.last_error,
+            "scheduled": self.scheduled,
         }  # fmt: skip
 
 
@@ -120,6 +124,7 @@ def load(path: Path, party: str) -> State:
                 _applied(t["applied"]) if t.get("applied") else None,
                 [_applied(a) for a in t.get("unacknowledged", [])],
                 int(t.get("failures", 0)), t.get("retry_at"), t.get("last_error"),
+                t.get("scheduled"),  # absent in the files of agents before it
             )  # fmt: skip
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise UserMistake(f"{path}: the state file is not the agent's ({error!r})") from None

@@ -65,8 +65,11 @@ class Registry:
                                                   pki.client_key(name)),
                             headers={"Authorization": f"Bearer {token}"})  # fmt: skip
 
-    def create_party(self, name: str, certificates: list[dict[str, Any]]) -> dict[str, Any]:
-        services = [{"service": SERVICE, "actions": ["Submit"]}]
+    def create_party(self, name: str, certificates: list[dict[str, Any]],
+                     service: str = SERVICE) -> dict[str, Any]:  # fmt: skip
+        """FR's party `name`, offering `service` (another one than the others': a package
+        of its own, that no other party's change alters)."""
+        services = [{"service": service, "actions": ["Submit"]}]
         body = factories.routing_party(owner="FR", name=name, certificates=certificates,
                                        services=services)  # fmt: skip
         with self.client("admin-fr") as fr:

@@ -24,6 +24,7 @@ from cdb_service.sync import config as agent_config
 from cdb_service.sync import state as saved
 from cdb_service.sync.agent import Agent, Outcome
 from cdb_service.sync.registry_api import RegistryApi
+from tests.distribution.test_rollouts import factories_sha
 from tests.support import factories
 from tests.support.service_process import executable
 from tests.sync.served import V1, Registry, directory_target, restarts, serving
@@ -235,7 +236,10 @@ def test_a_failing_target_is_retried_with_backoff_and_never_acknowledged(
     fail.unlink()
     done = agent.round()
     assert done.ok, done.problems
-    assert restarts(counter) == 1 and network.acknowledgements(201) == 1
+    assert restarts(counter) == 1 and len(done.acknowledged) == 1
+    # Running the current package now, it also says it holds the next one (the
+    # certificate's end): a scheduled acknowledgement, never sent while it was failing.
+    assert len(done.scheduled) == 1 and network.acknowledgements(201) == 2
     assert agent.state.targets["connector4-dir:c4"].failures == 0
 
 
@@ -307,3 +311,72 @@ def test_an_agent_whose_clock_runs_ahead_switches_once_and_does_not_switch_back(
     assert second.ok and second.applied == [], second.problems
     assert restarts(counter) == 2 and (directory / "pmode.xml").read_bytes() == pmode
     assert registry.package("fr-sync-clock").headers["CDB-Package-Digest"] != switched.digest
+
+
+def _losing_the_acknowledgements(numbers: set[int]) -> Callable[[str, str], httpx.Response | None]:
+    """Loses the acknowledgements posted n-th (1 the first) for n in `numbers`."""
+    seen = [0]
+
+    def lose(method: str, path: str) -> httpx.Response | None:
+        if method != "POST" or not path.endswith("/acknowledgements"):
+            return None
+        seen[0] += 1
+        return _losing_acknowledgements(1)(method, path) if seen[0] in numbers else None
+
+    return lose
+
+
+def test_the_held_package_is_acknowledged_as_scheduled_once_and_upgraded_when_applied(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """The agent holds the package of a switch two minutes ahead and says so, per target,
+    once: the first try is lost (retried at the next round), a restart does not say it
+    again. A switch whose acknowledgements all fail still happens; the applied
+    acknowledgement then upgrades the scheduled row."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    use_from = now + dt.timedelta(seconds=120)
+    old, new = factories.certificate_pem(60, "old"), factories.certificate_pem(400, "new")
+    registry.create_party("fr-sync-held", [
+        {"use": "encryption", "pem": old, "accept_until": (now + dt.timedelta(days=9)).isoformat()},
+        {"use": "encryption", "pem": new, "accept_from": now.isoformat(),
+         "use_from": use_from.isoformat()},
+    ], service="urn:fr-sync-held")  # fmt: skip
+    targets, _, counter = directory_target(tmp_path)
+    path = registry.agent_config(tmp_path, "fr-sync-held", targets)
+    agent, network = _agent(path, lose=_losing_the_acknowledgements({2}))
+    first = agent.round()
+    assert [p.split(":")[0] for p in first.problems] == ["acknowledge scheduled connector4-dir"]
+    assert first.scheduled == [] and restarts(counter) == 1
+    held = agent.held
+    assert held is not None and held.effective_from == use_from
+    second = agent.round()
+    assert second.ok and second.scheduled == [f"connector4-dir:c4@{held.digest}"], second
+    assert agent.state.targets["connector4-dir:c4"].scheduled == held.digest
+
+    [row] = [r for r in registry.rollouts() if r["party"] == "fr-sync-held"
+             and r["kind"] == "certificate" and "used" in r["changes"]
+             and r["certificate"]["sha256"] == factories_sha(new)]  # fmt: skip
+    [line] = row["access_points"]
+    assert (line["state"], line["acknowledged_digest"]) == ("scheduled", held.digest)
+    assert (row["confirmed"], row["scheduled"], row["access_points_total"]) == (1, 1, 1)
+
+    again, network = _agent(path)  # a restart: said once, not again
+    assert again.round().ok and network.acknowledgements() == 0 and restarts(counter) == 1
+
+    def ahead() -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + dt.timedelta(minutes=3)
+
+    loaded = agent_config.load(path)
+    unheard = Recording(httpx.HTTPTransport(verify=loaded.tls.ssl_context()),
+                        lose=_losing_the_acknowledgements(set(range(1, 99))))  # fmt: skip
+    switching = Agent(loaded, RegistryApi(loaded, transport=unheard), clock=ahead)
+    switched = switching.round()
+    assert restarts(counter) == 2, "the registry's refusals held up the switch"
+    assert switched.applied == [f"connector4-dir:c4@{held.digest}"], switched
+    assert unheard.acknowledgements(503) >= 1
+
+    told = Agent(loaded, clock=ahead).round()
+    assert told.acknowledged == [f"connector4-dir:c4@{held.digest}"], told
+    kept = {a["package_digest"]: a for a in registry.acknowledgements("fr-sync-held")}
+    assert len(kept) == 2 and kept[held.digest]["scheduled_for"] is None
+    assert restarts(counter) == 2

@@ -5,9 +5,11 @@ each a `cdb-service connector-sync` process of FR's access point: one for a conn
 4.x directory, one for a Domibus gateway (the stand-in of `tests/support/standins/`,
 written from Domibus's published `/ext` REST contract). FR adds a new encryption
 certificate, accepted now and used a few seconds later. Both agents apply the package
-that accepts it and confirm it (the rollout shows 2/2 before `use_from`); at `use_from`
-they switch, by themselves, to the package they fetched ahead (the party's alias now
-names the new certificate); the old certificate stays in the truststore until its
+that accepts it and confirm it; both fetch the package as of `use_from` ahead, verify it
+and say they hold it scheduled for `use_from`: the rollout of the switch shows 2/2
+(scheduled) before `use_from`. At `use_from` they switch, by themselves, to that package
+and acknowledge it applied: 2/2 confirmed (the party's alias now names the new
+certificate); the old certificate stays in the truststore until its
 `accept_until`; every package verifies offline; each push happened exactly once.
 
 Printed (pytest -s): the time from `use_from` to the last acknowledgement, and the
@@ -105,9 +107,11 @@ def _row(registry: Registry, sha: str, change: str) -> dict[str, Any] | None:
                  and change in r["changes"]), None)  # fmt: skip
 
 
-def _confirmed(registry: Registry, sha: str, change: str) -> bool:
+def _confirmed(registry: Registry, sha: str, change: str, state: str = "confirmed") -> bool:
+    """2/2 confirmed, each target's line in `state` (scheduled: held, not applied yet)."""
     row = _row(registry, sha, change)
-    return row is not None and (row["confirmed"], row["access_points_total"]) == (2, 2)
+    return (row is not None and (row["confirmed"], row["access_points_total"]) == (2, 2)
+            and {a["state"] for a in row["access_points"]} == {state})  # fmt: skip
 
 
 def test_a_rollover_reaches_both_access_points_on_time_and_once(
@@ -150,8 +154,17 @@ def test_a_rollover_reaches_both_access_points_on_time_and_once(
             _until(lambda: _confirmed(registry, _sha(new), "accepted"), USE_IN_S - 2,
                    "2/2 confirmations of the accepted certificate")  # fmt: skip
             assert dt.datetime.now(dt.UTC) < use_from, "confirmed only after use_from"
+            # And that they hold the package that switches it into use, scheduled for use_from.
+            _until(lambda: _confirmed(registry, _sha(new), "used", "scheduled"), USE_IN_S - 2,
+                   "2/2 scheduled confirmations of the switch")  # fmt: skip
+            assert dt.datetime.now(dt.UTC) < use_from, "confirmed only after use_from"
             used = _row(registry, _sha(new), "used")
-            assert used is not None and used["pending"] is True
+            assert used is not None and used["pending"] is True and used["scheduled"] == 2
+            switch = registry.package(PARTY, at=use_from.isoformat()).headers["CDB-Package-Digest"]
+            assert {
+                (a["acknowledged_digest"], a["scheduled_for"], a["applied_at"])
+                for a in used["access_points"]
+            } == {(switch, use_from.isoformat(), None)}
             before = keytool(directory / "truststore.jks", "JKS", "changeit")
             assert before[PARTY] == _sha(old) and _sha(new) in before.values()
             assert restarts(counter) == 2
@@ -159,7 +172,9 @@ def test_a_rollover_reaches_both_access_points_on_time_and_once(
             # At use_from both switch, and confirm.
             _until(lambda: dt.datetime.now(dt.UTC) >= use_from, USE_IN_S + 5, "use_from")
             _until(lambda: _confirmed(registry, _sha(new), "used"), 60,
-                   "2/2 confirmations of the switch")  # fmt: skip
+                   "2/2 applied confirmations of the switch")  # fmt: skip
+            used = _row(registry, _sha(new), "used")
+            assert used is not None and (used["pending"], used["scheduled"]) == (False, 0)
         finally:
             for agent in agents:
                 agent.send_signal(signal.SIGTERM)
@@ -176,13 +191,20 @@ def test_a_rollover_reaches_both_access_points_on_time_and_once(
         assert keytool(gw_folder / "domibus-truststore.jks", "JKS", "changeit") == after
 
         # Each push exactly once: three packages (before, accepted, used), three pushes,
-        # three acknowledgements per target.
+        # three applied acknowledgements per target (the switch's scheduled one upgraded
+        # in place). Besides, per target, two packages held and never applied: the next
+        # one before the rollover (the old certificate's end, which the edit replaced)
+        # and the next one now (the old certificate's accept_until).
         assert restarts(counter) == 3
-        acks = registry.acknowledgements(PARTY)
+        every = registry.acknowledgements(PARTY)
+        acks = [a for a in every if a["scheduled_for"] is None]
         per_target = {(a["target"]["name"], a["package_digest"]) for a in acks}
         assert len(acks) == len(per_target) == 6, acks
         assert {name for name, _ in per_target} == {"c4", "gw-1"}
-        switch = registry.package(PARTY, at=use_from.isoformat()).headers["CDB-Package-Digest"]
+        held = [(a["target"]["name"], a["package_digest"]) for a in every
+                if a["scheduled_for"] is not None]  # fmt: skip
+        assert sorted(name for name, _ in held) == ["c4", "c4", "gw-1", "gw-1"], every
+        assert not set(held) & per_target, "an applied package still shown as scheduled"
         last = max(dt.datetime.fromisoformat(a["received_at"]) for a in acks
                    if a["package_digest"] == switch)  # fmt: skip
         switched_s = (last - use_from).total_seconds()
