@@ -26,9 +26,15 @@ is the package's connectorstore (`connectorstore.jks` / `.p12`: the store connec
 imports with its PMode); a package without one cannot be applied and says so. A fresh
 login per package: tokens are short-lived and a package is applied rarely.
 
-connector-ng keeps every processing mode it is given and answers none by content, so a
-retry after a lost answer may register the same package twice; the description names
-the package digest so an operator can tell the copies apart.
+- `GET /api/v1/admin/processing-modes` (the same ConnectorProcessingModeAdminApi, every
+  version: "Get all processing modes") → a list of ConnectorProcessingModeDto.
+
+A package is registered once: before registering, the target lists the processing modes
+and looks for one of its business domain whose description is this package's (the
+description names the package digest). A registration whose answer was lost (a timeout
+after connector-ng stored it, a dropped connection) is found there by the retry and not
+sent again, as the Domibus target does with `GET /ext/pmode/current`. Only a retry that
+lists before connector-ng has committed the first registration can still send it twice.
 """
 
 from __future__ import annotations
@@ -92,6 +98,10 @@ class ConnectorNgTarget:
         }
         with http_calls.client(self.base_url, self.ca, self.timeout_s) as client:
             auth = self._login(client)
+            there = self._registered(client, auth, description)
+            if there is not None:
+                return {"processing_mode": {key: there.get(key) for key in ANSWER_KEYS},
+                        "registered": False}  # fmt: skip
             response = self._call(
                 lambda: client.post(
                     "/api/v1/admin/processing-modes",
@@ -113,7 +123,26 @@ class ConnectorNgTarget:
             raise TargetFailed(
                 f"{self.label} names no processing mode after {what}", transient=False
             )
-        return {"processing_mode": {key: created.get(key) for key in ANSWER_KEYS}}
+        return {"processing_mode": {key: created.get(key) for key in ANSWER_KEYS},
+                "registered": True}  # fmt: skip
+
+    def _registered(self, client: httpx.Client, auth: Mapping[str, str],
+                    description: str) -> Mapping[str, Any] | None:  # fmt: skip
+        """The processing mode of this business domain that carries `description` (this
+        package), if connector-ng has one already."""
+        what = "listing the processing modes"
+        response = self._call(
+            lambda: client.get("/api/v1/admin/processing-modes", headers=dict(auth)), what
+        )
+        listed = http_calls.json_body(response, target=self.label, what=what)
+        if not isinstance(listed, list):
+            raise TargetFailed(f"{self.label}: {what}: the answer is not a list", transient=False)
+        for mode in listed:
+            if (isinstance(mode, Mapping) and mode.get("uuid")
+                    and mode.get("businessDomainIdentifier") == self.business_domain
+                    and mode.get("description") == description):  # fmt: skip
+                return mode
+        return None
 
     def _login(self, client: httpx.Client) -> dict[str, str]:
         what = "logging in"

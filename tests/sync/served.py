@@ -9,6 +9,7 @@ tokens it fetches from the issuer and renews), who may acknowledge FR's access p
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -77,6 +78,12 @@ class Registry:
         assert made.status_code == 201, made.text
         return dict(made.json())
 
+    def plain_party(self, name: str) -> dict[str, Any]:
+        """FR's party `name` with one encryption certificate (300 days): one current
+        package, and a next one at the certificate's end."""
+        return self.create_party(name, [{"use": "encryption",
+                                         "pem": factories.certificate_pem(300, name)}])  # fmt: skip
+
     def update_party(self, party: dict[str, Any], certificates: list[dict[str, Any]]) -> None:
         url = f"{V1}/routing-parties/{party['id']}"
         with self.client("admin-fr") as fr:
@@ -139,6 +146,27 @@ def directory_target(folder: Path, name: str = "c4") -> tuple[str, Path, Path]:
         restart_timeout_seconds = 30
     """)
     return toml, directory, counter
+
+
+def http_target(folder: Path, kind: str, name: str, base_url: str, username: str,
+                password: str, **settings: str | float | bool) -> str:  # fmt: skip
+    """A Domibus or connector-ng target's TOML, its password in a file of `folder` (as an
+    operator keeps it), with `settings` (e.g. truststore_api, timeout_seconds)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    secret = folder / f"{kind}-{name}-password"
+    secret.write_text(password)
+    lines = ["[[targets]]", f'kind = "{kind}"', f'name = "{name}"', f'base_url = "{base_url}"',
+             f'username = "{username}"', f'password_file = "{secret}"']  # fmt: skip
+    for key, value in settings.items():
+        shown = ("true" if value else "false") if isinstance(value, bool) else json.dumps(value)
+        lines.append(f"{key} = {shown}")
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def run_once(path: Path) -> subprocess.CompletedProcess[str]:
+    """`cdb-service connector-sync --config path --once`, as cron runs it."""
+    return subprocess.run([executable(), "connector-sync", "--config", str(path), "--once"],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
 
 
 def restarts(counter: Path) -> int:

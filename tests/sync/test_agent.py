@@ -11,9 +11,8 @@ import datetime as dt
 import hashlib
 import io
 import json
-import subprocess
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,21 +25,9 @@ from cdb_service.sync.agent import Agent, Outcome
 from cdb_service.sync.registry_api import RegistryApi
 from tests.distribution.test_rollouts import factories_sha
 from tests.support import factories
-from tests.support.service_process import executable
-from tests.sync.served import V1, Registry, directory_target, restarts, serving
+from tests.sync.served import V1, Registry, directory_target, restarts, run_once
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    with serving(tmp_path_factory.mktemp("registry")) as served:
-        yield served
-
-
-def _party(registry: Registry, name: str) -> dict[str, Any]:
-    return registry.create_party(name, [{"use": "encryption",
-                                         "pem": factories.certificate_pem(300, name)}])  # fmt: skip
 
 
 class Recording(httpx.BaseTransport):
@@ -79,11 +66,6 @@ def _agent(path: Path, alter: Any = None, lose: Any = None) -> tuple[Agent, Reco
     return Agent(loaded, RegistryApi(loaded, transport=recording)), recording
 
 
-def _once(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([executable(), "connector-sync", "--config", str(path), "--once"],
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
-
-
 def _refused_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "package refused" in line]
 
@@ -101,11 +83,11 @@ def _acknowledged_before(registry: Registry, party: str, digest: str, name: str)
 def test_a_directory_gets_the_package_once_and_a_second_run_pushes_nothing(
     registry: Registry, tmp_path: Path
 ) -> None:
-    _party(registry, "fr-sync-once")
+    registry.plain_party("fr-sync-once")
     targets, directory, counter = directory_target(tmp_path)
     path = registry.agent_config(tmp_path, "fr-sync-once", targets)
 
-    first = _once(path)
+    first = run_once(path)
     assert first.returncode == 0, first.stderr
     summary = json.loads(first.stdout.strip().splitlines()[-1])
     assert summary["ok"] and len(summary["applied"]) == len(summary["acknowledged"]) == 1
@@ -122,7 +104,7 @@ def test_a_directory_gets_the_package_once_and_a_second_run_pushes_nothing(
     assert _acknowledged_before(registry, "fr-sync-once", digest, "c4")
     stamps = {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
 
-    second = _once(path)
+    second = run_once(path)
     assert second.returncode == 0, second.stderr
     again = json.loads(second.stdout.strip().splitlines()[-1])
     assert (again["applied"], again["acknowledged"]) == ([], [])
@@ -169,7 +151,7 @@ def test_a_tampered_package_is_refused_naming_the_file_and_nothing_is_applied(
     registry: Registry, tmp_path: Path, member: str
 ) -> None:
     party = f"fr-sync-tamper-{member.split('.')[0]}"
-    _party(registry, party)
+    registry.plain_party(party)
     targets, directory, counter = directory_target(tmp_path)
     agent, network = _agent(registry.agent_config(tmp_path, party, targets), _tampering(member))
     outcome = agent.round()
@@ -186,14 +168,14 @@ def test_a_package_signed_by_a_key_the_jwks_does_not_list_is_refused_in_one_line
 ) -> None:
     from joserfc.jwk import ECKey
 
-    _party(registry, "fr-sync-wrong-key")
+    registry.plain_party("fr-sync-wrong-key")
     other = ECKey.generate_key("P-256", parameters={"alg": "ES256", "use": "sig"})
     other.ensure_kid()
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps({"keys": [other.as_dict(private=False)]}))
     targets, directory, counter = directory_target(tmp_path)
     path = registry.agent_config(tmp_path, "fr-sync-wrong-key", targets, jwks=str(jwks))
-    done = _once(path)
+    done = run_once(path)
     assert done.returncode == 1, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "package refused: manifest.json: signed by key" in lines[0], lines
@@ -205,7 +187,7 @@ def test_a_package_signed_by_a_key_the_jwks_does_not_list_is_refused_in_one_line
 def test_a_failing_target_is_retried_with_backoff_and_never_acknowledged(
     registry: Registry, tmp_path: Path
 ) -> None:
-    _party(registry, "fr-sync-failing")
+    registry.plain_party("fr-sync-failing")
     targets, _, counter = directory_target(tmp_path)
     path = registry.agent_config(tmp_path, "fr-sync-failing", targets, retry_base_seconds=60,
                                  retry_max_seconds=600, poll_seconds=600)  # fmt: skip
@@ -262,7 +244,7 @@ def test_an_apply_whose_acknowledgement_failed_is_acknowledged_again_not_applied
     """The first acknowledgement is lost (a 503 from a proxy: the registry never saw it); the
     agent stops; a new agent process on the same state file acknowledges, and does not
     push the package again."""
-    _party(registry, "fr-sync-ack")
+    registry.plain_party("fr-sync-ack")
     targets, _, counter = directory_target(tmp_path)
     path = registry.agent_config(tmp_path, "fr-sync-ack", targets)
     agent, network = _agent(path, lose=_losing_acknowledgements(1))

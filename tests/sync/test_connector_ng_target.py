@@ -61,7 +61,11 @@ def test_the_package_becomes_a_processing_mode_of_the_business_domain(
 ) -> None:
     answer = target(connector).apply(package())
 
-    login, create = connector.calls
+    login, listing, create = connector.calls
+    # Listed first: a processing mode of this package already there is not sent again.
+    assert (listing.method, listing.path, listing.status) == (
+        "GET", "/api/v1/admin/processing-modes", 200,
+    )  # fmt: skip
     assert (login.method, login.path, login.user, login.status) == (
         "POST", "/api/v1/auth/login", "cdb-sync", 200,
     )  # fmt: skip
@@ -83,6 +87,7 @@ def test_the_package_becomes_a_processing_mode_of_the_business_domain(
     assert answer["processing_mode"]["uuid"] == mode.uuid
     assert answer["processing_mode"]["businessDomainIdentifier"] == "lane1"
     assert "content" not in answer["processing_mode"]  # the answer stays small
+    assert answer["registered"] is True
 
 
 def test_a_pkcs12_connectorstore_is_sent_as_such(connector: ConnectorNgStandIn) -> None:
@@ -138,7 +143,8 @@ def test_a_failing_connector_is_a_transient_failure_and_a_retry_applies(
     connector: ConnectorNgStandIn, how: str
 ) -> None:
     connector_target = target(connector)
-    connector.fail_next(1, how, path="/api/v1/admin/processing-modes")  # type: ignore[arg-type]
+    connector.fail_next(1, how, path="/api/v1/admin/processing-modes",  # type: ignore[arg-type]
+                        method="POST")  # fmt: skip
     with pytest.raises(TargetFailed) as failed:
         connector_target.apply(package())
     assert failed.value.transient is True
@@ -147,6 +153,36 @@ def test_a_failing_connector_is_a_transient_failure_and_a_retry_applies(
 
     connector_target.apply(package())
     assert len(connector.processing_modes) == 1
+
+
+def test_a_registration_whose_answer_was_lost_is_found_and_not_sent_again(
+    connector: ConnectorNgStandIn,
+) -> None:
+    """connector-ng stores the processing mode, its answer comes after the target gave up:
+    the retry finds it in the list (its description names the package) and registers
+    nothing; the same package applied again registers nothing either."""
+    connector.answer_late(3.0, path="/api/v1/admin/processing-modes", method="POST")
+    with pytest.raises(TargetFailed) as failed:
+        target(connector, timeout_s=0.5).apply(package())
+    assert failed.value.transient is True
+    assert "gave no answer within 0.5 s (registering the processing mode)" in str(failed.value)
+    connector.answer_late(0)
+
+    again = target(connector).apply(package())
+    [mode] = connector.processing_modes
+    assert again["registered"] is False and again["processing_mode"]["uuid"] == mode.uuid
+    assert target(connector).apply(package())["processing_mode"]["uuid"] == mode.uuid
+    assert len(connector.calls_to("POST", "/api/v1/admin/processing-modes")) == 1
+
+
+def test_a_processing_mode_of_another_business_domain_does_not_count(
+    connector: ConnectorNgStandIn,
+) -> None:
+    connector.business_domains.add("lane2")
+    target(connector, business_domain="lane2").apply(package())
+    answer = target(connector).apply(package())
+    assert answer["registered"] is True
+    assert [m.business_domain for m in connector.processing_modes] == ["lane2", "lane1"]
 
 
 def test_the_stand_in_refuses_what_the_contract_refuses(connector: ConnectorNgStandIn) -> None:

@@ -42,7 +42,7 @@ from tests.support import factories
 from tests.support.live import pg_database
 from tests.support.service_process import executable
 from tests.support.standins.domibus import DomibusStandIn
-from tests.sync.served import Registry, directory_target, restarts, serving
+from tests.sync.served import Registry, directory_target, http_target, restarts, serving
 
 # Serial: the agents must fetch, verify and apply within USE_IN_S of the change, which a
 # machine busy with the parallel part of the suite does not promise.
@@ -69,17 +69,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 
 def _domibus_target(standin: DomibusStandIn, folder: Path) -> str:
-    secret = folder / "domibus-password"
-    secret.write_text(standin.password)
-    return textwrap.dedent(f"""
-        [[targets]]
-        kind = "domibus"
-        name = "gw-1"
-        base_url = "{standin.base_url}"
-        username = "{standin.username}"
-        password_file = "{secret}"
-        truststore_api = true
-    """)
+    return http_target(folder, "domibus", "gw-1", standin.base_url, standin.username,
+                       standin.password, truststore_api=True)  # fmt: skip
 
 
 def _once_measured(config: Path) -> tuple[subprocess.CompletedProcess[str], int]:

@@ -10,10 +10,12 @@ What every stand-in does, from this module:
 - records every call in `calls` (method, path, user, form fields, and for each uploaded
   file its name, content type, size and sha256, the status answered, the time), also the
   calls it refused or failed, so a test can say what was pushed and how often;
-- can be made slow (`delay_s`: every answer waits that long) or failing
-  (`fail_next(n, how, path=None)`: the next n requests, or the next n to `path`, answer
-  500, or lose their connection without an answer: what a crashed or restarted server
-  looks like to its client).
+- can be made slow (`delay_s`: every request waits that long before it is handled;
+  `answer_late(seconds, path=None)`: a request is handled at once, its answer sent that
+  much later: the work is done, and a client that gives up never hears of it) or failing
+  (`fail_next(n, how, path=None, method=None)`: the next n requests, or the next n to
+  `path` (by `method`), answer 500, or lose their connection without an answer: what a
+  crashed or restarted server looks like to its client).
 """
 
 from __future__ import annotations
@@ -148,7 +150,8 @@ class StandIn:
         self.prefix = prefix.rstrip("/")  # where the application lives, e.g. /domibus
         self.calls: list[Call] = []
         self.delay_s = 0.0
-        self._failures: list[tuple[FailHow, str | None]] = []
+        self._failures: list[tuple[FailHow, str | None, str | None]] = []
+        self._late: tuple[float, str | None, str | None] = (0.0, None, None)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -171,10 +174,19 @@ class StandIn:
         scheme = "https" if self.tls else "http"
         return f"{scheme}://127.0.0.1:{self._server.server_address[1]}{self.prefix}"
 
-    def fail_next(self, count: int, how: FailHow = "500", path: str | None = None) -> None:
-        """The next `count` requests (to `path` only, if given) fail as `how` says."""
+    def fail_next(self, count: int, how: FailHow = "500", path: str | None = None,
+                  method: str | None = None) -> None:  # fmt: skip
+        """The next `count` requests (to `path` only, by `method` only, if given) fail as
+        `how` says."""
         with self._lock:
-            self._failures.extend([(how, path)] * count)
+            self._failures.extend([(how, path, method)] * count)
+
+    def answer_late(self, seconds: float, path: str | None = None,
+                    method: str | None = None) -> None:  # fmt: skip
+        """Requests (to `path` only, by `method` only, if given) are handled at once and
+        answered `seconds` later; 0 answers at once again."""
+        with self._lock:
+            self._late = (seconds, path, method)
 
     def calls_to(self, method: str, path: str) -> list[Call]:
         with self._lock:
@@ -210,9 +222,9 @@ class StandIn:
 
     # --- the machinery -----------------------------------------------------------------
 
-    def _take_failure(self, path: str) -> FailHow | None:
-        for index, (how, only) in enumerate(self._failures):
-            if only is None or only == path:
+    def _take_failure(self, method: str, path: str) -> FailHow | None:
+        for index, (how, only, by) in enumerate(self._failures):
+            if _matches(method, path, only, by):
                 del self._failures[index]
                 return how
         return None
@@ -224,7 +236,8 @@ class StandIn:
                     dict(request.fields), dict(request.files), dt.datetime.now(dt.UTC))  # fmt: skip
         with self._lock:
             self.calls.append(call)
-            failure = self._take_failure(request.path)
+            failure = self._take_failure(request.method, request.path)
+            late, only, by = self._late
         if self.delay_s:
             self._stopping.wait(self.delay_s)
         if failure == "drop":
@@ -240,6 +253,8 @@ class StandIn:
             with self._lock:
                 answer = self.route(request)
         call.status = answer.status
+        if late and _matches(request.method, request.path, only, by):
+            self._stopping.wait(late)  # outside the lock: other requests are served meanwhile
         try:
             handler.send_response(answer.status)
             handler.send_header("Content-Type", answer.content_type)
@@ -250,6 +265,10 @@ class StandIn:
             handler.wfile.write(answer.body)
         except OSError:
             pass  # the client gave up waiting (a timeout test): nothing to answer
+
+
+def _matches(method: str, path: str, only: str | None, by: str | None) -> bool:
+    return (only is None or only == path) and (by is None or by == method)
 
 
 def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:

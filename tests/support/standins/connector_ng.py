@@ -8,7 +8,10 @@ Sources (https://github.com/e-CODEX/connector-ng):
 the domain's LoginResponse / ConnectorLoginResponse (`{accessToken, ...}`),
 `connector-application/src/main/java/eu/ecodex/connector/application/presentation/rest/api/admin/ConnectorProcessingModeAdminApi.java`
 (`POST /api/v1/admin/processing-modes`, multipart `processingModeXmlFile`,
-`truststoreFile`, part `metadata`; 201 ConnectorProcessingModeDto; 400 ErrorResponse),
+`truststoreFile`, part `metadata`; 201 ConnectorProcessingModeDto; 400 ErrorResponse;
+`GET /api/v1/admin/processing-modes`, "Get all processing modes", a list of
+ConnectorProcessingModeDto `{uuid, description, content, filename,
+businessDomainIdentifier, createdAt, updatedAt}`),
 its controller (the PMode part must be application/xml or text/xml),
 `.../request/pmode/ConnectorProcessingModeCreationRequest.java`
 (`{description, businessDomainIdentifier, truststore}`, all required),
