@@ -50,8 +50,10 @@ def _steps(calls: list[Call]) -> list[tuple[str, str, int | None]]:
     return [(c.method, c.path, c.status) for c in calls]
 
 
-def _domibus_agent(registry: Registry, folder: Path, party: str, domibus: DomibusStandIn,
-                   password: str | None = None, timeout_s: float = 5) -> tuple[Agent, Path]:  # fmt: skip
+def _domibus_agent(
+    registry: Registry, folder: Path, party: str, domibus: DomibusStandIn,
+    password: str | None = None, timeout_s: float = 5,
+) -> tuple[Agent, Path]:  # fmt: skip
     targets = http_target(folder, "domibus", "gw1", domibus.base_url, domibus.username,
                           password or domibus.password, timeout_seconds=timeout_s)  # fmt: skip
     path = registry.agent_config(folder, party, targets)
@@ -126,7 +128,8 @@ def test_an_upload_answered_too_late_is_not_uploaded_again(
         domibus.answer_late(5.0, path="/ext/pmode", method="POST")
         first = agent.round()
         assert first.problems == [
-            "apply domibus:gw1: Domibus gw1 gave no answer within 1 s (uploading the PMode)"]
+            "apply domibus:gw1: Domibus gw1 gave no answer within 1 s (uploading the PMode)"
+        ]
         assert registry.acknowledgements(party) == []
         assert len(domibus.pmodes) == 1, "the stand-in did not store the late upload"
 
@@ -177,7 +180,8 @@ def test_connector_ng_gets_one_processing_mode_per_package_after_a_failure(
         first = agent.round()
         [problem] = first.problems
         assert problem.startswith(
-            "apply connector-ng:ng1: connector-ng ng1 failed (registering the processing mode)")
+            "apply connector-ng:ng1: connector-ng ng1 failed (registering the processing mode)"
+        )
         assert registry.acknowledgements(party) == [] and connector.processing_modes == []
 
         done = agent.round()
