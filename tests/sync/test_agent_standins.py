@@ -8,12 +8,15 @@ eu.domibus.ext.rest: PModeFileExtResource `POST /ext/pmode` multipart `file` +
 `description`, `GET /ext/pmode/current` → PModeArchiveInfoDTO `{id, configurationDate,
 username, description}`, HTTP Basic, 401 for a wrong password; mirrored at
 https://github.com/betagouv/domibus) and connector-ng 7.0's
-(https://github.com/e-CODEX/connector-ng: ConnectorAuthenticationApi
+(https://github.com/e-CODEX/connector-ng, newest stored version: ConnectorAuthenticationApi
 `POST /api/v1/auth/login` → `{accessToken}`, 401 for bad credentials;
-ConnectorProcessingModeAdminApi `POST /api/v1/admin/processing-modes` multipart
-`processingModeXmlFile`, `truststoreFile`, `metadata` → 201 ConnectorProcessingModeDto
-`{uuid, description, businessDomainIdentifier, ...}`, and `GET` of the same path, the
-list of them).
+ConnectorProcessingModeAdminController `POST /api/v1/admin/processing-modes` multipart
+`processingModeFile`, `truststore.truststoreFile`, `description`,
+`businessDomainIdentifier`, `truststore.password` → 201 ConnectorProcessingModeDto
+`{uuid, description, content, businessDomainIdentifier, ...}`, 409 for a second one in a
+business domain (ConnectorRegisterProcessingModeService at c2a08323); `GET` of the same
+path, the list of them; `GET …/{uuid}`; `PATCH …/{uuid}/truststore` multipart
+`truststoreFile`, `password` → 200 (ConnectorUpdateProcessingModeTruststoreIT)).
 
 Each round here is what one `--once` run does (`honour_backoff=False`: the schedule that
 runs it is its backoff); what the registry recorded is read back from
@@ -22,6 +25,7 @@ runs it is its backoff); what the registry recorded is read back from
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ import pytest
 
 from cdb_service.sync import config as agent_config
 from cdb_service.sync.agent import Agent
+from tests.support import factories
 from tests.support.standins import Call
 from tests.support.standins.connector_ng import ConnectorNgStandIn
 from tests.support.standins.domibus import DomibusStandIn
@@ -241,3 +246,53 @@ def test_a_wrong_connector_ng_password_registers_and_acknowledges_nothing(
         assert _steps(connector.calls) == [("POST", LOGIN, 401)]
         assert connector.processing_modes == []
     assert registry.acknowledgements(party) == []
+
+
+def test_connector_ng_takes_the_next_package_into_its_processing_mode_once(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """FR adds a certificate: the party's package changes, its PMode does not. connector-ng
+    keeps one processing mode per business domain (a second registration is a 409), so the
+    agent replaces that one's truststore in place; the PATCH fails once, the next round
+    sends it again, and a further round sends nothing."""
+    party_name = "fr-sync-ng-next"
+    party = registry.plain_party(party_name)
+    with ConnectorNgStandIn() as connector:
+        agent = _ng_agent(registry, tmp_path, party_name, connector)
+        assert agent.round().ok
+        [first] = connector.processing_modes
+        first_ack = _applied_acks(registry, party_name)[0]["package_digest"]
+
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        registry.update_party(party, [
+            {"use": "encryption", "pem": first_pem(party)},
+            {"use": "encryption", "pem": factories.certificate_pem(400, party_name + "-new"),
+             "accept_from": now.isoformat(),
+             "use_from": (now + dt.timedelta(days=30)).isoformat()},
+        ])  # fmt: skip
+        patch = f"{MODES}/{first.uuid}/truststore"
+        connector.fail_next(1, "500", path=patch, method="PATCH")
+        failed = agent.round()
+        assert failed.problems == [
+            f"apply connector-ng:ng1: connector-ng ng1 failed (replacing the truststore of "
+            f"processing mode {first.uuid}): HTTP 500: A server error occurred"]  # fmt: skip
+
+        done = agent.round()
+        assert done.ok, done.problems
+        [mode] = connector.processing_modes
+        assert mode.uuid == first.uuid and mode.content == first.content
+        digest = done.applied[0].rpartition("@")[2]
+        assert (
+            digest != first_ack and mode.truststore_filename == f"connectorstore-{digest[:16]}.jks"
+        )
+        assert [c.status for c in connector.calls_to("PATCH", patch)] == [500, 200]
+        assert len(connector.calls_to("POST", MODES)) == 1
+        ack = [a for a in _applied_acks(registry, party_name) if a["package_digest"] == digest]
+        assert ack[0]["answer"]["updated"] is True
+
+        seen = len(connector.calls)
+        assert agent.round().applied == [] and len(connector.calls) == seen
+
+
+def first_pem(party: dict[str, Any]) -> str:
+    return str(party["certificates"][0]["pem"])

@@ -1,21 +1,24 @@
 """The connector-ng target against a stand-in for connector-ng's (7.0) REST API.
 
 connector-ng does not run on these machines; `tests/support/standins/connector_ng.py`
-is written from its published sources (https://github.com/e-CODEX/connector-ng:
-ConnectorAuthenticationApi `POST /api/v1/auth/login` with `{username, password}` →
-`{accessToken, ...}` and 401 for bad credentials; ConnectorProcessingModeAdminApi
-`POST /api/v1/admin/processing-modes`, multipart `processingModeXmlFile` (XML),
-`truststoreFile`, `metadata` = ConnectorProcessingModeCreationRequest
-`{description, businessDomainIdentifier, truststore: {password, description, type}}`,
-201 ConnectorProcessingModeDto, 400 ErrorResponse `{status, message}`, 409 for a
-business-domain failure).
+is written from its published sources (https://github.com/e-CODEX/connector-ng, newest
+stored version; each file cited there): ConnectorAuthenticationApi
+`POST /api/v1/auth/login` with `{username, password}` → `{accessToken, ...}`, 401 for bad
+credentials; ConnectorProcessingModeAdminController `POST /api/v1/admin/processing-modes`,
+multipart files `processingModeFile` (XML) and `truststore.truststoreFile`, fields
+`description`, `businessDomainIdentifier`, `truststore.password` → 201
+ConnectorProcessingModeDto, 400 ErrorResponse `{status, message}`, 404 for an unknown
+business domain, 409 "The business domain [%s] already has a processing mode"
+(ConnectorRegisterProcessingModeService at c2a08323); `GET …/processing-modes` and
+`GET …/processing-modes/{uuid}`; `PATCH …/processing-modes/{uuid}/truststore`, multipart
+`truststoreFile` and `password` → 200 (ConnectorUpdateProcessingModeTruststoreIT). No
+version can replace a processing mode's PMode or delete one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Iterator
 
 import httpx
@@ -29,14 +32,17 @@ PMODE = b'<db:configuration xmlns:db="http://domibus.eu/configuration" party="de
 CONNECTORSTORE_JKS = b"\xfe\xed\xfe\xed" + b"connector trust" * 8
 CONNECTORSTORE_P12 = b"0\x82" + b"connector trust p12" * 8
 DIGEST = "0123456789ab" + "c" * 52
+MODES = "/api/v1/admin/processing-modes"
+NEXT = "fedcba987654" + "d" * 52  # the next package: a new certificate, the same PMode
+NEXT_JKS = b"\xfe\xed\xfe\xed" + b"rolled-over trust" * 8
 
 
-def package(**files: bytes) -> VerifiedPackage:
+def package(digest: str = DIGEST, **files: bytes) -> VerifiedPackage:
     members = {"pmode.xml": PMODE, "connectorstore.jks": CONNECTORSTORE_JKS,
                "connectorstore.p12": CONNECTORSTORE_P12, "truststore.jks": b"gateway"}  # fmt: skip
     members.update(files)
     return VerifiedPackage(
-        party="de_ap", owner="DE", digest=DIGEST, effective_from=None,
+        party="de_ap", owner="DE", digest=digest, effective_from=None,
         files={name: content for name, content in members.items() if content},
         manifest={}, store_password="changeit",
     )  # fmt: skip
@@ -72,18 +78,21 @@ def test_the_package_becomes_a_processing_mode_of_the_business_domain(
     assert (create.path, create.user, create.status) == (
         "/api/v1/admin/processing-modes", "cdb-sync", 201,
     )  # fmt: skip
-    assert create.names == {"processingModeXmlFile", "truststoreFile", "metadata"}
-    assert create.files["processingModeXmlFile"].content_type == "application/xml"
-    assert create.files["processingModeXmlFile"].sha256 == hashlib.sha256(PMODE).hexdigest()
-    assert create.files["truststoreFile"].sha256 == hashlib.sha256(CONNECTORSTORE_JKS).hexdigest()
-    metadata = json.loads(create.files["metadata"].content)
-    assert metadata["businessDomainIdentifier"] == "lane1"
-    assert metadata["description"] == "CDB de_ap 0123456789ab effective since start"
-    assert metadata["truststore"]["password"] == "changeit"
-    assert metadata["truststore"]["type"] == "JKS"
+    assert create.names == {"processingModeFile", "truststore.truststoreFile", "description",
+                            "businessDomainIdentifier", "truststore.password"}  # fmt: skip
+    assert create.files["processingModeFile"].content_type == "application/xml"
+    assert create.files["processingModeFile"].sha256 == hashlib.sha256(PMODE).hexdigest()
+    store = create.files["truststore.truststoreFile"]
+    assert store.sha256 == hashlib.sha256(CONNECTORSTORE_JKS).hexdigest()
+    assert create.fields == {"businessDomainIdentifier": "lane1",
+                             "description": "CDB de_ap 0123456789ab effective since start",
+                             "truststore.password": "changeit"}  # fmt: skip
 
     [mode] = connector.processing_modes
     assert mode.content == PMODE and mode.truststore == CONNECTORSTORE_JKS
+    # connector-ng takes the store's type from its name, and shows whose store it is.
+    assert (mode.truststore_filename, mode.truststore_type) == (
+        f"connectorstore-{DIGEST[:16]}.jks", "JKS")  # fmt: skip
     assert answer["processing_mode"]["uuid"] == mode.uuid
     assert answer["processing_mode"]["businessDomainIdentifier"] == "lane1"
     assert "content" not in answer["processing_mode"]  # the answer stays small
@@ -93,7 +102,7 @@ def test_the_package_becomes_a_processing_mode_of_the_business_domain(
 def test_a_pkcs12_connectorstore_is_sent_as_such(connector: ConnectorNgStandIn) -> None:
     target(connector, store_type="PKCS12").apply(package())
     [mode] = connector.processing_modes
-    assert mode.truststore == CONNECTORSTORE_P12 and mode.truststore_meta["type"] == "PKCS12"
+    assert mode.truststore == CONNECTORSTORE_P12 and mode.truststore_type == "PKCS12"
 
 
 def test_a_wrong_password_is_refused_at_login_and_nothing_is_sent(
@@ -117,7 +126,7 @@ def test_an_unknown_business_domain_is_quoted_and_not_transient(
     with pytest.raises(TargetFailed) as failed:
         target(connector, business_domain="lane9").apply(package())
     assert failed.value.transient is False
-    assert "HTTP 409: Business domain lane9 not found" in str(failed.value)
+    assert "HTTP 404: Business domain not found: lane9" in str(failed.value)
 
 
 def test_a_package_without_a_connectorstore_says_so_before_calling(
@@ -191,13 +200,131 @@ def test_the_stand_in_refuses_what_the_contract_refuses(connector: ConnectorNgSt
         login = {"username": "cdb-sync", "password": connector.password}
         token = client.post("/api/v1/auth/login", json=login).json()
         auth = {"Authorization": f"Bearer {token['accessToken']}"}
-        files = {"processingModeXmlFile": ("p.xml", PMODE, "application/octet-stream"),
-                 "truststoreFile": ("t.jks", b"x", "application/octet-stream"),
-                 "metadata": ("m.json", b'{"description": "d"}', "application/json")}  # fmt: skip
-        not_xml = client.post("/api/v1/admin/processing-modes", headers=auth, files=files)
-        only_pmode = {"processingModeXmlFile": files["processingModeXmlFile"]}
-        missing = client.post("/api/v1/admin/processing-modes", headers=auth, files=only_pmode)
-        no_token = client.post("/api/v1/admin/processing-modes", files=files)
-    assert not_xml.status_code == 400 and not_xml.json()["message"] == "pmode file must be XML"
+        fields = {"description": "d", "businessDomainIdentifier": "lane1",
+                  "truststore.password": "changeit"}  # fmt: skip
+        files = {
+            "processingModeFile": ("p.xml", PMODE, "application/octet-stream"),
+            "truststore.truststoreFile": ("t.jks", b"x", "application/octet-stream"),
+        }
+        not_xml = client.post(MODES, headers=auth, data=fields, files=files)
+        only_pmode = {"processingModeFile": files["processingModeFile"]}
+        missing = client.post(MODES, headers=auth, data=fields, files=only_pmode)
+        no_token = client.post(MODES, data=fields, files=files)
+        xml = files | {"processingModeFile": ("p.xml", PMODE, "application/xml")}
+        first = client.post(MODES, headers=auth, data=fields, files=xml)
+        second = client.post(MODES, headers=auth, data=fields | {"description": "e"}, files=xml)
+        uuid = first.json()["uuid"]
+        store = {"truststoreFile": ("t.p12", b"y", "application/octet-stream")}
+        no_password = client.patch(f"{MODES}/{uuid}/truststore", headers=auth, files=store)
+        unknown = client.patch(f"{MODES}/0000/truststore", headers=auth,
+                               data={"password": "p"}, files=store)  # fmt: skip
+        no_replacement = client.put(f"{MODES}/{uuid}", headers=auth, data=fields, files=xml)
+        no_deletion = client.delete(f"{MODES}/{uuid}", headers=auth)
+    assert not_xml.status_code == 400
+    assert not_xml.json()["message"] == "Pmode file must be an XML file"
     assert missing.status_code == 400
     assert no_token.status_code == 401
+    assert first.status_code == 201
+    assert second.status_code == 409 and second.json() == {
+        "status": 409,
+        "message": "The business domain [lane1] already has a processing mode",
+    }
+    assert no_password.status_code == 400
+    assert unknown.status_code == 404
+    assert unknown.json()["message"] == "Processing mode with UUID 0000 not found"
+    assert no_replacement.status_code == 404 and no_deletion.status_code == 404
+    [mode] = connector.processing_modes
+    assert mode.description == "d" and mode.truststore == b"x"
+
+
+def test_the_next_package_replaces_the_truststore_of_the_business_domain_in_place(
+    connector: ConnectorNgStandIn,
+) -> None:
+    """connector-ng keeps one processing mode per business domain and refuses a second
+    (409); a package with the same PMode and new stores (a certificate rollover) replaces
+    the truststore of the one there: one PATCH, nothing registered."""
+    target(connector).apply(package())
+    [first] = connector.processing_modes
+
+    answer = target(connector).apply(package(NEXT, **{"connectorstore.jks": NEXT_JKS}))
+
+    [mode] = connector.processing_modes
+    assert (mode.uuid, mode.content, mode.truststore) == (first.uuid, PMODE, NEXT_JKS)
+    assert mode.truststore_filename == f"connectorstore-{NEXT[:16]}.jks"
+    assert mode.truststore_password == "changeit"
+    [patch] = connector.calls_to("PATCH", f"{MODES}/{mode.uuid}/truststore")
+    assert patch.status == 200 and patch.fields == {"password": "changeit"}
+    assert patch.files["truststoreFile"].sha256 == hashlib.sha256(NEXT_JKS).hexdigest()
+    assert len(connector.calls_to("POST", MODES)) == 1  # the first package's registration
+    assert answer["updated"] is True and answer["registered"] is False
+    assert answer["processing_mode"]["uuid"] == mode.uuid
+    assert answer["truststore"] == f"connectorstore-{NEXT[:16]}.jks"
+
+
+def test_a_package_already_there_is_not_pushed_again_and_an_older_one_is(
+    connector: ConnectorNgStandIn,
+) -> None:
+    """The processing mode's description names the package that registered it and stays
+    when its truststore is replaced: what is there is told by the truststore's name."""
+    target(connector).apply(package())
+    target(connector).apply(package(NEXT, **{"connectorstore.jks": NEXT_JKS}))
+
+    again = target(connector).apply(package(NEXT, **{"connectorstore.jks": NEXT_JKS}))
+    assert again["updated"] is False
+    assert len(connector.calls_to("PATCH", f"{MODES}/{again['processing_mode']['uuid']}"
+                                           "/truststore")) == 1  # fmt: skip
+    assert len(connector.calls_to("POST", MODES)) == 1
+
+    # Back to the first package (its description is the processing mode's): its store again.
+    back = target(connector).apply(package())
+    [mode] = connector.processing_modes
+    assert back["updated"] is True and mode.truststore == CONNECTORSTORE_JKS
+
+
+@pytest.mark.parametrize("how", ["500", "drop", "late"])
+def test_a_replacement_that_failed_is_retried_and_ends_with_the_new_store_once(
+    connector: ConnectorNgStandIn, how: str
+) -> None:
+    """The PATCH fails (500: not done; drop: lost; late: done, its answer after the
+    target gave up); the retry reads the processing mode and sends the store only if it
+    is not there: in the end the new store, and it took exactly one successful PATCH."""
+    target(connector).apply(package())
+    uuid = connector.processing_modes[0].uuid
+    path = f"{MODES}/{uuid}/truststore"
+    if how == "late":
+        connector.answer_late(3.0, path=path, method="PATCH")
+    else:
+        connector.fail_next(1, how, path=path, method="PATCH")  # type: ignore[arg-type]
+    nxt = package(NEXT, **{"connectorstore.jks": NEXT_JKS})
+    with pytest.raises(TargetFailed) as failed:
+        target(connector, timeout_s=1.0).apply(nxt)
+    assert failed.value.transient is True
+    assert f"replacing the truststore of processing mode {uuid}" in str(failed.value)
+    connector.answer_late(0)
+
+    retried = target(connector).apply(nxt)
+
+    [mode] = connector.processing_modes
+    assert mode.uuid == uuid and mode.truststore == NEXT_JKS
+    done = [c for c in connector.calls_to("PATCH", path) if c.status == 200]
+    assert len(done) == 1
+    assert retried["updated"] is (how != "late")  # a late answer: it was done already
+
+
+def test_a_package_with_another_pmode_is_refused_with_what_to_do(
+    connector: ConnectorNgStandIn,
+) -> None:
+    """connector-ng cannot replace a processing mode's PMode nor delete one: the target
+    says so, not transiently, and changes nothing."""
+    target(connector).apply(package())
+    other = PMODE.replace(b"de_ap", b"de_ap2")
+    with pytest.raises(TargetFailed) as failed:
+        target(connector).apply(package(NEXT, **{"pmode.xml": other}))
+    assert failed.value.transient is False
+    message = str(failed.value)
+    assert "business domain lane1 has processing mode" in message
+    assert "with another PMode than this package's" in message
+    assert "replace it by hand" in message
+    [mode] = connector.processing_modes
+    assert mode.content == PMODE and mode.truststore == CONNECTORSTORE_JKS
+    assert [c.method for c in connector.calls] == ["POST", "GET", "POST", "POST", "GET"]

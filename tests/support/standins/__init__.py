@@ -284,6 +284,12 @@ def _handler_for(standin: StandIn) -> type[BaseHTTPRequestHandler]:
         def do_DELETE(self) -> None:
             standin._serve(self)
 
+        def do_PUT(self) -> None:
+            standin._serve(self)
+
+        def do_PATCH(self) -> None:
+            standin._serve(self)
+
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the record is `calls`; stderr stays quiet
 
