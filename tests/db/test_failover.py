@@ -62,8 +62,9 @@ RESOLVE = "/api/v1/resolve"
 QUERY = {"country": "DE", "instrument": "eio", "competence": "execute", "postal_code": "10115"}
 RECOVERY_BOUND_S = 10.0  # the bound: writes again within 10 s of the promotion
 # How long the test leaves the registry without a primary. Longer when it hangs: each
-# readiness poll then takes its whole budget (2 s), and some must fall inside the outage.
-OUTAGE_S = {"killed": 3.0, "hung": 8.0}
+# readiness poll then takes its whole budget (2 s), and some must fall inside the outage
+# (write readiness first says 503 about 6.4 s after the primary hangs, on a quiet machine).
+OUTAGE_S = {"killed": 3.0, "hung": 12.0}
 # A readiness poll begun this long after the kill must see it: the service's connections
 # are reset at once, and readiness answers within its own budget.
 DETECT_S = 1.5
