@@ -8,7 +8,7 @@ the person confirms that exact preview, and a message then says what happened.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get, post
@@ -36,6 +36,26 @@ async def writable(user: User, reads: EntryReads, kind_name: str, entry_id: uuid
     current = await edits.current(reads, spec, entry_id)
     policy.require_write(user.principal, current["owner"])
     return spec, current
+
+
+class Change(NamedTuple):
+    """A posted change of one entry: who, the form (its CSRF token checked), the entry this
+    user may change, and the version the form was made from."""
+
+    user: User
+    form: Any
+    spec: KindSpec
+    current: dict[str, Any]
+    expected: int
+
+
+async def change_of(request: Request[Any, Any, Any], reads: EntryReads, kind_name: str,
+                    entry_id: uuid.UUID) -> Change:  # fmt: skip
+    """What every changing form (edit, retire, revert, delete) reads first."""
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    spec, current = await writable(user, reads, kind_name, entry_id)
+    return Change(user, form, spec, current, form_reading.version_number(form, "expected"))
 
 
 def _back(spec: KindSpec, entry_id: Any, done: str) -> Redirect:
@@ -71,10 +91,7 @@ class ConsoleEndings(Controller):
                      writes: NamedDependency[EntryWrites],
                      lookup: NamedDependency[IndexFollower]) -> Response[Any]:  # fmt: skip
         """A last day of validity: previewed with what it causes from the day after."""
-        user = await current_user(request)
-        form = await checked_form(request, user)
-        spec, current = await writable(user, reads, kind_name, entry_id)
-        expected = form_reading.version_number(form, "expected")
+        user, form, spec, current, expected = await change_of(request, reads, kind_name, entry_id)
         if expected != current["version"]:
             raise stale(expected, int(current["version"]))
         day = str(form.get("valid_to") or "").strip()[:10]
@@ -120,13 +137,8 @@ class ConsoleEndings(Controller):
                      writes: NamedDependency[EntryWrites],
                      lookup: NamedDependency[IndexFollower]) -> Response[Any]:  # fmt: skip
         """An earlier version made current again, after its preview."""
-        user = await current_user(request)
-        form = await checked_form(request, user)
-        spec, current = await writable(user, reads, kind_name, entry_id)
-        expected, version = (
-            form_reading.version_number(form, "expected"),
-            form_reading.version_number(form, "version"),
-        )
+        user, form, spec, current, expected = await change_of(request, reads, kind_name, entry_id)
+        version = form_reading.version_number(form, "version")
         if expected != current["version"]:
             raise stale(expected, int(current["version"]))
         data = await edits.reverted(reads, spec, entry_id, version, None)
@@ -157,10 +169,7 @@ class ConsoleEndings(Controller):
                      entry_id: uuid.UUID, reads: NamedDependency[EntryReads],
                      writes: NamedDependency[EntryWrites],
                      lookup: NamedDependency[IndexFollower]) -> Response[Any]:  # fmt: skip
-        user = await current_user(request)
-        form = await checked_form(request, user)
-        spec, current = await writable(user, reads, kind_name, entry_id)
-        expected = form_reading.version_number(form, "expected")
+        user, form, spec, current, expected = await change_of(request, reads, kind_name, entry_id)
         label = label_of(spec, current)
         if form.get("confirm") != "delete":
             # A delete is asked for once more, with what it causes, before it is done; one

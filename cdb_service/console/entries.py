@@ -19,7 +19,7 @@ from litestar.params import Parameter
 from litestar.response import Redirect
 
 from cdb_service.console import form_reading, i18n, previews, refusals, widgets
-from cdb_service.console.endings import writable
+from cdb_service.console.endings import change_of, writable
 from cdb_service.console.entry_views import (
     controls_of,
     filter_controls,
@@ -216,11 +216,8 @@ class ConsoleEntries(Controller):
     async def edit(self, request: Request[Any, Any, Any], kind_name: str, entry_id: uuid.UUID,
                    reads: NamedDependency[EntryReads], writes: NamedDependency[EntryWrites],
                    lookup: NamedDependency[IndexFollower]) -> Response[Any]:  # fmt: skip
-        user = await current_user(request)
-        form = await checked_form(request, user)
-        spec, current = await writable(user, reads, kind_name, entry_id)
+        user, _, spec, current, expected = await change_of(request, reads, kind_name, entry_id)
         owner = current["owner"]
-        expected = form_reading.version_number(form, "expected")
         opened = await edits.version_document(reads, spec, entry_id, expected, None, "expected")
         shown = await controls_of(reads, spec, owner, opened)
         before, _ = form_reading.read(shown, widgets.items_of(shown), owner)
