@@ -5,7 +5,16 @@ mode with the certificate in the nginx header, an OIDC issuer, several uvicorn
 workers); wrk, a separate process, drives `GET /api/v1/resolve` with a client
 certificate header and a bound token (so identity and token checks are in the
 measured path), and the same app's `/health/live` as the reference. Both at
-10,000 and at 1,000,000 geo keys; the resident memory of every worker at each.
+10,000 and at 1,000,000 geo keys; the resident memory of every worker at each, the
+event loop's lag p99 during each shape's runs ("event-loop lag p99 (…)", from the
+workers' `cdb_event_loop_lag_seconds`), and for one worker the resolve runs' own
+p99 ÷ p50 ("resolve p99 ÷ p50 (1 worker pinned, 64 connections)", in `rps`, unit ×).
+
+The workers table, at the largest size: the resolve and its reference with 1, 2 …
+every CPU this process may use (`--workers-table`), unpinned as production runs;
+each row carries `efficiency`, its rate at w workers ÷ (w × its rate at 1 worker):
+the resolve's is the scaling of the service, the reference's what the machine (and
+wrk on the same CPUs) allows. The production shape (`--workers`) is one of its rows.
 
 Import: a 50,000-entry national batch through `cdb-service import`, its peak
 resident memory beside that of the same command on a one-line batch; then the same
@@ -32,8 +41,8 @@ both sides of a pair alike. Where the machine has two CPUs or more, each size is
 measured twice: one worker pinned to one CPU with wrk (one thread) pinned to another,
 so that neither steals the other's cycles (the steadiest figure), and the production
 shape (`--workers`, unpinned). Every figure also goes to `bench/results.json` (a list
-of rows: size, endpoint as printed, rps, p50_ms, p99_ms, ratio, rss_mib, …; `rps`
-is in the row's `unit`). `--quick`: 10,000 keys, 3 s runs, a 5,000-entry import, no
+of rows: size, endpoint as printed, rps, p50_ms, p99_ms, ratio, rss_mib, efficiency,
+…; `rps` is in the row's `unit`). `--quick`: 10,000 keys, 3 s runs, a 5,000-entry import, no
 gazetteer run, unless told otherwise (`make bench BENCH_ARGS=--quick`).
 
 Worker replacement (bench/worker_restart.py): on the seeded registry, one worker at a
@@ -42,8 +51,10 @@ worker answers a look-up (`--only workers`: this row alone).
 
 Workers of one host (bench/shared_index.py), at the largest size: "PSS per worker" and
 "USS per worker" (from /proc/<pid>/smaps_rollup; the lookup snapshot's pages are
-shared) and "worker killed → ready (index)", until a new worker's /health/ready
-(`--only shared-index`: these rows alone).
+shared), "PSS per extra worker" (the PSS of the whole service with `--workers` workers
+less that with one, ÷ the workers added, in `rps`, unit MiB) and "worker killed →
+ready (index)", until a new worker's /health/ready (`--only shared-index`: these rows
+alone).
 
 Data paths (bench/data_paths.py, `--only data`): the extract ÷ psql \\copy and the
 extract at `revision=R` (ten runs in a row) beside the head on a registry grown by
@@ -154,6 +165,8 @@ class Row:
     errors: int = 0
     unit: str = "req/s"
     note: str = ""
+    # The workers table: rps at w workers ÷ (w × rps at 1 worker, unpinned).
+    efficiency: float | None = None
 
     def cells(self) -> list[str]:
         rate = ""
@@ -171,6 +184,7 @@ class Row:
             "" if self.p50_ms is None else f"{self.p50_ms:.1f}",
             "" if self.p99_ms is None else f"{self.p99_ms:.1f}",
             ratio,
+            "" if self.efficiency is None else f"{self.efficiency:.2f}",
             str(self.errors),
             "; ".join(x for x in (rss, self.note) if x),
         ]
@@ -363,6 +377,70 @@ def measured_env(tmp: Path, database_url: str, issuer_url: str) -> dict[str, str
     }
 
 
+@dataclass
+class Shape:
+    """How the service runs for one resolve/reference pair."""
+
+    workers: int
+    name: str
+    service_cpu: int | None = None  # pinned: the service on this CPU, wrk on `wrk_cpu`
+    wrk_cpu: int | None = None
+
+    @property
+    def pinned(self) -> bool:
+        return self.service_cpu is not None
+
+
+def shapes(args: argparse.Namespace, last: bool) -> list[Shape]:
+    """The pinned figure first: one worker on one CPU, wrk on the other, so that neither
+    steals the other's cycles (the steadiest ratio); then the production shape
+    (`--workers`, every worker and wrk sharing every CPU) and, at the largest size, the
+    workers table (`--workers-table`, unpinned too; the production shape is one of its
+    rows when its count is in it)."""
+    plan = cpu_plan()
+    out = []
+    if plan is not None and not args.no_pin:
+        out.append(Shape(1, "1 worker pinned", plan[0], plan[1]))
+    counts = {args.workers} | (set(args.workers_table) if last else set())
+    out += [Shape(n, f"{n} worker{'s' if n > 1 else ''}") for n in sorted(counts)]
+    return out
+
+
+def scaling(by_workers: dict[int, list[Row]]) -> None:
+    """Each unpinned row's scaling efficiency: its rate at w workers ÷ (w × its rate at
+    one worker); the reference's beside the resolve's says what the machine allows."""
+    if 1 not in by_workers or len(by_workers) < 2:
+        return
+    for workers, pair in by_workers.items():
+        for row, single in zip(pair, by_workers[1], strict=True):
+            if row.rps is not None and single.rps:
+                row.efficiency = round(row.rps / (workers * single.rps), 3)
+
+
+def tail_row(size: str, shape: str, loads: list[Load], args: argparse.Namespace) -> Row:
+    """The resolve runs' own p99 ÷ p50 (median over the runs): how much longer the
+    slowest answers wait than the typical one under `--connections` at once."""
+    ratios = [x.p99_ms / x.p50_ms for x in loads if x.p50_ms]
+    return Row(
+        size,
+        f"resolve p99 ÷ p50 ({shape}, {args.connections} connections)",
+        rps=round(median(ratios), 2) if ratios else None,
+        unit="×",
+        p50_ms=median([x.p50_ms for x in loads]),
+        p99_ms=median([x.p99_ms for x in loads]),
+        runs=len(ratios),
+        note=(f"median of each resolve run's p99 ÷ its p50; {min(ratios):.2f}–"
+              f"{max(ratios):.2f}" if ratios else "no run with a p50"),
+    )  # fmt: skip
+
+
+def workers_table(text: str) -> list[int]:
+    """`--workers-table`: worker counts ("1,2,4"), always with 1 (the efficiency's
+    base); "0": no table."""
+    counts = {int(x) for x in text.split(",") if x.strip()}
+    return [] if counts <= {0} else sorted(counts - {0} | {1})
+
+
 def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[Row]) -> None:
     ca = make_ca("bench CA")
     server = issue(ca, "127.0.0.1", ip_addresses=("127.0.0.1",), server=True)
@@ -426,42 +504,44 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[Row]) -> None:
             paths = resolve_paths(keys)
             resolve_script = lua(paths, headers, tmp / "resolve.lua")
             live_script = lua(["/health/live"], headers, tmp / "live.lua")
-            # The pinned figure first: one worker on one CPU, wrk on the other, so that
-            # neither steals the other's cycles (the steadiest ratio); then the
-            # production shape, every worker and wrk sharing every CPU.
-            plan = cpu_plan()
-            shapes: list[tuple[int, int | None, int | None, str]] = []
-            if plan is not None and not args.no_pin:
-                shapes.append((1, plan[0], plan[1], "1 worker pinned"))
-            shapes.append((args.workers, None, None, f"{args.workers} workers"))
-            for workers, service_cpu, wrk_cpu, shape in shapes:
-                service = Service(env, workers, tmp / f"serve-{keys}-{workers}.log",
-                                  cpu=service_cpu)  # fmt: skip
+            last = keys == max(args.sizes)
+            by_workers: dict[int, list[Row]] = {}  # unpinned: [reference, resolve]
+            for shape in shapes(args, last):
+                slug = f"{shape.workers}{'-pinned' if shape.pinned else ''}"
+                service = Service(env, shape.workers, tmp / f"serve-{keys}-{slug}.log",
+                                  cpu=shape.service_cpu)  # fmt: skip
                 try:
                     check = httpx.get(service.url + paths[0], headers=headers, timeout=10)
                     assert check.status_code == 200 and check.json()["matches"], check.text[:300]
                     # CDB_BENCH_PROFILE=FILE: a py-spy profile of one worker (first resolve run).
                     profiler = _profile(service, args.seconds)
                     lag = shared_index.lag_buckets(service.url)
-                    runs = paired(service.url, live_script, resolve_script, args, wrk_cpu)
-                    lag_row = shared_index.lag_row(service.url, lag, f"{keys:,}", shape)
+                    runs = paired(service.url, live_script, resolve_script, args, shape.wrk_cpu)
+                    lag_row = shared_index.lag_row(service.url, lag, f"{keys:,}", shape.name)
                     if profiler is not None:
                         profiler.wait()
                     rss = worker_rss_mib(service.process.pid)
-                    rows += runs.rows(f"{keys:,}", f"/health/live (reference, {shape})",
-                                      f"/api/v1/resolve ({shape})", rss)  # fmt: skip
+                    pair = runs.rows(f"{keys:,}", f"/health/live (reference, {shape.name})",
+                                     f"/api/v1/resolve ({shape.name})", rss)  # fmt: skip
+                    rows += pair
+                    if not shape.pinned:
+                        by_workers[shape.workers] = pair
+                    if shape.workers == 1:
+                        rows.append(tail_row(f"{keys:,}", shape.name, runs.target, args))
                     rows.append(Row(**lag_row))
-                    last = keys == max(args.sizes)
-                    if last:
+                    production = not shape.pinned and shape.workers == args.workers
+                    if last and (shape.pinned or production):
                         bench_table(service, headers, live_script, tmp, args, rows,
-                                    f"{keys:,}", shape, wrk_cpu)  # fmt: skip
-                    if workers == args.workers:
+                                    f"{keys:,}", shape.name, shape.wrk_cpu)  # fmt: skip
+                    if production:
                         if args.gazetteer and keys == min(args.sizes):
                             bench_gazetteer(service, env, headers, tmp, args, rows, f"{keys:,}")
                         if last:
                             bench_extract(service, headers, tmp, args, db_url, rows, f"{keys:,}")
                 finally:
                     service.stop()
+            if last:
+                scaling(by_workers)
     finally:
         issuer.stop()
         admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -875,8 +955,8 @@ def bench_import(tmp: Path, rows: list[Row], entries: int) -> None:
 
 
 def table(rows: list[Row]) -> str:
-    head = ["keys", "endpoint", "rate", "p50 ms", "p99 ms", "ratio (spread, runs)", "errors",
-            "RSS MiB per worker"]  # fmt: skip
+    head = ["keys", "endpoint", "rate", "p50 ms", "p99 ms", "ratio (spread, runs)", "scaling",
+            "errors", "RSS MiB per worker"]  # fmt: skip
     cells = [r.cells() for r in rows]
     widths = [max(len(str(r[i])) for r in [head, *cells]) for i in range(len(head))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
@@ -900,7 +980,14 @@ def main() -> int:
         "--repeats", type=int, help="reference/target pairs per figure (default 3, at least 1)"
     )
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2,
+                        help="workers of the production shape (default 2)")  # fmt: skip
+    parser.add_argument(
+        "--workers-table",
+        type=workers_table,
+        help="worker counts of the scaling table at the largest size, unpinned, e.g. 1,2,4 "
+        "(default 1 … the CPUs this process may use; 0: no table)",
+    )
     parser.add_argument(
         "--import-entries",
         type=int,
@@ -914,9 +1001,11 @@ def main() -> int:
     parser.add_argument(
         "--only",
         choices=("resolve", "import", "mirror", "workers", "shared-index", "data"),
-        help="mirror: seed, serve, mirror; workers: the worker-replacement row alone; "
-        "shared-index: PSS and USS per worker and a worker killed → ready, at the largest "
-        "size; data: bench/data_paths.py's rows (extracts, the past, re-import, XLSX)",
+        help="resolve: resolve ÷ reference per shape (1 worker pinned, the workers table, "
+        "--workers), p99 ÷ p50, event-loop lag, routing-table 304s, the extract; mirror: "
+        "seed, serve, mirror; workers: the worker-replacement row alone; shared-index: PSS "
+        "and USS per worker, PSS per extra worker and a worker killed → ready, at the "
+        "largest size; data: bench/data_paths.py's rows (extracts, the past, re-import, XLSX)",
     )
     parser.add_argument("--no-pin", action="store_true",
                         help="skip the 1-worker figure pinned to its own CPU")  # fmt: skip
@@ -935,6 +1024,8 @@ def main() -> int:
         if getattr(args, name) is None:
             setattr(args, name, short if quick else full)
     args.repeats = max(1, args.repeats)
+    if args.workers_table is None:  # the CPUs this process may use (a cgroup's cpuset too)
+        args.workers_table = list(range(1, len(os.sched_getaffinity(0)) + 1))
     data_paths.defaults(args, quick)
     if args.only in (None, "resolve") and shutil.which("wrk") is None:
         raise SystemExit("wrk is missing (make bench installs the Debian package)")
@@ -955,8 +1046,9 @@ def main() -> int:
         + (f"pinned: service on CPU {plan[0]}, wrk on CPU {plan[1]}" if plan else "not pinned")
     )
     print(table(rows))
-    # A list of rows (size, endpoint as printed, rps, p50_ms, p99_ms, ratio, rss_mib, …);
-    # `rps` holds the row's `unit` (req/s unless it says rows/s, MB/s, entries/s or s).
+    # A list of rows (size, endpoint as printed, rps, p50_ms, p99_ms, ratio, rss_mib,
+    # efficiency, …); `rps` holds the row's `unit` (req/s unless it says rows/s, MB/s,
+    # entries/s, s, MiB or ×).
     args.out.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")
     print(f"figures written to {args.out}")
     return 0

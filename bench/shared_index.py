@@ -1,5 +1,5 @@
 """Memory and readiness of the workers of one host: "PSS per worker", "USS per worker",
-"worker killed → ready (index)".
+"PSS per extra worker", "worker killed → ready (index)".
 
     .venv/bin/python bench/shared_index.py --database sqlite:////tmp/x/registry.db \\
         --data-dir /tmp/x/data --workers 2 --kills 3 [--json rows.json]
@@ -11,7 +11,15 @@ PSS (each shared page divided among the processes that map it: the host's snapsh
 file, the code forked from the supervisor) and its USS (the pages only it holds). Then
 one worker at a time is SIGKILLed and the figure is the time from the kill to the
 first `/health/ready` a new worker answers 200 (it answers only once its index is
-there: `tests/support/worker_kill.py`). `run.py --shared-index` adds the rows to
+there: `tests/support/worker_kill.py`).
+
+"PSS per extra worker" is what the host pays for each worker beyond the first: the
+service is started a second time with one worker, on the same database and data
+directory (so the same snapshot file), and the PSS of every process of each service
+(the supervisor, its workers, anything they started) is summed once it is ready and
+idle; the figure is (total with N − total with 1) ÷ (N − 1), in MiB. It counts the
+supervisor's own pages too (one worker serves in the `serve` process itself): that is
+what going from one worker to N costs. `run.py --only shared-index` adds the rows to
 `results.json`; the module also runs alone (on `main` too, with `PYTHONPATH` pointing
 at a checkout of it, for a before and after).
 """
@@ -25,6 +33,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +60,31 @@ def rollup(pid: int) -> dict[str, float]:
     return {"rss": fields["Rss"] / 1024, "pss": fields["Pss"] / 1024, "uss": uss / 1024}
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process it started, and theirs (children of any of its threads:
+    a worker starts its snapshot build from a thread)."""
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        for child in children:
+            out += process_tree(int(child))
+    return out
+
+
+def host_pss_mib(pid: int) -> float:
+    """The PSS of `pid` and every process under it, summed: what they hold together."""
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            total += rollup(member)["pss"]
+        except (OSError, KeyError):  # it ended meanwhile
+            continue
+    return total
+
+
 def _ready(url: str, process: subprocess.Popen[bytes], log: Path) -> float:
     started = time.monotonic()
     while time.monotonic() - started < 600:
@@ -63,9 +99,20 @@ def _ready(url: str, process: subprocess.Popen[bytes], log: Path) -> float:
     raise SystemExit("the service did not become ready")
 
 
-def measure(database: str, data_dir: Path, workers_n: int, kills: int,
-            base_env: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
-    """`base_env`: the environment `run.py` runs the service with (its database, its
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+    ready_s: float  # from the start to the first /health/ready 200
+
+
+@contextmanager
+def serving(database: str, data_dir: Path, workers_n: int, base_env: dict[str, str] | None,
+            log_name: str = "serve.log") -> Iterator[Served]:  # fmt: skip
+    """`serve --workers N` until the block ends, ready and settled.
+
+    `base_env`: the environment `run.py` runs the service with (its database, its
     `PATH`); the service runs in the dev profile, on `database`, either way."""
     port = free_port()
     env = {
@@ -80,24 +127,41 @@ def measure(database: str, data_dir: Path, workers_n: int, kills: int,
         # On run.py's database, in the dev profile: the prod profile refuses run.py's
         # measuring shortcuts (no rate limits), and memory and readiness do not need it.
         env = base_env | env | {"CDB_PROFILE": "dev"}
-    log = data_dir / "serve.log"
+    log = data_dir / log_name
     data_dir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen([EXE, "serve", "--workers", str(workers_n)], env=env,
                                stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        first_ready_s = _ready(url, process, log)
+        ready_s = _ready(url, process, log)
         time.sleep(2)  # every worker past its start (the readiness above is any worker's)
-        memory = [rollup(pid) for pid in workers(process.pid)]
-        replaced = [_replacement(process.pid, url, log) for _ in range(kills)]
+        yield Served(process, url, log, ready_s)
     finally:
         process.terminate()
         process.wait(timeout=30)
-    text = log.read_text(errors="replace")
+
+
+def measure(database: str, data_dir: Path, workers_n: int, kills: int,
+            base_env: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Each worker's memory, the host's PSS, and `kills` replacements, with N workers;
+    then the host's PSS with one worker (see `serving` for `base_env`)."""
+    with serving(database, data_dir, workers_n, base_env) as served:
+        pid = served.process.pid
+        memory = [rollup(worker) for worker in workers(pid)]
+        host_pss = host_pss_mib(pid)
+        supervisor_pss = rollup(pid)["pss"] if workers_n > 1 else 0.0
+        replaced = [_replacement(pid, served.url, served.log) for _ in range(kills)]
+    text = served.log.read_text(errors="replace")
+    single_pss = host_pss
+    if workers_n > 1:  # the same database and data directory: the snapshot file N mapped
+        with serving(database, data_dir, 1, base_env, "serve-1.log") as single:
+            single_pss = host_pss_mib(single.process.pid)
     return {
-        "first_ready_s": first_ready_s, "memory": memory, "replaced_s": replaced,
+        "first_ready_s": served.ready_s, "memory": memory, "replaced_s": replaced,
         "built": text.count("lookup snapshot built") + text.count('"lookup index built"'),
         "mapped": text.count("lookup index mapped from the host's snapshot"),
+        "host_pss": {"1": single_pss, str(workers_n): host_pss},
+        "supervisor_pss": supervisor_pss,
     }  # fmt: skip
 
 
@@ -150,6 +214,8 @@ def rows(result: dict[str, Any], size: str, workers_n: int) -> list[dict[str, An
 
     spread = ", ".join(f"{m['rss']:.0f}" for m in memory)
     replaced = result["replaced_s"]
+    single, many = result["host_pss"]["1"], result["host_pss"][str(workers_n)]
+    extra = (many - single) / (workers_n - 1) if workers_n > 1 else None
     return [
         row(f"PSS per worker ({workers_n} workers)",
             rss_mib=[round(m["pss"], 1) for m in memory],
@@ -157,6 +223,12 @@ def rows(result: dict[str, Any], size: str, workers_n: int) -> list[dict[str, An
         row(f"USS per worker ({workers_n} workers)",
             rss_mib=[round(m["uss"], 1) for m in memory],
             note="pages only that worker holds (Private_Clean + Private_Dirty)"),
+        row(f"PSS per extra worker ({workers_n} workers vs 1)",
+            rps=None if extra is None else round(extra, 1), unit="MiB",
+            note=(f"(host PSS with {workers_n} workers − with 1) ÷ {workers_n - 1}: "
+                  f"{many:.0f} − {single:.0f} MiB, the supervisor's "
+                  f"{result['supervisor_pss']:.0f} MiB in it; every process of the service, "
+                  "ready and idle, on the same database and snapshot")),
         row("worker killed → ready (index)", rps=round(statistics.median(replaced), 2),
             unit="s", runs=len(replaced),
             note=(f"median; {min(replaced):.2f}–{max(replaced):.2f} s; from SIGKILL to a "
@@ -169,10 +241,15 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database", required=True)
     parser.add_argument("--data-dir", required=True, type=Path)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--kills", type=int, default=3)
-    parser.add_argument("--size", default="")
-    parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="N: the workers measured; PSS per extra worker compares N with 1",
+    )
+    parser.add_argument("--kills", type=int, default=3, help="workers killed, one at a time")
+    parser.add_argument("--size", default="", help="the rows' size (e.g. 1,000,000)")
+    parser.add_argument("--json", type=Path, help="where the rows go (results.json's format)")
     args = parser.parse_args()
     result = measure(args.database, args.data_dir, args.workers, args.kills)
     print(json.dumps(result, indent=1))
