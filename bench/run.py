@@ -51,8 +51,8 @@ worker answers a look-up (`--only workers`: this row alone).
 
 Workers of one host (bench/shared_index.py), at the largest size: "PSS per worker" and
 "USS per worker" (from /proc/<pid>/smaps_rollup; the lookup snapshot's pages are
-shared), "PSS per extra worker" (the PSS of the whole service with `--workers` workers
-less that with one, ÷ the workers added, in `rps`, unit MiB) and "worker killed →
+shared), "PSS per extra worker" (the PSS of the whole service with `--workers` + 2
+workers less that with `--workers`, ÷ 2, in `rps`, unit MiB) and "worker killed →
 ready (index)", until a new worker's /health/ready (`--only shared-index`: these rows
 alone).
 

@@ -14,12 +14,12 @@ first `/health/ready` a new worker answers 200 (it answers only once its index i
 there: `tests/support/worker_kill.py`).
 
 "PSS per extra worker" is what the host pays for each worker beyond the first: the
-service is started a second time with one worker, on the same database and data
+service is started a second time with two more workers, on the same database and data
 directory (so the same snapshot file), and the PSS of every process of each service
 (the supervisor, its workers, anything they started) is summed once it is ready and
-idle; the figure is (total with N − total with 1) ÷ (N − 1), in MiB. It counts the
-supervisor's own pages too (one worker serves in the `serve` process itself): that is
-what going from one worker to N costs. `run.py --only shared-index` adds the rows to
+idle; the figure is (total with N + 2 − total with N) ÷ 2, in MiB. Not against one
+worker: `serve --workers 1` serves in its own process, without a supervisor, so that
+difference would be mostly the supervisor. `run.py --only shared-index` adds the rows to
 `results.json`; the module also runs alone (on `main` too, with `PYTHONPATH` pointing
 at a checkout of it, for a before and after).
 """
@@ -141,10 +141,14 @@ def serving(database: str, data_dir: Path, workers_n: int, base_env: dict[str, s
         process.wait(timeout=30)
 
 
+# Workers added for "PSS per extra worker" (idle: memory only, whatever the CPUs).
+EXTRA_WORKERS = 2
+
+
 def measure(database: str, data_dir: Path, workers_n: int, kills: int,
             base_env: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
     """Each worker's memory, the host's PSS, and `kills` replacements, with N workers;
-    then the host's PSS with one worker (see `serving` for `base_env`)."""
+    then the host's PSS with EXTRA_WORKERS more (see `serving` for `base_env`)."""
     with serving(database, data_dir, workers_n, base_env) as served:
         pid = served.process.pid
         memory = [rollup(worker) for worker in workers(pid)]
@@ -152,15 +156,19 @@ def measure(database: str, data_dir: Path, workers_n: int, kills: int,
         supervisor_pss = rollup(pid)["pss"] if workers_n > 1 else 0.0
         replaced = [_replacement(pid, served.url, served.log) for _ in range(kills)]
     text = served.log.read_text(errors="replace")
-    single_pss = host_pss
-    if workers_n > 1:  # the same database and data directory: the snapshot file N mapped
-        with serving(database, data_dir, 1, base_env, "serve-1.log") as single:
-            single_pss = host_pss_mib(single.process.pid)
+    # Then with two more workers, on the same database and data directory (the snapshot
+    # file the N mapped): the difference is what a worker beyond the first costs the
+    # host. Not against one worker: `serve --workers 1` runs without a supervisor, so
+    # that difference would be mostly the supervisor.
+    more = workers_n + EXTRA_WORKERS
+    with serving(database, data_dir, more, base_env, f"serve-{more}.log") as larger:
+        time.sleep(2)  # every worker past its start
+        larger_pss = host_pss_mib(larger.process.pid)
     return {
         "first_ready_s": served.ready_s, "memory": memory, "replaced_s": replaced,
         "built": text.count("lookup snapshot built") + text.count('"lookup index built"'),
         "mapped": text.count("lookup index mapped from the host's snapshot"),
-        "host_pss": {"1": single_pss, str(workers_n): host_pss},
+        "host_pss": {str(workers_n): host_pss, str(more): larger_pss},
         "supervisor_pss": supervisor_pss,
     }  # fmt: skip
 
@@ -214,8 +222,9 @@ def rows(result: dict[str, Any], size: str, workers_n: int) -> list[dict[str, An
 
     spread = ", ".join(f"{m['rss']:.0f}" for m in memory)
     replaced = result["replaced_s"]
-    single, many = result["host_pss"]["1"], result["host_pss"][str(workers_n)]
-    extra = (many - single) / (workers_n - 1) if workers_n > 1 else None
+    more = workers_n + EXTRA_WORKERS
+    fewer_pss, more_pss = result["host_pss"][str(workers_n)], result["host_pss"][str(more)]
+    extra = (more_pss - fewer_pss) / EXTRA_WORKERS
     return [
         row(f"PSS per worker ({workers_n} workers)",
             rss_mib=[round(m["pss"], 1) for m in memory],
@@ -223,12 +232,12 @@ def rows(result: dict[str, Any], size: str, workers_n: int) -> list[dict[str, An
         row(f"USS per worker ({workers_n} workers)",
             rss_mib=[round(m["uss"], 1) for m in memory],
             note="pages only that worker holds (Private_Clean + Private_Dirty)"),
-        row(f"PSS per extra worker ({workers_n} workers vs 1)",
-            rps=None if extra is None else round(extra, 1), unit="MiB",
-            note=(f"(host PSS with {workers_n} workers − with 1) ÷ {workers_n - 1}: "
-                  f"{many:.0f} − {single:.0f} MiB, the supervisor's "
-                  f"{result['supervisor_pss']:.0f} MiB in it; every process of the service, "
-                  "ready and idle, on the same database and snapshot")),
+        row(f"PSS per extra worker ({workers_n} → {more} workers)",
+            rps=round(extra, 1), unit="MiB",
+            note=(f"(host PSS with {more} workers − with {workers_n}) ÷ {EXTRA_WORKERS}: "
+                  f"{more_pss:.0f} − {fewer_pss:.0f} MiB (the supervisor's "
+                  f"{result['supervisor_pss']:.0f} MiB in both); every process of the "
+                  "service, ready and idle, on the same database and snapshot")),
         row("worker killed → ready (index)", rps=round(statistics.median(replaced), 2),
             unit="s", runs=len(replaced),
             note=(f"median; {min(replaced):.2f}–{max(replaced):.2f} s; from SIGKILL to a "
@@ -245,7 +254,7 @@ if __name__ == "__main__":
         "--workers",
         type=int,
         default=2,
-        help="N: the workers measured; PSS per extra worker compares N with 1",
+        help="N: the workers measured; PSS per extra worker compares N with N + 2",
     )
     parser.add_argument("--kills", type=int, default=3, help="workers killed, one at a time")
     parser.add_argument("--size", default="", help="the rows' size (e.g. 1,000,000)")
