@@ -15,6 +15,7 @@ from typing import Any
 from litestar import Litestar, Router
 from litestar.config.compression import CompressionConfig
 from litestar.connection import ASGIConnection
+from litestar.datastructures import State
 from litestar.handlers import BaseRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
@@ -173,6 +174,14 @@ def refuse_unsafe_prod(settings: Settings) -> None:
         raise ProdRefused("refusing to start in prod: " + "; ".join(problems))
 
 
+def shape_of(settings: Settings) -> tuple[object, ...]:
+    """The settings the app's routes and middleware are built from (`create_app`); every
+    other setting is read by the services its lifespan opens. An app can be started again
+    on other settings of the same shape (a new database, say: the test suite does)."""
+    return (settings.uses_dev_issuer, settings.tls_mode, repr(settings.api_deprecations),
+            settings.log_level)  # fmt: skip
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings()
     configure_logging(settings.log_level)
@@ -180,15 +189,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        services = Services.open(settings)
+        # The settings of this start: the app's own (`state`), as `shape_of` allows.
+        started_with: Settings = app.state["settings"]
+        if shape_of(started_with) != shape_of(settings):
+            raise ValueError("settings of another shape than the app was built from")
+        services = Services.open(started_with)
         services.loop_lag.start()
         app.state.update(services.as_state())
         record_server_certificate(services.settings)
         waiting_task = None
         try:
             waiting_task = await prepare(services)
-            log.info("ready", profile=settings.profile.value, database=services.engine.dialect.name,
-                     tls_mode=settings.tls_mode.value,
+            log.info("ready", profile=started_with.profile.value,
+                     database=services.engine.dialect.name, tls_mode=settings.tls_mode.value,
                      waiting_for_database=waiting_task is not None)  # fmt: skip
             # SIGTERM begins the drain before uvicorn waits for the requests in flight:
             # otherwise it would wait out every long poll.
@@ -278,6 +291,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             backend="gzip", minimum_size=COMPRESS_FROM, gzip_compress_level=6
         ),
         debug=False,
+        state=State({"settings": settings}),
         # Every entry fits with room to spare; the import route allows more (documented).
         request_max_body_size=MAX_ENTRY_BYTES,
     )

@@ -110,9 +110,19 @@ def settings(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Se
 async def services(settings: Settings) -> AsyncIterator[Services]:
     services = Services.open(settings)
     if services.engine.dialect.name == "postgresql":
+        # DELETE, not TRUNCATE: the tables a test leaves hold a few rows, and TRUNCATE's
+        # new files for every table cost 0.3-0.7 s a test against DELETE's few ms.
         async with services.engine.begin() as connection:
-            tables = ", ".join(f'"{name}"' for name in _tables_to_empty())
-            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            for name in _tables_to_empty():
+                await connection.execute(text(f'DELETE FROM "{name}"'))
+            sequences = await connection.scalars(
+                text(
+                    "SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema() "
+                    "AND sequencename NOT IN ('registry_head_id_seq', 'audit_head_id_seq')"
+                )
+            )
+            for sequence in sequences.all():
+                await connection.execute(text(f'ALTER SEQUENCE "{sequence}" RESTART'))
             await connection.execute(text("UPDATE registry_head SET revision = 0"))
             await connection.execute(text(f"UPDATE audit_head SET seq = 0, hash = '{GENESIS}'"))
     try:

@@ -27,7 +27,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import String, delete
+from sqlalchemy import String, delete, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -133,13 +133,20 @@ class SessionStore:
         return await self._add(SIGN_IN, data, SIGN_IN_LIFETIME)
 
     async def take_sign_in(self, token: str) -> dict[str, Any] | None:
-        """The pending sign-in, once: it is deleted as it is read."""
+        """The pending sign-in, once: it is deleted as it is read.
+
+        One statement that writes first: on SQLite, a transaction that reads and then
+        writes fails at once (SQLITE_BUSY_SNAPSHOT, a 503) when another writer commits
+        in between, where a write waits its turn."""
         async with self.sessions() as session, session.begin():
-            row = await session.get(ConsoleSession, _digest(token))
-            if row is None or row.purpose != SIGN_IN:
-                return None
-            await session.delete(row)
-            return dict(row.data) if row.expires_at > utcnow() else None
+            taken = await session.execute(
+                delete(ConsoleSession)
+                .where(ConsoleSession.token_hash == _digest(token),
+                       ConsoleSession.purpose == SIGN_IN)
+                .returning(ConsoleSession.data, ConsoleSession.expires_at)
+            )  # fmt: skip
+            row = taken.first()
+        return dict(row.data) if row is not None and row.expires_at > utcnow() else None
 
     async def open(self, data: dict[str, Any], refresh_token: str | None = None) -> Session:
         if not refresh_token:
@@ -150,18 +157,28 @@ class SessionStore:
                                self.absolute, token)  # fmt: skip
 
     async def find(self, token: str) -> Session | None:
-        """The live session of this token; an idle or too old one is ended here."""
-        now = utcnow()
+        """The live session of this token; an idle or too old one is ended here.
+
+        Read, then written (ended or touched) by statements of their own that write
+        first (see `take_sign_in`): a page view is not refused because another write
+        committed while it read."""
+        now, digest = utcnow(), _digest(token)
         async with self.sessions() as session, session.begin():
-            row = await session.get(ConsoleSession, _digest(token))
+            row = await session.get(ConsoleSession, digest)
             if row is None or row.purpose != SESSION:
                 return None
-            if row.expires_at <= now or row.seen_at + self.idle <= now:
-                await session.delete(row)
-                return None
-            if now - row.seen_at >= min(TOUCH_EVERY, self.idle / 4):
-                row.seen_at = now
-            return Session(token, row.csrf, dict(row.data))
+            ended = row.expires_at <= now or row.seen_at + self.idle <= now
+            touch = now - row.seen_at >= min(TOUCH_EVERY, self.idle / 4)
+            found = Session(token, row.csrf, dict(row.data))
+        if ended:
+            await self.close(token)
+            return None
+        if touch:
+            async with self.sessions() as session, session.begin():
+                await session.execute(update(ConsoleSession)
+                                      .where(ConsoleSession.token_hash == digest)
+                                      .values(seen_at=now))  # fmt: skip
+        return found
 
     async def renew(self, token: str, renewer: Renewer) -> Session | None:
         """The session with a fresh access token, if its refresh token gets one.

@@ -8,7 +8,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from cdb_service.console.sessions import ConsoleSession, SessionStore
 from cdb_service.services import Services
@@ -81,3 +81,22 @@ async def test_a_refresh_token_is_kept_sealed_and_spent_once(services: Services)
     after = await sessions.renew(lapsed.token, refused)
     assert after is not None and not after.may_write and not after.renewable
     assert spent[-1] == "refresh-secret-3"
+
+
+async def test_a_sign_in_is_taken_while_another_write_commits(services: Services) -> None:
+    """A sign-in that comes back while another writer holds the database waits its turn
+    and completes. On SQLite, reading the pending sign-in and then deleting it failed the
+    callback with a 503 when the other write committed in between (SQLITE_BUSY_SNAPSHOT:
+    no wait helps a transaction whose snapshot is stale)."""
+    sessions = store(services)
+    pending = await sessions.begin_sign_in({"state": "s"})
+    other = await sessions.open({"sub": "other"})
+    async with services.engine.connect() as writer:
+        await writer.begin()
+        await writer.execute(update(ConsoleSession).values(csrf="x"))  # the write lock
+        taking = asyncio.create_task(sessions.take_sign_in(pending.token))
+        finding = asyncio.create_task(sessions.find(other.token))
+        await asyncio.sleep(0.3)  # both have started and wait for the writer
+        await writer.commit()
+    assert await taking == {"state": "s"}
+    assert (found := await finding) is not None and found.data["sub"] == "other"

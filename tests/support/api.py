@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from litestar import Litestar
 
-from cdb_service.app import create_app
+from cdb_service.app import create_app, shape_of
 from cdb_service.security.dev import DevPki, token_for, with_dev_defaults
 from cdb_service.settings import Settings
 from tests.support.in_loop import app_client
@@ -22,19 +22,27 @@ from tests.support.in_loop import app_client
 IDENTITY = "x-test-identity"
 
 
-def with_peer_certificates(app: Litestar, pki: DevPki) -> None:
-    handler = app.asgi_handler
+class PeerCertificates:
+    """The app's ASGI handler, handing it the certificate of the client a request names
+    (from the dev PKI of the test that runs the app now: `pki`)."""
 
-    async def presenting(scope: Any, receive: Any, send: Any) -> None:
+    def __init__(self, handler: Any, pki: DevPki) -> None:
+        self.handler, self.pki = handler, pki
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = dict(scope.get("headers", []))
         name = headers.get(IDENTITY.encode(), b"").decode()
         if name:
-            pem = pki.client_cert(name).read_text()
+            pem = self.pki.client_cert(name).read_text()
             scope.setdefault("extensions", {})["tls"] = {"client_cert_chain": [pem]}
             scope["headers"] = [(k, v) for k, v in scope["headers"] if k != IDENTITY.encode()]
-        await handler(scope, receive, send)
+        await self.handler(scope, receive, send)
 
+
+def with_peer_certificates(app: Litestar, pki: DevPki) -> PeerCertificates:
+    presenting = PeerCertificates(app.asgi_handler, pki)
     app.asgi_handler = presenting
+    return presenting
 
 
 class As:
@@ -64,12 +72,27 @@ class As:
 
 
 class Api:
-    """One app (one lifespan, one services) and clients that speak to it as someone."""
+    """One app (one lifespan, one services) and clients that speak to it as someone.
 
-    def __init__(self, app: Litestar, settings: Settings) -> None:
-        self.app, self.settings = app, with_dev_defaults(settings)
+    The app is taken from the idle ones of its shape (`_IDLE`) and given back when it
+    stops: litestar's route registration costs about a third of a second per app, and
+    a run starts an app for nearly every test. Each start opens its services from this
+    test's settings (`app.state["settings"]`, which `create_app`'s lifespan reads)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = with_dev_defaults(settings)
         self.pki = DevPki(self.settings.pki_dir)
         self.http: httpx.AsyncClient | None = None
+        self._shape = shape_of(settings)
+        idle = _IDLE.setdefault(self._shape, [])
+        if idle:
+            self.app, self._presenting = idle.pop()
+        else:
+            self.app = create_app(settings)
+            self._presenting = with_peer_certificates(self.app, self.pki)
+        self.app.state["settings"] = settings
+        self._presenting.pki = self.pki
+        self._handler = self.app.asgi_handler
 
     def token(self, name: str) -> str:
         s = self.settings
@@ -77,9 +100,14 @@ class Api:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Api]:
-        async with app_client(self.app, base_url="https://cdb.test") as http:
-            self.http = http
-            yield self
+        try:
+            async with app_client(self.app, base_url="https://cdb.test") as http:
+                self.http = http
+                yield self
+        finally:
+            # What a test wrapped around the handler goes with the test; the app is idle.
+            self.app.asgi_handler = self._handler
+            _IDLE[self._shape].append((self.app, self._presenting))
 
     @asynccontextmanager
     async def client(self, name: str | None = None, token: str | None = None
@@ -92,9 +120,11 @@ class Api:
         yield As(self.http, headers)
 
 
+# Apps not running now, by shape (`shape_of`): one test's app serves the next one's.
+_IDLE: dict[tuple[object, ...], list[tuple[Litestar, PeerCertificates]]] = {}
+
+
 def build(settings: Settings) -> Api:
     settings = settings.model_copy(update={"dev_issuer": True})
-    app = create_app(settings)
     DevPki(with_dev_defaults(settings).pki_dir).ensure()
-    with_peer_certificates(app, DevPki(with_dev_defaults(settings).pki_dir))
-    return Api(app, settings)
+    return Api(settings)
