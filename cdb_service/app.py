@@ -75,6 +75,7 @@ from cdb_service.web.negotiation import XmlSchemaController
 from cdb_service.web.pages import AssetController
 from cdb_service.web.perimeter import SAFE_METHODS, Perimeter
 from cdb_service.web.request_id import RequestIdMiddleware
+from cdb_service.web.streamed_gzip import OWN_GZIP
 
 API_PREFIX = "/api/v1"
 MAX_ENTRY_BYTES = 2 * 1024 * 1024
@@ -287,8 +288,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 YamlRenderPlugin(path=["/openapi.yaml", "/openapi.yml"]),
             ],
         ),
+        # Extracts compress themselves, faster (web/streamed_gzip.py).
         compression_config=CompressionConfig(
-            backend="gzip", minimum_size=COMPRESS_FROM, gzip_compress_level=6
+            backend="gzip",
+            minimum_size=COMPRESS_FROM,
+            gzip_compress_level=6,
+            exclude_opt_key=OWN_GZIP,
         ),
         debug=False,
         state=State({"settings": settings}),

@@ -42,6 +42,7 @@ from cdb_service.web.consistency import MIN_REVISION_DOC, require_revision
 from cdb_service.web.docs import answer, problem_answers, problems
 from cdb_service.web.draining import Drain
 from cdb_service.web.negotiation import NDJSON, json_only, ndjson_only
+from cdb_service.web.streamed_gzip import OWN_GZIP, gzip_stream
 
 FEED_PARAMETERS = frozenset({"since", "limit", "cursor", "kind", "owner", "wait", "min_revision"})
 CHANGES_DOC = (
@@ -95,9 +96,11 @@ class ExtractController(Controller):
         | answer(ExtractLine, "NDJSON: one line per `ExtractLine`", media_type=NDJSON),
         media_type=NDJSON,
         guards=[ndjson_only],
+        opt={OWN_GZIP: True},
     )
     async def extract(
         self,
+        request: Request[Any, Any, Any],
         reads: NamedDependency[EntryReads],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         signing: NamedDependency[SigningKeys],
@@ -139,11 +142,7 @@ class ExtractController(Controller):
             client, _counted(stream_extract(sessions, signing, spec))
         )
         await audit.record(sessions, who, "extract", "ok", target)
-        return Stream(
-            body,
-            media_type=NDJSON,
-            headers={"Cache-Control": "no-store"},
-        )
+        return gzip_stream(request, body, NDJSON, {"Cache-Control": "no-store"})
 
     @get(
         "/changes",
@@ -258,9 +257,11 @@ class GazetteerController(Controller):
         | answer(GazetteerLine, "NDJSON: one line per `GazetteerLine`", media_type=NDJSON),
         media_type=NDJSON,
         guards=[ndjson_only],
+        opt={OWN_GZIP: True},
     )
     async def country(
         self,
+        request: Request[Any, Any, Any],
         country: Annotated[str, PathParameter(description="an EU country code (Greece is EL)")],
         sessions: NamedDependency[async_sessionmaker[AsyncSession]],
         signing: NamedDependency[SigningKeys],
@@ -276,7 +277,7 @@ class GazetteerController(Controller):
         body = ceilings.extracts.held_while(
             client, _counted(published.stream_country(sessions, signing, cc))
         )
-        return Stream(body, media_type=NDJSON, headers={"Cache-Control": "no-store"})
+        return gzip_stream(request, body, NDJSON, {"Cache-Control": "no-store"})
 
 
 class JwksController(Controller):
