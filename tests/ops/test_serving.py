@@ -15,7 +15,7 @@ import pytest
 
 from cdb_service.app import create_app
 from cdb_service.db import migrate
-from cdb_service.settings import Settings
+from cdb_service.settings import Settings, TlsMode
 from tests.support.in_loop import app_client
 from tests.support.service_process import executable
 from tests.support.tls import client_context
@@ -157,3 +157,31 @@ async def test_errors_are_problem_details(tmp_path: Path) -> None:
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"
         assert missing.json()["status"] == 404
+
+
+async def test_an_app_started_again_serves_the_settings_of_its_start(tmp_path: Path) -> None:
+    """An app starts again on other settings of its shape (`app.shape_of`: the test suite
+    starts one app per test), serving the database of the start; settings of another
+    shape are refused at start, not half-served."""
+    first = Settings(database_url=f"sqlite:///{tmp_path / 'a.sqlite3'}", auto_seed=False,
+                     data_dir=tmp_path / "a")  # fmt: skip
+    app = create_app(first)
+    async with app_client(app) as client:
+        assert (await client.get("/health/ready")).status_code == 200
+    behind = first.model_copy(
+        update={
+            "database_url": f"sqlite:///{tmp_path / 'b.sqlite3'}",
+            "data_dir": tmp_path / "b",
+            "auto_migrate": False,
+        }
+    )
+    await migrate.upgrade(behind)
+    await migrate.downgrade(behind, "base")
+    app.state["settings"] = behind
+    async with app_client(app) as client:
+        checks = (await client.get("/health/ready")).json()["checks"]
+    assert checks["database:migrations"][0]["status"] == "fail"  # b's, not a's
+    app.state["settings"] = first.model_copy(update={"tls_mode": TlsMode.PROXY})
+    with pytest.raises(RuntimeError, match="another shape"):
+        async with app_client(app):
+            pass
