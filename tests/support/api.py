@@ -90,8 +90,7 @@ class Api:
         else:
             self.app = create_app(settings)
             self._presenting = with_peer_certificates(self.app, self.pki)
-        self.app.state["settings"] = settings
-        self._presenting.pki = self.pki
+        self._given = settings
         self._handler = self.app.asgi_handler
 
     def token(self, name: str) -> str:
@@ -100,6 +99,11 @@ class Api:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Api]:
+        idle = _IDLE[self._shape]
+        if (self.app, self._presenting) in idle:  # started again: not idle meanwhile
+            idle.remove((self.app, self._presenting))
+        self.app.state["settings"] = self._given
+        self._presenting.pki = self.pki
         try:
             async with app_client(self.app, base_url="https://cdb.test") as http:
                 self.http = http
@@ -107,7 +111,7 @@ class Api:
         finally:
             # What a test wrapped around the handler goes with the test; the app is idle.
             self.app.asgi_handler = self._handler
-            _IDLE[self._shape].append((self.app, self._presenting))
+            idle.append((self.app, self._presenting))
 
     @asynccontextmanager
     async def client(self, name: str | None = None, token: str | None = None
