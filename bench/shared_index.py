@@ -162,7 +162,6 @@ def measure(database: str, data_dir: Path, workers_n: int, kills: int,
     # that difference would be mostly the supervisor.
     more = workers_n + EXTRA_WORKERS
     with serving(database, data_dir, more, base_env, f"serve-{more}.log") as larger:
-        time.sleep(2)  # every worker past its start
         larger_pss = host_pss_mib(larger.process.pid)
     return {
         "first_ready_s": served.ready_s, "memory": memory, "replaced_s": replaced,
