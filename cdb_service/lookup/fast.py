@@ -4,6 +4,10 @@ The same answer as `ResolveController.resolve` for a request without `min_revisi
 the same parameters read by `lookup.query`, the same cached body, the same ETag and
 headers. Anything else (a parameter to validate, an index still loading) is declined
 and the handler answers.
+
+A RIS asks the same questions all day, so the whole answer (ETag and body) is kept by
+the request's query string and the day (`IndexFollower.prepared`): a question asked
+again at the same revision is neither parsed nor looked up again.
 """
 
 from __future__ import annotations
@@ -11,11 +15,16 @@ from __future__ import annotations
 from litestar.serialization import encode_json
 from litestar.types import Scope
 
+from cdb_service.kernel.calendar import today
 from cdb_service.lookup import query, resolver
 from cdb_service.lookup.deps import lookup_of
 from cdb_service.security.policy import require_read
 from cdb_service.web.conditional import none_match
 from cdb_service.web.fast_path import FastAnswer, Route
+
+# Whole answers are remembered by their query string up to this length (the cache's size
+# in entries is the answer cache's, `follower.ANSWER_CACHE_SIZE`).
+REMEMBERED_QUERY_BYTES = 256
 
 
 def resolve(scope: Scope, params: dict[str, str]) -> FastAnswer | None:
@@ -24,12 +33,20 @@ def resolve(scope: Scope, params: dict[str, str]) -> FastAnswer | None:
     index = lookup.index
     if index is None:
         return None
-    # A mistake raises: declined, the route says why.
-    asked = query.resolve_query(params, index.owners)
-    body = lookup.answer(
-        index, ("resolve", asked), lambda: encode_json(resolver.resolve(index, asked))
-    )
-    tag = query.etag(index, asked.date)
+
+    def answered() -> tuple[str, bytes]:
+        # A mistake raises: declined, the route says why (and nothing is remembered).
+        asked = query.resolve_query(params, index.owners)
+        body = lookup.answer(
+            index, ("resolve", asked), lambda: encode_json(resolver.resolve(index, asked))
+        )
+        return query.etag(index, asked.date), body
+
+    raw: bytes = scope.get("query_string", b"")
+    if len(raw) > REMEMBERED_QUERY_BYTES:  # no question needs that many: not kept
+        tag, body = answered()
+    else:  # the same query string on the same day asks the same question of this revision
+        tag, body = lookup.prepared(index, (raw, today()), answered)
     # The route offers XML too (web.negotiation): caches must keep the forms apart.
     if none_match(scope, tag):
         return FastAnswer(304, [(b"etag", tag.encode()), (b"vary", b"Accept")])

@@ -63,6 +63,10 @@ class IndexFollower:
     # Encoded answers of this revision: a RIS asks the same questions all day.
     _answers: OrderedDict[Hashable, bytes] = field(default_factory=OrderedDict)
     _answers_at: tuple[int, str, int] = (-1, "", 0)
+    # Whole fast-path answers (ETag, body) by the request's raw query string and the day
+    # in Brussels (an undated question asks about today): a RIS sends the same bytes all
+    # day, and parsing them again costs more than the look-up. Forgotten with `_answers`.
+    _prepared: OrderedDict[Hashable, tuple[str, bytes]] = field(default_factory=OrderedDict)
     # One catch-up at a time per worker: the poller and on-demand waits share it (on
     # the follower's thread, as everything that changes `index`).
     _catching_up: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -92,19 +96,24 @@ class IndexFollower:
 
     def answer(self, index: LookupIndex, key: Hashable, compute: Callable[[], bytes]) -> bytes:
         """The encoded answer to `key` at the index's revision, computed once per revision."""
+        self._forget_older(index)
+        return _remembered(self._answers, key, compute)
+
+    def prepared(self, index: LookupIndex, key: Hashable,
+                 compute: Callable[[], tuple[str, bytes]]) -> tuple[str, bytes]:  # fmt: skip
+        """A whole answer (ETag, body) to a request `key`, computed once per revision."""
+        self._forget_older(index)
+        return _remembered(self._prepared, key, compute)
+
+    def _forget_older(self, index: LookupIndex) -> None:
+        """Answers hold until the revision, the gazetteer or the count of expired
+        certificates (answers flag them) moves."""
         now = dt.datetime.now(dt.UTC).isoformat()
         stamp = (index.revision, index.gazetteer.identity, index.expired_count(now))
         if stamp != self._answers_at:
             self._answers.clear()
+            self._prepared.clear()
             self._answers_at = stamp
-        found = self._answers.get(key)
-        if found is None:
-            found = self._answers[key] = compute()
-            if len(self._answers) > ANSWER_CACHE_SIZE:
-                self._answers.popitem(last=False)
-        else:
-            self._answers.move_to_end(key)
-        return found
 
     async def start(self) -> None:
         """Obtain the index now if the database allows; otherwise keep trying in the background."""
@@ -338,3 +347,15 @@ def _in_daemon_thread(work: Callable[..., T], *args: object) -> asyncio.Future[T
 
     threading.Thread(target=run, name="lookup-snapshot-builder", daemon=True).start()
     return future
+
+
+def _remembered(cache: OrderedDict[Hashable, T], key: Hashable, compute: Callable[[], T]) -> T:
+    """`cache[key]`, computed on a miss; the least recently used goes past the size."""
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = compute()
+        if len(cache) > ANSWER_CACHE_SIZE:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+    return found

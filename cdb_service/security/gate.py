@@ -38,6 +38,7 @@ from cdb_service.web.perimeter import send_problem
 
 REALM = 'Bearer realm="cdb"'
 _CERT_HEADER_BYTES = frozenset(name.encode() for name in CERT_HEADERS)
+_FORWARDED_HEADERS = frozenset((b"x-forwarded-for", b"forwarded"))
 log = get_logger("cdb.security")
 
 
@@ -88,7 +89,11 @@ class SecurityGate:
         `X-Forwarded-For` to the address it saw, see deploy/nginx)."""
         peer = (scope.get("client") or ("", 0))[0] or None
         if self.from_proxy(scope):
-            headers = {name.lower(): value for name, value in scope["headers"]}
+            headers = {
+                lowered: value
+                for name, value in scope["headers"]
+                if (lowered := name.lower()) in _FORWARDED_HEADERS
+            }
             # The proxy's own addition is the last element: earlier ones the client wrote.
             if b"x-forwarded-for" in headers:
                 forwarded = headers[b"x-forwarded-for"].decode("latin-1").split(",")[-1].strip()

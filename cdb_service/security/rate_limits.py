@@ -11,6 +11,7 @@ audit row. Limits are per worker process; nginx limits in front (deploy/nginx/).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import time
@@ -22,6 +23,7 @@ from cdb_service.kernel.problems import RATE_LIMITED, Problem
 MAX_TRACKED = 100_000  # buckets kept; the least recently used go first
 
 
+@functools.lru_cache(maxsize=4096)  # asked on every request, for a few addresses
 def source_key(address: str | None) -> str:
     """Whom a request's failures are counted against: its source address, an IPv6 one by
     its /64 (one host, or one site, holds a whole /64 and could use a new address for

@@ -45,6 +45,10 @@ class Route:
     parameters: frozenset[str]
 
 
+# Parsed query strings are remembered (clients repeat theirs): this many, this long.
+QUERY_MEMO_SIZE = 4096
+QUERY_MEMO_BYTES = 256
+
 _JSON = (b"", b"*/*", b"application/json", b"application/*")
 
 
@@ -83,6 +87,7 @@ class FastPath:
         self.app = app
         self.routes = routes or {}
         self.compress_from = compress_from
+        self._queries: dict[tuple[str, bytes], dict[str, str] | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self.routes.get(scope.get("path", "")) if scope["type"] == ScopeType.HTTP else None
@@ -96,7 +101,7 @@ class FastPath:
 
     def _answer(self, scope: Scope, route: Route) -> FastAnswer | None:
         plain, compress = _plain(scope)
-        params = query_of(scope, route.parameters) if plain else None
+        params = self._query(scope, route) if plain else None
         if params is None:
             return None
         try:
@@ -106,6 +111,21 @@ class FastPath:
         if answer is not None and compress and len(answer.body) >= self.compress_from:
             return None
         return answer
+
+    def _query(self, scope: Scope, route: Route) -> dict[str, str] | None:
+        """`query_of`, remembered for short query strings (a route only reads the dict)."""
+        raw: bytes = scope.get("query_string", b"")
+        if len(raw) > QUERY_MEMO_BYTES:
+            return query_of(scope, route.parameters)
+        key = (scope["path"], raw)
+        try:
+            return self._queries[key]
+        except KeyError:
+            pass
+        if len(self._queries) >= QUERY_MEMO_SIZE:
+            self._queries.clear()  # a client cycling through new queries: start again
+        params = self._queries[key] = query_of(scope, route.parameters)
+        return params
 
 
 async def _send(send: Send, answer: FastAnswer) -> None:

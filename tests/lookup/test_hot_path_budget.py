@@ -25,7 +25,7 @@ from cdb_service.services import Services
 from tests.lookup.test_resolve import RESOLVE, _authority, _criterion, _resolve, _scenario
 from tests.support.api import Api
 
-# Today (counted in the files below): 104 calls for a cached answer through the app's fast
+# Today (counted in the files below): 98 calls for a remembered answer through the app's fast
 # path, 229 for the same request through the framework's route (the fast path disabled),
 # 26 per computed answer. The request's budget is the fast path's with room, well short
 # of the route's.

@@ -47,13 +47,16 @@ async def _criterion(services: Services, ref: str, code: str, geo: list[tuple[st
     return await _create(services, "jurisdiction-criteria", body)
 
 
-async def _resolve(api: Api, services: Services, **params: Any) -> dict[str, Any]:
-    """Resolve once the app's index has caught up with the registry head."""
+async def _resolve(api: Api, services: Services, plain: bool = False,
+                   **params: Any) -> dict[str, Any]:  # fmt: skip
+    """Resolve once the app's index has caught up with the registry head. `plain`: as a
+    RIS that asks for no compression does (the fast path's whole answer, `lookup/fast.py`)."""
     head = await services.reads.head()
     query = {"country": "DE", "instrument": "eio", "competence": "execute"} | params
+    headers = {"Accept-Encoding": "identity"} if plain else {}
     async with api.client("reader") as c:
         for _ in range(100):
-            response = await c.get(RESOLVE, params=query)
+            response = await c.get(RESOLVE, params=query, headers=headers)
             assert response.status_code == 200, response.text
             if response.json()["revision"] >= head:
                 return dict(response.json())
@@ -215,6 +218,28 @@ async def test_etag_and_reverse_lookups(api: Api, services: Services) -> None:
         missing = await c.get(f"{RESOLVE}/recipient/DE:NOPE")
     assert found.json()["routing"]["to_party"]["party_id"] == "de-ap"
     assert missing.status_code == 404
+
+
+async def test_a_question_asked_again_is_answered_anew_after_a_write_and_at_midnight(
+    api: Api, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whole answers are kept by their query string (`lookup/fast.py`): the same question
+    gets a new answer once the registry moves, and an undated one once the day in
+    Brussels does."""
+    await _scenario(services)
+    await _authority(services, "DE:FIRST")
+    await _criterion(services, "c1", "DE:FIRST", [("country", "DE")])
+    before = await _resolve(api, services, plain=True)
+    await _authority(services, "DE:SECOND")
+    await _criterion(services, "c2", "DE:SECOND", [("country", "DE")])
+    after = await _resolve(api, services, plain=True)
+    assert (_codes(before), _codes(after)) == (["DE:FIRST"], ["DE:FIRST", "DE:SECOND"])
+    tomorrow = dt.date.fromisoformat(after["query"]["date"]) + dt.timedelta(days=1)
+    for module in ("cdb_service.lookup.fast", "cdb_service.lookup.query"):
+        monkeypatch.setattr(f"{module}.today", lambda: tomorrow)
+    next_day = await _resolve(api, services, plain=True)
+    assert next_day["query"]["date"] == tomorrow.isoformat()
+    assert _codes(next_day) == ["DE:FIRST", "DE:SECOND"]
 
 
 @pytest.mark.postgres_only
