@@ -10,8 +10,8 @@ event loop's lag p99 during each shape's runs ("event-loop lag p99 (…)", from 
 workers' `cdb_event_loop_lag_seconds`), and for one worker the resolve runs' own
 p99 ÷ p50 ("resolve p99 ÷ p50 (1 worker pinned, 64 connections)", in `rps`, unit ×).
 Beside the pinned lag, one resolve run at 4 connections ("event-loop lag p99 (1 worker
-pinned, resolve at 4 connections)"): at 64 the lag is mostly the loop's round of
-requests, at 4 the loop idles between them and what is left is work that is not one.
+pinned, resolve at 4 connections)"): at 4 the loop idles between requests, so what
+is left is work that is not one; at 64 the rounds of requests count too.
 
 The workers table, at the largest size: the resolve and its reference with 1, 2 …
 every CPU this process may use (`--workers-table`), unpinned as production runs;
@@ -576,8 +576,8 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[Row]) -> None:
         admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
-# The lag at saturation is the loop's round of ready requests (64 of them); at this many
-# connections the loop idles between requests, so what is left is work that is not one.
+# At this many connections the loop idles between requests: its lag is work that is
+# not a request, told apart from the rounds of requests at 64 (web/loop_rounds.py).
 LIGHT_CONNECTIONS = 4
 
 

@@ -71,6 +71,7 @@ from cdb_service.web.api_docs import OfflineApiDocs
 from cdb_service.web.draining import Draining
 from cdb_service.web.error_handlers import EXCEPTION_HANDLERS
 from cdb_service.web.fast_path import FastPath
+from cdb_service.web.loop_rounds import LoopRounds
 from cdb_service.web.negotiation import XmlSchemaController
 from cdb_service.web.pages import AssetController
 from cdb_service.web.perimeter import SAFE_METHODS, Perimeter
@@ -244,7 +245,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                            ConsoleEntries, ConsoleEndings, ConsoleUpload]  # fmt: skip
     if settings.uses_dev_issuer:
         handlers.append(DevIssuerController)
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         dependencies=DEPENDENCIES,
         lifespan=[lifespan],
@@ -300,3 +301,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # Every entry fits with room to spare; the import route allows more (documented).
         request_max_body_size=MAX_ENTRY_BYTES,
     )
+    # Around everything, routing included: a request that waits for its turn costs little.
+    app.asgi_handler = LoopRounds(app.asgi_handler)
+    return app
