@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 # Requests whose work starts in one round of the loop (see above for the figures).
@@ -37,7 +38,7 @@ class LoopRounds:
         self._round_ends = False  # `_next_round` is scheduled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == ScopeType.HTTP:
             self._on_this_loop()
             if self._waiting or self._left <= 0:
                 waiter = asyncio.get_running_loop().create_future()
