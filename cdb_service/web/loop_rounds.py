@@ -27,51 +27,70 @@ PER_ROUND = 4
 
 
 class LoopRounds:
-    """ASGI middleware around the whole app (`app.create_app`)."""
+    """ASGI middleware around the whole app (`app.create_app`). Each event loop that runs
+    the app has rounds of its own: a worker has one, but an app started again, or served
+    from a thread beside a test's loop, runs on another."""
 
     def __init__(self, app: ASGIApp, per_round: int = PER_ROUND) -> None:
         self.app = app
         self.per_round = per_round
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._left = per_round
-        self._waiting: deque[asyncio.Future[None]] = deque()
-        self._round_ends = False  # `_next_round` is scheduled
+        self._last: _Rounds | None = None
+        self._by_loop: dict[int, _Rounds] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
-            self._on_this_loop()
-            if self._waiting or self._left <= 0:
-                waiter = asyncio.get_running_loop().create_future()
-                self._waiting.append(waiter)
-                self._end_round()
-                await waiter  # cancelled (client gone, shutdown): `_next_round` skips it
-            else:
-                self._left -= 1
-                self._end_round()
+            await self._rounds().turn()
         await self.app(scope, receive, send)
 
-    def _on_this_loop(self) -> None:
-        """A new loop (the app started again, a test's loop) starts afresh: what waited on
-        the old one is gone with it."""
+    def _rounds(self) -> _Rounds:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._loop, self._left, self._round_ends = loop, self.per_round, False
-            self._waiting = deque()
+        rounds = self._last
+        if rounds is None or rounds.loop is not loop:
+            rounds = self._by_loop.get(id(loop))
+            if rounds is None or rounds.loop is not loop:
+                # Closed loops go (what waited on one went with it), so ids are not reused.
+                live = {key: r for key, r in self._by_loop.items() if not r.loop.is_closed()}
+                rounds = live[id(loop)] = _Rounds(loop, self.per_round)
+                self._by_loop = live
+            self._last = rounds
+        return rounds
+
+
+class _Rounds:
+    """One loop's allowance and the requests waiting on it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, per_round: int) -> None:
+        self.loop = loop
+        self.per_round = per_round
+        self.left = per_round
+        self.waiting: deque[asyncio.Future[None]] = deque()
+        self.round_ends = False  # `_next_round` is scheduled
+
+    async def turn(self) -> None:
+        """Return when this request may start its work."""
+        if self.waiting or self.left <= 0:
+            waiter = self.loop.create_future()
+            self.waiting.append(waiter)
+            self._end_round()
+            await waiter  # cancelled (client gone, shutdown): `_next_round` skips it
+        else:
+            self.left -= 1
+            self._end_round()
 
     def _end_round(self) -> None:
         """The next round of the loop gives a new allowance (one call per round)."""
-        if not self._round_ends:
-            self._round_ends = True
-            asyncio.get_running_loop().call_soon(self._next_round)
+        if not self.round_ends:
+            self.round_ends = True
+            self.loop.call_soon(self._next_round)
 
     def _next_round(self) -> None:
-        self._round_ends = False
-        self._left = self.per_round
-        while self._waiting and self._left > 0:
-            waiter = self._waiting.popleft()
+        self.round_ends = False
+        self.left = self.per_round
+        while self.waiting and self.left > 0:
+            waiter = self.waiting.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-                self._left -= 1
+                self.left -= 1
         # Those released work in the next round: that one must give an allowance too.
-        if self._waiting or self._left < self.per_round:
+        if self.waiting or self.left < self.per_round:
             self._end_round()

@@ -50,7 +50,7 @@ async def test_a_worker_that_is_not_busy_serves_at_once() -> None:
     for n in range(10):  # one at a time, never 4 in one round
         await app(_request(n), None, None)
         assert recorded.served[-1] == n
-    assert not app._waiting
+    assert not app._rounds().waiting
 
 
 async def test_a_request_that_gives_up_waiting_holds_no_one_up() -> None:
@@ -82,6 +82,31 @@ def test_the_app_started_again_on_a_new_loop_serves() -> None:
     assert recorded.served[-5:] == [0, 1, 2, 3, 4]
 
 
+def test_a_loop_that_pauses_keeps_its_waiting_requests_while_another_serves() -> None:
+    """One app on two loops (served from a thread beside a test's own loop): requests
+    waiting on one loop are not lost when the other serves in between."""
+    recorded = _Recording()
+    app = LoopRounds(recorded, per_round=2)
+    first = asyncio.new_event_loop()
+    try:
+
+        async def arrive_and_pause() -> list[asyncio.Task[None]]:
+            tasks = await _arrive(app, 10)
+            await asyncio.sleep(0)  # two served, eight waiting on this loop
+            return tasks
+
+        waiting = first.run_until_complete(arrive_and_pause())
+
+        async def other() -> None:
+            await asyncio.gather(*[app(_request(100 + n), None, None) for n in range(5)])
+
+        asyncio.run(other())  # meanwhile, another loop serves
+        first.run_until_complete(asyncio.wait_for(asyncio.gather(*waiting), timeout=5))
+    finally:
+        first.close()
+    assert recorded.served == [0, 1, 100, 101, 102, 103, 104, *range(2, 10)]
+
+
 async def test_lifespan_and_other_scopes_pass_untouched() -> None:
     seen: list[str] = []
 
@@ -90,4 +115,4 @@ async def test_lifespan_and_other_scopes_pass_untouched() -> None:
 
     app = LoopRounds(inner, per_round=1)
     await asyncio.gather(*(app({"type": kind}, None, None) for kind in ("lifespan",) * 5))
-    assert seen == ["lifespan"] * 5 and app._left == 1
+    assert seen == ["lifespan"] * 5 and app._rounds().left == 1
