@@ -20,11 +20,7 @@ from cdb_service.lookup import query, resolver
 from cdb_service.lookup.deps import lookup_of
 from cdb_service.security.policy import require_read
 from cdb_service.web.conditional import none_match
-from cdb_service.web.fast_path import FastAnswer, Route
-
-# Whole answers are remembered by their query string up to this length (the cache's size
-# in entries is the answer cache's, `follower.ANSWER_CACHE_SIZE`).
-REMEMBERED_QUERY_BYTES = 256
+from cdb_service.web.fast_path import REMEMBERED_QUERY_BYTES, FastAnswer, Route
 
 
 def resolve(scope: Scope, params: dict[str, str]) -> FastAnswer | None:
@@ -43,7 +39,8 @@ def resolve(scope: Scope, params: dict[str, str]) -> FastAnswer | None:
         return query.etag(index, asked.date), body
 
     raw: bytes = scope.get("query_string", b"")
-    if len(raw) > REMEMBERED_QUERY_BYTES:  # no question needs that many: not kept
+    # (As many kept as the answer cache holds, `follower.ANSWER_CACHE_SIZE`.)
+    if len(raw) > REMEMBERED_QUERY_BYTES:  # not kept: answered as before
         tag, body = answered()
     else:  # the same query string on the same day asks the same question of this revision
         tag, body = lookup.prepared(index, (raw, today()), answered)

@@ -45,9 +45,11 @@ class Route:
     parameters: frozenset[str]
 
 
-# Parsed query strings are remembered (clients repeat theirs): this many, this long.
+# Parsed query strings are remembered (clients repeat theirs): this many. Query strings
+# up to REMEMBERED_QUERY_BYTES long are remembered, here and by a route that keeps its
+# whole answers (`lookup/fast.py`); a longer one is read anew each time.
 QUERY_MEMO_SIZE = 4096
-QUERY_MEMO_BYTES = 256
+REMEMBERED_QUERY_BYTES = 256
 
 _JSON = (b"", b"*/*", b"application/json", b"application/*")
 
@@ -115,7 +117,7 @@ class FastPath:
     def _query(self, scope: Scope, route: Route) -> dict[str, str] | None:
         """`query_of`, remembered for short query strings (a route only reads the dict)."""
         raw: bytes = scope.get("query_string", b"")
-        if len(raw) > QUERY_MEMO_BYTES:
+        if len(raw) > REMEMBERED_QUERY_BYTES:
             return query_of(scope, route.parameters)
         key = (scope["path"], raw)
         try:
