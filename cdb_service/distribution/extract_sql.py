@@ -20,9 +20,10 @@ from cdb_service.db.base import COMMON_FIELDS, DateTimeUTC
 from cdb_service.registry.kinds.spec import KindSpec
 
 # PostgreSQL's lines: rows per cursor fetch, first and at most; between, as many as
-# FETCH_BYTES holds at the largest line of the kind seen so far (an entry is at most
-# 2 MiB, so a fetch of small lines never waits behind a few huge ones, nor holds them).
-FIRST_FETCH = 64
+# FETCH_BYTES holds at the largest line of the kind seen so far, one at least (an entry
+# is at most 2 MiB: a fetch of small lines never waits behind a few huge ones, and a
+# fetch of huge ones holds a few MiB, not a hundred).
+FIRST_FETCH = 16
 MAX_FETCH = 2000
 FETCH_BYTES = 4 * 1024 * 1024
 
@@ -75,7 +76,14 @@ def line_sql(kind: KindSpec, by_owner: bool) -> str | None:
     parts.append(_sql_text("}}"))
     where = " WHERE owner = $1" if by_owner else ""
     line = " || ".join(parts)
-    return f"SELECT convert_to({line}, 'UTF8') FROM \"{table.name}\"{where} ORDER BY id"
+    # The rows are put in order first (OFFSET 0 keeps the subquery apart), and each line
+    # is written as its row comes out: sorting the lines themselves had the database
+    # write the whole kind's text (tens of MB, to disk past work_mem) before the first
+    # row, while the service waited, and then wait while the service chained them.
+    return (
+        f"SELECT convert_to({line}, 'UTF8') FROM (SELECT * FROM \"{table.name}\"{where} "
+        f'ORDER BY id OFFSET 0) AS "{table.name}" ORDER BY id'
+    )
 
 
 def as_of_line_sql(kind: KindSpec, by_owner: bool) -> str:
@@ -104,11 +112,19 @@ def as_of_line_sql(kind: KindSpec, by_owner: bool) -> str:
 
 async def lines_from_database(session: AsyncSession, sql: str, arguments: Sequence[Any] = ()
                               ) -> AsyncIterator[bytes]:  # fmt: skip
+    """The lines of `batches_from_database`, one by one."""
+    async for lines in batches_from_database(session, sql, arguments):
+        for line in lines:
+            yield line
+
+
+async def batches_from_database(session: AsyncSession, sql: str, arguments: Sequence[Any] = ()
+                                ) -> AsyncIterator[list[bytes]]:  # fmt: skip
     """The lines `line_sql` (or `as_of_line_sql`) writes, given its `arguments` ($1, $2),
-    through a cursor of the snapshot's transaction (the
-    driver's own: no per-row work on the way), in fetches of about FETCH_BYTES. The next
-    fetch is asked for before the lines of this one go out, so the database writes it
-    while they are chained and sent (two fetches held at most)."""
+    through a cursor of the snapshot's transaction (the driver's own: no per-row work on
+    the way), a fetch of about FETCH_BYTES at a time. The next fetch is sent before the
+    lines of this one are handed on, so the database writes it while they are chained,
+    deflated and sent (two fetches held at most)."""
     connection = await session.connection()
     driver: Any = (await connection.get_raw_connection()).driver_connection
     if not driver.is_in_transaction():  # SQLAlchemy's BEGIN waits for its first statement
@@ -122,10 +138,11 @@ async def lines_from_database(session: AsyncSession, sql: str, arguments: Sequen
             pending = None
             if len(records) == asked:
                 largest = max(largest, *(len(line) for (line,) in records))
-                rows = max(FIRST_FETCH, min(MAX_FETCH, FETCH_BYTES // largest))
+                rows = max(1, min(MAX_FETCH, FETCH_BYTES // largest))
                 pending = asyncio.ensure_future(cursor.fetch(rows))
-            for (line,) in records:
-                yield line
+                await asyncio.sleep(0)  # the fetch goes out now, not when awaited
+            if records:
+                yield [line for (line,) in records]
     finally:
         if pending is not None:  # the reader left early: the connection is free again after
             await asyncio.wait([pending])

@@ -8,14 +8,16 @@ a JWS over both and the revision.
 Entries are read in chunks inside one read transaction (REPEATABLE READ on
 PostgreSQL), so memory stays flat however large the registry is. On PostgreSQL the
 current entries' lines are written by the database itself (`extract_sql.line_sql`: the same bytes
-the Python encoding gives) and fetched through a cursor in chunks sized by their bytes,
-so a row costs the service one hash and one copy, as `psql \\copy` costs psql one write;
+the Python encoding gives) and fetched through a cursor in chunks sized by their bytes;
 so are the lines of the past (`extract_sql.as_of_line_sql`), where the document is the
-text the database holds.
+text the database holds. A row then costs the service its two hashes (link and digest)
+and one copy, done a fetch at a time in a worker thread, so the database writes the next
+fetch meanwhile and the event loop stays free for other requests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -30,7 +32,7 @@ from cdb_service.db import personal
 from cdb_service.db import revisions as rev
 from cdb_service.db.base import COMMON_FIELDS
 from cdb_service.db.documents import document_of, to_json_value
-from cdb_service.distribution.extract_sql import as_of_line_sql, line_sql, lines_from_database
+from cdb_service.distribution.extract_sql import as_of_line_sql, batches_from_database, line_sql
 from cdb_service.kernel import hash_chain
 from cdb_service.registry.kinds import APPLY_ORDER, KINDS
 from cdb_service.registry.kinds.spec import KindSpec
@@ -69,16 +71,23 @@ class SignedLines:
         self.digest.update(line)
         return line
 
-    def item_bytes(self, body: bytes) -> bytes | None:
-        """`item` of a JSON object's UTF-8 text (as the database wrote it): the same line,
-        never decoded."""
-        self.chain = hash_chain.link_bytes(self.chain, body)
-        line = b"".join((body[:-1], b',"chain":"', self.chain.encode(), b'"}\n'))
-        self.digest.update(line)
-        self.count += 1
-        self._batch.append(line)
-        self._size += len(line)
-        return self.flush() if self._size >= FLUSH_BYTES else None
+    def items_bytes(self, bodies: list[bytes]) -> bytes:
+        """The lines of JSON objects' UTF-8 texts (as the database wrote them, never
+        decoded), chained, counted and digested, as one write. A fetch's worth at a time,
+        in a worker thread (`stream_extract`): hashlib lets go of the GIL over large
+        texts, so the event loop meanwhile takes in the next fetch. Each text is read
+        twice (its link, the digest) and copied once, into the write."""
+        parts: list[bytes | memoryview] = []
+        digest, chain = self.digest, self.chain
+        for body in bodies:
+            chain = hash_chain.link_bytes(chain, body)
+            line = (memoryview(body)[:-1], b',"chain":"', chain.encode(), b'"}\n')
+            for part in line:
+                digest.update(part)
+            parts += line
+        self.chain = chain
+        self.count += len(bodies)
+        return b"".join(parts)
 
     def header(self, value: dict[str, Any]) -> bytes:
         return self._line(value)
@@ -203,12 +212,10 @@ async def stream_extract(
         for kind in sorted(request.kinds, key=lambda k: APPLY_ORDER.index(k.name)):
             sql, arguments = _database_lines(kind, request, revision) if postgres else (None, [])
             if sql is not None:
-                # The database writes the lines; here each is chained and counted.
-                async for body in lines_from_database(session, sql, arguments):
-                    if written := lines.item_bytes(body):
-                        yield written
-                if rest := lines.flush():
-                    yield rest
+                # The database writes the lines; a fetch of them at a time is chained
+                # and counted in a worker thread while the database writes the next.
+                async for bodies in batches_from_database(session, sql, arguments):
+                    yield await asyncio.to_thread(lines.items_bytes, bodies)
                 continue
             if request.revision is None and not kind.private_fields:
                 # Nothing to leave out for anyone: lines straight from the rows.

@@ -18,4 +18,6 @@ def link(previous: str, text: str) -> str:
 
 def link_bytes(previous: str, text: bytes) -> str:
     """`link` of a text already UTF-8 (the same value, without decoding it first)."""
-    return hashlib.sha256(b"".join((previous.encode(), b"\n", text))).hexdigest()
+    digest = hashlib.sha256(f"{previous}\n".encode())
+    digest.update(text)
+    return digest.hexdigest()

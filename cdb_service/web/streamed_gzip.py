@@ -13,6 +13,7 @@ middleware's `exclude_opt_key` skips, and answer with `gzip_stream`. Each write 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ from litestar.response import Stream
 OWN_GZIP = "own_gzip"  # a route's opt: it compresses its answer itself
 LEVEL = 1  # of ISA-L's 0-3
 GZIP_WBITS = 31  # zlib's window of 2**15 with a gzip header and trailer
+THREAD_BYTES = 64 * 1024  # writes this large are deflated off the event loop
 
 
 def accepts_gzip(request: Request[Any, Any, Any]) -> bool:
@@ -40,8 +42,18 @@ def accepts_gzip(request: Request[Any, Any, Any]) -> bool:
 
 async def gzipped(chunks: AsyncIterator[bytes], level: int = LEVEL) -> AsyncIterator[bytes]:
     compressor = isal_zlib.compressobj(level, isal_zlib.DEFLATED, GZIP_WBITS)
+
+    def deflate(chunk: bytes) -> bytes:
+        return compressor.compress(chunk) + compressor.flush(isal_zlib.Z_SYNC_FLUSH)
+
     async for chunk in chunks:
-        yield compressor.compress(chunk) + compressor.flush(isal_zlib.Z_SYNC_FLUSH)
+        # A fetch's worth of an extract (megabytes) takes milliseconds to deflate: in a
+        # worker thread (ISA-L lets go of the GIL), the event loop serves meanwhile.
+        yield (
+            await asyncio.to_thread(deflate, chunk)
+            if len(chunk) >= THREAD_BYTES
+            else deflate(chunk)
+        )
     yield compressor.flush()
 
 
