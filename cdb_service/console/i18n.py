@@ -35,6 +35,7 @@ from litestar.datastructures import Cookie
 
 from cdb_service.kernel import codes
 from cdb_service.kernel.resources import packaged
+from cdb_service.web.qvalues import accepted
 
 DEFAULT = "en"
 # The person's choice, remembered like an operator's choice of owner (a choice, no secret).
@@ -153,19 +154,8 @@ def code_name(code_list: str, code: Any, *, short: bool = False) -> str:
 
 def negotiated(header: str) -> str:
     """The best of the catalogues for an Accept-Language header (q-values honoured)."""
-    wanted = []
-    for part in header.split(","):
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                quality = 0.0
-        if tag.strip() and quality > 0:
-            wanted.append((quality, tag.strip().replace("-", "_")))
-    ordered = [tag for _, tag in sorted(wanted, key=lambda pair: -pair[0])]
-    return negotiate_locale(ordered, list(available())) or DEFAULT
+    wanted = [tag.replace("-", "_") for tag in accepted(header)]
+    return negotiate_locale(wanted, list(available())) or DEFAULT
 
 
 def chosen(request: Request[Any, Any, Any]) -> str:

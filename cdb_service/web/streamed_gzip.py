@@ -21,6 +21,8 @@ from isal import isal_zlib
 from litestar import Request
 from litestar.response import Stream
 
+from cdb_service.web.qvalues import accepted
+
 OWN_GZIP = "own_gzip"  # a route's opt: it compresses its answer itself
 LEVEL = 1  # of ISA-L's 0-3
 GZIP_WBITS = 31  # zlib's window of 2**15 with a gzip header and trailer
@@ -29,15 +31,8 @@ THREAD_BYTES = 64 * 1024  # writes this large are deflated off the event loop
 
 def accepts_gzip(request: Request[Any, Any, Any]) -> bool:
     """Gzip among the accepted encodings, not refused with q=0."""
-    for item in request.headers.get("accept-encoding", "").split(","):
-        coding, _, params = item.partition(";")
-        if coding.strip().lower() in ("gzip", "x-gzip"):
-            quality = params.strip().removeprefix("q=").strip() or "1"
-            try:
-                return float(quality) > 0
-            except ValueError:
-                return True
-    return False
+    codings = accepted(request.headers.get("accept-encoding", ""))
+    return any(coding.lower() in ("gzip", "x-gzip") for coding in codings)
 
 
 async def gzipped(chunks: AsyncIterator[bytes], level: int = LEVEL) -> AsyncIterator[bytes]:

@@ -1,0 +1,27 @@
+"""Weighted list headers (RFC 9110 §12.4.2), read one way for every header that has them:
+`Accept-Language` (the console's language) and `Accept-Encoding` (the streamed gzip).
+
+`Accept` is litestar's (`web/negotiation.py`): media ranges have wildcards and
+specificity besides weights."""
+
+from __future__ import annotations
+
+
+def accepted(header: str) -> list[str]:
+    """The items a client accepts, the most wanted first (ties in the order given): an
+    item weighted `q=0` is refused, and so is one whose weight cannot be read (`q=abc`,
+    `q=nan`), since the client meant to weigh it and its weight is unknown."""
+    wanted: list[tuple[float, int, str]] = []
+    for position, part in enumerate(header.split(",")):
+        item, *params = part.split(";")
+        weight = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if item.strip() and weight > 0:  # NaN is not > 0
+            wanted.append((-weight, position, item.strip()))
+    return [item for _, _, item in sorted(wanted)]
