@@ -6,8 +6,10 @@ workers); wrk, a separate process, drives `GET /api/v1/resolve` with a client
 certificate header and a bound token (so identity and token checks are in the
 measured path), and the same app's `/health/live` as the reference. Both at
 10,000 and at 1,000,000 geo keys; the resident memory of every worker at each, the
-event loop's lag p99 during each shape's runs ("event-loop lag p99 (…)", from the
-workers' `cdb_event_loop_lag_seconds`), and for one worker the resolve runs' own
+event loop's lag p99 during each shape's resolve runs ("event-loop lag p99 (…, during
+the resolve runs)", from the workers' `cdb_event_loop_lag_seconds`) beside that during
+its `/health/live` runs (the reference: what the machine and trivial requests give),
+and for one worker the resolve runs' own
 p99 ÷ p50 ("resolve p99 ÷ p50 (1 worker pinned, 64 connections)", in `rps`, unit ×).
 Beside the pinned lag, one resolve run at 4 connections ("event-loop lag p99 (1 worker
 pinned, resolve at 4 connections)"): at 4 the loop idles between requests, so what
@@ -217,6 +219,9 @@ class Paired:
 
     reference: list[Load]
     target: list[Load]
+    # The workers' event-loop lag samples taken during each side's runs, by bucket.
+    reference_lag: dict[float, float] = field(default_factory=dict)
+    target_lag: dict[float, float] = field(default_factory=dict)
 
     @property
     def ratios(self) -> list[float]:
@@ -257,8 +262,12 @@ def paired(url: str, reference: Path, target: Path, args: argparse.Namespace,
         warm_up(url, target, args, cpu)
     out = Paired([], [])
     for _ in range(args.repeats):
-        out.reference.append(wrk(url, reference, args.connections, args.seconds, cpu))
-        out.target.append(wrk(url, target, args.connections, args.seconds, cpu))
+        for script, loads, lag in ((reference, out.reference, out.reference_lag),
+                                   (target, out.target, out.target_lag)):  # fmt: skip
+            before = shared_index.lag_buckets(url)
+            loads.append(wrk(url, script, args.connections, args.seconds, cpu))
+            for bound, count in shared_index.lag_since(url, before).items():
+                lag[bound] = lag.get(bound, 0.0) + count
     return out
 
 
@@ -540,10 +549,8 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[Row]) -> None:
                     # CDB_BENCH_PROFILE=FILE: a py-spy profile of one worker (first resolve run).
                     profiler = _profile(service, args.seconds)
                     warm_up(service.url, resolve_script, args, shape.wrk_cpu)
-                    lag = shared_index.lag_buckets(service.url)  # the measured runs only
                     runs = paired(service.url, live_script, resolve_script, args, shape.wrk_cpu,
                                   warm=False)  # fmt: skip
-                    lag_row = shared_index.lag_row(service.url, lag, f"{keys:,}", shape.name)
                     if profiler is not None:
                         profiler.wait()
                     rss = worker_rss_mib(service.process.pid)
@@ -554,7 +561,7 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[Row]) -> None:
                         by_workers[shape.workers] = pair
                     if shape.workers == 1:
                         rows.append(tail_row(f"{keys:,}", shape.name, runs.target, args))
-                    rows.append(Row(**lag_row))
+                    rows += lag_rows(runs, f"{keys:,}", shape.name)
                     if shape.pinned:
                         rows.append(light_lag_row(service.url, resolve_script, args,
                                                   f"{keys:,}", shape))  # fmt: skip
@@ -576,6 +583,21 @@ def bench_resolve(args: argparse.Namespace, tmp: Path, rows: list[Row]) -> None:
         admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
+def lag_rows(runs: Paired, size: str, shape: str) -> list[Row]:
+    """The workers' event-loop lag p99 during the resolve runs (the goal's figure) and,
+    as its reference, during the `/health/live` runs of the same pairs: the lag that the
+    machine (CPUs shared with wrk and the other workers) and the serving of trivial
+    requests give, which no work of the resolve's can remove. `ratio`: resolve ÷ reference."""
+    reference = shared_index.lag_row(runs.reference_lag, size, f"event-loop lag p99 ({shape}, "
+                                     "during the /health/live runs, reference)")  # fmt: skip
+    target = shared_index.lag_row(
+        runs.target_lag, size, f"event-loop lag p99 ({shape}, during the resolve runs)"
+    )
+    if reference["p99_ms"] and target["p99_ms"] is not None:
+        target["ratio"] = target["p99_ms"] / reference["p99_ms"]
+    return [Row(**reference), Row(**target)]
+
+
 # At this many connections the loop idles between requests: its lag is work that is
 # not a request, told apart from the rounds of requests at 64 (web/loop_rounds.py).
 LIGHT_CONNECTIONS = 4
@@ -587,10 +609,9 @@ def light_lag_row(url: str, script: Path, args: argparse.Namespace, size: str,
     run at `LIGHT_CONNECTIONS` connections."""
     before = shared_index.lag_buckets(url)
     load = wrk(url, script, LIGHT_CONNECTIONS, args.seconds, shape.wrk_cpu)
-    row = shared_index.lag_row(url, before, size, shape.name)
-    row["endpoint"] = (
-        f"event-loop lag p99 ({shape.name}, resolve at {LIGHT_CONNECTIONS} connections)"
-    )
+    row = shared_index.lag_row(shared_index.lag_since(url, before), size,
+                               f"event-loop lag p99 ({shape.name}, resolve at "
+                               f"{LIGHT_CONNECTIONS} connections)")  # fmt: skip
     row["note"] += (
         f"; {load.rps:,.0f} resolves/s, p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms"
     )

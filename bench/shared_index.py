@@ -195,16 +195,24 @@ def lag_buckets(url: str) -> dict[float, float]:
     return buckets
 
 
-def lag_row(url: str, before: dict[float, float], size: str, shape: str) -> dict[str, Any]:
-    """The event loop's lag p99 over the samples taken since `before` (the upper bound of
-    the bucket it falls in: the histogram's resolution)."""
-    after = lag_buckets(url)
-    since = {bound: count - before.get(bound, 0.0) for bound, count in after.items()}
+def lag_since(url: str, before: dict[float, float]) -> dict[float, float]:
+    """The lag samples taken since `before` (a `lag_buckets`), by bucket."""
+    return {bound: count - before.get(bound, 0.0) for bound, count in lag_buckets(url).items()}
+
+
+def lag_p99_ms(since: dict[float, float]) -> float | None:
+    """The upper bound of the bucket the 99th percentile falls in (the histogram's
+    resolution), in ms; None without samples."""
     total = since.get(float("inf"), 0.0)
     p99 = next((b for b in sorted(since) if since[b] >= 0.99 * total), None) if total else None
-    endpoint = f"event-loop lag p99 ({shape}, during the resolve and reference runs)"
+    return None if p99 is None else p99 * 1000
+
+
+def lag_row(since: dict[float, float], size: str, endpoint: str) -> dict[str, Any]:
+    """A `results.json` row of the event loop's lag p99 over the samples `since` holds."""
+    total = since.get(float("inf"), 0.0)
     return {"size": size, "endpoint": endpoint,
-            "rps": None, "p50_ms": None, "p99_ms": None if p99 is None else p99 * 1000,
+            "rps": None, "p50_ms": None, "p99_ms": lag_p99_ms(since),
             "ratio": None, "rss_mib": [], "ratio_spread": None, "runs": 1, "errors": 0,
             "unit": "", "note": f"{total:.0f} samples (every 0.1 s per worker); the upper "
             "bound of the histogram bucket the 99th percentile falls in"}  # fmt: skip
