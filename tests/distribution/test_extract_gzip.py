@@ -46,7 +46,9 @@ async def test_a_gzipped_extract_verifies_and_plain_is_asked_for_plainly(
 
 
 async def test_the_stream_is_one_gzip_member_each_write_readable_at_once() -> None:
-    writes = [b'{"a":1}\n' * 1000, b'{"b":2}\n', b'{"c":3}\n' * 50]
+    # A fetch's worth (deflated in a worker thread), then small writes (deflated at once).
+    large = streamed_gzip.THREAD_BYTES // 8 + 1
+    writes = [b'{"a":1}\n' * large, b'{"b":2}\n', b'{"c":3}\n' * 50, b'{"d":4}\n' * large]
 
     async def chunks() -> Any:
         for write in writes:
