@@ -239,7 +239,7 @@ class IndexFollower:
             and (index.revision, index.gazetteer.identity) != self._mapped_as
         ):
             self._renew_looked = now
-            self._renewing = _in_daemon_thread(shared.renew, self.renew_every_s)
+            self._renewing = _in_daemon_thread(shared.renew, self._renew_due_s(index))
         if self._renewing is not None and self._renewing.done():
             with contextlib.suppress(Exception):  # logged there: it is tried again later
                 self._renewing.result()
@@ -260,6 +260,17 @@ class IndexFollower:
                 metrics.LOOKUP_SNAPSHOTS.labels("mapped").inc()
                 log.info("lookup index swapped for the host's new snapshot",
                          revision=found.index.revision)  # fmt: skip
+
+    def _renew_due_s(self, index: LookupIndex) -> float:
+        """How old the host's snapshot may grow before this worker renews it: the
+        setting's interval, unless the keys changed since it (the overlay, a dict per
+        worker, copied with every page of the feed) outgrow OVERLAY_RENEW_KEYS. Then soon
+        (an import of a country's courts, a worker started on a snapshot from before
+        one): each worker would otherwise hold its own copy of what the next snapshot
+        shares, for up to the whole interval."""
+        if len(index.geo) > OVERLAY_RENEW_KEYS:
+            return min(self.renew_every_s, OVERLAY_RENEW_AGE_S)
+        return self.renew_every_s
 
     async def _follow(self) -> None:
         failed = 0
@@ -319,6 +330,11 @@ class IndexFollower:
 
 
 RENEW_LOOK_S = 5.0
+# About 10 MiB of overlay per worker (a key, its tuple of slots and the dict's entry); a
+# snapshot at most every OVERLAY_RENEW_AGE_S while one is that large (an import lasting
+# minutes renews it a few times, not with every page).
+OVERLAY_RENEW_KEYS = 50_000
+OVERLAY_RENEW_AGE_S = 30.0
 BUILD_RETRY_MAX_S = 30.0
 T = TypeVar("T")
 

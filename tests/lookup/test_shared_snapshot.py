@@ -327,3 +327,50 @@ async def test_after_writes_one_worker_renews_the_snapshot_and_every_worker_swap
     finally:
         for follower in followers:
             await follower.stop()
+
+
+async def test_a_large_change_is_shared_in_a_new_snapshot_long_before_the_interval(
+    settings: Settings, services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys changed after the snapshot live in each worker's overlay: a few wait for the
+    interval's renewal, but many (an import, a worker started on a snapshot from before
+    one) are written into a new snapshot that every worker maps, within seconds."""
+    from cdb_service.lookup import follower as following
+
+    monkeypatch.setattr(following, "OVERLAY_RENEW_KEYS", 5)
+    monkeypatch.setattr(following, "OVERLAY_RENEW_AGE_S", 0.2)
+    monkeypatch.setattr(following, "RENEW_LOOK_S", 0.05)
+    await _registry(services, courts=1)
+    path = tmp_path / "lookup-index.snap"
+    follower = IndexFollower(services.settings, interval=0.05, shared=_shared(settings, path),
+                             renew_every_s=3600)  # fmt: skip
+    await follower.start()
+
+    async def overlaid(key: str) -> bool:
+        for _ in range(100):
+            if follower.index is not None and key in follower.index.geo:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    try:
+        built = _count("built")
+        await _court(services, 1)  # one key
+        assert await overlaid("DEp10116")
+        await asyncio.sleep(1)
+        assert _count("built") == built  # a few keys: the interval's renewal
+        geo = [{"scheme": "postal-code", "code": f"{10200 + n}"} for n in range(10)]
+        wide = factories.criterion(ref="wide", authority_code="DE:COURT-0", geo=geo)
+        await _create(services, "jurisdiction-criteria", wide)
+        for _ in range(200):
+            index = follower.index
+            mapped = index is not None and index.built_geo.get(b"DEp10209") and not index.geo
+            if mapped and _count("built") > built:  # counted once its builder has exited
+                break
+            await asyncio.sleep(0.1)
+        assert _count("built") == built + 1
+        assert follower.index is not None and not follower.index.geo  # nothing overlaid
+        query = QUERY | {"postal_code": "10209"}
+        assert _codes(resolve(follower.index, resolve_query(query))) == ["DE:COURT-0"]
+    finally:
+        await follower.stop()
