@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -114,7 +114,7 @@ def as_of_line_sql(kind: KindSpec, by_owner: bool) -> str:
 
 
 async def lines_from_database(session: AsyncSession, sql: str, arguments: Sequence[Any] = ()
-                              ) -> AsyncIterator[bytes]:  # fmt: skip
+                              ) -> AsyncGenerator[bytes, None]:  # fmt: skip
     """The lines of `batches_from_database`, one by one."""
     async with aclosing(batches_from_database(session, sql, arguments)) as batches:
         async for lines in batches:
@@ -123,7 +123,7 @@ async def lines_from_database(session: AsyncSession, sql: str, arguments: Sequen
 
 
 async def batches_from_database(session: AsyncSession, sql: str, arguments: Sequence[Any] = ()
-                                ) -> AsyncIterator[list[bytes]]:  # fmt: skip
+                                ) -> AsyncGenerator[list[bytes], None]:  # fmt: skip
     """The lines `line_sql` (or `as_of_line_sql`) writes, given its `arguments` ($1, $2),
     through a cursor of the snapshot's transaction (the driver's own: no per-row work on
     the way), a fetch of about FETCH_BYTES at a time. The next fetch is sent before the

@@ -240,8 +240,8 @@ async def stream_extract(
                 # snapshot's rollback needs the connection.
                 async with aclosing(batches_from_database(session, sql, arguments)) as batches:
                     async for bodies in batches:
-                        async for written in _chained(lines, bodies):
-                            yield written
+                        async for chained in _chained(lines, bodies):
+                            yield chained
                 continue
             if request.revision is None and not kind.private_fields:
                 # Nothing to leave out for anyone: lines straight from the rows.
