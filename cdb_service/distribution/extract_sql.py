@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, Integer, String, Uuid, literal, select
@@ -20,9 +21,11 @@ from cdb_service.db.base import COMMON_FIELDS, DateTimeUTC
 from cdb_service.registry.kinds.spec import KindSpec
 
 # PostgreSQL's lines: rows per cursor fetch, first and at most; between, as many as
-# FETCH_BYTES holds at the largest line of the kind seen so far, one at least (an entry
-# is at most 2 MiB: a fetch of small lines never waits behind a few huge ones, and a
-# fetch of huge ones holds a few MiB, not a hundred).
+# FETCH_BYTES holds at the largest line of the kind seen so far, one at least. An entry
+# is at most 2 MiB: a fetch of small lines never waits behind a few huge ones, and the
+# first fetch of huge ones is 32 MiB, the next ones 4 MiB (before, at least 64 rows:
+# 128 MiB). An extract holds about three fetches' worth: the one being chained, its
+# chained copy, and the next one arriving.
 FIRST_FETCH = 16
 MAX_FETCH = 2000
 FETCH_BYTES = 4 * 1024 * 1024
@@ -111,20 +114,22 @@ def as_of_line_sql(kind: KindSpec, by_owner: bool) -> str:
 
 
 async def lines_from_database(session: AsyncSession, sql: str, arguments: Sequence[Any] = ()
-                              ) -> AsyncIterator[bytes]:  # fmt: skip
+                              ) -> AsyncGenerator[bytes, None]:  # fmt: skip
     """The lines of `batches_from_database`, one by one."""
-    async for lines in batches_from_database(session, sql, arguments):
-        for line in lines:
-            yield line
+    async with aclosing(batches_from_database(session, sql, arguments)) as batches:
+        async for lines in batches:
+            for line in lines:
+                yield line
 
 
 async def batches_from_database(session: AsyncSession, sql: str, arguments: Sequence[Any] = ()
-                                ) -> AsyncIterator[list[bytes]]:  # fmt: skip
+                                ) -> AsyncGenerator[list[bytes], None]:  # fmt: skip
     """The lines `line_sql` (or `as_of_line_sql`) writes, given its `arguments` ($1, $2),
     through a cursor of the snapshot's transaction (the driver's own: no per-row work on
     the way), a fetch of about FETCH_BYTES at a time. The next fetch is sent before the
     lines of this one are handed on, so the database writes it while they are chained,
-    deflated and sent (two fetches held at most)."""
+    deflated and sent. Close it (`contextlib.aclosing`) when leaving early: the fetch
+    under way is waited for, and the connection is free for the snapshot's rollback."""
     connection = await session.connection()
     driver: Any = (await connection.get_raw_connection()).driver_connection
     if not driver.is_in_transaction():  # SQLAlchemy's BEGIN waits for its first statement

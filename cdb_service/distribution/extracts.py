@@ -22,6 +22,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,10 +74,9 @@ class SignedLines:
 
     def items_bytes(self, bodies: list[bytes]) -> bytes:
         """The lines of JSON objects' UTF-8 texts (as the database wrote them, never
-        decoded), chained, counted and digested, as one write. A fetch's worth at a time,
-        in a worker thread (`stream_extract`): hashlib lets go of the GIL over large
-        texts, so the event loop meanwhile takes in the next fetch. Each text is read
-        twice (its link, the digest) and copied once, into the write."""
+        decoded), chained, counted and digested, as one write: each text is read twice
+        (its link, the digest) and copied once, into the write. Long lines a fetch at a
+        time in a worker thread, short ones in slices on the loop (`_chained`)."""
         parts: list[bytes | memoryview] = []
         digest, chain = self.digest, self.chain
         for body in bodies:
@@ -194,6 +194,28 @@ def _database_lines(kind: KindSpec, request: ExtractRequest, revision: int
     return as_of_line_sql(kind, by_owner), [revision, *owner]
 
 
+# Lines at least this long on average are chained in a worker thread: hashlib lets go of
+# the GIL over a text of 2 KiB or more, so the event loop serves meanwhile. Shorter ones
+# are chained on the loop in writes of FLUSH_BYTES with a turn of the loop between: in a
+# thread they would hold the GIL, and the loop would wait up to the switch interval
+# (5 ms) each time it woke.
+THREAD_LINE_BYTES = 2048
+
+
+async def _chained(lines: SignedLines, bodies: list[bytes]) -> AsyncIterator[bytes]:
+    """A fetch of the database's lines chained, as writes (see THREAD_LINE_BYTES)."""
+    if sum(map(len, bodies)) >= THREAD_LINE_BYTES * len(bodies):
+        yield await asyncio.to_thread(lines.items_bytes, bodies)
+        return
+    start = size = 0
+    for end, body in enumerate(bodies, 1):
+        size += len(body)
+        if size >= FLUSH_BYTES or end == len(bodies):
+            yield lines.items_bytes(bodies[start:end])
+            start, size = end, 0
+            await asyncio.sleep(0)
+
+
 async def stream_extract(
     sessions: async_sessionmaker[AsyncSession], keys: SigningKeys, request: ExtractRequest
 ) -> AsyncIterator[bytes]:
@@ -212,10 +234,14 @@ async def stream_extract(
         for kind in sorted(request.kinds, key=lambda k: APPLY_ORDER.index(k.name)):
             sql, arguments = _database_lines(kind, request, revision) if postgres else (None, [])
             if sql is not None:
-                # The database writes the lines; a fetch of them at a time is chained
-                # and counted in a worker thread while the database writes the next.
-                async for bodies in batches_from_database(session, sql, arguments):
-                    yield await asyncio.to_thread(lines.items_bytes, bodies)
+                # The database writes the lines; here a fetch of them at a time is
+                # chained and counted while the database writes the next. Closed when
+                # the reader leaves, so that the fetch under way ends before the
+                # snapshot's rollback needs the connection.
+                async with aclosing(batches_from_database(session, sql, arguments)) as batches:
+                    async for bodies in batches:
+                        async for chained in _chained(lines, bodies):
+                            yield chained
                 continue
             if request.revision is None and not kind.private_fields:
                 # Nothing to leave out for anyone: lines straight from the rows.

@@ -81,6 +81,7 @@ class IndexFollower:
     _mapped: tuple[int, int] | None = None
     _renew_looked: float = field(default_factory=time.monotonic)
     _renewing: asyncio.Future[bool] | None = None
+    _renew_failures: int = 0
     # (revision, gazetteer identity) of the snapshot mapped: renewed only once the feed
     # has moved past it.
     _mapped_as: tuple[int, str] = (-1, "")
@@ -241,8 +242,14 @@ class IndexFollower:
             self._renew_looked = now
             self._renewing = _in_daemon_thread(shared.renew, self._renew_due_s(index))
         if self._renewing is not None and self._renewing.done():
-            with contextlib.suppress(Exception):  # logged there: it is tried again later
+            try:
                 self._renewing.result()
+                self._renew_failures = 0
+            except Exception:  # logged there: tried again later, less and less often
+                self._renew_failures = min(self._renew_failures + 1, 8)
+                self._renew_looked = now + min(
+                    RENEW_RETRY_MAX_S, RENEW_LOOK_S * 2**self._renew_failures
+                )
             self._renewing = None
         stamp = saved.stamp_of(shared.path)
         if stamp is None or stamp == self._mapped:
@@ -268,8 +275,10 @@ class IndexFollower:
         (an import of a country's courts, a worker started on a snapshot from before
         one): each worker would otherwise hold its own copy of what the next snapshot
         shares, for up to the whole interval."""
-        if len(index.geo) > OVERLAY_RENEW_KEYS:
-            return min(self.renew_every_s, OVERLAY_RENEW_AGE_S)
+        if len(index.geo) > OVERLAY_RENEW_KEYS and self.shared is not None:
+            # Builds some times their length apart, however long an import goes on.
+            spacing = max(OVERLAY_RENEW_AGE_S, BUILDS_APART * self.shared.last_build_s)
+            return min(self.renew_every_s, spacing)
         return self.renew_every_s
 
     async def _follow(self) -> None:
@@ -335,6 +344,8 @@ RENEW_LOOK_S = 5.0
 # minutes renews it a few times, not with every page).
 OVERLAY_RENEW_KEYS = 50_000
 OVERLAY_RENEW_AGE_S = 30.0
+BUILDS_APART = 4  # a large overlay's renewals: at least this many builds' time apart
+RENEW_RETRY_MAX_S = 300.0  # after failed renewals, the next try waits up to this
 BUILD_RETRY_MAX_S = 30.0
 T = TypeVar("T")
 

@@ -6,11 +6,16 @@ specificity besides weights."""
 
 from __future__ import annotations
 
+import re
+
+_QVALUE = re.compile(r"0(\.\d{0,3})?|1(\.0{0,3})?")
+
 
 def accepted(header: str) -> list[str]:
     """The items a client accepts, the most wanted first (ties in the order given): an
-    item weighted `q=0` is refused, and so is one whose weight cannot be read (`q=abc`,
-    `q=nan`), since the client meant to weigh it and its weight is unknown."""
+    item weighted `q=0` is refused, and so is one whose weight is not one (RFC 9110's
+    qvalue: 0 to 1, three decimals at most; not `q=abc`, `q=2`, `q=inf`), since the
+    client meant to weigh it and its weight is unknown."""
     wanted: list[tuple[float, int, str]] = []
     for position, part in enumerate(header.split(",")):
         item, *params = part.split(";")
@@ -18,10 +23,7 @@ def accepted(header: str) -> list[str]:
         for param in params:
             key, _, value = param.partition("=")
             if key.strip().lower() == "q":
-                try:
-                    weight = float(value)
-                except ValueError:
-                    weight = 0.0
-        if item.strip() and weight > 0:  # NaN is not > 0
+                weight = float(value) if _QVALUE.fullmatch(value.strip()) else 0.0
+        if item.strip() and weight > 0:
             wanted.append((-weight, position, item.strip()))
     return [item for _, _, item in sorted(wanted)]

@@ -14,7 +14,7 @@ middleware's `exclude_opt_key` skips, and answer with `gzip_stream`. Each write 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 from isal import isal_zlib
@@ -41,14 +41,18 @@ async def gzipped(chunks: AsyncIterator[bytes], level: int = LEVEL) -> AsyncIter
     def deflate(chunk: bytes) -> bytes:
         return compressor.compress(chunk) + compressor.flush(isal_zlib.Z_SYNC_FLUSH)
 
-    async for chunk in chunks:
-        # A fetch's worth of an extract (megabytes) takes milliseconds to deflate: in a
-        # worker thread (ISA-L lets go of the GIL), the event loop serves meanwhile.
-        yield (
-            await asyncio.to_thread(deflate, chunk)
-            if len(chunk) >= THREAD_BYTES
-            else deflate(chunk)
-        )
+    try:
+        async for chunk in chunks:
+            # A fetch's worth of an extract (megabytes) takes milliseconds to deflate: in
+            # a worker thread (ISA-L lets go of the GIL), the event loop serves meanwhile.
+            yield (
+                await asyncio.to_thread(deflate, chunk)
+                if len(chunk) >= THREAD_BYTES
+                else deflate(chunk)
+            )
+    finally:  # a reader that leaves closes the body's stream (and its database cursor) now
+        if isinstance(chunks, AsyncGenerator):
+            await chunks.aclose()
     yield compressor.flush()
 
 

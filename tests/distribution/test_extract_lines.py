@@ -5,6 +5,7 @@ must not see a difference that is only the writer's."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from typing import Any
@@ -122,11 +123,36 @@ async def test_a_reader_that_leaves_early_leaves_the_connection_usable(
     assert sql is not None
     async with read_snapshot(services.sessions) as session:
         lines = extract_sql.lines_from_database(session, sql)
-        first = [await anext(lines) for _ in range(3)]  # a second fetch is under way
+        first = [await anext(lines) for _ in range(2)]  # the first fetch; the second is asked
         await lines.aclose()
-        assert len(first) == 3
+        assert len(first) == 2
         assert await session.scalar(select(func.count()).select_from(AUTH.model)) == 40
     assert len(await _database_lines(services, AUTH)) == 40
+
+
+@pytest.mark.postgres_only
+async def test_an_extract_left_early_gives_its_connection_back_whole(
+    services: Services, monkeypatch: Any
+) -> None:
+    """A connector that hangs up in the middle of an extract: the fetch under way ends
+    before the snapshot's transaction is rolled back, on every connection of the pool,
+    and the next extract is whole."""
+    monkeypatch.setattr(extract_sql, "FIRST_FETCH", 2)
+    from cdb_service.registry.store.batch_items import BatchItem
+
+    items = [BatchItem.of(AUTH, validate(AUTH, factories.authority(code=f"DE:E{n:03d}")), n)
+             for n in range(40)]  # fmt: skip
+    await services.batches.apply(items, "importer")
+    keys = services.signing
+    request = extracts.ExtractRequest(kinds=[AUTH])
+    for _ in range(services.engine.pool.size() + 1):  # each connection of the pool, and again
+        stream = extracts.stream_extract(services.sessions, keys, request)
+        await anext(stream)  # the snapshot line
+        written = await anext(stream)  # the first fetch's lines; the second is asked for
+        assert written.count(b"\n") == 2
+        await stream.aclose()
+    whole = b"".join([w async for w in extracts.stream_extract(services.sessions, keys, request)])
+    assert whole.count(b'{"type":"entry"') == 40
 
 
 def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -165,3 +191,32 @@ async def test_the_database_writes_each_line_as_its_row_comes_out(services: Serv
                     assert "convert_to" not in written, f"{kind.name} sorts its written lines"
                 checked += 1
     assert checked == 2 * len(KINDS)
+
+
+async def test_a_fetch_is_chained_alike_on_the_loop_and_in_a_thread(monkeypatch: Any) -> None:
+    """Short lines are chained on the loop, a few at a time; long ones (a criterion's
+    thousands of geo keys) a fetch at a time in a worker thread. Both give the bytes, the
+    chain, the count and the digest that Python's writing of the same lines gives."""
+    monkeypatch.setattr(extracts, "FLUSH_BYTES", 100)  # several writes of the short lines
+    threaded: list[int] = []
+    to_thread = asyncio.to_thread
+
+    async def spy(work: Any, bodies: list[bytes]) -> bytes:
+        threaded.append(len(bodies))
+        return await to_thread(work, bodies)
+
+    monkeypatch.setattr(extracts.asyncio, "to_thread", spy)
+    short = [b'{"n":%d,"t":"\xc3\xa9"}' % n for n in range(20)]
+    long = [b'{"n":%d,"t":"%s"}' % (n, b"x" * 3000) for n in range(5)]
+    for bodies, writes_at_least, in_threads in ((short, 3, []), (long, 1, [5])):
+        threaded.clear()
+        python = extracts.SignedLines()
+        expected = b"".join(python.item(body.decode()) or b"" for body in bodies)
+        expected += python.flush() or b""
+        lines = extracts.SignedLines()
+        writes = [write async for write in extracts._chained(lines, bodies)]
+        assert b"".join(writes) == expected
+        assert (lines.chain, lines.count) == (python.chain, python.count)
+        assert lines.count == len(bodies)
+        assert lines.digest.hexdigest() == python.digest.hexdigest()
+        assert len(writes) >= writes_at_least and threaded == in_threads

@@ -374,3 +374,31 @@ async def test_a_large_change_is_shared_in_a_new_snapshot_long_before_the_interv
         assert _codes(resolve(follower.index, resolve_query(query))) == ["DE:COURT-0"]
     finally:
         await follower.stop()
+
+
+async def test_a_failing_builder_is_tried_again_less_and_less_often(
+    settings: Settings, services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A renewal that fails (the builder exits, the disk is full) is tried again after
+    0.1, 0.2, 0.4 … s here (seconds to minutes in service), not at every look."""
+    from cdb_service.lookup import follower as following
+
+    monkeypatch.setattr(following, "RENEW_LOOK_S", 0.05)
+    await _registry(services, courts=1)
+    shared = _shared(settings, tmp_path / "lookup-index.snap")
+    follower = IndexFollower(services.settings, interval=0.05, shared=shared,
+                             renew_every_s=0.1)  # fmt: skip
+    await follower.start()
+    tries: list[float] = []
+
+    def failing() -> None:
+        tries.append(0.0)
+        raise RuntimeError("the lookup snapshot's builder exited with 1")
+
+    monkeypatch.setattr(shared, "build_file", failing)
+    try:
+        await _court(services, 1)  # the feed moves past the snapshot: a renewal is due
+        await asyncio.sleep(2)
+        assert 2 <= len(tries) <= 6  # at every look (0.05 s): about 30
+    finally:
+        await follower.stop()

@@ -19,6 +19,8 @@ from cdb_service.web.qvalues import accepted
         ("gzip;q=0, identity", ["identity"]),  # q=0: refused
         ("gzip;q=abc, br", ["br"]),  # a weight that cannot be read: refused too
         ("gzip;q=nan, br;Q=0.1", ["br"]),
+        ("gzip;q=2, deflate;q=1e3, zstd;q=inf, br;q=1.000", ["br"]),  # beyond 0-1: refused
+        ("gzip;q=0.0001, br;q=0.001, zstd; q = 0.5 ", ["zstd", "br"]),  # three decimals
         (" , ;q=1, de ;level=1; q=0.3", ["de"]),  # empty items, a parameter before q
     ],
 )
