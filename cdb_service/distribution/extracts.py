@@ -11,8 +11,8 @@ current entries' lines are written by the database itself (`extract_sql.line_sql
 the Python encoding gives) and fetched through a cursor in chunks sized by their bytes;
 so are the lines of the past (`extract_sql.as_of_line_sql`), where the document is the
 text the database holds. A row then costs the service its two hashes (link and digest)
-and one copy, done a fetch at a time in a worker thread, so the database writes the next
-fetch meanwhile and the event loop stays free for other requests.
+and one copy, while the database writes the next fetch: long lines a fetch at a time in a
+worker thread, short ones in slices on the loop, so it stays free for other requests.
 """
 
 from __future__ import annotations
