@@ -200,19 +200,13 @@ def lag_since(url: str, before: dict[float, float]) -> dict[float, float]:
     return {bound: count - before.get(bound, 0.0) for bound, count in lag_buckets(url).items()}
 
 
-def lag_p99_ms(since: dict[float, float]) -> float | None:
-    """The upper bound of the bucket the 99th percentile falls in (the histogram's
-    resolution), in ms; None without samples."""
+def lag_row(since: dict[float, float], size: str, endpoint: str) -> dict[str, Any]:
+    """A `results.json` row of the event loop's lag p99 over the samples `since` holds
+    (the upper bound of the bucket it falls in: the histogram's resolution)."""
     total = since.get(float("inf"), 0.0)
     p99 = next((b for b in sorted(since) if since[b] >= 0.99 * total), None) if total else None
-    return None if p99 is None else p99 * 1000
-
-
-def lag_row(since: dict[float, float], size: str, endpoint: str) -> dict[str, Any]:
-    """A `results.json` row of the event loop's lag p99 over the samples `since` holds."""
-    total = since.get(float("inf"), 0.0)
     return {"size": size, "endpoint": endpoint,
-            "rps": None, "p50_ms": None, "p99_ms": lag_p99_ms(since),
+            "rps": None, "p50_ms": None, "p99_ms": None if p99 is None else p99 * 1000,
             "ratio": None, "rss_mib": [], "ratio_spread": None, "runs": 1, "errors": 0,
             "unit": "", "note": f"{total:.0f} samples (every 0.1 s per worker); the upper "
             "bound of the histogram bucket the 99th percentile falls in"}  # fmt: skip

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncGenerator, Sequence
-from contextlib import aclosing
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, Integer, String, Uuid, literal, select
@@ -111,15 +110,6 @@ def as_of_line_sql(kind: KindSpec, by_owner: bool) -> str:
             f"AS following FROM entry_versions WHERE kind = {_sql_text(kind.name)} "
             "AND revision + 0 <= $1) AS upto WHERE following IS DISTINCT FROM entry_id "
             f"AND operation <> 'delete'{owner} ORDER BY entry_id")  # fmt: skip
-
-
-async def lines_from_database(session: AsyncSession, sql: str, arguments: Sequence[Any] = ()
-                              ) -> AsyncGenerator[bytes, None]:  # fmt: skip
-    """The lines of `batches_from_database`, one by one."""
-    async with aclosing(batches_from_database(session, sql, arguments)) as batches:
-        async for lines in batches:
-            for line in lines:
-                yield line
 
 
 async def batches_from_database(session: AsyncSession, sql: str, arguments: Sequence[Any] = ()

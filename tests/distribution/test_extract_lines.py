@@ -37,12 +37,8 @@ async def _database_lines(services: Services, kind: Any, owner: str | None = Non
     sql = extract_sql.line_sql(kind, owner is not None)
     assert sql is not None, f"every column of {kind.name} has an SQL encoding"
     async with read_snapshot(services.sessions) as session:
-        return [
-            line
-            async for line in extract_sql.lines_from_database(
-                session, sql, [owner] if owner else []
-            )
-        ]
+        batches = extract_sql.batches_from_database(session, sql, [owner] if owner else [])
+        return [line async for batch in batches for line in batch]
 
 
 @pytest.mark.postgres_only
@@ -122,9 +118,9 @@ async def test_a_reader_that_leaves_early_leaves_the_connection_usable(
     sql = extract_sql.line_sql(AUTH, False)
     assert sql is not None
     async with read_snapshot(services.sessions) as session:
-        lines = extract_sql.lines_from_database(session, sql)
-        first = [await anext(lines) for _ in range(2)]  # the first fetch; the second is asked
-        await lines.aclose()
+        batches = extract_sql.batches_from_database(session, sql)
+        first = await anext(batches)  # the first fetch; the second is asked for
+        await batches.aclose()
         assert len(first) == 2
         assert await session.scalar(select(func.count()).select_from(AUTH.model)) == 40
     assert len(await _database_lines(services, AUTH)) == 40

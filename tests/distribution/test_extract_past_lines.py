@@ -27,8 +27,8 @@ async def _database(services: Services, revision: int, owner: str | None = None
     sql = extract_sql.as_of_line_sql(AUTH, owner is not None)
     arguments = [revision, owner] if owner is not None else [revision]
     async with read_snapshot(services.sessions) as session:
-        lines = [json.loads(line) async for line in
-                 extract_sql.lines_from_database(session, sql, arguments)]  # fmt: skip
+        batches = extract_sql.batches_from_database(session, sql, arguments)
+        lines = [json.loads(line) async for batch in batches for line in batch]
     assert all(line["type"] == "entry" and line["kind"] == AUTH.name for line in lines)
     return [(line["id"], line["version"], line["revision"], line["document"]) for line in lines]
 
